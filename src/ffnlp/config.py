@@ -1,0 +1,336 @@
+"""Configuration: frozen dataclasses, TOML in and out, dotted overrides, validation.
+
+Each component owns a frozen dataclass whose fields carry their default, a help line and their
+constraints (via :func:`option`).  A task's configuration nests those dataclasses.  Values arrive in
+this order, later ones winning: defaults in code -> a TOML file (``--config``) -> ``--set key=value``
+overrides.  :func:`build` checks the whole result and raises one :class:`ConfigError` listing every
+problem, with a "did you mean" for misspelt keys.  :func:`dump_toml` writes the resolved
+configuration back, so that any run can be reproduced from its ``config.toml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import sys
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar, Union
+
+from ffnlp.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+T = TypeVar("T")
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: Iterable[Any] | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A dataclass field with a help line and constraints checked by :func:`build`."""
+    meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
+            "ge": ge, "gt": gt, "le": le, "lt": lt}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def section(cls: type[T]) -> T:
+    """A nested dataclass field whose default is ``cls()``."""
+    return dataclasses.field(default_factory=cls)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------
+# building a config from nested dicts
+
+
+def build(cls: type[T], data: Mapping[str, Any] | None = None, overrides: Iterable[str] = ()) -> T:
+    """Make ``cls`` from ``data`` (as read from TOML) plus ``key=value`` overrides; check it all.
+
+    Raises one ConfigError that lists every problem found.
+    """
+    merged: dict[str, Any] = _deep_copy(dict(data or {}))
+    problems: list[str] = []
+    for item in overrides:
+        _apply_override(cls, merged, item, problems)
+    obj = _from_dict(cls, merged, "", problems)
+    if problems:
+        raise ConfigError(_join(problems))
+    return obj  # type: ignore[return-value]
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file; a syntax error names the file and the position."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p} is not valid TOML: {exc}") from None
+
+
+def replace(obj: T, **changes: Any) -> T:
+    """``dataclasses.replace`` with validation of the changed values."""
+    data = to_dict(obj)
+    data.update(changes)
+    return build(type(obj), data)
+
+
+def _join(problems: list[str]) -> str:
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems in the configuration:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+def _apply_override(cls: type, merged: dict[str, Any], item: str, problems: list[str]) -> None:
+    if "=" not in item:
+        problems.append(f"--set expects key=value (e.g. train.lr=0.1); got {item!r}")
+        return
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    parts = key.split(".")
+    # walk the dataclass tree to check the key exists before storing it
+    target_cls: Any = cls
+    for depth, part in enumerate(parts):
+        fields = {f.name: f for f in dataclasses.fields(target_cls)}
+        if part not in fields:
+            prefix = ".".join(parts[:depth])
+            problems.append(_unknown_key(prefix, part, list(fields), via="--set"))
+            return
+        ftype = _hints(target_cls)[part]
+        if depth < len(parts) - 1:
+            if not (isinstance(ftype, type) and dataclasses.is_dataclass(ftype)):
+                problems.append(f"--set {key}: {'.'.join(parts[: depth + 1])} is a value, not a section")
+                return
+            target_cls = ftype
+    node = merged
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            problems.append(f"--set {key}: {part} is not a section in the config file")
+            return
+    node[parts[-1]] = parse_value(raw.strip())
+
+
+def parse_value(raw: str) -> Any:
+    """Read a --set value as TOML (numbers, booleans, lists, quoted strings); else a bare string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _unknown_key(prefix: str, key: str, allowed: list[str], via: str = "") -> str:
+    where = f"{prefix}.{key}" if prefix else key
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f"; did you mean {(prefix + '.' if prefix else '') + close[0]!r}?" if close else ""
+    src = f" ({via})" if via else ""
+    return f"unknown key {where!r}{src}{hint} Allowed here: {', '.join(sorted(allowed))}"
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _from_dict(cls: type, data: Mapping[str, Any], prefix: str, problems: list[str]) -> Any:
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            problems.append(_unknown_key(prefix.rstrip("."), key, list(fields)))
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        ftype = hints[name]
+        dotted = f"{prefix}{name}"
+        if isinstance(ftype, type) and dataclasses.is_dataclass(ftype):
+            sub = data.get(name, {})
+            if not isinstance(sub, Mapping):
+                problems.append(f"{dotted} must be a section (a TOML table); got {sub!r}")
+                sub = {}
+            kwargs[name] = _from_dict(ftype, sub, dotted + ".", problems)
+            continue
+        if name not in data:
+            continue
+        value, err = _coerce(data[name], ftype)
+        if err:
+            problems.append(f"{dotted} must be {err}; got {data[name]!r}")
+            continue
+        err = _check_constraints(value, f.metadata)
+        if err:
+            problems.append(f"{dotted} must be {err}; got {value!r}")
+            continue
+        kwargs[name] = value
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{prefix.rstrip('.') or cls.__name__}: {exc}")
+        return None
+    check = getattr(obj, "check", None)
+    if callable(check):
+        for msg in check() or []:
+            problems.append(f"{prefix}{msg}" if prefix else msg)
+    return obj
+
+
+def _coerce(value: Any, ftype: Any) -> tuple[Any, str | None]:
+    origin = typing.get_origin(ftype)
+    args = typing.get_args(ftype)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None, None
+        non_none = [a for a in args if a is not type(None)]
+        errs = []
+        for a in non_none:
+            v, e = _coerce(value, a)
+            if e is None:
+                return v, None
+            errs.append(e)
+        return None, " or ".join(errs)
+    if ftype is Any:
+        return value, None
+    if ftype is bool:
+        return (value, None) if isinstance(value, bool) else (None, "true or false")
+    if ftype is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, None
+        return None, "an integer"
+    if ftype is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value), None
+        return None, "a number"
+    if ftype is str:
+        return (value, None) if isinstance(value, str) else (None, "a string")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return None, f"a list ({_describe(ftype)})"
+        item_type = args[0] if args else Any
+        out = []
+        for v in value:
+            cv, e = _coerce(v, item_type)
+            if e:
+                return None, f"a list of {e}s"
+            out.append(cv)
+        return (tuple(out) if origin is tuple else out), None
+    if origin is dict:
+        return (dict(value), None) if isinstance(value, Mapping) else (None, "a table")
+    return value, None
+
+
+def _describe(ftype: Any) -> str:
+    return getattr(ftype, "__name__", str(ftype))
+
+
+def _check_constraints(value: Any, meta: Mapping[str, Any]) -> str | None:
+    choices = meta.get("choices")
+    if choices is not None and value is not None:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if v not in choices:
+                return "one of " + ", ".join(repr(c) for c in choices)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and math.isnan(value):
+            return "a number (not NaN)"
+        for key, ok, word in (
+            ("ge", lambda v, b: v >= b, ">="),
+            ("gt", lambda v, b: v > b, ">"),
+            ("le", lambda v, b: v <= b, "<="),
+            ("lt", lambda v, b: v < b, "<"),
+        ):
+            bound = meta.get(key)
+            if bound is not None and not ok(value, bound):
+                return f"{word} {bound}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# writing a config back
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """The config as nested dicts (None values left out, as TOML has no null)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            out[f.name] = to_dict(v)
+        elif v is not None:
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def dump_toml(obj_or_dict: Any) -> str:
+    """Serialise a config (or nested dict of plain values) to TOML text."""
+    data = to_dict(obj_or_dict) if dataclasses.is_dataclass(obj_or_dict) else obj_or_dict
+    lines: list[str] = []
+    _dump_table(data, [], lines)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _dump_table(data: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping)}
+    tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
+    if path and scalars:
+        lines.append(f"\n[{'.'.join(path)}]")
+    for k, v in scalars.items():
+        lines.append(f"{k} = {_toml_value(v)}")
+    for k, v in tables.items():
+        _dump_table(v, path + [k], lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        escaped = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{escaped}"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def save_toml(obj: Any, path: str | Path) -> None:
+    Path(path).write_text(dump_toml(obj), encoding="utf-8")
+
+
+def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, default, help) for every option of ``cls``: the configuration reference."""
+    rows: list[tuple[str, str, str]] = []
+    hints = _hints(cls)
+    default_obj = cls()
+    for f in dataclasses.fields(cls):
+        ftype = hints[f.name]
+        if isinstance(ftype, type) and dataclasses.is_dataclass(ftype):
+            rows.extend(describe(ftype, f"{prefix}{f.name}."))
+            continue
+        default = getattr(default_obj, f.name)
+        meta = f.metadata
+        help_ = meta.get("help", "")
+        if meta.get("choices"):
+            help_ += " (" + " | ".join(str(c) for c in meta["choices"]) + ")"
+        rows.append((f"{prefix}{f.name}", "" if default is None else _toml_value(default), help_))
+    return rows
