@@ -1,0 +1,84 @@
+"""Callback hooks: a few named no-ops that receive the trainer, plus a ready progress bar."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ffnlp.training.trainer import Trainer
+
+
+class Callback:
+    """Override any of these; each receives the trainer (and reads ``trainer.history``)."""
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_start(self, trainer: Trainer) -> None: ...
+
+    def on_batch_end(self, trainer: Trainer, loss: float | None) -> None: ...
+
+    def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer) -> None: ...
+
+    def on_fit_end(self, trainer: Trainer) -> None: ...
+
+
+class ProgressBar(Callback):
+    """A Rich progress bar: epoch, step, loss, monitored dev metric, ETA.
+
+    The CLI adds it when stderr is a terminal and --quiet is not given; library code never draws.
+    """
+
+    def __init__(self, console: Any = None):
+        self.console = console
+        self.progress: Any = None
+        self.task: Any = None
+        self.loss: float | None = None
+        self.dev: str = ""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[dev]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.progress.start()
+        total = trainer.steps_per_epoch * trainer.config.epochs
+        self.task = self.progress.add_task(
+            "train", total=total, completed=trainer.step, epoch=trainer.epoch + 1,
+            epochs=trainer.config.epochs, loss="-", dev="",
+        )
+
+    def on_batch_end(self, trainer: Trainer, loss: float | None) -> None:
+        if loss is not None:
+            self.loss = loss
+        self.progress.update(
+            self.task, completed=trainer.step, epoch=min(trainer.epoch + 1, trainer.config.epochs),
+            loss=f"{self.loss:.4f}" if self.loss is not None else "-", dev=self.dev,
+        )
+
+    def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        name = trainer.config.monitor.split(".", 1)[1]
+        if name in metrics:
+            self.dev = f"dev {name} {metrics[name]:.4f}"
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,106 @@
+"""Batch sources: how the trainer walks a dataset that was tensorised once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+Batch = dict[str, Any]
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    def __len__(self) -> int: ...
+
+    def num_batches(self, batch_size: int) -> int: ...
+
+    def batches(self, batch_size: int, generator: torch.Generator | None) -> Iterator[Batch]: ...
+
+
+def order(n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """A shuffled permutation drawn from ``generator``, or 0..n-1 when there is none."""
+    if generator is None:
+        return torch.arange(n)
+    return torch.randperm(n, generator=generator)
+
+
+class TensorBatches:
+    """Rows of equal-length tensors, batched by indexing: the dataset is tensorised once."""
+
+    def __init__(self, tensors: Mapping[str, torch.Tensor]):
+        sizes = {k: int(v.shape[0]) for k, v in tensors.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"tensors must have the same number of rows; got {sizes}")
+        self.tensors = dict(tensors)
+        self.size = next(iter(sizes.values()), 0)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def num_batches(self, batch_size: int) -> int:
+        return -(-self.size // batch_size)
+
+    def batches(self, batch_size: int, generator: torch.Generator | None) -> Iterator[Batch]:
+        idx = order(self.size, generator)
+        for start in range(0, self.size, batch_size):
+            rows = idx[start : start + batch_size]
+            yield {k: v[rows] for k, v in self.tensors.items()}
+
+
+class SparseRowBatches:
+    """Rows of a sparse CSR matrix (bag-of-n-grams features) plus dense per-row tensors.
+
+    Each batch holds ``x`` as a sparse CSR tensor of the selected rows, so a linear layer costs
+    O(non-zeros) and never densifies the vocabulary dimension.
+    """
+
+    def __init__(self, x: torch.Tensor, **dense: torch.Tensor):
+        x = x.to_sparse_csr() if x.layout != torch.sparse_csr else x
+        self.crow = x.crow_indices()
+        self.col = x.col_indices()
+        self.val = x.values()
+        self.n_rows, self.n_cols = int(x.shape[0]), int(x.shape[1])
+        self.dense = dense
+        self.row_nnz = self.crow[1:] - self.crow[:-1]  # (N,)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def num_batches(self, batch_size: int) -> int:
+        return -(-self.n_rows // batch_size)
+
+    def rows(self, rows: torch.Tensor) -> Batch:
+        nnz = self.row_nnz[rows]
+        crow = torch.zeros(len(rows) + 1, dtype=torch.int64)
+        crow[1:] = torch.cumsum(nnz, 0)
+        starts = self.crow[rows]
+        # positions of every selected non-zero, without a Python loop over rows
+        within = torch.arange(int(crow[-1])) - torch.repeat_interleave(crow[:-1], nnz)
+        pos = torch.repeat_interleave(starts, nnz) + within
+        x = torch.sparse_csr_tensor(
+            crow, self.col[pos], self.val[pos], size=(len(rows), self.n_cols)
+        )
+        batch: Batch = {"x": x}
+        batch.update({k: v[rows] for k, v in self.dense.items()})
+        return batch
+
+    def batches(self, batch_size: int, generator: torch.Generator | None) -> Iterator[Batch]:
+        idx = order(self.n_rows, generator)
+        for start in range(0, self.n_rows, batch_size):
+            yield self.rows(idx[start : start + batch_size])
+
+
+def move_to(batch: Batch, device: torch.device) -> Batch:
+    if device.type == "cpu":
+        return batch
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def batch_size_of(batch: Batch) -> int:
+    """Examples in a batch: the rows of its first tensor."""
+    for v in batch.values():
+        if torch.is_tensor(v):
+            return int(v.shape[0])
+    return 0
