@@ -1,0 +1,279 @@
+"""Interpolated modified Kneser–Ney n-gram language model (Chen & Goodman 1998), from counts.
+
+The model reads the same token-id stream as the neural LM: ``</s> s1 </s> s2 </s> ...`` (see
+:mod:`ffnlp.text.corpus`).  An ``</s>`` in the context position means "start of sentence" (it plays
+the role of ``<s>``), so n-grams never cross a sentence boundary: an n-gram is counted only when no
+``</s>`` sits strictly inside it.  Every token after the leading ``</s>`` is predicted, ``</s>``
+included: the same perplexity convention as the neural model.
+
+Counting is vectorised with NumPy.  An n-gram gets an integer id by induction on its order: its key
+is ``id(prefix (n-1)-gram) * V + last word``, and the sorted unique keys of one order are its table
+(so ids never overflow int64, whatever the order).  The estimate follows KenLM / SRILM:
+
+* adjusted counts ``a``: raw counts at the highest order and for n-grams that start with ``<s>``;
+  elsewhere the continuation count N1+(• g), the number of distinct words seen before ``g``;
+* three discounts per order, D1, D2, D3+, from the count-of-counts of the adjusted counts;
+* ``p_n(w | h) = max(a(hw) - D(a(hw)), 0) / Σ_v a(hv) + γ(h) p_{n-1}(w | h')`` with
+  ``γ(h) = Σ_v D(a(hv)) / Σ_v a(hv)``; a context never seen at order n backs off entirely;
+* the unigram level interpolates with the uniform distribution over the V words, so every word of
+  the vocabulary (never-seen ones included) has a probability and each distribution sums to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ffnlp.errors import DataError, ModelFileError
+
+
+@dataclass
+class _Order:
+    """The tables of one order n >= 2, indexed by n-gram id or by context ((n-1)-gram) id."""
+
+    keys: np.ndarray  # (G,) int64, sorted: id(prefix) * V + word
+    numerator: np.ndarray  # (G,) float64: max(a - D(a), 0)
+    denominator: np.ndarray  # (P,) float64: Σ_v a(hv) per context id (P = size of order n-1)
+    gamma: np.ndarray  # (P,) float64: back-off weight per context id (0 where unseen)
+
+
+def _lookup(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Index of each query in the sorted ``keys``, or -1 when absent."""
+    pos = np.searchsorted(keys, query)
+    pos_c = np.minimum(pos, max(len(keys) - 1, 0))
+    found = (pos < len(keys)) & (keys[pos_c] == query) if len(keys) else np.zeros(len(query), bool)
+    return np.where(found, pos_c, -1)
+
+
+def _spans(ids: np.ndarray, eos_id: int) -> np.ndarray:
+    """Longest n-gram ending at each position with no ``</s>`` strictly inside it.
+
+    Position 0 must hold ``</s>`` (the start marker); it gets span 1.
+    """
+    n = len(ids)
+    marks = np.where(ids == eos_id, np.arange(n), -1)
+    last = np.maximum.accumulate(marks)  # last </s> at or before t
+    prev = np.empty(n, dtype=np.int64)
+    prev[0] = 0
+    prev[1:] = last[:-1]  # last </s> strictly before t
+    return np.arange(n) - prev + 1
+
+
+def discounts(adjusted: np.ndarray) -> tuple[float, float, float]:
+    """Chen & Goodman's D1, D2, D3+ from the count-of-counts of one order's adjusted counts.
+
+    Falls back to (0.5, 1.0, 1.5) when some count-of-count is zero (tiny corpora), and keeps every
+    D_k within [0, k] so that no probability goes negative.
+    """
+    n1, n2, n3, n4 = (int(np.count_nonzero(adjusted == k)) for k in (1, 2, 3, 4))
+    if min(n1, n2, n3, n4) == 0:
+        return (0.5, 1.0, 1.5)
+    y = n1 / (n1 + 2 * n2)
+    d1 = 1 - 2 * y * n2 / n1
+    d2 = 2 - 3 * y * n3 / n2
+    d3 = 3 - 4 * y * n4 / n3
+    return (float(np.clip(d1, 0, 1)), float(np.clip(d2, 0, 2)), float(np.clip(d3, 0, 3)))
+
+
+class KneserNey:
+    """An n-gram LM over ids ``0..V-1``; build it with :meth:`fit`, score with :meth:`log_probs`."""
+
+    def __init__(
+        self,
+        order: int,
+        vocab_size: int,
+        eos_id: int,
+        unigram: np.ndarray,
+        orders: Sequence[_Order],
+        discount_table: Sequence[tuple[float, float, float]],
+    ):
+        self.order = order
+        self.vocab_size = vocab_size
+        self.eos_id = eos_id
+        self.unigram = unigram  # (V,) float64: p_1(w)
+        self.orders = list(orders)  # orders[i] holds order i + 2
+        self.discount_table = [tuple(d) for d in discount_table]  # one (D1, D2, D3+) per order
+
+    # ----------------------------------------------------------------------------------------
+    # estimation
+
+    @classmethod
+    def fit(cls, ids: np.ndarray, order: int, vocab_size: int, eos_id: int) -> KneserNey:
+        """Count every n-gram of ``ids`` (orders 1..order) and estimate the model."""
+        if order < 1:
+            raise ValueError(f"order must be >= 1; got {order}")
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) < 2:
+            raise DataError("the training corpus is empty: nothing to count n-grams from")
+        if ids[0] != eos_id:
+            raise ValueError("the id stream must start with </s> (the start-of-sentence marker)")
+        if ids.min() < 0 or ids.max() >= vocab_size:
+            raise ValueError(f"ids must lie in [0, {vocab_size}); got {ids.min()}..{ids.max()}")
+        V = vocab_size
+        span = _spans(ids, eos_id)
+        n_pos = len(ids)
+
+        # tables[n] for n >= 2: keys, raw counts, suffix id, starts-with-<s>; gram id per position
+        gram_at = {1: ids.copy()}  # id of the n-gram ending at t (-1 where not valid)
+        keys_of: dict[int, np.ndarray] = {}
+        raw_of: dict[int, np.ndarray] = {}
+        suffix_of: dict[int, np.ndarray] = {}
+        starts_bos: dict[int, np.ndarray] = {}
+        for n in range(2, order + 1):
+            pos = np.nonzero(span[1:] >= n)[0] + 1  # positions where an n-gram ends
+            key = gram_at[n - 1][pos - 1] * V + ids[pos]
+            uniq, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+            at = np.full(n_pos, -1, dtype=np.int64)
+            at[pos] = inv
+            gram_at[n] = at
+            keys_of[n] = uniq
+            raw_of[n] = counts.astype(np.float64)
+            suffix = np.empty(len(uniq), dtype=np.int64)
+            suffix[inv] = gram_at[n - 1][pos]  # drop the first word: the (n-1)-gram ending at t
+            suffix_of[n] = suffix
+            first = np.empty(len(uniq), dtype=bool)
+            first[inv] = ids[pos - n + 1] == eos_id
+            starts_bos[n] = first
+
+        # adjusted counts
+        adjusted: dict[int, np.ndarray] = {}
+        for n in range(order, 0, -1):
+            if n == order:
+                adjusted[n] = (
+                    raw_of[n] if n > 1 else np.bincount(ids[1:], minlength=V).astype(np.float64)
+                )
+                continue
+            size = V if n == 1 else len(keys_of[n])
+            continuation = np.bincount(suffix_of[n + 1], minlength=size).astype(np.float64)
+            if n == 1:
+                adjusted[n] = continuation
+            else:
+                adjusted[n] = np.where(starts_bos[n], raw_of[n], continuation)
+
+        discount_table = [discounts(adjusted[n]) for n in range(1, order + 1)]
+
+        def discount_of(a: np.ndarray, d: tuple[float, float, float]) -> np.ndarray:
+            return np.select([a == 0, a == 1, a == 2], [0.0, d[0], d[1]], default=d[2])
+
+        a1 = adjusted[1]
+        d1 = discount_of(a1, discount_table[0])
+        total = a1.sum()
+        unigram = np.maximum(a1 - d1, 0) / total + (d1.sum() / total) / V
+
+        orders = []
+        for n in range(2, order + 1):
+            a = adjusted[n]
+            d = discount_of(a, discount_table[n - 1])
+            prefix = keys_of[n] // V
+            size = V if n == 2 else len(keys_of[n - 1])
+            denominator = np.bincount(prefix, weights=a, minlength=size)
+            gamma_num = np.bincount(prefix, weights=d, minlength=size)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                gamma = np.where(denominator > 0, gamma_num / denominator, 0.0)
+            orders.append(_Order(keys_of[n], np.maximum(a - d, 0), denominator, gamma))
+        return cls(order, V, eos_id, unigram, orders, discount_table)
+
+    # ----------------------------------------------------------------------------------------
+    # scoring
+
+    def log_probs(self, ids: np.ndarray) -> np.ndarray:
+        """Natural-log probability of every token of the stream after the leading ``</s>``."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0 or ids[0] != self.eos_id:
+            raise ValueError("the id stream must start with </s> (the start-of-sentence marker)")
+        V = self.vocab_size
+        span = _spans(ids, self.eos_id)
+        targets = ids[1:]
+        prob = self.unigram[targets]  # (T,)
+        context = ids.copy()  # id of the (n-1)-gram ending at t, in table n-1 (-1 = unseen)
+        for n, tab in enumerate(self.orders, start=2):
+            h = context[:-1]  # (T,) context for the target at t = 1..
+            ok = (span[1:] >= n) & (h >= 0)
+            safe_h = np.where(ok, h, 0)
+            found = np.where(ok, _lookup(tab.keys, safe_h * V + targets), -1)
+            seen = ok & (tab.denominator[safe_h] > 0)
+            num = np.where(found >= 0, tab.numerator[np.maximum(found, 0)], 0.0)
+            den = np.where(seen, tab.denominator[safe_h], 1.0)
+            prob = np.where(seen, num / den + tab.gamma[safe_h] * prob, prob)
+            context = np.concatenate([[-1], found])
+        return np.log(prob)
+
+    def distribution(self, history: Sequence[int]) -> np.ndarray:
+        """p(w | history) for every w in the vocabulary: a (V,) float64 vector summing to 1.
+
+        ``history`` is the stream before the predicted word; only its tail after the last
+        ``</s>`` (which marks the sentence start) and the last order-1 words matter.
+        """
+        V = self.vocab_size
+        hist = [int(x) for x in history][-(self.order - 1) :] if self.order > 1 else []
+        if self.eos_id in hist:  # nothing before the sentence start counts
+            cut = len(hist) - 1 - hist[::-1].index(self.eos_id)
+            hist = hist[cut:]
+        prob = self.unigram.copy()
+        words = np.arange(V)
+        for n, tab in enumerate(self.orders, start=2):
+            if len(hist) < n - 1:
+                break
+            h = self._gram_id(hist[len(hist) - (n - 1) :])
+            if h < 0 or tab.denominator[h] <= 0:
+                break  # a longer context containing an unseen one is unseen too
+            found = _lookup(tab.keys, h * V + words)
+            num = np.where(found >= 0, tab.numerator[np.maximum(found, 0)], 0.0)
+            prob = num / tab.denominator[h] + tab.gamma[h] * prob
+        return prob
+
+    def _gram_id(self, gram: Sequence[int]) -> int:
+        """Id of an n-gram in its order's table (a word id for unigrams), or -1 if never seen."""
+        gid = int(gram[0])
+        for k, word in enumerate(gram[1:], start=2):
+            gid = int(_lookup(self.orders[k - 2].keys, np.array([gid * self.vocab_size + word]))[0])
+            if gid < 0:
+                return -1
+        return gid
+
+    # ----------------------------------------------------------------------------------------
+    # persistence: plain arrays (safetensors) plus a small JSON-able header
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+        arrays = {"unigram": self.unigram}
+        for n, tab in enumerate(self.orders, start=2):
+            arrays[f"order{n}.keys"] = tab.keys
+            arrays[f"order{n}.numerator"] = tab.numerator
+            arrays[f"order{n}.denominator"] = tab.denominator
+            arrays[f"order{n}.gamma"] = tab.gamma
+        header = {
+            "order": self.order,
+            "vocab_size": self.vocab_size,
+            "eos_id": self.eos_id,
+            "discounts": [list(d) for d in self.discount_table],
+            "ngrams": [self.vocab_size] + [len(t.keys) for t in self.orders],
+        }
+        return arrays, header
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], header: dict[str, object]) -> KneserNey:
+        try:
+            order = int(header["order"])  # type: ignore[call-overload]
+            orders = [
+                _Order(
+                    np.asarray(arrays[f"order{n}.keys"], dtype=np.int64),
+                    arrays[f"order{n}.numerator"],
+                    arrays[f"order{n}.denominator"],
+                    arrays[f"order{n}.gamma"],
+                )
+                for n in range(2, order + 1)
+            ]
+            return cls(
+                order,
+                int(header["vocab_size"]),  # type: ignore[call-overload]
+                int(header["eos_id"]),  # type: ignore[call-overload]
+                arrays["unigram"],
+                orders,
+                [tuple(d) for d in header["discounts"]],  # type: ignore[attr-defined]
+            )
+        except KeyError as exc:
+            raise ModelFileError(
+                f"the Kneser-Ney model file lacks {exc}; retrain the model"
+            ) from None
