@@ -48,9 +48,13 @@ def option(
     return dataclasses.field(default=default, metadata=meta)
 
 
-def section(cls: type[T]) -> T:
-    """A nested dataclass field whose default is ``cls()``."""
-    return dataclasses.field(default_factory=cls)  # type: ignore[return-value]
+def section(cls: type[T], **defaults: Any) -> T:
+    """A nested dataclass field whose default is ``cls(**defaults)``.
+
+    ``defaults`` lets a task change a shared component's defaults (e.g. the classifier monitors
+    dev.accuracy where the trainer's own default is dev.loss); TOML and --set still override them.
+    """
+    return dataclasses.field(default_factory=lambda: cls(**defaults))  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,7 +155,11 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _from_dict(cls: type, data: Mapping[str, Any], prefix: str, problems: list[str]) -> Any:
+def _from_dict(
+    cls: type, data: Mapping[str, Any], prefix: str, problems: list[str], base: Any = None
+) -> Any:
+    """Build ``cls`` from ``data``; missing keys take their value from ``base`` (a default
+    instance given by the parent's default_factory) or else the class default."""
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
@@ -166,9 +174,12 @@ def _from_dict(cls: type, data: Mapping[str, Any], prefix: str, problems: list[s
             if not isinstance(sub, Mapping):
                 problems.append(f"{dotted} must be a section (a TOML table); got {sub!r}")
                 sub = {}
-            kwargs[name] = _from_dict(ftype, sub, dotted + ".", problems)
+            sub_base = getattr(base, name) if base is not None else _factory_default(f)
+            kwargs[name] = _from_dict(ftype, sub, dotted + ".", problems, sub_base)
             continue
         if name not in data:
+            if base is not None:
+                kwargs[name] = getattr(base, name)
             continue
         value, err = _coerce(data[name], ftype)
         if err:
@@ -189,6 +200,12 @@ def _from_dict(cls: type, data: Mapping[str, Any], prefix: str, problems: list[s
         for msg in check() or []:
             problems.append(f"{prefix}{msg}" if prefix else msg)
     return obj
+
+
+def _factory_default(f: dataclasses.Field[Any]) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
 
 
 def _coerce(value: Any, ftype: Any) -> tuple[Any, str | None]:
@@ -319,13 +336,17 @@ def save_toml(obj: Any, path: str | Path) -> None:
 
 def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
     """(key, default, help) for every option of ``cls``: the configuration reference."""
+    return _describe_instance(cls(), prefix)
+
+
+def _describe_instance(default_obj: Any, prefix: str) -> list[tuple[str, str, str]]:
+    cls = type(default_obj)
     rows: list[tuple[str, str, str]] = []
     hints = _hints(cls)
-    default_obj = cls()
     for f in dataclasses.fields(cls):
         ftype = hints[f.name]
         if isinstance(ftype, type) and dataclasses.is_dataclass(ftype):
-            rows.extend(describe(ftype, f"{prefix}{f.name}."))
+            rows.extend(_describe_instance(getattr(default_obj, f.name), f"{prefix}{f.name}."))
             continue
         default = getattr(default_obj, f.name)
         meta = f.metadata

@@ -52,15 +52,16 @@ class TensorBatches:
 class SparseRowBatches:
     """Rows of a sparse CSR matrix (bag-of-n-grams features) plus dense per-row tensors.
 
-    Each batch holds ``x`` as a sparse CSR tensor of the selected rows, so a linear layer costs
-    O(non-zeros) and never densifies the vocabulary dimension.
+    A batch holds the selected rows flattened as ``ids`` (column of each non-zero), ``weights``
+    (its value) and ``offsets`` (where each row starts): the input of an ``EmbeddingBag`` in sum
+    mode, which computes the sparse-dense product without densifying the feature dimension.
     """
 
     def __init__(self, x: torch.Tensor, **dense: torch.Tensor):
         x = x.to_sparse_csr() if x.layout != torch.sparse_csr else x
-        self.crow = x.crow_indices()
-        self.col = x.col_indices()
-        self.val = x.values()
+        self.crow = x.crow_indices().long()
+        self.col = x.col_indices().long()
+        self.val = x.values().float()
         self.n_rows, self.n_cols = int(x.shape[0]), int(x.shape[1])
         self.dense = dense
         self.row_nnz = self.crow[1:] - self.crow[:-1]  # (N,)
@@ -72,17 +73,14 @@ class SparseRowBatches:
         return -(-self.n_rows // batch_size)
 
     def rows(self, rows: torch.Tensor) -> Batch:
-        nnz = self.row_nnz[rows]
-        crow = torch.zeros(len(rows) + 1, dtype=torch.int64)
-        crow[1:] = torch.cumsum(nnz, 0)
-        starts = self.crow[rows]
+        nnz = self.row_nnz[rows]  # (B,)
+        offsets = torch.zeros(len(rows), dtype=torch.int64)
+        offsets[1:] = torch.cumsum(nnz, 0)[:-1]
+        total = int(nnz.sum())
         # positions of every selected non-zero, without a Python loop over rows
-        within = torch.arange(int(crow[-1])) - torch.repeat_interleave(crow[:-1], nnz)
-        pos = torch.repeat_interleave(starts, nnz) + within
-        x = torch.sparse_csr_tensor(
-            crow, self.col[pos], self.val[pos], size=(len(rows), self.n_cols)
-        )
-        batch: Batch = {"x": x}
+        within = torch.arange(total) - torch.repeat_interleave(offsets, nnz)
+        pos = torch.repeat_interleave(self.crow[rows], nnz) + within  # (nnz,)
+        batch: Batch = {"ids": self.col[pos], "weights": self.val[pos], "offsets": offsets}
         batch.update({k: v[rows] for k, v in self.dense.items()})
         return batch
 
@@ -100,6 +98,9 @@ def move_to(batch: Batch, device: torch.device) -> Batch:
 
 def batch_size_of(batch: Batch) -> int:
     """Examples in a batch: the rows of its first tensor."""
+    for key in ("y", "offsets", "targets"):
+        if key in batch:
+            return int(batch[key].shape[0])
     for v in batch.values():
         if torch.is_tensor(v):
             return int(v.shape[0])

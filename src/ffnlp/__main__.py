@@ -1,0 +1,3 @@
+from ffnlp.cli.main import main
+
+main()

@@ -1,0 +1,156 @@
+"""`ffnlp classify train|eval|predict`: thin wrappers over ffnlp.tasks.classify."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ffnlp.cli.common import (
+    CONFIG_HELP,
+    SET_HELP,
+    out_console,
+    print_json,
+    progress_callbacks,
+    setup_logging,
+    short_metrics,
+)
+from ffnlp.errors import DataError
+
+app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+
+
+def _data_overrides(fmt: str | None, encoding: str | None, skip_invalid: bool) -> list[str]:
+    sets = []
+    if fmt:
+        sets.append(f'data.format="{fmt}"')
+    if encoding:
+        sets.append(f'data.encoding="{encoding}"')
+    if skip_invalid:
+        sets.append("data.skip_invalid=true")
+    return sets
+
+
+@app.command("train")
+def train(
+    train_file: Path = typer.Option(None, "--train", help="Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok)."),
+    dev: Path = typer.Option(None, "--dev", help="Dev data: early stopping and the best epoch are chosen on it."),
+    test: Path = typer.Option(None, "--test", help="Test data: evaluated once at the end."),
+    config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    out: Path = typer.Option(None, "--out", "-o", help="Run directory (default: runs/classify-<date>-<time>)."),
+    seed: int = typer.Option(None, "--seed", help="Random seed (same as --set train.seed=N)."),
+    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
+    encoding: str = typer.Option(None, "--encoding", help="Encoding of the data files, e.g. latin-1."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
+    resume: Path = typer.Option(None, "--resume", help="Continue the interrupted run in this directory."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or messages."),
+    json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout."),
+) -> None:
+    """Train a text classifier and write a run directory.
+
+    Example:
+
+        ffnlp classify train --config configs/sst2_logreg.toml --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2
+    """
+    from ffnlp.tasks.classify import train_classifier
+
+    setup_logging(quiet or json_)
+    if train_file is None:
+        raise typer.BadParameter("--train is required", param_hint="--train")
+    overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
+    clf = train_classifier(
+        train_file, dev=dev, test=test, config=config, overrides=overrides,
+        out=resume if resume is not None else out, seed=seed, resume=resume is not None,
+        callbacks=progress_callbacks(quiet or json_),
+    )
+    summary = clf.summary
+    if json_:
+        print_json(summary)
+        return
+    if quiet:
+        return
+    table = Table(title=f"ffnlp classify: {clf.run_dir}")
+    table.add_column("split")
+    for metric in ("accuracy", "macro_f1", "loss"):
+        table.add_column(metric, justify="right")
+    for split in ("train", "dev", "test"):
+        if split in summary:
+            m = summary[split]
+            table.add_row(split, f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", f"{m['loss']:.4f}")
+    out_console.print(table)
+    out_console.print(
+        f"{summary['epochs']} epochs in {summary['train_seconds']:.1f} s; best epoch "
+        f"{summary['best_epoch']}. {summary['stop_reason']}"
+    )
+
+
+@app.command("eval")
+def evaluate(
+    run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
+    data: Path = typer.Option(..., "--data", help="Labelled data to evaluate on."),
+    fmt: str = typer.Option(None, "--format", help="Input format (default: the run's)."),
+    encoding: str = typer.Option(None, "--encoding", help="Encoding (default: the run's)."),
+    json_: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
+) -> None:
+    """Evaluate a trained classifier on labelled data.
+
+    Example:
+
+        ffnlp classify eval runs/sst2 --data ../shared/data/sst2/stsa.binary.test --json
+    """
+    from ffnlp.tasks.classify import load
+
+    clf = load(run)
+    opts = {k: v for k, v in (("format", fmt), ("encoding", encoding)) if v}
+    metrics = clf.test(data, **opts)
+    if json_:
+        print_json(metrics)
+        return
+    table = Table(title=f"{run} on {data}")
+    table.add_column("label")
+    for col in ("precision", "recall", "f1", "support"):
+        table.add_column(col, justify="right")
+    for label, m in metrics["per_class"].items():
+        table.add_row(label, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", str(m["support"]))
+    out_console.print(table)
+    out_console.print(" ".join(f"{k} {v:.4f}" for k, v in short_metrics(metrics).items()))
+
+
+@app.command("predict")
+def predict(
+    run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
+    input_: str = typer.Option("-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."),
+    k: int = typer.Option(1, "--k", min=1, help="How many labels to give per text."),
+    threshold: float = typer.Option(0.0, "--threshold", help="Only labels with at least this probability."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input file."),
+    json_: bool = typer.Option(False, "--json", help="One JSON object per line: text, label, prob, top."),
+) -> None:
+    """Predict labels for raw texts, one a line.
+
+    Example:
+
+        echo "a gripping , funny film" | ffnlp classify predict runs/sst2 --k 2 --json
+    """
+    from ffnlp.tasks.classify import load
+    from ffnlp.text.readers import read_lines
+
+    clf = load(run)
+    if input_ == "-":
+        texts = [line.rstrip("\r\n") for line in sys.stdin.read().split("\n")]
+        if texts and texts[-1] == "":
+            texts.pop()
+    else:
+        texts = [line for _, line in read_lines(input_, encoding=encoding)]
+    if not texts:
+        raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text to classify")
+    results = clf.predict(texts, k=k, threshold=threshold)
+    for text, top in zip(texts, results, strict=True):
+        label, prob = top[0] if top else (None, 0.0)
+        if json_:
+            print_json({"text": text, "label": label, "prob": prob,
+                        "top": [{"label": lab, "prob": p} for lab, p in top]})
+        else:
+            typer.echo("\t".join(f"{lab}\t{p:.4f}" for lab, p in top) + f"\t{text}")

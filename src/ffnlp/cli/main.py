@@ -1,0 +1,81 @@
+"""The `ffnlp` command: one Typer app, command groups mounted by task.
+
+Library errors (FfnlpError) become one line ``Error: ...`` on stderr and exit code 1, here and only
+here (FfnlpGroup.invoke); usage errors keep click's exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from ffnlp import __version__
+from ffnlp.errors import FfnlpError
+
+
+class FfnlpGroup(TyperGroup):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FfnlpError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+app = typer.Typer(
+    cls=FfnlpGroup,
+    name="ffnlp",
+    help="Feed-forward neural networks for NLP: text classifiers, a feed-forward language model, "
+    "skip-gram word2vec, one training loop.\n\nStart with:  ffnlp demo",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ffnlp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """ffnlp: train, evaluate and inspect feed-forward networks for NLP."""
+
+
+def _mount(module: str, name: str, help_: str) -> None:
+    """Mount ``ffnlp.cli.<module>.app`` as ``ffnlp <name>`` (skipped if that module is absent)."""
+    try:
+        mod = importlib.import_module(f"ffnlp.cli.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"ffnlp.cli.{module}":
+            return
+        raise
+    app.add_typer(mod.app, name=name, help=help_)
+
+
+_mount("classify", "classify", "Text classifiers: train, eval, predict, cv.")
+_mount("lm", "lm", "Feed-forward language model and Kneser-Ney baseline: train, eval, generate.")
+_mount("w2v", "w2v", "Skip-gram word2vec: train, eval, neighbors, export.")
+_mount("report", "report", "HTML report of a run.")
+
+from ffnlp.cli import demo as _demo  # noqa: E402
+
+app.command("demo")(_demo.demo)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Logistic regression over sparse feature vectors (bag of n-grams, tf-idf).
+
+The linear map is an ``EmbeddingBag`` in "sum" mode with per-sample weights: for a sparse row x it
+computes sum_j x_j * W[j], i.e. x @ W, touching only the non-zero features.  Binary problems have
+one logit (sigmoid + BCE), multinomial ones K logits (softmax + cross-entropy).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ffnlp.models.heads import ClassifierHead, output_size
+from ffnlp.models.registry import register
+
+
+@register("logreg")
+class LogisticRegression(nn.Module):
+    def __init__(self, num_features: int, num_classes: int, sparse: bool = False,
+                 label_smoothing: float = 0.0, class_weight: list[float] | None = None):
+        super().__init__()
+        out = output_size(num_classes)
+        self.linear = nn.EmbeddingBag(num_features, out, mode="sum", sparse=sparse)  # W: (F, K')
+        self.bias = nn.Parameter(torch.zeros(out))  # (K',)
+        nn.init.zeros_(self.linear.weight)  # the convex problem needs no symmetry breaking
+        self.head = ClassifierHead(num_classes, label_smoothing, class_weight)
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        # ids, weights: (nnz,) feature ids and values of the batch's rows; offsets: (B,) row starts
+        return self.linear(ids, offsets, per_sample_weights=weights) + self.bias  # (B, K')
+
+    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self(batch["ids"], batch["offsets"], batch["weights"])
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head.loss(self.logits(batch), batch["y"])

@@ -1,0 +1,428 @@
+"""Text classification end to end: files -> features -> model -> Trainer -> run directory.
+
+The CLI (`ffnlp classify ...`) and the Python API (`ffnlp.train_classifier`, `ffnlp.load`) both
+call this module, so neither holds logic of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from ffnlp import config as cfgmod
+from ffnlp.config import option, section
+from ffnlp.errors import ConfigError, DataError, ModelFileError
+from ffnlp.models.heads import balanced_class_weight
+from ffnlp.models.io import load_model, save_model
+from ffnlp.models.registry import build_model
+from ffnlp.runtime import make_run_dir, seed_everything, set_threads
+from ffnlp.text.readers import LabeledData, read_labeled
+from ffnlp.text.tokenize import Tokenizer
+from ffnlp.text.vocab import LabelVocab
+from ffnlp.training import Callback, InitConfig, TrainConfig, Trainer, initialize
+from ffnlp.training.data import BatchSource, SparseRowBatches
+from ffnlp.training.metrics import classification_metrics
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    format: str = option(
+        "auto", "input format", choices=("auto", "label-text", "fasttext", "csv", "tsv", "jsonl")
+    )
+    encoding: str = option("utf-8", "text encoding of the data files (e.g. latin-1 for MR)")
+    text_column: str = option("text", "CSV/TSV/JSONL: the column or key holding the text")
+    label_column: str = option("label", "CSV/TSV/JSONL: the column or key holding the label")
+    skip_invalid: bool = option(False, "skip malformed lines (and report how many) instead of failing")
+    tokenizer: str = option(
+        "whitespace", "whitespace (pre-tokenised data) or regex (words and punctuation)",
+        choices=("whitespace", "regex"),
+    )
+    lowercase: bool = option(False, "lowercase before tokenising")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    kind: str = option("ngrams", "what the model sees: ngrams (bag of word n-grams)", choices=("ngrams",))
+    ngram_range: list[int] = option([1, 2], "smallest and largest n of the word n-grams")
+    weighting: str = option("tfidf", "feature values", choices=("count", "binary", "tfidf"))
+    sublinear_tf: bool = option(True, "tf-idf: use 1 + log(tf) instead of raw counts")
+    min_count: int = option(1, "drop n-grams seen fewer times than this in training", ge=1)
+    max_features: int = option(0, "keep only the most frequent n-grams (0 = all)", ge=0)
+
+    def check(self) -> list[str]:
+        lo, hi = (self.ngram_range + [0, 0])[:2]
+        if len(self.ngram_range) != 2 or not 1 <= lo <= hi:
+            return [f"features.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n; got {self.ngram_range}"]
+        return []
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    label_smoothing: float = option(0.0, "move this much target mass to the other classes", ge=0, lt=1)
+    class_weight: str = option(
+        "none", "weigh each class's examples: none, balanced (n / (K * n_k)) or a list like '1.0,3.0'"
+    )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    type: str = option("logreg", "model family (logreg: logistic regression)")
+    init: InitConfig = section(InitConfig)
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    data: DataConfig = section(DataConfig)
+    features: FeaturesConfig = section(FeaturesConfig)
+    model: ModelConfig = section(ModelConfig)
+    loss: LossConfig = section(LossConfig)
+    train: TrainConfig = section(
+        TrainConfig, monitor="dev.accuracy", epochs=10, batch_size=32, lr=0.01, early_stopping=True
+    )
+
+
+def resolve_config(
+    config: ClassifyConfig | str | Path | dict[str, Any] | None = None,
+    overrides: Iterable[str] = (),
+    **settings: Any,
+) -> ClassifyConfig:
+    """Defaults -> TOML file or dict -> ``--set`` overrides -> keyword settings ("train.lr": 0.1)."""
+    if isinstance(config, ClassifyConfig):
+        data = cfgmod.to_dict(config)
+    elif isinstance(config, (str, Path)):
+        data = cfgmod.load_toml(config)
+    else:
+        data = dict(config or {})
+    extra = [f"{k}={json.dumps(v) if not isinstance(v, str) else json.dumps(v)}" for k, v in settings.items()]
+    return cfgmod.build(ClassifyConfig, data, list(overrides) + extra)
+
+
+# ------------------------------------------------------------------------------------ featurizers
+
+
+class Featurizer(Protocol):
+    """Turns token lists into a BatchSource; fitted on the training split only."""
+
+    kind: str
+
+    def fit(self, tokens: list[list[str]], texts: list[str]) -> None: ...
+
+    def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource: ...
+
+    def model_args(self) -> dict[str, Any]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class NgramFeaturizer:
+    """Bag of word n-grams (counts, binary or tf-idf) as sparse rows."""
+
+    kind = "ngrams"
+
+    def __init__(self, cfg: FeaturesConfig, state: dict[str, Any] | None = None):
+        from ffnlp.features.bag import BagOfNgrams
+
+        if state is not None:
+            self.bag = BagOfNgrams.from_dict(state)
+        else:
+            self.bag = BagOfNgrams(
+                ngram_range=tuple(cfg.ngram_range), weighting=cfg.weighting,
+                sublinear_tf=cfg.sublinear_tf, min_count=cfg.min_count,
+                max_features=cfg.max_features or None,
+            )
+
+    def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
+        self.bag.fit(tokens)
+        if self.bag.n_features == 0:
+            raise DataError("the training data has no n-gram that passes features.min_count; lower it")
+
+    def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource:
+        return SparseRowBatches(self.bag.transform(tokens), y=y)
+
+    def model_args(self) -> dict[str, Any]:
+        return {"num_features": self.bag.n_features}
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.bag.to_dict()
+
+
+FEATURIZERS: dict[str, Any] = {"ngrams": NgramFeaturizer}
+
+
+def make_featurizer(cfg: ClassifyConfig, state: dict[str, Any] | None = None) -> Featurizer:
+    return FEATURIZERS[cfg.features.kind](cfg.features, state)  # type: ignore[no-any-return]
+
+
+def model_args(cfg: ClassifyConfig, featurizer: Featurizer, num_classes: int,
+               class_weight: list[float] | None) -> dict[str, Any]:
+    """Constructor arguments of the configured model (stored in model.json to rebuild it)."""
+    args: dict[str, Any] = dict(featurizer.model_args())
+    args.update(num_classes=num_classes, label_smoothing=cfg.loss.label_smoothing,
+                class_weight=class_weight)
+    if cfg.model.type == "logreg":
+        args["sparse"] = cfg.train.sparse
+    return args
+
+
+# ------------------------------------------------------------------------------------- evaluation
+
+
+def make_evaluator(labels: list[str], full: bool = False, batch_size: int = 2048):
+    """evaluate(model, source) -> loss, accuracy, macro_f1 (+ per-class and confusion when full)."""
+
+    @torch.no_grad()
+    def evaluate(model: nn.Module, source: BatchSource) -> dict[str, Any]:
+        golds, preds, loss_sum, n = [], [], 0.0, 0
+        for batch in source.batches(batch_size, None):
+            logits = model.logits(batch)  # type: ignore[operator]
+            b = int(batch["y"].shape[0])
+            loss_sum += float(model.head.loss(logits, batch["y"])) * b  # type: ignore[union-attr, operator]
+            n += b
+            golds.append(batch["y"])
+            preds.append(model.head.predict(logits))  # type: ignore[union-attr, operator]
+        m = classification_metrics(torch.cat(golds), torch.cat(preds), labels)
+        out: dict[str, Any] = {"loss": loss_sum / max(n, 1), "accuracy": m["accuracy"],
+                               "macro_f1": m["macro_f1"]}
+        if full:
+            out.update(per_class=m["per_class"], confusion=m["confusion"], examples=n)
+        return out
+
+    return evaluate
+
+
+# --------------------------------------------------------------------------------- the classifier
+
+
+class Classifier:
+    """A trained text classifier: predict, test, save; what ``train_classifier`` and ``load`` return."""
+
+    def __init__(self, config: ClassifyConfig, labels: LabelVocab, featurizer: Featurizer,
+                 model: nn.Module, model_args: dict[str, Any], run_dir: Path | None = None,
+                 summary: dict[str, Any] | None = None):
+        self.config = config
+        self.labels = labels
+        self.featurizer = featurizer
+        self.model = model.eval()
+        self.model_args = model_args
+        self.run_dir = run_dir
+        self.summary = summary or {}
+        self.tokenizer = Tokenizer(config.data.tokenizer, lowercase=config.data.lowercase)
+
+    # -- prediction
+    @torch.no_grad()
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, K) class probabilities, columns in the order of ``self.labels.labels``."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        tokens = self.tokenizer.tokenize_all(texts)
+        source = self.featurizer.source(tokens, texts, torch.zeros(len(texts), dtype=torch.long))
+        self.model.eval()
+        out = []
+        for batch in source.batches(4096, None):
+            out.append(self.model.head.probabilities(self.model.logits(batch)))  # type: ignore[union-attr, operator]
+        return torch.cat(out).numpy()
+
+    def predict(self, texts: str | Sequence[str], k: int = 1, threshold: float = 0.0
+                ) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:
+        """Top-k (label, probability) pairs per text, most probable first, those >= threshold.
+
+        A single string gives one list; a list of strings gives a list of lists.
+        """
+        if k < 1:
+            raise ConfigError(f"k must be at least 1; got {k}")
+        single = isinstance(texts, str)
+        probs = self.predict_proba([texts] if single else list(texts))  # type: ignore[list-item]
+        k = min(k, probs.shape[1])
+        results = []
+        for row in probs:
+            top = np.argsort(-row, kind="stable")[:k]
+            results.append([(self.labels.labels[i], float(row[i])) for i in top if row[i] >= threshold])
+        return results[0] if single else results
+
+    def test(self, path: str | Path, **read_options: Any) -> dict[str, Any]:
+        """Metrics on a labelled file (accuracy, macro_f1, per-class P/R/F1, confusion, loss)."""
+        data = _read(path, self.config, **read_options)
+        return self.evaluate(data)
+
+    def evaluate(self, data: LabeledData) -> dict[str, Any]:
+        y = torch.tensor(self.labels.encode(data.labels), dtype=torch.long)
+        tokens = self.tokenizer.tokenize_all(data.texts)
+        source = self.featurizer.source(tokens, data.texts, y)
+        return make_evaluator(self.labels.labels, full=True)(self.model, source)
+
+    # -- persistence
+    def save(self, run_dir: str | Path) -> Path:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfgmod.save_toml(self.config, run_dir / "config.toml")
+        vocab = {"labels": self.labels.to_dict(), "features": self.featurizer.to_dict()}
+        (run_dir / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        save_model(self.model, run_dir, "classify", self.model_args)
+        self.run_dir = run_dir
+        return run_dir
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Classifier:
+        run_dir = Path(run_dir)
+        model, arch = load_model(run_dir)
+        if arch["task"] != "classify":
+            raise ModelFileError(f"{run_dir} holds a {arch['task']} model, not a classifier")
+        try:
+            config = resolve_config(run_dir / "config.toml")
+            vocab = json.loads((run_dir / "vocab.json").read_text(encoding="utf-8"))
+            labels = LabelVocab.from_dict(vocab["labels"])
+            featurizer = make_featurizer(config, vocab["features"])
+        except FileNotFoundError as exc:
+            raise ModelFileError(f"{run_dir} is incomplete: {Path(exc.filename).name} is missing") from None
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"{run_dir / 'vocab.json'} is corrupted ({exc})") from None
+        summary_path = run_dir / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        return cls(config, labels, featurizer, model, arch["args"], run_dir, summary)
+
+
+# ------------------------------------------------------------------------------------- training
+
+
+def _read(path: str | Path, cfg: ClassifyConfig, **overrides: Any) -> LabeledData:
+    d = cfg.data
+    opts = dict(format=d.format, encoding=d.encoding, text_column=d.text_column,
+                label_column=d.label_column, skip_invalid=d.skip_invalid)
+    opts.update(overrides)
+    data = read_labeled(path, **opts)
+    if data.skipped:
+        log.warning("%s: skipped %d invalid line(s) (data.skip_invalid = true)", path, data.skipped)
+    return data
+
+
+def _class_weight(cfg: ClassifyConfig, y: torch.Tensor, labels: LabelVocab) -> list[float] | None:
+    spec = cfg.loss.class_weight.strip()
+    if spec == "none":
+        return None
+    if spec == "balanced":
+        return balanced_class_weight(y, len(labels))
+    try:
+        values = [float(v) for v in spec.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != len(labels) or any(v <= 0 for v in values):
+        raise ConfigError(
+            f"loss.class_weight must be 'none', 'balanced' or {len(labels)} positive numbers "
+            f"separated by commas (one per label, in the order {labels.labels}); got {spec!r}"
+        )
+    return values
+
+
+def train_classifier(
+    train: str | Path,
+    dev: str | Path | None = None,
+    test: str | Path | None = None,
+    config: ClassifyConfig | str | Path | dict[str, Any] | None = None,
+    overrides: Iterable[str] = (),
+    out: str | Path | None = None,
+    seed: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    resume: bool = False,
+    **settings: Any,
+) -> Classifier:
+    """Train a text classifier and write its run directory.
+
+    >>> clf = train_classifier("train.txt", dev="dev.txt", out="runs/sst2",
+    ...                        overrides=["train.epochs=5"])            # doctest: +SKIP
+    >>> clf.predict("a gripping , funny film", k=1)                      # doctest: +SKIP
+    [('1', 0.93)]
+    """
+    if seed is not None:
+        settings["train.seed"] = seed
+    cfg = resolve_config(config, overrides, **settings)
+    run_dir = Path(out) if resume and out is not None else make_run_dir(out, "classify")
+    if resume:
+        saved = run_dir / "config.toml"
+        if not saved.is_file():
+            raise ModelFileError(f"cannot resume: {saved} is missing")
+        cfg = resolve_config(saved, overrides, **settings)
+    elif (run_dir / "metrics.jsonl").exists():
+        (run_dir / "metrics.jsonl").unlink()  # a fresh run in a reused folder starts a fresh log
+    cfgmod.save_toml(cfg, run_dir / "config.toml")
+    set_threads(cfg.train.threads)
+
+    started = time.perf_counter()
+    train_data = _read(train, cfg)
+    dev_data = _read(dev, cfg) if dev is not None else None
+    test_data = _read(test, cfg) if test is not None else None
+    labels = LabelVocab.build(train_data.labels)
+    if len(labels) < 2:
+        raise DataError(
+            f"{train}: every training example has the label {labels.labels[0]!r}; a classifier "
+            "needs at least two classes"
+        )
+    tokenizer = Tokenizer(cfg.data.tokenizer, lowercase=cfg.data.lowercase)
+    featurizer = make_featurizer(cfg)
+    train_tokens = tokenizer.tokenize_all(train_data.texts)
+    featurizer.fit(train_tokens, train_data.texts)
+
+    def source(data: LabeledData, tokens: list[list[str]] | None = None) -> BatchSource:
+        y = torch.tensor(labels.encode(data.labels), dtype=torch.long)
+        toks = tokens if tokens is not None else tokenizer.tokenize_all(data.texts)
+        return featurizer.source(toks, data.texts, y)
+
+    train_source = source(train_data, train_tokens)
+    dev_source = source(dev_data) if dev_data is not None else None
+    y_train = torch.tensor(labels.encode(train_data.labels), dtype=torch.long)
+    prep_seconds = time.perf_counter() - started
+
+    seed_everything(cfg.train.seed)
+    args = model_args(cfg, featurizer, len(labels), _class_weight(cfg, y_train, labels))
+    model = build_model(cfg.model.type, args)
+    if cfg.model.type != "logreg":  # logistic regression starts at zero (convex; see LogisticRegression)
+        initialize(model, cfg.model.init)
+    train_cfg = cfg.train
+    if dev_source is None and train_cfg.monitor.startswith("dev."):
+        # without dev data there is nothing to monitor: no early stopping, keep the last weights
+        train_cfg = cfgmod.replace(train_cfg, early_stopping=False, restore_best=False)
+    trainer = Trainer(model, train_cfg, train_source, dev=dev_source,
+                      evaluate=make_evaluator(labels.labels), callbacks=list(callbacks), run_dir=run_dir)
+    history = trainer.fit(resume=resume)
+
+    clf = Classifier(cfg, labels, featurizer, trainer.model.cpu().eval(), args, run_dir)
+    clf.save(run_dir)
+    summary: dict[str, Any] = {
+        "task": "classify",
+        "model": cfg.model.type,
+        "labels": labels.labels,
+        "train_examples": len(train_data),
+        "train_seconds": trainer.train_seconds,
+        "prep_seconds": prep_seconds,
+        "epochs": trainer.epoch,
+        "best_epoch": history.best_epoch,
+        "stop_reason": trainer.stop_reason,
+        "interrupted": trainer.interrupted,
+    }
+    for name, data in (("train", None), ("dev", dev_data), ("test", test_data)):
+        if data is not None:
+            summary[name] = clf.evaluate(data)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    clf.summary = summary
+    from ffnlp.report.plots import plot_history
+
+    plot_history(history.records, run_dir, metric=cfg.train.monitor.split(".", 1)[1])
+    return clf
+
+
+def load(run_dir: str | Path) -> Classifier:
+    """Load a trained classifier from its run directory."""
+    return Classifier.load(run_dir)
