@@ -1,0 +1,245 @@
+"""Bag-of-n-grams features: counts, binary indicators or tf-idf, as a sparse CSR tensor.
+
+``BagOfNgrams`` learns a vocabulary of word n-grams (orders ``ngram_range``) from token lists and
+turns token lists into rows of a (N, F) float32 sparse CSR matrix; n-grams not seen in ``fit`` are
+ignored. The n-gram of tokens ``a``, ``b`` is the feature named ``"a b"`` (so tokens must not hold
+spaces, which no ffnlp tokenizer produces). Features are sorted by name, as scikit-learn's are.
+
+tf-idf is scikit-learn's ``TfidfVectorizer(smooth_idf=True)``: ``idf = ln((1 + n) / (1 + df)) + 1``
+over the n documents seen in ``fit``; ``tf`` is the count, or ``1 + ln(count)`` with
+``sublinear_tf``; then each row is divided by its L2 norm. ``norm="auto"`` (the default) means
+``"l2"`` for tf-idf and no normalisation for counts and binary features.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ffnlp.errors import ConfigError, DataError, ModelFileError, NotFittedError
+
+WEIGHTINGS = ("count", "binary", "tfidf")
+NORMS = ("auto", "l2", None)
+
+
+class BagOfNgrams:
+    """Word n-gram features: ``fit(token_lists)`` then ``transform(token_lists) -> (N, F) CSR``."""
+
+    def __init__(
+        self,
+        ngram_range: tuple[int, int] = (1, 2),  # unigrams + bigrams: the usual strong baseline
+        weighting: str = "count",  # "count" | "binary" | "tfidf"
+        sublinear_tf: bool = False,  # tf -> 1 + ln(tf): damps repeated words in long documents
+        norm: str | None = "auto",  # "l2" | None | "auto" (= "l2" for tfidf, None otherwise)
+        min_count: int = 1,  # drop n-grams seen fewer times than this in the training data
+        max_features: int | None = None,  # keep only the most frequent n-grams (None = all)
+    ):
+        self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
+        self.weighting = weighting
+        self.sublinear_tf = bool(sublinear_tf)
+        self.norm = norm
+        self.min_count = min_count
+        self.max_features = max_features
+        self._check_params()
+        self.vocabulary_: dict[str, int] | None = None  # n-gram -> column
+        self.idf_: np.ndarray | None = None  # (F,) float64, tf-idf only
+        self.n_documents_: int = 0
+
+    def _check_params(self) -> None:
+        low, high = self.ngram_range
+        problems = []
+        if not 1 <= low <= high:
+            problems.append(
+                f"ngram_range must be (low, high) with 1 <= low <= high; got {self.ngram_range}"
+            )
+        if self.weighting not in WEIGHTINGS:
+            problems.append(
+                f"weighting must be one of {', '.join(WEIGHTINGS)}; got {self.weighting!r}"
+            )
+        if self.norm not in NORMS:
+            problems.append(f"norm must be one of 'auto', 'l2' or None; got {self.norm!r}")
+        if self.min_count < 1:
+            problems.append(f"min_count must be at least 1; got {self.min_count}")
+        if self.max_features is not None and self.max_features < 1:
+            problems.append(f"max_features must be at least 1 or None; got {self.max_features}")
+        if problems:
+            raise ConfigError("BagOfNgrams: " + "; ".join(problems))
+
+    @property
+    def effective_norm(self) -> str | None:
+        """The normalisation actually applied (``"auto"`` resolved)."""
+        if self.norm == "auto":
+            return "l2" if self.weighting == "tfidf" else None
+        return self.norm
+
+    # -- fitting -------------------------------------------------------------------------------
+
+    def _ngrams(self, tokens: Sequence[str]) -> list[str]:
+        low, high = self.ngram_range
+        out = list(tokens) if low == 1 else []
+        for n in range(max(low, 2), high + 1):
+            out.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+        return out
+
+    def fit(self, token_lists: Iterable[Sequence[str]]) -> BagOfNgrams:
+        """Learn the n-gram vocabulary (and the idf weights for tf-idf) from token lists."""
+        index: dict[str, int] = {}  # every n-gram seen -> provisional id
+        rows, cols = [], []
+        n_docs = 0
+        for row, tokens in enumerate(token_lists):
+            grams = self._ngrams(tokens)
+            setdefault = index.setdefault
+            ids = [setdefault(g, len(index)) for g in grams]
+            cols.extend(ids)
+            rows.extend([row] * len(ids))
+            n_docs = row + 1
+        if not index:
+            raise DataError(
+                f"BagOfNgrams.fit: no n-grams in {n_docs} documents; are the texts empty?"
+            )
+        col = np.asarray(cols, dtype=np.int64)
+        counts = np.bincount(col, minlength=len(index))  # (V,) total occurrences
+        pairs = np.unique(np.asarray(rows, dtype=np.int64) * len(index) + col)
+        df = np.bincount(pairs % len(index), minlength=len(index))  # (V,) documents containing it
+        names = np.array(list(index), dtype=object)
+
+        keep = np.flatnonzero(counts >= self.min_count)
+        if self.max_features is not None and len(keep) > self.max_features:
+            # most frequent first, ties by name: deterministic whatever the document order
+            by_count = sorted(keep.tolist(), key=lambda i: (-counts[i], names[i]))
+            keep = np.asarray(by_count[: self.max_features], dtype=np.int64)
+        if len(keep) == 0:
+            raise DataError(
+                f"BagOfNgrams.fit: no n-gram occurs at least min_count={self.min_count} times "
+                f"in {n_docs} documents; lower min_count"
+            )
+        keep = keep[np.argsort(names[keep].astype(str), kind="stable")]  # sorted by name
+        self.vocabulary_ = {str(names[i]): c for c, i in enumerate(keep.tolist())}
+        self.n_documents_ = n_docs
+        self.idf_ = (
+            np.log((1.0 + n_docs) / (1.0 + df[keep])) + 1.0 if self.weighting == "tfidf" else None
+        )
+        return self
+
+    # -- transforming --------------------------------------------------------------------------
+
+    def transform(self, token_lists: Iterable[Sequence[str]]) -> torch.Tensor:
+        """Features of each token list: a float32 sparse CSR tensor of shape (N, F)."""
+        vocabulary = self._fitted()
+        get = vocabulary.get
+        rows, cols = [], []
+        n_docs = 0
+        for row, tokens in enumerate(token_lists):
+            ids = [i for i in map(get, self._ngrams(tokens)) if i is not None]
+            cols.extend(ids)
+            rows.extend([row] * len(ids))
+            n_docs = row + 1
+        n_features = len(vocabulary)
+        keys = np.asarray(rows, dtype=np.int64) * n_features + np.asarray(cols, dtype=np.int64)
+        cells, tf = np.unique(keys, return_counts=True)  # sorted: row-major, columns ascending
+        row_of = cells // n_features  # (nnz,)
+        col_of = cells % n_features  # (nnz,)
+        values = self._weigh(tf.astype(np.float64), col_of, row_of, n_docs)
+        crow = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row_of, minlength=n_docs), out=crow[1:])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(
+                torch.from_numpy(crow),
+                torch.from_numpy(col_of),
+                torch.from_numpy(values.astype(np.float32)),
+                size=(n_docs, n_features),
+                check_invariants=False,  # built sorted and in range just above
+            )
+
+    def _weigh(
+        self, tf: np.ndarray, col_of: np.ndarray, row_of: np.ndarray, n_docs: int
+    ) -> np.ndarray:
+        if self.weighting == "binary":
+            values = np.ones_like(tf)
+        else:
+            values = 1.0 + np.log(tf) if self.sublinear_tf else tf
+            if self.weighting == "tfidf":
+                assert self.idf_ is not None
+                values = values * self.idf_[col_of]
+        if self.effective_norm == "l2":
+            norms = np.sqrt(np.bincount(row_of, weights=values * values, minlength=n_docs))
+            values = values / norms[row_of]  # a row with no features has no entries to divide
+        return values
+
+    def fit_transform(self, token_lists: Iterable[Sequence[str]]) -> torch.Tensor:
+        """``fit`` then ``transform`` on the same token lists."""
+        token_lists = list(token_lists)
+        return self.fit(token_lists).transform(token_lists)
+
+    # -- inspection and persistence ------------------------------------------------------------
+
+    def _fitted(self) -> dict[str, int]:
+        if self.vocabulary_ is None:
+            raise NotFittedError("this BagOfNgrams is not fitted yet; call fit(token_lists) first")
+        return self.vocabulary_
+
+    @property
+    def n_features(self) -> int:
+        return len(self._fitted())
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The n-gram of each column, in column order."""
+        return list(self._fitted())
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "ngram_range": list(self.ngram_range),
+            "weighting": self.weighting,
+            "sublinear_tf": self.sublinear_tf,
+            "norm": self.norm,
+            "min_count": self.min_count,
+            "max_features": self.max_features,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Parameters and learned state as JSON-able values (rebuild with :meth:`from_dict`)."""
+        return {
+            **self.params(),
+            "features": self.feature_names,
+            "idf": None if self.idf_ is None else self.idf_.tolist(),
+            "n_documents": self.n_documents_,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BagOfNgrams:
+        try:
+            bag = cls(
+                ngram_range=tuple(data["ngram_range"]),
+                weighting=data["weighting"],
+                sublinear_tf=data["sublinear_tf"],
+                norm=data["norm"],
+                min_count=data["min_count"],
+                max_features=data["max_features"],
+            )
+            features = list(data["features"])
+            idf = data["idf"]
+            n_documents = int(data.get("n_documents", 0))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"not a saved BagOfNgrams: {e!r}") from None
+        if (idf is None) != (bag.weighting != "tfidf") or (
+            idf is not None and len(idf) != len(features)
+        ):
+            raise ModelFileError(
+                f"a saved BagOfNgrams with weighting {bag.weighting!r} needs "
+                f"{'one idf value per feature' if bag.weighting == 'tfidf' else 'no idf values'}"
+            )
+        bag.vocabulary_ = {name: i for i, name in enumerate(features)}
+        bag.idf_ = None if idf is None else np.asarray(idf, dtype=np.float64)
+        bag.n_documents_ = n_documents
+        return bag
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        fitted = f", n_features={len(self.vocabulary_)}" if self.vocabulary_ is not None else ""
+        return f"BagOfNgrams({args}{fitted})"
