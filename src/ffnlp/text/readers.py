@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from ffnlp.errors import ConfigError, DataError
 
@@ -117,12 +117,12 @@ def _decoder_for(encoding: str) -> codecs.CodecInfo:
 
 
 def _open_binary(p: Path) -> IO[bytes]:
-    fh = p.open("rb")
-    magic = fh.read(2)
-    fh.seek(0)
+    with p.open("rb") as fh:
+        magic = fh.read(2)
     if magic == _GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
-    return fh
+        # gzip.open owns its file, so closing it closes both (GzipFile(fileobj=...) would not)
+        return cast(IO[bytes], gzip.open(p, "rb"))
+    return p.open("rb")
 
 
 def _iter_lines(p: Path, encoding: str, info: codecs.CodecInfo) -> Iterator[tuple[int, str]]:
