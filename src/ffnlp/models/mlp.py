@@ -1,0 +1,163 @@
+"""The multi-layer perceptron block every feed-forward classifier ends in.
+
+``MLP(in_dim, out_dim, hidden=[256, 128], activation="relu", dropout=0.5)`` is
+Linear -> activation -> dropout for each hidden size, then one Linear to ``out_dim`` (the logits).
+With ``hidden=[]`` it is a single affine map: logistic regression over its input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ffnlp.config import option
+from ffnlp.errors import ConfigError
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "hardtanh": nn.Hardtanh,
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.01),
+    "gelu": nn.GELU,
+}
+
+INITS = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "normal", "torch")
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """The hidden layers between a representation and the logits."""
+
+    hidden: list[int] = option(
+        [], "sizes of the hidden layers, input side first; [] = no hidden layer (linear)"
+    )
+    activation: str = option(
+        "relu", "non-linearity after each hidden layer", choices=tuple(ACTIVATIONS)
+    )
+    dropout: float = option(
+        0.0, "dropout probability after each hidden activation (training only)", ge=0.0, lt=1.0
+    )
+    input_dropout: float = option(
+        0.0, "dropout probability on the MLP's input (training only)", ge=0.0, lt=1.0
+    )
+    init: str = option(
+        "xavier_uniform",
+        "initialisation of the weight matrices; biases start at zero",
+        choices=INITS,
+    )
+    init_std: float = option(0.02, "standard deviation when init = 'normal'", gt=0.0)
+
+    def check(self) -> list[str]:
+        if any(h <= 0 for h in self.hidden):
+            return [f"hidden must hold positive layer sizes; got {self.hidden!r}"]
+        return []
+
+
+def init_linear(layer: nn.Linear, scheme: str, activation: str = "relu", std: float = 0.02) -> None:
+    """Initialise one Linear layer's weight by ``scheme``; zero its bias ('torch' keeps torch's default)."""
+    if scheme == "torch":
+        return
+    w = layer.weight
+    if scheme == "xavier_uniform":
+        nn.init.xavier_uniform_(w, gain=_gain(activation))
+    elif scheme == "xavier_normal":
+        nn.init.xavier_normal_(w, gain=_gain(activation))
+    elif scheme in ("kaiming_uniform", "kaiming_normal"):
+        nonlin = "leaky_relu" if activation == "leaky_relu" else "relu"
+        fn = nn.init.kaiming_uniform_ if scheme == "kaiming_uniform" else nn.init.kaiming_normal_
+        fn(w, a=0.01 if nonlin == "leaky_relu" else 0.0, nonlinearity=nonlin)
+    elif scheme == "normal":
+        nn.init.normal_(w, 0.0, std)
+    else:
+        raise ConfigError(f"model.mlp.init must be one of {', '.join(INITS)}; got {scheme!r}")
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
+def _gain(activation: str) -> float:
+    if activation in ("tanh", "hardtanh"):
+        return nn.init.calculate_gain("tanh")
+    if activation in ("relu", "gelu"):
+        return nn.init.calculate_gain("relu")
+    if activation == "leaky_relu":
+        return nn.init.calculate_gain("leaky_relu", 0.01)
+    return 1.0  # sigmoid and the output layer: Glorot's original setting
+
+
+class MLP(nn.Module):
+    """(B, in_dim) -> hidden layers -> (B, out_dim)."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden: Sequence[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        init: str = "xavier_uniform",
+        init_std: float = 0.02,
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"model.mlp.activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}"
+            )
+        if in_dim <= 0 or out_dim <= 0:
+            raise ConfigError(
+                f"an MLP needs positive input and output sizes; got {in_dim} -> {out_dim}"
+            )
+        self.in_dim, self.out_dim = in_dim, out_dim
+        self.hidden = list(hidden)
+        self.activation = activation
+        layers: list[nn.Module] = []
+        if input_dropout > 0:
+            layers.append(nn.Dropout(input_dropout))
+        width = in_dim
+        for size in self.hidden:
+            linear = nn.Linear(width, size)
+            init_linear(linear, init, activation, init_std)
+            layers += [linear, ACTIVATIONS[activation]()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = size
+        out = nn.Linear(width, out_dim)
+        init_linear(out, init, "linear", init_std)
+        layers.append(out)
+        self.layers = nn.Sequential(*layers)
+
+    @classmethod
+    def from_config(cls, in_dim: int, out_dim: int, config: MLPConfig) -> MLP:
+        return cls(
+            in_dim,
+            out_dim,
+            hidden=config.hidden,
+            activation=config.activation,
+            dropout=config.dropout,
+            input_dropout=config.input_dropout,
+            init=config.init,
+            init_std=config.init_std,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.layout != torch.strided:
+            # sparse rows (bag of n-grams): the first product costs O(non-zeros); input dropout,
+            # which would densify x, is skipped
+            first = next(i for i, m in enumerate(self.layers) if isinstance(m, nn.Linear))
+            linear = self.layers[first]
+            h = torch.sparse.mm(x, linear.weight.t()) + linear.bias  # (B, in_dim) -> (B, H)
+            return self.layers[first + 1 :](h)  # (B, out_dim)
+        return self.layers(x)  # (B, in_dim) -> (B, out_dim)
+
+    def extra_repr(self) -> str:
+        sizes = " -> ".join(str(s) for s in [self.in_dim, *self.hidden, self.out_dim])
+        return f"{sizes}, activation={self.activation}"
+
+    def flops_per_example(self) -> int:
+        """Multiply-adds of one forward pass (for shape reports)."""
+        sizes = [self.in_dim, *self.hidden, self.out_dim]
+        return sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
