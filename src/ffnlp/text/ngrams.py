@@ -107,6 +107,8 @@ def ngram_hashes_flat(
         inside = sentence[: len(h)] == sentence[n - 1 :]  # first and last token in one sentence
         ids.append(h[inside] % np.uint64(buckets))
         owners.append(sentence[: len(h)][inside])
+    if not owners:  # no sentence reaches order 2
+        return np.zeros(0, dtype=np.int64), np.zeros(n_sentences + 1, dtype=np.int64)
     owner = np.concatenate(owners)
     order = np.argsort(owner, kind="stable")  # group by sentence, keeping order n, then position
     flat = np.concatenate(ids)[order].astype(np.int64)
