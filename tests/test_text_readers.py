@@ -237,7 +237,10 @@ def test_fasttext_label_tokens_after_the_text_are_text(tmp_path):
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
-        ('{"text": "a"}', "no key 'label' (keys: 'text'); pass --text-column / --label-column"),
+        (
+            '{"text": "a"}',
+            "no key 'label' (keys: 'text'); choose the keys with text_column / label_column",
+        ),
         ('["a", 1]', "a JSON list, not an object"),
         ('{"text": 3, "label": 1}', "'text' is a int, not a string"),
         ('{"text": "a", "label": [1, 2]}', "the label is a list; multi-label"),
@@ -269,8 +272,9 @@ def test_csv_missing_columns_lists_the_header(tmp_path):
     with pytest.raises(DataError) as info:
         read_labeled(path)
     assert str(info.value) == (
-        f"{path}:1: no column 'text' (pass --text-column NAME); no column 'label' "
-        "(pass --label-column NAME); the CSV header has the columns 'sentence', 'polarity'"
+        f"{path}:1: no column 'text' (choose one with text_column, CLI: --set "
+        "data.text_column=NAME); no column 'label' (choose one with label_column, CLI: --set "
+        "data.label_column=NAME); the CSV header has the columns 'sentence', 'polarity'"
     )
     data = read_labeled(path, text_column="sentence", label_column="polarity")
     assert data.texts == ["hi"] and data.labels == ["1"]

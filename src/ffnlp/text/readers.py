@@ -332,12 +332,15 @@ def _column_indices(
     header = [h.strip(_ASCII_SPACE) for h in header]
     missing = [
         (option, name)
-        for option, name in (("--text-column", text_column), ("--label-column", label_column))
+        for option, name in (("text_column", text_column), ("label_column", label_column))
         if name not in header
     ]
     if missing:
         columns = ", ".join(repr(h) for h in header)
-        what = "; ".join(f"no column {name!r} (pass {option} NAME)" for option, name in missing)
+        what = "; ".join(
+            f"no column {name!r} (choose one with {option}, CLI: --set data.{option}=NAME)"
+            for option, name in missing
+        )
         raise DataError(f"{p}:1: {what}; the {fmt.upper()} header has the columns {columns}")
     return header.index(text_column), header.index(label_column)
 
@@ -428,7 +431,10 @@ def _jsonl_records(
             names = " and ".join(repr(k) for k in missing)
             yield (
                 number,
-                _Invalid(f"no key {names} (keys: {keys}); pass --text-column / --label-column"),
+                _Invalid(
+                    f"no key {names} (keys: {keys}); choose the keys with text_column / "
+                    "label_column (CLI: --set data.text_column=KEY)"
+                ),
             )
             continue
         text, label = obj[text_column], obj[label_column]
