@@ -26,6 +26,19 @@ WEIGHTINGS = ("count", "binary", "tfidf")
 NORMS = ("auto", "l2", None)
 
 
+def _unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values of an int64 array and how often each occurs.
+
+    np.unique does the same, but numpy 2's hash-based path is several times slower here.
+    """
+    keys = np.sort(keys)
+    if len(keys) == 0:
+        return keys, np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    counts = np.diff(np.append(starts, len(keys)))
+    return keys[starts], counts
+
+
 class BagOfNgrams:
     """Word n-gram features: ``fit(token_lists)`` then ``transform(token_lists) -> (N, F) CSR``."""
 
@@ -103,7 +116,7 @@ class BagOfNgrams:
             )
         col = np.asarray(cols, dtype=np.int64)
         counts = np.bincount(col, minlength=len(index))  # (V,) total occurrences
-        pairs = np.unique(np.asarray(rows, dtype=np.int64) * len(index) + col)
+        pairs, _ = _unique_counts(np.asarray(rows, dtype=np.int64) * len(index) + col)
         df = np.bincount(pairs % len(index), minlength=len(index))  # (V,) documents containing it
         names = np.array(list(index), dtype=object)
 
@@ -118,7 +131,7 @@ class BagOfNgrams:
                 f"in {n_docs} documents; lower min_count"
             )
         keep = keep[np.argsort(names[keep].astype(str), kind="stable")]  # sorted by name
-        self.vocabulary_ = {str(names[i]): c for c, i in enumerate(keep.tolist())}
+        self.vocabulary_ = {name: c for c, name in enumerate(names[keep].tolist())}
         self.n_documents_ = n_docs
         self.idf_ = (
             np.log((1.0 + n_docs) / (1.0 + df[keep])) + 1.0 if self.weighting == "tfidf" else None
@@ -140,7 +153,7 @@ class BagOfNgrams:
             n_docs = row + 1
         n_features = len(vocabulary)
         keys = np.asarray(rows, dtype=np.int64) * n_features + np.asarray(cols, dtype=np.int64)
-        cells, tf = np.unique(keys, return_counts=True)  # sorted: row-major, columns ascending
+        cells, tf = _unique_counts(keys)  # sorted: row-major, columns ascending
         row_of = cells // n_features  # (nnz,)
         col_of = cells % n_features  # (nnz,)
         values = self._weigh(tf.astype(np.float64), col_of, row_of, n_docs)
