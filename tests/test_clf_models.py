@@ -14,8 +14,8 @@ from ffnlp.models.pooled import (
     PooledEmbeddingClassifier,
     drop_words,
     encode_bags,
-    ngram_ids,
 )
+from ffnlp.text.ngrams import ngram_hashes
 
 # --------------------------------------------------------------------------------------- MLP
 
@@ -78,12 +78,12 @@ def test_mlp_config_rejects_bad_sizes() -> None:
 
 
 def _model(pooling: str = "mean", **kw: object) -> PooledEmbeddingClassifier:
-    return PooledEmbeddingClassifier(20, 4, 3, pooling=pooling, **kw)  # type: ignore[arg-type]
+    return PooledEmbeddingClassifier(20, 3, 4, pooling=pooling, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("pooling", ["mean", "sum", "max", "mean_max"])
 def test_pooling_matches_manual(pooling: str) -> None:
-    model = _model(pooling, mlp=MLPConfig(hidden=[5]))
+    model = _model(pooling, hidden=[5])
     model.eval()
     ids = torch.tensor([1, 2, 3, 4, 5, 6])
     offsets = torch.tensor([0, 1, 4])
@@ -170,13 +170,14 @@ def test_pretrained_dimension_mismatch_is_a_clear_error() -> None:
 
 def test_encode_bags_words_then_hashed_ngrams() -> None:
     vocab = {"a": 0, "b": 1, "c": 2}
-    bags = encode_bags([["a", "b", "zz"], [], ["c"]], vocab, ngrams=2, buckets=10, labels=[1, 0, 1])
-    assert bags.offsets.tolist() == [0, 4, 4]
-    assert bags.ids[:2].tolist() == [0, 1]  # unknown 'zz' is left out
-    assert all(3 <= i < 13 for i in bags.ids[2:4].tolist())  # two bigrams, after the vocabulary
-    assert bags.lengths.tolist() == [4, 0, 1]
-    # the hash is stable across processes (not Python's salted hash)
-    assert ngram_ids(["a", "b"], 2, 1000, {}) == ngram_ids(["a", "b"], 2, 1000, {})
+    texts = [["a", "b", "zz"], [], ["c"], ["c", "a"]]
+    bags = encode_bags(texts, vocab, ngrams=2, buckets=10, labels=[1, 0, 1, 0])
+    assert bags.offsets.tolist() == [0, 4, 4, 5]
+    assert bags.lengths.tolist() == [4, 0, 1, 3]
+    grams = [3 + h for h in ngram_hashes(["a", "b", "zz"], 2, 10)]  # after the vocabulary
+    assert bags.ids[:4].tolist() == [0, 1, *grams]  # unknown 'zz' is left out, its bigram is not
+    assert bags.ids[5:].tolist() == [2, 0, 3 + ngram_hashes(["c", "a"], 2, 10)[0]]
+    assert bags.labels is not None and bags.labels.tolist() == [1, 0, 1, 0]
 
 
 def test_bag_batches_gather_the_right_bags() -> None:
@@ -198,15 +199,33 @@ def test_bag_batches_gather_the_right_bags() -> None:
 
 
 def test_feature_mlp_dense_and_sparse_agree() -> None:
-    model = FeatureMLP(8, 2, MLPConfig(hidden=[4]))
+    model = FeatureMLP(8, 3, hidden=[4])
     x = torch.randn(3, 8).relu()
+    x[1] = 0.0  # an all-zero row
     torch.testing.assert_close(model(x), model(x.to_sparse()))
-    loss = model.loss({"x": x, "y": torch.tensor([0, 1, 1])})
-    torch.testing.assert_close(loss, F.cross_entropy(model(x), torch.tensor([0, 1, 1])))
+    nz = x.nonzero()  # (nnz, 2) row-major: the SparseRowBatches layout
+    offsets = torch.searchsorted(nz[:, 0], torch.arange(3))
+    batch = {"ids": nz[:, 1], "weights": x[nz[:, 0], nz[:, 1]], "offsets": offsets}
+    torch.testing.assert_close(model.logits(batch), model(x))
+    y = torch.tensor([0, 1, 2])
+    torch.testing.assert_close(model.loss({"x": x, "y": y}), F.cross_entropy(model(x), y))
+
+
+def test_binary_feature_mlp_has_one_logit() -> None:
+    model = FeatureMLP(5, 2, hidden=[3])
+    x, y = torch.randn(4, 5), torch.tensor([0, 1, 1, 0])
+    z = model(x)
+    assert z.shape == (4, 1)
+    torch.testing.assert_close(
+        model.loss({"x": x, "y": y}), F.binary_cross_entropy_with_logits(z[:, 0], y.float())
+    )
+    torch.testing.assert_close(model.predict_proba(x)[:, 1], torch.sigmoid(z[:, 0]))
 
 
 def test_feature_mlp_errors() -> None:
-    with pytest.raises(ConfigError, match="at least 2 classes; got 1"):
+    with pytest.raises(ValueError, match="at least two classes"):
         FeatureMLP(3, 1)
+    with pytest.raises(ConfigError, match="at least one feature; got 0"):
+        FeatureMLP(0, 2)
     with pytest.raises(ValueError, match="expected 3 features per row; got 4"):
         FeatureMLP(3, 2)(torch.zeros(1, 4))

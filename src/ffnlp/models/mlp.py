@@ -30,7 +30,10 @@ INITS = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
 
 @dataclass(frozen=True)
 class MLPConfig:
-    """The hidden layers between a representation and the logits."""
+    """Section [model.mlp]: the hidden layers between a representation and the logits.
+
+    Weights start Xavier-uniform (gain for the activation); [model.init] chooses another scheme.
+    """
 
     hidden: list[int] = option(
         [], "sizes of the hidden layers, input side first; [] = no hidden layer (linear)"
@@ -44,12 +47,6 @@ class MLPConfig:
     input_dropout: float = option(
         0.0, "dropout probability on the MLP's input (training only)", ge=0.0, lt=1.0
     )
-    init: str = option(
-        "xavier_uniform",
-        "initialisation of the weight matrices; biases start at zero",
-        choices=INITS,
-    )
-    init_std: float = option(0.02, "standard deviation when init = 'normal'", gt=0.0)
 
     def check(self) -> list[str]:
         if any(h <= 0 for h in self.hidden):
@@ -139,8 +136,6 @@ class MLP(nn.Module):
             activation=config.activation,
             dropout=config.dropout,
             input_dropout=config.input_dropout,
-            init=config.init,
-            init_std=config.init_std,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,85 +17,81 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ffnlp.config import option, section
+from ffnlp.config import option
 from ffnlp.errors import ConfigError, DataError
-from ffnlp.models.mlp import MLP, MLPConfig
+from ffnlp.models.heads import ClassifierHead, output_size
+from ffnlp.models.mlp import MLP
+from ffnlp.models.registry import register
 
 POOLINGS = ("mean", "sum", "max", "mean_max")
 EMBED_INITS = ("uniform", "normal", "zeros")
+VECTOR_FORMATS = ("auto", "word2vec-text", "word2vec-binary", "glove", "fasttext-vec")
 
 
 @dataclass(frozen=True)
 class PooledConfig:
-    """Section [model.pooled]: the embedding bag in front of the MLP."""
+    """Section [model.pooled]: the embedding bag in front of the MLP ([model.mlp])."""
 
     dim: int = option(
         100, "embedding dimension D (must equal the pretrained vectors' when given)", ge=1
     )
     pooling: str = option("mean", "how a bag of embeddings becomes one vector", choices=POOLINGS)
-    ngrams: int = option(
-        2, "word n-grams up to this order are hashed into buckets (1 = words only)", ge=1
-    )
-    buckets: int = option(
-        200_000, "hash buckets for word n-grams (fastText's default is 2,000,000)", ge=1
-    )
     word_dropout: float = option(
-        0.0, "probability of dropping each word/n-gram of a bag in training", ge=0.0, lt=1.0
+        0.0, "probability of dropping each word/n-gram of a text in training", ge=0.0, lt=1.0
     )
     init: str = option(
         "uniform",
-        "random embedding init: uniform(+-init_scale) or normal(0, init_scale)",
+        "random init: uniform(-s, s) or normal(0, s) with s = init_scale",
         choices=EMBED_INITS,
     )
-    init_scale: float = option(0.0, "scale of the random init; 0 = 1/D as fastText does", ge=0.0)
+    init_scale: float = option(0.0, "scale s of the random init; 0 = 1/D, as fastText", ge=0.0)
     pretrained: str = option(
         "", "word vectors file (word2vec .bin/.txt, GloVe, fastText .vec); '' = random"
     )
-    pretrained_format: str = option(
-        "auto",
-        "format of the pretrained file",
-        choices=("auto", "word2vec_bin", "word2vec_text", "glove", "vec"),
-    )
+    pretrained_format: str = option("auto", "format of the pretrained file", choices=VECTOR_FORMATS)
     freeze: bool = option(False, "keep the embedding table fixed (only the MLP learns)")
     oov_init: str = option(
         "random",
-        "vocabulary words missing from the pretrained file: 'random' (matched to its scale) or 'zeros'",
+        "vocabulary words absent from the pretrained file: random (at the file's scale) or zeros",
         choices=("random", "zeros"),
     )
-    mlp: MLPConfig = section(MLPConfig)
 
 
+@register("pooled")
 class PooledEmbeddingClassifier(nn.Module):
-    """Bag of word and n-gram ids -> pooled embedding -> MLP -> logits (B, K)."""
+    """Bag of word and n-gram ids -> pooled embedding -> MLP -> logits (B, K')."""
 
     def __init__(
         self,
         num_embeddings: int,
-        dim: int,
         num_classes: int,
+        dim: int = 100,
         *,
         pooling: str = "mean",
-        mlp: MLPConfig | None = None,
+        hidden: Sequence[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
         word_dropout: float = 0.0,
         sparse: bool = False,
         init: str = "uniform",
         init_scale: float = 0.0,
         freeze: bool = False,
-        class_weights: torch.Tensor | None = None,
         label_smoothing: float = 0.0,
+        class_weight: list[float] | None = None,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ConfigError(
                 f"model.pooled.pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}"
             )
-        if num_classes < 2:
-            raise ConfigError(f"a classifier needs at least 2 classes; got {num_classes}")
         if sparse and pooling in ("max", "mean_max"):
             raise ConfigError(
                 f"model.pooled.pooling = {pooling!r} has no sparse-gradient kernel in torch; "
@@ -103,21 +99,16 @@ class PooledEmbeddingClassifier(nn.Module):
             )
         self.pooling = pooling
         self.word_dropout = word_dropout
-        self.label_smoothing = label_smoothing
-        self.num_classes = num_classes
-        # mean_max pools twice from one table: mean in the module, max in forward()
-        mode = (
-            "sum" if pooling in ("sum",) else "mean" if pooling in ("mean", "mean_max") else "max"
-        )
-        self.embedding = nn.EmbeddingBag(num_embeddings, dim, mode=mode, sparse=sparse)
+        self.head = ClassifierHead(num_classes, label_smoothing, class_weight)
+        # mean_max pools twice from one table: mean in the module, max in pool()
+        mode = {"mean": "mean", "sum": "sum", "max": "max", "mean_max": "mean"}[pooling]
+        self.embedding = nn.EmbeddingBag(
+            num_embeddings, dim, mode=mode, sparse=sparse
+        )  # (V+buckets, D)
         self._init_embeddings(init, init_scale or 1.0 / dim)
         self.embedding.weight.requires_grad_(not freeze)
         width = 2 * dim if pooling == "mean_max" else dim
-        self.mlp = MLP.from_config(width, num_classes, mlp or MLPConfig())
-        self.register_buffer(
-            "class_weights",
-            class_weights.float() if class_weights is not None else torch.ones(num_classes),
-        )
+        self.mlp = MLP(width, output_size(num_classes), hidden, activation, dropout, input_dropout)
 
     @torch.no_grad()
     def _init_embeddings(self, scheme: str, scale: float) -> None:
@@ -154,19 +145,19 @@ class PooledEmbeddingClassifier(nn.Module):
         return pooled
 
     def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.pool(ids, offsets))  # (B, K)
+        return self.mlp(self.pool(ids, offsets))  # (B, K')
+
+    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self(batch["ids"], batch["offsets"])  # (B, K')
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        logits = self(batch["ids"], batch["offsets"])  # (B, K)
-        return F.cross_entropy(
-            logits, batch["y"], weight=self.class_weights, label_smoothing=self.label_smoothing
-        )
+        return self.head.loss(self.logits(batch), batch["y"])
 
     @torch.no_grad()
     def predict_proba(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         was = self.training
         self.eval()
-        probs = torch.softmax(self(ids, offsets), dim=1)  # (B, K)
+        probs = self.head.probabilities(self(ids, offsets))  # (B, K)
         self.train(was)
         return probs
 
@@ -213,51 +204,53 @@ class Bags:
         return int(self.offsets.numel())
 
 
-def fnv1a(token: str) -> int:
-    """64-bit FNV-1a of a token's UTF-8 bytes: a hash that is the same in every process."""
-    h = 0xCBF29CE484222325
-    for byte in token.encode("utf-8"):
-        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-def ngram_ids(tokens: Sequence[str], max_n: int, buckets: int, cache: dict[str, int]) -> list[int]:
-    """Bucket ids (0..buckets-1) of every word n-gram of order 2..max_n, fastText's recurrence."""
-    if max_n < 2 or len(tokens) < 2:
-        return []
-    hashes = [cache.get(t) or cache.setdefault(t, fnv1a(t)) for t in tokens]
-    out: list[int] = []
-    for i in range(len(hashes)):
-        h = hashes[i]
-        for j in range(i + 1, min(len(hashes), i + max_n)):
-            h = (h * 116049371 + hashes[j]) & 0xFFFFFFFFFFFFFFFF
-            out.append(h % buckets)
-    return out
-
-
 def encode_bags(
     token_lists: Sequence[Sequence[str]],
-    word_ids: dict[str, int],
+    word_ids: Any,
     *,
     ngrams: int = 1,
     buckets: int = 0,
-    labels: Sequence[int] | None = None,
+    labels: Sequence[int] | torch.Tensor | None = None,
 ) -> Bags:
-    """Tokenised texts -> Bags.  Unknown words are left out (as fastText does); n-grams over all
-    tokens hash to ``len(word_ids) + bucket``."""
+    """Tokenised texts -> Bags.  ``word_ids`` maps a word to its row (a dict or a Vocab); words it
+    lacks are left out (as fastText does).  Word n-grams of order 2..``ngrams`` hash (fastText's
+    hash) to rows ``len(word_ids) + bucket``."""
+    from ffnlp.text.ngrams import ngram_hashes_flat
+
     if ngrams > 1 and buckets <= 0:
-        raise ConfigError("model.pooled.buckets must be positive when model.pooled.ngrams > 1")
-    vocab_size = len(word_ids)
-    flat: list[int] = []
-    offsets: list[int] = []
-    cache: dict[str, int] = {}
-    for tokens in token_lists:
-        offsets.append(len(flat))
-        flat.extend(word_ids[t] for t in tokens if t in word_ids)
-        if ngrams > 1:
-            flat.extend(vocab_size + h for h in ngram_ids(tokens, ngrams, buckets, cache))
-    y = torch.tensor(list(labels), dtype=torch.long) if labels is not None else None
-    return Bags(torch.tensor(flat, dtype=torch.long), torch.tensor(offsets, dtype=torch.long), y)
+        raise ConfigError("features.buckets must be positive when word n-grams are used")
+    lookup = word_ids._stoi if hasattr(word_ids, "_stoi") else word_ids
+    skip = set(getattr(word_ids, "specials", ()))  # <pad>/<unk> never enter a bag
+    words = [[lookup[t] for t in tokens if t in lookup and t not in skip] for tokens in token_lists]
+    word_len = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    word_flat = np.fromiter(
+        (i for w in words for i in w), dtype=np.int64, count=int(word_len.sum())
+    )
+    if ngrams > 1:
+        grams, gram_off = ngram_hashes_flat(token_lists, ngrams, buckets)
+        gram_len = np.diff(gram_off)
+        grams = grams + len(lookup)
+    else:
+        grams, gram_len = np.zeros(0, dtype=np.int64), np.zeros(len(words), dtype=np.int64)
+    # interleave: each text's words, then its n-grams, with no loop over tokens
+    lengths = word_len + gram_len  # (B,)
+    starts = np.zeros(len(words), dtype=np.int64)
+    if len(words) > 1:
+        np.cumsum(lengths[:-1], out=starts[1:])
+    flat = np.empty(int(lengths.sum()), dtype=np.int64)
+    word_pos = np.repeat(starts, word_len) + _ranks(word_len)
+    gram_pos = np.repeat(starts + word_len, gram_len) + _ranks(gram_len)
+    flat[word_pos] = word_flat
+    flat[gram_pos] = grams
+    y = torch.as_tensor(labels, dtype=torch.long) if labels is not None else None
+    return Bags(torch.from_numpy(flat), torch.from_numpy(starts), y)
+
+
+def _ranks(lengths: np.ndarray) -> np.ndarray:
+    """0..len-1 for each segment, concatenated: [2, 3] -> [0, 1, 0, 1, 2]."""
+    total = int(lengths.sum())
+    seg_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total, dtype=np.int64) - seg_start
 
 
 class BagBatches:
