@@ -124,13 +124,13 @@ class Trainer:
                 continue
             batch = move_to(batch, self.device)
             n = batch_size_of(batch)
-            loss, grad_norm = self._train_step(batch)
+            logging_step = (self.step + 1) % cfg.log_every == 0
+            loss, grad_norm = self._train_step(batch, need_norm=logging_step)
             self._loss_sum += loss * n
             self._loss_count += n
             examples += n
             self.step += 1
             self._batch_in_epoch = i + 1
-            logging_step = self.step % cfg.log_every == 0
             if logging_step:
                 seconds = time.perf_counter() - epoch_start
                 self._log({
@@ -175,7 +175,7 @@ class Trainer:
             self._save_checkpoint()
         self._emit("on_epoch_end")
 
-    def _train_step(self, batch: dict[str, Any]) -> tuple[float, float]:
+    def _train_step(self, batch: dict[str, Any], need_norm: bool) -> tuple[float, float | None]:
         cfg = self.config
         self.scheduler.set_step(self.step)
         loss = self.model.loss(batch)
@@ -192,10 +192,12 @@ class Trainer:
         total.backward()
         if self._distributed:
             self._average_gradients()
-        grad_norm = clip_gradients(self._params, cfg.clip_norm)
+        grad_norm = None
+        if cfg.clip_norm > 0 or need_norm:  # the norm costs a pass over every gradient
+            grad_norm = float(clip_gradients(self._params, cfg.clip_norm))
         apply_weight_decay(self.optimizer)
         self.optimizer.step()
-        return loss_value, float(grad_norm)
+        return loss_value, grad_norm
 
     # ------------------------------------------------------------------------------ evaluation
     def _evaluate(self) -> dict[str, Any] | None:
