@@ -117,8 +117,11 @@ def _decoder_for(encoding: str) -> codecs.CodecInfo:
 
 
 def _open_binary(p: Path) -> IO[bytes]:
-    with p.open("rb") as fh:
-        magic = fh.read(2)
+    try:
+        with p.open("rb") as fh:
+            magic = fh.read(2)
+    except OSError as e:
+        raise DataError(f"{p}: cannot be read ({e.strerror})") from None
     if magic == _GZIP_MAGIC:
         # gzip.open owns its file, so closing it closes both (GzipFile(fileobj=...) would not)
         return cast(IO[bytes], gzip.open(p, "rb"))
