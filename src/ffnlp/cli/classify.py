@@ -154,3 +154,51 @@ def predict(
                         "top": [{"label": lab, "prob": p} for lab, p in top]})
         else:
             typer.echo("\t".join(f"{lab}\t{p:.4f}" for lab, p in top) + f"\t{text}")
+
+
+@app.command("cv")
+def cross_validate(
+    data: Path = typer.Option(..., "--data", help="Labelled data with no split (e.g. MR's rt-polarity.all)."),
+    folds: int = typer.Option(10, "--folds", "-k", min=2, help="Number of stratified folds."),
+    config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    out: Path = typer.Option(None, "--out", "-o", help="Directory for summary.json and one run per fold."),
+    seed: int = typer.Option(None, "--seed", help="Seed of the folds and of training (default: train.seed)."),
+    dev_fraction: float = typer.Option(
+        0.1, "--dev-fraction", help="Share of each training fold held out for early stopping (0 = none)."
+    ),
+    keep_models: bool = typer.Option(False, "--keep-models", help="Keep each fold's model weights."),
+    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
+    encoding: str = typer.Option(None, "--encoding", help="Encoding of the data file, e.g. latin-1."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress messages."),
+    json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout."),
+) -> None:
+    """k-fold cross-validation: mean ± sd of every metric, written to DIR/summary.json.
+
+    Example:
+
+        ffnlp classify cv --data ../shared/data/mr/rt-polarity.all --folds 10 --config configs/mr_ffnn.toml --out runs/mr_cv
+    """
+    from ffnlp.experiments.cv import cross_validate as run_cv
+
+    setup_logging(quiet or json_)
+    overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
+
+    def report(fold: int, scores: dict[str, float]) -> None:
+        if not (quiet or json_):
+            out_console.print(f"fold {fold}/{folds}: accuracy {scores['accuracy']:.4f}  macro_f1 {scores['macro_f1']:.4f}")
+
+    result = run_cv(data, folds=folds, config=config, overrides=overrides, out=out, seed=seed,
+                    dev_fraction=dev_fraction, keep_models=keep_models, on_fold=report)
+    if json_:
+        print_json({k: v for k, v in result.items() if k != "config"})
+        return
+    if quiet:
+        return
+    table = Table(title=f"{folds}-fold cross-validation: {result['run_dir']}")
+    for col in ("metric", "mean", "sd"):
+        table.add_column(col, justify="right" if col != "metric" else "left")
+    for name, m in result["cv"].items():
+        table.add_row(name, f"{m['mean']:.4f}", f"{m['sd']:.4f}")
+    out_console.print(table)

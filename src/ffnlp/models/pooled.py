@@ -102,9 +102,11 @@ class PooledEmbeddingClassifier(nn.Module):
         self.head = ClassifierHead(num_classes, label_smoothing, class_weight)
         # mean_max pools twice from one table: mean in the module, max in pool()
         mode = {"mean": "mean", "sum": "sum", "max": "max", "mean_max": "mean"}[pooling]
+        # _weight skips torch's normal init: the table is filled once, by _init_embeddings
+        table = torch.empty(num_embeddings, dim)  # (V+buckets, D)
         self.embedding = nn.EmbeddingBag(
-            num_embeddings, dim, mode=mode, sparse=sparse
-        )  # (V+buckets, D)
+            num_embeddings, dim, mode=mode, sparse=sparse, _weight=table
+        )
         self._init_embeddings(init, init_scale or 1.0 / dim)
         self.embedding.weight.requires_grad_(not freeze)
         width = 2 * dim if pooling == "mean_max" else dim

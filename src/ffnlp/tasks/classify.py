@@ -21,15 +21,18 @@ from torch import nn
 from ffnlp import config as cfgmod
 from ffnlp.config import option, section
 from ffnlp.errors import ConfigError, DataError, ModelFileError
+from ffnlp.features.lexicon import LexiconConfig
 from ffnlp.models.heads import balanced_class_weight
 from ffnlp.models.io import load_model, save_model
+from ffnlp.models.mlp import MLPConfig
+from ffnlp.models.pooled import PooledConfig
 from ffnlp.models.registry import build_model
 from ffnlp.runtime import make_run_dir, seed_everything, set_threads
 from ffnlp.text.readers import LabeledData, read_labeled
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
 from ffnlp.training import Callback, InitConfig, TrainConfig, Trainer, initialize
-from ffnlp.training.data import BatchSource, SparseRowBatches
+from ffnlp.training.data import BatchSource, SparseRowBatches, TensorBatches
 from ffnlp.training.metrics import classification_metrics
 
 log = logging.getLogger(__name__)
@@ -55,12 +58,21 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class FeaturesConfig:
-    kind: str = option("ngrams", "what the model sees: ngrams (bag of word n-grams)", choices=("ngrams",))
+    kind: str = option(
+        "ngrams",
+        "what the model sees: ngrams (bag of word n-grams; logreg, mlp), ids (word ids + hashed "
+        "word n-grams; pooled), lexicon (hand-built features of [features.lexicon]; mlp)",
+        choices=("ngrams", "ids", "lexicon"),
+    )
     ngram_range: list[int] = option([1, 2], "smallest and largest n of the word n-grams")
     weighting: str = option("tfidf", "feature values", choices=("count", "binary", "tfidf"))
     sublinear_tf: bool = option(True, "tf-idf: use 1 + log(tf) instead of raw counts")
     min_count: int = option(1, "drop n-grams seen fewer times than this in training", ge=1)
     max_features: int = option(0, "keep only the most frequent n-grams (0 = all)", ge=0)
+    buckets: int = option(
+        200_000, "kind = ids: hash buckets for word n-grams of order 2..ngram_range[1] (fastText: 2M)", ge=1
+    )
+    lexicon: LexiconConfig = section(LexiconConfig)
 
     def check(self) -> list[str]:
         lo, hi = (self.ngram_range + [0, 0])[:2]
@@ -79,8 +91,19 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    type: str = option("logreg", "model family (logreg: logistic regression)")
+    type: str = option(
+        "logreg",
+        "model family: logreg (logistic regression), mlp (feed-forward network over features), "
+        "pooled (pooled word/n-gram embeddings -> MLP: DAN / fastText)",
+    )
     init: InitConfig = section(InitConfig)
+    mlp: MLPConfig = section(MLPConfig)
+    pooled: PooledConfig = section(PooledConfig)
+
+    def check(self) -> list[str]:
+        if self.type == "pooled" and self.pooled.freeze and not self.pooled.pretrained:
+            return ["model.pooled.freeze = true needs model.pooled.pretrained (a frozen random table learns nothing)"]
+        return []
 
 
 @dataclass(frozen=True)
@@ -159,7 +182,79 @@ class NgramFeaturizer:
         return self.bag.to_dict()
 
 
-FEATURIZERS: dict[str, Any] = {"ngrams": NgramFeaturizer}
+class IdsFeaturizer:
+    """Word ids plus hashed word n-gram ids, as bags with offsets (the pooled model's input)."""
+
+    kind = "ids"
+
+    def __init__(self, cfg: FeaturesConfig, state: dict[str, Any] | None = None):
+        from ffnlp.text.vocab import Vocab
+
+        self.max_n = cfg.ngram_range[1] if len(cfg.ngram_range) == 2 else 1
+        self.buckets = cfg.buckets if self.max_n > 1 else 0
+        self.min_count = cfg.min_count
+        self.max_features = cfg.max_features
+        self.vocab: Any = Vocab.from_dict(state["vocab"]) if state is not None else None
+
+    def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
+        from ffnlp.text.vocab import Vocab
+
+        self.vocab = Vocab.build(tokens, min_count=self.min_count,
+                                 max_size=self.max_features or None, specials=())
+        if len(self.vocab) == 0 and self.max_n < 2:
+            raise DataError("the training data has no word that passes features.min_count; lower it")
+
+    def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource:
+        from ffnlp.models.pooled import BagBatches, encode_bags
+
+        return BagBatches(encode_bags(tokens, self.vocab, ngrams=self.max_n, buckets=self.buckets, labels=y))
+
+    def model_args(self) -> dict[str, Any]:
+        return {"num_embeddings": len(self.vocab) + self.buckets}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"vocab": self.vocab.to_dict(), "max_n": self.max_n, "buckets": self.buckets}
+
+
+class LexiconFeatures:
+    """Hand-built features ([features.lexicon]) standardised on the training split."""
+
+    kind = "lexicon"
+
+    def __init__(self, cfg: FeaturesConfig, state: dict[str, Any] | None = None):
+        from ffnlp.features.lexicon import LexiconFeaturizer
+
+        self.featurizer = LexiconFeaturizer.from_config(cfg.lexicon)
+        if state is not None:
+            self.featurizer.load_state(state)
+
+    def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
+        self.featurizer.fit(tokens)
+
+    def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource:
+        return TensorBatches({"x": self.featurizer.transform(tokens), "y": y})
+
+    def model_args(self) -> dict[str, Any]:
+        return {"num_features": self.featurizer.num_features}
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.featurizer.state()
+
+
+FEATURIZERS: dict[str, Any] = {"ngrams": NgramFeaturizer, "ids": IdsFeaturizer, "lexicon": LexiconFeatures}
+# which feature kinds each model family reads
+MODEL_FEATURES: dict[str, tuple[str, ...]] = {
+    "logreg": ("ngrams",), "mlp": ("ngrams", "lexicon"), "pooled": ("ids",),
+}
+
+
+def check_model_features(cfg: ClassifyConfig) -> None:
+    allowed = MODEL_FEATURES.get(cfg.model.type)
+    if allowed is not None and cfg.features.kind not in allowed:
+        raise ConfigError(
+            f"model.type = {cfg.model.type!r} reads features.kind {' or '.join(map(repr, allowed))}; "
+            f"got features.kind = {cfg.features.kind!r} (set features.kind = {allowed[0]!r})"
+        )
 
 
 def make_featurizer(cfg: ClassifyConfig, state: dict[str, Any] | None = None) -> Featurizer:
@@ -174,7 +269,57 @@ def model_args(cfg: ClassifyConfig, featurizer: Featurizer, num_classes: int,
                 class_weight=class_weight)
     if cfg.model.type == "logreg":
         args["sparse"] = cfg.train.sparse
+    if cfg.model.type in ("mlp", "pooled"):
+        m = cfg.model.mlp
+        args.update(hidden=list(m.hidden), activation=m.activation, dropout=m.dropout,
+                    input_dropout=m.input_dropout)
+    if cfg.model.type == "pooled":
+        p = cfg.model.pooled
+        args.update(dim=p.dim, pooling=p.pooling, word_dropout=p.word_dropout, sparse=cfg.train.sparse,
+                    init=p.init, init_scale=p.init_scale, freeze=p.freeze)
     return args
+
+
+def load_pretrained(model: nn.Module, cfg: ClassifyConfig, featurizer: Featurizer) -> dict[str, Any] | None:
+    """Copy pretrained vectors into a pooled model's rows for the vocabulary; report coverage.
+
+    Words the file lacks keep a random vector at the file's scale (or zeros, by
+    model.pooled.oov_init); n-gram buckets keep their random init.
+    """
+    p = cfg.model.pooled
+    if cfg.model.type != "pooled" or not p.pretrained:
+        return None
+    from ffnlp.features.embeddings import load_vectors
+
+    words, vectors = load_vectors(p.pretrained, format=p.pretrained_format)
+    vocab = featurizer.vocab  # type: ignore[attr-defined]
+    if vectors.shape[1] != p.dim:
+        raise ConfigError(
+            f"{p.pretrained} holds vectors of dimension {vectors.shape[1]} but model.pooled.dim is "
+            f"{p.dim}; set model.pooled.dim = {vectors.shape[1]}"
+        )
+    index = {w: i for i, w in enumerate(words)}
+    rows = [(r, index[w]) for r, w in enumerate(vocab.itos) if w in index]
+    missing = len(vocab) - len(rows)
+    table = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    with torch.no_grad():
+        weight = model.embedding.weight  # type: ignore[union-attr]
+        oov = torch.ones(len(vocab), dtype=torch.bool)
+        if rows:
+            r, i = (torch.tensor(c) for c in zip(*rows, strict=True))
+            model.load_vectors(r, table[i])  # type: ignore[operator]
+            oov[r] = False
+        if oov.any():
+            if p.oov_init == "zeros":
+                weight[: len(vocab)][oov] = 0.0
+            else:  # same mean and spread as the file, so unknown words do not stand out
+                mean, std = table.mean(0), table.std(0)
+                weight[: len(vocab)][oov] = mean + std * torch.randn(int(oov.sum()), table.shape[1])
+    tokens_total = sum(vocab.counts) or 1
+    tokens_found = sum(c for w, c in zip(vocab.itos, vocab.counts, strict=True) if w in index)
+    return {"file": str(p.pretrained), "vectors": len(words), "dim": int(vectors.shape[1]),
+            "vocab": len(vocab), "found": len(rows), "missing": missing,
+            "type_coverage": len(rows) / max(len(vocab), 1), "token_coverage": tokens_found / tokens_total}
 
 
 # ------------------------------------------------------------------------------------- evaluation
@@ -298,7 +443,9 @@ class Classifier:
 # ------------------------------------------------------------------------------------- training
 
 
-def _read(path: str | Path, cfg: ClassifyConfig, **overrides: Any) -> LabeledData:
+def _read(path: str | Path | LabeledData, cfg: ClassifyConfig, **overrides: Any) -> LabeledData:
+    if isinstance(path, LabeledData):  # already in memory (cross-validation folds, scikit-learn)
+        return path
     d = cfg.data
     opts = dict(format=d.format, encoding=d.encoding, text_column=d.text_column,
                 label_column=d.label_column, skip_invalid=d.skip_invalid)
@@ -328,9 +475,9 @@ def _class_weight(cfg: ClassifyConfig, y: torch.Tensor, labels: LabelVocab) -> l
 
 
 def train_classifier(
-    train: str | Path,
-    dev: str | Path | None = None,
-    test: str | Path | None = None,
+    train: str | Path | LabeledData,
+    dev: str | Path | LabeledData | None = None,
+    test: str | Path | LabeledData | None = None,
     config: ClassifyConfig | str | Path | dict[str, Any] | None = None,
     overrides: Iterable[str] = (),
     out: str | Path | None = None,
@@ -349,6 +496,7 @@ def train_classifier(
     if seed is not None:
         settings["train.seed"] = seed
     cfg = resolve_config(config, overrides, **settings)
+    check_model_features(cfg)
     run_dir = Path(out) if resume and out is not None else make_run_dir(out, "classify")
     if resume:
         saved = run_dir / "config.toml"
@@ -389,7 +537,8 @@ def train_classifier(
     args = model_args(cfg, featurizer, len(labels), _class_weight(cfg, y_train, labels))
     model = build_model(cfg.model.type, args)
     if cfg.model.type != "logreg":  # logistic regression starts at zero (convex; see LogisticRegression)
-        initialize(model, cfg.model.init)
+        initialize(model, cfg.model.init, cfg.model.mlp.activation)
+    embeddings = load_pretrained(model, cfg, featurizer)
     train_cfg = cfg.train
     if dev_source is None and train_cfg.monitor.startswith("dev."):
         # without dev data there is nothing to monitor: no early stopping, keep the last weights
@@ -412,6 +561,8 @@ def train_classifier(
         "stop_reason": trainer.stop_reason,
         "interrupted": trainer.interrupted,
     }
+    if embeddings is not None:
+        summary["embeddings"] = embeddings
     for name, data in (("train", None), ("dev", dev_data), ("test", test_data)):
         if data is not None:
             summary[name] = clf.evaluate(data)
@@ -420,6 +571,13 @@ def train_classifier(
     from ffnlp.report.plots import plot_history
 
     plot_history(history.records, run_dir, metric=cfg.train.monitor.split(".", 1)[1])
+    from ffnlp.report.confusion import plot_confusion
+
+    for split in ("test", "dev"):
+        if split in summary:
+            plot_confusion(summary[split]["confusion"], labels.labels, run_dir / "plots" / "confusion.png",
+                           title=f"confusion matrix ({split})")
+            break
     return clf
 
 

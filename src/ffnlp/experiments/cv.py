@@ -1,0 +1,174 @@
+"""k-fold cross-validation of a text classifier, for data that comes without a split (e.g. MR).
+
+Folds are stratified and deterministic: the examples of each class are shuffled by ``seed`` and
+dealt to the folds in turn, so every fold holds each class in (nearly) the data's proportion and
+the same seed always gives the same folds.  Fold k is the test set of round k; the other folds
+train, minus a stratified ``dev_fraction`` held out for early stopping (0 = no dev set: train
+for the configured epochs and keep the last weights).
+
+    result = cross_validate("rt-polarity.all", folds=10, config="configs/mr_ffnn.toml", out="runs/mr_cv")
+    result["cv"]["accuracy"]        # {"mean": ..., "sd": ..., "values": [...one per fold...]}
+
+``DIR/summary.json`` holds that result; ``DIR/fold_K/`` each round's run directory (the model
+weights are deleted after evaluation unless ``keep_models``, as ten copies of a large embedding
+table are rarely wanted).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ffnlp.config import to_dict
+from ffnlp.errors import ConfigError, DataError
+from ffnlp.runtime import make_run_dir
+from ffnlp.text.readers import LabeledData
+
+
+def stratified_folds(labels: Sequence[str], folds: int, seed: int = 13) -> list[np.ndarray]:
+    """Indices of each of ``folds`` test folds; every index in exactly one, classes stratified."""
+    if folds < 2:
+        raise ConfigError(f"cross-validation needs at least 2 folds; got {folds}")
+    if len(labels) < folds:
+        raise DataError(f"cannot make {folds} folds from {len(labels)} examples; use fewer folds")
+    rng = np.random.default_rng(seed)
+    buckets: list[list[int]] = [[] for _ in range(folds)]
+    position = 0  # continue dealing where the previous class stopped: fold sizes stay balanced
+    for label in sorted(set(labels)):
+        idx = np.flatnonzero(np.asarray(labels, dtype=object) == label)
+        rng.shuffle(idx)
+        for i in idx:
+            buckets[position % folds].append(int(i))
+            position += 1
+    return [np.sort(np.asarray(b, dtype=np.int64)) for b in buckets]
+
+
+def split_off(
+    labels: Sequence[str], indices: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of ``indices`` into (rest, held_out) with about ``fraction`` held out."""
+    rng = np.random.default_rng(seed)
+    held: list[int] = []
+    for label in sorted({labels[i] for i in indices}):
+        idx = np.asarray([i for i in indices if labels[i] == label], dtype=np.int64)
+        rng.shuffle(idx)
+        held.extend(idx[: int(round(fraction * len(idx)))].tolist())
+    held_set = set(held)
+    rest = np.asarray([i for i in indices if i not in held_set], dtype=np.int64)
+    return rest, np.sort(np.asarray(held, dtype=np.int64))
+
+
+def subset(data: LabeledData, indices: np.ndarray) -> LabeledData:
+    return LabeledData(
+        texts=[data.texts[i] for i in indices],
+        labels=[data.labels[i] for i in indices],
+        path=data.path,
+    )
+
+
+def summarize(values: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
+    """mean, sd (sample, n-1) and the values of every metric."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, vals in values.items():
+        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        out[name] = {"mean": statistics.fmean(vals), "sd": sd, "values": vals}
+    return out
+
+
+def cross_validate(
+    data: str | Path | LabeledData,
+    folds: int = 10,
+    config: Any = None,
+    overrides: Iterable[str] = (),
+    out: str | Path | None = None,
+    seed: int | None = None,
+    dev_fraction: float = 0.1,
+    keep_models: bool = False,
+    on_fold: Callable[[int, dict[str, Any]], None] | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Train and test ``folds`` times; return (and write to DIR/summary.json) mean ± sd of every metric."""
+    from ffnlp.tasks.classify import _read, resolve_config, train_classifier
+
+    if not 0.0 <= dev_fraction < 0.5:
+        raise ConfigError(f"dev_fraction must be in [0, 0.5); got {dev_fraction}")
+    overrides = list(overrides)
+    cfg = resolve_config(config, overrides, **settings)
+    fold_seed = cfg.train.seed if seed is None else seed
+    examples = _read(data, cfg)
+    if len(set(examples.labels)) < 2:
+        raise DataError(
+            f"{examples.path}: every example has the label {examples.labels[0]!r}; "
+            "a classifier needs at least two classes"
+        )
+    smallest = min(examples.labels.count(label) for label in set(examples.labels))
+    if smallest < folds:
+        raise DataError(
+            f"{examples.path}: a class has only {smallest} example(s), fewer than the {folds} folds; "
+            f"use at most {smallest} folds"
+        )
+    run_dir = make_run_dir(out, "classify-cv")
+    test_folds = stratified_folds(examples.labels, folds, fold_seed)
+    everything = np.arange(len(examples))
+    metrics: dict[str, list[float]] = {}
+    rounds = []
+    for k, test_idx in enumerate(test_folds):
+        train_idx = np.setdiff1d(everything, test_idx)
+        dev = None
+        if dev_fraction > 0:
+            train_idx, dev_idx = split_off(examples.labels, train_idx, dev_fraction, fold_seed + k)
+            dev = subset(examples, dev_idx)
+        fold_dir = run_dir / f"fold_{k + 1}"
+        clf = train_classifier(
+            subset(examples, train_idx),
+            dev=dev,
+            test=subset(examples, test_idx),
+            config=cfg,
+            out=fold_dir,
+            seed=seed,
+        )
+        summary = clf.summary
+        scores = {name: float(v) for name, v in summary["test"].items() if _is_number(v)}
+        scores["train_seconds"] = float(summary["train_seconds"])
+        for name, value in scores.items():
+            metrics.setdefault(name, []).append(value)
+        rounds.append(
+            {
+                "fold": k + 1,
+                "train": len(train_idx),
+                "dev": 0 if dev is None else len(dev),
+                "test": len(test_idx),
+                "best_epoch": summary.get("best_epoch"),
+                **scores,
+            }
+        )
+        if not keep_models:
+            (fold_dir / "model.safetensors").unlink(missing_ok=True)
+            shutil.rmtree(fold_dir / "checkpoint", ignore_errors=True)
+        if on_fold is not None:
+            on_fold(k + 1, scores)
+    result = {
+        "task": "classify-cv",
+        "data": str(examples.path),
+        "examples": len(examples),
+        "folds": folds,
+        "fold_seed": fold_seed,
+        "dev_fraction": dev_fraction,
+        "cv": summarize(metrics),
+        "rounds": rounds,
+        "config": to_dict(cfg),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    result["run_dir"] = str(run_dir)
+    return result
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
