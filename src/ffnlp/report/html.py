@@ -1,0 +1,126 @@
+"""report.html: a self-contained page (plots embedded) describing one run directory."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from ffnlp.errors import ModelFileError
+from ffnlp.training.history import read_metrics
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.45}
+h1{font-size:1.5em}h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}img{max-width:100%}
+.muted{color:#777}
+"""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return html.escape(str(v))
+
+
+def _metrics_table(summary: dict[str, Any]) -> str:
+    splits = [s for s in ("train", "dev", "test") if isinstance(summary.get(s), dict)]
+    if not splits:
+        return ""
+    names: list[str] = []
+    for s in splits:
+        for k, v in summary[s].items():
+            if isinstance(v, (int, float)) and k not in names:
+                names.append(k)
+    rows = "".join(
+        "<tr><td>" + s + "</td>" + "".join(f"<td>{_fmt(summary[s].get(n, ''))}</td>" for n in names) + "</tr>"
+        for s in splits
+    )
+    head = "<tr><th>split</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
+    return f"<table>{head}{rows}</table>"
+
+
+def _confusion(summary: dict[str, Any]) -> str:
+    out = []
+    labels = summary.get("labels")
+    for split in ("dev", "test"):
+        m = summary.get(split)
+        if not isinstance(m, dict) or "confusion" not in m or not labels:
+            continue
+        head = "<tr><th>gold \\ predicted</th>" + "".join(f"<th>{html.escape(str(lab))}</th>" for lab in labels) + "</tr>"
+        body = "".join(
+            f"<tr><td>{html.escape(str(labels[i]))}</td>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+            for i, row in enumerate(m["confusion"])
+        )
+        out.append(f"<h3>Confusion matrix ({split})</h3><table>{head}{body}</table>")
+        if "per_class" in m:
+            rows = "".join(
+                f"<tr><td>{html.escape(lab)}</td><td>{_fmt(v['precision'])}</td><td>{_fmt(v['recall'])}</td>"
+                f"<td>{_fmt(v['f1'])}</td><td>{v['support']}</td></tr>"
+                for lab, v in m["per_class"].items()
+            )
+            out.append("<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th>"
+                       f"<th>support</th></tr>{rows}</table>")
+    return "".join(out)
+
+
+def _images(run_dir: Path) -> str:
+    parts = []
+    for png in sorted((run_dir / "plots").glob("*.png")):
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        parts.append(f"<h3>{html.escape(png.stem)}</h3><img alt='{html.escape(png.stem)}' "
+                     f"src='data:image/png;base64,{data}'>")
+    return "".join(parts)
+
+
+def _epochs_table(run_dir: Path) -> str:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return ""
+    epochs = [r for r in read_metrics(path) if r["event"] == "epoch"]
+    if not epochs:
+        return ""
+    dev_keys = [k for k, v in (epochs[0].get("dev") or {}).items() if isinstance(v, (int, float))]
+    head = "<tr><th>epoch</th><th>step</th><th>train loss</th>" + "".join(
+        f"<th>dev {html.escape(k)}</th>" for k in dev_keys) + "<th>lr</th><th>examples/s</th></tr>"
+    rows = "".join(
+        f"<tr><td>{r['epoch']}</td><td>{r['step']}</td><td>{_fmt(r['train']['loss'])}</td>"
+        + "".join(f"<td>{_fmt((r.get('dev') or {}).get(k, ''))}</td>" for k in dev_keys)
+        + f"<td>{r['lr']:.3g}</td><td>{r['examples_per_second']:.0f}</td></tr>"
+        for r in epochs
+    )
+    return f"<table>{head}{rows}</table>"
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``run_dir/report.html`` (or ``out``) from the files of a run directory."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise ModelFileError(f"{run_dir} has no summary.json: is it a finished ffnlp run directory?")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    config = (run_dir / "config.toml").read_text(encoding="utf-8") if (run_dir / "config.toml").is_file() else ""
+    scalars = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
+    facts = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in scalars.items())
+    samples = summary.get("samples") or []
+    samples_html = ""
+    if samples:
+        items = "".join(f"<li>{html.escape(str(s))}</li>" for s in samples)
+        samples_html = f"<h2>Samples</h2><ol>{items}</ol>"
+    page = f"""<!doctype html><html><head><meta charset="utf-8">
+<title>ffnlp run {html.escape(run_dir.name)}</title><style>{STYLE}</style></head><body>
+<h1>ffnlp {html.escape(str(summary.get('task', '')))} run: {html.escape(str(run_dir))}</h1>
+<h2>Results</h2>{_metrics_table(summary)}<table>{facts}</table>
+{_confusion(summary)}
+<h2>Training</h2>{_epochs_table(run_dir)}{_images(run_dir)}
+{samples_html}
+<h2>Configuration</h2><p class="muted">Re-run with <code>--config {html.escape(str(run_dir / 'config.toml'))}</code></p>
+<pre>{html.escape(config)}</pre>
+</body></html>"""
+    target = Path(out) if out is not None else run_dir / "report.html"
+    target.write_text(page, encoding="utf-8")
+    return target
