@@ -1,0 +1,185 @@
+"""The feed-forward neural language model of Bengio et al. (2003).
+
+    e = [E x_{t-C}; ...; E x_{t-1}]          (B, C*D)   the context words' embeddings, concatenated
+    h = act(W e + b)   (one or more layers)  (B, H)
+    z = U h (+ W_direct e)                   (B, V)     scores over the vocabulary
+    p(w_t | context) = softmax(z)
+
+Options: several hidden layers and any activation; Bengio's direct connection from the embeddings
+to the output; weight tying (U = E, with a linear projection H -> D when the sizes differ);
+dropout; and an adaptive softmax (Grave et al. 2017) that makes the output layer cheaper for large
+vocabularies by giving rare words smaller, clustered output matrices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ffnlp.config import build, option
+from ffnlp.models.registry import register
+
+ACTIVATIONS = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "sigmoid": nn.Sigmoid,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "identity": nn.Identity,
+}
+
+
+@dataclass(frozen=True)
+class FFLMConfig:
+    context_size: int = option(
+        5, "words of history (C); the model is a (C+1)-gram model with learned smoothing", ge=1
+    )
+    embedding_dim: int = option(256, "word embedding size (D)", ge=1)
+    hidden_sizes: list[int] = option(
+        [512], "sizes of the hidden layers (H); [] = no hidden layer (log-bilinear model)"
+    )
+    activation: str = option(
+        "tanh", "hidden-layer non-linearity (Bengio used tanh)", choices=list(ACTIVATIONS)
+    )
+    direct: bool = option(
+        False,
+        "Bengio's direct connections from the concatenated embeddings to the output (costly: C*D*V)",
+    )
+    tie_weights: bool = option(
+        True, "share the output matrix with the input embeddings (projection H -> D when H != D)"
+    )
+    dropout: float = option(
+        0.3, "dropout on the concatenated embeddings and on every hidden layer", ge=0, lt=1
+    )
+    softmax: str = option(
+        "full",
+        "output layer: full softmax, or adaptive (cheaper for large vocabularies)",
+        choices=("full", "adaptive"),
+    )
+    adaptive_cutoffs: list[int] = option(
+        [2000, 6000],
+        "adaptive softmax: word ranks where the tail clusters start (vocab sorted by frequency)",
+    )
+    adaptive_div_value: float = option(4.0, "adaptive softmax: each cluster's size divisor", gt=1)
+    precision: str = option(
+        "fp32",
+        "matrix products while training: fp32, or bf16 (autocast; about 2x faster on CPUs with "
+        "AVX512-BF16/AMX); evaluation always runs in fp32",
+        choices=("fp32", "bf16"),
+    )
+
+    def check(self) -> list[str]:
+        problems = []
+        if any(h < 1 for h in self.hidden_sizes):
+            problems.append(f"model.hidden_sizes must hold positive sizes; got {self.hidden_sizes}")
+        if self.softmax == "adaptive" and self.tie_weights:
+            problems.append(
+                "model.tie_weights = true does not work with model.softmax = 'adaptive'; "
+                "set one of them differently"
+            )
+        if self.softmax == "adaptive" and self.direct:
+            problems.append("model.direct = true needs model.softmax = 'full'")
+        if (
+            list(self.adaptive_cutoffs) != sorted(set(self.adaptive_cutoffs))
+            or not self.adaptive_cutoffs
+        ):
+            problems.append(
+                f"model.adaptive_cutoffs must be increasing positive ranks; got {self.adaptive_cutoffs}"
+            )
+        return problems
+
+
+@register("ffnn_lm")
+class FeedForwardLM(nn.Module):
+    """P(w_t | w_{t-C} .. w_{t-1}); batches are {"context": (B, C) long, "target": (B,) long}."""
+
+    def __init__(self, vocab_size: int, config: FFLMConfig | dict | None = None):
+        super().__init__()
+        if isinstance(config, dict):
+            config = build(FFLMConfig, config)
+        cfg = config or FFLMConfig()
+        self.config = cfg
+        self.vocab_size = vocab_size
+        C, D = cfg.context_size, cfg.embedding_dim
+        self.embedding = nn.Embedding(vocab_size, D)
+        self.dropout = nn.Dropout(cfg.dropout)
+        layers: list[nn.Module] = []
+        width = C * D
+        for size in cfg.hidden_sizes:
+            layers += [
+                nn.Linear(width, size),
+                ACTIVATIONS[cfg.activation](),
+                nn.Dropout(cfg.dropout),
+            ]
+            width = size
+        self.hidden = nn.Sequential(*layers)
+        self.direct = nn.Linear(C * D, vocab_size, bias=False) if cfg.direct else None
+        self.projection: nn.Linear | None = None
+        self.output: nn.Linear | None = None
+        self.adaptive: nn.AdaptiveLogSoftmaxWithLoss | None = None
+        if cfg.softmax == "adaptive":
+            cutoffs = [c for c in cfg.adaptive_cutoffs if c < vocab_size - 1]
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(
+                width, vocab_size, cutoffs=cutoffs, div_value=cfg.adaptive_div_value
+            )
+        else:
+            if cfg.tie_weights and width != D:
+                self.projection = nn.Linear(width, D, bias=False)
+                width = D
+            self.output = nn.Linear(width, vocab_size)
+            if cfg.tie_weights:
+                self.output.weight = self.embedding.weight
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+        if self.output is not None:
+            nn.init.zeros_(self.output.bias)
+        if self.direct is not None:
+            nn.init.zeros_(self.direct.weight)  # starts as the plain model; learns what it adds
+
+    def features(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last hidden layer and the concatenated embeddings."""
+        e = self.embedding(context).flatten(1)  # (B, C*D)
+        e = self.dropout(e)
+        h = self.hidden(e)  # (B, H)
+        if self.projection is not None:
+            h = self.projection(h)  # (B, D)
+        return h, e
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        """Scores over the vocabulary: logits (full softmax) or log-probabilities (adaptive)."""
+        h, e = self.features(context)
+        if self.adaptive is not None:
+            return self.adaptive.log_prob(h)  # (B, V)
+        assert self.output is not None
+        z = self.output(h)  # (B, V)
+        if self.direct is not None:
+            z = z + self.direct(e)  # (B, V)
+        return z
+
+    def log_probs(self, context: torch.Tensor) -> torch.Tensor:
+        """log p(w | context) for every word: (B, V)."""
+        out = self.forward(context)
+        return out if self.adaptive is not None else F.log_softmax(out, dim=-1)
+
+    def token_nll(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Negative log-likelihood of each target: (B,)."""
+        if self.adaptive is not None:
+            h, _ = self.features(batch["context"])
+            return -self.adaptive(h, batch["target"]).output  # (B,)
+        return F.cross_entropy(self.forward(batch["context"]), batch["target"], reduction="none")
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean negative log-likelihood per target word (bf16 products if asked, in training)."""
+        context = batch["context"]
+        fast = self.config.precision == "bf16" and self.training
+        with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=fast):
+            if self.adaptive is not None:
+                h, _ = self.features(context)
+                return self.adaptive(h, batch["target"]).loss
+            return F.cross_entropy(self.forward(context).float(), batch["target"])

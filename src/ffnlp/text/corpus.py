@@ -1,0 +1,264 @@
+"""Corpora for language models: text -> one stream of token ids -> context windows as views.
+
+A corpus file holds one sentence (or document) a line, tokens separated by spaces (``.gz`` read
+transparently).  It becomes a single 1-D int32 id tensor::
+
+    </s> w1 w2 ... </s> w1 w2 ... </s>
+
+The leading ``</s>`` marks the start of the first sentence; every other ``</s>`` ends one sentence
+and starts the next.  Each token after the leading ``</s>`` is a prediction target, ``</s>``
+included, which is the convention of Mikolov's PTB numbers: a corpus of W words in S sentences has
+W + S targets.  Blank lines are skipped (they hold no sentence).
+
+Windows are views: ``windows(ids, C)`` is ``ids.unfold(0, C + 1, 1)`` (no copy); a batch gathers
+its rows from it.  By default the history runs across sentence boundaries (a better guess of the
+next word); with ``cross_sentences=False`` every context position before the last ``</s>`` of the
+window is replaced by ``</s>``, so the model only sees the current sentence, like an n-gram model.
+
+Corpora with more tokens than a threshold are written to a memory-mapped ``.npy`` file (int32)
+instead of RAM, so a corpus larger than memory trains with the same code: the training order is
+shuffled block by block, and the memory used does not grow with the corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ffnlp.config import option
+from ffnlp.errors import DataError
+from ffnlp.text.readers import read_corpus
+from ffnlp.text.tokenize import Tokenizer
+from ffnlp.text.vocab import UNK, Vocab
+
+EOS = "</s>"
+SPECIALS = (EOS, UNK)
+_CHUNK = 1 << 20  # ids per chunk when writing a memory-mapped corpus
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    min_count: int = option(
+        1, "keep words seen at least this often in training (others -> <unk>)", ge=1
+    )
+    max_size: int = option(0, "largest vocabulary, </s> and <unk> included (0 = no limit)", ge=0)
+    lowercase: bool = option(False, "lowercase the text (PTB is lowercased already)")
+    encoding: str = option("utf-8", "encoding of the corpus files")
+    cross_sentences: bool = option(
+        True, "context windows reach back into previous sentences (false: each sentence alone)"
+    )
+    memory_map_tokens: int = option(
+        20_000_000, "corpora with more ids than this go to a memory-mapped int32 .npy file", ge=0
+    )
+
+
+@dataclass
+class Corpus:
+    """One tensorised corpus file."""
+
+    ids: torch.Tensor  # (N,) int32: </s> s1 </s> s2 </s> ...
+    path: Path
+    sentences: int
+    words: int  # tokens without the </s> markers
+    unknown: int  # words mapped to <unk> that were not literally <unk> in the text
+
+    @property
+    def targets(self) -> int:
+        """Tokens predicted when scoring the corpus: words + one </s> per sentence."""
+        return len(self.ids) - 1
+
+
+def tokenizer_for(config: CorpusConfig) -> Tokenizer:
+    return Tokenizer("whitespace", lowercase=config.lowercase)
+
+
+def sentences(path: str | Path, config: CorpusConfig) -> Iterator[list[str]]:
+    """The token lists of ``path``, one per non-blank line, streamed."""
+    tokenize = tokenizer_for(config)
+    for line in read_corpus(path, config.encoding):
+        yield tokenize(line)
+
+
+def build_vocab(path: str | Path, config: CorpusConfig) -> Vocab:
+    """The vocabulary of a training corpus: ``</s>``, ``<unk>``, then words by frequency.
+
+    A corpus that already contains ``<unk>`` (as PTB does) keeps using it: its count is kept and no
+    second unknown-word token is added.
+    """
+    vocab = Vocab.build(
+        sentences(path, config),
+        min_count=config.min_count,
+        max_size=config.max_size or None,
+        specials=SPECIALS,
+    )
+    if len(vocab) <= len(SPECIALS):
+        raise DataError(f"{path}: no words found; a corpus has one sentence a line")
+    return vocab
+
+
+def encode_corpus(
+    path: str | Path, vocab: Vocab, config: CorpusConfig, cache_dir: str | Path | None = None
+) -> Corpus:
+    """Tensorise ``path`` with ``vocab``; big corpora go to ``cache_dir/<name>.ids.npy`` (mmap).
+
+    The memory-mapped path needs the length first, so it reads the file twice; small corpora are
+    read once into RAM.
+    """
+    p = Path(path)
+    eos = vocab.stoi(EOS)
+    unk = vocab.unk_id
+    chunks: list[np.ndarray] = [np.array([eos], dtype=np.int32)]
+    n_sent = n_words = n_unknown = 0
+    buffer: list[int] = []
+    out: np.ndarray | None = None
+    filled = 0
+    size = _count_ids(p, config) if cache_dir is not None else 0
+    use_mmap = cache_dir is not None and size > config.memory_map_tokens
+    if use_mmap:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        npy = Path(cache_dir) / (p.name + ".ids.npy")  # type: ignore[arg-type]
+        out = np.lib.format.open_memmap(npy, mode="w+", dtype=np.int32, shape=(size,))
+        out[0] = eos
+        filled = 1
+        chunks = []
+    for tokens in sentences(p, config):
+        ids = vocab.encode(tokens)
+        n_sent += 1
+        n_words += len(ids)
+        if unk is not None:
+            n_unknown += ids.count(unk) - tokens.count(UNK)
+        buffer.extend(ids)
+        buffer.append(eos)
+        if len(buffer) >= _CHUNK:
+            filled = _flush(buffer, chunks, out, filled)
+    filled = _flush(buffer, chunks, out, filled)
+    if n_sent == 0:
+        raise DataError(f"{p}: the corpus is empty (no non-blank lines)")
+    if out is not None:
+        out.flush()
+        del out
+        array = np.load(Path(cache_dir) / (p.name + ".ids.npy"), mmap_mode="c")  # type: ignore[arg-type]
+    else:
+        array = np.concatenate(chunks)
+    return Corpus(torch.from_numpy(array), p, n_sent, n_words, n_unknown)
+
+
+def _flush(buffer: list[int], chunks: list[np.ndarray], out: np.ndarray | None, filled: int) -> int:
+    part = np.array(buffer, dtype=np.int32)
+    buffer.clear()
+    if out is None:
+        chunks.append(part)
+    else:
+        out[filled : filled + len(part)] = part
+    return filled + len(part)
+
+
+def _count_ids(path: Path, config: CorpusConfig) -> int:
+    total = 1
+    for tokens in sentences(path, config):
+        total += len(tokens) + 1
+    return total
+
+
+# -------------------------------------------------------------------------------------------------
+# windows and batches
+
+
+def windows(ids: torch.Tensor, context_size: int) -> torch.Tensor:
+    """Every run of ``context_size + 1`` consecutive ids, as a view: (N - C, C + 1).
+
+    Row ``k`` is ``ids[k : k + C + 1]``: a context of C words and the word that follows it.
+    """
+    return ids.unfold(0, context_size + 1, 1)  # (N - C, C + 1), shares ids' storage
+
+
+def mask_before_sentence_start(context: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """Replace every context word before the last ``</s>`` in its row by ``</s>``: (B, C)."""
+    is_eos = context == eos_id  # (B, C)
+    # True where some </s> sits at this position or later in the row
+    before = is_eos.flip(1).cummax(1).values.flip(1)  # (B, C)
+    return context.masked_fill(before, eos_id)
+
+
+class LMBatches:
+    """A batch source over one id stream: ``{"context": (B, C) long, "target": (B,) long}``.
+
+    Targets are positions 1..N-1 of the stream.  The first C - 1 targets lack a full history in
+    the stream; their missing words are ``</s>``, as if the corpus were preceded by empty sentences.
+    Training order is shuffled within blocks of ``block_size`` targets, blocks in random order, so
+    the permutation held in memory stays bounded on corpora of any size.
+    """
+
+    def __init__(
+        self,
+        ids: torch.Tensor,
+        context_size: int,
+        eos_id: int,
+        cross_sentences: bool = True,
+        block_size: int = 1 << 20,
+    ):
+        if ids.dim() != 1 or len(ids) < 2:
+            raise DataError("a language-model corpus needs at least one sentence")
+        if int(ids[0]) != eos_id:
+            raise ValueError("the id stream must start with </s>")
+        self.ids = ids
+        self.context_size = context_size
+        self.eos_id = eos_id
+        self.cross_sentences = cross_sentences
+        self.block_size = block_size
+        self.windows = windows(ids, context_size)  # (N - C, C + 1) view
+        self._offsets = torch.arange(-context_size, 1)  # (C + 1,)
+
+    def __len__(self) -> int:
+        return len(self.ids) - 1
+
+    def num_batches(self, batch_size: int) -> int:
+        return -(-len(self) // batch_size)
+
+    def rows(self, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The batch predicting stream positions ``targets`` (B,) int64."""
+        C = self.context_size
+        if len(self.windows) > 0:
+            rows = self.windows[(targets - C).clamp(min=0)]  # (B, C + 1)
+        else:
+            rows = torch.empty(len(targets), C + 1, dtype=self.ids.dtype)
+        head = targets < C
+        if bool(head.any()):  # the first C - 1 targets: pad the missing history with </s>
+            where = (targets[head, None] + self._offsets).clamp(min=0)  # (b, C + 1)
+            rows[head] = self.ids[where]
+        rows = rows.long()
+        context, target = rows[:, :C], rows[:, C]  # (B, C), (B,)
+        if not self.cross_sentences:
+            context = mask_before_sentence_start(context, self.eos_id)
+        return {"context": context, "target": target.contiguous()}
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        for targets in self._target_chunks(batch_size, generator):
+            yield self.rows(targets)
+
+    def _target_chunks(
+        self, batch_size: int, generator: torch.Generator | None
+    ) -> Iterator[torch.Tensor]:
+        n = len(self)
+        if generator is None:
+            for start in range(1, n + 1, batch_size):
+                yield torch.arange(start, min(start + batch_size, n + 1))
+            return
+        n_blocks = -(-n // self.block_size)
+        pending = torch.empty(0, dtype=torch.int64)
+        for block in torch.randperm(n_blocks, generator=generator).tolist():
+            start = 1 + block * self.block_size
+            length = min(self.block_size, n + 1 - start)
+            order = torch.randperm(length, generator=generator) + start
+            pending = torch.cat([pending, order])
+            while len(pending) >= batch_size:
+                yield pending[:batch_size]
+                pending = pending[batch_size:]
+        if len(pending):
+            yield pending
