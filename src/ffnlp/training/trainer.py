@@ -69,7 +69,9 @@ class Trainer:
         self.device = select_device(config.device)
         self.model = model.to(self.device)
         self.optimizer = build_optimizer(self.model, config)
-        self.steps_per_epoch = max(1, train.num_batches(config.batch_size))
+        self._distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        world = torch.distributed.get_world_size() if self._distributed else 1
+        self.steps_per_epoch = max(1, train.num_batches(config.batch_size) // world)
         self.scheduler = Schedule(self.optimizer, config, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history = History()
@@ -87,7 +89,6 @@ class Trainer:
         self._epoch_rng: torch.Tensor = self.generator.get_state()
         self._batch_in_epoch = 0
         self._loss_sum, self._loss_count = 0.0, 0
-        self._distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
 
     # ------------------------------------------------------------------------------------- loop
     def fit(self, resume: bool = False) -> History:
@@ -263,7 +264,11 @@ class Trainer:
             yield from batches
             return
         world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+        total = self.train_data.num_batches(self.config.batch_size)
+        usable = total - total % world  # every rank takes the same number of steps
         for i, batch in enumerate(batches):
+            if i >= usable:
+                break
             if i % world == rank:
                 yield batch
 
