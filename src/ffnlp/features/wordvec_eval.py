@@ -1,0 +1,317 @@
+"""Looking at word vectors: nearest neighbours, word similarity, analogies, a 2-D projection.
+
+:class:`WordVectors` holds ``words`` and their ``vectors`` (N, D), most frequent word first (the
+order word2vec and ffnlp write). The evaluations follow gensim's ``KeyedVectors`` so that figures
+compare:
+
+- **similarity** (``evaluate_word_pairs``): Spearman's rho between the human scores and the
+  cosine similarities over the pairs whose two words are known (case-insensitively); pairs with an
+  unknown word are left out and counted in ``oov_rate``.
+- **analogies** (``evaluate_word_analogies``): for ``a b c d`` find the word nearest to
+  ``b - a + c`` among the ``restrict`` most frequent words, excluding a, b and c. 3CosAdd is
+  ``argmax cos(x, b) - cos(x, a) + cos(x, c)``; 3CosMul (Levy & Goldberg 2014) is
+  ``argmax cos'(x, b) cos'(x, c) / (cos'(x, a) + 0.001)`` with ``cos' = (1 + cos) / 2``. Questions with
+  a word outside the restricted vocabulary are skipped (and counted); accuracy is over the rest,
+  per ``: section`` and in total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ffnlp.errors import DataError
+from ffnlp.features.embeddings import load_vectors, save_vectors
+
+ANALOGY_METHODS = ("3cosadd", "3cosmul")
+COSMUL_EPS = 1e-3  # Levy & Goldberg's epsilon, as gensim's most_similar_cosmul
+
+
+class WordVectors:
+    """Words and their vectors (N, D), with cosine look-ups. ``index[word]`` is the row."""
+
+    def __init__(self, words: Sequence[str], vectors: np.ndarray):
+        self.words = list(words)
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+        if self.vectors.ndim != 2 or len(self.words) != self.vectors.shape[0]:
+            raise DataError(
+                f"need one vector per word: {len(self.words)} words, vectors of shape "
+                f"{self.vectors.shape}"
+            )
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self._unit: np.ndarray | None = None
+
+    @classmethod
+    def load(cls, path: str | Path, format: str = "auto", encoding: str = "utf-8") -> WordVectors:
+        """From a vectors file (word2vec text/binary, GloVe, .vec) or an ffnlp w2v run directory."""
+        words, vectors = load_vectors(path, format=format, encoding=encoding)
+        return cls(words, vectors)
+
+    def save(self, path: str | Path, format: str = "word2vec-text") -> None:
+        save_vectors(path, self.words, self.vectors, format=format)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.index
+
+    def __getitem__(self, word: str) -> np.ndarray:
+        return self.vectors[self._row(word)]
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    @property
+    def unit(self) -> np.ndarray:
+        """Rows scaled to unit length (zero rows stay zero)."""
+        if self._unit is None:
+            norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+            self._unit = self.vectors / np.maximum(norms, 1e-12)
+        return self._unit
+
+    def _row(self, word: str) -> int:
+        if word not in self.index:
+            raise DataError(f"the word {word!r} is not in the vocabulary ({len(self)} words)")
+        return self.index[word]
+
+    def similarity(self, a: str, b: str) -> float:
+        """Cosine similarity of two words."""
+        return float(self.unit[self._row(a)] @ self.unit[self._row(b)])
+
+    def most_similar(self, word: str, k: int = 10, restrict: int = 0) -> list[tuple[str, float]]:
+        """The ``k`` nearest words by cosine (the word itself left out), among the ``restrict``
+        most frequent words when restrict > 0."""
+        row = self._row(word)
+        unit = self.unit[:restrict] if restrict else self.unit
+        sims = unit @ self.unit[row]  # (N,)
+        if row < len(sims):
+            sims[row] = -np.inf
+        k = min(k, len(sims) - (row < len(sims)))
+        top = np.argpartition(-sims, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
+        top = top[np.argsort(-sims[top], kind="stable")]
+        return [(self.words[i], float(sims[i])) for i in top]
+
+    # -- evaluations
+    def evaluate_similarity(self, path: str | Path, lowercase: bool = True) -> dict[str, Any]:
+        return evaluate_similarity(self, path, lowercase=lowercase)
+
+    def evaluate_analogies(
+        self,
+        path: str | Path,
+        restrict: int = 30000,
+        method: str = "3cosadd",
+        lowercase: bool = True,
+    ) -> dict[str, Any]:
+        return evaluate_analogies(self, path, restrict=restrict, method=method, lowercase=lowercase)
+
+
+# ------------------------------------------------------------------------------- word similarity
+
+
+def read_word_pairs(path: str | Path) -> list[tuple[str, str, float]]:
+    """``word1 word2 score`` lines (tabs or spaces); ``#`` lines are comments."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"word-similarity file {p} does not exist")
+    pairs = []
+    for lineno, line in enumerate(p.read_text(encoding="utf-8").split("\n"), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        if len(fields) < 3:
+            raise DataError(f"{p}:{lineno}: expected 'word1 word2 score'; got {line!r}")
+        try:
+            score = float(fields[2])
+        except ValueError:
+            raise DataError(f"{p}:{lineno}: the score {fields[2]!r} is not a number") from None
+        pairs.append((fields[0].strip(), fields[1].strip(), score))
+    if not pairs:
+        raise DataError(f"{p}: no word pairs found")
+    return pairs
+
+
+def _lookup(wv: WordVectors, lowercase: bool) -> dict[str, int]:
+    """word -> row; case-insensitive keeps the most frequent spelling (as gensim does)."""
+    if not lowercase:
+        return wv.index
+    table: dict[str, int] = {}
+    for i, w in enumerate(wv.words):
+        table.setdefault(w.lower(), i)
+    return table
+
+
+def evaluate_similarity(
+    wv: WordVectors, path: str | Path, lowercase: bool = True
+) -> dict[str, Any]:
+    """Spearman and Pearson correlation between cosine similarities and the human scores.
+
+    Returns ``{"spearman", "pearson", "pairs", "oov_pairs", "oov_rate"}``; ``oov_rate`` is the
+    fraction of pairs left out because a word is unknown.
+    """
+    pairs = read_word_pairs(path)
+    table = _lookup(wv, lowercase)
+    norm = (lambda w: w.lower()) if lowercase else (lambda w: w)
+    rows_a, rows_b, gold = [], [], []
+    for a, b, score in pairs:
+        ia, ib = table.get(norm(a)), table.get(norm(b))
+        if ia is None or ib is None:
+            continue
+        rows_a.append(ia)
+        rows_b.append(ib)
+        gold.append(score)
+    known = len(gold)
+    result: dict[str, Any] = {
+        "pairs": len(pairs),
+        "oov_pairs": len(pairs) - known,
+        "oov_rate": 1 - known / len(pairs),
+    }
+    if known < 2:
+        result.update(spearman=float("nan"), pearson=float("nan"))
+        return result
+    sims = np.einsum("ij,ij->i", wv.unit[rows_a], wv.unit[rows_b])
+    result["spearman"] = spearman(sims, np.asarray(gold))
+    result["pearson"] = float(np.corrcoef(sims, gold)[0, 1])
+    return result
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties sharing their average rank (scipy's 'average')."""
+    x = np.asarray(x)
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    ranks = np.empty(len(x), dtype=np.float64)
+    starts = np.r_[0, np.flatnonzero(sorted_x[1:] != sorted_x[:-1]) + 1]
+    ends = np.r_[starts[1:], len(x)]
+    for s, e in zip(starts, ends, strict=True):
+        ranks[order[s:e]] = (s + e + 1) / 2.0  # mean of ranks s+1 .. e
+    return ranks
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho: Pearson's correlation of the ranks."""
+    rx, ry = rankdata(x), rankdata(y)
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+# ------------------------------------------------------------------------------------- analogies
+
+
+def read_analogies(path: str | Path) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
+    """Sections of ``a b c d`` questions from a questions-words.txt style file."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"analogy file {p} does not exist")
+    sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
+    for lineno, line in enumerate(p.read_text(encoding="utf-8").split("\n"), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith(":"):
+            sections.append((line[1:].strip(), []))
+            continue
+        fields = line.split()
+        if len(fields) != 4:
+            raise DataError(f"{p}:{lineno}: expected four words 'a b c d'; got {line!r}")
+        if not sections:
+            raise DataError(f"{p}:{lineno}: a question before the first ': section' line")
+        sections[-1][1].append((fields[0], fields[1], fields[2], fields[3]))
+    if not any(qs for _, qs in sections):
+        raise DataError(f"{p}: no analogy questions found")
+    return sections
+
+
+def evaluate_analogies(
+    wv: WordVectors,
+    path: str | Path,
+    restrict: int = 30000,
+    method: str = "3cosadd",
+    lowercase: bool = True,
+    batch: int = 512,
+) -> dict[str, Any]:
+    """Accuracy on analogy questions, per section and in total (gensim's protocol, see above).
+
+    Returns ``{"accuracy", "correct", "questions", "skipped", "method", "restrict",
+    "sections": {name: {"accuracy", "correct", "questions"}}}``.
+    """
+    if method not in ANALOGY_METHODS:
+        raise DataError(f"method must be one of {', '.join(ANALOGY_METHODS)}; got {method!r}")
+    limit = min(restrict, len(wv)) if restrict > 0 else len(wv)
+    table: dict[str, int] = {}
+    for i, w in enumerate(wv.words[:limit]):
+        table.setdefault(w.lower() if lowercase else w, i)
+    unit = wv.unit[:limit]  # (N, D)
+    norm = (lambda w: w.lower()) if lowercase else (lambda w: w)
+    sections_out: dict[str, dict[str, Any]] = {}
+    total_correct = total_asked = skipped = 0
+    for name, questions in read_analogies(path):
+        ids = []
+        for q in questions:
+            rows = [table.get(norm(w)) for w in q]
+            if any(r is None for r in rows):
+                skipped += 1
+                continue
+            ids.append(rows)
+        correct = 0
+        if ids:
+            arr = np.asarray(ids, dtype=np.int64)  # (Q, 4)
+            for start in range(0, len(arr), batch):
+                part = arr[start : start + batch]
+                predicted = _answer(unit, part[:, 0], part[:, 1], part[:, 2], method)
+                correct += int((predicted == part[:, 3]).sum())
+        sections_out[name] = {
+            "accuracy": correct / len(ids) if ids else float("nan"),
+            "correct": correct,
+            "questions": len(ids),
+        }
+        total_correct += correct
+        total_asked += len(ids)
+    return {
+        "accuracy": total_correct / total_asked if total_asked else float("nan"),
+        "correct": total_correct,
+        "questions": total_asked,
+        "skipped": skipped,
+        "method": method,
+        "restrict": limit,
+        "sections": sections_out,
+    }
+
+
+def _answer(
+    unit: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, method: str
+) -> np.ndarray:
+    """Predicted rows (Q,) for questions a:b :: c:?, never a, b or c themselves."""
+    if method == "3cosadd":
+        # gensim: the unit-length mean of the weighted unit vectors, then cosine
+        query = unit[b] + unit[c] - unit[a]  # (Q, D)
+        query /= np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
+        scores = query @ unit.T  # (Q, N)
+    else:
+        sim_a, sim_b, sim_c = ((1 + unit[x] @ unit.T) / 2 for x in (a, b, c))  # (Q, N) each
+        scores = sim_b * sim_c / (sim_a + COSMUL_EPS)
+    rows = np.arange(len(a))
+    for x in (a, b, c):
+        scores[rows, x] = -np.inf
+    return np.asarray(scores.argmax(axis=1))
+
+
+# ------------------------------------------------------------------------------------ projection
+
+
+def project_2d(vectors: np.ndarray) -> np.ndarray:
+    """Principal-component projection (n, 2) of the given vectors (centred, unit rows first)."""
+    x = np.asarray(vectors, dtype=np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = x - x.mean(axis=0, keepdims=True)
+    if len(x) < 2:
+        return np.zeros((len(x), 2))
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    coords = x @ vt[:2].T  # (n, <=2)
+    if coords.shape[1] < 2:
+        coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
+    return coords
