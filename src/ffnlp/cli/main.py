@@ -67,6 +67,7 @@ _mount("classify", "classify", "Text classifiers: train, eval, predict, cv.")
 _mount("lm", "lm", "Feed-forward language model and Kneser-Ney baseline: train, eval, generate.")
 _mount("w2v", "w2v", "Skip-gram word2vec: train, eval, neighbors, export.")
 _mount("report", "report", "HTML report of a run.")
+_mount("config", "config", "Show the configuration of a task, or the reference of every option.")
 
 from ffnlp.cli import demo as _demo  # noqa: E402
 
