@@ -184,6 +184,12 @@ class LanguageModel:
         self.summary = summary or {}
         self.eos_id = vocab.stoi(EOS)
 
+    def set_weight(self, weight: float) -> None:
+        """This model's share in the mixture with its partner, in [0, 1]."""
+        if not 0 <= weight <= 1:
+            raise ConfigError(f"the mixture weight must lie between 0 and 1; got {weight}")
+        self.weight = float(weight)
+
     @property
     def kind(self) -> str:
         return "ffnn" if self.network is not None else "kneser_ney"
@@ -476,8 +482,19 @@ def _save_kn(ngram: KneserNey, run_dir: Path) -> None:
     (run_dir / MODEL_JSON).write_text(json.dumps(arch, indent=2), encoding="utf-8")
 
 
-def load_lm(run_dir: str | Path, interpolate_with: str | Path | None = None) -> LanguageModel:
-    """Load a trained LM (either kind) from its run directory, with its interpolation partner."""
+def load_lm(
+    run_dir: str | Path,
+    interpolate_with: str | Path | None = None,
+    tune_on: str | Path | None = None,
+    weight: float | None = None,
+    standalone: bool = False,
+) -> LanguageModel:
+    """Load a trained LM (either kind) from its run directory.
+
+    With ``interpolate_with`` (or a run trained with ``interpolate_with``), the LM is mixed with
+    that run: the mixture weight is ``weight`` if given, else fitted on ``tune_on``, else the
+    weight fitted at training time.  ``standalone`` ignores the run's own ``interpolate_with``.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / MODEL_JSON).is_file():
         raise ModelFileError(
@@ -503,35 +520,48 @@ def load_lm(run_dir: str | Path, interpolate_with: str | Path | None = None) -> 
             arrays = load_arrays(str(path))
         except Exception as exc:  # safetensors raises several types for damaged files
             raise ModelFileError(f"{path} cannot be read ({exc}); the file is corrupted") from None
-        lm = LanguageModel(
-            cfg, vocab, run_dir, ngram=KneserNey.from_state(arrays, arch["args"]), summary=summary
-        )
+        ngram = KneserNey.from_state(arrays, arch["args"])
+        lm = LanguageModel(cfg, vocab, run_dir, ngram=ngram, summary=summary)
+        size = ngram.vocab_size
     else:
         network, _ = load_model(run_dir)
-        lm = LanguageModel(cfg, vocab, run_dir, network=network, summary=summary)  # type: ignore[arg-type]
-    if len(vocab) != (lm.network.vocab_size if lm.network is not None else lm.ngram.vocab_size):  # type: ignore[union-attr]
-        raise ModelFileError(f"{run_dir}: vocab.json does not match the model's vocabulary size")
+        assert isinstance(network, FeedForwardLM)
+        lm = LanguageModel(cfg, vocab, run_dir, network=network, summary=summary)
+        size = network.vocab_size
+    if len(vocab) != size:
+        raise ModelFileError(
+            f"{run_dir}: vocab.json has {len(vocab)} words but the model {size}; the files come "
+            "from different runs"
+        )
     partner_dir = interpolate_with
-    if partner_dir is None and cfg.interpolate_with:
+    if partner_dir is None and cfg.interpolate_with and not standalone:
         partner_dir = cfg.interpolate_with
-    if partner_dir is not None:
-        partner = _load_partner(partner_dir)
-        if partner.vocab.itos != vocab.itos:
-            raise ConfigError(
-                f"{partner_dir} and {run_dir} have different vocabularies; "
-                "train both on the same corpus (the second with interpolate_with)"
-            )
-        lm.partner = partner
-        interp = run_dir / "interpolation.json"
-        saved = json.loads(interp.read_text()) if interp.is_file() else {}
-        if Path(saved.get("with", "")) == Path(partner_dir):
-            lm.weight = float(saved["weight"])
-        else:
-            lm.weight = 0.5
+    if partner_dir is None:
+        return lm
+    partner = _load_partner(partner_dir)
+    if partner.vocab.itos != vocab.itos:
+        raise ConfigError(
+            f"{partner_dir} and {run_dir} have different vocabularies; train the second with "
+            f"--interpolate-with {run_dir} so that it reuses the first one's vocabulary"
+        )
+    lm.partner = partner
+    interp = run_dir / "interpolation.json"
+    saved = json.loads(interp.read_text()) if interp.is_file() else {}
+    if weight is not None:
+        lm.set_weight(weight)
+    elif tune_on is not None:
+        corpus = lm.encode(tune_on)
+        lm.weight = fit_mixture_weight(lm.own_log_probs(corpus), partner.own_log_probs(corpus))
+    elif saved and Path(saved.get("with", "")).resolve() == Path(partner_dir).resolve():
+        lm.weight = float(saved["weight"])
+    else:
+        raise ConfigError(
+            f"no mixture weight for {run_dir} with {partner_dir}: pass --dev FILE to fit it, "
+            "or --weight W (this run's share, between 0 and 1)"
+        )
     return lm
 
 
 def _load_partner(path: str | Path) -> LanguageModel:
-    partner = load_lm(path)
-    partner.partner = None
-    return partner
+    """The other LM of a mixture, alone (its own partner, if it has one, is left out)."""
+    return load_lm(path, standalone=True)

@@ -1,0 +1,204 @@
+"""The feed-forward LM's training speed against a plain torch.mm, and its memory on 10x PTB.
+
+    python bench/lm.py [--data ../shared/data/ptb] [--config configs/ptb_lm.toml] [--threads 2]
+                       [--steps 40] [--repeat 10] [--skip-memory]
+
+1. Throughput: training steps of the configured model (batches from the real PTB stream, the
+   configured batch size, optimiser and precision) -> tokens/s and achieved GFLOP/s, counting the
+   model's matrix products (forward + both backward products: 3 x 2 x multiply-adds per token).
+   In the same process, a plain ``torch.mm`` of the output layer's shape (B x D by D x V, same
+   dtype) gives the machine's GFLOP/s; the figure is the ratio.
+2. Memory: ``ffnlp.tasks.lm.train_lm`` (vocabulary, encoding, a few training steps) in a fresh
+   process on PTB and on PTB repeated ``--repeat`` times; the ratio of peak resident memory.
+
+Absolute numbers on a shared machine are noise; the ratios are the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def model_macs_per_token(model) -> int:
+    """Multiply-adds of one forward pass per token (embedding lookups are not products)."""
+    cfg = model.config
+    C, D, V = cfg.context_size, cfg.embedding_dim, model.vocab_size
+    macs, width = 0, C * D
+    for size in cfg.hidden_sizes:
+        macs += width * size
+        width = size
+    if model.projection is not None:
+        macs += width * D
+        width = D
+    if model.adaptive is not None:  # head only: tail clusters are a small fraction of tokens
+        macs += width * (model.adaptive.shortlist_size + model.adaptive.n_clusters)
+    else:
+        macs += width * V
+    if model.direct is not None:
+        macs += C * D * V
+    return macs
+
+
+def mm_gflops(m: int, k: int, n: int, dtype, seconds: float = 2.0) -> float:
+    import torch
+
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    return 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
+
+
+def throughput(args) -> dict:
+    import torch
+
+    from ffnlp.models.lm import FeedForwardLM
+    from ffnlp.runtime import set_threads
+    from ffnlp.tasks.lm import resolve_config
+    from ffnlp.text.corpus import EOS, LMBatches, build_vocab, encode_corpus
+    from ffnlp.training.optim import build_optimizer
+
+    set_threads(args.threads)
+    cfg = resolve_config(args.config)
+    train = args.data / "ptb.train.txt.gz"
+    vocab = build_vocab(train, cfg.data)
+    corpus = encode_corpus(train, vocab, cfg.data)
+    model = FeedForwardLM(len(vocab), cfg.model)
+    optimizer = build_optimizer(model, cfg.train)
+    source = LMBatches(
+        corpus.ids, cfg.model.context_size, vocab.stoi(EOS), cfg.data.cross_sentences
+    )
+    B = cfg.train.batch_size
+    batches = source.batches(B, torch.Generator().manual_seed(0))
+
+    def step() -> None:
+        batch = next(batches)
+        loss = model.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(5):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    seconds = time.perf_counter() - t0
+    tokens = args.steps * B
+    flops = 6 * model_macs_per_token(model) * tokens
+    achieved = flops / seconds / 1e9
+    dtype = torch.bfloat16 if cfg.model.precision == "bf16" else torch.float32
+    width = (
+        cfg.model.embedding_dim
+        if model.projection is not None or cfg.model.tie_weights
+        else (
+            cfg.model.hidden_sizes[-1]
+            if cfg.model.hidden_sizes
+            else cfg.model.context_size * cfg.model.embedding_dim
+        )
+    )
+    reference = mm_gflops(B, width, len(vocab), dtype)
+    return {
+        "config": str(args.config),
+        "batch_size": B,
+        "precision": cfg.model.precision,
+        "tokens_per_second": tokens / seconds,
+        "macs_per_token": model_macs_per_token(model),
+        "achieved_gflops": achieved,
+        "mm_shape": [B, width, len(vocab)],
+        "mm_dtype": str(dtype),
+        "mm_gflops": reference,
+        "fraction_of_mm": achieved / reference,
+    }
+
+
+MEMORY_CHILD = """
+import json, resource, sys, time
+from ffnlp.tasks.lm import train_lm
+train, config, out, threads = sys.argv[1:5]
+t0 = time.perf_counter()
+lm = train_lm(train, config=config, out=out, overrides=[
+    "train.max_steps=20", "train.epochs=1", "samples=0", "train.checkpoint=false",
+    f"train.threads={threads}"])
+print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "train_tokens": lm.summary["train_tokens"], "seconds": time.perf_counter() - t0}))
+"""
+
+
+def memory(args, workdir: Path) -> dict:
+    train = args.data / "ptb.train.txt.gz"
+    big = workdir / f"ptb.train.x{args.repeat}.txt"
+    with gzip.open(train, "rb") as fh:
+        text = fh.read()
+    with big.open("wb") as fh:
+        for _ in range(args.repeat):
+            fh.write(text)
+    results = {}
+    for name, path in (("ptb", train), (f"ptb_x{args.repeat}", big)):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                MEMORY_CHILD,
+                str(path),
+                str(args.config),
+                str(workdir / name),
+                str(args.threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    results["ratio"] = results[f"ptb_x{args.repeat}"]["peak_rss_mb"] / results["ptb"]["peak_rss_mb"]
+    return results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/ptb")
+    ap.add_argument("--config", type=Path, default=ROOT / "configs/ptb_lm.toml")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=40, help="timed training steps")
+    ap.add_argument("--repeat", type=int, default=10, help="PTB copies in the big corpus")
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/out")
+    args = ap.parse_args()
+
+    result = {"throughput": throughput(args)}
+    t = result["throughput"]
+    print(
+        f"training: {t['tokens_per_second']:.0f} tokens/s, {t['achieved_gflops']:.1f} GFLOP/s "
+        f"(model products); torch.mm {t['mm_shape']} {t['mm_dtype']}: {t['mm_gflops']:.1f} GFLOP/s; "
+        f"fraction {t['fraction_of_mm']:.2f}"
+    )
+    if not args.skip_memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            result["memory"] = memory(args, Path(tmp))
+        m = result["memory"]
+        big = f"ptb_x{args.repeat}"
+        print(
+            f"peak memory: PTB {m['ptb']['peak_rss_mb']:.0f} MB, PTB x{args.repeat} "
+            f"{m[big]['peak_rss_mb']:.0f} MB ({m[big]['train_tokens']} tokens); ratio {m['ratio']:.2f}"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "lm.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""`ffnlp lm train|eval|generate`: thin wrappers over ffnlp.tasks.lm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ffnlp.cli.common import (
+    CONFIG_HELP,
+    SET_HELP,
+    err_console,
+    out_console,
+    print_json,
+    progress_callbacks,
+    setup_logging,
+)
+
+app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+
+
+@app.command("train")
+def train(
+    train_file: Path = typer.Option(
+        ...,
+        "--train",
+        help="Training corpus: one sentence a line, tokens separated by spaces (.gz ok).",
+    ),
+    dev: Path = typer.Option(
+        None,
+        "--dev",
+        help="Dev corpus: perplexity each epoch, the best epoch, the interpolation weight.",
+    ),
+    test: Path = typer.Option(None, "--test", help="Test corpus: perplexity once at the end."),
+    config: Path = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help=CONFIG_HELP + " configs/ptb_lm.toml (neural), configs/ptb_kn5.toml (Kneser-Ney).",
+    ),
+    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Run directory (default: runs/lm-<date>-<time>)."
+    ),
+    seed: int = typer.Option(None, "--seed", help="Random seed (same as --set train.seed=N)."),
+    interpolate_with: Path = typer.Option(
+        None,
+        "--interpolate-with",
+        help="Run directory of another LM on the same vocabulary to mix with; the weight is fitted on --dev.",
+    ),
+    resume: Path = typer.Option(
+        None, "--resume", help="Continue the interrupted run in this directory."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or messages."),
+    json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout."),
+) -> None:
+    """Train a feed-forward LM, or fit a Kneser-Ney n-gram model (kind = "kneser_ney").
+
+    Example:
+
+        ffnlp lm train --config configs/ptb_lm.toml --train ../shared/data/ptb/ptb.train.txt.gz --dev ../shared/data/ptb/ptb.valid.txt --test ../shared/data/ptb/ptb.test.txt --out runs/ptb_lm
+    """
+    from ffnlp.tasks.lm import train_lm
+
+    setup_logging(quiet or json_)
+    overrides = list(set_) + ([f"train.seed={seed}"] if seed is not None else [])
+    lm = train_lm(
+        train_file,
+        dev=dev,
+        test=test,
+        config=config,
+        overrides=overrides,
+        out=resume if resume is not None else out,
+        resume=resume is not None,
+        callbacks=progress_callbacks(quiet or json_),
+        interpolate_with=interpolate_with,
+    )
+    summary = lm.summary
+    if json_:
+        print_json(summary)
+        return
+    if quiet:
+        return
+    table = Table(title=f"ffnlp lm ({summary['kind']}): {lm.run_dir}")
+    table.add_column("split")
+    table.add_column("perplexity", justify="right")
+    table.add_column("tokens", justify="right")
+    for split in ("dev", "test"):
+        if split in summary:
+            table.add_row(
+                split, f"{summary[split]['perplexity']:.2f}", str(summary[split]["tokens"])
+            )
+    interp = summary.get("interpolated")
+    if interp:
+        for split in ("dev", "test"):
+            if split in interp:
+                table.add_row(
+                    f"{split} (mixed, λ={interp['weight']:.2f})",
+                    f"{interp[split]['perplexity']:.2f}",
+                    "",
+                )
+    out_console.print(table)
+    out_console.print(
+        f"trained in {summary['train_seconds']:.1f} s ({summary['tokens_per_second']:.0f} tokens/s)"
+        + (f"; best epoch {summary['best_epoch']}" if summary.get("best_epoch") else "")
+    )
+    for sample in summary.get("samples", []):
+        out_console.print(f"  sample: {sample}", markup=False)
+
+
+@app.command("eval")
+def evaluate(
+    run: Path = typer.Argument(..., help="Run directory of a trained LM."),
+    data: Path = typer.Option(
+        ..., "--data", help="Corpus to compute the perplexity of (one sentence a line)."
+    ),
+    interpolate_with: Path = typer.Option(
+        None, "--interpolate-with", help="Mix with this LM run (same vocabulary)."
+    ),
+    weight: float = typer.Option(
+        None,
+        "--weight",
+        help="This run's share in the mixture (default: the weight fitted at training, else fitted on --dev).",
+    ),
+    dev: Path = typer.Option(None, "--dev", help="Fit the mixture weight on this corpus."),
+    json_: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
+) -> None:
+    """Perplexity of a trained LM (optionally mixed with another) on a corpus.
+
+    Example:
+
+        ffnlp lm eval runs/ptb_lm --data ../shared/data/ptb/ptb.test.txt --interpolate-with runs/ptb_kn5 --dev ../shared/data/ptb/ptb.valid.txt
+    """
+    from ffnlp.tasks.lm import load_lm
+
+    lm = load_lm(run, interpolate_with=interpolate_with, tune_on=dev)
+    if weight is not None:
+        lm.set_weight(weight)
+    metrics = lm.evaluate(data)
+    if json_:
+        print_json(metrics)
+        return
+    mixed = (
+        f" mixed with {lm.partner.run_dir} (λ={lm.weight:.3f})" if lm.partner is not None else ""
+    )
+    out_console.print(
+        f"{run}{mixed} on {data}: perplexity {metrics['perplexity']:.2f} over {metrics['tokens']} "
+        f"tokens ({metrics['sentences']} sentences, </s> counted; OOV rate {metrics['oov_rate']:.2%})"
+    )
+
+
+@app.command("generate")
+def generate(
+    run: Path = typer.Argument(..., help="Run directory of a trained LM."),
+    prompt: str = typer.Option(
+        "", "--prompt", "-p", help="Words to continue (unknown ones are read as <unk>)."
+    ),
+    max_tokens: int = typer.Option(30, "--max-tokens", "-n", help="Most tokens to sample."),
+    temperature: float = typer.Option(
+        1.0,
+        "--temperature",
+        "-t",
+        help="Sharpen (<1) or flatten (>1) the distribution; 0 = always the likeliest word.",
+    ),
+    top_k: int = typer.Option(
+        0, "--top-k", "-k", help="Sample among the k likeliest words only (0 = all)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same text."),
+    count: int = typer.Option(1, "--count", help="How many samples (seeds seed, seed+1, ...)."),
+    until_eos: bool = typer.Option(
+        True, "--until-eos/--no-until-eos", help="Stop at the end of the sentence (</s>)."
+    ),
+    interpolate_with: Path = typer.Option(
+        None, "--interpolate-with", help="Sample from the mixture with this LM run."
+    ),
+    json_: bool = typer.Option(False, "--json", help="Print the samples as JSON."),
+) -> None:
+    """Sample text from a trained LM.
+
+    Example:
+
+        ffnlp lm generate runs/ptb_lm --prompt "the company said" --max-tokens 30 --temperature 0.8 --top-k 50 --seed 1
+    """
+    from ffnlp.tasks.lm import load_lm
+
+    lm = load_lm(run, interpolate_with=interpolate_with)
+    samples = [
+        lm.generate(
+            prompt,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            seed=seed + i,
+            stop_at_eos=until_eos,
+        )
+        for i in range(count)
+    ]
+    if samples and samples[0].unknown:
+        words = ", ".join(repr(w) for w in sorted(set(samples[0].unknown)))
+        err_console.print(f"note: not in the vocabulary, read as <unk>: {words}", markup=False)
+    if json_:
+        print_json([{"text": s.text, "tokens": s.tokens, "unknown": s.unknown} for s in samples])
+        return
+    for s in samples:
+        typer.echo(s.text)

@@ -1,0 +1,220 @@
+"""The lm task end to end on a synthetic corpus: run directory, loading, interpolation, generation, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.tasks.lm import fit_mixture_weight, load_lm, mix_log_probs, train_lm
+
+WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "in", "park"]
+SMALL = [
+    "model.embedding_dim=8",
+    "model.hidden_sizes=[16]",
+    "model.context_size=3",
+    "train.epochs=2",
+    "train.batch_size=64",
+    "train.threads=1",
+    "samples=2",
+]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("corpus")
+    rng = random.Random(0)
+    paths = {}
+    for name, n, extra in (("train", 150, []), ("dev", 20, ["zebra"]), ("test", 20, [])):
+        lines = [
+            " ".join(rng.choice(WORDS + extra) for _ in range(rng.randint(3, 8))) for _ in range(n)
+        ]
+        paths[name] = root / f"{name}.txt"
+        paths[name].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def runs(corpus: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    nn_dir, kn_dir = root / "nn", root / "kn"
+    train_lm(corpus["train"], corpus["dev"], corpus["test"], overrides=SMALL, out=nn_dir)
+    train_lm(
+        corpus["train"],
+        corpus["dev"],
+        corpus["test"],
+        overrides=['kind="kneser_ney"', "kneser_ney.order=3"],
+        out=kn_dir,
+        interpolate_with=nn_dir,
+    )
+    return {"nn": nn_dir, "kn": kn_dir}
+
+
+def test_run_directory_and_summary(runs: dict[str, Path]) -> None:
+    nn_dir = runs["nn"]
+    for name in (
+        "config.toml",
+        "vocab.json",
+        "model.safetensors",
+        "model.json",
+        "metrics.jsonl",
+        "summary.json",
+        "plots/loss.png",
+        "plots/dev_perplexity.png",
+        "checkpoint",
+    ):
+        assert (nn_dir / name).exists(), name
+    summary = json.loads((nn_dir / "summary.json").read_text())
+    for key in ("train_seconds", "tokens_per_second"):
+        assert summary[key] > 0
+    for split in ("dev", "test"):
+        assert 1 < summary[split]["perplexity"] < 13
+        assert summary[split]["perplexity"] == pytest.approx(math.exp(summary[split]["loss"]))
+    assert len(summary["samples"]) == 2
+    epochs = [json.loads(line) for line in (nn_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["dev"]["perplexity"] for r in epochs if r["event"] == "epoch"]
+
+
+def test_loaded_models_give_the_summary_perplexities(runs: dict[str, Path], corpus) -> None:
+    for kind in ("nn", "kn"):
+        summary = json.loads((runs[kind] / "summary.json").read_text())
+        lm = load_lm(runs[kind], standalone=True)
+        assert lm.perplexity(corpus["test"]) == pytest.approx(
+            summary["test"]["perplexity"], rel=1e-6
+        )
+
+
+def test_interpolation_weight_is_fitted_and_never_worse_on_dev(
+    runs: dict[str, Path], corpus
+) -> None:
+    summary = json.loads((runs["kn"] / "summary.json").read_text())
+    mixed = summary["interpolated"]
+    assert 0 <= mixed["weight"] <= 1
+    assert mixed["dev"]["perplexity"] <= summary["dev"]["perplexity"] + 1e-9
+    lm = load_lm(runs["kn"])  # follows interpolate_with, with the fitted weight
+    assert lm.partner is not None and lm.weight == pytest.approx(mixed["weight"])
+    assert lm.perplexity(corpus["test"]) == pytest.approx(mixed["test"]["perplexity"], rel=1e-6)
+    p = lm.next_distribution([0, 2, 3])
+    assert p.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_mixture_weight_by_em_matches_a_grid_search() -> None:
+    rng = np.random.default_rng(0)
+    a, b = np.log(rng.uniform(0.01, 1, 500)), np.log(rng.uniform(0.01, 1, 500))
+    weight = fit_mixture_weight(a, b)
+    grid = np.linspace(0.001, 0.999, 999)
+    best = grid[np.argmax([mix_log_probs(a, b, w).sum() for w in grid])]
+    assert weight == pytest.approx(best, abs=2e-3)
+
+
+def test_generation_is_reproducible_with_a_seed(runs: dict[str, Path]) -> None:
+    for kind in ("nn", "kn"):
+        lm = load_lm(runs[kind], standalone=True)
+        first = lm.generate("the cat", max_tokens=12, temperature=0.9, top_k=5, seed=7)
+        again = lm.generate("the cat", max_tokens=12, temperature=0.9, top_k=5, seed=7)
+        assert first.tokens == again.tokens
+        assert 1 <= len(first.tokens) <= 12
+        others = {
+            tuple(lm.generate("the", max_tokens=12, seed=s, stop_at_eos=False).tokens)
+            for s in range(5)
+        }
+        assert len(others) > 1
+        greedy = lm.generate("the", max_tokens=5, temperature=0, stop_at_eos=False)
+        assert (
+            greedy.tokens
+            == lm.generate("the", max_tokens=5, temperature=0, seed=3, stop_at_eos=False).tokens
+        )
+
+
+def test_unknown_prompt_words_are_reported(runs: dict[str, Path]) -> None:
+    lm = load_lm(runs["nn"])
+    out = lm.generate("the zebra", max_tokens=3, seed=0)
+    assert out.unknown == ["zebra"]
+
+
+def test_errors_name_the_fix(runs: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="model.json is missing"):
+        load_lm(tmp_path)
+    with pytest.raises(ConfigError, match="pass --dev FILE to fit it"):
+        load_lm(runs["nn"], interpolate_with=runs["kn"])
+    with pytest.raises(ConfigError, match="top_k must be >= 0"):
+        load_lm(runs["nn"]).generate("the", top_k=-1)
+
+
+def test_cli_eval_and_generate(runs: dict[str, Path], corpus) -> None:
+    from ffnlp.cli.main import app
+
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["lm", "eval", str(runs["nn"]), "--data", str(corpus["test"]), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    expected = json.loads((runs["nn"] / "summary.json").read_text())["test"]["perplexity"]
+    assert json.loads(res.stdout)["perplexity"] == pytest.approx(expected, rel=1e-6)
+    res = runner.invoke(
+        app,
+        [
+            "lm",
+            "eval",
+            str(runs["nn"]),
+            "--data",
+            str(corpus["test"]),
+            "--interpolate-with",
+            str(runs["kn"]),
+            "--dev",
+            str(corpus["dev"]),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "mixed with" in res.stdout
+    args = [
+        "lm",
+        "generate",
+        str(runs["nn"]),
+        "--prompt",
+        "the zebra",
+        "--max-tokens",
+        "8",
+        "--seed",
+        "3",
+        "--top-k",
+        "4",
+    ]
+    first, second = runner.invoke(app, args), runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert first.stdout == second.stdout
+    assert first.stdout.startswith("the zebra")
+    assert "not in the vocabulary, read as <unk>: 'zebra'" in first.stderr
+    res = runner.invoke(app, ["lm", "generate", str(runs["nn"] / "nope")])
+    assert res.exit_code == 1
+    assert "Error:" in res.stderr and "model.json is missing" in res.stderr
+
+
+def test_cli_train(corpus, tmp_path: Path) -> None:
+    from ffnlp.cli.main import app
+
+    res = CliRunner().invoke(
+        app,
+        [
+            "lm",
+            "train",
+            "--train",
+            str(corpus["train"]),
+            "--dev",
+            str(corpus["dev"]),
+            "--set",
+            'kind="kneser_ney"',
+            "--out",
+            str(tmp_path / "kn"),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["kind"] == "kneser_ney" and summary["dev"]["perplexity"] > 1
