@@ -173,7 +173,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return self.classifier_.predict_proba(_texts(X))[:, self.column_order_]
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        probs = self.predict_proba(X)  # raises NotFittedError before fit
+        return self.classes_[probs.argmax(axis=1)]
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
