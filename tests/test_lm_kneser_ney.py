@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import shared_data
 
 from ffnlp.models.kneser_ney import KneserNey, discounts
+from ffnlp.tasks.lm import load_lm, train_lm
 
 EOS = 0
 
@@ -118,3 +121,14 @@ def test_state_round_trip() -> None:
     arrays, header = kn.state()
     again = KneserNey.from_state(arrays, header)
     np.testing.assert_array_equal(again.log_probs(ids), kn.log_probs(ids))
+
+
+@pytest.mark.slow
+def test_ptb_kn5_matches_the_published_perplexity(tmp_path: Path) -> None:
+    train = shared_data("ptb/ptb.train.txt.gz")
+    valid, test = shared_data("ptb/ptb.valid.txt"), shared_data("ptb/ptb.test.txt")
+    config = Path(__file__).resolve().parents[1] / "configs" / "ptb_kn5.toml"
+    lm = train_lm(train, valid, test, config=config, out=tmp_path, overrides=["samples=0"])
+    assert lm.summary["test"]["tokens"] == 82430  # 78,669 words + 3,761 </s>
+    assert lm.summary["test"]["perplexity"] <= 148  # Mikolov (2012): 141.2
+    assert load_lm(tmp_path).perplexity(test) == pytest.approx(lm.summary["test"]["perplexity"])

@@ -400,7 +400,9 @@ def train_lm(
             callbacks=list(callbacks),
             run_dir=run_dir,
         )
+        cpu_started = time.process_time()
         history = trainer.fit(resume=resume)
+        cpu_seconds = time.process_time() - cpu_started
         network = trainer.model.cpu().eval()
         save_model(
             network, run_dir, "lm", {"vocab_size": len(vocab), "config": cfgmod.to_dict(cfg.model)}
@@ -410,6 +412,7 @@ def train_lm(
         summary.update(
             {
                 "train_seconds": trainer.train_seconds,
+                "train_cpu_seconds": cpu_seconds,  # on a shared machine, wall time is noise
                 "epochs": trainer.epoch,
                 "best_epoch": history.best_epoch,
                 "steps": trainer.step,
