@@ -1,9 +1,12 @@
 """A feed-forward classifier over feature vectors: dense (hand-built features) or sparse (bag of
 n-grams, tf-idf).
 
-    x (B, F) dense                       -> MLP -> logits (B, K')
-    ids, weights (nnz,), offsets (B,)    -> first layer as an EmbeddingBag sum (O(non-zeros)) -> ...
+    x (B, F) dense, or its non-zeros (ids, weights, offsets)
+      -> first layer x @ W + b, W: (F, H1)  -> activation -> dropout -> MLP(H1 -> ... -> K')
 
+The first layer is an ``EmbeddingBag`` in sum mode: for a sparse row it adds up the rows of W of
+the non-zero features, weighted by their values, so a batch costs O(non-zeros x H1) and, with
+``sparse=True`` (train.sparse), only those rows of W get a gradient and an optimiser update.
 With no hidden layer this is logistic regression; each hidden layer adds a learned non-linear
 combination of the features.  Binary problems have one logit (sigmoid), K > 2 classes K logits.
 """
@@ -13,12 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ffnlp.errors import ConfigError
 from ffnlp.models.heads import ClassifierHead, output_size
-from ffnlp.models.mlp import MLP
+from ffnlp.models.mlp import ACTIVATIONS, MLP, _gain
 from ffnlp.models.registry import register
 
 
@@ -35,6 +37,7 @@ class FeatureMLP(nn.Module):
         activation: str = "relu",
         dropout: float = 0.0,
         input_dropout: float = 0.0,
+        sparse: bool = False,
         label_smoothing: float = 0.0,
         class_weight: list[float] | None = None,
     ) -> None:
@@ -43,29 +46,44 @@ class FeatureMLP(nn.Module):
             raise ConfigError(
                 f"a feature classifier needs at least one feature; got {num_features}"
             )
+        if activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"model.mlp.activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}"
+            )
         self.num_features = num_features
         self.head = ClassifierHead(num_classes, label_smoothing, class_weight)
-        self.mlp = MLP(
-            num_features, output_size(num_classes), hidden, activation, dropout, input_dropout
-        )
+        hidden = list(hidden)
+        out = output_size(num_classes)
+        width = hidden[0] if hidden else out
+        table = torch.empty(num_features, width)  # (F, H1)
+        nn.init.xavier_uniform_(table, gain=_gain(activation) if hidden else 1.0)
+        self.input = nn.EmbeddingBag(num_features, width, mode="sum", sparse=sparse, _weight=table)
+        self.input_bias = nn.Parameter(torch.zeros(width))  # (H1,)
+        self.input_dropout = nn.Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
+        if hidden:
+            self.rest: nn.Module = nn.Sequential(
+                ACTIVATIONS[activation](),
+                nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+                MLP(hidden[0], out, hidden[1:], activation, dropout),
+            )
+        else:
+            self.rest = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.num_features:
             raise ValueError(f"expected {self.num_features} features per row; got {x.shape[-1]}")
-        return self.mlp(x)  # (B, F) -> (B, K')
+        if x.layout == torch.strided:
+            h = self.input_dropout(x) @ self.input.weight  # (B, F) @ (F, H1) -> (B, H1)
+        else:  # a sparse matrix: input dropout would densify it, so it is skipped
+            h = torch.sparse.mm(x, self.input.weight)  # (B, H1)
+        return self.rest(h + self.input_bias)  # (B, K')
 
     def forward_sparse(
         self, ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor:
         """Rows given as their non-zeros (the SparseRowBatches layout) -> logits (B, K')."""
-        first = self.first_linear()
-        # x @ W.T as a weighted sum of W's columns: touches only the non-zero features
-        h = F.embedding_bag(
-            ids, first.weight.t(), offsets, mode="sum", per_sample_weights=weights
-        )  # (B, H)
-        h = h + first.bias
-        layers = list(self.mlp.layers)
-        return nn.Sequential(*layers[layers.index(first) + 1 :])(h)  # (B, K')
+        h = self.input(ids, offsets, per_sample_weights=weights)  # (B, H1)
+        return self.rest(h + self.input_bias)  # (B, K')
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if "x" in batch:
@@ -83,10 +101,7 @@ class FeatureMLP(nn.Module):
         self.train(was)
         return probs
 
-    def first_linear(self) -> nn.Linear:
-        return next(m for m in self.mlp.layers if isinstance(m, nn.Linear))
-
     def input_weights(self) -> torch.Tensor:
-        """The first layer's weight (H or K', F): with no hidden layer and two classes, one row
-        whose sign says which class a feature pushes towards (positive = the second label)."""
-        return self.first_linear().weight.detach()
+        """The first layer's weight as (H1 or K', F): with no hidden layer and two classes, one
+        row whose sign says which class a feature pushes towards (positive = the second label)."""
+        return self.input.weight.detach().t()

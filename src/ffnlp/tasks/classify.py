@@ -267,7 +267,7 @@ def model_args(cfg: ClassifyConfig, featurizer: Featurizer, num_classes: int,
     args: dict[str, Any] = dict(featurizer.model_args())
     args.update(num_classes=num_classes, label_smoothing=cfg.loss.label_smoothing,
                 class_weight=class_weight)
-    if cfg.model.type == "logreg":
+    if cfg.model.type in ("logreg", "mlp"):
         args["sparse"] = cfg.train.sparse
     if cfg.model.type in ("mlp", "pooled"):
         m = cfg.model.mlp

@@ -1,0 +1,149 @@
+"""Side-by-side: ffnlp's feed-forward classifiers vs fastText and scikit-learn, in one run.
+
+    python bench/classify_ffnn.py [--data ../shared/data] [--threads 2] [--seeds 5] [--only sst2,mr]
+
+Datasets: SST-2 (its train/dev/test split) and MR (no split: for seed s the test set is fold s of a
+stratified 10-fold split, and 10% of the rest is held out as dev for ffnlp's early stopping;
+fastText and scikit-learn train on the same examples as ffnlp, dev excluded).
+
+Contenders, each with the same thread count:
+- fastText (fasttext-wheel) supervised, wordNgrams=2, dim 100, epoch 10, lr 0.5 (its defaults,
+  epoch 5 / lr 0.1, reach only 0.665 on SST-2; these are the best of a small grid on SST-2 dev);
+- scikit-learn tf-idf over word uni+bigrams (sublinear tf) + LogisticRegression(C=10);
+- ffnlp pooled FFNN (configs/sst2_ffnn.toml or configs/mr_ffnn.toml) and optionally other ffnlp
+  configs given with --extra NAME=CONFIG.
+
+Fit time = reading + tokenising + featurising + training (for ffnlp: summary prep_seconds +
+train_seconds; final evaluation, saving and plots excluded; for fastText: train_supervised on its
+input file).  Absolute seconds on shared machines are noise; the ratio ours / fastText, measured in
+this process, is the figure.  Results go to bench/out/classify_ffnn.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def fasttext_fit(train_texts, train_labels, test_texts, test_labels, threads: int, seed: int) -> dict:
+    import fasttext
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train.txt"
+        path.write_text("".join(f"__label__{y} {t}\n" for t, y in zip(train_texts, train_labels, strict=True)),
+                        encoding="utf-8")
+        t0 = time.perf_counter()
+        model = fasttext.train_supervised(str(path), wordNgrams=2, dim=100, epoch=10, lr=0.5,
+                                          thread=threads, seed=seed, verbose=0)
+        seconds = time.perf_counter() - t0
+    pred, _ = model.predict([t.replace("\n", " ") for t in test_texts])
+    acc = float(np.mean([p[0] == f"__label__{y}" for p, y in zip(pred, test_labels, strict=True)]))
+    return {"accuracy": acc, "fit_seconds": seconds}
+
+
+def sklearn_fit(train_texts, train_labels, test_texts, test_labels, threads: int, seed: int) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    t0 = time.perf_counter()
+    vec = TfidfVectorizer(tokenizer=str.split, token_pattern=None, lowercase=False, ngram_range=(1, 2),
+                          sublinear_tf=True)
+    x = vec.fit_transform(train_texts)
+    clf = LogisticRegression(C=10.0, max_iter=1000, n_jobs=threads, random_state=seed).fit(x, train_labels)
+    seconds = time.perf_counter() - t0
+    acc = float((clf.predict(vec.transform(test_texts)) == np.asarray(test_labels)).mean())
+    return {"accuracy": acc, "fit_seconds": seconds}
+
+
+def ffnlp_fit(config: Path, train, dev, test, threads: int, seed: int, out: Path) -> dict:
+    from ffnlp.tasks.classify import train_classifier
+
+    clf = train_classifier(train, dev=dev, test=test, config=config, seed=seed, out=out,
+                           overrides=[f"train.threads={threads}", "train.checkpoint=false"])
+    s = clf.summary
+    return {"accuracy": s["test"]["accuracy"], "fit_seconds": s["prep_seconds"] + s["train_seconds"],
+            "train_seconds": s["train_seconds"], "epochs": s["epochs"], "best_epoch": s["best_epoch"]}
+
+
+def splits(name: str, data_root: Path, seed: int):
+    """(train, dev, test) as LabeledData for one seed."""
+    from ffnlp.experiments.cv import split_off, stratified_folds, subset
+    from ffnlp.text.readers import read_labeled
+
+    if name == "sst2":
+        return tuple(read_labeled(data_root / f"sst2/stsa.binary.{s}") for s in ("train", "dev", "test"))
+    data = read_labeled(data_root / "mr/rt-polarity.all", encoding="latin-1")
+    folds = stratified_folds(data.labels, 10, seed=13)
+    test_idx = folds[seed % 10]
+    rest = np.setdiff1d(np.arange(len(data)), test_idx)
+    train_idx, dev_idx = split_off(data.labels, rest, 0.1, seed)
+    return subset(data, train_idx), subset(data, dev_idx), subset(data, test_idx)
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--only", default="sst2,mr", help="comma-separated datasets: sst2, mr")
+    ap.add_argument("--extra", action="append", default=[], help="NAME=CONFIG: another ffnlp config per dataset")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/out")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    presets = {"sst2": ROOT / "configs/sst2_ffnn.toml", "mr": ROOT / "configs/mr_ffnn.toml"}
+    results: dict = {"threads": args.threads, "seeds": args.seeds, "datasets": {}}
+    for name in args.only.split(","):
+        contenders = {"ffnlp pooled": presets[name]}
+        for item in args.extra:
+            label, cfg = item.split("=", 1)
+            contenders[f"ffnlp {label}"] = Path(cfg.replace("{data}", name))
+        rows: dict[str, list[dict]] = {k: [] for k in ("fastText", "scikit-learn", *contenders)}
+        for seed in range(args.seeds):
+            train, dev, test = splits(name, args.data, seed)
+            rows["fastText"].append(
+                fasttext_fit(train.texts, train.labels, test.texts, test.labels, args.threads, seed))
+            rows["scikit-learn"].append(
+                sklearn_fit(train.texts, train.labels, test.texts, test.labels, args.threads, seed))
+            for label, cfg in contenders.items():
+                with tempfile.TemporaryDirectory() as tmp:
+                    rows[label].append(ffnlp_fit(cfg, train, dev, test, args.threads, seed, Path(tmp)))
+            print(f"[{name} seed {seed}] " + "  ".join(
+                f"{k} {v[-1]['accuracy']:.4f}/{v[-1]['fit_seconds']:.2f}s" for k, v in rows.items()), flush=True)
+        ft_time = statistics.fmean(r["fit_seconds"] for r in rows["fastText"])
+        table = {}
+        for label, rs in rows.items():
+            acc_m, acc_sd = mean_sd([r["accuracy"] for r in rs])
+            secs = statistics.fmean(r["fit_seconds"] for r in rs)
+            table[label] = {"accuracy_mean": acc_m, "accuracy_sd": acc_sd, "fit_seconds": secs,
+                            "time_ratio_vs_fasttext": secs / ft_time, "runs": rs}
+        results["datasets"][name] = table
+        print(f"\n{name}: test accuracy over {args.seeds} seeds, {args.threads} threads")
+        print(f"{'':16s} {'accuracy':>17s} {'fit s':>8s} {'ratio/fastText':>15s}")
+        for label, t in table.items():
+            print(f"{label:16s} {t['accuracy_mean']:.4f} ± {t['accuracy_sd']:.4f} {t['fit_seconds']:8.2f} "
+                  f"{t['time_ratio_vs_fasttext']:15.2f}")
+        print(flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "classify_ffnn.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
