@@ -7,7 +7,8 @@
    configured batch size, optimiser and precision) -> tokens/s and achieved GFLOP/s, counting the
    model's matrix products (forward + both backward products: 3 x 2 x multiply-adds per token).
    In the same process, a plain ``torch.mm`` of the output layer's shape (B x D by D x V, same
-   dtype) gives the machine's GFLOP/s; the figure is the ratio.
+   dtype) gives the machine's GFLOP/s; the figure is the ratio.  Rounds of model steps and of
+   products alternate, and each keeps its best round (the least disturbed by other jobs).
 2. Memory: ``ffnlp.tasks.lm.train_lm`` (vocabulary, encoding, a few training steps) in a fresh
    process on PTB and on PTB repeated ``--repeat`` times; the ratio of peak resident memory.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -46,19 +48,6 @@ def model_macs_per_token(model) -> int:
     if model.direct is not None:
         macs += C * D * V
     return macs
-
-
-def mm_gflops(m: int, k: int, n: int, dtype, seconds: float = 2.0) -> float:
-    import torch
-
-    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    reps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        reps += 1
-    return 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
 
 
 def throughput(args) -> dict:
@@ -90,15 +79,6 @@ def throughput(args) -> dict:
         loss.backward()
         optimizer.step()
 
-    for _ in range(5):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    seconds = time.perf_counter() - t0
-    tokens = args.steps * B
-    flops = 6 * model_macs_per_token(model) * tokens
-    achieved = flops / seconds / 1e9
     dtype = torch.bfloat16 if cfg.model.precision == "bf16" else torch.float32
     width = (
         cfg.model.embedding_dim
@@ -109,13 +89,31 @@ def throughput(args) -> dict:
             else cfg.model.context_size * cfg.model.embedding_dim
         )
     )
-    reference = mm_gflops(B, width, len(vocab), dtype)
+    a, b = torch.randn(B, width, dtype=dtype), torch.randn(width, len(vocab), dtype=dtype)
+    for _ in range(5):
+        step()
+        a @ b
+    # alternate rounds of model steps and of plain products; keep each one's best round, the one
+    # least disturbed by other jobs on a shared machine
+    step_seconds, mm_seconds = math.inf, math.inf
+    for _ in range(args.rounds):
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        step_seconds = min(step_seconds, (time.perf_counter() - t0) / args.steps)
+        t0 = time.perf_counter()
+        for _ in range(3 * args.steps):
+            a @ b
+        mm_seconds = min(mm_seconds, (time.perf_counter() - t0) / (3 * args.steps))
+    macs = model_macs_per_token(model)
+    achieved = 6 * macs * B / step_seconds / 1e9
+    reference = 2 * B * width * len(vocab) / mm_seconds / 1e9
     return {
         "config": str(args.config),
         "batch_size": B,
         "precision": cfg.model.precision,
-        "tokens_per_second": tokens / seconds,
-        "macs_per_token": model_macs_per_token(model),
+        "tokens_per_second": B / step_seconds,
+        "macs_per_token": macs,
         "achieved_gflops": achieved,
         "mm_shape": [B, width, len(vocab)],
         "mm_dtype": str(dtype),
@@ -173,7 +171,8 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/ptb")
     ap.add_argument("--config", type=Path, default=ROOT / "configs/ptb_lm.toml")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=40, help="timed training steps")
+    ap.add_argument("--steps", type=int, default=10, help="training steps per timed round")
+    ap.add_argument("--rounds", type=int, default=5, help="timed rounds (the best one counts)")
     ap.add_argument("--repeat", type=int, default=10, help="PTB copies in the big corpus")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out")

@@ -93,6 +93,23 @@ class FFLMConfig:
         return problems
 
 
+class Dropout(nn.Module):
+    """Inverted dropout drawing its mask with ``rand_like`` (2-3x faster than ``bernoulli_`` on CPU)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand_like(x) >= self.p  # same shape as x
+        return x.masked_fill(~keep, 0.0) * (1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 @register("ffnn_lm")
 class FeedForwardLM(nn.Module):
     """P(w_t | w_{t-C} .. w_{t-1}); batches are {"context": (B, C) long, "target": (B,) long}."""
@@ -106,7 +123,7 @@ class FeedForwardLM(nn.Module):
         self.vocab_size = vocab_size
         C, D = cfg.context_size, cfg.embedding_dim
         self.embedding = nn.Embedding(vocab_size, D)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         layers: list[nn.Module] = []
         width = C * D
         for size in cfg.hidden_sizes:
@@ -175,11 +192,20 @@ class FeedForwardLM(nn.Module):
         return F.cross_entropy(self.forward(batch["context"]), batch["target"], reduction="none")
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean negative log-likelihood per target word (bf16 products if asked, in training)."""
-        context = batch["context"]
+        """Mean negative log-likelihood per target word.
+
+        With ``precision = "bf16"`` (training only) the products run under bf16 autocast and the
+        log-softmax stays in bf16 too (it reduces in fp32 inside; converting the (B, V) scores to
+        fp32 and back costs more than the output product itself); the mean is taken in fp32.
+        """
+        context, target = batch["context"], batch["target"]
         fast = self.config.precision == "bf16" and self.training
         with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=fast):
             if self.adaptive is not None:
                 h, _ = self.features(context)
-                return self.adaptive(h, batch["target"]).loss
-            return F.cross_entropy(self.forward(context).float(), batch["target"])
+                return self.adaptive(h, target).loss.float()
+            z = self.forward(context)  # (B, V), bf16 under autocast
+        if not fast:
+            return F.cross_entropy(z, target)
+        logp = F.log_softmax(z, dim=-1)  # (B, V) bf16
+        return -logp.gather(1, target[:, None]).float().mean()
