@@ -59,7 +59,7 @@ def sklearn_fit(train_texts, train_labels, test_texts, test_labels, threads: int
     vec = TfidfVectorizer(tokenizer=str.split, token_pattern=None, lowercase=False, ngram_range=(1, 2),
                           sublinear_tf=True)
     x = vec.fit_transform(train_texts)
-    clf = LogisticRegression(C=10.0, max_iter=1000, n_jobs=threads, random_state=seed).fit(x, train_labels)
+    clf = LogisticRegression(C=10.0, max_iter=1000, random_state=seed).fit(x, train_labels)
     seconds = time.perf_counter() - t0
     acc = float((clf.predict(vec.transform(test_texts)) == np.asarray(test_labels)).mean())
     return {"accuracy": acc, "fit_seconds": seconds}
@@ -107,7 +107,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    presets = {"sst2": ROOT / "configs/sst2_ffnn.toml", "mr": ROOT / "configs/mr_ffnn.toml"}
+    presets = {"sst2": ROOT / "configs/sst2_pooled.toml", "mr": ROOT / "configs/mr_pooled.toml"}
     results: dict = {"threads": args.threads, "seeds": args.seeds, "datasets": {}}
     for name in args.only.split(","):
         contenders = {"ffnlp pooled": presets[name]}

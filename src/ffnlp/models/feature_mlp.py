@@ -7,7 +7,8 @@ n-grams, tf-idf).
 The first layer is an ``EmbeddingBag`` in sum mode: for a sparse row it adds up the rows of W of
 the non-zero features, weighted by their values, so a batch costs O(non-zeros x H1) and, with
 ``sparse=True`` (train.sparse), only those rows of W get a gradient and an optimiser update.
-With no hidden layer this is logistic regression; each hidden layer adds a learned non-linear
+Input dropout (model.mlp.input_dropout) zeroes whole features of a text in training: for bags of
+n-grams that is word dropout.  With no hidden layer this is logistic regression; each hidden layer adds a learned non-linear
 combination of the features.  Binary problems have one logit (sigmoid), K > 2 classes K logits.
 """
 
@@ -74,7 +75,7 @@ class FeatureMLP(nn.Module):
             raise ValueError(f"expected {self.num_features} features per row; got {x.shape[-1]}")
         if x.layout == torch.strided:
             h = self.input_dropout(x) @ self.input.weight  # (B, F) @ (F, H1) -> (B, H1)
-        else:  # a sparse matrix: input dropout would densify it, so it is skipped
+        else:  # a sparse matrix (dropout on it would densify it: use the batch layout to train)
             h = torch.sparse.mm(x, self.input.weight)  # (B, H1)
         return self.rest(h + self.input_bias)  # (B, K')
 
@@ -82,6 +83,8 @@ class FeatureMLP(nn.Module):
         self, ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor:
         """Rows given as their non-zeros (the SparseRowBatches layout) -> logits (B, K')."""
+        # input dropout on the non-zeros: whole n-grams vanish from a text, as word dropout
+        weights = self.input_dropout(weights)  # (nnz,)
         h = self.input(ids, offsets, per_sample_weights=weights)  # (B, H1)
         return self.rest(h + self.input_bias)  # (B, K')
 
