@@ -6,10 +6,7 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(context_settings={"help_option_names": ["-h", "--help"]})
 
-
-@app.callback(invoke_without_command=True)
 def report(
     run: Path = typer.Argument(..., help="Run directory (any task)."),
     out: Path = typer.Option(None, "--out", "-o", help="Where to write the page (default RUN/report.html)."),

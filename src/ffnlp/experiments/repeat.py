@@ -1,0 +1,83 @@
+"""The same configuration trained with several seeds: mean, sd and 95% CI of every final figure."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ffnlp.errors import ConfigError
+from ffnlp.experiments.stats import describe
+from ffnlp.runtime import make_run_dir
+
+SPLITS = ("dev", "test")
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def _train_fn(task: str) -> Callable[..., Any]:
+    if task == "classify":
+        from ffnlp.tasks.classify import train_classifier
+
+        return train_classifier
+    if task == "lm":
+        from ffnlp.tasks.lm import train_lm
+
+        return train_lm
+    raise ConfigError(f"repeat supports the tasks classify and lm; got {task!r}")
+
+
+def repeat(
+    task: str,
+    train: str | Path,
+    dev: str | Path | None = None,
+    test: str | Path | None = None,
+    config: Any = None,
+    overrides: Iterable[str] = (),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    out: str | Path | None = None,
+    keep_models: bool = False,
+    on_run: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train once per seed (each run in ``out/seed_N``); write and return the aggregate summary.
+
+    ``summary["repeat"]["test"]["accuracy"]`` is ``{"mean", "sd", "ci95": [lo, hi], "n", "values"}``.
+    """
+    if not seeds:
+        raise ConfigError("repeat needs at least one seed")
+    fit = _train_fn(task)
+    run_dir = make_run_dir(out, f"{task}-repeat")
+    figures: dict[str, dict[str, list[float]]] = {}
+    runs = []
+    for seed in seeds:
+        seed_dir = run_dir / f"seed_{seed}"
+        result = fit(train, dev=dev, test=test, config=config,
+                     overrides=[*overrides, f"train.seed={seed}"], out=seed_dir)
+        summary = result.summary
+        row: dict[str, Any] = {"seed": seed, "train_seconds": summary.get("train_seconds"),
+                               "epochs": summary.get("epochs"), "best_epoch": summary.get("best_epoch")}
+        for split in SPLITS:
+            if isinstance(summary.get(split), dict):
+                numbers = _numbers(summary[split])
+                row[split] = numbers
+                for name, value in numbers.items():
+                    figures.setdefault(split, {}).setdefault(name, []).append(value)
+        figures.setdefault("train", {}).setdefault("seconds", []).append(float(summary["train_seconds"]))
+        runs.append(row)
+        if not keep_models:
+            (seed_dir / "model.safetensors").unlink(missing_ok=True)
+            shutil.rmtree(seed_dir / "checkpoint", ignore_errors=True)
+        if on_run is not None:
+            on_run(seed, row)
+    aggregate = {split: {name: describe(vals) for name, vals in metrics.items()}
+                 for split, metrics in figures.items()}
+    result = {"task": f"{task}-repeat", "seeds": list(seeds), "repeat": aggregate, "runs": runs}
+    (run_dir / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    result["run_dir"] = str(run_dir)
+    return result
