@@ -68,12 +68,14 @@ _mount("lm", "lm", "Feed-forward language model and Kneser-Ney baseline: train, 
 _mount("w2v", "w2v", "Skip-gram word2vec: train, eval, neighbors, export.")
 _mount("config", "config", "Show the configuration of a task, or the reference of every option.")
 
+from ffnlp.cli import compare as _compare  # noqa: E402
 from ffnlp.cli import demo as _demo  # noqa: E402
 from ffnlp.cli import repeat as _repeat  # noqa: E402
 from ffnlp.cli import report as _report  # noqa: E402
 
 app.command("demo")(_demo.demo)
 app.command("repeat")(_repeat.repeat)
+app.command("compare")(_compare.compare)
 app.command("report")(_report.report)
 
 
