@@ -10,8 +10,9 @@ Contenders, each with the same thread count:
 - fastText (fasttext-wheel) supervised, wordNgrams=2, dim 100, epoch 10, lr 0.5 (its defaults,
   epoch 5 / lr 0.1, reach only 0.665 on SST-2; these are the best of a small grid on SST-2 dev);
 - scikit-learn tf-idf over word uni+bigrams (sublinear tf) + LogisticRegression(C=10);
-- ffnlp pooled FFNN (configs/sst2_ffnn.toml or configs/mr_ffnn.toml) and optionally other ffnlp
-  configs given with --extra NAME=CONFIG.
+- ffnlp mlp: the MLP over tf-idf n-grams (configs/sst2_ffnn.toml, configs/mr_ffnn.toml);
+- ffnlp pooled: the pooled-embedding network (configs/sst2_pooled.toml, configs/mr_pooled.toml);
+- optionally other ffnlp configs given with --extra NAME=CONFIG.
 
 Fit time = reading + tokenising + featurising + training (for ffnlp: summary prep_seconds +
 train_seconds; final evaluation, saving and plots excluded; for fastText: train_supervised on its
@@ -35,29 +36,41 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def fasttext_fit(train_texts, train_labels, test_texts, test_labels, threads: int, seed: int) -> dict:
+def fasttext_fit(
+    train_texts, train_labels, test_texts, test_labels, threads: int, seed: int
+) -> dict:
     import fasttext
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.txt"
-        path.write_text("".join(f"__label__{y} {t}\n" for t, y in zip(train_texts, train_labels, strict=True)),
-                        encoding="utf-8")
+        path.write_text(
+            "".join(f"__label__{y} {t}\n" for t, y in zip(train_texts, train_labels, strict=True)),
+            encoding="utf-8",
+        )
         t0 = time.perf_counter()
-        model = fasttext.train_supervised(str(path), wordNgrams=2, dim=100, epoch=10, lr=0.5,
-                                          thread=threads, seed=seed, verbose=0)
+        model = fasttext.train_supervised(
+            str(path), wordNgrams=2, dim=100, epoch=10, lr=0.5, thread=threads, seed=seed, verbose=0
+        )
         seconds = time.perf_counter() - t0
     pred, _ = model.predict([t.replace("\n", " ") for t in test_texts])
     acc = float(np.mean([p[0] == f"__label__{y}" for p, y in zip(pred, test_labels, strict=True)]))
     return {"accuracy": acc, "fit_seconds": seconds}
 
 
-def sklearn_fit(train_texts, train_labels, test_texts, test_labels, threads: int, seed: int) -> dict:
+def sklearn_fit(
+    train_texts, train_labels, test_texts, test_labels, threads: int, seed: int
+) -> dict:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     t0 = time.perf_counter()
-    vec = TfidfVectorizer(tokenizer=str.split, token_pattern=None, lowercase=False, ngram_range=(1, 2),
-                          sublinear_tf=True)
+    vec = TfidfVectorizer(
+        tokenizer=str.split,
+        token_pattern=None,
+        lowercase=False,
+        ngram_range=(1, 2),
+        sublinear_tf=True,
+    )
     x = vec.fit_transform(train_texts)
     clf = LogisticRegression(C=10.0, max_iter=1000, random_state=seed).fit(x, train_labels)
     seconds = time.perf_counter() - t0
@@ -68,11 +81,23 @@ def sklearn_fit(train_texts, train_labels, test_texts, test_labels, threads: int
 def ffnlp_fit(config: Path, train, dev, test, threads: int, seed: int, out: Path) -> dict:
     from ffnlp.tasks.classify import train_classifier
 
-    clf = train_classifier(train, dev=dev, test=test, config=config, seed=seed, out=out,
-                           overrides=[f"train.threads={threads}", "train.checkpoint=false"])
+    clf = train_classifier(
+        train,
+        dev=dev,
+        test=test,
+        config=config,
+        seed=seed,
+        out=out,
+        overrides=[f"train.threads={threads}", "train.checkpoint=false"],
+    )
     s = clf.summary
-    return {"accuracy": s["test"]["accuracy"], "fit_seconds": s["prep_seconds"] + s["train_seconds"],
-            "train_seconds": s["train_seconds"], "epochs": s["epochs"], "best_epoch": s["best_epoch"]}
+    return {
+        "accuracy": s["test"]["accuracy"],
+        "fit_seconds": s["prep_seconds"] + s["train_seconds"],
+        "train_seconds": s["train_seconds"],
+        "epochs": s["epochs"],
+        "best_epoch": s["best_epoch"],
+    }
 
 
 def splits(name: str, data_root: Path, seed: int):
@@ -81,7 +106,9 @@ def splits(name: str, data_root: Path, seed: int):
     from ffnlp.text.readers import read_labeled
 
     if name == "sst2":
-        return tuple(read_labeled(data_root / f"sst2/stsa.binary.{s}") for s in ("train", "dev", "test"))
+        return tuple(
+            read_labeled(data_root / f"sst2/stsa.binary.{s}") for s in ("train", "dev", "test")
+        )
     data = read_labeled(data_root / "mr/rt-polarity.all", encoding="latin-1")
     folds = stratified_folds(data.labels, 10, seed=13)
     test_idx = folds[seed % 10]
@@ -95,22 +122,39 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--only", default="sst2,mr", help="comma-separated datasets: sst2, mr")
-    ap.add_argument("--extra", action="append", default=[], help="NAME=CONFIG: another ffnlp config per dataset")
+    ap.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        help="NAME=CONFIG: another ffnlp config ({data} in CONFIG becomes sst2 or mr)",
+    )
+    ap.add_argument("--no-presets", action="store_true", help="only the --extra ffnlp configs")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out")
     args = ap.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    presets = {"sst2": ROOT / "configs/sst2_pooled.toml", "mr": ROOT / "configs/mr_pooled.toml"}
+    presets = {  # dataset -> contender -> config
+        "sst2": {
+            "ffnlp mlp": ROOT / "configs/sst2_ffnn.toml",
+            "ffnlp pooled": ROOT / "configs/sst2_pooled.toml",
+        },
+        "mr": {
+            "ffnlp mlp": ROOT / "configs/mr_ffnn.toml",
+            "ffnlp pooled": ROOT / "configs/mr_pooled.toml",
+        },
+    }
     results: dict = {"threads": args.threads, "seeds": args.seeds, "datasets": {}}
     for name in args.only.split(","):
-        contenders = {"ffnlp pooled": presets[name]}
+        contenders = dict(presets[name]) if not args.no_presets else {}
         for item in args.extra:
             label, cfg = item.split("=", 1)
             contenders[f"ffnlp {label}"] = Path(cfg.replace("{data}", name))
@@ -118,27 +162,44 @@ def main() -> int:
         for seed in range(args.seeds):
             train, dev, test = splits(name, args.data, seed)
             rows["fastText"].append(
-                fasttext_fit(train.texts, train.labels, test.texts, test.labels, args.threads, seed))
+                fasttext_fit(train.texts, train.labels, test.texts, test.labels, args.threads, seed)
+            )
             rows["scikit-learn"].append(
-                sklearn_fit(train.texts, train.labels, test.texts, test.labels, args.threads, seed))
+                sklearn_fit(train.texts, train.labels, test.texts, test.labels, args.threads, seed)
+            )
             for label, cfg in contenders.items():
                 with tempfile.TemporaryDirectory() as tmp:
-                    rows[label].append(ffnlp_fit(cfg, train, dev, test, args.threads, seed, Path(tmp)))
-            print(f"[{name} seed {seed}] " + "  ".join(
-                f"{k} {v[-1]['accuracy']:.4f}/{v[-1]['fit_seconds']:.2f}s" for k, v in rows.items()), flush=True)
+                    rows[label].append(
+                        ffnlp_fit(cfg, train, dev, test, args.threads, seed, Path(tmp))
+                    )
+            print(
+                f"[{name} seed {seed}] "
+                + "  ".join(
+                    f"{k} {v[-1]['accuracy']:.4f}/{v[-1]['fit_seconds']:.2f}s"
+                    for k, v in rows.items()
+                ),
+                flush=True,
+            )
         ft_time = statistics.fmean(r["fit_seconds"] for r in rows["fastText"])
         table = {}
         for label, rs in rows.items():
             acc_m, acc_sd = mean_sd([r["accuracy"] for r in rs])
             secs = statistics.fmean(r["fit_seconds"] for r in rs)
-            table[label] = {"accuracy_mean": acc_m, "accuracy_sd": acc_sd, "fit_seconds": secs,
-                            "time_ratio_vs_fasttext": secs / ft_time, "runs": rs}
+            table[label] = {
+                "accuracy_mean": acc_m,
+                "accuracy_sd": acc_sd,
+                "fit_seconds": secs,
+                "time_ratio_vs_fasttext": secs / ft_time,
+                "runs": rs,
+            }
         results["datasets"][name] = table
         print(f"\n{name}: test accuracy over {args.seeds} seeds, {args.threads} threads")
-        print(f"{'':16s} {'accuracy':>17s} {'fit s':>8s} {'ratio/fastText':>15s}")
+        print(f"{'':16s} {'accuracy (mean ± sd)':>20s} {'fit s':>8s} {'ratio/fastText':>15s}")
         for label, t in table.items():
-            print(f"{label:16s} {t['accuracy_mean']:.4f} ± {t['accuracy_sd']:.4f} {t['fit_seconds']:8.2f} "
-                  f"{t['time_ratio_vs_fasttext']:15.2f}")
+            print(
+                f"{label:16s}    {t['accuracy_mean']:.4f} ± {t['accuracy_sd']:.4f} {t['fit_seconds']:8.2f} "
+                f"{t['time_ratio_vs_fasttext']:15.2f}"
+            )
         print(flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "classify_ffnn.json").write_text(json.dumps(results, indent=2), encoding="utf-8")

@@ -221,9 +221,10 @@ def encode_bags(
 
     if ngrams > 1 and buckets <= 0:
         raise ConfigError("features.buckets must be positive when word n-grams are used")
-    lookup = word_ids._stoi if hasattr(word_ids, "_stoi") else word_ids
-    skip = set(getattr(word_ids, "specials", ()))  # <pad>/<unk> never enter a bag
-    words = [[lookup[t] for t in tokens if t in lookup and t not in skip] for tokens in token_lists]
+    lookup = word_ids if isinstance(word_ids, dict) else {w: i for i, w in enumerate(word_ids.itos)}
+    for special in getattr(word_ids, "specials", ()):  # <pad>/<unk> never enter a bag
+        lookup.pop(special, None)
+    words = [[lookup[t] for t in tokens if t in lookup] for tokens in token_lists]
     word_len = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
     word_flat = np.fromiter(
         (i for w in words for i in w), dtype=np.int64, count=int(word_len.sum())
@@ -231,7 +232,7 @@ def encode_bags(
     if ngrams > 1:
         grams, gram_off = ngram_hashes_flat(token_lists, ngrams, buckets)
         gram_len = np.diff(gram_off)
-        grams = grams + len(lookup)
+        grams = grams + len(word_ids)
     else:
         grams, gram_len = np.zeros(0, dtype=np.int64), np.zeros(len(words), dtype=np.int64)
     # interleave: each text's words, then its n-grams, with no loop over tokens
