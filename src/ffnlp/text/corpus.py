@@ -116,7 +116,7 @@ def encode_corpus(
     buffer: list[int] = []
     out: np.ndarray | None = None
     filled = 0
-    size = _count_ids(p, config) if cache_dir is not None else 0
+    size = _count_ids(p, config) if cache_dir is not None and _may_exceed(p, config) else 0
     use_mmap = cache_dir is not None and size > config.memory_map_tokens
     if use_mmap:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
@@ -155,6 +155,19 @@ def _flush(buffer: list[int], chunks: list[np.ndarray], out: np.ndarray | None, 
     else:
         out[filled : filled + len(part)] = part
     return filled + len(part)
+
+
+def _may_exceed(path: Path, config: CorpusConfig) -> bool:
+    """Whether the file could hold more ids than the memory-map threshold (else skip counting).
+
+    A token takes at least two bytes of text (a character and a separator); gzip rarely packs
+    text more than tenfold.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    most = (size * 10 if gz else size) // 2 + 1
+    return most > config.memory_map_tokens
 
 
 def _count_ids(path: Path, config: CorpusConfig) -> int:
