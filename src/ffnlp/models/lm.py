@@ -131,13 +131,13 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logp = torch.log_softmax(z, dim=-1)  # (B, V), reduces in fp32 inside
         ctx.save_for_backward(logp, target)
         return -logp.gather(1, target[:, None]).float().mean()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         logp, target = ctx.saved_tensors
         g = logp.exp()  # (B, V) softmax
         rows = torch.arange(len(target), device=g.device)

@@ -404,6 +404,7 @@ def train_lm(
         history = trainer.fit(resume=resume)
         cpu_seconds = time.process_time() - cpu_started
         network = trainer.model.cpu().eval()
+        assert isinstance(network, FeedForwardLM)
         save_model(
             network, run_dir, "lm", {"vocab_size": len(vocab), "config": cfgmod.to_dict(cfg.model)}
         )

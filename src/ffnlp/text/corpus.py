@@ -114,7 +114,7 @@ def encode_corpus(
     chunks: list[np.ndarray] = [np.array([eos], dtype=np.int32)]
     n_sent = n_words = n_unknown = 0
     buffer: list[int] = []
-    out: np.ndarray | None = None
+    out: np.memmap | None = None
     filled = 0
     size = _count_ids(p, config) if cache_dir is not None and _may_exceed(p, config) else 0
     use_mmap = cache_dir is not None and size > config.memory_map_tokens
