@@ -170,3 +170,50 @@ def test_cbow_loss_runs_and_learns() -> None:
         model.loss(batch).backward()
         opt.step()
     assert model.loss(batch).item() < 0.2 * first
+
+
+def test_threaded_slices_give_the_same_scores_and_gradients() -> None:
+    v, d, b = 50, 8, 1100  # large enough to be split into 3 slices
+    w_in, w_out = torch.randn(v, d), torch.randn(v, d)
+    source, targets = torch.randint(v, (b,)), torch.randint(v, (b, 6))
+    weights = torch.randn(b, 6)
+    results = []
+    for workers in (1, 3):
+        a = w_in.clone().requires_grad_()
+        c = w_out.clone().requires_grad_()
+        scores = PairScores.apply(a, c, source, targets, True, workers)
+        (scores * weights).sum().backward()
+        results.append((scores.detach(), a.grad.to_dense(), c.grad.to_dense()))
+    for x, y in zip(*results, strict=True):
+        torch.testing.assert_close(x, y)
+
+
+def test_shared_negatives_equal_per_pair_noise_when_the_draws_coincide() -> None:
+    # two centres (ids 1 and 4) with 3 and 2 pairs; each centre's pairs reuse its noise words
+    torch.manual_seed(0)
+    model = SkipGram(vocab_size=8, dim=5)
+    with torch.no_grad():
+        model.output.weight.normal_()
+    noise = torch.tensor([[2, 6], [0, 7]])
+    per_pair = {
+        "center": torch.tensor([1, 1, 1, 4, 4]),
+        "context": torch.tensor([0, 3, 5, 2, 6]),
+        "negatives": noise[torch.tensor([0, 0, 0, 1, 1])],
+    }
+    shared = {
+        "context": torch.tensor([0, 3, 5, 2, 6]),
+        "center": torch.tensor([1, 4]),
+        "pair_center": torch.tensor([0, 0, 0, 1, 1]),
+        "noise_weight": torch.tensor([3.0, 2.0]),  # pairs x negative / M with M = negative
+        "negatives": noise,
+    }
+    grads = []
+    for batch in (per_pair, shared):
+        model.zero_grad()
+        loss = model.loss(batch)
+        loss.backward()
+        grads.append(
+            (loss.detach(), model.input.weight.grad.to_dense(), model.output.weight.grad.to_dense())
+        )
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)

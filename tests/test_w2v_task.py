@@ -232,3 +232,11 @@ def test_cli_train_eval_neighbors_export(tmp_path: Path) -> None:
     result = runner.invoke(app, ["w2v", "neighbors", str(out), "nosuchword"])
     assert result.exit_code == 1
     assert "Error: the word 'nosuchword' is not in the vocabulary" in result.output
+
+
+def test_shared_negatives_train(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path / "c.txt", sentences=800)
+    run = train_word2vec(
+        corpus, overrides=[*FAST, "model.shared_negatives=5"], out=tmp_path / "shared"
+    )
+    assert run.wv.similarity("cat", "dog") > run.wv.similarity("cat", "bond")

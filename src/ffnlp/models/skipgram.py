@@ -17,7 +17,8 @@ noise distribution ``count ** 0.75`` (:class:`NoiseSampler`), and dynamic window
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -128,8 +129,16 @@ class SkipGram(nn.Module):
     window words of each centre with ``batch["offsets"]`` (B,) where each window starts.
     """
 
-    def __init__(self, vocab_size: int, dim: int = 100, cbow: bool = False, sparse: bool = True):
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int = 100,
+        cbow: bool = False,
+        sparse: bool = True,
+        workers: int = 1,
+    ):
         super().__init__()
+        self.workers = workers  # threads that share each batch (skip-gram)
         self.vocab_size, self.dim, self.cbow = vocab_size, dim, cbow
         self.sparse = sparse
         self.input = nn.Embedding(vocab_size, dim, sparse=sparse)  # word vectors (syn0)
@@ -152,12 +161,16 @@ class SkipGram(nn.Module):
             )  # (B, D)
             out = self.output(targets)  # (B, T, D)
             return torch.linalg.vecdot(out, hidden.unsqueeze(1))  # (B, T)
-        return PairScores.apply(self.input.weight, self.output.weight, source, targets, self.sparse)
+        return PairScores.apply(
+            self.input.weight, self.output.weight, source, targets, self.sparse, self.workers
+        )
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Negative-sampling loss. Its value is the mean over the batch's pairs; its gradient is
         that of the sum, as in word2vec's per-pair SGD, so ``train.lr`` means what gensim's
         ``alpha`` means (0.025) whatever the batch size."""
+        if "pair_center" in batch:  # noise words shared by the pairs of one centre
+            return self._shared_negatives_loss(batch)
         if self.cbow:
             targets = torch.cat([batch["center"].unsqueeze(1), batch["negatives"]], 1)  # (B, 1+N)
             scores = self(batch["context"], targets, batch["offsets"])  # (B, 1+N)
@@ -165,6 +178,26 @@ class SkipGram(nn.Module):
             targets = torch.cat([batch["context"].unsqueeze(1), batch["negatives"]], 1)  # (B, 1+N)
             scores = self(batch["center"], targets)  # (B, 1+N)
         return sgns_loss(scores)
+
+    def _shared_negatives_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Skip-gram whose M noise words are drawn once per centre word and shared by the k
+        pairs of its window (each weighted k * N / M): the same expected gradient as N noise
+        words per pair, with M instead of k * N output rows to gather and update."""
+        centre = batch["center"]  # (C,)
+        w_in, w_out = self.input.weight, self.output.weight
+        pair_centre = centre.index_select(0, batch["pair_center"])  # (P,)
+        pos = PairScores.apply(
+            w_in, w_out, pair_centre, batch["context"].unsqueeze(1), self.sparse, self.workers
+        )  # (P, 1)
+        neg = PairScores.apply(
+            w_in, w_out, centre, batch["negatives"], self.sparse, self.workers
+        )  # (C, M)
+        # -log sigmoid(x) = softplus(-x); -log sigmoid(-x) = softplus(x)
+        total = (
+            F.softplus(-pos).sum() + (batch["noise_weight"].unsqueeze(1) * F.softplus(neg)).sum()
+        )
+        mean = total / max(pos.shape[0], 1)
+        return total - (total - mean).detach()  # value: the mean per pair; gradient: the sum's
 
     @torch.no_grad()
     def word_vectors(self) -> torch.Tensor:
@@ -179,7 +212,11 @@ class PairScores(torch.autograd.Function):
     backward makes about twice as many passes over the (B, T, D) rows; this one makes two (a
     batched product for the input rows, an outer product for the output rows) and hands the
     optimiser row gradients directly (sparse COO, uncoalesced, as ``nn.Embedding(sparse=True)``
-    does). ``gradcheck`` in the tests compares it with autograd.
+    does). The tests compare it with autograd.
+
+    With ``workers > 1`` the batch's rows are split into that many slices computed at once by
+    Python threads (each torch op releases the GIL): like gensim's worker threads, without the
+    fine-grained barriers of intra-op parallelism, which stall on a loaded machine.
     """
 
     @staticmethod
@@ -190,33 +227,81 @@ class PairScores(torch.autograd.Function):
         source: torch.Tensor,
         targets: torch.Tensor,
         sparse: bool = True,
+        workers: int = 1,
     ) -> torch.Tensor:
         b, t = targets.shape
-        hidden = input_weight.index_select(0, source)  # (B, D)
-        out = output_weight.index_select(0, targets.reshape(-1)).view(b, t, -1)  # (B, T, D)
+        d = input_weight.shape[1]
+        hidden = input_weight.new_empty(b, d)  # (B, D)
+        out = output_weight.new_empty(b, t, d)  # (B, T, D)
+        scores = output_weight.new_empty(b, t)  # (B, T)
+
+        def part(lo: int, hi: int) -> None:
+            torch.index_select(input_weight, 0, source[lo:hi], out=hidden[lo:hi])
+            torch.index_select(
+                output_weight, 0, targets[lo:hi].reshape(-1), out=out[lo:hi].view(-1, d)
+            )
+            torch.linalg.vecdot(out[lo:hi], hidden[lo:hi].unsqueeze(1), out=scores[lo:hi])
+
+        _in_slices(part, b, workers)
         ctx.save_for_backward(source, targets, hidden, out)
-        ctx.sparse = sparse
+        ctx.sparse, ctx.workers = sparse, workers
         ctx.shape = input_weight.shape, output_weight.shape
-        return torch.linalg.vecdot(out, hidden.unsqueeze(1))  # (B, T)
+        return scores
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         source, targets, hidden, out = ctx.saved_tensors
         in_shape, out_shape = ctx.shape
-        grad_hidden = torch.bmm(grad.unsqueeze(1), out).squeeze(1)  # (B, D)
-        grad_out = (grad.unsqueeze(2) * hidden.unsqueeze(1)).view(-1, hidden.shape[1])  # (B*T, D)
+        b, t, d = out.shape
+        grad = grad.contiguous()
+        grad_hidden = hidden.new_empty(b, d)  # (B, D)
+        grad_out = out.new_empty(b, t, d)  # (B, T, D)
+
+        def part(lo: int, hi: int) -> None:
+            g = grad[lo:hi]
+            torch.bmm(g.unsqueeze(1), out[lo:hi], out=grad_hidden[lo:hi].unsqueeze(1))  # (b, 1, D)
+            torch.mul(g.unsqueeze(2), hidden[lo:hi].unsqueeze(1), out=grad_out[lo:hi])  # (b, T, D)
+
+        _in_slices(part, b, ctx.workers)
         flat = targets.reshape(-1)
+        rows = grad_out.view(-1, d)  # (B*T, D)
         if ctx.sparse:
             g_in = torch.sparse_coo_tensor(
                 source.unsqueeze(0), grad_hidden, in_shape, check_invariants=False
             )
             g_out = torch.sparse_coo_tensor(
-                flat.unsqueeze(0), grad_out, out_shape, check_invariants=False
+                flat.unsqueeze(0), rows, out_shape, check_invariants=False
             )
         else:
             g_in = grad_hidden.new_zeros(in_shape).index_add_(0, source, grad_hidden)
-            g_out = grad_out.new_zeros(out_shape).index_add_(0, flat, grad_out)
-        return g_in, g_out, None, None, None
+            g_out = rows.new_zeros(out_shape).index_add_(0, flat, rows)
+        return g_in, g_out, None, None, None, None
+
+
+_POOL: ThreadPoolExecutor | None = None
+_MIN_SLICE = 256  # rows; below this a thread hand-off costs more than it saves
+
+
+def _in_slices(fn: Callable[[int, int], None], n: int, workers: int) -> None:
+    """Run ``fn(lo, hi)`` over ``workers`` contiguous slices of range(n), at the same time."""
+    global _POOL
+    workers = max(1, min(workers, n // _MIN_SLICE))
+    if workers == 1:
+        with torch.no_grad():
+            fn(0, n)
+        return
+    if _POOL is None or _POOL._max_workers < workers - 1:  # type: ignore[attr-defined]
+        _POOL = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="ffnlp-w2v")
+    bounds = [n * i // workers for i in range(workers + 1)]
+
+    def run(lo: int, hi: int) -> None:
+        with torch.no_grad():  # grad mode is per thread; the out= ops must not record
+            fn(lo, hi)
+
+    futures = [_POOL.submit(run, bounds[i], bounds[i + 1]) for i in range(1, workers)]
+    run(bounds[0], bounds[1])
+    for f in futures:
+        f.result()
 
 
 def sgns_loss(scores: torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,7 @@ from ffnlp.features.embeddings import save_vectors
 from ffnlp.features.wordvec_eval import WordVectors, evaluate_analogies, evaluate_similarity
 from ffnlp.models.io import load_model, save_model
 from ffnlp.models.skipgram import NoiseSampler, SkipGram, keep_probabilities, window_pairs
-from ffnlp.runtime import make_run_dir, seed_everything, set_threads
+from ffnlp.runtime import available_cores, make_run_dir, seed_everything, set_threads
 from ffnlp.text.readers import read_corpus
 from ffnlp.text.vocab import Vocab
 from ffnlp.training import Callback, TrainConfig, Trainer
@@ -81,6 +81,17 @@ class Word2VecModelConfig:
     max_vocab: int = option(0, "keep only the most frequent words (0 = no limit)", ge=0)
     sample: float = option(1e-3, "subsampling threshold t of frequent words (0 = off)", ge=0)
     noise_power: float = option(0.75, "noise distribution exponent: P(w) ~ count(w) ** power")
+    shared_negatives: int = option(
+        0,
+        "skip-gram: 0 = `negative` noise words per pair (word2vec); M > 0 = M noise words per "
+        "centre word, shared by its window's pairs (fewer rows to update: faster)",
+        ge=0,
+    )
+    workers: int = option(
+        0,
+        "threads that share each batch's pairs, as gensim's workers (0 = every available core)",
+        ge=0,
+    )
 
 
 @dataclass(frozen=True)
@@ -284,6 +295,7 @@ class PairBatches:
         self.corpus = corpus
         self.window, self.negative = cfg.window, cfg.negative
         self.cbow = cfg.architecture == "cbow"
+        self.shared_negatives = cfg.shared_negatives
         self.keep = keep_probabilities(corpus.vocab.counts, cfg.sample)  # (V,)
         self.noise = NoiseSampler(corpus.vocab.counts, cfg.noise_power)
         self.prefetch = prefetch
@@ -331,6 +343,21 @@ class PairBatches:
             lo, hi = pair_bounds[b], pair_bounds[b + 1]
             if self.cbow:
                 yield self._cbow_batch(kept_words, centre[lo:hi], context[lo:hi], g)
+                continue
+            if self.shared_negatives:
+                centres, sizes = torch.unique_consecutive(centre[lo:hi], return_counts=True)
+                yield {
+                    "context": kept_words[context[lo:hi]],  # (P,) first: the trainer counts pairs
+                    "center": kept_words[centres],  # (C,) each centre once
+                    "pair_center": torch.repeat_interleave(
+                        torch.arange(len(centres)), sizes
+                    ),  # (P,)
+                    # (C,) weight of each shared noise word: pairs x negative / M
+                    "noise_weight": sizes.float() * (self.negative / self.shared_negatives),
+                    "negatives": self.noise.sample(
+                        (len(centres), self.shared_negatives), g
+                    ),  # (C, M)
+                }
                 continue
             yield {
                 "center": kept_words[centre[lo:hi]],  # (B,)
@@ -467,6 +494,7 @@ def _model_args(model: SkipGram) -> dict[str, Any]:
         "dim": model.dim,
         "cbow": model.cbow,
         "sparse": model.sparse,
+        "workers": model.workers,
     }
 
 
@@ -574,6 +602,7 @@ def train_word2vec(
             cfg.model.dim,
             cbow=cfg.model.architecture == "cbow",
             sparse=cfg.train.sparse,
+            workers=cfg.model.workers or available_cores(),
         )
         evaluate = None
         train_cfg = cfg.train
@@ -591,6 +620,7 @@ def train_word2vec(
             callbacks=list(callbacks),
             run_dir=run_dir,
         )
+        cpu_started = time.process_time()
         try:
             history = trainer.fit(resume=resume)
         except TrainingError as exc:
@@ -605,6 +635,7 @@ def train_word2vec(
     result = Word2VecRun(cfg, vocab, trainer.model.cpu().eval(), run_dir)  # type: ignore[arg-type]
     result.save(run_dir)
     seconds = trainer.train_seconds
+    cpu_seconds = time.process_time() - cpu_started
     summary: dict[str, Any] = {
         "task": "w2v",
         "architecture": cfg.model.architecture,
@@ -618,7 +649,9 @@ def train_word2vec(
         "words_per_second": encoded.raw_tokens * trainer.epoch / seconds
         if seconds > 0
         else math.nan,
+        "train_cpu_seconds": cpu_seconds,  # every thread of the process, for loaded machines
         "threads": torch.get_num_threads(),
+        "workers": model.workers,
         "prefetch_thread": cfg.corpus.prefetch,
         "stop_reason": trainer.stop_reason,
         "interrupted": trainer.interrupted,
