@@ -64,9 +64,11 @@ def init_linear(layer: nn.Linear, scheme: str, activation: str = "relu", std: fl
     elif scheme == "xavier_normal":
         nn.init.xavier_normal_(w, gain=_gain(activation))
     elif scheme in ("kaiming_uniform", "kaiming_normal"):
-        nonlin = "leaky_relu" if activation == "leaky_relu" else "relu"
         fn = nn.init.kaiming_uniform_ if scheme == "kaiming_uniform" else nn.init.kaiming_normal_
-        fn(w, a=0.01 if nonlin == "leaky_relu" else 0.0, nonlinearity=nonlin)
+        if activation == "leaky_relu":
+            fn(w, a=0.01, nonlinearity="leaky_relu")
+        else:
+            fn(w, nonlinearity="relu")
     elif scheme == "normal":
         nn.init.normal_(w, 0.0, std)
     else:
@@ -144,6 +146,7 @@ class MLP(nn.Module):
             # which would densify x, is skipped
             first = next(i for i, m in enumerate(self.layers) if isinstance(m, nn.Linear))
             linear = self.layers[first]
+            assert isinstance(linear, nn.Linear)
             h = torch.sparse.mm(x, linear.weight.t()) + linear.bias  # (B, in_dim) -> (B, H)
             return self.layers[first + 1 :](h)  # (B, out_dim)
         return self.layers(x)  # (B, in_dim) -> (B, out_dim)

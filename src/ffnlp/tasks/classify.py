@@ -303,7 +303,7 @@ def load_pretrained(model: nn.Module, cfg: ClassifyConfig, featurizer: Featurize
     missing = len(vocab) - len(rows)
     table = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
     with torch.no_grad():
-        weight = model.embedding.weight  # type: ignore[union-attr]
+        weight: torch.Tensor = model.embedding.weight  # type: ignore[union-attr, assignment]
         oov = torch.ones(len(vocab), dtype=torch.bool)
         if rows:
             r, i = (torch.tensor(c) for c in zip(*rows, strict=True))
