@@ -126,6 +126,39 @@ def test_lexicon_features_through_the_pipeline(sample: dict[str, Path], tmp_path
     )
 
 
+def test_ngrams_plus_lexicon_features(sample: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "pos.txt").write_text("good\ngreat\n")
+    (tmp_path / "neg.txt").write_text("bad\ndull\n")
+    clf = train_classifier(
+        sample["train"],
+        dev=sample["dev"],
+        out=tmp_path / "run",
+        overrides=[
+            "model.type=mlp",
+            "features.kind=ngrams+lexicon",
+            "model.mlp.hidden=[8]",
+            f'features.lexicon.positive="{tmp_path / "pos.txt"}"',
+            f'features.lexicon.negative="{tmp_path / "neg.txt"}"',
+            "train.epochs=2",
+            "train.threads=1",
+        ],
+    )
+    bag = clf.featurizer.ngrams.bag  # type: ignore[attr-defined]
+    assert clf.model_args["num_features"] == bag.n_features + 6
+    batch = next(
+        clf.featurizer.source(
+            [["great", "film"]], ["great film"], torch.zeros(1, dtype=torch.long)
+        ).batches(1, None)
+    )
+    assert batch["ids"][-6:].tolist() == list(
+        range(bag.n_features, bag.n_features + 6)
+    )  # lexicon columns last
+    again = load(tmp_path / "run")
+    np.testing.assert_allclose(
+        again.predict_proba(["a great film"]), clf.predict_proba(["a great film"]), rtol=1e-6
+    )
+
+
 def test_model_and_feature_kind_must_match(sample: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError,

@@ -61,8 +61,9 @@ class FeaturesConfig:
     kind: str = option(
         "ngrams",
         "what the model sees: ngrams (bag of word n-grams; logreg, mlp), ids (word ids + hashed "
-        "word n-grams; pooled), lexicon (hand-built features of [features.lexicon]; mlp)",
-        choices=("ngrams", "ids", "lexicon"),
+        "word n-grams; pooled), lexicon (hand-built features of [features.lexicon]; mlp), "
+        "ngrams+lexicon (both, side by side; logreg, mlp)",
+        choices=("ngrams", "ids", "lexicon", "ngrams+lexicon"),
     )
     ngram_range: list[int] = option([1, 2], "smallest and largest n of the word n-grams")
     weighting: str = option("tfidf", "feature values", choices=("count", "binary", "tfidf"))
@@ -241,10 +242,54 @@ class LexiconFeatures:
         return self.featurizer.state()
 
 
-FEATURIZERS: dict[str, Any] = {"ngrams": NgramFeaturizer, "ids": IdsFeaturizer, "lexicon": LexiconFeatures}
+class NgramLexiconFeatures:
+    """Bag of n-grams with the hand-built lexicon features appended as F more columns."""
+
+    kind = "ngrams+lexicon"
+
+    def __init__(self, cfg: FeaturesConfig, state: dict[str, Any] | None = None):
+        self.ngrams = NgramFeaturizer(cfg, state["ngrams"] if state is not None else None)
+        self.lexicon = LexiconFeatures(cfg, state["lexicon"] if state is not None else None)
+
+    def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
+        self.ngrams.fit(tokens, texts)
+        self.lexicon.fit(tokens, texts)
+
+    def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource:
+        src = self.ngrams.source(tokens, texts, y)
+        assert isinstance(src, SparseRowBatches)
+        extra = self.lexicon.featurizer.transform(tokens)  # (B, L)
+        n, width = extra.shape
+        # every row gets its L lexicon values after its n-grams, as columns F .. F+L-1
+        rows = torch.arange(n)
+        old_pos = torch.arange(src.col.numel()) + width * torch.repeat_interleave(rows, src.row_nnz)
+        new_pos = (src.crow[1:] + width * rows).unsqueeze(1) + torch.arange(width)  # (B, L)
+        col = torch.empty(src.col.numel() + n * width, dtype=torch.long)
+        val = torch.empty(col.numel(), dtype=torch.float32)
+        col[old_pos], val[old_pos] = src.col, src.val
+        col[new_pos.flatten()] = (src.n_cols + torch.arange(width)).repeat(n)
+        val[new_pos.flatten()] = extra.flatten()
+        src.col, src.val = col, val
+        src.row_nnz = src.row_nnz + width
+        src.crow = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(src.row_nnz, 0)])
+        src.n_cols += width
+        return src
+
+    def model_args(self) -> dict[str, Any]:
+        return {"num_features": self.ngrams.bag.n_features + self.lexicon.featurizer.num_features}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ngrams": self.ngrams.to_dict(), "lexicon": self.lexicon.to_dict()}
+
+
+FEATURIZERS: dict[str, Any] = {
+    "ngrams": NgramFeaturizer, "ids": IdsFeaturizer, "lexicon": LexiconFeatures,
+    "ngrams+lexicon": NgramLexiconFeatures,
+}
 # which feature kinds each model family reads
 MODEL_FEATURES: dict[str, tuple[str, ...]] = {
-    "logreg": ("ngrams",), "mlp": ("ngrams", "lexicon"), "pooled": ("ids",),
+    "logreg": ("ngrams", "ngrams+lexicon"), "mlp": ("ngrams", "lexicon", "ngrams+lexicon"),
+    "pooled": ("ids",),
 }
 
 
