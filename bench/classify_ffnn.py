@@ -42,6 +42,11 @@ def fasttext_fit(
 ) -> dict:
     import fasttext
 
+    # fastText reads its file in order and does not shuffle: MR's examples come sorted by label,
+    # so they are shuffled (seeded) first, as every other contender shuffles each epoch
+    order = np.random.default_rng(seed).permutation(len(train_texts))
+    train_texts = [train_texts[i] for i in order]
+    train_labels = [train_labels[i] for i in order]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.txt"
         path.write_text(

@@ -135,7 +135,11 @@ def cross_validate(
             seed=seed,
         )
         summary = clf.summary
-        scores = {name: float(v) for name, v in summary["test"].items() if _is_number(v)}
+        scores = {
+            name: float(v)
+            for name, v in summary["test"].items()
+            if _is_number(v) and name != "examples"
+        }
         scores["train_seconds"] = float(summary["train_seconds"])
         for name, value in scores.items():
             metrics.setdefault(name, []).append(value)
