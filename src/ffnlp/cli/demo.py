@@ -10,6 +10,11 @@ import typer
 from ffnlp.cli.common import out_console, progress_callbacks, setup_logging
 
 
+# The demo's models are tiny: a step is too little work to share between threads, and a second
+# thread only adds synchronisation (and stalls badly when the machine is busy).
+SMALL = ["train.threads=1"]
+
+
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for the sample data and the runs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -38,7 +43,7 @@ def demo(
     say("Logistic regression over tf-idf word uni+bigrams; Adam; early stopping on dev accuracy.")
     clf = train_classifier(
         paths["train"], dev=paths["dev"], test=paths["test"], out=out / "classify",
-        overrides=["train.epochs=8", "train.lr=0.05", "train.batch_size=64"], callbacks=bars,
+        overrides=["train.epochs=8", "train.lr=0.05", "train.batch_size=64", *SMALL], callbacks=bars,
     )
     s = clf.summary
     say(f"  dev accuracy {s['dev']['accuracy']:.3f}, test accuracy {s['test']['accuracy']:.3f} "
@@ -48,7 +53,7 @@ def demo(
         paths["train"], dev=paths["dev"], test=paths["test"], out=out / "classify_ffnn",
         overrides=['model.type="pooled"', 'features.kind="ids"', "features.buckets=20000",
                    "model.pooled.dim=50", "train.sparse=true", "train.epochs=8", "train.lr=0.01",
-                   "train.batch_size=32"],
+                   "train.batch_size=32", *SMALL],
         callbacks=bars,
     )
     s = ffnn.summary
@@ -60,7 +65,7 @@ def demo(
 
     out_console.rule("2. Language models")
     sets = ["data.min_count=1", "train.epochs=4", "model.embedding_dim=32", "model.hidden_sizes=[64]",
-            "model.context_size=3", "train.batch_size=128", "train.lr=0.005"]
+            "model.context_size=3", "train.batch_size=128", "train.lr=0.005", *SMALL]
     lm = train_lm(paths["train"], dev=paths["dev"], test=paths["test"], out=out / "lm",
                   overrides=sets, callbacks=bars)
     kn = train_lm(paths["train"], dev=paths["dev"], test=paths["test"], out=out / "kn",
@@ -72,7 +77,8 @@ def demo(
 
     out_console.rule("3. Word vectors (skip-gram, negative sampling)")
     w2v = train_word2vec(paths["corpus"], out=out / "w2v",
-                         overrides=["model.dim=32", "model.min_count=2", "model.window=3", "train.epochs=5"],
+                         overrides=["model.dim=32", "model.min_count=2", "model.window=3", "train.epochs=5",
+                                    "model.workers=1", *SMALL],
                          callbacks=bars)
     for word in ("good", "boring"):
         near = ", ".join(w for w, _ in w2v.most_similar(word, 5))
