@@ -110,7 +110,10 @@ def test_export_loads_in_gensim_with_the_same_neighbours(run: Word2VecRun, tmp_p
 
 def test_load_run_and_vectors_file_agree(run: Word2VecRun) -> None:
     assert run.run_dir is not None
-    again = Word2VecRun.load(run.run_dir)
+    import ffnlp
+
+    again = ffnlp.load(run.run_dir)
+    assert isinstance(again, Word2VecRun)
     np.testing.assert_array_equal(again.wv.vectors, run.wv.vectors)
     words, vectors = load_vectors(run.run_dir)  # what the classifiers' pretrained option reads
     assert words == run.wv.words

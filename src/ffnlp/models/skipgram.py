@@ -279,6 +279,7 @@ class PairScores(torch.autograd.Function):
 
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = [0]  # its number of threads
 _MIN_SLICE = 256  # rows; below this a thread hand-off costs more than it saves
 
 
@@ -290,8 +291,9 @@ def _in_slices(fn: Callable[[int, int], None], n: int, workers: int) -> None:
         with torch.no_grad():
             fn(0, n)
         return
-    if _POOL is None or _POOL._max_workers < workers - 1:  # type: ignore[attr-defined]
+    if _POOL is None or _POOL_SIZE[0] < workers - 1:
         _POOL = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="ffnlp-w2v")
+        _POOL_SIZE[0] = workers - 1
     bounds = [n * i // workers for i in range(workers + 1)]
 
     def run(lo: int, hi: int) -> None:

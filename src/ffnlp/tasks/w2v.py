@@ -488,6 +488,11 @@ class Word2VecRun:
         return cls(config, vocab, model, run_dir, summary)
 
 
+def load(run_dir: str | Path) -> Word2VecRun:
+    """The word2vec run saved in ``run_dir`` (what ``ffnlp.load`` returns for a w2v run)."""
+    return Word2VecRun.load(run_dir)
+
+
 def _model_args(model: SkipGram) -> dict[str, Any]:
     return {
         "vocab_size": model.vocab_size,
@@ -724,6 +729,7 @@ __all__ = [
     "W2VConfig",
     "Word2VecRun",
     "evaluate_vectors",
+    "load",
     "load_word_vectors",
     "plot_projection",
     "resolve_config",
