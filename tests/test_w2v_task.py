@@ -243,3 +243,37 @@ def test_shared_negatives_train(tmp_path: Path) -> None:
         corpus, overrides=[*FAST, "model.shared_negatives=5"], out=tmp_path / "shared"
     )
     assert run.wv.similarity("cat", "dog") > run.wv.similarity("cat", "bond")
+
+
+def test_ptb_config_has_the_documented_settings() -> None:
+    root = Path(__file__).resolve().parents[1]
+    cfg = resolve_config(root / "configs/ptb_w2v.toml")
+    m = cfg.model
+    assert (m.dim, m.window, m.negative, m.min_count, cfg.train.epochs) == (100, 5, 5, 5, 5)
+    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.schedule) == ("sgd", 0.025, "linear")
+
+
+@pytest.mark.slow
+def test_ptb_vectors_are_as_good_as_gensims(tmp_path: Path) -> None:
+    """PTB train, the documented config: similarity close to gensim's (bench/w2v.py: 0.16-0.18, 0.12)."""
+    from tests.conftest import shared_data
+
+    ptb = shared_data("ptb/ptb.train.txt.gz")
+    ws = shared_data("word_similarity/wordsim353.tsv")
+    sl = shared_data("word_similarity/simlex999.txt")
+    root = Path(__file__).resolve().parents[1]
+    run = train_word2vec(
+        ptb,
+        config=root / "configs/ptb_w2v.toml",
+        out=tmp_path / "ptb",
+        overrides=[
+            f"evaluation.similarity=['{ws}', '{sl}']",
+            'evaluation.analogies=""',
+            "train.checkpoint=false",
+        ],
+    )
+    sim = run.summary["evaluation"]["similarity"]
+    assert run.summary["vocab_size"] == 9858
+    assert sim["wordsim353.tsv"]["oov_rate"] == pytest.approx(116 / 353)
+    assert sim["wordsim353.tsv"]["spearman"] > 0.13
+    assert sim["simlex999.txt"]["spearman"] > 0.09
