@@ -39,7 +39,8 @@ def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str
         top = ax.secondary_xaxis("top")
         top.set_xticks([r["step"] for r in epochs], [str(r["epoch"]) for r in epochs])
         top.set_xlabel("epoch")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     fig.tight_layout()
     written = [out / "loss.png"]
     fig.savefig(written[0], dpi=110)
