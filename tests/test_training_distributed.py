@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from tests.test_training_optim import Linear, toy
 
 from ffnlp import config as C
 from ffnlp.training import TrainConfig, Trainer
-from tests.test_training_optim import Linear, toy
 
 
 def free_port() -> int:

@@ -54,7 +54,7 @@ def section(cls: type[T], **defaults: Any) -> T:
     ``defaults`` lets a task change a shared component's defaults (e.g. the classifier monitors
     dev.accuracy where the trainer's own default is dev.loss); TOML and --set still override them.
     """
-    return dataclasses.field(default_factory=lambda: cls(**defaults))  # type: ignore[return-value]
+    return dataclasses.field(default_factory=lambda: cls(**defaults))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def build(cls: type[T], data: Mapping[str, Any] | None = None, overrides: Iterab
     obj = _from_dict(cls, merged, "", problems)
     if problems:
         raise ConfigError(_join(problems))
-    return obj  # type: ignore[return-value]
+    return obj
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import typer
 
 from ffnlp.cli.common import out_console, progress_callbacks, setup_logging
 
-
 # The demo's models are tiny: a step is too little work to share between threads, and a second
 # thread only adds synchronisation (and stalls badly when the machine is busy).
 SMALL = ["train.threads=1"]
@@ -60,7 +59,7 @@ def demo(
     say(f"  dev accuracy {s['dev']['accuracy']:.3f}, test accuracy {s['test']['accuracy']:.3f} "
         f"({s['epochs']} epochs, {s['train_seconds']:.1f} s)")
     for text in ["the acting is truly delightful .", "the plot is not clever .", "what a tedious film ."]:
-        label, prob = ffnn.predict(text)[0]  # type: ignore[misc]
+        label, prob = ffnn.predict(text)[0]
         say(f"  predict: {label}  p={prob:.3f}  {text}")
 
     out_console.rule("2. Language models")

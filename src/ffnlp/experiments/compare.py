@@ -61,8 +61,8 @@ def compare_classifiers(run_a: str | Path, run_b: str | Path, data: str | Path) 
     a, b = load(run_a), load(run_b)
     examples = _read(data, a.config)
     gold = np.array(examples.labels)
-    pred_a = np.array([p[0][0] for p in a.predict(examples.texts)])  # type: ignore[index]
-    pred_b = np.array([p[0][0] for p in b.predict(examples.texts)])  # type: ignore[index]
+    pred_a = np.array([p[0][0] for p in a.predict(examples.texts)])
+    pred_b = np.array([p[0][0] for p in b.predict(examples.texts)])
     right_a, right_b = pred_a == gold, pred_b == gold
     only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
     return {"test": "mcnemar_exact", "data": str(data), "examples": len(gold),

@@ -33,7 +33,12 @@ def compare_with_autograd(sizes: Sequence[int], activation: str = "tanh", batch:
     return {
         "loss_numpy": loss_np,
         "loss_torch": float(loss_t.detach()),
-        "max_abs_diff": [float(np.abs(g - w.grad.numpy()).max()) for g, w in zip(grads_w, weights, strict=True)],
-        "max_abs_diff_bias": [float(np.abs(g - b.grad.numpy()).max()) for g, b in zip(grads_b, biases, strict=True)],
+        "max_abs_diff": [float(np.abs(g - _grad(w)).max()) for g, w in zip(grads_w, weights, strict=True)],
+        "max_abs_diff_bias": [float(np.abs(g - _grad(b)).max()) for g, b in zip(grads_b, biases, strict=True)],
         "finite_difference": finite_difference_check(net, x, y),
     }
+
+
+def _grad(t: torch.Tensor) -> np.ndarray:
+    assert t.grad is not None, "backward() did not reach this tensor"
+    return t.grad.numpy()

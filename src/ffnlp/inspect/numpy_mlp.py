@@ -12,11 +12,12 @@ autograd on the same weights, and with finite differences.  The network is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-ACTS = {
+Activation = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]
+ACTS: dict[str, Activation] = {
     "relu": (lambda z: np.maximum(z, 0.0), lambda z, h: (z > 0).astype(z.dtype)),
     "tanh": (np.tanh, lambda z, h: 1.0 - h**2),
     "sigmoid": (lambda z: 1.0 / (1.0 + np.exp(-z)), lambda z, h: h * (1.0 - h)),

@@ -39,8 +39,9 @@ class ClassifierHead(nn.Module):
             per_example = F.binary_cross_entropy_with_logits(z, target, reduction="none")  # (B,)
         else:
             per_example = F.cross_entropy(logits, y, label_smoothing=eps, reduction="none")  # (B,)
-        if self.class_weight is not None:
-            w = self.class_weight[y]  # (B,)
+        weights: torch.Tensor | None = self.class_weight  # type: ignore[assignment]
+        if weights is not None:
+            w = weights[y]  # (B,)
             return (per_example * w).sum() / w.sum()
         return per_example.mean()
 

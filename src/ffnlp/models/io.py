@@ -23,7 +23,7 @@ def save_model(model: nn.Module, run_dir: str | Path, task: str, args: dict[str,
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _st_save(model, str(run_dir / WEIGHTS))  # handles tied (shared) tensors
-    arch = {"task": task, "type": model.registry_name, "args": args}  # type: ignore[attr-defined]
+    arch = {"task": task, "type": model.registry_name, "args": args}
     (run_dir / ARCH).write_text(json.dumps(arch, indent=2), encoding="utf-8")
 
 

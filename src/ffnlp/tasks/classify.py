@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import numpy as np
 import torch
@@ -163,7 +163,7 @@ class NgramFeaturizer:
             self.bag = BagOfNgrams.from_dict(state)
         else:
             self.bag = BagOfNgrams(
-                ngram_range=tuple(cfg.ngram_range), weighting=cfg.weighting,
+                ngram_range=(cfg.ngram_range[0], cfg.ngram_range[1]), weighting=cfg.weighting,
                 sublinear_tf=cfg.sublinear_tf, min_count=cfg.min_count,
                 max_features=cfg.max_features or None,
             )
@@ -303,7 +303,7 @@ def check_model_features(cfg: ClassifyConfig) -> None:
 
 
 def make_featurizer(cfg: ClassifyConfig, state: dict[str, Any] | None = None) -> Featurizer:
-    return FEATURIZERS[cfg.features.kind](cfg.features, state)  # type: ignore[no-any-return]
+    return FEATURIZERS[cfg.features.kind](cfg.features, state)
 
 
 def model_args(cfg: ClassifyConfig, featurizer: Featurizer, num_classes: int,
@@ -426,6 +426,13 @@ class Classifier:
             out.append(self.model.head.probabilities(self.model.logits(batch)))  # type: ignore[union-attr, operator]
         return torch.cat(out).numpy()
 
+    @overload
+    def predict(self, texts: str, k: int = 1, threshold: float = 0.0) -> list[tuple[str, float]]: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def predict(self, texts: Sequence[str], k: int = 1, threshold: float = 0.0
+                ) -> list[list[tuple[str, float]]]: ...
+
     def predict(self, texts: str | Sequence[str], k: int = 1, threshold: float = 0.0
                 ) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:
         """Top-k (label, probability) pairs per text, most probable first, those >= threshold.
@@ -492,8 +499,8 @@ def _read(path: str | Path | LabeledData, cfg: ClassifyConfig, **overrides: Any)
     if isinstance(path, LabeledData):  # already in memory (cross-validation folds, scikit-learn)
         return path
     d = cfg.data
-    opts = dict(format=d.format, encoding=d.encoding, text_column=d.text_column,
-                label_column=d.label_column, skip_invalid=d.skip_invalid)
+    opts: dict[str, Any] = dict(format=d.format, encoding=d.encoding, text_column=d.text_column,
+                                label_column=d.label_column, skip_invalid=d.skip_invalid)
     opts.update(overrides)
     data = read_labeled(path, **opts)
     if data.skipped:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from ffnlp.training.config import InitConfig
@@ -11,7 +13,7 @@ def initialize(model: nn.Module, cfg: InitConfig, nonlinearity: str = "relu") ->
     """Re-initialise every Linear layer of ``model`` by ``cfg.scheme`` ('default' keeps torch's)."""
     if cfg.scheme == "default":
         return model
-    gain_name = nonlinearity if nonlinearity in ("relu", "leaky_relu", "tanh", "sigmoid") else "relu"
+    gain_name: Any = nonlinearity if nonlinearity in ("relu", "leaky_relu", "tanh", "sigmoid") else "relu"
     for module in model.modules():
         if not isinstance(module, nn.Linear):
             continue

@@ -8,7 +8,7 @@ tables that produce sparse gradients get an optimiser that understands them (Spa
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -196,7 +196,7 @@ def global_grad_norm(params: Iterable[torch.Tensor]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def clip_gradients(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+def clip_gradients(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
     """Scale every gradient so that the global norm is at most ``max_norm``; return the norm before."""
     norm = global_grad_norm(params)
     if max_norm > 0:

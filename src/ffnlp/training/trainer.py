@@ -44,7 +44,7 @@ def mean_loss(model: nn.Module, source: BatchSource, batch_size: int = 1024) -> 
     total, count = 0.0, 0
     for batch in source.batches(batch_size, None):
         n = batch_size_of(batch)
-        total += float(model.loss(batch)) * n
+        total += float(model.loss(batch)) * n  # type: ignore[operator]
         count += n
     return {"loss": total / max(count, 1)}
 
@@ -179,7 +179,7 @@ class Trainer:
     def _train_step(self, batch: dict[str, Any], need_norm: bool) -> tuple[float, float | None]:
         cfg = self.config
         self.scheduler.set_step(self.step)
-        loss = self.model.loss(batch)
+        loss = self.model.loss(batch)  # type: ignore[operator]
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise TrainingError(
