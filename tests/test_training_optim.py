@@ -149,3 +149,24 @@ def test_clipping_bounds_the_global_norm() -> None:
     after = torch.sqrt(sum(p.grad.pow(2).sum() for p in params))
     assert before > 0.5
     assert after == pytest.approx(0.5, rel=1e-3)
+
+
+def test_lazy_adam_matches_torch_sparse_adam() -> None:
+    from ffnlp.training.optim import LazyAdam
+
+    table = torch.randn(300, 8)
+    ours, theirs = nn.Parameter(table.clone()), nn.Parameter(table.clone())
+    opt_ours, opt_theirs = LazyAdam([ours], lr=0.01), torch.optim.SparseAdam([theirs], lr=0.01)
+    g = torch.Generator().manual_seed(0)
+    touched = torch.zeros(300, dtype=torch.bool)
+    for _ in range(30):
+        rows = torch.randint(0, 250, (50,), generator=g)  # repeats: the gradient is uncoalesced
+        touched[rows] = True
+        values = torch.randn(50, 8, generator=g)
+        grad = torch.sparse_coo_tensor(rows.unsqueeze(0), values, (300, 8), check_invariants=True)
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        opt_ours.step()
+        opt_theirs.step()
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    assert torch.equal(ours.detach()[~touched], table[~touched])  # rows 250.. never had a gradient
+    assert not torch.equal(ours.detach()[touched], table[touched])

@@ -57,12 +57,52 @@ class Optimizers(torch.optim.Optimizer):
             o.load_state_dict(s)
 
 
+class LazyAdam(torch.optim.Optimizer):
+    """Adam for sparse gradients: only the rows present in a step's gradient move.
+
+    The same update as ``torch.optim.SparseAdam`` (moments of the touched rows decay and absorb
+    the gradient; bias correction by the global step), written with row gathers and scatters:
+    torch's version masks the full dense moment tensors at every step (``sparse_mask``), which
+    costs more than everything else in a pooled-embedding classifier's step.
+    """
+
+    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad.coalesce()  # one row per index
+                rows, values = grad.indices()[0], grad.values()  # (R,), (R, D)
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                m = state["exp_avg"].index_select(0, rows).mul_(beta1).add_(values, alpha=1 - beta1)
+                v = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(
+                    values, values, value=1 - beta2)
+                state["exp_avg"].index_copy_(0, rows, m)
+                state["exp_avg_sq"].index_copy_(0, rows, v)
+                bias1 = 1 - beta1 ** state["step"]
+                bias2 = 1 - beta2 ** state["step"]
+                step_size = group["lr"] * math.sqrt(bias2) / bias1
+                update = m.div_(v.sqrt_().add_(group["eps"]))  # (R, D), eps placed as SparseAdam does
+                p.index_add_(0, rows, update, alpha=-step_size)
+
+
 def _make(name: str, groups: list[dict[str, Any]], cfg: TrainConfig, sparse: bool) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if name in ("adam", "adamw"):
         if sparse:
-            return torch.optim.SparseAdam(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)  # type: ignore[arg-type]
+            return LazyAdam(groups, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), eps=cfg.eps)
         cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
         return cls(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=0.0)  # type: ignore[arg-type]
     if name == "adagrad":

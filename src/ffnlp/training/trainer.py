@@ -9,7 +9,6 @@ checkpoints, resume, and SIGINT/SIGTERM handled by saving and stopping cleanly.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import math
@@ -237,7 +236,7 @@ class Trainer:
             self.history.best_value, self.history.best_step = value, self.step
             self.history.best_epoch = record["epoch"]
             if cfg.restore_best:
-                self.best_state = copy.deepcopy(self.model.state_dict())
+                self._snapshot_best()
         self._monitored.append(value)
         self.scheduler.on_evaluation(value, cfg.mode, self.step)
         if cfg.early_stopping:
@@ -246,6 +245,17 @@ class Trainer:
             )
             if stop:
                 self.should_stop, self.stop_reason = True, reason
+
+    @torch.no_grad()
+    def _snapshot_best(self) -> None:
+        """Copy the weights into the best-state buffers (allocated once: large embedding tables
+        would otherwise cost a fresh allocation at every improvement)."""
+        state = self.model.state_dict()
+        if self.best_state is None or self.best_state.keys() != state.keys():
+            self.best_state = {k: v.detach().clone() for k, v in state.items()}
+            return
+        for k, v in state.items():
+            self.best_state[k].copy_(v)
 
     # --------------------------------------------------------------------------- bookkeeping
     def _log(self, record: dict[str, Any]) -> None:
