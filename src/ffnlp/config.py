@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import sys
 import types
@@ -74,6 +75,19 @@ def build(cls: type[T], data: Mapping[str, Any] | None = None, overrides: Iterab
     if problems:
         raise ConfigError(_join(problems))
     return obj
+
+
+def resolve(cls: type[T], config: Any = None, overrides: Iterable[str] = (), **settings: Any) -> T:
+    """A task's configuration from defaults, then ``config`` (an instance of ``cls``, a TOML path
+    or a dict), then ``key=value`` overrides, then keyword settings ({"train.lr": 0.1})."""
+    if isinstance(config, cls):
+        data = to_dict(config)
+    elif isinstance(config, (str, Path)):
+        data = load_toml(config)
+    else:
+        data = dict(config or {})
+    extra = [f"{k}={json.dumps(v)}" for k, v in settings.items()]
+    return build(cls, data, [*overrides, *extra])
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -124,14 +124,7 @@ def resolve_config(
     **settings: Any,
 ) -> ClassifyConfig:
     """Defaults -> TOML file or dict -> ``--set`` overrides -> keyword settings ("train.lr": 0.1)."""
-    if isinstance(config, ClassifyConfig):
-        data = cfgmod.to_dict(config)
-    elif isinstance(config, (str, Path)):
-        data = cfgmod.load_toml(config)
-    else:
-        data = dict(config or {})
-    extra = [f"{k}={json.dumps(v) if not isinstance(v, str) else json.dumps(v)}" for k, v in settings.items()]
-    return cfgmod.build(ClassifyConfig, data, list(overrides) + extra)
+    return cfgmod.resolve(ClassifyConfig, config, overrides, **settings)
 
 
 # ------------------------------------------------------------------------------------ featurizers

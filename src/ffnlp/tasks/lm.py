@@ -85,17 +85,9 @@ class LMConfig:
 def resolve_config(
     config: LMConfig | str | Path | dict[str, Any] | None, overrides: Iterable[str] = ()
 ) -> LMConfig:
-    """Defaults -> TOML file or dict -> ``key=value`` overrides, validated."""
-    if isinstance(config, LMConfig):
-        data = cfgmod.to_dict(config)
-    elif isinstance(config, (str, Path)):
-        data = cfgmod.load_toml(config)
-    else:
-        data = dict(config or {})
-    train = data.get("train", {})
-    if isinstance(train, dict):  # the LM defaults of [train] unless the file says otherwise
-        data["train"] = {**cfgmod.to_dict(_lm_train_defaults()), **train}
-    return cfgmod.build(LMConfig, data, overrides)
+    """Defaults (the LM's own [train] defaults included) -> TOML file or dict -> ``key=value``
+    overrides, validated."""
+    return cfgmod.resolve(LMConfig, config, overrides)
 
 
 # -------------------------------------------------------------------------------------------------

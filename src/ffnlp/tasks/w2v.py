@@ -131,14 +131,7 @@ def resolve_config(
     **settings: Any,
 ) -> W2VConfig:
     """Defaults -> TOML file or dict -> ``--set`` overrides -> keyword settings ("model.dim": 50)."""
-    if isinstance(config, W2VConfig):
-        data = cfgmod.to_dict(config)
-    elif isinstance(config, (str, Path)):
-        data = cfgmod.load_toml(config)
-    else:
-        data = dict(config or {})
-    extra = [f"{k}={json.dumps(v)}" for k, v in settings.items()]
-    return cfgmod.build(W2VConfig, data, list(overrides) + extra)
+    return cfgmod.resolve(W2VConfig, config, overrides, **settings)
 
 
 # ---------------------------------------------------------------------------------------- corpus
