@@ -82,3 +82,11 @@ def test_describe_lists_every_option_with_help() -> None:
     keys = [k for k, _, _ in rows]
     assert "train.lr" in keys and "features.weighting" in keys
     assert all(h for _, _, h in rows)
+
+
+def test_section_checks_name_the_full_key_once() -> None:
+    with pytest.raises(ConfigError) as err:
+        C.build(ClassifyConfig, {}, ["features.ngram_range=[2, 1]", 'model.type="pooled"', "model.pooled.freeze=true"])
+    msg = str(err.value)
+    assert "features.ngram_range must be [min_n, max_n]" in msg and "features.features" not in msg
+    assert "model.pooled.freeze = true needs model.pooled.pretrained" in msg and "model.model" not in msg

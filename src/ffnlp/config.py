@@ -211,8 +211,8 @@ def _from_dict(
         return None
     check = getattr(obj, "check", None)
     if callable(check):
-        for msg in check() or []:
-            problems.append(f"{prefix}{msg}" if prefix else msg)
+        for msg in check() or []:  # messages name keys relative to this section, or in full
+            problems.append(msg if msg.startswith(prefix) else f"{prefix}{msg}")
     return obj
 
 
