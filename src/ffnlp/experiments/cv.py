@@ -17,9 +17,7 @@ table are rarely wanted).
 from __future__ import annotations
 
 import json
-import math
 import shutil
-import statistics
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import numpy as np
 
 from ffnlp.config import to_dict
 from ffnlp.errors import ConfigError, DataError
+from ffnlp.experiments.stats import describe, is_figure
 from ffnlp.runtime import make_run_dir
 from ffnlp.text.readers import LabeledData
 
@@ -77,8 +76,8 @@ def summarize(values: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
     """mean, sd (sample, n-1) and the values of every metric."""
     out: dict[str, dict[str, Any]] = {}
     for name, vals in values.items():
-        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        out[name] = {"mean": statistics.fmean(vals), "sd": sd, "values": vals}
+        d = describe(vals)
+        out[name] = {"mean": d["mean"], "sd": d["sd"], "values": vals}
     return out
 
 
@@ -138,7 +137,7 @@ def cross_validate(
         scores = {
             name: float(v)
             for name, v in summary["test"].items()
-            if _is_number(v) and name != "examples"
+            if is_figure(v) and name != "examples"
         }
         scores["train_seconds"] = float(summary["train_seconds"])
         for name, value in scores.items():
@@ -172,7 +171,3 @@ def cross_validate(
     (run_dir / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     result["run_dir"] = str(run_dir)
     return result
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ffnlp.errors import ConfigError
-from ffnlp.experiments.stats import describe
+from ffnlp.experiments.stats import describe, is_figure
 from ffnlp.runtime import make_run_dir
 
 SPLITS = ("dev", "test")
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    return {k: float(v) for k, v in metrics.items() if is_figure(v)}
 
 
 def _train_fn(task: str) -> Callable[..., Any]:

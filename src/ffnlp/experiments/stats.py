@@ -20,6 +20,11 @@ def t_quantile_975(df: int) -> float:
     return _T975[df - 1] if df <= len(_T975) else 1.960
 
 
+def is_figure(v: Any) -> bool:
+    """A finite number that can be averaged (not a bool, not a nested per-class table)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def describe(values: Sequence[float]) -> dict[str, Any]:
     """mean, sd (n-1), a t-based 95% confidence interval of the mean, n and the values."""
     vals = [float(v) for v in values]
