@@ -118,3 +118,20 @@ def test_memorises_a_tiny_corpus(softmax: str) -> None:
         model.loss(whole).backward()
         opt.step()
     assert perplexity_of(token_log_probs_nn(model, source)) < 1.05
+
+
+def test_word_dropout_zeroes_whole_history_words_in_training_only() -> None:
+    torch.manual_seed(0)
+    model = FeedForwardLM(20, {"context_size": 4, "embedding_dim": 6, "hidden_sizes": [8],
+                               "dropout": 0.0, "word_dropout": 0.5})
+    context = torch.randint(1, 20, (500, 4))
+    model.train()
+    _, e = model.features(context)
+    words = e.view(500, 4, 6)
+    dropped = (words == 0).all(dim=2)  # (B, C) whole words zeroed
+    assert 0.4 < dropped.float().mean().item() < 0.6
+    kept = words[~dropped]
+    torch.testing.assert_close(kept, model.embedding(context)[~dropped])  # the rest untouched
+    model.eval()
+    _, e = model.features(context)
+    torch.testing.assert_close(e, model.embedding(context).flatten(1))  # nothing dropped in eval

@@ -217,3 +217,45 @@ def test_shared_negatives_equal_per_pair_noise_when_the_draws_coincide() -> None
         )
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def _random_batch(v: int, b: int, n: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "center": torch.randint(v, (b,), generator=g),
+        "context": torch.randint(v, (b,), generator=g),
+        "negatives": torch.randint(v, (b, n), generator=g),
+    }
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_sgd_step_makes_the_autograd_sgd_update(workers: int) -> None:
+    # the fused step = loss.backward() + SGD(lr).step(), with repeated rows in the batch
+    v, b, lr = 30, 900, 0.1
+    torch.manual_seed(1)
+    fused = SkipGram(vocab_size=v, dim=6, workers=workers)
+    with torch.no_grad():
+        fused.output.weight.normal_(0, 0.5)  # not zero, so both tables move
+    ref = SkipGram(vocab_size=v, dim=6)
+    ref.load_state_dict(fused.state_dict())
+    opt = torch.optim.SGD(ref.parameters(), lr=lr)
+    for step in range(3):
+        batch = _random_batch(v, b, seed=step)
+        loss = fused.sgd_step(batch, lr)
+        opt.zero_grad()
+        expected = ref.loss(batch)
+        expected.backward()
+        opt.step()
+        assert loss is not None
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+        for name, p in ref.state_dict().items():
+            torch.testing.assert_close(fused.state_dict()[name], p, rtol=1e-5, atol=1e-6)
+
+
+def test_sgd_step_declines_cbow_and_shared_noise() -> None:
+    model = SkipGram(vocab_size=5, dim=3, cbow=True)
+    before = model.input.weight.clone()
+    assert model.sgd_step(_random_batch(5, 4), 0.1) is None
+    shared = SkipGram(vocab_size=5, dim=3)
+    assert shared.sgd_step({**_random_batch(5, 4), "pair_center": torch.zeros(4)}, 0.1) is None
+    torch.testing.assert_close(model.input.weight, before)  # nothing changed

@@ -55,6 +55,14 @@ class FFLMConfig:
     dropout: float = option(
         0.3, "dropout on the concatenated embeddings and on every hidden layer", ge=0, lt=1
     )
+    word_dropout: float = option(
+        0.0,
+        "training only: drop each history word with this probability (its embedding becomes "
+        "zero), so that the model also learns to predict from shorter histories, as an n-gram "
+        "model backs off",
+        ge=0,
+        lt=1,
+    )
     softmax: str = option(
         "full",
         "output layer: full softmax, or adaptive (cheaper for large vocabularies)",
@@ -197,8 +205,12 @@ class FeedForwardLM(nn.Module):
 
     def features(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The last hidden layer and the concatenated embeddings."""
-        e = self.embedding(context).flatten(1)  # (B, C*D)
-        e = self.dropout(e)
+        e = self.embedding(context)  # (B, C, D)
+        p = self.config.word_dropout
+        if self.training and p > 0:
+            keep = torch.rand(context.shape, device=context.device) >= p  # (B, C)
+            e = e * keep.unsqueeze(2).to(e.dtype)
+        e = self.dropout(e.flatten(1))  # (B, C*D)
         h = self.hidden(e)  # (B, H)
         if self.projection is not None:
             h = self.projection(h)  # (B, D)

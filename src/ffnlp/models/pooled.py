@@ -271,6 +271,7 @@ class BagBatches:
         return -(-len(self.bags) // batch_size)
 
     def select(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The bags ``rows`` (in that order) as one batch: ids, offsets and labels."""
         bags = self.bags
         lengths = bags.lengths[rows]  # (B,)
         offsets = torch.zeros_like(lengths)
@@ -284,7 +285,17 @@ class BagBatches:
     def batches(
         self, batch_size: int, generator: torch.Generator | None
     ) -> Iterator[dict[str, torch.Tensor]]:
+        """The epoch's order is laid out once (one gather of every id); a batch is then a slice
+        of it, so a step pays for no selection of its own."""
         n = len(self.bags)
         idx = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        epoch = self.select(idx)
+        starts = epoch["offsets"].tolist() + [epoch["ids"].numel()]
         for start in range(0, n, batch_size):
-            yield self.select(idx[start : start + batch_size])
+            end = min(start + batch_size, n)
+            lo, hi = starts[start], starts[end]
+            yield {
+                "ids": epoch["ids"][lo:hi],
+                "offsets": epoch["offsets"][start:end] - lo,
+                "y": epoch["y"][start:end],
+            }

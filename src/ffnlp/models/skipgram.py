@@ -17,6 +17,7 @@ noise distribution ``count ** 0.75`` (:class:`NoiseSampler`), and dynamic window
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -200,6 +201,95 @@ class SkipGram(nn.Module):
         return total - (total - mean).detach()  # value: the mean per pair; gradient: the sum's
 
     @torch.no_grad()
+    def sgd_step(self, batch: dict[str, torch.Tensor], lr: float) -> torch.Tensor | None:
+        """One plain-SGD step on a skip-gram batch, without autograd; returns the mean loss.
+
+        The same update as ``loss(batch).backward()`` followed by ``SGD(lr).step()`` (every
+        gradient from the weights as they were before the step), in sparse-matrix products that
+        never copy the (pairs x targets x D) output rows:
+
+        - scores: a sampled dense-dense product (SDDMM), ``s[b, t] = v_b . u_{target[b, t]}`` only
+          at the pattern of the batch's targets;
+        - input-row steps: an embedding bag over each pair's targets weighted by ``g[b, t]`` (the
+          step along -dL/ds), i.e. ``sum_t g[b, t] u_{target[b, t]}``;
+        - output-row steps: ``W_out += G v`` with G the (V x pairs) sparse matrix of the g's.
+
+        With ``workers > 1`` the scores and input steps of the batch's slices are computed by
+        that many threads at once, then the two tables are updated by two threads, each table by
+        one, so the result does not depend on the thread count or timing. Returns None for a
+        batch it does not handle (CBOW, shared noise words); the Trainer then takes the autograd
+        path.
+        """
+        if self.cbow or "pair_center" in batch:
+            return None
+        centre = batch["center"]  # (B,)
+        targets = batch.get("targets")  # (B, T): context, then noise words
+        if targets is None:
+            targets = torch.cat([batch["context"].unsqueeze(1), batch["negatives"]], 1)
+        w_in, w_out = self.input.weight, self.output.weight
+        b, t = targets.shape
+        v, d = w_in.shape
+        if b == 0:
+            return w_in.new_zeros(())
+        hidden = w_in.index_select(0, centre)  # (B, D) input rows
+        steps = w_in.new_empty(b, t)  # (B, T) g = lr * (label - sigmoid(s))
+        grad_hidden = w_in.new_empty(b, d)  # (B, D) input-row steps
+        losses = w_in.new_empty(b)  # (B,)
+
+        pair = self._pair_index(b + 1, t)  # (2, > B*T) pair number of each target; 0, 1, 2..
+
+        def part(lo: int, hi: int) -> None:
+            tg = targets[lo:hi]
+            pattern = torch.sparse_csr_tensor(
+                pair[1, : hi - lo + 1] * t,  # row starts 0, T, 2T, ...
+                tg.reshape(-1),
+                w_in.new_zeros((hi - lo) * t),  # beta = 0 still multiplies: no garbage
+                (hi - lo, v),
+                check_invariants=False,
+            )
+            scores = torch.sparse.sampled_addmm(pattern, hidden[lo:hi], w_out.t(), beta=0.0)
+            s = scores.values().view(hi - lo, t)  # (b, T)
+            # loss: -log sigmoid(s_0) - sum_k log sigmoid(-s_k) = softplus(-s_0) + sum softplus(s_k)
+            s[:, 0].neg_()
+            torch.sum(F.softplus(s), 1, out=losses[lo:hi])
+            # the step along -dL/ds = label - sigmoid(s): sigmoid(-s_0) for the true word (its
+            # score is negated above), -sigmoid(s_k) for the noise words
+            g = torch.sigmoid(s, out=steps[lo:hi]).mul_(-lr)  # (b, T)
+            g[:, 0].neg_()
+            grad_hidden[lo:hi] = F.embedding_bag(tg, w_out, per_sample_weights=g, mode="sum")
+
+        _in_slices(part, b, self.workers)
+        output_steps = torch.sparse_coo_tensor(
+            torch.stack([targets.reshape(-1), pair[0, : b * t]]), steps.view(-1), (v, b),
+            check_invariants=False,
+        )  # (V, B): column b holds pair b's steps at its target words
+        input_steps = torch.sparse_coo_tensor(
+            torch.stack([centre, pair[1, :b]]), pair.new_ones(b, dtype=w_in.dtype), (v, b),
+            check_invariants=False,
+        )  # (V, B): column b is one-hot at pair b's centre word
+        # both updates are sums of row axpys (no (B*T, D) tensor of row updates); the two tables
+        # are written by different threads, so the result does not depend on timing
+        _in_parallel(
+            [
+                lambda: w_out.addmm_(output_steps, hidden),
+                lambda: w_in.addmm_(input_steps, grad_hidden),
+            ],
+            self.workers,
+        )
+        return losses.mean()
+
+    def _pair_index(self, b: int, t: int) -> torch.Tensor:
+        """(2, >= B*T) int64: row 0 = 0 (T times), 1 (T times), ...; row 1 = 0, 1, 2, ...
+
+        Prefixes of one cached tensor, grown when a larger batch comes."""
+        cached = getattr(self, "_pairs", None)
+        if cached is None or cached[0] != t or cached[1].shape[1] < b * t:
+            n = max(b, 2 * (cached[1].shape[1] // t if cached is not None else 0))
+            index = torch.stack([torch.arange(n).repeat_interleave(t), torch.arange(n * t)])
+            self._pairs = cached = (t, index)
+        return cached[1][:, : b * t]
+
+    @torch.no_grad()
     def word_vectors(self) -> torch.Tensor:
         """The input vectors (V, D): what word2vec exports."""
         return self.input.weight.detach().clone()
@@ -278,22 +368,40 @@ class PairScores(torch.autograd.Function):
         return g_in, g_out, None, None, None, None
 
 
+def _consume_csr_beta_warning() -> None:
+    """torch warns once per process that sparse CSR support is in beta; take it here, silently
+    (the CSR tensors of :meth:`SkipGram.sgd_step` use only the stable sampled_addmm)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        torch.sparse_csr_tensor(
+            torch.tensor([0, 1]), torch.tensor([0]), torch.ones(1), (1, 1), check_invariants=False
+        )
+
+
+_consume_csr_beta_warning()
+
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = [0]  # its number of threads
 _MIN_SLICE = 256  # rows; below this a thread hand-off costs more than it saves
 
 
+def _pool(size: int) -> None:
+    """Make sure the shared thread pool has at least ``size`` threads."""
+    global _POOL
+    if _POOL is None or _POOL_SIZE[0] < size:
+        _POOL = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ffnlp-w2v")
+        _POOL_SIZE[0] = size
+
+
 def _in_slices(fn: Callable[[int, int], None], n: int, workers: int) -> None:
     """Run ``fn(lo, hi)`` over ``workers`` contiguous slices of range(n), at the same time."""
-    global _POOL
     workers = max(1, min(workers, n // _MIN_SLICE))
     if workers == 1:
         with torch.no_grad():
             fn(0, n)
         return
-    if _POOL is None or _POOL_SIZE[0] < workers - 1:
-        _POOL = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="ffnlp-w2v")
-        _POOL_SIZE[0] = workers - 1
+    _pool(workers - 1)
+    assert _POOL is not None
     bounds = [n * i // workers for i in range(workers + 1)]
 
     def run(lo: int, hi: int) -> None:
@@ -302,6 +410,26 @@ def _in_slices(fn: Callable[[int, int], None], n: int, workers: int) -> None:
 
     futures = [_POOL.submit(run, bounds[i], bounds[i + 1]) for i in range(1, workers)]
     run(bounds[0], bounds[1])
+    for f in futures:
+        f.result()
+
+
+def _in_parallel(jobs: list[Callable[[], Any]], workers: int) -> None:
+    """Run independent jobs on up to ``workers`` threads, thread i taking jobs i, i + workers, ..."""
+
+    def run(share: list[Callable[[], Any]]) -> None:
+        with torch.no_grad():  # grad mode is per thread
+            for job in share:
+                job()
+
+    shares = [jobs[i::workers] for i in range(min(max(workers, 1), len(jobs)))]
+    if len(shares) == 1:
+        run(shares[0])
+        return
+    _pool(len(shares) - 1)
+    assert _POOL is not None
+    futures = [_POOL.submit(run, share) for share in shares[1:]]
+    run(shares[0])
     for f in futures:
         f.result()
 

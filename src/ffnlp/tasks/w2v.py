@@ -352,10 +352,14 @@ class PairBatches:
                     ),  # (C, M)
                 }
                 continue
+            targets = torch.empty(hi - lo, 1 + self.negative, dtype=torch.int64)  # (B, 1+N)
+            torch.index_select(kept_words, 0, context[lo:hi], out=targets[:, 0])
+            targets[:, 1:] = self.noise.sample((hi - lo, self.negative), g)
             yield {
                 "center": kept_words[centre[lo:hi]],  # (B,)
-                "context": kept_words[context[lo:hi]],  # (B,)
-                "negatives": self.noise.sample((hi - lo, self.negative), g),  # (B, N)
+                "context": targets[:, 0],  # (B,)
+                "negatives": targets[:, 1:],  # (B, N)
+                "targets": targets,  # (B, 1+N) both, as the model's fused step wants them
             }
 
     def _cbow_batch(
@@ -623,7 +627,7 @@ def train_word2vec(
             history = trainer.fit(resume=resume)
         except TrainingError as exc:
             raise TrainingError(
-                f"{exc}. For word2vec the usual cause is a batch that is too large for the "
+                f"{str(exc).rstrip('.')}. For word2vec the usual cause is a batch that is too large for the "
                 f"vocabulary: a batch sums the updates of all its pairs, so with {len(vocab)} words "
                 f"each one gets many at once; lower train.batch_size (now {train_cfg.batch_size})"
             ) from None

@@ -58,6 +58,12 @@ class TrainConfig:
     log_every: int = option(50, "write a step record to metrics.jsonl every N steps", ge=1)
     checkpoint: bool = option(True, "write a resumable checkpoint at the end of every epoch")
     max_steps: int = option(0, "stop after this many steps in all (0 = no limit)", ge=0)
+    fused_step: bool = option(
+        True,
+        "models that implement their own plain-SGD update (word2vec's sgd_step) apply it directly, "
+        "without autograd or optimiser, when optimizer = 'sgd' with no momentum, weight decay, "
+        "penalty or clipping; false = always autograd + torch.optim",
+    )
 
     def check(self) -> list[str]:
         problems = []

@@ -82,6 +82,7 @@ class Trainer:
         self.interrupted = False
         self.train_seconds = 0.0
         self._params = [p for p in self.model.parameters() if p.requires_grad]
+        self._sgd_step = self._fused_sgd_step()
         self._penalised = penalised_weights(self.model)
         self._monitored: list[float] = []
         # position inside an epoch, for checkpoints taken mid-epoch (Ctrl-C, SIGTERM)
@@ -175,17 +176,45 @@ class Trainer:
             self._save_checkpoint()
         self._emit("on_epoch_end")
 
-    def _train_step(self, batch: dict[str, Any], need_norm: bool) -> tuple[float, float | None]:
+    def _fused_sgd_step(self) -> Callable[[dict[str, Any], float], Any] | None:
+        """The model's own ``sgd_step(batch, lr)`` when it may replace autograd + optimiser.
+
+        Only for plain SGD: no momentum, no weight decay, no L1/L2 penalty, no clipping, one
+        process, every parameter trained. Such a step must make the same update as
+        ``loss.backward(); SGD(lr).step()`` (tests/test_models_skipgram.py checks word2vec's).
+        """
         cfg = self.config
-        self.scheduler.set_step(self.step)
-        loss = self.model.loss(batch)  # type: ignore[operator]
-        loss_value = float(loss.detach())
+        step = getattr(self.model, "sgd_step", None)
+        plain = (
+            cfg.optimizer == "sgd" and cfg.momentum == 0 and cfg.weight_decay == 0
+            and cfg.l1 == 0 and cfg.l2 == 0 and cfg.clip_norm == 0
+        )
+        every_param = all(p.requires_grad for p in self.model.parameters())
+        if not (cfg.fused_step and callable(step) and plain and every_param) or self._distributed:
+            return None
+        return step
+
+    def _check_loss(self, loss_value: float) -> None:
         if not math.isfinite(loss_value):
             raise TrainingError(
                 f"the training loss became {loss_value} at step {self.step + 1} (epoch "
                 f"{self.epoch + 1}); the last good checkpoint is kept. Try a lower train.lr "
-                f"(now {cfg.lr}), train.clip_norm = 1.0, or check the data for extreme values."
+                f"(now {self.config.lr}), train.clip_norm = 1.0, or check the data for extreme "
+                "values."
             )
+
+    def _train_step(self, batch: dict[str, Any], need_norm: bool) -> tuple[float, float | None]:
+        cfg = self.config
+        self.scheduler.set_step(self.step)
+        if self._sgd_step is not None:
+            fused = self._sgd_step(batch, self.scheduler.lr())
+            if fused is not None:  # the update is made; no gradients, so no norm to report
+                loss_value = float(fused)
+                self._check_loss(loss_value)
+                return loss_value, None
+        loss = self.model.loss(batch)  # type: ignore[operator]
+        loss_value = float(loss.detach())
+        self._check_loss(loss_value)
         extra = penalty(self._penalised, cfg.l1, cfg.l2)
         total = loss + extra if extra is not None else loss
         self.optimizer.zero_grad(set_to_none=True)
