@@ -229,3 +229,53 @@ def test_sigkill_while_writing_a_checkpoint_leaves_the_previous_one(tmp_path) ->
         assert v == 0 or torch.equal(state["blob"], torch.full((3_000_000,), float(v)))
     leftovers = [p for p in path.parent.iterdir() if p.name != "state.pt"]
     assert all(p.name.endswith(".tmp") for p in leftovers)
+
+
+class StepWeights(Callback):
+    def __init__(self) -> None:
+        self.weights: list[torch.Tensor] = []
+
+    def on_batch_end(self, trainer, loss) -> None:
+        self.weights.append(trainer.model.lin.weight.detach().clone())
+
+
+def test_weight_averaging_evaluates_and_ends_with_the_moving_average() -> None:
+    decay = 0.9
+    seen: list[torch.Tensor] = []
+
+    def evaluate(model, source):
+        seen.append(model.lin.weight.detach().clone())
+        return {"accuracy": 0.5}
+
+    steps = StepWeights()
+    model = Linear()
+    start = model.lin.weight.detach().clone()
+    trainer = Trainer(model, cfg(epochs=3, optimizer="sgd", lr=0.1, batch_size=16, ema_decay=decay,
+                                 restore_best=False, checkpoint=False, monitor="dev.accuracy"),
+                      toy(), dev=toy(50, seed=1), evaluate=evaluate, callbacks=[steps])
+    trainer.fit()
+    average, per_epoch = start, len(steps.weights) // 3
+    expected_at_eval = []
+    for i, w in enumerate(steps.weights, 1):
+        average = decay * average + (1 - decay) * w
+        if i % per_epoch == 0:
+            expected_at_eval.append(average)
+    for got, want in zip(seen, expected_at_eval, strict=True):  # evaluation saw the average
+        torch.testing.assert_close(got, want)
+    torch.testing.assert_close(trainer.model.lin.weight, average)  # and the model ends with it
+    assert not torch.allclose(average, steps.weights[-1])  # which differs from the last step's
+
+
+def test_weight_averaging_snapshots_the_averaged_best() -> None:
+    scores = iter([0.9, 0.1, 0.1])
+    seen: list[torch.Tensor] = []
+
+    def evaluate(model, source):
+        seen.append(model.lin.weight.detach().clone())
+        return {"accuracy": next(scores)}
+
+    trainer = Trainer(Linear(), cfg(epochs=3, optimizer="sgd", lr=0.1, ema_decay=0.5,
+                                    checkpoint=False, monitor="dev.accuracy"),
+                      toy(), dev=toy(50, seed=1), evaluate=evaluate)
+    trainer.fit()
+    torch.testing.assert_close(trainer.model.lin.weight, seen[0])  # best = evaluation 1's average

@@ -58,6 +58,14 @@ class TrainConfig:
     log_every: int = option(50, "write a step record to metrics.jsonl every N steps", ge=1)
     checkpoint: bool = option(True, "write a resumable checkpoint at the end of every epoch")
     max_steps: int = option(0, "stop after this many steps in all (0 = no limit)", ge=0)
+    ema_decay: float = option(
+        0.0,
+        "keep an exponential moving average of the weights (Polyak averaging), updated after "
+        "every step as avg = decay * avg + (1 - decay) * w; evaluation, the best-epoch snapshot "
+        "and the final model use it. 0 = off; 0.999 averages about the last 1000 steps",
+        ge=0,
+        lt=1,
+    )
     fused_step: bool = option(
         True,
         "models that implement their own plain-SGD update (word2vec's sgd_step) apply it directly, "

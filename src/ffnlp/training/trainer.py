@@ -83,6 +83,10 @@ class Trainer:
         self.train_seconds = 0.0
         self._params = [p for p in self.model.parameters() if p.requires_grad]
         self._sgd_step = self._fused_sgd_step()
+        # the averaged weights (train.ema_decay > 0), one tensor per trained parameter
+        self._ema: list[torch.Tensor] | None = (
+            [p.detach().clone() for p in self._params] if config.ema_decay > 0 else None
+        )
         self._penalised = penalised_weights(self.model)
         self._monitored: list[float] = []
         # position inside an epoch, for checkpoints taken mid-epoch (Ctrl-C, SIGTERM)
@@ -102,6 +106,9 @@ class Trainer:
         self.train_seconds = time.perf_counter() - started
         if self.config.restore_best and self.best_state is not None and not self.interrupted:
             self.model.load_state_dict(self.best_state)
+        elif self._ema is not None and not self.interrupted:
+            with torch.no_grad():
+                torch._foreach_copy_(self._params, self._ema)  # the final model is the average
         self._emit("on_fit_end")
         return self.history
 
@@ -166,8 +173,9 @@ class Trainer:
             "seconds": time.perf_counter() - started,
         }
         if not cfg.eval_every:
-            record["dev"] = self._evaluate()
-            self._after_evaluation(record)
+            with self._averaged_weights():
+                record["dev"] = self._evaluate()
+                self._after_evaluation(record)
         self._log(record)
         if not cfg.eval_every and "dev" in record:
             self._emit("on_validation_end", record["dev"])
@@ -211,6 +219,7 @@ class Trainer:
             if fused is not None:  # the update is made; no gradients, so no norm to report
                 loss_value = float(fused)
                 self._check_loss(loss_value)
+                self._update_average()
                 return loss_value, None
         loss = self.model.loss(batch)  # type: ignore[operator]
         loss_value = float(loss.detach())
@@ -226,7 +235,28 @@ class Trainer:
             grad_norm = float(clip_gradients(self._params, cfg.clip_norm))
         apply_weight_decay(self.optimizer)
         self.optimizer.step()
+        self._update_average()
         return loss_value, grad_norm
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        if self._ema is not None:
+            torch._foreach_lerp_(self._ema, self._params, 1.0 - self.config.ema_decay)
+
+    @contextlib.contextmanager
+    def _averaged_weights(self) -> Iterator[None]:
+        """Inside: the model holds the averaged weights (when train.ema_decay > 0)."""
+        if self._ema is None:
+            yield
+            return
+        with torch.no_grad():
+            current = [p.detach().clone() for p in self._params]
+            torch._foreach_copy_(self._params, self._ema)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self._params, current)
 
     # ------------------------------------------------------------------------------ evaluation
     def _evaluate(self) -> dict[str, Any] | None:
@@ -240,12 +270,13 @@ class Trainer:
 
     def _validate(self, started: float) -> None:
         """Evaluation every N steps (eval_every > 0)."""
-        metrics = self._evaluate()
-        if metrics is None:
-            return
-        record = {"event": "eval", "epoch": self.epoch + 1, "step": self.step, "dev": metrics,
-                  "seconds": time.perf_counter() - started}
-        self._after_evaluation(record)
+        with self._averaged_weights():
+            metrics = self._evaluate()
+            if metrics is None:
+                return
+            record = {"event": "eval", "epoch": self.epoch + 1, "step": self.step, "dev": metrics,
+                      "seconds": time.perf_counter() - started}
+            self._after_evaluation(record)
         self._log(record)
         self._emit("on_validation_end", metrics)
 
@@ -340,6 +371,7 @@ class Trainer:
             "loss_sum": self._loss_sum, "loss_count": self._loss_count,
             "monitored": self._monitored,
             "best_state": self.best_state,
+            "ema": self._ema,
             "train_seconds": self.train_seconds,
             "should_stop": self.should_stop and not self.interrupted,
             "stop_reason": self.stop_reason if not self.interrupted else "",
@@ -363,6 +395,9 @@ class Trainer:
         self._loss_sum, self._loss_count = state["loss_sum"], state["loss_count"]
         self._monitored = list(state["monitored"])
         self.best_state = state["best_state"]
+        if self._ema is not None and state.get("ema") is not None:
+            with torch.no_grad():
+                torch._foreach_copy_(self._ema, state["ema"])
         self.train_seconds = state["train_seconds"]
         self.should_stop, self.stop_reason = state["should_stop"], state["stop_reason"]
         if self.run_dir is not None:  # drop records logged after this checkpoint was taken
