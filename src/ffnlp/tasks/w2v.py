@@ -37,7 +37,13 @@ from ffnlp.errors import ConfigError, DataError, ModelFileError, TrainingError
 from ffnlp.features.embeddings import save_vectors
 from ffnlp.features.wordvec_eval import WordVectors, evaluate_analogies, evaluate_similarity
 from ffnlp.models.io import load_model, save_model
-from ffnlp.models.skipgram import NoiseSampler, SkipGram, keep_probabilities, window_pairs
+from ffnlp.models.skipgram import (
+    NoiseSampler,
+    SkipGram,
+    fused_step_layout,
+    keep_probabilities,
+    window_pairs,
+)
 from ffnlp.runtime import available_cores, make_run_dir, seed_everything, set_threads
 from ffnlp.text.readers import read_corpus
 from ffnlp.text.vocab import Vocab
@@ -284,8 +290,15 @@ class PairBatches:
     centre is one of those words (about 2 * 0.6 * window pairs per kept word for skip-gram).
     """
 
-    def __init__(self, corpus: EncodedCorpus, cfg: Word2VecModelConfig, prefetch: bool = True):
+    def __init__(
+        self,
+        corpus: EncodedCorpus,
+        cfg: Word2VecModelConfig,
+        prefetch: bool = True,
+        step_layout: bool = False,
+    ):
         self.corpus = corpus
+        self.step_layout = step_layout  # add fused_step_layout's fields to skip-gram batches
         self.window, self.negative = cfg.window, cfg.negative
         self.cbow = cfg.architecture == "cbow"
         self.shared_negatives = cfg.shared_negatives
@@ -355,12 +368,15 @@ class PairBatches:
             targets = torch.empty(hi - lo, 1 + self.negative, dtype=torch.int64)  # (B, 1+N)
             torch.index_select(kept_words, 0, context[lo:hi], out=targets[:, 0])
             targets[:, 1:] = self.noise.sample((hi - lo, self.negative), g)
-            yield {
+            batch = {
                 "center": kept_words[centre[lo:hi]],  # (B,)
                 "context": targets[:, 0],  # (B,)
                 "negatives": targets[:, 1:],  # (B, N)
                 "targets": targets,  # (B, 1+N) both, as the model's fused step wants them
             }
+            if self.step_layout:  # the fused SGD step's index bookkeeping, done here, ahead
+                batch.update(fused_step_layout(batch))
+            yield batch
 
     def _cbow_batch(
         self,
@@ -596,7 +612,9 @@ def train_word2vec(
     )
     try:
         vocab = encoded.vocab
-        source = PairBatches(encoded, cfg.model, prefetch=cfg.corpus.prefetch)
+        t = cfg.train
+        fused = t.fused_step and t.optimizer == "sgd" and t.momentum == 0 and t.weight_decay == 0
+        source = PairBatches(encoded, cfg.model, prefetch=cfg.corpus.prefetch, step_layout=fused)
         prep_seconds = time.perf_counter() - started
         seed_everything(cfg.train.seed)
         model = SkipGram(
