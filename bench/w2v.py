@@ -5,8 +5,8 @@
 
 Same hyper-parameters (configs/ptb_w2v.toml: dim 100, window 5, negative 5, min_count 5, sample
 1e-3, 5 epochs, alpha 0.025 -> 0.0001) and the same cores: gensim ``workers=threads``; ffnlp
-``model.workers=threads`` threads sharing each batch (intra-op threads 1) plus its
-batch-preparing thread. Rounds alternate
+``model.workers=threads - 1`` threads sharing each batch (intra-op threads 1) plus its
+batch-preparing thread (with 1 thread: no separate preparing thread). Rounds alternate
 gensim and ffnlp (different seeds each round), so that the load of a shared machine hits both
 alike. words/s = corpus tokens x epochs / training seconds for both (vocabulary building excluded
 for both). Both sets of vectors are scored by the same code (ffnlp.features.wordvec_eval, which
@@ -69,7 +69,7 @@ def run_gensim(corpus: Path, threads: int, seed: int) -> dict:
 def run_ffnlp(corpus: Path, threads: int, seed: int, out: Path, extra: list[str]) -> dict:
     from ffnlp.tasks.w2v import train_word2vec
 
-    sets = ["train.threads=1", f"model.workers={threads}", f"corpus.prefetch={'true' if threads > 1 else 'false'}",
+    sets = ["train.threads=1", f"model.workers={max(1, threads - 1)}", f"corpus.prefetch={'true' if threads > 1 else 'false'}",
             "evaluation.similarity=[]", 'evaluation.analogies=""', "train.checkpoint=false", *extra]
     run = train_word2vec(corpus, config=ROOT / "configs/ptb_w2v.toml", overrides=sets, out=out, seed=seed)
     s = run.summary

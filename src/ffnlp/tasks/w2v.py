@@ -95,7 +95,8 @@ class Word2VecModelConfig:
     )
     workers: int = option(
         0,
-        "threads that share each batch's pairs, as gensim's workers (0 = every available core)",
+        "threads that share each batch's pairs, as gensim's workers (0 = every available core "
+        "but the one the batch-preparing thread takes when corpus.prefetch is on)",
         ge=0,
     )
 
@@ -622,7 +623,8 @@ def train_word2vec(
             cfg.model.dim,
             cbow=cfg.model.architecture == "cbow",
             sparse=cfg.train.sparse,
-            workers=cfg.model.workers or available_cores(),
+            workers=cfg.model.workers
+            or max(1, available_cores() - (1 if cfg.corpus.prefetch else 0)),
         )
         evaluate = None
         train_cfg = cfg.train
