@@ -108,3 +108,15 @@ def test_logreg_on_sst2_beats_080(tmp_path) -> None:
                                  test=d / "stsa.binary.test", config=ROOT / "configs/sst2_logreg.toml",
                                  out=tmp_path / "sst2", overrides=["train.checkpoint=false"])
     assert clf.summary["test"]["accuracy"] >= 0.80
+
+
+def test_skipped_lines_are_counted_in_the_summary(sample, tmp_path) -> None:
+    train = tmp_path / "train.txt"
+    lines = sample["train"].read_text(encoding="utf-8").splitlines()
+    train.write_text("\n".join([lines[0], "no-label-here", *lines[1:], "   "]) + "\n", encoding="utf-8")
+    clf = ffnlp.train_classifier(train, dev=sample["dev"], out=tmp_path / "r",
+                                 overrides=[*FAST, "data.skip_invalid=true"])
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["skipped_lines"]["train"] >= 1
+    assert "dev" not in summary["skipped_lines"]  # the clean file reports nothing
+    assert clf.summary["train_examples"] == len(lines)

@@ -171,16 +171,14 @@ def drop_words(
     n, b = ids.numel(), offsets.numel()
     if n == 0:
         return ids, offsets
-    lengths = torch.diff(offsets, append=torch.tensor([n], device=ids.device))  # (B,)
+    lengths = torch.diff(offsets, append=offsets.new_tensor([n]))  # (B,)
     bag = torch.repeat_interleave(torch.arange(b, device=ids.device), lengths)  # (N,)
     keep = torch.rand(n, device=ids.device) >= p  # (N,)
     kept = torch.zeros(b, dtype=torch.long, device=ids.device).index_add_(0, bag, keep.long())
-    keep |= (kept == 0)[bag]  # never empty a bag
-    new_lengths = torch.zeros(b, dtype=torch.long, device=ids.device).index_add_(
-        0, bag, keep.long()
-    )
-    new_offsets = torch.zeros(b, dtype=torch.long, device=ids.device)
-    new_offsets[1:] = torch.cumsum(new_lengths, 0)[:-1]
+    emptied = kept == 0  # (B,) bags that would lose every id keep them all
+    keep |= emptied[bag]
+    new_lengths = torch.where(emptied, lengths, kept)  # (B,)
+    new_offsets = torch.cumsum(new_lengths, 0) - new_lengths
     return ids[keep], new_offsets
 
 

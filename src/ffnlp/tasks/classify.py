@@ -606,6 +606,13 @@ def train_classifier(
         "stop_reason": trainer.stop_reason,
         "interrupted": trainer.interrupted,
     }
+    skipped = {
+        name: data.skipped
+        for name, data in (("train", train_data), ("dev", dev_data), ("test", test_data))
+        if data is not None and data.skipped
+    }
+    if skipped:  # lines left out under data.skip_invalid, per split: nothing dropped unseen
+        summary["skipped_lines"] = skipped
     if embeddings is not None:
         summary["embeddings"] = embeddings
     for name, data in (("train", None), ("dev", dev_data), ("test", test_data)):

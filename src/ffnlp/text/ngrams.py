@@ -39,6 +39,7 @@ def token_hash(token: str) -> int:
     return h
 
 
+@lru_cache(maxsize=1 << 20)
 def _wide(token: str) -> int:
     """The token hash as fastText feeds it to the n-gram combination: int32 widened to uint64."""
     h = token_hash(token)
