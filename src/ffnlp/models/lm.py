@@ -222,7 +222,11 @@ class FeedForwardLM(nn.Module):
         if self.adaptive is not None:
             return self.adaptive.log_prob(h)  # (B, V)
         assert self.output is not None
-        z = self.output(h)  # (B, V)
+        # the product without the bias, then the bias added in place: a CPU addmm first copies
+        # the bias into every row of the (B, V) result and multiplies with beta = 1, which costs
+        # about as much again as the product itself
+        z = F.linear(h, self.output.weight)  # (B, V)
+        z.add_(self.output.bias.to(z.dtype))  # same dtype: mixed-dtype in-place adds are slow
         if self.direct is not None:
             z = z + self.direct(e)  # (B, V)
         return z

@@ -189,7 +189,7 @@ class Trainer:
 
         Only for plain SGD: no momentum, no weight decay, no L1/L2 penalty, no clipping, one
         process, every parameter trained. Such a step must make the same update as
-        ``loss.backward(); SGD(lr).step()`` (tests/test_models_skipgram.py checks word2vec's).
+        ``loss.backward(); SGD(lr).step()`` (tests/test_w2v_model.py checks word2vec's).
         """
         cfg = self.config
         step = getattr(self.model, "sgd_step", None)
