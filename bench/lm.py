@@ -55,12 +55,13 @@ def throughput(args) -> dict:
     import torch
 
     from ffnlp.models.lm import FeedForwardLM
-    from ffnlp.runtime import set_threads
+    from ffnlp.runtime import keep_freed_memory, set_threads
     from ffnlp.tasks.lm import resolve_config
     from ffnlp.text.corpus import EOS, LMBatches, build_vocab, encode_corpus
     from ffnlp.training.optim import build_optimizer
 
     set_threads(args.threads)
+    keep_freed_memory()  # as the Trainer does
     cfg = resolve_config(args.config)
     train = args.data / "ptb.train.txt.gz"
     vocab = build_vocab(train, cfg.data)

@@ -39,6 +39,38 @@ def set_threads(threads: int = 0) -> int:
     return n
 
 
+_ALLOCATOR_TUNED = [False]
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed blocks of up to 32 MB for reuse instead of giving them
+    back to the system at once.
+
+    A training step allocates the same large tensors every time (a (batch, vocabulary) score
+    matrix, gradients of the embedding table...). By default glibc hands blocks of this size
+    back to the kernel when they are freed, so the next step pays a page fault for every 4 kB of
+    them again: a quarter of a feed-forward LM step on this project's machine. Keeping them makes
+    the resident memory stay at its peak (which it reaches anyway). Once per process; set
+    ``FFNLP_MALLOC_TUNING=0`` to leave malloc alone. Returns whether the settings were applied
+    (only with glibc, i.e. on Linux).
+    """
+    if _ALLOCATOR_TUNED[0]:
+        return True
+    if os.environ.get("FFNLP_MALLOC_TUNING", "1") == "0":
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024) == 1  # glibc's largest
+        ok = libc.mallopt(m_trim_threshold, 1024 * 1024 * 1024) == 1 and ok
+    except (OSError, AttributeError):  # not glibc
+        return False
+    _ALLOCATOR_TUNED[0] = ok
+    return ok
+
+
 def select_device(name: str = "auto") -> torch.device:
     """'auto' (CUDA when available, else CPU), 'cpu' or 'cuda[:N]'."""
     if name == "auto":

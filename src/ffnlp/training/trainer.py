@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ffnlp.errors import TrainingError
-from ffnlp.runtime import is_main_process, select_device, set_threads
+from ffnlp.runtime import is_main_process, keep_freed_memory, select_device, set_threads
 from ffnlp.training.callbacks import Callback
 from ffnlp.training.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
 from ffnlp.training.config import TrainConfig
@@ -65,6 +65,7 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         self.run_dir = Path(run_dir) if run_dir is not None else None
         set_threads(config.threads)
+        keep_freed_memory()  # large per-step tensors reuse their memory instead of page-faulting
         self.device = select_device(config.device)
         self.model = model.to(self.device)
         self.optimizer = build_optimizer(self.model, config)

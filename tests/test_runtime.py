@@ -1,0 +1,35 @@
+"""Process-level settings: threads, the allocator."""
+
+from __future__ import annotations
+
+import platform
+
+import pytest
+import torch
+
+from ffnlp import runtime
+
+
+def test_set_threads_sets_torch_threads_and_zero_means_every_core() -> None:
+    before = torch.get_num_threads()
+    try:
+        assert runtime.set_threads(1) == 1 and torch.get_num_threads() == 1
+        assert runtime.set_threads(0) == runtime.available_cores()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_keep_freed_memory_can_be_switched_off(monkeypatch) -> None:
+    monkeypatch.setattr(runtime, "_ALLOCATOR_TUNED", [False])
+    monkeypatch.setenv("FFNLP_MALLOC_TUNING", "0")
+    assert runtime.keep_freed_memory() is False
+    assert runtime._ALLOCATOR_TUNED == [False]
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                    reason="mallopt is glibc's")
+def test_keep_freed_memory_applies_on_glibc(monkeypatch) -> None:
+    monkeypatch.setattr(runtime, "_ALLOCATOR_TUNED", [False])
+    monkeypatch.delenv("FFNLP_MALLOC_TUNING", raising=False)
+    assert runtime.keep_freed_memory() is True
+    assert runtime.keep_freed_memory() is True  # once per process; the second call is free
