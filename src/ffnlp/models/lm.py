@@ -63,6 +63,9 @@ class FFLMConfig:
         ge=0,
         lt=1,
     )
+    output_bias: bool = option(
+        True, "a bias per word in the output layer (full softmax; the unigram prior)"
+    )
     softmax: str = option(
         "full",
         "output layer: full softmax, or adaptive (cheaper for large vocabularies)",
@@ -191,14 +194,14 @@ class FeedForwardLM(nn.Module):
             if cfg.tie_weights and width != D:
                 self.projection = nn.Linear(width, D, bias=False)
                 width = D
-            self.output = nn.Linear(width, vocab_size)
+            self.output = nn.Linear(width, vocab_size, bias=cfg.output_bias)
             if cfg.tie_weights:
                 self.output.weight = self.embedding.weight
         self._init_weights()
 
     def _init_weights(self) -> None:
         nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
-        if self.output is not None:
+        if self.output is not None and self.output.bias is not None:
             nn.init.zeros_(self.output.bias)
         if self.direct is not None:
             nn.init.zeros_(self.direct.weight)  # starts as the plain model; learns what it adds
@@ -226,7 +229,8 @@ class FeedForwardLM(nn.Module):
         # the bias into every row of the (B, V) result and multiplies with beta = 1, which costs
         # about as much again as the product itself
         z = F.linear(h, self.output.weight)  # (B, V)
-        z.add_(self.output.bias.to(z.dtype))  # same dtype: mixed-dtype in-place adds are slow
+        if self.output.bias is not None:
+            z.add_(self.output.bias.to(z.dtype))  # same dtype: mixed-dtype in-place adds are slow
         if self.direct is not None:
             z = z + self.direct(e)  # (B, V)
         return z
