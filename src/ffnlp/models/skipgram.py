@@ -220,11 +220,14 @@ class SkipGram(nn.Module):
         otherwise it is computed here). With ``workers > 1`` threads share the centres for the
         scores and centre steps, then the tables' row updates, each thread writing rows no other
         thread writes: the result does not depend on timing. Returns None for a batch it does not
-        handle (CBOW, shared noise words); the Trainer then takes the autograd path.
+        handle (CBOW, shared noise words, a model on a GPU); the Trainer then takes the autograd
+        path.
         """
         if self.cbow or "pair_center" in batch:
             return None
         w_in, w_out = self.input.weight, self.output.weight
+        if w_in.device.type != "cpu":  # written for CPUs (its index layout sorts with NumPy)
+            return None
         v, d = w_in.shape
         if "centre_words" not in batch:
             batch = {**batch, **fused_step_layout(batch)}
