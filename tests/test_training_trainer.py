@@ -199,6 +199,15 @@ def test_resume_after_two_epochs_to_four(tmp_path) -> None:
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
 
 
+def test_resume_keeps_the_weight_average(tmp_path) -> None:
+    ema = ["train.ema_decay=0.9", "train.restore_best=false"]
+    straight = run_classifier(tmp_path, "s", 4, extra=ema)
+    run_classifier(tmp_path, "two", 2, extra=ema)
+    resumed = run_classifier(tmp_path, "two", 4, resume=True, extra=[*ema, "train.epochs=4"])
+    for name, tensor in straight.model.state_dict().items():  # the final model is the average
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path) -> None:
     (tmp_path / "run").mkdir()
     with pytest.raises(ModelFileError, match="no checkpoint at"):
