@@ -613,9 +613,9 @@ def train_word2vec(
     )
     try:
         vocab = encoded.vocab
-        t = cfg.train
-        fused = t.fused_step and t.optimizer == "sgd" and t.momentum == 0 and t.weight_decay == 0
-        source = PairBatches(encoded, cfg.model, prefetch=cfg.corpus.prefetch, step_layout=fused)
+        source = PairBatches(
+            encoded, cfg.model, prefetch=cfg.corpus.prefetch, step_layout=cfg.train.fused_sgd
+        )
         prep_seconds = time.perf_counter() - started
         seed_everything(cfg.train.seed)
         model = SkipGram(

@@ -90,6 +90,15 @@ class TrainConfig:
         return problems
 
     @property
+    def fused_sgd(self) -> bool:
+        """Whether a model's own plain-SGD step may replace autograd + optimiser: ``fused_step``
+        on, and SGD with no momentum, weight decay, L1/L2 penalty or clipping."""
+        return (
+            self.fused_step and self.optimizer == "sgd" and self.momentum == 0
+            and self.weight_decay == 0 and self.l1 == 0 and self.l2 == 0 and self.clip_norm == 0
+        )
+
+    @property
     def mode(self) -> str:
         if self.monitor_mode != "auto":
             return self.monitor_mode

@@ -192,14 +192,9 @@ class Trainer:
         process, every parameter trained. Such a step must make the same update as
         ``loss.backward(); SGD(lr).step()`` (tests/test_w2v_model.py checks word2vec's).
         """
-        cfg = self.config
         step = getattr(self.model, "sgd_step", None)
-        plain = (
-            cfg.optimizer == "sgd" and cfg.momentum == 0 and cfg.weight_decay == 0
-            and cfg.l1 == 0 and cfg.l2 == 0 and cfg.clip_norm == 0
-        )
         every_param = all(p.requires_grad for p in self.model.parameters())
-        if not (cfg.fused_step and callable(step) and plain and every_param) or self._distributed:
+        if not (self.config.fused_sgd and callable(step) and every_param) or self._distributed:
             return None
         return step
 
