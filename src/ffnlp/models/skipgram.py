@@ -344,8 +344,7 @@ def fused_step_layout(
     words, counts = torch.unique_consecutive(centre, return_counts=True)  # (K,), (K,)
     if max_run > 0 and len(counts) and int(counts.max()) > max_run:
         run = torch.repeat_interleave(torch.arange(len(words)), counts)  # (P,)
-        first = torch.zeros_like(counts)
-        torch.cumsum(counts[:-1], 0, out=first[1:])
+        first = torch.cumsum(counts, 0) - counts  # (K,) first pair of each run
         piece = (torch.arange(len(centre)) - first[run]) // max_run  # (P,) piece of its run
         _, counts = torch.unique_consecutive(run * len(centre) + piece, return_counts=True)
         words = centre[torch.cumsum(counts, 0) - counts]
@@ -355,9 +354,7 @@ def fused_step_layout(
     order = stable_word_order(targets.reshape(-1))  # (P*T,)
     sorted_targets = targets.reshape(-1).index_select(0, order)
     rows, row_counts = torch.unique_consecutive(sorted_targets, return_counts=True)  # (U,)
-    row_starts = torch.zeros(len(rows), dtype=torch.int64)
-    if len(rows) > 1:
-        torch.cumsum(row_counts[:-1], 0, out=row_starts[1:])
+    row_starts = torch.cumsum(row_counts, 0) - row_counts  # (U,)
     return {
         "targets": targets,
         "centre_words": words,
@@ -472,28 +469,15 @@ def _in_slices(
 ) -> None:
     """Run ``fn(lo, hi)`` over ``workers`` contiguous slices of range(n), at the same time."""
     workers = max(1, min(workers, n // min_slice))
-    if workers == 1:
-        with torch.no_grad():
-            fn(0, n)
-        return
-    _pool(workers - 1)
-    assert _POOL is not None
     bounds = [n * i // workers for i in range(workers + 1)]
-
-    def run(lo: int, hi: int) -> None:
-        with torch.no_grad():  # grad mode is per thread; the out= ops must not record
-            fn(lo, hi)
-
-    futures = [_POOL.submit(run, bounds[i], bounds[i + 1]) for i in range(1, workers)]
-    run(bounds[0], bounds[1])
-    for f in futures:
-        f.result()
+    jobs = [functools.partial(fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    _in_parallel(jobs, workers)
 
 
-def _in_parallel(jobs: list[Callable[[], Any]], workers: int) -> None:
+def _in_parallel(jobs: Sequence[Callable[[], Any]], workers: int) -> None:
     """Run independent jobs on up to ``workers`` threads, thread i taking jobs i, i + workers, ..."""
 
-    def run(share: list[Callable[[], Any]]) -> None:
+    def run(share: Sequence[Callable[[], Any]]) -> None:
         with torch.no_grad():  # grad mode is per thread
             for job in share:
                 job()
