@@ -103,21 +103,30 @@ def test_other_feed_forward_models_train(
     assert clf.summary["test"]["accuracy"] > 0.65
 
 
-def test_lexicon_features_through_the_pipeline(sample: dict[str, Path], tmp_path: Path) -> None:
-    (tmp_path / "pos.txt").write_text("good\ngreat\nbrilliant\nclever\n")
-    (tmp_path / "neg.txt").write_text("bad\ndull\nboring\nawful\n")
-    clf = train_classifier(
+def train_with_lexicon(
+    sample: dict[str, Path], tmp_path: Path, positive: str, negative: str, *sets: str
+):
+    """An MLP trained on the sample with a lexicon of these words written to tmp_path."""
+    (tmp_path / "pos.txt").write_text("".join(f"{w}\n" for w in positive.split()))
+    (tmp_path / "neg.txt").write_text("".join(f"{w}\n" for w in negative.split()))
+    return train_classifier(
         sample["train"],
         dev=sample["dev"],
         out=tmp_path / "run",
         overrides=[
             "model.type=mlp",
-            "features.kind=lexicon",
             f'features.lexicon.positive="{tmp_path / "pos.txt"}"',
             f'features.lexicon.negative="{tmp_path / "neg.txt"}"',
-            "train.lr=0.05",
             "train.threads=1",
+            *sets,
         ],
+    )
+
+
+def test_lexicon_features_through_the_pipeline(sample: dict[str, Path], tmp_path: Path) -> None:
+    clf = train_with_lexicon(
+        sample, tmp_path, "good great brilliant clever", "bad dull boring awful",
+        "features.kind=lexicon", "train.lr=0.05",
     )
     assert clf.summary["dev"]["accuracy"] > 0.55
     again = load(tmp_path / "run")  # the standardisation statistics travel in vocab.json
@@ -127,21 +136,9 @@ def test_lexicon_features_through_the_pipeline(sample: dict[str, Path], tmp_path
 
 
 def test_ngrams_plus_lexicon_features(sample: dict[str, Path], tmp_path: Path) -> None:
-    (tmp_path / "pos.txt").write_text("good\ngreat\n")
-    (tmp_path / "neg.txt").write_text("bad\ndull\n")
-    clf = train_classifier(
-        sample["train"],
-        dev=sample["dev"],
-        out=tmp_path / "run",
-        overrides=[
-            "model.type=mlp",
-            "features.kind=ngrams+lexicon",
-            "model.mlp.hidden=[8]",
-            f'features.lexicon.positive="{tmp_path / "pos.txt"}"',
-            f'features.lexicon.negative="{tmp_path / "neg.txt"}"',
-            "train.epochs=2",
-            "train.threads=1",
-        ],
+    clf = train_with_lexicon(
+        sample, tmp_path, "good great", "bad dull",
+        "features.kind=ngrams+lexicon", "model.mlp.hidden=[8]", "train.epochs=2",
     )
     bag = clf.featurizer.ngrams.bag  # type: ignore[attr-defined]
     assert clf.model_args["num_features"] == bag.n_features + 6
