@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ffnlp.config import build
 from ffnlp.errors import ConfigError
@@ -135,3 +136,57 @@ def test_word_dropout_zeroes_whole_history_words_in_training_only() -> None:
     model.eval()
     _, e = model.features(context)
     torch.testing.assert_close(e, model.embedding(context).flatten(1))  # nothing dropped in eval
+
+
+def test_tied_lookup_gives_the_gradients_of_autograd() -> None:
+    """The look-up + low-precision copy of a tied table (one autograd node) against autograd's
+    own embedding + linear, in float64 so that the comparison is exact to rounding."""
+    from ffnlp.models.lm import _TiedLookup
+
+    torch.manual_seed(0)
+    weight = torch.randn(V, 5, requires_grad=True)
+    ids = torch.randint(0, V, (6, 3))
+    h = torch.randn(6, 5, dtype=torch.float64)
+    table, e = _TiedLookup.apply(ids, weight, torch.float64)
+    assert table.dtype == e.dtype == torch.float64
+    loss = (h @ table.t()).sin().sum() + (e**2).sum()
+    loss.backward()
+    ours = weight.grad.clone()
+    weight.grad = None
+    table = weight.double()
+    ((h @ table.t()).sin().sum() + (F.embedding(ids, table) ** 2).sum()).backward()
+    torch.testing.assert_close(ours, weight.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dropout_mask_keeps_one_minus_p_scaled_up(dtype: torch.dtype) -> None:
+    from ffnlp.models.lm import Dropout
+
+    torch.manual_seed(0)
+    drop = Dropout(0.25)
+    mask = drop.mask(torch.Size((400, 300)), dtype, torch.device("cpu"))
+    assert mask.shape == (400, 300) and mask.dtype == dtype
+    values = mask.unique()
+    assert values.tolist() == [0.0, torch.tensor(256 / 192, dtype=dtype).item()]
+    assert abs((mask == 0).float().mean().item() - 0.25) < 0.005
+    assert abs(mask.float().mean().item() - 1.0) < 0.01  # the expected value kept
+
+
+def test_bf16_training_step_is_close_to_fp32() -> None:
+    """Loss and gradients of a bf16 step (tied table copy, softmax kept in bf16) against fp32."""
+    cfg = {"context_size": 4, "embedding_dim": 32, "hidden_sizes": [48], "dropout": 0.0}
+    vocab = 300
+    torch.manual_seed(0)
+    context, target = torch.randint(0, vocab, (64, 4)), torch.randint(0, vocab, (64,))
+    grads, losses = [], []
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = FeedForwardLM(vocab, {**cfg, "precision": precision})
+        loss = model.loss({"context": context, "target": target})
+        loss.backward()
+        losses.append(loss.item())
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    assert abs(losses[0] - losses[1]) < 2e-3  # a bf16 log-softmax was 8e-3 off here
+    for name, reference in grads[0].items():
+        error = (grads[1][name] - reference).norm() / reference.norm()
+        assert error < 0.02, (name, error.item())

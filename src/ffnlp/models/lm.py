@@ -13,6 +13,7 @@ vocabularies by giving rare words smaller, clustered output matrices.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -118,16 +119,20 @@ class Dropout(nn.Module):
         self.p = p
         self.threshold = round(256 * p)  # bytes below this are dropped
 
+    def mask(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """The multiplier of one draw: 0 for dropped elements, 1 / (1 - p) for the rest."""
+        n = math.prod(shape)
+        words = torch.randint(-(2**63), 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=device)
+        coins = words.view(torch.uint8)[:n].view(shape)  # uniform bytes
+        # compared straight into the float mask: a bool result converted afterwards costs
+        # several times more on a CPU
+        keep = torch.ge(coins, self.threshold, out=torch.empty(shape, dtype=dtype, device=device))
+        return keep.mul_(256.0 / (256 - self.threshold))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.threshold == 0:
             return x
-        n = x.numel()
-        words = torch.randint(
-            -(2**63), 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=x.device
-        )
-        coins = words.view(torch.uint8)[:n].view(x.shape)  # same shape as x, uniform bytes
-        mask = (coins >= self.threshold).to(x.dtype).mul_(256.0 / (256 - self.threshold))
-        return x * mask
+        return x * self.mask(x.shape, x.dtype, x.device)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -136,25 +141,63 @@ class Dropout(nn.Module):
 class _SoftmaxCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy from bf16 scores, with the backward pass written out.
 
-    Autograd's log_softmax + gather path allocates a zero (B, V) tensor, scatters into it and
-    converts dtypes on the way; the gradient is simply (softmax(z) - onehot) / B, computed here in
-    one pass over the stored log-probabilities.
+    The forward pass keeps softmax(z) itself (one pass of exponentials); the gradient,
+    (softmax(z) - onehot) / B, is then made in place in that same tensor, with no second pass of
+    exponentials and no zero-filled (B, V) tensor.  bf16 keeps each probability to 3 significant
+    digits; a bf16 log-probability (as a log-softmax would store) is coarser: about 0.03 at -10,
+    i.e. a 3 % error in the probability.
     """
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logp = torch.log_softmax(z, dim=-1)  # (B, V), reduces in fp32 inside
-        ctx.save_for_backward(logp, target)
-        return -logp.gather(1, target[:, None]).float().mean()
+        p = torch.softmax(z, dim=-1)  # (B, V), reduces in fp32 inside
+        ctx.save_for_backward(p, target)
+        p_target = p.gather(1, target[:, None]).float().clamp_min_(torch.finfo(torch.float32).tiny)
+        return -p_target.log().mean()
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        logp, target = ctx.saved_tensors
-        g = logp.exp()  # (B, V) softmax
+        g, target = ctx.saved_tensors  # the saved softmax, reused as the gradient
         rows = torch.arange(len(target), device=g.device)
         g[rows, target] -= 1
         g.mul_((grad / len(target)).to(g.dtype))
         return g, None
+
+
+class _TiedLookup(torch.autograd.Function):
+    """A low-precision copy of the tied table and the context words' rows of it, in one node.
+
+    Returns ``(table, e)``: ``table = weight.to(dtype)`` for the output product, ``e =
+    table[ids]`` for the input.  Autograd would give the look-up a dense (V, D) gradient (a
+    zero-filled table with the rows added in) and then add it to the output product's: two passes
+    over the table a step for a few thousand rows.  Here the output product's gradient, cast to
+    the table's dtype, becomes the table's gradient and the rows are added into it in place.
+    """
+
+    @staticmethod
+    def forward(
+        ctx, ids: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.save_for_backward(ids)
+        ctx.weight_dtype = weight.dtype
+        ctx.weight_shape = weight.shape
+        table = weight.to(dtype)
+        return table, F.embedding(ids, table)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(
+        ctx, grad_table: torch.Tensor | None, grad_e: torch.Tensor | None
+    ) -> tuple[None, torch.Tensor, None]:
+        (ids,) = ctx.saved_tensors
+        if grad_table is None:
+            grad = torch.zeros(ctx.weight_shape, dtype=ctx.weight_dtype, device=ids.device)
+        else:
+            grad = grad_table.to(ctx.weight_dtype)  # a new tensor: ours to add into
+        if grad_e is not None:
+            grad.index_add_(0, ids.reshape(-1), grad_e.reshape(-1, grad.shape[1]).to(grad.dtype))
+        return None, grad, None
 
 
 @register("ffnn_lm")
@@ -206,14 +249,24 @@ class FeedForwardLM(nn.Module):
         if self.direct is not None:
             nn.init.zeros_(self.direct.weight)  # starts as the plain model; learns what it adds
 
-    def features(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The last hidden layer and the concatenated embeddings."""
-        e = self.embedding(context)  # (B, C, D)
-        p = self.config.word_dropout
-        if self.training and p > 0:
-            keep = torch.rand(context.shape, device=context.device) >= p  # (B, C)
-            e = e * keep.unsqueeze(2).to(e.dtype)
-        e = self.dropout(e.flatten(1))  # (B, C*D)
+    def features(
+        self, context: torch.Tensor, e: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last hidden layer and the concatenated embeddings; ``e``: the context words'
+        embeddings (B, C, D) when already looked up."""
+        e = F.embedding(context, self.embedding.weight) if e is None else e  # (B, C, D)
+        if self.training:
+            # one mask for both dropouts: whole history words, and single elements
+            mask = (
+                self.dropout.mask(e.shape, e.dtype, e.device) if self.dropout.threshold else None
+            )
+            p = self.config.word_dropout
+            if p > 0:
+                keep = (torch.rand(context.shape, device=context.device) >= p).to(e.dtype)
+                mask = keep.unsqueeze(2) if mask is None else mask.mul_(keep.unsqueeze(2))
+            if mask is not None:
+                e = e * mask
+        e = e.flatten(1)  # (B, C*D)
         h = self.hidden(e)  # (B, H)
         if self.projection is not None:
             h = self.projection(h)  # (B, D)
@@ -221,14 +274,21 @@ class FeedForwardLM(nn.Module):
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         """Scores over the vocabulary: logits (full softmax) or log-probabilities (adaptive)."""
-        h, e = self.features(context)
+        table = e = None
+        device = context.device.type
+        if self.config.tie_weights and self.output is not None and torch.is_autocast_enabled(device):
+            # one low-precision copy of the tied table a step, for the look-up and the output
+            table, e = _TiedLookup.apply(
+                context, self.embedding.weight, torch.get_autocast_dtype(device)
+            )
+        h, e = self.features(context, e)
         if self.adaptive is not None:
             return self.adaptive.log_prob(h)  # (B, V)
         assert self.output is not None
         # the product without the bias, then the bias added in place: a CPU addmm first copies
         # the bias into every row of the (B, V) result and multiplies with beta = 1, which costs
         # about as much again as the product itself
-        z = F.linear(h, self.output.weight)  # (B, V)
+        z = F.linear(h, self.output.weight if table is None else table)  # (B, V)
         if self.output.bias is not None:
             z.add_(self.output.bias.to(z.dtype))  # same dtype: mixed-dtype in-place adds are slow
         if self.direct is not None:
@@ -250,9 +310,10 @@ class FeedForwardLM(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean negative log-likelihood per target word.
 
-        With ``precision = "bf16"`` (training only) the products run under bf16 autocast and the
-        log-softmax stays in bf16 too (it reduces in fp32 inside; converting the (B, V) scores to
-        fp32 and back costs more than the output product itself); the mean is taken in fp32.
+        With ``precision = "bf16"`` (training only) the products run under bf16 autocast, on one
+        bf16 copy of a tied table a step, and the softmax stays in bf16 too (it reduces in fp32
+        inside; converting the (B, V) scores to fp32 and back costs more than the output product
+        itself); the mean is taken in fp32.
         """
         context, target = batch["context"], batch["target"]
         fast = self.config.precision == "bf16" and self.training
