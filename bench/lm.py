@@ -3,8 +3,9 @@
     python bench/lm.py [--data ../shared/data/ptb] [--config configs/ptb_lm.toml] [--threads 2]
                        [--steps 40] [--repeat 10] [--skip-memory]
 
-1. Throughput: training steps of the configured model (batches from the real PTB stream, the
-   configured batch size, optimiser and precision) -> tokens/s and achieved GFLOP/s, counting the
+1. Throughput: the Trainer's training steps on the configured model (batches from the real PTB
+   stream; the configured batch size, optimiser, schedule, weight averaging and precision: the
+   step `ffnlp lm train` takes) -> tokens/s and achieved GFLOP/s, counting the
    model's matrix products (forward + both backward products: 3 x 2 x multiply-adds per token).
    In the same process, a plain ``torch.mm`` of the output layer's shape (B x D by D x V, same
    dtype) gives the machine's GFLOP/s; the figure is the ratio.  Rounds of model steps and of
@@ -54,32 +55,29 @@ def model_macs_per_token(model) -> int:
 def throughput(args) -> dict:
     import torch
 
+    from ffnlp import config as cfgmod
     from ffnlp.models.lm import FeedForwardLM
-    from ffnlp.runtime import keep_freed_memory, set_threads
     from ffnlp.tasks.lm import resolve_config
     from ffnlp.text.corpus import EOS, LMBatches, build_vocab, encode_corpus
-    from ffnlp.training.optim import build_optimizer
+    from ffnlp.training.trainer import Trainer
 
-    set_threads(args.threads)
-    keep_freed_memory()  # as the Trainer does
     cfg = resolve_config(args.config)
     train = args.data / "ptb.train.txt.gz"
     vocab = build_vocab(train, cfg.data)
     corpus = encode_corpus(train, vocab, cfg.data)
     model = FeedForwardLM(len(vocab), cfg.model)
-    optimizer = build_optimizer(model, cfg.train)
     source = LMBatches(
         corpus.ids, cfg.model.context_size, vocab.stoi(EOS), cfg.data.cross_sentences
     )
+    # the Trainer's own step (loss, backward, optimiser, schedule, weight average), as in
+    # `ffnlp lm train`; the Trainer sets the threads and the allocator as it does there
+    trainer = Trainer(model, cfgmod.replace(cfg.train, threads=args.threads), source)
     B = cfg.train.batch_size
     batches = source.batches(B, torch.Generator().manual_seed(0))
 
     def step() -> None:
-        batch = next(batches)
-        loss = model.loss(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        trainer._train_step(next(batches), need_norm=False)
+        trainer.step += 1
 
     dtype = torch.bfloat16 if cfg.model.precision == "bf16" else torch.float32
     width = (

@@ -111,7 +111,8 @@ class Dropout(nn.Module):
     ``bernoulli_`` draws one random number per element, which costs more than the layer's own
     matrix product on a CPU.  Here each random byte is compared with ``round(256 p)``, so the drop
     probability is p rounded to a multiple of 1/256 (0.3 -> 0.3008); the survivors are scaled by
-    1 / (1 - that probability), so the expected output equals the input as usual.
+    1 / (1 - that probability), so the expected output equals the input as usual (in bf16 that
+    factor is itself rounded to 3 significant digits: 1.3359 for 1 / 0.75).
     """
 
     def __init__(self, p: float):
