@@ -44,7 +44,13 @@ from ffnlp.models.skipgram import (
     keep_probabilities,
     window_pairs,
 )
-from ffnlp.runtime import available_cores, make_run_dir, seed_everything, set_threads
+from ffnlp.runtime import (
+    available_cores,
+    make_run_dir,
+    seed_everything,
+    select_device,
+    set_threads,
+)
 from ffnlp.text.readers import read_corpus
 from ffnlp.text.vocab import Vocab
 from ffnlp.training import Callback, TrainConfig, Trainer
@@ -613,8 +619,14 @@ def train_word2vec(
     )
     try:
         vocab = encoded.vocab
+        # the fused step's index layout is made ahead only for the model it serves: a CPU one
+        # (on a GPU the Trainer takes the autograd path)
+        on_cpu = select_device(cfg.train.device).type == "cpu"
         source = PairBatches(
-            encoded, cfg.model, prefetch=cfg.corpus.prefetch, step_layout=cfg.train.fused_sgd
+            encoded,
+            cfg.model,
+            prefetch=cfg.corpus.prefetch,
+            step_layout=cfg.train.fused_sgd and on_cpu,
         )
         prep_seconds = time.perf_counter() - started
         seed_everything(cfg.train.seed)
