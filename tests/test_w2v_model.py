@@ -276,3 +276,17 @@ def test_stable_word_order_sorts_stably(high: int) -> None:
     order = stable_word_order(ids)
     expected = torch.sort(ids, stable=True).indices
     assert torch.equal(order.long(), expected)
+
+
+def test_the_shared_thread_pool_grows_and_shuts_the_smaller_one_down() -> None:
+    from ffnlp.models.skipgram import _SharedPool
+
+    pool = _SharedPool()
+    small = pool.get(1)
+    assert pool.get(1) is small  # reused while big enough
+    big = pool.get(3)
+    assert big is not small and pool.size == 3
+    assert pool.get(2) is big
+    with pytest.raises(RuntimeError):
+        small.submit(int)  # shut down: no thread of it is left behind
+    big.shutdown()

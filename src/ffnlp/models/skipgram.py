@@ -451,17 +451,27 @@ def _consume_csr_beta_warning() -> None:
 
 _consume_csr_beta_warning()
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_SIZE = [0]  # its number of threads
 _MIN_SLICE = 256  # rows; below this a thread hand-off costs more than it saves
 
 
-def _pool(size: int) -> None:
-    """Make sure the shared thread pool has at least ``size`` threads."""
-    global _POOL
-    if _POOL is None or _POOL_SIZE[0] < size:
-        _POOL = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ffnlp-w2v")
-        _POOL_SIZE[0] = size
+class _SharedPool:
+    """The process's helper threads for the fused steps: made on first use, grown on demand (the
+    smaller pool it replaces is shut down), joined by the interpreter at exit."""
+
+    def __init__(self) -> None:
+        self.executor: ThreadPoolExecutor | None = None
+        self.size = 0
+
+    def get(self, size: int) -> ThreadPoolExecutor:
+        if self.executor is None or self.size < size:
+            if self.executor is not None:
+                self.executor.shutdown(wait=False)  # its threads end once idle
+            self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ffnlp-w2v")
+            self.size = size
+        return self.executor
+
+
+_POOL = _SharedPool()
 
 
 def _in_slices(
@@ -486,9 +496,8 @@ def _in_parallel(jobs: Sequence[Callable[[], Any]], workers: int) -> None:
     if len(shares) == 1:
         run(shares[0])
         return
-    _pool(len(shares) - 1)
-    assert _POOL is not None
-    futures = [_POOL.submit(run, share) for share in shares[1:]]
+    pool = _POOL.get(len(shares) - 1)
+    futures = [pool.submit(run, share) for share in shares[1:]]
     run(shares[0])
     for f in futures:
         f.result()
