@@ -140,13 +140,15 @@ def neighbors(
 
         ffnlp w2v neighbors runs/ptb_w2v stock york president --k 5 --plot runs/ptb_w2v/plots/neighbours.png
     """
-    from ffnlp.tasks.w2v import load_word_vectors, plot_projection
+    from ffnlp.tasks.w2v import load_word_vectors
 
     if k < 1:
         raise typer.BadParameter("--k must be at least 1", param_hint="--k")
     wv = load_word_vectors(vectors, format=fmt)
     result = {w: wv.most_similar(w, k) for w in words}
     if plot is not None:
+        from ffnlp.report.plots import plot_projection
+
         plot_projection(wv, words, plot, neighbours=k)
     if json_:
         print_json({w: [[n, s] for n, s in ns] for w, ns in result.items()})

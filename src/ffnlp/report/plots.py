@@ -1,14 +1,19 @@
-"""Plots of a run (the only module that imports matplotlib, with the Agg backend: no screen)."""
+"""Plots of a run (the report package is what imports matplotlib, with the Agg backend: no screen)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from ffnlp.errors import DataError  # noqa: E402
+from ffnlp.features.wordvec_eval import WordVectors, project_2d  # noqa: E402
 
 
 def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str | None = None) -> list[Path]:
@@ -59,3 +64,39 @@ def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str
             plt.close(fig)
             written.append(path)
     return written
+
+
+def plot_projection(
+    wv: WordVectors, words: Sequence[str], path: str | Path, neighbours: int = 0
+) -> Path:
+    """A 2-D PCA projection of ``words`` (plus each one's nearest neighbours) saved as an image."""
+
+    chosen: list[str] = []
+    for w in words:
+        if w not in wv:
+            raise DataError(f"the word {w!r} is not in the vocabulary ({len(wv)} words)")
+        chosen.append(w)
+        chosen.extend(n for n, _ in wv.most_similar(w, neighbours) if n not in chosen)
+    chosen = list(dict.fromkeys(chosen))
+    coords = project_2d(np.stack([wv[w] for w in chosen]))
+    fig, ax = plt.subplots(figsize=(7, 6))
+    queried = set(words)
+    for (x, y), w in zip(coords, chosen, strict=True):
+        ax.scatter([x], [y], s=14, color="tab:red" if w in queried else "tab:blue")
+        ax.annotate(
+            w,
+            (x, y),
+            fontsize=9,
+            xytext=(3, 3),
+            textcoords="offset points",
+            fontweight="bold" if w in queried else "normal",
+        )
+    ax.set_title("word vectors: first two principal components")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -707,51 +707,6 @@ def train_word2vec(
     return result
 
 
-# --------------------------------------------------------------------------------------- plots
-
-
-def plot_projection(
-    wv: WordVectors, words: Sequence[str], path: str | Path, neighbours: int = 0
-) -> Path:
-    """A 2-D PCA projection of ``words`` (plus each one's nearest neighbours) saved as an image."""
-    from ffnlp.features.wordvec_eval import project_2d
-
-    chosen: list[str] = []
-    for w in words:
-        if w not in wv:
-            raise DataError(f"the word {w!r} is not in the vocabulary ({len(wv)} words)")
-        chosen.append(w)
-        chosen.extend(n for n, _ in wv.most_similar(w, neighbours) if n not in chosen)
-    chosen = list(dict.fromkeys(chosen))
-    coords = project_2d(np.stack([wv[w] for w in chosen]))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 6))
-    queried = set(words)
-    for (x, y), w in zip(coords, chosen, strict=True):
-        ax.scatter([x], [y], s=14, color="tab:red" if w in queried else "tab:blue")
-        ax.annotate(
-            w,
-            (x, y),
-            fontsize=9,
-            xytext=(3, 3),
-            textcoords="offset points",
-            fontweight="bold" if w in queried else "normal",
-        )
-    ax.set_title("word vectors: first two principal components")
-    ax.set_xlabel("PC 1")
-    ax.set_ylabel("PC 2")
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
-
-
 __all__ = [
     "EncodedCorpus",
     "PairBatches",
@@ -760,7 +715,6 @@ __all__ = [
     "evaluate_vectors",
     "load",
     "load_word_vectors",
-    "plot_projection",
     "resolve_config",
     "train_word2vec",
 ]
