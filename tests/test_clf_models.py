@@ -62,6 +62,27 @@ def test_init_schemes_zero_biases(init: str) -> None:
         assert abs(w.std().item() - 0.02) < 0.002
 
 
+def test_model_init_reaches_every_layer_of_the_feature_classifier() -> None:
+    """model.init re-initialises the feature classifier's first (F, H1) table too (it is an
+    embedding bag, not an nn.Linear), with F as its fan-in; the MLP's output layer gets a linear
+    gain."""
+    from ffnlp.training import InitConfig, initialize
+
+    torch.manual_seed(0)
+    model = FeatureMLP(2000, 3, hidden=[400, 300], activation="relu")
+    initialize(model, InitConfig(scheme="zeros"), "relu")
+    assert all(torch.count_nonzero(p) == 0 for p in model.parameters())
+    initialize(model, InitConfig(scheme="kaiming_normal"), "relu")
+    table = model.input.weight  # (F, H1): fan-in F
+    assert abs(table.std().item() - (2 / 2000) ** 0.5) < 0.002
+    initialize(model, InitConfig(scheme="xavier_uniform"), "relu")
+    mlp = model.rest[2]
+    hidden, out = mlp.layers[0].weight, mlp.layers[-1].weight  # (300, 400), (3, 300)
+    assert hidden.abs().max() > 1.2 * (6 / 700) ** 0.5  # relu gain sqrt 2 on a hidden layer
+    assert out.abs().max() <= (6 / 303) ** 0.5 + 1e-6  # gain 1 on the output layer
+    assert torch.count_nonzero(model.input_bias) == 0
+
+
 def test_mlp_sparse_input_matches_dense() -> None:
     mlp = MLP(6, 2, hidden=[4], activation="tanh")
     x = torch.randn(5, 6).relu()

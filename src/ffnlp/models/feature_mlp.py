@@ -21,7 +21,7 @@ from torch import nn
 
 from ffnlp.errors import ConfigError
 from ffnlp.models.heads import ClassifierHead, output_size
-from ffnlp.models.mlp import ACTIVATIONS, MLP, _gain
+from ffnlp.models.mlp import ACTIVATIONS, MLP, init_weight
 from ffnlp.models.registry import register
 
 
@@ -56,8 +56,9 @@ class FeatureMLP(nn.Module):
         hidden = list(hidden)
         out = output_size(num_classes)
         width = hidden[0] if hidden else out
-        table = torch.empty(num_features, width)  # (F, H1)
-        nn.init.xavier_uniform_(table, gain=_gain(activation) if hidden else 1.0)
+        self.activation = activation
+        table = torch.empty(num_features, width)  # (F, H1); Xavier is symmetric in the two sizes
+        init_weight(table, "xavier_uniform", activation if hidden else "linear")
         self.input = nn.EmbeddingBag(num_features, width, mode="sum", sparse=sparse, _weight=table)
         self.input_bias = nn.Parameter(torch.zeros(width))  # (H1,)
         self.input_dropout = nn.Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
@@ -69,6 +70,17 @@ class FeatureMLP(nn.Module):
             )
         else:
             self.rest = nn.Identity()
+
+    def reinit(self, scheme: str, std: float = 0.02) -> None:
+        """Initialise every layer by ``scheme`` (see :func:`ffnlp.models.mlp.init_weight`): the
+        first layer's (F, H1) table as an (H1 x F) weight, then the MLP after it; biases zero."""
+        hidden = not isinstance(self.rest, nn.Identity)
+        init_weight(self.input.weight.data.t(), scheme, self.activation if hidden else "linear", std)
+        if scheme != "torch":
+            nn.init.zeros_(self.input_bias)
+        for module in self.rest.modules():
+            if isinstance(module, MLP):
+                module.reinit(scheme, std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.num_features:

@@ -25,7 +25,15 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
 }
 
-INITS = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "normal", "torch")
+INITS = (
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "normal",
+    "zeros",
+    "torch",
+)
 
 
 @dataclass(frozen=True)
@@ -54,11 +62,12 @@ class MLPConfig:
         return []
 
 
-def init_linear(layer: nn.Linear, scheme: str, activation: str = "relu", std: float = 0.02) -> None:
-    """Initialise one Linear layer's weight by ``scheme``; zero its bias ('torch' keeps torch's default)."""
+def init_weight(w: torch.Tensor, scheme: str, activation: str = "relu", std: float = 0.02) -> None:
+    """Initialise a weight matrix laid out (fan_out, fan_in), as nn.Linear's, in place by
+    ``scheme`` (the gain suits ``activation``, the non-linearity after the layer; 'linear' for an
+    output layer). 'torch' leaves it as it is. Pass a transposed view for an (in, out) table."""
     if scheme == "torch":
         return
-    w = layer.weight
     if scheme == "xavier_uniform":
         nn.init.xavier_uniform_(w, gain=_gain(activation))
     elif scheme == "xavier_normal":
@@ -71,8 +80,17 @@ def init_linear(layer: nn.Linear, scheme: str, activation: str = "relu", std: fl
             fn(w, nonlinearity="relu")
     elif scheme == "normal":
         nn.init.normal_(w, 0.0, std)
+    elif scheme == "zeros":
+        nn.init.zeros_(w)
     else:
-        raise ConfigError(f"model.mlp.init must be one of {', '.join(INITS)}; got {scheme!r}")
+        raise ConfigError(f"the init scheme must be one of {', '.join(INITS)}; got {scheme!r}")
+
+
+def init_linear(layer: nn.Linear, scheme: str, activation: str = "relu", std: float = 0.02) -> None:
+    """Initialise one Linear layer's weight by ``scheme`` and zero its bias ('torch' keeps both)."""
+    if scheme == "torch":
+        return
+    init_weight(layer.weight, scheme, activation, std)
     if layer.bias is not None:
         nn.init.zeros_(layer.bias)
 
@@ -128,6 +146,13 @@ class MLP(nn.Module):
         init_linear(out, init, "linear", init_std)
         layers.append(out)
         self.layers = nn.Sequential(*layers)
+
+    def reinit(self, scheme: str, std: float = 0.02) -> None:
+        """Initialise every layer by ``scheme``: hidden layers with their activation's gain, the
+        output layer with a linear one; biases zero."""
+        linears = [m for m in self.layers if isinstance(m, nn.Linear)]
+        for i, linear in enumerate(linears):
+            init_linear(linear, scheme, self.activation if i < len(linears) - 1 else "linear", std)
 
     @classmethod
     def from_config(cls, in_dim: int, out_dim: int, config: MLPConfig) -> MLP:

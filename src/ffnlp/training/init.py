@@ -1,8 +1,6 @@
-"""Initialisation schemes for weight matrices; biases start at zero."""
+"""model.init: re-initialise a built model's weight matrices by one scheme; biases start at zero."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from torch import nn
 
@@ -10,26 +8,25 @@ from ffnlp.training.config import InitConfig
 
 
 def initialize(model: nn.Module, cfg: InitConfig, nonlinearity: str = "relu") -> nn.Module:
-    """Re-initialise every Linear layer of ``model`` by ``cfg.scheme`` ('default' keeps torch's)."""
+    """Re-initialise ``model`` by ``cfg.scheme`` ('default' keeps the model's own initialisation).
+
+    A module with a ``reinit(scheme, std)`` method (the MLP block, the feature classifier) does
+    its own layers: it knows which layer is the output one (a linear gain) and which tables are
+    weights; any other ``nn.Linear`` gets the scheme with ``nonlinearity``'s gain. The schemes
+    themselves are :func:`ffnlp.models.mlp.init_weight`.
+    """
+    from ffnlp.models.mlp import init_linear
+
     if cfg.scheme == "default":
         return model
-    gain_name: Any = nonlinearity if nonlinearity in ("relu", "leaky_relu", "tanh", "sigmoid") else "relu"
+    done: set[int] = set()
     for module in model.modules():
-        if not isinstance(module, nn.Linear):
+        if id(module) in done:
             continue
-        w = module.weight
-        if cfg.scheme == "xavier_uniform":
-            nn.init.xavier_uniform_(w, gain=nn.init.calculate_gain(gain_name))
-        elif cfg.scheme == "xavier_normal":
-            nn.init.xavier_normal_(w, gain=nn.init.calculate_gain(gain_name))
-        elif cfg.scheme == "kaiming_uniform":
-            nn.init.kaiming_uniform_(w, nonlinearity=gain_name)
-        elif cfg.scheme == "kaiming_normal":
-            nn.init.kaiming_normal_(w, nonlinearity=gain_name)
-        elif cfg.scheme == "normal":
-            nn.init.normal_(w, mean=0.0, std=cfg.std)
-        elif cfg.scheme == "zeros":
-            nn.init.zeros_(w)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
+        reinit = getattr(module, "reinit", None)
+        if callable(reinit):
+            reinit(cfg.scheme, cfg.std)
+            done.update(id(m) for m in module.modules())
+        elif isinstance(module, nn.Linear):
+            init_linear(module, cfg.scheme, nonlinearity, cfg.std)
     return model
