@@ -33,3 +33,20 @@ def test_keep_freed_memory_applies_on_glibc(monkeypatch) -> None:
     monkeypatch.delenv("FFNLP_MALLOC_TUNING", raising=False)
     assert runtime.keep_freed_memory() is True
     assert runtime.keep_freed_memory() is True  # once per process; the second call is free
+
+
+def test_open_run_dir_fresh_and_resumed(tmp_path) -> None:
+    from ffnlp.errors import ModelFileError
+    from ffnlp.runtime import open_run_dir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"event": "step"}\n')
+    path, cfg = open_run_dir(run, "lm", False, "given", lambda saved: "reread")
+    assert (path, cfg) == (run, "given") and not (run / "metrics.jsonl").exists()  # fresh log
+    with pytest.raises(ModelFileError, match=r"cannot resume: .*config.toml is missing"):
+        open_run_dir(run, "lm", True, "given", lambda saved: "reread")
+    (run / "config.toml").write_text("")
+    (run / "metrics.jsonl").write_text('{"event": "step"}\n')
+    path, cfg = open_run_dir(run, "lm", True, "given", lambda saved: f"reread {saved.name}")
+    assert cfg == "reread config.toml" and (run / "metrics.jsonl").exists()  # the log goes on

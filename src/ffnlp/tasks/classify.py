@@ -27,7 +27,7 @@ from ffnlp.models.io import load_model, save_model
 from ffnlp.models.mlp import MLPConfig
 from ffnlp.models.pooled import PooledConfig
 from ffnlp.models.registry import build_model
-from ffnlp.runtime import make_run_dir, seed_everything, set_threads
+from ffnlp.runtime import open_run_dir, seed_everything, set_threads
 from ffnlp.text.readers import LabeledData, read_labeled
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
@@ -542,14 +542,9 @@ def train_classifier(
         settings["train.seed"] = seed
     cfg = resolve_config(config, overrides, **settings)
     check_model_features(cfg)
-    run_dir = Path(out) if resume and out is not None else make_run_dir(out, "classify")
-    if resume:
-        saved = run_dir / "config.toml"
-        if not saved.is_file():
-            raise ModelFileError(f"cannot resume: {saved} is missing")
-        cfg = resolve_config(saved, overrides, **settings)
-    elif (run_dir / "metrics.jsonl").exists():
-        (run_dir / "metrics.jsonl").unlink()  # a fresh run in a reused folder starts a fresh log
+    run_dir, cfg = open_run_dir(
+        out, "classify", resume, cfg, lambda saved: resolve_config(saved, overrides, **settings)
+    )
     cfgmod.save_toml(cfg, run_dir / "config.toml")
     set_threads(cfg.train.threads)
 

@@ -37,7 +37,7 @@ from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.models.io import load_model, save_model
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM, FFLMConfig
-from ffnlp.runtime import make_run_dir, seed_everything, set_threads
+from ffnlp.runtime import open_run_dir, seed_everything, set_threads
 from ffnlp.text.corpus import (
     EOS,
     Corpus,
@@ -325,14 +325,9 @@ def train_lm(
     """Train a feed-forward LM or fit a Kneser-Ney model; write the run directory."""
     extra = [f'interpolate_with="{interpolate_with}"'] if interpolate_with is not None else []
     cfg = resolve_config(config, list(overrides) + extra)
-    run_dir = Path(out) if resume and out is not None else make_run_dir(out, "lm")
-    if resume:
-        saved = run_dir / "config.toml"
-        if not saved.is_file():
-            raise ModelFileError(f"cannot resume: {saved} is missing")
-        cfg = resolve_config(saved, list(overrides) + extra)
-    elif (run_dir / "metrics.jsonl").exists():
-        (run_dir / "metrics.jsonl").unlink()
+    run_dir, cfg = open_run_dir(
+        out, "lm", resume, cfg, lambda saved: resolve_config(saved, list(overrides) + extra)
+    )
     partner = _load_partner(cfg.interpolate_with) if cfg.interpolate_with else None
     cfgmod.save_toml(cfg, run_dir / "config.toml")
     set_threads(cfg.train.threads)

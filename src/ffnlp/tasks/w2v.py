@@ -46,7 +46,7 @@ from ffnlp.models.skipgram import (
 )
 from ffnlp.runtime import (
     available_cores,
-    make_run_dir,
+    open_run_dir,
     seed_everything,
     select_device,
     set_threads,
@@ -594,14 +594,9 @@ def train_word2vec(
     if seed is not None:
         settings["train.seed"] = seed
     cfg = resolve_config(config, overrides, **settings)
-    run_dir = Path(out) if resume and out is not None else make_run_dir(out, "w2v")
-    if resume:
-        saved = run_dir / "config.toml"
-        if not saved.is_file():
-            raise ModelFileError(f"cannot resume: {saved} is missing")
-        cfg = resolve_config(saved, overrides, **settings)
-    elif (run_dir / "metrics.jsonl").exists():
-        (run_dir / "metrics.jsonl").unlink()
+    run_dir, cfg = open_run_dir(
+        out, "w2v", resume, cfg, lambda saved: resolve_config(saved, overrides, **settings)
+    )
     for p in [
         *cfg.evaluation.similarity,
         *([cfg.evaluation.analogies] if cfg.evaluation.analogies else []),
