@@ -209,6 +209,18 @@ def test_cli_train_eval_neighbors_export(tmp_path: Path) -> None:
     summary = json.loads(result.output)
     assert {"words_per_second", "train_seconds", "vocab_size"} <= set(summary)
 
+    # --resume DIR, as in the classify and lm commands: one more epoch from the checkpoint
+    resumed = tmp_path / "resumed"
+    first = ["w2v", "train", "--corpus", str(corpus), "--out", str(resumed), "--quiet"]
+    first += [x for s in FAST if s != "train.checkpoint=false" for x in ("--set", s)]
+    assert runner.invoke(app, first).exit_code == 0
+    log = (resumed / "metrics.jsonl").read_text()
+    more = ["w2v", "train", "--corpus", str(corpus), "--resume", str(resumed), "--json"]
+    result = runner.invoke(app, [*more, "--set", "train.epochs=3"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["epochs"] == 3
+    assert (resumed / "metrics.jsonl").read_text().startswith(log)  # continued, not restarted
+
     result = runner.invoke(app, ["w2v", "eval", str(out), "--similarity", str(pairs), "--json"])
     assert result.exit_code == 0, result.output
     ev = json.loads(result.output)

@@ -36,7 +36,9 @@ def train(
         None, "--out", "-o", help="Run directory (default: runs/w2v-<date>-<time>)."
     ),
     seed: int = typer.Option(None, "--seed", help="Random seed (same as --set train.seed=N)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    resume: Path = typer.Option(
+        None, "--resume", help="Continue the interrupted run in this directory."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or messages."),
     json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout."),
 ) -> None:
@@ -49,17 +51,13 @@ def train(
     from ffnlp.tasks.w2v import train_word2vec
 
     setup_logging(quiet or json_)
-    if resume and out is None:
-        raise typer.BadParameter(
-            "--resume needs --out DIR (the run to continue)", param_hint="--resume"
-        )
     run = train_word2vec(
         corpus,
         config=config,
         overrides=list(set_),
-        out=out,
+        out=resume if resume is not None else out,
         seed=seed,
-        resume=resume,
+        resume=resume is not None,
         callbacks=progress_callbacks(quiet or json_),
     )
     s = run.summary
