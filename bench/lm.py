@@ -1,7 +1,7 @@
 """The feed-forward LM's training speed against a plain torch.mm, and its memory on 10x PTB.
 
     python bench/lm.py [--data ../shared/data/ptb] [--config configs/ptb_lm.toml] [--threads 2]
-                       [--steps 40] [--repeat 10] [--skip-memory]
+                       [--rounds 8] [--steps 10] [--repeat 10] [--skip-memory]
 
 1. Throughput: the Trainer's training steps on the configured model (batches from the real PTB
    stream; the configured batch size, optimiser, schedule, weight averaging and precision: the
@@ -175,7 +175,7 @@ def main() -> int:
     ap.add_argument("--config", type=Path, default=ROOT / "configs/ptb_lm.toml")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10, help="training steps per timed round")
-    ap.add_argument("--rounds", type=int, default=5, help="timed rounds (the best one counts)")
+    ap.add_argument("--rounds", type=int, default=8, help="timed rounds (the best one counts)")
     ap.add_argument("--repeat", type=int, default=10, help="PTB copies in the big corpus")
     ap.add_argument(
         "--clock",
