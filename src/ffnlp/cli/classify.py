@@ -10,10 +10,15 @@ from rich.table import Table
 
 from ffnlp.cli.common import (
     CONFIG_HELP,
-    SET_HELP,
+    QUIET_OPTION,
+    RESUME_OPTION,
+    SEED_OPTION,
+    SET_OPTION,
+    SUMMARY_JSON_OPTION,
     out_console,
     print_json,
     progress_callbacks,
+    run_dir_option,
     setup_logging,
     short_metrics,
 )
@@ -39,15 +44,15 @@ def train(
     dev: Path = typer.Option(None, "--dev", help="Dev data: early stopping and the best epoch are chosen on it."),
     test: Path = typer.Option(None, "--test", help="Test data: evaluated once at the end."),
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
-    out: Path = typer.Option(None, "--out", "-o", help="Run directory (default: runs/classify-<date>-<time>)."),
-    seed: int = typer.Option(None, "--seed", help="Random seed (same as --set train.seed=N)."),
+    set_: list[str] = SET_OPTION,
+    out: Path = run_dir_option("classify"),
+    seed: int = SEED_OPTION,
     fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
     encoding: str = typer.Option(None, "--encoding", help="Encoding of the data files, e.g. latin-1."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
-    resume: Path = typer.Option(None, "--resume", help="Continue the interrupted run in this directory."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or messages."),
-    json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout."),
+    resume: Path = RESUME_OPTION,
+    quiet: bool = QUIET_OPTION,
+    json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
     """Train a text classifier and write a run directory.
 
@@ -161,7 +166,7 @@ def cross_validate(
     data: Path = typer.Option(..., "--data", help="Labelled data with no split (e.g. MR's rt-polarity.all)."),
     folds: int = typer.Option(10, "--folds", "-k", min=2, help="Number of stratified folds."),
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    set_: list[str] = SET_OPTION,
     out: Path = typer.Option(None, "--out", "-o", help="Directory for summary.json and one run per fold."),
     seed: int = typer.Option(None, "--seed", help="Seed of the folds and of training (default: train.seed)."),
     dev_fraction: float = typer.Option(

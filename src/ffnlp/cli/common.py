@@ -19,6 +19,22 @@ out_console = Console()
 SET_HELP = "Override one config value, e.g. --set train.lr=0.1 (repeatable)."
 CONFIG_HELP = "TOML config file (see configs/ and docs/configuration.md)."
 
+# Options every `train` command takes, defined once (typer reads them as parameter defaults).
+SET_OPTION: Any = typer.Option([], "--set", "-s", help=SET_HELP)
+SEED_OPTION: Any = typer.Option(None, "--seed", help="Random seed (same as --set train.seed=N).")
+RESUME_OPTION: Any = typer.Option(
+    None, "--resume", help="Continue the interrupted run in this directory."
+)
+QUIET_OPTION: Any = typer.Option(False, "--quiet", "-q", help="No progress bar or messages.")
+SUMMARY_JSON_OPTION: Any = typer.Option(False, "--json", help="Print summary.json to stdout.")
+
+
+def run_dir_option(task: str) -> Any:
+    """--out of a `train` command."""
+    return typer.Option(
+        None, "--out", "-o", help=f"Run directory (default: runs/{task}-<date>-<time>)."
+    )
+
 
 def setup_logging(quiet: bool) -> None:
     """Library warnings (e.g. skipped lines) go to stderr unless --quiet."""

@@ -9,11 +9,16 @@ from rich.table import Table
 
 from ffnlp.cli.common import (
     CONFIG_HELP,
-    SET_HELP,
+    QUIET_OPTION,
+    RESUME_OPTION,
+    SEED_OPTION,
+    SET_OPTION,
+    SUMMARY_JSON_OPTION,
     err_console,
     out_console,
     print_json,
     progress_callbacks,
+    run_dir_option,
     setup_logging,
 )
 
@@ -39,21 +44,17 @@ def train(
         "-c",
         help=CONFIG_HELP + " configs/ptb_lm.toml (neural), configs/ptb_kn5.toml (Kneser-Ney).",
     ),
-    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
-    out: Path = typer.Option(
-        None, "--out", "-o", help="Run directory (default: runs/lm-<date>-<time>)."
-    ),
-    seed: int = typer.Option(None, "--seed", help="Random seed (same as --set train.seed=N)."),
+    set_: list[str] = SET_OPTION,
+    out: Path = run_dir_option("lm"),
+    seed: int = SEED_OPTION,
     interpolate_with: Path = typer.Option(
         None,
         "--interpolate-with",
         help="Run directory of another LM on the same vocabulary to mix with; the weight is fitted on --dev.",
     ),
-    resume: Path = typer.Option(
-        None, "--resume", help="Continue the interrupted run in this directory."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or messages."),
-    json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout."),
+    resume: Path = RESUME_OPTION,
+    quiet: bool = QUIET_OPTION,
+    json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
     """Train a feed-forward LM, or fit a Kneser-Ney n-gram model (kind = "kneser_ney").
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ffnlp.cli.common import CONFIG_HELP, SET_HELP, out_console, print_json, setup_logging
+from ffnlp.cli.common import CONFIG_HELP, SET_OPTION, out_console, print_json, setup_logging
 
 
 def repeat(
@@ -16,7 +16,7 @@ def repeat(
     dev: Path = typer.Option(None, "--dev", help="Dev data."),
     test: Path = typer.Option(None, "--test", help="Test data."),
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    set_: list[str] = SET_OPTION,
     seeds: int = typer.Option(5, "--seeds", min=1, help="How many seeds (0, 1, ..., N-1 after --first-seed)."),
     first_seed: int = typer.Option(0, "--first-seed", help="The first seed."),
     out: Path = typer.Option(None, "--out", "-o", help="Folder for the runs (default runs/TASK-repeat-<date>)."),

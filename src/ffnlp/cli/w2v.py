@@ -9,10 +9,15 @@ from rich.table import Table
 
 from ffnlp.cli.common import (
     CONFIG_HELP,
-    SET_HELP,
+    QUIET_OPTION,
+    RESUME_OPTION,
+    SEED_OPTION,
+    SET_OPTION,
+    SUMMARY_JSON_OPTION,
     out_console,
     print_json,
     progress_callbacks,
+    run_dir_option,
     setup_logging,
 )
 
@@ -31,16 +36,12 @@ def train(
         help="Plain-text corpus, one sentence a line, tokens separated by spaces (.gz ok).",
     ),
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
-    out: Path = typer.Option(
-        None, "--out", "-o", help="Run directory (default: runs/w2v-<date>-<time>)."
-    ),
-    seed: int = typer.Option(None, "--seed", help="Random seed (same as --set train.seed=N)."),
-    resume: Path = typer.Option(
-        None, "--resume", help="Continue the interrupted run in this directory."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or messages."),
-    json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout."),
+    set_: list[str] = SET_OPTION,
+    out: Path = run_dir_option("w2v"),
+    seed: int = SEED_OPTION,
+    resume: Path = RESUME_OPTION,
+    quiet: bool = QUIET_OPTION,
+    json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
     """Train skip-gram (or CBOW) word vectors with negative sampling.
 
