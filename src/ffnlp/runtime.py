@@ -43,6 +43,14 @@ def set_threads(threads: int = 0) -> int:
     return n
 
 
+def prepare_process(threads: int = 0) -> int:
+    """The process-wide settings a training run makes before it starts: ``threads`` intra-op
+    threads (0 = every available core) and malloc keeping freed blocks (see
+    :func:`keep_freed_memory`). Returns the number of threads set."""
+    keep_freed_memory()
+    return set_threads(threads)
+
+
 _ALLOCATOR_TUNED = [False]
 
 

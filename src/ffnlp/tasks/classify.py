@@ -27,11 +27,12 @@ from ffnlp.models.io import load_model, save_model
 from ffnlp.models.mlp import MLPConfig
 from ffnlp.models.pooled import PooledConfig
 from ffnlp.models.registry import build_model
-from ffnlp.runtime import open_run_dir, seed_everything, set_threads
+from ffnlp.runtime import seed_everything
+from ffnlp.tasks.run import finish_run, fit, start_run, training_summary
 from ffnlp.text.readers import LabeledData, read_labeled
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
-from ffnlp.training import Callback, InitConfig, TrainConfig, Trainer, initialize
+from ffnlp.training import Callback, InitConfig, TrainConfig, initialize
 from ffnlp.training.data import BatchSource, SparseRowBatches, TensorBatches
 from ffnlp.training.metrics import classification_metrics
 
@@ -538,15 +539,10 @@ def train_classifier(
     >>> clf.predict("a gripping , funny film", k=1)                      # doctest: +SKIP
     [('1', 0.93)]
     """
-    if seed is not None:
-        settings["train.seed"] = seed
-    cfg = resolve_config(config, overrides, **settings)
-    check_model_features(cfg)
-    run_dir, cfg = open_run_dir(
-        out, "classify", resume, cfg, lambda saved: resolve_config(saved, overrides, **settings)
+    run_dir, cfg = start_run(
+        "classify", resolve_config, config, overrides, settings, out, resume, seed,
+        check=check_model_features,
     )
-    cfgmod.save_toml(cfg, run_dir / "config.toml")
-    set_threads(cfg.train.threads)
 
     started = time.perf_counter()
     train_data = _read(train, cfg)
@@ -579,28 +575,16 @@ def train_classifier(
     if cfg.model.type != "logreg":  # logistic regression starts at zero (convex; see LogisticRegression)
         initialize(model, cfg.model.init, cfg.model.mlp.activation)
     embeddings = load_pretrained(model, cfg, featurizer)
-    train_cfg = cfg.train
-    if dev_source is None and train_cfg.monitor.startswith("dev."):
-        # without dev data there is nothing to monitor: no early stopping, keep the last weights
-        train_cfg = cfgmod.replace(train_cfg, early_stopping=False, restore_best=False)
-    trainer = Trainer(model, train_cfg, train_source, dev=dev_source,
-                      evaluate=make_evaluator(labels.labels), callbacks=list(callbacks), run_dir=run_dir)
-    history = trainer.fit(resume=resume)
+    trainer = fit(model, cfg.train, train_source, dev_source, make_evaluator(labels.labels),
+                  callbacks, run_dir, resume)
+    history = trainer.history
 
     clf = Classifier(cfg, labels, featurizer, trainer.model.cpu().eval(), args, run_dir)
     clf.save(run_dir)
-    summary: dict[str, Any] = {
-        "task": "classify",
-        "model": cfg.model.type,
-        "labels": labels.labels,
-        "train_examples": len(train_data),
-        "train_seconds": trainer.train_seconds,
-        "prep_seconds": prep_seconds,
-        "epochs": trainer.epoch,
-        "best_epoch": history.best_epoch,
-        "stop_reason": trainer.stop_reason,
-        "interrupted": trainer.interrupted,
-    }
+    summary = training_summary("classify", trainer, prep_seconds)
+    summary["model"] = cfg.model.type
+    summary["labels"] = labels.labels
+    summary["train_examples"] = len(train_data)
     skipped = {
         name: data.skipped
         for name, data in (("train", train_data), ("dev", dev_data), ("test", test_data))
@@ -610,14 +594,12 @@ def train_classifier(
         summary["skipped_lines"] = skipped
     if embeddings is not None:
         summary["embeddings"] = embeddings
-    for name, data in (("train", None), ("dev", dev_data), ("test", test_data)):
-        if data is not None:
-            summary[name] = clf.evaluate(data)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    clf.summary = summary
-    from ffnlp.report.plots import plot_history
-
-    plot_history(history.records, run_dir, metric=cfg.train.monitor.split(".", 1)[1])
+    if dev_data is not None:
+        summary["dev"] = clf.evaluate(dev_data)
+    if test_data is not None:
+        summary["test"] = clf.evaluate(test_data)
+    finish_run(run_dir, summary, history.records, cfg.train.monitor.split(".", 1)[1])
+    clf.summary = dict(summary)
     from ffnlp.report.confusion import plot_confusion
 
     for split in ("test", "dev"):

@@ -37,7 +37,8 @@ from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.models.io import load_model, save_model
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM, FFLMConfig
-from ffnlp.runtime import open_run_dir, seed_everything, set_threads
+from ffnlp.runtime import seed_everything
+from ffnlp.tasks.run import Summary, finish_run, fit, start_run, training_summary
 from ffnlp.text.corpus import (
     EOS,
     Corpus,
@@ -48,7 +49,7 @@ from ffnlp.text.corpus import (
     mask_before_sentence_start,
 )
 from ffnlp.text.vocab import Vocab
-from ffnlp.training import Callback, TrainConfig, Trainer
+from ffnlp.training import Callback, TrainConfig
 
 KINDS = ("ffnn", "kneser_ney")
 KN_ARRAYS = "model.safetensors"
@@ -83,11 +84,13 @@ class LMConfig:
 
 
 def resolve_config(
-    config: LMConfig | str | Path | dict[str, Any] | None, overrides: Iterable[str] = ()
+    config: LMConfig | str | Path | dict[str, Any] | None,
+    overrides: Iterable[str] = (),
+    **settings: Any,
 ) -> LMConfig:
     """Defaults (the LM's own [train] defaults included) -> TOML file or dict -> ``key=value``
-    overrides, validated."""
-    return cfgmod.resolve(LMConfig, config, overrides)
+    overrides -> keyword settings ("train.lr": 0.1), validated."""
+    return cfgmod.resolve(LMConfig, config, overrides, **settings)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -318,120 +321,102 @@ def train_lm(
     config: LMConfig | str | Path | dict[str, Any] | None = None,
     overrides: Iterable[str] = (),
     out: str | Path | None = None,
+    seed: int | None = None,
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
     interpolate_with: str | Path | None = None,
+    **settings: Any,
 ) -> LanguageModel:
-    """Train a feed-forward LM or fit a Kneser-Ney model; write the run directory."""
-    extra = [f'interpolate_with="{interpolate_with}"'] if interpolate_with is not None else []
-    cfg = resolve_config(config, list(overrides) + extra)
-    run_dir, cfg = open_run_dir(
-        out, "lm", resume, cfg, lambda saved: resolve_config(saved, list(overrides) + extra)
-    )
+    """Train a feed-forward LM or fit a Kneser-Ney model; write the run directory.
+
+    ``interpolate_with`` names another LM run: the mixture weight is fitted on ``dev`` and the
+    mixture's perplexities are reported beside this model's own.
+
+    >>> lm = train_lm("ptb.train.txt", dev="ptb.valid.txt", config="configs/ptb_lm.toml",
+    ...               out="runs/ptb_lm", seed=1)                               # doctest: +SKIP
+    >>> lm.perplexity("ptb.test.txt")                                          # doctest: +SKIP
+    """
+    if interpolate_with is not None:
+        settings["interpolate_with"] = str(interpolate_with)
+    run_dir, cfg = start_run("lm", resolve_config, config, overrides, settings, out, resume, seed)
     partner = _load_partner(cfg.interpolate_with) if cfg.interpolate_with else None
-    cfgmod.save_toml(cfg, run_dir / "config.toml")
-    set_threads(cfg.train.threads)
 
     started = time.perf_counter()
     vocab = partner.vocab if partner is not None else build_vocab(train, cfg.data)
     vocab.save(run_dir / "vocab.json")
-    cache = run_dir / "cache"
-    train_corpus = encode_corpus(train, vocab, cfg.data, cache_dir=cache)
+    train_corpus = encode_corpus(train, vocab, cfg.data, cache_dir=run_dir / "cache")
     dev_corpus = encode_corpus(dev, vocab, cfg.data) if dev is not None else None
     test_corpus = encode_corpus(test, vocab, cfg.data) if test is not None else None
-    data_seconds = time.perf_counter() - started
-    eos = vocab.stoi(EOS)
+    prep_seconds = time.perf_counter() - started
 
-    summary: dict[str, Any] = {
-        "task": "lm",
-        "kind": cfg.kind,
-        "vocab_size": len(vocab),
-        "train_tokens": train_corpus.targets,
-        "data_seconds": data_seconds,
-    }
     if cfg.kind == "kneser_ney":
-        t0 = time.perf_counter()
-        ngram = KneserNey.fit(train_corpus.ids.numpy(), cfg.kneser_ney.order, len(vocab), eos)
-        seconds = time.perf_counter() - t0
-        lm = LanguageModel(cfg, vocab, run_dir, ngram=ngram)
-        _save_kn(ngram, run_dir)
-        summary.update(
-            {
-                "train_seconds": seconds,
-                "epochs": 1,
-                "tokens_per_second": train_corpus.targets / max(seconds, 1e-9),
-                "ngrams": ngram.state()[1]["ngrams"],
-                "discounts": ngram.discount_table,
-            }
-        )
+        lm, summary = _fit_kneser_ney(cfg, vocab, train_corpus, run_dir, prep_seconds)
         records: list[dict[str, Any]] = []
     else:
         seed_everything(cfg.train.seed)
         model = FeedForwardLM(len(vocab), cfg.model)
-        C = cfg.model.context_size
+        eos, C = vocab.stoi(EOS), cfg.model.context_size
         train_source = LMBatches(train_corpus.ids, C, eos, cfg.data.cross_sentences)
         dev_source = (
-            LMBatches(dev_corpus.ids, C, eos, cfg.data.cross_sentences)
-            if dev_corpus is not None
-            else None
+            LMBatches(dev_corpus.ids, C, eos, cfg.data.cross_sentences) if dev_corpus else None
         )
-        train_cfg = cfg.train
-        if dev_source is None and train_cfg.monitor.startswith("dev."):
-            train_cfg = cfgmod.replace(train_cfg, early_stopping=False, restore_best=False)
-        trainer = Trainer(
-            model,
-            train_cfg,
-            train_source,
-            dev=dev_source,
-            evaluate=make_evaluator(cfg.eval_batch_size),
-            callbacks=list(callbacks),
-            run_dir=run_dir,
-        )
-        cpu_started = time.process_time()
-        history = trainer.fit(resume=resume)
-        cpu_seconds = time.process_time() - cpu_started
+        trainer = fit(model, cfg.train, train_source, dev_source,
+                      make_evaluator(cfg.eval_batch_size), callbacks, run_dir, resume)
         network = trainer.model.cpu().eval()
         assert isinstance(network, FeedForwardLM)
         save_model(
             network, run_dir, "lm", {"vocab_size": len(vocab), "config": cfgmod.to_dict(cfg.model)}
         )
         lm = LanguageModel(cfg, vocab, run_dir, network=network)
-        records = history.records
-        summary.update(
-            {
-                "train_seconds": trainer.train_seconds,
-                "train_cpu_seconds": cpu_seconds,  # on a shared machine, wall time is noise
-                "epochs": trainer.epoch,
-                "best_epoch": history.best_epoch,
-                "steps": trainer.step,
-                "tokens_per_second": train_corpus.targets
-                * trainer.epoch
-                / max(trainer.train_seconds, 1e-9),
-                "stop_reason": trainer.stop_reason,
-                "interrupted": trainer.interrupted,
-                "parameters": sum(p.numel() for p in network.parameters()),
-            }
+        records = trainer.history.records
+        summary = training_summary("lm", trainer, prep_seconds)
+        summary["tokens_per_second"] = (
+            train_corpus.targets * trainer.epoch / max(trainer.train_seconds, 1e-9)
         )
-    for name, corpus in (("dev", dev_corpus), ("test", test_corpus)):
-        if corpus is not None:
-            lp = lm.own_log_probs(corpus)
-            summary[name] = {
-                "perplexity": perplexity_of(lp),
-                "loss": -float(np.mean(lp)),
-                "tokens": corpus.targets,
-                "oov_rate": corpus.unknown / max(corpus.words, 1),
-            }
+        summary["parameters"] = sum(p.numel() for p in network.parameters())
+    summary["kind"] = cfg.kind
+    summary["vocab_size"] = len(vocab)
+    summary["train_tokens"] = train_corpus.targets
+    if dev_corpus is not None:
+        summary["dev"] = _split_figures(lm, dev_corpus)
+    if test_corpus is not None:
+        summary["test"] = _split_figures(lm, test_corpus)
     if partner is not None:
         summary["interpolated"] = _interpolate(lm, partner, dev_corpus, test_corpus)
     if cfg.samples:
         summary["samples"] = [
             lm.generate("", max_tokens=40, seed=i).text for i in range(cfg.samples)
         ]
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    lm.summary = summary
-    if records:
-        _plot(records, run_dir)
+    lm.summary = dict(finish_run(run_dir, summary, records, metric="perplexity"))
     return lm
+
+
+def _fit_kneser_ney(
+    cfg: LMConfig, vocab: Vocab, corpus: Corpus, run_dir: Path, prep_seconds: float
+) -> tuple[LanguageModel, Summary]:
+    """Count and discount: a Kneser-Ney model is fitted in one pass, with no Trainer."""
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    ngram = KneserNey.fit(corpus.ids.numpy(), cfg.kneser_ney.order, len(vocab), vocab.stoi(EOS))
+    seconds = time.perf_counter() - t0
+    _save_kn(ngram, run_dir)
+    summary = Summary(
+        task="lm", train_seconds=seconds, train_cpu_seconds=time.process_time() - cpu0,
+        prep_seconds=prep_seconds, epochs=1, steps=0, best_epoch=None, stop_reason="",
+        interrupted=False, tokens_per_second=corpus.targets / max(seconds, 1e-9),
+        ngrams=list(ngram.state()[1]["ngrams"]),  # type: ignore[call-overload]
+        discounts=[list(d) for d in ngram.discount_table],
+    )
+    return LanguageModel(cfg, vocab, run_dir, ngram=ngram), summary
+
+
+def _split_figures(lm: LanguageModel, corpus: Corpus) -> dict[str, Any]:
+    lp = lm.own_log_probs(corpus)
+    return {
+        "perplexity": perplexity_of(lp),
+        "loss": -float(np.mean(lp)),
+        "tokens": corpus.targets,
+        "oov_rate": corpus.unknown / max(corpus.words, 1),
+    }
 
 
 def _interpolate(
@@ -453,13 +438,6 @@ def _interpolate(
         out["test"] = {"perplexity": perplexity_of(mixed)}
     (lm.run_dir / "interpolation.json").write_text(json.dumps(out, indent=2), encoding="utf-8")  # type: ignore[operator]
     return out
-
-
-def _plot(records: list[dict[str, Any]], run_dir: Path) -> None:
-    """plots/loss.png (the shared plot) and plots/dev_perplexity.png."""
-    from ffnlp.report.plots import plot_history
-
-    plot_history(records, run_dir, metric="perplexity")
 
 
 # -------------------------------------------------------------------------------------------------

@@ -46,14 +46,13 @@ from ffnlp.models.skipgram import (
 )
 from ffnlp.runtime import (
     available_cores,
-    open_run_dir,
     seed_everything,
     select_device,
-    set_threads,
 )
+from ffnlp.tasks.run import finish_run, fit, start_run, training_summary
 from ffnlp.text.readers import read_corpus
 from ffnlp.text.vocab import Vocab
-from ffnlp.training import Callback, TrainConfig, Trainer
+from ffnlp.training import Callback, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -591,22 +590,10 @@ def train_word2vec(
     >>> run = train_word2vec("ptb.train.txt.gz", config="configs/ptb_w2v.toml", out="runs/w2v")  # doctest: +SKIP
     >>> run.most_similar("stock", k=3)                                                          # doctest: +SKIP
     """
-    if seed is not None:
-        settings["train.seed"] = seed
-    cfg = resolve_config(config, overrides, **settings)
-    run_dir, cfg = open_run_dir(
-        out, "w2v", resume, cfg, lambda saved: resolve_config(saved, overrides, **settings)
+    run_dir, cfg = start_run(
+        "w2v", resolve_config, config, overrides, settings, out, resume, seed,
+        check=_check_evaluation_files,
     )
-    for p in [
-        *cfg.evaluation.similarity,
-        *([cfg.evaluation.analogies] if cfg.evaluation.analogies else []),
-    ]:
-        if not Path(p).is_file():
-            raise ConfigError(
-                f"evaluation file {p} does not exist (evaluation.similarity / analogies)"
-            )
-    cfgmod.save_toml(cfg, run_dir / "config.toml")
-    set_threads(cfg.train.threads)
 
     started = time.perf_counter()
     encoded = EncodedCorpus.read(
@@ -640,18 +627,9 @@ def train_word2vec(
             evaluate = _similarity_evaluator(files, vocab)
             if train_cfg.monitor == "dev.loss":
                 train_cfg = cfgmod.replace(train_cfg, monitor=f"dev.spearman_{Path(files[0]).stem}")
-        trainer = Trainer(
-            model,
-            train_cfg,
-            source,
-            dev=source if files else None,
-            evaluate=evaluate,
-            callbacks=list(callbacks),
-            run_dir=run_dir,
-        )
-        cpu_started = time.process_time()
         try:
-            history = trainer.fit(resume=resume)
+            trainer = fit(model, train_cfg, source, source if files else None, evaluate,
+                          callbacks, run_dir, resume)
         except TrainingError as exc:
             raise TrainingError(
                 f"{str(exc).rstrip('.')}. For word2vec the usual cause is a batch that is too large for the "
@@ -661,46 +639,40 @@ def train_word2vec(
     finally:
         encoded.close()
 
-    result = Word2VecRun(cfg, vocab, trainer.model.cpu().eval(), run_dir)  # type: ignore[arg-type]
+    result = Word2VecRun(cfg, vocab, model.cpu().eval(), run_dir)  # trainer.model is model
     result.save(run_dir)
-    seconds = trainer.train_seconds
-    cpu_seconds = time.process_time() - cpu_started
-    summary: dict[str, Any] = {
-        "task": "w2v",
-        "architecture": cfg.model.architecture,
-        "vocab_size": len(vocab),
-        "corpus_tokens": encoded.raw_tokens,
-        "corpus_words_in_vocab": encoded.words,
-        "epochs": trainer.epoch,
-        "train_seconds": seconds,
-        "prep_seconds": prep_seconds,
-        # counted as gensim counts: corpus tokens x epochs / training seconds
-        "words_per_second": encoded.raw_tokens * trainer.epoch / seconds
-        if seconds > 0
-        else math.nan,
-        "train_cpu_seconds": cpu_seconds,  # every thread of the process, for loaded machines
-        "threads": torch.get_num_threads(),
-        "workers": model.workers,
-        "prefetch_thread": cfg.corpus.prefetch,
-        "stop_reason": trainer.stop_reason,
-        "interrupted": trainer.interrupted,
-        "final_train_loss": history.epochs[-1]["train"]["loss"] if history.epochs else None,
-    }
+    history, seconds = trainer.history, trainer.train_seconds
+    summary = training_summary("w2v", trainer, prep_seconds)
+    summary["architecture"] = cfg.model.architecture
+    summary["vocab_size"] = len(vocab)
+    summary["corpus_tokens"] = encoded.raw_tokens
+    summary["corpus_words_in_vocab"] = encoded.words
+    # counted as gensim counts: corpus tokens x epochs / training seconds
+    summary["words_per_second"] = (
+        encoded.raw_tokens * trainer.epoch / seconds if seconds > 0 else math.nan
+    )
+    summary["threads"] = torch.get_num_threads()
+    summary["workers"] = model.workers
+    summary["prefetch_thread"] = cfg.corpus.prefetch
+    summary["final_train_loss"] = history.epochs[-1]["train"]["loss"] if history.epochs else None
     if history.epochs and history.epochs[-1].get("dev"):
         summary["dev"] = history.epochs[-1]["dev"]
     summary["evaluation"] = result.evaluate(
         files, cfg.evaluation.analogies or None, cfg.evaluation.restrict
     )
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    result.summary = summary
-    try:
-        from ffnlp.report.plots import plot_history
-
-        plot_history(history.records, run_dir)
-    except ImportError:  # pragma: no cover - plotting is optional
-        pass
+    result.summary = dict(finish_run(run_dir, summary, history.records))
     return result
 
+
+def _check_evaluation_files(cfg: W2VConfig) -> None:
+    for p in [
+        *cfg.evaluation.similarity,
+        *([cfg.evaluation.analogies] if cfg.evaluation.analogies else []),
+    ]:
+        if not Path(p).is_file():
+            raise ConfigError(
+                f"evaluation file {p} does not exist (evaluation.similarity / analogies)"
+            )
 
 __all__ = [
     "EncodedCorpus",

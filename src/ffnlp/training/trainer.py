@@ -82,6 +82,7 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.interrupted = False
         self.train_seconds = 0.0
+        self.cpu_seconds = 0.0  # process CPU time of fit(), set by the caller that measures it
         self._params: list[torch.Tensor] = [p for p in self.model.parameters() if p.requires_grad]
         self._sgd_step = self._fused_sgd_step()
         # the averaged weights (train.ema_decay > 0), one tensor per trained parameter
