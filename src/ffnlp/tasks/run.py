@@ -135,7 +135,12 @@ def fit(
     if dev is None and train_config.monitor.startswith("dev."):
         train_config = cfgmod.replace(train_config, early_stopping=False, restore_best=False)
     trainer = Trainer(
-        model, train_config, train, dev=dev, evaluate=evaluate, callbacks=list(callbacks),
+        model,
+        train_config,
+        train,
+        dev=dev,
+        evaluate=evaluate,
+        callbacks=list(callbacks),
         run_dir=run_dir,
     )
     cpu_started = time.process_time()
