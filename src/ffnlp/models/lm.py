@@ -24,18 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ffnlp.config import build, option
+from ffnlp.models.activations import ACTIVATIONS
 from ffnlp.models.kernels import lm_cpu
 from ffnlp.models.registry import register
-
-ACTIVATIONS = {
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "sigmoid": nn.Sigmoid,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "identity": nn.Identity,
-}
 
 
 @dataclass(frozen=True)
@@ -135,7 +126,7 @@ class FeedForwardLM(nn.Module):
         for size in cfg.hidden_sizes:
             layers += [
                 nn.Linear(width, size),
-                ACTIVATIONS[cfg.activation](),
+                ACTIVATIONS[cfg.activation].make(),
                 dropout(cfg.dropout),
             ]
             width = size

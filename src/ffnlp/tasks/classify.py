@@ -23,6 +23,7 @@ from ffnlp.config import option, section
 from ffnlp.errors import ConfigError, DataError, ModelFileError
 from ffnlp.features.lexicon import LexiconConfig
 from ffnlp.models.heads import balanced_class_weight
+from ffnlp.models.init import InitConfig, initialize
 from ffnlp.models.io import load_model, save_model
 from ffnlp.models.mlp import MLPConfig
 from ffnlp.models.pooled import PooledConfig
@@ -31,7 +32,7 @@ from ffnlp.runtime import open_run_dir, seed_everything, set_threads
 from ffnlp.text.readers import LabeledData, read_labeled
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
-from ffnlp.training import Callback, InitConfig, TrainConfig, Trainer, initialize
+from ffnlp.training import Callback, TrainConfig, Trainer
 from ffnlp.training.data import BatchSource, SparseRowBatches, TensorBatches
 from ffnlp.training.metrics import classification_metrics
 
