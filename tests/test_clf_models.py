@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from ffnlp.errors import ConfigError
+from ffnlp.models.activations import ACTIVATIONS
 from ffnlp.models.feature_mlp import FeatureMLP
-from ffnlp.models.mlp import ACTIVATIONS, INITS, MLP, MLPConfig
+from ffnlp.models.init import INITS
+from ffnlp.models.mlp import MLP, MLPConfig
 from ffnlp.models.pooled import (
     BagBatches,
     PooledEmbeddingClassifier,
@@ -53,7 +55,7 @@ def test_dropout_only_in_training() -> None:
 def test_init_schemes_zero_biases(init: str) -> None:
     mlp = MLP(200, 3, hidden=[100], init=init)
     biases = [m.bias for m in mlp.modules() if isinstance(m, torch.nn.Linear)]
-    if init != "torch":
+    if init not in ("default", "torch"):  # these two keep nn.Linear's own weights and biases
         assert all(torch.count_nonzero(b) == 0 for b in biases)
     w = mlp.layers[0].weight
     if init == "xavier_uniform":  # bound = gain * sqrt(6 / (fan_in + fan_out)), relu gain sqrt 2
@@ -66,7 +68,7 @@ def test_model_init_reaches_every_layer_of_the_feature_classifier() -> None:
     """model.init re-initialises the feature classifier's first (F, H1) table too (it is an
     embedding bag, not an nn.Linear), with F as its fan-in; the MLP's output layer gets a linear
     gain."""
-    from ffnlp.training import InitConfig, initialize
+    from ffnlp.models.init import InitConfig, initialize
 
     torch.manual_seed(0)
     model = FeatureMLP(2000, 3, hidden=[400, 300], activation="relu")

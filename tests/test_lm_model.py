@@ -1,4 +1,7 @@
-"""The feed-forward LM: shapes, the perplexity convention, options, memorising a tiny corpus."""
+"""The feed-forward LM: shapes, the perplexity convention, options, memorising a tiny corpus.
+
+Its CPU kernels (dropout mask, tied look-up, bf16 cross-entropy) are tested against the plain
+PyTorch reference in test_models_kernels_lm.py."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from ffnlp.config import build
 from ffnlp.errors import ConfigError
@@ -136,40 +138,6 @@ def test_word_dropout_zeroes_whole_history_words_in_training_only() -> None:
     model.eval()
     _, e = model.features(context)
     torch.testing.assert_close(e, model.embedding(context).flatten(1))  # nothing dropped in eval
-
-
-def test_tied_lookup_gives_the_gradients_of_autograd() -> None:
-    """The look-up + low-precision copy of a tied table (one autograd node) against autograd's
-    own embedding + linear, in float64 so that the comparison is exact to rounding."""
-    from ffnlp.models.lm import _TiedLookup
-
-    torch.manual_seed(0)
-    weight = torch.randn(V, 5, requires_grad=True)
-    ids = torch.randint(0, V, (6, 3))
-    h = torch.randn(6, 5, dtype=torch.float64)
-    table, e = _TiedLookup.apply(ids, weight, torch.float64)
-    assert table.dtype == e.dtype == torch.float64
-    loss = (h @ table.t()).sin().sum() + (e**2).sum()
-    loss.backward()
-    ours = weight.grad.clone()
-    weight.grad = None
-    table = weight.double()
-    ((h @ table.t()).sin().sum() + (F.embedding(ids, table) ** 2).sum()).backward()
-    torch.testing.assert_close(ours, weight.grad)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_dropout_mask_keeps_one_minus_p_scaled_up(dtype: torch.dtype) -> None:
-    from ffnlp.models.lm import Dropout
-
-    torch.manual_seed(0)
-    drop = Dropout(0.25)
-    mask = drop.mask(torch.Size((400, 300)), dtype, torch.device("cpu"))
-    assert mask.shape == (400, 300) and mask.dtype == dtype
-    values = mask.unique()
-    assert values.tolist() == [0.0, torch.tensor(256 / 192, dtype=dtype).item()]
-    assert abs((mask == 0).float().mean().item() - 0.25) < 0.005
-    assert abs(mask.float().mean().item() - 1.0) < 0.01  # the expected value kept
 
 
 def test_bf16_training_step_is_close_to_fp32() -> None:

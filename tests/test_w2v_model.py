@@ -1,4 +1,6 @@
-"""Skip-gram pieces against their definitions: noise sampler, subsampling, windows, the loss."""
+"""Skip-gram pieces against their definitions: noise sampler, subsampling, windows, the loss.
+
+The kernels (fused step, pair scores, threads) are tested in test_models_kernels_sgns.py."""
 
 from __future__ import annotations
 
@@ -7,16 +9,12 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from ffnlp.models.skipgram import (
     NoiseSampler,
-    PairScores,
     SkipGram,
-    fused_step_layout,
     keep_probabilities,
     sgns_loss,
-    stable_word_order,
     window_pairs,
 )
 
@@ -130,27 +128,6 @@ def test_hand_computed_loss() -> None:
     torch.testing.assert_close(model.input.weight.grad.to_dense()[0], grad_v0)
 
 
-@pytest.mark.parametrize("sparse", [True, False])
-def test_pair_scores_backward_matches_autograd(sparse: bool) -> None:
-    v, d = 7, 3
-    w_in = torch.randn(v, d, dtype=torch.float64, requires_grad=True)
-    w_out = torch.randn(v, d, dtype=torch.float64, requires_grad=True)
-    source = torch.tensor([0, 3, 3, 6])
-    targets = torch.tensor([[1, 2, 2], [0, 3, 5], [6, 6, 1], [4, 0, 3]])
-    weights = torch.randn(4, 3, dtype=torch.float64)
-    scores = PairScores.apply(w_in, w_out, source, targets, sparse)
-    (scores * weights).sum().backward()
-    got_in = w_in.grad.to_dense() if sparse else w_in.grad
-    got_out = w_out.grad.to_dense() if sparse else w_out.grad
-    a = w_in.detach().clone().requires_grad_()
-    b = w_out.detach().clone().requires_grad_()
-    ref = (F.embedding(targets, b) * F.embedding(source, a).unsqueeze(1)).sum(-1)
-    torch.testing.assert_close(scores, ref)
-    (ref * weights).sum().backward()
-    torch.testing.assert_close(got_in, a.grad)
-    torch.testing.assert_close(got_out, b.grad)
-
-
 def test_sgns_loss_of_an_empty_batch_is_zero() -> None:
     assert sgns_loss(torch.zeros(0, 6)).item() == 0.0
 
@@ -172,22 +149,6 @@ def test_cbow_loss_runs_and_learns() -> None:
         model.loss(batch).backward()
         opt.step()
     assert model.loss(batch).item() < 0.2 * first
-
-
-def test_threaded_slices_give_the_same_scores_and_gradients() -> None:
-    v, d, b = 50, 8, 1100  # large enough to be split into 3 slices
-    w_in, w_out = torch.randn(v, d), torch.randn(v, d)
-    source, targets = torch.randint(v, (b,)), torch.randint(v, (b, 6))
-    weights = torch.randn(b, 6)
-    results = []
-    for workers in (1, 3):
-        a = w_in.clone().requires_grad_()
-        c = w_out.clone().requires_grad_()
-        scores = PairScores.apply(a, c, source, targets, True, workers)
-        (scores * weights).sum().backward()
-        results.append((scores.detach(), a.grad.to_dense(), c.grad.to_dense()))
-    for x, y in zip(*results, strict=True):
-        torch.testing.assert_close(x, y)
 
 
 def test_shared_negatives_equal_per_pair_noise_when_the_draws_coincide() -> None:
@@ -219,74 +180,3 @@ def test_shared_negatives_equal_per_pair_noise_when_the_draws_coincide() -> None
         )
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b)
-
-
-def _random_batch(v: int, b: int, n: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "center": torch.randint(v, (b,), generator=g),
-        "context": torch.randint(v, (b,), generator=g),
-        "negatives": torch.randint(v, (b, n), generator=g),
-    }
-
-
-@pytest.mark.parametrize("workers", [1, 2, 3])
-@pytest.mark.parametrize("v", [30, 600])  # 600: the output rows are split between threads
-def test_sgd_step_makes_the_autograd_sgd_update(workers: int, v: int) -> None:
-    # the fused step = loss.backward() + SGD(lr).step(), with repeated rows in the batch
-    b, lr = 900, 0.1
-    torch.manual_seed(1)
-    fused = SkipGram(vocab_size=v, dim=6, workers=workers)
-    with torch.no_grad():
-        fused.output.weight.normal_(0, 0.5)  # not zero, so both tables move
-    ref = SkipGram(vocab_size=v, dim=6)
-    ref.load_state_dict(fused.state_dict())
-    opt = torch.optim.SGD(ref.parameters(), lr=lr)
-    for step in range(3):
-        batch = _random_batch(v, b, seed=step)
-        batch["center"] = batch["center"].sort().values  # runs of pairs sharing a centre
-        if step == 1:  # as the batch producer hands it over, with the layout computed ahead
-            batch.update(fused_step_layout(batch))
-        loss = fused.sgd_step(batch, lr)
-        opt.zero_grad()
-        expected = ref.loss(batch)
-        expected.backward()
-        opt.step()
-        assert loss is not None
-        assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
-        for name, p in ref.state_dict().items():
-            torch.testing.assert_close(fused.state_dict()[name], p, rtol=1e-4, atol=1e-5)
-
-
-def test_sgd_step_declines_cbow_and_shared_noise() -> None:
-    model = SkipGram(vocab_size=5, dim=3, cbow=True)
-    before = model.input.weight.clone()
-    assert model.sgd_step(_random_batch(5, 4), 0.1) is None
-    shared = SkipGram(vocab_size=5, dim=3)
-    assert shared.sgd_step({**_random_batch(5, 4), "pair_center": torch.zeros(4)}, 0.1) is None
-    torch.testing.assert_close(model.input.weight, before)  # nothing changed
-    tiny = SkipGram(vocab_size=4, dim=3)  # 6 targets a pair, 4 words: the autograd path's job
-    assert tiny.sgd_step(_random_batch(4, 8), 0.1) is None
-
-
-@pytest.mark.parametrize("high", [50, 70_000, 5_000_000])  # one radix pass, two, two (> 2**16)
-def test_stable_word_order_sorts_stably(high: int) -> None:
-    ids = torch.randint(high, (5000,), generator=torch.Generator().manual_seed(0))
-    ids[::7] = ids[0]  # plenty of ties
-    order = stable_word_order(ids)
-    expected = torch.sort(ids, stable=True).indices
-    assert torch.equal(order.long(), expected)
-
-
-def test_the_shared_thread_pool_grows_and_shuts_the_smaller_one_down() -> None:
-    from ffnlp.models.skipgram import _SharedPool
-
-    pool = _SharedPool()
-    small = pool.get(1)
-    assert pool.get(1) is small  # reused while big enough
-    big = pool.get(3)
-    assert big is not small and pool.size == 3
-    assert pool.get(2) is big
-    with pytest.raises(RuntimeError):
-        small.submit(int)  # shut down: no thread of it is left behind
-    big.shutdown()

@@ -20,8 +20,10 @@ import torch
 from torch import nn
 
 from ffnlp.errors import ConfigError
+from ffnlp.models.activations import ACTIVATIONS
 from ffnlp.models.heads import ClassifierHead, output_size
-from ffnlp.models.mlp import ACTIVATIONS, MLP, init_weight
+from ffnlp.models.init import init_weight, keeps_weights
+from ffnlp.models.mlp import MLP
 from ffnlp.models.registry import register
 
 
@@ -64,7 +66,7 @@ class FeatureMLP(nn.Module):
         self.input_dropout = nn.Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
         if hidden:
             self.rest: nn.Module = nn.Sequential(
-                ACTIVATIONS[activation](),
+                ACTIVATIONS[activation].make(),
                 nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
                 MLP(hidden[0], out, hidden[1:], activation, dropout),
             )
@@ -72,11 +74,11 @@ class FeatureMLP(nn.Module):
             self.rest = nn.Identity()
 
     def reinit(self, scheme: str, std: float = 0.02) -> None:
-        """Initialise every layer by ``scheme`` (see :func:`ffnlp.models.mlp.init_weight`): the
+        """Initialise every layer by ``scheme`` (see :func:`ffnlp.models.init.init_weight`): the
         first layer's (F, H1) table as an (H1 x F) weight, then the MLP after it; biases zero."""
         hidden = not isinstance(self.rest, nn.Identity)
         init_weight(self.input.weight.data.t(), scheme, self.activation if hidden else "linear", std)
-        if scheme != "torch":
+        if not keeps_weights(scheme):
             nn.init.zeros_(self.input_bias)
         for module in self.rest.modules():
             if isinstance(module, MLP):

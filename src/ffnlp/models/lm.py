@@ -9,11 +9,14 @@ Options: several hidden layers and any activation; Bengio's direct connection fr
 to the output; weight tying (U = E, with a linear projection H -> D when the sizes differ);
 dropout; and an adaptive softmax (Grave et al. 2017) that makes the output layer cheaper for large
 vocabularies by giving rare words smaller, clustered output matrices.
+
+``fused=True`` (the default) trains with the CPU kernels of :mod:`ffnlp.models.kernels.lm_cpu`
+(a dropout mask from random bytes; with ``precision = "bf16"`` one bf16 copy of a tied table a
+step and a softmax cross-entropy kept in bf16); ``fused=False`` runs the plain PyTorch reference.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -21,17 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ffnlp.config import build, option
+from ffnlp.models.activations import ACTIVATIONS
+from ffnlp.models.kernels import lm_cpu
 from ffnlp.models.registry import register
-
-ACTIVATIONS = {
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "sigmoid": nn.Sigmoid,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "identity": nn.Identity,
-}
 
 
 @dataclass(frozen=True)
@@ -105,123 +100,34 @@ class FFLMConfig:
         return problems
 
 
-class Dropout(nn.Module):
-    """Inverted dropout with a cheap mask: one 64-bit random draw gives the coins of 8 elements.
-
-    ``bernoulli_`` draws one random number per element, which costs more than the layer's own
-    matrix product on a CPU.  Here each random byte is compared with ``round(256 p)``, so the drop
-    probability is p rounded to a multiple of 1/256 (0.3 -> 0.3008); the survivors are scaled by
-    1 / (1 - that probability), so the expected output equals the input as usual (in bf16 that
-    factor is itself rounded to 3 significant digits: 1.3359 for 1 / 0.75).
-    """
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-        self.threshold = round(256 * p)  # bytes below this are dropped
-
-    def mask(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """The multiplier of one draw: 0 for dropped elements, 1 / (1 - p) for the rest."""
-        n = math.prod(shape)
-        words = torch.randint(-(2**63), 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=device)
-        coins = words.view(torch.uint8)[:n].view(shape)  # uniform bytes
-        # compared straight into the float mask: a bool result converted afterwards costs
-        # several times more on a CPU
-        keep = torch.ge(coins, self.threshold, out=torch.empty(shape, dtype=dtype, device=device))
-        return keep.mul_(256.0 / (256 - self.threshold))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.threshold == 0:
-            return x
-        return x * self.mask(x.shape, x.dtype, x.device)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-class _SoftmaxCrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy from bf16 scores, with the backward pass written out.
-
-    The forward pass keeps softmax(z) itself (one pass of exponentials); the gradient,
-    (softmax(z) - onehot) / B, is then made in place in that same tensor, with no second pass of
-    exponentials and no zero-filled (B, V) tensor.  bf16 keeps each probability to 3 significant
-    digits; a bf16 log-probability (as a log-softmax would store) is coarser: about 0.03 at -10,
-    i.e. a 3 % error in the probability.
-    """
-
-    @staticmethod
-    def forward(ctx, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        p = torch.softmax(z, dim=-1)  # (B, V), reduces in fp32 inside
-        ctx.save_for_backward(p, target)
-        p_target = p.gather(1, target[:, None]).float().clamp_min_(torch.finfo(torch.float32).tiny)
-        return -p_target.log().mean()
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        g, target = ctx.saved_tensors  # the saved softmax, reused as the gradient
-        rows = torch.arange(len(target), device=g.device)
-        g[rows, target] -= 1
-        g.mul_((grad / len(target)).to(g.dtype))
-        return g, None
-
-
-class _TiedLookup(torch.autograd.Function):
-    """A low-precision copy of the tied table and the context words' rows of it, in one node.
-
-    Returns ``(table, e)``: ``table = weight.to(dtype)`` for the output product, ``e =
-    table[ids]`` for the input.  Autograd would give the look-up a dense (V, D) gradient (a
-    zero-filled table with the rows added in) and then add it to the output product's: two passes
-    over the table a step for a few thousand rows.  Here the output product's gradient, cast to
-    the table's dtype, becomes the table's gradient and the rows are added into it in place.
-    """
-
-    @staticmethod
-    def forward(
-        ctx, ids: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        ctx.save_for_backward(ids)
-        ctx.weight_dtype = weight.dtype
-        ctx.weight_shape = weight.shape
-        table = weight.to(dtype)
-        return table, F.embedding(ids, table)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(
-        ctx, grad_table: torch.Tensor | None, grad_e: torch.Tensor | None
-    ) -> tuple[None, torch.Tensor, None]:
-        (ids,) = ctx.saved_tensors
-        if grad_table is None:
-            grad = torch.zeros(ctx.weight_shape, dtype=ctx.weight_dtype, device=ids.device)
-        else:
-            grad = grad_table.to(ctx.weight_dtype)  # a new tensor: ours to add into
-        if grad_e is not None:
-            grad.index_add_(0, ids.reshape(-1), grad_e.reshape(-1, grad.shape[1]).to(grad.dtype))
-        return None, grad, None
-
-
 @register("ffnn_lm")
 class FeedForwardLM(nn.Module):
-    """P(w_t | w_{t-C} .. w_{t-1}); batches are {"context": (B, C) long, "target": (B,) long}."""
+    """P(w_t | w_{t-C} .. w_{t-1}); batches are {"context": (B, C) long, "target": (B,) long}.
 
-    def __init__(self, vocab_size: int, config: FFLMConfig | dict | None = None):
+    ``fused``: train with the CPU kernels (True) or the plain PyTorch reference (False).
+    """
+
+    def __init__(
+        self, vocab_size: int, config: FFLMConfig | dict | None = None, *, fused: bool = True
+    ):
         super().__init__()
         if isinstance(config, dict):
             config = build(FFLMConfig, config)
         cfg = config or FFLMConfig()
         self.config = cfg
         self.vocab_size = vocab_size
+        self.fused = fused
+        dropout = lm_cpu.ByteMaskDropout if fused else nn.Dropout
         C, D = cfg.context_size, cfg.embedding_dim
         self.embedding = nn.Embedding(vocab_size, D)
-        self.dropout = Dropout(cfg.dropout)
+        self.dropout = dropout(cfg.dropout)
         layers: list[nn.Module] = []
         width = C * D
         for size in cfg.hidden_sizes:
             layers += [
                 nn.Linear(width, size),
-                ACTIVATIONS[cfg.activation](),
-                Dropout(cfg.dropout),
+                ACTIVATIONS[cfg.activation].make(),
+                dropout(cfg.dropout),
             ]
             width = size
         self.hidden = nn.Sequential(*layers)
@@ -257,10 +163,13 @@ class FeedForwardLM(nn.Module):
         embeddings (B, C, D) when already looked up."""
         e = F.embedding(context, self.embedding.weight) if e is None else e  # (B, C, D)
         if self.training:
-            # one mask for both dropouts: whole history words, and single elements
-            mask = (
-                self.dropout.mask(e.shape, e.dtype, e.device) if self.dropout.threshold else None
-            )
+            mask = None
+            if isinstance(self.dropout, lm_cpu.ByteMaskDropout):
+                # one mask for both dropouts: whole history words, and single elements
+                if self.dropout.threshold:
+                    mask = self.dropout.mask(e.shape, e.dtype, e.device)
+            else:
+                e = self.dropout(e)
             p = self.config.word_dropout
             if p > 0:
                 keep = (torch.rand(context.shape, device=context.device) >= p).to(e.dtype)
@@ -276,12 +185,12 @@ class FeedForwardLM(nn.Module):
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         """Scores over the vocabulary: logits (full softmax) or log-probabilities (adaptive)."""
         table = e = None
-        device = context.device.type
-        if self.config.tie_weights and self.output is not None and torch.is_autocast_enabled(device):
-            # one low-precision copy of the tied table a step, for the look-up and the output
-            table, e = _TiedLookup.apply(
-                context, self.embedding.weight, torch.get_autocast_dtype(device)
-            )
+        if self.fused and self.config.tie_weights and self.output is not None:
+            # under autocast: one low-precision copy of the tied table a step, for the look-up
+            # and the output product
+            tied = lm_cpu.tied_lookup(context, self.embedding.weight)
+            if tied is not None:
+                table, e = tied
         h, e = self.features(context, e)
         if self.adaptive is not None:
             return self.adaptive.log_prob(h)  # (B, V)
@@ -311,10 +220,11 @@ class FeedForwardLM(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean negative log-likelihood per target word.
 
-        With ``precision = "bf16"`` (training only) the products run under bf16 autocast, on one
-        bf16 copy of a tied table a step, and the softmax stays in bf16 too (it reduces in fp32
-        inside; converting the (B, V) scores to fp32 and back costs more than the output product
-        itself); the mean is taken in fp32.
+        With ``precision = "bf16"`` (training only) the products run under bf16 autocast. The
+        fused path makes one bf16 copy of a tied table a step and keeps the softmax in bf16 (it
+        reduces in fp32 inside; converting the (B, V) scores to fp32 and back costs more than the
+        output product itself); the mean is taken in fp32. The reference takes the cross-entropy
+        of the scores converted to fp32.
         """
         context, target = batch["context"], batch["target"]
         fast = self.config.precision == "bf16" and self.training
@@ -323,6 +233,6 @@ class FeedForwardLM(nn.Module):
                 h, _ = self.features(context)
                 return self.adaptive(h, target).loss.float()
             z = self.forward(context)  # (B, V), bf16 under autocast
-        if not fast:
-            return F.cross_entropy(z, target)
-        return _SoftmaxCrossEntropy.apply(z, target)
+        if fast and self.fused:
+            return lm_cpu.softmax_cross_entropy(z, target)
+        return F.cross_entropy(z.float(), target)  # (no copy when z is fp32 already)

@@ -2,12 +2,13 @@
 
 ``MLP(in_dim, out_dim, hidden=[256, 128], activation="relu", dropout=0.5)`` is
 Linear -> activation -> dropout for each hidden size, then one Linear to ``out_dim`` (the logits).
-With ``hidden=[]`` it is a single affine map: logistic regression over its input.
+With ``hidden=[]`` it is a single affine map: logistic regression over its input. The activations
+are :data:`ffnlp.models.activations.ACTIVATIONS`; ``init`` is a scheme of :mod:`ffnlp.models.init`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,25 +16,8 @@ from torch import nn
 
 from ffnlp.config import option
 from ffnlp.errors import ConfigError
-
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "hardtanh": nn.Hardtanh,
-    "relu": nn.ReLU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.01),
-    "gelu": nn.GELU,
-}
-
-INITS = (
-    "xavier_uniform",
-    "xavier_normal",
-    "kaiming_uniform",
-    "kaiming_normal",
-    "normal",
-    "zeros",
-    "torch",
-)
+from ffnlp.models.activations import ACTIVATIONS
+from ffnlp.models.init import init_linear
 
 
 @dataclass(frozen=True)
@@ -60,49 +44,6 @@ class MLPConfig:
         if any(h <= 0 for h in self.hidden):
             return [f"hidden must hold positive layer sizes; got {self.hidden!r}"]
         return []
-
-
-def init_weight(w: torch.Tensor, scheme: str, activation: str = "relu", std: float = 0.02) -> None:
-    """Initialise a weight matrix laid out (fan_out, fan_in), as nn.Linear's, in place by
-    ``scheme`` (the gain suits ``activation``, the non-linearity after the layer; 'linear' for an
-    output layer). 'torch' leaves it as it is. Pass a transposed view for an (in, out) table."""
-    if scheme == "torch":
-        return
-    if scheme == "xavier_uniform":
-        nn.init.xavier_uniform_(w, gain=_gain(activation))
-    elif scheme == "xavier_normal":
-        nn.init.xavier_normal_(w, gain=_gain(activation))
-    elif scheme in ("kaiming_uniform", "kaiming_normal"):
-        fn = nn.init.kaiming_uniform_ if scheme == "kaiming_uniform" else nn.init.kaiming_normal_
-        if activation == "leaky_relu":
-            fn(w, a=0.01, nonlinearity="leaky_relu")
-        else:
-            fn(w, nonlinearity="relu")
-    elif scheme == "normal":
-        nn.init.normal_(w, 0.0, std)
-    elif scheme == "zeros":
-        nn.init.zeros_(w)
-    else:
-        raise ConfigError(f"the init scheme must be one of {', '.join(INITS)}; got {scheme!r}")
-
-
-def init_linear(layer: nn.Linear, scheme: str, activation: str = "relu", std: float = 0.02) -> None:
-    """Initialise one Linear layer's weight by ``scheme`` and zero its bias ('torch' keeps both)."""
-    if scheme == "torch":
-        return
-    init_weight(layer.weight, scheme, activation, std)
-    if layer.bias is not None:
-        nn.init.zeros_(layer.bias)
-
-
-def _gain(activation: str) -> float:
-    if activation in ("tanh", "hardtanh"):
-        return nn.init.calculate_gain("tanh")
-    if activation in ("relu", "gelu"):
-        return nn.init.calculate_gain("relu")
-    if activation == "leaky_relu":
-        return nn.init.calculate_gain("leaky_relu", 0.01)
-    return 1.0  # sigmoid and the output layer: Glorot's original setting
 
 
 class MLP(nn.Module):
@@ -138,7 +79,7 @@ class MLP(nn.Module):
         for size in self.hidden:
             linear = nn.Linear(width, size)
             init_linear(linear, init, activation, init_std)
-            layers += [linear, ACTIVATIONS[activation]()]
+            layers += [linear, ACTIVATIONS[activation].make()]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             width = size

@@ -17,17 +17,14 @@ noise distribution ``count ** 0.75`` (:class:`NoiseSampler`), and dynamic window
 
 from __future__ import annotations
 
-import functools
-import warnings
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ffnlp.models.kernels import sgns_cpu
 from ffnlp.models.registry import register
 
 # --------------------------------------------------------------------------------------- sampling
@@ -129,6 +126,12 @@ class SkipGram(nn.Module):
     ``loss(batch)`` reads ``batch["center"]`` (B,), ``batch["context"]`` (B,) and
     ``batch["negatives"]`` (B, N) for skip-gram; for CBOW ``batch["context"]`` holds the flattened
     window words of each centre with ``batch["offsets"]`` (B,) where each window starts.
+
+    ``fused=True`` (the default) runs skip-gram on the CPU kernels of
+    :mod:`ffnlp.models.kernels.sgns_cpu`: pair scores with a hand-written backward, and
+    :meth:`sgd_step`, a plain-SGD step without autograd. ``fused=False`` keeps to the plain
+    PyTorch reference (embedding look-ups and a dot product; no ``sgd_step``): the same numbers up
+    to rounding, slower.
     """
 
     def __init__(
@@ -138,9 +141,11 @@ class SkipGram(nn.Module):
         cbow: bool = False,
         sparse: bool = True,
         workers: int = 1,
+        fused: bool = True,
     ):
         super().__init__()
-        self.workers = workers  # threads that share each batch (skip-gram)
+        self.workers = workers  # threads that share each batch (skip-gram, fused kernels)
+        self.fused = fused  # the CPU kernels (True) or the plain PyTorch reference (False)
         self.vocab_size, self.dim, self.cbow = vocab_size, dim, cbow
         self.sparse = sparse
         self.input = nn.Embedding(vocab_size, dim, sparse=sparse)  # word vectors (syn0)
@@ -163,9 +168,18 @@ class SkipGram(nn.Module):
             )  # (B, D)
             out = self.output(targets)  # (B, T, D)
             return torch.linalg.vecdot(out, hidden.unsqueeze(1))  # (B, T)
-        return PairScores.apply(
-            self.input.weight, self.output.weight, source, targets, self.sparse, self.workers
-        )
+        return self._pair_scores(source, targets)
+
+    def _pair_scores(self, source: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Skip-gram scores (B, T): ``input[source[b]] . output[targets[b, t]]``."""
+        w_in, w_out = self.input.weight, self.output.weight
+        if self.fused:
+            return sgns_cpu.PairScores.apply(
+                w_in, w_out, source, targets, self.sparse, self.workers
+            )
+        hidden = F.embedding(source, w_in, sparse=self.sparse)  # (B, D)
+        out = F.embedding(targets, w_out, sparse=self.sparse)  # (B, T, D)
+        return torch.linalg.vecdot(out, hidden.unsqueeze(1))  # (B, T)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Negative-sampling loss. Its value is the mean over the batch's pairs; its gradient is
@@ -186,14 +200,9 @@ class SkipGram(nn.Module):
         pairs of its window (each weighted k * N / M): the same expected gradient as N noise
         words per pair, with M instead of k * N output rows to gather and update."""
         centre = batch["center"]  # (C,)
-        w_in, w_out = self.input.weight, self.output.weight
         pair_centre = centre.index_select(0, batch["pair_center"])  # (P,)
-        pos = PairScores.apply(
-            w_in, w_out, pair_centre, batch["context"].unsqueeze(1), self.sparse, self.workers
-        )  # (P, 1)
-        neg = PairScores.apply(
-            w_in, w_out, centre, batch["negatives"], self.sparse, self.workers
-        )  # (C, M)
+        pos = self._pair_scores(pair_centre, batch["context"].unsqueeze(1))  # (P, 1)
+        neg = self._pair_scores(centre, batch["negatives"])  # (C, M)
         # -log sigmoid(x) = softplus(-x); -log sigmoid(-x) = softplus(x)
         total = (
             F.softplus(-pos).sum() + (batch["noise_weight"].unsqueeze(1) * F.softplus(neg)).sum()
@@ -201,306 +210,24 @@ class SkipGram(nn.Module):
         mean = total / max(pos.shape[0], 1)
         return total - (total - mean).detach()  # value: the mean per pair; gradient: the sum's
 
-    @torch.no_grad()
     def sgd_step(self, batch: dict[str, torch.Tensor], lr: float) -> torch.Tensor | None:
-        """One plain-SGD step on a skip-gram batch, without autograd; returns the mean loss.
+        """One plain-SGD step on a skip-gram batch without autograd (the kernel
+        :func:`ffnlp.models.kernels.sgns_cpu.sgd_step`); returns the mean loss.
 
-        The same update as ``loss(batch).backward()`` followed by ``SGD(lr).step()`` (every
-        gradient from the weights as they were before the step), in three sparse products that
-        never build the (pairs x targets x D) tensor of gathered output rows:
-
-        - scores: a sampled dense-dense product (SDDMM), ``s = v_c . u_w`` only where a centre
-          word meets one of its pairs' targets (context word or noise word);
-        - centre steps: an embedding bag over each centre's targets weighted by the steps
-          ``g = lr * (label - sigmoid(s))``, i.e. ``sum g u_w``, added to the centre's row;
-        - output steps: an embedding bag over the centre vectors, one bag per distinct target
-          word (``sum g v_c``), added to that word's row.
-
-        The grouping comes from :func:`fused_step_layout` (the batch producer computes it ahead;
-        otherwise it is computed here). With ``workers > 1`` threads share the centres for the
-        scores and centre steps, then the tables' row updates, each thread writing rows no other
-        thread writes: the result does not depend on timing. Returns None for a batch it does not
-        handle (CBOW, shared noise words, a model on a GPU); the Trainer then takes the autograd
-        path.
+        The same update as ``loss(batch).backward()`` followed by ``SGD(lr).step()``. Returns None
+        for a batch it does not handle (CBOW, shared noise words, a model on a GPU) and when the
+        model is built with ``fused=False``; the caller then takes the autograd path.
         """
-        if self.cbow or "pair_center" in batch:
+        if not self.fused or self.cbow or "pair_center" in batch:
             return None
-        w_in, w_out = self.input.weight, self.output.weight
-        if w_in.device.type != "cpu":  # written for CPUs (its index layout sorts with NumPy)
-            return None
-        v, d = w_in.shape
-        if "centre_words" not in batch:
-            batch = {**batch, **fused_step_layout(batch)}
-        targets = batch["targets"]  # (P, T): context, then noise words, pair by pair
-        p, t = targets.shape
-        if p == 0:
-            return w_in.new_zeros(())
-        if t > v:  # more targets per pair than words: torch's SDDMM cannot take such rows
-            return None
-        starts = batch["centre_starts"]  # (K+1,) first pair of each run; P at the end
-        if int((starts[1:] - starts[:-1]).max()) * t > v:  # the same limit, for whole runs
-            batch = {**batch, **fused_step_layout(batch, max_run=v // t)}
-            starts = batch["centre_starts"]
-        words = batch["centre_words"]  # (K,) each run of pairs sharing a centre word
-        k = len(words)
-        flat = targets.view(-1)  # (P*T,)
-        hidden = w_in.index_select(0, words)  # (K, D) centre vectors
-        steps = w_in.new_empty(p, t)  # (P, T) g
-        centre_steps = w_in.new_empty(k, d)  # (K, D)
-        losses = w_in.new_empty(p)  # (P,)
-        cuts = starts.tolist()
-
-        def centres(lo: int, hi: int) -> None:  # centres lo..hi-1, pairs a..b-1
-            a, b = cuts[lo], cuts[hi]
-            ends = (starts[lo : hi + 1] - a) * t  # (n+1,) row starts of the pattern
-            pattern = torch.sparse_csr_tensor(
-                ends, flat[a * t : b * t], w_in.new_zeros((b - a) * t), (hi - lo, v),
-                check_invariants=False,
-            )  # beta = 0 still multiplies the values: zeros, not garbage
-            scores = torch.sparse.sampled_addmm(pattern, hidden[lo:hi], w_out.t(), beta=0.0)
-            sc = scores.values().view(b - a, t)  # (pairs, T)
-            # loss: -log sigmoid(s_0) - sum_k log sigmoid(-s_k) = softplus(-s_0) + sum softplus(s_k)
-            sc[:, 0].neg_()
-            torch.sum(F.softplus(sc), 1, out=losses[a:b])
-            # the step along -dL/ds = label - sigmoid(s): sigmoid(-s_0) for the true word (its
-            # score is negated above), -sigmoid(s_k) for the noise words
-            g = torch.sigmoid(sc, out=steps[a:b]).mul_(-lr)  # (pairs, T)
-            g[:, 0].neg_()
-            centre_steps[lo:hi] = F.embedding_bag(
-                flat[a * t : b * t], w_out, ends[:-1], mode="sum", per_sample_weights=g.view(-1)
-            )
-
-        _in_slices(centres, k, self.workers, min_slice=_MIN_SLICE // 4)
-        order, rows, row_starts, owner = (
-            batch["target_order"], batch["target_rows"], batch["target_starts"],
-            batch["target_centre"],
+        return sgns_cpu.sgd_step(
+            self.input.weight, self.output.weight, batch, lr, workers=self.workers
         )
-        weights = steps.view(-1).index_select(0, order)  # (P*T,) g in target order
-        u = len(rows)
-        row_cuts = row_starts.tolist() + [len(order)]
-
-        def output_rows(lo: int, hi: int) -> None:  # distinct targets lo..hi-1
-            a, b = row_cuts[lo], row_cuts[hi]
-            update = F.embedding_bag(
-                owner[a:b], hidden, row_starts[lo:hi] - a, mode="sum",
-                per_sample_weights=weights[a:b],
-            )  # (n, D) sum of g v_c for each target word
-            w_out.index_add_(0, rows[lo:hi], update)
-
-        # the output rows in ranges of about equal work; one more job for the centre rows
-        parts = max(1, min(self.workers, u // 64))
-        inner = torch.searchsorted(row_starts, torch.arange(1, parts) * (len(order) / parts))
-        bounds = [0, *inner.tolist(), u]
-        jobs: list[Callable[[], Any]] = [
-            functools.partial(output_rows, lo, hi)
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-            if hi > lo
-        ]
-        jobs.append(functools.partial(w_in.index_add_, 0, words, centre_steps))
-        _in_parallel(jobs, self.workers)
-        return losses.mean()
 
     @torch.no_grad()
     def word_vectors(self) -> torch.Tensor:
         """The input vectors (V, D): what word2vec exports."""
         return self.input.weight.detach().clone()
-
-
-def stable_word_order(ids: torch.Tensor) -> torch.Tensor:
-    """The permutation that sorts word ids (int64, >= 0), stably: NumPy's radix sort on 16-bit
-    keys, in two passes (low then high half) for ids >= 2**16. About 10x faster than a
-    comparison sort on the ~20k targets of a batch, which matters: it runs once per step."""
-    keys = ids.numpy()
-    if len(keys) == 0 or int(keys.max()) < 1 << 16:
-        return torch.from_numpy(keys.astype(np.uint16).argsort(kind="stable"))
-    if int(keys.max()) >= 1 << 32:
-        return torch.sort(ids, stable=True).indices
-    first = (keys & 0xFFFF).astype(np.uint16).argsort(kind="stable")
-    second = (keys[first] >> 16).astype(np.uint16).argsort(kind="stable")
-    return torch.from_numpy(first[second])
-
-
-def fused_step_layout(
-    batch: dict[str, torch.Tensor], max_run: int = 0
-) -> dict[str, torch.Tensor]:
-    """The index bookkeeping of :meth:`SkipGram.sgd_step`, from a batch's ``center`` (P,) and
-    ``targets`` (P, T) (or ``context`` and ``negatives``): it depends on the ids only, so the
-    batch producer computes it in its own thread, ahead of the step.
-
-    - ``targets``: (P, T) context then noise words;
-    - ``centre_words`` (K,), ``centre_starts`` (K+1,): runs of consecutive pairs with the same
-      centre word (a word's pairs are consecutive in skip-gram batches) and where each starts;
-    - ``target_order`` (P*T,): the flattened targets sorted by word; ``target_rows`` (U,) the
-      distinct target words, ``target_starts`` (U,) where each one's entries start in that order,
-      ``target_centre`` (P*T,) the centre run of each sorted entry.
-
-    ``max_run > 0`` cuts longer runs into runs of at most that many pairs.
-    """
-    targets = batch.get("targets")
-    if targets is None:
-        targets = torch.cat([batch["context"].unsqueeze(1), batch["negatives"]], 1)
-    centre = batch["center"]
-    t = targets.shape[1]
-    words, counts = torch.unique_consecutive(centre, return_counts=True)  # (K,), (K,)
-    if max_run > 0 and len(counts) and int(counts.max()) > max_run:
-        run = torch.repeat_interleave(torch.arange(len(words)), counts)  # (P,)
-        first = torch.cumsum(counts, 0) - counts  # (K,) first pair of each run
-        piece = (torch.arange(len(centre)) - first[run]) // max_run  # (P,) piece of its run
-        _, counts = torch.unique_consecutive(run * len(centre) + piece, return_counts=True)
-        words = centre[torch.cumsum(counts, 0) - counts]
-    starts = torch.zeros(len(words) + 1, dtype=torch.int64)
-    torch.cumsum(counts, 0, out=starts[1:])
-    run_of_pair = torch.repeat_interleave(torch.arange(len(words)), counts)  # (P,)
-    order = stable_word_order(targets.reshape(-1))  # (P*T,)
-    sorted_targets = targets.reshape(-1).index_select(0, order)
-    rows, row_counts = torch.unique_consecutive(sorted_targets, return_counts=True)  # (U,)
-    row_starts = torch.cumsum(row_counts, 0) - row_counts  # (U,)
-    return {
-        "targets": targets,
-        "centre_words": words,
-        "centre_starts": starts,
-        "target_order": order,
-        "target_rows": rows,
-        "target_starts": row_starts,
-        "target_centre": run_of_pair.index_select(0, torch.div(order, t, rounding_mode="floor")),
-    }
-
-
-class PairScores(torch.autograd.Function):
-    """scores[b, t] = input[source[b]] . output[targets[b, t]], with a hand-written backward.
-
-    The same numbers as two ``nn.Embedding`` look-ups and a dot product, but autograd's generic
-    backward makes about twice as many passes over the (B, T, D) rows; this one makes two (a
-    batched product for the input rows, an outer product for the output rows) and hands the
-    optimiser row gradients directly (sparse COO, uncoalesced, as ``nn.Embedding(sparse=True)``
-    does). The tests compare it with autograd.
-
-    With ``workers > 1`` the batch's rows are split into that many slices computed at once by
-    Python threads (each torch op releases the GIL): like gensim's worker threads, without the
-    fine-grained barriers of intra-op parallelism, which stall on a loaded machine.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        input_weight: torch.Tensor,
-        output_weight: torch.Tensor,
-        source: torch.Tensor,
-        targets: torch.Tensor,
-        sparse: bool = True,
-        workers: int = 1,
-    ) -> torch.Tensor:
-        b, t = targets.shape
-        d = input_weight.shape[1]
-        hidden = input_weight.new_empty(b, d)  # (B, D)
-        out = output_weight.new_empty(b, t, d)  # (B, T, D)
-        scores = output_weight.new_empty(b, t)  # (B, T)
-
-        def part(lo: int, hi: int) -> None:
-            torch.index_select(input_weight, 0, source[lo:hi], out=hidden[lo:hi])
-            torch.index_select(
-                output_weight, 0, targets[lo:hi].reshape(-1), out=out[lo:hi].view(-1, d)
-            )
-            torch.linalg.vecdot(out[lo:hi], hidden[lo:hi].unsqueeze(1), out=scores[lo:hi])
-
-        _in_slices(part, b, workers)
-        ctx.save_for_backward(source, targets, hidden, out)
-        ctx.sparse, ctx.workers = sparse, workers
-        ctx.shape = input_weight.shape, output_weight.shape
-        return scores
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        source, targets, hidden, out = ctx.saved_tensors
-        in_shape, out_shape = ctx.shape
-        b, t, d = out.shape
-        grad = grad.contiguous()
-        grad_hidden = hidden.new_empty(b, d)  # (B, D)
-        grad_out = out.new_empty(b, t, d)  # (B, T, D)
-
-        def part(lo: int, hi: int) -> None:
-            g = grad[lo:hi]
-            torch.bmm(g.unsqueeze(1), out[lo:hi], out=grad_hidden[lo:hi].unsqueeze(1))  # (b, 1, D)
-            torch.mul(g.unsqueeze(2), hidden[lo:hi].unsqueeze(1), out=grad_out[lo:hi])  # (b, T, D)
-
-        _in_slices(part, b, ctx.workers)
-        flat = targets.reshape(-1)
-        rows = grad_out.view(-1, d)  # (B*T, D)
-        if ctx.sparse:
-            g_in = torch.sparse_coo_tensor(
-                source.unsqueeze(0), grad_hidden, in_shape, check_invariants=False
-            )
-            g_out = torch.sparse_coo_tensor(
-                flat.unsqueeze(0), rows, out_shape, check_invariants=False
-            )
-        else:
-            g_in = grad_hidden.new_zeros(in_shape).index_add_(0, source, grad_hidden)
-            g_out = rows.new_zeros(out_shape).index_add_(0, flat, rows)
-        return g_in, g_out, None, None, None, None
-
-
-def _consume_csr_beta_warning() -> None:
-    """torch warns once per process that sparse CSR support is in beta; take it here, silently
-    (the CSR tensors of :meth:`SkipGram.sgd_step` use only the stable sampled_addmm)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        torch.sparse_csr_tensor(
-            torch.tensor([0, 1]), torch.tensor([0]), torch.ones(1), (1, 1), check_invariants=False
-        )
-
-
-_consume_csr_beta_warning()
-
-_MIN_SLICE = 256  # rows; below this a thread hand-off costs more than it saves
-
-
-class _SharedPool:
-    """The process's helper threads for the fused steps: made on first use, grown on demand (the
-    smaller pool it replaces is shut down), joined by the interpreter at exit."""
-
-    def __init__(self) -> None:
-        self.executor: ThreadPoolExecutor | None = None
-        self.size = 0
-
-    def get(self, size: int) -> ThreadPoolExecutor:
-        if self.executor is None or self.size < size:
-            if self.executor is not None:
-                self.executor.shutdown(wait=False)  # its threads end once idle
-            self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ffnlp-w2v")
-            self.size = size
-        return self.executor
-
-
-_POOL = _SharedPool()
-
-
-def _in_slices(
-    fn: Callable[[int, int], None], n: int, workers: int, min_slice: int = _MIN_SLICE
-) -> None:
-    """Run ``fn(lo, hi)`` over ``workers`` contiguous slices of range(n), at the same time."""
-    workers = max(1, min(workers, n // min_slice))
-    bounds = [n * i // workers for i in range(workers + 1)]
-    jobs = [functools.partial(fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
-    _in_parallel(jobs, workers)
-
-
-def _in_parallel(jobs: Sequence[Callable[[], Any]], workers: int) -> None:
-    """Run independent jobs on up to ``workers`` threads, thread i taking jobs i, i + workers, ..."""
-
-    def run(share: Sequence[Callable[[], Any]]) -> None:
-        with torch.no_grad():  # grad mode is per thread
-            for job in share:
-                job()
-
-    shares = [jobs[i::workers] for i in range(min(max(workers, 1), len(jobs)))]
-    if len(shares) == 1:
-        run(shares[0])
-        return
-    pool = _POOL.get(len(shares) - 1)
-    futures = [pool.submit(run, share) for share in shares[1:]]
-    run(shares[0])
-    for f in futures:
-        f.result()
 
 
 def sgns_loss(scores: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from ffnlp.config import option, section
 from ffnlp.errors import ConfigError, DataError, ModelFileError
 from ffnlp.features.lexicon import LexiconConfig
 from ffnlp.models.heads import balanced_class_weight
+from ffnlp.models.init import InitConfig, initialize
 from ffnlp.models.io import load_model, save_model
 from ffnlp.models.mlp import MLPConfig
 from ffnlp.models.pooled import PooledConfig
@@ -32,7 +33,7 @@ from ffnlp.tasks.run import finish_run, fit, start_run, training_summary
 from ffnlp.text.readers import LabeledData, read_labeled
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
-from ffnlp.training import Callback, InitConfig, TrainConfig, initialize
+from ffnlp.training import Callback, TrainConfig
 from ffnlp.training.data import BatchSource, SparseRowBatches, TensorBatches
 from ffnlp.training.metrics import classification_metrics
 

@@ -37,13 +37,8 @@ from ffnlp.errors import ConfigError, DataError, ModelFileError, TrainingError
 from ffnlp.features.embeddings import save_vectors
 from ffnlp.features.wordvec_eval import WordVectors, evaluate_analogies, evaluate_similarity
 from ffnlp.models.io import load_model, save_model
-from ffnlp.models.skipgram import (
-    NoiseSampler,
-    SkipGram,
-    fused_step_layout,
-    keep_probabilities,
-    window_pairs,
-)
+from ffnlp.models.kernels.sgns_cpu import fused_step_layout
+from ffnlp.models.skipgram import NoiseSampler, SkipGram, keep_probabilities, window_pairs
 from ffnlp.runtime import (
     available_cores,
     seed_everything,

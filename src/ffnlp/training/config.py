@@ -8,7 +8,6 @@ from ffnlp.config import option
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "step", "linear", "cosine", "plateau")
-INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "normal", "zeros")
 
 
 @dataclass(frozen=True)
@@ -104,9 +103,3 @@ class TrainConfig:
             return self.monitor_mode
         name = self.monitor.split(".", 1)[1]
         return "min" if name in ("loss", "perplexity", "nll", "bpc") else "max"
-
-
-@dataclass(frozen=True)
-class InitConfig:
-    scheme: str = option("default", "initialisation of weight matrices (biases start at zero)", choices=INITS)
-    std: float = option(0.02, "standard deviation for scheme = 'normal'", gt=0)

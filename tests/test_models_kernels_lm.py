@@ -1,0 +1,174 @@
+"""The feed-forward LM's CPU kernels against the plain PyTorch reference (``fused=False``): the
+byte-mask dropout, the tied look-up under autocast, the bf16 softmax cross-entropy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ffnlp.models.kernels.lm_cpu import (
+    ByteMaskDropout,
+    TiedLookup,
+    softmax_cross_entropy,
+    tied_lookup,
+)
+from ffnlp.models.lm import FeedForwardLM
+
+V = 37
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run faster on one thread (and do not fight other jobs for the cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_tied_lookup_gives_the_gradients_of_autograd() -> None:
+    """The look-up + low-precision copy of a tied table (one autograd node) against autograd's
+    own embedding + linear, in float64 so that the comparison is exact to rounding."""
+    torch.manual_seed(0)
+    weight = torch.randn(V, 5, requires_grad=True)
+    ids = torch.randint(0, V, (6, 3))
+    h = torch.randn(6, 5, dtype=torch.float64)
+    table, e = TiedLookup.apply(ids, weight, torch.float64)
+    assert table.dtype == e.dtype == torch.float64
+    loss = (h @ table.t()).sin().sum() + (e**2).sum()
+    loss.backward()
+    ours = weight.grad.clone()
+    weight.grad = None
+    table = weight.double()
+    ((h @ table.t()).sin().sum() + (F.embedding(ids, table) ** 2).sum()).backward()
+    torch.testing.assert_close(ours, weight.grad)
+
+
+def test_tied_lookup_only_acts_under_autocast() -> None:
+    weight = torch.randn(V, 4)
+    ids = torch.randint(0, V, (5, 2))
+    assert tied_lookup(ids, weight) is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pair = tied_lookup(ids, weight)
+    assert pair is not None
+    table, e = pair
+    assert table.dtype == e.dtype == torch.bfloat16
+    torch.testing.assert_close(e, weight.to(torch.bfloat16)[ids])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dropout_mask_keeps_one_minus_p_scaled_up(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    drop = ByteMaskDropout(0.25)
+    mask = drop.mask(torch.Size((400, 300)), dtype, torch.device("cpu"))
+    assert mask.shape == (400, 300) and mask.dtype == dtype
+    values = mask.unique()
+    assert values.tolist() == [0.0, torch.tensor(256 / 192, dtype=dtype).item()]
+    assert abs((mask == 0).float().mean().item() - 0.25) < 0.005
+    assert abs(mask.float().mean().item() - 1.0) < 0.01  # the expected value kept
+
+
+def test_byte_mask_dropout_behaves_as_torch_dropout() -> None:
+    """Same drop rate and scale as nn.Dropout (p a multiple of 1/256 here), identity in eval."""
+    torch.manual_seed(0)
+    x = torch.rand(300, 200) + 0.5
+    ours, ref = ByteMaskDropout(0.25), nn.Dropout(0.25)
+    a, b = ours(x), ref(x)
+    for y in (a, b):
+        assert abs((y == 0).float().mean().item() - 0.25) < 0.01
+        torch.testing.assert_close(y[y != 0], (x / 0.75)[y != 0])
+    ours.eval()
+    assert ours(x) is x
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_softmax_cross_entropy_matches_torch(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    scores = (3 * torch.randn(16, V)).to(dtype)
+    target = torch.randint(0, V, (16,))
+    z = scores.clone().requires_grad_()
+    loss = softmax_cross_entropy(z, target)
+    loss.backward()
+    zr = scores.clone().double().requires_grad_()
+    expected = F.cross_entropy(zr, target)
+    expected.backward()
+    assert loss.dtype == torch.float32  # the mean is taken in fp32
+    tol = 1e-2 if dtype == torch.bfloat16 else 1e-6
+    assert abs(loss.item() - expected.item()) < tol
+    assert z.grad is not None and z.grad.dtype == dtype
+    torch.testing.assert_close(z.grad.double(), zr.grad, atol=tol, rtol=0)
+
+
+def _pair(options: dict, vocab: int = V) -> tuple[FeedForwardLM, FeedForwardLM]:
+    """A fused model and a reference model with the same weights."""
+    cfg = {"context_size": 3, "embedding_dim": 8, "hidden_sizes": [16], "dropout": 0.0, **options}
+    fused = FeedForwardLM(vocab, cfg)
+    reference = FeedForwardLM(vocab, cfg, fused=False)
+    reference.load_state_dict(fused.state_dict())
+    return fused, reference
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"tie_weights": False},
+        {"hidden_sizes": [12], "embedding_dim": 12},  # tied without a projection
+        {"hidden_sizes": [16, 8], "activation": "relu", "direct": True},
+        {"softmax": "adaptive", "tie_weights": False, "adaptive_cutoffs": [5, 20]},
+    ],
+)
+def test_fused_fp32_step_equals_the_reference(options: dict) -> None:
+    fused, reference = _pair(options)
+    context, target = torch.randint(0, V, (32, 3)), torch.randint(0, V, (32,))
+    results = []
+    for model in (fused, reference):
+        loss = model.loss({"context": context, "target": target})
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for name, grad in results[1][1].items():
+        torch.testing.assert_close(results[0][1][name], grad, msg=name)
+    fused.eval()
+    reference.eval()
+    torch.testing.assert_close(fused.log_probs(context), reference.log_probs(context))
+
+
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_fused_bf16_step_is_close_to_the_reference(tie_weights: bool) -> None:
+    """bf16: the fused path (one bf16 copy of the tied table, softmax kept in bf16) against the
+    reference (autocast, cross-entropy of fp32 scores)."""
+    fused, reference = _pair(
+        {
+            "embedding_dim": 32,
+            "hidden_sizes": [48],
+            "precision": "bf16",
+            "tie_weights": tie_weights,
+        },
+        vocab=300,
+    )
+    context, target = torch.randint(0, 300, (64, 3)), torch.randint(0, 300, (64,))
+    results = []
+    for model in (fused, reference):
+        loss = model.loss({"context": context, "target": target})
+        loss.backward()
+        assert loss.dtype == torch.float32
+        results.append((loss.item(), {n: p.grad for n, p in model.named_parameters()}))
+    assert abs(results[0][0] - results[1][0]) < 2e-3
+    for name, grad in results[1][1].items():
+        error = (results[0][1][name] - grad).norm() / grad.norm()
+        assert error < 0.02, (name, error.item())
+
+
+def test_the_switch_chooses_the_dropout_and_both_drop_at_the_rate() -> None:
+    cfg = {"context_size": 4, "embedding_dim": 10, "hidden_sizes": [8], "dropout": 0.25}
+    fused, reference = FeedForwardLM(V, cfg), FeedForwardLM(V, cfg, fused=False)
+    assert isinstance(fused.dropout, ByteMaskDropout)
+    assert type(reference.dropout) is nn.Dropout
+    assert all(not isinstance(m, ByteMaskDropout) for m in reference.modules())
+    context = torch.randint(0, V, (500, 4))
+    for model in (fused, reference):
+        _, e = model.features(context)  # training mode: dropped elements are zero
+        assert abs((e == 0).float().mean().item() - 0.25) < 0.01
