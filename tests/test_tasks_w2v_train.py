@@ -1,4 +1,5 @@
-"""word2vec end to end on a small synthetic corpus: run directory, export to gensim, streaming, CLI."""
+"""train_word2vec end to end on a small synthetic corpus: run directory, export to gensim, streaming,
+CLI."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.features.embeddings import load_vectors
-from ffnlp.tasks.w2v import EncodedCorpus, Word2VecRun, resolve_config, train_word2vec
+from ffnlp.tasks.w2v import Word2VecRun, resolve_config, train_word2vec
 
 # a 20-word corpus: every word is "frequent" (no subsampling) and each batch must stay small, as a
 # batch sums the updates of every pair in it (see docs/w2v.md)
@@ -26,7 +26,7 @@ FAST = [
 ]
 
 
-def _corpus(path: Path, sentences: int = 1500, seed: int = 0) -> Path:
+def topic_corpus(path: Path, sentences: int = 1500, seed: int = 0) -> Path:
     """Two topics whose words co-occur only within their topic; plus shared function words."""
     rng = np.random.default_rng(seed)
     topics = [
@@ -48,7 +48,7 @@ def _corpus(path: Path, sentences: int = 1500, seed: int = 0) -> Path:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Word2VecRun:
     tmp = tmp_path_factory.mktemp("w2v")
-    corpus = _corpus(tmp / "corpus.txt")
+    corpus = topic_corpus(tmp / "corpus.txt")
     return train_word2vec(corpus, overrides=[*FAST, "train.epochs=4"], out=tmp / "run")
 
 
@@ -121,7 +121,7 @@ def test_load_run_and_vectors_file_agree(run: Word2VecRun) -> None:
 
 
 def test_streaming_from_disk_gives_the_same_vectors(tmp_path: Path) -> None:
-    corpus = _corpus(tmp_path / "c.txt", sentences=600)
+    corpus = topic_corpus(tmp_path / "c.txt", sentences=600)
     small = ["corpus.chunk_tokens=1000", *FAST]
     mem = train_word2vec(corpus, overrides=small, out=tmp_path / "mem")
     disk = train_word2vec(
@@ -131,43 +131,8 @@ def test_streaming_from_disk_gives_the_same_vectors(tmp_path: Path) -> None:
     assert not list((tmp_path / "disk").glob("*.ids"))  # the temporary token file is removed
 
 
-def test_encoded_corpus_chunks_and_counts(tmp_path: Path) -> None:
-    path = tmp_path / "c.txt"
-    path.write_text("a b c\nb c\nrare a b\n\nc c\n", encoding="utf-8")
-    cfg = resolve_config(None, ["corpus.chunk_tokens=1000"])
-    for limit in (100, 0):  # in memory, then on disk
-        cfg2 = resolve_config(cfg, [f"corpus.max_memory_tokens={limit}"])
-        enc = EncodedCorpus.read(path, cfg2.corpus, min_count=2)
-        assert enc.vocab.itos == ["c", "b", "a"]  # by count, ties alphabetical
-        assert enc.vocab.counts == [4, 3, 2]
-        assert enc.raw_tokens == 10 and enc.words == 9
-        chunk = np.concatenate([enc.chunk(i) for i in range(len(enc))])
-        assert chunk.tolist() == [2, 1, 0, -1, 1, 0, -1, 2, 1, -1, 0, 0, -1]  # "rare" dropped
-        enc.close()
-
-
-def test_prefetch_thread_gives_the_same_batches(tmp_path: Path) -> None:
-    from ffnlp.tasks.w2v import PairBatches
-
-    cfg = resolve_config(None, ["model.min_count=1", "corpus.chunk_tokens=1000"])
-    enc = EncodedCorpus.read(_corpus(tmp_path / "c.txt", 300), cfg.corpus, min_count=1)
-    a = list(
-        PairBatches(enc, cfg.model, prefetch=False).batches(64, torch.Generator().manual_seed(3))
-    )
-    b = list(
-        PairBatches(enc, cfg.model, prefetch=True).batches(64, torch.Generator().manual_seed(3))
-    )
-    assert len(a) == len(b) == PairBatches(enc, cfg.model).num_batches(64)
-    for x, y in zip(a, b, strict=True):
-        assert all(torch.equal(x[k], y[k]) for k in x)
-    # stopping early shuts the producer thread down
-    it = PairBatches(enc, cfg.model, prefetch=True).batches(64, torch.Generator().manual_seed(3))
-    next(it)
-    it.close()
-
-
 def test_cbow_trains(tmp_path: Path) -> None:
-    corpus = _corpus(tmp_path / "c.txt", sentences=800)
+    corpus = topic_corpus(tmp_path / "c.txt", sentences=800)
     run = train_word2vec(
         corpus,
         overrides=[*FAST, 'model.architecture="cbow"', "train.lr=0.05"],
@@ -193,7 +158,7 @@ def test_clear_errors(tmp_path: Path) -> None:
 def test_cli_train_eval_neighbors_export(tmp_path: Path) -> None:
     from ffnlp.cli.main import app
 
-    corpus = _corpus(tmp_path / "c.txt", sentences=800)
+    corpus = topic_corpus(tmp_path / "c.txt", sentences=800)
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text(
         "cat\tdog\t9\ncat\tstock\t1\nmarket\tshare\t8\npaw\tbond\t0.5\nzzz\tcat\t3\n",
@@ -250,7 +215,7 @@ def test_cli_train_eval_neighbors_export(tmp_path: Path) -> None:
 
 
 def test_shared_negatives_train(tmp_path: Path) -> None:
-    corpus = _corpus(tmp_path / "c.txt", sentences=800)
+    corpus = topic_corpus(tmp_path / "c.txt", sentences=800)
     run = train_word2vec(
         corpus, overrides=[*FAST, "model.shared_negatives=5"], out=tmp_path / "shared"
     )

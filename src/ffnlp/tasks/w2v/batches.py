@@ -1,0 +1,156 @@
+"""The training pairs: each epoch streams the encoded corpus chunk by chunk into batches.
+
+Subsampling, dynamic windows and pair generation are vectorised over a whole chunk; then the
+pairs whose centre is one of ``batch_size`` consecutive corpus words make one batch, with their
+noise words. A batch is a dict of tensors whose keys are the model's (see ``SkipGram.loss``):
+
+- skip-gram: ``center`` (B,), ``context`` (B,), ``negatives`` (B, N) and ``targets`` (B, 1+N)
+  (context and noise words side by side, for the fused SGD step), plus that step's index layout
+  when ``step_layout`` is on;
+- skip-gram with shared noise words: ``context`` (P,), ``center`` (C,) each centre word once,
+  ``pair_center`` (P,) the centre of each pair, ``noise_weight`` (C,), ``negatives`` (C, M);
+- CBOW: ``center`` (B,), ``context`` (all window words), ``offsets`` (B,), ``negatives`` (B, N).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from ffnlp.models.kernels.sgns_cpu import fused_step_layout
+from ffnlp.models.skipgram import NoiseSampler, keep_probabilities, window_pairs
+from ffnlp.tasks.w2v.config import Word2VecModelConfig
+from ffnlp.tasks.w2v.corpus import EncodedCorpus
+from ffnlp.tasks.w2v.prefetch import prefetched
+
+Batch = dict[str, torch.Tensor]
+
+
+class PairBatches:
+    """The Trainer's BatchSource for word2vec: an epoch streams the corpus chunk by chunk.
+
+    ``batch_size`` counts corpus words (before subsampling), as word2vec's learning-rate decay
+    does, so the number of batches is known before the epoch; a batch holds every pair whose
+    centre is one of those words (about 2 * 0.6 * window pairs per kept word for skip-gram).
+    """
+
+    def __init__(
+        self,
+        corpus: EncodedCorpus,
+        cfg: Word2VecModelConfig,
+        prefetch: bool = True,
+        step_layout: bool = False,
+    ):
+        self.corpus = corpus
+        self.step_layout = step_layout  # add fused_step_layout's fields to skip-gram batches
+        self.window, self.negative = cfg.window, cfg.negative
+        self.cbow = cfg.architecture == "cbow"
+        self.shared_negatives = cfg.shared_negatives
+        self.keep = keep_probabilities(corpus.vocab.counts, cfg.sample)  # (V,)
+        self.noise = NoiseSampler(corpus.vocab.counts, cfg.noise_power)
+        self.prefetch = prefetch
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.corpus.words
+
+    def num_batches(self, batch_size: int) -> int:
+        return sum(-(-n // batch_size) for n in self.corpus.chunk_words)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self, batch_size: int, generator: torch.Generator | None) -> Iterator[Batch]:
+        if generator is None:  # a fixed draw (evaluation order is fixed anyway)
+            generator = torch.Generator().manual_seed(0)
+        produce = self._produce(batch_size, generator)
+        return prefetched(produce) if self.prefetch else produce
+
+    def _produce(self, batch_size: int, g: torch.Generator) -> Iterator[Batch]:
+        for i in range(len(self.corpus)):
+            yield from self._chunk_batches(self.corpus.chunk(i), batch_size, g)
+
+    def _chunk_batches(
+        self, chunk: np.ndarray, batch_size: int, g: torch.Generator
+    ) -> Iterator[Batch]:
+        ids = torch.from_numpy(chunk.astype(np.int64))  # (T,) words and -1 sentence ends
+        is_word = ids >= 0
+        sentence = torch.cumsum(~is_word, 0)[is_word]  # (n,) sentence number of each word
+        words = ids[is_word]  # (n,)
+        n = len(words)
+        kept = (torch.rand(n, generator=g) < self.keep[words]).nonzero().squeeze(1)  # (K,)
+        kept_words = words[kept]  # (K,)
+        # (P,), (P,): the positions in `kept` of each pair's centre and context word
+        center, context = window_pairs(sentence[kept], self.window, g)
+        n_batches = -(-n // batch_size)
+        # batch b: centres among words [b * batch_size, (b + 1) * batch_size) of the chunk
+        kept_bounds = torch.searchsorted(kept, torch.arange(n_batches + 1) * batch_size)
+        pair_bounds = torch.searchsorted(center, kept_bounds).tolist()
+        for b in range(n_batches):
+            lo, hi = pair_bounds[b], pair_bounds[b + 1]
+            if self.cbow:
+                yield self._cbow_batch(kept_words, center[lo:hi], context[lo:hi], g)
+            elif self.shared_negatives:
+                yield self._shared_noise_batch(kept_words, center[lo:hi], context[lo:hi], g)
+            else:
+                yield self._pair_batch(kept_words, center[lo:hi], context[lo:hi], g)
+
+    def _pair_batch(
+        self,
+        kept_words: torch.Tensor,
+        center: torch.Tensor,
+        context: torch.Tensor,
+        g: torch.Generator,
+    ) -> Batch:
+        """Skip-gram as word2vec trains it: ``negative`` noise words for every pair."""
+        pairs = len(center)
+        targets = torch.empty(pairs, 1 + self.negative, dtype=torch.int64)  # (B, 1+N)
+        torch.index_select(kept_words, 0, context, out=targets[:, 0])
+        targets[:, 1:] = self.noise.sample((pairs, self.negative), g)
+        batch = {
+            "center": kept_words[center],  # (B,)
+            "context": targets[:, 0],  # (B,)
+            "negatives": targets[:, 1:],  # (B, N)
+            "targets": targets,  # (B, 1+N) both, as the model's fused step wants them
+        }
+        if self.step_layout:  # the fused SGD step's index bookkeeping, done here, ahead
+            batch.update(fused_step_layout(batch))
+        return batch
+
+    def _shared_noise_batch(
+        self,
+        kept_words: torch.Tensor,
+        center: torch.Tensor,
+        context: torch.Tensor,
+        g: torch.Generator,
+    ) -> Batch:
+        """Skip-gram with ``shared_negatives`` noise words per centre word, shared by its pairs."""
+        centers, sizes = torch.unique_consecutive(center, return_counts=True)  # (C,), (C,)
+        return {
+            "context": kept_words[context],  # (P,) first: the trainer counts pairs
+            "center": kept_words[centers],  # (C,) each centre once
+            "pair_center": torch.repeat_interleave(torch.arange(len(centers)), sizes),  # (P,)
+            # (C,) weight of each shared noise word: pairs x negative / M
+            "noise_weight": sizes.float() * (self.negative / self.shared_negatives),
+            "negatives": self.noise.sample((len(centers), self.shared_negatives), g),  # (C, M)
+        }
+
+    def _cbow_batch(
+        self,
+        kept_words: torch.Tensor,
+        center: torch.Tensor,
+        context: torch.Tensor,
+        g: torch.Generator,
+    ) -> Batch:
+        """CBOW: the window words of each centre word, as one bag each."""
+        centers, sizes = torch.unique_consecutive(center, return_counts=True)  # (B,), (B,)
+        offsets = torch.zeros(len(sizes), dtype=torch.int64)
+        offsets[1:] = torch.cumsum(sizes, 0)[:-1]
+        return {
+            "center": kept_words[centers],  # (B,)
+            "context": kept_words[context],  # (sum of window sizes,)
+            "offsets": offsets,  # (B,) where each centre's window words start in context
+            "negatives": self.noise.sample((len(centers), self.negative), g),  # (B, N)
+        }

@@ -1,0 +1,67 @@
+"""How good the vectors are: word similarity (Spearman) and analogies (3CosAdd and 3CosMul).
+
+:func:`evaluate_vectors` gathers the measures of ``ffnlp.features.wordvec_eval`` into the
+``evaluation`` section of summary.json; :func:`similarity_evaluator` is the Trainer's per-epoch
+evaluation, so that a run's history shows the vectors improving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ffnlp.features.wordvec_eval import WordVectors, evaluate_analogies, evaluate_similarity
+from ffnlp.models.protocols import as_embedder
+from ffnlp.text.vocab import Vocab
+from ffnlp.training.trainer import Evaluate
+
+
+def evaluate_vectors(
+    wv: WordVectors,
+    similarity: Sequence[str | Path] = (),
+    analogies: str | Path | None = None,
+    restrict: int = 30000,
+) -> dict[str, Any]:
+    """``{"similarity": {file name: {...}}, "analogy": {"accuracy", "3cosmul", "sections", ...}}``."""
+    out: dict[str, Any] = {}
+    if similarity:
+        out["similarity"] = {Path(p).name: evaluate_similarity(wv, p) for p in similarity}
+    if analogies:
+        out["analogy"] = _analogies(wv, analogies, restrict)
+    return out
+
+
+def _analogies(wv: WordVectors, path: str | Path, restrict: int) -> dict[str, Any]:
+    """Both methods on one questions file; ``accuracy`` is 3CosAdd's, as word2vec reports it."""
+    add = evaluate_analogies(wv, path, restrict=restrict, method="3cosadd")
+    mul = evaluate_analogies(wv, path, restrict=restrict, method="3cosmul")
+    return {
+        "file": Path(path).name,
+        "accuracy": add["accuracy"],
+        "3cosadd": add["accuracy"],
+        "3cosmul": mul["accuracy"],
+        "questions": add["questions"],
+        "skipped": add["skipped"],
+        "restrict": add["restrict"],
+        "sections": {
+            name: {
+                "3cosadd": s["accuracy"],
+                "3cosmul": mul["sections"][name]["accuracy"],
+                "questions": s["questions"],
+            }
+            for name, s in add["sections"].items()
+        },
+    }
+
+
+def similarity_evaluator(files: Sequence[str | Path], vocab: Vocab) -> Evaluate:
+    """Per-epoch evaluation for the Trainer: ``spearman_<file stem>`` for each similarity file."""
+
+    def evaluate(model: nn.Module, source: Any) -> dict[str, Any]:
+        wv = WordVectors(vocab.itos, as_embedder(model).word_vectors().cpu().numpy())
+        return {f"spearman_{Path(p).stem}": evaluate_similarity(wv, p)["spearman"] for p in files}
+
+    return evaluate

@@ -1,0 +1,111 @@
+"""The trained vectors: :class:`Word2VecRun`, its run directory, and the loaders.
+
+Run directory: config.toml, vocab.json (words and counts), model.safetensors + model.json,
+vectors.bin (word2vec binary: what ``ffnlp w2v export`` converts and the classifiers load),
+metrics.jsonl, summary.json, plots/.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ffnlp import config as cfgmod
+from ffnlp.errors import ModelFileError
+from ffnlp.features.embeddings import save_vectors
+from ffnlp.features.wordvec_eval import WordVectors
+from ffnlp.models.io import load_model, save_model
+from ffnlp.models.skipgram import SkipGram
+from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
+from ffnlp.tasks.w2v.evaluate import evaluate_vectors
+from ffnlp.text.vocab import Vocab
+
+VECTORS_FILE = "vectors.bin"
+
+
+class Word2VecRun:
+    """A trained word2vec model: its vectors (:class:`WordVectors`), vocabulary, run directory."""
+
+    def __init__(
+        self,
+        config: W2VConfig,
+        vocab: Vocab,
+        model: SkipGram,
+        run_dir: Path | None = None,
+        summary: dict[str, Any] | None = None,
+    ):
+        self.config = config
+        self.vocab = vocab
+        self.model = model.eval()
+        self.run_dir = run_dir
+        self.summary = summary or {}
+        self.wv = WordVectors(vocab.itos, model.word_vectors().numpy())
+
+    def most_similar(self, word: str, k: int = 10) -> list[tuple[str, float]]:
+        return self.wv.most_similar(word, k)
+
+    def evaluate(
+        self,
+        similarity: Sequence[str | Path] = (),
+        analogies: str | Path | None = None,
+        restrict: int = 30000,
+    ) -> dict[str, Any]:
+        return evaluate_vectors(self.wv, similarity, analogies, restrict)
+
+    def export(self, path: str | Path, format: str = "word2vec-text") -> None:
+        self.wv.save(path, format=format)
+
+    def save(self, run_dir: str | Path) -> Path:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfgmod.save_toml(self.config, run_dir / "config.toml")
+        self.vocab.save(run_dir / "vocab.json")
+        save_model(self.model, run_dir, "w2v", _model_args(self.model))
+        save_vectors(
+            run_dir / VECTORS_FILE, self.wv.words, self.wv.vectors, format="word2vec-binary"
+        )
+        self.run_dir = run_dir
+        return run_dir
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Word2VecRun:
+        run_dir = Path(run_dir)
+        model, arch = load_model(run_dir)
+        if arch["task"] != "w2v" or not isinstance(model, SkipGram):
+            raise ModelFileError(f"{run_dir} holds a {arch['task']} model, not word2vec")
+        try:
+            config = resolve_config(run_dir / "config.toml")
+            vocab = Vocab.load(run_dir / "vocab.json")
+        except FileNotFoundError as exc:
+            raise ModelFileError(
+                f"{run_dir} is incomplete: {Path(exc.filename).name} is missing"
+            ) from None
+        summary_path = run_dir / "summary.json"
+        summary = (
+            json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+        )
+        return cls(config, vocab, model, run_dir, summary)
+
+
+def load(run_dir: str | Path) -> Word2VecRun:
+    """The word2vec run saved in ``run_dir`` (what ``ffnlp.load`` returns for a w2v run)."""
+    return Word2VecRun.load(run_dir)
+
+
+def load_word_vectors(
+    path: str | Path, format: str = "auto", encoding: str = "utf-8"
+) -> WordVectors:
+    """Vectors from an ffnlp w2v run directory or any vectors file (word2vec, GloVe, .vec)."""
+    return WordVectors.load(path, format=format, encoding=encoding)
+
+
+def _model_args(model: SkipGram) -> dict[str, Any]:
+    return {
+        "vocab_size": model.vocab_size,
+        "dim": model.dim,
+        "cbow": model.cbow,
+        "sparse": model.sparse,
+        "workers": model.workers,
+    }

@@ -1,0 +1,163 @@
+"""The recipe: read the corpus once, stream its pairs through SkipGram with the shared Trainer,
+write the run directory (see :mod:`ffnlp.tasks.w2v.result`) and its summary."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ffnlp import config as cfgmod
+from ffnlp.errors import ConfigError, TrainingError
+from ffnlp.models.skipgram import SkipGram
+from ffnlp.runtime import available_cores, seed_everything, select_device
+from ffnlp.tasks.run import Summary, finish_run, fit, start_run, training_summary
+from ffnlp.tasks.w2v.batches import PairBatches
+from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
+from ffnlp.tasks.w2v.corpus import EncodedCorpus
+from ffnlp.tasks.w2v.evaluate import similarity_evaluator
+from ffnlp.tasks.w2v.result import Word2VecRun
+from ffnlp.text.vocab import Vocab
+from ffnlp.training import Callback, Trainer
+
+
+def train_word2vec(
+    corpus: str | Path,
+    config: W2VConfig | str | Path | dict[str, Any] | None = None,
+    overrides: Iterable[str] = (),
+    out: str | Path | None = None,
+    seed: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    resume: bool = False,
+    **settings: Any,
+) -> Word2VecRun:
+    """Train word vectors on a plain-text corpus (one sentence a line) and write the run directory.
+
+    >>> run = train_word2vec("ptb.train.txt.gz", config="configs/ptb_w2v.toml", out="runs/w2v")  # doctest: +SKIP
+    >>> run.most_similar("stock", k=3)                                                          # doctest: +SKIP
+    """
+    run_dir, cfg = start_run(
+        "w2v",
+        resolve_config,
+        config,
+        overrides,
+        settings,
+        out,
+        resume,
+        seed,
+        check=_check_evaluation_files,
+    )
+    started = time.perf_counter()
+    encoded = EncodedCorpus.read(
+        corpus, cfg.corpus, cfg.model.min_count, cfg.model.max_vocab, workdir=run_dir
+    )
+    try:
+        source = _pair_batches(encoded, cfg)
+        prep_seconds = time.perf_counter() - started
+        seed_everything(cfg.train.seed)
+        model = _skipgram(len(encoded.vocab), cfg)
+        trainer = _fit(model, cfg, encoded.vocab, source, callbacks, run_dir, resume)
+    finally:
+        encoded.close()
+
+    result = Word2VecRun(cfg, encoded.vocab, model.cpu().eval(), run_dir)  # trainer.model is model
+    result.save(run_dir)
+    summary = _summary(cfg, trainer, encoded, model, prep_seconds)
+    summary["evaluation"] = result.evaluate(
+        cfg.evaluation.similarity, cfg.evaluation.analogies or None, cfg.evaluation.restrict
+    )
+    result.summary = dict(finish_run(run_dir, summary, trainer.history.records))
+    return result
+
+
+def _check_evaluation_files(cfg: W2VConfig) -> None:
+    for p in [
+        *cfg.evaluation.similarity,
+        *([cfg.evaluation.analogies] if cfg.evaluation.analogies else []),
+    ]:
+        if not Path(p).is_file():
+            raise ConfigError(
+                f"evaluation file {p} does not exist (evaluation.similarity / analogies)"
+            )
+
+
+def _pair_batches(encoded: EncodedCorpus, cfg: W2VConfig) -> PairBatches:
+    # the fused step's index layout is made ahead only for the model it serves: a CPU one
+    # (on a GPU the Trainer takes the autograd path)
+    on_cpu = select_device(cfg.train.device).type == "cpu"
+    return PairBatches(
+        encoded,
+        cfg.model,
+        prefetch=cfg.corpus.prefetch,
+        step_layout=cfg.train.fused_sgd and on_cpu,
+    )
+
+
+def _skipgram(vocab_size: int, cfg: W2VConfig) -> SkipGram:
+    # by default every core works on the step, but the one the prefetch thread keeps busy
+    workers = cfg.model.workers or max(1, available_cores() - (1 if cfg.corpus.prefetch else 0))
+    return SkipGram(
+        vocab_size,
+        cfg.model.dim,
+        cbow=cfg.model.architecture == "cbow",
+        sparse=cfg.train.sparse,
+        workers=workers,
+    )
+
+
+def _fit(
+    model: SkipGram,
+    cfg: W2VConfig,
+    vocab: Vocab,
+    source: PairBatches,
+    callbacks: Sequence[Callback],
+    run_dir: Path,
+    resume: bool,
+) -> Trainer:
+    """The Trainer's run. With similarity files the vectors are evaluated after every epoch, and
+    the first file's Spearman is what ``train.monitor`` watches unless it was set."""
+    train_cfg = cfg.train
+    files = list(cfg.evaluation.similarity)
+    evaluate = similarity_evaluator(files, vocab) if files else None
+    if files and train_cfg.monitor == "dev.loss":
+        train_cfg = cfgmod.replace(train_cfg, monitor=f"dev.spearman_{Path(files[0]).stem}")
+    dev = source if files else None  # turns the evaluation on; it reads the model, not batches
+    try:
+        return fit(model, train_cfg, source, dev, evaluate, callbacks, run_dir, resume)
+    except TrainingError as exc:
+        raise TrainingError(
+            f"{str(exc).rstrip('.')}. For word2vec the usual cause is a batch that is too large "
+            f"for the vocabulary: a batch sums the updates of all its pairs, so with {len(vocab)} "
+            f"words each one gets many at once; lower train.batch_size (now {train_cfg.batch_size})"
+        ) from None
+
+
+def _summary(
+    cfg: W2VConfig,
+    trainer: Trainer,
+    encoded: EncodedCorpus,
+    model: SkipGram,
+    prep_seconds: float,
+) -> Summary:
+    """summary.json's keys but ``evaluation``: the common ones, then sizes, speed, final loss."""
+    history, seconds = trainer.history, trainer.train_seconds
+    summary = training_summary("w2v", trainer, prep_seconds)
+    summary["architecture"] = cfg.model.architecture
+    summary["vocab_size"] = len(encoded.vocab)
+    summary["corpus_tokens"] = encoded.raw_tokens
+    summary["corpus_words_in_vocab"] = encoded.words
+    # counted as gensim counts: corpus tokens x epochs / training seconds
+    summary["words_per_second"] = (
+        encoded.raw_tokens * trainer.epoch / seconds if seconds > 0 else math.nan
+    )
+    summary["threads"] = torch.get_num_threads()
+    summary["workers"] = model.workers
+    summary["prefetch_thread"] = cfg.corpus.prefetch
+    summary["final_train_loss"] = history.epochs[-1]["train"]["loss"] if history.epochs else None
+    if history.epochs and history.epochs[-1].get("dev"):
+        summary["dev"] = history.epochs[-1]["dev"]
+    return summary
