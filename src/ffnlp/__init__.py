@@ -62,7 +62,7 @@ def load(run_dir: Any) -> Any:
 
         return load_classifier(run_dir)
     if task == "lm":
-        from ffnlp.tasks.lm import load_lm
+        from ffnlp.tasks.lm import load as load_lm
 
         return load_lm(run_dir)
     if task == "w2v":
