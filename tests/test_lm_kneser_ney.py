@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from tests.conftest import shared_data
 
+from ffnlp.errors import ModelFileError
 from ffnlp.models.kneser_ney import KneserNey, discounts
-from ffnlp.tasks.lm import load_lm, train_lm
+from ffnlp.tasks.lm import load, train_lm
 
 EOS = 0
 
@@ -123,6 +124,44 @@ def test_state_round_trip() -> None:
     np.testing.assert_array_equal(again.log_probs(ids), kn.log_probs(ids))
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"order": 3.0}, "'order' must be an integer; got 3.0"),
+        ({"order": True}, "'order' must be an integer; got True"),
+        ({"order": 0}, "'order' must be at least 1; got 0"),
+        ({"vocab_size": None}, "'vocab_size' must be an integer; got None"),
+        ({"eos_id": 10}, "'eos_id' must be below 'vocab_size' \\(10\\); got 10"),
+        ({"discounts": [[0.5, 1.0, 1.5]]}, "'discounts' must be a list of 3 triples"),
+        (
+            {"discounts": [[0.5, 1.0, 1.5]] * 2 + [[0.5, "1"]]},
+            r"each entry of 'discounts' must be three numbers; got \[0.5, '1'\]",
+        ),
+        ({"discounts": None}, "'discounts' must be a list of 3 triples"),
+    ],
+)
+def test_a_bad_header_is_refused_with_what_is_wrong(change: dict, message: str) -> None:
+    rng = np.random.default_rng(4)
+    ids, _ = random_stream(rng, 20, 10)
+    arrays, header = KneserNey.fit(ids, order=3, vocab_size=10, eos_id=EOS).state()
+    with pytest.raises(ModelFileError, match="the Kneser-Ney model header is invalid: " + message):
+        KneserNey.from_state(arrays, {**header, **change})
+
+
+def test_a_missing_header_value_or_table_is_named() -> None:
+    rng = np.random.default_rng(4)
+    ids, _ = random_stream(rng, 20, 10)
+    arrays, header = KneserNey.fit(ids, order=3, vocab_size=10, eos_id=EOS).state()
+    del header["eos_id"]
+    with pytest.raises(ModelFileError, match="it lacks 'eos_id'"):
+        KneserNey.from_state(arrays, header)
+    with pytest.raises(ModelFileError, match="must be a JSON object; got list"):
+        KneserNey.from_state(arrays, [3, 10])
+    del arrays["order3.gamma"]
+    with pytest.raises(ModelFileError, match="lacks 'order3.gamma'; retrain the model"):
+        KneserNey.from_state(arrays, {**header, "eos_id": EOS})
+
+
 @pytest.mark.slow
 def test_ptb_kn5_matches_the_published_perplexity(tmp_path: Path) -> None:
     train = shared_data("ptb/ptb.train.txt.gz")
@@ -131,4 +170,4 @@ def test_ptb_kn5_matches_the_published_perplexity(tmp_path: Path) -> None:
     lm = train_lm(train, valid, test, config=config, out=tmp_path, overrides=["samples=0"])
     assert lm.summary["test"]["tokens"] == 82430  # 78,669 words + 3,761 </s>
     assert lm.summary["test"]["perplexity"] <= 148  # Mikolov (2012): 141.2
-    assert load_lm(tmp_path).perplexity(test) == pytest.approx(lm.summary["test"]["perplexity"])
+    assert load(tmp_path).perplexity(test) == pytest.approx(lm.summary["test"]["perplexity"])

@@ -14,7 +14,7 @@ from ffnlp.config import build
 from ffnlp.errors import ConfigError
 from ffnlp.models.lm import FeedForwardLM, FFLMConfig
 from ffnlp.models.registry import build_model
-from ffnlp.tasks.lm import make_evaluator, perplexity_of, token_log_probs_nn
+from ffnlp.tasks.lm.evaluate import make_evaluator, perplexity_of, token_log_probs_nn
 from ffnlp.text.corpus import LMBatches
 
 V = 37

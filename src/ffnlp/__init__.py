@@ -62,9 +62,9 @@ def load(run_dir: Any) -> Any:
 
         return load_classifier(run_dir)
     if task == "lm":
-        from ffnlp.tasks.lm import load_lm
+        from ffnlp.tasks.lm import load as load_language_model
 
-        return load_lm(run_dir)
+        return load_language_model(run_dir)
     if task == "w2v":
         from ffnlp.tasks.w2v import load as load_w2v
 

@@ -133,7 +133,7 @@ def evaluate(
 
         ffnlp lm eval runs/ptb_lm --data ../shared/data/ptb/ptb.test.txt --interpolate-with runs/ptb_kn5 --dev ../shared/data/ptb/ptb.valid.txt
     """
-    from ffnlp.tasks.lm import load_lm
+    from ffnlp.tasks.lm import load as load_lm
 
     lm = load_lm(run, interpolate_with=interpolate_with, tune_on=dev)
     if weight is not None:
@@ -183,7 +183,7 @@ def generate(
 
         ffnlp lm generate runs/ptb_lm --prompt "the company said" --max-tokens 30 --temperature 0.8 --top-k 50 --seed 1
     """
-    from ffnlp.tasks.lm import load_lm
+    from ffnlp.tasks.lm import load as load_lm
 
     lm = load_lm(run, interpolate_with=interpolate_with)
     samples = [

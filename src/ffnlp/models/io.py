@@ -1,4 +1,10 @@
-"""Model files: weights in safetensors (no pickle, so loading never runs code) + model.json."""
+"""Model files: weights in safetensors (no pickle, so loading never runs code) + model.json.
+
+Two kinds of model live in run directories: ``nn.Module``s built through the registry
+(:func:`save_model` / :func:`load_model`) and the count-based Kneser-Ney n-gram model
+(:func:`save_ngram` / :func:`load_ngram`), whose tables are saved as plain arrays.  Both write
+``model.safetensors`` beside ``model.json`` = ``{"task", "type", "args"}``.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from safetensors import SafetensorError
+from safetensors.numpy import load_file as _load_arrays
+from safetensors.numpy import save_file as _save_arrays
 from safetensors.torch import load_model as _st_load
 from safetensors.torch import save_model as _st_save
 from torch import nn
 
 from ffnlp.errors import ModelFileError
+from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.registry import build_model
 
 WEIGHTS = "model.safetensors"
 ARCH = "model.json"
+NGRAM_TYPE = "kneser_ney"  # model.json "type" of a KneserNey model (no nn.Module: not registered)
 
 
 def save_model(model: nn.Module, run_dir: str | Path, task: str, args: dict[str, Any]) -> None:
@@ -23,7 +34,21 @@ def save_model(model: nn.Module, run_dir: str | Path, task: str, args: dict[str,
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _st_save(model, str(run_dir / WEIGHTS))  # handles tied (shared) tensors
-    arch = {"task": task, "type": model.registry_name, "args": args}
+    _write_arch(run_dir, task, str(model.registry_name), args)
+
+
+def save_ngram(model: KneserNey, run_dir: str | Path, task: str) -> None:
+    """Write a Kneser-Ney model: its tables into model.safetensors, its header as model.json's
+    ``args`` (type ``kneser_ney``)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    arrays, header = model.state()
+    _save_arrays({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(run_dir / WEIGHTS))
+    _write_arch(run_dir, task, NGRAM_TYPE, header)
+
+
+def _write_arch(run_dir: Path, task: str, type_name: str, args: dict[str, Any]) -> None:
+    arch = {"task": task, "type": type_name, "args": args}
     (run_dir / ARCH).write_text(json.dumps(arch, indent=2), encoding="utf-8")
 
 
@@ -59,4 +84,26 @@ def load_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
             f"{weights} does not match {ARCH}: missing {sorted(missing)}, unexpected {sorted(unexpected)}"
         )
     model.eval()
+    return model, arch
+
+
+def load_ngram(run_dir: str | Path) -> tuple[KneserNey, dict[str, Any]]:
+    """Read back what :func:`save_ngram` wrote; clear errors for missing or damaged files."""
+    run_dir = Path(run_dir)
+    arch = read_arch(run_dir)
+    if arch["type"] != NGRAM_TYPE:
+        raise ModelFileError(
+            f"{run_dir / ARCH} describes a {arch['type']!r} model, not a Kneser-Ney one"
+        )
+    weights = run_dir / WEIGHTS
+    if not weights.is_file():
+        raise ModelFileError(f"{weights} is missing; the run may not have finished")
+    try:
+        arrays = _load_arrays(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{weights} cannot be read ({exc}); the file is corrupted") from None
+    try:
+        model = KneserNey.from_state(arrays, arch["args"])
+    except ModelFileError as exc:
+        raise ModelFileError(f"{run_dir}: {exc}") from None
     return model, arch

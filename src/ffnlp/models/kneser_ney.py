@@ -21,7 +21,7 @@ is ``id(prefix (n-1)-gram) * V + last word``, and the sorted unique keys of one 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -236,6 +236,11 @@ class KneserNey:
     # ----------------------------------------------------------------------------------------
     # persistence: plain arrays (safetensors) plus a small JSON-able header
 
+    @property
+    def ngram_counts(self) -> list[int]:
+        """How many n-grams each order keeps: V for unigrams, then the table sizes of 2..order."""
+        return [self.vocab_size] + [len(t.keys) for t in self.orders]
+
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, object]]:
         arrays = {"unigram": self.unigram}
         for n, tab in enumerate(self.orders, start=2):
@@ -243,19 +248,21 @@ class KneserNey:
             arrays[f"order{n}.numerator"] = tab.numerator
             arrays[f"order{n}.denominator"] = tab.denominator
             arrays[f"order{n}.gamma"] = tab.gamma
-        header = {
+        header: dict[str, object] = {
             "order": self.order,
             "vocab_size": self.vocab_size,
             "eos_id": self.eos_id,
             "discounts": [list(d) for d in self.discount_table],
-            "ngrams": [self.vocab_size] + [len(t.keys) for t in self.orders],
+            "ngrams": self.ngram_counts,
         }
         return arrays, header
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], header: dict[str, object]) -> KneserNey:
+    def from_state(cls, arrays: Mapping[str, np.ndarray], header: object) -> KneserNey:
+        """Rebuild a model from :meth:`state`'s arrays and header (the header as read from JSON:
+        every value is checked, and a bad one raises :class:`ModelFileError`)."""
+        order, vocab_size, eos_id, discount_table = _parse_header(header)
         try:
-            order = int(header["order"])  # type: ignore[call-overload]
             orders = [
                 _Order(
                     np.asarray(arrays[f"order{n}.keys"], dtype=np.int64),
@@ -265,15 +272,48 @@ class KneserNey:
                 )
                 for n in range(2, order + 1)
             ]
-            return cls(
-                order,
-                int(header["vocab_size"]),  # type: ignore[call-overload]
-                int(header["eos_id"]),  # type: ignore[call-overload]
-                arrays["unigram"],
-                orders,
-                [tuple(d) for d in header["discounts"]],  # type: ignore[attr-defined]
-            )
+            unigram = arrays["unigram"]
         except KeyError as exc:
             raise ModelFileError(
                 f"the Kneser-Ney model file lacks {exc}; retrain the model"
             ) from None
+        return cls(order, vocab_size, eos_id, unigram, orders, discount_table)
+
+
+def _parse_header(header: object) -> tuple[int, int, int, list[tuple[float, float, float]]]:
+    """order, vocab_size, eos_id and the discount table of a saved model's header, type-checked."""
+    if not isinstance(header, Mapping):
+        raise _bad_header(f"the header must be a JSON object; got {type(header).__name__}")
+    order = _header_int(header, "order", minimum=1)
+    vocab_size = _header_int(header, "vocab_size", minimum=1)
+    eos_id = _header_int(header, "eos_id", minimum=0)
+    if eos_id >= vocab_size:
+        raise _bad_header(f"'eos_id' must be below 'vocab_size' ({vocab_size}); got {eos_id}")
+    table = header.get("discounts")
+    if not isinstance(table, list) or len(table) != order:
+        raise _bad_header(f"'discounts' must be a list of {order} triples (one per order); got {table!r}")
+    discount_table = []
+    for row in table:
+        if not (
+            isinstance(row, list)
+            and len(row) == 3
+            and all(isinstance(d, int | float) and not isinstance(d, bool) for d in row)
+        ):
+            raise _bad_header(f"each entry of 'discounts' must be three numbers; got {row!r}")
+        discount_table.append((float(row[0]), float(row[1]), float(row[2])))
+    return order, vocab_size, eos_id, discount_table
+
+
+def _header_int(header: Mapping[object, object], key: str, minimum: int) -> int:
+    if key not in header:
+        raise _bad_header(f"it lacks '{key}'")
+    value = header[key]
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise _bad_header(f"'{key}' must be an integer; got {value!r}")
+    if value < minimum:
+        raise _bad_header(f"'{key}' must be at least {minimum}; got {value}")
+    return int(value)
+
+
+def _bad_header(problem: str) -> ModelFileError:
+    return ModelFileError(f"the Kneser-Ney model header is invalid: {problem}; retrain the model")

@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import save_file as save_arrays
 from typer.testing import CliRunner
 
+import ffnlp
 from ffnlp.errors import ConfigError, ModelFileError
-from ffnlp.tasks.lm import fit_mixture_weight, load_lm, mix_log_probs, train_lm
+from ffnlp.models.io import load_ngram
+from ffnlp.models.kneser_ney import KneserNey
+from ffnlp.tasks.lm import fit_mixture_weight, load, load_lm, mix_log_probs, train_lm
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "in", "park"]
 SMALL = [
@@ -84,7 +89,7 @@ def test_run_directory_and_summary(runs: dict[str, Path]) -> None:
 def test_loaded_models_give_the_summary_perplexities(runs: dict[str, Path], corpus) -> None:
     for kind in ("nn", "kn"):
         summary = json.loads((runs[kind] / "summary.json").read_text())
-        lm = load_lm(runs[kind], standalone=True)
+        lm = load(runs[kind], standalone=True)
         assert lm.perplexity(corpus["test"]) == pytest.approx(
             summary["test"]["perplexity"], rel=1e-6
         )
@@ -97,7 +102,7 @@ def test_interpolation_weight_is_fitted_and_never_worse_on_dev(
     mixed = summary["interpolated"]
     assert 0 <= mixed["weight"] <= 1
     assert mixed["dev"]["perplexity"] <= summary["dev"]["perplexity"] + 1e-9
-    lm = load_lm(runs["kn"])  # follows interpolate_with, with the fitted weight
+    lm = load(runs["kn"])  # follows interpolate_with, with the fitted weight
     assert lm.partner is not None and lm.weight == pytest.approx(mixed["weight"])
     assert lm.perplexity(corpus["test"]) == pytest.approx(mixed["test"]["perplexity"], rel=1e-6)
     p = lm.next_distribution([0, 2, 3])
@@ -115,7 +120,7 @@ def test_mixture_weight_by_em_matches_a_grid_search() -> None:
 
 def test_generation_is_reproducible_with_a_seed(runs: dict[str, Path]) -> None:
     for kind in ("nn", "kn"):
-        lm = load_lm(runs[kind], standalone=True)
+        lm = load(runs[kind], standalone=True)
         first = lm.generate("the cat", max_tokens=12, temperature=0.9, top_k=5, seed=7)
         again = lm.generate("the cat", max_tokens=12, temperature=0.9, top_k=5, seed=7)
         assert first.tokens == again.tokens
@@ -133,18 +138,97 @@ def test_generation_is_reproducible_with_a_seed(runs: dict[str, Path]) -> None:
 
 
 def test_unknown_prompt_words_are_reported(runs: dict[str, Path]) -> None:
-    lm = load_lm(runs["nn"])
+    lm = load(runs["nn"])
     out = lm.generate("the zebra", max_tokens=3, seed=0)
     assert out.unknown == ["zebra"]
 
 
 def test_errors_name_the_fix(runs: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="model.json is missing"):
-        load_lm(tmp_path)
+        load(tmp_path)
     with pytest.raises(ConfigError, match="pass --dev FILE to fit it"):
-        load_lm(runs["nn"], interpolate_with=runs["kn"])
+        load(runs["nn"], interpolate_with=runs["kn"])
     with pytest.raises(ConfigError, match="top_k must be >= 0"):
-        load_lm(runs["nn"]).generate("the", top_k=-1)
+        load(runs["nn"]).generate("the", top_k=-1)
+
+
+def test_a_run_of_another_task_is_refused(runs: dict[str, Path], tmp_path: Path) -> None:
+    shutil.copytree(runs["nn"], tmp_path / "run")
+    arch = json.loads((tmp_path / "run" / "model.json").read_text())
+    arch["task"] = "classify"
+    (tmp_path / "run" / "model.json").write_text(json.dumps(arch))
+    with pytest.raises(ModelFileError, match="holds a 'classify' model, not a language model"):
+        load(tmp_path / "run")
+
+
+def test_load_lm_is_a_deprecated_alias_of_load(runs: dict[str, Path], corpus) -> None:
+    with pytest.warns(DeprecationWarning, match="use ffnlp.tasks.lm.load"):
+        old = load_lm(runs["kn"], standalone=True)
+    new = load(runs["kn"], standalone=True)
+    assert old.perplexity(corpus["test"]) == new.perplexity(corpus["test"])
+
+
+def _save_kn_the_old_way(ngram: KneserNey, run_dir: Path) -> None:
+    """How run folders held a Kneser-Ney model before models/io.py wrote them (kept verbatim as
+    the format reference): the tables under these exact keys, the header as model.json's args."""
+    arrays = {"unigram": ngram.unigram}
+    for n, tab in enumerate(ngram.orders, start=2):
+        arrays[f"order{n}.keys"] = tab.keys
+        arrays[f"order{n}.numerator"] = tab.numerator
+        arrays[f"order{n}.denominator"] = tab.denominator
+        arrays[f"order{n}.gamma"] = tab.gamma
+    header = {
+        "order": ngram.order,
+        "vocab_size": ngram.vocab_size,
+        "eos_id": ngram.eos_id,
+        "discounts": [list(d) for d in ngram.discount_table],
+        "ngrams": [ngram.vocab_size] + [len(t.keys) for t in ngram.orders],
+    }
+    save_arrays(
+        {k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(run_dir / "model.safetensors")
+    )
+    arch = {"task": "lm", "type": "kneser_ney", "args": header}
+    (run_dir / "model.json").write_text(json.dumps(arch, indent=2), encoding="utf-8")
+
+
+def test_a_kneser_ney_run_saved_in_the_old_format_loads(
+    runs: dict[str, Path], corpus, tmp_path: Path
+) -> None:
+    kn = load(runs["kn"], standalone=True)
+    assert kn.ngram is not None
+    new_files = {
+        name: (runs["kn"] / name).read_bytes() for name in ("model.safetensors", "model.json")
+    }
+    old_dir = tmp_path / "old"
+    shutil.copytree(runs["kn"], old_dir)
+    for name in ("model.safetensors", "model.json"):
+        (old_dir / name).unlink()
+    _save_kn_the_old_way(kn.ngram, old_dir)
+    for name, data in new_files.items():  # the files written today are the old ones, byte for byte
+        assert (old_dir / name).read_bytes() == data, name
+    mixed = load(runs["kn"])  # the run was trained with interpolate_with: ffnlp.load mixes too
+    for old, new in ((load(old_dir, standalone=True), kn), (ffnlp.load(old_dir), mixed)):
+        assert old.perplexity(corpus["test"]) == new.perplexity(corpus["test"])
+        np.testing.assert_array_equal(old.next_distribution([0, 2]), new.next_distribution([0, 2]))
+
+
+def test_a_damaged_kneser_ney_run_names_the_file(runs: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="describes a 'ffnn_lm' model, not a Kneser-Ney one"):
+        load_ngram(runs["nn"])
+    run = tmp_path / "run"
+    shutil.copytree(runs["kn"], run)
+    arch = json.loads((run / "model.json").read_text())
+    arch["args"]["order"] = "3"
+    (run / "model.json").write_text(json.dumps(arch))
+    with pytest.raises(ModelFileError, match=r"run: the Kneser-Ney model header is invalid: "
+                       r"'order' must be an integer; got '3'; retrain the model"):
+        load(run, standalone=True)
+    (run / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelFileError, match="model.safetensors cannot be read .*corrupted"):
+        load(run, standalone=True)
+    (run / "model.safetensors").unlink()
+    with pytest.raises(ModelFileError, match="model.safetensors is missing"):
+        load(run, standalone=True)
 
 
 def test_cli_eval_and_generate(runs: dict[str, Path], corpus) -> None:

@@ -1,0 +1,53 @@
+"""The lm task's configuration: which kind of model, its sections, and how to resolve them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ffnlp import config as cfgmod
+from ffnlp.config import option, section
+from ffnlp.models.lm import FFLMConfig
+from ffnlp.text.corpus import CorpusConfig
+from ffnlp.training import TrainConfig
+
+KINDS = ("ffnn", "kneser_ney")
+
+
+@dataclass(frozen=True)
+class KNConfig:
+    order: int = option(
+        5, "n-gram order (2-5 are usual; 5 is the classic PTB baseline)", ge=1, le=9
+    )
+
+
+def _lm_train_defaults() -> TrainConfig:
+    return TrainConfig(batch_size=512, monitor="dev.perplexity", log_every=200)
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    kind: str = option(
+        "ffnn", "ffnn (the neural model) or kneser_ney (the n-gram baseline)", choices=KINDS
+    )
+    interpolate_with: str = option(
+        "", "run directory of another LM (same vocabulary) to mix with, weight fitted on dev"
+    )
+    eval_batch_size: int = option(4096, "windows per batch when computing perplexity", ge=1)
+    samples: int = option(3, "sentences sampled into summary.json after training", ge=0)
+    data: CorpusConfig = section(CorpusConfig)
+    model: FFLMConfig = section(FFLMConfig)
+    kneser_ney: KNConfig = section(KNConfig)
+    train: TrainConfig = field(default_factory=_lm_train_defaults)
+
+
+def resolve_config(
+    config: LMConfig | str | Path | dict[str, Any] | None,
+    overrides: Iterable[str] = (),
+    **settings: Any,
+) -> LMConfig:
+    """Defaults (the LM's own [train] defaults included) -> TOML file or dict -> ``key=value``
+    overrides -> keyword settings ("train.lr": 0.1), validated."""
+    return cfgmod.resolve(LMConfig, config, overrides, **settings)

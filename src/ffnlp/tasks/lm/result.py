@@ -1,0 +1,295 @@
+"""The trained language model behind one run directory, whatever its kind: scoring, perplexity,
+sampling, the mixture with a partner model, and :func:`load`."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.models.io import NGRAM_TYPE, load_model, load_ngram, read_arch
+from ffnlp.models.kneser_ney import KneserNey
+from ffnlp.models.lm import FeedForwardLM
+from ffnlp.tasks.lm.config import LMConfig, resolve_config
+from ffnlp.tasks.lm.evaluate import (
+    fit_mixture_weight,
+    mix_log_probs,
+    perplexity_of,
+    token_log_probs_nn,
+)
+from ffnlp.text.corpus import EOS, Corpus, LMBatches, encode_corpus, mask_before_sentence_start
+from ffnlp.text.vocab import Vocab
+
+
+class LanguageModel:
+    """A trained LM with its vocabulary: scoring, perplexity and sampling."""
+
+    def __init__(
+        self,
+        config: LMConfig,
+        vocab: Vocab,
+        run_dir: Path | None,
+        network: FeedForwardLM | None = None,
+        ngram: KneserNey | None = None,
+        partner: LanguageModel | None = None,
+        weight: float = 1.0,
+        summary: dict[str, Any] | None = None,
+    ):
+        self.config = config
+        self.vocab = vocab
+        self.run_dir = run_dir
+        self.network = network
+        self.ngram = ngram
+        self.partner = partner  # the interpolated partner, if any
+        self.weight = weight  # this model's share in the mixture
+        self.summary = summary or {}
+        self.eos_id = vocab.stoi(EOS)
+
+    def set_weight(self, weight: float) -> None:
+        """This model's share in the mixture with its partner, in [0, 1]."""
+        if not 0 <= weight <= 1:
+            raise ConfigError(f"the mixture weight must lie between 0 and 1; got {weight}")
+        self.weight = float(weight)
+
+    @property
+    def kind(self) -> str:
+        return "ffnn" if self.network is not None else "kneser_ney"
+
+    # -- scoring ------------------------------------------------------------------------------
+    def own_log_probs(self, corpus: Corpus) -> np.ndarray:
+        """log p of every target of the corpus under this model alone (no interpolation)."""
+        if self.network is not None:
+            cfg = self.network.config
+            source = LMBatches(
+                corpus.ids, cfg.context_size, self.eos_id, self.config.data.cross_sentences
+            )
+            return token_log_probs_nn(self.network, source, self.config.eval_batch_size)
+        assert self.ngram is not None
+        return self.ngram.log_probs(corpus.ids.numpy())
+
+    def log_probs(self, corpus: Corpus) -> np.ndarray:
+        """log p of every target, mixed with the partner model when there is one."""
+        own = self.own_log_probs(corpus)
+        if self.partner is None:
+            return own
+        return mix_log_probs(own, self.partner.own_log_probs(corpus), self.weight)
+
+    def encode(self, path: str | Path) -> Corpus:
+        return encode_corpus(path, self.vocab, self.config.data)
+
+    def perplexity(self, path: str | Path) -> float:
+        """Perplexity of a text file (one sentence a line), ``</s>`` counted."""
+        return perplexity_of(self.log_probs(self.encode(path)))
+
+    def evaluate(self, path: str | Path) -> dict[str, Any]:
+        corpus = self.encode(path)
+        lp = self.log_probs(corpus)
+        out: dict[str, Any] = {
+            "perplexity": perplexity_of(lp),
+            "loss": -float(np.mean(lp)),
+            "tokens": corpus.targets,
+            "sentences": corpus.sentences,
+            "oov_rate": corpus.unknown / max(corpus.words, 1),
+        }
+        if self.partner is not None:
+            out["weight"] = self.weight
+        return out
+
+    # -- the next-word distribution --------------------------------------------------------------
+    @torch.no_grad()
+    def next_distribution(self, history: Sequence[int]) -> np.ndarray:
+        """p(w | history) over the vocabulary: (V,) float64; ``history`` starts with ``</s>``."""
+        p = self._own_distribution(history)
+        if self.partner is not None:
+            p = self.weight * p + (1 - self.weight) * self.partner._own_distribution(history)
+        return p
+
+    def _own_distribution(self, history: Sequence[int]) -> np.ndarray:
+        if self.ngram is not None:
+            return self.ngram.distribution(history)
+        assert self.network is not None
+        C = self.network.config.context_size
+        tail = [self.eos_id] * max(0, C - len(history)) + list(history)[-C:]
+        context = torch.tensor([tail], dtype=torch.long)  # (1, C)
+        if not self.config.data.cross_sentences:
+            context = mask_before_sentence_start(context, self.eos_id)
+        self.network.eval()
+        device = next(self.network.parameters()).device
+        return self.network.log_probs(context.to(device))[0].double().exp().cpu().numpy()
+
+    # -- sampling ------------------------------------------------------------------------------
+    def generate(
+        self,
+        prompt: str = "",
+        max_tokens: int = 30,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        seed: int = 0,
+        stop_at_eos: bool = True,
+    ) -> Generation:
+        """Sample a continuation of ``prompt``; unknown prompt words become ``<unk>`` (noted)."""
+        if max_tokens < 1:
+            raise ConfigError(f"max_tokens must be at least 1; got {max_tokens}")
+        if temperature < 0:
+            raise ConfigError(
+                f"temperature must be >= 0 (0 = always the likeliest word); got {temperature}"
+            )
+        if top_k < 0:
+            raise ConfigError(f"top_k must be >= 0 (0 = no limit); got {top_k}")
+        words = prompt.lower().split() if self.config.data.lowercase else prompt.split()
+        unknown = [w for w in words if w not in self.vocab]
+        history = [self.eos_id] + self.vocab.encode(words)
+        generator = torch.Generator().manual_seed(seed)
+        produced: list[str] = []
+        for _ in range(max_tokens):
+            p = torch.from_numpy(self.next_distribution(history))  # (V,)
+            word = _sample(p, temperature, top_k, generator)
+            history.append(word)
+            token = self.vocab.itos[word]
+            produced.append(token)
+            if stop_at_eos and word == self.eos_id:
+                break
+        return Generation(prompt_tokens=words, tokens=produced, unknown=unknown)
+
+
+@dataclass
+class Generation:
+    prompt_tokens: list[str]
+    tokens: list[str]  # the sampled tokens (``</s>`` included when sampled)
+    unknown: list[str]  # prompt words that were not in the vocabulary (read as <unk>)
+
+    @property
+    def text(self) -> str:
+        """Prompt and continuation; ``</s>`` shown as a line break."""
+        out = " ".join(self.prompt_tokens + self.tokens)
+        return out.replace(f" {EOS}", "\n").replace(EOS, "\n").rstrip("\n")
+
+
+def _sample(p: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator) -> int:
+    if temperature == 0:
+        return int(p.argmax())
+    logits = p.clamp_min(1e-300).log() / temperature  # (V,)
+    if 0 < top_k < len(p):
+        kth = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    probs = torch.softmax(logits, dim=0)  # (V,)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+# -------------------------------------------------------------------------------------------------
+# loading
+
+
+def load(
+    run_dir: str | Path,
+    interpolate_with: str | Path | None = None,
+    tune_on: str | Path | None = None,
+    weight: float | None = None,
+    standalone: bool = False,
+) -> LanguageModel:
+    """Load a trained LM (either kind) from its run directory.
+
+    With ``interpolate_with`` (or a run trained with ``interpolate_with``), the LM is mixed with
+    that run: the mixture weight is ``weight`` if given, else fitted on ``tune_on``, else the
+    weight fitted at training time.  ``standalone`` ignores the run's own ``interpolate_with``.
+
+    >>> lm = load("runs/ptb_lm", interpolate_with="runs/ptb_kn5", tune_on="ptb.valid.txt")  # doctest: +SKIP
+    """
+    run_dir = Path(run_dir)
+    lm = _load_alone(run_dir)
+    partner_dir = interpolate_with
+    if partner_dir is None and lm.config.interpolate_with and not standalone:
+        partner_dir = lm.config.interpolate_with
+    if partner_dir is not None:
+        _attach_partner(lm, run_dir, Path(partner_dir), tune_on, weight)
+    return lm
+
+
+def load_lm(
+    run_dir: str | Path,
+    interpolate_with: str | Path | None = None,
+    tune_on: str | Path | None = None,
+    weight: float | None = None,
+    standalone: bool = False,
+) -> LanguageModel:
+    """Deprecated name of :func:`load` (``from ffnlp.tasks.lm import load``)."""
+    warnings.warn(
+        "ffnlp.tasks.lm.load_lm is deprecated; use ffnlp.tasks.lm.load (same arguments)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return load(run_dir, interpolate_with, tune_on, weight, standalone)
+
+
+def _load_alone(run_dir: Path) -> LanguageModel:
+    """The run's own model, vocabulary, configuration and summary; no partner."""
+    arch = read_arch(run_dir)
+    if arch["task"] != "lm":
+        raise ModelFileError(
+            f"{run_dir} holds a {arch['task']!r} model, not a language model; "
+            "load it with ffnlp.load(run_dir)"
+        )
+    config_file = run_dir / "config.toml"
+    cfg = resolve_config(config_file) if config_file.is_file() else LMConfig()
+    vocab = Vocab.load(run_dir / "vocab.json")
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    if arch["type"] == NGRAM_TYPE:
+        ngram, _ = load_ngram(run_dir)
+        lm = LanguageModel(cfg, vocab, run_dir, ngram=ngram, summary=summary)
+        size = ngram.vocab_size
+    else:
+        network, _ = load_model(run_dir)
+        if not isinstance(network, FeedForwardLM):
+            raise ModelFileError(
+                f"{run_dir} holds a {type(network).__name__}, not a feed-forward LM or Kneser-Ney "
+                "model"
+            )
+        lm = LanguageModel(cfg, vocab, run_dir, network=network, summary=summary)
+        size = network.vocab_size
+    if len(vocab) != size:
+        raise ModelFileError(
+            f"{run_dir}: vocab.json has {len(vocab)} words but the model {size}; the files come "
+            "from different runs"
+        )
+    return lm
+
+
+def _attach_partner(
+    lm: LanguageModel,
+    run_dir: Path,
+    partner_dir: Path,
+    tune_on: str | Path | None,
+    weight: float | None,
+) -> None:
+    """Mix ``lm`` with the LM of ``partner_dir``, at the weight given, fitted on ``tune_on``, or
+    fitted at training time (interpolation.json), in that order of preference."""
+    partner = load(partner_dir, standalone=True)
+    if partner.vocab.itos != lm.vocab.itos:
+        raise ConfigError(
+            f"{partner_dir} and {run_dir} have different vocabularies; train the second with "
+            f"--interpolate-with {run_dir} so that it reuses the first one's vocabulary"
+        )
+    lm.partner = partner
+    interp = run_dir / "interpolation.json"
+    saved = json.loads(interp.read_text()) if interp.is_file() else {}
+    if weight is not None:
+        lm.set_weight(weight)
+    elif tune_on is not None:
+        corpus = lm.encode(tune_on)
+        lm.weight = fit_mixture_weight(lm.own_log_probs(corpus), partner.own_log_probs(corpus))
+    elif saved and Path(saved.get("with", "")).resolve() == partner_dir.resolve():
+        lm.weight = float(saved["weight"])
+    else:
+        raise ConfigError(
+            f"no mixture weight for {run_dir} with {partner_dir}: pass --dev FILE to fit it, "
+            "or --weight W (this run's share, between 0 and 1)"
+        )

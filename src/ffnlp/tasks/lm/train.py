@@ -1,0 +1,190 @@
+"""The lm recipe: corpus -> model (feed-forward or Kneser-Ney) -> run directory.
+
+Both kinds share the vocabulary, the id stream and the perplexity convention of
+:mod:`ffnlp.text.corpus`.  A neural run can be interpolated with a Kneser-Ney run (or the other
+way round), the mixture weight fitted on the dev text by EM.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ffnlp import config as cfgmod
+from ffnlp.errors import ConfigError
+from ffnlp.models.io import save_model, save_ngram
+from ffnlp.models.kneser_ney import KneserNey
+from ffnlp.models.lm import FeedForwardLM
+from ffnlp.runtime import seed_everything
+from ffnlp.tasks.lm.config import LMConfig, resolve_config
+from ffnlp.tasks.lm.evaluate import fit_mixture_weight, make_evaluator, mix_log_probs, perplexity_of
+from ffnlp.tasks.lm.result import LanguageModel, load
+from ffnlp.tasks.run import Summary, finish_run, fit, start_run, training_summary
+from ffnlp.text.corpus import EOS, Corpus, LMBatches, build_vocab, encode_corpus
+from ffnlp.text.vocab import Vocab
+from ffnlp.training import Callback
+
+
+def train_lm(
+    train: str | Path,
+    dev: str | Path | None = None,
+    test: str | Path | None = None,
+    config: LMConfig | str | Path | dict[str, Any] | None = None,
+    overrides: Iterable[str] = (),
+    out: str | Path | None = None,
+    seed: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    resume: bool = False,
+    interpolate_with: str | Path | None = None,
+    **settings: Any,
+) -> LanguageModel:
+    """Train a feed-forward LM or fit a Kneser-Ney model; write the run directory.
+
+    ``interpolate_with`` names another LM run: the mixture weight is fitted on ``dev`` and the
+    mixture's perplexities are reported beside this model's own.
+
+    >>> lm = train_lm("ptb.train.txt", dev="ptb.valid.txt", config="configs/ptb_lm.toml",
+    ...               out="runs/ptb_lm", seed=1)                               # doctest: +SKIP
+    >>> lm.perplexity("ptb.test.txt")                                          # doctest: +SKIP
+    """
+    if interpolate_with is not None:
+        settings["interpolate_with"] = str(interpolate_with)
+    run_dir, cfg = start_run("lm", resolve_config, config, overrides, settings, out, resume, seed)
+    partner = load(cfg.interpolate_with, standalone=True) if cfg.interpolate_with else None
+
+    started = time.perf_counter()
+    vocab = partner.vocab if partner is not None else build_vocab(train, cfg.data)
+    vocab.save(run_dir / "vocab.json")
+    train_corpus = encode_corpus(train, vocab, cfg.data, cache_dir=run_dir / "cache")
+    dev_corpus = encode_corpus(dev, vocab, cfg.data) if dev is not None else None
+    test_corpus = encode_corpus(test, vocab, cfg.data) if test is not None else None
+    prep_seconds = time.perf_counter() - started
+
+    records: list[dict[str, Any]] = []
+    if cfg.kind == "kneser_ney":
+        lm, summary = _fit_kneser_ney(cfg, vocab, train_corpus, run_dir, prep_seconds)
+    else:
+        lm, summary, records = _train_network(
+            cfg, vocab, train_corpus, dev_corpus, callbacks, run_dir, resume, prep_seconds
+        )
+    summary["kind"] = cfg.kind
+    summary["vocab_size"] = len(vocab)
+    summary["train_tokens"] = train_corpus.targets
+    if dev_corpus is not None:
+        summary["dev"] = _split_figures(lm, dev_corpus)
+    if test_corpus is not None:
+        summary["test"] = _split_figures(lm, test_corpus)
+    if partner is not None:
+        summary["interpolated"] = _interpolate(lm, partner, dev_corpus, test_corpus, run_dir)
+    if cfg.samples:
+        summary["samples"] = [
+            lm.generate("", max_tokens=40, seed=i).text for i in range(cfg.samples)
+        ]
+    lm.summary = dict(finish_run(run_dir, summary, records, metric="perplexity"))
+    return lm
+
+
+def _train_network(
+    cfg: LMConfig,
+    vocab: Vocab,
+    train_corpus: Corpus,
+    dev_corpus: Corpus | None,
+    callbacks: Sequence[Callback],
+    run_dir: Path,
+    resume: bool,
+    prep_seconds: float,
+) -> tuple[LanguageModel, Summary, list[dict[str, Any]]]:
+    """Train the feed-forward LM with the Trainer; save it; its summary and training history."""
+    seed_everything(cfg.train.seed)
+    model = FeedForwardLM(len(vocab), cfg.model)
+    eos, C = vocab.stoi(EOS), cfg.model.context_size
+    train_source = LMBatches(train_corpus.ids, C, eos, cfg.data.cross_sentences)
+    dev_source = LMBatches(dev_corpus.ids, C, eos, cfg.data.cross_sentences) if dev_corpus else None
+    trainer = fit(
+        model,
+        cfg.train,
+        train_source,
+        dev_source,
+        make_evaluator(cfg.eval_batch_size),
+        callbacks,
+        run_dir,
+        resume,
+    )
+    network = trainer.model.cpu().eval()
+    assert isinstance(network, FeedForwardLM)
+    save_model(
+        network, run_dir, "lm", {"vocab_size": len(vocab), "config": cfgmod.to_dict(cfg.model)}
+    )
+    summary = training_summary("lm", trainer, prep_seconds)
+    summary["tokens_per_second"] = (
+        train_corpus.targets * trainer.epoch / max(trainer.train_seconds, 1e-9)
+    )
+    summary["parameters"] = sum(p.numel() for p in network.parameters())
+    lm = LanguageModel(cfg, vocab, run_dir, network=network)
+    return lm, summary, trainer.history.records
+
+
+def _fit_kneser_ney(
+    cfg: LMConfig, vocab: Vocab, corpus: Corpus, run_dir: Path, prep_seconds: float
+) -> tuple[LanguageModel, Summary]:
+    """Count and discount: a Kneser-Ney model is fitted in one pass, with no Trainer."""
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    ngram = KneserNey.fit(corpus.ids.numpy(), cfg.kneser_ney.order, len(vocab), vocab.stoi(EOS))
+    seconds = time.perf_counter() - t0
+    save_ngram(ngram, run_dir, "lm")
+    summary = Summary(
+        task="lm",
+        train_seconds=seconds,
+        train_cpu_seconds=time.process_time() - cpu0,
+        prep_seconds=prep_seconds,
+        epochs=1,
+        steps=0,
+        best_epoch=None,
+        stop_reason="",
+        interrupted=False,
+        tokens_per_second=corpus.targets / max(seconds, 1e-9),
+        ngrams=ngram.ngram_counts,
+        discounts=[list(d) for d in ngram.discount_table],
+    )
+    return LanguageModel(cfg, vocab, run_dir, ngram=ngram), summary
+
+
+def _split_figures(lm: LanguageModel, corpus: Corpus) -> dict[str, Any]:
+    lp = lm.own_log_probs(corpus)
+    return {
+        "perplexity": perplexity_of(lp),
+        "loss": -float(np.mean(lp)),
+        "tokens": corpus.targets,
+        "oov_rate": corpus.unknown / max(corpus.words, 1),
+    }
+
+
+def _interpolate(
+    lm: LanguageModel,
+    partner: LanguageModel,
+    dev: Corpus | None,
+    test: Corpus | None,
+    run_dir: Path,
+) -> dict[str, Any]:
+    """Fit the mixture weight on dev; report the mixture's dev/test perplexity (also written to
+    ``interpolation.json``, which :func:`load` reads back)."""
+    if dev is None:
+        raise ConfigError("interpolate_with needs --dev: the mixture weight is fitted on dev data")
+    own_dev, other_dev = lm.own_log_probs(dev), partner.own_log_probs(dev)
+    weight = fit_mixture_weight(own_dev, other_dev)
+    lm.partner, lm.weight = partner, weight
+    out: dict[str, Any] = {
+        "with": str(partner.run_dir),
+        "weight": weight,
+        "dev": {"perplexity": perplexity_of(mix_log_probs(own_dev, other_dev, weight))},
+    }
+    if test is not None:
+        mixed = mix_log_probs(lm.own_log_probs(test), partner.own_log_probs(test), weight)
+        out["test"] = {"perplexity": perplexity_of(mixed)}
+    (run_dir / "interpolation.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
+    return out
