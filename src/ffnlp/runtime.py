@@ -75,6 +75,16 @@ def keep_freed_memory() -> bool:
     return ok
 
 
+def prepare_process(threads: int = 0) -> int:
+    """The process-wide settings a training run wants, made once by whoever starts it (the
+    Trainer leaves the process alone): ``threads`` intra-op threads (0 = every available core,
+    see :func:`set_threads`) and malloc keeping freed memory for reuse (:func:`keep_freed_memory`).
+    Returns the number of threads set."""
+    n = set_threads(threads)
+    keep_freed_memory()
+    return n
+
+
 def select_device(name: str = "auto") -> torch.device:
     """'auto' (CUDA when available, else CPU), 'cpu' or 'cuda[:N]'."""
     if name == "auto":

@@ -27,7 +27,7 @@ from ffnlp.models.io import load_model, save_model
 from ffnlp.models.mlp import MLPConfig
 from ffnlp.models.pooled import PooledConfig
 from ffnlp.models.registry import build_model
-from ffnlp.runtime import open_run_dir, seed_everything, set_threads
+from ffnlp.runtime import open_run_dir, prepare_process, seed_everything
 from ffnlp.text.readers import LabeledData, read_labeled
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
@@ -546,7 +546,7 @@ def train_classifier(
         out, "classify", resume, cfg, lambda saved: resolve_config(saved, overrides, **settings)
     )
     cfgmod.save_toml(cfg, run_dir / "config.toml")
-    set_threads(cfg.train.threads)
+    prepare_process(cfg.train.threads)
 
     started = time.perf_counter()
     train_data = _read(train, cfg)

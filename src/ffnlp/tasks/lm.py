@@ -37,7 +37,7 @@ from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.models.io import load_model, save_model
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM, FFLMConfig
-from ffnlp.runtime import open_run_dir, seed_everything, set_threads
+from ffnlp.runtime import open_run_dir, prepare_process, seed_everything
 from ffnlp.text.corpus import (
     EOS,
     Corpus,
@@ -330,7 +330,7 @@ def train_lm(
     )
     partner = _load_partner(cfg.interpolate_with) if cfg.interpolate_with else None
     cfgmod.save_toml(cfg, run_dir / "config.toml")
-    set_threads(cfg.train.threads)
+    prepare_process(cfg.train.threads)
 
     started = time.perf_counter()
     vocab = partner.vocab if partner is not None else build_vocab(train, cfg.data)

@@ -47,13 +47,13 @@ from ffnlp.models.skipgram import (
 from ffnlp.runtime import (
     available_cores,
     open_run_dir,
+    prepare_process,
     seed_everything,
     select_device,
-    set_threads,
 )
 from ffnlp.text.readers import read_corpus
 from ffnlp.text.vocab import Vocab
-from ffnlp.training import Callback, TrainConfig, Trainer
+from ffnlp.training import Callback, TrainConfig, Trainer, update_step_if_allowed
 
 log = logging.getLogger(__name__)
 
@@ -606,7 +606,7 @@ def train_word2vec(
                 f"evaluation file {p} does not exist (evaluation.similarity / analogies)"
             )
     cfgmod.save_toml(cfg, run_dir / "config.toml")
-    set_threads(cfg.train.threads)
+    prepare_process(cfg.train.threads)
 
     started = time.perf_counter()
     encoded = EncodedCorpus.read(
@@ -648,6 +648,7 @@ def train_word2vec(
             evaluate=evaluate,
             callbacks=list(callbacks),
             run_dir=run_dir,
+            step=update_step_if_allowed(model.sgd_step, model, train_cfg),
         )
         cpu_started = time.process_time()
         try:

@@ -5,11 +5,13 @@ from ffnlp.training.config import InitConfig, TrainConfig
 from ffnlp.training.data import BatchSource, SparseRowBatches, TensorBatches
 from ffnlp.training.history import History, read_metrics
 from ffnlp.training.init import initialize
-from ffnlp.training.metrics import classification_metrics, confusion_matrix
-from ffnlp.training.trainer import Trainer, mean_loss
+from ffnlp.training.metrics import classification_metrics, confusion_matrix, mean_loss
+from ffnlp.training.steps import AutogradStep, Step, UpdateStep, update_step_if_allowed
+from ffnlp.training.trainer import Trainer
 
 __all__ = [
-    "BatchSource", "Callback", "History", "InitConfig", "ProgressBar", "SparseRowBatches",
-    "TensorBatches", "TrainConfig", "Trainer", "classification_metrics", "confusion_matrix",
-    "initialize", "mean_loss", "read_metrics",
+    "AutogradStep", "BatchSource", "Callback", "History", "InitConfig", "ProgressBar",
+    "SparseRowBatches", "Step", "TensorBatches", "TrainConfig", "Trainer", "UpdateStep",
+    "classification_metrics", "confusion_matrix", "initialize", "mean_loss", "read_metrics",
+    "update_step_if_allowed",
 ]
