@@ -57,6 +57,7 @@ def throughput(args) -> dict:
 
     from ffnlp import config as cfgmod
     from ffnlp.models.lm import FeedForwardLM
+    from ffnlp.runtime import prepare_process
     from ffnlp.tasks.lm import resolve_config
     from ffnlp.text.corpus import EOS, LMBatches, build_vocab, encode_corpus
     from ffnlp.training.trainer import Trainer
@@ -69,15 +70,18 @@ def throughput(args) -> dict:
     source = LMBatches(
         corpus.ids, cfg.model.context_size, vocab.stoi(EOS), cfg.data.cross_sentences
     )
-    # the Trainer's own step (loss, backward, optimiser, schedule, weight average), as in
-    # `ffnlp lm train`; the Trainer sets the threads and the allocator as it does there
+    # the Trainer's own step (loss, backward, optimiser, schedule) and its weight average (the
+    # callbacks' on_batch_end), with the threads and allocator set as `ffnlp lm train` sets them
+    prepare_process(args.threads)
     trainer = Trainer(model, cfgmod.replace(cfg.train, threads=args.threads), source)
     B = cfg.train.batch_size
     batches = source.batches(B, torch.Generator().manual_seed(0))
 
     def step() -> None:
-        trainer._train_step(next(batches), need_norm=False)
+        trainer.train_step(next(batches))
         trainer.step += 1
+        for callback in trainer.callbacks:
+            callback.on_batch_end(trainer, None)
 
     dtype = torch.bfloat16 if cfg.model.precision == "bf16" else torch.float32
     width = (

@@ -35,6 +35,25 @@ def test_keep_freed_memory_applies_on_glibc(monkeypatch) -> None:
     assert runtime.keep_freed_memory() is True  # once per process; the second call is free
 
 
+def test_prepare_process_sets_threads_and_the_allocator_and_the_trainer_does_neither(
+    monkeypatch,
+) -> None:
+    from tests.test_training_optim import Linear, toy
+
+    from ffnlp import config as C
+    from ffnlp.training import TrainConfig, Trainer
+
+    tuned: list[bool] = []
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: tuned.append(True) or True)
+    before = torch.get_num_threads()
+    try:
+        assert runtime.prepare_process(1) == 1 and torch.get_num_threads() == 1 and tuned == [True]
+        Trainer(Linear(), C.build(TrainConfig, {"threads": 0, "epochs": 1}), toy()).fit()
+        assert torch.get_num_threads() == 1 and tuned == [True]
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_open_run_dir_fresh_and_resumed(tmp_path) -> None:
     from ffnlp.errors import ModelFileError
     from ffnlp.runtime import open_run_dir

@@ -43,14 +43,6 @@ def set_threads(threads: int = 0) -> int:
     return n
 
 
-def prepare_process(threads: int = 0) -> int:
-    """The process-wide settings a training run makes before it starts: ``threads`` intra-op
-    threads (0 = every available core) and malloc keeping freed blocks (see
-    :func:`keep_freed_memory`). Returns the number of threads set."""
-    keep_freed_memory()
-    return set_threads(threads)
-
-
 _ALLOCATOR_TUNED = [False]
 
 
@@ -81,6 +73,16 @@ def keep_freed_memory() -> bool:
         return False
     _ALLOCATOR_TUNED[0] = ok
     return ok
+
+
+def prepare_process(threads: int = 0) -> int:
+    """The process-wide settings a training run wants, made once by whoever starts it (the
+    Trainer leaves the process alone): ``threads`` intra-op threads (0 = every available core,
+    see :func:`set_threads`) and malloc keeping freed memory for reuse (:func:`keep_freed_memory`).
+    Returns the number of threads set."""
+    n = set_threads(threads)
+    keep_freed_memory()
+    return n
 
 
 def select_device(name: str = "auto") -> torch.device:

@@ -30,6 +30,7 @@ from ffnlp import config as cfgmod
 from ffnlp.runtime import open_run_dir, prepare_process
 from ffnlp.training import Callback, TrainConfig, Trainer
 from ffnlp.training.data import BatchSource
+from ffnlp.training.steps import Step
 from ffnlp.training.trainer import Evaluate
 
 C = TypeVar("C", bound="HasTrain")
@@ -125,12 +126,13 @@ def fit(
     callbacks: Sequence[Callback],
     run_dir: Path,
     resume: bool,
-    step: Any = None,
+    step: Step | None = None,
 ) -> Trainer:
     """Train ``model`` with the one Trainer; return it (weights, history, timings).
 
     Without dev data there is nothing to monitor: early stopping and best-weights restoring are
-    turned off, and the run ends with its last weights.
+    turned off, and the run ends with its last weights. ``step`` is the update strategy
+    (default: autograd + the configured optimiser).
     """
     if dev is None and train_config.monitor.startswith("dev."):
         train_config = cfgmod.replace(train_config, early_stopping=False, restore_best=False)
@@ -142,6 +144,7 @@ def fit(
         evaluate=evaluate,
         callbacks=list(callbacks),
         run_dir=run_dir,
+        step=step,
     )
     cpu_started = time.process_time()
     trainer.fit(resume=resume)

@@ -4,11 +4,13 @@ from ffnlp.training.callbacks import Callback, ProgressBar
 from ffnlp.training.config import TrainConfig
 from ffnlp.training.data import BatchSource, SparseRowBatches, TensorBatches
 from ffnlp.training.history import History, read_metrics
-from ffnlp.training.metrics import classification_metrics, confusion_matrix
-from ffnlp.training.trainer import Trainer, mean_loss
+from ffnlp.training.metrics import classification_metrics, confusion_matrix, mean_loss
+from ffnlp.training.steps import AutogradStep, Step, UpdateStep, update_step_if_allowed
+from ffnlp.training.trainer import Trainer
 
 __all__ = [
-    "BatchSource", "Callback", "History", "ProgressBar", "SparseRowBatches", "TensorBatches",
-    "TrainConfig", "Trainer", "classification_metrics", "confusion_matrix", "mean_loss",
-    "read_metrics",
+    "AutogradStep", "BatchSource", "Callback", "History", "ProgressBar",
+    "SparseRowBatches", "Step", "TensorBatches", "TrainConfig", "Trainer", "UpdateStep",
+    "classification_metrics", "confusion_matrix", "mean_loss", "read_metrics",
+    "update_step_if_allowed",
 ]

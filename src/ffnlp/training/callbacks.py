@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -9,7 +10,14 @@ if TYPE_CHECKING:
 
 
 class Callback:
-    """Override any of these; each receives the trainer (and reads ``trainer.history``)."""
+    """Override any of these; each receives the trainer (and reads ``trainer.history``).
+
+    Besides the ``on_*`` events: ``evaluation_context`` wraps every evaluation on dev data, from
+    before the model is evaluated to after the result is judged (best so far, schedule, early
+    stopping), so that a callback can have other weights (a moving average) evaluated and judged; and
+    ``state_dict`` / ``load_state_dict`` carry a callback's state through checkpoints (its keys
+    sit beside the trainer's own, so they must not clash with them).
+    """
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
 
@@ -22,6 +30,14 @@ class Callback:
     def on_epoch_end(self, trainer: Trainer) -> None: ...
 
     def on_fit_end(self, trainer: Trainer) -> None: ...
+
+    def evaluation_context(self, trainer: Trainer) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class ProgressBar(Callback):

@@ -1,19 +1,28 @@
-"""Atomic checkpoints: write to a temporary file in the same folder, fsync, then rename.
+"""Checkpoints: the trainer's resumable state, written atomically by a callback.
 
-A process killed at any moment leaves either the previous checkpoint or the new one, never a torn
-file: ``os.replace`` is atomic on POSIX and Windows.
+Atomic: written to a temporary file in the same folder, fsynced, then renamed; a process killed
+at any moment leaves either the previous checkpoint or the new one, never a torn file
+(``os.replace`` is atomic on POSIX and Windows). The state (:func:`trainer_state`): the model,
+optimiser, schedule, history, random-number generators and position in the epoch, with the
+callbacks' states beside them under their own keys ("ema", "best_state").
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ffnlp.errors import ModelFileError
+from ffnlp.errors import ModelFileError, TrainingError
+from ffnlp.runtime import is_main_process
+from ffnlp.training.callbacks import Callback
+
+if TYPE_CHECKING:
+    from ffnlp.training.trainer import Trainer
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -45,4 +54,94 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file
-        raise ModelFileError(f"checkpoint {path} cannot be read ({exc}); it may be corrupted") from None
+        raise ModelFileError(
+            f"checkpoint {path} cannot be read ({exc}); it may be corrupted"
+        ) from None
+
+
+def checkpoint_path(run_dir: Path | None) -> Path:
+    if run_dir is None:
+        raise TrainingError("checkpoints need a run directory (run_dir)")
+    return run_dir / "checkpoint" / CHECKPOINT_FILE
+
+
+def trainer_state(trainer: Trainer) -> dict[str, Any]:
+    """Everything needed to continue ``trainer``'s fit exactly where it is."""
+    state: dict[str, Any] = {
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict(),
+        "history": trainer.history.state_dict(),
+        "epoch": trainer.epoch,
+        "step": trainer.step,
+        "batch_in_epoch": trainer.batch_in_epoch,
+        "epoch_rng": trainer.epoch_rng,
+        "generator": trainer.generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "loss_sum": trainer.loss_sum,
+        "loss_count": trainer.loss_count,
+        "monitored": trainer.monitored,
+        "train_seconds": trainer.train_seconds,
+        # an interrupted run stops only to be resumed
+        "should_stop": trainer.should_stop and not trainer.interrupted,
+        "stop_reason": trainer.stop_reason if not trainer.interrupted else "",
+        # the keys of the configured callbacks' states, None when they are not installed (the
+        # layout checkpoints have always had)
+        "best_state": None,
+        "ema": None,
+    }
+    for cb in trainer.callbacks:
+        state.update(cb.state_dict())
+    return state
+
+
+def resume_trainer(trainer: Trainer) -> None:
+    """Put ``trainer`` back where the checkpoint in its run directory left it."""
+    restore_trainer(trainer, load_checkpoint(checkpoint_path(trainer.run_dir)))
+
+
+def restore_trainer(trainer: Trainer, state: dict[str, Any]) -> None:
+    """Put ``trainer`` back where :func:`trainer_state` found it; its run directory's
+    metrics.jsonl loses the records logged after that point."""
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.scheduler.load_state_dict(state["scheduler"])
+    trainer.history.load_state_dict(state["history"])
+    trainer.epoch, trainer.step = state["epoch"], state["step"]
+    trainer.batch_in_epoch = state["batch_in_epoch"]
+    trainer.epoch_rng = state["epoch_rng"]
+    trainer.generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    trainer.loss_sum, trainer.loss_count = state["loss_sum"], state["loss_count"]
+    trainer.monitored = list(state["monitored"])
+    for cb in trainer.callbacks:
+        cb.load_state_dict(state)
+    trainer.train_seconds = state["train_seconds"]
+    trainer.should_stop, trainer.stop_reason = state["should_stop"], state["stop_reason"]
+    if trainer.run_dir is not None:
+        path = trainer.run_dir / "metrics.jsonl"
+        path.write_text(
+            "".join(json.dumps(r) + "\n" for r in trainer.history.records), encoding="utf-8"
+        )
+
+
+class CheckpointWriter(Callback):
+    """Writes the trainer's state to ``run_dir/checkpoint/state.pt`` at the end of every epoch
+    (when ``every_epoch``: train.checkpoint) and at the end of an interrupted fit (Ctrl-C, SIGTERM:
+    always), so that --resume continues from the step it stopped at. Only the main process
+    writes, and only when the trainer has a run directory."""
+
+    def __init__(self, every_epoch: bool):
+        self.every_epoch = every_epoch
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.every_epoch:
+            self.save(trainer)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if trainer.interrupted:
+            self.save(trainer)
+
+    def save(self, trainer: Trainer) -> None:
+        if trainer.run_dir is not None and is_main_process():
+            save_atomic(trainer_state(trainer), checkpoint_path(trainer.run_dir))

@@ -67,9 +67,9 @@ class TrainConfig:
     )
     fused_step: bool = option(
         True,
-        "models that implement their own plain-SGD update (word2vec's sgd_step) apply it directly, "
-        "without autograd or optimiser, when optimizer = 'sgd' with no momentum, weight decay, "
-        "penalty or clipping; false = always autograd + torch.optim",
+        "a task that has a hand-made plain-SGD update for its model uses it in place of autograd "
+        "+ optimiser when optimizer = 'sgd' with no momentum, weight decay, penalty or clipping "
+        "(the same update, made faster); false = always autograd + torch.optim",
     )
 
     def check(self) -> list[str]:
@@ -90,7 +90,7 @@ class TrainConfig:
 
     @property
     def fused_sgd(self) -> bool:
-        """Whether a model's own plain-SGD step may replace autograd + optimiser: ``fused_step``
+        """Whether a hand-made plain-SGD update may replace autograd + optimiser: ``fused_step``
         on, and SGD with no momentum, weight decay, L1/L2 penalty or clipping."""
         return (
             self.fused_step and self.optimizer == "sgd" and self.momentum == 0

@@ -36,7 +36,8 @@ class History:
                 return r
         return None
 
-    def value(self, record: dict[str, Any], dotted: str) -> float | None:
+    @staticmethod
+    def value(record: dict[str, Any], dotted: str) -> float | None:
         """``record["dev"]["accuracy"]`` for dotted = "dev.accuracy"; None when absent."""
         node: Any = record
         for part in dotted.split("."):

@@ -1,10 +1,29 @@
-"""Classification metrics from a confusion matrix: accuracy, per-class P/R/F1, macro-F1."""
+"""Evaluation metrics: the default mean loss, and classification metrics from a confusion matrix
+(accuracy, per-class P/R/F1, macro-F1)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
+
+from ffnlp.training.data import BatchSource, batch_size_of
+
+# evaluate(model, dev data) -> metrics, e.g. {"loss": 0.31, "accuracy": 0.88}
+Evaluate = Callable[[nn.Module, BatchSource], dict[str, Any]]
+
+
+@torch.no_grad()
+def mean_loss(model: nn.Module, source: BatchSource, batch_size: int = 1024) -> dict[str, Any]:
+    """Default evaluation: the model's loss averaged over every example of ``source``."""
+    total, count = 0.0, 0
+    for batch in source.batches(batch_size, None):
+        n = batch_size_of(batch)
+        total += float(model.loss(batch)) * n  # type: ignore[operator]
+        count += n
+    return {"loss": total / max(count, 1)}
 
 
 def confusion_matrix(gold: torch.Tensor, pred: torch.Tensor, num_classes: int) -> torch.Tensor:

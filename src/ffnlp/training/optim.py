@@ -63,7 +63,7 @@ class LazyAdam(torch.optim.Optimizer):
     The same update as ``torch.optim.SparseAdam`` (moments of the touched rows decay and absorb
     the gradient; bias correction by the global step), written with row gathers and scatters:
     torch's version masks the full dense moment tensors at every step (``sparse_mask``), which
-    costs more than everything else in a pooled-embedding classifier's step.
+    can cost more than the rest of a step whose model is mostly a large embedding table.
     """
 
     def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),

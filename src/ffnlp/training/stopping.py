@@ -1,6 +1,25 @@
-"""Early stopping as a pure function of the monitored values: (stop, reason)."""
+"""The monitored metric: its value in an evaluation, whether it improved, and early stopping as a
+pure function of its values: (stop, reason)."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from ffnlp.errors import TrainingError
+from ffnlp.training.history import History
+
+
+def monitored_value(record: dict[str, Any], monitor: str) -> float:
+    """``record["dev"]["accuracy"]`` for monitor = "dev.accuracy"; a clear error when absent."""
+    value = History.value(record, monitor)
+    if value is None:
+        dev = record.get("dev") or {}
+        available = ", ".join(f"dev.{k}" for k in dev if not isinstance(dev[k], (dict, list)))
+        raise TrainingError(
+            f"train.monitor = {monitor!r} is not among the evaluation's metrics; "
+            f"choose one of: {available}"
+        )
+    return value
 
 
 def improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:

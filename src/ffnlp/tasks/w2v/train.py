@@ -22,7 +22,7 @@ from ffnlp.tasks.w2v.corpus import EncodedCorpus
 from ffnlp.tasks.w2v.evaluate import similarity_evaluator
 from ffnlp.tasks.w2v.result import Word2VecRun
 from ffnlp.text.vocab import Vocab
-from ffnlp.training import Callback, Trainer
+from ffnlp.training import Callback, Trainer, update_step_if_allowed
 
 
 def train_word2vec(
@@ -126,8 +126,10 @@ def _fit(
     if files and train_cfg.monitor == "dev.loss":
         train_cfg = cfgmod.replace(train_cfg, monitor=f"dev.spearman_{Path(files[0]).stem}")
     dev = source if files else None  # turns the evaluation on; it reads the model, not batches
+    # plain SGD: the model's own sparse update replaces autograd + optimiser (same numbers)
+    step = update_step_if_allowed(model.sgd_step, model, train_cfg)
     try:
-        return fit(model, train_cfg, source, dev, evaluate, callbacks, run_dir, resume)
+        return fit(model, train_cfg, source, dev, evaluate, callbacks, run_dir, resume, step)
     except TrainingError as exc:
         raise TrainingError(
             f"{str(exc).rstrip('.')}. For word2vec the usual cause is a batch that is too large "

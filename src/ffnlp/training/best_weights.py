@@ -1,0 +1,53 @@
+"""The weights of the best evaluation so far (``train.restore_best``), and the end of a fit with them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ffnlp.training.callbacks import Callback
+
+if TYPE_CHECKING:
+    from ffnlp.training.trainer import Trainer
+
+
+class BestWeights(Callback):
+    """Copies the model's state when an evaluation improves on the best so far (as judged into
+    ``trainer.history``) and loads it back when an uninterrupted fit ends. The copy is taken
+    inside the evaluation, so it holds the weights that were evaluated (under weight averaging,
+    the average). Checkpointed as "best_state"."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, torch.Tensor] | None = None
+
+    @contextlib.contextmanager
+    def evaluation_context(self, trainer: Trainer) -> Iterator[None]:
+        best_before = trainer.history.best_step
+        yield  # not resumed when the evaluation raised: nothing to copy then
+        if trainer.history.best_step != best_before:
+            self._copy(trainer.model)
+
+    @torch.no_grad()
+    def _copy(self, model: nn.Module) -> None:
+        """Into buffers allocated once: large embedding tables would otherwise cost a fresh
+        allocation at every improvement."""
+        state = model.state_dict()
+        if self.state is None or self.state.keys() != state.keys():
+            self.state = {k: v.detach().clone() for k, v in state.items()}
+            return
+        for k, v in state.items():
+            self.state[k].copy_(v)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.state is not None and not trainer.interrupted:
+            trainer.model.load_state_dict(self.state)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_state": self.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = state.get("best_state")

@@ -1,0 +1,100 @@
+"""How one batch becomes one update of the weights: a strategy the Trainer calls and never looks into.
+
+The default, :class:`AutogradStep`, is the textbook step: loss (+ L1/L2 penalty) -> backward ->
+gradient averaging across ranks -> clipping -> decoupled weight decay -> optimiser step. A task
+whose model can make the same update faster by hand hands the Trainer an :class:`UpdateStep`
+instead (``Trainer(..., step=...)``); :func:`update_step_if_allowed` says when that is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+from torch import nn
+
+from ffnlp.training.config import TrainConfig
+from ffnlp.training.distributed import average_gradients, is_distributed
+from ffnlp.training.optim import apply_weight_decay, clip_gradients
+from ffnlp.training.regularize import penalised_weights, penalty
+
+if TYPE_CHECKING:
+    from ffnlp.training.trainer import Trainer
+
+# update(batch, lr) -> the batch's loss once the update is made, or None to decline the batch
+Update = Callable[[dict[str, Any], float], torch.Tensor | float | None]
+
+
+class Step(Protocol):
+    """One optimisation step. The Trainer binds it once, then calls it on every training batch
+    after setting the schedule's learning rate for that step."""
+
+    def bind(self, trainer: Trainer) -> None:
+        """Called once by the Trainer, when its model (on its device), optimiser and schedule exist."""
+
+    def __call__(self, batch: dict[str, Any], need_norm: bool) -> tuple[float, float | None]:
+        """Update the weights from ``batch``; return its loss (passed to ``trainer.check_loss``,
+        which stops a run whose loss is not finite) and the global gradient norm, or None when
+        the step has none. ``need_norm``: this step's record logs the norm, so compute it."""
+        ...
+
+
+class AutogradStep:
+    """loss (+ penalty) -> backward -> average across ranks -> clip -> weight decay -> optimiser."""
+
+    def bind(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.penalised = penalised_weights(trainer.model)
+
+    def __call__(self, batch: dict[str, Any], need_norm: bool) -> tuple[float, float | None]:
+        trainer, cfg = self.trainer, self.trainer.config
+        loss = trainer.model.loss(batch)  # type: ignore[operator]
+        loss_value = float(loss.detach())
+        trainer.check_loss(loss_value)
+        extra = penalty(self.penalised, cfg.l1, cfg.l2)
+        total = loss + extra if extra is not None else loss
+        trainer.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if trainer.distributed:
+            average_gradients(trainer.params)
+        grad_norm = None
+        if cfg.clip_norm > 0 or need_norm:  # the norm costs a pass over every gradient
+            grad_norm = float(clip_gradients(trainer.params, cfg.clip_norm))
+        apply_weight_decay(trainer.optimizer)
+        trainer.optimizer.step()
+        return loss_value, grad_norm
+
+
+class UpdateStep:
+    """A step made by ``update(batch, lr)`` at the schedule's learning rate, without autograd or
+    optimiser. When ``update`` returns None for a batch, ``fallback`` (by default an
+    :class:`AutogradStep`) makes that batch's step instead. No gradients, so no norm to report."""
+
+    def __init__(self, update: Update, fallback: Step | None = None):
+        self.update = update
+        self.fallback: Step = fallback if fallback is not None else AutogradStep()
+
+    def bind(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.fallback.bind(trainer)
+
+    def __call__(self, batch: dict[str, Any], need_norm: bool) -> tuple[float, float | None]:
+        loss = self.update(batch, self.trainer.scheduler.lr())
+        if loss is None:
+            return self.fallback(batch, need_norm)
+        loss_value = float(loss)
+        self.trainer.check_loss(loss_value)
+        return loss_value, None
+
+
+def update_step_if_allowed(update: Update, model: nn.Module, config: TrainConfig) -> Step | None:
+    """An :class:`UpdateStep` from a hand-made plain-SGD ``update``, when it may stand in for
+    autograd + optimiser: ``config.fused_sgd`` (train.fused_step on; SGD without momentum, weight
+    decay, L1/L2 penalty or clipping), every parameter of ``model`` trained, one process.
+    Otherwise None: the Trainer's default autograd step. ``update`` must make the same update as
+    ``loss.backward(); SGD(lr).step()`` (its model's tests check that)."""
+    every_param = all(p.requires_grad for p in model.parameters())
+    if not (config.fused_sgd and every_param) or is_distributed():
+        return None
+    return UpdateStep(update)
