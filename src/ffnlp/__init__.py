@@ -12,7 +12,16 @@ The public API:
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
 from typing import Any
+
+# OpenMP threads that wait for work sleep at once instead of spinning on their core (which, on a
+# machine shared with other work, takes the core from whoever else needs it). OpenMP reads this
+# when torch loads it, so it is set here, before ffnlp imports torch, and only when the user has
+# not chosen: OMP_WAIT_POLICY=ACTIVE (or anything else) in the environment wins.
+if "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ffnlp.errors import (
     ConfigError,

@@ -19,7 +19,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 from ffnlp.errors import ConfigError
 
@@ -238,6 +238,10 @@ def _coerce(value: Any, ftype: Any) -> tuple[Any, str | None]:
         return None, " or ".join(errs)
     if ftype is Any:
         return value, None
+    if origin is Literal:  # one of a few fixed values, e.g. the "auto" of ``int | Literal["auto"]``
+        if any(type(value) is type(a) and value == a for a in args):
+            return value, None
+        return None, " or ".join(repr(a) for a in args)
     if ftype is bool:
         return (value, None) if isinstance(value, bool) else (None, "true or false")
     if ftype is int:

@@ -75,12 +75,13 @@ def keep_freed_memory() -> bool:
     return ok
 
 
-def prepare_process(threads: int = 0) -> int:
+def prepare_process(threads: int | str = 0) -> int:
     """The process-wide settings a training run wants, made once by whoever starts it (the
     Trainer leaves the process alone): ``threads`` intra-op threads (0 = every available core,
-    see :func:`set_threads`) and malloc keeping freed memory for reuse (:func:`keep_freed_memory`).
-    Returns the number of threads set."""
-    n = set_threads(threads)
+    see :func:`set_threads`; "auto" leaves them to :func:`ffnlp.threads.choose_threads`, which
+    needs the model) and malloc keeping freed memory for reuse (:func:`keep_freed_memory`).
+    Returns the number of threads in use."""
+    n = set_threads(threads) if isinstance(threads, int) else torch.get_num_threads()
     keep_freed_memory()
     return n
 

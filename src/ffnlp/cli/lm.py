@@ -97,11 +97,13 @@ def train(
         for split in ("dev", "test"):
             if split in interp:
                 table.add_row(
-                    f"{split} (mixed, λ={interp['weight']:.2f})",
+                    f"{split} (mixed, λ={interp['weight']:.3f})",
                     f"{interp[split]['perplexity']:.2f}",
                     "",
                 )
     out_console.print(table)
+    if interp:
+        out_console.print(f"λ: the weight of {interp['weight_of']} in the mixture", markup=False)
     out_console.print(
         f"trained in {summary['train_seconds']:.1f} s ({summary['tokens_per_second']:.0f} tokens/s)"
         + (f"; best epoch {summary['best_epoch']}" if summary.get("best_epoch") else "")
@@ -122,7 +124,9 @@ def evaluate(
     weight: float = typer.Option(
         None,
         "--weight",
-        help="This run's share in the mixture (default: the weight fitted at training, else fitted on --dev).",
+        help="λ, the feed-forward model's share in the mixture, whichever run it is (this run's "
+        "when both or neither are feed-forward); default: fitted on --dev, else the weight "
+        "fitted at training.",
     ),
     dev: Path = typer.Option(None, "--dev", help="Fit the mixture weight on this corpus."),
     json_: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
@@ -143,7 +147,10 @@ def evaluate(
         print_json(metrics)
         return
     mixed = (
-        f" mixed with {lm.partner.run_dir} (λ={lm.weight:.3f})" if lm.partner is not None else ""
+        f" mixed with {lm.partner.run_dir} (λ={lm.weight:.3f}, the weight of "
+        f"{lm.weighted_model.run_dir})"
+        if lm.partner is not None
+        else ""
     )
     out_console.print(
         f"{run}{mixed} on {data}: perplexity {metrics['perplexity']:.2f} over {metrics['tokens']} "

@@ -12,8 +12,9 @@ hand both to these steps, which are the same for every task::
 
 ``start_run`` resolves the configuration (defaults -> file -> overrides -> keyword settings),
 opens the run directory (or the interrupted one, on resume), writes ``config.toml`` and makes the
-process settings (threads, allocator); ``fit`` turns off what needs dev data when there is none
-and runs the Trainer; ``finish_run`` writes ``summary.json`` and the plots.
+process settings (the allocator, and threads when they are given as a number); ``fit`` sets the
+threads for the model ("auto"), turns off what needs dev data when there is none and runs the
+Trainer; ``finish_run`` writes ``summary.json`` and the plots.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, TypeVar
 
+import torch
 from torch import nn
 
 from ffnlp import config as cfgmod
-from ffnlp.runtime import open_run_dir, prepare_process
+from ffnlp.runtime import open_run_dir, prepare_process, set_threads
+from ffnlp.threads import choose_threads
 from ffnlp.training import Callback, TrainConfig, Trainer
 from ffnlp.training.data import BatchSource
 from ffnlp.training.steps import Step
@@ -56,6 +59,7 @@ class Summary(TypedDict, total=False):
     best_epoch: int | None  # epoch of the best evaluation (None without dev data)
     stop_reason: str  # why training stopped early ("" when it ran every epoch)
     interrupted: bool  # Ctrl-C / SIGTERM: a checkpoint was saved; --resume continues
+    threads: int  # intra-op threads of the training steps (train.threads; "auto": the rule's pick)
     dev: dict[str, Any]  # the dev split's metrics with the final weights
     test: dict[str, Any]  # the test split's metrics
     # classify
@@ -70,6 +74,7 @@ class Summary(TypedDict, total=False):
     train_tokens: int
     tokens_per_second: float
     parameters: int
+    precision: dict[str, str]  # training's products: {"setting", "used": fp32|bf16, "reason"}
     ngrams: list[int]  # Kneser-Ney: n-grams kept per order
     discounts: list[list[float]]  # Kneser-Ney: D1, D2, D3+ per order
     interpolated: dict[str, Any]  # mixture with another LM: weight, dev/test perplexity
@@ -79,7 +84,6 @@ class Summary(TypedDict, total=False):
     corpus_tokens: int
     corpus_words_in_vocab: int
     words_per_second: float  # corpus tokens x epochs / training seconds, as gensim counts
-    threads: int
     workers: int
     prefetch_thread: bool
     final_train_loss: float | None
@@ -130,12 +134,18 @@ def fit(
 ) -> Trainer:
     """Train ``model`` with the one Trainer; return it (weights, history, timings).
 
-    Without dev data there is nothing to monitor: early stopping and best-weights restoring are
-    turned off, and the run ends with its last weights. ``step`` is the update strategy
-    (default: autograd + the configured optimiser).
+    The intra-op threads are set here (:func:`ffnlp.threads.choose_threads`: ``train.threads``,
+    or for "auto" a count that fits the model's work per step). Without dev data there is
+    nothing to monitor: early stopping and best-weights restoring are turned off, and the run
+    ends with its last weights. ``step`` is the update strategy (default: autograd + the
+    configured optimiser).
     """
     if dev is None and train_config.monitor.startswith("dev."):
         train_config = cfgmod.replace(train_config, early_stopping=False, restore_best=False)
+    # the intra-op threads, now that the model's work per step is known ("auto")
+    own_threads = bool(getattr(step, "own_threads", False))
+    threads = choose_threads(train_config.threads, model, train_config.batch_size, own_threads)
+    set_threads(threads.count)
     trainer = Trainer(
         model,
         train_config,
@@ -164,6 +174,7 @@ def training_summary(task: str, trainer: Trainer, prep_seconds: float) -> Summar
         best_epoch=trainer.history.best_epoch,
         stop_reason=trainer.stop_reason,
         interrupted=trainer.interrupted,
+        threads=torch.get_num_threads(),
     )
 
 

@@ -20,7 +20,8 @@ from ffnlp.errors import ConfigError
 from ffnlp.models.io import save_model, save_ngram
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
-from ffnlp.runtime import seed_everything
+from ffnlp.precision import choose_precision
+from ffnlp.runtime import seed_everything, select_device
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import fit_mixture_weight, make_evaluator, mix_log_probs, perplexity_of
 from ffnlp.tasks.lm.result import LanguageModel, load
@@ -101,7 +102,10 @@ def _train_network(
 ) -> tuple[LanguageModel, Summary, list[dict[str, Any]]]:
     """Train the feed-forward LM with the Trainer; save it; its summary and training history."""
     seed_everything(cfg.train.seed)
-    model = FeedForwardLM(len(vocab), cfg.model)
+    # "auto" resolved once for the run (bf16 where the hardware has it), logged and reported;
+    # model.json keeps the setting itself, so that the model resolves it again where it trains
+    precision = choose_precision(cfg.model.precision, select_device(cfg.train.device))
+    model = FeedForwardLM(len(vocab), cfgmod.replace(cfg.model, precision=precision.used))
     eos, C = vocab.stoi(EOS), cfg.model.context_size
     train_source = LMBatches(train_corpus.ids, C, eos, cfg.data.cross_sentences)
     dev_source = LMBatches(dev_corpus.ids, C, eos, cfg.data.cross_sentences) if dev_corpus else None
@@ -125,6 +129,7 @@ def _train_network(
         train_corpus.targets * trainer.epoch / max(trainer.train_seconds, 1e-9)
     )
     summary["parameters"] = sum(p.numel() for p in network.parameters())
+    summary["precision"] = precision.as_dict()
     lm = LanguageModel(cfg, vocab, run_dir, network=network)
     return lm, summary, trainer.history.records
 
@@ -171,20 +176,22 @@ def _interpolate(
     test: Corpus | None,
     run_dir: Path,
 ) -> dict[str, Any]:
-    """Fit the mixture weight on dev; report the mixture's dev/test perplexity (also written to
-    ``interpolation.json``, which :func:`load` reads back)."""
+    """Fit the mixture weight on dev; report λ (the feed-forward model's share, ``weight_of``
+    names its run) and the mixture's dev/test perplexity (also written to ``interpolation.json``,
+    which :func:`load` reads back)."""
     if dev is None:
         raise ConfigError("interpolate_with needs --dev: the mixture weight is fitted on dev data")
     own_dev, other_dev = lm.own_log_probs(dev), partner.own_log_probs(dev)
-    weight = fit_mixture_weight(own_dev, other_dev)
-    lm.partner, lm.weight = partner, weight
+    share = fit_mixture_weight(own_dev, other_dev)  # this model's share
+    lm.mix_with(partner, share)
     out: dict[str, Any] = {
         "with": str(partner.run_dir),
-        "weight": weight,
-        "dev": {"perplexity": perplexity_of(mix_log_probs(own_dev, other_dev, weight))},
+        "weight": lm.weight,  # λ: the feed-forward model's share (see LanguageModel.weight)
+        "weight_of": str(lm.weighted_model.run_dir),
+        "dev": {"perplexity": perplexity_of(mix_log_probs(own_dev, other_dev, share))},
     }
     if test is not None:
-        mixed = mix_log_probs(lm.own_log_probs(test), partner.own_log_probs(test), weight)
+        mixed = mix_log_probs(lm.own_log_probs(test), partner.own_log_probs(test), share)
         out["test"] = {"perplexity": perplexity_of(mixed)}
     (run_dir / "interpolation.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
     return out

@@ -9,8 +9,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, TrainingError
 from ffnlp.models.skipgram import SkipGram
@@ -126,8 +124,9 @@ def _fit(
     if files and train_cfg.monitor == "dev.loss":
         train_cfg = cfgmod.replace(train_cfg, monitor=f"dev.spearman_{Path(files[0]).stem}")
     dev = source if files else None  # turns the evaluation on; it reads the model, not batches
-    # plain SGD: the model's own sparse update replaces autograd + optimiser (same numbers)
-    step = update_step_if_allowed(model.sgd_step, model, train_cfg)
+    # plain SGD: the model's own sparse update replaces autograd + optimiser (same numbers); it
+    # shares a batch between the model's worker threads, so the intra-op threads stay at 1
+    step = update_step_if_allowed(model.sgd_step, model, train_cfg, own_threads=True)
     try:
         return fit(model, train_cfg, source, dev, evaluate, callbacks, run_dir, resume, step)
     except TrainingError as exc:
@@ -156,7 +155,6 @@ def _summary(
     summary["words_per_second"] = (
         encoded.raw_tokens * trainer.epoch / seconds if seconds > 0 else math.nan
     )
-    summary["threads"] = torch.get_num_threads()
     summary["workers"] = model.workers
     summary["prefetch_thread"] = cfg.corpus.prefetch
     summary["final_train_loss"] = history.epochs[-1]["train"]["loss"] if history.epochs else None
