@@ -82,6 +82,12 @@ def test_run_directory_and_summary(runs: dict[str, Path]) -> None:
         assert 1 < summary[split]["perplexity"] < 13
         assert summary[split]["perplexity"] == pytest.approx(math.exp(summary[split]["loss"]))
     assert len(summary["samples"]) == 2
+    # "auto" resolved once and reported; model.json keeps the setting for wherever it trains next
+    from ffnlp.precision import choose_precision
+
+    assert summary["precision"] == choose_precision("auto", "cpu").as_dict()
+    assert json.loads((nn_dir / "model.json").read_text())["args"]["config"]["precision"] == "auto"
+    assert summary["threads"] == 1  # train.threads = 1 in SMALL
     epochs = [json.loads(line) for line in (nn_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["dev"]["perplexity"] for r in epochs if r["event"] == "epoch"]
 

@@ -38,7 +38,7 @@ class TrainConfig:
     max_warmup_fraction: float = option(
         0.1,
         "the warm-up lasts at most this fraction of the run's steps, so that a short run (a "
-        "small corpus, --set train.epochs=1) is not all warm-up; 1 = warmup_steps always",
+        "small corpus, --set train.epochs=1) is not all warm-up",
         ge=0,
         le=1,
     )
