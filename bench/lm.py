@@ -2,6 +2,7 @@
 
     python bench/lm.py [--data ../shared/data/ptb] [--config configs/ptb_lm.toml] [--threads 2]
                        [--rounds 8] [--steps 10] [--repeat 10] [--skip-memory]
+                       [--precision auto|fp32|bf16]
 
 1. Throughput: the Trainer's training steps on the configured model (batches from the real PTB
    stream; the configured batch size, optimiser, schedule, weight averaging and precision: the
@@ -57,16 +58,19 @@ def throughput(args) -> dict:
 
     from ffnlp import config as cfgmod
     from ffnlp.models.lm import FeedForwardLM
+    from ffnlp.precision import choose_precision
     from ffnlp.runtime import prepare_process
     from ffnlp.tasks.lm import resolve_config
     from ffnlp.text.corpus import EOS, LMBatches, build_vocab, encode_corpus
     from ffnlp.training.trainer import Trainer
 
-    cfg = resolve_config(args.config)
+    cfg = resolve_config(args.config, [f"model.precision={args.precision}"] if args.precision else [])
+    # resolved as `ffnlp lm train` resolves it ("auto": bf16 where the hardware has it)
+    precision = choose_precision(cfg.model.precision, "cpu")
     train = args.data / "ptb.train.txt.gz"
     vocab = build_vocab(train, cfg.data)
     corpus = encode_corpus(train, vocab, cfg.data)
-    model = FeedForwardLM(len(vocab), cfg.model)
+    model = FeedForwardLM(len(vocab), cfgmod.replace(cfg.model, precision=precision.used))
     source = LMBatches(
         corpus.ids, cfg.model.context_size, vocab.stoi(EOS), cfg.data.cross_sentences
     )
@@ -83,7 +87,7 @@ def throughput(args) -> dict:
         for callback in trainer.callbacks:
             callback.on_batch_end(trainer, None)
 
-    dtype = torch.bfloat16 if cfg.model.precision == "bf16" else torch.float32
+    dtype = torch.bfloat16 if precision.used == "bf16" else torch.float32
     width = (
         cfg.model.embedding_dim
         if model.projection is not None or cfg.model.tie_weights
@@ -118,7 +122,7 @@ def throughput(args) -> dict:
         "threads": args.threads,
         "clock": args.clock,
         "batch_size": B,
-        "precision": cfg.model.precision,
+        "precision": precision.as_dict(),
         "tokens_per_second": B / step_seconds,
         "macs_per_token": macs,
         "achieved_gflops": achieved,
@@ -188,9 +192,16 @@ def main() -> int:
         help="time with the wall clock, or with this process's CPU time (use with --threads 1 on "
         "a machine shared with other jobs: their load then does not enter the figures)",
     )
+    ap.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default=None,
+        help="model.precision for the throughput (default: the config's)",
+    )
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out")
     args = ap.parse_args()
+    import ffnlp  # noqa: F401  (before torch: the OpenMP settings ffnlp makes at import)
 
     result = {"throughput": throughput(args)}
     t = result["throughput"]

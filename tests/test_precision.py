@@ -61,16 +61,31 @@ def test_flags_are_not_read_outside_linux(monkeypatch: pytest.MonkeyPatch) -> No
     assert precision.read_cpu_flags() is None
 
 
-def test_explicit_settings_are_obeyed_and_bf16_without_units_warns(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    with caplog.at_level(logging.INFO, logger="ffnlp.precision"):
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_explicit_settings_are_obeyed_and_bf16_without_units_warns() -> None:
+    # a handler on the module's own logger: the CLI's logging set-up stops propagation at "ffnlp"
+    logger, seen = logging.getLogger("ffnlp.precision"), Records()
+    logger.addHandler(seen)
+    level = logger.level
+    logger.setLevel(logging.INFO)  # whatever a quiet CLI run left on "ffnlp"
+    try:
         fp32 = choose_precision("fp32", "cpu", cpu_flags=flags_of(EPYC))
-        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert not [r for r in seen.records if r.levelno >= logging.WARNING]
         bf16 = choose_precision("bf16", "cpu", cpu_flags=flags_of(XEON))
+    finally:
+        logger.removeHandler(seen)
+        logger.setLevel(level)
     assert (fp32.used, bf16.used) == ("fp32", "bf16")
     assert bf16.reason == "set explicitly; the CPU has neither avx512_bf16 nor amx_bf16"
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [r.getMessage() for r in seen.records if r.levelno == logging.WARNING]
     assert warnings == [
         "model.precision = 'bf16' but the CPU has neither avx512_bf16 nor amx_bf16: without them "
         "bf16 products are emulated and usually slower than fp32 (measured: 634 against 1,554 "

@@ -30,7 +30,7 @@ from ffnlp.runtime import available_cores
 
 log = logging.getLogger(__name__)
 
-MIN_WORK_PER_THREAD = 30_000_000
+MIN_WORK_PER_THREAD = 50_000_000
 """Multiply-adds of a step's products below which a second thread costs more than it saves."""
 
 
