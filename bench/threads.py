@@ -93,8 +93,13 @@ def main() -> int:
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--background-load", type=int, default=0, metavar="N",
-                    help="run N busy processes (while True: pass) during the measurement")
+    ap.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N busy processes (while True: pass) during the measurement",
+    )
     ap.add_argument("--wait-policy", choices=("PASSIVE", "ACTIVE"), default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out")
     args = ap.parse_args()
