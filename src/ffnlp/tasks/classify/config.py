@@ -32,9 +32,12 @@ class DataConfig:
     encoding: str = option("utf-8", "text encoding of the data files (e.g. latin-1 for MR)")
     text_column: str = option("text", "CSV/TSV/JSONL: the column or key holding the text")
     label_column: str = option("label", "CSV/TSV/JSONL: the column or key holding the label")
-    skip_invalid: bool = option(False, "skip malformed lines (and report how many) instead of failing")
+    skip_invalid: bool = option(
+        False, "skip malformed lines (and report how many) instead of failing"
+    )
     tokenizer: str = option(
-        "whitespace", "whitespace (pre-tokenised data) or regex (words and punctuation)",
+        "whitespace",
+        "whitespace (pre-tokenised data) or regex (words and punctuation)",
         choices=("whitespace", "regex"),
     )
     lowercase: bool = option(False, "lowercase before tokenising")
@@ -55,22 +58,29 @@ class FeaturesConfig:
     min_count: int = option(1, "drop n-grams seen fewer times than this in training", ge=1)
     max_features: int = option(0, "keep only the most frequent n-grams (0 = all)", ge=0)
     buckets: int = option(
-        200_000, "kind = ids: hash buckets for word n-grams of order 2..ngram_range[1] (fastText: 2M)", ge=1
+        200_000,
+        "kind = ids: hash buckets for word n-grams of order 2..ngram_range[1] (fastText: 2M)",
+        ge=1,
     )
     lexicon: LexiconConfig = section(LexiconConfig)
 
     def check(self) -> list[str]:
         lo, hi = (self.ngram_range + [0, 0])[:2]
         if len(self.ngram_range) != 2 or not 1 <= lo <= hi:
-            return [f"features.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n; got {self.ngram_range}"]
+            return [
+                f"features.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n; got {self.ngram_range}"
+            ]
         return []
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    label_smoothing: float = option(0.0, "move this much target mass to the other classes", ge=0, lt=1)
+    label_smoothing: float = option(
+        0.0, "move this much target mass to the other classes", ge=0, lt=1
+    )
     class_weight: str = option(
-        "none", "weigh each class's examples: none, balanced (n / (K * n_k)) or a list like '1.0,3.0'"
+        "none",
+        "weigh each class's examples: none, balanced (n / (K * n_k)) or a list like '1.0,3.0'",
     )
 
 

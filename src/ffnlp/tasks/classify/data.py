@@ -23,14 +23,21 @@ from ffnlp.training.data import BatchSource, SparseRowBatches, TensorBatches
 log = logging.getLogger(__name__)
 
 
-def read_split(path: str | Path | LabeledData, cfg: ClassifyConfig, **overrides: Any) -> LabeledData:
+def read_split(
+    path: str | Path | LabeledData, cfg: ClassifyConfig, **overrides: Any
+) -> LabeledData:
     """A labelled file read with the options of [data] (``overrides`` replace some of them);
     data already in memory (cross-validation folds, scikit-learn) is returned as it is."""
     if isinstance(path, LabeledData):
         return path
     d = cfg.data
-    opts: dict[str, Any] = dict(format=d.format, encoding=d.encoding, text_column=d.text_column,
-                                label_column=d.label_column, skip_invalid=d.skip_invalid)
+    opts: dict[str, Any] = dict(
+        format=d.format,
+        encoding=d.encoding,
+        text_column=d.text_column,
+        label_column=d.label_column,
+        skip_invalid=d.skip_invalid,
+    )
     opts.update(overrides)
     data = read_labeled(path, **opts)
     if data.skipped:
@@ -65,17 +72,23 @@ class NgramFeaturizer:
             self.bag = BagOfNgrams.from_dict(state)
         else:
             self.bag = BagOfNgrams(
-                ngram_range=(cfg.ngram_range[0], cfg.ngram_range[1]), weighting=cfg.weighting,
-                sublinear_tf=cfg.sublinear_tf, min_count=cfg.min_count,
+                ngram_range=(cfg.ngram_range[0], cfg.ngram_range[1]),
+                weighting=cfg.weighting,
+                sublinear_tf=cfg.sublinear_tf,
+                min_count=cfg.min_count,
                 max_features=cfg.max_features or None,
             )
 
     def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
         self.bag.fit(tokens)
         if self.bag.n_features == 0:
-            raise DataError("the training data has no n-gram that passes features.min_count; lower it")
+            raise DataError(
+                "the training data has no n-gram that passes features.min_count; lower it"
+            )
 
-    def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> SparseRowBatches:
+    def source(
+        self, tokens: list[list[str]], texts: list[str], y: torch.Tensor
+    ) -> SparseRowBatches:
         return SparseRowBatches(self.bag.transform(tokens), y=y)
 
     @property
@@ -104,16 +117,20 @@ class IdsFeaturizer:
         return self.vocab
 
     def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
-        self.vocab = Vocab.build(tokens, min_count=self.min_count,
-                                 max_size=self.max_features or None, specials=())
+        self.vocab = Vocab.build(
+            tokens, min_count=self.min_count, max_size=self.max_features or None, specials=()
+        )
         if len(self.vocab) == 0 and self.max_n < 2:
-            raise DataError("the training data has no word that passes features.min_count; lower it")
+            raise DataError(
+                "the training data has no word that passes features.min_count; lower it"
+            )
 
     def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource:
         from ffnlp.models.pooled import BagBatches, encode_bags
 
-        bags = encode_bags(tokens, self.fitted_vocab(), ngrams=self.max_n, buckets=self.buckets,
-                           labels=y)
+        bags = encode_bags(
+            tokens, self.fitted_vocab(), ngrams=self.max_n, buckets=self.buckets, labels=y
+        )
         return BagBatches(bags)
 
     @property
@@ -121,7 +138,11 @@ class IdsFeaturizer:
         return len(self.fitted_vocab()) + self.buckets
 
     def to_dict(self) -> dict[str, Any]:
-        return {"vocab": self.fitted_vocab().to_dict(), "max_n": self.max_n, "buckets": self.buckets}
+        return {
+            "vocab": self.fitted_vocab().to_dict(),
+            "max_n": self.max_n,
+            "buckets": self.buckets,
+        }
 
 
 class LexiconFeatures:
@@ -190,8 +211,12 @@ class NgramLexiconFeatures:
         return {"ngrams": self.ngrams.to_dict(), "lexicon": self.lexicon.to_dict()}
 
 
-FEATURIZERS: dict[str, type[NgramFeaturizer | IdsFeaturizer | LexiconFeatures | NgramLexiconFeatures]] = {
-    "ngrams": NgramFeaturizer, "ids": IdsFeaturizer, "lexicon": LexiconFeatures,
+FEATURIZERS: dict[
+    str, type[NgramFeaturizer | IdsFeaturizer | LexiconFeatures | NgramLexiconFeatures]
+] = {
+    "ngrams": NgramFeaturizer,
+    "ids": IdsFeaturizer,
+    "lexicon": LexiconFeatures,
     "ngrams+lexicon": NgramLexiconFeatures,
 }
 

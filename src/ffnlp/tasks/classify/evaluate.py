@@ -29,8 +29,11 @@ def make_evaluator(labels: list[str], full: bool = False, batch_size: int = 2048
             golds.append(batch["y"])
             preds.append(head.predict(logits))  # (B,)
         m = classification_metrics(torch.cat(golds), torch.cat(preds), labels)
-        out: dict[str, Any] = {"loss": loss_sum / max(n, 1), "accuracy": m["accuracy"],
-                               "macro_f1": m["macro_f1"]}
+        out: dict[str, Any] = {
+            "loss": loss_sum / max(n, 1),
+            "accuracy": m["accuracy"],
+            "macro_f1": m["macro_f1"],
+        }
         if full:
             out.update(per_class=m["per_class"], confusion=m["confusion"], examples=n)
         return out

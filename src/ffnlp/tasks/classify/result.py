@@ -26,6 +26,7 @@ from ffnlp.tasks.classify.evaluate import make_evaluator
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
+from ffnlp.training.data import BatchSource
 
 Prediction = list[tuple[str, float]]  # (label, probability) pairs, most probable first
 
@@ -33,9 +34,16 @@ Prediction = list[tuple[str, float]]  # (label, probability) pairs, most probabl
 class Classifier:
     """A trained text classifier: predict, test, save; what ``train_classifier`` and ``load`` return."""
 
-    def __init__(self, config: ClassifyConfig, labels: LabelVocab, featurizer: Featurizer,
-                 model: nn.Module, model_args: dict[str, Any], run_dir: Path | None = None,
-                 summary: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        config: ClassifyConfig,
+        labels: LabelVocab,
+        featurizer: Featurizer,
+        model: nn.Module,
+        model_args: dict[str, Any],
+        run_dir: Path | None = None,
+        summary: dict[str, Any] | None = None,
+    ):
         self.config = config
         self.labels = labels
         self.featurizer = featurizer
@@ -52,8 +60,7 @@ class Classifier:
         texts = list(texts)
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        tokens = self.tokenizer.tokenize_all(texts)
-        source = self.featurizer.source(tokens, texts, torch.zeros(len(texts), dtype=torch.long))
+        source = self.source(texts)
         self.model.eval()
         classifier = as_classifier(self.model)
         head = head_of(classifier)
@@ -64,11 +71,13 @@ class Classifier:
     def predict(self, texts: str, k: int = 1, threshold: float = 0.0) -> Prediction: ...
 
     @overload
-    def predict(self, texts: list[str] | tuple[str, ...], k: int = 1, threshold: float = 0.0
-                ) -> list[Prediction]: ...
+    def predict(
+        self, texts: list[str] | tuple[str, ...], k: int = 1, threshold: float = 0.0
+    ) -> list[Prediction]: ...
 
-    def predict(self, texts: str | Sequence[str], k: int = 1, threshold: float = 0.0
-                ) -> Prediction | list[Prediction]:
+    def predict(
+        self, texts: str | Sequence[str], k: int = 1, threshold: float = 0.0
+    ) -> Prediction | list[Prediction]:
         """Top-k (label, probability) pairs per text, most probable first, those >= threshold.
 
         A single string gives one list; a list of strings gives a list of lists.
@@ -81,7 +90,9 @@ class Classifier:
         results = []
         for row in probs:
             top = np.argsort(-row, kind="stable")[:k]
-            results.append([(self.labels.labels[i], float(row[i])) for i in top if row[i] >= threshold])
+            results.append(
+                [(self.labels.labels[i], float(row[i])) for i in top if row[i] >= threshold]
+            )
         return results[0] if isinstance(texts, str) else results
 
     def test(self, path: str | Path, **read_options: Any) -> dict[str, Any]:
@@ -90,10 +101,18 @@ class Classifier:
         return self.evaluate(data)
 
     def evaluate(self, data: LabeledData) -> dict[str, Any]:
-        y = torch.tensor(self.labels.encode(data.labels), dtype=torch.long)
-        tokens = self.tokenizer.tokenize_all(data.texts)
-        source = self.featurizer.source(tokens, data.texts, y)
+        """Metrics on labelled data already read (see :meth:`test`)."""
+        source = self.source(data.texts, data.labels)
         return make_evaluator(self.labels.labels, full=True)(self.model, source)
+
+    def source(self, texts: list[str], labels: list[str] | None = None) -> BatchSource:
+        """``texts`` tokenised and featurised as the model reads them, with ``labels`` (an
+        unknown one is a DataError) or, without them, label 0 for every text."""
+        if labels is not None:
+            y = torch.tensor(self.labels.encode(labels), dtype=torch.long)
+        else:
+            y = torch.zeros(len(texts), dtype=torch.long)
+        return self.featurizer.source(self.tokenizer.tokenize_all(texts), texts, y)
 
     # -- persistence
     def save(self, run_dir: str | Path) -> Path:
@@ -118,7 +137,9 @@ class Classifier:
             labels = LabelVocab.from_dict(vocab["labels"])
             featurizer = make_featurizer(config, vocab["features"])
         except FileNotFoundError as exc:
-            raise ModelFileError(f"{run_dir} is incomplete: {Path(exc.filename).name} is missing") from None
+            raise ModelFileError(
+                f"{run_dir} is incomplete: {Path(exc.filename).name} is missing"
+            ) from None
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ModelFileError(f"{run_dir / 'vocab.json'} is corrupted ({exc})") from None
         as_classifier(model)  # a model.json of another kind of model says so here, not at predict

@@ -11,15 +11,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.models.heads import ClassifierInputs, balanced_class_weight
-from ffnlp.models.pooled import PooledConfig
 from ffnlp.runtime import seed_everything
 from ffnlp.tasks.classify.config import (
     ClassifyConfig,
@@ -28,8 +26,9 @@ from ffnlp.tasks.classify.config import (
     model_config,
     resolve_config,
 )
-from ffnlp.tasks.classify.data import Featurizer, IdsFeaturizer, make_featurizer, read_split
+from ffnlp.tasks.classify.data import Featurizer, make_featurizer, read_split
 from ffnlp.tasks.classify.evaluate import make_evaluator
+from ffnlp.tasks.classify.pretrained import load_pretrained
 from ffnlp.tasks.classify.result import Classifier
 from ffnlp.tasks.run import Summary, finish_run, fit, start_run, training_summary
 from ffnlp.text.readers import LabeledData
@@ -61,7 +60,14 @@ def train_classifier(
     [('1', 0.93)]
     """
     run_dir, cfg = start_run(
-        "classify", resolve_config, config, overrides, settings, out, resume, seed,
+        "classify",
+        resolve_config,
+        config,
+        overrides,
+        settings,
+        out,
+        resume,
+        seed,
         check=check_features,
     )
     started = time.perf_counter()
@@ -72,10 +78,20 @@ def train_classifier(
     seed_everything(cfg.train.seed)
     model, args = build_model(cfg, prepared)
     embeddings = load_pretrained(model, cfg, prepared.featurizer)
-    trainer = fit(model, cfg.train, prepared.train, prepared.dev, make_evaluator(prepared.labels.labels),
-                  callbacks, run_dir, resume)
+    trainer = fit(
+        model,
+        cfg.train,
+        prepared.train,
+        prepared.dev,
+        make_evaluator(prepared.labels.labels),
+        callbacks,
+        run_dir,
+        resume,
+    )
 
-    clf = Classifier(cfg, prepared.labels, prepared.featurizer, trainer.model.cpu().eval(), args, run_dir)
+    clf = Classifier(
+        cfg, prepared.labels, prepared.featurizer, trainer.model.cpu().eval(), args, run_dir
+    )
     clf.save(run_dir)
     summary = training_summary("classify", trainer, prep_seconds)
     add_results(summary, clf, data, embeddings)
@@ -177,60 +193,9 @@ def class_weight(cfg: ClassifyConfig, y: torch.Tensor, labels: LabelVocab) -> li
     return values
 
 
-@runtime_checkable
-class TakesVectors(Protocol):
-    """A model whose input table can be filled with word vectors (the pooled classifier)."""
-
-    def load_vectors(self, rows: torch.Tensor, vectors: torch.Tensor) -> None: ...
-
-
-def load_pretrained(model: nn.Module, cfg: ClassifyConfig, featurizer: Featurizer) -> dict[str, Any] | None:
-    """Copy the vectors of [model.pooled] pretrained (for the model types that read that section)
-    into the model's rows for the vocabulary; return the coverage.
-
-    Words the file lacks keep a random vector at the file's scale (or zeros, by
-    model.pooled.oov_init); n-gram buckets keep their random init.
-    """
-    p = getattr(model_config(cfg.model), "pooled", None)
-    if not isinstance(p, PooledConfig) or not p.pretrained:
-        return None
-    if not isinstance(model, TakesVectors) or not isinstance(featurizer, IdsFeaturizer):
-        raise ConfigError(
-            f"model.pooled.pretrained needs a model with an embedding table over word ids "
-            f"(features.kind = 'ids'); model.type = {cfg.model.type!r} has none"
-        )
-    from ffnlp.features.embeddings import load_vectors
-
-    words, vectors = load_vectors(p.pretrained, format=p.pretrained_format)
-    vocab = featurizer.fitted_vocab()
-    if vectors.shape[1] != p.dim:
-        raise ConfigError(
-            f"{p.pretrained} holds vectors of dimension {vectors.shape[1]} but model.pooled.dim is "
-            f"{p.dim}; set model.pooled.dim = {vectors.shape[1]}"
-        )
-    index = {w: i for i, w in enumerate(words)}
-    rows = [(r, index[w]) for r, w in enumerate(vocab.itos) if w in index]
-    table = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
-    oov = torch.ones(len(vocab), dtype=torch.bool)
-    if rows:
-        r, i = (torch.tensor(c) for c in zip(*rows, strict=True))
-        model.load_vectors(r, table[i])
-        oov[r] = False
-    if oov.any():
-        missing_rows = oov.nonzero().squeeze(1)  # (M,)
-        if p.oov_init == "zeros":
-            model.load_vectors(missing_rows, torch.zeros(len(missing_rows), table.shape[1]))
-        else:  # same mean and spread as the file, so unknown words do not stand out
-            mean, std = table.mean(0), table.std(0)
-            model.load_vectors(missing_rows, mean + std * torch.randn(int(oov.sum()), table.shape[1]))
-    tokens_total = sum(vocab.counts) or 1
-    tokens_found = sum(c for w, c in zip(vocab.itos, vocab.counts, strict=True) if w in index)
-    return {"file": str(p.pretrained), "vectors": len(words), "dim": int(vectors.shape[1]),
-            "vocab": len(vocab), "found": len(rows), "missing": len(vocab) - len(rows),
-            "type_coverage": len(rows) / max(len(vocab), 1), "token_coverage": tokens_found / tokens_total}
-
-
-def add_results(summary: Summary, clf: Classifier, data: Splits, embeddings: dict[str, Any] | None) -> None:
+def add_results(
+    summary: Summary, clf: Classifier, data: Splits, embeddings: dict[str, Any] | None
+) -> None:
     """The classifier's own summary keys: model, labels, sizes, skipped lines, dev/test metrics."""
     summary["model"] = clf.config.model.type
     summary["labels"] = clf.labels.labels
@@ -253,6 +218,10 @@ def plot_confusion(summary: Summary, labels: LabelVocab, run_dir: Path) -> None:
 
     for split, metrics in (("test", summary.get("test")), ("dev", summary.get("dev"))):
         if metrics is not None:
-            plot(metrics["confusion"], labels.labels, run_dir / "plots" / "confusion.png",
-                 title=f"confusion matrix ({split})")
+            plot(
+                metrics["confusion"],
+                labels.labels,
+                run_dir / "plots" / "confusion.png",
+                title=f"confusion matrix ({split})",
+            )
             return
