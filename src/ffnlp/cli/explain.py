@@ -68,10 +68,10 @@ def dead(
     import torch
 
     from ffnlp.inspect.diagnostics import dead_units
-    from ffnlp.tasks.classify import _read
+    from ffnlp.tasks.classify import read_split
 
     clf = _classifier(run)
-    examples = _read(data, clf.config)
+    examples = read_split(data, clf.config)
     tokens = clf.tokenizer.tokenize_all(examples.texts)
     source = clf.featurizer.source(tokens, examples.texts, torch.zeros(len(examples), dtype=torch.long))
     report = dead_units(clf.model, source)

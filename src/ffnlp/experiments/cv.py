@@ -94,14 +94,14 @@ def cross_validate(
     **settings: Any,
 ) -> dict[str, Any]:
     """Train and test ``folds`` times; return (and write to DIR/summary.json) mean ± sd of every metric."""
-    from ffnlp.tasks.classify import _read, resolve_config, train_classifier
+    from ffnlp.tasks.classify import read_split, resolve_config, train_classifier
 
     if not 0.0 <= dev_fraction < 0.5:
         raise ConfigError(f"dev_fraction must be in [0, 0.5); got {dev_fraction}")
     overrides = list(overrides)
     cfg = resolve_config(config, overrides, **settings)
     fold_seed = cfg.train.seed if seed is None else seed
-    examples = _read(data, cfg)
+    examples = read_split(data, cfg)
     if len(set(examples.labels)) < 2:
         raise DataError(
             f"{examples.path}: every example has the label {examples.labels[0]!r}; "

@@ -15,19 +15,29 @@ combination of the features.  Binary problems have one logit (sigmoid), K > 2 cl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from ffnlp.config import section
 from ffnlp.errors import ConfigError
 from ffnlp.models.activations import ACTIVATIONS
-from ffnlp.models.heads import ClassifierHead, output_size
+from ffnlp.models.heads import ClassifierHead, ClassifierInputs, output_size
 from ffnlp.models.init import init_weight, keeps_weights
-from ffnlp.models.mlp import MLP
+from ffnlp.models.mlp import MLP, MLPConfig
 from ffnlp.models.registry import register
 
 
-@register("mlp")
+@dataclass(frozen=True)
+class FeatureMLPConfig:
+    """[model] for type = "mlp": the layers from the features to the logits ([model.mlp])."""
+
+    mlp: MLPConfig = section(MLPConfig)
+
+
+@register("mlp", config=FeatureMLPConfig, features=("ngrams", "lexicon", "ngrams+lexicon"))
 class FeatureMLP(nn.Module):
     """Feature vector (B, F) -> logits (B, K')."""
 
@@ -72,6 +82,22 @@ class FeatureMLP(nn.Module):
             )
         else:
             self.rest = nn.Identity()
+
+    @classmethod
+    def arguments(cls, config: FeatureMLPConfig, inputs: ClassifierInputs) -> dict[str, Any]:
+        """Constructor arguments (model.json's ``args``) for ``config`` and the data's ``inputs``."""
+        mlp = config.mlp
+        return {
+            "num_features": inputs.input_size,
+            "num_classes": inputs.num_classes,
+            "label_smoothing": inputs.label_smoothing,
+            "class_weight": inputs.class_weight,
+            "sparse": inputs.sparse,
+            "hidden": list(mlp.hidden),
+            "activation": mlp.activation,
+            "dropout": mlp.dropout,
+            "input_dropout": mlp.input_dropout,
+        }
 
     def reinit(self, scheme: str, std: float = 0.02) -> None:
         """Initialise every layer by ``scheme`` (see :func:`ffnlp.models.init.init_weight`): the

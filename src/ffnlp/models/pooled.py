@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ffnlp.config import option
+from ffnlp.config import option, section
 from ffnlp.errors import ConfigError, DataError
-from ffnlp.models.heads import ClassifierHead, output_size
-from ffnlp.models.mlp import MLP
+from ffnlp.models.heads import ClassifierHead, ClassifierInputs, output_size
+from ffnlp.models.mlp import MLP, MLPConfig
 from ffnlp.models.registry import register
 
 POOLINGS = ("mean", "sum", "max", "mean_max")
@@ -64,7 +64,24 @@ class PooledConfig:
     )
 
 
-@register("pooled")
+@dataclass(frozen=True)
+class PooledModelConfig:
+    """[model] for type = "pooled": the embedding bag ([model.pooled]) and the MLP after it
+    ([model.mlp])."""
+
+    mlp: MLPConfig = section(MLPConfig)
+    pooled: PooledConfig = section(PooledConfig)
+
+    def check(self) -> list[str]:
+        if self.pooled.freeze and not self.pooled.pretrained:
+            return [
+                "model.pooled.freeze = true needs model.pooled.pretrained (a frozen random table "
+                "learns nothing)"
+            ]
+        return []
+
+
+@register("pooled", config=PooledModelConfig, features=("ids",))
 class PooledEmbeddingClassifier(nn.Module):
     """Bag of word and n-gram ids -> pooled embedding -> MLP -> logits (B, K')."""
 
@@ -111,6 +128,29 @@ class PooledEmbeddingClassifier(nn.Module):
         self.embedding.weight.requires_grad_(not freeze)
         width = 2 * dim if pooling == "mean_max" else dim
         self.mlp = MLP(width, output_size(num_classes), hidden, activation, dropout, input_dropout)
+
+    @classmethod
+    def arguments(cls, config: PooledModelConfig, inputs: ClassifierInputs) -> dict[str, Any]:
+        """Constructor arguments (model.json's ``args``) for ``config`` and the data's ``inputs``:
+        ``input_size`` rows (vocabulary + n-gram buckets) of ``config.pooled.dim``."""
+        mlp, pooled = config.mlp, config.pooled
+        return {
+            "num_embeddings": inputs.input_size,
+            "num_classes": inputs.num_classes,
+            "label_smoothing": inputs.label_smoothing,
+            "class_weight": inputs.class_weight,
+            "hidden": list(mlp.hidden),
+            "activation": mlp.activation,
+            "dropout": mlp.dropout,
+            "input_dropout": mlp.input_dropout,
+            "dim": pooled.dim,
+            "pooling": pooled.pooling,
+            "word_dropout": pooled.word_dropout,
+            "sparse": inputs.sparse,
+            "init": pooled.init,
+            "init_scale": pooled.init_scale,
+            "freeze": pooled.freeze,
+        }
 
     @torch.no_grad()
     def _init_embeddings(self, scheme: str, scale: float) -> None:
