@@ -176,7 +176,7 @@ def cross_validate(
     fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
     encoding: str = typer.Option(None, "--encoding", help="Encoding of the data file, e.g. latin-1."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress messages."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-fold lines or progress."),
     json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout."),
 ) -> None:
     """k-fold cross-validation: mean ± sd of every metric, written to DIR/summary.json.
@@ -192,10 +192,13 @@ def cross_validate(
 
     def report(fold: int, scores: dict[str, float]) -> None:
         if not (quiet or json_):
-            out_console.print(f"fold {fold}/{folds}: accuracy {scores['accuracy']:.4f}  macro_f1 {scores['macro_f1']:.4f}")
+            out_console.print(f"fold {fold}/{folds}: accuracy {scores['accuracy']:.4f}  "
+                              f"macro_f1 {scores['macro_f1']:.4f} ({scores['train_seconds']:.1f} s)",
+                              soft_wrap=True)
 
     result = run_cv(data, folds=folds, config=config, overrides=overrides, out=out, seed=seed,
-                    dev_fraction=dev_fraction, keep_models=keep_models, on_fold=report)
+                    dev_fraction=dev_fraction, keep_models=keep_models, on_fold=report,
+                    callbacks=progress_callbacks(quiet or json_))
     if json_:
         print_json({k: v for k, v in result.items() if k != "config"})
         return

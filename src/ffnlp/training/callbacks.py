@@ -63,6 +63,7 @@ class ProgressBar(Callback):
             TimeRemainingColumn,
         )
 
+        self.loss, self.dev = None, ""  # the same bar may follow several runs (repeat, cv)
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             BarColumn(),
