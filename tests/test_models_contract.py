@@ -22,9 +22,10 @@ from torch import nn
 from ffnlp.models import registry
 from ffnlp.models.heads import ClassifierInputs, output_size
 from ffnlp.models.io import load_model, save_model
-from ffnlp.models.protocols import as_classifier, as_trainable
+from ffnlp.models.protocols import as_classifier
 from ffnlp.tasks.classify.config import model_config, resolve_config
 from ffnlp.tasks.classify.data import make_featurizer
+from ffnlp.training.trainable import as_trainable
 
 assert toy_bag.ToyBag.registry_name == "toy_bag"  # registered by importing its module
 

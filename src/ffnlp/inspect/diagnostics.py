@@ -10,7 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ffnlp.models.protocols import as_classifier
 from ffnlp.training.data import BatchSource
+from ffnlp.training.trainable import as_trainable
 
 
 def dead_units(model: nn.Module, source: BatchSource, batch_size: int = 1024) -> dict[str, dict[str, float]]:
@@ -30,9 +32,10 @@ def dead_units(model: nn.Module, source: BatchSource, batch_size: int = 1024) ->
     was_training = model.training
     model.eval()
     try:
+        classifier = as_classifier(model)
         with torch.no_grad():
             for batch in source.batches(batch_size, None):
-                model.logits(batch)  # type: ignore[operator]
+                classifier.logits(batch)
     finally:
         for h in handles:
             h.remove()
@@ -61,7 +64,7 @@ def lr_range_test(model: nn.Module, source: BatchSource, make_optimizer: Callabl
             lr = lr_min * factor**step
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss = probe.loss(batch)  # type: ignore[operator]
+            loss = as_trainable(probe).loss(batch)
             opt.zero_grad()
             loss.backward()
             opt.step()

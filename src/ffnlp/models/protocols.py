@@ -4,7 +4,8 @@ The Trainer calls one method, ``loss(batch)``; evaluators and result objects nee
 from some families. Each need is a Protocol here, so that code using it is type-checked instead
 of reaching for attributes an ``nn.Module`` does not declare:
 
-- :class:`Trainable` — every model: ``loss(batch) -> scalar tensor``;
+- every model: ``loss(batch) -> scalar tensor`` (the Trainer's contract,
+  :class:`ffnlp.training.trainable.Trainable`);
 - :class:`Classifier` — text classifiers: ``logits(batch) -> (B, K)`` and the ``head`` that
   turns logits into a loss, probabilities and predictions;
 - :class:`TokenScorer` — language models: ``token_nll(batch) -> (B,)``;
@@ -21,11 +22,6 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from ffnlp.errors import ModelFileError
-
-
-@runtime_checkable
-class Trainable(Protocol):
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor: ...
 
 
 @runtime_checkable
@@ -66,12 +62,6 @@ def _mismatch(model: object, contract: type) -> ModelFileError:
         f"a {type(model).__name__} cannot be used as a {contract.__name__} model: it has no "
         f"{', '.join(missing) or 'matching methods'} (is this run from another task?)"
     )
-
-
-def as_trainable(model: object) -> Trainable:
-    if isinstance(model, Trainable):
-        return model
-    raise _mismatch(model, Trainable)
 
 
 def as_classifier(model: object) -> Classifier:

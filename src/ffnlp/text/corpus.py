@@ -117,10 +117,9 @@ def encode_corpus(
     out: np.memmap | None = None
     filled = 0
     size = _count_ids(p, config) if cache_dir is not None and _may_exceed(p, config) else 0
-    use_mmap = cache_dir is not None and size > config.memory_map_tokens
-    if use_mmap:
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
-        npy = Path(cache_dir) / (p.name + ".ids.npy")  # type: ignore[arg-type]
+    npy = Path(cache_dir) / (p.name + ".ids.npy") if cache_dir is not None else None
+    if npy is not None and size > config.memory_map_tokens:
+        npy.parent.mkdir(parents=True, exist_ok=True)
         out = np.lib.format.open_memmap(npy, mode="w+", dtype=np.int32, shape=(size,))
         out[0] = eos
         filled = 1
@@ -138,10 +137,10 @@ def encode_corpus(
     filled = _flush(buffer, chunks, out, filled)
     if n_sent == 0:
         raise DataError(f"{p}: the corpus is empty (no non-blank lines)")
-    if out is not None:
+    if out is not None and npy is not None:
         out.flush()
         del out
-        array = np.load(Path(cache_dir) / (p.name + ".ids.npy"), mmap_mode="c")  # type: ignore[arg-type]
+        array = np.load(npy, mmap_mode="c")
     else:
         array = np.concatenate(chunks)
     return Corpus(torch.from_numpy(array), p, n_sent, n_words, n_unknown)

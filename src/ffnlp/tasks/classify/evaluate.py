@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from ffnlp.models.protocols import as_classifier, head_of
+from ffnlp.tasks.classify.metrics import classification_metrics
 from ffnlp.training.data import BatchSource
-from ffnlp.training.metrics import classification_metrics
 from ffnlp.training.trainer import Evaluate
 
 
