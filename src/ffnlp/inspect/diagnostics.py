@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ffnlp.models.protocols import as_classifier
+from ffnlp.models.protocols import as_scorer
 from ffnlp.training.data import BatchSource
 from ffnlp.training.trainable import as_trainable
 
@@ -32,10 +32,10 @@ def dead_units(model: nn.Module, source: BatchSource, batch_size: int = 1024) ->
     was_training = model.training
     model.eval()
     try:
-        classifier = as_classifier(model)
+        scorer = as_scorer(model)
         with torch.no_grad():
             for batch in source.batches(batch_size, None):
-                classifier.logits(batch)
+                scorer.logits(batch)
     finally:
         for h in handles:
             h.remove()
