@@ -1,4 +1,4 @@
-"""`ffnlp explain shapes|dead|lr-range|backprop`: see inside a network."""
+"""`ffnlp explain shapes|dead|backprop|graph|numpy-vs-torch`: see inside a network."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ffnlp.cli.common import out_console, print_json
+from ffnlp.cli.common import err_console, out_console, print_json
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -103,3 +103,50 @@ def backprop(
     for i, err in enumerate(result["max_abs_diff"]):
         out_console.print(f"layer {i + 1}: max |dW_numpy - dW_autograd| = {err:.2e}")
     out_console.print(f"finite differences: worst relative error {result['finite_difference']:.2e}")
+
+
+@app.command("graph")
+def graph(
+    expression: str = typer.Argument(..., help="The expression, e.g. \"c*(a+2*b)\"; quote it."),
+    values: list[str] = typer.Argument(None, help="A value for every variable: name=NUMBER ..."),
+    json_: bool = typer.Option(False, "--json", help="Print {value, grad, nodes, steps} as JSON."),
+    dot: Path = typer.Option(None, "--dot", help="Write the graph as Graphviz DOT to this file "
+                             "(and FILE with .png beside it when Graphviz's dot is installed)."),
+) -> None:
+    """Backpropagation on a computation graph, by hand: every node's value and gradient, and the chain rule written out per edge, checked against PyTorch autograd.
+
+    Operators + - * / ** (** before unary minus, as in Python: -a**2 is -(a**2)), parentheses, numbers, variables and the functions exp, log, tanh, sigmoid, relu. An expression that starts with '-' goes after '--': ffnlp explain graph -- "-a**2" a=3
+
+    Example:
+
+        ffnlp explain graph "c*(a+2*b)" a=3 b=1 c=-2
+    """
+    from ffnlp.inspect.graph import autograd_max_diff, explain, fmt, parse_assignments, write_dot
+
+    result = explain(expression, parse_assignments(values or []))
+    diff = autograd_max_diff(result)
+    drawn = write_dot(result, dot) if dot is not None else None
+    if json_:
+        print_json({**result.to_dict(), "autograd_max_abs_diff": diff})
+    else:
+        table = Table(title=f"L = {expression}: forward (inputs first), then dL/dnode")
+        for col in ("node", "expression", "op", "inputs", "value", "dL/dnode"):
+            table.add_column(col, justify="right" if col in ("value", "dL/dnode") else "left")
+        for node in result.nodes:
+            table.add_row(node.name, node.text, node.op,
+                          " ".join(result.nodes[i].name for i in node.inputs),
+                          fmt(node.value), "" if node.grad is None else fmt(node.grad))
+        out_console.print(table)
+        out_console.print("Backward, last node first: the chain rule on every edge", style="bold")
+        for step in result.steps:
+            out_console.print(f"  {result.line(step)}    ({step.rule})", markup=False,
+                              highlight=False, soft_wrap=True)
+        grads = ", ".join(f"dL/d{name} = {fmt(g)}" for name, g in result.grads().items())
+        out_console.print(f"L = {fmt(result.output.value)}" + (f"; {grads}" if grads else ""))
+        out_console.print(f"PyTorch autograd (float64) agrees: max |difference| = {diff:.2g}")
+    if drawn is not None:
+        dot_path, png = drawn
+        note = f"wrote {dot_path}" + (f" and {png}" if png else
+                                      " (PNG skipped: Graphviz's dot is not on PATH)")
+        console = err_console if json_ else out_console
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
