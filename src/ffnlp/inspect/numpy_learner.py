@@ -146,6 +146,7 @@ def numpy_copy(
     model: TorchModel, activation: str = "relu"
 ) -> NumpyLogisticRegression | NumpyMLPClassifier:
     """The NumPy network with the PyTorch model's current weights (as (in, out) matrices)."""
+
     def array(t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().double().numpy().copy()
 
