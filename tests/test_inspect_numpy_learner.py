@@ -18,6 +18,7 @@ from ffnlp.inspect.numpy_learner import (
     NumpyLogisticRegression,
     classification_loss,
     numpy_copy,
+    one_thread,
     read_bag_of_ngrams,
     sgd_step,
     torch_model,
@@ -217,3 +218,10 @@ def test_sst2_same_dev_accuracy() -> None:
     last = result.epochs[-1]
     assert abs(last["numpy"]["dev_accuracy"] - last["torch"]["dev_accuracy"]) <= 0.005
     assert last["torch"]["dev_accuracy"] > 0.6
+
+
+def test_one_thread_restores_the_thread_count() -> None:
+    before = torch.get_num_threads()
+    with one_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -22,7 +22,8 @@ bug in one of the two.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -169,6 +170,26 @@ def torch_parameters(model: TorchModel) -> list[np.ndarray]:
 # -------------------------------------------------------------------------- side-by-side training
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """PyTorch, and NumPy's BLAS when threadpoolctl is installed (it comes with scikit-learn), on
+    one thread for the duration: a step here is a few small products, which extra threads only
+    slow down (badly so on a busy machine)."""
+    threads = torch.get_num_threads()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn is an optional dependency
+        blas: Any = nullcontext()
+    else:
+        blas = threadpool_limits(1, user_api="blas")
+    torch.set_num_threads(1)
+    try:
+        with blas:
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def dense(batch: dict[str, torch.Tensor], num_features: int) -> np.ndarray:
     """A SparseRowBatches batch (ids, weights, offsets) as a dense (B, F) float64 array."""
     offsets = batch["offsets"].numpy()
@@ -250,53 +271,54 @@ def train_side_by_side(
     if problems:
         raise ConfigError("; ".join(problems))
 
-    generator = seed_everything(seed)  # the model's initial weights, then the shuffling
-    model = torch_model(int(x_train.shape[1]), num_classes, hidden, activation)
-    numpy_net = numpy_copy(model, activation)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    train = SparseRowBatches(x_train, y=y_train)
-    dev = SparseRowBatches(x_dev, y=y_dev)
-    result = SideBySide()
-    step = 0
-    for epoch in range(1, epochs + 1):
-        totals = {"numpy": 0.0, "torch": 0.0}
-        seen = 0
-        for batch in train.batches(batch_size, generator):
-            # NumPy: the rows made dense, one hand-written step
-            y = batch["y"].numpy()
-            loss_np = sgd_step(numpy_net, dense(batch, train.n_cols), y, lr)
-            # PyTorch: the same rows, sparse, through ffnlp's model; autograd; torch.optim.SGD
-            optimizer.zero_grad()
-            loss_t = model.loss({**batch, "weights": batch["weights"].double()})
-            loss_t.backward()
-            optimizer.step()
-            for name, loss in (("numpy", loss_np), ("torch", float(loss_t.detach()))):
-                result.step_loss[name].append(loss)
-                totals[name] += loss * len(y)
-            seen += len(y)
-            result.max_step_loss_diff = max(
-                result.max_step_loss_diff, abs(loss_np - result.step_loss["torch"][-1])
-            )
-            step += 1
+    with one_thread():
+        generator = seed_everything(seed)  # the model's initial weights, then the shuffling
+        model = torch_model(int(x_train.shape[1]), num_classes, hidden, activation)
+        numpy_net = numpy_copy(model, activation)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        train = SparseRowBatches(x_train, y=y_train)
+        dev = SparseRowBatches(x_dev, y=y_dev)
+        result = SideBySide()
+        step = 0
+        for epoch in range(1, epochs + 1):
+            totals = {"numpy": 0.0, "torch": 0.0}
+            seen = 0
+            for batch in train.batches(batch_size, generator):
+                # NumPy: the rows made dense, one hand-written step
+                y = batch["y"].numpy()
+                loss_np = sgd_step(numpy_net, dense(batch, train.n_cols), y, lr)
+                # PyTorch: the same rows, sparse, through ffnlp's model; autograd; torch.optim.SGD
+                optimizer.zero_grad()
+                loss_t = model.loss({**batch, "weights": batch["weights"].double()})
+                loss_t.backward()
+                optimizer.step()
+                for name, loss in (("numpy", loss_np), ("torch", float(loss_t.detach()))):
+                    result.step_loss[name].append(loss)
+                    totals[name] += loss * len(y)
+                seen += len(y)
+                result.max_step_loss_diff = max(
+                    result.max_step_loss_diff, abs(loss_np - result.step_loss["torch"][-1])
+                )
+                step += 1
+                if max_steps is not None and step >= max_steps:
+                    break
+            acc_np, acc_t = _accuracies(numpy_net, model, dev)
+            record = {
+                "epoch": epoch,
+                "steps": step,
+                "numpy": {"loss": totals["numpy"] / seen, "dev_accuracy": acc_np},
+                "torch": {"loss": totals["torch"] / seen, "dev_accuracy": acc_t},
+            }
+            result.epochs.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
             if max_steps is not None and step >= max_steps:
                 break
-        acc_np, acc_t = _accuracies(numpy_net, model, dev)
-        record = {
-            "epoch": epoch,
-            "steps": step,
-            "numpy": {"loss": totals["numpy"] / seen, "dev_accuracy": acc_np},
-            "torch": {"loss": totals["torch"] / seen, "dev_accuracy": acc_t},
-        }
-        result.epochs.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if max_steps is not None and step >= max_steps:
-            break
-    result.max_weight_diff = max(
-        float(np.abs(a - b).max())
-        for a, b in zip(numpy_net.parameters(), torch_parameters(model), strict=True)
-    )
-    return result
+        result.max_weight_diff = max(
+            float(np.abs(a - b).max())
+            for a, b in zip(numpy_net.parameters(), torch_parameters(model), strict=True)
+        )
+        return result
 
 
 # ------------------------------------------------------------------------------------- the data
