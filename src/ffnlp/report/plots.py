@@ -100,3 +100,39 @@ def plot_projection(
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def plot_loss_curves(
+    curves: dict[str, Sequence[float]],
+    path: str | Path,
+    title: str = "",
+    xlabel: str = "step",
+    window: int = 1,
+) -> Path:
+    """Several loss curves (name -> loss per step) on one plot, saved as an image.
+
+    With ``window`` > 1 each curve is the running mean of that many steps (minibatch losses are
+    noisy). Later curves are drawn dashed and thinner over the earlier ones, so curves that
+    coincide (the NumPy and PyTorch networks of `explain numpy-vs-torch`) stay visible as two.
+    """
+    styles = [("-", 3.0, 0.55), ("--", 1.3, 1.0), (":", 1.3, 1.0)]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, (name, losses) in enumerate(curves.items()):
+        line, width, alpha = styles[min(i, len(styles) - 1)]
+        values = np.asarray(losses, dtype=np.float64)
+        w = max(1, min(window, len(values)))
+        smooth = np.convolve(values, np.ones(w) / w, mode="valid")  # (steps - w + 1,)
+        steps = np.arange(w, len(values) + 1)  # each point at the last step it averages
+        ax.plot(steps, smooth, line, lw=width, alpha=alpha, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("loss" if window <= 1 else f"loss (running mean of {window} steps)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
