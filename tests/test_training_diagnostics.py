@@ -186,15 +186,15 @@ def test_a_diverging_loss_advises_a_lower_learning_rate() -> None:
 
 
 def test_a_flat_loss_advises_a_higher_learning_rate() -> None:
-    trainer = fit(Net(nn.ReLU()), lr=1e-7, epochs=6)
+    trainer = fit(Net(nn.ReLU()), lr=1e-7, epochs=5, batch_size=8)
     warnings = [w for d in diagnostics_records(trainer) for w in d["warnings"]]
     (plateau,) = [w for w in warnings if "still within 1%" in w]
-    assert plateau.startswith("after 50 steps the training loss is still within 1% of where")
+    assert plateau.startswith("after 200 steps the training loss is still within 1% of where")
     assert plateau.endswith("is the learning rate too low? try train.lr = 1e-06 (now 1e-07)")
 
 
 def test_a_healthy_run_gets_no_warning() -> None:
-    trainer = fit(Net(nn.ReLU()), lr=0.1, epochs=6)
+    trainer = fit(Net(nn.ReLU()), lr=0.05, epochs=5, batch_size=8)
     assert all(d["warnings"] == [] for d in diagnostics_records(trainer))
 
 

@@ -24,10 +24,12 @@ Every record the Trainer writes after an evaluation or at the end of an epoch ge
   the loss diverging (the learning rate too high), the loss flat from the start (too low), and
   more than half of a layer's units dead or saturated.
 
-It names no model or task. It observes at most :data:`OBSERVED_PER_RECORD` steps between two
-records (every k-th step), so its cost stays small whatever the epoch length; the loss curve it
-judges comes from the trainer's running loss, which costs nothing. When ``train.diagnostics`` is
-off the Trainer does not create it: no hook, no copy of the weights.
+It names no model or task. Between two records it observes every k-th step, about
+:data:`OBSERVED_EXAMPLES` examples' worth (at least :data:`MIN_OBSERVED_STEPS` steps), so its cost
+stays small whatever the epoch length; the loss curve it judges comes from the trainer's running
+loss, which costs nothing. At each record it compares the weights with a copy taken at the
+previous one (memory: the weight matrices once more). When ``train.diagnostics`` is off the
+Trainer does not create it: no hook, no copy of the weights.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OBSERVED_PER_RECORD = 32  # steps watched between two records: enough to tell a dead unit
+OBSERVED_EXAMPLES = 512  # examples watched between two records: enough to tell a dead unit
+MIN_OBSERVED_STEPS = 4  # ...in at least this many steps (gradient norms are means over them)
 RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu")  # "dead" = output never above zero
 DEAD_WARNS = ("relu",)  # where a unit that never fires also passes no gradient back
 SATURATION_BOUNDS = {  # outputs outside (low, high) sit where the curve is flat
@@ -60,7 +63,7 @@ SATURATION_BOUNDS = {  # outputs outside (low, high) sit where the curve is flat
 DIVERGE_FACTOR = 2.0  # the mean loss since the last record above this x the first step's
 OVERFLOW_FACTOR = 100.0  # a single step's loss above this x the first step's: heading for inf
 PLATEAU_TOLERANCE = 0.01  # the loss still within 1% of its start...
-PLATEAU_STEPS = 50  # ...after at least this many steps
+PLATEAU_STEPS = 200  # ...after at least this many steps (Adam at 1e-3 can take 50 to move 1%)
 START_STEPS = 10  # the plateau test's reference: the mean loss of the first steps
 MASS_FRACTION = 0.5  # a layer with more than half its units dead or saturated gets a warning
 
@@ -143,12 +146,14 @@ class TrainingDiagnostics(Callback):
     written at evaluations and epoch ends (see the module's docstring). Installed by the Trainer
     when ``train.diagnostics`` is true."""
 
-    def __init__(self, observed_per_record: int = OBSERVED_PER_RECORD):
+    def __init__(self, observed_per_record: int | None = None):
+        # steps watched between two records; None: OBSERVED_EXAMPLES' worth of batches
         self.observed_per_record = observed_per_record
         self.layers: dict[nn.Module, LayerWatch] = {}
         self.handles: list[RemovableHandle] = []
         self.weights: list[tuple[str, nn.Parameter]] = []
         self.previous: list[torch.Tensor] = []  # the weights at the last record
+        self.previous_norms: list[float] = []  # and their norms
         self.grad_sum: list[torch.Tensor | None] = []
         self.stride = 1
         self.observing = False
@@ -171,9 +176,13 @@ class TrainingDiagnostics(Callback):
             (n, p) for n, p in model.named_parameters() if p.requires_grad and p.dim() >= 2
         ]
         self.previous = [p.detach().clone() for _, p in self.weights]
+        self.previous_norms = [float(torch.linalg.vector_norm(w)) for w in self.previous]
         self.grad_sum = [None] * len(self.weights)
         period = trainer.config.eval_every or trainer.steps_per_epoch
-        self.stride = max(1, period // max(1, self.observed_per_record))
+        watched = self.observed_per_record or max(
+            MIN_OBSERVED_STEPS, -(-OBSERVED_EXAMPLES // trainer.config.batch_size)
+        )
+        self.stride = max(1, period // max(1, watched))
         self.last_step = trainer.step
         self.observed = 0
         self.observing = trainer.step % self.stride == 0
@@ -182,7 +191,7 @@ class TrainingDiagnostics(Callback):
         for handle in self.handles:
             handle.remove()
         self.handles = []
-        self.previous = []
+        self.previous, self.previous_norms = [], []
 
     def on_epoch_start(self, trainer: Trainer) -> None:
         self.loss.seen_sum, self.loss.seen_count = 0.0, 0
@@ -250,17 +259,17 @@ class TrainingDiagnostics(Callback):
     def _weight_entries(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for i, (name, p) in enumerate(self.weights):
-            w = p.detach()
-            before = self.previous[i]
-            norm_before = float(torch.linalg.vector_norm(before))
-            entry = {"norm": float(torch.linalg.vector_norm(w))}
+            w, before, norm_before = p.detach(), self.previous[i], self.previous_norms[i]
+            norm = float(torch.linalg.vector_norm(w))
+            entry = {"norm": norm}
             grad = self.grad_sum[i]
             if grad is not None and self.observed:
                 entry["grad_norm"] = float(grad) / self.observed
-            moved = float(torch.linalg.vector_norm(w - before))
+            moved = float(torch.linalg.vector_norm(before.sub_(w)))  # in place: no temporary
             entry["update_ratio"] = moved / norm_before if norm_before > 0 else math.inf
             out[name] = entry
             before.copy_(w)
+            self.previous_norms[i] = norm
             self.grad_sum[i] = None
         return out
 
