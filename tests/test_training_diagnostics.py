@@ -114,6 +114,19 @@ def test_on_hooks_the_activations_while_training_and_removes_them_after(tmp_path
     assert d["warnings"] == []
 
 
+def test_on_changes_no_number() -> None:
+    weights = []
+    for diagnostics in (False, True):
+        torch.manual_seed(0)
+        model = Net(nn.Tanh())
+        trainer = fit(model, diagnostics=diagnostics, optimizer="adam", lr=0.01, epochs=3)
+        weights.append([p.detach().clone() for p in model.parameters()])
+        losses = [r["dev"]["loss"] for r in trainer.history.evaluations]
+        weights[-1].append(torch.tensor(losses))
+    for off, on in zip(*weights, strict=True):
+        assert torch.equal(off, on)
+
+
 def test_every_activation_of_the_table_is_recognised() -> None:
     names = set(activation_kinds().values())
     assert names == {"sigmoid", "tanh", "hardtanh", "relu", "leaky_relu", "gelu", "elu"}
