@@ -333,11 +333,7 @@ def load_pretrained(model: nn.Module, cfg: ClassifyConfig, featurizer: Featurize
 
     words, vectors = load_vectors(p.pretrained, format=p.pretrained_format)
     vocab = featurizer.vocab  # type: ignore[attr-defined]
-    if vectors.shape[1] != p.dim:
-        raise ConfigError(
-            f"{p.pretrained} holds vectors of dimension {vectors.shape[1]} but model.pooled.dim is "
-            f"{p.dim}; set model.pooled.dim = {vectors.shape[1]}"
-        )
+    model.check_vector_dim(int(vectors.shape[1]), str(p.pretrained))  # type: ignore[operator]
     index = {w: i for i, w in enumerate(words)}
     rows = [(r, index[w]) for r, w in enumerate(vocab.itos) if w in index]
     missing = len(vocab) - len(rows)

@@ -10,8 +10,10 @@ Every record the Trainer writes after an evaluation or at the end of an epoch ge
       "warnings": []
     }
 
-- ``layers``: each module of the activation table (:data:`ffnlp.models.activations.ACTIVATIONS`)
-  found in the model, watched by a forward hook on training batches. ReLU family (relu,
+- ``layers``: each activation module of :data:`ACTIVATION_MODULES` (the modules of the models'
+  activation table, :data:`ffnlp.models.activations.ACTIVATIONS`; the training package imports
+  nothing from the models, and a test keeps the two in step) found in the model, watched by a
+  forward hook on training batches. ReLU family (relu,
   leaky_relu, elu, gelu): ``dead``, the fraction of units whose output was never above zero on the
   observed batches. tanh and hardtanh: ``saturated``, the fraction of outputs with |h| > 0.97;
   sigmoid: outside [0.03, 0.97]. In those flat regions the gradient all but vanishes.
@@ -43,7 +45,6 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from ffnlp.models.activations import ACTIVATIONS
 from ffnlp.training.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -68,9 +69,15 @@ START_STEPS = 10  # the plateau test's reference: the mean loss of the first ste
 MASS_FRACTION = 0.5  # a layer with more than half its units dead or saturated gets a warning
 
 
-def activation_kinds() -> dict[type[nn.Module], str]:
-    """Module class -> its name in the activation table (identity left out: nothing to watch)."""
-    return {type(spec.make()): name for name, spec in ACTIVATIONS.items() if name != "identity"}
+ACTIVATION_MODULES: dict[type[nn.Module], str] = {  # module class -> its activation name
+    nn.ReLU: "relu",
+    nn.LeakyReLU: "leaky_relu",
+    nn.ELU: "elu",
+    nn.GELU: "gelu",
+    nn.Tanh: "tanh",
+    nn.Hardtanh: "hardtanh",
+    nn.Sigmoid: "sigmoid",
+}
 
 
 @dataclass
@@ -166,7 +173,7 @@ class TrainingDiagnostics(Callback):
     # -------------------------------------------------------------------------------- hooks
     def on_fit_start(self, trainer: Trainer) -> None:
         model = trainer.model
-        kinds = activation_kinds()
+        kinds = ACTIVATION_MODULES  # matched by exact class: ReLU6 (a Hardtanh) is no hardtanh
         names = {m: n for n, m in model.named_modules()}
         self.layers = {
             m: LayerWatch(names[m], kinds[type(m)]) for m in model.modules() if type(m) in kinds
