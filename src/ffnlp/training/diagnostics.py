@@ -13,10 +13,10 @@ Every record the Trainer writes after an evaluation or at the end of an epoch ge
 - ``layers``: each activation module of :data:`ACTIVATION_MODULES` (the modules of the models'
   activation table, :data:`ffnlp.models.activations.ACTIVATIONS`; the training package imports
   nothing from the models, and a test keeps the two in step) found in the model, watched by a
-  forward hook on training batches. ReLU family (relu,
-  leaky_relu, elu, gelu): ``dead``, the fraction of units whose output was never above zero on the
-  observed batches. tanh and hardtanh: ``saturated``, the fraction of outputs with |h| > 0.97;
-  sigmoid: outside [0.03, 0.97]. In those flat regions the gradient all but vanishes.
+  forward hook on training batches. ReLU family (relu, leaky_relu, elu, gelu): ``dead``, the
+  fraction of units whose output was never above zero on the observed batches. tanh and
+  hardtanh: ``saturated``, the fraction of outputs with |h| > 0.97; sigmoid: outside
+  [0.03, 0.97]. In those flat regions the gradient all but vanishes.
 - ``weights``: each trained parameter with two or more dimensions (weight matrices and embedding
   tables, not biases): ``norm`` ||W||, ``grad_norm`` the mean gradient norm over the observed
   steps (absent when the step makes no gradients, e.g. a fused SGD update), ``update_ratio``
