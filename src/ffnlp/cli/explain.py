@@ -20,29 +20,70 @@ def _classifier(run: Path):
 
 @app.command("shapes")
 def shapes(
-    run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
-    text: list[str] = typer.Option(["a gripping , funny film", "not good"], "--text", "-t",
-                                   help="Texts to push through the network (repeatable)."),
-    json_: bool = typer.Option(False, "--json", help="One JSON object per layer call."),
+    run: Path = typer.Argument(
+        ..., help="Run directory of a trained classifier, feed-forward LM or word2vec model."
+    ),
+    text: list[str] = typer.Option(
+        ["a gripping , funny film", "not good"],
+        "--text",
+        "-t",
+        help="Texts to push through the network (repeatable): a classifier reads each as a "
+        "document, a language model each as a history (its last C words).",
+    ),
+    json_: bool = typer.Option(
+        False, "--json", help="One JSON object: every layer or line, and the cost per example."
+    ),
 ) -> None:
-    """Every layer a forward pass goes through, with its input/output shapes and matrix products.
+    """The forward pass with the shape of every matrix product, and its FLOPs per example.
+
+    Classifiers: every layer the texts go through. Language models: the computation written out,
+    e = [E·x(t-C); ...; E·x(t-1)], h = act(W e + b), z = U h, ŷ = softmax(z). word2vec: the
+    scores of a pair and its noise words. FLOPs count 2 per multiply-add of the products.
 
     Example:
 
         ffnlp explain shapes runs/sst2_ffnn --text "a gripping , funny film" --text "not good"
     """
+    from ffnlp.models.io import read_arch
+
+    task = read_arch(run)["task"]
+    if task == "lm":
+        _lm_shapes(run, text, json_)
+    elif task == "w2v":
+        _w2v_shapes(run, json_)
+    else:
+        _classifier_shapes(run, text, json_)
+
+
+def _cost_line(macs: float, per: str) -> str:
+    return (
+        f"forward: {macs:,.0f} multiply-adds = {2 * macs:,.0f} FLOPs per {per} "
+        "(matrix products; biases, activations and softmax left out)"
+    )
+
+
+def _classifier_shapes(run: Path, text: list[str], json_: bool) -> None:
     import torch
 
-    from ffnlp.inspect.shapes import trace_shapes
+    from ffnlp.inspect.shapes import classifier_macs, trace_shapes
 
     clf = _classifier(run)
     tokens = clf.tokenizer.tokenize_all(text)
     source = clf.featurizer.source(tokens, list(text), torch.zeros(len(text), dtype=torch.long))
     batch = next(iter(source.batches(len(text), None)))
     calls = trace_shapes(clf.model, lambda: clf.model.logits(batch))
+    macs = classifier_macs(clf.model, batch)
     if json_:
-        for c in calls:
-            print_json(c.__dict__)
+        print_json(
+            {
+                "task": "classify",
+                "model": type(clf.model).__name__,
+                "batch": len(text),
+                "layers": [c.__dict__ for c in calls],
+                "macs_per_example": macs,
+                "flops_per_example": 2 * macs,
+            }
+        )
         return
     table = Table(title=f"{run}: forward pass on B = {len(text)} texts")
     for col in ("layer", "module", "input", "output", "matrix product", "mult-adds", "params"):
@@ -51,6 +92,99 @@ def shapes(
         table.add_row(c.name, c.kind, " ".join(str(s) for s in c.inputs), str(c.output), c.product,
                       f"{c.macs:,}" if c.macs else "", f"{c.params:,}")
     out_console.print(table)
+    out_console.print(_cost_line(macs, "text (on average over these texts)"))
+
+
+def _computation_table(title: str, lines: list) -> Table:
+    table = Table(title=title)
+    table.add_column("step")
+    table.add_column("matrix product (letters) = (numbers)")
+    table.add_column("output")
+    table.add_column("mult-adds / example", justify="right")
+    for line in lines:
+        table.add_row(line.formula, line.product, line.output, f"{line.macs:,}" if line.macs else "")
+    return table
+
+
+def _lm_shapes(run: Path, text: list[str], json_: bool) -> None:
+    import torch
+
+    from ffnlp.errors import FfnlpError
+    from ffnlp.inspect.shapes import lm_computation, total_macs
+    from ffnlp.tasks.lm import load
+    from ffnlp.text.corpus import mask_before_sentence_start
+
+    lm = load(run, standalone=True)
+    net = lm.network
+    if net is None:
+        raise FfnlpError(
+            f"{run} holds a Kneser-Ney n-gram model: counts, no matrix products; explain shapes "
+            "needs a feed-forward LM (kind = \"ffnn\")"
+        )
+    C = net.config.context_size
+    contexts = []
+    for t in text:
+        words = t.lower().split() if lm.config.data.lowercase else t.split()
+        history = [lm.eos_id, *lm.vocab.encode(words)]
+        contexts.append([lm.eos_id] * max(0, C - len(history)) + history[-C:])
+    context = torch.tensor(contexts, dtype=torch.long)  # (B, C)
+    if not lm.config.data.cross_sentences:
+        context = mask_before_sentence_start(context, lm.eos_id)
+    lines = lm_computation(net, len(text))
+    net.eval()
+    with torch.no_grad():  # the real forward pass, to show it gives what the lines say
+        out = net.log_probs(context)  # (B, V)
+    assert tuple(out.shape) == (len(text), net.vocab_size)
+    macs = total_macs(lines)
+    hidden = [m.out_features for m in net.hidden if isinstance(m, torch.nn.Linear)]
+    sizes = {"B": len(text), "C": C, "D": net.embedding.embedding_dim}
+    sizes.update({"H" if len(hidden) == 1 else f"H{i}": h for i, h in enumerate(hidden, 1)})
+    sizes["V"] = net.vocab_size
+    if json_:
+        print_json(
+            {
+                "task": "lm",
+                "sizes": sizes,
+                "lines": [line.__dict__ for line in lines],
+                "macs_per_example": macs,
+                "flops_per_example": 2 * macs,
+            }
+        )
+        return
+    letters = ", ".join(f"{k} = {v:,}" for k, v in sizes.items())
+    out_console.print(_computation_table(f"{run}: feed-forward LM, {letters}", lines))
+    out_console.print(_cost_line(macs, "predicted word"))
+
+
+def _w2v_shapes(run: Path, json_: bool) -> None:
+    from ffnlp.inspect.shapes import skipgram_computation, total_macs
+    from ffnlp.tasks.w2v import load
+
+    w2v = load(run)
+    cfg = w2v.config
+    lines = skipgram_computation(
+        w2v.model, cfg.model.negative, cfg.model.window, cfg.train.batch_size
+    )
+    macs = total_macs(lines)
+    name = "CBOW" if w2v.model.cbow else "skip-gram"
+    per = "centre word" if w2v.model.cbow else "(centre, context) pair"
+    if json_:
+        print_json(
+            {
+                "task": "w2v",
+                "architecture": cfg.model.architecture,
+                "lines": [line.__dict__ for line in lines],
+                "macs_per_example": macs,
+                "flops_per_example": 2 * macs,
+            }
+        )
+        return
+    title = (
+        f"{run}: {name}, V = {w2v.model.vocab_size:,}, D = {w2v.model.dim}, "
+        f"N = {cfg.model.negative}, B = {cfg.train.batch_size}"
+    )
+    out_console.print(_computation_table(title, lines))
+    out_console.print(_cost_line(macs, per))
 
 
 @app.command("dead")
