@@ -18,15 +18,18 @@ from ffnlp.errors import (
     ConfigError,
     DataError,
     FfnlpError,
+    Interrupted,
     ModelFileError,
     NotFittedError,
+    OutputError,
     TrainingError,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConfigError", "DataError", "FfnlpError", "ModelFileError", "NotFittedError", "TrainingError",
+    "ConfigError", "DataError", "FfnlpError", "Interrupted", "ModelFileError", "NotFittedError",
+    "OutputError", "TrainingError",
     "TextClassifier", "__version__", "load", "train_classifier", "train_lm", "train_word2vec",
 ]
 
@@ -34,8 +37,10 @@ __all__ = [
 def train_classifier(*args: Any, **kwargs: Any) -> Any:
     """Train a text classifier; see :func:`ffnlp.tasks.classify.train_classifier`."""
     from ffnlp.tasks.classify import train_classifier as _train
+    from ffnlp.tasks.run import run_recipe
 
-    return _train(*args, **kwargs)
+    # a transaction on its run folder (a no-op wrapping once the recipe carries @run_recipe)
+    return run_recipe(_train)(*args, **kwargs)
 
 
 def train_lm(*args: Any, **kwargs: Any) -> Any:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ffnlp.cli.common import (
     CONFIG_HELP,
+    FORCE_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -51,6 +52,7 @@ def train(
     encoding: str = typer.Option(None, "--encoding", help="Encoding of the data files, e.g. latin-1."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
     resume: Path = RESUME_OPTION,
+    force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
@@ -61,15 +63,19 @@ def train(
         ffnlp classify train --config configs/sst2_logreg.toml --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2
     """
     from ffnlp.tasks.classify import train_classifier
+    from ffnlp.tasks.run import run_recipe
 
+    # the recipe is made a transaction here until tasks.classify's train_classifier carries
+    # @run_recipe itself (then this wrapping is a harmless no-op)
+    train_transaction = run_recipe(train_classifier)
     setup_logging(quiet or json_)
     if train_file is None:
         raise typer.BadParameter("--train is required", param_hint="--train")
     overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
-    clf = train_classifier(
+    clf = train_transaction(
         train_file, dev=dev, test=test, config=config, overrides=overrides,
         out=resume if resume is not None else out, seed=seed, resume=resume is not None,
-        callbacks=progress_callbacks(quiet or json_),
+        callbacks=progress_callbacks(quiet or json_), force=force,
     )
     summary = clf.summary
     if json_:

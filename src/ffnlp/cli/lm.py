@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ffnlp.cli.common import (
     CONFIG_HELP,
+    FORCE_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -53,6 +54,7 @@ def train(
         help="Run directory of another LM on the same vocabulary to mix with; the weight is fitted on --dev.",
     ),
     resume: Path = RESUME_OPTION,
+    force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
@@ -76,6 +78,7 @@ def train(
         resume=resume is not None,
         callbacks=progress_callbacks(quiet or json_),
         interpolate_with=interpolate_with,
+        force=force,
     )
     summary = lm.summary
     if json_:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ffnlp.cli.common import (
     CONFIG_HELP,
+    FORCE_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -40,6 +41,7 @@ def train(
     out: Path = run_dir_option("w2v"),
     seed: int = SEED_OPTION,
     resume: Path = RESUME_OPTION,
+    force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
@@ -60,6 +62,7 @@ def train(
         seed=seed,
         resume=resume is not None,
         callbacks=progress_callbacks(quiet or json_),
+        force=force,
     )
     s = run.summary
     if json_:
