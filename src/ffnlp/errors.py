@@ -39,7 +39,7 @@ class OutputError(FfnlpError):
     the same run, a symbolic link where a file of the run should be, a full disk."""
 
 
-class Interrupted(TrainingError):
+class Interrupted(FfnlpError):
     """A training run stopped by Ctrl-C (SIGINT) or SIGTERM.
 
     ``run_dir`` is where the partial run now is (its checkpoint continues with ``--resume

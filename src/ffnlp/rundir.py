@@ -29,11 +29,12 @@ import errno
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from ffnlp.errors import ConfigError, ModelFileError, OutputError
-from ffnlp.fileio import new_file_mode, output_error, write_atomic
+from ffnlp.fileio import free_bytes, is_disk_full, new_file_mode, output_error, write_atomic
 
 try:
     import fcntl
@@ -105,8 +106,9 @@ class RunLock:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # on a full disk the lock holds without the pid
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
 
     def release(self) -> None:
@@ -152,7 +154,7 @@ class RunTransaction:
     ):
         self.final = final
         self.shown = shown if shown is not None else final  # as the user wrote it, for messages
-        self.mode = mode  # "new", "replace" or "resume"
+        self.mode = mode  # "new", "replace", "resume" or "private" (see private())
         self.lock = lock
         self.created = created  # parent folders this command made (removed again on abort)
         self.work = final.parent / f".{final.name}.tmp-{os.getpid()}"
@@ -160,9 +162,22 @@ class RunTransaction:
 
     # -- opening
     @classmethod
-    def open(
-        cls, out: str | Path | None, task: str, resume: bool, force: bool
-    ) -> RunTransaction:
+    def private(cls, out: str | Path | None, task: str, resume: bool) -> RunTransaction:
+        """For the ranks but the first under torchrun: the main process owns the run folder, the
+        others write into a private temporary folder (a copy of the run, to resume from), which
+        is removed when the command ends. No lock."""
+        final = Path(os.path.abspath(out)) if out is not None else default_run_path(task).absolute()
+        transaction = cls(final, "private", RunLock(final), [])
+        transaction.work = Path(tempfile.mkdtemp(prefix="ffnlp-rank-"))
+        if resume:
+            if not (final / "config.toml").is_file():
+                transaction.abort()
+                raise ModelFileError(f"cannot resume: {final / 'config.toml'} is missing")
+            shutil.copytree(final, transaction.work, symlinks=True, dirs_exist_ok=True)
+        return transaction
+
+    @classmethod
+    def open(cls, out: str | Path | None, task: str, resume: bool, force: bool) -> RunTransaction:
         if resume and force:
             raise ConfigError(
                 "--resume and --force cannot be used together: --resume continues the run in "
@@ -178,14 +193,14 @@ class RunTransaction:
             lock.acquire()
             mode = _choose_mode(final, shown, resume, force)
             transaction = cls(final, mode, lock, created, shown)
-            transaction._prepare()
+            transaction._prepare(force)
         except BaseException:
             lock.release()
             _remove_made(created)
             raise
         return transaction
 
-    def _prepare(self) -> None:
+    def _prepare(self, force: bool) -> None:
         # we hold the lock, so whoever left these is dead
         _restore_swapped_out(self.final)
         orphans = _orphans(self.final)
@@ -196,7 +211,7 @@ class RunTransaction:
             usable.sort(key=lambda o: (_resumable(o), o.stat().st_mtime))
             os.rename(usable[-1], self.final)  # a new run killed outright: adopt what it left
             orphans.remove(usable[-1])
-        if self.mode == "new" and not self.final.exists():
+        if self.mode == "new" and not force and not self.final.exists():
             kept = [o for o in orphans if _resumable(o)]
             if kept:
                 raise OutputError(
@@ -218,11 +233,20 @@ class RunTransaction:
                 self.work.mkdir()
         except OSError as exc:
             shutil.rmtree(self.work, ignore_errors=True)
+            if self.mode == "resume" and is_disk_full(exc):
+                raise OutputError(
+                    f"no space left on the device to copy {self.shown} for --resume (about "
+                    f"{_copied_bytes(self.final):,} bytes needed, {free_bytes(self.final) or 0:,} "
+                    "bytes free); free some space. Nothing was changed"
+                ) from None
             raise output_error(exc, self.shown) from None
 
     # -- closing
     def commit(self) -> Path:
         """Put the complete run in place; return its folder."""
+        if self.mode == "private":
+            self.abort()
+            return self.final
         try:
             if self.mode == "new":
                 _rename_into_place(self.work, self.final)
@@ -238,6 +262,9 @@ class RunTransaction:
         """Keep the partial run when it can be resumed (it has a checkpoint) and return where it
         now is: ``final``, or ``final.interrupted`` beside the run a ``--force`` was replacing.
         Otherwise remove it and return None (a resumed run: ``final``, as it was)."""
+        if self.mode == "private":
+            self.abort()
+            return self.final
         if not _resumable(self.work):
             self.abort()
             return self.final if self.mode == "resume" else None
@@ -273,6 +300,15 @@ class RunTransaction:
 _REPLACED_WHOLE = frozenset({"state.pt", "model.safetensors", "vectors.bin"})
 
 
+def _copied_bytes(run: Path) -> int:
+    """What :func:`_clone` copies (rather than links)."""
+    return sum(
+        p.stat().st_size
+        for p in run.rglob("*")
+        if p.is_file() and not p.is_symlink() and p.name not in _REPLACED_WHOLE
+    )
+
+
 def _clone(run: Path, work: Path) -> None:
     """Copy ``run`` to ``work`` for a resume; links stay links (and are refused when written)."""
 
@@ -295,9 +331,7 @@ def write_marker(run_dir: Path, info: dict[str, Any]) -> None:
 
 def _choose_mode(final: Path, shown: Path, resume: bool, force: bool) -> str:
     if final.is_symlink():
-        raise OutputError(
-            f"{shown} is a symbolic link; give the run folder's real path as --out"
-        )
+        raise OutputError(f"{shown} is a symbolic link; give the run folder's real path as --out")
     if final.exists() and not final.is_dir():
         raise OutputError(f"{shown} is a file, not a folder; choose another --out")
     if resume:

@@ -27,13 +27,24 @@ TASKS = ("classify", "lm", "w2v")
 SETTINGS = {
     "classify": ["train.epochs=3", "train.threads=1", "train.batch_size=16", "train.log_every=4"],
     "lm": [
-        "train.epochs=3", "train.threads=1", "train.batch_size=64", "train.log_every=4",
-        "model.embedding_dim=8", "model.hidden_sizes=[16]", "model.context_size=2",
+        "train.epochs=3",
+        "train.threads=1",
+        "train.batch_size=64",
+        "train.log_every=4",
+        "model.embedding_dim=8",
+        "model.hidden_sizes=[16]",
+        "model.context_size=2",
         "data.min_count=1",
     ],
     "w2v": [
-        "train.epochs=3", "train.threads=1", "train.batch_size=32", "train.log_every=4",
-        "model.dim=8", "model.min_count=1", "model.workers=1", "model.window=2",
+        "train.epochs=3",
+        "train.threads=1",
+        "train.batch_size=32",
+        "train.log_every=4",
+        "model.dim=8",
+        "model.min_count=1",
+        "model.workers=1",
+        "model.window=2",
         "corpus.prefetch=false",
     ],
 }
@@ -140,32 +151,3 @@ def with_callbacks(monkeypatch: pytest.MonkeyPatch, *callbacks: Callback) -> Non
     monkeypatch.setattr(common, "progress_callbacks", made)
     for module in ("classify", "lm", "w2v"):
         monkeypatch.setattr(f"ffnlp.cli.{module}.progress_callbacks", made)
-
-
-# ---------------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return write_data(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="session")
-def straight(
-    data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[str], Path]:
-    """``straight(task)``: a complete, uninterrupted run of ``task`` (made once, then shared:
-    copy it before changing it)."""
-    runs: dict[str, Path] = {}
-    root = tmp_path_factory.mktemp("straight")
-
-    def get(task: str) -> Path:
-        if task not in runs:
-            with pytest.MonkeyPatch.context() as mp:  # whatever callbacks the test installed
-                with_callbacks(mp)
-                result = invoke([*train_args(task, data), "--out", root / task])
-            assert result.exit_code == 0, result.output
-            runs[task] = root / task
-        return runs[task]
-
-    return get

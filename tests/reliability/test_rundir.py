@@ -13,15 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from rundir_support import (  # noqa: F401 - fixtures
+from rundir_support import (
     TASKS,
     checksums,
     copy_run,
-    data,
     error_line,
     invoke,
     listing,
-    straight,
     train_args,
 )
 
@@ -121,8 +119,9 @@ def test_a_folder_of_other_files_is_never_replaced(force, data, tmp_path) -> Non
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("years of work", encoding="utf-8")
     before = checksums(tmp_path)
-    result = invoke([*train_args("classify", data), "--out", tmp_path / "mine"]
-                    + (["--force"] if force else []))
+    result = invoke(
+        [*train_args("classify", data), "--out", tmp_path / "mine"] + (["--force"] if force else [])
+    )
     assert result.exit_code == 1
     assert error_line(result) == (
         f"Error: {tmp_path / 'mine'} is a folder that holds other files, not an ffnlp run; "
@@ -224,7 +223,10 @@ def lock_holder(out: Path) -> subprocess.Popen[str]:
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
         env=env,
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
@@ -259,8 +261,11 @@ def test_a_second_process_on_an_existing_run_fails_at_once(mode, data, straight,
     holder = lock_holder(out)
     try:
         before = checksums(tmp_path)
-        args = [*train_args("lm", data), "--out", out, "--force"] if mode == "--force" else [
-            *train_args("lm", data), "--resume", out]
+        args = (
+            [*train_args("lm", data), "--out", out, "--force"]
+            if mode == "--force"
+            else [*train_args("lm", data), "--resume", out]
+        )
         result = invoke(args)
         assert result.exit_code == 1
         assert error_line(result) == busy(out, holder.pid)
@@ -298,8 +303,9 @@ def test_two_trainings_at_once_on_one_out(data, tmp_path) -> None:
     out = tmp_path / "run"
     args = [*train_args("lm", data), "--set", "train.epochs=400", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    first = subprocess.Popen([sys.executable, "-m", "ffnlp", *args], env=env,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "ffnlp", *args], env=env, stderr=subprocess.PIPE, text=True
+    )
     try:
         lock = tmp_path / ".run.lock"
         for _ in range(600):
@@ -455,3 +461,24 @@ def test_a_transaction_outside_the_cli(tmp_path) -> None:
     assert t.commit() == tmp_path / "run" and listing(tmp_path) == ["run"]
     with pytest.raises(ModelFileError, match="cannot resume"):
         RunTransaction.open(tmp_path / "other", "lm", resume=True, force=False)
+
+
+def test_under_torchrun_only_rank_0_writes_the_run(data, straight, tmp_path, monkeypatch) -> None:
+    """The other ranks run the same recipe into a private copy, removed at the end, and take no
+    lock (rank 0 holds it)."""
+    import tempfile
+
+    from ffnlp import train_lm
+
+    out = copy_run(straight("lm"), tmp_path / "run")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))
+    (tmp_path / "scratch").mkdir()
+    rank0 = RunLock(out)
+    rank0.acquire()
+    before = checksums(out)
+    settings = [s for s in train_args("lm", data) if "=" in s]
+    lm = train_lm(data["lm_train"], dev=data["lm_dev"], overrides=settings, out=out, resume=True)
+    rank0.release()
+    assert lm.run_dir == out and checksums(out) == before
+    assert listing(tmp_path / "scratch") == []

@@ -14,8 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ffnlp.errors import DataError  # noqa: E402
-from ffnlp.fileio import write_atomic  # noqa: E402
 from ffnlp.features.wordvec_eval import WordVectors, project_2d  # noqa: E402
+from ffnlp.fileio import write_atomic  # noqa: E402
 
 
 def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str | None = None) -> list[Path]:

@@ -36,11 +36,11 @@ from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, FfnlpError, Interrupted, ModelFileError, OutputError
 from ffnlp.fileio import is_disk_full, output_error, write_atomic
 from ffnlp.rundir import CHECKPOINT, MARKER, RunTransaction, default_run_path, is_run, write_marker
-from ffnlp.runtime import prepare_process
+from ffnlp.runtime import is_main_process, prepare_process
 from ffnlp.training import Callback, TrainConfig, Trainer
 from ffnlp.training.checkpoint import checkpoint_path
-from ffnlp.training.signals import interrupts_as_exceptions
 from ffnlp.training.data import BatchSource
+from ffnlp.training.signals import interrupts_as_exceptions
 from ffnlp.training.steps import Step
 from ffnlp.training.trainer import Evaluate
 
@@ -131,7 +131,10 @@ def start_run(
         check(cfg)
     scope = _SCOPE.get()
     if scope is not None and scope.transaction is None:
-        transaction = RunTransaction.open(out, task, resume, force)
+        if is_main_process():
+            transaction = RunTransaction.open(out, task, resume, force)
+        else:  # torchrun: the run is rank 0's
+            transaction = RunTransaction.private(out, task, resume)
         scope.transaction = transaction
         run_dir = transaction.work
     else:
