@@ -178,13 +178,9 @@ class RunTransaction:
 
     @classmethod
     def open(cls, out: str | Path | None, task: str, resume: bool, force: bool) -> RunTransaction:
-        if resume and force:
-            raise ConfigError(
-                "--resume and --force cannot be used together: --resume continues the run in "
-                "the folder, --force replaces it with a new one"
-            )
-        if resume and out is None:
-            raise ConfigError("--resume needs the run folder to continue")
+        """Take the run folder ``out`` (default: a new dated one) for a new run, a resume or a
+        replacement; refuse what the options do not allow (see :func:`_choose_mode`)."""
+        _check_options(out, resume, force)
         final = Path(os.path.abspath(out)) if out is not None else default_run_path(task).absolute()
         shown = Path(out) if out is not None else final
         created = _make_parents(final.parent, shown)
@@ -324,12 +320,44 @@ def _clone(run: Path, work: Path) -> None:
     shutil.copytree(run, work, symlinks=True, copy_function=copy)
 
 
+def open_in_place(out: str | Path | None, task: str, resume: bool, force: bool) -> Path:
+    """The run folder of a recipe called outside a transaction: the same refusals as
+    :meth:`RunTransaction.open`, but the run is written in place (no lock, no hidden folder;
+    ``force`` deletes the old run first)."""
+    _check_options(out, resume, force)
+    final = Path(out) if out is not None else default_run_path(task)
+    mode = _choose_mode(final, final, resume, force)
+    if mode == "resume":
+        if not (final / "config.toml").is_file():
+            raise ModelFileError(f"cannot resume: {final / 'config.toml'} is missing")
+        return final
+    if mode == "replace":
+        shutil.rmtree(final)
+    try:
+        final.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(exc, final) from None
+    return final
+
+
 def write_marker(run_dir: Path, info: dict[str, Any]) -> None:
     """Mark ``run_dir`` as interrupted (what stopped it, where); removed when it completes."""
     write_atomic(run_dir / MARKER, json.dumps(info, indent=2), within=run_dir)
 
 
+def _check_options(out: str | Path | None, resume: bool, force: bool) -> None:
+    if resume and force:
+        raise ConfigError(
+            "--resume and --force cannot be used together: --resume continues the run in the "
+            "folder, --force replaces it with a new one"
+        )
+    if resume and out is None:
+        raise ConfigError("--resume needs the run folder to continue")
+
+
 def _choose_mode(final: Path, shown: Path, resume: bool, force: bool) -> str:
+    """ "new", "resume" or "replace" for the run folder ``final``, or the error that says why
+    it cannot be used as asked."""
     if final.is_symlink():
         raise OutputError(f"{shown} is a symbolic link; give the run folder's real path as --out")
     if final.exists() and not final.is_dir():

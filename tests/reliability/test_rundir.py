@@ -482,3 +482,20 @@ def test_under_torchrun_only_rank_0_writes_the_run(data, straight, tmp_path, mon
     rank0.release()
     assert lm.run_dir == out and checksums(out) == before
     assert listing(tmp_path / "scratch") == []
+
+
+def test_a_recipe_called_outside_a_transaction_refuses_the_same(data, straight, tmp_path) -> None:
+    """tasks.classify.train_classifier called directly (until it carries @run_recipe): written in
+    place, but with the same refusal of an existing run, and --force replacing it."""
+    from ffnlp.tasks.classify import train_classifier
+
+    out = copy_run(straight("classify"), tmp_path / "run")
+    (out / "plots" / "stale.png").write_bytes(b"old")
+    before = checksums(tmp_path)
+    settings = [s for s in train_args("classify", data) if "=" in s]
+    with pytest.raises(OutputError) as info:
+        train_classifier(data["train"], dev=data["dev"], overrides=settings, out=out)
+    assert str(info.value) == refused(out).removeprefix("Error: ")
+    assert checksums(tmp_path) == before
+    clf = train_classifier(data["train"], dev=data["dev"], overrides=settings, out=out, force=True)
+    assert clf.run_dir == out and not (out / "plots" / "stale.png").exists()

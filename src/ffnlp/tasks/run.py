@@ -3,17 +3,25 @@
 A task's ``train_*`` function is a recipe: read and featurise the data, build the model, then
 hand both to these steps, which are the same for every task::
 
-    run_dir, cfg = start_run("classify", resolve_config, config, overrides, settings, out, resume)
-    ...read the data, build the model...
-    trainer = fit(model, cfg.train, train_source, dev_source, evaluate, callbacks, run_dir, resume)
-    summary = training_summary("classify", trainer, prep_seconds)
-    ...the task's own figures (dev/test metrics)...
-    finish_run(run_dir, summary, trainer.history.records, metric="accuracy")
+    @run_recipe
+    def train_classifier(..., out=None, resume=False, force=False, **settings):
+        run_dir, cfg = start_run("classify", resolve_config, config, overrides, settings, out,
+                                 resume, seed, force=force)
+        ...read the data, build the model...
+        trainer = fit(model, cfg.train, train_source, dev_source, evaluate, callbacks, run_dir,
+                      resume)
+        summary = training_summary("classify", trainer, prep_seconds)
+        ...the task's own figures (dev/test metrics)...
+        finish_run(run_dir, summary, trainer.history.records, metric="accuracy")
 
-``start_run`` resolves the configuration (defaults -> file -> overrides -> keyword settings),
-opens the run directory (or the interrupted one, on resume), writes ``config.toml`` and makes the
-process settings (threads, allocator); ``fit`` turns off what needs dev data when there is none
-and runs the Trainer; ``finish_run`` writes ``summary.json`` and the plots.
+``run_recipe`` makes the whole recipe a transaction on its run folder (see :mod:`ffnlp.rundir`):
+the run is written into a hidden folder and put in place when the recipe returns, removed when
+it fails, kept (resumable) when it is interrupted. ``start_run`` resolves the configuration
+(defaults -> file -> overrides -> keyword settings), opens the run folder (refusing an existing
+run unless ``resume`` or ``force``), writes ``config.toml`` and makes the process settings
+(threads, allocator); ``fit`` turns off what needs dev data when there is none and runs the
+Trainer, raising :class:`~ffnlp.errors.Interrupted` after Ctrl-C / SIGTERM (the checkpoint
+written, nothing evaluated); ``finish_run`` writes ``summary.json`` and the plots.
 """
 
 from __future__ import annotations
@@ -23,7 +31,6 @@ import contextvars
 import functools
 import json
 import logging
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,9 +40,9 @@ from typing import Any, Protocol, TypedDict, TypeVar
 from torch import nn
 
 from ffnlp import config as cfgmod
-from ffnlp.errors import ConfigError, FfnlpError, Interrupted, ModelFileError, OutputError
+from ffnlp.errors import FfnlpError, Interrupted, ModelFileError
 from ffnlp.fileio import is_disk_full, output_error, write_atomic
-from ffnlp.rundir import CHECKPOINT, MARKER, RunTransaction, default_run_path, is_run, write_marker
+from ffnlp.rundir import CHECKPOINT, MARKER, RunTransaction, open_in_place, write_marker
 from ffnlp.runtime import is_main_process, prepare_process
 from ffnlp.training import Callback, TrainConfig, Trainer
 from ffnlp.training.checkpoint import checkpoint_path
@@ -138,7 +145,7 @@ def start_run(
         scope.transaction = transaction
         run_dir = transaction.work
     else:
-        run_dir = _open_in_place(out, task, resume, force)
+        run_dir = open_in_place(out, task, resume, force)
     saved = run_dir / "config.toml"
     if resume:
         cfg = resolve(saved, overrides, **settings)
@@ -147,35 +154,6 @@ def start_run(
         write_atomic(saved, text, within=run_dir)
     prepare_process(cfg.train.threads)
     return run_dir, cfg
-
-
-def _open_in_place(out: str | Path | None, task: str, resume: bool, force: bool) -> Path:
-    """The run folder of a recipe called outside :func:`run_recipe`: the same refusals, but the
-    files are written in place (no lock, no rename)."""
-    if resume and force:
-        raise ConfigError("--resume and --force cannot be used together")
-    run_dir = Path(out) if out is not None else default_run_path(task)
-    if resume:
-        if not (run_dir / "config.toml").is_file():
-            raise ModelFileError(f"cannot resume: {run_dir / 'config.toml'} is missing")
-        return run_dir
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        if not is_run(run_dir):
-            raise OutputError(
-                f"{run_dir} is a folder that holds other files, not an ffnlp run; choose a new "
-                "or empty --out (--force replaces runs only)"
-            )
-        if not force:
-            raise OutputError(
-                f"{run_dir} already holds a run; pass --resume {run_dir} to continue it or "
-                "--force to replace it"
-            )
-        shutil.rmtree(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise output_error(exc, run_dir) from None
-    return run_dir
 
 
 def fit(
