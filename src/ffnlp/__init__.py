@@ -25,8 +25,10 @@ from ffnlp.errors import (
     ConfigError,
     DataError,
     FfnlpError,
+    Interrupted,
     ModelFileError,
     NotFittedError,
+    OutputError,
     TrainingError,
 )
 
@@ -43,9 +45,11 @@ __all__ = [
     "ConfigError",
     "DataError",
     "FfnlpError",
+    "Interrupted",
     "LanguageModel",
     "ModelFileError",
     "NotFittedError",
+    "OutputError",
     "TextClassifier",
     "TrainingError",
     "Word2VecRun",

@@ -11,6 +11,7 @@ from rich.table import Table
 from ffnlp.cli.common import (
     CONFIG_HELP,
     DIAGNOSTICS_OPTION,
+    FORCE_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -54,6 +55,7 @@ def train(
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
     resume: Path = RESUME_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
+    force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
@@ -73,7 +75,7 @@ def train(
     clf = train_classifier(
         train_file, dev=dev, test=test, config=config, overrides=overrides,
         out=resume if resume is not None else out, seed=seed, resume=resume is not None,
-        callbacks=progress_callbacks(quiet or json_),
+        callbacks=progress_callbacks(quiet or json_), force=force,
     )
     summary = clf.summary
     if json_:

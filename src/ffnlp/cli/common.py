@@ -31,6 +31,11 @@ SEED_OPTION: Any = typer.Option(None, "--seed", help="Random seed (same as --set
 RESUME_OPTION: Any = typer.Option(
     None, "--resume", help="Continue the interrupted run in this directory."
 )
+FORCE_OPTION: Any = typer.Option(
+    False,
+    "--force",
+    help="Replace the run already in --out (the old one is deleted once the new one is complete).",
+)
 QUIET_OPTION: Any = typer.Option(
     False, "--quiet", "-q", help="No progress (bar on a terminal, lines otherwise) or messages."
 )

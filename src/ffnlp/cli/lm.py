@@ -10,6 +10,7 @@ from rich.table import Table
 from ffnlp.cli.common import (
     CONFIG_HELP,
     DIAGNOSTICS_OPTION,
+    FORCE_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -56,6 +57,7 @@ def train(
     ),
     resume: Path = RESUME_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
+    force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
@@ -80,6 +82,7 @@ def train(
         resume=resume is not None,
         callbacks=progress_callbacks(quiet or json_),
         interpolate_with=interpolate_with,
+        force=force,
     )
     summary = lm.summary
     if json_:

@@ -10,6 +10,7 @@ from rich.table import Table
 from ffnlp.cli.common import (
     CONFIG_HELP,
     DIAGNOSTICS_OPTION,
+    FORCE_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -43,6 +44,7 @@ def train(
     seed: int = SEED_OPTION,
     resume: Path = RESUME_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
+    force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
@@ -63,6 +65,7 @@ def train(
         seed=seed,
         resume=resume is not None,
         callbacks=progress_callbacks(quiet or json_),
+        force=force,
     )
     s = run.summary
     if json_:

@@ -21,6 +21,7 @@ from safetensors.torch import save_model as _st_save
 from torch import nn
 
 from ffnlp.errors import ModelFileError
+from ffnlp.fileio import write_atomic, write_atomic_with
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.registry import build_model
 
@@ -32,8 +33,10 @@ NGRAM_TYPE = "kneser_ney"  # model.json "type" of a KneserNey model (no nn.Modul
 def save_model(model: nn.Module, run_dir: str | Path, task: str, args: dict[str, Any]) -> None:
     """Write model.safetensors and model.json ({"task", "type", "args"}) into ``run_dir``."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _st_save(model, str(run_dir / WEIGHTS))  # handles tied (shared) tensors
+    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    write_atomic_with(  # save_model handles tied (shared) tensors
+        run_dir / WEIGHTS, lambda tmp: _st_save(model, tmp), within=run_dir, needed=size
+    )
     _write_arch(run_dir, task, str(model.registry_name), args)
 
 
@@ -41,19 +44,29 @@ def save_ngram(model: KneserNey, run_dir: str | Path, task: str) -> None:
     """Write a Kneser-Ney model: its tables into model.safetensors, its header as model.json's
     ``args`` (type ``kneser_ney``)."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     arrays, header = model.state()
-    _save_arrays({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(run_dir / WEIGHTS))
+    tables = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    write_atomic_with(
+        run_dir / WEIGHTS,
+        lambda tmp: _save_arrays(tables, tmp),
+        within=run_dir,
+        needed=sum(a.nbytes for a in tables.values()),
+    )
     _write_arch(run_dir, task, NGRAM_TYPE, header)
 
 
 def _write_arch(run_dir: Path, task: str, type_name: str, args: dict[str, Any]) -> None:
     arch = {"task": task, "type": type_name, "args": args}
-    (run_dir / ARCH).write_text(json.dumps(arch, indent=2), encoding="utf-8")
+    write_atomic(run_dir / ARCH, json.dumps(arch, indent=2), within=run_dir)
 
 
 def read_arch(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / ARCH
+    if not path.is_file() and (Path(run_dir) / "interrupted.json").is_file():
+        raise ModelFileError(
+            f"{Path(run_dir)} is an interrupted run that has no model yet; continue its training "
+            f"with --resume {Path(run_dir)}"
+        )
     if not path.is_file():
         raise ModelFileError(
             f"{Path(run_dir)} is not an ffnlp run directory: {ARCH} is missing "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ffnlp.errors import ModelFileError
+from ffnlp.fileio import write_atomic
 from ffnlp.training.history import read_metrics
 
 STYLE = """
@@ -131,6 +132,6 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 <h2>Configuration</h2><p class="muted">Re-run with <code>--config {html.escape(str(run_dir / 'config.toml'))}</code></p>
 <pre>{html.escape(config)}</pre>
 </body></html>"""
-    target = Path(out) if out is not None else run_dir / "report.html"
-    target.write_text(page, encoding="utf-8")
-    return target
+    if out is not None:
+        return write_atomic(out, page)
+    return write_atomic(run_dir / "report.html", page, within=run_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ffnlp.errors import DataError  # noqa: E402
 from ffnlp.features.wordvec_eval import WordVectors, project_2d  # noqa: E402
+from ffnlp.fileio import write_atomic  # noqa: E402
 
 
 def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str | None = None) -> list[Path]:
@@ -22,8 +24,8 @@ def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str
     With ``metric`` (e.g. "accuracy"), also plots/dev_<metric>.png; when the records carry
     training diagnostics, plots/diagnostics.png.  Returns the files written.
     """
-    out = Path(out_dir) / "plots"
-    out.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(out_dir)
+    out = run_dir / "plots"
     steps = [r for r in records if r["event"] == "step"]
     epochs = [r for r in records if r["event"] == "epoch"]
     evals = [r for r in records if r.get("dev")]
@@ -48,9 +50,7 @@ def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str
     if ax.get_legend_handles_labels()[0]:
         ax.legend()
     fig.tight_layout()
-    written = [out / "loss.png"]
-    fig.savefig(written[0], dpi=110)
-    plt.close(fig)
+    written = [save_figure(fig, out / "loss.png", dpi=110, within=run_dir)]
     if metric:
         points = [r for r in evals if metric in r["dev"]]
         if points:
@@ -60,16 +60,15 @@ def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str
             ax.set_ylabel(f"dev {metric}")
             ax.grid(alpha=0.3)
             fig.tight_layout()
-            path = out / f"dev_{metric}.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            written.append(path)
+            written.append(save_figure(fig, out / f"dev_{metric}.png", dpi=110, within=run_dir))
     if any("diagnostics" in r for r in records):
-        written.append(plot_diagnostics(records, out / "diagnostics.png"))
+        written.append(plot_diagnostics(records, out / "diagnostics.png", within=run_dir))
     return written
 
 
-def plot_diagnostics(records: list[dict[str, Any]], path: str | Path) -> Path:
+def plot_diagnostics(
+    records: list[dict[str, Any]], path: str | Path, within: str | Path | None = None
+) -> Path:
     """plots/diagnostics.png (train.diagnostics): against the step, the dead (ReLU family) or
     saturated (tanh, sigmoid) fraction of each hidden layer, and each weight matrix's gradient
     norm and update/weight ratio."""
@@ -113,11 +112,7 @@ def plot_diagnostics(records: list[dict[str, Any]], path: str | Path) -> Path:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=110, within=within)
 
 
 def plot_projection(
@@ -149,11 +144,7 @@ def plot_projection(
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_loss_curves(
@@ -185,8 +176,17 @@ def plot_loss_curves(
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=110)
+
+
+def save_figure(
+    fig: Any, path: str | Path, dpi: int = 110, within: str | Path | None = None
+) -> Path:
+    """Render ``fig`` as PNG in memory, close it and write the file atomically (see
+    :mod:`ffnlp.fileio`): a full disk never leaves half an image."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return write_atomic(path, buffer.getbuffer(), within=within)

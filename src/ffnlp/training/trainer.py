@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ffnlp.errors import TrainingError
+from ffnlp.fileio import append_line
 from ffnlp.runtime import is_main_process, select_device
 from ffnlp.training.averaging import WeightAveraging
 from ffnlp.training.best_weights import BestWeights
@@ -70,6 +71,7 @@ class Trainer:
         self.step = 0  # optimiser steps taken
         self.should_stop, self.stop_reason = False, ""
         self.interrupted = False
+        self.interrupt_signal: int | None = None  # SIGINT or SIGTERM, when interrupted
         self.train_seconds = 0.0
         self.cpu_seconds = 0.0  # process CPU time of fit(), set by the caller that measures it
         self.monitored: list[float] = []
@@ -247,8 +249,7 @@ class Trainer:
         self._emit("on_record", record)  # callbacks may add keys (e.g. "diagnostics")
         self.history.append(record)
         if self.run_dir is not None and is_main_process():
-            with (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
+            append_line(self.run_dir / "metrics.jsonl", json.dumps(record), within=self.run_dir)
 
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:

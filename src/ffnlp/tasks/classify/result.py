@@ -18,6 +18,7 @@ from torch import nn
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.fileio import write_atomic
 from ffnlp.models.io import load_model, save_model
 from ffnlp.models.protocols import as_classifier, head_of
 from ffnlp.tasks.classify.config import ClassifyConfig, resolve_config
@@ -120,7 +121,7 @@ class Classifier:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfgmod.save_toml(self.config, run_dir / "config.toml")
         vocab = {"labels": self.labels.to_dict(), "features": self.featurizer.to_dict()}
-        (run_dir / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        write_atomic(run_dir / "vocab.json", json.dumps(vocab), within=run_dir)
         save_model(self.model, run_dir, "classify", self.model_args)
         self.run_dir = run_dir
         return run_dir

@@ -31,7 +31,7 @@ from ffnlp.tasks.classify.data import Featurizer, make_featurizer, read_split
 from ffnlp.tasks.classify.evaluate import make_evaluator
 from ffnlp.tasks.classify.pretrained import load_pretrained
 from ffnlp.tasks.classify.result import Classifier
-from ffnlp.tasks.run import Summary, finish_run, fit, start_run, training_summary
+from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
@@ -41,6 +41,7 @@ from ffnlp.training.data import BatchSource
 Split = str | Path | LabeledData
 
 
+@run_recipe
 def train_classifier(
     train: Split,
     dev: Split | None = None,
@@ -51,9 +52,14 @@ def train_classifier(
     seed: int | None = None,
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
+    force: bool = False,
     **settings: Any,
 ) -> Classifier:
     """Train a text classifier and write its run directory.
+
+    An existing run in ``out`` is refused unless ``resume`` (continue it) or ``force`` (replace
+    it once the new one is complete); the run is written as a transaction (see
+    :func:`ffnlp.tasks.run.run_recipe`).
 
     >>> clf = train_classifier("train.txt", dev="dev.txt", out="runs/sst2",
     ...                        overrides=["train.epochs=5"])            # doctest: +SKIP
@@ -70,6 +76,7 @@ def train_classifier(
         resume,
         seed,
         check=check_features,
+        force=force,
     )
     started = time.perf_counter()
     data = read_splits(cfg, train, dev, test)

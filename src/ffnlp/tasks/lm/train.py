@@ -17,6 +17,7 @@ import numpy as np
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
+from ffnlp.fileio import write_atomic
 from ffnlp.models.io import save_model, save_ngram
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
@@ -24,12 +25,13 @@ from ffnlp.runtime import seed_everything
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import fit_mixture_weight, make_evaluator, mix_log_probs, perplexity_of
 from ffnlp.tasks.lm.result import LanguageModel, load
-from ffnlp.tasks.run import Summary, finish_run, fit, start_run, training_summary
+from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
 from ffnlp.text.corpus import EOS, Corpus, LMBatches, build_vocab, encode_corpus
 from ffnlp.text.vocab import Vocab
 from ffnlp.training import Callback
 
 
+@run_recipe
 def train_lm(
     train: str | Path,
     dev: str | Path | None = None,
@@ -41,12 +43,16 @@ def train_lm(
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
     interpolate_with: str | Path | None = None,
+    force: bool = False,
     **settings: Any,
 ) -> LanguageModel:
     """Train a feed-forward LM or fit a Kneser-Ney model; write the run directory.
 
     ``interpolate_with`` names another LM run: the mixture weight is fitted on ``dev`` and the
-    mixture's perplexities are reported beside this model's own.
+    mixture's perplexities are reported beside this model's own. An existing run in ``out`` is
+    refused unless ``resume`` (continue it) or ``force`` (replace it once the new one is
+    complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
+    :func:`ffnlp.tasks.run.run_recipe`).
 
     >>> lm = train_lm("ptb.train.txt", dev="ptb.valid.txt", config="configs/ptb_lm.toml",
     ...               out="runs/ptb_lm", seed=1)                               # doctest: +SKIP
@@ -54,7 +60,9 @@ def train_lm(
     """
     if interpolate_with is not None:
         settings["interpolate_with"] = str(interpolate_with)
-    run_dir, cfg = start_run("lm", resolve_config, config, overrides, settings, out, resume, seed)
+    run_dir, cfg = start_run(
+        "lm", resolve_config, config, overrides, settings, out, resume, seed, force=force
+    )
     partner = load(cfg.interpolate_with, standalone=True) if cfg.interpolate_with else None
 
     started = time.perf_counter()
@@ -146,7 +154,6 @@ def _fit_kneser_ney(
         steps=0,
         best_epoch=None,
         stop_reason="",
-        interrupted=False,
         tokens_per_second=corpus.targets / max(seconds, 1e-9),
         ngrams=ngram.ngram_counts,
         discounts=[list(d) for d in ngram.discount_table],
@@ -186,5 +193,5 @@ def _interpolate(
     if test is not None:
         mixed = mix_log_probs(lm.own_log_probs(test), partner.own_log_probs(test), weight)
         out["test"] = {"perplexity": perplexity_of(mixed)}
-    (run_dir / "interpolation.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
+    write_atomic(run_dir / "interpolation.json", json.dumps(out, indent=2), within=run_dir)
     return out
