@@ -71,6 +71,8 @@ _mount("config", "config", "Show the configuration of a task, or the reference o
 
 from ffnlp.cli import compare as _compare  # noqa: E402
 from ffnlp.cli import demo as _demo  # noqa: E402
+from ffnlp.cli import explain as _explain  # noqa: E402
+from ffnlp.cli import explain_collapse as _explain_collapse  # noqa: E402
 from ffnlp.cli import repeat as _repeat  # noqa: E402
 from ffnlp.cli import report as _report  # noqa: E402
 
@@ -78,6 +80,7 @@ app.command("demo")(_demo.demo)
 app.command("repeat")(_repeat.repeat)
 app.command("compare")(_compare.compare)
 app.command("report")(_report.report)
+_explain.app.command("collapse")(_explain_collapse.collapse)  # its own module, under `explain`
 
 
 def main() -> None:
