@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from tests.conftest import ROOT, shared_data
 from typer.testing import CliRunner
 
 import ffnlp
@@ -161,3 +162,26 @@ def test_explain_collapse_cli(linear_run, sample, tmp_path) -> None:
         "Error: the network has a non-linearity between its layers (rest.0 is ReLU)"
         in refused.output
     )
+
+
+@pytest.mark.slow
+def test_the_deep_linear_sst2_network_equals_its_collapsed_layer_on_dev(tmp_path) -> None:
+    """The docs' example (docs/classifiers.md), two epochs instead of ten."""
+    train_file, dev_file = (
+        shared_data("sst2/stsa.binary.train"),
+        shared_data("sst2/stsa.binary.dev"),
+    )
+    clf = ffnlp.train_classifier(
+        train_file,
+        config=ROOT / "configs" / "sst2_ffnn.toml",
+        out=tmp_path / "linear",
+        overrides=[
+            'model.mlp.activation="identity"',
+            "model.mlp.hidden=[64, 64]",
+            "train.epochs=2",
+        ],
+    )
+    dev = read_split(dev_file, clf.config)
+    report = compare(clf.model, clf.source(dev.texts, dev.labels))
+    assert report["examples"] == 872 and report["max_abs_diff"] < 1e-5
+    assert report["collapsed_accuracy"] == report["network_accuracy"] > 0.75
