@@ -29,3 +29,12 @@ class ModelFileError(FfnlpError):
 
 class TrainingError(FfnlpError):
     """Training cannot go on: a non-finite loss, an interrupted run that cannot resume."""
+
+
+class ExpressionError(FfnlpError):
+    """An expression (``ffnlp explain graph``) that cannot be read or evaluated, or a missing or
+    malformed ``name=value``; ``column`` (1-based) says where in the expression, when known."""
+
+    def __init__(self, message: str, column: int | None = None):
+        super().__init__(message)
+        self.column = column

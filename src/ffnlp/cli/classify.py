@@ -10,11 +10,13 @@ from rich.table import Table
 
 from ffnlp.cli.common import (
     CONFIG_HELP,
+    DIAGNOSTICS_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
     SET_OPTION,
     SUMMARY_JSON_OPTION,
+    diagnostics_overrides,
     out_console,
     print_json,
     progress_callbacks,
@@ -55,6 +57,7 @@ def train(
     encoding: str = typer.Option(None, "--encoding", help="Encoding of the data files, e.g. latin-1."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
     resume: Path = RESUME_OPTION,
+    diagnostics: bool = DIAGNOSTICS_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
@@ -70,6 +73,7 @@ def train(
     if train_file is None:
         raise typer.BadParameter("--train is required", param_hint="--train")
     overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
+    overrides += diagnostics_overrides(diagnostics)
     clf = train_classifier(
         train_file, dev=dev, test=test, config=config, overrides=overrides,
         out=resume if resume is not None else out, seed=seed, resume=resume is not None,

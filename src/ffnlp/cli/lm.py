@@ -9,11 +9,13 @@ from rich.table import Table
 
 from ffnlp.cli.common import (
     CONFIG_HELP,
+    DIAGNOSTICS_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
     SET_OPTION,
     SUMMARY_JSON_OPTION,
+    diagnostics_overrides,
     err_console,
     out_console,
     print_json,
@@ -57,6 +59,7 @@ def train(
         help="Run directory of another LM on the same vocabulary to mix with; the weight is fitted on --dev.",
     ),
     resume: Path = RESUME_OPTION,
+    diagnostics: bool = DIAGNOSTICS_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
@@ -70,6 +73,7 @@ def train(
 
     setup_logging(quiet or json_)
     overrides = list(set_) + ([f"train.seed={seed}"] if seed is not None else [])
+    overrides += diagnostics_overrides(diagnostics)
     lm = train_lm(
         train_file,
         dev=dev,

@@ -66,7 +66,7 @@ def _mount(module: str, name: str, help_: str) -> None:
 _mount("classify", "classify", "Text classifiers: train, eval, predict, cv.")
 _mount("lm", "lm", "Feed-forward language model and Kneser-Ney baseline: train, eval, generate.")
 _mount("w2v", "w2v", "Skip-gram word2vec: train, eval, neighbors, export.")
-_mount("explain", "explain", "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd.")
+_mount("explain", "explain", "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, NumPy vs PyTorch training, linear collapse.")
 _mount("config", "config", "Show the configuration of a task, or the reference of every option.")
 
 from ffnlp.cli import compare as _compare  # noqa: E402

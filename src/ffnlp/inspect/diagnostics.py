@@ -11,7 +11,7 @@ from torch import nn
 
 from ffnlp.config import replace
 from ffnlp.errors import ConfigError, TrainingError
-from ffnlp.models.protocols import as_classifier
+from ffnlp.models.protocols import as_scorer
 from ffnlp.training.config import TrainConfig
 from ffnlp.training.data import BatchSource, move_to
 from ffnlp.training.trainer import Trainer
@@ -34,10 +34,10 @@ def dead_units(model: nn.Module, source: BatchSource, batch_size: int = 1024) ->
     was_training = model.training
     model.eval()
     try:
-        classifier = as_classifier(model)
+        scorer = as_scorer(model)
         with torch.no_grad():
             for batch in source.batches(batch_size, None):
-                classifier.logits(batch)
+                scorer.logits(batch)
     finally:
         for h in handles:
             h.remove()
@@ -76,8 +76,8 @@ def lr_range_test(
         raise ConfigError(f"the range test needs at least 5 steps to draw a curve; got {steps}")
     probe = copy.deepcopy(model).train()
     # the Trainer builds the optimiser and the update exactly as training does; nothing is written
-    # and no callback runs, since only its step is used
-    trainer = Trainer(probe, replace(config, checkpoint=False), source)
+    # and no callback runs, since only its step is used (and none that watches is installed)
+    trainer = Trainer(probe, replace(config, checkpoint=False, diagnostics=False), source)
     factor = (lr_max / lr_min) ** (1 / (steps - 1))
     lrs: list[float] = []
     raw: list[float] = []

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file as _load_arrays
 from safetensors.numpy import save_file as _save_arrays
 from safetensors.torch import load_model as _st_load
@@ -75,6 +75,7 @@ def load_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     weights = run_dir / WEIGHTS
     if not weights.is_file():
         raise ModelFileError(f"{weights} is missing; the run may not have finished")
+    _check_shapes(model, weights, arch)
     try:
         missing, unexpected = _st_load(model, str(weights), strict=False)
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
@@ -85,6 +86,29 @@ def load_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         )
     model.eval()
     return model, arch
+
+
+def _check_shapes(model: nn.Module, weights: Path, arch: dict[str, Any]) -> None:
+    """ModelFileError naming every tensor whose shape in the weights file differs from the one
+    model.json builds (an unreadable file is left to the loader, which says so)."""
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            # a safe_open handle is not iterable: keys() is its only listing
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError):
+        return
+    built = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    wrong = [
+        f"{k} is {stored[k]} in {WEIGHTS} but {built[k]} in the model {ARCH} builds"
+        for k in built
+        if k in stored and stored[k] != built[k]
+    ]
+    if wrong:
+        raise ModelFileError(
+            f"{weights.parent}: {'; '.join(wrong)} ({ARCH}: type {arch['type']!r}, args "
+            f"{json.dumps(arch['args'])}); the two files come from different runs, or {ARCH} "
+            "was edited: restore it, or retrain"
+        )
 
 
 def load_ngram(run_dir: str | Path) -> tuple[KneserNey, dict[str, Any]]:

@@ -68,6 +68,15 @@ def _confusion(summary: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _warnings(summary: dict[str, Any]) -> str:
+    """The advice train.diagnostics gave during training (summary.json "warnings")."""
+    warnings = summary.get("warnings") or []
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)
+    return f"<h2>Warnings</h2><ul>{items}</ul>"
+
+
 def _images(run_dir: Path) -> str:
     parts = []
     for png in sorted((run_dir / "plots").glob("*.png")):
@@ -116,6 +125,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 <h1>ffnlp {html.escape(str(summary.get('task', '')))} run: {html.escape(str(run_dir))}</h1>
 <h2>Results</h2>{_metrics_table(summary)}<table>{facts}</table>
 {_confusion(summary)}
+{_warnings(summary)}
 <h2>Training</h2>{_epochs_table(run_dir)}{_images(run_dir)}
 {samples_html}
 <h2>Configuration</h2><p class="muted">Re-run with <code>--config {html.escape(str(run_dir / 'config.toml'))}</code></p>

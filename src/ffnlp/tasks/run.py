@@ -56,6 +56,7 @@ class Summary(TypedDict, total=False):
     best_epoch: int | None  # epoch of the best evaluation (None without dev data)
     stop_reason: str  # why training stopped early ("" when it ran every epoch)
     interrupted: bool  # Ctrl-C / SIGTERM: a checkpoint was saved; --resume continues
+    warnings: list[str]  # train.diagnostics: the advice given during training (absent if none)
     dev: dict[str, Any]  # the dev split's metrics with the final weights
     test: dict[str, Any]  # the test split's metrics
     # classify
@@ -153,8 +154,8 @@ def fit(
 
 
 def training_summary(task: str, trainer: Trainer, prep_seconds: float) -> Summary:
-    """The keys every task's summary.json starts with."""
-    return Summary(
+    """The keys every task's summary.json starts with (and the diagnostics' warnings, if any)."""
+    summary = Summary(
         task=task,
         train_seconds=trainer.train_seconds,
         train_cpu_seconds=trainer.cpu_seconds,
@@ -165,6 +166,12 @@ def training_summary(task: str, trainer: Trainer, prep_seconds: float) -> Summar
         stop_reason=trainer.stop_reason,
         interrupted=trainer.interrupted,
     )
+    warnings = [
+        w for r in trainer.history.records for w in r.get("diagnostics", {}).get("warnings", [])
+    ]
+    if warnings:
+        summary["warnings"] = warnings
+    return summary
 
 
 def finish_run(

@@ -2,8 +2,9 @@
 
 One visible loop: epochs -> shuffled minibatches -> a step -> schedule; evaluation at the end of
 an epoch (or every N steps); early stopping as a flag. The step is a strategy (training/steps.py,
-autograd by default); weight averaging, the best weights and checkpoints are callbacks installed
-from the configuration. Process settings (threads, allocator) are the caller's.
+autograd by default); weight averaging, the best weights, checkpoints and training diagnostics
+are callbacks installed from the configuration. Process settings (threads, allocator) are the
+caller's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ffnlp.training.callbacks import Callback
 from ffnlp.training.checkpoint import CheckpointWriter, resume_trainer
 from ffnlp.training.config import TrainConfig
 from ffnlp.training.data import Batch, BatchSource, batch_size_of, move_to
+from ffnlp.training.diagnostics import TrainingDiagnostics
 from ffnlp.training.distributed import is_distributed, rank_share, world_size
 from ffnlp.training.history import History
 from ffnlp.training.metrics import Evaluate, mean_loss
@@ -86,7 +88,9 @@ class Trainer:
         cfg = self.config
         averaging = [WeightAveraging(self.params, cfg.ema_decay)] if cfg.ema_decay > 0 else []
         best = [BestWeights()] if cfg.restore_best else []
-        return [*averaging, *best, CheckpointWriter(every_epoch=cfg.checkpoint)]
+        # nothing at all when off: no hooks on the model, no copies of its weights
+        diagnostics = [TrainingDiagnostics()] if cfg.diagnostics else []
+        return [*averaging, *best, CheckpointWriter(every_epoch=cfg.checkpoint), *diagnostics]
 
     # ------------------------------------------------------------------------------------- loop
     def fit(self, resume: bool = False) -> History:
@@ -240,6 +244,7 @@ class Trainer:
 
     # --------------------------------------------------------------------------- bookkeeping
     def _log(self, record: dict[str, Any]) -> None:
+        self._emit("on_record", record)  # callbacks may add keys (e.g. "diagnostics")
         self.history.append(record)
         if self.run_dir is not None and is_main_process():
             with (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") as fh:
