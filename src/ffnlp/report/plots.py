@@ -179,6 +179,31 @@ def plot_loss_curves(
     return save_figure(fig, path, dpi=110)
 
 
+def plot_lr_range(result: dict[str, Any], path: str | Path, title: str = "") -> Path:
+    """The learning-rate range test: loss against learning rate (log scale), the raw loss faint,
+    the smoothed loss solid, the suggested rate marked with a vertical line."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(result["lr"], result["raw_loss"], color="tab:blue", alpha=0.3, lw=1, label="loss")
+    ax.plot(result["lr"], result["loss"], color="tab:blue", lw=2, label="smoothed loss")
+    suggested = result["suggested_lr"]
+    ax.axvline(suggested, color="tab:red", ls="--", label=f"suggested lr {suggested:.3g}")
+    if "min_loss_lr" in result:
+        ax.axvline(result["min_loss_lr"], color="tab:gray", ls=":",
+                   label=f"lowest loss at lr {result['min_loss_lr']:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    # the noisy or exploding last steps would squash the curve: the axis spans the smoothed one
+    low, start = min(result["loss"]), result["loss"][0]
+    span = max(start - low, 1e-3 * max(abs(start), 1.0))
+    ax.set_ylim(low - 0.3 * span, start + 0.5 * span)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "learning-rate range test")
+    ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
+
+
 def save_figure(
     fig: Any, path: str | Path, dpi: int = 110, within: str | Path | None = None
 ) -> Path:

@@ -83,9 +83,7 @@ def train_classifier(
     prepared = prepare(cfg, data)
     prep_seconds = time.perf_counter() - started
 
-    seed_everything(cfg.train.seed)
-    model, args = build_model(cfg, prepared)
-    embeddings = load_pretrained(model, cfg, prepared.featurizer)
+    model, args, embeddings = fresh_model(cfg, prepared)
     trainer = fit(
         model,
         cfg.train,
@@ -180,6 +178,18 @@ def build_model(cfg: ClassifyConfig, prepared: Prepared) -> tuple[nn.Module, dic
     model, args = classifier_spec(cfg.model.type).build(model_config(cfg.model), inputs)
     initialize(model, cfg.model.init)
     return model, args
+
+
+def fresh_model(
+    cfg: ClassifyConfig, prepared: Prepared
+) -> tuple[nn.Module, dict[str, Any], dict[str, Any] | None]:
+    """The model training starts from: seeded by train.seed, built by :func:`build_model`, with
+    pretrained vectors loaded when [model.pooled] names them. Returns it, its constructor
+    arguments and what :func:`load_pretrained` reports (None without vectors)."""
+    seed_everything(cfg.train.seed)
+    model, args = build_model(cfg, prepared)
+    embeddings = load_pretrained(model, cfg, prepared.featurizer)
+    return model, args, embeddings
 
 
 def class_weight(cfg: ClassifyConfig, y: torch.Tensor, labels: LabelVocab) -> list[float] | None:

@@ -66,7 +66,7 @@ def train_lm(
     partner = load(cfg.interpolate_with, standalone=True) if cfg.interpolate_with else None
 
     started = time.perf_counter()
-    vocab = partner.vocab if partner is not None else build_vocab(train, cfg.data)
+    vocab = vocabulary(cfg, train, partner)
     vocab.save(run_dir / "vocab.json")
     train_corpus = encode_corpus(train, vocab, cfg.data, cache_dir=run_dir / "cache")
     dev_corpus = encode_corpus(dev, vocab, cfg.data) if dev is not None else None
@@ -97,6 +97,27 @@ def train_lm(
     return lm
 
 
+# ----------------------------------------------------------------------------------- the steps
+
+
+def vocabulary(cfg: LMConfig, train: str | Path, partner: LanguageModel | None) -> Vocab:
+    """The run's vocabulary: the partner's when interpolating with another LM (the two must
+    score the same words), else the training corpus's."""
+    return partner.vocab if partner is not None else build_vocab(train, cfg.data)
+
+
+def fresh_network(cfg: LMConfig, vocab: Vocab) -> FeedForwardLM:
+    """The feed-forward LM training starts from, seeded by train.seed."""
+    seed_everything(cfg.train.seed)
+    return FeedForwardLM(len(vocab), cfg.model)
+
+
+def batch_source(cfg: LMConfig, vocab: Vocab, corpus: Corpus) -> LMBatches:
+    """(context, target) windows over ``corpus``'s id stream, as the Trainer reads them."""
+    eos, C = vocab.stoi(EOS), cfg.model.context_size
+    return LMBatches(corpus.ids, C, eos, cfg.data.cross_sentences)
+
+
 def _train_network(
     cfg: LMConfig,
     vocab: Vocab,
@@ -108,11 +129,9 @@ def _train_network(
     prep_seconds: float,
 ) -> tuple[LanguageModel, Summary, list[dict[str, Any]]]:
     """Train the feed-forward LM with the Trainer; save it; its summary and training history."""
-    seed_everything(cfg.train.seed)
-    model = FeedForwardLM(len(vocab), cfg.model)
-    eos, C = vocab.stoi(EOS), cfg.model.context_size
-    train_source = LMBatches(train_corpus.ids, C, eos, cfg.data.cross_sentences)
-    dev_source = LMBatches(dev_corpus.ids, C, eos, cfg.data.cross_sentences) if dev_corpus else None
+    model = fresh_network(cfg, vocab)
+    train_source = batch_source(cfg, vocab, train_corpus)
+    dev_source = batch_source(cfg, vocab, dev_corpus) if dev_corpus else None
     trainer = fit(
         model,
         cfg.train,
