@@ -29,3 +29,38 @@ def test_load_dispatches_on_the_task(sample, tmp_path) -> None:
 def test_load_of_a_folder_that_is_not_a_run(tmp_path) -> None:
     with pytest.raises(ffnlp.ModelFileError, match="is not an ffnlp run directory"):
         ffnlp.load(tmp_path)
+
+
+def test_public_names_are_the_real_objects_with_their_signatures() -> None:
+    import inspect
+
+    from ffnlp.tasks import classify, lm, w2v
+
+    assert ffnlp.train_classifier is classify.train_classifier
+    assert ffnlp.train_lm is lm.train_lm
+    assert ffnlp.train_word2vec is w2v.train_word2vec
+    assert (ffnlp.Classifier, ffnlp.LanguageModel, ffnlp.Word2VecRun) == (
+        classify.Classifier, lm.LanguageModel, w2v.Word2VecRun)
+    shared = ["train", "dev", "test", "config", "overrides", "out", "seed", "callbacks", "resume"]
+    for fn in (ffnlp.train_classifier, ffnlp.train_lm):
+        assert list(inspect.signature(fn).parameters)[: len(shared)] == shared
+    # word2vec trains on one corpus (no dev/test split); the rest is the same
+    params = list(inspect.signature(ffnlp.train_word2vec).parameters)
+    assert params[0] == "corpus" and params[1 : len(shared) - 2] == shared[3:]
+    for fn in (ffnlp.train_classifier, ffnlp.train_lm, ffnlp.train_word2vec):
+        assert {"force", "settings"} <= set(inspect.signature(fn).parameters)
+    assert set(ffnlp.__all__) <= set(dir(ffnlp))
+
+
+def test_importing_ffnlp_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, ffnlp; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_an_unknown_public_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'train_gpt'"):
+        ffnlp.train_gpt  # noqa: B018

@@ -1,20 +1,27 @@
 """ffnlp: feed-forward neural networks for NLP with PyTorch.
 
-The public API:
+The public API, one function per task and one loader:
 
-- ``train_classifier(train, dev=None, test=None, config=None, overrides=(), out=None, seed=None)``
-  -> a trained :class:`Classifier` with ``predict(texts, k=1)``, ``predict_proba``, ``test(path)``;
-- ``train_lm(...)`` (feed-forward LM or Kneser-Ney) and ``train_word2vec(...)`` (skip-gram);
-- ``load(run_dir)`` -> the model saved in a run directory (classifier, LM or word vectors);
-- ``TextClassifier``: a scikit-learn estimator (``from ffnlp import TextClassifier``);
-- the errors ffnlp raises: ``FfnlpError`` and its subclasses.
+- :func:`train_classifier` -> a :class:`Classifier` (``predict(texts, k=1)``, ``predict_proba``,
+  ``test(path)``, ``save``);
+- :func:`train_lm` -> a :class:`LanguageModel` (feed-forward or Kneser-Ney: ``perplexity``,
+  ``generate``);
+- :func:`train_word2vec` -> a :class:`Word2VecRun` (``most_similar``, ``evaluate``, ``export``);
+- :func:`load` -> whichever of the three a run directory holds;
+- ``TextClassifier``: a scikit-learn estimator;
+- the errors ffnlp raises: :class:`FfnlpError` and its subclasses.
+
+Importing ``ffnlp`` is cheap: the names above are the real functions and classes of
+``ffnlp.tasks.*``, imported (with PyTorch) the first time one is used.
 """
 
 from __future__ import annotations
 
+import importlib
 import os as _os
 import sys as _sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 # OpenMP threads that wait for work sleep at once instead of spinning on their core (which, on a
 # machine shared with other work, takes the core from whoever else needs it). OpenMP reads this
@@ -27,63 +34,83 @@ from ffnlp.errors import (
     ConfigError,
     DataError,
     FfnlpError,
+    Interrupted,
     ModelFileError,
     NotFittedError,
+    OutputError,
     TrainingError,
 )
+
+if TYPE_CHECKING:  # the type checker sees the real signatures; at run time __getattr__ loads them
+    from ffnlp.sklearn import TextClassifier
+    from ffnlp.tasks.classify import Classifier, train_classifier
+    from ffnlp.tasks.lm import LanguageModel, train_lm
+    from ffnlp.tasks.w2v import Word2VecRun, train_word2vec
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConfigError", "DataError", "FfnlpError", "ModelFileError", "NotFittedError", "TrainingError",
-    "TextClassifier", "__version__", "load", "train_classifier", "train_lm", "train_word2vec",
+    "Classifier",
+    "ConfigError",
+    "DataError",
+    "FfnlpError",
+    "Interrupted",
+    "LanguageModel",
+    "ModelFileError",
+    "NotFittedError",
+    "OutputError",
+    "TextClassifier",
+    "TrainingError",
+    "Word2VecRun",
+    "__version__",
+    "load",
+    "train_classifier",
+    "train_lm",
+    "train_word2vec",
 ]
 
+# public name -> the module that defines it (imported on first use)
+_LAZY = {
+    "train_classifier": "ffnlp.tasks.classify",
+    "Classifier": "ffnlp.tasks.classify",
+    "train_lm": "ffnlp.tasks.lm",
+    "LanguageModel": "ffnlp.tasks.lm",
+    "train_word2vec": "ffnlp.tasks.w2v",
+    "Word2VecRun": "ffnlp.tasks.w2v",
+    "TextClassifier": "ffnlp.sklearn",  # and scikit-learn only when asked for
+}
 
-def train_classifier(*args: Any, **kwargs: Any) -> Any:
-    """Train a text classifier; see :func:`ffnlp.tasks.classify.train_classifier`."""
-    from ffnlp.tasks.classify import train_classifier as _train
-
-    return _train(*args, **kwargs)
-
-
-def train_lm(*args: Any, **kwargs: Any) -> Any:
-    """Train a feed-forward LM or fit Kneser-Ney; see :func:`ffnlp.tasks.lm.train_lm`."""
-    from ffnlp.tasks.lm import train_lm as _train
-
-    return _train(*args, **kwargs)
-
-
-def train_word2vec(*args: Any, **kwargs: Any) -> Any:
-    """Train skip-gram/CBOW word vectors; see :func:`ffnlp.tasks.w2v.train_word2vec`."""
-    from ffnlp.tasks.w2v import train_word2vec as _train
-
-    return _train(*args, **kwargs)
+# model.json's "task" -> the package whose load() reads that run
+_LOADERS = {"classify": "ffnlp.tasks.classify", "lm": "ffnlp.tasks.lm", "w2v": "ffnlp.tasks.w2v"}
 
 
-def load(run_dir: Any) -> Any:
-    """Load the model of a run directory (classifier, language model or word vectors)."""
+def load(run_dir: str | Path) -> Classifier | LanguageModel | Word2VecRun:
+    """The trained object a run directory holds: a :class:`Classifier`, a
+    :class:`LanguageModel` or a :class:`Word2VecRun`, told by the task named in its model.json.
+
+    >>> clf = ffnlp.load("runs/sst2_logreg")          # doctest: +SKIP
+    >>> clf.predict("a gripping , funny film")        # doctest: +SKIP
+    """
     from ffnlp.models.io import read_arch
 
     task = read_arch(run_dir)["task"]
-    if task == "classify":
-        from ffnlp.tasks.classify import load as load_classifier
-
-        return load_classifier(run_dir)
-    if task == "lm":
-        from ffnlp.tasks.lm import load as load_language_model
-
-        return load_language_model(run_dir)
-    if task == "w2v":
-        from ffnlp.tasks.w2v import load as load_w2v
-
-        return load_w2v(run_dir)
-    raise ModelFileError(f"{run_dir}: unknown task {task!r} in model.json (written by a newer ffnlp?)")
+    if task not in _LOADERS:
+        raise ModelFileError(
+            f"{run_dir}: unknown task {task!r} in model.json (written by a newer ffnlp?)"
+        )
+    result: Classifier | LanguageModel | Word2VecRun = importlib.import_module(
+        _LOADERS[task]
+    ).load(run_dir)
+    return result
 
 
 def __getattr__(name: str) -> Any:
-    if name == "TextClassifier":  # imports scikit-learn only when asked for
-        from ffnlp.sklearn import TextClassifier
-
-        return TextClassifier
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     raise AttributeError(f"module 'ffnlp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

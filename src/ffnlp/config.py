@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 from ffnlp.errors import ConfigError
+from ffnlp.fileio import write_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -349,7 +350,8 @@ def _toml_value(v: Any) -> str:
 
 
 def save_toml(obj: Any, path: str | Path) -> None:
-    Path(path).write_text(dump_toml(obj), encoding="utf-8")
+    """Write ``obj`` as TOML to ``path``, atomically (see :mod:`ffnlp.fileio`)."""
+    write_atomic(path, dump_toml(obj))
 
 
 def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:

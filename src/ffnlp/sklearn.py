@@ -26,8 +26,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from ffnlp.errors import ConfigError, DataError
 
-FEATURES_FOR = {"pooled": "ids", "mlp": "ngrams", "logreg": "ngrams"}
-
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
     """Text in, labels out: logistic regression, an MLP over n-grams, or a pooled-embedding network.
@@ -94,16 +92,19 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------------------------------
 
     def _settings(self) -> list[str]:
-        if self.model not in FEATURES_FOR:
+        from ffnlp.models.registry import specs
+
+        features = {s.name: s.features[0] for s in specs() if s.is_classifier}
+        if self.model not in features:
             raise ConfigError(
-                f"The 'model' parameter of TextClassifier must be one of {', '.join(FEATURES_FOR)}; "
+                f"The 'model' parameter of TextClassifier must be one of {', '.join(features)}; "
                 f"got {self.model!r} instead."
             )
         sets = {
             "data.tokenizer": self.tokenizer,
             "data.lowercase": self.lowercase,
             "model.type": self.model,
-            "features.kind": FEATURES_FOR[self.model],
+            "features.kind": features[self.model],  # the kind the model type reads first
             "features.ngram_range": [1, int(self.ngrams)],
             "model.mlp.hidden": [int(h) for h in self.hidden],
             "model.mlp.activation": self.activation,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ffnlp.runtime import available_cores
+from ffnlp.runtime import available_cores, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -123,4 +123,13 @@ def choose_threads(
             why = f"{size}: one thread per {MIN_WORK_PER_THREAD:.0g} ({limit} cores usable)"
         choice = ThreadChoice(n, f"auto: {why}")
     log.info("threads: %d (%s)", choice.count, choice.reason)
+    return choice
+
+
+def set_threads_for(
+    setting: int | str, model: nn.Module, batch_size: int, own_threads: bool = False
+) -> ThreadChoice:
+    """:func:`choose_threads`, then make torch use that many intra-op threads."""
+    choice = choose_threads(setting, model, batch_size, own_threads)
+    set_threads(choice.count)
     return choice

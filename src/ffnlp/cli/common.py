@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from ffnlp.training.callbacks import Callback, ProgressBar
+from ffnlp.errors import ConfigError
+
+if TYPE_CHECKING:  # the training package imports torch: only when a command runs
+    from ffnlp.training.callbacks import Callback
+
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -25,8 +31,26 @@ SEED_OPTION: Any = typer.Option(None, "--seed", help="Random seed (same as --set
 RESUME_OPTION: Any = typer.Option(
     None, "--resume", help="Continue the interrupted run in this directory."
 )
-QUIET_OPTION: Any = typer.Option(False, "--quiet", "-q", help="No progress bar or messages.")
+FORCE_OPTION: Any = typer.Option(
+    False,
+    "--force",
+    help="Replace the run already in --out (the old one is deleted once the new one is complete).",
+)
+QUIET_OPTION: Any = typer.Option(
+    False, "--quiet", "-q", help="No progress (bar on a terminal, lines otherwise) or messages."
+)
 SUMMARY_JSON_OPTION: Any = typer.Option(False, "--json", help="Print summary.json to stdout.")
+DIAGNOSTICS_OPTION: Any = typer.Option(
+    False,
+    "--diagnostics",
+    help="Record dead/saturated units, gradient norms and update ratios at every evaluation, "
+    "with warnings and advice (same as --set train.diagnostics=true).",
+)
+
+
+def diagnostics_overrides(diagnostics: bool) -> list[str]:
+    """The --set override that --diagnostics stands for (none when the flag is not given)."""
+    return ["train.diagnostics=true"] if diagnostics else []
 
 
 def run_dir_option(task: str) -> Any:
@@ -45,11 +69,42 @@ def setup_logging(quiet: bool) -> None:
     root.propagate = False
 
 
+PROGRESS_SECONDS_VARIABLE = "FFNLP_PROGRESS_SECONDS"
+
+
+def progress_seconds() -> float:
+    """Seconds between plain progress lines: $FFNLP_PROGRESS_SECONDS, else 10."""
+    from ffnlp.training.progress import DEFAULT_SECONDS
+
+    raw = os.environ.get(PROGRESS_SECONDS_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigError(
+            f"{PROGRESS_SECONDS_VARIABLE} must be a positive number of seconds between progress "
+            f"lines; got {raw!r}. Set it to e.g. 30, or unset it for the default "
+            f"({DEFAULT_SECONDS:g})."
+        )
+    return seconds
+
+
 def progress_callbacks(quiet: bool) -> list[Callback]:
-    """A progress bar when stderr is a terminal and --quiet is not given; nothing otherwise."""
-    if quiet or not sys.stderr.isatty():
+    """How training shows progress on stderr, unless --quiet: a Rich progress bar on a terminal;
+    otherwise (a pipe, a file, CI, a notebook) a plain line every $FFNLP_PROGRESS_SECONDS
+    seconds (default 10) and after every validation."""
+    if quiet:
         return []
-    return [ProgressBar(console=err_console)]
+    if sys.stderr.isatty():
+        from ffnlp.training.callbacks import ProgressBar
+
+        return [ProgressBar(console=err_console)]
+    from ffnlp.training.progress import ProgressLines
+
+    return [ProgressLines(every_seconds=progress_seconds())]
 
 
 def print_json(obj: Any) -> None:

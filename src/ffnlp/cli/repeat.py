@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ffnlp.cli.common import CONFIG_HELP, SET_OPTION, out_console, print_json, setup_logging
+from ffnlp.cli.common import (
+    CONFIG_HELP,
+    SET_OPTION,
+    out_console,
+    print_json,
+    progress_callbacks,
+    setup_logging,
+)
 
 
 def repeat(
@@ -21,7 +28,7 @@ def repeat(
     first_seed: int = typer.Option(0, "--first-seed", help="The first seed."),
     out: Path = typer.Option(None, "--out", "-o", help="Folder for the runs (default runs/TASK-repeat-<date>)."),
     keep_models: bool = typer.Option(False, "--keep-models", help="Keep every seed's weights and checkpoint."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-seed lines."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-seed lines or progress."),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train the same configuration with several seeds; report mean ± sd and 95% CI.
@@ -37,11 +44,14 @@ def repeat(
     def progress(seed: int, row: dict) -> None:
         if not (quiet or json_):
             shown = {s: {k: round(v, 4) for k, v in row[s].items()} for s in ("dev", "test") if s in row}
-            out_console.print(f"seed {seed}: {shown} ({row['train_seconds']:.1f} s)")
+            done = seed - first_seed + 1
+            out_console.print(f"seed {seed} (run {done}/{seeds}): {shown} ({row['train_seconds']:.1f} s)",
+                              soft_wrap=True)  # one line per run, also in a log file
 
     result = run_repeat(task, train, dev=dev, test=test, config=config, overrides=set_,
                         seeds=list(range(first_seed, first_seed + seeds)), out=out,
-                        keep_models=keep_models, on_run=progress)
+                        keep_models=keep_models, on_run=progress,
+                        callbacks=progress_callbacks(quiet or json_))
     if json_:
         print_json(result)
         return

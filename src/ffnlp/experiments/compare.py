@@ -56,10 +56,10 @@ def permutation_test(a: list[float], b: list[float], rounds: int = 20_000, seed:
 
 def compare_classifiers(run_a: str | Path, run_b: str | Path, data: str | Path) -> dict[str, Any]:
     """Both classifiers on ``data``: their accuracies and McNemar's exact p-value."""
-    from ffnlp.tasks.classify import _read, load
+    from ffnlp.tasks.classify import load, read_split
 
     a, b = load(run_a), load(run_b)
-    examples = _read(data, a.config)
+    examples = read_split(data, a.config)
     gold = np.array(examples.labels)
     pred_a = np.array([p[0][0] for p in a.predict(examples.texts)])
     pred_b = np.array([p[0][0] for p in b.predict(examples.texts)])

@@ -20,7 +20,7 @@ import json
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from ffnlp.errors import ConfigError, DataError
 from ffnlp.experiments.stats import describe, is_figure
 from ffnlp.runtime import make_run_dir
 from ffnlp.text.readers import LabeledData
+
+if TYPE_CHECKING:
+    from ffnlp.training.callbacks import Callback
 
 
 def stratified_folds(labels: Sequence[str], folds: int, seed: int = 13) -> list[np.ndarray]:
@@ -91,17 +94,22 @@ def cross_validate(
     dev_fraction: float = 0.1,
     keep_models: bool = False,
     on_fold: Callable[[int, dict[str, Any]], None] | None = None,
+    callbacks: Sequence[Callback] = (),
     **settings: Any,
 ) -> dict[str, Any]:
-    """Train and test ``folds`` times; return (and write to DIR/summary.json) mean ± sd of every metric."""
-    from ffnlp.tasks.classify import _read, resolve_config, train_classifier
+    """Train and test ``folds`` times; return (and write to DIR/summary.json) mean ± sd of every metric.
+
+    ``on_fold(k, scores)`` is called after each round; ``callbacks`` are handed to every round's
+    trainer (e.g. a progress display).
+    """
+    from ffnlp.tasks.classify import read_split, resolve_config, train_classifier
 
     if not 0.0 <= dev_fraction < 0.5:
         raise ConfigError(f"dev_fraction must be in [0, 0.5); got {dev_fraction}")
     overrides = list(overrides)
     cfg = resolve_config(config, overrides, **settings)
     fold_seed = cfg.train.seed if seed is None else seed
-    examples = _read(data, cfg)
+    examples = read_split(data, cfg)
     if len(set(examples.labels)) < 2:
         raise DataError(
             f"{examples.path}: every example has the label {examples.labels[0]!r}; "
@@ -132,6 +140,7 @@ def cross_validate(
             config=cfg,
             out=fold_dir,
             seed=seed,
+            callbacks=callbacks,
         )
         summary = clf.summary
         scores = {

@@ -6,11 +6,14 @@ import json
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ffnlp.errors import ConfigError
 from ffnlp.experiments.stats import describe, is_figure
 from ffnlp.runtime import make_run_dir
+
+if TYPE_CHECKING:
+    from ffnlp.training.callbacks import Callback
 
 SPLITS = ("dev", "test")
 
@@ -42,8 +45,12 @@ def repeat(
     out: str | Path | None = None,
     keep_models: bool = False,
     on_run: Callable[[int, dict[str, Any]], None] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """Train once per seed (each run in ``out/seed_N``); write and return the aggregate summary.
+
+    ``on_run(seed, row)`` is called after each run; ``callbacks`` are handed to every run's trainer
+    (e.g. a progress display).
 
     ``summary["repeat"]["test"]["accuracy"]`` is ``{"mean", "sd", "ci95": [lo, hi], "n", "values"}``.
     """
@@ -56,7 +63,8 @@ def repeat(
     for seed in seeds:
         seed_dir = run_dir / f"seed_{seed}"
         result = fit(train, dev=dev, test=test, config=config,
-                     overrides=[*overrides, f"train.seed={seed}"], out=seed_dir)
+                     overrides=[*overrides, f"train.seed={seed}"], out=seed_dir,
+                     callbacks=callbacks)
         summary = result.summary
         row: dict[str, Any] = {"seed": seed, "train_seconds": summary.get("train_seconds"),
                                "epochs": summary.get("epochs"), "best_epoch": summary.get("best_epoch")}

@@ -15,19 +15,29 @@ combination of the features.  Binary problems have one logit (sigmoid), K > 2 cl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from ffnlp.errors import ConfigError
+from ffnlp.config import section
+from ffnlp.errors import ConfigError, DataError
 from ffnlp.models.activations import ACTIVATIONS
-from ffnlp.models.heads import ClassifierHead, output_size
+from ffnlp.models.heads import ClassifierHead, ClassifierInputs, output_size
 from ffnlp.models.init import init_weight, keeps_weights
-from ffnlp.models.mlp import MLP
+from ffnlp.models.mlp import MLP, MLPConfig
 from ffnlp.models.registry import register
 
 
-@register("mlp")
+@dataclass(frozen=True)
+class FeatureMLPConfig:
+    """[model] for type = "mlp": the layers from the features to the logits ([model.mlp])."""
+
+    mlp: MLPConfig = section(MLPConfig)
+
+
+@register("mlp", config=FeatureMLPConfig, features=("ngrams", "lexicon", "ngrams+lexicon"))
 class FeatureMLP(nn.Module):
     """Feature vector (B, F) -> logits (B, K')."""
 
@@ -73,6 +83,22 @@ class FeatureMLP(nn.Module):
         else:
             self.rest = nn.Identity()
 
+    @classmethod
+    def arguments(cls, config: FeatureMLPConfig, inputs: ClassifierInputs) -> dict[str, Any]:
+        """Constructor arguments (model.json's ``args``) for ``config`` and the data's ``inputs``."""
+        mlp = config.mlp
+        return {
+            "num_features": inputs.input_size,
+            "num_classes": inputs.num_classes,
+            "label_smoothing": inputs.label_smoothing,
+            "class_weight": inputs.class_weight,
+            "sparse": inputs.sparse,
+            "hidden": list(mlp.hidden),
+            "activation": mlp.activation,
+            "dropout": mlp.dropout,
+            "input_dropout": mlp.input_dropout,
+        }
+
     def reinit(self, scheme: str, std: float = 0.02) -> None:
         """Initialise every layer by ``scheme`` (see :func:`ffnlp.models.init.init_weight`): the
         first layer's (F, H1) table as an (H1 x F) weight, then the MLP after it; biases zero."""
@@ -86,7 +112,13 @@ class FeatureMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.num_features:
-            raise ValueError(f"expected {self.num_features} features per row; got {x.shape[-1]}")
+            width = self.input.embedding_dim
+            raise DataError(
+                f"the first layer's product is (B, {self.num_features}) @ ({self.num_features}, "
+                f"{width}), but these rows make it (B, {x.shape[-1]}) @ ({self.num_features}, "
+                f"{width}): the model was built for {self.num_features} features; make the rows "
+                "with the featurizer it was trained with (Classifier.predict does)"
+            )
         if x.layout == torch.strided:
             h = self.input_dropout(x) @ self.input.weight  # (B, F) @ (F, H1) -> (B, H1)
         else:  # a sparse matrix (dropout on it would densify it: use the batch layout to train)

@@ -2,14 +2,28 @@
 
 Binary problems use one logit with a sigmoid and binary cross-entropy (as logistic regression is
 usually written); K > 2 classes use K logits with softmax and cross-entropy.  Label smoothing and
-class weights apply to both.
+class weights apply to both.  :class:`ClassifierInputs` is what every classifier is built from
+besides its own config: the sizes the data gives and the task's loss and gradient settings.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@dataclass(frozen=True)
+class ClassifierInputs:
+    """What a classifier's ``arguments(config, inputs)`` reads besides its config."""
+
+    input_size: int  # F feature columns, or the rows of an id table (vocabulary + n-gram buckets)
+    num_classes: int  # K labels (two give one logit)
+    label_smoothing: float = 0.0  # loss.label_smoothing
+    class_weight: list[float] | None = None  # one weight per class (loss.class_weight), or none
+    sparse: bool = False  # train.sparse: sparse gradients for the input table
 
 
 def output_size(num_classes: int) -> int:
@@ -35,7 +49,8 @@ class ClassifierHead(nn.Module):
         eps = self.label_smoothing
         if self.num_classes == 2:
             z = logits.squeeze(-1)  # (B,)
-            target = y.float() * (1 - eps) + 0.5 * eps  # smoothed towards 0.5
+            # smoothed towards 0.5; in the logits' dtype, so that a float64 model stays float64
+            target = y.to(z.dtype) * (1 - eps) + 0.5 * eps
             per_example = F.binary_cross_entropy_with_logits(z, target, reduction="none")  # (B,)
         else:
             per_example = F.cross_entropy(logits, y, label_smoothing=eps, reduction="none")  # (B,)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ffnlp.config import build, option
+from ffnlp.errors import ConfigError
 from ffnlp.models.activations import ACTIVATIONS
 from ffnlp.models.kernels import lm_cpu
 from ffnlp.models.registry import register
@@ -165,6 +166,8 @@ class FeedForwardLM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The last hidden layer and the concatenated embeddings; ``e``: the context words'
         embeddings (B, C, D) when already looked up."""
+        if context.shape[-1] != self.config.context_size:
+            self._wrong_context(context.shape[-1])
         e = F.embedding(context, self.embedding.weight) if e is None else e  # (B, C, D)
         if self.training:
             mask = None
@@ -185,6 +188,18 @@ class FeedForwardLM(nn.Module):
         if self.projection is not None:
             h = self.projection(h)  # (B, D)
         return h, e
+
+    def _wrong_context(self, given: int) -> None:
+        C, D = self.config.context_size, self.embedding.embedding_dim
+        first = next((m for m in self.hidden if isinstance(m, nn.Linear)), None)
+        product = "the output product" if first is None else "the first hidden product"
+        out = first.out_features if first is not None else self.vocab_size
+        raise ConfigError(
+            f"this LM reads C = {C} context words (model.context_size = {C}) but got contexts of "
+            f"{given}: e = [E·x(t-{given}); ...; E·x(t-1)] would be (B, {given * D}) where "
+            f"{product} expects (B, {C * D}) @ ({C * D}, {out}); pass (B, {C}) contexts, or "
+            f"train with model.context_size = {given}"
+        )
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         """Scores over the vocabulary: logits (full softmax) or log-probabilities (adaptive)."""

@@ -7,14 +7,23 @@ one logit (sigmoid + BCE), multinomial ones K logits (softmax + cross-entropy).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import nn
 
-from ffnlp.models.heads import ClassifierHead, output_size
+from ffnlp.models.heads import ClassifierHead, ClassifierInputs, output_size
 from ffnlp.models.registry import register
 
 
-@register("logreg")
+@dataclass(frozen=True)
+class LogisticRegressionConfig:
+    """[model] for type = "logreg": no section of its own. The sizes come from the data, the
+    loss settings from [loss]; the weights start at zero whatever [model.init] says."""
+
+
+@register("logreg", config=LogisticRegressionConfig, features=("ngrams", "ngrams+lexicon"))
 class LogisticRegression(nn.Module):
     def __init__(self, num_features: int, num_classes: int, sparse: bool = False,
                  label_smoothing: float = 0.0, class_weight: list[float] | None = None):
@@ -24,6 +33,21 @@ class LogisticRegression(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out))  # (K',)
         nn.init.zeros_(self.linear.weight)  # the convex problem needs no symmetry breaking
         self.head = ClassifierHead(num_classes, label_smoothing, class_weight)
+
+    @classmethod
+    def arguments(cls, config: LogisticRegressionConfig, inputs: ClassifierInputs) -> dict[str, Any]:
+        """Constructor arguments (model.json's ``args``) for ``config`` and the data's ``inputs``."""
+        return {
+            "num_features": inputs.input_size,
+            "num_classes": inputs.num_classes,
+            "label_smoothing": inputs.label_smoothing,
+            "class_weight": inputs.class_weight,
+            "sparse": inputs.sparse,
+        }
+
+    def reinit(self, scheme: str, std: float = 0.02) -> None:
+        """[model.init] leaves logistic regression at zero: the problem is convex, so there is no
+        symmetry to break and zero is the start scikit-learn's solvers take too."""
 
     def forward(self, ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         # ids, weights: (nnz,) feature ids and values of the batch's rows; offsets: (B,) row starts

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ffnlp.config import option
+from ffnlp.config import option, section
 from ffnlp.errors import ConfigError, DataError
-from ffnlp.models.heads import ClassifierHead, output_size
-from ffnlp.models.mlp import MLP
+from ffnlp.models.heads import ClassifierHead, ClassifierInputs, output_size
+from ffnlp.models.mlp import MLP, MLPConfig
 from ffnlp.models.registry import register
 
 POOLINGS = ("mean", "sum", "max", "mean_max")
@@ -64,7 +64,24 @@ class PooledConfig:
     )
 
 
-@register("pooled")
+@dataclass(frozen=True)
+class PooledModelConfig:
+    """[model] for type = "pooled": the embedding bag ([model.pooled]) and the MLP after it
+    ([model.mlp])."""
+
+    mlp: MLPConfig = section(MLPConfig)
+    pooled: PooledConfig = section(PooledConfig)
+
+    def check(self) -> list[str]:
+        if self.pooled.freeze and not self.pooled.pretrained:
+            return [
+                "model.pooled.freeze = true needs model.pooled.pretrained (a frozen random table "
+                "learns nothing)"
+            ]
+        return []
+
+
+@register("pooled", config=PooledModelConfig, features=("ids",))
 class PooledEmbeddingClassifier(nn.Module):
     """Bag of word and n-gram ids -> pooled embedding -> MLP -> logits (B, K')."""
 
@@ -112,6 +129,29 @@ class PooledEmbeddingClassifier(nn.Module):
         width = 2 * dim if pooling == "mean_max" else dim
         self.mlp = MLP(width, output_size(num_classes), hidden, activation, dropout, input_dropout)
 
+    @classmethod
+    def arguments(cls, config: PooledModelConfig, inputs: ClassifierInputs) -> dict[str, Any]:
+        """Constructor arguments (model.json's ``args``) for ``config`` and the data's ``inputs``:
+        ``input_size`` rows (vocabulary + n-gram buckets) of ``config.pooled.dim``."""
+        mlp, pooled = config.mlp, config.pooled
+        return {
+            "num_embeddings": inputs.input_size,
+            "num_classes": inputs.num_classes,
+            "label_smoothing": inputs.label_smoothing,
+            "class_weight": inputs.class_weight,
+            "hidden": list(mlp.hidden),
+            "activation": mlp.activation,
+            "dropout": mlp.dropout,
+            "input_dropout": mlp.input_dropout,
+            "dim": pooled.dim,
+            "pooling": pooled.pooling,
+            "word_dropout": pooled.word_dropout,
+            "sparse": inputs.sparse,
+            "init": pooled.init,
+            "init_scale": pooled.init_scale,
+            "freeze": pooled.freeze,
+        }
+
     @torch.no_grad()
     def _init_embeddings(self, scheme: str, scale: float) -> None:
         w = self.embedding.weight
@@ -126,14 +166,28 @@ class PooledEmbeddingClassifier(nn.Module):
                 f"model.pooled.init must be one of {', '.join(EMBED_INITS)}; got {scheme!r}"
             )
 
+    def check_vector_dim(self, dim: int, source: str = "the pretrained vectors") -> None:
+        """ConfigError unless vectors of ``dim`` dimensions fit the table: the message names the
+        product they would break (the pooled vector into the first layer), both shapes, and the
+        setting to change."""
+        table_dim = self.embedding.embedding_dim
+        if dim == table_dim:
+            return
+        first = next(m for m in self.mlp.layers if isinstance(m, nn.Linear))
+        width, out = first.in_features, first.out_features  # width: D, or 2D for mean_max
+        given = width // table_dim * dim
+        where = f"the vectors in {source}" if source != "the pretrained vectors" else source
+        raise ConfigError(
+            f"model.pooled.dim = {table_dim} but {where} have {dim} dimensions: the model's "
+            f"first product, pooled embeddings times the first layer, is (B, {width}) @ "
+            f"({width}, {out}), and these vectors would make it (B, {given}) @ ({width}, {out}); "
+            f"set model.pooled.dim = {dim}"
+        )
+
     @torch.no_grad()
     def load_vectors(self, rows: torch.Tensor, vectors: torch.Tensor) -> None:
         """Copy ``vectors`` (R, D) into the table rows ``rows`` (R,)."""
-        if vectors.shape[1] != self.embedding.embedding_dim:
-            raise ConfigError(
-                f"pretrained vectors have dimension {vectors.shape[1]} but model.pooled.dim is "
-                f"{self.embedding.embedding_dim}; set model.pooled.dim = {vectors.shape[1]}"
-            )
+        self.check_vector_dim(int(vectors.shape[1]))
         self.embedding.weight[rows] = vectors.to(self.embedding.weight.dtype)
 
     def pool(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,8 @@ The Trainer calls one method, ``loss(batch)``; evaluators and result objects nee
 from some families. Each need is a Protocol here, so that code using it is type-checked instead
 of reaching for attributes an ``nn.Module`` does not declare:
 
-- :class:`Trainable` — every model: ``loss(batch) -> scalar tensor``;
+- every model: ``loss(batch) -> scalar tensor`` (the Trainer's contract,
+  :class:`ffnlp.training.trainable.Trainable`);
 - :class:`Classifier` — text classifiers: ``logits(batch) -> (B, K)`` and the ``head`` that
   turns logits into a loss, probabilities and predictions;
 - :class:`TokenScorer` — language models: ``token_nll(batch) -> (B,)``;
@@ -24,17 +25,19 @@ from ffnlp.errors import ModelFileError
 
 
 @runtime_checkable
-class Trainable(Protocol):
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor: ...
-
-
-@runtime_checkable
 class Head(Protocol):
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor: ...
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Anything that turns a batch into class scores (what activation probes need)."""
+
+    def logits(self, batch: dict[str, Any]) -> torch.Tensor: ...
 
 
 @runtime_checkable
@@ -68,10 +71,10 @@ def _mismatch(model: object, contract: type) -> ModelFileError:
     )
 
 
-def as_trainable(model: object) -> Trainable:
-    if isinstance(model, Trainable):
+def as_scorer(model: object) -> Scorer:
+    if isinstance(model, Scorer):
         return model
-    raise _mismatch(model, Trainable)
+    raise _mismatch(model, Scorer)
 
 
 def as_classifier(model: object) -> Classifier:

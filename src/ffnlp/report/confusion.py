@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ffnlp.report.plots import save_figure  # noqa: E402
+
 
 def plot_confusion(
     confusion: Sequence[Sequence[int]],
@@ -18,8 +20,6 @@ def plot_confusion(
     title: str = "confusion matrix",
 ) -> Path:
     """Counts in each cell, shaded by the row's share (recall), so classes of any size compare."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     k = len(labels)
     rows = [list(map(int, r)) for r in confusion]
     shares = [[c / max(sum(r), 1) for c in r] for r in rows]
@@ -44,6 +44,6 @@ def plot_confusion(
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the gold row")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    path = Path(path)
+    # usually RUN/plots/confusion.png: a plots/ that is a link is not written through
+    return save_figure(fig, path, dpi=110, within=path.parent.parent)

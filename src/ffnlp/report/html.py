@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ffnlp.errors import ModelFileError
+from ffnlp.fileio import write_atomic
 from ffnlp.training.history import read_metrics
 
 STYLE = """
@@ -68,6 +69,15 @@ def _confusion(summary: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _warnings(summary: dict[str, Any]) -> str:
+    """The advice train.diagnostics gave during training (summary.json "warnings")."""
+    warnings = summary.get("warnings") or []
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)
+    return f"<h2>Warnings</h2><ul>{items}</ul>"
+
+
 def _images(run_dir: Path) -> str:
     parts = []
     for png in sorted((run_dir / "plots").glob("*.png")):
@@ -116,11 +126,12 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 <h1>ffnlp {html.escape(str(summary.get('task', '')))} run: {html.escape(str(run_dir))}</h1>
 <h2>Results</h2>{_metrics_table(summary)}<table>{facts}</table>
 {_confusion(summary)}
+{_warnings(summary)}
 <h2>Training</h2>{_epochs_table(run_dir)}{_images(run_dir)}
 {samples_html}
 <h2>Configuration</h2><p class="muted">Re-run with <code>--config {html.escape(str(run_dir / 'config.toml'))}</code></p>
 <pre>{html.escape(config)}</pre>
 </body></html>"""
-    target = Path(out) if out is not None else run_dir / "report.html"
-    target.write_text(page, encoding="utf-8")
-    return target
+    if out is not None:
+        return write_atomic(out, page)
+    return write_atomic(run_dir / "report.html", page, within=run_dir)

@@ -22,6 +22,8 @@ shuffled block by block, and the memory used does not grow with the corpus.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ import torch
 
 from ffnlp.config import option
 from ffnlp.errors import DataError
+from ffnlp.fileio import output_error
 from ffnlp.text.readers import read_corpus
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import UNK, Vocab
@@ -117,11 +120,11 @@ def encode_corpus(
     out: np.memmap | None = None
     filled = 0
     size = _count_ids(p, config) if cache_dir is not None and _may_exceed(p, config) else 0
-    use_mmap = cache_dir is not None and size > config.memory_map_tokens
-    if use_mmap:
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
-        npy = Path(cache_dir) / (p.name + ".ids.npy")  # type: ignore[arg-type]
+    npy = Path(cache_dir) / (p.name + ".ids.npy") if cache_dir is not None else None
+    if npy is not None and size > config.memory_map_tokens:
+        npy.parent.mkdir(parents=True, exist_ok=True)
         out = np.lib.format.open_memmap(npy, mode="w+", dtype=np.int32, shape=(size,))
+        _reserve(npy)
         out[0] = eos
         filled = 1
         chunks = []
@@ -138,13 +141,29 @@ def encode_corpus(
     filled = _flush(buffer, chunks, out, filled)
     if n_sent == 0:
         raise DataError(f"{p}: the corpus is empty (no non-blank lines)")
-    if out is not None:
+    if out is not None and npy is not None:
         out.flush()
         del out
-        array = np.load(Path(cache_dir) / (p.name + ".ids.npy"), mmap_mode="c")  # type: ignore[arg-type]
+        array = np.load(npy, mmap_mode="c")
     else:
         array = np.concatenate(chunks)
     return Corpus(torch.from_numpy(array), p, n_sent, n_words, n_unknown)
+
+
+def _reserve(path: Path) -> None:
+    """Claim the disk space of a memory-mapped file up front: writing through the map to a full
+    disk would kill the process (SIGBUS), where claiming it is a clear error (ENOSPC)."""
+    fd = os.open(path, os.O_RDWR)
+    size = os.fstat(fd).st_size
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # cannot reserve: map as before
+            raise output_error(exc, path, size) from None
+    except AttributeError:  # pragma: no cover - no posix_fallocate (macOS, Windows)
+        pass
+    finally:
+        os.close(fd)
 
 
 def _flush(buffer: list[int], chunks: list[np.ndarray], out: np.ndarray | None, filled: int) -> int:

@@ -90,6 +90,13 @@ class TrainConfig:
         "+ optimiser when optimizer = 'sgd' with no momentum, weight decay, penalty or clipping "
         "(the same update, made faster); false = always autograd + torch.optim",
     )
+    diagnostics: bool = option(
+        False,
+        "record what happens inside the network at every evaluation (dead / saturated units per "
+        "hidden layer, gradient norm and update/weight ratio per weight matrix) into "
+        "metrics.jsonl, with warnings and advice when the loss diverges or plateaus or units "
+        "die or saturate en masse; false = nothing installed, nothing measured",
+    )
 
     def check(self) -> list[str]:
         problems = []

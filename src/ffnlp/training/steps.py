@@ -18,6 +18,7 @@ from ffnlp.training.config import TrainConfig
 from ffnlp.training.distributed import average_gradients, is_distributed
 from ffnlp.training.optim import apply_weight_decay, clip_gradients
 from ffnlp.training.regularize import penalised_weights, penalty
+from ffnlp.training.trainable import as_trainable
 
 if TYPE_CHECKING:
     from ffnlp.training.trainer import Trainer
@@ -51,11 +52,12 @@ class AutogradStep:
 
     def bind(self, trainer: Trainer) -> None:
         self.trainer = trainer
+        self.model = as_trainable(trainer.model)  # checked once, not per step
         self.penalised = penalised_weights(trainer.model)
 
     def __call__(self, batch: dict[str, Any], need_norm: bool) -> tuple[float, float | None]:
         trainer, cfg = self.trainer, self.trainer.config
-        loss = trainer.model.loss(batch)  # type: ignore[operator]
+        loss = self.model.loss(batch)
         loss_value = float(loss.detach())
         trainer.check_loss(loss_value)
         extra = penalty(self.penalised, cfg.l1, cfg.l2)

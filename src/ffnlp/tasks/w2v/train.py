@@ -13,7 +13,7 @@ from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, TrainingError
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.runtime import available_cores, seed_everything, select_device
-from ffnlp.tasks.run import Summary, finish_run, fit, start_run, training_summary
+from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
 from ffnlp.tasks.w2v.batches import PairBatches
 from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
 from ffnlp.tasks.w2v.corpus import EncodedCorpus
@@ -23,6 +23,7 @@ from ffnlp.text.vocab import Vocab
 from ffnlp.training import Callback, Trainer, update_step_if_allowed
 
 
+@run_recipe
 def train_word2vec(
     corpus: str | Path,
     config: W2VConfig | str | Path | dict[str, Any] | None = None,
@@ -31,9 +32,14 @@ def train_word2vec(
     seed: int | None = None,
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
+    force: bool = False,
     **settings: Any,
 ) -> Word2VecRun:
     """Train word vectors on a plain-text corpus (one sentence a line) and write the run directory.
+
+    An existing run in ``out`` is refused unless ``resume`` (continue it) or ``force`` (replace it
+    once the new one is complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
+    :func:`ffnlp.tasks.run.run_recipe`).
 
     >>> run = train_word2vec("ptb.train.txt.gz", config="configs/ptb_w2v.toml", out="runs/w2v")  # doctest: +SKIP
     >>> run.most_similar("stock", k=3)                                                          # doctest: +SKIP
@@ -48,6 +54,7 @@ def train_word2vec(
         resume,
         seed,
         check=_check_evaluation_files,
+        force=force,
     )
     started = time.perf_counter()
     encoded = EncodedCorpus.read(

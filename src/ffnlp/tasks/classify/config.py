@@ -1,0 +1,155 @@
+"""The classify task's configuration: [data], [features], [model], [loss], [train].
+
+``[model]`` is the one place a classifier's options are written: ``type`` names a registered
+classifier (:mod:`ffnlp.models.registry`) and the ``[model.X]`` sections hold what the
+registered classifiers read. Each model type takes only its own sections, as its config class
+(:func:`model_config`); ``[model.init]`` applies to every type.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ffnlp import config as cfgmod
+from ffnlp.config import option, section
+from ffnlp.errors import ConfigError
+from ffnlp.features.lexicon import LexiconConfig
+from ffnlp.models import registry
+from ffnlp.models.init import InitConfig
+from ffnlp.models.mlp import MLPConfig
+from ffnlp.models.pooled import PooledConfig
+from ffnlp.training import TrainConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    format: str = option(
+        "auto", "input format", choices=("auto", "label-text", "fasttext", "csv", "tsv", "jsonl")
+    )
+    encoding: str = option("utf-8", "text encoding of the data files (e.g. latin-1 for MR)")
+    text_column: str = option("text", "CSV/TSV/JSONL: the column or key holding the text")
+    label_column: str = option("label", "CSV/TSV/JSONL: the column or key holding the label")
+    skip_invalid: bool = option(
+        False, "skip malformed lines (and report how many) instead of failing"
+    )
+    tokenizer: str = option(
+        "whitespace",
+        "whitespace (pre-tokenised data) or regex (words and punctuation)",
+        choices=("whitespace", "regex"),
+    )
+    lowercase: bool = option(False, "lowercase before tokenising")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    kind: str = option(
+        "ngrams",
+        "what the model sees: ngrams (bag of word n-grams; logreg, mlp), ids (word ids + hashed "
+        "word n-grams; pooled), lexicon (hand-built features of [features.lexicon]; mlp), "
+        "ngrams+lexicon (both, side by side; logreg, mlp)",
+        choices=("ngrams", "ids", "lexicon", "ngrams+lexicon"),
+    )
+    ngram_range: list[int] = option([1, 2], "smallest and largest n of the word n-grams")
+    weighting: str = option("tfidf", "feature values", choices=("count", "binary", "tfidf"))
+    sublinear_tf: bool = option(True, "tf-idf: use 1 + log(tf) instead of raw counts")
+    min_count: int = option(1, "drop n-grams seen fewer times than this in training", ge=1)
+    max_features: int = option(0, "keep only the most frequent n-grams (0 = all)", ge=0)
+    buckets: int = option(
+        200_000,
+        "kind = ids: hash buckets for word n-grams of order 2..ngram_range[1] (fastText: 2M)",
+        ge=1,
+    )
+    lexicon: LexiconConfig = section(LexiconConfig)
+
+    def check(self) -> list[str]:
+        lo, hi = (self.ngram_range + [0, 0])[:2]
+        if len(self.ngram_range) != 2 or not 1 <= lo <= hi:
+            return [
+                f"features.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n; got {self.ngram_range}"
+            ]
+        return []
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    label_smoothing: float = option(
+        0.0, "move this much target mass to the other classes", ge=0, lt=1
+    )
+    class_weight: str = option(
+        "none",
+        "weigh each class's examples: none, balanced (n / (K * n_k)) or a list like '1.0,3.0'",
+    )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Section [model]: the type, [model.init], and the sections the registered classifiers read
+    (a type reads only its own: see its config class, e.g. ``PooledModelConfig``)."""
+
+    type: str = option(
+        "logreg",
+        "model family: logreg (logistic regression), mlp (feed-forward network over features), "
+        "pooled (pooled word/n-gram embeddings -> MLP: DAN / fastText)",
+    )
+    init: InitConfig = section(InitConfig)
+    mlp: MLPConfig = section(MLPConfig)  # read by mlp and pooled
+    pooled: PooledConfig = section(PooledConfig)  # read by pooled
+
+    def check(self) -> list[str]:
+        try:
+            own = model_config(self)
+        except ConfigError as exc:
+            return [str(exc)]
+        check = getattr(own, "check", None)
+        return list(check()) if callable(check) else []
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    data: DataConfig = section(DataConfig)
+    features: FeaturesConfig = section(FeaturesConfig)
+    model: ModelConfig = section(ModelConfig)
+    loss: LossConfig = section(LossConfig)
+    train: TrainConfig = section(
+        TrainConfig, monitor="dev.accuracy", epochs=10, batch_size=32, lr=0.01, early_stopping=True
+    )
+
+
+def resolve_config(
+    config: ClassifyConfig | str | Path | dict[str, Any] | None = None,
+    overrides: Iterable[str] = (),
+    **settings: Any,
+) -> ClassifyConfig:
+    """Defaults -> TOML file or dict -> ``--set`` overrides -> keyword settings ("train.lr": 0.1)."""
+    return cfgmod.resolve(ClassifyConfig, config, overrides, **settings)
+
+
+def classifier_spec(model_type: str) -> registry.ModelSpec:
+    """The registered text classifier ``model_type``; ConfigError naming the ones there are."""
+    classifiers = [s.name for s in registry.specs() if s.is_classifier]
+    if model_type in classifiers:
+        return registry.spec(model_type)
+    close = difflib.get_close_matches(model_type, classifiers, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(
+        f"model.type must be a text classifier: {', '.join(classifiers)}; got {model_type!r}{hint}"
+    )
+
+
+def model_config(model: ModelConfig) -> Any:
+    """The configured model type's own config: its sections of [model], and nothing else."""
+    return classifier_spec(model.type).select_config(model)
+
+
+def check_features(cfg: ClassifyConfig) -> None:
+    """The model type must read the configured feature kind (checked before a run starts)."""
+    allowed = classifier_spec(cfg.model.type).features
+    if cfg.features.kind not in allowed:
+        raise ConfigError(
+            f"model.type = {cfg.model.type!r} reads features.kind {' or '.join(map(repr, allowed))}; "
+            f"got features.kind = {cfg.features.kind!r} (set features.kind = {allowed[0]!r})"
+        )

@@ -1,0 +1,226 @@
+"""Reading a labelled split, and the featurizers that turn its texts into batches.
+
+A featurizer is fitted on the training split's tokens only; ``source(tokens, texts, y)`` then
+turns any split into a :class:`~ffnlp.training.data.BatchSource` in the layout its models read,
+and ``input_size`` is the width of the model's input (feature columns, or id-table rows).
+Its state travels in the run's ``vocab.json`` (``to_dict``; rebuilt by :func:`make_featurizer`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from ffnlp.errors import DataError
+from ffnlp.tasks.classify.config import ClassifyConfig, FeaturesConfig
+from ffnlp.text.readers import LabeledData, read_labeled
+from ffnlp.text.vocab import Vocab
+from ffnlp.training.data import BatchSource, SparseRowBatches, TensorBatches
+
+log = logging.getLogger(__name__)
+
+
+def read_split(
+    path: str | Path | LabeledData, cfg: ClassifyConfig, **overrides: Any
+) -> LabeledData:
+    """A labelled file read with the options of [data] (``overrides`` replace some of them);
+    data already in memory (cross-validation folds, scikit-learn) is returned as it is."""
+    if isinstance(path, LabeledData):
+        return path
+    d = cfg.data
+    opts: dict[str, Any] = dict(
+        format=d.format,
+        encoding=d.encoding,
+        text_column=d.text_column,
+        label_column=d.label_column,
+        skip_invalid=d.skip_invalid,
+    )
+    opts.update(overrides)
+    data = read_labeled(path, **opts)
+    if data.skipped:
+        log.warning("%s: skipped %d invalid line(s) (data.skip_invalid = true)", path, data.skipped)
+    return data
+
+
+class Featurizer(Protocol):
+    """Turns token lists into a BatchSource; fitted on the training split only."""
+
+    kind: str
+
+    def fit(self, tokens: list[list[str]], texts: list[str]) -> None: ...
+
+    def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource: ...
+
+    @property
+    def input_size(self) -> int: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class NgramFeaturizer:
+    """Bag of word n-grams (counts, binary or tf-idf) as sparse rows."""
+
+    kind = "ngrams"
+
+    def __init__(self, cfg: FeaturesConfig, state: dict[str, Any] | None = None):
+        from ffnlp.features.bag import BagOfNgrams
+
+        if state is not None:
+            self.bag = BagOfNgrams.from_dict(state)
+        else:
+            self.bag = BagOfNgrams(
+                ngram_range=(cfg.ngram_range[0], cfg.ngram_range[1]),
+                weighting=cfg.weighting,
+                sublinear_tf=cfg.sublinear_tf,
+                min_count=cfg.min_count,
+                max_features=cfg.max_features or None,
+            )
+
+    def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
+        self.bag.fit(tokens)
+        if self.bag.n_features == 0:
+            raise DataError(
+                "the training data has no n-gram that passes features.min_count; lower it"
+            )
+
+    def source(
+        self, tokens: list[list[str]], texts: list[str], y: torch.Tensor
+    ) -> SparseRowBatches:
+        return SparseRowBatches(self.bag.transform(tokens), y=y)
+
+    @property
+    def input_size(self) -> int:
+        return int(self.bag.n_features)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.bag.to_dict()
+
+
+class IdsFeaturizer:
+    """Word ids plus hashed word n-gram ids, as bags with offsets (the pooled model's input)."""
+
+    kind = "ids"
+
+    def __init__(self, cfg: FeaturesConfig, state: dict[str, Any] | None = None):
+        self.max_n = cfg.ngram_range[1] if len(cfg.ngram_range) == 2 else 1
+        self.buckets = cfg.buckets if self.max_n > 1 else 0
+        self.min_count = cfg.min_count
+        self.max_features = cfg.max_features
+        self.vocab: Vocab | None = Vocab.from_dict(state["vocab"]) if state is not None else None
+
+    def fitted_vocab(self) -> Vocab:
+        if self.vocab is None:
+            raise DataError("the ids featurizer is not fitted: fit it on the training split first")
+        return self.vocab
+
+    def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
+        self.vocab = Vocab.build(
+            tokens, min_count=self.min_count, max_size=self.max_features or None, specials=()
+        )
+        if len(self.vocab) == 0 and self.max_n < 2:
+            raise DataError(
+                "the training data has no word that passes features.min_count; lower it"
+            )
+
+    def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource:
+        from ffnlp.models.pooled import BagBatches, encode_bags
+
+        bags = encode_bags(
+            tokens, self.fitted_vocab(), ngrams=self.max_n, buckets=self.buckets, labels=y
+        )
+        return BagBatches(bags)
+
+    @property
+    def input_size(self) -> int:
+        return len(self.fitted_vocab()) + self.buckets
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "vocab": self.fitted_vocab().to_dict(),
+            "max_n": self.max_n,
+            "buckets": self.buckets,
+        }
+
+
+class LexiconFeatures:
+    """Hand-built features ([features.lexicon]) standardised on the training split."""
+
+    kind = "lexicon"
+
+    def __init__(self, cfg: FeaturesConfig, state: dict[str, Any] | None = None):
+        from ffnlp.features.lexicon import LexiconFeaturizer
+
+        self.featurizer = LexiconFeaturizer.from_config(cfg.lexicon)
+        if state is not None:
+            self.featurizer.load_state(state)
+
+    def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
+        self.featurizer.fit(tokens)
+
+    def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource:
+        return TensorBatches({"x": self.featurizer.transform(tokens), "y": y})
+
+    @property
+    def input_size(self) -> int:
+        return int(self.featurizer.num_features)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.featurizer.state()
+
+
+class NgramLexiconFeatures:
+    """Bag of n-grams with the hand-built lexicon features appended as F more columns."""
+
+    kind = "ngrams+lexicon"
+
+    def __init__(self, cfg: FeaturesConfig, state: dict[str, Any] | None = None):
+        self.ngrams = NgramFeaturizer(cfg, state["ngrams"] if state is not None else None)
+        self.lexicon = LexiconFeatures(cfg, state["lexicon"] if state is not None else None)
+
+    def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
+        self.ngrams.fit(tokens, texts)
+        self.lexicon.fit(tokens, texts)
+
+    def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource:
+        src = self.ngrams.source(tokens, texts, y)
+        extra = self.lexicon.featurizer.transform(tokens)  # (B, L)
+        n, width = extra.shape
+        # every row gets its L lexicon values after its n-grams, as columns F .. F+L-1
+        rows = torch.arange(n)
+        old_pos = torch.arange(src.col.numel()) + width * torch.repeat_interleave(rows, src.row_nnz)
+        new_pos = (src.crow[1:] + width * rows).unsqueeze(1) + torch.arange(width)  # (B, L)
+        col = torch.empty(src.col.numel() + n * width, dtype=torch.long)
+        val = torch.empty(col.numel(), dtype=torch.float32)
+        col[old_pos], val[old_pos] = src.col, src.val
+        col[new_pos.flatten()] = (src.n_cols + torch.arange(width)).repeat(n)
+        val[new_pos.flatten()] = extra.flatten()
+        src.col, src.val = col, val
+        src.row_nnz = src.row_nnz + width
+        src.crow = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(src.row_nnz, 0)])
+        src.n_cols += width
+        return src
+
+    @property
+    def input_size(self) -> int:
+        return self.ngrams.input_size + self.lexicon.input_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ngrams": self.ngrams.to_dict(), "lexicon": self.lexicon.to_dict()}
+
+
+FEATURIZERS: dict[
+    str, type[NgramFeaturizer | IdsFeaturizer | LexiconFeatures | NgramLexiconFeatures]
+] = {
+    "ngrams": NgramFeaturizer,
+    "ids": IdsFeaturizer,
+    "lexicon": LexiconFeatures,
+    "ngrams+lexicon": NgramLexiconFeatures,
+}
+
+
+def make_featurizer(cfg: ClassifyConfig, state: dict[str, Any] | None = None) -> Featurizer:
+    """The featurizer of ``features.kind``: new (to fit), or restored from its saved ``state``."""
+    return FEATURIZERS[cfg.features.kind](cfg.features, state)

@@ -1,0 +1,154 @@
+"""The trained classifier: predict, test, save, load (what ``train_classifier`` and ``load`` return).
+
+A run directory holds ``config.toml`` (the resolved configuration), ``vocab.json`` (the labels and
+the fitted featurizer's state), ``model.safetensors`` + ``model.json`` (weights, and the
+constructor arguments that rebuild the model) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+import torch
+from torch import nn
+
+from ffnlp import config as cfgmod
+from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.fileio import write_atomic
+from ffnlp.models.io import load_model, save_model
+from ffnlp.models.protocols import as_classifier, head_of
+from ffnlp.tasks.classify.config import ClassifyConfig, resolve_config
+from ffnlp.tasks.classify.data import Featurizer, make_featurizer, read_split
+from ffnlp.tasks.classify.evaluate import make_evaluator
+from ffnlp.text.readers import LabeledData
+from ffnlp.text.tokenize import Tokenizer
+from ffnlp.text.vocab import LabelVocab
+from ffnlp.training.data import BatchSource
+
+Prediction = list[tuple[str, float]]  # (label, probability) pairs, most probable first
+
+
+class Classifier:
+    """A trained text classifier: predict, test, save; what ``train_classifier`` and ``load`` return."""
+
+    def __init__(
+        self,
+        config: ClassifyConfig,
+        labels: LabelVocab,
+        featurizer: Featurizer,
+        model: nn.Module,
+        model_args: dict[str, Any],
+        run_dir: Path | None = None,
+        summary: dict[str, Any] | None = None,
+    ):
+        self.config = config
+        self.labels = labels
+        self.featurizer = featurizer
+        self.model = model.eval()
+        self.model_args = model_args
+        self.run_dir = run_dir
+        self.summary = summary or {}
+        self.tokenizer = Tokenizer(config.data.tokenizer, lowercase=config.data.lowercase)
+
+    # -- prediction
+    @torch.no_grad()
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, K) class probabilities, columns in the order of ``self.labels.labels``."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        source = self.source(texts)
+        self.model.eval()
+        classifier = as_classifier(self.model)
+        head = head_of(classifier)
+        out = [head.probabilities(classifier.logits(batch)) for batch in source.batches(4096, None)]
+        return torch.cat(out).numpy()
+
+    @overload
+    def predict(self, texts: str, k: int = 1, threshold: float = 0.0) -> Prediction: ...
+
+    @overload
+    def predict(
+        self, texts: list[str] | tuple[str, ...], k: int = 1, threshold: float = 0.0
+    ) -> list[Prediction]: ...
+
+    def predict(
+        self, texts: str | Sequence[str], k: int = 1, threshold: float = 0.0
+    ) -> Prediction | list[Prediction]:
+        """Top-k (label, probability) pairs per text, most probable first, those >= threshold.
+
+        A single string gives one list; a list of strings gives a list of lists.
+        """
+        if k < 1:
+            raise ConfigError(f"k must be at least 1; got {k}")
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        probs = self.predict_proba(batch)
+        k = min(k, probs.shape[1])
+        results = []
+        for row in probs:
+            top = np.argsort(-row, kind="stable")[:k]
+            results.append(
+                [(self.labels.labels[i], float(row[i])) for i in top if row[i] >= threshold]
+            )
+        return results[0] if isinstance(texts, str) else results
+
+    def test(self, path: str | Path, **read_options: Any) -> dict[str, Any]:
+        """Metrics on a labelled file (accuracy, macro_f1, per-class P/R/F1, confusion, loss)."""
+        data = read_split(path, self.config, **read_options)
+        return self.evaluate(data)
+
+    def evaluate(self, data: LabeledData) -> dict[str, Any]:
+        """Metrics on labelled data already read (see :meth:`test`)."""
+        source = self.source(data.texts, data.labels)
+        return make_evaluator(self.labels.labels, full=True)(self.model, source)
+
+    def source(self, texts: list[str], labels: list[str] | None = None) -> BatchSource:
+        """``texts`` tokenised and featurised as the model reads them, with ``labels`` (an
+        unknown one is a DataError) or, without them, label 0 for every text."""
+        if labels is not None:
+            y = torch.tensor(self.labels.encode(labels), dtype=torch.long)
+        else:
+            y = torch.zeros(len(texts), dtype=torch.long)
+        return self.featurizer.source(self.tokenizer.tokenize_all(texts), texts, y)
+
+    # -- persistence
+    def save(self, run_dir: str | Path) -> Path:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfgmod.save_toml(self.config, run_dir / "config.toml")
+        vocab = {"labels": self.labels.to_dict(), "features": self.featurizer.to_dict()}
+        write_atomic(run_dir / "vocab.json", json.dumps(vocab), within=run_dir)
+        save_model(self.model, run_dir, "classify", self.model_args)
+        self.run_dir = run_dir
+        return run_dir
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Classifier:
+        run_dir = Path(run_dir)
+        model, arch = load_model(run_dir)
+        if arch["task"] != "classify":
+            raise ModelFileError(f"{run_dir} holds a {arch['task']} model, not a classifier")
+        try:
+            config = resolve_config(run_dir / "config.toml")
+            vocab = json.loads((run_dir / "vocab.json").read_text(encoding="utf-8"))
+            labels = LabelVocab.from_dict(vocab["labels"])
+            featurizer = make_featurizer(config, vocab["features"])
+        except FileNotFoundError as exc:
+            raise ModelFileError(
+                f"{run_dir} is incomplete: {Path(exc.filename).name} is missing"
+            ) from None
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"{run_dir / 'vocab.json'} is corrupted ({exc})") from None
+        as_classifier(model)  # a model.json of another kind of model says so here, not at predict
+        summary_path = run_dir / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        return cls(config, labels, featurizer, model, arch["args"], run_dir, summary)
+
+
+def load(run_dir: str | Path) -> Classifier:
+    """Load a trained classifier from its run directory."""
+    return Classifier.load(run_dir)
