@@ -84,9 +84,27 @@ def test_work_per_step_counts_products_and_one_table_row_per_example() -> None:
 def test_the_rule_gives_small_steps_one_thread_and_large_ones_the_cores(
     model: nn.Module, batch: int, cores: int, expected: int
 ) -> None:
-    choice = choose_threads("auto", model, batch, cores=cores)
+    choice = choose_threads("auto", model, batch, cores=cores, busy=lambda: 0)  # a quiet machine
     assert choice.count == expected
     assert choice.reason.startswith("auto: a step is about ")
+
+
+@pytest.mark.parametrize(("others", "cores", "expected"), [(0, 2, 1), (1, 2, 1), (2, 2, 2),
+                                                           (7, 2, 2), (3, 4, 1), (9, 4, 2),
+                                                           (None, 2, 1), (5, 1, 1)])
+def test_a_small_step_on_a_busy_machine_gets_a_second_thread(
+    others: int | None, cores: int, expected: int
+) -> None:
+    choice = choose_threads("auto", mlp(64, 64, 1), 64, cores=cores, busy=lambda: others)
+    assert choice.count == expected
+    assert ("ready to run" in choice.reason) == (expected == 2)
+
+
+def test_the_busy_probe_reads_proc_loadavg() -> None:
+    from ffnlp.threads import other_runnable_threads
+
+    others = other_runnable_threads(samples=3, interval=0.0)
+    assert others is None or others >= 0
 
 
 def test_a_step_with_its_own_worker_threads_keeps_one_intra_op_thread() -> None:
@@ -118,8 +136,11 @@ def test_threads_accept_auto_or_a_count_and_name_the_choice_otherwise() -> None:
     assert 'threads = "auto"' in C.dump_toml(C.build(TrainConfig))
 
 
-def test_fit_sets_the_chosen_threads_and_the_summary_reports_them(tmp_path) -> None:
+def test_fit_sets_the_chosen_threads_and_the_summary_reports_them(tmp_path, monkeypatch) -> None:
+    import ffnlp.threads
     from ffnlp.tasks.classify import train_classifier
+
+    monkeypatch.setattr(ffnlp.threads, "other_runnable_threads", lambda: 0)  # a quiet machine
     from ffnlp.tasks.sample import write_sample
 
     paths = write_sample(tmp_path, sizes=(40, 10, 10))

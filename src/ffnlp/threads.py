@@ -10,7 +10,11 @@ looks at the work of one step, counted from the model:
 - a step that runs its work in its own worker threads (``Step.own_threads``, e.g. word2vec's
   fused update with ``model.workers``) gets 1 intra-op thread: more would compete with them;
 - otherwise one thread per :data:`MIN_WORK_PER_THREAD` multiply-adds of a step, at least 1, at
-  most the physical cores the process may use (its CPU affinity, hyper-threads counted once).
+  most the physical cores the process may use (its CPU affinity, hyper-threads counted once);
+- except that a small step on a machine whose cores are all taken by other runnable threads
+  (``/proc/loadavg``, sampled when training starts) gets 2: the scheduler shares a busy CPU per
+  thread, and with ``OMP_WAIT_POLICY=PASSIVE`` the second thread sleeps instead of spinning
+  when it waits. On a quiet machine that thread would only add hand-offs.
 
 The threshold comes from ``bench/threads.py`` (when two threads beat one on a layer's
 forward + backward + update); the measurements are in docs/training.md.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,12 +97,29 @@ def multiply_adds_per_step(model: nn.Module, batch_size: int) -> int:
     return work
 
 
+def other_runnable_threads(samples: int = 5, interval: float = 0.01) -> int | None:
+    """Threads of other processes ready to run right now (Linux: the 4th field of
+    /proc/loadavg counts runnable threads, this one included), the median of a few samples;
+    None where that is unknown."""
+    counts = []
+    for i in range(samples):
+        try:
+            field = Path("/proc/loadavg").read_text(encoding="ascii").split()[3]
+            counts.append(max(0, int(field.split("/")[0]) - 1))
+        except (OSError, ValueError, IndexError):
+            return None
+        if i + 1 < samples:
+            time.sleep(interval)
+    return sorted(counts)[len(counts) // 2]
+
+
 def choose_threads(
     setting: int | str,
     model: nn.Module,
     batch_size: int,
     own_threads: bool = False,
     cores: int | None = None,
+    busy: Callable[[], int | None] | None = None,
 ) -> ThreadChoice:
     """The intra-op thread count for training ``model`` with batches of ``batch_size``:
     ``setting`` N > 0 as given, 0 every usable core, "auto" by the rule above (``cores``: the
@@ -115,7 +137,16 @@ def choose_threads(
         work = multiply_adds_per_step(model, batch_size)
         n = max(1, min(limit, work // MIN_WORK_PER_THREAD))
         size = f"a step is about {work:.2g} multiply-adds"
-        if n == 1:
+        probe = busy or other_runnable_threads  # how busy the machine is (tests pass their own)
+        others = probe() if n == 1 and limit >= 2 else None
+        if others is not None and others >= limit:
+            # the cores are taken by other work: the scheduler shares them per thread, and a
+            # second (passively waiting) thread gets this run its share (measured under
+            # bench/classify.py --background-load 2: 2 threads 1.9-2.5x faster than 1)
+            n = 2
+            why = (f"{size}, small, but {others} other threads are ready to run on {limit} "
+                   "cores: a second thread keeps this run's share of a busy machine")
+        elif n == 1:
             why = f"{size}, too little to share (< {2 * MIN_WORK_PER_THREAD:.0g} for 2 threads)"
         elif n == limit:
             why = f"{size}: every physical core the process may use ({limit})"
