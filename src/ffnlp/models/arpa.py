@@ -34,7 +34,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import numpy as np
 
@@ -245,7 +245,7 @@ def write_arpa(model: BackoffNgram, words: Sequence[str], path: str | Path) -> l
     with atomic_writer(p, "wb") as raw:
         if p.suffix == ".gz":
             with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as packed:
-                _write(model, names, _Text(packed))
+                _write(model, names, _Text(cast(IO[bytes], packed)))
         else:
             _write(model, names, _Text(raw))
     return model.ngram_counts
@@ -366,7 +366,7 @@ def _parse(p: Path) -> list[list[_Entry]]:
     """The n-gram entries of every order, checked against the ``\\data\\`` counts."""
     lines = read_lines(p)
     announced: dict[int, int] = {}
-    for number, line in lines:
+    for _, line in lines:
         if line.strip() == "\\data\\":
             break
     else:
@@ -414,11 +414,11 @@ def _parse(p: Path) -> list[list[_Entry]]:
         raise DataError(f"{p}: no \\end\\ line; the file is cut short")
     if not sections:
         raise DataError(f"{p}: no n-gram sections")
-    for order, entries in enumerate(sections, start=1):
-        if announced.get(order) != len(entries):
+    for k, entries in enumerate(sections, start=1):
+        if announced.get(k) != len(entries):
             raise DataError(
-                f"{p}: the \\data\\ header announces {announced.get(order, 0)} {order}-grams, "
-                f"the \\{order}-grams: section holds {len(entries)}"
+                f"{p}: the \\data\\ header announces {announced.get(k, 0)} {k}-grams, "
+                f"the \\{k}-grams: section holds {len(entries)}"
             )
     if len(announced) != len(sections):
         raise DataError(
@@ -476,12 +476,14 @@ def _table(
     gid = words[:, 0]  # the prefix's id, one order at a time (-1 once a part is missing)
     for k in range(1, n - 1):
         listed = gid >= 0
-        gid = np.where(listed, _lookup(lower[k - 1].keys, np.where(listed, gid, 0) * V + words[:, k]), -1)
+        gid = np.where(
+            listed, _lookup(lower[k - 1].keys, np.where(listed, gid, 0) * V + words[:, k]), -1
+        )
     missing = np.flatnonzero(gid < 0)
     if len(missing):
-        gram = " ".join(_words_of(words[missing[0]], index, eos))
+        shown = " ".join(_words_of(words[missing[0]], index, eos))
         raise DataError(
-            f"{p}: the {n}-gram {gram!r} has no prefix in the {n - 1}-grams ({len(missing)} such); "
+            f"{p}: the {n}-gram {shown!r} has no prefix in the {n - 1}-grams ({len(missing)} such); "
             "the file is incomplete"
         )
     keys = gid * V + words[:, -1]
@@ -489,8 +491,8 @@ def _table(
     keys = keys[order]
     if len(keys) > 1 and (keys[1:] == keys[:-1]).any():
         at = int(np.flatnonzero(keys[1:] == keys[:-1])[0])
-        gram = " ".join(_words_of(words[order[at]], index, eos))
-        raise DataError(f"{p}: the {n}-gram {gram!r} is listed twice")
+        shown = " ".join(_words_of(words[order[at]], index, eos))
+        raise DataError(f"{p}: the {n}-gram {shown!r} is listed twice")
     return BackoffOrder(
         keys,
         np.asarray(probs, dtype=np.float64)[order],
