@@ -149,6 +149,21 @@ def test_a_reader_written_from_the_format_definition_agrees(kn: dict[str, Path])
     np.testing.assert_allclose(reference, model.own_log_probs(model.encode(kn["test"])), rtol=1e-12)
 
 
+def test_kenlm_reads_the_file_and_gives_the_same_log_probs(kn: dict[str, Path]) -> None:
+    kenlm = pytest.importorskip(
+        "kenlm",
+        reason="the kenlm module is not installed (pip install kenlm builds it from source)",
+    )
+    model = load(kn["run"])
+    reader = kenlm.Model(str(kn["arpa"]))
+    theirs = []
+    for line in kn["test"].read_text(encoding="utf-8").split("\n"):
+        if line.strip():  # log10 p of each word and of </s>; float32 inside KenLM
+            theirs += [score for score, _, _ in reader.full_scores(line, bos=True, eos=True)]
+    ours = model.own_log_probs(model.encode(kn["test"])) / math.log(10)
+    np.testing.assert_allclose(theirs, ours, atol=2e-5, rtol=0)
+
+
 def test_the_file_is_well_formed(kn: dict[str, Path]) -> None:
     check_structure(kn["arpa"].read_text(encoding="utf-8"))
 
