@@ -43,14 +43,14 @@ def _data_overrides(fmt: str | None, encoding: str | None, skip_invalid: bool) -
 
 @app.command("train")
 def train(
-    train_file: Path = typer.Option(None, "--train", help="Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok)."),
+    train_file: Path = typer.Option(None, "--train", help="Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok; Parquet, Arrow, a datasets folder)."),
     dev: Path = typer.Option(None, "--dev", help="Dev data: early stopping and the best epoch are chosen on it."),
     test: Path = typer.Option(None, "--test", help="Test data: evaluated once at the end."),
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = SET_OPTION,
     out: Path = run_dir_option("classify"),
     seed: int = SEED_OPTION,
-    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
+    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow."),
     encoding: str = typer.Option(None, "--encoding", help="Encoding of the data files, e.g. latin-1."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
     resume: Path = RESUME_OPTION,
@@ -179,7 +179,7 @@ def cross_validate(
         0.1, "--dev-fraction", help="Share of each training fold held out for early stopping (0 = none)."
     ),
     keep_models: bool = typer.Option(False, "--keep-models", help="Keep each fold's model weights."),
-    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
+    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow."),
     encoding: str = typer.Option(None, "--encoding", help="Encoding of the data file, e.g. latin-1."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-fold lines or progress."),
