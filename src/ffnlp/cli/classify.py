@@ -1,8 +1,9 @@
-"""`ffnlp classify train|eval|predict`: thin wrappers over ffnlp.tasks.classify."""
+"""`ffnlp classify train|eval|predict|vectors|cv`: thin wrappers over ffnlp.tasks.classify."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -136,35 +137,92 @@ def predict(
     input_: str = typer.Option("-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."),
     k: int = typer.Option(1, "--k", min=1, help="How many labels to give per text."),
     threshold: float = typer.Option(0.0, "--threshold", help="Only labels with at least this probability."),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input file."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input (file or stdin)."),
+    batch_size: int = typer.Option(
+        1000, "--batch-size", min=1, help="Texts read and predicted at a time (memory stays that of one batch)."
+    ),
     json_: bool = typer.Option(False, "--json", help="One JSON object per line: text, label, prob, top."),
 ) -> None:
-    """Predict labels for raw texts, one a line.
+    """Predict labels for raw texts, one a line, streamed in batches (any input size).
 
     Example:
 
         echo "a gripping , funny film" | ffnlp classify predict runs/sst2 --k 2 --json
     """
     from ffnlp.tasks.classify import load
-    from ffnlp.text.readers import read_lines
 
     clf = load(run)
-    if input_ == "-":
-        texts = [line.rstrip("\r\n") for line in sys.stdin.read().split("\n")]
-        if texts and texts[-1] == "":
-            texts.pop()
-    else:
-        texts = [line for _, line in read_lines(input_, encoding=encoding)]
-    if not texts:
-        raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text to classify")
-    results = clf.predict(texts, k=k, threshold=threshold)
-    for text, top in zip(texts, results, strict=True):
+    seen = 0
+    for text, top in clf.predict_stream(
+        _input_lines(input_, encoding), k=k, threshold=threshold, batch_size=batch_size
+    ):
+        seen += 1
         label, prob = top[0] if top else (None, 0.0)
         if json_:
             print_json({"text": text, "label": label, "prob": prob,
                         "top": [{"label": lab, "prob": p} for lab, p in top]})
         else:
             typer.echo("\t".join(f"{lab}\t{p:.4f}" for lab, p in top) + f"\t{text}")
+    if not seen:
+        raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text to classify")
+
+
+@app.command("vectors")
+def vectors(
+    run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
+    input_: str = typer.Option("-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."),
+    layer: str = typer.Option(
+        "auto",
+        "--layer",
+        help="pooled (the pooled embedding of a pooled model), hidden (the last hidden layer), "
+        "or auto (pooled when the model pools).",
+    ),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input (file or stdin)."),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Texts read at a time."),
+    json_: bool = typer.Option(False, "--json", help="One JSON object per line: text, vector."),
+) -> None:
+    """Print each input line's vector inside the model, one a line (fastText's print-sentence-vectors).
+
+    Example:
+
+        echo "a gripping , funny film" | ffnlp classify vectors runs/sst2_pooled --layer pooled
+    """
+    from ffnlp.tasks.classify import load
+
+    clf = load(run)
+    seen = 0
+    for text, vector in clf.vectors_stream(_input_lines(input_, encoding), layer, batch_size):
+        seen += 1
+        if json_:
+            print_json({"text": text, "vector": [float(x) for x in vector]})
+        else:
+            typer.echo(" ".join(f"{x:.7g}" for x in vector.tolist()))
+    if not seen:
+        raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text")
+
+
+def _input_lines(input_: str, encoding: str) -> Iterator[str]:
+    """The lines of a file, or of standard input ('-'), read lazily; split on "\\n" only."""
+    from ffnlp.text.readers import read_lines
+
+    if input_ != "-":
+        yield from (line for _, line in read_lines(input_, encoding=encoding))
+        return
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream without bytes underneath
+        yield from (line.rstrip("\r\n") for line in sys.stdin)
+        return
+    for number, raw in enumerate(stream, start=1):
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"standard input: line {number} is not valid {encoding} ({exc.reason}); "
+                "pass --encoding with the input's real encoding"
+            ) from None
+        except LookupError:
+            raise DataError(f"unknown encoding {encoding!r}; use e.g. utf-8 or latin-1") from None
+        yield text.removesuffix("\n").removesuffix("\r")
 
 
 @app.command("cv")
