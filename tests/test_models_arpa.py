@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import shared_data
 from typer.testing import CliRunner
 
+import ffnlp
 from ffnlp.cli.main import app
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.models.arpa import BackoffNgram, read_arpa, write_arpa
@@ -184,6 +185,7 @@ def test_a_gzip_file_and_its_own_vocabulary(kn: dict[str, Path], tmp_path: Path)
     counts = model.export_arpa(packed)
     assert gzip.decompress(packed.read_bytes()) == kn["arpa"].read_bytes()
     alone = load(packed)  # an ARPA file loads by itself, with the file's vocabulary
+    assert isinstance(ffnlp.load(packed), type(alone))
     assert alone.kind == "arpa" and set(alone.vocab.itos) == set(model.vocab.itos)
     assert alone.perplexity(kn["test"]) == pytest.approx(model.perplexity(kn["test"]), rel=1e-12)
     assert counts == [len(model.vocab) + 1] + model.summary["ngrams"][1:]
