@@ -7,7 +7,9 @@ Formats of labelled files (``read_labeled``):
 - ``csv`` / ``tsv``: a header row, then rows; the text and label columns are chosen by name.
   CSV follows RFC 4180 quoting (a quoted field may hold commas, quotes and newlines); TSV has no
   quoting at all (a field is everything between tabs), as in GLUE and most TSV files;
-- ``jsonl``: one JSON object a line, with a text key and a label key.
+- ``jsonl``: one JSON object a line, with a text key and a label key;
+- ``parquet`` / ``arrow``: columnar files and Hugging Face datasets saved to disk, read by
+  :mod:`ffnlp.text.columnar` (pyarrow, an optional dependency), with the same column options.
 
 Any of them may be gzip-compressed (detected by the magic bytes, whatever the name).
 
@@ -36,7 +38,7 @@ from typing import IO, cast
 
 from ffnlp.errors import ConfigError, DataError
 
-FORMATS = ("auto", "label-text", "fasttext", "csv", "tsv", "jsonl")
+FORMATS = ("auto", "label-text", "fasttext", "csv", "tsv", "jsonl", "parquet", "arrow")
 FASTTEXT_PREFIX = "__label__"
 MAX_REPORTED_SKIPS = 10  # how many skipped line numbers / messages LabeledData keeps
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -229,6 +231,11 @@ def read_labeled(
             f"The 'format' parameter of read_labeled must be one of {', '.join(FORMATS)}; "
             f"got {format!r} instead."
         )
+    columnar = _columnar_format(path, format)
+    if columnar is not None:
+        from ffnlp.text.columnar import read_labeled_columnar
+
+        return read_labeled_columnar(path, columnar, text_column, label_column, skip_invalid)
     p = _check_file(path)
     fmt = detect_format(p) if format == "auto" else format
     lines = read_lines(p, encoding)
@@ -263,6 +270,15 @@ def read_labeled(
             f"{p}: no examples found{why}; is this the right file and --format ({fmt})?"
         )
     return data
+
+
+def _columnar_format(path: str | Path, format: str) -> str | None:
+    """``parquet`` / ``arrow`` when asked for, or when ``auto`` finds such a file or folder."""
+    from ffnlp.text.columnar import COLUMNAR_FORMATS, columnar_format
+
+    if format in COLUMNAR_FORMATS:
+        return format
+    return columnar_format(path) if format == "auto" else None
 
 
 def _skip_hint() -> str:
