@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 
 import pytest
-import typer
 from tests.conftest import ROOT, SHARED_DATA
 from tests.test_readme import (
     DURATION,
@@ -28,34 +27,10 @@ from tests.test_readme import (
     tiny,
 )
 
-from ffnlp.cli.main import app
-
 COURSE = ROOT / "docs" / "course.md"
-
-# Commands the page uses that a parallel change is adding; until it is merged they are absent
-# from this checkout and their calls are left out of the checks (a present one is checked as any
-# other). To be removed once that change is in.
-ADDED_BY_A_PARALLEL_CHANGE = {("explain", "collapse"), ("classify", "lr-find"), ("lm", "lr-find")}
-
 
 def course_commands() -> list[tuple[str, str]]:
     return bash_commands(COURSE)
-
-
-def exists(args: list[str]) -> bool:
-    """Whether this `ffnlp` call names a command of the CLI; an absent one must be allowed."""
-    group = typer.main.get_command(app)
-    names = getattr(group, "commands", {})
-    sub = getattr(names.get(args[0]), "commands", None)
-    if args[0] in names and (sub is None or args[1] in sub):
-        return True
-    missing = tuple(args[:2])
-    assert missing in ADDED_BY_A_PARALLEL_CHANGE, f"no such command: ffnlp {' '.join(missing)}"
-    return False
-
-
-def present(command: str) -> bool:
-    return all(exists(args) for args in ffnlp_args(command))
 
 
 def test_every_command_is_complete_and_reads_only_runs_written_before() -> None:
@@ -68,22 +43,16 @@ def test_every_command_parses() -> None:
     """Also the tiny versions the slow test runs."""
     checked = 0
     for _, command in course_commands():
-        if present(command):
-            for args in ffnlp_args(command) + ffnlp_args(tiny(command)):
-                check_parses(args)
-                checked += 1
+        for args in ffnlp_args(command) + ffnlp_args(tiny(command)):
+            check_parses(args)
+            checked += 1
     assert checked > 80
-
-
-def test_the_allowance_for_the_parallel_change_names_only_commands_the_page_uses() -> None:
-    used = {tuple(args[:2]) for _, command in course_commands() for args in ffnlp_args(command)}
-    assert used >= ADDED_BY_A_PARALLEL_CHANGE
 
 
 def test_long_commands_state_their_duration() -> None:
     for comment, command in course_commands():
         for args in ffnlp_args(command):
-            if exists(args) and command_path(args) in LONG:
+            if command_path(args) in LONG:
                 assert DURATION.search(comment), f"no duration in the comment above: {command}"
 
 
@@ -130,6 +99,6 @@ def fit_tiny_vectors(command: str) -> str:
 def test_the_course_commands_run_in_order_from_a_fresh_clone(tmp_path: Path) -> None:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"the course's commands read real data from {SHARED_DATA}, which is absent")
-    commands = [fit_tiny_vectors(command) for _, command in course_commands() if present(command)]
+    commands = [fit_tiny_vectors(command) for _, command in course_commands()]
     clone = run_in_a_fresh_clone(commands, tmp_path)
     assert (clone / "runs" / "sst2_ffnn_5seeds").is_dir()
