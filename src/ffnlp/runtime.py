@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.outputs import check_output_dir
 
 T = TypeVar("T")
 
@@ -114,7 +115,7 @@ def is_main_process() -> bool:
 def make_run_dir(out: str | Path | None, task: str, root: str | Path = "runs") -> Path:
     """The run directory: ``out`` if given, else ``runs/<task>-<date>-<time>`` (made unique)."""
     if out is not None:
-        path = Path(out)
+        path = check_output_dir(out, "--out")
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = Path(root) / f"{task}-{stamp}"

@@ -130,7 +130,7 @@ def predict(
     input_: str = typer.Option("-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."),
     k: int = typer.Option(1, "--k", min=1, help="How many labels to give per text."),
     threshold: float = typer.Option(0.0, "--threshold", help="Only labels with at least this probability."),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input file."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input (file or standard input)."),
     json_: bool = typer.Option(False, "--json", help="One JSON object per line: text, label, prob, top."),
 ) -> None:
     """Predict labels for raw texts, one a line.
@@ -140,15 +140,14 @@ def predict(
         echo "a gripping , funny film" | ffnlp classify predict runs/sst2 --k 2 --json
     """
     from ffnlp.tasks.classify import load
-    from ffnlp.text.readers import read_lines
+    from ffnlp.text.readers import read_lines, read_stream_lines
 
     clf = load(run)
-    if input_ == "-":
-        texts = [line.rstrip("\r\n") for line in sys.stdin.read().split("\n")]
-        if texts and texts[-1] == "":
-            texts.pop()
+    if input_ == "-":  # decoded exactly as a file is: the same encoding checks and messages
+        lines = read_stream_lines(sys.stdin.buffer, "standard input", encoding=encoding)
     else:
-        texts = [line for _, line in read_lines(input_, encoding=encoding)]
+        lines = read_lines(input_, encoding=encoding)
+    texts = [line for _, line in lines]
     if not texts:
         raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text to classify")
     results = clf.predict(texts, k=k, threshold=threshold)

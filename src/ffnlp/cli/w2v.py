@@ -20,6 +20,7 @@ from ffnlp.cli.common import (
     run_dir_option,
     setup_logging,
 )
+from ffnlp.outputs import check_output_file
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -143,6 +144,8 @@ def neighbors(
 
     if k < 1:
         raise typer.BadParameter("--k must be at least 1", param_hint="--k")
+    if plot is not None:
+        check_output_file(plot, "--plot")
     wv = load_word_vectors(vectors, format=fmt)
     result = {w: wv.most_similar(w, k) for w in words}
     if plot is not None:
@@ -180,6 +183,7 @@ def export(
         raise typer.BadParameter(
             "--format must be word2vec-text or word2vec-binary", param_hint="--format"
         )
+    check_output_file(output, "--output")
     wv = load_word_vectors(vectors)
     wv.save(output, format=fmt)
     out_console.print(f"{len(wv)} vectors of dimension {wv.dim} written to {output} ({fmt})")

@@ -105,6 +105,15 @@ class Lexicon:
             )
         return cls(read_word_list(pos), read_word_list(neg))
 
+    def save(self, directory: str | Path) -> None:
+        """Write ``positive-words.txt`` and ``negative-words.txt`` (UTF-8, one word a line,
+        sorted) into ``directory``: what :meth:`load` reads back as the same lexicon."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, words in (("positive", self.positive), ("negative", self.negative)):
+            text = "".join(f"{w}\n" for w in sorted(words))
+            (d / f"{name}-words.txt").write_text(text, encoding="utf-8")
+
 
 def read_word_list(path: str | Path) -> frozenset[str]:
     """One word a line; ``;`` and ``#`` lines are comments; CRLF accepted; a line that is not

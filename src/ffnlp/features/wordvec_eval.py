@@ -25,6 +25,7 @@ import numpy as np
 
 from ffnlp.errors import DataError
 from ffnlp.features.embeddings import load_vectors, save_vectors
+from ffnlp.text.readers import as_path, read_lines
 
 ANALOGY_METHODS = ("3cosadd", "3cosmul")
 COSMUL_EPS = 1e-3  # Levy & Goldberg's epsilon, as gensim's most_similar_cosmul
@@ -115,11 +116,11 @@ class WordVectors:
 
 def read_word_pairs(path: str | Path) -> list[tuple[str, str, float]]:
     """``word1 word2 score`` lines (tabs or spaces); ``#`` lines are comments."""
-    p = Path(path)
+    p = as_path(path, "the word-similarity file")
     if not p.is_file():
         raise DataError(f"word-similarity file {p} does not exist")
     pairs = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").split("\n"), start=1):
+    for lineno, line in read_lines(p):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -204,11 +205,11 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def read_analogies(path: str | Path) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
     """Sections of ``a b c d`` questions from a questions-words.txt style file."""
-    p = Path(path)
+    p = as_path(path, "the analogy file")
     if not p.is_file():
         raise DataError(f"analogy file {p} does not exist")
     sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").split("\n"), start=1):
+    for lineno, line in read_lines(p):
         line = line.strip()
         if not line:
             continue

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ffnlp.errors import DataError  # noqa: E402
 from ffnlp.features.wordvec_eval import WordVectors, project_2d  # noqa: E402
+from ffnlp.report.text import literal  # noqa: E402
 
 
 def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str | None = None) -> list[Path]:
@@ -56,7 +57,7 @@ def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str
             fig, ax = plt.subplots(figsize=(7, 4.2))
             ax.plot([r["step"] for r in points], [r["dev"][metric] for r in points], "s-", color="tab:green")
             ax.set_xlabel("step")
-            ax.set_ylabel(f"dev {metric}")
+            ax.set_ylabel(literal(f"dev {metric}"))
             ax.grid(alpha=0.3)
             fig.tight_layout()
             path = out / f"dev_{metric}.png"
@@ -84,7 +85,7 @@ def plot_projection(
     for (x, y), w in zip(coords, chosen, strict=True):
         ax.scatter([x], [y], s=14, color="tab:red" if w in queried else "tab:blue")
         ax.annotate(
-            w,
+            literal(w),
             (x, y),
             fontsize=9,
             xytext=(3, 3),

@@ -27,7 +27,10 @@ from typing import Any, Protocol, TypedDict, TypeVar
 from torch import nn
 
 from ffnlp import config as cfgmod
+from ffnlp.errors import ConfigError, DataError
 from ffnlp.runtime import open_run_dir, prepare_process
+from ffnlp.tasks.runfolder import expect_run_of
+from ffnlp.text.readers import input_problems
 from ffnlp.training import Callback, TrainConfig, Trainer
 from ffnlp.training.data import BatchSource
 from ffnlp.training.steps import Step
@@ -96,19 +99,30 @@ def start_run(
     resume: bool,
     seed: int | None = None,
     check: Callable[[C], None] | None = None,
+    inputs: Mapping[str, object] | None = None,
 ) -> tuple[Path, C]:
     """Resolve the configuration, open the run directory, save ``config.toml``, set the process.
 
     ``seed`` is a shortcut for ``train.seed``; ``check`` validates the resolved configuration
-    before anything is written (a refused configuration leaves the disk as it was).
+    before anything is written (a refused configuration leaves the disk as it was). ``inputs``
+    (option -> data file, e.g. {"--train": path}) are checked at the same time: a missing file
+    and a configuration problem are reported together, in one error.
     """
     settings = dict(settings)
     if seed is not None:
         settings["train.seed"] = seed
     overrides = list(overrides)
-    cfg = resolve(config, overrides, **settings)
-    if check is not None:
-        check(cfg)
+    if resume and out is not None:
+        expect_run_of(Path(out), task)
+    problems = input_problems(inputs or {})
+    try:
+        cfg = resolve(config, overrides, **settings)
+        if check is not None:
+            check(cfg)
+    except ConfigError as exc:
+        cfgmod.raise_problems(problems + exc.problems, "in the configuration and inputs")
+        raise
+    cfgmod.raise_problems(problems, "with the input files", error=DataError)
     run_dir, cfg = open_run_dir(
         out, task, resume, cfg, lambda saved: resolve(saved, overrides, **settings)
     )

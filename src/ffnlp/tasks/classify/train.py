@@ -70,6 +70,7 @@ def train_classifier(
         resume,
         seed,
         check=check_features,
+        inputs={"--train": train, "--dev": dev, "--test": test},
     )
     started = time.perf_counter()
     data = read_splits(cfg, train, dev, test)
@@ -141,6 +142,9 @@ def prepare(cfg: ClassifyConfig, data: Splits) -> Prepared:
             f"{data.train.path}: every training example has the label {labels.labels[0]!r}; a "
             "classifier needs at least two classes"
         )
+    for split in (data.dev, data.test):
+        if split is not None:
+            check_known_labels(split, labels, data.train)
     tokenizer = Tokenizer(cfg.data.tokenizer, lowercase=cfg.data.lowercase)
     featurizer = make_featurizer(cfg)
     train_tokens = tokenizer.tokenize_all(data.train.texts)
@@ -158,6 +162,21 @@ def prepare(cfg: ClassifyConfig, data: Splits) -> Prepared:
         source(data.dev) if data.dev is not None else None,
         torch.tensor(labels.encode(data.train.labels), dtype=torch.long),
     )
+
+
+def check_known_labels(split: LabeledData, labels: LabelVocab, train: LabeledData) -> None:
+    """Every label of ``split`` is one the model learns from ``train``: found before training,
+    naming the first line that has another."""
+    for i, label in enumerate(split.labels):
+        if label not in labels:
+            unknown = sorted(set(split.labels) - set(labels.labels))
+            others = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
+            raise DataError(
+                f"{split.where(i)}: the label {label!r}{others} is not in the training data "
+                f"{train.path}, whose labels are {', '.join(map(repr, labels.labels[:10]))}"
+                f"{' ...' if len(labels) > 10 else ''}; the model could never predict it: fix "
+                "the label, or add examples of it to the training data"
+            )
 
 
 def build_model(cfg: ClassifyConfig, prepared: Prepared) -> tuple[nn.Module, dict[str, Any]]:

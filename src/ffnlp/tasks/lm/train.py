@@ -17,6 +17,7 @@ import numpy as np
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
+from ffnlp.models import registry
 from ffnlp.models.io import save_model, save_ngram
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
@@ -54,7 +55,17 @@ def train_lm(
     """
     if interpolate_with is not None:
         settings["interpolate_with"] = str(interpolate_with)
-    run_dir, cfg = start_run("lm", resolve_config, config, overrides, settings, out, resume, seed)
+    run_dir, cfg = start_run(
+        "lm",
+        resolve_config,
+        config,
+        overrides,
+        settings,
+        out,
+        resume,
+        seed,
+        inputs={"--train": train, "--dev": dev, "--test": test},
+    )
     partner = load(cfg.interpolate_with, standalone=True) if cfg.interpolate_with else None
 
     started = time.perf_counter()
@@ -100,6 +111,7 @@ def _train_network(
     prep_seconds: float,
 ) -> tuple[LanguageModel, Summary, list[dict[str, Any]]]:
     """Train the feed-forward LM with the Trainer; save it; its summary and training history."""
+    registry.spec("ffnn_lm").check_fits_memory({"vocab_size": len(vocab), "config": cfg.model})
     seed_everything(cfg.train.seed)
     model = FeedForwardLM(len(vocab), cfg.model)
     eos, C = vocab.stoi(EOS), cfg.model.context_size
