@@ -84,15 +84,19 @@ def resolve(cls: type[T], config: Any = None, overrides: Iterable[str] = (), **s
     or a dict), then ``key=value`` overrides, then keyword settings ({"train.lr": 0.1})."""
     if isinstance(config, cls):
         data = to_dict(config)
-    elif isinstance(config, (str, Path)):
+    elif isinstance(config, (str, os.PathLike)):
         data = load_toml(config)
-    else:
+    elif config is None or isinstance(config, Mapping):
         data = dict(config or {})
+    else:
+        raise ConfigError(
+            f"config must be a {cls.__name__}, a TOML file name or a dict; got {config!r}"
+        )
     extra = [f"{k}={json.dumps(v)}" for k, v in settings.items()]
     return build(cls, data, [*overrides, *extra])
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
+def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a TOML file; every way it can fail is a ConfigError naming the file (and the
     position, for a syntax error)."""
     if not isinstance(path, (str, os.PathLike)):
@@ -128,7 +132,8 @@ def replace(obj: T, **changes: Any) -> T:
     return build(type(obj), data)
 
 
-def _join(problems: list[str], where: str = "in the configuration") -> str:
+def join_problems(problems: list[str], where: str = "in the configuration") -> str:
+    """One problem as it is; several as a count and one indented line each."""
     if len(problems) == 1:
         return problems[0]
     return f"{len(problems)} problems {where}:\n" + "\n".join(f"  - {p}" for p in problems)
@@ -142,8 +147,8 @@ def raise_problems(
     if not problems:
         return
     if error is ConfigError:
-        raise ConfigError(_join(problems, where), problems=problems)
-    raise error(_join(problems, where))
+        raise ConfigError(join_problems(problems, where), problems=problems)
+    raise error(join_problems(problems, where))
 
 
 def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:

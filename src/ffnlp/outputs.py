@@ -26,7 +26,7 @@ def check_output_dir(path: object, option: str = "--out") -> Path:
     if p.exists() and not p.is_dir():
         raise ConfigError(f"{option} {p} is a file, not a directory; choose another {option}")
     _check_parents(p, option)
-    _check_writable(p, option)
+    _check_writable(p, p, option)
     return p
 
 
@@ -35,13 +35,11 @@ def check_output_file(path: object, option: str) -> Path:
     (its parent folders are made when missing)."""
     p = output_path(path, option)
     if p.is_dir():
-        raise ConfigError(
-            f"{option} {p} is a directory; give a file name (e.g. {p / 'out.txt'})"
-        )
+        raise ConfigError(f"{option} {p} is a directory; give a file name (e.g. {p / 'out.txt'})")
     _check_parents(p, option)
     if p.exists() and not os.access(p, os.W_OK):
         raise ConfigError(f"{option} {p} cannot be written (permission denied)")
-    _check_writable(p.parent, option)
+    _check_writable(p, p.parent, option)
     return p
 
 
@@ -55,8 +53,9 @@ def _check_parents(p: Path, option: str) -> None:
             return
 
 
-def _check_writable(p: Path, option: str) -> None:
-    existing = next((q for q in (p, *p.parents) if q.exists()), None)
+def _check_writable(p: Path, folder: Path, option: str) -> None:
+    """``folder`` (where ``p`` goes), or its nearest existing ancestor, is writable."""
+    existing = next((q for q in (folder, *folder.parents) if q.exists()), None)
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(
             f"{option} {p}: the folder {existing} cannot be written (permission denied)"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file as _load_arrays
 from safetensors.numpy import save_file as _save_arrays
@@ -174,6 +175,8 @@ def load_model(run_dir: str | Path, task: str | None = None) -> tuple[nn.Module,
     stored = stored_shapes(weights)
     try:
         skeleton = spec.skeleton(args)  # shapes only: no memory, whatever the sizes say
+    except (ImportError, MemoryError):  # the environment's fault, not the file's
+        raise
     except Exception as exc:  # any failure to build from a file's args is the file's fault
         raise ModelFileError(
             f"{path}: its args do not make a {arch['type']!r} model ({exc}); retrain or restore it"
@@ -192,6 +195,12 @@ def load_model(run_dir: str | Path, task: str | None = None) -> tuple[nn.Module,
         raise ModelFileError(
             f"{weights} does not match {ARCH}: missing {sorted(missing)}, unexpected {sorted(unexpected)}"
         )
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelFileError(
+                f"{weights} holds values that are not finite (inf or NaN) in {name}; the file "
+                "is damaged or the training diverged: retrain or restore it"
+            )
     model.eval()
     return model, arch
 

@@ -97,7 +97,11 @@ def _images(run_dir: Path) -> str:
     plots = run_dir / "plots"
     if plots.is_symlink() or not plots.is_dir():
         return ""
-    for png in sorted(plots.glob("*.png")):
+    try:
+        files = sorted(p for p in plots.iterdir() if p.suffix == ".png")
+    except OSError as exc:
+        raise ModelFileError(f"{plots} cannot be read ({exc.strerror or exc})") from None
+    for png in files:
         if not _own_file(run_dir, png):
             continue
         try:

@@ -120,8 +120,11 @@ def start_run(
         if check is not None:
             check(cfg)
     except ConfigError as exc:
-        cfgmod.raise_problems(problems + exc.problems, "in the configuration and inputs")
-        raise
+        if not problems:
+            raise
+        everything = problems + exc.problems
+        message = cfgmod.join_problems(everything, "in the configuration and inputs")
+        raise ConfigError(message, problems=everything) from None
     cfgmod.raise_problems(problems, "with the input files", error=DataError)
     run_dir, cfg = open_run_dir(
         out, task, resume, cfg, lambda saved: resolve(saved, overrides, **settings)

@@ -31,15 +31,21 @@ CONFIG = "config.toml"
 SUMMARY = "summary.json"
 
 
-def read_config(run_dir: Path, resolve: Callable[[Path], C]) -> C:
-    """The run's config.toml through the task's ``resolve``; a missing, unreadable or invalid
-    file is a ModelFileError naming it."""
+def read_config(run_dir: Path, resolve: Callable[[Path], C], task: str) -> C:
+    """The run's config.toml through the ``task``'s ``resolve``; a missing, unreadable or
+    invalid file is a ModelFileError naming it (and saying so when it is another task's)."""
     path = run_dir / CONFIG
     if not path.is_file():
         raise ModelFileError(f"{run_dir} is incomplete: {CONFIG} is missing")
     try:
         return resolve(path)
     except ConfigError as exc:
+        other = _config_task(path)
+        if other is not None and other != task:
+            raise ModelFileError(
+                f"{path} is the configuration of {a_run(other)} but {run_dir / ARCH} says "
+                f"{a_run(task)}; the files come from different runs"
+            ) from None
         text = str(exc)
         where = "" if str(path) in text else f"{path}: "
         raise ModelFileError(f"{where}{text}; retrain the run or restore the file") from None
@@ -71,7 +77,11 @@ def run_task(run_dir: Path) -> str | None:
     if (run_dir / ARCH).is_file():
         task = read_arch(run_dir)["task"]
         return str(task)
-    path = run_dir / CONFIG
+    return _config_task(run_dir / CONFIG)
+
+
+def _config_task(path: Path) -> str | None:
+    """The one task whose configuration has every top-level section of the TOML file ``path``."""
     if not path.is_file():
         return None
     try:

@@ -242,12 +242,12 @@ def _wide_advice(name: str, sniffed: tuple[str, str, str]) -> str:
 def _decode_lines(
     fh: IO[bytes], name: str, encoding: str, info: codecs.CodecInfo
 ) -> Iterator[tuple[int, str]]:
-    head = cast(Any, fh).peek(_SNIFF_BYTES)[:_SNIFF_BYTES] if hasattr(fh, "peek") else b""
-    sniffed = sniff_wide_encoding(head)
     wide = _is_wide(info)
-    if sniffed is not None and not wide:
-        raise DataError(_wide_advice(name, sniffed))
     try:
+        head = cast(Any, fh).peek(_SNIFF_BYTES)[:_SNIFF_BYTES] if hasattr(fh, "peek") else b""
+        sniffed = sniff_wide_encoding(head)
+        if sniffed is not None and not wide:
+            raise DataError(_wide_advice(name, sniffed))
         if wide:
             yield from _wide_lines(fh, name, encoding, info)
         else:
@@ -290,8 +290,9 @@ def _wide_lines(
     for chunk in iter(lambda: fh.read(1 << 16), b""):
         try:
             text = pending + decoder.decode(chunk)
-        except UnicodeDecodeError as e:
-            done = codecs.decode(e.object[: e.start], info.name, "replace")
+        except UnicodeError as e:  # the UTF-16 decoder raises a bare one for a missing mark
+            good = e.object[: e.start] if isinstance(e, UnicodeDecodeError) else b""
+            done = codecs.decode(good, info.name, "replace")
             line = number + done.count("\n") + 1  # pending holds no line break
             raise DataError(
                 f"{name}: line {line} is not valid {encoding}; pass --encoding with the file's "
@@ -303,7 +304,7 @@ def _wide_lines(
             yield number, _checked_wide_line(name, number, line_text)
     try:
         pending += decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
+    except UnicodeError:
         raise DataError(
             f"{name}: line {number + 1} ends in the middle of a character (a truncated "
             f"{encoding} file?)"

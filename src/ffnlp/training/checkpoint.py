@@ -54,8 +54,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(
-            f"checkpoint {path} cannot be read ({exc}); it may be corrupted"
+            f"checkpoint {path} cannot be read ({reason}); it may be corrupted"
         ) from None
 
 
@@ -102,12 +103,12 @@ def resume_trainer(trainer: Trainer) -> None:
     state = load_checkpoint(path)
     try:
         restore_trainer(trainer, state)
-    except (KeyError, TypeError) as exc:
+    except KeyError as exc:
         raise ModelFileError(
             f"checkpoint {path} is incomplete (no {exc}); it is damaged: start the run again "
             "without --resume"
         ) from None
-    except (RuntimeError, ValueError, IndexError) as exc:
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(
             f"checkpoint {path} does not fit this run ({first}); it comes from another run or "

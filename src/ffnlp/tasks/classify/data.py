@@ -19,7 +19,7 @@ import torch
 from ffnlp.errors import DataError, ModelFileError
 from ffnlp.tasks.classify.config import ClassifyConfig, FeaturesConfig
 from ffnlp.text.readers import LabeledData, read_labeled
-from ffnlp.text.vocab import Vocab
+from ffnlp.text.vocab import LabelVocab, Vocab
 from ffnlp.training.data import BatchSource, SparseRowBatches, TensorBatches
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,21 @@ def read_split(
     if data.skipped:
         log.warning("%s: skipped %d invalid line(s) (data.skip_invalid = true)", path, data.skipped)
     return data
+
+
+def check_known_labels(split: LabeledData, labels: LabelVocab, known_from: str) -> None:
+    """Every label of ``split`` is one of ``labels`` (those of ``known_from``, e.g. "the
+    training data FILE"); otherwise a DataError naming the first line with another."""
+    for i, label in enumerate(split.labels):
+        if label not in labels:
+            unknown = sorted(set(split.labels) - set(labels.labels))
+            others = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
+            shown = ", ".join(map(repr, labels.labels[:10])) + (" ..." if len(labels) > 10 else "")
+            raise DataError(
+                f"{split.where(i)}: the label {label!r}{others} is not in {known_from}, whose "
+                f"labels are {shown}; the model could never predict it: fix the label, or "
+                "train on data that has it"
+            )
 
 
 class Featurizer(Protocol):

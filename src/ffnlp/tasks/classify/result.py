@@ -24,7 +24,12 @@ from ffnlp.models.io import expect_task, load_model, read_arch, read_json, run_p
 from ffnlp.models.protocols import as_classifier, head_of
 from ffnlp.outputs import check_output_dir
 from ffnlp.tasks.classify.config import ClassifyConfig, resolve_config
-from ffnlp.tasks.classify.data import Featurizer, make_featurizer, read_split
+from ffnlp.tasks.classify.data import (
+    Featurizer,
+    check_known_labels,
+    make_featurizer,
+    read_split,
+)
 from ffnlp.tasks.classify.evaluate import make_evaluator
 from ffnlp.tasks.runfolder import read_config, read_summary
 from ffnlp.text.readers import LabeledData
@@ -108,6 +113,7 @@ class Classifier:
 
     def evaluate(self, data: LabeledData) -> dict[str, Any]:
         """Metrics on labelled data already read (see :meth:`test`)."""
+        check_known_labels(data, self.labels, f"the model {self.run_dir or ''}".rstrip())
         source = self.source(data.texts, data.labels)
         return make_evaluator(self.labels.labels, full=True)(self.model, source)
 
@@ -139,7 +145,7 @@ class Classifier:
         number of labels or features) is a ModelFileError naming the file."""
         run_dir = run_path(run_dir)
         expect_task(run_dir, read_arch(run_dir), "classify")
-        config = read_config(run_dir, resolve_config)
+        config = read_config(run_dir, resolve_config, "classify")
         vocab_path = run_dir / "vocab.json"
         if not vocab_path.is_file():
             raise ModelFileError(f"{run_dir} is incomplete: vocab.json is missing")
@@ -155,7 +161,10 @@ class Classifier:
                 raise
             raise ModelFileError(f"{vocab_path} is corrupted ({exc})") from None
         except (FfnlpError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            raise ModelFileError(f"{vocab_path} is corrupted ({exc!r})") from None
+            raise ModelFileError(
+                f"{vocab_path} is corrupted or does not hold what features.kind = "
+                f"{config.features.kind!r} (config.toml) needs ({exc!r}); retrain the run"
+            ) from None
         _check_sizes(run_dir, arch, config, labels, featurizer_size, head_of(classifier))
         summary = read_summary(run_dir)
         return cls(config, labels, featurizer, model, arch["args"], run_dir, summary)

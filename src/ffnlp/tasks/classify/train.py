@@ -27,7 +27,12 @@ from ffnlp.tasks.classify.config import (
     model_config,
     resolve_config,
 )
-from ffnlp.tasks.classify.data import Featurizer, make_featurizer, read_split
+from ffnlp.tasks.classify.data import (
+    Featurizer,
+    check_known_labels,
+    make_featurizer,
+    read_split,
+)
 from ffnlp.tasks.classify.evaluate import make_evaluator
 from ffnlp.tasks.classify.pretrained import load_pretrained
 from ffnlp.tasks.classify.result import Classifier
@@ -144,7 +149,7 @@ def prepare(cfg: ClassifyConfig, data: Splits) -> Prepared:
         )
     for split in (data.dev, data.test):
         if split is not None:
-            check_known_labels(split, labels, data.train)
+            check_known_labels(split, labels, f"the training data {data.train.path}")
     tokenizer = Tokenizer(cfg.data.tokenizer, lowercase=cfg.data.lowercase)
     featurizer = make_featurizer(cfg)
     train_tokens = tokenizer.tokenize_all(data.train.texts)
@@ -162,21 +167,6 @@ def prepare(cfg: ClassifyConfig, data: Splits) -> Prepared:
         source(data.dev) if data.dev is not None else None,
         torch.tensor(labels.encode(data.train.labels), dtype=torch.long),
     )
-
-
-def check_known_labels(split: LabeledData, labels: LabelVocab, train: LabeledData) -> None:
-    """Every label of ``split`` is one the model learns from ``train``: found before training,
-    naming the first line that has another."""
-    for i, label in enumerate(split.labels):
-        if label not in labels:
-            unknown = sorted(set(split.labels) - set(labels.labels))
-            others = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
-            raise DataError(
-                f"{split.where(i)}: the label {label!r}{others} is not in the training data "
-                f"{train.path}, whose labels are {', '.join(map(repr, labels.labels[:10]))}"
-                f"{' ...' if len(labels) > 10 else ''}; the model could never predict it: fix "
-                "the label, or add examples of it to the training data"
-            )
 
 
 def build_model(cfg: ClassifyConfig, prepared: Prepared) -> tuple[nn.Module, dict[str, Any]]:

@@ -247,7 +247,8 @@ def _load_alone(run_dir: Path) -> LanguageModel:
     run_dir = run_path(run_dir)
     arch = read_arch(run_dir)
     expect_task(run_dir, arch, "lm")
-    cfg = read_config(run_dir, resolve_config) if (run_dir / "config.toml").is_file() else LMConfig()
+    has_config = (run_dir / "config.toml").is_file()
+    cfg = read_config(run_dir, resolve_config, "lm") if has_config else LMConfig()
     vocab = Vocab.load(run_dir / "vocab.json")
     if EOS not in vocab:
         raise ModelFileError(f"{run_dir / 'vocab.json'} has no {EOS}; the file is corrupted")

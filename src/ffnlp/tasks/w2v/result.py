@@ -73,7 +73,7 @@ class Word2VecRun:
     def load(cls, run_dir: str | Path) -> Word2VecRun:
         run_dir = run_path(run_dir)
         expect_task(run_dir, read_arch(run_dir), "w2v")
-        config = read_config(run_dir, resolve_config)
+        config = read_config(run_dir, resolve_config, "w2v")
         vocab = Vocab.load(run_dir / "vocab.json")
         model, _ = load_model(run_dir, task="w2v")
         if not isinstance(model, SkipGram):
