@@ -46,7 +46,9 @@ def test_public_names_are_the_real_objects_with_their_signatures() -> None:
         assert list(inspect.signature(fn).parameters)[: len(shared)] == shared
     # word2vec trains on one corpus (no dev/test split); the rest is the same
     params = list(inspect.signature(ffnlp.train_word2vec).parameters)
-    assert params[0] == "corpus" and params[1:] == [p for p in shared[3:]] + ["settings"]
+    assert params[0] == "corpus" and params[1 : len(shared) - 2] == shared[3:]
+    for fn in (ffnlp.train_classifier, ffnlp.train_lm, ffnlp.train_word2vec):
+        assert {"force", "settings"} <= set(inspect.signature(fn).parameters)
     assert set(ffnlp.__all__) <= set(dir(ffnlp))
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ffnlp.errors import ConfigError
+from ffnlp.errors import ConfigError, DataError
 from ffnlp.models.activations import ACTIVATIONS
 from ffnlp.models.feature_mlp import FeatureMLP
 from ffnlp.models.init import INITS
@@ -186,7 +186,10 @@ def test_freeze_keeps_the_table() -> None:
 def test_pretrained_dimension_mismatch_is_a_clear_error() -> None:
     model = _model()
     with pytest.raises(
-        ConfigError, match=r"dimension 7 but model.pooled.dim is 4; set model.pooled.dim = 7"
+        ConfigError,
+        match=r"model.pooled.dim = 4 but the pretrained vectors have 7 dimensions: .* is "
+        r"\(B, 4\) @ \(4, 3\), and these vectors would make it \(B, 7\) @ \(4, 3\); set "
+        r"model.pooled.dim = 7",
     ):
         model.load_vectors(torch.tensor([0]), torch.zeros(1, 7))
 
@@ -250,5 +253,5 @@ def test_feature_mlp_errors() -> None:
         FeatureMLP(3, 1)
     with pytest.raises(ConfigError, match="at least one feature; got 0"):
         FeatureMLP(0, 2)
-    with pytest.raises(ValueError, match="expected 3 features per row; got 4"):
+    with pytest.raises(DataError, match=r"it \(B, 4\) @ \(3, 1\): the model was built for 3 features"):
         FeatureMLP(3, 2)(torch.zeros(1, 4))

@@ -101,7 +101,7 @@ def test_explain_cli(tmp_path) -> None:
     runner = CliRunner()
     shapes = runner.invoke(app, ["explain", "shapes", str(tmp_path / "r"), "--json", "--text", "a b c"])
     assert shapes.exit_code == 0, shapes.output
-    kinds = [json.loads(line)["kind"] for line in shapes.stdout.splitlines()]
+    kinds = [layer["kind"] for layer in json.loads(shapes.stdout)["layers"]]
     assert kinds[0] == "EmbeddingBag" and "Linear" in kinds and "ReLU" in kinds
     dead = runner.invoke(app, ["explain", "dead", str(tmp_path / "r"), "--data", str(data["dev"]), "--json"])
     assert dead.exit_code == 0, dead.output

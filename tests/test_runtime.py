@@ -52,20 +52,3 @@ def test_prepare_process_sets_threads_and_the_allocator_and_the_trainer_does_nei
         assert torch.get_num_threads() == 1 and tuned == [True]
     finally:
         torch.set_num_threads(before)
-
-
-def test_open_run_dir_fresh_and_resumed(tmp_path) -> None:
-    from ffnlp.errors import ModelFileError
-    from ffnlp.runtime import open_run_dir
-
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "metrics.jsonl").write_text('{"event": "step"}\n')
-    path, cfg = open_run_dir(run, "lm", False, "given", lambda saved: "reread")
-    assert (path, cfg) == (run, "given") and not (run / "metrics.jsonl").exists()  # fresh log
-    with pytest.raises(ModelFileError, match=r"cannot resume: .*config.toml is missing"):
-        open_run_dir(run, "lm", True, "given", lambda saved: "reread")
-    (run / "config.toml").write_text("")
-    (run / "metrics.jsonl").write_text('{"event": "step"}\n')
-    path, cfg = open_run_dir(run, "lm", True, "given", lambda saved: f"reread {saved.name}")
-    assert cfg == "reread config.toml" and (run / "metrics.jsonl").exists()  # the log goes on

@@ -250,7 +250,8 @@ def test_pretrained_dimension_must_match(
     path = gensim_vectors["folder"] / "v.txt"
     with pytest.raises(
         ConfigError,
-        match=r"vectors of dimension 12 but model.pooled.dim is 16; set model.pooled.dim = 12",
+        match=r"model.pooled.dim = 16 but the vectors in .*v.txt have 12 dimensions: .*; set "
+        r"model.pooled.dim = 12",
     ):
         train_classifier(
             sample["train"], out=tmp_path, overrides=[*POOLED, f'model.pooled.pretrained="{path}"']

@@ -15,7 +15,7 @@ from tests.test_training_optim import Linear, toy
 from torch import nn
 
 from ffnlp import config as C
-from ffnlp.errors import ModelFileError, TrainingError
+from ffnlp.errors import Interrupted, ModelFileError, TrainingError
 from ffnlp.models.heads import ClassifierHead, balanced_class_weight
 from ffnlp.training import Callback, TensorBatches, TrainConfig, Trainer
 from ffnlp.training.checkpoint import load_checkpoint, save_atomic
@@ -169,8 +169,10 @@ class InterruptAt(Callback):
 def test_interrupt_and_resume_gives_the_same_weights(tmp_path) -> None:
     straight = run_classifier(tmp_path, "straight", 4)
     steps_per_epoch = -(-300 // 16)
-    cut = run_classifier(tmp_path, "cut", 4, callbacks=[InterruptAt(2 * steps_per_epoch + 5)])
-    assert cut.summary["interrupted"] and cut.summary["epochs"] == 2
+    with pytest.raises(Interrupted, match=r"SIGINT at step 43 \(epoch 3\)") as info:
+        run_classifier(tmp_path, "cut", 4, callbacks=[InterruptAt(2 * steps_per_epoch + 5)])
+    assert info.value.run_dir == tmp_path / "cut" and info.value.signal == signal.SIGINT
+    assert not (tmp_path / "cut" / "summary.json").exists()  # stopped: no evaluation, no summary
     resumed = run_classifier(tmp_path, "cut", 4, resume=True)
     assert resumed.summary["epochs"] == 4
     for name, tensor in straight.model.state_dict().items():
@@ -253,7 +255,8 @@ def test_weight_averaging_evaluates_and_ends_with_the_moving_average() -> None:
     average, per_epoch = start, len(steps.weights) // 3
     expected_at_eval = []
     for i, w in enumerate(steps.weights, 1):
-        average = decay * average + (1 - decay) * w
+        d = min(decay, i / (9 + i))  # the warm-up of the decay (update t = i - 1)
+        average = d * average + (1 - d) * w
         if i % per_epoch == 0:
             expected_at_eval.append(average)
     for got, want in zip(seen, expected_at_eval, strict=True):  # evaluation saw the average

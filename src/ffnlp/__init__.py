@@ -18,15 +18,26 @@ Importing ``ffnlp`` is cheap: the names above are the real functions and classes
 from __future__ import annotations
 
 import importlib
+import os as _os
+import sys as _sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+# OpenMP threads that wait for work sleep at once instead of spinning on their core (which, on a
+# machine shared with other work, takes the core from whoever else needs it). OpenMP reads this
+# when torch loads it, so it is set here, before ffnlp imports torch, and only when the user has
+# not chosen: OMP_WAIT_POLICY=ACTIVE (or anything else) in the environment wins.
+if "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ffnlp.errors import (
     ConfigError,
     DataError,
     FfnlpError,
+    Interrupted,
     ModelFileError,
     NotFittedError,
+    OutputError,
     TrainingError,
 )
 
@@ -43,9 +54,11 @@ __all__ = [
     "ConfigError",
     "DataError",
     "FfnlpError",
+    "Interrupted",
     "LanguageModel",
     "ModelFileError",
     "NotFittedError",
+    "OutputError",
     "TextClassifier",
     "TrainingError",
     "Word2VecRun",

@@ -22,9 +22,10 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 from ffnlp.errors import ConfigError
+from ffnlp.fileio import write_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -280,6 +281,10 @@ def _coerce(value: Any, ftype: Any) -> tuple[Any, str | None]:
         return None, " or ".join(errs)
     if ftype is Any:
         return value, None
+    if origin is Literal:  # one of a few fixed values, e.g. the "auto" of ``int | Literal["auto"]``
+        if any(type(value) is type(a) and value == a for a in args):
+            return value, None
+        return None, " or ".join(repr(a) for a in args)
     if ftype is bool:
         return (value, None) if isinstance(value, bool) else (None, "true or false")
     if ftype is int:
@@ -429,7 +434,8 @@ def _toml_key(key: str) -> str:
 
 
 def save_toml(obj: Any, path: str | Path) -> None:
-    Path(path).write_text(dump_toml(obj), encoding="utf-8")
+    """Write ``obj`` as TOML to ``path``, atomically (see :mod:`ffnlp.fileio`)."""
+    write_atomic(path, dump_toml(obj))
 
 
 def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:

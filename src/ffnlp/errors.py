@@ -6,6 +6,9 @@ line ``Error: ...`` and exit code 1, in one place (``ffnlp.cli.main``).
 
 from __future__ import annotations
 
+import signal as _signal
+from pathlib import Path
+
 
 class FfnlpError(Exception):
     """Base class: a problem the user can fix (bad input, bad option, missing file)."""
@@ -37,3 +40,60 @@ class ModelFileError(FfnlpError):
 
 class TrainingError(FfnlpError):
     """Training cannot go on: a non-finite loss, an interrupted run that cannot resume."""
+
+
+class ExpressionError(FfnlpError):
+    """An expression (``ffnlp explain graph``) that cannot be read or evaluated, or a missing or
+    malformed ``name=value``; ``column`` (1-based) says where in the expression, when known."""
+
+    def __init__(self, message: str, column: int | None = None):
+        super().__init__(message)
+        self.column = column
+
+
+class OutputError(FfnlpError):
+    """Output that cannot be written as asked: an existing run in the way, another process writing
+    the same run, a symbolic link where a file of the run should be, a full disk."""
+
+
+class Interrupted(FfnlpError):
+    """A training run stopped by Ctrl-C (SIGINT) or SIGTERM.
+
+    ``run_dir`` is where the partial run now is (its checkpoint continues with ``--resume
+    run_dir``), None when nothing resumable had been written yet; ``signal`` the signal's number
+    (the CLI exits with 128 + signal: 130 for SIGINT, 143 for SIGTERM); ``step`` and ``epoch``
+    where training stopped, when it had started.
+    """
+
+    def __init__(
+        self,
+        signal: int,
+        run_dir: str | Path | None = None,
+        step: int | None = None,
+        epoch: int | None = None,
+    ):
+        self.signal = signal
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.step = step
+        self.epoch = epoch
+        super().__init__(self.headline + "; " + self.outcome)
+
+    def __reduce__(self) -> tuple[type, tuple[int, Path | None, int | None, int | None]]:
+        return type(self), (self.signal, self.run_dir, self.step, self.epoch)
+
+    @property
+    def headline(self) -> str:
+        """What happened, e.g. "Interrupted by SIGINT at step 37 (epoch 2)"."""
+        try:
+            name = _signal.Signals(self.signal).name
+        except ValueError:
+            name = f"signal {self.signal}"
+        where = f" at step {self.step} (epoch {self.epoch})" if self.step is not None else ""
+        return f"Interrupted by {name}{where}"
+
+    @property
+    def outcome(self) -> str:
+        """What was kept, and how to continue."""
+        if self.run_dir is None:
+            return "nothing resumable had been written yet, so nothing was kept"
+        return f"the run is saved in {self.run_dir} and continues with --resume {self.run_dir}"

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import random
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import torch
 
-from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.errors import ConfigError
 from ffnlp.outputs import check_output_dir
-
-T = TypeVar("T")
+from ffnlp.rundir import default_run_path
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -76,12 +72,13 @@ def keep_freed_memory() -> bool:
     return ok
 
 
-def prepare_process(threads: int = 0) -> int:
+def prepare_process(threads: int | str = 0) -> int:
     """The process-wide settings a training run wants, made once by whoever starts it (the
     Trainer leaves the process alone): ``threads`` intra-op threads (0 = every available core,
-    see :func:`set_threads`) and malloc keeping freed memory for reuse (:func:`keep_freed_memory`).
-    Returns the number of threads set."""
-    n = set_threads(threads)
+    see :func:`set_threads`; "auto" leaves them to :func:`ffnlp.threads.choose_threads`, which
+    needs the model) and malloc keeping freed memory for reuse (:func:`keep_freed_memory`).
+    Returns the number of threads in use."""
+    n = set_threads(threads) if isinstance(threads, int) else torch.get_num_threads()
     keep_freed_memory()
     return n
 
@@ -113,35 +110,9 @@ def is_main_process() -> bool:
 
 
 def make_run_dir(out: str | Path | None, task: str, root: str | Path = "runs") -> Path:
-    """The run directory: ``out`` if given, else ``runs/<task>-<date>-<time>`` (made unique)."""
-    if out is not None:
-        path = check_output_dir(out, "--out")
-    else:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path(root) / f"{task}-{stamp}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = Path(root) / f"{task}-{stamp}-{n}"
+    """Make and return a folder for results: ``out`` if given, else ``runs/<task>-<date>-<time>``
+    (made unique). Training runs open theirs through :func:`ffnlp.tasks.run.start_run` instead,
+    which writes them as a whole (see :mod:`ffnlp.rundir`)."""
+    path = check_output_dir(out, "--out") if out is not None else default_run_path(task, root)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def open_run_dir(
-    out: str | Path | None, task: str, resume: bool, config: T, reread: Callable[[Path], T]
-) -> tuple[Path, T]:
-    """A training call's run directory and configuration.
-
-    Resuming, ``out`` is the interrupted run's folder and its ``config.toml`` is read back through
-    ``reread`` (which applies the call's overrides on top); otherwise the folder is made (see
-    :func:`make_run_dir`) and a ``metrics.jsonl`` left in it by an earlier run is removed, so
-    that the new run's log starts fresh.
-    """
-    run_dir = Path(out) if resume and out is not None else make_run_dir(out, task)
-    if resume:
-        saved = run_dir / "config.toml"
-        if not saved.is_file():
-            raise ModelFileError(f"cannot resume: {saved} is missing")
-        return run_dir, reread(saved)
-    (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    return run_dir, config

@@ -1,4 +1,4 @@
-"""`ffnlp classify train|eval|predict`: thin wrappers over ffnlp.tasks.classify."""
+"""`ffnlp classify train|eval|predict|cv|lr-find`: thin wrappers over ffnlp.tasks.classify."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from rich.table import Table
 
 from ffnlp.cli.common import (
     CONFIG_HELP,
+    DIAGNOSTICS_OPTION,
+    FORCE_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
     SET_OPTION,
     SUMMARY_JSON_OPTION,
+    diagnostics_overrides,
     out_console,
     print_json,
     progress_callbacks,
@@ -22,6 +25,10 @@ from ffnlp.cli.common import (
     setup_logging,
     short_metrics,
 )
+from ffnlp.cli.lr_find import JSON_OPTION as LR_FIND_JSON_OPTION
+from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_OPTION
+from ffnlp.cli.lr_find import OUT_OPTION as LR_FIND_OUT_OPTION
+from ffnlp.cli.lr_find import report as report_lr_find
 from ffnlp.errors import DataError
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,6 +58,8 @@ def train(
     encoding: str = typer.Option(None, "--encoding", help="Encoding of the data files, e.g. latin-1."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
     resume: Path = RESUME_OPTION,
+    diagnostics: bool = DIAGNOSTICS_OPTION,
+    force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
@@ -66,10 +75,11 @@ def train(
     if train_file is None:
         raise typer.BadParameter("--train is required", param_hint="--train")
     overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
+    overrides += diagnostics_overrides(diagnostics)
     clf = train_classifier(
         train_file, dev=dev, test=test, config=config, overrides=overrides,
         out=resume if resume is not None else out, seed=seed, resume=resume is not None,
-        callbacks=progress_callbacks(quiet or json_),
+        callbacks=progress_callbacks(quiet or json_), force=force,
     )
     summary = clf.summary
     if json_:
@@ -209,3 +219,37 @@ def cross_validate(
     for name, m in result["cv"].items():
         table.add_row(name, f"{m['mean']:.4f}", f"{m['sd']:.4f}")
     out_console.print(table)
+
+
+@app.command("lr-find")
+def lr_find(
+    train_file: Path = typer.Option(..., "--train", help="Training data (as for classify train)."),
+    config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    set_: list[str] = SET_OPTION,
+    seed: int = SEED_OPTION,
+    min_lr: float = MIN_LR_OPTION,
+    max_lr: float = MAX_LR_OPTION,
+    steps: int = STEPS_OPTION,
+    plot: Path = PLOT_OPTION,
+    out: Path = LR_FIND_OUT_OPTION,
+    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
+    encoding: str = typer.Option(None, "--encoding", help="Encoding of the data file, e.g. latin-1."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
+    json_: bool = LR_FIND_JSON_OPTION,
+) -> None:
+    """Learning-rate range test: train the configured model a few batches at a growing learning rate, plot the loss, suggest a rate.
+
+    The model, its initialisation and the optimiser are the ones `classify train` would use with
+    the same --config and --set; nothing else is written.
+
+    Example:
+
+        ffnlp classify lr-find --config configs/sst2_ffnn.toml --train ../shared/data/sst2/stsa.binary.train --plot runs/sst2_lr_find.png
+    """
+    from ffnlp.tasks.classify.lr_find import find_lr
+
+    setup_logging(json_)
+    overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
+    result = find_lr(train_file, config=config, overrides=overrides, seed=seed,
+                     lr_min=min_lr, lr_max=max_lr, steps=steps)
+    report_lr_find(result, plot, out, json_, f"lr range test: {config or 'default config'}")

@@ -31,10 +31,26 @@ SEED_OPTION: Any = typer.Option(None, "--seed", help="Random seed (same as --set
 RESUME_OPTION: Any = typer.Option(
     None, "--resume", help="Continue the interrupted run in this directory."
 )
+FORCE_OPTION: Any = typer.Option(
+    False,
+    "--force",
+    help="Replace the run already in --out (the old one is deleted once the new one is complete).",
+)
 QUIET_OPTION: Any = typer.Option(
     False, "--quiet", "-q", help="No progress (bar on a terminal, lines otherwise) or messages."
 )
 SUMMARY_JSON_OPTION: Any = typer.Option(False, "--json", help="Print summary.json to stdout.")
+DIAGNOSTICS_OPTION: Any = typer.Option(
+    False,
+    "--diagnostics",
+    help="Record dead/saturated units, gradient norms and update ratios at every evaluation, "
+    "with warnings and advice (same as --set train.diagnostics=true).",
+)
+
+
+def diagnostics_overrides(diagnostics: bool) -> list[str]:
+    """The --set override that --diagnostics stands for (none when the flag is not given)."""
+    return ["train.diagnostics=true"] if diagnostics else []
 
 
 def run_dir_option(task: str) -> Any:

@@ -41,7 +41,7 @@ def demo(
     out_console.rule("1. Text classification")
     say("Logistic regression over tf-idf word uni+bigrams; Adam; early stopping on dev accuracy.")
     clf = train_classifier(
-        paths["train"], dev=paths["dev"], test=paths["test"], out=out / "classify",
+        paths["train"], dev=paths["dev"], test=paths["test"], out=out / "classify", force=True,
         overrides=["train.epochs=8", "train.lr=0.05", "train.batch_size=64", *SMALL], callbacks=bars,
     )
     s = clf.summary
@@ -49,7 +49,7 @@ def demo(
         f"({s['epochs']} epochs, {s['train_seconds']:.1f} s)")
     say("A feed-forward network over pooled word + bigram embeddings (the fastText/DAN family):")
     ffnn = train_classifier(
-        paths["train"], dev=paths["dev"], test=paths["test"], out=out / "classify_ffnn",
+        paths["train"], dev=paths["dev"], test=paths["test"], out=out / "classify_ffnn", force=True,
         overrides=['model.type="pooled"', 'features.kind="ids"', "features.buckets=20000",
                    "model.pooled.dim=50", "train.sparse=true", "train.epochs=8", "train.lr=0.01",
                    "train.batch_size=32", *SMALL],
@@ -66,16 +66,16 @@ def demo(
     sets = ["data.min_count=1", "train.epochs=4", "model.embedding_dim=32", "model.hidden_sizes=[64]",
             "model.context_size=3", "train.batch_size=128", "train.lr=0.005", *SMALL]
     lm = train_lm(paths["train"], dev=paths["dev"], test=paths["test"], out=out / "lm",
-                  overrides=sets, callbacks=bars)
+                  overrides=sets, callbacks=bars, force=True)
     kn = train_lm(paths["train"], dev=paths["dev"], test=paths["test"], out=out / "kn",
-                  overrides=['kind="kneser_ney"', "kneser_ney.order=3", "data.min_count=1"])
+                  overrides=['kind="kneser_ney"', "kneser_ney.order=3", "data.min_count=1"], force=True)
     say(f"  test perplexity: feed-forward LM {lm.summary['test']['perplexity']:.2f}, "
         f"Kneser-Ney 3-gram {kn.summary['test']['perplexity']:.2f}")
     sample = lm.generate("the plot", max_tokens=12, temperature=0.8, seed=1)
     say(f"  generate('the plot'): {sample.text}")
 
     out_console.rule("3. Word vectors (skip-gram, negative sampling)")
-    w2v = train_word2vec(paths["corpus"], out=out / "w2v",
+    w2v = train_word2vec(paths["corpus"], out=out / "w2v", force=True,
                          overrides=["model.dim=32", "model.min_count=2", "model.window=3", "train.epochs=5",
                                     "model.workers=1", *SMALL],
                          callbacks=bars)

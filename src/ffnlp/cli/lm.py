@@ -1,4 +1,4 @@
-"""`ffnlp lm train|eval|generate`: thin wrappers over ffnlp.tasks.lm."""
+"""`ffnlp lm train|eval|generate|lr-find`: thin wrappers over ffnlp.tasks.lm."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from rich.table import Table
 
 from ffnlp.cli.common import (
     CONFIG_HELP,
+    DIAGNOSTICS_OPTION,
+    FORCE_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
     SET_OPTION,
     SUMMARY_JSON_OPTION,
+    diagnostics_overrides,
     err_console,
     out_console,
     print_json,
@@ -21,6 +24,10 @@ from ffnlp.cli.common import (
     run_dir_option,
     setup_logging,
 )
+from ffnlp.cli.lr_find import JSON_OPTION as LR_FIND_JSON_OPTION
+from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_OPTION
+from ffnlp.cli.lr_find import OUT_OPTION as LR_FIND_OUT_OPTION
+from ffnlp.cli.lr_find import report as report_lr_find
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -53,6 +60,8 @@ def train(
         help="Run directory of another LM on the same vocabulary to mix with; the weight is fitted on --dev.",
     ),
     resume: Path = RESUME_OPTION,
+    diagnostics: bool = DIAGNOSTICS_OPTION,
+    force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
@@ -66,6 +75,7 @@ def train(
 
     setup_logging(quiet or json_)
     overrides = list(set_) + ([f"train.seed={seed}"] if seed is not None else [])
+    overrides += diagnostics_overrides(diagnostics)
     lm = train_lm(
         train_file,
         dev=dev,
@@ -76,6 +86,7 @@ def train(
         resume=resume is not None,
         callbacks=progress_callbacks(quiet or json_),
         interpolate_with=interpolate_with,
+        force=force,
     )
     summary = lm.summary
     if json_:
@@ -97,11 +108,13 @@ def train(
         for split in ("dev", "test"):
             if split in interp:
                 table.add_row(
-                    f"{split} (mixed, λ={interp['weight']:.2f})",
+                    f"{split} (mixed, λ={interp['weight']:.3f})",
                     f"{interp[split]['perplexity']:.2f}",
                     "",
                 )
     out_console.print(table)
+    if interp:
+        out_console.print(f"λ: the weight of {interp['weight_of']} in the mixture", markup=False)
     out_console.print(
         f"trained in {summary['train_seconds']:.1f} s ({summary['tokens_per_second']:.0f} tokens/s)"
         + (f"; best epoch {summary['best_epoch']}" if summary.get("best_epoch") else "")
@@ -122,7 +135,9 @@ def evaluate(
     weight: float = typer.Option(
         None,
         "--weight",
-        help="This run's share in the mixture (default: the weight fitted at training, else fitted on --dev).",
+        help="λ, the feed-forward model's share in the mixture, whichever run it is (this run's "
+        "when both or neither are feed-forward); default: fitted on --dev, else the weight "
+        "fitted at training.",
     ),
     dev: Path = typer.Option(None, "--dev", help="Fit the mixture weight on this corpus."),
     json_: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
@@ -143,7 +158,10 @@ def evaluate(
         print_json(metrics)
         return
     mixed = (
-        f" mixed with {lm.partner.run_dir} (λ={lm.weight:.3f})" if lm.partner is not None else ""
+        f" mixed with {lm.partner.run_dir} (λ={lm.weight:.3f}, the weight of "
+        f"{lm.weighted_model.run_dir})"
+        if lm.partner is not None
+        else ""
     )
     out_console.print(
         f"{run}{mixed} on {data}: perplexity {metrics['perplexity']:.2f} over {metrics['tokens']} "
@@ -205,3 +223,33 @@ def generate(
         return
     for s in samples:
         typer.echo(s.text)
+
+
+@app.command("lr-find")
+def lr_find(
+    train_file: Path = typer.Option(..., "--train", help="Training corpus (as for lm train)."),
+    config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    set_: list[str] = SET_OPTION,
+    seed: int = SEED_OPTION,
+    min_lr: float = MIN_LR_OPTION,
+    max_lr: float = MAX_LR_OPTION,
+    steps: int = STEPS_OPTION,
+    plot: Path = PLOT_OPTION,
+    out: Path = LR_FIND_OUT_OPTION,
+    json_: bool = LR_FIND_JSON_OPTION,
+) -> None:
+    """Learning-rate range test for the feed-forward LM: a few batches at a growing learning rate, the loss plotted, a rate suggested.
+
+    The network, its initialisation and the optimiser are the ones `lm train` would use with the
+    same --config and --set; nothing else is written.
+
+    Example:
+
+        ffnlp lm lr-find --config configs/ptb_lm.toml --train ../shared/data/ptb/ptb.train.txt.gz --plot runs/ptb_lr_find.png
+    """
+    from ffnlp.tasks.lm.lr_find import find_lr
+
+    setup_logging(json_)
+    result = find_lr(train_file, config=config, overrides=list(set_), seed=seed,
+                     lr_min=min_lr, lr_max=max_lr, steps=steps)
+    report_lr_find(result, plot, out, json_, f"lr range test: {config or 'default config'}")

@@ -1,28 +1,65 @@
 """The `ffnlp` command: one Typer app, command groups mounted by task.
 
 Library errors (FfnlpError) become one line ``Error: ...`` on stderr and exit code 1, here and only
-here (FfnlpGroup.invoke); usage errors keep click's exit code 2.
+here (FfnlpGroup.invoke); usage errors keep click's exit code 2. An interrupted training
+(Ctrl-C, SIGTERM) is one line saying how to continue it, and exit code 128 + the signal's number
+(130 for SIGINT, 143 for SIGTERM), as shells report a process a signal ended.
 """
 
 from __future__ import annotations
 
 import importlib
+import shlex
+import signal
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
 from ffnlp import __version__
-from ffnlp.errors import FfnlpError
+from ffnlp.errors import FfnlpError, Interrupted
 
 
 class FfnlpGroup(TyperGroup):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["ffnlp.argv"] = list(args)  # the command line, to say how to resume a run
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except Interrupted as exc:
+            if exc.run_dir is None:
+                line = f"{exc.headline}; nothing resumable had been written yet, so nothing was kept."
+            else:
+                again = resume_command(ctx.meta.get("ffnlp.argv", []), str(exc.run_dir))
+                line = f"{exc.headline}; the run is saved in {exc.run_dir}. Continue it with: {again}"
+            typer.echo(line, err=True)
+            raise typer.Exit(128 + exc.signal) from None
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signal.SIGINT)
+            typer.echo(f"Interrupted by {signal.Signals(signum).name}.", err=True)
+            raise typer.Exit(128 + signum) from None
         except FfnlpError as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(1) from None
+
+
+def resume_command(argv: list[str], run_dir: str) -> str:
+    """``argv`` (a `train` command line) with ``--resume run_dir`` in place of --out / --force."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--out", "-o", "--resume"):
+            skip = True
+            continue
+        if arg == "--force" or arg.startswith(("--out=", "--resume=")):
+            continue
+        kept.append(arg)
+    return shlex.join(["ffnlp", *kept, "--resume", run_dir])
 
 
 app = typer.Typer(
@@ -66,11 +103,13 @@ def _mount(module: str, name: str, help_: str) -> None:
 _mount("classify", "classify", "Text classifiers: train, eval, predict, cv.")
 _mount("lm", "lm", "Feed-forward language model and Kneser-Ney baseline: train, eval, generate.")
 _mount("w2v", "w2v", "Skip-gram word2vec: train, eval, neighbors, export.")
-_mount("explain", "explain", "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd.")
+_mount("explain", "explain", "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, NumPy vs PyTorch training, linear collapse.")
 _mount("config", "config", "Show the configuration of a task, or the reference of every option.")
 
 from ffnlp.cli import compare as _compare  # noqa: E402
 from ffnlp.cli import demo as _demo  # noqa: E402
+from ffnlp.cli import explain as _explain  # noqa: E402
+from ffnlp.cli import explain_collapse as _explain_collapse  # noqa: E402
 from ffnlp.cli import repeat as _repeat  # noqa: E402
 from ffnlp.cli import report as _report  # noqa: E402
 
@@ -78,6 +117,7 @@ app.command("demo")(_demo.demo)
 app.command("repeat")(_repeat.repeat)
 app.command("compare")(_compare.compare)
 app.command("report")(_report.report)
+_explain.app.command("collapse")(_explain_collapse.collapse)  # its own module, under `explain`
 
 
 def main() -> None:

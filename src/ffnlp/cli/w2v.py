@@ -9,11 +9,14 @@ from rich.table import Table
 
 from ffnlp.cli.common import (
     CONFIG_HELP,
+    DIAGNOSTICS_OPTION,
+    FORCE_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
     SET_OPTION,
     SUMMARY_JSON_OPTION,
+    diagnostics_overrides,
     out_console,
     print_json,
     progress_callbacks,
@@ -41,6 +44,8 @@ def train(
     out: Path = run_dir_option("w2v"),
     seed: int = SEED_OPTION,
     resume: Path = RESUME_OPTION,
+    diagnostics: bool = DIAGNOSTICS_OPTION,
+    force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
@@ -56,11 +61,12 @@ def train(
     run = train_word2vec(
         corpus,
         config=config,
-        overrides=list(set_),
+        overrides=list(set_) + diagnostics_overrides(diagnostics),
         out=resume if resume is not None else out,
         seed=seed,
         resume=resume is not None,
         callbacks=progress_callbacks(quiet or json_),
+        force=force,
     )
     s = run.summary
     if json_:

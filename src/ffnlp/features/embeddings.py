@@ -27,6 +27,7 @@ from typing import IO
 import numpy as np
 
 from ffnlp.errors import DataError
+from ffnlp.fileio import atomic_writer
 
 FORMATS = ("auto", "word2vec-text", "word2vec-binary", "glove", "fasttext-vec")
 SAVE_FORMATS = ("word2vec-text", "word2vec-binary")
@@ -69,8 +70,8 @@ def save_vectors(
 ) -> None:
     """Write ``words`` and their ``vectors`` (N, D) in word2vec text or binary format.
 
-    The file is written to a temporary name and renamed, so an interrupted save never leaves half a
-    file under ``path``.
+    The file is written atomically (:func:`ffnlp.fileio.atomic_writer`): an interrupted save or a
+    full disk never leaves half a file under ``path``, nor a temporary file beside it.
     """
     if format not in SAVE_FORMATS:
         raise DataError(f"format must be one of {', '.join(SAVE_FORMATS)}; got {format!r}")
@@ -84,10 +85,8 @@ def save_vectors(
             raise DataError(
                 f"word {i} ({w!r}) is empty or contains whitespace; the word2vec formats cannot store it"
             )
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
     n, dim = matrix.shape
-    with tmp.open("wb") as fh:
+    with atomic_writer(path, "wb") as fh:
         fh.write(f"{n} {dim}\n".encode())
         if format == "word2vec-binary":
             little = matrix.astype("<f4", copy=False)
@@ -99,7 +98,6 @@ def save_vectors(
                 # repr-exact float32 round trip: 9 significant digits
                 buf.write(w + " " + " ".join(f"{x:.9g}" for x in row.tolist()) + "\n")
             fh.write(buf.getvalue().encode("utf-8"))
-    tmp.replace(p)
 
 
 def detect_format(path: str | Path, encoding: str = "utf-8") -> str:

@@ -38,6 +38,16 @@ class NumpyMLP:
             self.weights.append(rng.uniform(-bound, bound, size=(fan_in, fan_out)))
             self.biases.append(np.zeros(fan_out))
 
+    @classmethod
+    def from_weights(cls, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
+                     activation: str = "relu") -> NumpyMLP:
+        """A network with these weights (each (H_{l-1}, H_l)) and biases, copied as float64."""
+        sizes = [w.shape[0] for w in weights] + [weights[-1].shape[1]]
+        net = cls(sizes, activation)
+        net.weights = [np.array(w, dtype=np.float64) for w in weights]
+        net.biases = [np.array(b, dtype=np.float64) for b in biases]
+        return net
+
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
         """Logits (B, K) and the cache of pre-activations z and activations h for backward."""
         act, _ = ACTS[self.activation]
@@ -61,7 +71,6 @@ class NumpyMLP:
 
     def gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
         """The loss and dJ/dW_l, dJ/db_l for every layer, by the chain rule, last layer first."""
-        _, dact = ACTS[self.activation]
         logits, zs, hs = self.forward(x)
         p = self.softmax(logits)
         b = len(y)
@@ -69,6 +78,14 @@ class NumpyMLP:
         delta = p.copy()  # dJ/dz_L = (softmax - one_hot) / B      (B, K)
         delta[np.arange(b), y] -= 1.0
         delta /= b
+        grads_w, grads_b = self.backward(zs, hs, delta)
+        return loss, grads_w, grads_b
+
+    def backward(self, zs: list[np.ndarray], hs: list[np.ndarray],
+                 delta: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """dJ/dW_l, dJ/db_l for every layer from ``delta`` = dJ/dz_L (B, K) and the forward cache:
+        the chain rule, last layer first (whatever loss ``delta`` came from)."""
+        _, dact = ACTS[self.activation]
         grads_w: list[np.ndarray] = [np.empty(0)] * len(self.weights)
         grads_b: list[np.ndarray] = [np.empty(0)] * len(self.weights)
         for layer in range(len(self.weights) - 1, -1, -1):
@@ -77,7 +94,7 @@ class NumpyMLP:
             if layer > 0:
                 back = delta @ self.weights[layer].T  # dJ/dh_{l-1}   (B, H_{l-1})
                 delta = back * dact(zs[layer - 1], hs[layer])  # dJ/dz_{l-1}
-        return loss, grads_w, grads_b
+        return grads_w, grads_b
 
     def sgd_step(self, x: np.ndarray, y: np.ndarray, lr: float) -> float:
         loss, gw, gb = self.gradients(x, y)

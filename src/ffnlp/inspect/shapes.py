@@ -1,9 +1,15 @@
-"""What happens to the shapes: every leaf module a forward pass goes through, in order.
+"""What happens to the shapes, and what a forward pass costs.
 
 ``trace_shapes(model, run)`` hooks each leaf module, calls ``run()`` (a forward pass on a real
 batch) and returns one row per call: the module, its input and output shapes, and for the layers
 that are matrix products (Linear, EmbeddingBag, Embedding) the product written out, e.g.
 ``(32, 300) @ (300, 64)``, with its multiply-adds.
+
+``lm_computation`` and ``skipgram_computation`` write a language model's or word2vec's
+computation out line by line (``e = [E·x(t-3); E·x(t-2); E·x(t-1)]``, ``h = tanh(W e + b)``, ...)
+from the model's own weights, each product with its shapes in letters and numbers;
+``classifier_macs`` is a classifier's cost. Costs are multiply-adds of the matrix products per
+example; FLOPs are twice that (biases, activations and softmax left out, as usual).
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from ffnlp.models.lm import FeedForwardLM
+from ffnlp.models.mlp import MLP
+from ffnlp.models.skipgram import SkipGram
 
 
 @dataclass
@@ -72,3 +82,214 @@ def trace_shapes(model: nn.Module, run: Callable[[], Any]) -> list[LayerCall]:
         for h in handles:
             h.remove()
     return calls
+
+
+# ---------------------------------------------------------------------------------------------
+# a model's computation written out, with the shapes of every product, and its cost per example
+
+
+@dataclass
+class Product:
+    """One line of a computation written out: the formula, its matrix product with the shapes in
+    letters and in numbers, the shape of the result, and the product's multiply-adds per example
+    (0 for look-ups and element-wise steps)."""
+
+    formula: str
+    product: str
+    output: str
+    macs: int = 0
+
+
+def _dims(letters: str, numbers: tuple[int | str, ...]) -> str:
+    """``(B, C·D) = (2, 12)``."""
+    return f"({letters}) = {_numbers(numbers)}"
+
+
+def _numbers(numbers: tuple[int | str, ...]) -> str:
+    return "(" + ", ".join(str(n) for n in numbers) + ")"
+
+
+def _matmul(a: str, b: str, a_num: tuple[int | str, ...], b_num: tuple[int | str, ...]) -> str:
+    """``(B, C·D) @ (C·D, H) = (2, 12) @ (12, 5)``."""
+    return f"({a}) @ ({b}) = {_numbers(a_num)} @ {_numbers(b_num)}"
+
+
+def _context(c: int) -> str:
+    """``[E·x(t-3); E·x(t-2); E·x(t-1)]``, or with an ellipsis past four words."""
+    words = [f"E·x(t-{k})" for k in range(c, 0, -1)]
+    return "[" + ("; ".join(words) if c <= 4 else f"{words[0]}; ...; {words[-1]}") + "]"
+
+
+def lm_computation(model: FeedForwardLM, batch: int) -> list[Product]:
+    """The feed-forward LM's forward pass written out from its own weights, for a batch of
+    ``batch`` contexts::
+
+        e = [E·x(t-C); ...; E·x(t-1)]   (B, C·D)
+        h = act(W e + b)                (B, C·D) @ (C·D, H)   -> (B, H)
+        z = U h + b_z                   (B, H) @ (H, V)       -> (B, V)   (tied: U = E)
+        ŷ = softmax(z)                                           (B, V)
+    """
+    cfg = model.config
+    B, C = batch, cfg.context_size
+    V, D = (int(n) for n in model.embedding.weight.shape)
+    linears = [m for m in model.hidden if isinstance(m, nn.Linear)]
+    act = cfg.activation
+    lines = [
+        Product(
+            f"e = {_context(C)}",
+            f"{C} look-ups of rows of E {_dims('V, D', (V, D))}",
+            _dims("B, C·D", (B, C * D)),
+        )
+    ]
+    x, x_letters, width = "e", "C·D", C * D
+    for i, linear in enumerate(linears, start=1):
+        h = "h" if len(linears) == 1 else f"h{i}"
+        H = "H" if len(linears) == 1 else f"H{i}"
+        w, b = ("W", "b") if len(linears) == 1 else (f"W{i}", f"b{i}")
+        inner = f"{w} {x} + {b}"
+        out = linear.out_features
+        lines.append(
+            Product(
+                f"{h} = {inner}" if act == "identity" else f"{h} = {act}({inner})",
+                _matmul(f"B, {x_letters}", f"{x_letters}, {H}", (B, width), (width, out)),
+                _dims(f"B, {H}", (B, out)),
+                width * out,
+            )
+        )
+        x, x_letters, width = h, H, out
+    if model.projection is not None:  # tied weights with H != D: back to D first
+        lines.append(
+            Product(
+                f"h' = P {x}",
+                _matmul(f"B, {x_letters}", f"{x_letters}, D", (B, width), (width, D)),
+                _dims("B, D", (B, D)),
+                width * D,
+            )
+        )
+        x, x_letters, width = "h'", "D", D
+    if model.adaptive is not None:
+        lines += _adaptive_lines(model.adaptive, x, x_letters, B, V)
+        return lines
+    output = model.output
+    assert output is not None  # a full softmax, the adaptive one returned above
+    bias = " + b_z" if output.bias is not None else ""
+    tied = "   (tied: U = E)" if cfg.tie_weights else ""
+    lines.append(
+        Product(
+            f"z = U {x}{bias}{tied}",
+            _matmul(f"B, {x_letters}", f"{x_letters}, V", (B, width), (width, V)),
+            _dims("B, V", (B, V)),
+            width * V,
+        )
+    )
+    if model.direct is not None:
+        lines.append(
+            Product(
+                "z = z + W_d e   (direct connections)",
+                _matmul("B, C·D", "C·D, V", (B, C * D), (C * D, V)),
+                _dims("B, V", (B, V)),
+                C * D * V,
+            )
+        )
+    lines.append(Product("ŷ = softmax(z)", "", _dims("B, V", (B, V))))
+    return lines
+
+
+def _adaptive_lines(
+    adaptive: nn.AdaptiveLogSoftmaxWithLoss, x: str, letters: str, B: int, V: int
+) -> list[Product]:
+    """The adaptive softmax's products: the head (frequent words and one score per cluster), then
+    each tail cluster through its smaller projection (every cluster: the whole distribution)."""
+    width = adaptive.in_features
+    head = adaptive.head.out_features
+    lines = [
+        Product(
+            f"z_head = U_0 {x}   ({adaptive.shortlist_size} words + {adaptive.n_clusters} clusters)",
+            _matmul(f"B, {letters}", f"{letters}, S", (B, width), (width, head)),
+            _dims("B, S", (B, head)),
+            width * head,
+        )
+    ]
+    for i, tail in enumerate(adaptive.tail, start=1):
+        down, up = (m for m in tail.children() if isinstance(m, nn.Linear))
+        r, n = down.out_features, up.out_features
+        lines.append(
+            Product(
+                f"z_{i} = U_{i} (P_{i} {x})   (cluster {i}: {n} words)",
+                f"({letters}) @ ({letters}, r{i}) @ (r{i}, n{i}) = ({B}, {width}) @ ({width}, {r}) "
+                f"@ ({r}, {n})",
+                _dims(f"B, n{i}", (B, n)),
+                width * r + r * n,
+            )
+        )
+    lines.append(
+        Product(
+            "log ŷ = log_softmax(z_head) + log_softmax(z_i) per cluster", "", _dims("B, V", (B, V))
+        )
+    )
+    return lines
+
+
+def skipgram_computation(
+    model: SkipGram, negatives: int, window: int = 5, batch: int = 1
+) -> list[Product]:
+    """Skip-gram (or CBOW) with negative sampling, one line per step, for ``batch`` examples
+    (skip-gram: (centre, context) pairs; CBOW: centre words with their windows)."""
+    V, D, N, B = model.vocab_size, model.dim, negatives, batch
+    if model.cbow:
+        first = Product(
+            f"v = mean(W_in[x(t-W)], ..., W_in[x(t+W)])   (up to 2W = {2 * window} words)",
+            f"sparse ({B}, V; <= {2 * window} nz a row) @ (V, D) = ({B}, {V}) @ ({V}, {D})",
+            _dims("B, D", (B, D)),
+            2 * window * D,
+        )
+        target = "x(t)"
+    else:
+        first = Product(
+            "v = W_in[x(t)]",
+            f"a look-up of a row of W_in {_dims('V, D', (V, D))}",
+            _dims("B, D", (B, D)),
+        )
+        target = "x(t+j)"
+    return [
+        first,
+        Product(
+            f"u = W_out[{target}, n_1, ..., n_N]   (N = {N} noise words)",
+            f"1+N look-ups of rows of W_out {_dims('V, D', (V, D))}",
+            _dims("B, 1+N, D", (B, 1 + N, D)),
+        ),
+        Product(
+            "s = u v",
+            _matmul("B, 1+N, D", "B, D, 1", (B, 1 + N, D), (B, D, 1)),
+            _dims("B, 1+N", (B, 1 + N)),
+            (1 + N) * D,
+        ),
+        Product("loss = -log σ(s_0) - Σ_k log σ(-s_k)", "", "(B,)"),
+    ]
+
+
+def classifier_macs(model: nn.Module, batch: dict[str, torch.Tensor]) -> float:
+    """Multiply-adds of one example's forward pass through a classifier, averaged over ``batch``
+    (sparse inputs cost their non-zeros: a bag of L ids pooled into D dimensions is a sparse
+    product (1, V) @ (V, D) with L non-zeros, L·D multiply-adds)."""
+    from ffnlp.models.feature_mlp import FeatureMLP
+    from ffnlp.models.logreg import LogisticRegression
+    from ffnlp.models.pooled import PooledEmbeddingClassifier
+
+    rows = int(batch["x"].shape[0]) if "x" in batch else int(batch["offsets"].numel())
+    per_row = (  # features (dense) or non-zeros (sparse) of one example
+        int(batch["x"].shape[1]) if "x" in batch else batch["ids"].numel() / max(rows, 1)
+    )
+    if isinstance(model, LogisticRegression):
+        return per_row * model.linear.embedding_dim
+    if isinstance(model, FeatureMLP):
+        rest = [m for m in model.rest.modules() if isinstance(m, MLP)]
+        return per_row * model.input.embedding_dim + sum(m.macs_per_example() for m in rest)
+    if isinstance(model, PooledEmbeddingClassifier):
+        pools = 2 if model.pooling == "mean_max" else 1
+        return pools * per_row * model.embedding.embedding_dim + model.mlp.macs_per_example()
+    raise TypeError(f"no cost model for {type(model).__name__}")
+
+
+def total_macs(lines: list[Product]) -> int:
+    return sum(line.macs for line in lines)

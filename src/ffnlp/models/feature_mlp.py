@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ffnlp.config import section
-from ffnlp.errors import ConfigError
+from ffnlp.errors import ConfigError, DataError
 from ffnlp.models.activations import ACTIVATIONS
 from ffnlp.models.heads import ClassifierHead, ClassifierInputs, output_size
 from ffnlp.models.init import init_weight, keeps_weights
@@ -112,7 +112,13 @@ class FeatureMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.num_features:
-            raise ValueError(f"expected {self.num_features} features per row; got {x.shape[-1]}")
+            width = self.input.embedding_dim
+            raise DataError(
+                f"the first layer's product is (B, {self.num_features}) @ ({self.num_features}, "
+                f"{width}), but these rows make it (B, {x.shape[-1]}) @ ({self.num_features}, "
+                f"{width}): the model was built for {self.num_features} features; make the rows "
+                "with the featurizer it was trained with (Classifier.predict does)"
+            )
         if x.layout == torch.strided:
             h = self.input_dropout(x) @ self.input.weight  # (B, F) @ (F, H1) -> (B, H1)
         else:  # a sparse matrix (dropout on it would densify it: use the batch layout to train)

@@ -51,7 +51,8 @@ class ClassifierHead(nn.Module):
         eps = self.label_smoothing
         if self.num_classes == 2:
             z = logits.squeeze(-1)  # (B,)
-            target = y.float() * (1 - eps) + 0.5 * eps  # smoothed towards 0.5
+            # smoothed towards 0.5; in the logits' dtype, so that a float64 model stays float64
+            target = y.to(z.dtype) * (1 - eps) + 0.5 * eps
             per_example = F.binary_cross_entropy_with_logits(z, target, reduction="none")  # (B,)
         else:
             per_example = F.cross_entropy(logits, y, label_smoothing=eps, reduction="none")  # (B,)

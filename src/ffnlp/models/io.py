@@ -24,6 +24,7 @@ from torch import nn
 
 from ffnlp.config import type_problem
 from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.fileio import write_atomic, write_atomic_with
 from ffnlp.models import registry
 from ffnlp.models.kneser_ney import KneserNey
 
@@ -40,8 +41,10 @@ TASK_COMMANDS = {  # model.json "task" -> the commands that read such a run
 def save_model(model: nn.Module, run_dir: str | Path, task: str, args: dict[str, Any]) -> None:
     """Write model.safetensors and model.json ({"task", "type", "args"}) into ``run_dir``."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _st_save(model, str(run_dir / WEIGHTS))  # handles tied (shared) tensors
+    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    write_atomic_with(  # save_model handles tied (shared) tensors
+        run_dir / WEIGHTS, lambda tmp: _st_save(model, tmp), within=run_dir, needed=size
+    )
     _write_arch(run_dir, task, str(model.registry_name), args)
 
 
@@ -49,15 +52,20 @@ def save_ngram(model: KneserNey, run_dir: str | Path, task: str) -> None:
     """Write a Kneser-Ney model: its tables into model.safetensors, its header as model.json's
     ``args`` (type ``kneser_ney``)."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     arrays, header = model.state()
-    _save_arrays({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(run_dir / WEIGHTS))
+    tables = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    write_atomic_with(
+        run_dir / WEIGHTS,
+        lambda tmp: _save_arrays(tables, tmp),
+        within=run_dir,
+        needed=sum(a.nbytes for a in tables.values()),
+    )
     _write_arch(run_dir, task, NGRAM_TYPE, header)
 
 
 def _write_arch(run_dir: Path, task: str, type_name: str, args: dict[str, Any]) -> None:
     arch = {"task": task, "type": type_name, "args": args}
-    (run_dir / ARCH).write_text(json.dumps(arch, indent=2), encoding="utf-8")
+    write_atomic(run_dir / ARCH, json.dumps(arch, indent=2), within=run_dir)
 
 
 def read_arch(run_dir: str | Path) -> dict[str, Any]:
@@ -69,6 +77,11 @@ def read_arch(run_dir: str | Path) -> dict[str, Any]:
         raise ModelFileError(f"{run_dir} does not exist; give the directory of a trained run")
     if not run_dir.is_dir():
         raise ModelFileError(f"{run_dir} is a file; give the directory of a trained run")
+    if not path.is_file() and (run_dir / "interrupted.json").is_file():
+        raise ModelFileError(
+            f"{run_dir} is an interrupted run that has no model yet; continue its training "
+            f"with --resume {run_dir}"
+        )
     if not path.is_file():
         raise ModelFileError(
             f"{run_dir} is not an ffnlp run directory: {ARCH} is missing "
@@ -184,7 +197,8 @@ def load_model(run_dir: str | Path, task: str | None = None) -> tuple[nn.Module,
     mismatch = compare_shapes(skeleton, stored)
     if mismatch:
         raise ModelFileError(
-            f"{weights} does not match {ARCH}: {mismatch}; the two files come from different runs"
+            f"{weights} does not match {ARCH}: {mismatch}; the two files come from different "
+            f"runs, or {ARCH} was edited: restore it, or retrain"
         )
     try:
         model = spec.rebuild(args)

@@ -121,7 +121,12 @@ class MLP(nn.Module):
         sizes = " -> ".join(str(s) for s in [self.in_dim, *self.hidden, self.out_dim])
         return f"{sizes}, activation={self.activation}"
 
-    def flops_per_example(self) -> int:
-        """Multiply-adds of one forward pass (for shape reports)."""
+    def macs_per_example(self) -> int:
+        """Multiply-adds of one example's forward pass: the products of its Linear layers."""
         sizes = [self.in_dim, *self.hidden, self.out_dim]
         return sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+
+    def flops_per_example(self) -> int:
+        """Floating-point operations of one example's forward pass, counted as 2 per
+        multiply-add of the matrix products (biases and activations left out)."""
+        return 2 * self.macs_per_example()

@@ -166,14 +166,28 @@ class PooledEmbeddingClassifier(nn.Module):
                 f"model.pooled.init must be one of {', '.join(EMBED_INITS)}; got {scheme!r}"
             )
 
+    def check_vector_dim(self, dim: int, source: str = "the pretrained vectors") -> None:
+        """ConfigError unless vectors of ``dim`` dimensions fit the table: the message names the
+        product they would break (the pooled vector into the first layer), both shapes, and the
+        setting to change."""
+        table_dim = self.embedding.embedding_dim
+        if dim == table_dim:
+            return
+        first = next(m for m in self.mlp.layers if isinstance(m, nn.Linear))
+        width, out = first.in_features, first.out_features  # width: D, or 2D for mean_max
+        given = width // table_dim * dim
+        where = f"the vectors in {source}" if source != "the pretrained vectors" else source
+        raise ConfigError(
+            f"model.pooled.dim = {table_dim} but {where} have {dim} dimensions: the model's "
+            f"first product, pooled embeddings times the first layer, is (B, {width}) @ "
+            f"({width}, {out}), and these vectors would make it (B, {given}) @ ({width}, {out}); "
+            f"set model.pooled.dim = {dim}"
+        )
+
     @torch.no_grad()
     def load_vectors(self, rows: torch.Tensor, vectors: torch.Tensor) -> None:
         """Copy ``vectors`` (R, D) into the table rows ``rows`` (R,)."""
-        if vectors.shape[1] != self.embedding.embedding_dim:
-            raise ConfigError(
-                f"pretrained vectors have dimension {vectors.shape[1]} but model.pooled.dim is "
-                f"{self.embedding.embedding_dim}; set model.pooled.dim = {vectors.shape[1]}"
-            )
+        self.check_vector_dim(int(vectors.shape[1]))
         self.embedding.weight[rows] = vectors.to(self.embedding.weight.dtype)
 
     def pool(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,13 @@ class Head(Protocol):
 
 
 @runtime_checkable
+class Scorer(Protocol):
+    """Anything that turns a batch into class scores (what activation probes need)."""
+
+    def logits(self, batch: dict[str, Any]) -> torch.Tensor: ...
+
+
+@runtime_checkable
 class Classifier(Protocol):
     head: Any  # a Head (a Protocol attribute cannot be typed as an nn.Module and a Head at once)
 
@@ -62,6 +69,12 @@ def _mismatch(model: object, contract: type) -> ModelFileError:
         f"a {type(model).__name__} cannot be used as a {contract.__name__} model: it has no "
         f"{', '.join(missing) or 'matching methods'} (is this run from another task?)"
     )
+
+
+def as_scorer(model: object) -> Scorer:
+    if isinstance(model, Scorer):
+        return model
+    raise _mismatch(model, Scorer)
 
 
 def as_classifier(model: object) -> Classifier:

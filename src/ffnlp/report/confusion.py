@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ffnlp.report.plots import save_figure  # noqa: E402
 from ffnlp.report.text import literal  # noqa: E402
 
 
@@ -20,8 +21,6 @@ def plot_confusion(
     title: str = "confusion matrix",
 ) -> Path:
     """Counts in each cell, shaded by the row's share (recall), so classes of any size compare."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     k = len(labels)
     rows = [list(map(int, r)) for r in confusion]
     shares = [[c / max(sum(r), 1) for c in r] for r in rows]
@@ -47,6 +46,6 @@ def plot_confusion(
     ax.set_title(literal(title))
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the gold row")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    path = Path(path)
+    # usually RUN/plots/confusion.png: a plots/ that is a link is not written through
+    return save_figure(fig, path, dpi=110, within=path.parent.parent)

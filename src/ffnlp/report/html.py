@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ffnlp.errors import ModelFileError
+from ffnlp.fileio import write_atomic
 from ffnlp.models.io import run_path
 from ffnlp.outputs import check_output_file
 from ffnlp.tasks.runfolder import read_summary
@@ -92,6 +93,15 @@ def _own_text(run_dir: Path, path: Path) -> str:
         raise ModelFileError(f"{path} cannot be read ({exc.strerror or exc})") from None
 
 
+def _warnings(summary: dict[str, Any]) -> str:
+    """The advice train.diagnostics gave during training (summary.json "warnings")."""
+    warnings = summary.get("warnings") or []
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)
+    return f"<h2>Warnings</h2><ul>{items}</ul>"
+
+
 def _images(run_dir: Path) -> str:
     parts = []
     plots = run_dir / "plots"
@@ -151,11 +161,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
             f"{run_dir / 'summary.json'} or metrics.jsonl does not hold what ffnlp writes "
             f"({exc!r}); retrain the run or restore the files"
         ) from None
-    try:
-        target.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise ModelFileError(f"{target} cannot be written ({exc.strerror or exc})") from None
-    return target
+    if out is not None:  # atomic; in the run, never through a link out of it
+        return write_atomic(target, page)
+    return write_atomic(target, page, within=run_dir)
 
 
 def _page(run_dir: Path, summary: dict[str, Any]) -> str:
@@ -172,6 +180,7 @@ def _page(run_dir: Path, summary: dict[str, Any]) -> str:
 <h1>ffnlp {html.escape(str(summary.get('task', '')))} run: {html.escape(str(run_dir))}</h1>
 <h2>Results</h2>{_metrics_table(summary)}<table>{facts}</table>
 {_confusion(summary)}
+{_warnings(summary)}
 <h2>Training</h2>{_epochs_table(run_dir)}{_images(run_dir)}
 {samples_html}
 <h2>Configuration</h2><p class="muted">Re-run with <code>--config {html.escape(str(run_dir / 'config.toml'))}</code></p>

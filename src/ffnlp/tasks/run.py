@@ -3,38 +3,61 @@
 A task's ``train_*`` function is a recipe: read and featurise the data, build the model, then
 hand both to these steps, which are the same for every task::
 
-    run_dir, cfg = start_run("classify", resolve_config, config, overrides, settings, out, resume)
-    ...read the data, build the model...
-    trainer = fit(model, cfg.train, train_source, dev_source, evaluate, callbacks, run_dir, resume)
-    summary = training_summary("classify", trainer, prep_seconds)
-    ...the task's own figures (dev/test metrics)...
-    finish_run(run_dir, summary, trainer.history.records, metric="accuracy")
+    @run_recipe
+    def train_classifier(..., out=None, resume=False, force=False, **settings):
+        run_dir, cfg = start_run("classify", resolve_config, config, overrides, settings, out,
+                                 resume, seed, force=force)
+        ...read the data, build the model...
+        trainer = fit(model, cfg.train, train_source, dev_source, evaluate, callbacks, run_dir,
+                      resume)
+        summary = training_summary("classify", trainer, prep_seconds)
+        ...the task's own figures (dev/test metrics)...
+        finish_run(run_dir, summary, trainer.history.records, metric="accuracy")
 
-``start_run`` resolves the configuration (defaults -> file -> overrides -> keyword settings),
-opens the run directory (or the interrupted one, on resume), writes ``config.toml`` and makes the
-process settings (threads, allocator); ``fit`` turns off what needs dev data when there is none
-and runs the Trainer; ``finish_run`` writes ``summary.json`` and the plots.
+``run_recipe`` makes the whole recipe a transaction on its run folder (see :mod:`ffnlp.rundir`):
+the run is written into a hidden folder and put in place when the recipe returns, removed when
+it fails, kept (resumable) when it is interrupted. ``start_run`` resolves the configuration
+(defaults -> file -> overrides -> keyword settings), opens the run folder (refusing an existing
+run unless ``resume`` or ``force``), writes ``config.toml`` and makes the process settings
+(the allocator, and threads when they are given as a number); ``fit`` sets the threads for the
+model ("auto"), turns off what needs dev data when there is none and runs the Trainer, raising
+:class:`~ffnlp.errors.Interrupted` after Ctrl-C / SIGTERM (the checkpoint written, nothing
+evaluated); ``finish_run`` writes ``summary.json`` and the plots.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import json
+import logging
+import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, TypeVar
 
+import torch
 from torch import nn
 
 from ffnlp import config as cfgmod
-from ffnlp.errors import ConfigError, DataError
-from ffnlp.runtime import open_run_dir, prepare_process
+from ffnlp.errors import ConfigError, DataError, FfnlpError, Interrupted, ModelFileError
+from ffnlp.fileio import is_disk_full, output_error, write_atomic
+from ffnlp.rundir import CHECKPOINT, MARKER, RunTransaction, open_in_place, write_marker
+from ffnlp.runtime import is_main_process, prepare_process
 from ffnlp.tasks.runfolder import expect_run_of
 from ffnlp.text.readers import input_problems
+from ffnlp.threads import set_threads_for
 from ffnlp.training import Callback, TrainConfig, Trainer
+from ffnlp.training.checkpoint import checkpoint_path
 from ffnlp.training.data import BatchSource
+from ffnlp.training.signals import interrupts_as_exceptions
 from ffnlp.training.steps import Step
 from ffnlp.training.trainer import Evaluate
+
+log = logging.getLogger(__name__)
 
 C = TypeVar("C", bound="HasTrain")
 
@@ -58,7 +81,8 @@ class Summary(TypedDict, total=False):
     steps: int  # optimiser steps taken
     best_epoch: int | None  # epoch of the best evaluation (None without dev data)
     stop_reason: str  # why training stopped early ("" when it ran every epoch)
-    interrupted: bool  # Ctrl-C / SIGTERM: a checkpoint was saved; --resume continues
+    threads: int  # intra-op threads of the training steps (train.threads; "auto": the rule's pick)
+    warnings: list[str]  # train.diagnostics: the advice given during training (absent if none)
     dev: dict[str, Any]  # the dev split's metrics with the final weights
     test: dict[str, Any]  # the test split's metrics
     # classify
@@ -73,6 +97,7 @@ class Summary(TypedDict, total=False):
     train_tokens: int
     tokens_per_second: float
     parameters: int
+    precision: dict[str, str]  # training's products: {"setting", "used": fp32|bf16, "reason"}
     ngrams: list[int]  # Kneser-Ney: n-grams kept per order
     discounts: list[list[float]]  # Kneser-Ney: D1, D2, D3+ per order
     interpolated: dict[str, Any]  # mixture with another LM: weight, dev/test perplexity
@@ -82,7 +107,6 @@ class Summary(TypedDict, total=False):
     corpus_tokens: int
     corpus_words_in_vocab: int
     words_per_second: float  # corpus tokens x epochs / training seconds, as gensim counts
-    threads: int
     workers: int
     prefetch_thread: bool
     final_train_loss: float | None
@@ -99,20 +123,28 @@ def start_run(
     resume: bool,
     seed: int | None = None,
     check: Callable[[C], None] | None = None,
+    force: bool = False,
     inputs: Mapping[str, object] | None = None,
 ) -> tuple[Path, C]:
     """Resolve the configuration, open the run directory, save ``config.toml``, set the process.
 
     ``seed`` is a shortcut for ``train.seed``; ``check`` validates the resolved configuration
-    before anything is written (a refused configuration leaves the disk as it was). ``inputs``
-    (option -> data file, e.g. {"--train": path}) are checked at the same time: a missing file
-    and a configuration problem are reported together, in one error.
+    before anything is written (a refused configuration leaves the disk as it was). ``force``
+    (also accepted as ``settings["force"]``) replaces a run already in ``out``; without it or
+    ``resume`` an existing run is refused. ``inputs`` (option -> data file, e.g.
+    {"--train": path}) are checked at the same time as the configuration: a missing file and a
+    configuration problem are reported together, in one error.
+
+    Inside a :func:`run_recipe` the folder returned is where the run is written until the
+    command is over (a hidden sibling of ``out``: see :mod:`ffnlp.rundir`); outside one the run
+    is written in place.
     """
     settings = dict(settings)
+    force = bool(settings.pop("force", force))
     if seed is not None:
         settings["train.seed"] = seed
     overrides = list(overrides)
-    if resume and out is not None:
+    if resume and isinstance(out, (str, os.PathLike)):
         expect_run_of(Path(out), task)
     problems = input_problems(inputs or {})
     try:
@@ -126,10 +158,22 @@ def start_run(
         message = cfgmod.join_problems(everything, "in the configuration and inputs")
         raise ConfigError(message, problems=everything) from None
     cfgmod.raise_problems(problems, "with the input files", error=DataError)
-    run_dir, cfg = open_run_dir(
-        out, task, resume, cfg, lambda saved: resolve(saved, overrides, **settings)
-    )
-    cfgmod.save_toml(cfg, run_dir / "config.toml")
+    scope = _SCOPE.get()
+    if scope is not None and scope.transaction is None:
+        if is_main_process():
+            transaction = RunTransaction.open(out, task, resume, force)
+        else:  # torchrun: the run is rank 0's
+            transaction = RunTransaction.private(out, task, resume)
+        scope.transaction = transaction
+        run_dir = transaction.work
+    else:
+        run_dir = open_in_place(out, task, resume, force)
+    saved = run_dir / "config.toml"
+    if resume:
+        cfg = resolve(saved, overrides, **settings)
+    text = cfgmod.dump_toml(cfg)
+    if not resume or saved.read_text(encoding="utf-8") != text:
+        write_atomic(saved, text, within=run_dir)
     prepare_process(cfg.train.threads)
     return run_dir, cfg
 
@@ -147,12 +191,17 @@ def fit(
 ) -> Trainer:
     """Train ``model`` with the one Trainer; return it (weights, history, timings).
 
-    Without dev data there is nothing to monitor: early stopping and best-weights restoring are
-    turned off, and the run ends with its last weights. ``step`` is the update strategy
-    (default: autograd + the configured optimiser).
+    The intra-op threads are set here (:func:`ffnlp.threads.choose_threads`: ``train.threads``,
+    or for "auto" a count that fits the model's work per step). Without dev data there is
+    nothing to monitor: early stopping and best-weights restoring are turned off, and the run
+    ends with its last weights. ``step`` is the update strategy (default: autograd + the
+    configured optimiser).
     """
     if dev is None and train_config.monitor.startswith("dev."):
         train_config = cfgmod.replace(train_config, early_stopping=False, restore_best=False)
+    # the intra-op threads, now that the model's work per step is known ("auto")
+    own_threads = bool(getattr(step, "own_threads", False))
+    set_threads_for(train_config.threads, model, train_config.batch_size, own_threads)
     trainer = Trainer(
         model,
         train_config,
@@ -163,15 +212,38 @@ def fit(
         run_dir=run_dir,
         step=step,
     )
+    if resume and not checkpoint_path(run_dir).is_file():
+        if (run_dir / "summary.json").is_file():
+            raise ModelFileError(
+                f"no checkpoint at {checkpoint_path(run_dir)}; --resume needs a run directory "
+                "that was trained with train.checkpoint = true"
+            )
+        # stopped before its first checkpoint: from the start is where it stopped, as far as the
+        # results go (same seed, same data)
+        log.warning("%s has no checkpoint yet: training starts from the beginning", run_dir)
+        resume = False
+        write_atomic(run_dir / "metrics.jsonl", "", within=run_dir)
     cpu_started = time.process_time()
     trainer.fit(resume=resume)
     trainer.cpu_seconds = time.process_time() - cpu_started
+    if trainer.interrupted:  # the checkpoint is written; no evaluation, no model files
+        signum = trainer.interrupt_signal or signal.SIGINT
+        write_marker(
+            run_dir,
+            {
+                "signal": signal.Signals(signum).name,
+                "step": trainer.step,
+                "epoch": trainer.epoch + 1,
+                "checkpoint": str(CHECKPOINT),
+            },
+        )
+        raise Interrupted(signum, run_dir, trainer.step, trainer.epoch + 1)
     return trainer
 
 
 def training_summary(task: str, trainer: Trainer, prep_seconds: float) -> Summary:
-    """The keys every task's summary.json starts with."""
-    return Summary(
+    """The keys every task's summary.json starts with (and the diagnostics' warnings, if any)."""
+    summary = Summary(
         task=task,
         train_seconds=trainer.train_seconds,
         train_cpu_seconds=trainer.cpu_seconds,
@@ -180,8 +252,14 @@ def training_summary(task: str, trainer: Trainer, prep_seconds: float) -> Summar
         steps=trainer.step,
         best_epoch=trainer.history.best_epoch,
         stop_reason=trainer.stop_reason,
-        interrupted=trainer.interrupted,
+        threads=torch.get_num_threads(),
     )
+    warnings = [
+        w for r in trainer.history.records for w in r.get("diagnostics", {}).get("warnings", [])
+    ]
+    if warnings:
+        summary["warnings"] = warnings
+    return summary
 
 
 def finish_run(
@@ -192,9 +270,81 @@ def finish_run(
 ) -> Summary:
     """Write ``summary.json`` and, when there is a training history, ``plots/loss.png`` (and the
     monitored dev metric's plot)."""
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2), within=run_dir)
     if records:
         from ffnlp.report.plots import plot_history
 
         plot_history(records, run_dir, metric=metric)
+    (run_dir / MARKER).unlink(missing_ok=True)  # complete now
     return summary
+
+
+# ------------------------------------------------------------------------------- transactions
+
+
+class _Scope:
+    """What one :func:`run_recipe` call opened (the first start_run inside it)."""
+
+    transaction: RunTransaction | None = None
+
+
+_SCOPE: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("ffnlp_run", default=None)
+
+R = TypeVar("R")
+
+
+def run_recipe(recipe: Callable[..., R]) -> Callable[..., R]:
+    """Make a task's ``train_*`` function a transaction on its run folder.
+
+    The run the recipe opens with :func:`start_run` is written into a hidden sibling of its
+    folder and put in place when the recipe returns (the returned object's ``run_dir`` then
+    names the final folder). When the recipe fails, what it wrote is removed and an existing run
+    is left as it was; a full disk is one :class:`~ffnlp.errors.OutputError`. When it is
+    interrupted (Ctrl-C, SIGTERM), a partial run that has a checkpoint is kept, resumable, and
+    :class:`~ffnlp.errors.Interrupted` says where (see :mod:`ffnlp.rundir`).
+    """
+
+    @functools.wraps(recipe)
+    def transactional(*args: Any, **kwargs: Any) -> R:
+        scope = _Scope()
+        token = _SCOPE.set(scope)
+        try:
+            with interrupts_as_exceptions():
+                result = recipe(*args, **kwargs)
+                transaction = scope.transaction
+                if transaction is not None:
+                    final = transaction.commit()
+                    if getattr(result, "run_dir", None) == transaction.work:
+                        result.run_dir = final  # type: ignore[attr-defined]
+            return result
+        except BaseException as exc:
+            transaction = scope.transaction
+            if transaction is None or transaction.done:
+                raise
+            raise _closed_on_failure(transaction, exc) from None
+        finally:
+            _SCOPE.reset(token)
+
+    return transactional
+
+
+def _closed_on_failure(transaction: RunTransaction, exc: BaseException) -> BaseException:
+    """Close ``transaction`` after ``exc``; return the exception to raise instead."""
+    if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+        if isinstance(exc, Interrupted):
+            signum, step, epoch = exc.signal, exc.step, exc.epoch
+        else:
+            signum, step, epoch = getattr(exc, "signum", signal.SIGINT), None, None
+            if (transaction.work / CHECKPOINT).is_file():
+                with contextlib.suppress(FfnlpError, OSError):
+                    write_marker(transaction.work, {"signal": signal.Signals(signum).name})
+        kept = transaction.keep_interrupted()
+        return Interrupted(signum, kept, step, epoch)
+    transaction.abort()
+    if isinstance(exc, OSError) or is_disk_full(exc):
+        where = getattr(exc, "filename", None) or transaction.work
+        exc = output_error(exc, where)
+    if isinstance(exc, FfnlpError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        # name the run as the user knows it, not the hidden folder it was written in
+        exc.args = (exc.args[0].replace(str(transaction.work), str(transaction.shown)),)
+    return exc

@@ -22,6 +22,8 @@ shuffled block by block, and the memory used does not grow with the corpus.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ import torch
 
 from ffnlp.config import option
 from ffnlp.errors import DataError
+from ffnlp.fileio import output_error
 from ffnlp.text.readers import read_corpus
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import UNK, Vocab
@@ -121,6 +124,7 @@ def encode_corpus(
     if npy is not None and size > config.memory_map_tokens:
         npy.parent.mkdir(parents=True, exist_ok=True)
         out = np.lib.format.open_memmap(npy, mode="w+", dtype=np.int32, shape=(size,))
+        _reserve(npy)
         out[0] = eos
         filled = 1
         chunks = []
@@ -144,6 +148,22 @@ def encode_corpus(
     else:
         array = np.concatenate(chunks)
     return Corpus(torch.from_numpy(array), p, n_sent, n_words, n_unknown)
+
+
+def _reserve(path: Path) -> None:
+    """Claim the disk space of a memory-mapped file up front: writing through the map to a full
+    disk would kill the process (SIGBUS), where claiming it is a clear error (ENOSPC)."""
+    fd = os.open(path, os.O_RDWR)
+    size = os.fstat(fd).st_size
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # cannot reserve: map as before
+            raise output_error(exc, path, size) from None
+    except AttributeError:  # pragma: no cover - no posix_fallocate (macOS, Windows)
+        pass
+    finally:
+        os.close(fd)
 
 
 def _flush(buffer: list[int], chunks: list[np.ndarray], out: np.ndarray | None, filled: int) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ffnlp.errors import DataError, ModelFileError
+from ffnlp.fileio import write_atomic
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -165,8 +166,8 @@ class Vocab:
         return cls(itos, counts, specials)
 
     def save(self, path: str | Path) -> None:
-        """Write the vocabulary as JSON (UTF-8)."""
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        """Write the vocabulary as JSON (UTF-8), atomically."""
+        write_atomic(path, json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:

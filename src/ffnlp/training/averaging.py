@@ -1,8 +1,17 @@
 """Polyak averaging (``train.ema_decay``): an exponential moving average of the weights.
 
-After every step ``average = decay * average + (1 - decay) * weights``. Every evaluation sees the
+After every step ``average = d * average + (1 - d) * weights``. Every evaluation sees the
 average (so the best-weights snapshot taken during it holds the average too), and an
 uninterrupted fit ends with it; the training steps themselves go on from the raw weights.
+
+The average starts at the initial weights. With ``d = decay`` throughout, it would stay mostly
+those random weights for the first ~1 / (1 - decay) steps: a run of 137 steps at decay 0.999
+ended with an average still 87 % initial weights (test perplexity 5,893 where the raw weights had
+443). So the decay warms up, as TensorFlow's ``ExponentialMovingAverage(num_updates=...)`` does:
+update t (t = 0, 1, 2, ...) uses ``d = min(decay, (1 + t) / (10 + t))``: 0.1, 0.18, 0.25, ...,
+0.5 at t = 8, 0.9 at t = 80, 0.99 at t = 890, 0.999 from t = 8,990. The initial weights keep a
+share of about 9! / t^9 of the average, nil after a few dozen steps, and the average covers
+roughly the last tenth of the run until it reaches the configured window.
 """
 
 from __future__ import annotations
@@ -26,10 +35,16 @@ class WeightAveraging(Callback):
         self.params = params
         self.decay = decay
         self.average = [p.detach().clone() for p in params]  # starts at the initial weights
+        self.updates = 0  # updates of the average so far (checkpointed as "ema_updates")
+
+    def current_decay(self) -> float:
+        """The decay the next update uses: ``min(decay, (1 + t) / (10 + t))`` at update t."""
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
 
     @torch.no_grad()
     def on_batch_end(self, trainer: Trainer, loss: float | None) -> None:
-        torch._foreach_lerp_(self.average, self.params, 1.0 - self.decay)
+        torch._foreach_lerp_(self.average, self.params, 1.0 - self.current_decay())
+        self.updates += 1
 
     @contextlib.contextmanager
     def evaluation_context(self, trainer: Trainer) -> Iterator[None]:
@@ -49,9 +64,11 @@ class WeightAveraging(Callback):
             torch._foreach_copy_(self.params, self.average)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"ema": self.average}
+        return {"ema": self.average, "ema_updates": self.updates}
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("ema") is not None:
             torch._foreach_copy_(self.average, state["ema"])
+            # checkpoints written before the count was kept: one update a step
+            self.updates = int(state.get("ema_updates", state.get("step", 0)))

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 class Callback:
     """Override any of these; each receives the trainer (and reads ``trainer.history``).
 
+    ``on_record`` receives every record (step, epoch or evaluation) just before it is appended
+    to the history and written to metrics.jsonl; a callback may add keys of its own to it.
+
     Besides the ``on_*`` events: ``evaluation_context`` wraps every evaluation on dev data, from
     before the model is evaluated to after the result is judged (best so far, schedule, early
     stopping), so that a callback can have other weights (a moving average) evaluated and judged; and
@@ -30,6 +33,8 @@ class Callback:
     def on_epoch_end(self, trainer: Trainer) -> None: ...
 
     def on_fit_end(self, trainer: Trainer) -> None: ...
+
+    def on_record(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
 
     def evaluation_context(self, trainer: Trainer) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()

@@ -9,15 +9,15 @@ callbacks' states beside them under their own keys ("ema", "best_state").
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ffnlp.errors import ModelFileError, TrainingError
+from ffnlp.fileio import write_atomic
 from ffnlp.runtime import is_main_process
 from ffnlp.training.callbacks import Callback
 
@@ -27,19 +27,13 @@ if TYPE_CHECKING:
 CHECKPOINT_FILE = "state.pt"
 
 
-def save_atomic(state: dict[str, Any], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def save_atomic(state: dict[str, Any], path: str | Path, within: str | Path | None = None) -> None:
+    """Write ``state`` to ``path`` atomically (see :mod:`ffnlp.fileio`). It is serialised in
+    memory first, so that a full disk is one clear error (with the bytes needed) and never a
+    torn file or torch's own "unexpected pos" error."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getbuffer(), within=within)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -134,10 +128,11 @@ def restore_trainer(trainer: Trainer, state: dict[str, Any]) -> None:
         cb.load_state_dict(state)
     trainer.train_seconds = state["train_seconds"]
     trainer.should_stop, trainer.stop_reason = state["should_stop"], state["stop_reason"]
-    if trainer.run_dir is not None:
-        path = trainer.run_dir / "metrics.jsonl"
-        path.write_text(
-            "".join(json.dumps(r) + "\n" for r in trainer.history.records), encoding="utf-8"
+    if trainer.run_dir is not None and is_main_process():
+        write_atomic(
+            trainer.run_dir / "metrics.jsonl",
+            "".join(json.dumps(r) + "\n" for r in trainer.history.records),
+            within=trainer.run_dir,
         )
 
 
@@ -160,4 +155,6 @@ class CheckpointWriter(Callback):
 
     def save(self, trainer: Trainer) -> None:
         if trainer.run_dir is not None and is_main_process():
-            save_atomic(trainer_state(trainer), checkpoint_path(trainer.run_dir))
+            save_atomic(
+                trainer_state(trainer), checkpoint_path(trainer.run_dir), within=trainer.run_dir
+            )

@@ -1,4 +1,8 @@
-"""Ctrl-C and SIGTERM as a flag: the loop finishes its step, a checkpoint is written, the run stops."""
+"""Ctrl-C and SIGTERM as a flag: the loop finishes its step, a checkpoint is written, the run stops.
+
+Outside the loop (reading data, the final evaluation) the two signals are exceptions instead,
+:class:`SignalExit`, so that whoever started the run can clean up or keep what can be resumed.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +14,65 @@ from typing import Any, Protocol
 
 class Interruptible(Protocol):
     interrupted: bool
+    interrupt_signal: int | None
+
+
+class SignalExit(KeyboardInterrupt):
+    """SIGINT or SIGTERM arriving where it cannot be a flag; ``signum`` says which. A
+    KeyboardInterrupt, so that ``except Exception`` does not swallow it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _install(handler: Any, signals: tuple[int, ...]) -> dict[int, Any]:
+    previous = {}
+    try:
+        for sig in signals:
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: Python lets only the main thread install handlers
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        previous = {}
+    return previous
 
 
 @contextlib.contextmanager
 def interrupts_as_flag(target: Interruptible) -> Iterator[None]:
-    """Inside: SIGINT and SIGTERM set ``target.interrupted``; one arriving when it is set already
-    (a second Ctrl-C) raises KeyboardInterrupt at once. Outside the main thread signals are left
-    alone (Python lets only the main thread install handlers)."""
+    """Inside: SIGINT and SIGTERM set ``target.interrupted`` (and ``target.interrupt_signal``); one
+    arriving when it is set already (a second Ctrl-C) raises :class:`SignalExit` at once. Outside
+    the main thread signals are left alone."""
 
     def handler(signum: int, frame: Any) -> None:
         if target.interrupted:
-            raise KeyboardInterrupt
+            raise SignalExit(signum)
         target.interrupted = True
+        target.interrupt_signal = signum
 
-    previous = {}
+    previous = _install(handler, (signal.SIGINT, signal.SIGTERM))
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread
-        previous = {}
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def interrupts_as_exceptions() -> Iterator[None]:
+    """Inside: SIGTERM raises :class:`SignalExit` as SIGINT raises KeyboardInterrupt, instead of
+    ending the process on the spot, so that ``finally`` blocks run. A handler someone else
+    installed (not the default one) is left in place."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SignalExit(signum)
+
+    wanted = tuple(
+        sig
+        for sig in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler)
+    )
+    previous = _install(handler, wanted)
     try:
         yield
     finally:

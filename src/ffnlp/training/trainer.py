@@ -2,8 +2,9 @@
 
 One visible loop: epochs -> shuffled minibatches -> a step -> schedule; evaluation at the end of
 an epoch (or every N steps); early stopping as a flag. The step is a strategy (training/steps.py,
-autograd by default); weight averaging, the best weights and checkpoints are callbacks installed
-from the configuration. Process settings (threads, allocator) are the caller's.
+autograd by default); weight averaging, the best weights, checkpoints and training diagnostics
+are callbacks installed from the configuration. Process settings (threads, allocator) are the
+caller's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from ffnlp.errors import TrainingError
+from ffnlp.fileio import append_line
 from ffnlp.runtime import is_main_process, select_device
 from ffnlp.training.averaging import WeightAveraging
 from ffnlp.training.best_weights import BestWeights
@@ -26,6 +28,7 @@ from ffnlp.training.callbacks import Callback
 from ffnlp.training.checkpoint import CheckpointWriter, resume_trainer
 from ffnlp.training.config import TrainConfig
 from ffnlp.training.data import Batch, BatchSource, batch_size_of, move_to
+from ffnlp.training.diagnostics import TrainingDiagnostics
 from ffnlp.training.distributed import is_distributed, rank_share, world_size
 from ffnlp.training.history import History
 from ffnlp.training.metrics import Evaluate, mean_loss
@@ -68,6 +71,7 @@ class Trainer:
         self.step = 0  # optimiser steps taken
         self.should_stop, self.stop_reason = False, ""
         self.interrupted = False
+        self.interrupt_signal: int | None = None  # SIGINT or SIGTERM, when interrupted
         self.train_seconds = 0.0
         self.cpu_seconds = 0.0  # process CPU time of fit(), set by the caller that measures it
         self.monitored: list[float] = []
@@ -86,7 +90,9 @@ class Trainer:
         cfg = self.config
         averaging = [WeightAveraging(self.params, cfg.ema_decay)] if cfg.ema_decay > 0 else []
         best = [BestWeights()] if cfg.restore_best else []
-        return [*averaging, *best, CheckpointWriter(every_epoch=cfg.checkpoint)]
+        # nothing at all when off: no hooks on the model, no copies of its weights
+        diagnostics = [TrainingDiagnostics()] if cfg.diagnostics else []
+        return [*averaging, *best, CheckpointWriter(every_epoch=cfg.checkpoint), *diagnostics]
 
     # ------------------------------------------------------------------------------------- loop
     def fit(self, resume: bool = False) -> History:
@@ -240,10 +246,10 @@ class Trainer:
 
     # --------------------------------------------------------------------------- bookkeeping
     def _log(self, record: dict[str, Any]) -> None:
+        self._emit("on_record", record)  # callbacks may add keys (e.g. "diagnostics")
         self.history.append(record)
         if self.run_dir is not None and is_main_process():
-            with (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
+            append_line(self.run_dir / "metrics.jsonl", json.dumps(record), within=self.run_dir)
 
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:

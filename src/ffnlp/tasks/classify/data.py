@@ -217,7 +217,7 @@ class LexiconFeatures:
 
     def save_files(self, run_dir: Path) -> None:
         """The lexicon's word lists, into ``run_dir/lexicon/`` (read back at load time)."""
-        self.featurizer.lexicon.save(run_dir / LEXICON_DIR)
+        self.featurizer.lexicon.save(run_dir / LEXICON_DIR, within=run_dir)
 
 
 class NgramLexiconFeatures:

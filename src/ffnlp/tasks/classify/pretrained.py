@@ -26,6 +26,8 @@ class TakesVectors(Protocol):
 
     def load_vectors(self, rows: torch.Tensor, vectors: torch.Tensor) -> None: ...
 
+    def check_vector_dim(self, dim: int, source: str = ...) -> None: ...
+
 
 def load_pretrained(
     model: nn.Module, cfg: ClassifyConfig, featurizer: Featurizer
@@ -43,11 +45,7 @@ def load_pretrained(
     from ffnlp.features.embeddings import load_vectors
 
     words, vectors = load_vectors(p.pretrained, format=p.pretrained_format)
-    if vectors.shape[1] != p.dim:
-        raise ConfigError(
-            f"{p.pretrained} holds vectors of dimension {vectors.shape[1]} but model.pooled.dim is "
-            f"{p.dim}; set model.pooled.dim = {vectors.shape[1]}"
-        )
+    model.check_vector_dim(int(vectors.shape[1]), str(p.pretrained))
     vocab = featurizer.fitted_vocab()
     index = {w: i for i, w in enumerate(words)}
     table = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))  # (W, D)

@@ -18,6 +18,7 @@ from torch import nn
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError, FfnlpError, ModelFileError
+from ffnlp.fileio import write_atomic
 from ffnlp.models import registry
 from ffnlp.models.heads import ClassifierInputs
 from ffnlp.models.io import expect_task, load_model, read_arch, read_json, run_path, save_model
@@ -132,7 +133,7 @@ class Classifier:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfgmod.save_toml(self.config, run_dir / "config.toml")
         vocab = {"labels": self.labels.to_dict(), "features": self.featurizer.to_dict()}
-        (run_dir / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        write_atomic(run_dir / "vocab.json", json.dumps(vocab), within=run_dir)
         self.featurizer.save_files(run_dir)
         save_model(self.model, run_dir, "classify", self.model_args)
         self.run_dir = run_dir

@@ -36,7 +36,7 @@ from ffnlp.tasks.classify.data import (
 from ffnlp.tasks.classify.evaluate import make_evaluator
 from ffnlp.tasks.classify.pretrained import load_pretrained
 from ffnlp.tasks.classify.result import Classifier
-from ffnlp.tasks.run import Summary, finish_run, fit, start_run, training_summary
+from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
@@ -46,6 +46,7 @@ from ffnlp.training.data import BatchSource
 Split = str | Path | LabeledData
 
 
+@run_recipe
 def train_classifier(
     train: Split,
     dev: Split | None = None,
@@ -56,9 +57,14 @@ def train_classifier(
     seed: int | None = None,
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
+    force: bool = False,
     **settings: Any,
 ) -> Classifier:
     """Train a text classifier and write its run directory.
+
+    An existing run in ``out`` is refused unless ``resume`` (continue it) or ``force`` (replace
+    it once the new one is complete); the run is written as a transaction (see
+    :func:`ffnlp.tasks.run.run_recipe`).
 
     >>> clf = train_classifier("train.txt", dev="dev.txt", out="runs/sst2",
     ...                        overrides=["train.epochs=5"])            # doctest: +SKIP
@@ -75,6 +81,7 @@ def train_classifier(
         resume,
         seed,
         check=check_features,
+        force=force,
         inputs={"--train": train, "--dev": dev, "--test": test},
     )
     started = time.perf_counter()
@@ -82,9 +89,7 @@ def train_classifier(
     prepared = prepare(cfg, data)
     prep_seconds = time.perf_counter() - started
 
-    seed_everything(cfg.train.seed)
-    model, args = build_model(cfg, prepared)
-    embeddings = load_pretrained(model, cfg, prepared.featurizer)
+    model, args, embeddings = fresh_model(cfg, prepared)
     trainer = fit(
         model,
         cfg.train,
@@ -182,6 +187,18 @@ def build_model(cfg: ClassifyConfig, prepared: Prepared) -> tuple[nn.Module, dic
     model, args = classifier_spec(cfg.model.type).build(model_config(cfg.model), inputs)
     initialize(model, cfg.model.init)
     return model, args
+
+
+def fresh_model(
+    cfg: ClassifyConfig, prepared: Prepared
+) -> tuple[nn.Module, dict[str, Any], dict[str, Any] | None]:
+    """The model training starts from: seeded by train.seed, built by :func:`build_model`, with
+    pretrained vectors loaded when [model.pooled] names them. Returns it, its constructor
+    arguments and what :func:`load_pretrained` reports (None without vectors)."""
+    seed_everything(cfg.train.seed)
+    model, args = build_model(cfg, prepared)
+    embeddings = load_pretrained(model, cfg, prepared.featurizer)
+    return model, args, embeddings
 
 
 def class_weight(cfg: ClassifyConfig, y: torch.Tensor, labels: LabelVocab) -> list[float] | None:

@@ -58,15 +58,37 @@ class LanguageModel:
         self.network = network
         self.ngram = ngram
         self.partner = partner  # the interpolated partner, if any
-        self.weight = weight  # this model's share in the mixture
+        # λ, the mixture weight: the feed-forward model's share, whichever of the two this is
+        # (this model's share when both or neither are feed-forward); see weighted_model
+        self.weight = weight
         self.summary = summary or {}
         self.eos_id = vocab.stoi(EOS)
 
     def set_weight(self, weight: float) -> None:
-        """This model's share in the mixture with its partner, in [0, 1]."""
+        """λ, the feed-forward model's weight in the mixture with the partner (this model's
+        when both or neither are feed-forward), in [0, 1]."""
         if not 0 <= weight <= 1:
             raise ConfigError(f"the mixture weight must lie between 0 and 1; got {weight}")
         self.weight = float(weight)
+
+    @property
+    def weighted_model(self) -> LanguageModel:
+        """The model whose share λ (``weight``) is: the feed-forward one of the pair, or this
+        one when both or neither are feed-forward."""
+        if self.partner is not None and self.kind != "ffnn" and self.partner.kind == "ffnn":
+            return self.partner
+        return self
+
+    def own_share(self) -> float:
+        """This model's share of the mixture (λ or 1 - λ)."""
+        return self.weight if self.weighted_model is self else 1.0 - self.weight
+
+    def mix_with(self, partner: LanguageModel, own_share: float) -> None:
+        """Mix with ``partner``, this model taking ``own_share`` of the mixture (as
+        :func:`~ffnlp.tasks.lm.evaluate.fit_mixture_weight` of this model's and the partner's
+        log-probabilities returns it); ``weight`` becomes λ."""
+        self.partner = partner
+        self.weight = own_share if self.weighted_model is self else 1.0 - own_share
 
     @property
     def kind(self) -> str:
@@ -89,7 +111,7 @@ class LanguageModel:
         own = self.own_log_probs(corpus)
         if self.partner is None:
             return own
-        return mix_log_probs(own, self.partner.own_log_probs(corpus), self.weight)
+        return mix_log_probs(own, self.partner.own_log_probs(corpus), self.own_share())
 
     def encode(self, path: str | Path) -> Corpus:
         return encode_corpus(path, self.vocab, self.config.data)
@@ -109,7 +131,8 @@ class LanguageModel:
             "oov_rate": corpus.unknown / max(corpus.words, 1),
         }
         if self.partner is not None:
-            out["weight"] = self.weight
+            out["weight"] = self.weight  # λ
+            out["weight_of"] = str(self.weighted_model.run_dir)
         return out
 
     # -- the next-word distribution --------------------------------------------------------------
@@ -118,7 +141,8 @@ class LanguageModel:
         """p(w | history) over the vocabulary: (V,) float64; ``history`` starts with ``</s>``."""
         p = self._own_distribution(history)
         if self.partner is not None:
-            p = self.weight * p + (1 - self.weight) * self.partner._own_distribution(history)
+            share = self.own_share()
+            p = share * p + (1 - share) * self.partner._own_distribution(history)
         return p
 
     def _own_distribution(self, history: Sequence[int]) -> np.ndarray:
@@ -211,8 +235,10 @@ def load(
     """Load a trained LM (either kind) from its run directory.
 
     With ``interpolate_with`` (or a run trained with ``interpolate_with``), the LM is mixed with
-    that run: the mixture weight is ``weight`` if given, else fitted on ``tune_on``, else the
-    weight fitted at training time.  ``standalone`` ignores the run's own ``interpolate_with``.
+    that run: the mixture weight λ (the feed-forward model's share, whichever run it is; this
+    run's when both or neither are feed-forward) is ``weight`` if given, else fitted on
+    ``tune_on``, else the weight fitted at training time.  ``standalone`` ignores the run's own
+    ``interpolate_with``.
 
     >>> lm = load("runs/ptb_lm", interpolate_with="runs/ptb_kn5", tune_on="ptb.valid.txt")  # doctest: +SKIP
     """
@@ -296,16 +322,19 @@ def _attach_partner(
         lm.set_weight(weight)
     elif tune_on is not None:
         corpus = lm.encode(tune_on)
-        lm.weight = fit_mixture_weight(lm.own_log_probs(corpus), partner.own_log_probs(corpus))
+        lm.mix_with(partner, fit_mixture_weight(lm.own_log_probs(corpus), partner.own_log_probs(corpus)))
     elif saved and _saved_partner(saved) == partner_dir.resolve():
         weight = saved.get("weight")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
             raise ModelFileError(f"{interp}: 'weight' must be a number from 0 to 1; got {weight!r}")
-        lm.weight = float(weight)
+        if "weight_of" in saved:
+            lm.set_weight(float(weight))
+        else:  # written before λ had one meaning: then "weight" was this run's share
+            lm.mix_with(partner, float(weight))
     else:
         raise ConfigError(
             f"no mixture weight for {run_dir} with {partner_dir}: pass --dev FILE to fit it, "
-            "or --weight W (this run's share, between 0 and 1)"
+            "or --weight W (λ, the feed-forward model's share, between 0 and 1)"
         )
 
 

@@ -9,14 +9,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, TrainingError
 from ffnlp.models import registry
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.runtime import available_cores, seed_everything, select_device
-from ffnlp.tasks.run import Summary, finish_run, fit, start_run, training_summary
+from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
 from ffnlp.tasks.w2v.batches import PairBatches
 from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
 from ffnlp.tasks.w2v.corpus import EncodedCorpus
@@ -26,6 +24,7 @@ from ffnlp.text.vocab import Vocab
 from ffnlp.training import Callback, Trainer, update_step_if_allowed
 
 
+@run_recipe
 def train_word2vec(
     corpus: str | Path,
     config: W2VConfig | str | Path | dict[str, Any] | None = None,
@@ -34,9 +33,14 @@ def train_word2vec(
     seed: int | None = None,
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
+    force: bool = False,
     **settings: Any,
 ) -> Word2VecRun:
     """Train word vectors on a plain-text corpus (one sentence a line) and write the run directory.
+
+    An existing run in ``out`` is refused unless ``resume`` (continue it) or ``force`` (replace it
+    once the new one is complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
+    :func:`ffnlp.tasks.run.run_recipe`).
 
     >>> run = train_word2vec("ptb.train.txt.gz", config="configs/ptb_w2v.toml", out="runs/w2v")  # doctest: +SKIP
     >>> run.most_similar("stock", k=3)                                                          # doctest: +SKIP
@@ -51,6 +55,7 @@ def train_word2vec(
         resume,
         seed,
         check=_check_evaluation_files,
+        force=force,
         inputs={"--corpus": corpus},
     )
     started = time.perf_counter()
@@ -130,8 +135,9 @@ def _fit(
     if files and train_cfg.monitor == "dev.loss":
         train_cfg = cfgmod.replace(train_cfg, monitor=f"dev.spearman_{Path(files[0]).stem}")
     dev = source if files else None  # turns the evaluation on; it reads the model, not batches
-    # plain SGD: the model's own sparse update replaces autograd + optimiser (same numbers)
-    step = update_step_if_allowed(model.sgd_step, model, train_cfg)
+    # plain SGD: the model's own sparse update replaces autograd + optimiser (same numbers); it
+    # shares a batch between the model's worker threads, so the intra-op threads stay at 1
+    step = update_step_if_allowed(model.sgd_step, model, train_cfg, own_threads=True)
     try:
         return fit(model, train_cfg, source, dev, evaluate, callbacks, run_dir, resume, step)
     except TrainingError as exc:
@@ -160,7 +166,6 @@ def _summary(
     summary["words_per_second"] = (
         encoded.raw_tokens * trainer.epoch / seconds if seconds > 0 else math.nan
     )
-    summary["threads"] = torch.get_num_threads()
     summary["workers"] = model.workers
     summary["prefetch_thread"] = cfg.corpus.prefetch
     summary["final_train_loss"] = history.epochs[-1]["train"]["loss"] if history.epochs else None
