@@ -34,7 +34,7 @@ from ffnlp.text.readers import (
 )
 
 FAST, SLOW = 200, 10_000
-FORMATS = ["auto", "label-text", "fasttext", "csv", "tsv", "jsonl"]
+FORMATS = ["auto", "label-text", "fasttext", "csv", "tsv", "jsonl", "parquet", "arrow"]
 ENCODINGS = ["utf-8", "latin-1", "utf-16", "utf-16-le", "utf-32", "cp1252", "ascii"]
 
 
@@ -87,7 +87,9 @@ def _fuzz_readers(examples: int) -> int:
     @_settings(examples)
     @given(
         content=file_bytes(),
-        suffix=st.sampled_from([".txt", ".csv", ".tsv", ".jsonl", ".txt.gz", ""]),
+        suffix=st.sampled_from(
+            [".txt", ".csv", ".tsv", ".jsonl", ".txt.gz", ".parquet", ".arrow", ""]
+        ),
         fmt=st.sampled_from(FORMATS),
         encoding=st.sampled_from(ENCODINGS),
         skip_invalid=st.booleans(),
@@ -103,6 +105,8 @@ def _fuzz_readers(examples: int) -> int:
         only_ffnlp_errors(lambda: list(read_lines(path, encoding)))
         only_ffnlp_errors(lambda: detect_format(path, encoding))
         only_ffnlp_errors(lambda: list(read_stream_lines(io.BytesIO(content), "stdin", encoding)))
+        pieces = content.splitlines(keepends=True)  # an iterable of byte lines, not a file
+        only_ffnlp_errors(lambda: list(read_stream_lines(iter(pieces), "stdin", encoding)))
 
     try:
         property()

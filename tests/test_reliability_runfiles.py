@@ -505,7 +505,7 @@ API = [
     ("load-int", lambda c, w, t: ffnlp.load(5), ConfigError, "a run directory must be a path (str or pathlib.Path); got 5"),
     ("load-none", lambda c, w, t: ffnlp.load(None), ConfigError, "got None"),
     ("load-missing", lambda c, w, t: ffnlp.load(t / "nope"), ModelFileError, "nope does not exist"),
-    ("load-a-file", lambda c, w, t: ffnlp.load(w["train"]), ModelFileError, "is a file; give the directory of a trained run"),
+    ("load-a-data-file", lambda c, w, t: ffnlp.load(w["train"]), DataError, "train.txt: no \\data\\ line; is this an ARPA file?"),
     ("lm-load-classifier", lambda c, w, t: ffnlp.tasks.lm.load(w["clf"]), ModelFileError, "is a classify run, not an lm run"),
     ("train-int-path", lambda c, w, t: ffnlp.train_classifier(5, out=t / "r"), DataError, "--train must be a file name (str or pathlib.Path); got 5"),
     ("train-out-file", lambda c, w, t: ffnlp.train_classifier(w["train"], out=w["train"]), OutputError, "train.txt is a file, not a folder; choose another --out"),

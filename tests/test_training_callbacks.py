@@ -93,7 +93,7 @@ def test_installed_from_the_configuration_before_the_callers_own() -> None:
 
 def warmed_decay(decay: float, t: int) -> float:
     """The decay of update t (0, 1, ...): TensorFlow's num_updates warm-up, written out."""
-    return min(decay, (1 + t) / (10 + t))
+    return min(decay, (1 + t) / (4 + t))
 
 
 def test_averaging_and_best_weights_match_a_hand_computation() -> None:
@@ -134,18 +134,18 @@ def test_a_ten_step_run_averages_its_own_steps_not_the_initial_weights() -> None
     # decay 0.999 without a warm-up would leave 99 % of the initial weights in the average
     trainer, weights, _, start = run(ema_decay=0.999, restore_best=False, epochs=1)
     assert len(weights.steps) == 10
-    decays = [min(0.999, (1 + t) / (10 + t)) for t in range(10)]
-    assert decays[:3] == [0.1, 2 / 11, 3 / 12] and decays[-1] == 10 / 19
+    decays = [min(0.999, (1 + t) / (4 + t)) for t in range(10)]
+    assert decays[:3] == [0.25, 2 / 5, 3 / 6] and decays[-1] == 10 / 13
     average = start
     for d, w in zip(decays, weights.steps, strict=True):
         average = d * average + (1 - d) * w
     torch.testing.assert_close(trainer.model.lin.weight, average)
-    # the initial weights' share: the product of the decays, 9! 10! / 19! (about 1e-5)
+    # the initial weights' share: the product of the decays, 10! 3! / 13! = 3! / (11 * 12 * 13)
     share = torch.tensor(decays, dtype=torch.float64).prod().item()
-    assert share == pytest.approx(math.factorial(9) * math.factorial(10) / math.factorial(19))
+    assert share == pytest.approx(math.factorial(10) * math.factorial(3) / math.factorial(13))
     averaging = trainer.callbacks[0]
     assert isinstance(averaging, WeightAveraging) and averaging.updates == 10
-    assert averaging.current_decay() == 11 / 20
+    assert averaging.current_decay() == 11 / 14
 
 
 def test_a_checkpoint_without_the_update_count_counts_one_update_a_step() -> None:
@@ -158,9 +158,9 @@ def test_a_checkpoint_without_the_update_count_counts_one_update_a_step() -> Non
 
 def test_the_decay_reaches_the_configured_one_after_its_warm_up() -> None:
     averaging = WeightAveraging([torch.zeros(2)], decay=0.99)
-    averaging.updates = 880
-    assert averaging.current_decay() == 881 / 890 < 0.99
-    averaging.updates = 891
+    averaging.updates = 294
+    assert averaging.current_decay() == 295 / 298 < 0.99
+    averaging.updates = 297
     assert averaging.current_decay() == 0.99
 
 

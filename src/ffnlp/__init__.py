@@ -87,11 +87,18 @@ _LOADERS = {"classify": "ffnlp.tasks.classify", "lm": "ffnlp.tasks.lm", "w2v": "
 def load(run_dir: str | Path) -> Classifier | LanguageModel | Word2VecRun:
     """The trained object a run directory holds: a :class:`Classifier`, a
     :class:`LanguageModel` or a :class:`Word2VecRun`, told by the task named in its model.json.
+    A file (not a folder) is read as an ARPA n-gram model: a :class:`LanguageModel`.
 
     >>> clf = ffnlp.load("runs/sst2_logreg")          # doctest: +SKIP
     >>> clf.predict("a gripping , funny film")        # doctest: +SKIP
     """
-    from ffnlp.models.io import read_arch
+    from ffnlp.models.io import read_arch, run_path
+
+    run_dir = run_path(run_dir)
+    if run_dir.is_file():
+        from ffnlp.tasks.lm import load as load_lm
+
+        return load_lm(run_dir)
 
     task = read_arch(run_dir)["task"]
     if task not in _LOADERS:

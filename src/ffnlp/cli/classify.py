@@ -1,8 +1,9 @@
-"""`ffnlp classify train|eval|predict|cv|lr-find`: thin wrappers over ffnlp.tasks.classify."""
+"""`ffnlp classify train|eval|predict|vectors|cv|lr-find`: thin wrappers over ffnlp.tasks.classify."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -47,14 +48,14 @@ def _data_overrides(fmt: str | None, encoding: str | None, skip_invalid: bool) -
 
 @app.command("train")
 def train(
-    train_file: Path = typer.Option(None, "--train", help="Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok)."),
+    train_file: Path = typer.Option(None, "--train", help="Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok; Parquet, Arrow, a datasets folder)."),
     dev: Path = typer.Option(None, "--dev", help="Dev data: early stopping and the best epoch are chosen on it."),
     test: Path = typer.Option(None, "--test", help="Test data: evaluated once at the end."),
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = SET_OPTION,
     out: Path = run_dir_option("classify"),
     seed: int = SEED_OPTION,
-    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
+    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow."),
     encoding: str = typer.Option(None, "--encoding", help="Encoding of the data files, e.g. latin-1."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
     resume: Path = RESUME_OPTION,
@@ -141,33 +142,82 @@ def predict(
     k: int = typer.Option(1, "--k", min=1, help="How many labels to give per text."),
     threshold: float = typer.Option(0.0, "--threshold", help="Only labels with at least this probability."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input (file or standard input)."),
+    batch_size: int = typer.Option(
+        1000, "--batch-size", min=1, help="Texts read and predicted at a time (memory stays that of one batch)."
+    ),
     json_: bool = typer.Option(False, "--json", help="One JSON object per line: text, label, prob, top."),
 ) -> None:
-    """Predict labels for raw texts, one a line.
+    """Predict labels for raw texts, one a line, streamed in batches (any input size).
 
     Example:
 
         echo "a gripping , funny film" | ffnlp classify predict runs/sst2 --k 2 --json
     """
     from ffnlp.tasks.classify import load
-    from ffnlp.text.readers import read_lines, read_stream_lines
 
     clf = load(run)
-    if input_ == "-":  # decoded exactly as a file is: the same encoding checks and messages
-        lines = read_stream_lines(sys.stdin.buffer, "standard input", encoding=encoding)
-    else:
-        lines = read_lines(input_, encoding=encoding)
-    texts = [line for _, line in lines]
-    if not texts:
-        raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text to classify")
-    results = clf.predict(texts, k=k, threshold=threshold)
-    for text, top in zip(texts, results, strict=True):
+    seen = 0
+    for text, top in clf.predict_stream(
+        _input_lines(input_, encoding), k=k, threshold=threshold, batch_size=batch_size
+    ):
+        seen += 1
         label, prob = top[0] if top else (None, 0.0)
         if json_:
             print_json({"text": text, "label": label, "prob": prob,
                         "top": [{"label": lab, "prob": p} for lab, p in top]})
         else:
             typer.echo("\t".join(f"{lab}\t{p:.4f}" for lab, p in top) + f"\t{text}")
+    if not seen:
+        raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text to classify")
+
+
+@app.command("vectors")
+def vectors(
+    run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
+    input_: str = typer.Option("-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."),
+    layer: str = typer.Option(
+        "auto",
+        "--layer",
+        help="pooled (the pooled embedding of a pooled model), hidden (the last hidden layer), "
+        "or auto (pooled when the model pools).",
+    ),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input (file or stdin)."),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Texts read at a time."),
+    json_: bool = typer.Option(False, "--json", help="One JSON object per line: text, vector."),
+) -> None:
+    """Print each input line's vector inside the model, one a line (fastText's print-sentence-vectors).
+
+    Example:
+
+        echo "a gripping , funny film" | ffnlp classify vectors runs/sst2_pooled --layer pooled
+    """
+    from ffnlp.tasks.classify import load
+
+    clf = load(run)
+    seen = 0
+    for text, vector in clf.vectors_stream(_input_lines(input_, encoding), layer, batch_size):
+        seen += 1
+        if json_:
+            print_json({"text": text, "vector": [float(x) for x in vector]})
+        else:
+            typer.echo(" ".join(f"{x:.7g}" for x in vector.tolist()))
+    if not seen:
+        raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text")
+
+
+def _input_lines(input_: str, encoding: str) -> Iterator[str]:
+    """The lines of a file, or of standard input ('-'), read lazily; split on "\\n" only. Standard
+    input is decoded exactly as a file is: the same encoding checks and messages."""
+    from ffnlp.text.readers import read_lines, read_stream_lines
+
+    if input_ != "-":
+        yield from (line for _, line in read_lines(input_, encoding=encoding))
+        return
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream without bytes underneath
+        yield from (line.rstrip("\r\n") for line in sys.stdin)
+        return
+    yield from (line for _, line in read_stream_lines(stream, "standard input", encoding))
 
 
 @app.command("cv")
@@ -182,7 +232,7 @@ def cross_validate(
         0.1, "--dev-fraction", help="Share of each training fold held out for early stopping (0 = none)."
     ),
     keep_models: bool = typer.Option(False, "--keep-models", help="Keep each fold's model weights."),
-    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
+    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow."),
     encoding: str = typer.Option(None, "--encoding", help="Encoding of the data file, e.g. latin-1."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-fold lines or progress."),

@@ -1,4 +1,4 @@
-"""`ffnlp lm train|eval|generate|lr-find`: thin wrappers over ffnlp.tasks.lm."""
+"""`ffnlp lm train|eval|generate|export|lr-find`: thin wrappers over ffnlp.tasks.lm."""
 
 from __future__ import annotations
 
@@ -125,12 +125,16 @@ def train(
 
 @app.command("eval")
 def evaluate(
-    run: Path = typer.Argument(..., help="Run directory of a trained LM."),
+    run: Path = typer.Argument(
+        ..., help="Run directory of a trained LM, or an ARPA file (KenLM, SRILM, lm export)."
+    ),
     data: Path = typer.Option(
         ..., "--data", help="Corpus to compute the perplexity of (one sentence a line)."
     ),
     interpolate_with: Path = typer.Option(
-        None, "--interpolate-with", help="Mix with this LM run (same vocabulary)."
+        None,
+        "--interpolate-with",
+        help="Mix with this LM run or ARPA file (same words as RUN's vocabulary).",
     ),
     weight: float = typer.Option(
         None,
@@ -142,17 +146,17 @@ def evaluate(
     dev: Path = typer.Option(None, "--dev", help="Fit the mixture weight on this corpus."),
     json_: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
 ) -> None:
-    """Perplexity of a trained LM (optionally mixed with another) on a corpus.
+    """Perplexity of a trained LM or an ARPA file (optionally mixed with another) on a corpus.
 
-    Example:
+    Examples:
 
         ffnlp lm eval runs/ptb_lm --data ../shared/data/ptb/ptb.test.txt --interpolate-with runs/ptb_kn5 --dev ../shared/data/ptb/ptb.valid.txt
+
+        ffnlp lm eval ptb_kn5.arpa --data ../shared/data/ptb/ptb.test.txt
     """
     from ffnlp.tasks.lm import load as load_lm
 
-    lm = load_lm(run, interpolate_with=interpolate_with, tune_on=dev)
-    if weight is not None:
-        lm.set_weight(weight)
+    lm = load_lm(run, interpolate_with=interpolate_with, tune_on=dev, weight=weight)
     metrics = lm.evaluate(data)
     if json_:
         print_json(metrics)
@@ -253,3 +257,30 @@ def lr_find(
     result = find_lr(train_file, config=config, overrides=list(set_), seed=seed,
                      lr_min=min_lr, lr_max=max_lr, steps=steps)
     report_lr_find(result, plot, out, json_, f"lr range test: {config or 'default config'}")
+
+
+@app.command("export")
+def export(
+    run: Path = typer.Argument(..., help="Run directory of a Kneser-Ney LM (kind = \"kneser_ney\")."),
+    arpa: Path = typer.Option(
+        ...,
+        "--arpa",
+        help="ARPA file to write (.gz: compressed), read by KenLM, SRILM and ffnlp lm eval.",
+    ),
+    json_: bool = typer.Option(False, "--json", help="Print the file and its n-gram counts as JSON."),
+) -> None:
+    """Write a Kneser-Ney model as an ARPA back-off file with the same probabilities.
+
+    Example:
+
+        ffnlp lm export runs/ptb_kn5 --arpa ptb_kn5.arpa
+    """
+    from ffnlp.tasks.lm import load as load_lm
+
+    lm = load_lm(run, standalone=True)
+    counts = lm.export_arpa(arpa)
+    if json_:
+        print_json({"arpa": str(arpa), "ngrams": counts})
+        return
+    listed = ", ".join(f"{c:,} {n}-grams" for n, c in enumerate(counts, start=1))
+    out_console.print(f"{arpa}: {listed}", markup=False)

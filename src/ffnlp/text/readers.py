@@ -7,7 +7,9 @@ Formats of labelled files (``read_labeled``):
 - ``csv`` / ``tsv``: a header row, then rows; the text and label columns are chosen by name.
   CSV follows RFC 4180 quoting (a quoted field may hold commas, quotes and newlines); TSV has no
   quoting at all (a field is everything between tabs), as in GLUE and most TSV files;
-- ``jsonl``: one JSON object a line, with a text key and a label key.
+- ``jsonl``: one JSON object a line, with a text key and a label key;
+- ``parquet`` / ``arrow``: columnar files and Hugging Face datasets saved to disk, read by
+  :mod:`ffnlp.text.columnar` (pyarrow, an optional dependency), with the same column options.
 
 Any of them may be gzip-compressed (detected by the magic bytes, whatever the name).
 
@@ -27,18 +29,19 @@ import codecs
 import csv
 import gzip
 import io
+import itertools
 import json
 import os
 import re
 import zlib
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
 from ffnlp.errors import ConfigError, DataError
 
-FORMATS = ("auto", "label-text", "fasttext", "csv", "tsv", "jsonl")
+FORMATS = ("auto", "label-text", "fasttext", "csv", "tsv", "jsonl", "parquet", "arrow")
 FASTTEXT_PREFIX = "__label__"
 MAX_REPORTED_SKIPS = 10  # how many skipped line numbers / messages LabeledData keeps
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -95,15 +98,21 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int,
 
 
 def read_stream_lines(
-    stream: IO[bytes], name: str = "standard input", encoding: str = "utf-8"
+    stream: Iterable[bytes], name: str = "standard input", encoding: str = "utf-8"
 ) -> Iterator[tuple[int, str]]:
-    """:func:`read_lines` for an open binary stream (e.g. ``sys.stdin.buffer``): the same
-    decoding, checks and messages, which name the stream ``name``."""
+    """:func:`read_lines` for an open binary stream (e.g. ``sys.stdin.buffer``), or any iterable
+    of byte lines: the same decoding, checks and messages, which name it ``name``. Lazy: a line
+    is read when the previous one has been used (a gzip stream needs a file object)."""
     info = _decoder_for(encoding)
-    fh = stream if hasattr(stream, "peek") else io.BufferedReader(cast(Any, stream))
-    if cast(Any, fh).peek(2)[:2] == _GZIP_MAGIC:
-        fh = cast(IO[bytes], gzip.GzipFile(fileobj=fh, mode="rb"))
-    return _decode_lines(fh, name, encoding, info)
+    if hasattr(stream, "peek") or hasattr(stream, "readinto"):  # a binary file: gzip or not
+        fh = cast(Any, stream) if hasattr(stream, "peek") else io.BufferedReader(cast(Any, stream))
+        if fh.peek(2)[:2] == _GZIP_MAGIC:
+            fh = gzip.GzipFile(fileobj=fh, mode="rb")
+        return _decode_lines(fh, _peek_head(fh), name, encoding, info)
+    lines = iter(stream)
+    first = next(lines, b"")
+    rest = itertools.chain([first] if first else [], lines)
+    return _decode_lines(rest, lambda: first, name, encoding, info)
 
 
 def read_corpus(path: str | Path, encoding: str = "utf-8") -> Iterator[str]:
@@ -187,7 +196,12 @@ def _file_lines(
 ) -> Generator[tuple[int, str], None, None]:
     fh = _open_binary(p)
     with fh:
-        yield from _decode_lines(fh, str(p), encoding, info)
+        yield from _decode_lines(fh, _peek_head(fh), str(p), encoding, info)
+
+
+def _peek_head(fh: Any) -> Callable[[], bytes]:
+    """The first bytes of ``fh`` without consuming them (read when called)."""
+    return lambda: bytes(fh.peek(_SNIFF_BYTES)[:_SNIFF_BYTES])
 
 
 def _is_wide(info: codecs.CodecInfo) -> bool:
@@ -240,18 +254,23 @@ def _wide_advice(name: str, sniffed: tuple[str, str, str]) -> str:
 
 
 def _decode_lines(
-    fh: IO[bytes], name: str, encoding: str, info: codecs.CodecInfo
+    lines: Iterable[bytes],
+    head: Callable[[], bytes],
+    name: str,
+    encoding: str,
+    info: codecs.CodecInfo,
 ) -> Iterator[tuple[int, str]]:
+    """Decode byte ``lines`` (split after b"\\n"; for UTF-16/32, any pieces); ``head()`` gives the
+    first bytes, which tell UTF-16 / UTF-32 read with another encoding."""
     wide = _is_wide(info)
     try:
-        head = cast(Any, fh).peek(_SNIFF_BYTES)[:_SNIFF_BYTES] if hasattr(fh, "peek") else b""
-        sniffed = sniff_wide_encoding(head)
+        sniffed = sniff_wide_encoding(head())
         if sniffed is not None and not wide:
             raise DataError(_wide_advice(name, sniffed))
         if wide:
-            yield from _wide_lines(fh, name, encoding, info)
+            yield from _wide_lines(lines, name, encoding, info)
         else:
-            yield from _byte_lines(fh, name, encoding, info)
+            yield from _byte_lines(lines, name, encoding, info)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DataError(
             f"{name}: the gzip stream is damaged ({e}); re-download or re-compress the file"
@@ -261,7 +280,7 @@ def _decode_lines(
 
 
 def _byte_lines(
-    fh: IO[bytes], name: str, encoding: str, info: codecs.CodecInfo
+    fh: Iterable[bytes], name: str, encoding: str, info: codecs.CodecInfo
 ) -> Iterator[tuple[int, str]]:
     """Encodings where b"\\n" is always a line break (UTF-8, Latin-1, cp1252...)."""
     decode = info.decode
@@ -281,13 +300,13 @@ def _byte_lines(
 
 
 def _wide_lines(
-    fh: IO[bytes], name: str, encoding: str, info: codecs.CodecInfo
+    chunks: Iterable[bytes], name: str, encoding: str, info: codecs.CodecInfo
 ) -> Iterator[tuple[int, str]]:
-    """UTF-16 / UTF-32: decode the stream incrementally, then split on "\\n"."""
+    """UTF-16 / UTF-32: decode the pieces incrementally, then split on "\\n"."""
     decoder = info.incrementaldecoder("strict")
     number = 0
     pending = ""
-    for chunk in iter(lambda: fh.read(1 << 16), b""):
+    for chunk in chunks:
         try:
             text = pending + decoder.decode(chunk)
         except UnicodeError as e:  # the UTF-16 decoder raises a bare one for a missing mark
@@ -401,6 +420,12 @@ def read_labeled(
             f"The 'format' parameter of read_labeled must be one of {', '.join(FORMATS)}; "
             f"got {format!r} instead."
         )
+    path = as_path(path, "a data file")
+    columnar = _columnar_format(path, format)
+    if columnar is not None:
+        from ffnlp.text.columnar import read_labeled_columnar
+
+        return read_labeled_columnar(path, columnar, text_column, label_column, skip_invalid)
     p = _check_file(path)
     fmt = detect_format(p, encoding) if format == "auto" else format
     lines = read_lines(p, encoding)
@@ -436,6 +461,15 @@ def read_labeled(
             f"{p}: no examples found{why}; is this the right file and --format ({fmt})?"
         )
     return data
+
+
+def _columnar_format(path: str | Path, format: str) -> str | None:
+    """``parquet`` / ``arrow`` when asked for, or when ``auto`` finds such a file or folder."""
+    from ffnlp.text.columnar import COLUMNAR_FORMATS, columnar_format
+
+    if format in COLUMNAR_FORMATS:
+        return format
+    return columnar_format(path) if format == "auto" else None
 
 
 def _skip_hint() -> str:

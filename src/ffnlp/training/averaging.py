@@ -7,11 +7,14 @@ uninterrupted fit ends with it; the training steps themselves go on from the raw
 The average starts at the initial weights. With ``d = decay`` throughout, it would stay mostly
 those random weights for the first ~1 / (1 - decay) steps: a run of 137 steps at decay 0.999
 ended with an average still 87 % initial weights (test perplexity 5,893 where the raw weights had
-443). So the decay warms up, as TensorFlow's ``ExponentialMovingAverage(num_updates=...)`` does:
-update t (t = 0, 1, 2, ...) uses ``d = min(decay, (1 + t) / (10 + t))``: 0.1, 0.18, 0.25, ...,
-0.5 at t = 8, 0.9 at t = 80, 0.99 at t = 890, 0.999 from t = 8,990. The initial weights keep a
-share of about 9! / t^9 of the average, nil after a few dozen steps, and the average covers
-roughly the last tenth of the run until it reaches the configured window.
+443). So the decay warms up, in the manner of TensorFlow's
+``ExponentialMovingAverage(num_updates=...)``: update t (t = 0, 1, 2, ...) uses
+``d = min(decay, (1 + t) / (4 + t))``: 0.25, 0.4, 0.5 at t = 2, 0.9 at t = 26, 0.99 at t = 296,
+0.999 from t = 2,996. The initial weights keep a share of about 3! / t^3 of the average (nil
+after a few dozen steps), and until it reaches the configured window the average covers roughly
+the last third of the run. (TensorFlow's (1 + t) / (10 + t) covers a tenth and reaches 0.999 only
+at t = 8,990: on the PTB preset that left the best epoch's average at about 800 steps instead of
+1,000 and cost 1.2 dev perplexity, 143.6 against 142.4.)
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ class WeightAveraging(Callback):
         self.updates = 0  # updates of the average so far (checkpointed as "ema_updates")
 
     def current_decay(self) -> float:
-        """The decay the next update uses: ``min(decay, (1 + t) / (10 + t))`` at update t."""
-        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+        """The decay the next update uses: ``min(decay, (1 + t) / (4 + t))`` at update t."""
+        return min(self.decay, (1 + self.updates) / (4 + self.updates))
 
     @torch.no_grad()
     def on_batch_end(self, trainer: Trainer, loss: float | None) -> None:

@@ -80,7 +80,7 @@ class TrainConfig:
     ema_decay: float = option(
         0.0,
         "keep an exponential moving average of the weights (Polyak averaging), updated after "
-        "every step t as avg = d * avg + (1 - d) * w with d = min(ema_decay, (1 + t) / (10 + t)) "
+        "every step t as avg = d * avg + (1 - d) * w with d = min(ema_decay, (1 + t) / (4 + t)) "
         "(a warm-up: short runs get an average of their own last steps, not of the initial "
         "weights); evaluation, the best-epoch snapshot and the final model use it. 0 = off; "
         "0.999 averages about the last 1000 steps",

@@ -30,11 +30,17 @@ MAX_BUCKETS = 100_000_000  # 50x fastText's default; 40 GB of 100-dim rows alrea
 @dataclass(frozen=True)
 class DataConfig:
     format: str = option(
-        "auto", "input format", choices=("auto", "label-text", "fasttext", "csv", "tsv", "jsonl")
+        "auto",
+        "input format; parquet and arrow need pyarrow (pip install 'ffnlp[parquet]')",
+        choices=("auto", "label-text", "fasttext", "csv", "tsv", "jsonl", "parquet", "arrow"),
     )
     encoding: str = option("utf-8", "text encoding of the data files (e.g. latin-1 for MR)")
-    text_column: str = option("text", "CSV/TSV/JSONL: the column or key holding the text")
-    label_column: str = option("label", "CSV/TSV/JSONL: the column or key holding the label")
+    text_column: str = option(
+        "text", "CSV/TSV/JSONL/Parquet/Arrow: the column or key holding the text"
+    )
+    label_column: str = option(
+        "label", "CSV/TSV/JSONL/Parquet/Arrow: the column or key holding the label"
+    )
     skip_invalid: bool = option(
         False, "skip malformed lines (and report how many) instead of failing"
     )

@@ -8,7 +8,7 @@ constructor arguments that rebuild the model) and ``summary.json``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -32,6 +32,7 @@ from ffnlp.tasks.classify.data import (
     read_split,
 )
 from ffnlp.tasks.classify.evaluate import make_evaluator
+from ffnlp.tasks.classify.represent import batched, represent, resolve_layer
 from ffnlp.tasks.runfolder import read_config, read_summary
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
@@ -106,6 +107,35 @@ class Classifier:
                 [(self.labels.labels[i], float(row[i])) for i in top if row[i] >= threshold]
             )
         return results[0] if isinstance(texts, str) else results
+
+    def predict_stream(
+        self, texts: Iterable[str], k: int = 1, threshold: float = 0.0, batch_size: int = 1000
+    ) -> Iterator[tuple[str, Prediction]]:
+        """``(text, prediction)`` for every text of a stream (a file, standard input, a generator),
+        read and predicted ``batch_size`` texts at a time: the memory used is that of one batch,
+        whatever the stream's length, and the first answers come before the stream ends."""
+        for batch in batched(_stream(texts), batch_size):
+            yield from zip(batch, self.predict(batch, k=k, threshold=threshold), strict=True)
+
+    # -- representations
+    def vectors(self, texts: str | Sequence[str], layer: str = "auto") -> np.ndarray:
+        """The representation of each text inside the model, (N, D) float32: ``pooled`` (the
+        pooled embedding of a pooled classifier) or ``hidden`` (the last hidden layer, the input
+        of the output layer); ``auto`` picks ``pooled`` when the model pools. Like fastText's
+        ``print-sentence-vectors``. See :mod:`ffnlp.tasks.classify.represent`."""
+        layer = resolve_layer(self.model, layer)
+        batch = as_texts(texts)
+        source = self.source(batch)
+        parts = [represent(self.model, b, layer) for b in source.batches(4096, None)]
+        return torch.cat(parts).numpy() if parts else np.zeros((0, 0), dtype=np.float32)
+
+    def vectors_stream(
+        self, texts: Iterable[str], layer: str = "auto", batch_size: int = 1000
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """``(text, vector)`` for every text of a stream, ``batch_size`` texts at a time."""
+        layer = resolve_layer(self.model, layer)
+        for batch in batched(_stream(texts), batch_size):
+            yield from zip(batch, self.vectors(batch, layer), strict=True)
 
     def test(self, path: str | Path, **read_options: Any) -> dict[str, Any]:
         """Metrics on a labelled file (accuracy, macro_f1, per-class P/R/F1, confusion, loss)."""
@@ -226,6 +256,16 @@ def as_texts(texts: object) -> list[str]:
                 "bytes and replace missing values before predicting"
             )
     return out
+
+
+def _stream(texts: object) -> Iterable[str]:
+    """An iterable of texts, as the *_stream methods take (a string alone is not one)."""
+    if isinstance(texts, (str, bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise DataError(
+            f"texts must be an iterable of strings (a list, a file, a generator); got "
+            f"{type(texts).__name__} ({_shown(texts)})"
+        )
+    return texts
 
 
 def _shown(value: object) -> str:

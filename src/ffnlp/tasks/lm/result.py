@@ -1,5 +1,5 @@
-"""The trained language model behind one run directory, whatever its kind: scoring, perplexity,
-sampling, the mixture with a partner model, and :func:`load`."""
+"""The trained language model behind one run directory (or one ARPA file), whatever its kind:
+scoring, perplexity, sampling, the mixture with a partner model, ARPA export, and :func:`load`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.models.arpa import BackoffNgram, read_arpa, write_arpa
 from ffnlp.models.io import (
     NGRAM_TYPE,
     expect_task,
@@ -39,7 +40,11 @@ from ffnlp.training.config import MAX_SEED
 
 
 class LanguageModel:
-    """A trained LM with its vocabulary: scoring, perplexity and sampling."""
+    """A trained LM with its vocabulary: scoring, perplexity and sampling.
+
+    ``run_dir`` is where it was loaded from: a run directory, or the ARPA file of an n-gram model
+    read with :func:`load_arpa`.
+    """
 
     def __init__(
         self,
@@ -47,7 +52,7 @@ class LanguageModel:
         vocab: Vocab,
         run_dir: Path | None,
         network: FeedForwardLM | None = None,
-        ngram: KneserNey | None = None,
+        ngram: KneserNey | BackoffNgram | None = None,
         partner: LanguageModel | None = None,
         weight: float = 1.0,
         summary: dict[str, Any] | None = None,
@@ -92,7 +97,26 @@ class LanguageModel:
 
     @property
     def kind(self) -> str:
-        return "ffnn" if self.network is not None else "kneser_ney"
+        """``ffnn``, ``kneser_ney``, or ``arpa`` (a back-off model read from an ARPA file)."""
+        if self.network is not None:
+            return "ffnn"
+        return "kneser_ney" if isinstance(self.ngram, KneserNey) else "arpa"
+
+    def export_arpa(self, path: str | Path) -> list[int]:
+        """Write this n-gram model as an ARPA file (``.gz``: compressed); return the n-gram
+        counts per order. The file gives the same probabilities as the model (see
+        :mod:`ffnlp.models.arpa` for how ``<s>``, ``</s>`` and ``<unk>`` are written)."""
+        if self.ngram is None:
+            raise ConfigError(
+                f"{self.run_dir} is a feed-forward LM; only n-gram models (kind = "
+                '"kneser_ney") can be written as ARPA files'
+            )
+        backoff = (
+            BackoffNgram.from_kneser_ney(self.ngram)
+            if isinstance(self.ngram, KneserNey)
+            else self.ngram
+        )
+        return write_arpa(backoff, self.vocab.itos, path)
 
     # -- scoring ------------------------------------------------------------------------------
     def own_log_probs(self, corpus: Corpus) -> np.ndarray:
@@ -234,15 +258,25 @@ def load(
 ) -> LanguageModel:
     """Load a trained LM (either kind) from its run directory.
 
+    ``run_dir`` may also be an ARPA file (an n-gram model from any tool, see :func:`load_arpa`).
     With ``interpolate_with`` (or a run trained with ``interpolate_with``), the LM is mixed with
-    that run: the mixture weight λ (the feed-forward model's share, whichever run it is; this
+    that run or ARPA file: the mixture weight λ (the feed-forward model's share, whichever run it is; this
     run's when both or neither are feed-forward) is ``weight`` if given, else fitted on
     ``tune_on``, else the weight fitted at training time.  ``standalone`` ignores the run's own
     ``interpolate_with``.
 
     >>> lm = load("runs/ptb_lm", interpolate_with="runs/ptb_kn5", tune_on="ptb.valid.txt")  # doctest: +SKIP
+    >>> load("kenlm.arpa").perplexity("ptb.test.txt")  # doctest: +SKIP
     """
-    run_dir = Path(run_dir)
+    run_dir = run_path(run_dir)
+    if run_dir.is_file():  # an ARPA file; mixed, it takes its partner's word ids
+        if interpolate_with is None:
+            return load_arpa(run_dir)
+        other = Path(interpolate_with)
+        partner = load_arpa(other) if other.is_file() else load(other, standalone=True)
+        lm = load_arpa(run_dir, partner.vocab)
+        _attach_partner(lm, run_dir, other, tune_on, weight, partner)
+        return lm
     lm = _load_alone(run_dir)
     partner_dir = interpolate_with
     if partner_dir is None and lm.config.interpolate_with and not standalone:
@@ -266,6 +300,18 @@ def load_lm(
         stacklevel=2,
     )
     return load(run_dir, interpolate_with, tune_on, weight, standalone)
+
+
+def load_arpa(path: str | Path, vocab: Vocab | None = None) -> LanguageModel:
+    """A back-off n-gram model read from an ARPA file (KenLM, SRILM, ``ffnlp lm export``).
+
+    Its vocabulary is the file's words (``</s>`` and ``<unk>`` first); with ``vocab`` (a run's,
+    to mix the two) the file's words must be that vocabulary's. Texts are scored as every ffnlp
+    LM scores them: ``<s>`` starts each line, every word and the ``</s>`` ending the line are
+    predicted, unknown words become ``<unk>``.
+    """
+    model, words = read_arpa(path, vocab)
+    return LanguageModel(LMConfig(kind="kneser_ney"), words, Path(path), ngram=model)
 
 
 def _load_alone(run_dir: Path) -> LanguageModel:
@@ -306,10 +352,15 @@ def _attach_partner(
     partner_dir: Path,
     tune_on: str | Path | None,
     weight: float | None,
+    partner: LanguageModel | None = None,
 ) -> None:
-    """Mix ``lm`` with the LM of ``partner_dir``, at the weight given, fitted on ``tune_on``, or
-    fitted at training time (interpolation.json), in that order of preference."""
-    partner = load(partner_dir, standalone=True)
+    """Mix ``lm`` with the LM of ``partner_dir`` (a run or an ARPA file; ``partner`` when already
+    loaded), at the weight given, fitted on ``tune_on``, or fitted at training time
+    (interpolation.json), in that order of preference."""
+    if partner is None and partner_dir.is_file():  # ARPA: indexed by this model's vocabulary
+        partner = load_arpa(partner_dir, lm.vocab)
+    elif partner is None:
+        partner = load(partner_dir, standalone=True)
     if partner.vocab.itos != lm.vocab.itos:
         raise ConfigError(
             f"{partner_dir} and {run_dir} have different vocabularies; train the second with "

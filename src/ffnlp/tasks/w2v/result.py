@@ -43,8 +43,23 @@ class Word2VecRun:
         self.summary = summary or {}
         self.wv = WordVectors(vocab.itos, model.word_vectors().numpy())
 
-    def most_similar(self, word: str, k: int = 10) -> list[tuple[str, float]]:
-        return self.wv.most_similar(word, k)
+    def most_similar(
+        self,
+        positive: str | Sequence[str],
+        k: int = 10,
+        *,
+        negative: str | Sequence[str] = (),
+        method: str = "3cosadd",
+        restrict: int = 0,
+    ) -> list[tuple[str, float]]:
+        """The ``k`` nearest words to ``positive`` minus ``negative``, with their scores (see
+        :meth:`WordVectors.most_similar`): ``run.most_similar("stock")``, or the analogy
+        ``run.most_similar(["king", "woman"], negative=["man"], method="3cosmul")``."""
+        return self.wv.most_similar(positive, k, restrict, negative=negative, method=method)
+
+    def doesnt_match(self, words: Sequence[str]) -> str:
+        """The word of ``words`` that goes least with the others (gensim's ``doesnt_match``)."""
+        return self.wv.doesnt_match(words)
 
     def evaluate(
         self,
