@@ -131,7 +131,7 @@ def test_cli_predict_streams_stdin_and_files(models: dict[str, Path], tmp_path: 
         app, ["classify", "predict", str(models["logreg"])], input=b"caf\xe9 film\n"
     )
     assert result.exit_code == 1
-    assert "standard input: line 1 is not valid utf-8" in result.output
+    assert "standard input: line 1 (byte 3) is not valid utf-8 (0xe9)" in result.output
     result = runner.invoke(
         app,
         ["classify", "predict", str(models["logreg"]), "--encoding", "latin-1"],

@@ -215,7 +215,7 @@ def test_a_run_of_another_task_is_refused(runs: dict[str, Path], tmp_path: Path)
     arch = json.loads((tmp_path / "run" / "model.json").read_text())
     arch["task"] = "classify"
     (tmp_path / "run" / "model.json").write_text(json.dumps(arch))
-    with pytest.raises(ModelFileError, match="holds a 'classify' model, not a language model"):
+    with pytest.raises(ModelFileError, match="is a classify run, not an lm run; use ffnlp classify"):
         load(tmp_path / "run")
 
 
@@ -335,7 +335,7 @@ def test_cli_eval_and_generate(runs: dict[str, Path], corpus) -> None:
     assert "not in the vocabulary, read as <unk>: 'zebra'" in first.stderr
     res = runner.invoke(app, ["lm", "generate", str(runs["nn"] / "nope")])
     assert res.exit_code == 1
-    assert "Error:" in res.stderr and "model.json is missing" in res.stderr
+    assert "Error:" in res.stderr and "nope does not exist" in res.stderr
 
 
 def test_cli_train(corpus, tmp_path: Path) -> None:

@@ -92,9 +92,10 @@ def load(run_dir: str | Path) -> Classifier | LanguageModel | Word2VecRun:
     >>> clf = ffnlp.load("runs/sst2_logreg")          # doctest: +SKIP
     >>> clf.predict("a gripping , funny film")        # doctest: +SKIP
     """
-    from ffnlp.models.io import read_arch
+    from ffnlp.models.io import read_arch, run_path
 
-    if Path(run_dir).is_file():
+    run_dir = run_path(run_dir)
+    if run_dir.is_file():
         from ffnlp.tasks.lm import load as load_lm
 
         return load_lm(run_dir)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ffnlp.errors import ConfigError
+from ffnlp.outputs import check_output_dir
 from ffnlp.rundir import default_run_path
 
 
@@ -112,6 +113,6 @@ def make_run_dir(out: str | Path | None, task: str, root: str | Path = "runs") -
     """Make and return a folder for results: ``out`` if given, else ``runs/<task>-<date>-<time>``
     (made unique). Training runs open theirs through :func:`ffnlp.tasks.run.start_run` instead,
     which writes them as a whole (see :mod:`ffnlp.rundir`)."""
-    path = Path(out) if out is not None else default_run_path(task, root)
+    path = check_output_dir(out, "--out") if out is not None else default_run_path(task, root)
     path.mkdir(parents=True, exist_ok=True)
     return path

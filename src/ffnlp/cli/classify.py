@@ -141,7 +141,7 @@ def predict(
     input_: str = typer.Option("-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."),
     k: int = typer.Option(1, "--k", min=1, help="How many labels to give per text."),
     threshold: float = typer.Option(0.0, "--threshold", help="Only labels with at least this probability."),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input (file or stdin)."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input (file or standard input)."),
     batch_size: int = typer.Option(
         1000, "--batch-size", min=1, help="Texts read and predicted at a time (memory stays that of one batch)."
     ),
@@ -206,8 +206,9 @@ def vectors(
 
 
 def _input_lines(input_: str, encoding: str) -> Iterator[str]:
-    """The lines of a file, or of standard input ('-'), read lazily; split on "\\n" only."""
-    from ffnlp.text.readers import read_lines
+    """The lines of a file, or of standard input ('-'), read lazily; split on "\\n" only. Standard
+    input is decoded exactly as a file is: the same encoding checks and messages."""
+    from ffnlp.text.readers import read_lines, read_stream_lines
 
     if input_ != "-":
         yield from (line for _, line in read_lines(input_, encoding=encoding))
@@ -216,17 +217,7 @@ def _input_lines(input_: str, encoding: str) -> Iterator[str]:
     if stream is None:  # a text stream without bytes underneath
         yield from (line.rstrip("\r\n") for line in sys.stdin)
         return
-    for number, raw in enumerate(stream, start=1):
-        try:
-            text = raw.decode(encoding)
-        except UnicodeDecodeError as exc:
-            raise DataError(
-                f"standard input: line {number} is not valid {encoding} ({exc.reason}); "
-                "pass --encoding with the input's real encoding"
-            ) from None
-        except LookupError:
-            raise DataError(f"unknown encoding {encoding!r}; use e.g. utf-8 or latin-1") from None
-        yield text.removesuffix("\n").removesuffix("\r")
+    yield from (line for _, line in read_stream_lines(stream, "standard input", encoding))
 
 
 @app.command("cv")

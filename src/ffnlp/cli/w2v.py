@@ -23,6 +23,7 @@ from ffnlp.cli.common import (
     run_dir_option,
     setup_logging,
 )
+from ffnlp.outputs import check_output_file
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -179,6 +180,8 @@ def neighbors(
         )
     if not pos and not words:
         raise typer.BadParameter("give query words or --positive WORDS", param_hint="WORDS")
+    if plot is not None:
+        check_output_file(plot, "--plot")
     wv = load_word_vectors(vectors, format=fmt)
     if pos:
         found = wv.most_similar(pos, k, negative=neg, method=method)
@@ -266,6 +269,7 @@ def export(
         raise typer.BadParameter(
             "--format must be word2vec-text or word2vec-binary", param_hint="--format"
         )
+    check_output_file(output, "--output")
     wv = load_word_vectors(vectors)
     wv.save(output, format=fmt)
     out_console.print(f"{len(wv)} vectors of dimension {wv.dim} written to {output} ({fmt})")

@@ -32,6 +32,7 @@ import numpy as np
 
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.features.embeddings import load_vectors, save_vectors
+from ffnlp.text.readers import as_path, read_lines
 
 ANALOGY_METHODS = ("3cosadd", "3cosmul")
 # 3CosMul's epsilon: the analogy benchmark keeps Levy & Goldberg's 0.001; queries use gensim's
@@ -181,11 +182,11 @@ class WordVectors:
 
 def read_word_pairs(path: str | Path) -> list[tuple[str, str, float]]:
     """``word1 word2 score`` lines (tabs or spaces); ``#`` lines are comments."""
-    p = Path(path)
+    p = as_path(path, "the word-similarity file")
     if not p.is_file():
         raise DataError(f"word-similarity file {p} does not exist")
     pairs = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").split("\n"), start=1):
+    for lineno, line in read_lines(p):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -270,11 +271,11 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def read_analogies(path: str | Path) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
     """Sections of ``a b c d`` questions from a questions-words.txt style file."""
-    p = Path(path)
+    p = as_path(path, "the analogy file")
     if not p.is_file():
         raise DataError(f"analogy file {p} does not exist")
     sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").split("\n"), start=1):
+    for lineno, line in read_lines(p):
         line = line.strip()
         if not line:
             continue

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ffnlp.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ClassifierInputs:
@@ -38,7 +40,7 @@ class ClassifierHead(nn.Module):
                  class_weight: list[float] | None = None):
         super().__init__()
         if num_classes < 2:
-            raise ValueError("a classifier needs at least two classes")
+            raise ConfigError(f"a classifier needs at least two classes; got num_classes = {num_classes}")
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         weight = torch.tensor(class_weight, dtype=torch.float32) if class_weight else None

@@ -32,6 +32,7 @@ import contextvars
 import functools
 import json
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,10 +43,12 @@ import torch
 from torch import nn
 
 from ffnlp import config as cfgmod
-from ffnlp.errors import FfnlpError, Interrupted, ModelFileError
+from ffnlp.errors import ConfigError, DataError, FfnlpError, Interrupted, ModelFileError
 from ffnlp.fileio import is_disk_full, output_error, write_atomic
 from ffnlp.rundir import CHECKPOINT, MARKER, RunTransaction, open_in_place, write_marker
 from ffnlp.runtime import is_main_process, prepare_process
+from ffnlp.tasks.runfolder import expect_run_of
+from ffnlp.text.readers import input_problems
 from ffnlp.threads import set_threads_for
 from ffnlp.training import Callback, TrainConfig, Trainer
 from ffnlp.training.checkpoint import checkpoint_path
@@ -121,13 +124,16 @@ def start_run(
     seed: int | None = None,
     check: Callable[[C], None] | None = None,
     force: bool = False,
+    inputs: Mapping[str, object] | None = None,
 ) -> tuple[Path, C]:
     """Resolve the configuration, open the run directory, save ``config.toml``, set the process.
 
     ``seed`` is a shortcut for ``train.seed``; ``check`` validates the resolved configuration
     before anything is written (a refused configuration leaves the disk as it was). ``force``
     (also accepted as ``settings["force"]``) replaces a run already in ``out``; without it or
-    ``resume`` an existing run is refused.
+    ``resume`` an existing run is refused. ``inputs`` (option -> data file, e.g.
+    {"--train": path}) are checked at the same time as the configuration: a missing file and a
+    configuration problem are reported together, in one error.
 
     Inside a :func:`run_recipe` the folder returned is where the run is written until the
     command is over (a hidden sibling of ``out``: see :mod:`ffnlp.rundir`); outside one the run
@@ -138,9 +144,20 @@ def start_run(
     if seed is not None:
         settings["train.seed"] = seed
     overrides = list(overrides)
-    cfg = resolve(config, overrides, **settings)
-    if check is not None:
-        check(cfg)
+    if resume and isinstance(out, (str, os.PathLike)):
+        expect_run_of(Path(out), task)
+    problems = input_problems(inputs or {})
+    try:
+        cfg = resolve(config, overrides, **settings)
+        if check is not None:
+            check(cfg)
+    except ConfigError as exc:
+        if not problems:
+            raise
+        everything = problems + exc.problems
+        message = cfgmod.join_problems(everything, "in the configuration and inputs")
+        raise ConfigError(message, problems=everything) from None
+    cfgmod.raise_problems(problems, "with the input files", error=DataError)
     scope = _SCOPE.get()
     if scope is not None and scope.transaction is None:
         if is_main_process():

@@ -11,6 +11,9 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "step", "linear", "cosine", "plateau")
 
 
+MAX_SEED = 2**63 - 1  # the largest seed torch's generators take
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = option(10, "passes over the training data", ge=1)
@@ -63,7 +66,7 @@ class TrainConfig:
     patience: int = option(3, "evaluations without improvement before early stopping", ge=1)
     min_delta: float = option(0.0, "smallest change that counts as an improvement", ge=0)
     restore_best: bool = option(True, "end with the weights of the best evaluation (needs dev data)")
-    seed: int = option(13, "seed for initialisation, shuffling and dropout", ge=0)
+    seed: int = option(13, "seed for initialisation, shuffling and dropout", ge=0, le=MAX_SEED)
     device: str = option("auto", "auto (CUDA when available), cpu or cuda[:N]")
     threads: int | Literal["auto"] = option(
         "auto",

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ffnlp.errors import ConfigError
 from ffnlp.training.config import TrainConfig
 
 
@@ -142,7 +143,9 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
             _make(cfg.optimizer, [{"params": sparse, "weight_decay_decoupled": 0.0}], cfg, sparse=True)
         )
     if not optimizers:
-        raise ValueError("the model has no trainable parameters")
+        raise ConfigError(
+            "the model has no trainable parameters (is every layer frozen?); nothing to train"
+        )
     return optimizers[0] if len(optimizers) == 1 else Optimizers(optimizers)
 
 

@@ -24,6 +24,8 @@ from ffnlp.models.mlp import MLPConfig
 from ffnlp.models.pooled import PooledConfig
 from ffnlp.training import TrainConfig
 
+MAX_BUCKETS = 100_000_000  # 50x fastText's default; 40 GB of 100-dim rows already
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -68,6 +70,7 @@ class FeaturesConfig:
         200_000,
         "kind = ids: hash buckets for word n-grams of order 2..ngram_range[1] (fastText: 2M)",
         ge=1,
+        le=MAX_BUCKETS,
     )
     lexicon: LexiconConfig = section(LexiconConfig)
 

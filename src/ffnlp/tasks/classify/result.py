@@ -17,14 +17,23 @@ import torch
 from torch import nn
 
 from ffnlp import config as cfgmod
-from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.errors import ConfigError, DataError, FfnlpError, ModelFileError
 from ffnlp.fileio import write_atomic
-from ffnlp.models.io import load_model, save_model
+from ffnlp.models import registry
+from ffnlp.models.heads import ClassifierInputs
+from ffnlp.models.io import expect_task, load_model, read_arch, read_json, run_path, save_model
 from ffnlp.models.protocols import as_classifier, head_of
+from ffnlp.outputs import check_output_dir
 from ffnlp.tasks.classify.config import ClassifyConfig, resolve_config
-from ffnlp.tasks.classify.data import Featurizer, make_featurizer, read_split
+from ffnlp.tasks.classify.data import (
+    Featurizer,
+    check_known_labels,
+    make_featurizer,
+    read_split,
+)
 from ffnlp.tasks.classify.evaluate import make_evaluator
 from ffnlp.tasks.classify.represent import batched, represent, resolve_layer
+from ffnlp.tasks.runfolder import read_config, read_summary
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
@@ -59,7 +68,7 @@ class Classifier:
     @torch.no_grad()
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(N, K) class probabilities, columns in the order of ``self.labels.labels``."""
-        texts = list(texts)
+        texts = as_texts(texts)
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         source = self.source(texts)
@@ -84,9 +93,11 @@ class Classifier:
 
         A single string gives one list; a list of strings gives a list of lists.
         """
-        if k < 1:
-            raise ConfigError(f"k must be at least 1; got {k}")
-        batch = [texts] if isinstance(texts, str) else list(texts)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be an integer of at least 1; got {k!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise ConfigError(f"threshold must be a number between 0 and 1; got {threshold!r}")
+        batch = as_texts(texts)
         probs = self.predict_proba(batch)
         k = min(k, probs.shape[1])
         results = []
@@ -103,7 +114,7 @@ class Classifier:
         """``(text, prediction)`` for every text of a stream (a file, standard input, a generator),
         read and predicted ``batch_size`` texts at a time: the memory used is that of one batch,
         whatever the stream's length, and the first answers come before the stream ends."""
-        for batch in batched(texts, batch_size):
+        for batch in batched(_stream(texts), batch_size):
             yield from zip(batch, self.predict(batch, k=k, threshold=threshold), strict=True)
 
     # -- representations
@@ -113,7 +124,7 @@ class Classifier:
         of the output layer); ``auto`` picks ``pooled`` when the model pools. Like fastText's
         ``print-sentence-vectors``. See :mod:`ffnlp.tasks.classify.represent`."""
         layer = resolve_layer(self.model, layer)
-        batch = [texts] if isinstance(texts, str) else list(texts)
+        batch = as_texts(texts)
         source = self.source(batch)
         parts = [represent(self.model, b, layer) for b in source.batches(4096, None)]
         return torch.cat(parts).numpy() if parts else np.zeros((0, 0), dtype=np.float32)
@@ -123,7 +134,7 @@ class Classifier:
     ) -> Iterator[tuple[str, np.ndarray]]:
         """``(text, vector)`` for every text of a stream, ``batch_size`` texts at a time."""
         layer = resolve_layer(self.model, layer)
-        for batch in batched(texts, batch_size):
+        for batch in batched(_stream(texts), batch_size):
             yield from zip(batch, self.vectors(batch, layer), strict=True)
 
     def test(self, path: str | Path, **read_options: Any) -> dict[str, Any]:
@@ -133,6 +144,7 @@ class Classifier:
 
     def evaluate(self, data: LabeledData) -> dict[str, Any]:
         """Metrics on labelled data already read (see :meth:`test`)."""
+        check_known_labels(data, self.labels, f"the model {self.run_dir or ''}".rstrip())
         source = self.source(data.texts, data.labels)
         return make_evaluator(self.labels.labels, full=True)(self.model, source)
 
@@ -147,36 +159,118 @@ class Classifier:
 
     # -- persistence
     def save(self, run_dir: str | Path) -> Path:
-        run_dir = Path(run_dir)
+        run_dir = check_output_dir(run_dir, "run_dir")
         run_dir.mkdir(parents=True, exist_ok=True)
         cfgmod.save_toml(self.config, run_dir / "config.toml")
         vocab = {"labels": self.labels.to_dict(), "features": self.featurizer.to_dict()}
         write_atomic(run_dir / "vocab.json", json.dumps(vocab), within=run_dir)
+        self.featurizer.save_files(run_dir)
         save_model(self.model, run_dir, "classify", self.model_args)
         self.run_dir = run_dir
         return run_dir
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Classifier:
-        run_dir = Path(run_dir)
-        model, arch = load_model(run_dir)
-        if arch["task"] != "classify":
-            raise ModelFileError(f"{run_dir} holds a {arch['task']} model, not a classifier")
+        """The classifier saved in ``run_dir``, every file checked against the others: a run of
+        another task, a damaged file, or a vocab.json that does not fit the model (another
+        number of labels or features) is a ModelFileError naming the file."""
+        run_dir = run_path(run_dir)
+        expect_task(run_dir, read_arch(run_dir), "classify")
+        config = read_config(run_dir, resolve_config, "classify")
+        vocab_path = run_dir / "vocab.json"
+        if not vocab_path.is_file():
+            raise ModelFileError(f"{run_dir} is incomplete: vocab.json is missing")
+        vocab = read_json(vocab_path)
+        model, arch = load_model(run_dir, task="classify")
+        classifier = as_classifier(model)  # a model.json of another kind of model says so here
         try:
-            config = resolve_config(run_dir / "config.toml")
-            vocab = json.loads((run_dir / "vocab.json").read_text(encoding="utf-8"))
             labels = LabelVocab.from_dict(vocab["labels"])
-            featurizer = make_featurizer(config, vocab["features"])
-        except FileNotFoundError as exc:
+            featurizer = make_featurizer(config, vocab["features"], run_dir)
+            featurizer_size = featurizer.input_size
+        except ModelFileError as exc:
+            if str(run_dir) in str(exc):
+                raise
+            raise ModelFileError(f"{vocab_path} is corrupted ({exc})") from None
+        except (FfnlpError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise ModelFileError(
-                f"{run_dir} is incomplete: {Path(exc.filename).name} is missing"
+                f"{vocab_path} is corrupted or does not hold what features.kind = "
+                f"{config.features.kind!r} (config.toml) needs ({exc!r}); retrain the run"
             ) from None
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ModelFileError(f"{run_dir / 'vocab.json'} is corrupted ({exc})") from None
-        as_classifier(model)  # a model.json of another kind of model says so here, not at predict
-        summary_path = run_dir / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        _check_sizes(run_dir, arch, config, labels, featurizer_size, head_of(classifier))
+        summary = read_summary(run_dir)
         return cls(config, labels, featurizer, model, arch["args"], run_dir, summary)
+
+
+_PROBE_SIZE, _PROBE_CLASSES = 982_451_653, 3_571  # sizes no real run has: they mark the arguments
+
+
+def _check_sizes(
+    run_dir: Path,
+    arch: dict[str, Any],
+    config: ClassifyConfig,
+    labels: LabelVocab,
+    features: int,
+    head: Any,
+) -> None:
+    """vocab.json against the model: as many labels as it has classes, as many features (or
+    id-table rows) as it reads. Which constructor arguments carry those two sizes is found by
+    asking the model type for its arguments with two marker sizes."""
+    spec = registry.spec(arch["type"])
+    try:
+        probe = spec.arguments(
+            spec.select_config(config.model),
+            ClassifierInputs(input_size=_PROBE_SIZE, num_classes=_PROBE_CLASSES),
+        )
+    except FfnlpError:
+        probe = {}
+    args = arch["args"]
+    problems = []
+    num_classes = getattr(head, "num_classes", None)
+    if num_classes is not None and num_classes != len(labels):
+        problems.append(f"{len(labels)} labels but the model has {num_classes} classes")
+    for key, value in probe.items():
+        if value == _PROBE_SIZE and key in args and args[key] != features:
+            problems.append(f"{features} features but the model reads {args[key]} ({key})")
+    if problems:
+        raise ModelFileError(
+            f"{run_dir / 'vocab.json'} does not fit {run_dir / 'model.json'}: "
+            f"{'; '.join(problems)}; the files come from different runs"
+        )
+
+
+def as_texts(texts: object) -> list[str]:
+    """A string, or an iterable of strings, as a list; anything else is a DataError saying
+    which item is not a string."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise DataError(
+            f"texts must be a string or a list of strings; got {type(texts).__name__} "
+            f"({_shown(texts)})"
+        )
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise DataError(
+                f"texts[{i}] is {type(text).__name__} ({_shown(text)}), not a string; decode "
+                "bytes and replace missing values before predicting"
+            )
+    return out
+
+
+def _stream(texts: object) -> Iterable[str]:
+    """An iterable of texts, as the *_stream methods take (a string alone is not one)."""
+    if isinstance(texts, (str, bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise DataError(
+            f"texts must be an iterable of strings (a list, a file, a generator); got "
+            f"{type(texts).__name__} ({_shown(texts)})"
+        )
+    return texts
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def load(run_dir: str | Path) -> Classifier:

@@ -27,7 +27,12 @@ from ffnlp.tasks.classify.config import (
     model_config,
     resolve_config,
 )
-from ffnlp.tasks.classify.data import Featurizer, make_featurizer, read_split
+from ffnlp.tasks.classify.data import (
+    Featurizer,
+    check_known_labels,
+    make_featurizer,
+    read_split,
+)
 from ffnlp.tasks.classify.evaluate import make_evaluator
 from ffnlp.tasks.classify.pretrained import load_pretrained
 from ffnlp.tasks.classify.result import Classifier
@@ -77,6 +82,7 @@ def train_classifier(
         seed,
         check=check_features,
         force=force,
+        inputs={"--train": train, "--dev": dev, "--test": test},
     )
     started = time.perf_counter()
     data = read_splits(cfg, train, dev, test)
@@ -146,6 +152,9 @@ def prepare(cfg: ClassifyConfig, data: Splits) -> Prepared:
             f"{data.train.path}: every training example has the label {labels.labels[0]!r}; a "
             "classifier needs at least two classes"
         )
+    for split in (data.dev, data.test):
+        if split is not None:
+            check_known_labels(split, labels, f"the training data {data.train.path}")
     tokenizer = Tokenizer(cfg.data.tokenizer, lowercase=cfg.data.lowercase)
     featurizer = make_featurizer(cfg)
     train_tokens = tokenizer.tokenize_all(data.train.texts)

@@ -3,7 +3,6 @@ scoring, perplexity, sampling, the mixture with a partner model, ARPA export, an
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -16,7 +15,15 @@ import torch
 
 from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.models.arpa import BackoffNgram, read_arpa, write_arpa
-from ffnlp.models.io import NGRAM_TYPE, load_model, load_ngram, read_arch
+from ffnlp.models.io import (
+    NGRAM_TYPE,
+    expect_task,
+    load_model,
+    load_ngram,
+    read_arch,
+    read_json,
+    run_path,
+)
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
@@ -26,8 +33,10 @@ from ffnlp.tasks.lm.evaluate import (
     perplexity_of,
     token_log_probs_nn,
 )
+from ffnlp.tasks.runfolder import read_config, read_summary
 from ffnlp.text.corpus import EOS, Corpus, LMBatches, encode_corpus, mask_before_sentence_start
 from ffnlp.text.vocab import Vocab
+from ffnlp.training.config import MAX_SEED
 
 
 class LanguageModel:
@@ -192,6 +201,10 @@ class LanguageModel:
             )
         if top_k < 0:
             raise ConfigError(f"top_k must be >= 0 (0 = no limit); got {top_k}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}; got {seed!r}")
+        if not isinstance(prompt, str):
+            raise ConfigError(f"the prompt must be a string; got {prompt!r}")
         words = prompt.lower().split() if self.config.data.lowercase else prompt.split()
         unknown = [w for w in words if w not in self.vocab]
         history = [self.eos_id] + self.vocab.encode(words)
@@ -255,7 +268,7 @@ def load(
     >>> lm = load("runs/ptb_lm", interpolate_with="runs/ptb_kn5", tune_on="ptb.valid.txt")  # doctest: +SKIP
     >>> load("kenlm.arpa").perplexity("ptb.test.txt")  # doctest: +SKIP
     """
-    run_dir = Path(run_dir)
+    run_dir = run_path(run_dir)
     if run_dir.is_file():  # an ARPA file; mixed, it takes its partner's word ids
         if interpolate_with is None:
             return load_arpa(run_dir)
@@ -303,23 +316,21 @@ def load_arpa(path: str | Path, vocab: Vocab | None = None) -> LanguageModel:
 
 def _load_alone(run_dir: Path) -> LanguageModel:
     """The run's own model, vocabulary, configuration and summary; no partner."""
+    run_dir = run_path(run_dir)
     arch = read_arch(run_dir)
-    if arch["task"] != "lm":
-        raise ModelFileError(
-            f"{run_dir} holds a {arch['task']!r} model, not a language model; "
-            "load it with ffnlp.load(run_dir)"
-        )
-    config_file = run_dir / "config.toml"
-    cfg = resolve_config(config_file) if config_file.is_file() else LMConfig()
+    expect_task(run_dir, arch, "lm")
+    has_config = (run_dir / "config.toml").is_file()
+    cfg = read_config(run_dir, resolve_config, "lm") if has_config else LMConfig()
     vocab = Vocab.load(run_dir / "vocab.json")
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    if EOS not in vocab:
+        raise ModelFileError(f"{run_dir / 'vocab.json'} has no {EOS}; the file is corrupted")
+    summary = read_summary(run_dir)
     if arch["type"] == NGRAM_TYPE:
         ngram, _ = load_ngram(run_dir)
         lm = LanguageModel(cfg, vocab, run_dir, ngram=ngram, summary=summary)
         size = ngram.vocab_size
     else:
-        network, _ = load_model(run_dir)
+        network, _ = load_model(run_dir, task="lm")
         if not isinstance(network, FeedForwardLM):
             raise ModelFileError(
                 f"{run_dir} holds a {type(network).__name__}, not a feed-forward LM or Kneser-Ney "
@@ -357,19 +368,27 @@ def _attach_partner(
         )
     lm.partner = partner
     interp = run_dir / "interpolation.json"
-    saved = json.loads(interp.read_text()) if interp.is_file() else {}
+    saved = read_json(interp) if interp.is_file() else {}
     if weight is not None:
         lm.set_weight(weight)
     elif tune_on is not None:
         corpus = lm.encode(tune_on)
         lm.mix_with(partner, fit_mixture_weight(lm.own_log_probs(corpus), partner.own_log_probs(corpus)))
-    elif saved and Path(saved.get("with", "")).resolve() == partner_dir.resolve():
+    elif saved and _saved_partner(saved) == partner_dir.resolve():
+        weight = saved.get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+            raise ModelFileError(f"{interp}: 'weight' must be a number from 0 to 1; got {weight!r}")
         if "weight_of" in saved:
-            lm.set_weight(float(saved["weight"]))
+            lm.set_weight(float(weight))
         else:  # written before λ had one meaning: then "weight" was this run's share
-            lm.mix_with(partner, float(saved["weight"]))
+            lm.mix_with(partner, float(weight))
     else:
         raise ConfigError(
             f"no mixture weight for {run_dir} with {partner_dir}: pass --dev FILE to fit it, "
             "or --weight W (λ, the feed-forward model's share, between 0 and 1)"
         )
+
+
+def _saved_partner(saved: dict[str, Any]) -> Path | None:
+    partner = saved.get("with")
+    return Path(partner).resolve() if isinstance(partner, str) and partner else None

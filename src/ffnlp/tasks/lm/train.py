@@ -18,6 +18,7 @@ import numpy as np
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
+from ffnlp.models import registry
 from ffnlp.models.io import save_model, save_ngram
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
@@ -62,7 +63,16 @@ def train_lm(
     if interpolate_with is not None:
         settings["interpolate_with"] = str(interpolate_with)
     run_dir, cfg = start_run(
-        "lm", resolve_config, config, overrides, settings, out, resume, seed, force=force
+        "lm",
+        resolve_config,
+        config,
+        overrides,
+        settings,
+        out,
+        resume,
+        seed,
+        force=force,
+        inputs={"--train": train, "--dev": dev, "--test": test},
     )
     partner = load(cfg.interpolate_with, standalone=True) if cfg.interpolate_with else None
 
@@ -111,8 +121,9 @@ def fresh_network(cfg: LMConfig, vocab: Vocab, precision: str | None = None) -> 
     """The feed-forward LM training starts from, seeded by train.seed. ``precision``: the
     resolved model.precision to train in (fp32 or bf16); None leaves "auto" to the model, which
     resolves it at its first training step."""
-    seed_everything(cfg.train.seed)
     model_cfg = cfg.model if precision is None else cfgmod.replace(cfg.model, precision=precision)
+    registry.spec("ffnn_lm").check_fits_memory({"vocab_size": len(vocab), "config": model_cfg})
+    seed_everything(cfg.train.seed)
     return FeedForwardLM(len(vocab), model_cfg)
 
 

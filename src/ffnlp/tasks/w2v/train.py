@@ -11,6 +11,7 @@ from typing import Any
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, TrainingError
+from ffnlp.models import registry
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.runtime import available_cores, seed_everything, select_device
 from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
@@ -55,6 +56,7 @@ def train_word2vec(
         seed,
         check=_check_evaluation_files,
         force=force,
+        inputs={"--corpus": corpus},
     )
     started = time.perf_counter()
     encoded = EncodedCorpus.read(
@@ -105,13 +107,15 @@ def _pair_batches(encoded: EncodedCorpus, cfg: W2VConfig) -> PairBatches:
 def _skipgram(vocab_size: int, cfg: W2VConfig) -> SkipGram:
     # by default every core works on the step, but the one the prefetch thread keeps busy
     workers = cfg.model.workers or max(1, available_cores() - (1 if cfg.corpus.prefetch else 0))
-    return SkipGram(
-        vocab_size,
-        cfg.model.dim,
-        cbow=cfg.model.architecture == "cbow",
-        sparse=cfg.train.sparse,
-        workers=workers,
-    )
+    args: dict[str, Any] = {
+        "vocab_size": vocab_size,
+        "dim": cfg.model.dim,
+        "cbow": cfg.model.architecture == "cbow",
+        "sparse": cfg.train.sparse,
+        "workers": workers,
+    }
+    registry.spec("skipgram").check_fits_memory(args)
+    return SkipGram(**args)
 
 
 def _fit(
