@@ -10,6 +10,7 @@ import os
 import pickle
 import random
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -384,3 +385,41 @@ def test_a_signal_from_outside_then_resume(task, signum, data, tmp_path) -> None
     result = invoke([*train_args(task, data), "--set", f"train.epochs={epochs}", "--resume", out])
     assert result.exit_code == 0, result.output
     assert_same_run(reference, out)
+
+
+@pytest.mark.slow
+def test_twenty_sigkills_at_random_moments_then_resume_give_the_same_run(data, tmp_path) -> None:
+    """SIGKILL a real `classify train` at 20 random moments (any of them may fall while it
+    writes its log, a checkpoint, the model files or the plots, or renames the run into place),
+    resuming after each kill: every run that completes equals one that was never stopped."""
+    args = [*train_args("classify", data), "--set", "train.epochs=30"]
+    reference = tmp_path / "straight"
+    assert invoke([*args, "--out", reference]).exit_code == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    rng = random.Random("twenty-kills")
+    out = tmp_path / "run"
+    kills = completed = 0
+
+    def started() -> bool:  # a run to resume: in place, or still in its hidden folder
+        return out.exists() or bool(list(tmp_path.glob(".run.tmp-*")))
+
+    while True:
+        argv = [*args, "--resume" if started() else "--out", str(out)]
+        proc = subprocess.Popen([sys.executable, "-m", "ffnlp", *argv], env=env,
+                                stderr=subprocess.PIPE, text=True)
+        if kills < 20:
+            try:
+                proc.wait(timeout=rng.uniform(0.5, 5.0))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                kills += 1
+                continue
+        _, stderr = proc.communicate()
+        assert proc.returncode == 0, stderr
+        assert_same_run(reference, out)  # completed after however many kills
+        completed += 1
+        if kills == 20:
+            break
+        shutil.rmtree(out)
+    assert completed >= 1
