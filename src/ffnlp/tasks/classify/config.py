@@ -1,4 +1,4 @@
-"""The classify task's configuration: [data], [features], [model], [loss], [train].
+"""The classify task's configuration: [task], [data], [features], [model], [loss], [train].
 
 ``[model]`` is the one place a classifier's options are written: ``type`` names a registered
 classifier (:mod:`ffnlp.models.registry`) and the ``[model.X]`` sections hold what the
@@ -24,6 +24,33 @@ from ffnlp.models.mlp import MLPConfig
 from ffnlp.models.pooled import PooledConfig
 from ffnlp.training import TrainConfig
 
+MULTILABEL_CHOICES = (True, False, "auto")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Section [task]: one label per example (softmax) or several (one sigmoid per label)."""
+
+    multilabel: bool | str = option(
+        "auto",
+        "true: each example has a set of labels, one sigmoid per label with binary cross-entropy "
+        "(fastText's -loss ova); false: exactly one label (softmax); auto: multi-label when a "
+        "line of the data has two or more labels or its labels as a list",
+        choices=MULTILABEL_CHOICES,
+    )
+    threshold: float = option(
+        0.5,
+        "multi-label: a label is predicted when its probability is at least this (micro/macro "
+        "F1, and predict without --threshold)",
+        ge=0.0,
+        le=1.0,
+    )
+    tune_thresholds: bool = option(
+        False,
+        "multi-label: per label, the threshold that maximises its F1 on the dev data, stored in "
+        "the run and used in place of threshold",
+    )
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -32,7 +59,12 @@ class DataConfig:
     )
     encoding: str = option("utf-8", "text encoding of the data files (e.g. latin-1 for MR)")
     text_column: str = option("text", "CSV/TSV/JSONL: the column or key holding the text")
-    label_column: str = option("label", "CSV/TSV/JSONL: the column or key holding the label")
+    label_column: str = option(
+        "label", "CSV/TSV/JSONL: the column or key holding the label (JSONL: or labels)"
+    )
+    label_separator: str = option(
+        "", "CSV/TSV: split the label field on this into several labels, e.g. ',' ('' = one)"
+    )
     skip_invalid: bool = option(
         False, "skip malformed lines (and report how many) instead of failing"
     )
@@ -110,6 +142,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ClassifyConfig:
+    task: TaskConfig = section(TaskConfig)
     data: DataConfig = section(DataConfig)
     features: FeaturesConfig = section(FeaturesConfig)
     model: ModelConfig = section(ModelConfig)
