@@ -226,8 +226,10 @@ def test_tuned_thresholds_maximise_each_labels_f1() -> None:
     gold = torch.tensor([[1, 0], [0, 0], [1, 0], [0, 0]])
     # label 0: cutting after 0.3 (2 hits of 3 predicted, 2 gold) has F1 0.8, the best; the
     # threshold lies halfway to the next probability. Label 1 has no positive: the default.
-    tuned = tune_thresholds(gold, probs, default=0.5)
+    tuned = tune_thresholds(gold, probs, default=0.5, min_support=1)
     assert tuned.tolist() == pytest.approx([0.25, 0.5])
+    # by default a label needs 10 dev examples to get a threshold of its own
+    assert tune_thresholds(gold, probs, default=0.5).tolist() == pytest.approx([0.5, 0.5])
     pred = probs[:, 0] >= tuned[0]
     assert pred.tolist() == [True, True, True, False]
 
@@ -236,7 +238,7 @@ def test_tuned_thresholds_never_split_equal_probabilities() -> None:
     probs = torch.tensor([[0.7], [0.7], [0.1]])
     gold = torch.tensor([[1], [0], [0]])
     # the best cut inside the tie (after the first 0.7) cannot be made: both 0.7s or neither
-    assert tune_thresholds(gold, probs, default=0.5).tolist() == pytest.approx([0.4])
+    assert tune_thresholds(gold, probs, 0.5, min_support=1).tolist() == pytest.approx([0.4])
 
 
 # ------------------------------------------------------------------------------- the run

@@ -47,8 +47,8 @@ class TaskConfig:
     )
     tune_thresholds: bool = option(
         False,
-        "multi-label: per label, the threshold that maximises its F1 on the dev data, stored in "
-        "the run and used in place of threshold",
+        "multi-label: per label with 10 or more dev examples, the threshold that maximises its "
+        "F1 on the dev data (the others keep threshold), stored in the run and used by predict",
     )
 
 

@@ -115,13 +115,23 @@ def multilabel_metrics(
     return out
 
 
-def tune_thresholds(gold: torch.Tensor, probs: torch.Tensor, default: float) -> torch.Tensor:
+MIN_TUNING_SUPPORT = 10  # dev examples a label needs before it gets a threshold of its own
+
+
+def tune_thresholds(
+    gold: torch.Tensor,
+    probs: torch.Tensor,
+    default: float,
+    min_support: int = MIN_TUNING_SUPPORT,
+) -> torch.Tensor:
     """Per label, the decision threshold that maximises its F1 on (N, K) ``gold`` / ``probs``.
 
     Every cut of a label's probabilities sorted from high to low is a candidate (predict the
     examples above it); the best cut's threshold is halfway between the last probability kept
     and the next one, so the same data gives the same predictions and nearby unseen values fall
-    on the side they are closest to. Labels with no positive example keep ``default``. (K,)
+    on the side they are closest to. Labels with fewer than ``min_support`` positive examples
+    keep ``default``: with one or two positives the best cut is wherever they happen to rank,
+    often far down, and the threshold it gives makes the label predicted almost everywhere. (K,)
     """
     gold = gold.bool()
     n, num_labels = gold.shape
@@ -140,4 +150,4 @@ def tune_thresholds(gold: torch.Tensor, probs: torch.Tensor, default: float) -> 
     kept = p.gather(0, best.unsqueeze(0)).squeeze(0)  # (K,)
     below = p.gather(0, (best + 1).clamp(max=n - 1).unsqueeze(0)).squeeze(0)
     cut = torch.where(best < n - 1, (kept + below) / 2, kept)
-    return torch.where(positives > 0, cut, out)
+    return torch.where(positives >= max(min_support, 1), cut, out)
