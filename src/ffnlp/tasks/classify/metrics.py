@@ -89,7 +89,7 @@ def multilabel_metrics(
     out: dict[str, Any] = {}
     for k in at_k:
         out[f"precision_at_{k}"], out[f"recall_at_{k}"] = precision_recall_at_k(gold, probs, k)
-    t = torch.as_tensor(threshold, dtype=probs.dtype)  # () or (K,)
+    t = torch.as_tensor(threshold, dtype=probs.dtype, device=probs.device)  # () or (K,)
     pred = probs >= t  # (N, K)
     tp = (pred & gold).sum(0).double()  # (K,)
     predicted = pred.sum(0).double()
