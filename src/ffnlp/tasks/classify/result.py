@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, cast, overload
 
 import numpy as np
 import torch
@@ -172,7 +172,7 @@ class Classifier:
             sets = [(x,) if isinstance(x, str) else tuple(x) for x in labels or [()] * len(texts)]
             y = multi_hot(sets, self.labels)[0]  # (N, K)
         elif labels is not None:
-            y = torch.tensor(self.labels.encode(labels), dtype=torch.long)  # type: ignore[arg-type]
+            y = torch.tensor(self.labels.encode(cast(Sequence[str], labels)), dtype=torch.long)
         else:
             y = torch.zeros(len(texts), dtype=torch.long)
         return self.featurizer.source(self.tokenizer.tokenize_all(texts), texts, y)
