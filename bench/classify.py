@@ -1,6 +1,7 @@
 """Side-by-side: ffnlp's classifiers vs fastText and scikit-learn, in one run.
 
     python bench/classify.py [--data ../shared/data] [--threads 2] [--seeds 5] [--only sst2,mr]
+                             [--ffnlp-threads N] [--background-load N]
     python bench/classify.py --only cooking [--seeds 3]
 
 Datasets: SST-2 (its train/dev/test split) and MR (no split: for seed s the test set is fold s of a
@@ -15,14 +16,21 @@ prints them, precision / recall of every label at probability >= 0.5 (``fasttext
 0.5``; ffnlp: micro precision / recall at task.threshold = 0.5), fit seconds and the ratio to each
 fastText run's.
 
-Contenders, each with the same thread count:
+Contenders:
 - fastText (fasttext-wheel) supervised, wordNgrams=2, dim 100, epoch 10, lr 0.5 (its defaults,
-  epoch 5 / lr 0.1, reach only 0.665 on SST-2; these are the best of a small grid on SST-2 dev);
+  epoch 5 / lr 0.1, reach only 0.665 on SST-2; these are the best of a small grid on SST-2 dev),
+  fitted with each thread count of --fasttext-threads (default 1 and --threads); its fastest
+  mean is the reference of the ratios ("fastText" in the table);
 - scikit-learn tf-idf over word uni+bigrams (sublinear tf) + LogisticRegression(C=10);
 - ffnlp logreg: logistic regression over tf-idf n-grams (configs/sst2_logreg.toml; SST-2 only);
 - ffnlp mlp: the MLP over tf-idf n-grams (configs/sst2_ffnn.toml, configs/mr_ffnn.toml);
 - ffnlp pooled: the pooled-embedding network (configs/sst2_pooled.toml, configs/mr_pooled.toml);
 - optionally other ffnlp configs given with --extra NAME=CONFIG.
+
+scikit-learn gets --threads; ffnlp its own default (train.threads = "auto") unless
+--ffnlp-threads N sets train.threads = N. --background-load N runs N busy processes
+(``python -c "while True: pass"``) for the whole bench and stops them at its end (also on an
+error or Ctrl-C): a machine shared with other work.
 
 Fit time = reading + tokenising + featurising + training (for ffnlp: summary prep_seconds +
 train_seconds; final evaluation, saving and plots excluded; for fastText: train_supervised on its
@@ -95,25 +103,24 @@ def sklearn_fit(
     return {"accuracy": acc, "fit_seconds": seconds}
 
 
-def ffnlp_fit(config: Path, train, dev, test, threads: int, seed: int, out: Path) -> dict:
+def ffnlp_fit(config: Path, train, dev, test, threads: int | None, seed: int, out: Path) -> dict:
     from ffnlp.tasks.classify import train_classifier
 
+    overrides = ["train.checkpoint=false"]
+    if threads is not None:
+        overrides.append(f"train.threads={threads}")
     clf = train_classifier(
-        train,
-        dev=dev,
-        test=test,
-        config=config,
-        seed=seed,
-        out=out,
-        overrides=[f"train.threads={threads}", "train.checkpoint=false"],
+        train, dev=dev, test=test, config=config, seed=seed, out=out, overrides=overrides
     )
     s = clf.summary
     return {
         "accuracy": s["test"]["accuracy"],
         "fit_seconds": s["prep_seconds"] + s["train_seconds"],
         "train_seconds": s["train_seconds"],
+        "train_cpu_seconds": s["train_cpu_seconds"],
         "epochs": s["epochs"],
         "best_epoch": s["best_epoch"],
+        "threads": s.get("threads"),
     }
 
 
@@ -207,7 +214,7 @@ def bench_cooking(data_root: Path, threads: int, seeds: int) -> dict:
     return table
 
 
-def warm_up(presets: dict, threads: int) -> None:
+def warm_up(presets: dict, threads: int, ffnlp_threads: int | None) -> None:
     from ffnlp.tasks.sample import write_sample
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -220,7 +227,8 @@ def warm_up(presets: dict, threads: int) -> None:
             for cfg in configs.values():
                 with tempfile.TemporaryDirectory() as out:
                     ffnlp_fit(
-                        cfg, paths["train"], paths["dev"], paths["test"], threads, 0, Path(out)
+                        cfg, paths["train"], paths["dev"], paths["test"], ffnlp_threads, 0,
+                        Path(out),
                     )
 
 
@@ -250,7 +258,26 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="scikit-learn's and fastText's threads")
+    ap.add_argument(
+        "--fasttext-threads",
+        default=None,
+        help="comma-separated thread counts to fit fastText with (default: 1 and --threads); the "
+        "fastest is the reference",
+    )
+    ap.add_argument(
+        "--ffnlp-threads",
+        type=int,
+        default=None,
+        help="train.threads for ffnlp (default: its own default, auto)",
+    )
+    ap.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N busy processes (while True: pass) during the bench, stopped at its end",
+    )
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument(
         "--only", default="sst2,mr", help="comma-separated datasets: sst2, mr, cooking"
@@ -264,10 +291,23 @@ def main() -> int:
     ap.add_argument("--no-presets", action="store_true", help="only the --extra ffnlp configs")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out")
     args = ap.parse_args()
+    ft_threads = sorted(
+        {int(t) for t in args.fasttext_threads.split(",")}
+        if args.fasttext_threads
+        else {1, args.threads}
+    )
 
-    import torch
+    from background import background_load
 
-    torch.set_num_threads(args.threads)
+    import ffnlp  # noqa: F401  (before torch: the OpenMP settings ffnlp makes at import)
+
+    with background_load(args.background_load) as load:
+        if load:
+            print(f"{len(load)} busy background processes running", flush=True)
+        return run(args, ft_threads)
+
+
+def run(args: argparse.Namespace, ft_threads: list[int]) -> int:
     presets = {  # dataset -> contender -> config
         "sst2": {
             "ffnlp logreg": ROOT / "configs/sst2_logreg.toml",
@@ -280,32 +320,41 @@ def main() -> int:
         },
     }
     only = args.only.split(",")
-    results: dict = {"threads": args.threads, "seeds": args.seeds, "datasets": {}}
+    results: dict = {
+        "threads": args.threads,
+        "fasttext_threads": ft_threads,
+        "ffnlp_threads": args.ffnlp_threads if args.ffnlp_threads is not None else "default",
+        "background_load": args.background_load,
+        "seeds": args.seeds,
+        "datasets": {},
+    }
     if "cooking" in only:  # multi-label: its own contenders and figures
         only.remove("cooking")
         results["datasets"]["cooking"] = bench_cooking(args.data, args.threads, args.seeds)
     # one-time costs (imports, first SparseAdam: ~3 s, regex compilation) stay out of the timings:
     # every contender first fits a 40-line sample once, untimed
     if only:
-        warm_up(presets, args.threads)
+        warm_up(presets, args.threads, args.ffnlp_threads)
     for name in only:
         contenders = dict(presets[name]) if not args.no_presets else {}
         for item in args.extra:
             label, cfg = item.split("=", 1)
             contenders[f"ffnlp {label}"] = Path(cfg.replace("{data}", name))
-        rows: dict[str, list[dict]] = {k: [] for k in ("fastText", "scikit-learn", *contenders)}
+        ft_names = {f"fastText {t} thread{'s' if t > 1 else ''}": t for t in ft_threads}
+        rows: dict[str, list[dict]] = {k: [] for k in (*ft_names, "scikit-learn", *contenders)}
         for seed in range(args.seeds):
             train, dev, test = splits(name, args.data, seed)
-            rows["fastText"].append(
-                fasttext_fit(train.texts, train.labels, test.texts, test.labels, args.threads, seed)
-            )
+            for label, t in ft_names.items():
+                rows[label].append(
+                    fasttext_fit(train.texts, train.labels, test.texts, test.labels, t, seed)
+                )
             rows["scikit-learn"].append(
                 sklearn_fit(train.texts, train.labels, test.texts, test.labels, args.threads, seed)
             )
             for label, cfg in contenders.items():
                 with tempfile.TemporaryDirectory() as tmp:
                     rows[label].append(
-                        ffnlp_fit(cfg, train, dev, test, args.threads, seed, Path(tmp))
+                        ffnlp_fit(cfg, train, dev, test, args.ffnlp_threads, seed, Path(tmp))
                     )
             print(
                 f"[{name} seed {seed}] "
@@ -315,7 +364,15 @@ def main() -> int:
                 ),
                 flush=True,
             )
-        ft_time = statistics.fmean(r["fit_seconds"] for r in rows["fastText"])
+        # the reference: fastText at its best thread count (the others shown in brackets)
+        ft_times = {k: statistics.fmean(r["fit_seconds"] for r in rows[k]) for k in ft_names}
+        ft_best = min(ft_times, key=ft_times.__getitem__)
+        rows = {
+            "fastText": rows[ft_best],
+            **{f"({k})": rows[k] for k in ft_names if k != ft_best},
+            **{k: v for k, v in rows.items() if k not in ft_names},
+        }
+        ft_time = ft_times[ft_best]
         sk_time = statistics.fmean(r["fit_seconds"] for r in rows["scikit-learn"])
         table = {}
         for label, rs in rows.items():
@@ -329,13 +386,20 @@ def main() -> int:
                 "time_ratio_vs_sklearn": secs / sk_time,
                 "runs": rs,
             }
+        table["fastText"]["threads"] = ft_names[ft_best]
         results["datasets"][name] = table
-        print(f"\n{name}: test accuracy over {args.seeds} seeds, {args.threads} threads")
-        print(f"{'':16s} {'accuracy (mean ± sd)':>20s} {'fit s':>8s} {'ratio/fastText':>15s} "
+        used = sorted({r.get("threads") for k in contenders for r in rows[k]} - {None})
+        print(
+            f"\n{name}: test accuracy over {args.seeds} seeds; threads: fastText {ft_names[ft_best]}"
+            f" (its fastest of {ft_threads}), scikit-learn {args.threads}, ffnlp "
+            f"{args.ffnlp_threads if args.ffnlp_threads is not None else 'default'} (used: "
+            f"{used or '?'}); background load: {args.background_load} busy processes"
+        )
+        print(f"{'':20s} {'accuracy (mean ± sd)':>20s} {'fit s':>8s} {'ratio/fastText':>15s} "
               f"{'ratio/sklearn':>14s}")
         for label, t in table.items():
             print(
-                f"{label:16s}    {t['accuracy_mean']:.4f} ± {t['accuracy_sd']:.4f} {t['fit_seconds']:8.2f} "
+                f"{label:20s}    {t['accuracy_mean']:.4f} ± {t['accuracy_sd']:.4f} {t['fit_seconds']:8.2f} "
                 f"{t['time_ratio_vs_fasttext']:15.2f} {t['time_ratio_vs_sklearn']:14.2f}"
             )
         print(flush=True)

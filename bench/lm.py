@@ -2,6 +2,7 @@
 
     python bench/lm.py [--data ../shared/data/ptb] [--config configs/ptb_lm.toml] [--threads 2]
                        [--rounds 8] [--steps 10] [--repeat 10] [--skip-memory]
+                       [--precision auto|fp32|bf16] [--compare-precisions]
 
 1. Throughput: the Trainer's training steps on the configured model (batches from the real PTB
    stream; the configured batch size, optimiser, schedule, weight averaging and precision: the
@@ -57,16 +58,19 @@ def throughput(args) -> dict:
 
     from ffnlp import config as cfgmod
     from ffnlp.models.lm import FeedForwardLM
+    from ffnlp.precision import choose_precision
     from ffnlp.runtime import prepare_process
     from ffnlp.tasks.lm import resolve_config
     from ffnlp.text.corpus import EOS, LMBatches, build_vocab, encode_corpus
     from ffnlp.training.trainer import Trainer
 
-    cfg = resolve_config(args.config)
+    cfg = resolve_config(args.config, [f"model.precision={args.precision}"] if args.precision else [])
+    # resolved as `ffnlp lm train` resolves it ("auto": bf16 where the hardware has it)
+    precision = choose_precision(cfg.model.precision, "cpu")
     train = args.data / "ptb.train.txt.gz"
     vocab = build_vocab(train, cfg.data)
     corpus = encode_corpus(train, vocab, cfg.data)
-    model = FeedForwardLM(len(vocab), cfg.model)
+    model = FeedForwardLM(len(vocab), cfgmod.replace(cfg.model, precision=precision.used))
     source = LMBatches(
         corpus.ids, cfg.model.context_size, vocab.stoi(EOS), cfg.data.cross_sentences
     )
@@ -83,7 +87,7 @@ def throughput(args) -> dict:
         for callback in trainer.callbacks:
             callback.on_batch_end(trainer, None)
 
-    dtype = torch.bfloat16 if cfg.model.precision == "bf16" else torch.float32
+    dtype = torch.bfloat16 if precision.used == "bf16" else torch.float32
     width = (
         cfg.model.embedding_dim
         if model.projection is not None or cfg.model.tie_weights
@@ -118,7 +122,7 @@ def throughput(args) -> dict:
         "threads": args.threads,
         "clock": args.clock,
         "batch_size": B,
-        "precision": cfg.model.precision,
+        "precision": precision.as_dict(),
         "tokens_per_second": B / step_seconds,
         "macs_per_token": macs,
         "achieved_gflops": achieved,
@@ -171,6 +175,27 @@ def memory(args, workdir: Path) -> dict:
     return results
 
 
+def compare_precisions(args) -> int:
+    """auto vs bf16 vs fp32 in one run: rounds alternate between the three (one timed round of
+    --steps steps each), so that the load of a shared machine falls on all alike."""
+    best: dict[str, dict] = {}
+    for _ in range(args.rounds):
+        for precision in ("auto", "bf16", "fp32"):
+            one = argparse.Namespace(**{**vars(args), "precision": precision, "rounds": 1})
+            t = throughput(one)
+            if precision not in best or t["tokens_per_second"] > best[precision]["tokens_per_second"]:
+                best[precision] = t
+    for precision, t in best.items():
+        print(f"{precision:>5} (used {t['precision']['used']}): {t['tokens_per_second']:.0f} tokens/s")
+    auto, faster = best["auto"]["tokens_per_second"], max(
+        best["bf16"]["tokens_per_second"], best["fp32"]["tokens_per_second"]
+    )
+    print(f"auto / faster of bf16 and fp32: {auto / faster:.3f} ({best['auto']['precision']['reason']})")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "lm_precisions.json").write_text(json.dumps(best, indent=2), encoding="utf-8")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -188,10 +213,25 @@ def main() -> int:
         help="time with the wall clock, or with this process's CPU time (use with --threads 1 on "
         "a machine shared with other jobs: their load then does not enter the figures)",
     )
+    ap.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default=None,
+        help="model.precision for the throughput (default: the config's)",
+    )
+    ap.add_argument(
+        "--compare-precisions",
+        action="store_true",
+        help="time auto, bf16 and fp32 in the same run (alternating, --rounds times each, the "
+        "best of each kept) and print whether auto is at least the faster of the other two",
+    )
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out")
     args = ap.parse_args()
+    import ffnlp  # noqa: F401  (before torch: the OpenMP settings ffnlp makes at import)
 
+    if args.compare_precisions:
+        return compare_precisions(args)
     result = {"throughput": throughput(args)}
     t = result["throughput"]
     print(

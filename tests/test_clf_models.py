@@ -249,7 +249,7 @@ def test_binary_feature_mlp_has_one_logit() -> None:
 
 
 def test_feature_mlp_errors() -> None:
-    with pytest.raises(ValueError, match="at least two classes"):
+    with pytest.raises(ConfigError, match="at least two classes"):
         FeatureMLP(3, 1)
     with pytest.raises(ConfigError, match="at least one feature; got 0"):
         FeatureMLP(0, 2)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import pytest
 
@@ -54,6 +55,31 @@ def test_unknown_override_key_names_the_flag() -> None:
 def test_type_errors_are_named() -> None:
     with pytest.raises(ConfigError, match="epochs must be an integer; got 'many'"):
         C.build(Outer, {"epochs": "many"})
+
+
+@dataclass(frozen=True)
+class Counts:
+    workers: int | Literal["auto"] = option("auto", "a count, or auto", ge=1)
+    mode: Literal["fast", "exact"] = option("fast", "one of two words")
+
+
+def test_a_literal_in_a_union_takes_its_word_or_the_other_type(tmp_path) -> None:
+    assert C.build(Counts).workers == "auto"
+    assert C.build(Counts, {}, ["workers=4", "mode=exact"]) == Counts(workers=4, mode="exact")
+    assert C.build(Counts, {"workers": "auto"}).workers == "auto"
+    with pytest.raises(ConfigError) as err:
+        C.build(Counts, {"workers": "many", "mode": "quick"})
+    assert str(err.value).splitlines()[1:] == [
+        "  - workers must be an integer or 'auto'; got 'many'",
+        "  - mode must be 'fast' or 'exact'; got 'quick'",
+    ]
+    with pytest.raises(ConfigError, match="workers must be >= 1; got 0"):  # bounds: numbers only
+        C.build(Counts, {"workers": 0})
+    with pytest.raises(ConfigError, match="workers must be an integer or 'auto'; got True"):
+        C.build(Counts, {"workers": True})
+    for cfg in (Counts(workers=3), Counts()):
+        C.save_toml(cfg, tmp_path / "counts.toml")
+        assert C.build(Counts, C.load_toml(tmp_path / "counts.toml")) == cfg
 
 
 def test_toml_round_trip_of_a_task_config(tmp_path) -> None:

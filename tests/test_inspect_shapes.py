@@ -229,10 +229,12 @@ def test_weights_that_do_not_fit_model_json_are_named_with_both_shapes(tmp_path:
     with pytest.raises(ModelFileError) as err:
         load_model(run)
     message = str(err.value)
-    assert message.startswith(
-        f"{run}: input_bias is (8,) in model.safetensors but (4,) in the model model.json builds; "
-        f"input.weight is ({features}, 8) in model.safetensors but ({features}, 4) in the model "
-        "model.json builds; "
+    assert message == (  # found from the file's header, before the model is built
+        f"{run / 'model.safetensors'} does not match model.json: input_bias is (8) in the "
+        f"weights but model.json makes it (4); input.weight is ({features}, 8) in the weights "
+        f"but model.json makes it ({features}, 4); rest.2.layers.0.weight is (1, 8) in the "
+        "weights but model.json makes it (1, 4); the two files come from different runs, or "
+        "model.json was edited: restore it, or retrain"
     )
     assert message.endswith(
         "the two files come from different runs, or model.json was edited: restore it, or retrain"

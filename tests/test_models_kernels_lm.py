@@ -103,7 +103,14 @@ def test_softmax_cross_entropy_matches_torch(dtype: torch.dtype) -> None:
 
 def _pair(options: dict, vocab: int = V) -> tuple[FeedForwardLM, FeedForwardLM]:
     """A fused model and a reference model with the same weights."""
-    cfg = {"context_size": 3, "embedding_dim": 8, "hidden_sizes": [16], "dropout": 0.0, **options}
+    cfg = {
+        "context_size": 3,
+        "embedding_dim": 8,
+        "hidden_sizes": [16],
+        "dropout": 0.0,
+        "precision": "fp32",  # the default, "auto", is bf16 on a CPU with bf16 units
+        **options,
+    }
     fused = FeedForwardLM(vocab, cfg)
     reference = FeedForwardLM(vocab, cfg, fused=False)
     reference.load_state_dict(fused.state_dict())

@@ -28,6 +28,8 @@ SETUP = ['python3 -m pip install -c constraints.txt -e ".[dev]" && ffnlp demo', 
 WRITES = {"--out", "-o", "--output", "--plot"}
 LONG = (("classify", "train"), ("classify", "cv"), ("repeat",), ("lm", "train"), ("w2v", "train"))
 DURATION = re.compile(r"\b\d+(\.\d+)? (s|seconds?|minutes?)\b")
+# a run folder named anywhere in a token: `runs/x`, `runs/x/plots/a.png`, `pretrained=runs/x`
+RUN_FOLDER = re.compile(r"(?<![\w./-])runs/[\w.-]+")
 
 # Tiny settings (--set key=value) per command; one thread, as the machine may be busy.
 TINY_TRAIN = ["train.epochs=1", "train.threads=1"]
@@ -45,11 +47,11 @@ TINY = {
 }
 
 
-def readme_commands() -> list[tuple[str, str]]:
-    """(comment just above, command) for every command of every ```bash block, in order;
-    continuation lines joined."""
+def bash_commands(markdown: Path) -> list[tuple[str, str]]:
+    """(comment just above, command) for every command of every ```bash block of a Markdown
+    file, in order; continuation lines joined."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.S):
+    for block in re.findall(r"```bash\n(.*?)```", markdown.read_text(encoding="utf-8"), re.S):
         comment, pending = "", ""
         for line in block.splitlines():
             if not pending and line.lstrip().startswith("#"):
@@ -64,6 +66,10 @@ def readme_commands() -> list[tuple[str, str]]:
                 commands.append((comment, " ".join(command.split())))
                 comment = ""
     return commands
+
+
+def readme_commands() -> list[tuple[str, str]]:
+    return bash_commands(README)
 
 
 def ffnlp_args(command: str) -> list[list[str]]:
@@ -94,10 +100,20 @@ def test_the_set_up_commands_come_first() -> None:
     assert commands[:2] == SETUP
 
 
-def test_every_command_is_complete_and_reads_only_runs_written_before() -> None:
+def check_parses(args: list[str]) -> None:
+    """One `ffnlp` call's options and arguments checked by the CLI's own parser (nothing runs)."""
+    path = command_path(args)
+    leaf = typer.main.get_command(app)
+    for name in path:
+        leaf = leaf.commands[name]  # type: ignore[attr-defined]
+    leaf.make_context(" ".join(["ffnlp", *path]), args[len(path) :])
+
+
+def check_reads_only_what_exists(commands: list[str]) -> None:
+    """Every command is a complete ffnlp command; every run folder it reads (`runs/NAME`, also
+    inside a --set value) was written by an earlier command (--out, --plot ...); every config
+    file and data file it names exists."""
     written: set[str] = set()
-    commands = [command for _, command in readme_commands()[2:]]
-    assert len(commands) > 10
     for command in commands:
         assert "..." not in command and "…" not in command, command
         calls = ffnlp_args(command)
@@ -105,9 +121,8 @@ def test_every_command_is_complete_and_reads_only_runs_written_before() -> None:
         for args in calls:
             outputs = {args[i + 1] for i, a in enumerate(args[:-1]) if a in WRITES}
             for token in args:
-                if token.startswith("runs/") and token not in outputs:
-                    run = "/".join(token.split("/")[:2])
-                    assert run in written, f"{token} is read before a command writes it: {command}"
+                for run in RUN_FOLDER.findall(token) if token not in outputs else []:
+                    assert run in written, f"{run} is read before a command writes it: {command}"
                 if token.startswith("configs/"):
                     assert (ROOT / token).is_file(), token
                 if "shared/data" in token:
@@ -117,16 +132,18 @@ def test_every_command_is_complete_and_reads_only_runs_written_before() -> None:
             written |= {"/".join(o.split("/")[:2]) for o in outputs if o.startswith("runs/")}
 
 
+def test_every_command_is_complete_and_reads_only_runs_written_before() -> None:
+    commands = [command for _, command in readme_commands()[2:]]
+    assert len(commands) > 10
+    check_reads_only_what_exists(commands)
+
+
 def test_every_command_parses() -> None:
     """Options and arguments, also of the tiny versions, are checked by the CLI's own parser
     (nothing runs)."""
     for _, command in readme_commands()[2:]:
         for args in ffnlp_args(command) + ffnlp_args(tiny(command)):
-            path = command_path(args)
-            leaf = typer.main.get_command(app)
-            for name in path:
-                leaf = leaf.commands[name]  # type: ignore[attr-defined]
-            leaf.make_context(" ".join(["ffnlp", *path]), args[len(path) :])
+            check_parses(args)
 
 
 def test_long_commands_state_their_duration() -> None:
@@ -146,10 +163,9 @@ def tiny(command: str) -> str:
     return command
 
 
-@pytest.mark.slow
-def test_the_readme_commands_run_in_order_from_a_fresh_clone(tmp_path: Path) -> None:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"the README's commands read real data from {SHARED_DATA}, which is absent")
+def run_in_a_fresh_clone(commands: list[str], tmp_path: Path) -> Path:
+    """Run the commands in order, each with its tiny settings, in a folder laid out like a clone
+    beside ``../shared/data``; fail on the first that fails. Returns the clone."""
     clone = tmp_path / "clone"
     clone.mkdir()
     (clone / "configs").symlink_to(ROOT / "configs")
@@ -157,7 +173,7 @@ def test_the_readme_commands_run_in_order_from_a_fresh_clone(tmp_path: Path) -> 
     (tmp_path / "shared" / "data").symlink_to(SHARED_DATA)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     define = f'ffnlp() {{ {shlex.quote(sys.executable)} -m ffnlp "$@"; }}; set -o pipefail; '
-    for _, command in readme_commands()[2:]:
+    for command in commands:
         run = subprocess.run(
             ["bash", "-c", define + tiny(command)],
             cwd=clone,
@@ -167,4 +183,12 @@ def test_the_readme_commands_run_in_order_from_a_fresh_clone(tmp_path: Path) -> 
             check=False,
         )
         assert run.returncode == 0, f"{tiny(command)}\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}"
+    return clone
+
+
+@pytest.mark.slow
+def test_the_readme_commands_run_in_order_from_a_fresh_clone(tmp_path: Path) -> None:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the README's commands read real data from {SHARED_DATA}, which is absent")
+    clone = run_in_a_fresh_clone([command for _, command in readme_commands()[2:]], tmp_path)
     assert (clone / "runs" / "sst2_logreg" / "report.html").is_file()

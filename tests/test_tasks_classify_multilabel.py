@@ -298,7 +298,7 @@ def test_a_threshold_outside_zero_one_is_an_error(run, threshold) -> None:
 
 def test_k_must_be_positive_or_minus_one(run) -> None:
     with pytest.raises(
-        ConfigError, match=re.escape("k must be at least 1 (or -1 for every label); got 0")
+        ConfigError, match=re.escape("k must be an integer of at least 1; got 0 (or -1 for every label)")
     ):
         ffnlp.load(run).predict("bread", k=0)
 

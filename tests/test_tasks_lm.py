@@ -82,6 +82,12 @@ def test_run_directory_and_summary(runs: dict[str, Path]) -> None:
         assert 1 < summary[split]["perplexity"] < 13
         assert summary[split]["perplexity"] == pytest.approx(math.exp(summary[split]["loss"]))
     assert len(summary["samples"]) == 2
+    # "auto" resolved once and reported; model.json keeps the setting for wherever it trains next
+    from ffnlp.precision import choose_precision
+
+    assert summary["precision"] == choose_precision("auto", "cpu").as_dict()
+    assert json.loads((nn_dir / "model.json").read_text())["args"]["config"]["precision"] == "auto"
+    assert summary["threads"] == 1  # train.threads = 1 in SMALL
     epochs = [json.loads(line) for line in (nn_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["dev"]["perplexity"] for r in epochs if r["event"] == "epoch"]
 
@@ -107,6 +113,58 @@ def test_interpolation_weight_is_fitted_and_never_worse_on_dev(
     assert lm.perplexity(corpus["test"]) == pytest.approx(mixed["test"]["perplexity"], rel=1e-6)
     p = lm.next_distribution([0, 2, 3])
     assert p.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_lambda_is_the_feed_forward_models_weight_in_train_eval_and_load(
+    runs: dict[str, Path], corpus, tmp_path: Path
+) -> None:
+    """The Kneser-Ney run was trained with --interpolate-with the neural run: λ it reports is
+    the neural model's weight, as `lm eval` reports it for the same pair, either way round."""
+    from ffnlp.cli.main import app
+
+    mixed = json.loads((runs["kn"] / "summary.json").read_text())["interpolated"]
+    lam = mixed["weight"]
+    assert mixed["weight_of"] == str(runs["nn"]) and 0 < lam < 1
+    saved = json.loads((runs["kn"] / "interpolation.json").read_text())
+    assert saved["weight"] == lam and saved["weight_of"] == str(runs["nn"])
+    # the neural model's share of the mixture that `lm train` fitted: the KN run's is 1 - λ
+    nn_alone, kn_alone = (load(runs[k], standalone=True) for k in ("nn", "kn"))
+    dev = nn_alone.encode(corpus["dev"])
+    assert lam == pytest.approx(
+        fit_mixture_weight(nn_alone.own_log_probs(dev), kn_alone.own_log_probs(dev)), abs=1e-9
+    )
+    runner = CliRunner()
+    reported = []
+    for first, second in (("nn", "kn"), ("kn", "nn")):
+        for extra in (["--interpolate-with", str(runs[second]), "--dev", str(corpus["dev"])], []):
+            if first == "nn" and not extra:
+                continue  # the neural run was trained alone: no weight of its own to reuse
+            args = ["lm", "eval", str(runs[first]), "--data", str(corpus["test"]), "--json"]
+            res = runner.invoke(app, args + extra)
+            assert res.exit_code == 0, res.output
+            out = json.loads(res.stdout)
+            assert out["weight"] == pytest.approx(lam, abs=1e-9), (first, extra)
+            assert out["weight_of"] == str(runs["nn"])
+            assert out["perplexity"] == pytest.approx(mixed["test"]["perplexity"], rel=1e-6)
+            reported.append(out["weight"])
+    assert len(reported) == 3
+    res = runner.invoke(app, ["lm", "eval", str(runs["kn"]), "--data", str(corpus["test"])])
+    assert f"λ={lam:.3f}, the weight of {runs['nn']})" in " ".join(res.stdout.split())
+    # --weight is λ too: the neural model's share, whichever run is named first
+    for first, second in (("nn", "kn"), ("kn", "nn")):
+        lm = load(runs[first], interpolate_with=runs[second], weight=0.3)
+        assert lm.weight == 0.3 and lm.weighted_model.kind == "ffnn"
+        assert lm.perplexity(corpus["test"]) == pytest.approx(
+            load(runs["nn"], interpolate_with=runs["kn"], weight=0.3).perplexity(corpus["test"]),
+            rel=1e-9,
+        )
+    # a run whose interpolation.json predates λ's one meaning held its own share there
+    old = tmp_path / "old_kn"
+    shutil.copytree(runs["kn"], old)
+    (old / "interpolation.json").write_text(
+        json.dumps({"with": str(runs["nn"]), "weight": 1 - lam}), encoding="utf-8"
+    )
+    assert load(old).weight == pytest.approx(lam, abs=1e-12)
 
 
 def test_mixture_weight_by_em_matches_a_grid_search() -> None:
@@ -157,7 +215,7 @@ def test_a_run_of_another_task_is_refused(runs: dict[str, Path], tmp_path: Path)
     arch = json.loads((tmp_path / "run" / "model.json").read_text())
     arch["task"] = "classify"
     (tmp_path / "run" / "model.json").write_text(json.dumps(arch))
-    with pytest.raises(ModelFileError, match="holds a 'classify' model, not a language model"):
+    with pytest.raises(ModelFileError, match="is a classify run, not an lm run; use ffnlp classify"):
         load(tmp_path / "run")
 
 
@@ -277,7 +335,7 @@ def test_cli_eval_and_generate(runs: dict[str, Path], corpus) -> None:
     assert "not in the vocabulary, read as <unk>: 'zebra'" in first.stderr
     res = runner.invoke(app, ["lm", "generate", str(runs["nn"] / "nope")])
     assert res.exit_code == 1
-    assert "Error:" in res.stderr and "model.json is missing" in res.stderr
+    assert "Error:" in res.stderr and "nope does not exist" in res.stderr
 
 
 def test_cli_train(corpus, tmp_path: Path) -> None:

@@ -3,8 +3,10 @@ checkpoints; and the hooks they use (evaluation_context, state in checkpoints)."
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import pytest
 import torch
 from tests.test_training_optim import Linear, toy
 
@@ -89,6 +91,11 @@ def test_installed_from_the_configuration_before_the_callers_own() -> None:
     assert [type(cb) for cb in bare.callbacks] == [CheckpointWriter]
 
 
+def warmed_decay(decay: float, t: int) -> float:
+    """The decay of update t (0, 1, ...): TensorFlow's num_updates warm-up, written out."""
+    return min(decay, (1 + t) / (4 + t))
+
+
 def test_averaging_and_best_weights_match_a_hand_computation() -> None:
     decay = 0.8
     trainer, weights, seen, start = run(ema_decay=decay)
@@ -97,7 +104,8 @@ def test_averaging_and_best_weights_match_a_hand_computation() -> None:
     assert all(torch.equal(a, b) for a, b in zip(weights.steps, plain_weights.steps, strict=True))
     average, expected = start, []
     for step, w in enumerate(weights.steps, 1):
-        average = decay * average + (1 - decay) * w
+        d = warmed_decay(decay, step - 1)
+        average = d * average + (1 - d) * w
         if step % 3 == 0:
             expected.append(average)
     assert len(seen) == len(expected) == 13  # 40 steps, an evaluation every 3
@@ -116,9 +124,44 @@ def test_without_restore_best_the_fit_ends_with_the_average() -> None:
     decay = 0.5
     trainer, weights, _, start = run(ema_decay=decay, restore_best=False)
     average = start
-    for w in weights.steps:
-        average = decay * average + (1 - decay) * w
+    for t, w in enumerate(weights.steps):
+        d = warmed_decay(decay, t)
+        average = d * average + (1 - d) * w
     torch.testing.assert_close(trainer.model.lin.weight, average)
+
+
+def test_a_ten_step_run_averages_its_own_steps_not_the_initial_weights() -> None:
+    # decay 0.999 without a warm-up would leave 99 % of the initial weights in the average
+    trainer, weights, _, start = run(ema_decay=0.999, restore_best=False, epochs=1)
+    assert len(weights.steps) == 10
+    decays = [min(0.999, (1 + t) / (4 + t)) for t in range(10)]
+    assert decays[:3] == [0.25, 2 / 5, 3 / 6] and decays[-1] == 10 / 13
+    average = start
+    for d, w in zip(decays, weights.steps, strict=True):
+        average = d * average + (1 - d) * w
+    torch.testing.assert_close(trainer.model.lin.weight, average)
+    # the initial weights' share: the product of the decays, 10! 3! / 13! = 3! / (11 * 12 * 13)
+    share = torch.tensor(decays, dtype=torch.float64).prod().item()
+    assert share == pytest.approx(math.factorial(10) * math.factorial(3) / math.factorial(13))
+    averaging = trainer.callbacks[0]
+    assert isinstance(averaging, WeightAveraging) and averaging.updates == 10
+    assert averaging.current_decay() == 11 / 14
+
+
+def test_a_checkpoint_without_the_update_count_counts_one_update_a_step() -> None:
+    averaging = WeightAveraging([torch.zeros(2)], decay=0.9)
+    averaging.load_state_dict({"ema": [torch.ones(2)], "step": 7})  # written before the count
+    assert averaging.updates == 7 and torch.equal(averaging.average[0], torch.ones(2))
+    averaging.load_state_dict({"ema": [torch.ones(2)], "ema_updates": 5, "step": 7})
+    assert averaging.updates == 5
+
+
+def test_the_decay_reaches_the_configured_one_after_its_warm_up() -> None:
+    averaging = WeightAveraging([torch.zeros(2)], decay=0.99)
+    averaging.updates = 294
+    assert averaging.current_decay() == 295 / 298 < 0.99
+    averaging.updates = 297
+    assert averaging.current_decay() == 0.99
 
 
 def test_best_weights_without_averaging_are_the_raw_weights_of_the_best_evaluation() -> None:
@@ -175,6 +218,7 @@ def test_an_interrupted_fit_writes_a_checkpoint_and_resumes_to_the_same_weights(
     state = load_checkpoint(tmp_path / "cut")
     assert state["step"] == 13 and state["batch_in_epoch"] == 3 and state["counter_batches"] == 13
     assert state["ema"] is not None and state["best_state"] is not None
+    assert state["ema_updates"] == 13  # the average's warm-up goes on where it stopped
     assert torch.equal(cut.model.lin.weight, raw.steps[-1])
     resumed_counter = Counter()
     resumed = resumable(tmp_path / "cut", [resumed_counter])
@@ -182,6 +226,11 @@ def test_an_interrupted_fit_writes_a_checkpoint_and_resumes_to_the_same_weights(
     assert resumed_counter.batches == straight_counter.batches == 40
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+    averages = [t.callbacks[0] for t in (straight, resumed)]
+    assert all(isinstance(a, WeightAveraging) and a.updates == 40 for a in averages)
+    assert all(
+        torch.equal(a, b) for a, b in zip(averages[0].average, averages[1].average, strict=True)
+    )
     assert straight.history.records[-1]["step"] == resumed.history.records[-1]["step"]
 
 

@@ -110,6 +110,19 @@ def test_schedules_follow_their_formulas() -> None:
     assert warm[4] == pytest.approx(1.0) and warm[5] < 1.0
 
 
+def test_the_warm_up_is_at_most_a_fraction_of_a_short_run() -> None:
+    # 40 steps in all: a warm-up of 300 steps is cut to 10% of the run, 4 steps
+    capped = lrs("constant", warmup_steps=300)
+    assert capped[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
+    assert lrs("constant", warmup_steps=300, max_warmup_fraction=0.5)[19:21] == [1.0, 1.0]
+    assert lrs("constant", warmup_steps=300, max_warmup_fraction=0.5)[18] == pytest.approx(0.95)
+    # the cap changes nothing where the warm-up is short enough already
+    assert lrs("linear", warmup_steps=3) == lrs("linear", warmup_steps=3, max_warmup_fraction=1)
+    cosine = lrs("cosine", warmup_steps=300)  # the decay starts after the capped warm-up
+    assert cosine[3] == cosine[4] == 1.0 and cosine[5] < 1.0
+    assert lrs("constant", warmup_steps=2, max_warmup_fraction=0.0) == [1.0] * 40
+
+
 def test_plateau_schedule_decays_after_patience() -> None:
     cfg = C.build(TrainConfig, {"schedule": "plateau", "lr": 1.0, "gamma": 0.1, "plateau_patience": 1})
     opt = build_optimizer(Linear(), cfg)

@@ -255,7 +255,8 @@ def test_weight_averaging_evaluates_and_ends_with_the_moving_average() -> None:
     average, per_epoch = start, len(steps.weights) // 3
     expected_at_eval = []
     for i, w in enumerate(steps.weights, 1):
-        average = decay * average + (1 - decay) * w
+        d = min(decay, i / (3 + i))  # the warm-up of the decay (update t = i - 1)
+        average = d * average + (1 - d) * w
         if i % per_epoch == 0:
             expected_at_eval.append(average)
     for got, want in zip(seen, expected_at_eval, strict=True):  # evaluation saw the average

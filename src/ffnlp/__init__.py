@@ -18,8 +18,17 @@ Importing ``ffnlp`` is cheap: the names above are the real functions and classes
 from __future__ import annotations
 
 import importlib
+import os as _os
+import sys as _sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+# OpenMP threads that wait for work sleep at once instead of spinning on their core (which, on a
+# machine shared with other work, takes the core from whoever else needs it). OpenMP reads this
+# when torch loads it, so it is set here, before ffnlp imports torch, and only when the user has
+# not chosen: OMP_WAIT_POLICY=ACTIVE (or anything else) in the environment wins.
+if "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ffnlp.errors import (
     ConfigError,
@@ -78,11 +87,18 @@ _LOADERS = {"classify": "ffnlp.tasks.classify", "lm": "ffnlp.tasks.lm", "w2v": "
 def load(run_dir: str | Path) -> Classifier | LanguageModel | Word2VecRun:
     """The trained object a run directory holds: a :class:`Classifier`, a
     :class:`LanguageModel` or a :class:`Word2VecRun`, told by the task named in its model.json.
+    A file (not a folder) is read as an ARPA n-gram model: a :class:`LanguageModel`.
 
     >>> clf = ffnlp.load("runs/sst2_logreg")          # doctest: +SKIP
     >>> clf.predict("a gripping , funny film")        # doctest: +SKIP
     """
-    from ffnlp.models.io import read_arch
+    from ffnlp.models.io import read_arch, run_path
+
+    run_dir = run_path(run_dir)
+    if run_dir.is_file():
+        from ffnlp.tasks.lm import load as load_lm
+
+        return load_lm(run_dir)
 
     task = read_arch(run_dir)["task"]
     if task not in _LOADERS:

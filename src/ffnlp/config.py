@@ -10,16 +10,19 @@ configuration back, so that any run can be reproduced from its ``config.toml``.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
 import json
 import math
+import os
+import re
 import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
@@ -73,8 +76,7 @@ def build(cls: type[T], data: Mapping[str, Any] | None = None, overrides: Iterab
     for item in overrides:
         _apply_override(cls, merged, item, problems)
     obj = _from_dict(cls, merged, "", problems)
-    if problems:
-        raise ConfigError(_join(problems))
+    raise_problems(problems)
     return obj
 
 
@@ -83,24 +85,45 @@ def resolve(cls: type[T], config: Any = None, overrides: Iterable[str] = (), **s
     or a dict), then ``key=value`` overrides, then keyword settings ({"train.lr": 0.1})."""
     if isinstance(config, cls):
         data = to_dict(config)
-    elif isinstance(config, (str, Path)):
+    elif isinstance(config, (str, os.PathLike)):
         data = load_toml(config)
-    else:
+    elif config is None or isinstance(config, Mapping):
         data = dict(config or {})
+    else:
+        raise ConfigError(
+            f"config must be a {cls.__name__}, a TOML file name or a dict; got {config!r}"
+        )
     extra = [f"{k}={json.dumps(v)}" for k, v in settings.items()]
     return build(cls, data, [*overrides, *extra])
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file; a syntax error names the file and the position."""
+def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML file; every way it can fail is a ConfigError naming the file (and the
+    position, for a syntax error)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"the config must be a TOML file name (str or Path); got {path!r}")
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a directory; pass a TOML file (--config FILE)")
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
     try:
-        with p.open("rb") as fh:
-            return tomllib.load(fh)
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {p} cannot be read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{p} is not UTF-8 (byte {exc.start}: 0x{raw[exc.start]:02x}); TOML files are UTF-8: "
+            f"convert it (iconv -f latin1 -t utf-8 {p.name} > fixed.toml)"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p} is not valid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # a 5000-digit integer, arrays nested too deep
+        raise ConfigError(f"{p} is not valid TOML: {str(exc).split(':')[0] or 'nested too deeply'}") from None
 
 
 def replace(obj: T, **changes: Any) -> T:
@@ -110,10 +133,23 @@ def replace(obj: T, **changes: Any) -> T:
     return build(type(obj), data)
 
 
-def _join(problems: list[str]) -> str:
+def join_problems(problems: list[str], where: str = "in the configuration") -> str:
+    """One problem as it is; several as a count and one indented line each."""
     if len(problems) == 1:
         return problems[0]
-    return f"{len(problems)} problems in the configuration:\n" + "\n".join(f"  - {p}" for p in problems)
+    return f"{len(problems)} problems {where}:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+def raise_problems(
+    problems: list[str], where: str = "in the configuration", error: type[Exception] = ConfigError
+) -> None:
+    """One error (a ConfigError, whose ``problems`` keeps them, unless ``error`` says another
+    class) listing every problem; nothing when there is none."""
+    if not problems:
+        return
+    if error is ConfigError:
+        raise ConfigError(join_problems(problems, where), problems=problems)
+    raise error(join_problems(problems, where))
 
 
 def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
@@ -154,7 +190,7 @@ def parse_value(raw: str) -> Any:
     """Read a --set value as TOML (numbers, booleans, lists, quoted strings); else a bare string."""
     try:
         return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):  # not TOML (TOMLDecodeError is a ValueError)
         return raw
 
 
@@ -223,6 +259,12 @@ def _factory_default(f: dataclasses.Field[Any]) -> Any:
     return None
 
 
+def type_problem(value: Any, hint: Any) -> str | None:
+    """What ``value`` should be for the type annotation ``hint`` (e.g. "an integer"), or None
+    when it fits: the check configs get, for other typed inputs (a model file's arguments)."""
+    return _coerce(value, hint)[1]
+
+
 def _coerce(value: Any, ftype: Any) -> tuple[Any, str | None]:
     origin = typing.get_origin(ftype)
     args = typing.get_args(ftype)
@@ -239,6 +281,10 @@ def _coerce(value: Any, ftype: Any) -> tuple[Any, str | None]:
         return None, " or ".join(errs)
     if ftype is Any:
         return value, None
+    if origin is Literal:  # one of a few fixed values, e.g. the "auto" of ``int | Literal["auto"]``
+        if any(type(value) is type(a) and value == a for a in args):
+            return value, None
+        return None, " or ".join(repr(a) for a in args)
     if ftype is bool:
         return (value, None) if isinstance(value, bool) else (None, "true or false")
     if ftype is int:
@@ -250,8 +296,21 @@ def _coerce(value: Any, ftype: Any) -> tuple[Any, str | None]:
             return float(value), None
         return None, "a number"
     if ftype is str:
-        return (value, None) if isinstance(value, str) else (None, "a string")
-    if origin in (list, tuple):
+        if not isinstance(value, str):
+            return None, "a string"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None, "valid Unicode text (no lone surrogates)"
+        return value, None
+    if isinstance(ftype, type) and dataclasses.is_dataclass(ftype):
+        ok = isinstance(value, (ftype, Mapping))
+        return (value, None) if ok else (None, f"a table ({ftype.__name__})")
+    if ftype in (list, tuple):
+        return (value, None) if isinstance(value, (list, tuple)) else (None, "a list")
+    if ftype is dict:
+        return (value, None) if isinstance(value, Mapping) else (None, "a table")
+    if origin in (list, tuple, collections.abc.Sequence):
         if not isinstance(value, (list, tuple)):
             return None, f"a list ({_describe(ftype)})"
         item_type = args[0] if args else Any
@@ -321,9 +380,9 @@ def _dump_table(data: Mapping[str, Any], path: list[str], lines: list[str]) -> N
     scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping)}
     tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
     if path and scalars:
-        lines.append(f"\n[{'.'.join(path)}]")
+        lines.append(f"\n[{'.'.join(_toml_key(k) for k in path)}]")
     for k, v in scalars.items():
-        lines.append(f"{k} = {_toml_value(v)}")
+        lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
     for k, v in tables.items():
         _dump_table(v, path + [k], lines)
 
@@ -338,11 +397,40 @@ def _toml_value(v: Any) -> str:
             return "inf" if v > 0 else "-inf"
         return repr(v)
     if isinstance(v, str):
-        escaped = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
+        return _toml_string(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(f"cannot write {v!r} as TOML")
+
+
+_TOML_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and every control character escaped (TOML
+    forbids U+0000-U+001F and U+007F unescaped), so any string reads back as it was."""
+    out = []
+    for ch in text:
+        if ch in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
 def save_toml(obj: Any, path: str | Path) -> None:

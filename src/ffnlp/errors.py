@@ -15,7 +15,15 @@ class FfnlpError(Exception):
 
 
 class ConfigError(FfnlpError):
-    """An unknown key, a value of the wrong type or outside its range, in a config or --set."""
+    """An unknown key, a value of the wrong type or outside its range, in a config or --set.
+
+    ``problems`` lists each problem on its own (one entry when there was only one), so that a
+    caller can report them together with problems found elsewhere (e.g. a missing data file).
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems: list[str] = list(problems) if problems is not None else [message]
 
 
 class DataError(FfnlpError):

@@ -353,6 +353,8 @@ def _check_options(out: str | Path | None, resume: bool, force: bool) -> None:
         )
     if resume and out is None:
         raise ConfigError("--resume needs the run folder to continue")
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise ConfigError(f"--out must be a path (str or pathlib.Path); got {out!r}")
 
 
 def _choose_mode(final: Path, shown: Path, resume: bool, force: bool) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ffnlp.errors import ConfigError
+from ffnlp.outputs import check_output_dir
 from ffnlp.rundir import default_run_path
 
 
@@ -71,12 +72,13 @@ def keep_freed_memory() -> bool:
     return ok
 
 
-def prepare_process(threads: int = 0) -> int:
+def prepare_process(threads: int | str = 0) -> int:
     """The process-wide settings a training run wants, made once by whoever starts it (the
     Trainer leaves the process alone): ``threads`` intra-op threads (0 = every available core,
-    see :func:`set_threads`) and malloc keeping freed memory for reuse (:func:`keep_freed_memory`).
-    Returns the number of threads set."""
-    n = set_threads(threads)
+    see :func:`set_threads`; "auto" leaves them to :func:`ffnlp.threads.choose_threads`, which
+    needs the model) and malloc keeping freed memory for reuse (:func:`keep_freed_memory`).
+    Returns the number of threads in use."""
+    n = set_threads(threads) if isinstance(threads, int) else torch.get_num_threads()
     keep_freed_memory()
     return n
 
@@ -111,6 +113,6 @@ def make_run_dir(out: str | Path | None, task: str, root: str | Path = "runs") -
     """Make and return a folder for results: ``out`` if given, else ``runs/<task>-<date>-<time>``
     (made unique). Training runs open theirs through :func:`ffnlp.tasks.run.start_run` instead,
     which writes them as a whole (see :mod:`ffnlp.rundir`)."""
-    path = Path(out) if out is not None else default_run_path(task, root)
+    path = check_output_dir(out, "--out") if out is not None else default_run_path(task, root)
     path.mkdir(parents=True, exist_ok=True)
     return path

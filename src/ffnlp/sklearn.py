@@ -41,7 +41,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     validation_fraction : share of the training data held out (stratified) for early stopping on
         its accuracy; 0 trains for ``epochs`` and keeps the last weights.
     lowercase : lowercase the texts; tokenizer : "regex" (words and punctuation) or "whitespace".
-    seed, threads : reproducibility and CPU threads (0 = all cores).
+    seed, threads : reproducibility and CPU threads ("auto": 1 for small models, all physical
+        cores for large matrix products; 0 = all cores).
     config : a TOML path or a dict with the full configuration to start from.
     overrides : "section.key=value" strings applied last.
     """
@@ -64,7 +65,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         lowercase: bool = False,
         tokenizer: str = "regex",
         seed: int = 13,
-        threads: int = 0,
+        threads: int | str = "auto",
         config: Any = None,
         overrides: Sequence[str] = (),
     ) -> None:
@@ -113,7 +114,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             "train.epochs": int(self.epochs),
             "train.batch_size": int(self.batch_size),
             "train.seed": int(self.seed),
-            "train.threads": int(self.threads),
+            "train.threads": self.threads if self.threads == "auto" else int(self.threads),
             "train.checkpoint": False,
             "train.monitor": "dev.accuracy",
             "train.early_stopping": self.validation_fraction > 0,

@@ -1,8 +1,9 @@
-"""`ffnlp classify train|eval|predict`: thin wrappers over ffnlp.tasks.classify."""
+"""`ffnlp classify train|eval|predict|vectors|cv|lr-find`: thin wrappers over ffnlp.tasks.classify."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -25,6 +26,10 @@ from ffnlp.cli.common import (
     setup_logging,
     short_metrics,
 )
+from ffnlp.cli.lr_find import JSON_OPTION as LR_FIND_JSON_OPTION
+from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_OPTION
+from ffnlp.cli.lr_find import OUT_OPTION as LR_FIND_OUT_OPTION
+from ffnlp.cli.lr_find import report as report_lr_find
 from ffnlp.errors import DataError
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,14 +54,14 @@ def _data_overrides(fmt: str | None, encoding: str | None, skip_invalid: bool) -
 
 @app.command("train")
 def train(
-    train_file: Path = typer.Option(None, "--train", help="Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok)."),
+    train_file: Path = typer.Option(None, "--train", help="Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok; Parquet, Arrow, a datasets folder)."),
     dev: Path = typer.Option(None, "--dev", help="Dev data: early stopping and the best epoch are chosen on it."),
     test: Path = typer.Option(None, "--test", help="Test data: evaluated once at the end."),
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = SET_OPTION,
     out: Path = run_dir_option("classify"),
     seed: int = SEED_OPTION,
-    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
+    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow."),
     encoding: str = typer.Option(None, "--encoding", help="Encoding of the data files, e.g. latin-1."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
     resume: Path = RESUME_OPTION,
@@ -151,10 +156,13 @@ def predict(
         help="Only labels with at least this probability, 0..1 (default: the run's: 0 for one label "
         "per text; task.threshold or the tuned per-label thresholds for multi-label runs).",
     ),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input file."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input (file or standard input)."),
+    batch_size: int = typer.Option(
+        1000, "--batch-size", min=1, help="Texts read and predicted at a time (memory stays that of one batch)."
+    ),
     json_: bool = typer.Option(False, "--json", help="One JSON object per line: text, label, prob, top."),
 ) -> None:
-    """Predict labels for raw texts, one a line.
+    """Predict labels for raw texts, one a line, streamed in batches (any input size).
 
     A multi-label run gives every label among the top --k whose probability reaches the
     threshold (possibly none); its probabilities are independent and need not sum to 1.
@@ -167,29 +175,74 @@ def predict(
     """
     from ffnlp.tasks.classify import load
     from ffnlp.tasks.classify.result import check_threshold
-    from ffnlp.text.readers import read_lines
 
     if threshold is not None:
         check_threshold(threshold)  # before reading a whole input
     if k < 1 and k != -1:
         raise typer.BadParameter("--k must be at least 1, or -1 for every label", param_hint="--k")
     clf = load(run)
-    if input_ == "-":
-        texts = [line.rstrip("\r\n") for line in sys.stdin.read().split("\n")]
-        if texts and texts[-1] == "":
-            texts.pop()
-    else:
-        texts = [line for _, line in read_lines(input_, encoding=encoding)]
-    if not texts:
-        raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text to classify")
-    results = clf.predict(texts, k=k, threshold=threshold)
-    for text, top in zip(texts, results, strict=True):
+    seen = 0
+    for text, top in clf.predict_stream(
+        _input_lines(input_, encoding), k=k, threshold=threshold, batch_size=batch_size
+    ):
+        seen += 1
         label, prob = top[0] if top else (None, 0.0)
         if json_:
             print_json({"text": text, "label": label, "prob": prob,
                         "top": [{"label": lab, "prob": p} for lab, p in top]})
         else:
             typer.echo("\t".join(f"{lab}\t{p:.4f}" for lab, p in top) + f"\t{text}")
+    if not seen:
+        raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text to classify")
+
+
+@app.command("vectors")
+def vectors(
+    run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
+    input_: str = typer.Option("-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."),
+    layer: str = typer.Option(
+        "auto",
+        "--layer",
+        help="pooled (the pooled embedding of a pooled model), hidden (the last hidden layer), "
+        "or auto (pooled when the model pools).",
+    ),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input (file or stdin)."),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Texts read at a time."),
+    json_: bool = typer.Option(False, "--json", help="One JSON object per line: text, vector."),
+) -> None:
+    """Print each input line's vector inside the model, one a line (fastText's print-sentence-vectors).
+
+    Example:
+
+        echo "a gripping , funny film" | ffnlp classify vectors runs/sst2_pooled --layer pooled
+    """
+    from ffnlp.tasks.classify import load
+
+    clf = load(run)
+    seen = 0
+    for text, vector in clf.vectors_stream(_input_lines(input_, encoding), layer, batch_size):
+        seen += 1
+        if json_:
+            print_json({"text": text, "vector": [float(x) for x in vector]})
+        else:
+            typer.echo(" ".join(f"{x:.7g}" for x in vector.tolist()))
+    if not seen:
+        raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text")
+
+
+def _input_lines(input_: str, encoding: str) -> Iterator[str]:
+    """The lines of a file, or of standard input ('-'), read lazily; split on "\\n" only. Standard
+    input is decoded exactly as a file is: the same encoding checks and messages."""
+    from ffnlp.text.readers import read_lines, read_stream_lines
+
+    if input_ != "-":
+        yield from (line for _, line in read_lines(input_, encoding=encoding))
+        return
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream without bytes underneath
+        yield from (line.rstrip("\r\n") for line in sys.stdin)
+        return
+    yield from (line for _, line in read_stream_lines(stream, "standard input", encoding))
 
 
 @app.command("cv")
@@ -204,7 +257,7 @@ def cross_validate(
         0.1, "--dev-fraction", help="Share of each training fold held out for early stopping (0 = none)."
     ),
     keep_models: bool = typer.Option(False, "--keep-models", help="Keep each fold's model weights."),
-    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
+    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow."),
     encoding: str = typer.Option(None, "--encoding", help="Encoding of the data file, e.g. latin-1."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-fold lines or progress."),
@@ -242,3 +295,37 @@ def cross_validate(
     for name, m in result["cv"].items():
         table.add_row(name, f"{m['mean']:.4f}", f"{m['sd']:.4f}")
     out_console.print(table)
+
+
+@app.command("lr-find")
+def lr_find(
+    train_file: Path = typer.Option(..., "--train", help="Training data (as for classify train)."),
+    config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    set_: list[str] = SET_OPTION,
+    seed: int = SEED_OPTION,
+    min_lr: float = MIN_LR_OPTION,
+    max_lr: float = MAX_LR_OPTION,
+    steps: int = STEPS_OPTION,
+    plot: Path = PLOT_OPTION,
+    out: Path = LR_FIND_OUT_OPTION,
+    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
+    encoding: str = typer.Option(None, "--encoding", help="Encoding of the data file, e.g. latin-1."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
+    json_: bool = LR_FIND_JSON_OPTION,
+) -> None:
+    """Learning-rate range test: train the configured model a few batches at a growing learning rate, plot the loss, suggest a rate.
+
+    The model, its initialisation and the optimiser are the ones `classify train` would use with
+    the same --config and --set; nothing else is written.
+
+    Example:
+
+        ffnlp classify lr-find --config configs/sst2_ffnn.toml --train ../shared/data/sst2/stsa.binary.train --plot runs/sst2_lr_find.png
+    """
+    from ffnlp.tasks.classify.lr_find import find_lr
+
+    setup_logging(json_)
+    overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
+    result = find_lr(train_file, config=config, overrides=overrides, seed=seed,
+                     lr_min=min_lr, lr_max=max_lr, steps=steps)
+    report_lr_find(result, plot, out, json_, f"lr range test: {config or 'default config'}")

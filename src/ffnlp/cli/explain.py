@@ -230,9 +230,9 @@ def backprop(
 
         ffnlp explain backprop --sizes 20,16,8,3 --activation relu
     """
-    from ffnlp.inspect.backprop_check import compare_with_autograd
+    from ffnlp.inspect.backprop_check import compare_with_autograd, parse_sizes
 
-    result = compare_with_autograd([int(s) for s in sizes.split(",")], activation, batch)
+    result = compare_with_autograd(parse_sizes(sizes), activation, batch)
     out_console.print(f"loss: NumPy {result['loss_numpy']:.8f}, torch {result['loss_torch']:.8f}")
     for i, err in enumerate(result["max_abs_diff"]):
         out_console.print(f"layer {i + 1}: max |dW_numpy - dW_autograd| = {err:.2e}")

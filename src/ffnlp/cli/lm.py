@@ -1,4 +1,4 @@
-"""`ffnlp lm train|eval|generate`: thin wrappers over ffnlp.tasks.lm."""
+"""`ffnlp lm train|eval|generate|export|lr-find`: thin wrappers over ffnlp.tasks.lm."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ from ffnlp.cli.common import (
     run_dir_option,
     setup_logging,
 )
+from ffnlp.cli.lr_find import JSON_OPTION as LR_FIND_JSON_OPTION
+from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_OPTION
+from ffnlp.cli.lr_find import OUT_OPTION as LR_FIND_OUT_OPTION
+from ffnlp.cli.lr_find import report as report_lr_find
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -104,11 +108,13 @@ def train(
         for split in ("dev", "test"):
             if split in interp:
                 table.add_row(
-                    f"{split} (mixed, λ={interp['weight']:.2f})",
+                    f"{split} (mixed, λ={interp['weight']:.3f})",
                     f"{interp[split]['perplexity']:.2f}",
                     "",
                 )
     out_console.print(table)
+    if interp:
+        out_console.print(f"λ: the weight of {interp['weight_of']} in the mixture", markup=False)
     out_console.print(
         f"trained in {summary['train_seconds']:.1f} s ({summary['tokens_per_second']:.0f} tokens/s)"
         + (f"; best epoch {summary['best_epoch']}" if summary.get("best_epoch") else "")
@@ -119,38 +125,47 @@ def train(
 
 @app.command("eval")
 def evaluate(
-    run: Path = typer.Argument(..., help="Run directory of a trained LM."),
+    run: Path = typer.Argument(
+        ..., help="Run directory of a trained LM, or an ARPA file (KenLM, SRILM, lm export)."
+    ),
     data: Path = typer.Option(
         ..., "--data", help="Corpus to compute the perplexity of (one sentence a line)."
     ),
     interpolate_with: Path = typer.Option(
-        None, "--interpolate-with", help="Mix with this LM run (same vocabulary)."
+        None,
+        "--interpolate-with",
+        help="Mix with this LM run or ARPA file (same words as RUN's vocabulary).",
     ),
     weight: float = typer.Option(
         None,
         "--weight",
-        help="This run's share in the mixture (default: the weight fitted at training, else fitted on --dev).",
+        help="λ, the feed-forward model's share in the mixture, whichever run it is (this run's "
+        "when both or neither are feed-forward); default: fitted on --dev, else the weight "
+        "fitted at training.",
     ),
     dev: Path = typer.Option(None, "--dev", help="Fit the mixture weight on this corpus."),
     json_: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
 ) -> None:
-    """Perplexity of a trained LM (optionally mixed with another) on a corpus.
+    """Perplexity of a trained LM or an ARPA file (optionally mixed with another) on a corpus.
 
-    Example:
+    Examples:
 
         ffnlp lm eval runs/ptb_lm --data ../shared/data/ptb/ptb.test.txt --interpolate-with runs/ptb_kn5 --dev ../shared/data/ptb/ptb.valid.txt
+
+        ffnlp lm eval ptb_kn5.arpa --data ../shared/data/ptb/ptb.test.txt
     """
     from ffnlp.tasks.lm import load as load_lm
 
-    lm = load_lm(run, interpolate_with=interpolate_with, tune_on=dev)
-    if weight is not None:
-        lm.set_weight(weight)
+    lm = load_lm(run, interpolate_with=interpolate_with, tune_on=dev, weight=weight)
     metrics = lm.evaluate(data)
     if json_:
         print_json(metrics)
         return
     mixed = (
-        f" mixed with {lm.partner.run_dir} (λ={lm.weight:.3f})" if lm.partner is not None else ""
+        f" mixed with {lm.partner.run_dir} (λ={lm.weight:.3f}, the weight of "
+        f"{lm.weighted_model.run_dir})"
+        if lm.partner is not None
+        else ""
     )
     out_console.print(
         f"{run}{mixed} on {data}: perplexity {metrics['perplexity']:.2f} over {metrics['tokens']} "
@@ -212,3 +227,60 @@ def generate(
         return
     for s in samples:
         typer.echo(s.text)
+
+
+@app.command("lr-find")
+def lr_find(
+    train_file: Path = typer.Option(..., "--train", help="Training corpus (as for lm train)."),
+    config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    set_: list[str] = SET_OPTION,
+    seed: int = SEED_OPTION,
+    min_lr: float = MIN_LR_OPTION,
+    max_lr: float = MAX_LR_OPTION,
+    steps: int = STEPS_OPTION,
+    plot: Path = PLOT_OPTION,
+    out: Path = LR_FIND_OUT_OPTION,
+    json_: bool = LR_FIND_JSON_OPTION,
+) -> None:
+    """Learning-rate range test for the feed-forward LM: a few batches at a growing learning rate, the loss plotted, a rate suggested.
+
+    The network, its initialisation and the optimiser are the ones `lm train` would use with the
+    same --config and --set; nothing else is written.
+
+    Example:
+
+        ffnlp lm lr-find --config configs/ptb_lm.toml --train ../shared/data/ptb/ptb.train.txt.gz --plot runs/ptb_lr_find.png
+    """
+    from ffnlp.tasks.lm.lr_find import find_lr
+
+    setup_logging(json_)
+    result = find_lr(train_file, config=config, overrides=list(set_), seed=seed,
+                     lr_min=min_lr, lr_max=max_lr, steps=steps)
+    report_lr_find(result, plot, out, json_, f"lr range test: {config or 'default config'}")
+
+
+@app.command("export")
+def export(
+    run: Path = typer.Argument(..., help="Run directory of a Kneser-Ney LM (kind = \"kneser_ney\")."),
+    arpa: Path = typer.Option(
+        ...,
+        "--arpa",
+        help="ARPA file to write (.gz: compressed), read by KenLM, SRILM and ffnlp lm eval.",
+    ),
+    json_: bool = typer.Option(False, "--json", help="Print the file and its n-gram counts as JSON."),
+) -> None:
+    """Write a Kneser-Ney model as an ARPA back-off file with the same probabilities.
+
+    Example:
+
+        ffnlp lm export runs/ptb_kn5 --arpa ptb_kn5.arpa
+    """
+    from ffnlp.tasks.lm import load as load_lm
+
+    lm = load_lm(run, standalone=True)
+    counts = lm.export_arpa(arpa)
+    if json_:
+        print_json({"arpa": str(arpa), "ngrams": counts})
+        return
+    listed = ", ".join(f"{c:,} {n}-grams" for n, c in enumerate(counts, start=1))
+    out_console.print(f"{arpa}: {listed}", markup=False)

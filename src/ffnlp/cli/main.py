@@ -103,11 +103,13 @@ def _mount(module: str, name: str, help_: str) -> None:
 _mount("classify", "classify", "Text classifiers: train, eval, predict, cv.")
 _mount("lm", "lm", "Feed-forward language model and Kneser-Ney baseline: train, eval, generate.")
 _mount("w2v", "w2v", "Skip-gram word2vec: train, eval, neighbors, export.")
-_mount("explain", "explain", "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, NumPy vs PyTorch training.")
+_mount("explain", "explain", "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, NumPy vs PyTorch training, linear collapse.")
 _mount("config", "config", "Show the configuration of a task, or the reference of every option.")
 
 from ffnlp.cli import compare as _compare  # noqa: E402
 from ffnlp.cli import demo as _demo  # noqa: E402
+from ffnlp.cli import explain as _explain  # noqa: E402
+from ffnlp.cli import explain_collapse as _explain_collapse  # noqa: E402
 from ffnlp.cli import repeat as _repeat  # noqa: E402
 from ffnlp.cli import report as _report  # noqa: E402
 
@@ -115,6 +117,7 @@ app.command("demo")(_demo.demo)
 app.command("repeat")(_repeat.repeat)
 app.command("compare")(_compare.compare)
 app.command("report")(_report.report)
+_explain.app.command("collapse")(_explain_collapse.collapse)  # its own module, under `explain`
 
 
 def main() -> None:

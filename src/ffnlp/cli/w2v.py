@@ -1,4 +1,4 @@
-"""`ffnlp w2v train|eval|neighbors|export`: thin wrappers over ffnlp.tasks.w2v."""
+"""`ffnlp w2v train|eval|neighbors|doesnt-match|export`: thin wrappers over ffnlp.tasks.w2v."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ffnlp.cli.common import (
     run_dir_option,
     setup_logging,
 )
+from ffnlp.outputs import check_output_file
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -127,8 +128,22 @@ def evaluate(
 @app.command("neighbors")
 def neighbors(
     vectors: Path = typer.Argument(..., help=VECTORS_HELP),
-    words: list[str] = typer.Argument(..., help="Query words."),
-    k: int = typer.Option(10, "--k", "-k", help="Neighbours per word."),
+    words: list[str] = typer.Argument(None, help="Query words, each answered on its own."),
+    positive: str = typer.Option(
+        None,
+        "--positive",
+        help="One query adding these words (comma-separated), e.g. king,woman.",
+    ),
+    negative: str = typer.Option(
+        None, "--negative", help="Words to subtract from the --positive query, e.g. man."
+    ),
+    method: str = typer.Option(
+        "3cosadd",
+        "--method",
+        help="3cosadd (cosine to the sum, gensim's most_similar) or 3cosmul (Levy & Goldberg's "
+        "product, gensim's most_similar_cosmul).",
+    ),
+    k: int = typer.Option(10, "--k", "-k", help="Neighbours per query."),
     plot: Path = typer.Option(
         None,
         "--plot",
@@ -136,25 +151,58 @@ def neighbors(
     ),
     fmt: str = typer.Option("auto", "--format", help="Vectors file format (see eval)."),
     json_: bool = typer.Option(
-        False, "--json", help="Print {word: [[neighbour, cosine], ...]} as JSON."
+        False,
+        "--json",
+        help="Print {word: [[neighbour, score], ...]} as JSON (with --positive: "
+        '{"positive", "negative", "method", "neighbors"}).',
     ),
 ) -> None:
-    """Nearest neighbours by cosine similarity.
+    """Nearest neighbours by cosine similarity, or of an analogy query (king - man + woman).
 
-    Example:
+    Examples:
 
         ffnlp w2v neighbors runs/ptb_w2v stock york president --k 5 --plot runs/ptb_w2v/plots/neighbours.png
+
+        ffnlp w2v neighbors runs/ptb_w2v --positive king,woman --negative man --method 3cosmul
     """
     from ffnlp.tasks.w2v import load_word_vectors
 
     if k < 1:
         raise typer.BadParameter("--k must be at least 1", param_hint="--k")
+    if method not in ("3cosadd", "3cosmul"):
+        raise typer.BadParameter("--method must be 3cosadd or 3cosmul", param_hint="--method")
+    pos, neg = _word_list(positive), _word_list(negative)
+    if neg and not pos:
+        raise typer.BadParameter("--negative needs --positive words", param_hint="--negative")
+    if pos and words:
+        raise typer.BadParameter(
+            "give query words or --positive/--negative, not both", param_hint="--positive"
+        )
+    if not pos and not words:
+        raise typer.BadParameter("give query words or --positive WORDS", param_hint="WORDS")
+    if plot is not None:
+        check_output_file(plot, "--plot")
     wv = load_word_vectors(vectors, format=fmt)
-    result = {w: wv.most_similar(w, k) for w in words}
+    if pos:
+        found = wv.most_similar(pos, k, negative=neg, method=method)
+        query = " + ".join(pos) + "".join(f" - {w}" for w in neg)
+        result = {query: found}
+    else:
+        result = {w: wv.most_similar(w, k, method=method) for w in words}
     if plot is not None:
         from ffnlp.report.plots import plot_projection
 
-        plot_projection(wv, words, plot, neighbours=k)
+        plot_projection(wv, words or pos + neg, plot, neighbours=k)
+    if json_ and pos:
+        print_json(
+            {
+                "positive": pos,
+                "negative": neg,
+                "method": method,
+                "neighbors": [[n, s] for n, s in found],
+            }
+        )
+        return
     if json_:
         print_json({w: [[n, s] for n, s in ns] for w, ns in result.items()})
         return
@@ -162,6 +210,41 @@ def neighbors(
         out_console.print(f"[bold]{w}[/bold]: " + ", ".join(f"{n} ({s:.3f})" for n, s in ns))
     if plot is not None:
         out_console.print(f"projection saved to {plot}")
+
+
+@app.command("doesnt-match")
+def doesnt_match(
+    vectors: Path = typer.Argument(..., help=VECTORS_HELP),
+    words: list[str] = typer.Argument(..., help="Two or more words; the odd one out is printed."),
+    fmt: str = typer.Option("auto", "--format", help="Vectors file format (see eval)."),
+    json_: bool = typer.Option(
+        False,
+        "--json",
+        help='Print {"odd": word, "centrality": [[word, cosine to the mean], ...]} as JSON.',
+    ),
+) -> None:
+    """The word that goes least with the others: the farthest from the mean of their unit vectors.
+
+    Example:
+
+        ffnlp w2v doesnt-match runs/ptb_w2v monday tuesday friday stock
+    """
+    from ffnlp.tasks.w2v import load_word_vectors
+
+    wv = load_word_vectors(vectors, format=fmt)
+    ranked = wv.rank_by_centrality(words)
+    if json_:
+        print_json({"odd": ranked[-1][0], "centrality": [[w, s] for w, s in ranked]})
+        return
+    typer.echo(ranked[-1][0])
+    out_console.print(
+        "cosine to the mean: " + ", ".join(f"{w} {s:.3f}" for w, s in ranked), style="dim"
+    )
+
+
+def _word_list(text: str | None) -> list[str]:
+    """Comma-separated words (spaces around them ignored)."""
+    return [w.strip() for w in (text or "").split(",") if w.strip()]
 
 
 @app.command("export")
@@ -186,6 +269,7 @@ def export(
         raise typer.BadParameter(
             "--format must be word2vec-text or word2vec-binary", param_hint="--format"
         )
+    check_output_file(output, "--output")
     wv = load_word_vectors(vectors)
     wv.save(output, format=fmt)
     out_console.print(f"{len(wv)} vectors of dimension {wv.dim} written to {output} ({fmt})")

@@ -105,6 +105,16 @@ class Lexicon:
             )
         return cls(read_word_list(pos), read_word_list(neg))
 
+    def save(self, directory: str | Path, within: str | Path | None = None) -> None:
+        """Write ``positive-words.txt`` and ``negative-words.txt`` (UTF-8, one word a line,
+        sorted) into ``directory``: what :meth:`load` reads back as the same lexicon. Each is
+        written atomically, never through a symbolic link below ``within``."""
+        from ffnlp.fileio import write_atomic
+
+        for name, words in (("positive", self.positive), ("negative", self.negative)):
+            text = "".join(f"{w}\n" for w in sorted(words))
+            write_atomic(Path(directory) / f"{name}-words.txt", text, within=within)
+
 
 def read_word_list(path: str | Path) -> frozenset[str]:
     """One word a line; ``;`` and ``#`` lines are comments; CRLF accepted; a line that is not

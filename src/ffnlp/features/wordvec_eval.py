@@ -1,4 +1,5 @@
-"""Looking at word vectors: nearest neighbours, word similarity, analogies, a 2-D projection.
+"""Looking at word vectors: nearest neighbours and analogy queries, the odd word out, word
+similarity, analogies, a 2-D projection.
 
 :class:`WordVectors` holds ``words`` and their ``vectors`` (N, D), most frequent word first (the
 order word2vec and ffnlp write). The evaluations follow gensim's ``KeyedVectors`` so that figures
@@ -13,6 +14,12 @@ compare:
   ``argmax cos'(x, b) cos'(x, c) / (cos'(x, a) + 0.001)`` with ``cos' = (1 + cos) / 2``. Questions with
   a word outside the restricted vocabulary are skipped (and counted); accuracy is over the rest,
   per ``: section`` and in total.
+
+The queries follow gensim too: ``most_similar(positive, negative=...)`` is ``most_similar`` (3CosAdd:
+cosine to the normalised sum of the positive unit vectors minus the negative ones) or
+``most_similar_cosmul`` (3CosMul, the product above with one factor per word), the query words
+left out of the answer; ``doesnt_match`` is the word whose unit vector is least similar to the
+normalised mean of all of them.
 """
 
 from __future__ import annotations
@@ -23,11 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from ffnlp.errors import DataError
+from ffnlp.errors import ConfigError, DataError
 from ffnlp.features.embeddings import load_vectors, save_vectors
+from ffnlp.text.readers import as_path, read_lines
 
 ANALOGY_METHODS = ("3cosadd", "3cosmul")
-COSMUL_EPS = 1e-3  # Levy & Goldberg's epsilon, as gensim's most_similar_cosmul
+# 3CosMul's epsilon: the analogy benchmark keeps Levy & Goldberg's 0.001; queries use gensim's
+# most_similar_cosmul's 1e-6, so that a query answers what gensim answers (the two rank words
+# differently where a negative word's shifted cosine is near zero)
+COSMUL_EPS = 1e-3
+QUERY_COSMUL_EPS = 1e-6
 
 
 class WordVectors:
@@ -83,18 +95,73 @@ class WordVectors:
         """Cosine similarity of two words."""
         return float(self.unit[self._row(a)] @ self.unit[self._row(b)])
 
-    def most_similar(self, word: str, k: int = 10, restrict: int = 0) -> list[tuple[str, float]]:
-        """The ``k`` nearest words by cosine (the word itself left out), among the ``restrict``
-        most frequent words when restrict > 0."""
-        row = self._row(word)
-        unit = self.unit[:restrict] if restrict else self.unit
-        sims = unit @ self.unit[row]  # (N,)
-        if row < len(sims):
-            sims[row] = -np.inf
-        k = min(k, len(sims) - (row < len(sims)))
+    def most_similar(
+        self,
+        positive: str | Sequence[str] = (),
+        k: int = 10,
+        restrict: int = 0,
+        *,
+        negative: str | Sequence[str] = (),
+        method: str = "3cosadd",
+    ) -> list[tuple[str, float]]:
+        """The ``k`` words nearest to ``positive`` minus ``negative`` (one word or several), the
+        query words left out, among the ``restrict`` most frequent words when restrict > 0.
+
+        ``method``: ``3cosadd`` scores a word by its cosine with the normalised
+        ``Σ positive − Σ negative`` of unit vectors (gensim's ``most_similar``); ``3cosmul`` by
+        ``Π cos'(x, p) / (Π cos'(x, n) + ε)`` with ``cos' = (1 + cos) / 2`` and ε = 1e-6 (gensim's
+        ``most_similar_cosmul``; the analogy benchmark uses Levy & Goldberg's 0.001). ``most_similar("king")`` is the plain neighbour list;
+        ``most_similar(["king", "woman"], negative=["man"])`` the analogy king − man + woman.
+        """
+        pos = [positive] if isinstance(positive, str) else list(positive)
+        neg = [negative] if isinstance(negative, str) else list(negative)
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise ConfigError(
+                f"k must be an integer; got {k!r} (pass the words to subtract as negative=[...])"
+            )
+        if method not in ANALOGY_METHODS:
+            raise ConfigError(f"method must be one of {', '.join(ANALOGY_METHODS)}; got {method!r}")
+        if not pos:
+            raise ConfigError("most_similar needs at least one positive word")
+        pos_rows = [self._row(w) for w in pos]
+        neg_rows = [self._row(w) for w in neg]
+        unit = self.unit[:restrict] if restrict else self.unit  # (N, D)
+        if method == "3cosadd":
+            query = self.unit[pos_rows].sum(axis=0) - self.unit[neg_rows].sum(axis=0)  # (D,)
+            if len(pos_rows) + len(neg_rows) > 1:
+                query = query / max(float(np.linalg.norm(query)), 1e-12)
+            sims = unit @ query  # (N,)
+        else:
+            above = np.prod([(1 + unit @ self.unit[r]) / 2 for r in pos_rows], axis=0)  # (N,)
+            below = (
+                np.prod([(1 + unit @ self.unit[r]) / 2 for r in neg_rows], axis=0)
+                if neg_rows
+                else 1.0
+            )
+            sims = above / (below + QUERY_COSMUL_EPS)  # (N,)
+        inputs = [r for r in set(pos_rows + neg_rows) if r < len(sims)]
+        sims[inputs] = -np.inf
+        k = min(k, len(sims) - len(inputs))
         top = np.argpartition(-sims, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
         top = top[np.argsort(-sims[top], kind="stable")]
         return [(self.words[i], float(sims[i])) for i in top]
+
+    def rank_by_centrality(self, words: Sequence[str]) -> list[tuple[str, float]]:
+        """``words`` with the cosine of each to the normalised mean of their unit vectors, most
+        central first (gensim's ``rank_by_centrality``)."""
+        words = list(words)
+        if len(words) < 3:  # two words are equally far from their mean
+            raise ConfigError(f"give at least three words to compare; got {len(words)}")
+        rows = [self._row(w) for w in words]
+        vectors = self.unit[rows]  # (n, D)
+        mean = vectors.mean(axis=0)  # (D,)
+        sims = vectors @ (mean / max(float(np.linalg.norm(mean)), 1e-12))  # (n,)
+        order = np.argsort(-sims, kind="stable")
+        return [(words[i], float(sims[i])) for i in order]
+
+    def doesnt_match(self, words: Sequence[str]) -> str:
+        """The word of ``words`` that goes least with the others: the farthest from their mean."""
+        return self.rank_by_centrality(words)[-1][0]
 
     # -- evaluations
     def evaluate_similarity(self, path: str | Path, lowercase: bool = True) -> dict[str, Any]:
@@ -115,11 +182,11 @@ class WordVectors:
 
 def read_word_pairs(path: str | Path) -> list[tuple[str, str, float]]:
     """``word1 word2 score`` lines (tabs or spaces); ``#`` lines are comments."""
-    p = Path(path)
+    p = as_path(path, "the word-similarity file")
     if not p.is_file():
         raise DataError(f"word-similarity file {p} does not exist")
     pairs = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").split("\n"), start=1):
+    for lineno, line in read_lines(p):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -204,11 +271,11 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def read_analogies(path: str | Path) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
     """Sections of ``a b c d`` questions from a questions-words.txt style file."""
-    p = Path(path)
+    p = as_path(path, "the analogy file")
     if not p.is_file():
         raise DataError(f"analogy file {p} does not exist")
     sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").split("\n"), start=1):
+    for lineno, line in read_lines(p):
         line = line.strip()
         if not line:
             continue

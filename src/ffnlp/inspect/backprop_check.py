@@ -8,14 +8,42 @@ from typing import Any
 import numpy as np
 import torch
 
+from ffnlp.errors import ConfigError
 from ffnlp.inspect.numpy_mlp import NumpyMLP, finite_difference_check
 
 TORCH_ACTS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+MAX_SIZE = 4096  # a layer of the teaching network (its finite differences cost O(size^2) each)
+MAX_BATCH = 100_000
+SIZES_HELP = "comma-separated layer sizes D,H1,...,K like 20,16,8,3 (at least two, each 1..4096)"
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``"20,16,8,3"`` -> ``[20, 16, 8, 3]``; anything else is a ConfigError naming --sizes."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--sizes must be {SIZES_HELP}; got {text!r}") from None
+    check_sizes(sizes)
+    return sizes
+
+
+def check_sizes(sizes: Sequence[int]) -> None:
+    if len(sizes) < 2 or any(
+        isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SIZE for n in sizes
+    ):
+        raise ConfigError(f"--sizes must be {SIZES_HELP}; got {','.join(map(str, sizes))}")
 
 
 def compare_with_autograd(sizes: Sequence[int], activation: str = "tanh", batch: int = 32,
                           seed: int = 0) -> dict[str, Any]:
     """Losses and per-layer max |dW| differences (float64), plus a finite-difference check."""
+    check_sizes(sizes)
+    if activation not in TORCH_ACTS:
+        raise ConfigError(
+            f"--activation must be one of {', '.join(TORCH_ACTS)}; got {activation!r}"
+        )
+    if not 1 <= batch <= MAX_BATCH:
+        raise ConfigError(f"--batch must be between 1 and {MAX_BATCH}; got {batch}")
     rng = np.random.default_rng(seed)
     net = NumpyMLP(sizes, activation, seed=seed)
     x = rng.normal(size=(batch, sizes[0]))

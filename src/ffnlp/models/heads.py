@@ -73,7 +73,7 @@ class ClassifierHead(nn.Module):
                  class_weight: list[float] | None = None):
         super().__init__()
         if num_classes < 2:
-            raise ValueError("a classifier needs at least two classes")
+            raise ConfigError(f"a classifier needs at least two classes; got num_classes = {num_classes}")
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         weight = torch.tensor(class_weight, dtype=torch.float32) if class_weight else None

@@ -9,10 +9,12 @@ Two kinds of model live in run directories: ``nn.Module``s built through the reg
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file as _load_arrays
 from safetensors.numpy import save_file as _save_arrays
@@ -20,14 +22,20 @@ from safetensors.torch import load_model as _st_load
 from safetensors.torch import save_model as _st_save
 from torch import nn
 
-from ffnlp.errors import ModelFileError
+from ffnlp.config import type_problem
+from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.fileio import write_atomic, write_atomic_with
+from ffnlp.models import registry
 from ffnlp.models.kneser_ney import KneserNey
-from ffnlp.models.registry import build_model
 
 WEIGHTS = "model.safetensors"
 ARCH = "model.json"
 NGRAM_TYPE = "kneser_ney"  # model.json "type" of a KneserNey model (no nn.Module: not registered)
+TASK_COMMANDS = {  # model.json "task" -> the commands that read such a run
+    "classify": "ffnlp classify eval/predict",
+    "lm": "ffnlp lm eval/generate",
+    "w2v": "ffnlp w2v eval/neighbors/export",
+}
 
 
 def save_model(model: nn.Module, run_dir: str | Path, task: str, args: dict[str, Any]) -> None:
@@ -61,35 +69,139 @@ def _write_arch(run_dir: Path, task: str, type_name: str, args: dict[str, Any]) 
 
 
 def read_arch(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / ARCH
-    if not path.is_file() and (Path(run_dir) / "interrupted.json").is_file():
+    """model.json of ``run_dir``, checked: an object with a string ``task`` and ``type`` and an
+    object ``args``; anything else is a :class:`ModelFileError` naming the file."""
+    run_dir = run_path(run_dir)
+    path = run_dir / ARCH
+    if not run_dir.exists():
+        raise ModelFileError(f"{run_dir} does not exist; give the directory of a trained run")
+    if not run_dir.is_dir():
+        raise ModelFileError(f"{run_dir} is a file; give the directory of a trained run")
+    if not path.is_file() and (run_dir / "interrupted.json").is_file():
         raise ModelFileError(
-            f"{Path(run_dir)} is an interrupted run that has no model yet; continue its training "
-            f"with --resume {Path(run_dir)}"
+            f"{run_dir} is an interrupted run that has no model yet; continue its training "
+            f"with --resume {run_dir}"
         )
     if not path.is_file():
         raise ModelFileError(
-            f"{Path(run_dir)} is not an ffnlp run directory: {ARCH} is missing "
+            f"{run_dir} is not an ffnlp run directory: {ARCH} is missing "
             "(train a model with --out DIR first)"
         )
-    try:
-        arch = json.loads(path.read_text(encoding="utf-8"))
-        _ = arch["type"], arch["args"], arch["task"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ModelFileError(f"{path} is corrupted ({exc}); retrain or restore the file") from None
+    arch = read_json(path)
+    problems = [
+        f'"{key}" must be {kind}'
+        for key, kind, ok in (
+            ("task", "a string", isinstance(arch.get("task"), str)),
+            ("type", "a string", isinstance(arch.get("type"), str)),
+            ("args", "an object", isinstance(arch.get("args"), dict)),
+        )
+        if not ok
+    ]
+    if problems:
+        raise ModelFileError(f"{path} is corrupted: {'; '.join(problems)}; retrain or restore it")
     return arch
 
 
-def load_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the module from model.json and load its weights; clear errors for bad files."""
-    run_dir = Path(run_dir)
+def run_path(run_dir: object) -> Path:
+    """A run directory given as str or PathLike; ConfigError for anything else."""
+    if not isinstance(run_dir, (str, os.PathLike)):
+        raise ConfigError(
+            f"a run directory must be a path (str or pathlib.Path); got {run_dir!r}"
+        )
+    return Path(run_dir)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a run file; unreadable, not UTF-8, not JSON or not an object: a
+    :class:`ModelFileError` naming the file and what to do."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(
+            f"{path} is corrupted (not UTF-8 at byte {exc.start}); retrain or restore the file"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(
+            f"{path} is corrupted (not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "retrain or restore the file"
+        ) from None
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number, nesting too deep
+        raise ModelFileError(
+            f"{path} is corrupted ({str(exc).split(':')[0] or 'nested too deeply'}); retrain or "
+            "restore the file"
+        ) from None
+    if not isinstance(data, dict):
+        raise ModelFileError(
+            f"{path} is corrupted (a JSON {type(data).__name__}, not an object); retrain or "
+            "restore the file"
+        )
+    return data
+
+
+def a_run(task: str) -> str:
+    """"a classify run", "an lm run"."""
+    return f"{'an' if task[:1] in 'aeiloux' else 'a'} {task} run"
+
+
+def expect_task(run_dir: str | Path, arch: dict[str, Any], task: str) -> None:
+    """Refuse a run of another task, naming the commands that read it."""
+    found = arch["task"]
+    if found == task:
+        return
+    if found in TASK_COMMANDS:
+        raise ModelFileError(
+            f"{run_dir} is {a_run(found)}, not {a_run(task)}; use {TASK_COMMANDS[found]} with it "
+            "(in Python: ffnlp.load(run_dir))"
+        )
+    raise ModelFileError(
+        f"{Path(run_dir) / ARCH} names the task {found!r}, which this ffnlp does not know "
+        f"(known: {', '.join(TASK_COMMANDS)}); was it written by a newer ffnlp?"
+    )
+
+
+def load_model(run_dir: str | Path, task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the module from model.json and load its weights; clear errors for bad files.
+
+    Nothing is allocated before model.json has been checked against the model's constructor
+    (known arguments, their types) and against the shapes stored in model.safetensors (read from
+    its header), so a damaged or crafted model.json cannot ask for terabytes. ``task``: refuse
+    a run of another task first (see :func:`expect_task`).
+    """
+    run_dir = run_path(run_dir)
     arch = read_arch(run_dir)
-    model = build_model(arch["type"], arch["args"])
+    if task is not None:
+        expect_task(run_dir, arch, task)
+    path = run_dir / ARCH
+    try:
+        spec = registry.spec(arch["type"])
+    except ConfigError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    args = arch["args"]
+    check_arguments(spec, args, path)
     weights = run_dir / WEIGHTS
     if not weights.is_file():
         raise ModelFileError(f"{weights} is missing; the run may not have finished")
-    _check_shapes(model, weights, arch)
+    stored = stored_shapes(weights)
     try:
+        skeleton = spec.skeleton(args)  # shapes only: no memory, whatever the sizes say
+    except (ImportError, MemoryError):  # the environment's fault, not the file's
+        raise
+    except Exception as exc:  # any failure to build from a file's args is the file's fault
+        raise ModelFileError(
+            f"{path}: its args do not make a {arch['type']!r} model ({exc}); retrain or restore it"
+        ) from None
+    mismatch = compare_shapes(skeleton, stored)
+    if mismatch:
+        raise ModelFileError(
+            f"{weights} does not match {ARCH}: {mismatch}; the two files come from different "
+            f"runs, or {ARCH} was edited: restore it, or retrain"
+        )
+    try:
+        model = spec.rebuild(args)
         missing, unexpected = _st_load(model, str(weights), strict=False)
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{weights} cannot be read ({exc}); the file is corrupted") from None
@@ -97,36 +209,91 @@ def load_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise ModelFileError(
             f"{weights} does not match {ARCH}: missing {sorted(missing)}, unexpected {sorted(unexpected)}"
         )
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelFileError(
+                f"{weights} holds values that are not finite (inf or NaN) in {name}; the file "
+                "is damaged or the training diverged: retrain or restore it"
+            )
     model.eval()
     return model, arch
 
 
-def _check_shapes(model: nn.Module, weights: Path, arch: dict[str, Any]) -> None:
-    """ModelFileError naming every tensor whose shape in the weights file differs from the one
-    model.json builds (an unreadable file is left to the loader, which says so)."""
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            # a safe_open handle is not iterable: keys() is its only listing
-            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError):
-        return
-    built = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    wrong = [
-        f"{k} is {stored[k]} in {WEIGHTS} but {built[k]} in the model {ARCH} builds"
-        for k in built
-        if k in stored and stored[k] != built[k]
-    ]
-    if wrong:
+def check_arguments(spec: registry.ModelSpec, args: dict[str, Any], path: Path) -> None:
+    """model.json's ``args`` against the constructor of ``spec``: every key known, every
+    required one present, every value of the annotated type."""
+    problems = []
+    accepted = spec.argument_types()
+    for key, value in args.items():
+        if key not in accepted:
+            problems.append(f"unknown argument {key!r} (known: {', '.join(sorted(accepted))})")
+            continue
+        hint, _ = accepted[key]
+        wrong = type_problem(value, hint)
+        if wrong:
+            problems.append(f"{key} must be {wrong}; got {_short(value)}")
+    for key, (_, required) in accepted.items():
+        if required and key not in args:
+            problems.append(f"the argument {key!r} is missing")
+    if problems:
         raise ModelFileError(
-            f"{weights.parent}: {'; '.join(wrong)} ({ARCH}: type {arch['type']!r}, args "
-            f"{json.dumps(arch['args'])}); the two files come from different runs, or {ARCH} "
-            "was edited: restore it, or retrain"
+            f"{path} is corrupted ({'; '.join(problems)}); retrain or restore the file"
         )
+
+
+def stored_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape, read from the safetensors header alone (no tensor is loaded)."""
+    try:
+        with safe_open(str(weights), framework="pt") as fh:
+            return {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        raise ModelFileError(f"{weights} cannot be read ({exc}); the file is corrupted") from None
+
+
+def compare_shapes(model: nn.Module, stored: dict[str, tuple[int, ...]]) -> str:
+    """What differs between ``model``'s tensors and the ``stored`` shapes ("" when nothing).
+
+    Tied tensors (one tensor under several names) are stored once, under any of their names."""
+    saved = set(model.state_dict())
+    groups: dict[int, list[str]] = {}
+    shapes: dict[int, tuple[int, ...]] = {}
+    named = [
+        *model.named_parameters(remove_duplicate=False),
+        *model.named_buffers(remove_duplicate=False),
+    ]
+    for name, tensor in named:
+        if name in saved:
+            groups.setdefault(id(tensor), []).append(name)
+            shapes[id(tensor)] = tuple(tensor.shape)
+    problems = []
+    known: set[str] = set()
+    for key, names in groups.items():
+        known.update(names)
+        present = [n for n in names if n in stored]
+        if not present:
+            problems.append(f"{names[0]} is missing")
+        for name in present:
+            if stored[name] != shapes[key]:
+                problems.append(
+                    f"{name} is {_shape(stored[name])} in the weights but model.json makes it "
+                    f"{_shape(shapes[key])}"
+                )
+    problems += [f"unexpected tensor {name}" for name in sorted(set(stored) - known)]
+    return "; ".join(problems[:3]) + (f" and {len(problems) - 3} more" if len(problems) > 3 else "")
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ")"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def load_ngram(run_dir: str | Path) -> tuple[KneserNey, dict[str, Any]]:
     """Read back what :func:`save_ngram` wrote; clear errors for missing or damaged files."""
-    run_dir = Path(run_dir)
+    run_dir = run_path(run_dir)
     arch = read_arch(run_dir)
     if arch["type"] != NGRAM_TYPE:
         raise ModelFileError(

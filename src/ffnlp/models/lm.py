@@ -11,7 +11,7 @@ dropout; and an adaptive softmax (Grave et al. 2017) that makes the output layer
 vocabularies by giving rare words smaller, clustered output matrices.
 
 ``fused=True`` (the default) trains with the CPU kernels of :mod:`ffnlp.models.kernels.lm_cpu`
-(a dropout mask from random bytes; with ``precision = "bf16"`` one bf16 copy of a tied table a
+(a dropout mask from random bytes; with bf16 products (``precision``) one bf16 copy of a tied table a
 step and a softmax cross-entropy kept in bf16); ``fused=False`` runs the plain PyTorch reference.
 """
 
@@ -28,6 +28,7 @@ from ffnlp.errors import ConfigError
 from ffnlp.models.activations import ACTIVATIONS
 from ffnlp.models.kernels import lm_cpu
 from ffnlp.models.registry import register
+from ffnlp.precision import PRECISIONS, choose_precision
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,12 @@ class FFLMConfig:
     )
     adaptive_div_value: float = option(4.0, "adaptive softmax: each cluster's size divisor", gt=1)
     precision: str = option(
-        "fp32",
-        "matrix products while training: fp32, or bf16 (autocast; about 2x faster on CPUs with "
-        "AVX512-BF16/AMX); evaluation always runs in fp32",
-        choices=("fp32", "bf16"),
+        "auto",
+        "matrix products while training: bf16 (autocast; about 2x faster where the hardware has "
+        "bf16 units: CPUs with AVX512-BF16/AMX, CUDA devices of compute capability >= 8) or "
+        "fp32; auto = bf16 where it is native, else fp32 (emulated bf16 is slower than fp32); "
+        "evaluation always runs in fp32",
+        choices=PRECISIONS,
     )
 
     def check(self) -> list[str]:
@@ -118,6 +121,7 @@ class FeedForwardLM(nn.Module):
         self.config = cfg
         self.vocab_size = vocab_size
         self.fused = fused
+        self._auto_precision: dict[str, str] = {}  # device -> what precision = "auto" chose there
         dropout = lm_cpu.ByteMaskDropout if fused else nn.Dropout
         C, D = cfg.context_size, cfg.embedding_dim
         self.embedding = nn.Embedding(vocab_size, D)
@@ -232,17 +236,27 @@ class FeedForwardLM(nn.Module):
             return -self.adaptive(h, batch["target"]).output  # (B,)
         return F.cross_entropy(self.forward(batch["context"]), batch["target"], reduction="none")
 
+    def trains_in_bf16(self, device: torch.device) -> bool:
+        """Whether training's products run in bf16 on ``device``: ``precision = "bf16"``, or
+        "auto" where bf16 is native (:func:`ffnlp.precision.choose_precision`, once a device)."""
+        if self.config.precision != "auto":
+            return self.config.precision == "bf16"
+        key = str(device)
+        if key not in self._auto_precision:
+            self._auto_precision[key] = choose_precision("auto", device).used
+        return self._auto_precision[key] == "bf16"
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean negative log-likelihood per target word.
 
-        With ``precision = "bf16"`` (training only) the products run under bf16 autocast. The
+        With bf16 (:meth:`trains_in_bf16`; training only) the products run under bf16 autocast. The
         fused path makes one bf16 copy of a tied table a step and keeps the softmax in bf16 (it
         reduces in fp32 inside; converting the (B, V) scores to fp32 and back costs more than the
         output product itself); the mean is taken in fp32. The reference takes the cross-entropy
         of the scores converted to fp32.
         """
         context, target = batch["context"], batch["target"]
-        fast = self.config.precision == "bf16" and self.training
+        fast = self.training and self.trains_in_bf16(context.device)
         with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=fast):
             if self.adaptive is not None:
                 h, _ = self.features(context)

@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
+import os
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
 from ffnlp.errors import ConfigError
@@ -73,9 +77,33 @@ class ModelSpec:
         return dict(make(config, inputs))
 
     def build(self, config: Any, inputs: Any) -> tuple[nn.Module, dict[str, Any]]:
-        """A new model for ``config`` and ``inputs``, and the arguments that rebuild it."""
+        """A new model for ``config`` and ``inputs``, and the arguments that rebuild it.
+
+        A model whose parameters alone would not fit in this machine's memory is refused with
+        a ConfigError before anything is allocated (its shapes are worked out on the meta
+        device)."""
         args = self.arguments(config, inputs)
+        self.check_fits_memory(args)
         return self.cls(**args), args
+
+    def check_fits_memory(self, args: dict[str, Any]) -> None:
+        """ConfigError if the model of ``args`` is larger than this machine's memory."""
+        check_fits_memory(self.name, self.skeleton(args))
+
+    def skeleton(self, args: dict[str, Any]) -> nn.Module:
+        """The model of ``args`` on the meta device: every shape, no memory."""
+        with torch.device("meta"):
+            return self.cls(**args)
+
+    def argument_types(self) -> dict[str, tuple[Any, bool]]:
+        """The constructor's arguments: name -> (type annotation, required?)."""
+        signature = inspect.signature(self.cls.__init__)
+        hints = typing.get_type_hints(self.cls.__init__)
+        return {
+            name: (hints.get(name, Any), param.default is inspect.Parameter.empty)
+            for name, param in list(signature.parameters.items())[1:]
+            if param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+        }
 
     def rebuild(self, args: dict[str, Any]) -> nn.Module:
         """The model again from the ``args`` a model file stored."""
@@ -112,6 +140,34 @@ def specs() -> list[ModelSpec]:
     """Every registered model type, by name."""
     _load_builtin()
     return [MODELS[name] for name in sorted(MODELS)]
+
+
+def check_fits_memory(name: str, skeleton: nn.Module, memory: int | None = None) -> None:
+    """ConfigError when the parameters and buffers of ``skeleton`` (a model on the meta device)
+    need more bytes than ``memory`` (default: this machine's physical memory)."""
+    memory = memory if memory is not None else physical_memory()
+    tensors = [*skeleton.parameters(), *skeleton.buffers()]
+    needed = sum(t.numel() * t.element_size() for t in tensors)
+    if memory and needed > memory:
+        largest = max(tensors, key=lambda t: t.numel())
+        raise ConfigError(
+            f"a {name!r} model of these sizes needs {_gigabytes(needed)} for its parameters "
+            f"alone (its largest tensor is {tuple(largest.shape)}), more than the "
+            f"{_gigabytes(memory)} of memory of this machine; make it smaller (fewer features "
+            "or hash buckets: features.max_features, features.buckets; smaller dimensions)"
+        )
+
+
+def physical_memory() -> int:
+    """Bytes of RAM of this machine (0 when the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return 0
+
+
+def _gigabytes(n: int) -> str:
+    return f"{n / 1e9:,.1f} GB"
 
 
 def build_model(name: str, args: dict[str, Any]) -> nn.Module:

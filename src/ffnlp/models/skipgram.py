@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ffnlp.errors import DataError
 from ffnlp.models.kernels import sgns_cpu
 from ffnlp.models.registry import register
 
@@ -57,7 +58,7 @@ class NoiseSampler:
     def __init__(self, counts: Sequence[int] | np.ndarray, power: float = 0.75):
         weights = np.asarray(counts, dtype=np.float64) ** power
         if weights.sum() <= 0:
-            raise ValueError("the noise distribution needs at least one word with a positive count")
+            raise DataError("the noise distribution needs at least one word with a positive count")
         self.probs = torch.from_numpy(weights / weights.sum())  # (V,) the target distribution
         self.accept, self.alias = _alias_table(self.probs.numpy())
 

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ffnlp.report.plots import save_figure  # noqa: E402
+from ffnlp.report.text import literal  # noqa: E402
 
 
 def plot_confusion(
@@ -39,11 +40,12 @@ def plot_confusion(
                 color="white" if shares[i][j] > 0.5 else "black",
                 fontsize=9,
             )
-    ax.set_xticks(range(k), labels, rotation=45 if k > 6 else 0)
-    ax.set_yticks(range(k), labels)
+    shown = [literal(label) for label in labels]
+    ax.set_xticks(range(k), shown, rotation=45 if k > 6 else 0)
+    ax.set_yticks(range(k), shown)
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
-    ax.set_title(title)
+    ax.set_title(literal(title))
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the gold row")
     fig.tight_layout()
     path = Path(path)

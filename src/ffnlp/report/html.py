@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any
 
 from ffnlp.errors import ModelFileError
 from ffnlp.fileio import write_atomic
+from ffnlp.models.io import run_path
+from ffnlp.outputs import check_output_file
+from ffnlp.tasks.runfolder import read_summary
 from ffnlp.training.history import read_metrics
 
 STYLE = """
@@ -94,6 +96,28 @@ def _confusion(summary: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _own_file(run_dir: Path, path: Path) -> bool:
+    """Whether ``path`` is a regular file of the run folder itself: a symbolic link (which may
+    point anywhere) is never read into the report."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        path.resolve().relative_to(run_dir.resolve())
+    except ValueError:  # a folder on the way is a link out of the run
+        return False
+    return True
+
+
+def _own_text(run_dir: Path, path: Path) -> str:
+    """The text of one of the run's own files ("" when it has none)."""
+    if not _own_file(run_dir, path):
+        return ""
+    try:
+        return path.read_bytes().decode("utf-8", "replace")
+    except OSError as exc:
+        raise ModelFileError(f"{path} cannot be read ({exc.strerror or exc})") from None
+
+
 def _warnings(summary: dict[str, Any]) -> str:
     """The advice train.diagnostics gave during training (summary.json "warnings")."""
     warnings = summary.get("warnings") or []
@@ -105,8 +129,20 @@ def _warnings(summary: dict[str, Any]) -> str:
 
 def _images(run_dir: Path) -> str:
     parts = []
-    for png in sorted((run_dir / "plots").glob("*.png")):
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
+    plots = run_dir / "plots"
+    if plots.is_symlink() or not plots.is_dir():
+        return ""
+    try:
+        files = sorted(p for p in plots.iterdir() if p.suffix == ".png")
+    except OSError as exc:
+        raise ModelFileError(f"{plots} cannot be read ({exc.strerror or exc})") from None
+    for png in files:
+        if not _own_file(run_dir, png):
+            continue
+        try:
+            data = base64.b64encode(png.read_bytes()).decode("ascii")
+        except OSError as exc:
+            raise ModelFileError(f"{png} cannot be read ({exc.strerror or exc})") from None
         parts.append(f"<h3>{html.escape(png.stem)}</h3><img alt='{html.escape(png.stem)}' "
                      f"src='data:image/png;base64,{data}'>")
     return "".join(parts)
@@ -114,9 +150,13 @@ def _images(run_dir: Path) -> str:
 
 def _epochs_table(run_dir: Path) -> str:
     path = run_dir / "metrics.jsonl"
-    if not path.is_file():
+    if not _own_file(run_dir, path):
         return ""
-    epochs = [r for r in read_metrics(path) if r["event"] == "epoch"]
+    try:
+        records = read_metrics(path)
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
+        raise ModelFileError(f"{path} cannot be read ({exc}); the file is damaged") from None
+    epochs = [r for r in records if isinstance(r, dict) and r.get("event") == "epoch"]
     if not epochs:
         return ""
     dev_keys = [k for k, v in (epochs[0].get("dev") or {}).items() if isinstance(v, (int, float))]
@@ -132,13 +172,27 @@ def _epochs_table(run_dir: Path) -> str:
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``run_dir/report.html`` (or ``out``) from the files of a run directory."""
-    run_dir = Path(run_dir)
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise ModelFileError(f"{run_dir} has no summary.json: is it a finished ffnlp run directory?")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    config = (run_dir / "config.toml").read_text(encoding="utf-8") if (run_dir / "config.toml").is_file() else ""
+    """Write ``run_dir/report.html`` (or ``out``) from the files of a run directory.
+
+    Only the run folder's own files are read (no symbolic link is followed); a damaged
+    summary.json or metrics.jsonl is a ModelFileError naming it."""
+    run_dir = run_path(run_dir)
+    target = check_output_file(out, "--out") if out is not None else run_dir / "report.html"
+    summary = read_summary(run_dir, required=True)
+    try:
+        page = _page(run_dir, summary)
+    except (TypeError, KeyError, ValueError, IndexError, AttributeError) as exc:
+        raise ModelFileError(
+            f"{run_dir / 'summary.json'} or metrics.jsonl does not hold what ffnlp writes "
+            f"({exc!r}); retrain the run or restore the files"
+        ) from None
+    if out is not None:  # atomic; in the run, never through a link out of it
+        return write_atomic(target, page)
+    return write_atomic(target, page, within=run_dir)
+
+
+def _page(run_dir: Path, summary: dict[str, Any]) -> str:
+    config = _own_text(run_dir, run_dir / "config.toml")
     scalars = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
     facts = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in scalars.items())
     samples = summary.get("samples") or []
@@ -157,6 +211,4 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 <h2>Configuration</h2><p class="muted">Re-run with <code>--config {html.escape(str(run_dir / 'config.toml'))}</code></p>
 <pre>{html.escape(config)}</pre>
 </body></html>"""
-    if out is not None:
-        return write_atomic(out, page)
-    return write_atomic(run_dir / "report.html", page, within=run_dir)
+    return page

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ffnlp.errors import DataError  # noqa: E402
 from ffnlp.features.wordvec_eval import WordVectors, project_2d  # noqa: E402
 from ffnlp.fileio import write_atomic  # noqa: E402
+from ffnlp.report.text import literal  # noqa: E402
 
 
 def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str | None = None) -> list[Path]:
@@ -57,7 +58,7 @@ def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str
             fig, ax = plt.subplots(figsize=(7, 4.2))
             ax.plot([r["step"] for r in points], [r["dev"][metric] for r in points], "s-", color="tab:green")
             ax.set_xlabel("step")
-            ax.set_ylabel(f"dev {metric}")
+            ax.set_ylabel(literal(f"dev {metric}"))
             ax.grid(alpha=0.3)
             fig.tight_layout()
             written.append(save_figure(fig, out / f"dev_{metric}.png", dpi=110, within=run_dir))
@@ -133,7 +134,7 @@ def plot_projection(
     for (x, y), w in zip(coords, chosen, strict=True):
         ax.scatter([x], [y], s=14, color="tab:red" if w in queried else "tab:blue")
         ax.annotate(
-            w,
+            literal(w),
             (x, y),
             fontsize=9,
             xytext=(3, 3),
@@ -168,12 +169,37 @@ def plot_loss_curves(
         w = max(1, min(window, len(values)))
         smooth = np.convolve(values, np.ones(w) / w, mode="valid")  # (steps - w + 1,)
         steps = np.arange(w, len(values) + 1)  # each point at the last step it averages
-        ax.plot(steps, smooth, line, lw=width, alpha=alpha, label=name)
-    ax.set_xlabel(xlabel)
+        ax.plot(steps, smooth, line, lw=width, alpha=alpha, label=literal(name))
+    ax.set_xlabel(literal(xlabel))
     ax.set_ylabel("loss" if window <= 1 else f"loss (running mean of {window} steps)")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(literal(title), fontsize=10)
     ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
+
+
+def plot_lr_range(result: dict[str, Any], path: str | Path, title: str = "") -> Path:
+    """The learning-rate range test: loss against learning rate (log scale), the raw loss faint,
+    the smoothed loss solid, the suggested rate marked with a vertical line."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(result["lr"], result["raw_loss"], color="tab:blue", alpha=0.3, lw=1, label="loss")
+    ax.plot(result["lr"], result["loss"], color="tab:blue", lw=2, label="smoothed loss")
+    suggested = result["suggested_lr"]
+    ax.axvline(suggested, color="tab:red", ls="--", label=f"suggested lr {suggested:.3g}")
+    if "min_loss_lr" in result:
+        ax.axvline(result["min_loss_lr"], color="tab:gray", ls=":",
+                   label=f"lowest loss at lr {result['min_loss_lr']:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    # the noisy or exploding last steps would squash the curve: the axis spans the smoothed one
+    low, start = min(result["loss"]), result["loss"][0]
+    span = max(start - low, 1e-3 * max(abs(start), 1.0))
+    ax.set_ylim(low - 0.3 * span, start + 0.5 * span)
+    ax.grid(alpha=0.3)
+    ax.set_title(literal(title or "learning-rate range test"))
     ax.legend()
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)

@@ -19,9 +19,10 @@ the run is written into a hidden folder and put in place when the recipe returns
 it fails, kept (resumable) when it is interrupted. ``start_run`` resolves the configuration
 (defaults -> file -> overrides -> keyword settings), opens the run folder (refusing an existing
 run unless ``resume`` or ``force``), writes ``config.toml`` and makes the process settings
-(threads, allocator); ``fit`` turns off what needs dev data when there is none and runs the
-Trainer, raising :class:`~ffnlp.errors.Interrupted` after Ctrl-C / SIGTERM (the checkpoint
-written, nothing evaluated); ``finish_run`` writes ``summary.json`` and the plots.
+(the allocator, and threads when they are given as a number); ``fit`` sets the threads for the
+model ("auto"), turns off what needs dev data when there is none and runs the Trainer, raising
+:class:`~ffnlp.errors.Interrupted` after Ctrl-C / SIGTERM (the checkpoint written, nothing
+evaluated); ``finish_run`` writes ``summary.json`` and the plots.
 """
 
 from __future__ import annotations
@@ -31,19 +32,24 @@ import contextvars
 import functools
 import json
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, TypeVar
 
+import torch
 from torch import nn
 
 from ffnlp import config as cfgmod
-from ffnlp.errors import FfnlpError, Interrupted, ModelFileError
+from ffnlp.errors import ConfigError, DataError, FfnlpError, Interrupted, ModelFileError
 from ffnlp.fileio import is_disk_full, output_error, write_atomic
 from ffnlp.rundir import CHECKPOINT, MARKER, RunTransaction, open_in_place, write_marker
 from ffnlp.runtime import is_main_process, prepare_process
+from ffnlp.tasks.runfolder import expect_run_of
+from ffnlp.text.readers import input_problems
+from ffnlp.threads import set_threads_for
 from ffnlp.training import Callback, TrainConfig, Trainer
 from ffnlp.training.checkpoint import checkpoint_path
 from ffnlp.training.data import BatchSource
@@ -75,6 +81,7 @@ class Summary(TypedDict, total=False):
     steps: int  # optimiser steps taken
     best_epoch: int | None  # epoch of the best evaluation (None without dev data)
     stop_reason: str  # why training stopped early ("" when it ran every epoch)
+    threads: int  # intra-op threads of the training steps (train.threads; "auto": the rule's pick)
     warnings: list[str]  # train.diagnostics: the advice given during training (absent if none)
     dev: dict[str, Any]  # the dev split's metrics with the final weights
     test: dict[str, Any]  # the test split's metrics
@@ -94,6 +101,7 @@ class Summary(TypedDict, total=False):
     train_tokens: int
     tokens_per_second: float
     parameters: int
+    precision: dict[str, str]  # training's products: {"setting", "used": fp32|bf16, "reason"}
     ngrams: list[int]  # Kneser-Ney: n-grams kept per order
     discounts: list[list[float]]  # Kneser-Ney: D1, D2, D3+ per order
     interpolated: dict[str, Any]  # mixture with another LM: weight, dev/test perplexity
@@ -103,7 +111,6 @@ class Summary(TypedDict, total=False):
     corpus_tokens: int
     corpus_words_in_vocab: int
     words_per_second: float  # corpus tokens x epochs / training seconds, as gensim counts
-    threads: int
     workers: int
     prefetch_thread: bool
     final_train_loss: float | None
@@ -121,13 +128,16 @@ def start_run(
     seed: int | None = None,
     check: Callable[[C], None] | None = None,
     force: bool = False,
+    inputs: Mapping[str, object] | None = None,
 ) -> tuple[Path, C]:
     """Resolve the configuration, open the run directory, save ``config.toml``, set the process.
 
     ``seed`` is a shortcut for ``train.seed``; ``check`` validates the resolved configuration
     before anything is written (a refused configuration leaves the disk as it was). ``force``
     (also accepted as ``settings["force"]``) replaces a run already in ``out``; without it or
-    ``resume`` an existing run is refused.
+    ``resume`` an existing run is refused. ``inputs`` (option -> data file, e.g.
+    {"--train": path}) are checked at the same time as the configuration: a missing file and a
+    configuration problem are reported together, in one error.
 
     Inside a :func:`run_recipe` the folder returned is where the run is written until the
     command is over (a hidden sibling of ``out``: see :mod:`ffnlp.rundir`); outside one the run
@@ -138,9 +148,20 @@ def start_run(
     if seed is not None:
         settings["train.seed"] = seed
     overrides = list(overrides)
-    cfg = resolve(config, overrides, **settings)
-    if check is not None:
-        check(cfg)
+    if resume and isinstance(out, (str, os.PathLike)):
+        expect_run_of(Path(out), task)
+    problems = input_problems(inputs or {})
+    try:
+        cfg = resolve(config, overrides, **settings)
+        if check is not None:
+            check(cfg)
+    except ConfigError as exc:
+        if not problems:
+            raise
+        everything = problems + exc.problems
+        message = cfgmod.join_problems(everything, "in the configuration and inputs")
+        raise ConfigError(message, problems=everything) from None
+    cfgmod.raise_problems(problems, "with the input files", error=DataError)
     scope = _SCOPE.get()
     if scope is not None and scope.transaction is None:
         if is_main_process():
@@ -174,12 +195,17 @@ def fit(
 ) -> Trainer:
     """Train ``model`` with the one Trainer; return it (weights, history, timings).
 
-    Without dev data there is nothing to monitor: early stopping and best-weights restoring are
-    turned off, and the run ends with its last weights. ``step`` is the update strategy
-    (default: autograd + the configured optimiser).
+    The intra-op threads are set here (:func:`ffnlp.threads.choose_threads`: ``train.threads``,
+    or for "auto" a count that fits the model's work per step). Without dev data there is
+    nothing to monitor: early stopping and best-weights restoring are turned off, and the run
+    ends with its last weights. ``step`` is the update strategy (default: autograd + the
+    configured optimiser).
     """
     if dev is None and train_config.monitor.startswith("dev."):
         train_config = cfgmod.replace(train_config, early_stopping=False, restore_best=False)
+    # the intra-op threads, now that the model's work per step is known ("auto")
+    own_threads = bool(getattr(step, "own_threads", False))
+    set_threads_for(train_config.threads, model, train_config.batch_size, own_threads)
     trainer = Trainer(
         model,
         train_config,
@@ -230,6 +256,7 @@ def training_summary(task: str, trainer: Trainer, prep_seconds: float) -> Summar
         steps=trainer.step,
         best_epoch=trainer.history.best_epoch,
         stop_reason=trainer.stop_reason,
+        threads=torch.get_num_threads(),
     )
     warnings = [
         w for r in trainer.history.records for w in r.get("diagnostics", {}).get("warnings", [])

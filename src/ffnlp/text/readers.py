@@ -12,7 +12,9 @@ Formats of labelled files (``read_labeled``):
 - ``jsonl``: one JSON object a line, with a text key and a label key; the label is a string (or
   an integer or boolean) or a list of them (``"labels": ["a", "b"]``; the key ``labels`` is read
   when the label column is the default ``label`` and an object has no ``label``). Every line
-  gives its label the same way: a list on one line and a string on another is an error.
+  gives its label the same way: a list on one line and a string on another is an error;
+- ``parquet`` / ``arrow``: columnar files and Hugging Face datasets saved to disk, read by
+  :mod:`ffnlp.text.columnar` (pyarrow, an optional dependency), with the same column options.
 
 Multi-label data: an example with several labels, or with its labels written as a list, makes the
 file multi-label; then ``LabeledData.label_sets`` holds every example's labels (a label repeated
@@ -35,20 +37,24 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import io
+import itertools
 import json
+import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from ffnlp.errors import ConfigError, DataError
 
-FORMATS = ("auto", "label-text", "fasttext", "csv", "tsv", "jsonl")
+FORMATS = ("auto", "label-text", "fasttext", "csv", "tsv", "jsonl", "parquet", "arrow")
 FASTTEXT_PREFIX = "__label__"
 MAX_REPORTED_SKIPS = 10  # how many skipped line numbers / messages LabeledData keeps
 _GZIP_MAGIC = b"\x1f\x8b"
+_SNIFF_BYTES = 4096  # how much of a file's start tells UTF-16 / UTF-32 from 8-bit text
 _ASCII_SPACE = " \t\f\v"  # what we strip: never U+0085 / U+00A0, which are text in Latin-1 files
 _LABEL_TEXT = re.compile(r"([^ \t]+)[ \t]*(.*)", re.DOTALL)
 _SUFFIX_FORMATS = {
@@ -76,6 +82,11 @@ class LabeledData:
     format: str = "label-text"  # the format actually used (never "auto")
     problems: list[str] = field(default_factory=list)  # messages for the first few skipped lines
     label_sets: list[tuple[str, ...]] | None = None  # multi-label data: each example's labels
+    lines: list[int] = field(default_factory=list)  # line of each example (1-based; [] if unknown)
+
+    def where(self, i: int) -> str:
+        """``FILE:LINE`` of example ``i`` (``FILE`` alone when the line is unknown)."""
+        return f"{self.path}:{self.lines[i]}" if i < len(self.lines) else str(self.path)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -100,13 +111,33 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int,
     """Yield ``(line_number, line)`` for every line of a text file (``.gz`` read transparently).
 
     Line numbers start at 1; the line comes without its ``"\\n"`` and a trailing ``"\\r"``.
-    Lines are split on ``b"\\n"`` only. A UTF-8 byte-order mark at the start is dropped. Bytes that
-    are not valid in ``encoding`` raise :class:`DataError` naming the file, the line, the byte
-    offset (counted from 0 in the decompressed stream) and the fix. The file is streamed.
+    Lines are split on ``b"\\n"`` only (after decoding, for UTF-16 and UTF-32). A byte-order mark
+    at the start is dropped. Bytes that are not valid in ``encoding`` raise :class:`DataError`
+    naming the file, the line, the byte offset (counted from 0 in the decompressed stream) and
+    the fix; so does a file that looks like UTF-16/UTF-32 read with another encoding, and a NUL
+    byte (which no text file holds). The file is streamed.
     """
     p = _check_file(path)
-    decoder = _decoder_for(encoding)
-    return _iter_lines(p, encoding, decoder)
+    info = _decoder_for(encoding)
+    return _file_lines(p, encoding, info)
+
+
+def read_stream_lines(
+    stream: Iterable[bytes], name: str = "standard input", encoding: str = "utf-8"
+) -> Iterator[tuple[int, str]]:
+    """:func:`read_lines` for an open binary stream (e.g. ``sys.stdin.buffer``), or any iterable
+    of byte lines: the same decoding, checks and messages, which name it ``name``. Lazy: a line
+    is read when the previous one has been used (a gzip stream needs a file object)."""
+    info = _decoder_for(encoding)
+    if hasattr(stream, "peek") or hasattr(stream, "readinto"):  # a binary file: gzip or not
+        fh = cast(Any, stream) if hasattr(stream, "peek") else io.BufferedReader(cast(Any, stream))
+        if fh.peek(2)[:2] == _GZIP_MAGIC:
+            fh = gzip.GzipFile(fileobj=fh, mode="rb")
+        return _decode_lines(fh, _peek_head(fh), name, encoding, info)
+    lines = iter(stream)
+    first = next(lines, b"")
+    rest = itertools.chain([first] if first else [], lines)
+    return _decode_lines(rest, lambda: first, name, encoding, info)
 
 
 def read_corpus(path: str | Path, encoding: str = "utf-8") -> Iterator[str]:
@@ -119,8 +150,37 @@ def read_corpus(path: str | Path, encoding: str = "utf-8") -> Iterator[str]:
     return (line for _, line in lines if line.strip(_ASCII_SPACE))
 
 
+def as_path(path: object, what: str = "path") -> Path:
+    """``path`` as a :class:`Path`; a :class:`ConfigError` for anything that is not a string or
+    an ``os.PathLike`` (an int given as a file name, None...)."""
+    if isinstance(path, (str, os.PathLike)):
+        return Path(path)
+    raise ConfigError(f"{what} must be a file name (str or pathlib.Path); got {path!r}")
+
+
+def input_problems(inputs: Mapping[str, object]) -> list[str]:
+    """What is wrong with each input file, as ``option -> path`` (None and data already in
+    memory are skipped): not a path, missing, a directory, unreadable. Empty when all are fine;
+    the files are not opened."""
+    problems = []
+    for option, path in inputs.items():
+        if path is None or isinstance(path, LabeledData):
+            continue
+        if not isinstance(path, (str, os.PathLike)):
+            problems.append(f"{option} must be a file name (str or pathlib.Path); got {path!r}")
+            continue
+        p = Path(path)
+        if not p.exists():
+            problems.append(f"{option} {p}: no such file")
+        elif p.is_dir():
+            problems.append(f"{option} {p}: is a directory; pass a data file")
+        elif not os.access(p, os.R_OK):
+            problems.append(f"{option} {p}: cannot be read (permission denied)")
+    return problems
+
+
 def _check_file(path: str | Path) -> Path:
-    p = Path(path)
+    p = as_path(path, "a data file")
     if not p.exists():
         raise DataError(f"{p}: no such file")
     if p.is_dir():
@@ -129,17 +189,17 @@ def _check_file(path: str | Path) -> Path:
 
 
 def _decoder_for(encoding: str) -> codecs.CodecInfo:
+    if not isinstance(encoding, str):
+        raise ConfigError(f"the encoding must be a codec name such as utf-8; got {encoding!r}")
     try:
         info = codecs.lookup(encoding)
     except LookupError:
         raise ConfigError(
             f"unknown encoding {encoding!r}; use a Python codec name such as utf-8, latin-1, cp1252"
         ) from None
-    if info.name.startswith(("utf-16", "utf-32")):
-        raise DataError(
-            f"encoding {encoding!r} is not supported: lines are split on the byte 0x0a, which "
-            f"{info.name} uses inside characters; convert the file first "
-            f"(iconv -f {info.name} -t utf-8 FILE > FILE.utf8)"
+    if not getattr(info, "_is_text_encoding", True):
+        raise ConfigError(
+            f"{encoding!r} is not a text encoding; use a codec name such as utf-8 or latin-1"
         )
     return info
 
@@ -148,62 +208,201 @@ def _open_binary(p: Path) -> IO[bytes]:
     try:
         with p.open("rb") as fh:
             magic = fh.read(2)
+        if magic == _GZIP_MAGIC:
+            # gzip.open owns its file, so closing it closes both (GzipFile(fileobj=...) would not)
+            return cast(IO[bytes], gzip.open(p, "rb"))
+        return p.open("rb")
     except OSError as e:
-        raise DataError(f"{p}: cannot be read ({e.strerror})") from None
-    if magic == _GZIP_MAGIC:
-        # gzip.open owns its file, so closing it closes both (GzipFile(fileobj=...) would not)
-        return cast(IO[bytes], gzip.open(p, "rb"))
-    return p.open("rb")
+        raise DataError(f"{p}: cannot be read ({e.strerror or e})") from None
 
 
-def _iter_lines(p: Path, encoding: str, info: codecs.CodecInfo) -> Iterator[tuple[int, str]]:
-    decode = info.decode
-    utf8 = info.name == "utf-8"
-    offset = 0  # byte offset of the current line's start in the (decompressed) stream
-    number = 0
+def _file_lines(
+    p: Path, encoding: str, info: codecs.CodecInfo
+) -> Generator[tuple[int, str], None, None]:
     fh = _open_binary(p)
+    with fh:
+        yield from _decode_lines(fh, _peek_head(fh), str(p), encoding, info)
+
+
+def _peek_head(fh: Any) -> Callable[[], bytes]:
+    """The first bytes of ``fh`` without consuming them (read when called)."""
+    return lambda: bytes(fh.peek(_SNIFF_BYTES)[:_SNIFF_BYTES])
+
+
+def _is_wide(info: codecs.CodecInfo) -> bool:
+    """UTF-16 / UTF-32: the byte 0x0a occurs inside characters, so lines are split after decoding."""
+    return info.name.startswith(("utf-16", "utf-32"))
+
+
+def sniff_wide_encoding(head: bytes) -> tuple[str, str, str] | None:
+    """Whether the first bytes of a file look like UTF-16 or UTF-32: ``(name, codec, evidence)``,
+    e.g. ``("UTF-16", "utf-16", "byte-order mark")``; None when they do not.
+
+    By the byte-order mark, else by the NUL bytes that ASCII text has between its characters in
+    these encodings (every other byte for UTF-16, three of every four for UTF-32).
+    """
+    for bom, name, codec in _BOMS:
+        if head.startswith(bom):
+            return name, codec, "byte-order mark"
+    sample = head[: len(head) - len(head) % 4]
+    if len(sample) < 8 or sample.count(0) < len(sample) // 3:
+        return None
+    zeros = [sample[i::4].count(0) / (len(sample) // 4) for i in range(4)]
+    pattern = tuple(z > 0.6 for z in zeros)
+    evidence = "NUL bytes between the characters"
+    for expected, name, codec in _NUL_PATTERNS:
+        if pattern == expected:
+            return name, codec, evidence
+    return None
+
+
+_BOMS = (  # UTF-32 first: its little-endian mark starts with UTF-16's
+    (codecs.BOM_UTF32_LE, "UTF-32", "utf-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32", "utf-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16", "utf-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16", "utf-16"),
+)
+_NUL_PATTERNS = (  # which of every 4 bytes are mostly NUL in ASCII text
+    ((False, True, True, True), "UTF-32 little-endian", "utf-32-le"),
+    ((True, True, True, False), "UTF-32 big-endian", "utf-32-be"),
+    ((False, True, False, True), "UTF-16 little-endian", "utf-16-le"),
+    ((True, False, True, False), "UTF-16 big-endian", "utf-16-be"),
+)
+
+
+def _wide_advice(name: str, sniffed: tuple[str, str, str]) -> str:
+    label, codec, evidence = sniffed
+    return (
+        f"{name} looks like {label} ({evidence}); pass --encoding {codec} or convert it to UTF-8 "
+        f"(iconv -f {codec} -t utf-8 FILE > FILE.utf8)"
+    )
+
+
+def _decode_lines(
+    lines: Iterable[bytes],
+    head: Callable[[], bytes],
+    name: str,
+    encoding: str,
+    info: codecs.CodecInfo,
+) -> Iterator[tuple[int, str]]:
+    """Decode byte ``lines`` (split after b"\\n"; for UTF-16/32, any pieces); ``head()`` gives the
+    first bytes, which tell UTF-16 / UTF-32 read with another encoding."""
+    wide = _is_wide(info)
     try:
-        with fh:
-            for raw in fh:  # a binary file iterates on b"\n" and nothing else
-                number += 1
-                try:
-                    text = decode(raw)[0]
-                except UnicodeDecodeError as e:
-                    raise DataError(_encoding_message(p, number, offset, encoding, e)) from None
-                if text.endswith("\n"):
-                    text = text[:-1]
-                if text.endswith("\r"):
-                    text = text[:-1]
-                if number == 1 and utf8 and text.startswith("\ufeff"):
-                    text = text[1:]
-                offset += len(raw)
-                yield number, text
+        sniffed = sniff_wide_encoding(head())
+        if sniffed is not None and not wide:
+            raise DataError(_wide_advice(name, sniffed))
+        if wide:
+            yield from _wide_lines(lines, name, encoding, info)
+        else:
+            yield from _byte_lines(lines, name, encoding, info)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DataError(
-            f"{p}: the gzip stream is damaged after line {number} ({e}); "
-            "re-download or re-compress the file"
+            f"{name}: the gzip stream is damaged ({e}); re-download or re-compress the file"
         ) from None
+    except OSError as e:
+        raise DataError(f"{name}: cannot be read ({e.strerror or e})") from None
 
 
-def _encoding_message(p: Path, line: int, offset: int, encoding: str, e: UnicodeDecodeError) -> str:
+def _byte_lines(
+    fh: Iterable[bytes], name: str, encoding: str, info: codecs.CodecInfo
+) -> Iterator[tuple[int, str]]:
+    """Encodings where b"\\n" is always a line break (UTF-8, Latin-1, cp1252...)."""
+    decode = info.decode
+    offset = 0  # byte offset of the current line's start in the (decompressed) stream
+    for number, raw in enumerate(fh, start=1):  # a binary file iterates on b"\\n" only
+        try:
+            text = decode(raw)[0]
+        except UnicodeDecodeError as e:
+            raise DataError(_encoding_message(name, number, offset, encoding, e)) from None
+        if "\x00" in text:
+            raise DataError(_nul_message(name, number, offset + raw.index(b"\x00")))
+        text = _strip_line_end(text)
+        if number == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        offset += len(raw)
+        yield number, text
+
+
+def _wide_lines(
+    chunks: Iterable[bytes], name: str, encoding: str, info: codecs.CodecInfo
+) -> Iterator[tuple[int, str]]:
+    """UTF-16 / UTF-32: decode the pieces incrementally, then split on "\\n"."""
+    decoder = info.incrementaldecoder("strict")
+    number = 0
+    pending = ""
+    for chunk in chunks:
+        try:
+            text = pending + decoder.decode(chunk)
+        except UnicodeError as e:  # the UTF-16 decoder raises a bare one for a missing mark
+            good = e.object[: e.start] if isinstance(e, UnicodeDecodeError) else b""
+            done = codecs.decode(good, info.name, "replace")
+            line = number + done.count("\n") + 1  # pending holds no line break
+            raise DataError(
+                f"{name}: line {line} is not valid {encoding}; pass --encoding with the file's "
+                "real encoding"
+            ) from None
+        *lines, pending = text.split("\n")
+        for line_text in lines:
+            number += 1
+            yield number, _checked_wide_line(name, number, line_text)
+    try:
+        pending += decoder.decode(b"", final=True)
+    except UnicodeError:
+        raise DataError(
+            f"{name}: line {number + 1} ends in the middle of a character (a truncated "
+            f"{encoding} file?)"
+        ) from None
+    if pending:
+        number += 1
+        yield number, _checked_wide_line(name, number, pending)
+
+
+def _checked_wide_line(name: str, number: int, text: str) -> str:
+    if "\x00" in text:
+        raise DataError(
+            f"{name}: line {number} holds a NUL character, which no text file has; is it a "
+            "binary file?"
+        )
+    text = _strip_line_end(text)
+    return text[1:] if number == 1 and text.startswith("\ufeff") else text
+
+
+def _strip_line_end(text: str) -> str:
+    if text.endswith("\n"):
+        text = text[:-1]
+    if text.endswith("\r"):
+        text = text[:-1]
+    return text
+
+
+def _nul_message(name: str, line: int, byte: int) -> str:
+    return (
+        f"{name}: line {line} (byte {byte}) holds a NUL byte, which no text file has; is it a "
+        "binary file, or UTF-16 / UTF-32 (then pass --encoding utf-16 or utf-32, or convert it "
+        "to UTF-8)?"
+    )
+
+
+def _encoding_message(name: str, line: int, offset: int, encoding: str, e: UnicodeDecodeError) -> str:
     bad = " ".join(f"0x{b:02x}" for b in e.object[e.start : e.end])
     if codecs.lookup(encoding).name == "utf-8":
         fix = "pass --encoding latin-1 (or the file's real encoding)"
     else:
         fix = "pass --encoding with the file's real encoding"
-    return f"{p}: line {line} (byte {offset + e.start}) is not valid {encoding} ({bad}); {fix}"
+    return f"{name}: line {line} (byte {offset + e.start}) is not valid {encoding} ({bad}); {fix}"
 
 
 # ---------------------------------------------------------------------------------------------
 # formats
 
 
-def detect_format(path: str | Path) -> str:
+def detect_format(path: str | Path, encoding: str = "utf-8") -> str:
     """The format ``read_labeled(format="auto")`` would use for ``path``.
 
     By suffix first (after a ``.gz``): ``.csv``, ``.tsv``, ``.jsonl`` / ``.json`` / ``.ndjson``;
-    otherwise by content: the first non-blank line starting with ``__label__`` means ``fasttext``,
-    anything else ``label-text``.
+    otherwise by content: the first non-blank line (decoded with ``encoding``) starting with
+    ``__label__`` means ``fasttext``, anything else ``label-text``.
     """
     p = _check_file(path)
     suffixes = [s.lower() for s in p.suffixes]
@@ -211,22 +410,14 @@ def detect_format(path: str | Path) -> str:
         suffixes.pop()
     if suffixes and suffixes[-1] in _SUFFIX_FORMATS:
         return _SUFFIX_FORMATS[suffixes[-1]]
-    with _open_binary(p) as fh:
-        try:
-            for raw in fh:
-                stripped = raw.strip(b" \t\r\n\f\v")
-                if stripped.startswith(b"\xef\xbb\xbf"):
-                    stripped = stripped[3:]
-                if stripped:
-                    return (
-                        "fasttext"
-                        if stripped.startswith(FASTTEXT_PREFIX.encode())
-                        else "label-text"
-                    )
-        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-            raise DataError(
-                f"{p}: the gzip stream is damaged ({e}); re-download the file"
-            ) from None
+    lines = _file_lines(p, encoding, _decoder_for(encoding))
+    try:
+        for _, line in lines:
+            stripped = line.strip(_ASCII_SPACE + "\r")
+            if stripped:
+                return "fasttext" if stripped.startswith(FASTTEXT_PREFIX) else "label-text"
+    finally:
+        lines.close()
     return "label-text"
 
 
@@ -256,8 +447,14 @@ def read_labeled(
             f"The 'format' parameter of read_labeled must be one of {', '.join(FORMATS)}; "
             f"got {format!r} instead."
         )
+    path = as_path(path, "a data file")
+    columnar = _columnar_format(path, format)
+    if columnar is not None:
+        from ffnlp.text.columnar import read_labeled_columnar
+
+        return read_labeled_columnar(path, columnar, text_column, label_column, skip_invalid)
     p = _check_file(path)
-    fmt = detect_format(p) if format == "auto" else format
+    fmt = detect_format(p, encoding) if format == "auto" else format
     lines = read_lines(p, encoding)
     if fmt == "label-text":
         records = _label_text_records(lines)
@@ -292,6 +489,7 @@ def read_labeled(
             label_sets.append((label,))
         data.labels.append(label)
         data.texts.append(text)
+        data.lines.append(number)
     if multilabel:
         data.label_sets = label_sets
     if not data.texts:
@@ -300,6 +498,15 @@ def read_labeled(
             f"{p}: no examples found{why}; is this the right file and --format ({fmt})?"
         )
     return data
+
+
+def _columnar_format(path: str | Path, format: str) -> str | None:
+    """``parquet`` / ``arrow`` when asked for, or when ``auto`` finds such a file or folder."""
+    from ffnlp.text.columnar import COLUMNAR_FORMATS, columnar_format
+
+    if format in COLUMNAR_FORMATS:
+        return format
+    return columnar_format(path) if format == "auto" else None
 
 
 def _skip_hint() -> str:
@@ -317,10 +524,19 @@ def _distinct(labels: list[str]) -> tuple[str, ...]:
 
 def _label_text_records(lines: Iterator[tuple[int, str]]) -> Iterator[_Record]:
     for number, line in lines:
-        line = line.strip(_ASCII_SPACE)
-        if not line:
+        stripped = line.strip(_ASCII_SPACE)
+        if not stripped:
             continue
-        m = _LABEL_TEXT.fullmatch(line)
+        if line[0] in _ASCII_SPACE:
+            yield (
+                number,
+                _Invalid(
+                    "no label: the line starts with a space or tab; each line must be "
+                    "'LABEL text' (the label first, then a space or tab, then the text)"
+                ),
+            )
+            continue
+        m = _LABEL_TEXT.fullmatch(stripped)
         assert m is not None  # a non-blank line always has a first field
         label, text = m.group(1), m.group(2)
         if not text:
@@ -489,6 +705,13 @@ def _jsonl_records(
                 number,
                 _Invalid(f"not valid JSON ({e.msg} at column {e.colno}); one object a line"),
             )
+            continue
+        except RecursionError:
+            yield number, _Invalid("JSON nested too deeply to read; one flat object a line")
+            continue
+        except ValueError as e:  # an integer of more than 4300 digits
+            reason = str(e).split(":")[0]
+            yield number, _Invalid(f"not valid JSON ({reason}); write long labels as strings")
             continue
         if not isinstance(obj, dict):
             yield number, _Invalid(f"a JSON {type(obj).__name__}, not an object; one object a line")

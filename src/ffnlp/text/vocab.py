@@ -147,12 +147,23 @@ class Vocab:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Vocab:
-        try:
-            return cls(data["itos"], data.get("counts"), data.get("specials", ()))
-        except (KeyError, TypeError) as e:
+        """The vocabulary :meth:`to_dict` wrote; anything else is a ModelFileError."""
+        if not isinstance(data, dict) or "itos" not in data:
             raise ModelFileError(
-                f"not a vocabulary: {e!r}; expected keys itos, counts, specials"
-            ) from None
+                "not a vocabulary: expected an object with keys itos, counts, specials"
+            )
+        itos, counts, specials = data["itos"], data.get("counts"), data.get("specials", ())
+        if not _all(itos, str):
+            raise ModelFileError("not a vocabulary: 'itos' must be a list of strings")
+        if counts is not None and not (
+            _all(counts, int) and all(c >= 0 and not isinstance(c, bool) for c in counts)
+        ):
+            raise ModelFileError(
+                "not a vocabulary: 'counts' must be a list of counts (integers >= 0)"
+            )
+        if not _all(specials, str):
+            raise ModelFileError("not a vocabulary: 'specials' must be a list of strings")
+        return cls(itos, counts, specials)
 
     def save(self, path: str | Path) -> None:
         """Write the vocabulary as JSON (UTF-8), atomically."""
@@ -226,10 +237,21 @@ class LabelVocab:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LabelVocab:
+        """The label set :meth:`to_dict` wrote; anything else is a ModelFileError."""
+        labels = data.get("labels") if isinstance(data, dict) else None
+        if not isinstance(labels, (list, tuple)) or not _all(labels, str):
+            raise ModelFileError(
+                "not a label set: expected an object whose 'labels' is a list of strings"
+            )
         try:
-            return cls(data["labels"])
-        except (KeyError, TypeError) as e:
-            raise ModelFileError(f"not a label set: {e!r}; expected the key labels") from None
+            return cls(labels)
+        except DataError as e:
+            raise ModelFileError(f"not a label set: {e}") from None
+
+
+def _all(items: object, kind: type) -> bool:
+    """Whether ``items`` is a list (or tuple) of ``kind`` values."""
+    return isinstance(items, (list, tuple)) and all(isinstance(x, kind) for x in items)
 
 
 def _listed(items: Sequence[str]) -> str:
@@ -243,9 +265,11 @@ def _load_json(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ModelFileError(f"{p}: no such vocabulary file")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{p}: not a JSON vocabulary file ({e})") from None
+        data = json.loads(p.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise ModelFileError(f"{p}: cannot be read ({e.strerror or e})") from None
+    except (ValueError, RecursionError) as e:  # not UTF-8, not JSON, a 5000-digit number
+        raise ModelFileError(f"{p}: not a JSON vocabulary file ({str(e)[:200]})") from None
     if not isinstance(data, dict):
         raise ModelFileError(f"{p}: not a JSON vocabulary file (a JSON object was expected)")
     return data

@@ -48,8 +48,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(
-            f"checkpoint {path} cannot be read ({exc}); it may be corrupted"
+            f"checkpoint {path} cannot be read ({reason}); it may be corrupted"
         ) from None
 
 
@@ -90,8 +91,23 @@ def trainer_state(trainer: Trainer) -> dict[str, Any]:
 
 
 def resume_trainer(trainer: Trainer) -> None:
-    """Put ``trainer`` back where the checkpoint in its run directory left it."""
-    restore_trainer(trainer, load_checkpoint(checkpoint_path(trainer.run_dir)))
+    """Put ``trainer`` back where the checkpoint in its run directory left it; a checkpoint
+    that lacks a part, or holds another model's tensors, is a ModelFileError naming it."""
+    path = checkpoint_path(trainer.run_dir)
+    state = load_checkpoint(path)
+    try:
+        restore_trainer(trainer, state)
+    except KeyError as exc:
+        raise ModelFileError(
+            f"checkpoint {path} is incomplete (no {exc}); it is damaged: start the run again "
+            "without --resume"
+        ) from None
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(
+            f"checkpoint {path} does not fit this run ({first}); it comes from another run or "
+            "configuration: start the run again without --resume"
+        ) from None
 
 
 def restore_trainer(trainer: Trainer, state: dict[str, Any]) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ffnlp.config import option
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "step", "linear", "cosine", "plateau")
+
+
+MAX_SEED = 2**63 - 1  # the largest seed torch's generators take
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,18 @@ class TrainConfig:
         False, "sparse gradients for embedding tables (fast for big vocabularies; SGD/Adagrad/Adam)"
     )
     schedule: str = option("constant", "learning-rate schedule after warm-up", choices=SCHEDULES)
-    warmup_steps: int = option(0, "linear warm-up from 0 to lr over this many steps", ge=0)
+    warmup_steps: int = option(
+        0,
+        "linear warm-up from 0 to lr over this many steps, at most max_warmup_fraction of the run",
+        ge=0,
+    )
+    max_warmup_fraction: float = option(
+        0.1,
+        "the warm-up lasts at most this fraction of the run's steps, so that a short run (a "
+        "small corpus, --set train.epochs=1) is not all warm-up",
+        ge=0,
+        le=1,
+    )
     step_size: int = option(1, "'step' schedule: epochs between decays", ge=1)
     gamma: float = option(0.5, "'step'/'plateau' schedules: multiply lr by this at each decay", gt=0, le=1)
     min_lr_ratio: float = option(
@@ -51,17 +66,24 @@ class TrainConfig:
     patience: int = option(3, "evaluations without improvement before early stopping", ge=1)
     min_delta: float = option(0.0, "smallest change that counts as an improvement", ge=0)
     restore_best: bool = option(True, "end with the weights of the best evaluation (needs dev data)")
-    seed: int = option(13, "seed for initialisation, shuffling and dropout", ge=0)
+    seed: int = option(13, "seed for initialisation, shuffling and dropout", ge=0, le=MAX_SEED)
     device: str = option("auto", "auto (CUDA when available), cpu or cuda[:N]")
-    threads: int = option(0, "CPU threads (0 = every available core)", ge=0)
+    threads: int | Literal["auto"] = option(
+        "auto",
+        "CPU intra-op threads: auto (1 for a small model's steps, every physical core the process "
+        "may use for large matrix products; see docs/training.md), N, or 0 = every available core",
+        ge=0,
+    )
     log_every: int = option(50, "write a step record to metrics.jsonl every N steps", ge=1)
     checkpoint: bool = option(True, "write a resumable checkpoint at the end of every epoch")
     max_steps: int = option(0, "stop after this many steps in all (0 = no limit)", ge=0)
     ema_decay: float = option(
         0.0,
         "keep an exponential moving average of the weights (Polyak averaging), updated after "
-        "every step as avg = decay * avg + (1 - decay) * w; evaluation, the best-epoch snapshot "
-        "and the final model use it. 0 = off; 0.999 averages about the last 1000 steps",
+        "every step t as avg = d * avg + (1 - d) * w with d = min(ema_decay, (1 + t) / (4 + t)) "
+        "(a warm-up: short runs get an average of their own last steps, not of the initial "
+        "weights); evaluation, the best-epoch snapshot and the final model use it. 0 = off; "
+        "0.999 averages about the last 1000 steps",
         ge=0,
         lt=1,
     )

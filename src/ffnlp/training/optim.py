@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ffnlp.errors import ConfigError
 from ffnlp.training.config import TrainConfig
 
 
@@ -142,7 +143,9 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
             _make(cfg.optimizer, [{"params": sparse, "weight_decay_decoupled": 0.0}], cfg, sparse=True)
         )
     if not optimizers:
-        raise ValueError("the model has no trainable parameters")
+        raise ConfigError(
+            "the model has no trainable parameters (is every layer frozen?); nothing to train"
+        )
     return optimizers[0] if len(optimizers) == 1 else Optimizers(optimizers)
 
 
@@ -159,8 +162,9 @@ def apply_weight_decay(optimizer: torch.optim.Optimizer) -> None:
 class Schedule:
     """Per-step learning-rate factor: warm-up, then constant / step / linear / cosine / plateau.
 
-    lr(step) = cfg.lr * warmup(step) * shape(step) * plateau_factor.  The state is two numbers,
-    saved in checkpoints.
+    lr(step) = cfg.lr * warmup(step) * shape(step) * plateau_factor.  The warm-up lasts
+    ``warmup_steps``, but at most ``max_warmup_fraction`` of the run's steps.  The state is three
+    numbers, saved in checkpoints.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
@@ -169,6 +173,7 @@ class Schedule:
         self.steps_per_epoch = max(1, steps_per_epoch)
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
+        self.warmup_steps = min(cfg.warmup_steps, int(cfg.max_warmup_fraction * self.total_steps))
         self.plateau_factor = 1.0
         self.plateau_best: float | None = None
         self.plateau_bad = 0
@@ -176,9 +181,10 @@ class Schedule:
 
     def factor(self, step: int) -> float:
         cfg = self.cfg
-        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-        after = max(0, step - cfg.warmup_steps)
-        span = max(1, self.total_steps - cfg.warmup_steps)
+        warmup = self.warmup_steps
+        warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
+        after = max(0, step - warmup)
+        span = max(1, self.total_steps - warmup)
         progress = min(1.0, after / span)
         lo = cfg.min_lr_ratio
         if cfg.schedule == "step":

@@ -29,7 +29,11 @@ Update = Callable[[dict[str, Any], float], torch.Tensor | float | None]
 
 class Step(Protocol):
     """One optimisation step. The Trainer binds it once, then calls it on every training batch
-    after setting the schedule's learning rate for that step."""
+    after setting the schedule's learning rate for that step.
+
+    An optional attribute ``own_threads = True`` says that the step runs its work in worker
+    threads of its own, so the process should keep 1 intra-op thread (``train.threads = "auto"``
+    reads it; absent means False)."""
 
     def bind(self, trainer: Trainer) -> None:
         """Called once by the Trainer, when its model (on its device), optimiser and schedule exist."""
@@ -43,6 +47,8 @@ class Step(Protocol):
 
 class AutogradStep:
     """loss (+ penalty) -> backward -> average across ranks -> clip -> weight decay -> optimiser."""
+
+    own_threads = False  # torch's intra-op threads do the work
 
     def bind(self, trainer: Trainer) -> None:
         self.trainer = trainer
@@ -71,11 +77,13 @@ class AutogradStep:
 class UpdateStep:
     """A step made by ``update(batch, lr)`` at the schedule's learning rate, without autograd or
     optimiser. When ``update`` returns None for a batch, ``fallback`` (by default an
-    :class:`AutogradStep`) makes that batch's step instead. No gradients, so no norm to report."""
+    :class:`AutogradStep`) makes that batch's step instead. No gradients, so no norm to report.
+    ``own_threads``: ``update`` shares its work between worker threads of its own."""
 
-    def __init__(self, update: Update, fallback: Step | None = None):
+    def __init__(self, update: Update, fallback: Step | None = None, own_threads: bool = False):
         self.update = update
         self.fallback: Step = fallback if fallback is not None else AutogradStep()
+        self.own_threads = own_threads
 
     def bind(self, trainer: Trainer) -> None:
         self.trainer = trainer
@@ -90,13 +98,16 @@ class UpdateStep:
         return loss_value, None
 
 
-def update_step_if_allowed(update: Update, model: nn.Module, config: TrainConfig) -> Step | None:
+def update_step_if_allowed(
+    update: Update, model: nn.Module, config: TrainConfig, own_threads: bool = False
+) -> Step | None:
     """An :class:`UpdateStep` from a hand-made plain-SGD ``update``, when it may stand in for
     autograd + optimiser: ``config.fused_sgd`` (train.fused_step on; SGD without momentum, weight
     decay, L1/L2 penalty or clipping), every parameter of ``model`` trained, one process.
     Otherwise None: the Trainer's default autograd step. ``update`` must make the same update as
-    ``loss.backward(); SGD(lr).step()`` (its model's tests check that)."""
+    ``loss.backward(); SGD(lr).step()`` (its model's tests check that); ``own_threads``: it
+    shares its work between worker threads of its own (see :class:`Step`)."""
     every_param = all(p.requires_grad for p in model.parameters())
     if not (config.fused_sgd and every_param) or is_distributed():
         return None
-    return UpdateStep(update)
+    return UpdateStep(update, own_threads=own_threads)

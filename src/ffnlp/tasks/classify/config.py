@@ -24,6 +24,7 @@ from ffnlp.models.mlp import MLPConfig
 from ffnlp.models.pooled import PooledConfig
 from ffnlp.training import TrainConfig
 
+MAX_BUCKETS = 100_000_000  # 50x fastText's default; 40 GB of 100-dim rows already
 MULTILABEL_CHOICES = (True, False, "auto")
 
 
@@ -55,12 +56,16 @@ class TaskConfig:
 @dataclass(frozen=True)
 class DataConfig:
     format: str = option(
-        "auto", "input format", choices=("auto", "label-text", "fasttext", "csv", "tsv", "jsonl")
+        "auto",
+        "input format; parquet and arrow need pyarrow (pip install 'ffnlp[parquet]')",
+        choices=("auto", "label-text", "fasttext", "csv", "tsv", "jsonl", "parquet", "arrow"),
     )
     encoding: str = option("utf-8", "text encoding of the data files (e.g. latin-1 for MR)")
-    text_column: str = option("text", "CSV/TSV/JSONL: the column or key holding the text")
+    text_column: str = option(
+        "text", "CSV/TSV/JSONL/Parquet/Arrow: the column or key holding the text"
+    )
     label_column: str = option(
-        "label", "CSV/TSV/JSONL: the column or key holding the label (JSONL: or labels)"
+        "label", "CSV/TSV/JSONL/Parquet/Arrow: the column or key holding the label (JSONL: or labels)"
     )
     label_separator: str = option(
         "", "CSV/TSV: split the label field on this into several labels, e.g. ',' ('' = one)"
@@ -94,6 +99,7 @@ class FeaturesConfig:
         200_000,
         "kind = ids: hash buckets for word n-grams of order 2..ngram_range[1] (fastText: 2M)",
         ge=1,
+        le=MAX_BUCKETS,
     )
     lexicon: LexiconConfig = section(LexiconConfig)
 

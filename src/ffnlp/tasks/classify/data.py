@@ -3,7 +3,9 @@
 A featurizer is fitted on the training split's tokens only; ``source(tokens, texts, y)`` then
 turns any split into a :class:`~ffnlp.training.data.BatchSource` in the layout its models read,
 and ``input_size`` is the width of the model's input (feature columns, or id-table rows).
-Its state travels in the run's ``vocab.json`` (``to_dict``; rebuilt by :func:`make_featurizer`).
+Its state travels in the run's ``vocab.json`` (``to_dict``; rebuilt by :func:`make_featurizer`);
+what it needs besides (the lexicon's word lists) is copied into the run folder
+(``save_files``) and read from there, so a run never reads a file outside its folder.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from typing import Any, Protocol
 
 import torch
 
-from ffnlp.errors import DataError
+from ffnlp.errors import DataError, ModelFileError
 from ffnlp.tasks.classify.config import ClassifyConfig, FeaturesConfig
 from ffnlp.text.readers import LabeledData, read_labeled
 from ffnlp.text.vocab import LabelVocab, Vocab
 from ffnlp.training.data import BatchSource, SparseRowBatches, TensorBatches
 
 log = logging.getLogger(__name__)
+
+LEXICON_DIR = "lexicon"  # a run's copy of its lexicon: positive-words.txt, negative-words.txt
+LEXICON_FILES = ("positive-words.txt", "negative-words.txt")
 
 
 def read_split(
@@ -70,6 +75,21 @@ def multi_hot(
     return y, unseen
 
 
+def check_known_labels(split: LabeledData, labels: LabelVocab, known_from: str) -> None:
+    """Every label of ``split`` is one of ``labels`` (those of ``known_from``, e.g. "the
+    training data FILE"); otherwise a DataError naming the first line with another."""
+    for i, label in enumerate(split.labels):
+        if label not in labels:
+            unknown = sorted(set(split.labels) - set(labels.labels))
+            others = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
+            shown = ", ".join(map(repr, labels.labels[:10])) + (" ..." if len(labels) > 10 else "")
+            raise DataError(
+                f"{split.where(i)}: the label {label!r}{others} is not in {known_from}, whose "
+                f"labels are {shown}; the model could never predict it: fix the label, or "
+                "train on data that has it"
+            )
+
+
 class Featurizer(Protocol):
     """Turns token lists into a BatchSource; fitted on the training split only."""
 
@@ -84,13 +104,17 @@ class Featurizer(Protocol):
 
     def to_dict(self) -> dict[str, Any]: ...
 
+    def save_files(self, run_dir: Path) -> None: ...
+
 
 class NgramFeaturizer:
     """Bag of word n-grams (counts, binary or tf-idf) as sparse rows."""
 
     kind = "ngrams"
 
-    def __init__(self, cfg: FeaturesConfig, state: dict[str, Any] | None = None):
+    def __init__(
+        self, cfg: FeaturesConfig, state: dict[str, Any] | None = None, run_dir: Path | None = None
+    ):
         from ffnlp.features.bag import BagOfNgrams
 
         if state is not None:
@@ -123,13 +147,18 @@ class NgramFeaturizer:
     def to_dict(self) -> dict[str, Any]:
         return self.bag.to_dict()
 
+    def save_files(self, run_dir: Path) -> None:
+        """Nothing beyond vocab.json."""
+
 
 class IdsFeaturizer:
     """Word ids plus hashed word n-gram ids, as bags with offsets (the pooled model's input)."""
 
     kind = "ids"
 
-    def __init__(self, cfg: FeaturesConfig, state: dict[str, Any] | None = None):
+    def __init__(
+        self, cfg: FeaturesConfig, state: dict[str, Any] | None = None, run_dir: Path | None = None
+    ):
         self.max_n = cfg.ngram_range[1] if len(cfg.ngram_range) == 2 else 1
         self.buckets = cfg.buckets if self.max_n > 1 else 0
         self.min_count = cfg.min_count
@@ -169,16 +198,32 @@ class IdsFeaturizer:
             "buckets": self.buckets,
         }
 
+    def save_files(self, run_dir: Path) -> None:
+        """Nothing beyond vocab.json."""
+
 
 class LexiconFeatures:
     """Hand-built features ([features.lexicon]) standardised on the training split."""
 
     kind = "lexicon"
 
-    def __init__(self, cfg: FeaturesConfig, state: dict[str, Any] | None = None):
-        from ffnlp.features.lexicon import LexiconFeaturizer
+    def __init__(
+        self, cfg: FeaturesConfig, state: dict[str, Any] | None = None, run_dir: Path | None = None
+    ):
+        from ffnlp.features.lexicon import Lexicon, LexiconFeaturizer
 
-        self.featurizer = LexiconFeaturizer.from_config(cfg.lexicon)
+        if run_dir is None:  # training: the lexicon files the config names
+            self.featurizer = LexiconFeaturizer.from_config(cfg.lexicon)
+        else:  # a saved run: its own copy, never a path of its config.toml
+            folder = run_dir / LEXICON_DIR
+            for name in LEXICON_FILES:
+                if not (folder / name).is_file():
+                    raise ModelFileError(
+                        f"{folder / name} is missing: a lexicon run keeps its word lists in "
+                        f"{folder} (runs of older ffnlp versions did not); retrain the run"
+                    )
+            lexicon = Lexicon.load(folder)
+            self.featurizer = LexiconFeaturizer(lexicon, cfg.lexicon.names, cfg.lexicon.standardize)
         if state is not None:
             self.featurizer.load_state(state)
 
@@ -195,15 +240,23 @@ class LexiconFeatures:
     def to_dict(self) -> dict[str, Any]:
         return self.featurizer.state()
 
+    def save_files(self, run_dir: Path) -> None:
+        """The lexicon's word lists, into ``run_dir/lexicon/`` (read back at load time)."""
+        self.featurizer.lexicon.save(run_dir / LEXICON_DIR, within=run_dir)
+
 
 class NgramLexiconFeatures:
     """Bag of n-grams with the hand-built lexicon features appended as F more columns."""
 
     kind = "ngrams+lexicon"
 
-    def __init__(self, cfg: FeaturesConfig, state: dict[str, Any] | None = None):
+    def __init__(
+        self, cfg: FeaturesConfig, state: dict[str, Any] | None = None, run_dir: Path | None = None
+    ):
         self.ngrams = NgramFeaturizer(cfg, state["ngrams"] if state is not None else None)
-        self.lexicon = LexiconFeatures(cfg, state["lexicon"] if state is not None else None)
+        self.lexicon = LexiconFeatures(
+            cfg, state["lexicon"] if state is not None else None, run_dir
+        )
 
     def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
         self.ngrams.fit(tokens, texts)
@@ -235,6 +288,9 @@ class NgramLexiconFeatures:
     def to_dict(self) -> dict[str, Any]:
         return {"ngrams": self.ngrams.to_dict(), "lexicon": self.lexicon.to_dict()}
 
+    def save_files(self, run_dir: Path) -> None:
+        self.lexicon.save_files(run_dir)
+
 
 FEATURIZERS: dict[
     str, type[NgramFeaturizer | IdsFeaturizer | LexiconFeatures | NgramLexiconFeatures]
@@ -246,6 +302,9 @@ FEATURIZERS: dict[
 }
 
 
-def make_featurizer(cfg: ClassifyConfig, state: dict[str, Any] | None = None) -> Featurizer:
-    """The featurizer of ``features.kind``: new (to fit), or restored from its saved ``state``."""
-    return FEATURIZERS[cfg.features.kind](cfg.features, state)
+def make_featurizer(
+    cfg: ClassifyConfig, state: dict[str, Any] | None = None, run_dir: Path | None = None
+) -> Featurizer:
+    """The featurizer of ``features.kind``: new (to fit), or restored from its saved ``state``
+    and the files it saved into ``run_dir``."""
+    return FEATURIZERS[cfg.features.kind](cfg.features, state, run_dir)

@@ -13,7 +13,7 @@ returns every label among the top k whose probability reaches the threshold, pos
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast, overload
 
@@ -22,13 +22,24 @@ import torch
 from torch import nn
 
 from ffnlp import config as cfgmod
-from ffnlp.errors import ConfigError, DataError, ModelFileError
+from ffnlp.errors import ConfigError, DataError, FfnlpError, ModelFileError
 from ffnlp.fileio import write_atomic
-from ffnlp.models.io import load_model, save_model
+from ffnlp.models import registry
+from ffnlp.models.heads import ClassifierInputs
+from ffnlp.models.io import expect_task, load_model, read_arch, read_json, run_path, save_model
 from ffnlp.models.protocols import as_classifier, head_of
+from ffnlp.outputs import check_output_dir
 from ffnlp.tasks.classify.config import ClassifyConfig, resolve_config
-from ffnlp.tasks.classify.data import Featurizer, make_featurizer, multi_hot, read_split
+from ffnlp.tasks.classify.data import (
+    Featurizer,
+    check_known_labels,
+    make_featurizer,
+    multi_hot,
+    read_split,
+)
 from ffnlp.tasks.classify.evaluate import make_evaluator
+from ffnlp.tasks.classify.represent import batched, represent, resolve_layer
+from ffnlp.tasks.runfolder import read_config, read_summary
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
@@ -88,7 +99,7 @@ class Classifier:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(N, K) class probabilities, columns in the order of ``self.labels.labels``; for a
         multi-label classifier each label's own probability (a row need not sum to 1)."""
-        texts = list(texts)
+        texts = as_texts(texts)
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         source = self.source(texts)
@@ -118,10 +129,16 @@ class Classifier:
         per-label thresholds tuned on dev, so a text may get no label at all. A single string
         gives one list; a list of strings gives a list of lists.
         """
-        if k < 1 and k != -1:
-            raise ConfigError(f"k must be at least 1 (or -1 for every label); got {k}")
+        if isinstance(k, bool) or not isinstance(k, int) or (k < 1 and k != -1):
+            raise ConfigError(
+                f"k must be an integer of at least 1; got {k!r} (or -1 for every label)"
+            )
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+        ):
+            raise ConfigError(f"threshold must be a number between 0 and 1; got {threshold!r}")
         cut = self.decision_thresholds(threshold)
-        batch = [texts] if isinstance(texts, str) else list(texts)
+        batch = as_texts(texts)
         probs = self.predict_proba(batch)
         k = probs.shape[1] if k == -1 else min(k, probs.shape[1])
         results = []
@@ -131,6 +148,39 @@ class Classifier:
                 [(self.labels.labels[i], float(row[i])) for i in top if row[i] >= cut[i]]
             )
         return results[0] if isinstance(texts, str) else results
+
+    def predict_stream(
+        self,
+        texts: Iterable[str],
+        k: int = 1,
+        threshold: float | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[tuple[str, Prediction]]:
+        """``(text, prediction)`` for every text of a stream (a file, standard input, a generator),
+        read and predicted ``batch_size`` texts at a time: the memory used is that of one batch,
+        whatever the stream's length, and the first answers come before the stream ends."""
+        for batch in batched(_stream(texts), batch_size):
+            yield from zip(batch, self.predict(batch, k=k, threshold=threshold), strict=True)
+
+    # -- representations
+    def vectors(self, texts: str | Sequence[str], layer: str = "auto") -> np.ndarray:
+        """The representation of each text inside the model, (N, D) float32: ``pooled`` (the
+        pooled embedding of a pooled classifier) or ``hidden`` (the last hidden layer, the input
+        of the output layer); ``auto`` picks ``pooled`` when the model pools. Like fastText's
+        ``print-sentence-vectors``. See :mod:`ffnlp.tasks.classify.represent`."""
+        layer = resolve_layer(self.model, layer)
+        batch = as_texts(texts)
+        source = self.source(batch)
+        parts = [represent(self.model, b, layer) for b in source.batches(4096, None)]
+        return torch.cat(parts).numpy() if parts else np.zeros((0, 0), dtype=np.float32)
+
+    def vectors_stream(
+        self, texts: Iterable[str], layer: str = "auto", batch_size: int = 1000
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """``(text, vector)`` for every text of a stream, ``batch_size`` texts at a time."""
+        layer = resolve_layer(self.model, layer)
+        for batch in batched(_stream(texts), batch_size):
+            yield from zip(batch, self.vectors(batch, layer), strict=True)
 
     def test(self, path: str | Path, **read_options: Any) -> dict[str, Any]:
         """Metrics on a labelled file: accuracy, macro_f1, per-class P/R/F1, confusion, loss;
@@ -151,6 +201,7 @@ class Classifier:
                     f"{data.path} has examples with several labels (or label lists), but this "
                     "classifier was trained on single-label data (one label per example)"
                 )
+            check_known_labels(data, self.labels, f"the model {self.run_dir or ''}".rstrip())
             source = self.source(data.texts, data.labels)
             return make_evaluator(self.labels.labels, full=True)(self.model, source)
         y, unseen = multi_hot(data.label_lists(), self.labels)  # (N, K)
@@ -179,7 +230,7 @@ class Classifier:
 
     # -- persistence
     def save(self, run_dir: str | Path) -> Path:
-        run_dir = Path(run_dir)
+        run_dir = check_output_dir(run_dir, "run_dir")
         run_dir.mkdir(parents=True, exist_ok=True)
         cfgmod.save_toml(self.config, run_dir / "config.toml")
         vocab: dict[str, Any] = {
@@ -189,28 +240,39 @@ class Classifier:
         if self.thresholds is not None:
             vocab["thresholds"] = self.thresholds
         write_atomic(run_dir / "vocab.json", json.dumps(vocab), within=run_dir)
+        self.featurizer.save_files(run_dir)
         save_model(self.model, run_dir, "classify", self.model_args)
         self.run_dir = run_dir
         return run_dir
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Classifier:
-        run_dir = Path(run_dir)
-        model, arch = load_model(run_dir)
-        if arch["task"] != "classify":
-            raise ModelFileError(f"{run_dir} holds a {arch['task']} model, not a classifier")
+        """The classifier saved in ``run_dir``, every file checked against the others: a run of
+        another task, a damaged file, or a vocab.json that does not fit the model (another
+        number of labels or features) is a ModelFileError naming the file."""
+        run_dir = run_path(run_dir)
+        expect_task(run_dir, read_arch(run_dir), "classify")
+        config = read_config(run_dir, resolve_config, "classify")
+        vocab_path = run_dir / "vocab.json"
+        if not vocab_path.is_file():
+            raise ModelFileError(f"{run_dir} is incomplete: vocab.json is missing")
+        vocab = read_json(vocab_path)
+        model, arch = load_model(run_dir, task="classify")
+        classifier = as_classifier(model)  # a model.json of another kind of model says so here
         try:
-            config = resolve_config(run_dir / "config.toml")
-            vocab = json.loads((run_dir / "vocab.json").read_text(encoding="utf-8"))
             labels = LabelVocab.from_dict(vocab["labels"])
-            featurizer = make_featurizer(config, vocab["features"])
             thresholds = vocab.get("thresholds")
-        except FileNotFoundError as exc:
+            featurizer = make_featurizer(config, vocab["features"], run_dir)
+            featurizer_size = featurizer.input_size
+        except ModelFileError as exc:
+            if str(run_dir) in str(exc):
+                raise
+            raise ModelFileError(f"{vocab_path} is corrupted ({exc})") from None
+        except (FfnlpError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise ModelFileError(
-                f"{run_dir} is incomplete: {Path(exc.filename).name} is missing"
+                f"{vocab_path} is corrupted or does not hold what features.kind = "
+                f"{config.features.kind!r} (config.toml) needs ({exc!r}); retrain the run"
             ) from None
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ModelFileError(f"{run_dir / 'vocab.json'} is corrupted ({exc})") from None
         if thresholds is not None and not (
             isinstance(thresholds, list)
             and all(isinstance(t, (int, float)) and 0 <= t <= 1 for t in thresholds)
@@ -219,9 +281,8 @@ class Classifier:
                 f"{run_dir / 'vocab.json'} is corrupted (thresholds must be a list of "
                 "probabilities, one per label)"
             )
-        as_classifier(model)  # a model.json of another kind of model says so here, not at predict
-        summary_path = run_dir / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        _check_sizes(run_dir, arch, config, labels, featurizer_size, head_of(classifier))
+        summary = read_summary(run_dir)
         return cls(config, labels, featurizer, model, arch["args"], run_dir, summary, thresholds)
 
 
@@ -232,6 +293,78 @@ def check_threshold(threshold: float) -> None:
             f"threshold must be a probability between 0 and 1; got {threshold} (labels whose "
             "probability is at least the threshold are returned)"
         )
+
+
+_PROBE_SIZE, _PROBE_CLASSES = 982_451_653, 3_571  # sizes no real run has: they mark the arguments
+
+
+def _check_sizes(
+    run_dir: Path,
+    arch: dict[str, Any],
+    config: ClassifyConfig,
+    labels: LabelVocab,
+    features: int,
+    head: Any,
+) -> None:
+    """vocab.json against the model: as many labels as it has classes, as many features (or
+    id-table rows) as it reads. Which constructor arguments carry those two sizes is found by
+    asking the model type for its arguments with two marker sizes."""
+    spec = registry.spec(arch["type"])
+    try:
+        probe = spec.arguments(
+            spec.select_config(config.model),
+            ClassifierInputs(input_size=_PROBE_SIZE, num_classes=_PROBE_CLASSES),
+        )
+    except FfnlpError:
+        probe = {}
+    args = arch["args"]
+    problems = []
+    num_classes = getattr(head, "num_classes", None)
+    if num_classes is not None and num_classes != len(labels):
+        problems.append(f"{len(labels)} labels but the model has {num_classes} classes")
+    for key, value in probe.items():
+        if value == _PROBE_SIZE and key in args and args[key] != features:
+            problems.append(f"{features} features but the model reads {args[key]} ({key})")
+    if problems:
+        raise ModelFileError(
+            f"{run_dir / 'vocab.json'} does not fit {run_dir / 'model.json'}: "
+            f"{'; '.join(problems)}; the files come from different runs"
+        )
+
+
+def as_texts(texts: object) -> list[str]:
+    """A string, or an iterable of strings, as a list; anything else is a DataError saying
+    which item is not a string."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise DataError(
+            f"texts must be a string or a list of strings; got {type(texts).__name__} "
+            f"({_shown(texts)})"
+        )
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise DataError(
+                f"texts[{i}] is {type(text).__name__} ({_shown(text)}), not a string; decode "
+                "bytes and replace missing values before predicting"
+            )
+    return out
+
+
+def _stream(texts: object) -> Iterable[str]:
+    """An iterable of texts, as the *_stream methods take (a string alone is not one)."""
+    if isinstance(texts, (str, bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise DataError(
+            f"texts must be an iterable of strings (a list, a file, a generator); got "
+            f"{type(texts).__name__} ({_shown(texts)})"
+        )
+    return texts
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def load(run_dir: str | Path) -> Classifier:

@@ -31,7 +31,13 @@ from ffnlp.tasks.classify.config import (
     model_config,
     resolve_config,
 )
-from ffnlp.tasks.classify.data import Featurizer, make_featurizer, multi_hot, read_split
+from ffnlp.tasks.classify.data import (
+    Featurizer,
+    check_known_labels,
+    make_featurizer,
+    multi_hot,
+    read_split,
+)
 from ffnlp.tasks.classify.evaluate import make_evaluator
 from ffnlp.tasks.classify.metrics import tune_thresholds
 from ffnlp.tasks.classify.pretrained import load_pretrained
@@ -84,6 +90,7 @@ def train_classifier(
         seed,
         check=check_features,
         force=force,
+        inputs={"--train": train, "--dev": dev, "--test": test},
     )
     started = time.perf_counter()
     data = read_splits(cfg, train, dev, test)
@@ -91,9 +98,7 @@ def train_classifier(
     prepared = prepare(cfg, data)
     prep_seconds = time.perf_counter() - started
 
-    seed_everything(cfg.train.seed)
-    model, args = build_model(cfg, prepared)
-    embeddings = load_pretrained(model, cfg, prepared.featurizer)
+    model, args, embeddings = fresh_model(cfg, prepared)
     evaluate = make_evaluator(
         prepared.labels.labels, multilabel=prepared.multilabel, threshold=cfg.task.threshold
     )
@@ -212,6 +217,10 @@ def prepare(cfg: ClassifyConfig, data: Splits) -> Prepared:
             f"{data.train.path}: every training example has the label {labels.labels[0]!r}; a "
             "classifier needs at least two classes"
         )
+    for split in (data.dev, data.test):
+        # multi-label: labels the training data lacks are left out of the targets (see below)
+        if split is not None and not multilabel:
+            check_known_labels(split, labels, f"the training data {data.train.path}")
     tokenizer = Tokenizer(cfg.data.tokenizer, lowercase=cfg.data.lowercase)
     featurizer = make_featurizer(cfg)
     train_tokens = tokenizer.tokenize_all(data.train.texts)
@@ -259,6 +268,18 @@ def build_model(cfg: ClassifyConfig, prepared: Prepared) -> tuple[nn.Module, dic
         )
     initialize(model, cfg.model.init)
     return model, args
+
+
+def fresh_model(
+    cfg: ClassifyConfig, prepared: Prepared
+) -> tuple[nn.Module, dict[str, Any], dict[str, Any] | None]:
+    """The model training starts from: seeded by train.seed, built by :func:`build_model`, with
+    pretrained vectors loaded when [model.pooled] names them. Returns it, its constructor
+    arguments and what :func:`load_pretrained` reports (None without vectors)."""
+    seed_everything(cfg.train.seed)
+    model, args = build_model(cfg, prepared)
+    embeddings = load_pretrained(model, cfg, prepared.featurizer)
+    return model, args, embeddings
 
 
 def class_weight(cfg: ClassifyConfig, y: torch.Tensor, labels: LabelVocab) -> list[float] | None:

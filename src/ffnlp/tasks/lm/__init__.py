@@ -16,11 +16,12 @@ Python API::
     lm.perplexity("ptb.test.txt")
     lm.generate("the company said", max_tokens=20, seed=1)
     lm = load("runs/ptb_lm")
+    kn = load("kn5.arpa")          # an ARPA file from any tool; lm.export_arpa(path) writes one
 """
 
 from ffnlp.tasks.lm.config import KINDS, KNConfig, LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import fit_mixture_weight, mix_log_probs, perplexity_of
-from ffnlp.tasks.lm.result import Generation, LanguageModel, load, load_lm
+from ffnlp.tasks.lm.result import Generation, LanguageModel, load, load_arpa, load_lm
 from ffnlp.tasks.lm.train import train_lm
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "LanguageModel",
     "fit_mixture_weight",
     "load",
+    "load_arpa",
     "load_lm",
     "mix_log_probs",
     "perplexity_of",

@@ -1,9 +1,8 @@
-"""The trained language model behind one run directory, whatever its kind: scoring, perplexity,
-sampling, the mixture with a partner model, and :func:`load`."""
+"""The trained language model behind one run directory (or one ARPA file), whatever its kind:
+scoring, perplexity, sampling, the mixture with a partner model, ARPA export, and :func:`load`."""
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -15,7 +14,16 @@ import numpy as np
 import torch
 
 from ffnlp.errors import ConfigError, ModelFileError
-from ffnlp.models.io import NGRAM_TYPE, load_model, load_ngram, read_arch
+from ffnlp.models.arpa import BackoffNgram, read_arpa, write_arpa
+from ffnlp.models.io import (
+    NGRAM_TYPE,
+    expect_task,
+    load_model,
+    load_ngram,
+    read_arch,
+    read_json,
+    run_path,
+)
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
@@ -25,12 +33,18 @@ from ffnlp.tasks.lm.evaluate import (
     perplexity_of,
     token_log_probs_nn,
 )
+from ffnlp.tasks.runfolder import read_config, read_summary
 from ffnlp.text.corpus import EOS, Corpus, LMBatches, encode_corpus, mask_before_sentence_start
 from ffnlp.text.vocab import Vocab
+from ffnlp.training.config import MAX_SEED
 
 
 class LanguageModel:
-    """A trained LM with its vocabulary: scoring, perplexity and sampling."""
+    """A trained LM with its vocabulary: scoring, perplexity and sampling.
+
+    ``run_dir`` is where it was loaded from: a run directory, or the ARPA file of an n-gram model
+    read with :func:`load_arpa`.
+    """
 
     def __init__(
         self,
@@ -38,7 +52,7 @@ class LanguageModel:
         vocab: Vocab,
         run_dir: Path | None,
         network: FeedForwardLM | None = None,
-        ngram: KneserNey | None = None,
+        ngram: KneserNey | BackoffNgram | None = None,
         partner: LanguageModel | None = None,
         weight: float = 1.0,
         summary: dict[str, Any] | None = None,
@@ -49,19 +63,60 @@ class LanguageModel:
         self.network = network
         self.ngram = ngram
         self.partner = partner  # the interpolated partner, if any
-        self.weight = weight  # this model's share in the mixture
+        # λ, the mixture weight: the feed-forward model's share, whichever of the two this is
+        # (this model's share when both or neither are feed-forward); see weighted_model
+        self.weight = weight
         self.summary = summary or {}
         self.eos_id = vocab.stoi(EOS)
 
     def set_weight(self, weight: float) -> None:
-        """This model's share in the mixture with its partner, in [0, 1]."""
+        """λ, the feed-forward model's weight in the mixture with the partner (this model's
+        when both or neither are feed-forward), in [0, 1]."""
         if not 0 <= weight <= 1:
             raise ConfigError(f"the mixture weight must lie between 0 and 1; got {weight}")
         self.weight = float(weight)
 
     @property
+    def weighted_model(self) -> LanguageModel:
+        """The model whose share λ (``weight``) is: the feed-forward one of the pair, or this
+        one when both or neither are feed-forward."""
+        if self.partner is not None and self.kind != "ffnn" and self.partner.kind == "ffnn":
+            return self.partner
+        return self
+
+    def own_share(self) -> float:
+        """This model's share of the mixture (λ or 1 - λ)."""
+        return self.weight if self.weighted_model is self else 1.0 - self.weight
+
+    def mix_with(self, partner: LanguageModel, own_share: float) -> None:
+        """Mix with ``partner``, this model taking ``own_share`` of the mixture (as
+        :func:`~ffnlp.tasks.lm.evaluate.fit_mixture_weight` of this model's and the partner's
+        log-probabilities returns it); ``weight`` becomes λ."""
+        self.partner = partner
+        self.weight = own_share if self.weighted_model is self else 1.0 - own_share
+
+    @property
     def kind(self) -> str:
-        return "ffnn" if self.network is not None else "kneser_ney"
+        """``ffnn``, ``kneser_ney``, or ``arpa`` (a back-off model read from an ARPA file)."""
+        if self.network is not None:
+            return "ffnn"
+        return "kneser_ney" if isinstance(self.ngram, KneserNey) else "arpa"
+
+    def export_arpa(self, path: str | Path) -> list[int]:
+        """Write this n-gram model as an ARPA file (``.gz``: compressed); return the n-gram
+        counts per order. The file gives the same probabilities as the model (see
+        :mod:`ffnlp.models.arpa` for how ``<s>``, ``</s>`` and ``<unk>`` are written)."""
+        if self.ngram is None:
+            raise ConfigError(
+                f"{self.run_dir} is a feed-forward LM; only n-gram models (kind = "
+                '"kneser_ney") can be written as ARPA files'
+            )
+        backoff = (
+            BackoffNgram.from_kneser_ney(self.ngram)
+            if isinstance(self.ngram, KneserNey)
+            else self.ngram
+        )
+        return write_arpa(backoff, self.vocab.itos, path)
 
     # -- scoring ------------------------------------------------------------------------------
     def own_log_probs(self, corpus: Corpus) -> np.ndarray:
@@ -80,7 +135,7 @@ class LanguageModel:
         own = self.own_log_probs(corpus)
         if self.partner is None:
             return own
-        return mix_log_probs(own, self.partner.own_log_probs(corpus), self.weight)
+        return mix_log_probs(own, self.partner.own_log_probs(corpus), self.own_share())
 
     def encode(self, path: str | Path) -> Corpus:
         return encode_corpus(path, self.vocab, self.config.data)
@@ -100,7 +155,8 @@ class LanguageModel:
             "oov_rate": corpus.unknown / max(corpus.words, 1),
         }
         if self.partner is not None:
-            out["weight"] = self.weight
+            out["weight"] = self.weight  # λ
+            out["weight_of"] = str(self.weighted_model.run_dir)
         return out
 
     # -- the next-word distribution --------------------------------------------------------------
@@ -109,7 +165,8 @@ class LanguageModel:
         """p(w | history) over the vocabulary: (V,) float64; ``history`` starts with ``</s>``."""
         p = self._own_distribution(history)
         if self.partner is not None:
-            p = self.weight * p + (1 - self.weight) * self.partner._own_distribution(history)
+            share = self.own_share()
+            p = share * p + (1 - share) * self.partner._own_distribution(history)
         return p
 
     def _own_distribution(self, history: Sequence[int]) -> np.ndarray:
@@ -144,6 +201,10 @@ class LanguageModel:
             )
         if top_k < 0:
             raise ConfigError(f"top_k must be >= 0 (0 = no limit); got {top_k}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}; got {seed!r}")
+        if not isinstance(prompt, str):
+            raise ConfigError(f"the prompt must be a string; got {prompt!r}")
         words = prompt.lower().split() if self.config.data.lowercase else prompt.split()
         unknown = [w for w in words if w not in self.vocab]
         history = [self.eos_id] + self.vocab.encode(words)
@@ -197,13 +258,25 @@ def load(
 ) -> LanguageModel:
     """Load a trained LM (either kind) from its run directory.
 
+    ``run_dir`` may also be an ARPA file (an n-gram model from any tool, see :func:`load_arpa`).
     With ``interpolate_with`` (or a run trained with ``interpolate_with``), the LM is mixed with
-    that run: the mixture weight is ``weight`` if given, else fitted on ``tune_on``, else the
-    weight fitted at training time.  ``standalone`` ignores the run's own ``interpolate_with``.
+    that run or ARPA file: the mixture weight λ (the feed-forward model's share, whichever run it is; this
+    run's when both or neither are feed-forward) is ``weight`` if given, else fitted on
+    ``tune_on``, else the weight fitted at training time.  ``standalone`` ignores the run's own
+    ``interpolate_with``.
 
     >>> lm = load("runs/ptb_lm", interpolate_with="runs/ptb_kn5", tune_on="ptb.valid.txt")  # doctest: +SKIP
+    >>> load("kenlm.arpa").perplexity("ptb.test.txt")  # doctest: +SKIP
     """
-    run_dir = Path(run_dir)
+    run_dir = run_path(run_dir)
+    if run_dir.is_file():  # an ARPA file; mixed, it takes its partner's word ids
+        if interpolate_with is None:
+            return load_arpa(run_dir)
+        other = Path(interpolate_with)
+        partner = load_arpa(other) if other.is_file() else load(other, standalone=True)
+        lm = load_arpa(run_dir, partner.vocab)
+        _attach_partner(lm, run_dir, other, tune_on, weight, partner)
+        return lm
     lm = _load_alone(run_dir)
     partner_dir = interpolate_with
     if partner_dir is None and lm.config.interpolate_with and not standalone:
@@ -229,25 +302,35 @@ def load_lm(
     return load(run_dir, interpolate_with, tune_on, weight, standalone)
 
 
+def load_arpa(path: str | Path, vocab: Vocab | None = None) -> LanguageModel:
+    """A back-off n-gram model read from an ARPA file (KenLM, SRILM, ``ffnlp lm export``).
+
+    Its vocabulary is the file's words (``</s>`` and ``<unk>`` first); with ``vocab`` (a run's,
+    to mix the two) the file's words must be that vocabulary's. Texts are scored as every ffnlp
+    LM scores them: ``<s>`` starts each line, every word and the ``</s>`` ending the line are
+    predicted, unknown words become ``<unk>``.
+    """
+    model, words = read_arpa(path, vocab)
+    return LanguageModel(LMConfig(kind="kneser_ney"), words, Path(path), ngram=model)
+
+
 def _load_alone(run_dir: Path) -> LanguageModel:
     """The run's own model, vocabulary, configuration and summary; no partner."""
+    run_dir = run_path(run_dir)
     arch = read_arch(run_dir)
-    if arch["task"] != "lm":
-        raise ModelFileError(
-            f"{run_dir} holds a {arch['task']!r} model, not a language model; "
-            "load it with ffnlp.load(run_dir)"
-        )
-    config_file = run_dir / "config.toml"
-    cfg = resolve_config(config_file) if config_file.is_file() else LMConfig()
+    expect_task(run_dir, arch, "lm")
+    has_config = (run_dir / "config.toml").is_file()
+    cfg = read_config(run_dir, resolve_config, "lm") if has_config else LMConfig()
     vocab = Vocab.load(run_dir / "vocab.json")
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    if EOS not in vocab:
+        raise ModelFileError(f"{run_dir / 'vocab.json'} has no {EOS}; the file is corrupted")
+    summary = read_summary(run_dir)
     if arch["type"] == NGRAM_TYPE:
         ngram, _ = load_ngram(run_dir)
         lm = LanguageModel(cfg, vocab, run_dir, ngram=ngram, summary=summary)
         size = ngram.vocab_size
     else:
-        network, _ = load_model(run_dir)
+        network, _ = load_model(run_dir, task="lm")
         if not isinstance(network, FeedForwardLM):
             raise ModelFileError(
                 f"{run_dir} holds a {type(network).__name__}, not a feed-forward LM or Kneser-Ney "
@@ -269,10 +352,15 @@ def _attach_partner(
     partner_dir: Path,
     tune_on: str | Path | None,
     weight: float | None,
+    partner: LanguageModel | None = None,
 ) -> None:
-    """Mix ``lm`` with the LM of ``partner_dir``, at the weight given, fitted on ``tune_on``, or
-    fitted at training time (interpolation.json), in that order of preference."""
-    partner = load(partner_dir, standalone=True)
+    """Mix ``lm`` with the LM of ``partner_dir`` (a run or an ARPA file; ``partner`` when already
+    loaded), at the weight given, fitted on ``tune_on``, or fitted at training time
+    (interpolation.json), in that order of preference."""
+    if partner is None and partner_dir.is_file():  # ARPA: indexed by this model's vocabulary
+        partner = load_arpa(partner_dir, lm.vocab)
+    elif partner is None:
+        partner = load(partner_dir, standalone=True)
     if partner.vocab.itos != lm.vocab.itos:
         raise ConfigError(
             f"{partner_dir} and {run_dir} have different vocabularies; train the second with "
@@ -280,16 +368,27 @@ def _attach_partner(
         )
     lm.partner = partner
     interp = run_dir / "interpolation.json"
-    saved = json.loads(interp.read_text()) if interp.is_file() else {}
+    saved = read_json(interp) if interp.is_file() else {}
     if weight is not None:
         lm.set_weight(weight)
     elif tune_on is not None:
         corpus = lm.encode(tune_on)
-        lm.weight = fit_mixture_weight(lm.own_log_probs(corpus), partner.own_log_probs(corpus))
-    elif saved and Path(saved.get("with", "")).resolve() == partner_dir.resolve():
-        lm.weight = float(saved["weight"])
+        lm.mix_with(partner, fit_mixture_weight(lm.own_log_probs(corpus), partner.own_log_probs(corpus)))
+    elif saved and _saved_partner(saved) == partner_dir.resolve():
+        weight = saved.get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+            raise ModelFileError(f"{interp}: 'weight' must be a number from 0 to 1; got {weight!r}")
+        if "weight_of" in saved:
+            lm.set_weight(float(weight))
+        else:  # written before λ had one meaning: then "weight" was this run's share
+            lm.mix_with(partner, float(weight))
     else:
         raise ConfigError(
             f"no mixture weight for {run_dir} with {partner_dir}: pass --dev FILE to fit it, "
-            "or --weight W (this run's share, between 0 and 1)"
+            "or --weight W (λ, the feed-forward model's share, between 0 and 1)"
         )
+
+
+def _saved_partner(saved: dict[str, Any]) -> Path | None:
+    partner = saved.get("with")
+    return Path(partner).resolve() if isinstance(partner, str) and partner else None

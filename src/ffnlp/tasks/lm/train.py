@@ -18,10 +18,12 @@ import numpy as np
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
+from ffnlp.models import registry
 from ffnlp.models.io import save_model, save_ngram
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
-from ffnlp.runtime import seed_everything
+from ffnlp.precision import choose_precision
+from ffnlp.runtime import seed_everything, select_device
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import fit_mixture_weight, make_evaluator, mix_log_probs, perplexity_of
 from ffnlp.tasks.lm.result import LanguageModel, load
@@ -61,12 +63,21 @@ def train_lm(
     if interpolate_with is not None:
         settings["interpolate_with"] = str(interpolate_with)
     run_dir, cfg = start_run(
-        "lm", resolve_config, config, overrides, settings, out, resume, seed, force=force
+        "lm",
+        resolve_config,
+        config,
+        overrides,
+        settings,
+        out,
+        resume,
+        seed,
+        force=force,
+        inputs={"--train": train, "--dev": dev, "--test": test},
     )
     partner = load(cfg.interpolate_with, standalone=True) if cfg.interpolate_with else None
 
     started = time.perf_counter()
-    vocab = partner.vocab if partner is not None else build_vocab(train, cfg.data)
+    vocab = vocabulary(cfg, train, partner)
     vocab.save(run_dir / "vocab.json")
     train_corpus = encode_corpus(train, vocab, cfg.data, cache_dir=run_dir / "cache")
     dev_corpus = encode_corpus(dev, vocab, cfg.data) if dev is not None else None
@@ -97,6 +108,31 @@ def train_lm(
     return lm
 
 
+# ----------------------------------------------------------------------------------- the steps
+
+
+def vocabulary(cfg: LMConfig, train: str | Path, partner: LanguageModel | None) -> Vocab:
+    """The run's vocabulary: the partner's when interpolating with another LM (the two must
+    score the same words), else the training corpus's."""
+    return partner.vocab if partner is not None else build_vocab(train, cfg.data)
+
+
+def fresh_network(cfg: LMConfig, vocab: Vocab, precision: str | None = None) -> FeedForwardLM:
+    """The feed-forward LM training starts from, seeded by train.seed. ``precision``: the
+    resolved model.precision to train in (fp32 or bf16); None leaves "auto" to the model, which
+    resolves it at its first training step."""
+    model_cfg = cfg.model if precision is None else cfgmod.replace(cfg.model, precision=precision)
+    registry.spec("ffnn_lm").check_fits_memory({"vocab_size": len(vocab), "config": model_cfg})
+    seed_everything(cfg.train.seed)
+    return FeedForwardLM(len(vocab), model_cfg)
+
+
+def batch_source(cfg: LMConfig, vocab: Vocab, corpus: Corpus) -> LMBatches:
+    """(context, target) windows over ``corpus``'s id stream, as the Trainer reads them."""
+    eos, C = vocab.stoi(EOS), cfg.model.context_size
+    return LMBatches(corpus.ids, C, eos, cfg.data.cross_sentences)
+
+
 def _train_network(
     cfg: LMConfig,
     vocab: Vocab,
@@ -108,11 +144,12 @@ def _train_network(
     prep_seconds: float,
 ) -> tuple[LanguageModel, Summary, list[dict[str, Any]]]:
     """Train the feed-forward LM with the Trainer; save it; its summary and training history."""
-    seed_everything(cfg.train.seed)
-    model = FeedForwardLM(len(vocab), cfg.model)
-    eos, C = vocab.stoi(EOS), cfg.model.context_size
-    train_source = LMBatches(train_corpus.ids, C, eos, cfg.data.cross_sentences)
-    dev_source = LMBatches(dev_corpus.ids, C, eos, cfg.data.cross_sentences) if dev_corpus else None
+    # "auto" resolved once for the run (bf16 where the hardware has it), logged and reported;
+    # model.json keeps the setting itself, so that the model resolves it again where it trains
+    precision = choose_precision(cfg.model.precision, select_device(cfg.train.device))
+    model = fresh_network(cfg, vocab, precision.used)
+    train_source = batch_source(cfg, vocab, train_corpus)
+    dev_source = batch_source(cfg, vocab, dev_corpus) if dev_corpus else None
     trainer = fit(
         model,
         cfg.train,
@@ -133,6 +170,7 @@ def _train_network(
         train_corpus.targets * trainer.epoch / max(trainer.train_seconds, 1e-9)
     )
     summary["parameters"] = sum(p.numel() for p in network.parameters())
+    summary["precision"] = precision.as_dict()
     lm = LanguageModel(cfg, vocab, run_dir, network=network)
     return lm, summary, trainer.history.records
 
@@ -178,20 +216,22 @@ def _interpolate(
     test: Corpus | None,
     run_dir: Path,
 ) -> dict[str, Any]:
-    """Fit the mixture weight on dev; report the mixture's dev/test perplexity (also written to
-    ``interpolation.json``, which :func:`load` reads back)."""
+    """Fit the mixture weight on dev; report λ (the feed-forward model's share, ``weight_of``
+    names its run) and the mixture's dev/test perplexity (also written to ``interpolation.json``,
+    which :func:`load` reads back)."""
     if dev is None:
         raise ConfigError("interpolate_with needs --dev: the mixture weight is fitted on dev data")
     own_dev, other_dev = lm.own_log_probs(dev), partner.own_log_probs(dev)
-    weight = fit_mixture_weight(own_dev, other_dev)
-    lm.partner, lm.weight = partner, weight
+    share = fit_mixture_weight(own_dev, other_dev)  # this model's share
+    lm.mix_with(partner, share)
     out: dict[str, Any] = {
         "with": str(partner.run_dir),
-        "weight": weight,
-        "dev": {"perplexity": perplexity_of(mix_log_probs(own_dev, other_dev, weight))},
+        "weight": lm.weight,  # λ: the feed-forward model's share (see LanguageModel.weight)
+        "weight_of": str(lm.weighted_model.run_dir),
+        "dev": {"perplexity": perplexity_of(mix_log_probs(own_dev, other_dev, share))},
     }
     if test is not None:
-        mixed = mix_log_probs(lm.own_log_probs(test), partner.own_log_probs(test), weight)
+        mixed = mix_log_probs(lm.own_log_probs(test), partner.own_log_probs(test), share)
         out["test"] = {"perplexity": perplexity_of(mixed)}
     write_atomic(run_dir / "interpolation.json", json.dumps(out, indent=2), within=run_dir)
     return out

@@ -76,7 +76,8 @@ class W2VConfig:
     model: Word2VecModelConfig = section(Word2VecModelConfig)
     evaluation: EvaluationConfig = section(EvaluationConfig)
     # word2vec's own settings: plain SGD at alpha 0.025 decaying linearly to 0.0001 (ratio 0.004)
-    # over all epochs, 1 intra-op thread + the prefetch thread = 2 cores (gensim: workers = 2)
+    # over all epochs; threads "auto" keeps 1 intra-op thread for the fused step, whose
+    # model.workers + the prefetch thread take the cores (gensim: workers = cores)
     train: TrainConfig = section(
         TrainConfig,
         epochs=5,
@@ -87,7 +88,6 @@ class W2VConfig:
         schedule="linear",
         min_lr_ratio=0.004,
         restore_best=False,
-        threads=1,
         log_every=200,
     )
 

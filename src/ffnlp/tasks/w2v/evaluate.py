@@ -7,6 +7,7 @@ evaluation, so that a run's history shows the vectors improving.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from torch import nn
 
 from ffnlp.features.wordvec_eval import WordVectors, evaluate_analogies, evaluate_similarity
 from ffnlp.models.protocols import as_embedder
+from ffnlp.text.readers import as_path
 from ffnlp.text.vocab import Vocab
 from ffnlp.training.trainer import Evaluate
 
@@ -27,10 +29,13 @@ def evaluate_vectors(
 ) -> dict[str, Any]:
     """``{"similarity": {file name: {...}}, "analogy": {"accuracy", "3cosmul", "sections", ...}}``."""
     out: dict[str, Any] = {}
-    if similarity:
-        out["similarity"] = {Path(p).name: evaluate_similarity(wv, p) for p in similarity}
+    if isinstance(similarity, (str, os.PathLike)):  # one file given on its own
+        similarity = [similarity]
+    files = [as_path(p, "the word-similarity file") for p in similarity]
+    if files:
+        out["similarity"] = {p.name: evaluate_similarity(wv, p) for p in files}
     if analogies:
-        out["analogy"] = _analogies(wv, analogies, restrict)
+        out["analogy"] = _analogies(wv, as_path(analogies, "the analogy file"), restrict)
     return out
 
 

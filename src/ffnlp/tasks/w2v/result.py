@@ -7,7 +7,6 @@ metrics.jsonl, summary.json, plots/.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ from ffnlp import config as cfgmod
 from ffnlp.errors import ModelFileError
 from ffnlp.features.embeddings import save_vectors
 from ffnlp.features.wordvec_eval import WordVectors
-from ffnlp.models.io import load_model, save_model
+from ffnlp.models.io import expect_task, load_model, read_arch, run_path, save_model
 from ffnlp.models.skipgram import SkipGram
+from ffnlp.tasks.runfolder import read_config, read_summary
 from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
 from ffnlp.tasks.w2v.evaluate import evaluate_vectors
 from ffnlp.text.vocab import Vocab
@@ -43,8 +43,23 @@ class Word2VecRun:
         self.summary = summary or {}
         self.wv = WordVectors(vocab.itos, model.word_vectors().numpy())
 
-    def most_similar(self, word: str, k: int = 10) -> list[tuple[str, float]]:
-        return self.wv.most_similar(word, k)
+    def most_similar(
+        self,
+        positive: str | Sequence[str],
+        k: int = 10,
+        *,
+        negative: str | Sequence[str] = (),
+        method: str = "3cosadd",
+        restrict: int = 0,
+    ) -> list[tuple[str, float]]:
+        """The ``k`` nearest words to ``positive`` minus ``negative``, with their scores (see
+        :meth:`WordVectors.most_similar`): ``run.most_similar("stock")``, or the analogy
+        ``run.most_similar(["king", "woman"], negative=["man"], method="3cosmul")``."""
+        return self.wv.most_similar(positive, k, restrict, negative=negative, method=method)
+
+    def doesnt_match(self, words: Sequence[str]) -> str:
+        """The word of ``words`` that goes least with the others (gensim's ``doesnt_match``)."""
+        return self.wv.doesnt_match(words)
 
     def evaluate(
         self,
@@ -71,22 +86,19 @@ class Word2VecRun:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Word2VecRun:
-        run_dir = Path(run_dir)
-        model, arch = load_model(run_dir)
-        if arch["task"] != "w2v" or not isinstance(model, SkipGram):
-            raise ModelFileError(f"{run_dir} holds a {arch['task']} model, not word2vec")
-        try:
-            config = resolve_config(run_dir / "config.toml")
-            vocab = Vocab.load(run_dir / "vocab.json")
-        except FileNotFoundError as exc:
+        run_dir = run_path(run_dir)
+        expect_task(run_dir, read_arch(run_dir), "w2v")
+        config = read_config(run_dir, resolve_config, "w2v")
+        vocab = Vocab.load(run_dir / "vocab.json")
+        model, _ = load_model(run_dir, task="w2v")
+        if not isinstance(model, SkipGram):
+            raise ModelFileError(f"{run_dir} holds a {type(model).__name__}, not word2vec")
+        if len(vocab) != model.vocab_size:
             raise ModelFileError(
-                f"{run_dir} is incomplete: {Path(exc.filename).name} is missing"
-            ) from None
-        summary_path = run_dir / "summary.json"
-        summary = (
-            json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-        )
-        return cls(config, vocab, model, run_dir, summary)
+                f"{run_dir}: vocab.json has {len(vocab)} words but the model {model.vocab_size}; "
+                "the files come from different runs"
+            )
+        return cls(config, vocab, model, run_dir, read_summary(run_dir))
 
 
 def load(run_dir: str | Path) -> Word2VecRun:

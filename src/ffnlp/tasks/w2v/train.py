@@ -9,10 +9,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, TrainingError
+from ffnlp.models import registry
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.runtime import available_cores, seed_everything, select_device
 from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
@@ -57,6 +56,7 @@ def train_word2vec(
         seed,
         check=_check_evaluation_files,
         force=force,
+        inputs={"--corpus": corpus},
     )
     started = time.perf_counter()
     encoded = EncodedCorpus.read(
@@ -107,13 +107,15 @@ def _pair_batches(encoded: EncodedCorpus, cfg: W2VConfig) -> PairBatches:
 def _skipgram(vocab_size: int, cfg: W2VConfig) -> SkipGram:
     # by default every core works on the step, but the one the prefetch thread keeps busy
     workers = cfg.model.workers or max(1, available_cores() - (1 if cfg.corpus.prefetch else 0))
-    return SkipGram(
-        vocab_size,
-        cfg.model.dim,
-        cbow=cfg.model.architecture == "cbow",
-        sparse=cfg.train.sparse,
-        workers=workers,
-    )
+    args: dict[str, Any] = {
+        "vocab_size": vocab_size,
+        "dim": cfg.model.dim,
+        "cbow": cfg.model.architecture == "cbow",
+        "sparse": cfg.train.sparse,
+        "workers": workers,
+    }
+    registry.spec("skipgram").check_fits_memory(args)
+    return SkipGram(**args)
 
 
 def _fit(
@@ -133,8 +135,9 @@ def _fit(
     if files and train_cfg.monitor == "dev.loss":
         train_cfg = cfgmod.replace(train_cfg, monitor=f"dev.spearman_{Path(files[0]).stem}")
     dev = source if files else None  # turns the evaluation on; it reads the model, not batches
-    # plain SGD: the model's own sparse update replaces autograd + optimiser (same numbers)
-    step = update_step_if_allowed(model.sgd_step, model, train_cfg)
+    # plain SGD: the model's own sparse update replaces autograd + optimiser (same numbers); it
+    # shares a batch between the model's worker threads, so the intra-op threads stay at 1
+    step = update_step_if_allowed(model.sgd_step, model, train_cfg, own_threads=True)
     try:
         return fit(model, train_cfg, source, dev, evaluate, callbacks, run_dir, resume, step)
     except TrainingError as exc:
@@ -163,7 +166,6 @@ def _summary(
     summary["words_per_second"] = (
         encoded.raw_tokens * trainer.epoch / seconds if seconds > 0 else math.nan
     )
-    summary["threads"] = torch.get_num_threads()
     summary["workers"] = model.workers
     summary["prefetch_thread"] = cfg.corpus.prefetch
     summary["final_train_loss"] = history.epochs[-1]["train"]["loss"] if history.epochs else None

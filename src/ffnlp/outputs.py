@@ -1,0 +1,62 @@
+"""Output paths checked before any work is done: a directory where a file is wanted (or the
+reverse), a parent that is a file, a folder this user may not write to. Each is a
+:class:`ConfigError` naming the option and the path, raised before a long training or export
+starts rather than as an ``OSError`` at its end.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ffnlp.errors import ConfigError
+
+
+def output_path(path: object, option: str) -> Path:
+    """``path`` as a Path; a ConfigError naming ``option`` when it is not a str or PathLike."""
+    if isinstance(path, (str, os.PathLike)):
+        return Path(path)
+    raise ConfigError(f"{option} must be a path (str or pathlib.Path); got {path!r}")
+
+
+def check_output_dir(path: object, option: str = "--out") -> Path:
+    """A directory ffnlp may create or write into: not an existing file, not below a file,
+    and writable (its nearest existing ancestor, when it does not exist yet)."""
+    p = output_path(path, option)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{option} {p} is a file, not a directory; choose another {option}")
+    _check_parents(p, option)
+    _check_writable(p, p, option)
+    return p
+
+
+def check_output_file(path: object, option: str) -> Path:
+    """A file ffnlp may (over)write: not a directory, not below a file, in a writable folder
+    (its parent folders are made when missing)."""
+    p = output_path(path, option)
+    if p.is_dir():
+        raise ConfigError(f"{option} {p} is a directory; give a file name (e.g. {p / 'out.txt'})")
+    _check_parents(p, option)
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ConfigError(f"{option} {p} cannot be written (permission denied)")
+    _check_writable(p, p.parent, option)
+    return p
+
+
+def _check_parents(p: Path, option: str) -> None:
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(
+                    f"{option} {p} is below {parent}, which is a file; choose another {option}"
+                )
+            return
+
+
+def _check_writable(p: Path, folder: Path, option: str) -> None:
+    """``folder`` (where ``p`` goes), or its nearest existing ancestor, is writable."""
+    existing = next((q for q in (folder, *folder.parents) if q.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{option} {p}: the folder {existing} cannot be written (permission denied)"
+        )
