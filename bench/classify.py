@@ -2,10 +2,19 @@
 
     python bench/classify.py [--data ../shared/data] [--threads 2] [--seeds 5] [--only sst2,mr]
                              [--ffnlp-threads N] [--background-load N]
+    python bench/classify.py --only cooking [--seeds 3]
 
 Datasets: SST-2 (its train/dev/test split) and MR (no split: for seed s the test set is fold s of a
 stratified 10-fold split, and 10% of the rest is held out as dev for ffnlp's early stopping;
 fastText and scikit-learn train on the same examples as ffnlp, dev excluded).
+
+Cooking (multi-label: Stack Exchange questions and their tags, the fastText tutorial's data; train
+on cooking.train, test on cooking.valid): fastText supervised as its tutorial runs it (-lr 1.0
+-epoch 25 -wordNgrams 2, softmax) and with one-vs-all sigmoids (-loss ova -lr 0.5 -dim 50) against
+ffnlp's preset configs/cooking_multilabel.toml. Figures: P@1, R@1, P@5, R@5 as ``fasttext test``
+prints them, precision / recall of every label at probability >= 0.5 (``fasttext test FILE -1
+0.5``; ffnlp: micro precision / recall at task.threshold = 0.5), fit seconds and the ratio to each
+fastText run's.
 
 Contenders:
 - fastText (fasttext-wheel) supervised, wordNgrams=2, dim 100, epoch 10, lr 0.5 (its defaults,
@@ -115,6 +124,96 @@ def ffnlp_fit(config: Path, train, dev, test, threads: int | None, seed: int, ou
     }
 
 
+COOKING_PRESET = ROOT / "configs/cooking_multilabel.toml"
+FASTTEXT_COOKING = {  # contender -> train_supervised arguments
+    "fastText softmax": {"lr": 1.0, "epoch": 25, "wordNgrams": 2},
+    "fastText ova": {"loss": "ova", "lr": 0.5, "dim": 50},
+}
+
+
+def fasttext_cooking(train: Path, test: Path, threads: int, seed: int, **options) -> dict:
+    import fasttext
+
+    t0 = time.perf_counter()
+    model = fasttext.train_supervised(str(train), thread=threads, seed=seed, verbose=0, **options)
+    seconds = time.perf_counter() - t0
+    out = {"fit_seconds": seconds}
+    for k in (1, 5):
+        _, out[f"precision_at_{k}"], out[f"recall_at_{k}"] = model.test(str(test), k=k)
+    _, out["precision_at_0.5"], out["recall_at_0.5"] = model.test(str(test), k=-1, threshold=0.5)
+    return out
+
+
+def ffnlp_cooking(train, test, threads: int, seed: int, out: Path) -> dict:
+    from ffnlp.tasks.classify import train_classifier
+
+    clf = train_classifier(
+        train,
+        test=test,
+        config=COOKING_PRESET,
+        seed=seed,
+        out=out,
+        overrides=[f"train.threads={threads}", "train.checkpoint=false"],
+    )
+    s = clf.summary
+    t = s["test"]
+    return {
+        **{f"{m}_at_{k}": t[f"{m}_at_{k}"] for m in ("precision", "recall") for k in (1, 5)},
+        "precision_at_0.5": t["micro_precision"],
+        "recall_at_0.5": t["micro_recall"],
+        "fit_seconds": s["prep_seconds"] + s["train_seconds"],
+        "train_seconds": s["train_seconds"],
+    }
+
+
+def bench_cooking(data_root: Path, threads: int, seeds: int) -> dict:
+    """fastText (both settings) and ffnlp's preset on the cooking split, ``seeds`` times."""
+    train, test = data_root / "cooking/cooking.train", data_root / "cooking/cooking.valid"
+    with tempfile.TemporaryDirectory() as tmp:  # one-time costs out of the timings
+        sample = Path(tmp) / "sample.txt"
+        lines = train.read_text(encoding="utf-8").splitlines()[:200]
+        sample.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for options in FASTTEXT_COOKING.values():
+            fasttext_cooking(sample, sample, threads, 0, **options)
+        ffnlp_cooking(sample, sample, threads, 0, Path(tmp) / "run")
+    rows: dict[str, list[dict]] = {k: [] for k in (*FASTTEXT_COOKING, "ffnlp preset")}
+    for seed in range(seeds):
+        for label, options in FASTTEXT_COOKING.items():
+            rows[label].append(fasttext_cooking(train, test, threads, seed, **options))
+        with tempfile.TemporaryDirectory() as tmp:
+            rows["ffnlp preset"].append(ffnlp_cooking(train, test, threads, seed, Path(tmp) / "r"))
+        print(
+            f"[cooking seed {seed}] "
+            + "  ".join(
+                f"{k} P@1 {v[-1]['precision_at_1']:.3f} R@5 {v[-1]['recall_at_5']:.3f}/"
+                f"{v[-1]['fit_seconds']:.2f}s"
+                for k, v in rows.items()
+            ),
+            flush=True,
+        )
+    names = ("precision_at_1", "recall_at_1", "precision_at_5", "recall_at_5",
+             "precision_at_0.5", "recall_at_0.5", "fit_seconds")
+    table = {
+        label: {**{n: statistics.fmean(r[n] for r in rs) for n in names}, "runs": rs}
+        for label, rs in rows.items()
+    }
+    for label in table:
+        for peer in FASTTEXT_COOKING:
+            key = "time_ratio_vs_" + peer.replace(" ", "_").lower()
+            table[label][key] = table[label]["fit_seconds"] / table[peer]["fit_seconds"]
+    print(f"\ncooking (multi-label): cooking.valid, mean of {seeds} seeds, {threads} threads")
+    print(f"{'':18s} {'P@1':>6s} {'R@1':>6s} {'P@5':>6s} {'R@5':>6s} {'P@.5':>6s} {'R@.5':>6s} "
+          f"{'fit s':>7s} {'/ft softmax':>12s} {'/ft ova':>8s}")
+    for label, t in table.items():
+        print(
+            f"{label:18s} " + " ".join(f"{t[n]:6.3f}" for n in names[:6])
+            + f" {t['fit_seconds']:7.2f} {t['time_ratio_vs_fasttext_softmax']:12.2f}"
+            f" {t['time_ratio_vs_fasttext_ova']:8.2f}"
+        )
+    print(flush=True)
+    return table
+
+
 def warm_up(presets: dict, threads: int, ffnlp_threads: int | None) -> None:
     from ffnlp.tasks.sample import write_sample
 
@@ -180,7 +279,9 @@ def main() -> int:
         help="run N busy processes (while True: pass) during the bench, stopped at its end",
     )
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--only", default="sst2,mr", help="comma-separated datasets: sst2, mr")
+    ap.add_argument(
+        "--only", default="sst2,mr", help="comma-separated datasets: sst2, mr, cooking"
+    )
     ap.add_argument(
         "--extra",
         action="append",
@@ -218,9 +319,7 @@ def run(args: argparse.Namespace, ft_threads: list[int]) -> int:
             "ffnlp pooled": ROOT / "configs/mr_pooled.toml",
         },
     }
-    # one-time costs (imports, first SparseAdam: ~3 s, regex compilation) stay out of the timings:
-    # every contender first fits a 40-line sample once, untimed
-    warm_up(presets, args.threads, args.ffnlp_threads)
+    only = args.only.split(",")
     results: dict = {
         "threads": args.threads,
         "fasttext_threads": ft_threads,
@@ -229,7 +328,14 @@ def run(args: argparse.Namespace, ft_threads: list[int]) -> int:
         "seeds": args.seeds,
         "datasets": {},
     }
-    for name in args.only.split(","):
+    if "cooking" in only:  # multi-label: its own contenders and figures
+        only.remove("cooking")
+        results["datasets"]["cooking"] = bench_cooking(args.data, args.threads, args.seeds)
+    # one-time costs (imports, first SparseAdam: ~3 s, regex compilation) stay out of the timings:
+    # every contender first fits a 40-line sample once, untimed
+    if only:
+        warm_up(presets, args.threads, args.ffnlp_threads)
+    for name in only:
         contenders = dict(presets[name]) if not args.no_presets else {}
         for item in args.extra:
             label, cfg = item.split("=", 1)

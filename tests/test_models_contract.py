@@ -46,8 +46,9 @@ class Case:
 TEXTS = ["a good film", "a bad film", "good good fun", "dull and bad", "fun", ""]
 
 
-def classifier_case(spec: registry.ModelSpec, num_classes: int) -> Case:
-    """A classifier on six short texts, featurised as its preferred feature kind."""
+def classifier_case(spec: registry.ModelSpec, num_classes: int, multilabel: bool = False) -> Case:
+    """A classifier on six short texts, featurised as its preferred feature kind; multi-label:
+    each text has one or two of the labels, as (B, K) 0/1 targets."""
     cfg = resolve_config(
         overrides=[
             f'model.type="{spec.name}"',
@@ -62,15 +63,21 @@ def classifier_case(spec: registry.ModelSpec, num_classes: int) -> Case:
     tokens = [t.split() for t in TEXTS]
     featurizer.fit(tokens, TEXTS)
     y = torch.arange(len(TEXTS)) % num_classes  # (B,)
+    if multilabel:
+        second = (y + 1) % num_classes
+        y = torch.nn.functional.one_hot(y, num_classes).bool()  # (B, K)
+        y[::2] |= torch.nn.functional.one_hot(second[::2], num_classes).bool()
     batch = next(iter(featurizer.source(tokens, TEXTS, y).batches(len(TEXTS), None)))
-    inputs = ClassifierInputs(featurizer.input_size, num_classes, label_smoothing=0.1)
+    inputs = ClassifierInputs(
+        featurizer.input_size, num_classes, label_smoothing=0.1, multilabel=multilabel
+    )
     args = spec.arguments(model_config(cfg.model), inputs)
     return Case(
         "classify",
         args,
         batch,
         lambda m, b: as_classifier(m).logits(b),
-        (len(TEXTS), output_size(num_classes)),
+        (len(TEXTS), output_size(num_classes, multilabel)),
     )
 
 
@@ -117,6 +124,10 @@ OTHER_CASES: dict[str, dict[str, Callable[[], Case]]] = {
 }
 
 
+# the classifier types that build a multi-label head when ClassifierInputs.multilabel is set
+MULTILABEL_TYPES = ("logreg", "mlp", "pooled")
+
+
 def all_cases() -> list[Any]:
     params = []
     for spec in registry.specs():
@@ -129,6 +140,15 @@ def all_cases() -> list[Any]:
                         id=f"{spec.name}-{k}classes",
                     )
                 )
+            if spec.name in MULTILABEL_TYPES:
+                for k in (2, 3):
+                    params.append(
+                        pytest.param(
+                            spec.name,
+                            lambda s=spec, k=k: classifier_case(s, k, multilabel=True),
+                            id=f"{spec.name}-{k}labels-multilabel",
+                        )
+                    )
         for case_id, make in OTHER_CASES.get(spec.name, {}).items():
             params.append(pytest.param(spec.name, make, id=case_id))
     return params
@@ -139,6 +159,16 @@ def test_every_registered_model_has_a_case() -> None:
     assert {"logreg", "mlp", "pooled", "ffnn_lm", "skipgram", "toy_bag"} <= names
     without = {s.name for s in registry.specs() if not s.is_classifier} - set(OTHER_CASES)
     assert not without, f"add a case to OTHER_CASES for {sorted(without)}"
+
+
+def test_every_builtin_classifier_is_multilabel_capable() -> None:
+    builtin = {
+        s.name for s in registry.specs() if s.is_classifier and s.cls.__module__.startswith("ffnlp.")
+    }
+    assert builtin == set(MULTILABEL_TYPES)
+    for name in MULTILABEL_TYPES:
+        model = registry.build_model(name, classifier_case(registry.spec(name), 3, True).args)
+        assert as_classifier(model).head.multilabel
 
 
 def build(name: str, case: Case, seed: int) -> nn.Module:

@@ -90,8 +90,10 @@ CASES = [
          ("{file}: the gzip stream is damaged",)),
     Case("random-binary", "t.bin", bytes(range(256)) * 4, "train", ("{file}",)),
     # -- fastText
-    Case("fasttext-two-labels", "t.txt", _lt("__label__a x\n__label__a __label__b y\n"), "train",
-         ("{file}:2: 2 labels (a, b); multi-label examples are not supported",)),
+    Case("fasttext-two-labels-single-label-model", "e.txt",
+         _lt("__label__0 x\n__label__0 __label__1 y\n"), "eval",
+         ("{file} has examples with several labels (or label lists), but this classifier was "
+          "trained on single-label data",)),
     Case("fasttext-empty-label", "t.txt", _lt("__label__a x\n__label__ y\n"), "train",
          ("{file}:2: an empty label",)),
     Case("fasttext-no-label", "t.txt", _lt("__label__a x\nno label\n"), "train",

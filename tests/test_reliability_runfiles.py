@@ -117,7 +117,7 @@ CLASSIFY = [
     ("args-a-list", _edit_json("model.json", _set("args", [])),
      '{run}/model.json is corrupted: "args" must be an object'),
     ("args-unknown-key", _edit_json("model.json", _set_arg("foo", 1)),
-     "{run}/model.json is corrupted (unknown argument 'foo' (known: class_weight, label_smoothing, num_classes, num_features, sparse))"),
+     "{run}/model.json is corrupted (unknown argument 'foo' (known: class_weight, label_smoothing, multilabel, num_classes, num_features, sparse))"),
     ("args-wrong-type", _edit_json("model.json", _set_arg("num_classes", "two")),
      '{run}/model.json is corrupted (num_classes must be an integer; got "two")'),
     ("args-bool-for-int", _edit_json("model.json", _set_arg("num_features", True)),

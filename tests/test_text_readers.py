@@ -218,8 +218,9 @@ def test_one_malformed_line_names_file_and_line_or_is_skipped(tmp_path, fmt):
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        ("__label__a __label__b both\n", "2 labels (a, b); multi-label examples are not supported"),
         ("__label__ text\n", "an empty label"),
+        ("__label__a __label__ text\n", "an empty label"),
+        ("__label__a __label__b\n", "labels ('a', 'b') but no text"),
         ("__label__a\n", "a label ('a') but no text"),
     ],
 )
@@ -244,7 +245,11 @@ def test_fasttext_label_tokens_after_the_text_are_text(tmp_path):
         ),
         ('["a", 1]', "a JSON list, not an object"),
         ('{"text": 3, "label": 1}', "'text' is a int, not a string"),
-        ('{"text": "a", "label": [1, 2]}', "the label is a list; multi-label"),
+        (
+            '{"text": "a", "label": [1, 2]}',
+            "the label is a list, but line 1 gives one value; write every line's labels as a "
+            'list (["a", "b"]) or every label as one value',
+        ),
         ('{"text": "a", "label": 0.5}', "the label 0.5 is not a string, integer or boolean"),
         ('{"text": "  ", "label": 1}', "the text is empty"),
         ('{"text": "a", "label": ""}', "the label is empty"),
@@ -349,3 +354,117 @@ def test_sst2_train_reads_6920_examples():
 
 def test_ptb_gz_corpus_has_42068_sentences():
     assert sum(1 for _ in read_corpus(shared_data("ptb/ptb.train.txt.gz"))) == 42068
+
+
+# ---------------------------------------------------------------------------------------------
+# multi-label data
+
+MULTI = [(("sauce", "cheese"), "potato starch in a cheese sauce"), (("baking",), "why did it sink")]
+
+
+def test_fasttext_lines_with_several_labels_are_multilabel(tmp_path):
+    path = _write(
+        tmp_path / "ft.txt",
+        "__label__sauce __label__cheese\tpotato starch in a cheese sauce\n"
+        "__label__baking why did it sink\n",
+    )
+    data = read_labeled(path)
+    assert data.multilabel
+    assert data.label_sets == [labels for labels, _ in MULTI]
+    assert data.labels == ["sauce", "baking"]  # the first label of each
+    assert data.texts == [text for _, text in MULTI]
+
+
+def test_a_label_repeated_on_a_line_counts_once(tmp_path):
+    path = _write(tmp_path / "ft.txt", "__label__a __label__b __label__a text\n")
+    assert read_labeled(path).label_sets == [("a", "b")]
+
+
+def test_single_label_data_has_no_label_sets(tmp_path):
+    path = _write(tmp_path / "ft.txt", CONTENT["fasttext"])
+    data = read_labeled(path)
+    assert not data.multilabel and data.label_sets is None
+    assert data.label_lists() == [(label,) for label in LABELS]
+
+
+@pytest.mark.parametrize("key", ["label", "labels"])
+def test_jsonl_label_lists(tmp_path, key):
+    lines = [json.dumps({"text": text, key: list(labels)}) for labels, text in MULTI]
+    path = _write(tmp_path / "d.jsonl", "\n".join(lines) + "\n")
+    data = read_labeled(path)
+    assert data.multilabel
+    assert data.label_sets == [labels for labels, _ in MULTI]
+
+
+def test_jsonl_a_list_of_one_label_makes_the_file_multilabel(tmp_path):
+    path = _write(tmp_path / "d.jsonl", '{"text": "a", "label": ["x"]}\n')
+    assert read_labeled(path).label_sets == [("x",)]
+
+
+def test_jsonl_labels_key_is_read_only_for_the_default_label_column(tmp_path):
+    path = _write(tmp_path / "d.jsonl", '{"text": "a", "labels": ["x", "y"]}\n')
+    with pytest.raises(DataError, match=re.escape(f"{path}:1: no key 'tag'")):
+        read_labeled(path, label_column="tag")
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        (
+            ['{"text": "a", "labels": []}'],
+            "1: the label list is empty; every object needs at least one label",
+        ),
+        (
+            ['{"text": "a", "labels": ["x"]}', '{"text": "b", "labels": "y"}'],
+            "2: the label is one value, but line 1 gives a list; write every line's labels as a "
+            'list (["a", "b"]) or every label as one value',
+        ),
+        (
+            ['{"text": "a", "labels": "x"}', '{"text": "b", "labels": ["y", "z"]}'],
+            "2: the label is a list, but line 1 gives one value; write every line's labels as a "
+            'list (["a", "b"]) or every label as one value',
+        ),
+        (
+            ['{"text": "a", "labels": ["x", " "]}'],
+            "1: the label list holds an empty label; every object needs a label",
+        ),
+        (
+            ['{"text": "a", "labels": ["x", 0.5]}'],
+            "1: the label 0.5 is not a string, integer or boolean; write labels as strings",
+        ),
+    ],
+)
+def test_jsonl_label_list_problems(tmp_path, lines, problem):
+    path = _write(tmp_path / "d.jsonl", "\n".join(lines) + "\n")
+    with pytest.raises(DataError) as info:
+        read_labeled(path)
+    assert str(info.value) == f"{path}:{problem}" + (
+        " (or pass --skip-invalid to skip malformed lines and count them)"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_csv_and_tsv_with_a_label_separator(tmp_path, fmt):
+    sep = "," if fmt == "csv" else "\t"
+    rows = ['"sauce, cheese"' if fmt == "csv" else "sauce, cheese", "baking"]
+    body = "".join(f"{row}{sep}{text}\n" for row, (_, text) in zip(rows, MULTI, strict=True))
+    path = _write(tmp_path / f"d.{fmt}", f"label{sep}text\n" + body)
+    data = read_labeled(path, label_separator=",")
+    assert data.label_sets == [labels for labels, _ in MULTI]
+    single = read_labeled(path)  # no separator: the field is one label
+    assert single.labels == ["sauce, cheese", "baking"] and not single.multilabel
+
+
+def test_csv_separator_with_one_label_per_row_is_single_label(tmp_path):
+    path = _write(tmp_path / "d.csv", "label,text\na,x\nb,y\n")
+    data = read_labeled(path, label_separator=";")
+    assert not data.multilabel and data.labels == ["a", "b"]
+
+
+def test_csv_an_empty_label_between_separators_is_an_error(tmp_path):
+    path = _write(tmp_path / "d.csv", 'label,text\n"a;;b",x\n')
+    with pytest.raises(DataError) as info:
+        read_labeled(path, label_separator=";")
+    assert str(info.value).startswith(
+        f"{path}:2: an empty label in 'a;;b' (labels separated by ';'); remove the extra ';'"
+    )

@@ -34,6 +34,12 @@ from ffnlp.errors import DataError
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
+# what the train table shows for a multi-label run (P@k and R@k as `fasttext test` prints them)
+MULTILABEL_COLUMNS = (
+    "precision_at_1", "recall_at_1", "precision_at_5", "recall_at_5", "micro_f1", "macro_f1", "loss"
+)
+PER_LABEL_ROWS = 30  # multi-label eval: the most frequent labels shown (--json has them all)
+
 
 def _data_overrides(fmt: str | None, encoding: str | None, skip_invalid: bool) -> list[str]:
     sets = []
@@ -90,12 +96,13 @@ def train(
         return
     table = Table(title=f"ffnlp classify: {clf.run_dir}")
     table.add_column("split")
-    for metric in ("accuracy", "macro_f1", "loss"):
+    metrics = MULTILABEL_COLUMNS if clf.multilabel else ("accuracy", "macro_f1", "loss")
+    for metric in metrics:
         table.add_column(metric, justify="right")
     for split in ("train", "dev", "test"):
         if split in summary:
             m = summary[split]
-            table.add_row(split, f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", f"{m['loss']:.4f}")
+            table.add_row(split, *(f"{m[metric]:.4f}" for metric in metrics))
     out_console.print(table)
     out_console.print(
         f"{summary['epochs']} epochs in {summary['train_seconds']:.1f} s; best epoch "
@@ -129,7 +136,11 @@ def evaluate(
     table.add_column("label")
     for col in ("precision", "recall", "f1", "support"):
         table.add_column(col, justify="right")
-    for label, m in metrics["per_class"].items():
+    rows = list(metrics["per_class"].items())
+    if clf.multilabel and len(rows) > PER_LABEL_ROWS:
+        rows = sorted(rows, key=lambda kv: -kv[1]["support"])[:PER_LABEL_ROWS]
+        table.caption = f"the {PER_LABEL_ROWS} most frequent of {len(metrics['per_class'])} labels; --json has all"
+    for label, m in rows:
         table.add_row(label, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", str(m["support"]))
     out_console.print(table)
     out_console.print(" ".join(f"{k} {v:.4f}" for k, v in short_metrics(metrics).items()))
@@ -139,8 +150,12 @@ def evaluate(
 def predict(
     run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
     input_: str = typer.Option("-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."),
-    k: int = typer.Option(1, "--k", min=1, help="How many labels to give per text."),
-    threshold: float = typer.Option(0.0, "--threshold", help="Only labels with at least this probability."),
+    k: int = typer.Option(1, "--k", help="How many labels to consider per text (-1 = all)."),
+    threshold: float = typer.Option(
+        None, "--threshold",
+        help="Only labels with at least this probability, 0..1 (default: the run's: 0 for one label "
+        "per text; task.threshold or the tuned per-label thresholds for multi-label runs).",
+    ),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input (file or standard input)."),
     batch_size: int = typer.Option(
         1000, "--batch-size", min=1, help="Texts read and predicted at a time (memory stays that of one batch)."
@@ -149,12 +164,22 @@ def predict(
 ) -> None:
     """Predict labels for raw texts, one a line, streamed in batches (any input size).
 
+    A multi-label run gives every label among the top --k whose probability reaches the
+    threshold (possibly none); its probabilities are independent and need not sum to 1.
+
     Example:
 
         echo "a gripping , funny film" | ffnlp classify predict runs/sst2 --k 2 --json
+
+        echo "how long to rest a steak" | ffnlp classify predict runs/cooking --k 5 --threshold 0.3
     """
     from ffnlp.tasks.classify import load
+    from ffnlp.tasks.classify.result import check_threshold
 
+    if threshold is not None:
+        check_threshold(threshold)  # before reading a whole input
+    if k < 1 and k != -1:
+        raise typer.BadParameter("--k must be at least 1, or -1 for every label", param_hint="--k")
     clf = load(run)
     seen = 0
     for text, top in clf.predict_stream(
@@ -251,7 +276,8 @@ def cross_validate(
 
     def report(fold: int, scores: dict[str, float]) -> None:
         if not (quiet or json_):
-            out_console.print(f"fold {fold}/{folds}: accuracy {scores['accuracy']:.4f}  "
+            first = "precision_at_1" if "precision_at_1" in scores else "accuracy"
+            out_console.print(f"fold {fold}/{folds}: {first} {scores[first]:.4f}  "
                               f"macro_f1 {scores['macro_f1']:.4f} ({scores['train_seconds']:.1f} s)",
                               soft_wrap=True)
 

@@ -38,7 +38,8 @@ def compare(
         return
     a, b = result["a"], result["b"]
     if result["test"] == "mcnemar_exact":
-        out_console.print(f"A {a['run']}: accuracy {a['accuracy']:.4f}\nB {b['run']}: accuracy {b['accuracy']:.4f}")
+        name = result["metric"]
+        out_console.print(f"A {a['run']}: {name} {a[name]:.4f}\nB {b['run']}: {name} {b[name]:.4f}")
         out_console.print(f"only A right on {result['only_a_right']}, only B right on {result['only_b_right']} "
                           f"of {result['examples']}; McNemar exact p = {result['p_value']:.4g}")
     else:

@@ -2,6 +2,8 @@
 
 - Two trained classifiers on the same labelled data: McNemar's exact test on the examples where
   exactly one of them is right (a two-sided binomial test with p = 1/2 on the discordant pairs).
+  Multi-label classifiers are right on an example when their most probable label is one of its
+  labels (what precision at 1 counts).
 - Two ``ffnlp repeat`` folders: a two-sided permutation test of the difference of the mean over
   seeds (exact when the number of relabellings is small, else 20,000 seeded random relabellings).
 """
@@ -55,19 +57,29 @@ def permutation_test(a: list[float], b: list[float], rounds: int = 20_000, seed:
 
 
 def compare_classifiers(run_a: str | Path, run_b: str | Path, data: str | Path) -> dict[str, Any]:
-    """Both classifiers on ``data``: their accuracies and McNemar's exact p-value."""
+    """Both classifiers on ``data``: their accuracies (multi-label: precision at 1) and
+    McNemar's exact p-value."""
     from ffnlp.tasks.classify import load, read_split
 
     a, b = load(run_a), load(run_b)
+    if a.multilabel != b.multilabel:
+        raise DataError(
+            f"{run_a if a.multilabel else run_b} is a multi-label classifier and the other is not; "
+            "compare two of the same kind"
+        )
     examples = read_split(data, a.config)
-    gold = np.array(examples.labels)
-    pred_a = np.array([p[0][0] for p in a.predict(examples.texts)])
-    pred_b = np.array([p[0][0] for p in b.predict(examples.texts)])
-    right_a, right_b = pred_a == gold, pred_b == gold
+    gold = examples.label_lists()
+
+    def right(clf: Any) -> np.ndarray:
+        top = [p[0][0] for p in clf.predict(examples.texts, k=1, threshold=0.0)]
+        return np.array([label in labels for label, labels in zip(top, gold, strict=True)])
+
+    right_a, right_b = right(a), right(b)
     only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
-    return {"test": "mcnemar_exact", "data": str(data), "examples": len(gold),
-            "a": {"run": str(run_a), "accuracy": float(right_a.mean())},
-            "b": {"run": str(run_b), "accuracy": float(right_b.mean())},
+    metric = "precision_at_1" if a.multilabel else "accuracy"
+    return {"test": "mcnemar_exact", "metric": metric, "data": str(data), "examples": len(gold),
+            "a": {"run": str(run_a), metric: float(right_a.mean())},
+            "b": {"run": str(run_b), metric: float(right_b.mean())},
             "only_a_right": only_a, "only_b_right": only_b,
             "p_value": mcnemar_exact(only_a, only_b)}
 

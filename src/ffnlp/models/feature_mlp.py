@@ -9,7 +9,8 @@ the non-zero features, weighted by their values, so a batch costs O(non-zeros x 
 ``sparse=True`` (train.sparse), only those rows of W get a gradient and an optimiser update.
 Input dropout (model.mlp.input_dropout) zeroes whole features of a text in training: for bags of
 n-grams that is word dropout.  With no hidden layer this is logistic regression; each hidden layer adds a learned non-linear
-combination of the features.  Binary problems have one logit (sigmoid), K > 2 classes K logits.
+combination of the features.  Binary problems have one logit (sigmoid), K > 2 classes K logits,
+multi-label problems K logits with a sigmoid each.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import nn
 from ffnlp.config import section
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.models.activations import ACTIVATIONS
-from ffnlp.models.heads import ClassifierHead, ClassifierInputs, output_size
+from ffnlp.models.heads import ClassifierInputs, make_head, multilabel_argument, output_size
 from ffnlp.models.init import init_weight, keeps_weights
 from ffnlp.models.mlp import MLP, MLPConfig
 from ffnlp.models.registry import register
@@ -53,6 +54,7 @@ class FeatureMLP(nn.Module):
         sparse: bool = False,
         label_smoothing: float = 0.0,
         class_weight: list[float] | None = None,
+        multilabel: bool = False,
     ) -> None:
         super().__init__()
         if num_features < 1:
@@ -64,9 +66,9 @@ class FeatureMLP(nn.Module):
                 f"model.mlp.activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}"
             )
         self.num_features = num_features
-        self.head = ClassifierHead(num_classes, label_smoothing, class_weight)
+        self.head = make_head(num_classes, label_smoothing, class_weight, multilabel)
         hidden = list(hidden)
-        out = output_size(num_classes)
+        out = output_size(num_classes, multilabel)
         width = hidden[0] if hidden else out
         self.activation = activation
         table = torch.empty(num_features, width)  # (F, H1); Xavier is symmetric in the two sizes
@@ -97,6 +99,7 @@ class FeatureMLP(nn.Module):
             "activation": mlp.activation,
             "dropout": mlp.dropout,
             "input_dropout": mlp.input_dropout,
+            **multilabel_argument(inputs),
         }
 
     def reinit(self, scheme: str, std: float = 0.02) -> None:

@@ -2,7 +2,8 @@
 
 The linear map is an ``EmbeddingBag`` in "sum" mode with per-sample weights: for a sparse row x it
 computes sum_j x_j * W[j], i.e. x @ W, touching only the non-zero features.  Binary problems have
-one logit (sigmoid + BCE), multinomial ones K logits (softmax + cross-entropy).
+one logit (sigmoid + BCE), multinomial ones K logits (softmax + cross-entropy), multi-label ones K
+logits with a sigmoid each (one binary logistic regression per label).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ffnlp.models.heads import ClassifierHead, ClassifierInputs, output_size
+from ffnlp.models.heads import ClassifierInputs, make_head, multilabel_argument, output_size
 from ffnlp.models.registry import register
 
 
@@ -26,13 +27,14 @@ class LogisticRegressionConfig:
 @register("logreg", config=LogisticRegressionConfig, features=("ngrams", "ngrams+lexicon"))
 class LogisticRegression(nn.Module):
     def __init__(self, num_features: int, num_classes: int, sparse: bool = False,
-                 label_smoothing: float = 0.0, class_weight: list[float] | None = None):
+                 label_smoothing: float = 0.0, class_weight: list[float] | None = None,
+                 multilabel: bool = False):
         super().__init__()
-        out = output_size(num_classes)
+        out = output_size(num_classes, multilabel)
         self.linear = nn.EmbeddingBag(num_features, out, mode="sum", sparse=sparse)  # W: (F, K')
         self.bias = nn.Parameter(torch.zeros(out))  # (K',)
         nn.init.zeros_(self.linear.weight)  # the convex problem needs no symmetry breaking
-        self.head = ClassifierHead(num_classes, label_smoothing, class_weight)
+        self.head = make_head(num_classes, label_smoothing, class_weight, multilabel)
 
     @classmethod
     def arguments(cls, config: LogisticRegressionConfig, inputs: ClassifierInputs) -> dict[str, Any]:
@@ -43,6 +45,7 @@ class LogisticRegression(nn.Module):
             "label_smoothing": inputs.label_smoothing,
             "class_weight": inputs.class_weight,
             "sparse": inputs.sparse,
+            **multilabel_argument(inputs),
         }
 
     def reinit(self, scheme: str, std: float = 0.02) -> None:

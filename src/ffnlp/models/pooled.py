@@ -26,7 +26,7 @@ from torch import nn
 
 from ffnlp.config import option, section
 from ffnlp.errors import ConfigError, DataError
-from ffnlp.models.heads import ClassifierHead, ClassifierInputs, output_size
+from ffnlp.models.heads import ClassifierInputs, make_head, multilabel_argument, output_size
 from ffnlp.models.mlp import MLP, MLPConfig
 from ffnlp.models.registry import register
 
@@ -103,6 +103,7 @@ class PooledEmbeddingClassifier(nn.Module):
         freeze: bool = False,
         label_smoothing: float = 0.0,
         class_weight: list[float] | None = None,
+        multilabel: bool = False,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -116,7 +117,7 @@ class PooledEmbeddingClassifier(nn.Module):
             )
         self.pooling = pooling
         self.word_dropout = word_dropout
-        self.head = ClassifierHead(num_classes, label_smoothing, class_weight)
+        self.head = make_head(num_classes, label_smoothing, class_weight, multilabel)
         # mean_max pools twice from one table: mean in the module, max in pool()
         mode = {"mean": "mean", "sum": "sum", "max": "max", "mean_max": "mean"}[pooling]
         # _weight skips torch's normal init: the table is filled once, by _init_embeddings
@@ -127,7 +128,8 @@ class PooledEmbeddingClassifier(nn.Module):
         self._init_embeddings(init, init_scale or 1.0 / dim)
         self.embedding.weight.requires_grad_(not freeze)
         width = 2 * dim if pooling == "mean_max" else dim
-        self.mlp = MLP(width, output_size(num_classes), hidden, activation, dropout, input_dropout)
+        out = output_size(num_classes, multilabel)
+        self.mlp = MLP(width, out, hidden, activation, dropout, input_dropout)
 
     @classmethod
     def arguments(cls, config: PooledModelConfig, inputs: ClassifierInputs) -> dict[str, Any]:
@@ -150,6 +152,7 @@ class PooledEmbeddingClassifier(nn.Module):
             "init": pooled.init,
             "init_scale": pooled.init_scale,
             "freeze": pooled.freeze,
+            **multilabel_argument(inputs),
         }
 
     @torch.no_grad()
@@ -246,7 +249,7 @@ class Bags:
 
     ids: torch.Tensor  # (N,) int64, all bags back to back
     offsets: torch.Tensor  # (B,) int64, start of each bag in ids
-    labels: torch.Tensor | None = None  # (B,) int64
+    labels: torch.Tensor | None = None  # (B,) int64 class ids, or (B, K) 0/1 for multi-label
     lengths: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -297,7 +300,9 @@ def encode_bags(
     gram_pos = np.repeat(starts + word_len, gram_len) + _ranks(gram_len)
     flat[word_pos] = word_flat
     flat[gram_pos] = grams
-    y = torch.as_tensor(labels, dtype=torch.long) if labels is not None else None
+    y = None
+    if labels is not None:  # a tensor keeps its dtype: (B, K) multi-label targets stay compact
+        y = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(labels, dtype=torch.long)
     return Bags(torch.from_numpy(flat), torch.from_numpy(starts), y)
 
 

@@ -47,7 +47,32 @@ def _metrics_table(summary: dict[str, Any]) -> str:
     return f"<table>{head}{rows}</table>"
 
 
+PER_LABEL_ROWS = 50  # multi-label runs: the most frequent labels in the per-label table
+
+
+def _per_label(summary: dict[str, Any]) -> str:
+    """Multi-label runs (no confusion matrix): P/R/F1 at the threshold of the most frequent labels."""
+    out = []
+    for split in ("dev", "test"):
+        m = summary.get(split)
+        if not isinstance(m, dict) or "per_class" not in m:
+            continue
+        table = m["per_class"]
+        rows = sorted(table.items(), key=lambda kv: (-kv[1]["support"], kv[0]))[:PER_LABEL_ROWS]
+        body = "".join(
+            f"<tr><td>{html.escape(lab)}</td><td>{_fmt(v['precision'])}</td><td>{_fmt(v['recall'])}</td>"
+            f"<td>{_fmt(v['f1'])}</td><td>{v['support']}</td></tr>"
+            for lab, v in rows
+        )
+        out.append(f"<h3>Per label ({split}): the {len(rows)} most frequent of {len(table)}</h3>"
+                   "<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th>"
+                   f"<th>support</th></tr>{body}</table>")
+    return "".join(out)
+
+
 def _confusion(summary: dict[str, Any]) -> str:
+    if summary.get("multilabel"):
+        return _per_label(summary)
     out = []
     labels = summary.get("labels")
     for split in ("dev", "test"):

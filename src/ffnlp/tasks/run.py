@@ -91,6 +91,10 @@ class Summary(TypedDict, total=False):
     train_examples: int
     skipped_lines: dict[str, int]  # lines left out under data.skip_invalid, per split
     embeddings: dict[str, Any]  # pretrained vectors: file, coverage
+    multilabel: bool  # several labels per example (absent for single-label runs)
+    labels_per_example: float  # multi-label: mean number of labels of a training example
+    threshold: float  # multi-label: task.threshold, behind micro/macro F1 and predict
+    tuned_thresholds: bool  # multi-label: per-label thresholds tuned on dev (task.tune_thresholds)
     # lm
     kind: str  # "ffnn" or "kneser_ney"
     vocab_size: int

@@ -3,13 +3,22 @@
 Formats of labelled files (``read_labeled``):
 
 - ``label-text``: ``LABEL text`` — the label, spaces or a tab, the text (the files in ../shared/data);
-- ``fasttext``: ``__label__X text`` — one leading ``__label__`` token (multi-label is refused);
+- ``fasttext``: ``__label__X text`` — the leading ``__label__`` tokens are the labels (one, or
+  several: ``__label__a __label__b text``);
 - ``csv`` / ``tsv``: a header row, then rows; the text and label columns are chosen by name.
   CSV follows RFC 4180 quoting (a quoted field may hold commas, quotes and newlines); TSV has no
-  quoting at all (a field is everything between tabs), as in GLUE and most TSV files;
-- ``jsonl``: one JSON object a line, with a text key and a label key;
+  quoting at all (a field is everything between tabs), as in GLUE and most TSV files. With a
+  ``label_separator`` (e.g. ``","``) a label field holds several labels: ``"sauce,cheese"``;
+- ``jsonl``: one JSON object a line, with a text key and a label key; the label is a string (or
+  an integer or boolean) or a list of them (``"labels": ["a", "b"]``; the key ``labels`` is read
+  when the label column is the default ``label`` and an object has no ``label``). Every line
+  gives its label the same way: a list on one line and a string on another is an error;
 - ``parquet`` / ``arrow``: columnar files and Hugging Face datasets saved to disk, read by
   :mod:`ffnlp.text.columnar` (pyarrow, an optional dependency), with the same column options.
+
+Multi-label data: an example with several labels, or with its labels written as a list, makes the
+file multi-label; then ``LabeledData.label_sets`` holds every example's labels (a label repeated
+on one line counts once) and ``labels`` the first of each.
 
 Any of them may be gzip-compressed (detected by the magic bytes, whatever the name).
 
@@ -59,7 +68,11 @@ _SUFFIX_FORMATS = {
 
 @dataclass
 class LabeledData:
-    """Examples read from one file: ``texts[i]`` has label ``labels[i]`` (both strings)."""
+    """Examples read from one file: ``texts[i]`` has label ``labels[i]`` (both strings).
+
+    Multi-label data (an example with several labels, or labels written as a list) also has
+    ``label_sets[i]``, every label of example i; ``labels[i]`` is then its first one.
+    """
 
     texts: list[str]
     labels: list[str]
@@ -68,6 +81,7 @@ class LabeledData:
     skipped_lines: list[int] = field(default_factory=list)  # the first few of them (1-based)
     format: str = "label-text"  # the format actually used (never "auto")
     problems: list[str] = field(default_factory=list)  # messages for the first few skipped lines
+    label_sets: list[tuple[str, ...]] | None = None  # multi-label data: each example's labels
     lines: list[int] = field(default_factory=list)  # line of each example (1-based; [] if unknown)
 
     def where(self, i: int) -> str:
@@ -76,6 +90,17 @@ class LabeledData:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether the file held several labels on a line, or labels written as a list."""
+        return self.label_sets is not None
+
+    def label_lists(self) -> list[tuple[str, ...]]:
+        """Every example's labels: ``label_sets``, or one label each for single-label data."""
+        if self.label_sets is not None:
+            return self.label_sets
+        return [(label,) for label in self.labels]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,10 +432,12 @@ def read_labeled(
     text_column: str = "text",
     label_column: str = "label",
     skip_invalid: bool = False,
+    label_separator: str = "",
 ) -> LabeledData:
     """Read labelled examples from ``path`` (see the module docstring for the formats).
 
-    Blank lines are ignored. A malformed line raises ``DataError("FILE:LINE: problem; fix")``;
+    ``label_separator`` (CSV/TSV): split each label field on it into several labels ("" = one
+    label a row). Blank lines are ignored. A malformed line raises ``DataError("FILE:LINE: problem; fix")``;
     with ``skip_invalid=True`` it is skipped and counted in ``skipped`` instead (encoding errors
     are never skipped: a wrong encoding is a property of the whole file). A file without a single
     example raises :class:`DataError`.
@@ -434,13 +461,15 @@ def read_labeled(
     elif fmt == "fasttext":
         records = _fasttext_records(lines)
     elif fmt == "csv":
-        records = _csv_records(p, lines, text_column, label_column)
+        records = _csv_records(p, lines, text_column, label_column, label_separator)
     elif fmt == "tsv":
-        records = _tsv_records(p, lines, text_column, label_column)
+        records = _tsv_records(p, lines, text_column, label_column, label_separator)
     else:
         records = _jsonl_records(p, lines, text_column, label_column)
 
     data = LabeledData(texts=[], labels=[], path=p, format=fmt)
+    label_sets: list[tuple[str, ...]] = []
+    multilabel = False
     for number, item in records:
         if isinstance(item, _Invalid):
             message = f"{p}:{number}: {item}"
@@ -452,9 +481,17 @@ def read_labeled(
                 data.problems.append(message)
             continue
         label, text = item
+        if isinstance(label, tuple):  # several labels, or labels given as a list
+            multilabel = True
+            label_sets.append(label)
+            label = label[0]
+        else:
+            label_sets.append((label,))
         data.labels.append(label)
         data.texts.append(text)
         data.lines.append(number)
+    if multilabel:
+        data.label_sets = label_sets
     if not data.texts:
         why = f" ({data.skipped} malformed lines skipped)" if data.skipped else ""
         raise DataError(
@@ -476,7 +513,13 @@ def _skip_hint() -> str:
     return " (or pass --skip-invalid to skip malformed lines and count them)"
 
 
-_Record = tuple[int, "tuple[str, str] | _Invalid"]
+# (line, (label, text) or a problem); the label is a tuple for several labels or a label list
+_Record = tuple[int, "tuple[str | tuple[str, ...], str] | _Invalid"]
+
+
+def _distinct(labels: list[str]) -> tuple[str, ...]:
+    """The labels in their order, each once."""
+    return tuple(dict.fromkeys(labels))
 
 
 def _label_text_records(lines: Iterator[tuple[int, str]]) -> Iterator[_Record]:
@@ -527,15 +570,7 @@ def _fasttext_records(lines: Iterator[tuple[int, str]]) -> Iterator[_Record]:
                     f"no label: a fastText line starts with {FASTTEXT_PREFIX}LABEL, then the text"
                 ),
             )
-        elif len(labels) > 1:
-            yield (
-                number,
-                _Invalid(
-                    f"{len(labels)} labels ({', '.join(labels)}); multi-label examples are not "
-                    "supported: keep one __label__ per line"
-                ),
-            )
-        elif not labels[0]:
+        elif not all(labels):
             yield (
                 number,
                 _Invalid(
@@ -543,9 +578,12 @@ def _fasttext_records(lines: Iterator[tuple[int, str]]) -> Iterator[_Record]:
                 ),
             )
         elif not rest:
-            yield number, _Invalid(f"a label ({labels[0]!r}) but no text after it")
+            shown = ", ".join(repr(label) for label in labels)
+            what = f"a label ({shown})" if len(labels) == 1 else f"labels ({shown})"
+            yield number, _Invalid(f"{what} but no text after it")
         else:
-            yield number, (labels[0], " ".join(rest))
+            label = labels[0] if len(labels) == 1 else _distinct(labels)
+            yield number, (label, " ".join(rest))
 
 
 def _column_indices(
@@ -568,8 +606,14 @@ def _column_indices(
 
 
 def _row_record(
-    number: int, row: list[str], width: int, text_at: int, label_at: int, fmt: str
-) -> tuple[int, tuple[str, str] | _Invalid]:
+    number: int,
+    row: list[str],
+    width: int,
+    text_at: int,
+    label_at: int,
+    fmt: str,
+    separator: str = "",
+) -> _Record:
     if len(row) != width:
         hint = "quote fields that hold commas" if fmt == "csv" else "a text cannot hold a tab"
         return number, _Invalid(f"{len(row)} fields but the header has {width}; {hint}")
@@ -579,11 +623,24 @@ def _row_record(
         return number, _Invalid("the label is empty; every row needs a label")
     if not text:
         return number, _Invalid("the text is empty; remove the row or give it a text")
+    if separator and separator in label:
+        parts = [part.strip(_ASCII_SPACE) for part in label.split(separator)]
+        if not all(parts):
+            return number, _Invalid(
+                f"an empty label in {label!r} (labels separated by {separator!r}); remove the "
+                f"extra {separator!r}"
+            )
+        labels = _distinct(parts)
+        return number, (labels if len(labels) > 1 else labels[0], text)
     return number, (label, text)
 
 
 def _csv_records(
-    p: Path, lines: Iterator[tuple[int, str]], text_column: str, label_column: str
+    p: Path,
+    lines: Iterator[tuple[int, str]],
+    text_column: str,
+    label_column: str,
+    separator: str = "",
 ) -> Iterator[_Record]:
     # csv.reader gets the lines back with "\n", so quoted fields may span lines; its line_num
     # counts the lines it consumed, which is the physical line number of a row's end.
@@ -605,11 +662,15 @@ def _csv_records(
             header = row
             text_at, label_at = _column_indices(p, header, text_column, label_column, "csv")
             continue
-        yield _row_record(start, row, len(header), text_at, label_at, "csv")
+        yield _row_record(start, row, len(header), text_at, label_at, "csv", separator)
 
 
 def _tsv_records(
-    p: Path, lines: Iterator[tuple[int, str]], text_column: str, label_column: str
+    p: Path,
+    lines: Iterator[tuple[int, str]],
+    text_column: str,
+    label_column: str,
+    separator: str = "",
 ) -> Iterator[_Record]:
     header: list[str] | None = None
     text_at = label_at = 0
@@ -621,12 +682,13 @@ def _tsv_records(
             header = row
             text_at, label_at = _column_indices(p, header, text_column, label_column, "tsv")
             continue
-        yield _row_record(number, row, len(header), text_at, label_at, "tsv")
+        yield _row_record(number, row, len(header), text_at, label_at, "tsv", separator)
 
 
 def _jsonl_records(
     p: Path, lines: Iterator[tuple[int, str]], text_column: str, label_column: str
 ) -> Iterator[_Record]:
+    first_kind: tuple[str, int] | None = None  # ("list" or "value", its line): every line alike
     for number, line in lines:
         line = line.strip(_ASCII_SPACE)
         if not line:
@@ -654,7 +716,10 @@ def _jsonl_records(
         if not isinstance(obj, dict):
             yield number, _Invalid(f"a JSON {type(obj).__name__}, not an object; one object a line")
             continue
-        missing = [k for k in (text_column, label_column) if k not in obj]
+        key = label_column
+        if key == "label" and key not in obj and "labels" in obj:
+            key = "labels"  # {"text": ..., "labels": [...]}, the usual multi-label spelling
+        missing = [k for k in (text_column, key) if k not in obj]
         if missing:
             keys = ", ".join(repr(k) for k in obj) or "none"
             names = " and ".join(repr(k) for k in missing)
@@ -666,15 +731,30 @@ def _jsonl_records(
                 ),
             )
             continue
-        text, label = obj[text_column], obj[label_column]
+        text, label = obj[text_column], obj[key]
         if not isinstance(text, str):
             yield number, _Invalid(f"{text_column!r} is a {type(text).__name__}, not a string")
             continue
-        if isinstance(label, list):
-            yield number, _Invalid("the label is a list; multi-label examples are not supported")
+        kind = "list" if isinstance(label, list) else "value"
+        if first_kind is None:
+            first_kind = (kind, number)
+        elif kind != first_kind[0]:
+            now, then = ("a list", "one value") if kind == "list" else ("one value", "a list")
+            yield (
+                number,
+                _Invalid(
+                    f"the label is {now}, but line {first_kind[1]} gives {then}; write every "
+                    'line\'s labels as a list (["a", "b"]) or every label as one value'
+                ),
+            )
             continue
-        if isinstance(label, (dict, float)) or label is None:
-            shown = json.dumps(label)
+        values = label if isinstance(label, list) else [label]
+        if not values:
+            yield number, _Invalid("the label list is empty; every object needs at least one label")
+            continue
+        bad = next((v for v in values if isinstance(v, (dict, list, float)) or v is None), False)
+        if bad is not False:
+            shown = json.dumps(bad)
             yield (
                 number,
                 _Invalid(
@@ -682,12 +762,16 @@ def _jsonl_records(
                 ),
             )
             continue
-        label_str = str(label).lower() if isinstance(label, bool) else str(label)
-        label_str = label_str.strip(_ASCII_SPACE)
+        label_names = [
+            (str(v).lower() if isinstance(v, bool) else str(v)).strip(_ASCII_SPACE) for v in values
+        ]
         text = text.strip(_ASCII_SPACE)
-        if not label_str:
-            yield number, _Invalid("the label is empty; every object needs a label")
+        if not all(label_names):
+            what = "the label list holds an empty label" if kind == "list" else "the label is empty"
+            yield number, _Invalid(f"{what}; every object needs a label")
         elif not text:
             yield number, _Invalid("the text is empty; remove the line or give it a text")
+        elif kind == "list":
+            yield number, (_distinct(label_names), text)
         else:
-            yield number, (label_str, text)
+            yield number, (label_names[0], text)

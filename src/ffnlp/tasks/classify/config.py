@@ -1,4 +1,4 @@
-"""The classify task's configuration: [data], [features], [model], [loss], [train].
+"""The classify task's configuration: [task], [data], [features], [model], [loss], [train].
 
 ``[model]`` is the one place a classifier's options are written: ``type`` names a registered
 classifier (:mod:`ffnlp.models.registry`) and the ``[model.X]`` sections hold what the
@@ -25,6 +25,32 @@ from ffnlp.models.pooled import PooledConfig
 from ffnlp.training import TrainConfig
 
 MAX_BUCKETS = 100_000_000  # 50x fastText's default; 40 GB of 100-dim rows already
+MULTILABEL_CHOICES = (True, False, "auto")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Section [task]: one label per example (softmax) or several (one sigmoid per label)."""
+
+    multilabel: bool | str = option(
+        "auto",
+        "true: each example has a set of labels, one sigmoid per label with binary cross-entropy "
+        "(fastText's -loss ova); false: exactly one label (softmax); auto: multi-label when a "
+        "line of the data has two or more labels or its labels as a list",
+        choices=MULTILABEL_CHOICES,
+    )
+    threshold: float = option(
+        0.5,
+        "multi-label: a label is predicted when its probability is at least this (micro/macro "
+        "F1, and predict without --threshold)",
+        ge=0.0,
+        le=1.0,
+    )
+    tune_thresholds: bool = option(
+        False,
+        "multi-label: per label with 10 or more dev examples, the threshold that maximises its "
+        "F1 on the dev data (the others keep threshold), stored in the run and used by predict",
+    )
 
 
 @dataclass(frozen=True)
@@ -39,7 +65,10 @@ class DataConfig:
         "text", "CSV/TSV/JSONL/Parquet/Arrow: the column or key holding the text"
     )
     label_column: str = option(
-        "label", "CSV/TSV/JSONL/Parquet/Arrow: the column or key holding the label"
+        "label", "CSV/TSV/JSONL/Parquet/Arrow: the column or key holding the label (JSONL: or labels)"
+    )
+    label_separator: str = option(
+        "", "CSV/TSV: split the label field on this into several labels, e.g. ',' ('' = one)"
     )
     skip_invalid: bool = option(
         False, "skip malformed lines (and report how many) instead of failing"
@@ -119,6 +148,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ClassifyConfig:
+    task: TaskConfig = section(TaskConfig)
     data: DataConfig = section(DataConfig)
     features: FeaturesConfig = section(FeaturesConfig)
     model: ModelConfig = section(ModelConfig)

@@ -11,6 +11,7 @@ what it needs besides (the lexicon's word lists) is copied into the run folder
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,12 +43,36 @@ def read_split(
         text_column=d.text_column,
         label_column=d.label_column,
         skip_invalid=d.skip_invalid,
+        label_separator=d.label_separator,
     )
     opts.update(overrides)
     data = read_labeled(path, **opts)
     if data.skipped:
         log.warning("%s: skipped %d invalid line(s) (data.skip_invalid = true)", path, data.skipped)
     return data
+
+
+def multi_hot(
+    label_sets: Sequence[Sequence[str]], labels: LabelVocab
+) -> tuple[torch.Tensor, int]:
+    """Multi-label targets: (N, K) bool, True where example i has label k; and how many labels
+    were left out because the label set does not have them (fastText leaves such gold labels
+    out of its test figures too). One byte per cell: N x K bytes for a split."""
+    y = torch.zeros(len(label_sets), len(labels), dtype=torch.bool)  # (N, K)
+    index = {name: k for k, name in enumerate(labels.labels)}
+    rows: list[int] = []
+    cols: list[int] = []
+    unseen = 0
+    for i, names in enumerate(label_sets):
+        for name in names:
+            k = index.get(name)
+            if k is None:
+                unseen += 1
+            else:
+                rows.append(i)
+                cols.append(k)
+    y[torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)] = True
+    return y, unseen
 
 
 def check_known_labels(split: LabeledData, labels: LabelVocab, known_from: str) -> None:

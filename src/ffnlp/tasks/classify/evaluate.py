@@ -1,4 +1,9 @@
-"""The classifier's evaluator: loss, accuracy and macro-F1 of a model on a batch source."""
+"""The classifier's evaluator: loss and the task's scores of a model on a batch source.
+
+Single-label: accuracy and macro-F1 (per class and the confusion matrix when ``full``).
+Multi-label: P@1/R@1, P@5/R@5 (as ``fasttext test`` computes them), micro/macro F1 at the
+threshold (the per-label table when ``full``); see :mod:`.metrics`.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,21 @@ import torch
 from torch import nn
 
 from ffnlp.models.protocols import as_classifier, head_of
-from ffnlp.tasks.classify.metrics import classification_metrics
+from ffnlp.tasks.classify.metrics import classification_metrics, multilabel_metrics
 from ffnlp.training.data import BatchSource
 from ffnlp.training.trainer import Evaluate
 
 
-def make_evaluator(labels: list[str], full: bool = False, batch_size: int = 2048) -> Evaluate:
-    """evaluate(model, source) -> loss, accuracy, macro_f1 (+ per-class and confusion when full)."""
+def make_evaluator(
+    labels: list[str],
+    full: bool = False,
+    batch_size: int = 2048,
+    multilabel: bool = False,
+    threshold: float | torch.Tensor = 0.5,
+) -> Evaluate:
+    """evaluate(model, source) -> loss, accuracy, macro_f1 (+ per-class and confusion when full);
+    multi-label: loss, precision/recall at 1 and 5, micro/macro F1 at ``threshold`` (+ micro
+    precision/recall, examples and the per-label table when full)."""
 
     @torch.no_grad()
     def evaluate(model: nn.Module, source: BatchSource) -> dict[str, Any]:
@@ -27,10 +40,20 @@ def make_evaluator(labels: list[str], full: bool = False, batch_size: int = 2048
             loss_sum += float(head.loss(logits, batch["y"])) * b
             n += b
             golds.append(batch["y"])
-            preds.append(head.predict(logits))  # (B,)
+            # multi-label: (B, K) probabilities; single-label: (B,) the predicted class
+            preds.append(head.probabilities(logits) if multilabel else head.predict(logits))
+        loss = loss_sum / max(n, 1)
+        if multilabel:
+            m = multilabel_metrics(torch.cat(golds), torch.cat(preds), labels, threshold)
+            keys = ["precision_at_1", "recall_at_1", "precision_at_5", "recall_at_5",
+                    "micro_f1", "macro_f1"]
+            if full:
+                keys += ["micro_precision", "micro_recall", "examples", "gold_labels",
+                         "per_class"]
+            return {"loss": loss, **{key: m[key] for key in keys}}
         m = classification_metrics(torch.cat(golds), torch.cat(preds), labels)
         out: dict[str, Any] = {
-            "loss": loss_sum / max(n, 1),
+            "loss": loss,
             "accuracy": m["accuracy"],
             "macro_f1": m["macro_f1"],
         }

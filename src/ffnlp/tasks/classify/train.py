@@ -1,12 +1,15 @@
 """``train_classifier``: files -> features -> model -> Trainer -> run directory.
 
-The recipe reads the splits, fits the featurizer on the training one, builds the configured model
-type through the registry (no branch on the type here: each model reads its own config), then
-hands everything to the run steps of :mod:`ffnlp.tasks.run`.
+The recipe reads the splits, settles whether the task is multi-label ([task] multilabel, or the
+data under "auto"), fits the featurizer on the training split, builds the configured model type
+through the registry (no branch on the type here: each model reads its own config, and its head
+follows ``ClassifierInputs.multilabel``), then hands everything to the run steps of
+:mod:`ffnlp.tasks.run`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.models.heads import ClassifierInputs, balanced_class_weight
 from ffnlp.models.init import initialize
@@ -31,9 +35,11 @@ from ffnlp.tasks.classify.data import (
     Featurizer,
     check_known_labels,
     make_featurizer,
+    multi_hot,
     read_split,
 )
 from ffnlp.tasks.classify.evaluate import make_evaluator
+from ffnlp.tasks.classify.metrics import tune_thresholds
 from ffnlp.tasks.classify.pretrained import load_pretrained
 from ffnlp.tasks.classify.result import Classifier
 from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
@@ -42,6 +48,8 @@ from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
 from ffnlp.training import Callback
 from ffnlp.training.data import BatchSource
+
+log = logging.getLogger(__name__)
 
 Split = str | Path | LabeledData
 
@@ -86,30 +94,29 @@ def train_classifier(
     )
     started = time.perf_counter()
     data = read_splits(cfg, train, dev, test)
+    cfg = settle_task(cfg, data)
     prepared = prepare(cfg, data)
     prep_seconds = time.perf_counter() - started
 
     model, args, embeddings = fresh_model(cfg, prepared)
+    evaluate = make_evaluator(
+        prepared.labels.labels, multilabel=prepared.multilabel, threshold=cfg.task.threshold
+    )
     trainer = fit(
-        model,
-        cfg.train,
-        prepared.train,
-        prepared.dev,
-        make_evaluator(prepared.labels.labels),
-        callbacks,
-        run_dir,
-        resume,
+        model, cfg.train, prepared.train, prepared.dev, evaluate, callbacks, run_dir, resume
     )
 
+    model = trainer.model.cpu().eval()
+    thresholds = label_thresholds(cfg, model, prepared)
     clf = Classifier(
-        cfg, prepared.labels, prepared.featurizer, trainer.model.cpu().eval(), args, run_dir
+        cfg, prepared.labels, prepared.featurizer, model, args, run_dir, thresholds=thresholds
     )
     clf.save(run_dir)
     summary = training_summary("classify", trainer, prep_seconds)
     add_results(summary, clf, data, embeddings)
     finish_run(run_dir, summary, trainer.history.records, cfg.train.monitor.split(".", 1)[1])
     clf.summary = dict(summary)
-    plot_confusion(summary, prepared.labels, run_dir)
+    plot_results(summary, prepared.labels, run_dir)
     return clf
 
 
@@ -133,7 +140,8 @@ class Prepared:
     featurizer: Featurizer
     train: BatchSource
     dev: BatchSource | None
-    y_train: torch.Tensor  # (N,) label ids of the training split
+    y_train: torch.Tensor  # (N,) label ids of the training split; multi-label: (N, K) 0/1
+    multilabel: bool = False
 
 
 def read_splits(cfg: ClassifyConfig, train: Split, dev: Split | None, test: Split | None) -> Splits:
@@ -144,34 +152,100 @@ def read_splits(cfg: ClassifyConfig, train: Split, dev: Split | None, test: Spli
     )
 
 
+def settle_task(cfg: ClassifyConfig, data: Splits) -> ClassifyConfig:
+    """The configuration with [task] multilabel decided: ``auto`` becomes true when a split has
+    a line with several labels or a label list. A multi-label run's configuration says so
+    (``multilabel = true``) and monitors ``dev.precision_at_1`` where it would monitor
+    ``dev.accuracy``, which multi-label data does not have. Single-label runs are left as
+    configured."""
+    splits = [s for s in (data.train, data.dev, data.test) if s is not None]
+    found = [s for s in splits if s.multilabel]
+    setting = cfg.task.multilabel
+    if setting is False and found:
+        raise DataError(
+            f"{found[0].path}: examples with several labels (or labels written as a list), but "
+            "task.multilabel = false; set task.multilabel = true (or 'auto') to train one sigmoid "
+            "per label"
+        )
+    multilabel = bool(found) if setting == "auto" else bool(setting)
+    if not multilabel:
+        if cfg.task.tune_thresholds:
+            raise ConfigError(
+                "task.tune_thresholds = true tunes the thresholds of multi-label runs, and this "
+                "data has one label per example; set task.multilabel = true or leave "
+                "task.tune_thresholds = false"
+            )
+        return cfg
+    if cfg.task.tune_thresholds and data.dev is None:
+        raise ConfigError(
+            "task.tune_thresholds = true tunes each label's threshold on the dev data; pass --dev "
+            "(or leave task.tune_thresholds = false)"
+        )
+    label_sets = data.train.label_lists()
+    log.info(
+        "%s: multi-label data (task.multilabel = %s): %.2f labels per example; one sigmoid per "
+        "label with binary cross-entropy",
+        data.train.path,
+        "auto" if setting == "auto" else "true",
+        sum(map(len, label_sets)) / max(len(label_sets), 1),
+    )
+    train = cfg.train
+    if train.monitor == "dev.accuracy":
+        log.info("multi-label: train.monitor = dev.precision_at_1 (there is no dev.accuracy)")
+        train = cfgmod.replace(train, monitor="dev.precision_at_1")
+    return cfgmod.replace(
+        cfg,
+        task=cfgmod.to_dict(cfgmod.replace(cfg.task, multilabel=True)),
+        train=cfgmod.to_dict(train),
+    )
+
+
+def is_multilabel(cfg: ClassifyConfig) -> bool:
+    """Whether the settled configuration (:func:`settle_task`) is multi-label."""
+    return cfg.task.multilabel is True
+
+
 def prepare(cfg: ClassifyConfig, data: Splits) -> Prepared:
     """The label set, the featurizer fitted on the training split, and batch sources."""
-    labels = LabelVocab.build(data.train.labels)
+    multilabel = is_multilabel(cfg)
+    if multilabel:
+        labels = LabelVocab.build(name for names in data.train.label_lists() for name in names)
+    else:
+        labels = LabelVocab.build(data.train.labels)
     if len(labels) < 2:
         raise DataError(
             f"{data.train.path}: every training example has the label {labels.labels[0]!r}; a "
             "classifier needs at least two classes"
         )
     for split in (data.dev, data.test):
-        if split is not None:
+        # multi-label: labels the training data lacks are left out of the targets (see below)
+        if split is not None and not multilabel:
             check_known_labels(split, labels, f"the training data {data.train.path}")
     tokenizer = Tokenizer(cfg.data.tokenizer, lowercase=cfg.data.lowercase)
     featurizer = make_featurizer(cfg)
     train_tokens = tokenizer.tokenize_all(data.train.texts)
     featurizer.fit(train_tokens, data.train.texts)
 
-    def source(split: LabeledData, tokens: list[list[str]] | None = None) -> BatchSource:
-        y = torch.tensor(labels.encode(split.labels), dtype=torch.long)
-        toks = tokens if tokens is not None else tokenizer.tokenize_all(split.texts)
-        return featurizer.source(toks, split.texts, y)
+    def targets(split: LabeledData) -> torch.Tensor:
+        if not multilabel:
+            return torch.tensor(labels.encode(split.labels), dtype=torch.long)  # (N,)
+        y, unseen = multi_hot(split.label_lists(), labels)  # (N, K)
+        if unseen:
+            log.warning(
+                "%s: %d label(s) that the training data does not have are left out of the "
+                "targets (as fastText leaves them out)",
+                split.path,
+                unseen,
+            )
+        return y
 
-    return Prepared(
-        labels,
-        featurizer,
-        source(data.train, train_tokens),
-        source(data.dev) if data.dev is not None else None,
-        torch.tensor(labels.encode(data.train.labels), dtype=torch.long),
-    )
+    y_train = targets(data.train)
+    train = featurizer.source(train_tokens, data.train.texts, y_train)
+    dev = None
+    if data.dev is not None:
+        dev_tokens = tokenizer.tokenize_all(data.dev.texts)
+        dev = featurizer.source(dev_tokens, data.dev.texts, targets(data.dev))
+    return Prepared(labels, featurizer, train, dev, y_train, multilabel)
 
 
 def build_model(cfg: ClassifyConfig, prepared: Prepared) -> tuple[nn.Module, dict[str, Any]]:
@@ -183,8 +257,15 @@ def build_model(cfg: ClassifyConfig, prepared: Prepared) -> tuple[nn.Module, dic
         label_smoothing=cfg.loss.label_smoothing,
         class_weight=class_weight(cfg, prepared.y_train, prepared.labels),
         sparse=cfg.train.sparse,
+        multilabel=prepared.multilabel,
     )
     model, args = classifier_spec(cfg.model.type).build(model_config(cfg.model), inputs)
+    if getattr(getattr(model, "head", None), "multilabel", False) != prepared.multilabel:
+        raise ConfigError(
+            f"model.type = {cfg.model.type!r} does not build a multi-label head: its "
+            "arguments(config, inputs) must pass inputs.multilabel on to "
+            "ffnlp.models.heads.make_head (the built-in types logreg, mlp and pooled do)"
+        )
     initialize(model, cfg.model.init)
     return model, args
 
@@ -206,6 +287,11 @@ def class_weight(cfg: ClassifyConfig, y: torch.Tensor, labels: LabelVocab) -> li
     spec = cfg.loss.class_weight.strip()
     if spec == "none":
         return None
+    if is_multilabel(cfg):
+        raise ConfigError(
+            "loss.class_weight weighs the examples of each class of single-label data; "
+            "multi-label data has no single class per example: set loss.class_weight = 'none'"
+        )
     if spec == "balanced":
         return balanced_class_weight(y, len(labels))
     try:
@@ -220,6 +306,29 @@ def class_weight(cfg: ClassifyConfig, y: torch.Tensor, labels: LabelVocab) -> li
     return values
 
 
+def label_thresholds(
+    cfg: ClassifyConfig, model: nn.Module, prepared: Prepared
+) -> list[float] | None:
+    """task.tune_thresholds: per label, the threshold that maximises its F1 on the dev data."""
+    if not (prepared.multilabel and cfg.task.tune_thresholds and prepared.dev is not None):
+        return None
+    from ffnlp.models.protocols import as_classifier, head_of
+
+    classifier = as_classifier(model)
+    head = head_of(classifier)
+    golds, probs = [], []
+    with torch.no_grad():
+        for batch in prepared.dev.batches(2048, None):
+            probs.append(head.probabilities(classifier.logits(batch)))  # (B, K)
+            golds.append(batch["y"])
+    tuned = tune_thresholds(torch.cat(golds), torch.cat(probs), cfg.task.threshold)
+    log.info(
+        "task.tune_thresholds: per-label thresholds from the dev data (median %.3f)",
+        float(tuned.median()),
+    )
+    return [float(t) for t in tuned]
+
+
 def add_results(
     summary: Summary, clf: Classifier, data: Splits, embeddings: dict[str, Any] | None
 ) -> None:
@@ -227,6 +336,12 @@ def add_results(
     summary["model"] = clf.config.model.type
     summary["labels"] = clf.labels.labels
     summary["train_examples"] = len(data.train)
+    if clf.multilabel:
+        label_sets = data.train.label_lists()
+        summary["multilabel"] = True
+        summary["labels_per_example"] = sum(map(len, label_sets)) / max(len(label_sets), 1)
+        summary["threshold"] = clf.config.task.threshold
+        summary["tuned_thresholds"] = clf.thresholds is not None
     splits = (("train", data.train), ("dev", data.dev), ("test", data.test))
     skipped = {name: split.skipped for name, split in splits if split is not None and split.skipped}
     if skipped:  # lines left out under data.skip_invalid, per split: nothing dropped unseen
@@ -239,16 +354,25 @@ def add_results(
         summary["test"] = clf.evaluate(data.test)
 
 
-def plot_confusion(summary: Summary, labels: LabelVocab, run_dir: Path) -> None:
-    """plots/confusion.png of the test split (or the dev split without one)."""
-    from ffnlp.report.confusion import plot_confusion as plot
+def plot_results(summary: Summary, labels: LabelVocab, run_dir: Path) -> None:
+    """plots/confusion.png of the test split (or the dev split without one); multi-label runs,
+    which have no confusion matrix, get plots/label_f1.png, the F1 of the most frequent labels."""
+    from ffnlp.report.confusion import plot_confusion, plot_label_f1
 
     for split, metrics in (("test", summary.get("test")), ("dev", summary.get("dev"))):
-        if metrics is not None:
-            plot(
+        if metrics is None:
+            continue
+        if summary.get("multilabel"):
+            plot_label_f1(
+                metrics["per_class"],
+                run_dir / "plots" / "label_f1.png",
+                title=f"F1 per label at the threshold ({split})",
+            )
+        else:
+            plot_confusion(
                 metrics["confusion"],
                 labels.labels,
                 run_dir / "plots" / "confusion.png",
                 title=f"confusion matrix ({split})",
             )
-            return
+        return
