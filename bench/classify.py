@@ -191,8 +191,15 @@ def bench_cooking(data_root: Path, threads: int, seeds: int) -> dict:
             ),
             flush=True,
         )
-    names = ("precision_at_1", "recall_at_1", "precision_at_5", "recall_at_5",
-             "precision_at_0.5", "recall_at_0.5", "fit_seconds")
+    names = (
+        "precision_at_1",
+        "recall_at_1",
+        "precision_at_5",
+        "recall_at_5",
+        "precision_at_0.5",
+        "recall_at_0.5",
+        "fit_seconds",
+    )
     table = {
         label: {**{n: statistics.fmean(r[n] for r in rs) for n in names}, "runs": rs}
         for label, rs in rows.items()
@@ -202,11 +209,14 @@ def bench_cooking(data_root: Path, threads: int, seeds: int) -> dict:
             key = "time_ratio_vs_" + peer.replace(" ", "_").lower()
             table[label][key] = table[label]["fit_seconds"] / table[peer]["fit_seconds"]
     print(f"\ncooking (multi-label): cooking.valid, mean of {seeds} seeds, {threads} threads")
-    print(f"{'':18s} {'P@1':>6s} {'R@1':>6s} {'P@5':>6s} {'R@5':>6s} {'P@.5':>6s} {'R@.5':>6s} "
-          f"{'fit s':>7s} {'/ft softmax':>12s} {'/ft ova':>8s}")
+    print(
+        f"{'':18s} {'P@1':>6s} {'R@1':>6s} {'P@5':>6s} {'R@5':>6s} {'P@.5':>6s} {'R@.5':>6s} "
+        f"{'fit s':>7s} {'/ft softmax':>12s} {'/ft ova':>8s}"
+    )
     for label, t in table.items():
         print(
-            f"{label:18s} " + " ".join(f"{t[n]:6.3f}" for n in names[:6])
+            f"{label:18s} "
+            + " ".join(f"{t[n]:6.3f}" for n in names[:6])
             + f" {t['fit_seconds']:7.2f} {t['time_ratio_vs_fasttext_softmax']:12.2f}"
             f" {t['time_ratio_vs_fasttext_ova']:8.2f}"
         )
@@ -227,7 +237,12 @@ def warm_up(presets: dict, threads: int, ffnlp_threads: int | None) -> None:
             for cfg in configs.values():
                 with tempfile.TemporaryDirectory() as out:
                     ffnlp_fit(
-                        cfg, paths["train"], paths["dev"], paths["test"], ffnlp_threads, 0,
+                        cfg,
+                        paths["train"],
+                        paths["dev"],
+                        paths["test"],
+                        ffnlp_threads,
+                        0,
                         Path(out),
                     )
 
@@ -279,9 +294,7 @@ def main() -> int:
         help="run N busy processes (while True: pass) during the bench, stopped at its end",
     )
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument(
-        "--only", default="sst2,mr", help="comma-separated datasets: sst2, mr, cooking"
-    )
+    ap.add_argument("--only", default="sst2,mr", help="comma-separated datasets: sst2, mr, cooking")
     ap.add_argument(
         "--extra",
         action="append",
@@ -395,8 +408,10 @@ def run(args: argparse.Namespace, ft_threads: list[int]) -> int:
             f"{args.ffnlp_threads if args.ffnlp_threads is not None else 'default'} (used: "
             f"{used or '?'}); background load: {args.background_load} busy processes"
         )
-        print(f"{'':20s} {'accuracy (mean ± sd)':>20s} {'fit s':>8s} {'ratio/fastText':>15s} "
-              f"{'ratio/sklearn':>14s}")
+        print(
+            f"{'':20s} {'accuracy (mean ± sd)':>20s} {'fit s':>8s} {'ratio/fastText':>15s} "
+            f"{'ratio/sklearn':>14s}"
+        )
         for label, t in table.items():
             print(
                 f"{label:20s}    {t['accuracy_mean']:.4f} ± {t['accuracy_sd']:.4f} {t['fit_seconds']:8.2f} "

@@ -64,7 +64,9 @@ def throughput(args) -> dict:
     from ffnlp.text.corpus import EOS, LMBatches, build_vocab, encode_corpus
     from ffnlp.training.trainer import Trainer
 
-    cfg = resolve_config(args.config, [f"model.precision={args.precision}"] if args.precision else [])
+    cfg = resolve_config(
+        args.config, [f"model.precision={args.precision}"] if args.precision else []
+    )
     # resolved as `ffnlp lm train` resolves it ("auto": bf16 where the hardware has it)
     precision = choose_precision(cfg.model.precision, "cpu")
     train = args.data / "ptb.train.txt.gz"
@@ -183,14 +185,22 @@ def compare_precisions(args) -> int:
         for precision in ("auto", "bf16", "fp32"):
             one = argparse.Namespace(**{**vars(args), "precision": precision, "rounds": 1})
             t = throughput(one)
-            if precision not in best or t["tokens_per_second"] > best[precision]["tokens_per_second"]:
+            if (
+                precision not in best
+                or t["tokens_per_second"] > best[precision]["tokens_per_second"]
+            ):
                 best[precision] = t
     for precision, t in best.items():
-        print(f"{precision:>5} (used {t['precision']['used']}): {t['tokens_per_second']:.0f} tokens/s")
-    auto, faster = best["auto"]["tokens_per_second"], max(
-        best["bf16"]["tokens_per_second"], best["fp32"]["tokens_per_second"]
+        print(
+            f"{precision:>5} (used {t['precision']['used']}): {t['tokens_per_second']:.0f} tokens/s"
+        )
+    auto, faster = (
+        best["auto"]["tokens_per_second"],
+        max(best["bf16"]["tokens_per_second"], best["fp32"]["tokens_per_second"]),
     )
-    print(f"auto / faster of bf16 and fp32: {auto / faster:.3f} ({best['auto']['precision']['reason']})")
+    print(
+        f"auto / faster of bf16 and fp32: {auto / faster:.3f} ({best['auto']['precision']['reason']})"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "lm_precisions.json").write_text(json.dumps(best, indent=2), encoding="utf-8")
     return 0

@@ -15,11 +15,26 @@ def sample(tmp_path_factory):
 
 def test_load_dispatches_on_the_task(sample, tmp_path) -> None:
     small = ["train.threads=1"]
-    ffnlp.train_classifier(sample["train"], out=tmp_path / "c", overrides=["train.epochs=1", *small])
-    ffnlp.train_lm(sample["train"], dev=sample["dev"], out=tmp_path / "lm", overrides=[
-        "data.min_count=1", "train.epochs=1", "model.embedding_dim=8", "model.hidden_sizes=[8]", *small])
-    ffnlp.train_word2vec(sample["corpus"], out=tmp_path / "w", overrides=[
-        "model.dim=8", "model.min_count=2", "train.epochs=1", "model.workers=1", *small])
+    ffnlp.train_classifier(
+        sample["train"], out=tmp_path / "c", overrides=["train.epochs=1", *small]
+    )
+    ffnlp.train_lm(
+        sample["train"],
+        dev=sample["dev"],
+        out=tmp_path / "lm",
+        overrides=[
+            "data.min_count=1",
+            "train.epochs=1",
+            "model.embedding_dim=8",
+            "model.hidden_sizes=[8]",
+            *small,
+        ],
+    )
+    ffnlp.train_word2vec(
+        sample["corpus"],
+        out=tmp_path / "w",
+        overrides=["model.dim=8", "model.min_count=2", "train.epochs=1", "model.workers=1", *small],
+    )
     clf, lm, w2v = (ffnlp.load(tmp_path / d) for d in ("c", "lm", "w"))
     assert type(clf).__name__ == "Classifier" and clf.predict("good film")[0][0] in ("0", "1")
     assert type(lm).__name__ == "LanguageModel" and lm.generate("the", max_tokens=3, seed=0).tokens
@@ -40,7 +55,10 @@ def test_public_names_are_the_real_objects_with_their_signatures() -> None:
     assert ffnlp.train_lm is lm.train_lm
     assert ffnlp.train_word2vec is w2v.train_word2vec
     assert (ffnlp.Classifier, ffnlp.LanguageModel, ffnlp.Word2VecRun) == (
-        classify.Classifier, lm.LanguageModel, w2v.Word2VecRun)
+        classify.Classifier,
+        lm.LanguageModel,
+        w2v.Word2VecRun,
+    )
     shared = ["train", "dev", "test", "config", "overrides", "out", "seed", "callbacks", "resume"]
     for fn in (ffnlp.train_classifier, ffnlp.train_lm):
         assert list(inspect.signature(fn).parameters)[: len(shared)] == shared

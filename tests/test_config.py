@@ -31,7 +31,9 @@ def test_defaults_come_from_the_parent_section() -> None:
 
 
 def test_overrides_win_and_parse_toml_values() -> None:
-    cfg = C.build(Outer, {"epochs": 4}, ["inner.lr=0.01", "epochs=7", "inner.sizes=[3, 4]", "inner.name=sgd"])
+    cfg = C.build(
+        Outer, {"epochs": 4}, ["inner.lr=0.01", "epochs=7", "inner.sizes=[3, 4]", "inner.name=sgd"]
+    )
     assert (cfg.epochs, cfg.inner.lr, cfg.inner.sizes, cfg.inner.name) == (7, 0.01, [3, 4], "sgd")
 
 
@@ -46,7 +48,9 @@ def test_every_problem_is_reported_at_once_with_did_you_mean() -> None:
 
 
 def test_unknown_override_key_names_the_flag() -> None:
-    with pytest.raises(ConfigError, match=r"unknown key 'inner.lrr' \(--set\); did you mean 'inner.lr'\?"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'inner.lrr' \(--set\); did you mean 'inner.lr'\?"
+    ):
         C.build(Outer, {}, ["inner.lrr=3"])
     with pytest.raises(ConfigError, match="--set expects key=value"):
         C.build(Outer, {}, ["inner.lr"])
@@ -112,7 +116,14 @@ def test_describe_lists_every_option_with_help() -> None:
 
 def test_section_checks_name_the_full_key_once() -> None:
     with pytest.raises(ConfigError) as err:
-        C.build(ClassifyConfig, {}, ["features.ngram_range=[2, 1]", 'model.type="pooled"', "model.pooled.freeze=true"])
+        C.build(
+            ClassifyConfig,
+            {},
+            ["features.ngram_range=[2, 1]", 'model.type="pooled"', "model.pooled.freeze=true"],
+        )
     msg = str(err.value)
     assert "features.ngram_range must be [min_n, max_n]" in msg and "features.features" not in msg
-    assert "model.pooled.freeze = true needs model.pooled.pretrained" in msg and "model.model" not in msg
+    assert (
+        "model.pooled.freeze = true needs model.pooled.pretrained" in msg
+        and "model.model" not in msg
+    )

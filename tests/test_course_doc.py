@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import ROOT, SHARED_DATA
 from tests.test_readme import (
     DURATION,
@@ -28,6 +29,7 @@ from tests.test_readme import (
 )
 
 COURSE = ROOT / "docs" / "course.md"
+
 
 def course_commands() -> list[tuple[str, str]]:
     return bash_commands(COURSE)

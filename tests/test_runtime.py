@@ -26,8 +26,9 @@ def test_keep_freed_memory_can_be_switched_off(monkeypatch) -> None:
     assert runtime._ALLOCATOR_TUNED == [False]
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                    reason="mallopt is glibc's")
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's"
+)
 def test_keep_freed_memory_applies_on_glibc(monkeypatch) -> None:
     monkeypatch.setattr(runtime, "_ALLOCATOR_TUNED", [False])
     monkeypatch.delenv("FFNLP_MALLOC_TUNING", raising=False)
@@ -38,10 +39,9 @@ def test_keep_freed_memory_applies_on_glibc(monkeypatch) -> None:
 def test_prepare_process_sets_threads_and_the_allocator_and_the_trainer_does_neither(
     monkeypatch,
 ) -> None:
-    from tests.test_training_optim import Linear, toy
-
     from ffnlp import config as C
     from ffnlp.training import TrainConfig, Trainer
+    from tests.training.test_optim import Linear, toy
 
     tuned: list[bool] = []
     monkeypatch.setattr(runtime, "keep_freed_memory", lambda: tuned.append(True) or True)

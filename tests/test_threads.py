@@ -89,9 +89,10 @@ def test_the_rule_gives_small_steps_one_thread_and_large_ones_the_cores(
     assert choice.reason.startswith("auto: a step is about ")
 
 
-@pytest.mark.parametrize(("others", "cores", "expected"), [(0, 2, 1), (1, 2, 1), (2, 2, 2),
-                                                           (7, 2, 2), (3, 4, 1), (9, 4, 2),
-                                                           (None, 2, 1), (5, 1, 1)])
+@pytest.mark.parametrize(
+    ("others", "cores", "expected"),
+    [(0, 2, 1), (1, 2, 1), (2, 2, 2), (7, 2, 2), (3, 4, 1), (9, 4, 2), (None, 2, 1), (5, 1, 1)],
+)
 def test_a_small_step_on_a_busy_machine_gets_a_second_thread(
     others: int | None, cores: int, expected: int
 ) -> None:

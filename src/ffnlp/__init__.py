@@ -105,9 +105,9 @@ def load(run_dir: str | Path) -> Classifier | LanguageModel | Word2VecRun:
         raise ModelFileError(
             f"{run_dir}: unknown task {task!r} in model.json (written by a newer ffnlp?)"
         )
-    result: Classifier | LanguageModel | Word2VecRun = importlib.import_module(
-        _LOADERS[task]
-    ).load(run_dir)
+    result: Classifier | LanguageModel | Word2VecRun = importlib.import_module(_LOADERS[task]).load(
+        run_dir
+    )
     return result
 
 

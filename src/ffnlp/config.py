@@ -46,8 +46,14 @@ def option(
     lt: float | None = None,
 ) -> Any:
     """A dataclass field with a help line and constraints checked by :func:`build`."""
-    meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
-            "ge": ge, "gt": gt, "le": le, "lt": lt}
+    meta = {
+        "help": help,
+        "choices": tuple(choices) if choices is not None else None,
+        "ge": ge,
+        "gt": gt,
+        "le": le,
+        "lt": lt,
+    }
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -123,7 +129,9 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p} is not valid TOML: {exc}") from None
     except (ValueError, RecursionError) as exc:  # a 5000-digit integer, arrays nested too deep
-        raise ConfigError(f"{p} is not valid TOML: {str(exc).split(':')[0] or 'nested too deeply'}") from None
+        raise ConfigError(
+            f"{p} is not valid TOML: {str(exc).split(':')[0] or 'nested too deeply'}"
+        ) from None
 
 
 def replace(obj: T, **changes: Any) -> T:
@@ -174,7 +182,9 @@ def _apply_override(cls: type, merged: dict[str, Any], item: str, problems: list
         ftype = _hints(target_cls)[part]
         if depth < len(parts) - 1:
             if not (isinstance(ftype, type) and dataclasses.is_dataclass(ftype)):
-                problems.append(f"--set {key}: {'.'.join(parts[: depth + 1])} is a value, not a section")
+                problems.append(
+                    f"--set {key}: {'.'.join(parts[: depth + 1])} is a value, not a section"
+                )
                 return
             target_cls = ftype
     node = merged

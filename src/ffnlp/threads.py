@@ -144,8 +144,10 @@ def choose_threads(
             # second (passively waiting) thread gets this run its share (measured under
             # bench/classify.py --background-load 2: 2 threads 1.9-2.5x faster than 1)
             n = 2
-            why = (f"{size}, small, but {others} other threads are ready to run on {limit} "
-                   "cores: a second thread keeps this run's share of a busy machine")
+            why = (
+                f"{size}, small, but {others} other threads are ready to run on {limit} "
+                "cores: a second thread keeps this run's share of a busy machine"
+            )
         elif n == 1:
             why = f"{size}, too little to share (< {2 * MIN_WORK_PER_THREAD:.0g} for 2 threads)"
         elif n == limit:

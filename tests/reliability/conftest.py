@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from rundir_support import invoke, train_args, with_callbacks, write_data
+
+from tests.reliability.rundir_support import invoke, train_args, with_callbacks, write_data
 
 
 @pytest.fixture(scope="session")

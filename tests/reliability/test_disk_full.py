@@ -19,7 +19,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from rundir_support import (
+
+from ffnlp.errors import OutputError
+from ffnlp.fileio import append_line, atomic_writer, write_atomic, write_atomic_with
+from ffnlp.training.checkpoint import load_checkpoint, save_atomic
+from tests.reliability.rundir_support import (
     TASKS,
     assert_same_weights,
     checksums,
@@ -29,10 +33,6 @@ from rundir_support import (
     listing,
     train_args,
 )
-
-from ffnlp.errors import OutputError
-from ffnlp.fileio import append_line, atomic_writer, write_atomic, write_atomic_with
-from ffnlp.training.checkpoint import load_checkpoint, save_atomic
 
 FULL = "No space left on device"
 
@@ -106,7 +106,7 @@ def test_force_on_a_full_disk_keeps_the_old_run(task, data, straight, small_disk
 def test_resume_on_a_full_disk_then_with_space(
     leave, data, straight, small_disk, monkeypatch
 ) -> None:
-    from rundir_support import SignalAt, with_callbacks
+    from tests.reliability.rundir_support import SignalAt, with_callbacks
 
     out = small_disk / "run"
     with_callbacks(monkeypatch, SignalAt(30, 2))

@@ -18,7 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from rundir_support import (
+
+from ffnlp.cli.main import resume_command
+from ffnlp.errors import Interrupted
+from ffnlp.rundir import MARKER
+from ffnlp.training import read_metrics
+from tests.reliability.rundir_support import (
     TASKS,
     SignalAt,
     checksums,
@@ -29,11 +34,6 @@ from rundir_support import (
     train_args,
     with_callbacks,
 )
-
-from ffnlp.cli.main import resume_command
-from ffnlp.errors import Interrupted
-from ffnlp.rundir import MARKER
-from ffnlp.training import read_metrics
 
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -60,7 +60,7 @@ def log_without_times(run: Path) -> list[dict]:
 
 def assert_same_run(a: Path, b: Path) -> None:
     """Same weights, same log (times aside), same figures."""
-    from rundir_support import assert_same_weights
+    from tests.reliability.rundir_support import assert_same_weights
 
     assert_same_weights(a, b)
     assert log_without_times(a) == log_without_times(b)
@@ -405,8 +405,9 @@ def test_twenty_sigkills_at_random_moments_then_resume_give_the_same_run(data, t
 
     while True:
         argv = [*args, "--resume" if started() else "--out", str(out)]
-        proc = subprocess.Popen([sys.executable, "-m", "ffnlp", *argv], env=env,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ffnlp", *argv], env=env, stderr=subprocess.PIPE, text=True
+        )
         if kills < 20:
             try:
                 proc.wait(timeout=rng.uniform(0.5, 5.0))

@@ -13,7 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from rundir_support import (
+
+from ffnlp.errors import ModelFileError, OutputError
+from ffnlp.fileio import append_line, write_atomic
+from ffnlp.rundir import MARKER, RunLock, RunTransaction
+from tests.reliability.rundir_support import (
     TASKS,
     checksums,
     copy_run,
@@ -22,10 +26,6 @@ from rundir_support import (
     listing,
     train_args,
 )
-
-from ffnlp.errors import ModelFileError, OutputError
-from ffnlp.fileio import append_line, write_atomic
-from ffnlp.rundir import MARKER, RunLock, RunTransaction
 
 EMPTY_MESSAGES = {
     "classify": "no examples found; is this the right file and --format (label-text)?",

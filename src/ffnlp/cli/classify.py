@@ -36,7 +36,13 @@ app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": [
 
 # what the train table shows for a multi-label run (P@k and R@k as `fasttext test` prints them)
 MULTILABEL_COLUMNS = (
-    "precision_at_1", "recall_at_1", "precision_at_5", "recall_at_5", "micro_f1", "macro_f1", "loss"
+    "precision_at_1",
+    "recall_at_1",
+    "precision_at_5",
+    "recall_at_5",
+    "micro_f1",
+    "macro_f1",
+    "loss",
 )
 PER_LABEL_ROWS = 30  # multi-label eval: the most frequent labels shown (--json has them all)
 
@@ -54,16 +60,30 @@ def _data_overrides(fmt: str | None, encoding: str | None, skip_invalid: bool) -
 
 @app.command("train")
 def train(
-    train_file: Path = typer.Option(None, "--train", help="Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok; Parquet, Arrow, a datasets folder)."),
-    dev: Path = typer.Option(None, "--dev", help="Dev data: early stopping and the best epoch are chosen on it."),
+    train_file: Path = typer.Option(
+        None,
+        "--train",
+        help="Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok; Parquet, Arrow, a datasets folder).",
+    ),
+    dev: Path = typer.Option(
+        None, "--dev", help="Dev data: early stopping and the best epoch are chosen on it."
+    ),
     test: Path = typer.Option(None, "--test", help="Test data: evaluated once at the end."),
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = SET_OPTION,
     out: Path = run_dir_option("classify"),
     seed: int = SEED_OPTION,
-    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow."),
-    encoding: str = typer.Option(None, "--encoding", help="Encoding of the data files, e.g. latin-1."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
+    fmt: str = typer.Option(
+        None,
+        "--format",
+        help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow.",
+    ),
+    encoding: str = typer.Option(
+        None, "--encoding", help="Encoding of the data files, e.g. latin-1."
+    ),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", help="Skip malformed lines and report how many."
+    ),
     resume: Path = RESUME_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
     force: bool = FORCE_OPTION,
@@ -84,9 +104,16 @@ def train(
     overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
     overrides += diagnostics_overrides(diagnostics)
     clf = train_classifier(
-        train_file, dev=dev, test=test, config=config, overrides=overrides,
-        out=resume if resume is not None else out, seed=seed, resume=resume is not None,
-        callbacks=progress_callbacks(quiet or json_), force=force,
+        train_file,
+        dev=dev,
+        test=test,
+        config=config,
+        overrides=overrides,
+        out=resume if resume is not None else out,
+        seed=seed,
+        resume=resume is not None,
+        callbacks=progress_callbacks(quiet or json_),
+        force=force,
     )
     summary = clf.summary
     if json_:
@@ -141,7 +168,13 @@ def evaluate(
         rows = sorted(rows, key=lambda kv: -kv[1]["support"])[:PER_LABEL_ROWS]
         table.caption = f"the {PER_LABEL_ROWS} most frequent of {len(metrics['per_class'])} labels; --json has all"
     for label, m in rows:
-        table.add_row(label, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", str(m["support"]))
+        table.add_row(
+            label,
+            f"{m['precision']:.4f}",
+            f"{m['recall']:.4f}",
+            f"{m['f1']:.4f}",
+            str(m["support"]),
+        )
     out_console.print(table)
     out_console.print(" ".join(f"{k} {v:.4f}" for k, v in short_metrics(metrics).items()))
 
@@ -149,18 +182,28 @@ def evaluate(
 @app.command("predict")
 def predict(
     run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
-    input_: str = typer.Option("-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."),
+    input_: str = typer.Option(
+        "-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."
+    ),
     k: int = typer.Option(1, "--k", help="How many labels to consider per text (-1 = all)."),
     threshold: float = typer.Option(
-        None, "--threshold",
+        None,
+        "--threshold",
         help="Only labels with at least this probability, 0..1 (default: the run's: 0 for one label "
         "per text; task.threshold or the tuned per-label thresholds for multi-label runs).",
     ),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input (file or standard input)."),
-    batch_size: int = typer.Option(
-        1000, "--batch-size", min=1, help="Texts read and predicted at a time (memory stays that of one batch)."
+    encoding: str = typer.Option(
+        "utf-8", "--encoding", help="Encoding of the input (file or standard input)."
     ),
-    json_: bool = typer.Option(False, "--json", help="One JSON object per line: text, label, prob, top."),
+    batch_size: int = typer.Option(
+        1000,
+        "--batch-size",
+        min=1,
+        help="Texts read and predicted at a time (memory stays that of one batch).",
+    ),
+    json_: bool = typer.Option(
+        False, "--json", help="One JSON object per line: text, label, prob, top."
+    ),
 ) -> None:
     """Predict labels for raw texts, one a line, streamed in batches (any input size).
 
@@ -188,8 +231,14 @@ def predict(
         seen += 1
         label, prob = top[0] if top else (None, 0.0)
         if json_:
-            print_json({"text": text, "label": label, "prob": prob,
-                        "top": [{"label": lab, "prob": p} for lab, p in top]})
+            print_json(
+                {
+                    "text": text,
+                    "label": label,
+                    "prob": prob,
+                    "top": [{"label": lab, "prob": p} for lab, p in top],
+                }
+            )
         else:
             typer.echo("\t".join(f"{lab}\t{p:.4f}" for lab, p in top) + f"\t{text}")
     if not seen:
@@ -199,14 +248,18 @@ def predict(
 @app.command("vectors")
 def vectors(
     run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
-    input_: str = typer.Option("-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."),
+    input_: str = typer.Option(
+        "-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."
+    ),
     layer: str = typer.Option(
         "auto",
         "--layer",
         help="pooled (the pooled embedding of a pooled model), hidden (the last hidden layer), "
         "or auto (pooled when the model pools).",
     ),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of the input (file or stdin)."),
+    encoding: str = typer.Option(
+        "utf-8", "--encoding", help="Encoding of the input (file or stdin)."
+    ),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Texts read at a time."),
     json_: bool = typer.Option(False, "--json", help="One JSON object per line: text, vector."),
 ) -> None:
@@ -247,19 +300,37 @@ def _input_lines(input_: str, encoding: str) -> Iterator[str]:
 
 @app.command("cv")
 def cross_validate(
-    data: Path = typer.Option(..., "--data", help="Labelled data with no split (e.g. MR's rt-polarity.all)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Labelled data with no split (e.g. MR's rt-polarity.all)."
+    ),
     folds: int = typer.Option(10, "--folds", "-k", min=2, help="Number of stratified folds."),
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = SET_OPTION,
-    out: Path = typer.Option(None, "--out", "-o", help="Directory for summary.json and one run per fold."),
-    seed: int = typer.Option(None, "--seed", help="Seed of the folds and of training (default: train.seed)."),
-    dev_fraction: float = typer.Option(
-        0.1, "--dev-fraction", help="Share of each training fold held out for early stopping (0 = none)."
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Directory for summary.json and one run per fold."
     ),
-    keep_models: bool = typer.Option(False, "--keep-models", help="Keep each fold's model weights."),
-    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow."),
-    encoding: str = typer.Option(None, "--encoding", help="Encoding of the data file, e.g. latin-1."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
+    seed: int = typer.Option(
+        None, "--seed", help="Seed of the folds and of training (default: train.seed)."
+    ),
+    dev_fraction: float = typer.Option(
+        0.1,
+        "--dev-fraction",
+        help="Share of each training fold held out for early stopping (0 = none).",
+    ),
+    keep_models: bool = typer.Option(
+        False, "--keep-models", help="Keep each fold's model weights."
+    ),
+    fmt: str = typer.Option(
+        None,
+        "--format",
+        help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow.",
+    ),
+    encoding: str = typer.Option(
+        None, "--encoding", help="Encoding of the data file, e.g. latin-1."
+    ),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", help="Skip malformed lines and report how many."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-fold lines or progress."),
     json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout."),
 ) -> None:
@@ -277,13 +348,24 @@ def cross_validate(
     def report(fold: int, scores: dict[str, float]) -> None:
         if not (quiet or json_):
             first = "precision_at_1" if "precision_at_1" in scores else "accuracy"
-            out_console.print(f"fold {fold}/{folds}: {first} {scores[first]:.4f}  "
-                              f"macro_f1 {scores['macro_f1']:.4f} ({scores['train_seconds']:.1f} s)",
-                              soft_wrap=True)
+            out_console.print(
+                f"fold {fold}/{folds}: {first} {scores[first]:.4f}  "
+                f"macro_f1 {scores['macro_f1']:.4f} ({scores['train_seconds']:.1f} s)",
+                soft_wrap=True,
+            )
 
-    result = run_cv(data, folds=folds, config=config, overrides=overrides, out=out, seed=seed,
-                    dev_fraction=dev_fraction, keep_models=keep_models, on_fold=report,
-                    callbacks=progress_callbacks(quiet or json_))
+    result = run_cv(
+        data,
+        folds=folds,
+        config=config,
+        overrides=overrides,
+        out=out,
+        seed=seed,
+        dev_fraction=dev_fraction,
+        keep_models=keep_models,
+        on_fold=report,
+        callbacks=progress_callbacks(quiet or json_),
+    )
     if json_:
         print_json({k: v for k, v in result.items() if k != "config"})
         return
@@ -308,9 +390,15 @@ def lr_find(
     steps: int = STEPS_OPTION,
     plot: Path = PLOT_OPTION,
     out: Path = LR_FIND_OUT_OPTION,
-    fmt: str = typer.Option(None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."),
-    encoding: str = typer.Option(None, "--encoding", help="Encoding of the data file, e.g. latin-1."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed lines and report how many."),
+    fmt: str = typer.Option(
+        None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."
+    ),
+    encoding: str = typer.Option(
+        None, "--encoding", help="Encoding of the data file, e.g. latin-1."
+    ),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", help="Skip malformed lines and report how many."
+    ),
     json_: bool = LR_FIND_JSON_OPTION,
 ) -> None:
     """Learning-rate range test: train the configured model a few batches at a growing learning rate, plot the loss, suggest a rate.
@@ -326,6 +414,13 @@ def lr_find(
 
     setup_logging(json_)
     overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
-    result = find_lr(train_file, config=config, overrides=overrides, seed=seed,
-                     lr_min=min_lr, lr_max=max_lr, steps=steps)
+    result = find_lr(
+        train_file,
+        config=config,
+        overrides=overrides,
+        seed=seed,
+        lr_min=min_lr,
+        lr_max=max_lr,
+        steps=steps,
+    )
     report_lr_find(result, plot, out, json_, f"lr range test: {config or 'default config'}")

@@ -10,10 +10,16 @@ from ffnlp.cli.common import out_console, print_json
 
 
 def compare(
-    run_a: Path = typer.Argument(..., help="A classifier run directory, or an `ffnlp repeat` folder."),
+    run_a: Path = typer.Argument(
+        ..., help="A classifier run directory, or an `ffnlp repeat` folder."
+    ),
     run_b: Path = typer.Argument(..., help="The other one (of the same kind)."),
-    data: Path = typer.Option(None, "--data", help="Two classifier runs: labelled data to test both on (McNemar)."),
-    metric: str = typer.Option("test.accuracy", "--metric", help="Two repeat folders: the figure to compare."),
+    data: Path = typer.Option(
+        None, "--data", help="Two classifier runs: labelled data to test both on (McNemar)."
+    ),
+    metric: str = typer.Option(
+        "test.accuracy", "--metric", help="Two repeat folders: the figure to compare."
+    ),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Compare two runs: McNemar's exact test (two classifiers on --data) or a permutation
@@ -31,7 +37,9 @@ def compare(
         result = compare_repeats(run_a, run_b, metric)
     else:
         if data is None:
-            raise ConfigError("comparing two classifier runs needs --data FILE (labelled examples to test both on)")
+            raise ConfigError(
+                "comparing two classifier runs needs --data FILE (labelled examples to test both on)"
+            )
         result = compare_classifiers(run_a, run_b, data)
     if json_:
         print_json(result)
@@ -40,9 +48,13 @@ def compare(
     if result["test"] == "mcnemar_exact":
         name = result["metric"]
         out_console.print(f"A {a['run']}: {name} {a[name]:.4f}\nB {b['run']}: {name} {b[name]:.4f}")
-        out_console.print(f"only A right on {result['only_a_right']}, only B right on {result['only_b_right']} "
-                          f"of {result['examples']}; McNemar exact p = {result['p_value']:.4g}")
+        out_console.print(
+            f"only A right on {result['only_a_right']}, only B right on {result['only_b_right']} "
+            f"of {result['examples']}; McNemar exact p = {result['p_value']:.4g}"
+        )
     else:
-        out_console.print(f"A {a['run']}: mean {a['mean']:.4f} over {len(a['values'])} seeds\n"
-                          f"B {b['run']}: mean {b['mean']:.4f} over {len(b['values'])} seeds")
+        out_console.print(
+            f"A {a['run']}: mean {a['mean']:.4f} over {len(a['values'])} seeds\n"
+            f"B {b['run']}: mean {b['mean']:.4f} over {len(b['values'])} seeds"
+        )
         out_console.print(f"{result['metric']}: permutation test p = {result['p_value']:.4g}")

@@ -12,9 +12,11 @@ from ffnlp.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
-TASKS = {"classify": ("ffnlp.tasks.classify", "ClassifyConfig"),
-         "lm": ("ffnlp.tasks.lm", "LMConfig"),
-         "w2v": ("ffnlp.tasks.w2v", "W2VConfig")}
+TASKS = {
+    "classify": ("ffnlp.tasks.classify", "ClassifyConfig"),
+    "lm": ("ffnlp.tasks.lm", "LMConfig"),
+    "w2v": ("ffnlp.tasks.w2v", "W2VConfig"),
+}
 
 
 def config_class(task: str) -> type:
@@ -27,7 +29,9 @@ def config_class(task: str) -> type:
 @app.command("show")
 def show(
     task: str = typer.Argument(..., help="classify, lm or w2v."),
-    config: Path = typer.Option(None, "--config", "-c", help="A TOML file to resolve on top of the defaults."),
+    config: Path = typer.Option(
+        None, "--config", "-c", help="A TOML file to resolve on top of the defaults."
+    ),
     set_: list[str] = typer.Option([], "--set", "-s", help="key=value overrides (repeatable)."),
 ) -> None:
     """Print the resolved configuration of a task as TOML (defaults, then --config, then --set).

@@ -89,8 +89,15 @@ def _classifier_shapes(run: Path, text: list[str], json_: bool) -> None:
     for col in ("layer", "module", "input", "output", "matrix product", "mult-adds", "params"):
         table.add_column(col, justify="right" if col in ("mult-adds", "params") else "left")
     for c in calls:
-        table.add_row(c.name, c.kind, " ".join(str(s) for s in c.inputs), str(c.output), c.product,
-                      f"{c.macs:,}" if c.macs else "", f"{c.params:,}")
+        table.add_row(
+            c.name,
+            c.kind,
+            " ".join(str(s) for s in c.inputs),
+            str(c.output),
+            c.product,
+            f"{c.macs:,}" if c.macs else "",
+            f"{c.params:,}",
+        )
     out_console.print(table)
     out_console.print(_cost_line(macs, "text (on average over these texts)"))
 
@@ -102,7 +109,9 @@ def _computation_table(title: str, lines: list) -> Table:
     table.add_column("output")
     table.add_column("mult-adds / example", justify="right")
     for line in lines:
-        table.add_row(line.formula, line.product, line.output, f"{line.macs:,}" if line.macs else "")
+        table.add_row(
+            line.formula, line.product, line.output, f"{line.macs:,}" if line.macs else ""
+        )
     return table
 
 
@@ -119,7 +128,7 @@ def _lm_shapes(run: Path, text: list[str], json_: bool) -> None:
     if net is None:
         raise FfnlpError(
             f"{run} holds a Kneser-Ney n-gram model: counts, no matrix products; explain shapes "
-            "needs a feed-forward LM (kind = \"ffnn\")"
+            'needs a feed-forward LM (kind = "ffnn")'
         )
     C = net.config.context_size
     contexts = []
@@ -207,7 +216,9 @@ def dead(
     clf = _classifier(run)
     examples = read_split(data, clf.config)
     tokens = clf.tokenizer.tokenize_all(examples.texts)
-    source = clf.featurizer.source(tokens, examples.texts, torch.zeros(len(examples), dtype=torch.long))
+    source = clf.featurizer.source(
+        tokens, examples.texts, torch.zeros(len(examples), dtype=torch.long)
+    )
     report = dead_units(clf.model, source)
     if json_:
         print_json(report)
@@ -215,7 +226,9 @@ def dead(
     if not report:
         out_console.print("This network has no ReLU layers.")
     for name, r in report.items():
-        out_console.print(f"{name}: {r['dead']} of {r['units']} units never fire ({r['dead_fraction']:.1%})")
+        out_console.print(
+            f"{name}: {r['dead']} of {r['units']} units never fire ({r['dead_fraction']:.1%})"
+        )
 
 
 @app.command("backprop")
@@ -241,11 +254,15 @@ def backprop(
 
 @app.command("graph")
 def graph(
-    expression: str = typer.Argument(..., help="The expression, e.g. \"c*(a+2*b)\"; quote it."),
+    expression: str = typer.Argument(..., help='The expression, e.g. "c*(a+2*b)"; quote it.'),
     values: list[str] = typer.Argument(None, help="A value for every variable: name=NUMBER ..."),
     json_: bool = typer.Option(False, "--json", help="Print {value, grad, nodes, steps} as JSON."),
-    dot: Path = typer.Option(None, "--dot", help="Write the graph as Graphviz DOT to this file "
-                             "(and FILE with .png beside it when Graphviz's dot is installed)."),
+    dot: Path = typer.Option(
+        None,
+        "--dot",
+        help="Write the graph as Graphviz DOT to this file "
+        "(and FILE with .png beside it when Graphviz's dot is installed).",
+    ),
 ) -> None:
     """Backpropagation on a computation graph, by hand: every node's value and gradient, and the chain rule written out per edge, checked against PyTorch autograd.
 
@@ -267,21 +284,31 @@ def graph(
         for col in ("node", "expression", "op", "inputs", "value", "dL/dnode"):
             table.add_column(col, justify="right" if col in ("value", "dL/dnode") else "left")
         for node in result.nodes:
-            table.add_row(node.name, node.text, node.op,
-                          " ".join(result.nodes[i].name for i in node.inputs),
-                          fmt(node.value), "" if node.grad is None else fmt(node.grad))
+            table.add_row(
+                node.name,
+                node.text,
+                node.op,
+                " ".join(result.nodes[i].name for i in node.inputs),
+                fmt(node.value),
+                "" if node.grad is None else fmt(node.grad),
+            )
         out_console.print(table)
         out_console.print("Backward, last node first: the chain rule on every edge", style="bold")
         for step in result.steps:
-            out_console.print(f"  {result.line(step)}    ({step.rule})", markup=False,
-                              highlight=False, soft_wrap=True)
+            out_console.print(
+                f"  {result.line(step)}    ({step.rule})",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         grads = ", ".join(f"dL/d{name} = {fmt(g)}" for name, g in result.grads().items())
         out_console.print(f"L = {fmt(result.output.value)}" + (f"; {grads}" if grads else ""))
         out_console.print(f"PyTorch autograd (float64) agrees: max |difference| = {diff:.2g}")
     if drawn is not None:
         dot_path, png = drawn
-        note = f"wrote {dot_path}" + (f" and {png}" if png else
-                                      " (PNG skipped: Graphviz's dot is not on PATH)")
+        note = f"wrote {dot_path}" + (
+            f" and {png}" if png else " (PNG skipped: Graphviz's dot is not on PATH)"
+        )
         console = err_console if json_ else out_console
         console.print(note, markup=False, highlight=False, soft_wrap=True)
 
@@ -290,21 +317,32 @@ def graph(
 def numpy_vs_torch(
     train: Path = typer.Option(..., "--train", help="Labelled training data (any ffnlp format)."),
     dev: Path = typer.Option(..., "--dev", help="Labelled dev data: accuracy after every epoch."),
-    hidden: int = typer.Option(64, "--hidden", min=0,
-                               help="Hidden units of the MLP; 0 = logistic regression."),
+    hidden: int = typer.Option(
+        64, "--hidden", min=0, help="Hidden units of the MLP; 0 = logistic regression."
+    ),
     activation: str = typer.Option("relu", "--activation", help="relu, tanh or sigmoid."),
     epochs: int = typer.Option(5, "--epochs", min=1, help="Passes over the training data."),
     lr: float = typer.Option(0.5, "--lr", help="Learning rate of plain minibatch SGD."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Examples per minibatch "
-                                   "(plain SGD learns these features faster in small ones)."),
+    batch_size: int = typer.Option(
+        8,
+        "--batch-size",
+        min=1,
+        help="Examples per minibatch (plain SGD learns these features faster in small ones).",
+    ),
     max_features: int = typer.Option(
-        5000, "--max-features", min=1,
+        5000,
+        "--max-features",
+        min=1,
         help="Keep the most frequent word 1-2-grams (tf-idf). The NumPy network reads dense rows "
-             "(B x features), so keep this in the thousands."),
+        "(B x features), so keep this in the thousands.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and the shuffling."),
-    plot: Path = typer.Option(None, "--plot",
-                              help="Write the two loss curves to this image (.png, .pdf, .svg)."),
-    json_: bool = typer.Option(False, "--json", help="Print per-epoch and per-step figures as JSON."),
+    plot: Path = typer.Option(
+        None, "--plot", help="Write the two loss curves to this image (.png, .pdf, .svg)."
+    ),
+    json_: bool = typer.Option(
+        False, "--json", help="Print per-epoch and per-step figures as JSON."
+    ),
 ) -> None:
     """Train a NumPy network (forward, backward and SGD by hand) and ffnlp's PyTorch model side by side, from the same initial weights on the same minibatches, and compare their losses and dev accuracies.
 
@@ -322,9 +360,13 @@ def numpy_vs_torch(
     data = read_bag_of_ngrams(train, dev, max_features=max_features)
     model = "logistic regression" if hidden == 0 else f"MLP ({hidden} {activation} units)"
     if not json_:
-        out_console.print(f"{model} on {data.num_features} features, SGD lr={lr}, batch "
-                          f"{batch_size}: NumPy (by hand) vs PyTorch (autograd)", markup=False,
-                          highlight=False, soft_wrap=True)
+        out_console.print(
+            f"{model} on {data.num_features} features, SGD lr={lr}, batch "
+            f"{batch_size}: NumPy (by hand) vs PyTorch (autograd)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     columns = ("epoch", "steps", "loss NumPy", "loss PyTorch", "dev acc NumPy", "dev acc PyTorch")
     header = "  ".join(f"{c:>{max(len(c), 6)}}" for c in columns)
 
@@ -332,29 +374,53 @@ def numpy_vs_torch(
         if record["epoch"] == 1:
             out_console.print(header, markup=False, highlight=False)
         np_, pt = record["numpy"], record["torch"]
-        cells = (record["epoch"], record["steps"], f"{np_['loss']:.6f}", f"{pt['loss']:.6f}",
-                 f"{np_['dev_accuracy']:.2%}", f"{pt['dev_accuracy']:.2%}")
+        cells = (
+            record["epoch"],
+            record["steps"],
+            f"{np_['loss']:.6f}",
+            f"{pt['loss']:.6f}",
+            f"{np_['dev_accuracy']:.2%}",
+            f"{pt['dev_accuracy']:.2%}",
+        )
         line = "  ".join(f"{v:>{max(len(c), 6)}}" for c, v in zip(columns, cells, strict=True))
         out_console.print(line, markup=False, highlight=False)
 
     result = train_side_by_side(
-        data.x_train, data.y_train, data.x_dev, data.y_dev, len(data.labels),
-        hidden=[hidden] if hidden else [], activation=activation, epochs=epochs, lr=lr,
-        batch_size=batch_size, seed=seed, on_epoch=None if json_ else row,
+        data.x_train,
+        data.y_train,
+        data.x_dev,
+        data.y_dev,
+        len(data.labels),
+        hidden=[hidden] if hidden else [],
+        activation=activation,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        on_epoch=None if json_ else row,
     )
     steps = len(result.step_loss["numpy"])
     if plot is not None:
         from ffnlp.report.plots import plot_loss_curves
 
-        plot_loss_curves({"NumPy (by hand)": result.step_loss["numpy"],
-                          "PyTorch (autograd)": result.step_loss["torch"]}, plot,
-                         title=f"{model}: training loss, NumPy vs PyTorch",
-                         window=max(1, min(100, steps // 30)))
+        plot_loss_curves(
+            {
+                "NumPy (by hand)": result.step_loss["numpy"],
+                "PyTorch (autograd)": result.step_loss["torch"],
+            },
+            plot,
+            title=f"{model}: training loss, NumPy vs PyTorch",
+            window=max(1, min(100, steps // 30)),
+        )
     if json_:
         print_json({"model": model, "num_features": data.num_features, **result.to_dict()})
         return
-    out_console.print(f"over {steps} steps: max |loss NumPy - loss PyTorch| = "
-                      f"{result.max_step_loss_diff:.1e}; after training, max |weight difference| = "
-                      f"{result.max_weight_diff:.1e}", highlight=False, soft_wrap=True)
+    out_console.print(
+        f"over {steps} steps: max |loss NumPy - loss PyTorch| = "
+        f"{result.max_step_loss_diff:.1e}; after training, max |weight difference| = "
+        f"{result.max_weight_diff:.1e}",
+        highlight=False,
+        soft_wrap=True,
+    )
     if plot is not None:
         out_console.print(f"wrote {plot}", markup=False, highlight=False, soft_wrap=True)

@@ -254,20 +254,29 @@ def lr_find(
     from ffnlp.tasks.lm.lr_find import find_lr
 
     setup_logging(json_)
-    result = find_lr(train_file, config=config, overrides=list(set_), seed=seed,
-                     lr_min=min_lr, lr_max=max_lr, steps=steps)
+    result = find_lr(
+        train_file,
+        config=config,
+        overrides=list(set_),
+        seed=seed,
+        lr_min=min_lr,
+        lr_max=max_lr,
+        steps=steps,
+    )
     report_lr_find(result, plot, out, json_, f"lr range test: {config or 'default config'}")
 
 
 @app.command("export")
 def export(
-    run: Path = typer.Argument(..., help="Run directory of a Kneser-Ney LM (kind = \"kneser_ney\")."),
+    run: Path = typer.Argument(..., help='Run directory of a Kneser-Ney LM (kind = "kneser_ney").'),
     arpa: Path = typer.Option(
         ...,
         "--arpa",
         help="ARPA file to write (.gz: compressed), read by KenLM, SRILM and ffnlp lm eval.",
     ),
-    json_: bool = typer.Option(False, "--json", help="Print the file and its n-gram counts as JSON."),
+    json_: bool = typer.Option(
+        False, "--json", help="Print the file and its n-gram counts as JSON."
+    ),
 ) -> None:
     """Write a Kneser-Ney model as an ARPA back-off file with the same probabilities.
 

@@ -30,10 +30,14 @@ class FfnlpGroup(TyperGroup):
             return super().invoke(ctx)
         except Interrupted as exc:
             if exc.run_dir is None:
-                line = f"{exc.headline}; nothing resumable had been written yet, so nothing was kept."
+                line = (
+                    f"{exc.headline}; nothing resumable had been written yet, so nothing was kept."
+                )
             else:
                 again = resume_command(ctx.meta.get("ffnlp.argv", []), str(exc.run_dir))
-                line = f"{exc.headline}; the run is saved in {exc.run_dir}. Continue it with: {again}"
+                line = (
+                    f"{exc.headline}; the run is saved in {exc.run_dir}. Continue it with: {again}"
+                )
             typer.echo(line, err=True)
             raise typer.Exit(128 + exc.signal) from None
         except KeyboardInterrupt as exc:
@@ -103,7 +107,11 @@ def _mount(module: str, name: str, help_: str) -> None:
 _mount("classify", "classify", "Text classifiers: train, eval, predict, cv.")
 _mount("lm", "lm", "Feed-forward language model and Kneser-Ney baseline: train, eval, generate.")
 _mount("w2v", "w2v", "Skip-gram word2vec: train, eval, neighbors, export.")
-_mount("explain", "explain", "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, NumPy vs PyTorch training, linear collapse.")
+_mount(
+    "explain",
+    "explain",
+    "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, NumPy vs PyTorch training, linear collapse.",
+)
 _mount("config", "config", "Show the configuration of a task, or the reference of every option.")
 
 from ffnlp.cli import compare as _compare  # noqa: E402

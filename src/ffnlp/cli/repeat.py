@@ -24,10 +24,16 @@ def repeat(
     test: Path = typer.Option(None, "--test", help="Test data."),
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = SET_OPTION,
-    seeds: int = typer.Option(5, "--seeds", min=1, help="How many seeds (0, 1, ..., N-1 after --first-seed)."),
+    seeds: int = typer.Option(
+        5, "--seeds", min=1, help="How many seeds (0, 1, ..., N-1 after --first-seed)."
+    ),
     first_seed: int = typer.Option(0, "--first-seed", help="The first seed."),
-    out: Path = typer.Option(None, "--out", "-o", help="Folder for the runs (default runs/TASK-repeat-<date>)."),
-    keep_models: bool = typer.Option(False, "--keep-models", help="Keep every seed's weights and checkpoint."),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Folder for the runs (default runs/TASK-repeat-<date>)."
+    ),
+    keep_models: bool = typer.Option(
+        False, "--keep-models", help="Keep every seed's weights and checkpoint."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-seed lines or progress."),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -43,15 +49,28 @@ def repeat(
 
     def progress(seed: int, row: dict) -> None:
         if not (quiet or json_):
-            shown = {s: {k: round(v, 4) for k, v in row[s].items()} for s in ("dev", "test") if s in row}
+            shown = {
+                s: {k: round(v, 4) for k, v in row[s].items()} for s in ("dev", "test") if s in row
+            }
             done = seed - first_seed + 1
-            out_console.print(f"seed {seed} (run {done}/{seeds}): {shown} ({row['train_seconds']:.1f} s)",
-                              soft_wrap=True)  # one line per run, also in a log file
+            out_console.print(
+                f"seed {seed} (run {done}/{seeds}): {shown} ({row['train_seconds']:.1f} s)",
+                soft_wrap=True,
+            )  # one line per run, also in a log file
 
-    result = run_repeat(task, train, dev=dev, test=test, config=config, overrides=set_,
-                        seeds=list(range(first_seed, first_seed + seeds)), out=out,
-                        keep_models=keep_models, on_run=progress,
-                        callbacks=progress_callbacks(quiet or json_))
+    result = run_repeat(
+        task,
+        train,
+        dev=dev,
+        test=test,
+        config=config,
+        overrides=set_,
+        seeds=list(range(first_seed, first_seed + seeds)),
+        out=out,
+        keep_models=keep_models,
+        on_run=progress,
+        callbacks=progress_callbacks(quiet or json_),
+    )
     if json_:
         print_json(result)
         return
@@ -60,6 +79,11 @@ def repeat(
         table.add_column(col, justify="left" if col in ("split", "metric") else "right")
     for split in ("dev", "test", "train"):
         for name, d in result["repeat"].get(split, {}).items():
-            table.add_row(split, name, f"{d['mean']:.4f}", f"{d['sd']:.4f}",
-                          f"[{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]")
+            table.add_row(
+                split,
+                name,
+                f"{d['mean']:.4f}",
+                f"{d['sd']:.4f}",
+                f"[{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]",
+            )
     out_console.print(table)

@@ -9,7 +9,9 @@ import typer
 
 def report(
     run: Path = typer.Argument(..., help="Run directory (any task)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Where to write the page (default RUN/report.html)."),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Where to write the page (default RUN/report.html)."
+    ),
 ) -> None:
     """Write a self-contained HTML report (results, curves, plots, configuration) for a run.
 

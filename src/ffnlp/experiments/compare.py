@@ -77,14 +77,22 @@ def compare_classifiers(run_a: str | Path, run_b: str | Path, data: str | Path) 
     right_a, right_b = right(a), right(b)
     only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
     metric = "precision_at_1" if a.multilabel else "accuracy"
-    return {"test": "mcnemar_exact", "metric": metric, "data": str(data), "examples": len(gold),
-            "a": {"run": str(run_a), metric: float(right_a.mean())},
-            "b": {"run": str(run_b), metric: float(right_b.mean())},
-            "only_a_right": only_a, "only_b_right": only_b,
-            "p_value": mcnemar_exact(only_a, only_b)}
+    return {
+        "test": "mcnemar_exact",
+        "metric": metric,
+        "data": str(data),
+        "examples": len(gold),
+        "a": {"run": str(run_a), metric: float(right_a.mean())},
+        "b": {"run": str(run_b), metric: float(right_b.mean())},
+        "only_a_right": only_a,
+        "only_b_right": only_b,
+        "p_value": mcnemar_exact(only_a, only_b),
+    }
 
 
-def compare_repeats(dir_a: str | Path, dir_b: str | Path, metric: str = "test.accuracy") -> dict[str, Any]:
+def compare_repeats(
+    dir_a: str | Path, dir_b: str | Path, metric: str = "test.accuracy"
+) -> dict[str, Any]:
     """Seed-level values of ``metric`` in two `ffnlp repeat` folders; permutation-test p-value."""
     split, name = metric.split(".", 1) if "." in metric else ("test", metric)
     values = []
@@ -94,11 +102,16 @@ def compare_repeats(dir_a: str | Path, dir_b: str | Path, metric: str = "test.ac
             summary = json.loads(path.read_text(encoding="utf-8"))
             values.append(summary["repeat"][split][name]["values"])
         except FileNotFoundError:
-            raise ModelFileError(f"{path} is missing: {d} is not a finished `ffnlp repeat` folder") from None
+            raise ModelFileError(
+                f"{path} is missing: {d} is not a finished `ffnlp repeat` folder"
+            ) from None
         except KeyError:
             raise DataError(f"{path} has no {metric!r} among its repeated figures") from None
     a, b = values
-    return {"test": "permutation", "metric": metric,
-            "a": {"run": str(dir_a), "mean": sum(a) / len(a), "values": a},
-            "b": {"run": str(dir_b), "mean": sum(b) / len(b), "values": b},
-            "p_value": permutation_test(a, b)}
+    return {
+        "test": "permutation",
+        "metric": metric,
+        "a": {"run": str(dir_a), "mean": sum(a) / len(a), "values": a},
+        "b": {"run": str(dir_b), "mean": sum(b) / len(b), "values": b},
+        "p_value": permutation_test(a, b),
+    }

@@ -62,27 +62,41 @@ def repeat(
     runs = []
     for seed in seeds:
         seed_dir = run_dir / f"seed_{seed}"
-        result = fit(train, dev=dev, test=test, config=config,
-                     overrides=[*overrides, f"train.seed={seed}"], out=seed_dir,
-                     callbacks=callbacks)
+        result = fit(
+            train,
+            dev=dev,
+            test=test,
+            config=config,
+            overrides=[*overrides, f"train.seed={seed}"],
+            out=seed_dir,
+            callbacks=callbacks,
+        )
         summary = result.summary
-        row: dict[str, Any] = {"seed": seed, "train_seconds": summary.get("train_seconds"),
-                               "epochs": summary.get("epochs"), "best_epoch": summary.get("best_epoch")}
+        row: dict[str, Any] = {
+            "seed": seed,
+            "train_seconds": summary.get("train_seconds"),
+            "epochs": summary.get("epochs"),
+            "best_epoch": summary.get("best_epoch"),
+        }
         for split in SPLITS:
             if isinstance(summary.get(split), dict):
                 numbers = _numbers(summary[split])
                 row[split] = numbers
                 for name, value in numbers.items():
                     figures.setdefault(split, {}).setdefault(name, []).append(value)
-        figures.setdefault("train", {}).setdefault("seconds", []).append(float(summary["train_seconds"]))
+        figures.setdefault("train", {}).setdefault("seconds", []).append(
+            float(summary["train_seconds"])
+        )
         runs.append(row)
         if not keep_models:
             (seed_dir / "model.safetensors").unlink(missing_ok=True)
             shutil.rmtree(seed_dir / "checkpoint", ignore_errors=True)
         if on_run is not None:
             on_run(seed, row)
-    aggregate = {split: {name: describe(vals) for name, vals in metrics.items()}
-                 for split, metrics in figures.items()}
+    aggregate = {
+        split: {name: describe(vals) for name, vals in metrics.items()}
+        for split, metrics in figures.items()
+    }
     result = {"task": f"{task}-repeat", "seeds": list(seeds), "repeat": aggregate, "runs": runs}
     (run_dir / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     result["run_dir"] = str(run_dir)

@@ -8,9 +8,38 @@ from collections.abc import Sequence
 from typing import Any
 
 # two-sided 95% quantiles of Student's t (0.975) for 1..30 degrees of freedom
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+_T975 = [
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+]
 
 
 def t_quantile_975(df: int) -> float:
@@ -33,4 +62,10 @@ def describe(values: Sequence[float]) -> dict[str, Any]:
         return {"mean": mean, "sd": 0.0, "ci95": [mean, mean], "n": len(vals), "values": vals}
     sd = statistics.stdev(vals)
     half = t_quantile_975(len(vals) - 1) * sd / math.sqrt(len(vals))
-    return {"mean": mean, "sd": sd, "ci95": [mean - half, mean + half], "n": len(vals), "values": vals}
+    return {
+        "mean": mean,
+        "sd": sd,
+        "ci95": [mean - half, mean + half],
+        "n": len(vals),
+        "values": vals,
+    }

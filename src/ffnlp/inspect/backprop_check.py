@@ -34,8 +34,9 @@ def check_sizes(sizes: Sequence[int]) -> None:
         raise ConfigError(f"--sizes must be {SIZES_HELP}; got {','.join(map(str, sizes))}")
 
 
-def compare_with_autograd(sizes: Sequence[int], activation: str = "tanh", batch: int = 32,
-                          seed: int = 0) -> dict[str, Any]:
+def compare_with_autograd(
+    sizes: Sequence[int], activation: str = "tanh", batch: int = 32, seed: int = 0
+) -> dict[str, Any]:
     """Losses and per-layer max |dW| differences (float64), plus a finite-difference check."""
     check_sizes(sizes)
     if activation not in TORCH_ACTS:
@@ -61,8 +62,12 @@ def compare_with_autograd(sizes: Sequence[int], activation: str = "tanh", batch:
     return {
         "loss_numpy": loss_np,
         "loss_torch": float(loss_t.detach()),
-        "max_abs_diff": [float(np.abs(g - _grad(w)).max()) for g, w in zip(grads_w, weights, strict=True)],
-        "max_abs_diff_bias": [float(np.abs(g - _grad(b)).max()) for g, b in zip(grads_b, biases, strict=True)],
+        "max_abs_diff": [
+            float(np.abs(g - _grad(w)).max()) for g, w in zip(grads_w, weights, strict=True)
+        ],
+        "max_abs_diff_bias": [
+            float(np.abs(g - _grad(b)).max()) for g, b in zip(grads_b, biases, strict=True)
+        ],
         "finite_difference": finite_difference_check(net, x, y),
     }
 

@@ -17,7 +17,9 @@ from ffnlp.training.data import BatchSource, move_to
 from ffnlp.training.trainer import Trainer
 
 
-def dead_units(model: nn.Module, source: BatchSource, batch_size: int = 1024) -> dict[str, dict[str, float]]:
+def dead_units(
+    model: nn.Module, source: BatchSource, batch_size: int = 1024
+) -> dict[str, dict[str, float]]:
     """For every ReLU-like layer: the fraction of its units that never fire on ``source``.
 
     A unit is dead when its output is zero for every example: it passes no gradient back.
@@ -30,7 +32,9 @@ def dead_units(model: nn.Module, source: BatchSource, batch_size: int = 1024) ->
         key = names[module]
         alive[key] = fired if key not in alive else alive[key] | fired
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))
+    ]
     was_training = model.training
     model.eval()
     try:
@@ -42,8 +46,14 @@ def dead_units(model: nn.Module, source: BatchSource, batch_size: int = 1024) ->
         for h in handles:
             h.remove()
         model.train(was_training)
-    return {name: {"units": int(a.numel()), "dead": int((~a).sum()), "dead_fraction": float((~a).float().mean())}
-            for name, a in alive.items()}
+    return {
+        name: {
+            "units": int(a.numel()),
+            "dead": int((~a).sum()),
+            "dead_fraction": float((~a).float().mean()),
+        }
+        for name, a in alive.items()
+    }
 
 
 def lr_range_test(

@@ -1,6 +1,6 @@
 """A feed-forward classifier in NumPy with backpropagation written by hand.
 
-For learning, and as a check: ``tests/test_inspect.py`` compares every gradient with PyTorch's
+For learning, and as a check: ``tests/inspect/test_explain.py`` compares every gradient with PyTorch's
 autograd on the same weights, and with finite differences.  The network is
 
     h_0 = x                        (B, D)
@@ -16,7 +16,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-Activation = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]
+Activation = tuple[
+    Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]
+]
 ACTS: dict[str, Activation] = {
     "relu": (lambda z: np.maximum(z, 0.0), lambda z, h: (z > 0).astype(z.dtype)),
     "tanh": (np.tanh, lambda z, h: 1.0 - h**2),
@@ -39,8 +41,9 @@ class NumpyMLP:
             self.biases.append(np.zeros(fan_out))
 
     @classmethod
-    def from_weights(cls, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
-                     activation: str = "relu") -> NumpyMLP:
+    def from_weights(
+        cls, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray], activation: str = "relu"
+    ) -> NumpyMLP:
         """A network with these weights (each (H_{l-1}, H_l)) and biases, copied as float64."""
         sizes = [w.shape[0] for w in weights] + [weights[-1].shape[1]]
         net = cls(sizes, activation)
@@ -69,7 +72,9 @@ class NumpyMLP:
         p = self.softmax(logits)
         return float(-np.log(p[np.arange(len(y)), y]).mean())
 
-    def gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
+    def gradients(
+        self, x: np.ndarray, y: np.ndarray
+    ) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
         """The loss and dJ/dW_l, dJ/db_l for every layer, by the chain rule, last layer first."""
         logits, zs, hs = self.forward(x)
         p = self.softmax(logits)
@@ -81,8 +86,9 @@ class NumpyMLP:
         grads_w, grads_b = self.backward(zs, hs, delta)
         return loss, grads_w, grads_b
 
-    def backward(self, zs: list[np.ndarray], hs: list[np.ndarray],
-                 delta: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def backward(
+        self, zs: list[np.ndarray], hs: list[np.ndarray], delta: np.ndarray
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """dJ/dW_l, dJ/db_l for every layer from ``delta`` = dJ/dz_L (B, K) and the forward cache:
         the chain rule, last layer first (whatever loss ``delta`` came from)."""
         _, dact = ACTS[self.activation]
@@ -104,8 +110,9 @@ class NumpyMLP:
         return loss
 
 
-def finite_difference_check(net: NumpyMLP, x: np.ndarray, y: np.ndarray, eps: float = 1e-6,
-                            samples: int = 20, seed: int = 0) -> float:
+def finite_difference_check(
+    net: NumpyMLP, x: np.ndarray, y: np.ndarray, eps: float = 1e-6, samples: int = 20, seed: int = 0
+) -> float:
     """Largest relative error between backprop and central differences on random weights."""
     rng = np.random.default_rng(seed)
     _, gw, _ = net.gradients(x, y)

@@ -44,13 +44,18 @@ def _shape(x: Any) -> tuple[int, ...] | None:
 def _product(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> tuple[str, int]:
     if isinstance(module, nn.Linear):
         rows = int(output.numel() // module.out_features)
-        return (f"({rows}, {module.in_features}) @ ({module.in_features}, {module.out_features})",
-                rows * module.in_features * module.out_features)
+        return (
+            f"({rows}, {module.in_features}) @ ({module.in_features}, {module.out_features})",
+            rows * module.in_features * module.out_features,
+        )
     if isinstance(module, nn.EmbeddingBag):
         ids = inputs[0]
         bags = int(output.shape[0])
         n, d = int(ids.numel()), module.embedding_dim
-        return f"sparse ({bags}, {module.num_embeddings}; {n} nz) @ ({module.num_embeddings}, {d})", n * d
+        return (
+            f"sparse ({bags}, {module.num_embeddings}; {n} nz) @ ({module.num_embeddings}, {d})",
+            n * d,
+        )
     if isinstance(module, nn.Embedding):
         n = int(inputs[0].numel())
         return f"look-up: {n} rows of ({module.num_embeddings}, {module.embedding_dim})", 0
@@ -67,12 +72,17 @@ def trace_shapes(model: nn.Module, run: Callable[[], Any]) -> list[LayerCall]:
         if not torch.is_tensor(out):
             return
         product, macs = _product(module, inputs, out)
-        calls.append(LayerCall(
-            name=names.get(module, "?"), kind=type(module).__name__,
-            inputs=[s for s in (_shape(x) for x in inputs) if s is not None],
-            output=tuple(out.shape), params=sum(p.numel() for p in module.parameters(recurse=False)),
-            product=product, macs=macs,
-        ))
+        calls.append(
+            LayerCall(
+                name=names.get(module, "?"),
+                kind=type(module).__name__,
+                inputs=[s for s in (_shape(x) for x in inputs) if s is not None],
+                output=tuple(out.shape),
+                params=sum(p.numel() for p in module.parameters(recurse=False)),
+                product=product,
+                macs=macs,
+            )
+        )
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
     try:

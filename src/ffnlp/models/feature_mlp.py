@@ -106,7 +106,9 @@ class FeatureMLP(nn.Module):
         """Initialise every layer by ``scheme`` (see :func:`ffnlp.models.init.init_weight`): the
         first layer's (F, H1) table as an (H1 x F) weight, then the MLP after it; biases zero."""
         hidden = not isinstance(self.rest, nn.Identity)
-        init_weight(self.input.weight.data.t(), scheme, self.activation if hidden else "linear", std)
+        init_weight(
+            self.input.weight.data.t(), scheme, self.activation if hidden else "linear", std
+        )
         if not keeps_weights(scheme):
             nn.init.zeros_(self.input_bias)
         for module in self.rest.modules():

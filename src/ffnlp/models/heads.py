@@ -69,11 +69,17 @@ class ClassifierHead(nn.Module):
 
     multilabel = False
 
-    def __init__(self, num_classes: int, label_smoothing: float = 0.0,
-                 class_weight: list[float] | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        label_smoothing: float = 0.0,
+        class_weight: list[float] | None = None,
+    ):
         super().__init__()
         if num_classes < 2:
-            raise ConfigError(f"a classifier needs at least two classes; got num_classes = {num_classes}")
+            raise ConfigError(
+                f"a classifier needs at least two classes; got num_classes = {num_classes}"
+            )
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         weight = torch.tensor(class_weight, dtype=torch.float32) if class_weight else None

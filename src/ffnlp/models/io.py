@@ -105,9 +105,7 @@ def read_arch(run_dir: str | Path) -> dict[str, Any]:
 def run_path(run_dir: object) -> Path:
     """A run directory given as str or PathLike; ConfigError for anything else."""
     if not isinstance(run_dir, (str, os.PathLike)):
-        raise ConfigError(
-            f"a run directory must be a path (str or pathlib.Path); got {run_dir!r}"
-        )
+        raise ConfigError(f"a run directory must be a path (str or pathlib.Path); got {run_dir!r}")
     return Path(run_dir)
 
 
@@ -143,7 +141,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def a_run(task: str) -> str:
-    """"a classify run", "an lm run"."""
+    """ "a classify run", "an lm run"."""
     return f"{'an' if task[:1] in 'aeiloux' else 'a'} {task} run"
 
 

@@ -291,7 +291,9 @@ def _parse_header(header: object) -> tuple[int, int, int, list[tuple[float, floa
         raise _bad_header(f"'eos_id' must be below 'vocab_size' ({vocab_size}); got {eos_id}")
     table = header.get("discounts")
     if not isinstance(table, list) or len(table) != order:
-        raise _bad_header(f"'discounts' must be a list of {order} triples (one per order); got {table!r}")
+        raise _bad_header(
+            f"'discounts' must be a list of {order} triples (one per order); got {table!r}"
+        )
     discount_table = []
     for row in table:
         if not (

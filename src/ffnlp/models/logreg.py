@@ -26,9 +26,15 @@ class LogisticRegressionConfig:
 
 @register("logreg", config=LogisticRegressionConfig, features=("ngrams", "ngrams+lexicon"))
 class LogisticRegression(nn.Module):
-    def __init__(self, num_features: int, num_classes: int, sparse: bool = False,
-                 label_smoothing: float = 0.0, class_weight: list[float] | None = None,
-                 multilabel: bool = False):
+    def __init__(
+        self,
+        num_features: int,
+        num_classes: int,
+        sparse: bool = False,
+        label_smoothing: float = 0.0,
+        class_weight: list[float] | None = None,
+        multilabel: bool = False,
+    ):
         super().__init__()
         out = output_size(num_classes, multilabel)
         self.linear = nn.EmbeddingBag(num_features, out, mode="sum", sparse=sparse)  # W: (F, K')
@@ -37,7 +43,9 @@ class LogisticRegression(nn.Module):
         self.head = make_head(num_classes, label_smoothing, class_weight, multilabel)
 
     @classmethod
-    def arguments(cls, config: LogisticRegressionConfig, inputs: ClassifierInputs) -> dict[str, Any]:
+    def arguments(
+        cls, config: LogisticRegressionConfig, inputs: ClassifierInputs
+    ) -> dict[str, Any]:
         """Constructor arguments (model.json's ``args``) for ``config`` and the data's ``inputs``."""
         return {
             "num_features": inputs.input_size,
@@ -52,7 +60,9 @@ class LogisticRegression(nn.Module):
         """[model.init] leaves logistic regression at zero: the problem is convex, so there is no
         symmetry to break and zero is the start scikit-learn's solvers take too."""
 
-    def forward(self, ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
         # ids, weights: (nnz,) feature ids and values of the batch's rows; offsets: (B,) row starts
         return self.linear(ids, offsets, per_sample_weights=weights) + self.bias  # (B, K')
 

@@ -302,7 +302,11 @@ def encode_bags(
     flat[gram_pos] = grams
     y = None
     if labels is not None:  # a tensor keeps its dtype: (B, K) multi-label targets stay compact
-        y = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(labels, dtype=torch.long)
+        y = (
+            labels
+            if isinstance(labels, torch.Tensor)
+            else torch.as_tensor(labels, dtype=torch.long)
+        )
     return Bags(torch.from_numpy(flat), torch.from_numpy(starts), y)
 
 

@@ -67,8 +67,9 @@ def plot_label_f1(
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.28 * len(rows) + 1.2)))
     ax.barh(range(len(rows)), f1, color="tab:blue")
     for i, (_, m) in enumerate(rows):
-        ax.text(min(float(m["f1"]), 0.85) + 0.01, i, f"n={int(m['support'])}", va="center",
-                fontsize=8)
+        ax.text(
+            min(float(m["f1"]), 0.85) + 0.01, i, f"n={int(m['support'])}", va="center", fontsize=8
+        )
     ax.set_yticks(range(len(rows)), names, fontsize=8)
     ax.invert_yaxis()  # the most frequent label on top
     ax.set_xlim(0, 1)

@@ -40,7 +40,11 @@ def _metrics_table(summary: dict[str, Any]) -> str:
             if isinstance(v, (int, float)) and k not in names:
                 names.append(k)
     rows = "".join(
-        "<tr><td>" + s + "</td>" + "".join(f"<td>{_fmt(summary[s].get(n, ''))}</td>" for n in names) + "</tr>"
+        "<tr><td>"
+        + s
+        + "</td>"
+        + "".join(f"<td>{_fmt(summary[s].get(n, ''))}</td>" for n in names)
+        + "</tr>"
         for s in splits
     )
     head = "<tr><th>split</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
@@ -64,9 +68,11 @@ def _per_label(summary: dict[str, Any]) -> str:
             f"<td>{_fmt(v['f1'])}</td><td>{v['support']}</td></tr>"
             for lab, v in rows
         )
-        out.append(f"<h3>Per label ({split}): the {len(rows)} most frequent of {len(table)}</h3>"
-                   "<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th>"
-                   f"<th>support</th></tr>{body}</table>")
+        out.append(
+            f"<h3>Per label ({split}): the {len(rows)} most frequent of {len(table)}</h3>"
+            "<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th>"
+            f"<th>support</th></tr>{body}</table>"
+        )
     return "".join(out)
 
 
@@ -79,9 +85,15 @@ def _confusion(summary: dict[str, Any]) -> str:
         m = summary.get(split)
         if not isinstance(m, dict) or "confusion" not in m or not labels:
             continue
-        head = "<tr><th>gold \\ predicted</th>" + "".join(f"<th>{html.escape(str(lab))}</th>" for lab in labels) + "</tr>"
+        head = (
+            "<tr><th>gold \\ predicted</th>"
+            + "".join(f"<th>{html.escape(str(lab))}</th>" for lab in labels)
+            + "</tr>"
+        )
         body = "".join(
-            f"<tr><td>{html.escape(str(labels[i]))}</td>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+            f"<tr><td>{html.escape(str(labels[i]))}</td>"
+            + "".join(f"<td>{c}</td>" for c in row)
+            + "</tr>"
             for i, row in enumerate(m["confusion"])
         )
         out.append(f"<h3>Confusion matrix ({split})</h3><table>{head}{body}</table>")
@@ -91,8 +103,10 @@ def _confusion(summary: dict[str, Any]) -> str:
                 f"<td>{_fmt(v['f1'])}</td><td>{v['support']}</td></tr>"
                 for lab, v in m["per_class"].items()
             )
-            out.append("<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th>"
-                       f"<th>support</th></tr>{rows}</table>")
+            out.append(
+                "<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th>"
+                f"<th>support</th></tr>{rows}</table>"
+            )
     return "".join(out)
 
 
@@ -143,8 +157,10 @@ def _images(run_dir: Path) -> str:
             data = base64.b64encode(png.read_bytes()).decode("ascii")
         except OSError as exc:
             raise ModelFileError(f"{png} cannot be read ({exc.strerror or exc})") from None
-        parts.append(f"<h3>{html.escape(png.stem)}</h3><img alt='{html.escape(png.stem)}' "
-                     f"src='data:image/png;base64,{data}'>")
+        parts.append(
+            f"<h3>{html.escape(png.stem)}</h3><img alt='{html.escape(png.stem)}' "
+            f"src='data:image/png;base64,{data}'>"
+        )
     return "".join(parts)
 
 
@@ -160,8 +176,11 @@ def _epochs_table(run_dir: Path) -> str:
     if not epochs:
         return ""
     dev_keys = [k for k, v in (epochs[0].get("dev") or {}).items() if isinstance(v, (int, float))]
-    head = "<tr><th>epoch</th><th>step</th><th>train loss</th>" + "".join(
-        f"<th>dev {html.escape(k)}</th>" for k in dev_keys) + "<th>lr</th><th>examples/s</th></tr>"
+    head = (
+        "<tr><th>epoch</th><th>step</th><th>train loss</th>"
+        + "".join(f"<th>dev {html.escape(k)}</th>" for k in dev_keys)
+        + "<th>lr</th><th>examples/s</th></tr>"
+    )
     rows = "".join(
         f"<tr><td>{r['epoch']}</td><td>{r['step']}</td><td>{_fmt(r['train']['loss'])}</td>"
         + "".join(f"<td>{_fmt((r.get('dev') or {}).get(k, ''))}</td>" for k in dev_keys)
@@ -194,7 +213,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 def _page(run_dir: Path, summary: dict[str, Any]) -> str:
     config = _own_text(run_dir, run_dir / "config.toml")
     scalars = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
-    facts = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in scalars.items())
+    facts = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in scalars.items()
+    )
     samples = summary.get("samples") or []
     samples_html = ""
     if samples:
@@ -202,13 +223,13 @@ def _page(run_dir: Path, summary: dict[str, Any]) -> str:
         samples_html = f"<h2>Samples</h2><ol>{items}</ol>"
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>ffnlp run {html.escape(run_dir.name)}</title><style>{STYLE}</style></head><body>
-<h1>ffnlp {html.escape(str(summary.get('task', '')))} run: {html.escape(str(run_dir))}</h1>
+<h1>ffnlp {html.escape(str(summary.get("task", "")))} run: {html.escape(str(run_dir))}</h1>
 <h2>Results</h2>{_metrics_table(summary)}<table>{facts}</table>
 {_confusion(summary)}
 {_warnings(summary)}
 <h2>Training</h2>{_epochs_table(run_dir)}{_images(run_dir)}
 {samples_html}
-<h2>Configuration</h2><p class="muted">Re-run with <code>--config {html.escape(str(run_dir / 'config.toml'))}</code></p>
+<h2>Configuration</h2><p class="muted">Re-run with <code>--config {html.escape(str(run_dir / "config.toml"))}</code></p>
 <pre>{html.escape(config)}</pre>
 </body></html>"""
     return page

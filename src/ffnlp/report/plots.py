@@ -19,7 +19,9 @@ from ffnlp.fileio import write_atomic  # noqa: E402
 from ffnlp.report.text import literal  # noqa: E402
 
 
-def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str | None = None) -> list[Path]:
+def plot_history(
+    records: list[dict[str, Any]], out_dir: str | Path, metric: str | None = None
+) -> list[Path]:
     """plots/loss.png: train loss per logged step and per epoch, dev loss per evaluation.
 
     With ``metric`` (e.g. "accuracy"), also plots/dev_<metric>.png; when the records carry
@@ -32,15 +34,31 @@ def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str
     evals = [r for r in records if r.get("dev")]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     if steps:
-        ax.plot([r["step"] for r in steps], [r["train"]["loss"] for r in steps],
-                color="tab:blue", alpha=0.35, lw=1, label="train loss (step)")
+        ax.plot(
+            [r["step"] for r in steps],
+            [r["train"]["loss"] for r in steps],
+            color="tab:blue",
+            alpha=0.35,
+            lw=1,
+            label="train loss (step)",
+        )
     if epochs:
-        ax.plot([r["step"] for r in epochs], [r["train"]["loss"] for r in epochs],
-                "o-", color="tab:blue", label="train loss (epoch mean)")
+        ax.plot(
+            [r["step"] for r in epochs],
+            [r["train"]["loss"] for r in epochs],
+            "o-",
+            color="tab:blue",
+            label="train loss (epoch mean)",
+        )
     dev_loss = [r for r in evals if "loss" in r["dev"]]
     if dev_loss:
-        ax.plot([r["step"] for r in dev_loss], [r["dev"]["loss"] for r in dev_loss],
-                "s-", color="tab:orange", label="dev loss")
+        ax.plot(
+            [r["step"] for r in dev_loss],
+            [r["dev"]["loss"] for r in dev_loss],
+            "s-",
+            color="tab:orange",
+            label="dev loss",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
@@ -56,7 +74,12 @@ def plot_history(records: list[dict[str, Any]], out_dir: str | Path, metric: str
         points = [r for r in evals if metric in r["dev"]]
         if points:
             fig, ax = plt.subplots(figsize=(7, 4.2))
-            ax.plot([r["step"] for r in points], [r["dev"][metric] for r in points], "s-", color="tab:green")
+            ax.plot(
+                [r["step"] for r in points],
+                [r["dev"][metric] for r in points],
+                "s-",
+                color="tab:green",
+            )
             ax.set_xlabel("step")
             ax.set_ylabel(literal(f"dev {metric}"))
             ax.grid(alpha=0.3)
@@ -98,8 +121,10 @@ def plot_diagnostics(
     units.set_ylim(-0.03, 1.03)
     units.set_title("hidden units: dead / saturated fraction")
     weights = list(dict.fromkeys(n for r in rows for n in r["diagnostics"]["weights"]))
-    for ax, key, title in ((grads, "grad_norm", "gradient norm"),
-                           (updates, "update_ratio", "||ΔW|| / ||W|| since the previous record")):
+    for ax, key, title in (
+        (grads, "grad_norm", "gradient norm"),
+        (updates, "update_ratio", "||ΔW|| / ||W|| since the previous record"),
+    ):
         for name in weights:
             x, y = series("weights", name, key)
             if x and all(v > 0 for v in y):
@@ -189,8 +214,12 @@ def plot_lr_range(result: dict[str, Any], path: str | Path, title: str = "") -> 
     suggested = result["suggested_lr"]
     ax.axvline(suggested, color="tab:red", ls="--", label=f"suggested lr {suggested:.3g}")
     if "min_loss_lr" in result:
-        ax.axvline(result["min_loss_lr"], color="tab:gray", ls=":",
-                   label=f"lowest loss at lr {result['min_loss_lr']:.3g}")
+        ax.axvline(
+            result["min_loss_lr"],
+            color="tab:gray",
+            ls=":",
+            label=f"lowest loss at lr {result['min_loss_lr']:.3g}",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")

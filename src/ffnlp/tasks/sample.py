@@ -10,17 +10,70 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-POSITIVE = ["good", "great", "funny", "moving", "clever", "charming", "gripping", "beautiful",
-            "warm", "sharp", "delightful", "brilliant", "tender", "smart", "fresh"]
-NEGATIVE = ["bad", "dull", "boring", "clumsy", "flat", "tedious", "silly", "ugly", "cold",
-            "bland", "awful", "messy", "shallow", "stale", "weak"]
-SUBJECTS = ["the film", "this movie", "the plot", "the acting", "the script", "the ending",
-            "the cast", "the director 's work", "the story", "the soundtrack"]
+POSITIVE = [
+    "good",
+    "great",
+    "funny",
+    "moving",
+    "clever",
+    "charming",
+    "gripping",
+    "beautiful",
+    "warm",
+    "sharp",
+    "delightful",
+    "brilliant",
+    "tender",
+    "smart",
+    "fresh",
+]
+NEGATIVE = [
+    "bad",
+    "dull",
+    "boring",
+    "clumsy",
+    "flat",
+    "tedious",
+    "silly",
+    "ugly",
+    "cold",
+    "bland",
+    "awful",
+    "messy",
+    "shallow",
+    "stale",
+    "weak",
+]
+SUBJECTS = [
+    "the film",
+    "this movie",
+    "the plot",
+    "the acting",
+    "the script",
+    "the ending",
+    "the cast",
+    "the director 's work",
+    "the story",
+    "the soundtrack",
+]
 INTENSIFIERS = ["", "", "very ", "really ", "quite ", "truly ", "rather "]
-FILLER = ["", "", "", " , all things considered", " , i think", " in the end", " from start to finish",
-          " for most of its running time"]
-TEMPLATES = ["{s} is {i}{a}{f} .", "{s} was {i}{a}{f} .", "{s} feels {i}{a}{f} .",
-             "what a {i}{a} film{f} .", "{s} is {i}{a} and {a2}{f} ."]
+FILLER = [
+    "",
+    "",
+    "",
+    " , all things considered",
+    " , i think",
+    " in the end",
+    " from start to finish",
+    " for most of its running time",
+]
+TEMPLATES = [
+    "{s} is {i}{a}{f} .",
+    "{s} was {i}{a}{f} .",
+    "{s} feels {i}{a}{f} .",
+    "what a {i}{a} film{f} .",
+    "{s} is {i}{a} and {a2}{f} .",
+]
 
 
 def sentence(rng: random.Random) -> tuple[int, str]:
@@ -38,13 +91,15 @@ def sentence(rng: random.Random) -> tuple[int, str]:
         if "not" not in template:
             template = "{s} is not {i}{a}{f} ."
         template = template.replace(" and {a2}", "")
-    text = template.format(s=rng.choice(SUBJECTS), i=rng.choice(INTENSIFIERS), a=a, a2=a2,
-                           f=rng.choice(FILLER))
+    text = template.format(
+        s=rng.choice(SUBJECTS), i=rng.choice(INTENSIFIERS), a=a, a2=a2, f=rng.choice(FILLER)
+    )
     return label, text
 
 
-def write_sample(folder: str | Path, seed: int = 0, sizes: tuple[int, int, int] = (2000, 300, 300)
-                 ) -> dict[str, Path]:
+def write_sample(
+    folder: str | Path, seed: int = 0, sizes: tuple[int, int, int] = (2000, 300, 300)
+) -> dict[str, Path]:
     """Write train/dev/test files of ``LABEL text`` lines plus a plain corpus; return their paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -384,7 +384,9 @@ def _nul_message(name: str, line: int, byte: int) -> str:
     )
 
 
-def _encoding_message(name: str, line: int, offset: int, encoding: str, e: UnicodeDecodeError) -> str:
+def _encoding_message(
+    name: str, line: int, offset: int, encoding: str, e: UnicodeDecodeError
+) -> str:
     bad = " ".join(f"0x{b:02x}" for b in e.object[e.start : e.end])
     if codecs.lookup(encoding).name == "utf-8":
         fix = "pass --encoding latin-1 (or the file's real encoding)"

@@ -10,8 +10,19 @@ from ffnlp.training.steps import AutogradStep, Step, UpdateStep, update_step_if_
 from ffnlp.training.trainer import Trainer
 
 __all__ = [
-    "AutogradStep", "BatchSource", "Callback", "History", "ProgressBar", "ProgressLines",
-    "SparseRowBatches", "Step", "TensorBatches", "TrainConfig", "Trainer", "UpdateStep",
-    "mean_loss", "read_metrics",
+    "AutogradStep",
+    "BatchSource",
+    "Callback",
+    "History",
+    "ProgressBar",
+    "ProgressLines",
+    "SparseRowBatches",
+    "Step",
+    "TensorBatches",
+    "TrainConfig",
+    "Trainer",
+    "UpdateStep",
+    "mean_loss",
+    "read_metrics",
     "update_step_if_allowed",
 ]

@@ -84,16 +84,24 @@ class ProgressBar(Callback):
         self.progress.start()
         total = trainer.steps_per_epoch * trainer.config.epochs
         self.task = self.progress.add_task(
-            "train", total=total, completed=trainer.step, epoch=trainer.epoch + 1,
-            epochs=trainer.config.epochs, loss="-", dev="",
+            "train",
+            total=total,
+            completed=trainer.step,
+            epoch=trainer.epoch + 1,
+            epochs=trainer.config.epochs,
+            loss="-",
+            dev="",
         )
 
     def on_batch_end(self, trainer: Trainer, loss: float | None) -> None:
         if loss is not None:
             self.loss = loss
         self.progress.update(
-            self.task, completed=trainer.step, epoch=min(trainer.epoch + 1, trainer.config.epochs),
-            loss=f"{self.loss:.4f}" if self.loss is not None else "-", dev=self.dev,
+            self.task,
+            completed=trainer.step,
+            epoch=min(trainer.epoch + 1, trainer.config.epochs),
+            loss=f"{self.loss:.4f}" if self.loss is not None else "-",
+            dev=self.dev,
         )
 
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:

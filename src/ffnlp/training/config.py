@@ -18,7 +18,9 @@ MAX_SEED = 2**63 - 1  # the largest seed torch's generators take
 class TrainConfig:
     epochs: int = option(10, "passes over the training data", ge=1)
     batch_size: int = option(
-        32, "examples per step: 1 = stochastic, >= the training set = full-batch gradient descent", ge=1
+        32,
+        "examples per step: 1 = stochastic, >= the training set = full-batch gradient descent",
+        ge=1,
     )
     optimizer: str = option("adam", "update rule", choices=OPTIMIZERS)
     lr: float = option(1e-3, "peak learning rate (after warm-up)", gt=0)
@@ -27,7 +29,9 @@ class TrainConfig:
     betas: list[float] = option([0.9, 0.999], "Adam/AdamW moment decay rates")
     eps: float = option(1e-8, "denominator guard of the adaptive optimisers", gt=0)
     weight_decay: float = option(
-        0.0, "decoupled weight decay (AdamW-style: shrinks weights directly, not via the gradient)", ge=0
+        0.0,
+        "decoupled weight decay (AdamW-style: shrinks weights directly, not via the gradient)",
+        ge=0,
     )
     sparse: bool = option(
         False, "sparse gradients for embedding tables (fast for big vocabularies; SGD/Adagrad/Adam)"
@@ -46,26 +50,37 @@ class TrainConfig:
         le=1,
     )
     step_size: int = option(1, "'step' schedule: epochs between decays", ge=1)
-    gamma: float = option(0.5, "'step'/'plateau' schedules: multiply lr by this at each decay", gt=0, le=1)
+    gamma: float = option(
+        0.5, "'step'/'plateau' schedules: multiply lr by this at each decay", gt=0, le=1
+    )
     min_lr_ratio: float = option(
         0.0, "'linear'/'cosine' schedules: final lr as a fraction of lr", ge=0, le=1
     )
-    plateau_patience: int = option(1, "'plateau' schedule: evaluations without improvement before a decay", ge=0)
-    l1: float = option(0.0, "L1 penalty on weights (not biases); with l2 > 0 this is elastic net", ge=0)
+    plateau_patience: int = option(
+        1, "'plateau' schedule: evaluations without improvement before a decay", ge=0
+    )
+    l1: float = option(
+        0.0, "L1 penalty on weights (not biases); with l2 > 0 this is elastic net", ge=0
+    )
     l2: float = option(0.0, "L2 penalty (0.5 * l2 * ||w||^2) on weights (not biases)", ge=0)
     clip_norm: float = option(0.0, "clip gradients to this global L2 norm (0 = off)", ge=0)
-    eval_every: int = option(0, "evaluate on dev every N steps (0 = at the end of each epoch)", ge=0)
+    eval_every: int = option(
+        0, "evaluate on dev every N steps (0 = at the end of each epoch)", ge=0
+    )
     monitor: str = option(
         "dev.loss", "metric that picks the best epoch and drives early stopping, e.g. dev.accuracy"
     )
     monitor_mode: str = option(
-        "auto", "whether higher is better (max) or lower (min); auto: min for loss/perplexity",
+        "auto",
+        "whether higher is better (max) or lower (min); auto: min for loss/perplexity",
         choices=("auto", "max", "min"),
     )
     early_stopping: bool = option(False, "stop when the monitored metric stops improving")
     patience: int = option(3, "evaluations without improvement before early stopping", ge=1)
     min_delta: float = option(0.0, "smallest change that counts as an improvement", ge=0)
-    restore_best: bool = option(True, "end with the weights of the best evaluation (needs dev data)")
+    restore_best: bool = option(
+        True, "end with the weights of the best evaluation (needs dev data)"
+    )
     seed: int = option(13, "seed for initialisation, shuffling and dropout", ge=0, le=MAX_SEED)
     device: str = option("auto", "auto (CUDA when available), cpu or cuda[:N]")
     threads: int | Literal["auto"] = option(
@@ -122,8 +137,13 @@ class TrainConfig:
         """Whether a hand-made plain-SGD update may replace autograd + optimiser: ``fused_step``
         on, and SGD with no momentum, weight decay, L1/L2 penalty or clipping."""
         return (
-            self.fused_step and self.optimizer == "sgd" and self.momentum == 0
-            and self.weight_decay == 0 and self.l1 == 0 and self.l2 == 0 and self.clip_norm == 0
+            self.fused_step
+            and self.optimizer == "sgd"
+            and self.momentum == 0
+            and self.weight_decay == 0
+            and self.l1 == 0
+            and self.l2 == 0
+            and self.clip_norm == 0
         )
 
     @property

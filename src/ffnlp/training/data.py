@@ -93,7 +93,9 @@ class SparseRowBatches:
 def move_to(batch: Batch, device: torch.device) -> Batch:
     if device.type == "cpu":
         return batch
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return {
+        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+    }
 
 
 def batch_size_of(batch: Batch) -> int:

@@ -47,8 +47,12 @@ class History:
         return float(node) if isinstance(node, (int, float)) else None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"records": self.records, "best_epoch": self.best_epoch,
-                "best_step": self.best_step, "best_value": self.best_value}
+        return {
+            "records": self.records,
+            "best_epoch": self.best_epoch,
+            "best_step": self.best_step,
+            "best_value": self.best_value,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.records = list(state["records"])

@@ -67,8 +67,13 @@ class LazyAdam(torch.optim.Optimizer):
     can cost more than the rest of a step whose model is mostly a large embedding table.
     """
 
-    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
     @torch.no_grad()
@@ -95,11 +100,15 @@ class LazyAdam(torch.optim.Optimizer):
                 bias1 = 1 - beta1 ** state["step"]
                 bias2 = 1 - beta2 ** state["step"]
                 step_size = group["lr"] * math.sqrt(bias2) / bias1
-                update = m.div_(v.sqrt_().add_(group["eps"]))  # (R, D), eps placed as SparseAdam does
+                update = m.div_(
+                    v.sqrt_().add_(group["eps"])
+                )  # (R, D), eps placed as SparseAdam does
                 p.index_add_(0, rows, update, alpha=-step_size)
 
 
-def _make(name: str, groups: list[dict[str, Any]], cfg: TrainConfig, sparse: bool) -> torch.optim.Optimizer:
+def _make(
+    name: str, groups: list[dict[str, Any]], cfg: TrainConfig, sparse: bool
+) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if name in ("adam", "adamw"):
@@ -109,8 +118,14 @@ def _make(name: str, groups: list[dict[str, Any]], cfg: TrainConfig, sparse: boo
         # fused: one kernel for every parameter of the step instead of a dozen ops per tensor
         # (torch has it for CPU and CUDA tensors; it changes the last bits, not the rule)
         fused = all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
-        return cls(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=0.0,  # type: ignore[arg-type]
-                   fused=fused)
+        return cls(
+            groups,
+            lr=cfg.lr,
+            betas=(cfg.betas[0], cfg.betas[1]),  # checked: two numbers (TrainConfig.check)
+            eps=cfg.eps,
+            weight_decay=0.0,
+            fused=fused,
+        )
     if name == "adagrad":
         return torch.optim.Adagrad(groups, lr=cfg.lr, eps=cfg.eps)
     if name == "rmsprop":
@@ -140,7 +155,9 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
         optimizers.append(_make(cfg.optimizer, dense_groups, cfg, sparse=False))
     if sparse:
         optimizers.append(
-            _make(cfg.optimizer, [{"params": sparse, "weight_decay_decoupled": 0.0}], cfg, sparse=True)
+            _make(
+                cfg.optimizer, [{"params": sparse, "weight_decay_decoupled": 0.0}], cfg, sparse=True
+            )
         )
     if not optimizers:
         raise ConfigError(
@@ -224,8 +241,11 @@ class Schedule:
         self.set_step(step)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"plateau_factor": self.plateau_factor, "plateau_best": self.plateau_best,
-                "plateau_bad": self.plateau_bad}
+        return {
+            "plateau_factor": self.plateau_factor,
+            "plateau_best": self.plateau_best,
+            "plateau_bad": self.plateau_bad,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.plateau_factor = state["plateau_factor"]

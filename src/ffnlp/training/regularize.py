@@ -15,8 +15,11 @@ def penalised_weights(model: nn.Module) -> list[torch.Tensor]:
     which defeats the point of sparse updates; use weight_decay for those.
     """
     sparse = sparse_parameters(model)
-    return [p for n, p in model.named_parameters()
-            if p.requires_grad and is_weight(n, p) and id(p) not in sparse]
+    return [
+        p
+        for n, p in model.named_parameters()
+        if p.requires_grad and is_weight(n, p) and id(p) not in sparse
+    ]
 
 
 def penalty(weights: list[torch.Tensor], l1: float, l2: float) -> torch.Tensor | None:

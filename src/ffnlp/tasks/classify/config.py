@@ -65,7 +65,8 @@ class DataConfig:
         "text", "CSV/TSV/JSONL/Parquet/Arrow: the column or key holding the text"
     )
     label_column: str = option(
-        "label", "CSV/TSV/JSONL/Parquet/Arrow: the column or key holding the label (JSONL: or labels)"
+        "label",
+        "CSV/TSV/JSONL/Parquet/Arrow: the column or key holding the label (JSONL: or labels)",
     )
     label_separator: str = option(
         "", "CSV/TSV: split the label field on this into several labels, e.g. ',' ('' = one)"

@@ -52,9 +52,7 @@ def read_split(
     return data
 
 
-def multi_hot(
-    label_sets: Sequence[Sequence[str]], labels: LabelVocab
-) -> tuple[torch.Tensor, int]:
+def multi_hot(label_sets: Sequence[Sequence[str]], labels: LabelVocab) -> tuple[torch.Tensor, int]:
     """Multi-label targets: (N, K) bool, True where example i has label k; and how many labels
     were left out because the label set does not have them (fastText leaves such gold labels
     out of its test figures too). One byte per cell: N x K bytes for a split."""

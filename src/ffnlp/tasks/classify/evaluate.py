@@ -45,11 +45,16 @@ def make_evaluator(
         loss = loss_sum / max(n, 1)
         if multilabel:
             m = multilabel_metrics(torch.cat(golds), torch.cat(preds), labels, threshold)
-            keys = ["precision_at_1", "recall_at_1", "precision_at_5", "recall_at_5",
-                    "micro_f1", "macro_f1"]
+            keys = [
+                "precision_at_1",
+                "recall_at_1",
+                "precision_at_5",
+                "recall_at_5",
+                "micro_f1",
+                "macro_f1",
+            ]
             if full:
-                keys += ["micro_precision", "micro_recall", "examples", "gold_labels",
-                         "per_class"]
+                keys += ["micro_precision", "micro_recall", "examples", "gold_labels", "per_class"]
             return {"loss": loss, **{key: m[key] for key in keys}}
         m = classification_metrics(torch.cat(golds), torch.cat(preds), labels)
         out: dict[str, Any] = {

@@ -24,7 +24,9 @@ AT_K = (1, 5)  # the k of P@k / R@k in summaries (fastText's tutorial reports @1
 def confusion_matrix(gold: torch.Tensor, pred: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(K, K) counts: rows are gold classes, columns predicted classes."""
     idx = gold.long() * num_classes + pred.long()
-    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 
 
 def classification_metrics(
@@ -43,14 +45,20 @@ def classification_metrics(
     precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
     recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))
     denom = precision + recall
-    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-12), torch.zeros_like(tp))
+    f1 = torch.where(
+        denom > 0, 2 * precision * recall / denom.clamp(min=1e-12), torch.zeros_like(tp)
+    )
     n = float(cm.sum())
     return {
         "accuracy": float(tp.sum() / n) if n else 0.0,
         "macro_f1": float(f1.mean()) if k else 0.0,
         "per_class": {
-            label: {"precision": float(precision[i]), "recall": float(recall[i]),
-                    "f1": float(f1[i]), "support": int(actual[i])}
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(actual[i]),
+            }
             for i, label in enumerate(labels)
         },
         "confusion": cm.long().tolist(),
@@ -107,8 +115,12 @@ def multilabel_metrics(
         examples=int(gold.shape[0]),
         gold_labels=int(gold_all),
         per_class={
-            label: {"precision": float(precision[i]), "recall": float(recall[i]),
-                    "f1": float(f1[i]), "support": int(actual[i])}
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(actual[i]),
+            }
             for i, label in enumerate(labels)
         },
     )

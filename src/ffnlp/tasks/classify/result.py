@@ -110,9 +110,7 @@ class Classifier:
         return torch.cat(out).numpy()
 
     @overload
-    def predict(
-        self, texts: str, k: int = 1, threshold: float | None = None
-    ) -> Prediction: ...
+    def predict(self, texts: str, k: int = 1, threshold: float | None = None) -> Prediction: ...
 
     @overload
     def predict(
@@ -212,9 +210,7 @@ class Classifier:
         metrics["unseen_labels"] = unseen
         return metrics
 
-    def source(
-        self, texts: list[str], labels: Sequence[LabelsOfText] | None = None
-    ) -> BatchSource:
+    def source(self, texts: list[str], labels: Sequence[LabelsOfText] | None = None) -> BatchSource:
         """``texts`` tokenised and featurised as the model reads them, with ``labels`` (an
         unknown one is a DataError; multi-label: each text's labels, unknown ones left out) or,
         without them, label 0 (multi-label: no label) for every text."""

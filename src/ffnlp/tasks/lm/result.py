@@ -373,7 +373,9 @@ def _attach_partner(
         lm.set_weight(weight)
     elif tune_on is not None:
         corpus = lm.encode(tune_on)
-        lm.mix_with(partner, fit_mixture_weight(lm.own_log_probs(corpus), partner.own_log_probs(corpus)))
+        lm.mix_with(
+            partner, fit_mixture_weight(lm.own_log_probs(corpus), partner.own_log_probs(corpus))
+        )
     elif saved and _saved_partner(saved) == partner_dir.resolve():
         weight = saved.get("weight")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:

@@ -1,0 +1,164 @@
+"""Bag-of-n-grams features against scikit-learn's CountVectorizer / TfidfVectorizer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ffnlp.errors import ConfigError, DataError, ModelFileError, NotFittedError
+from ffnlp.features.bag import BagOfNgrams
+from ffnlp.text.readers import read_labeled
+from ffnlp.text.tokenize import Tokenizer
+from tests.conftest import shared_data
+
+sklearn_text = pytest.importorskip("sklearn.feature_extraction.text")
+
+DOCS = [
+    ["the", "cat", "sat", "on", "the", "mat", "the", "end"],
+    ["the", "dog", "sat"],
+    ["a", "cat", "and", "a", "dog", "and", "a", "cat"],
+    [],
+    ["naïve", "café", ",", "naïve", "!"],
+    ["the"],
+]
+
+
+def _ngrams(tokens, low, high):
+    """The n-grams scikit-learn sees: built here independently of BagOfNgrams."""
+    return [
+        " ".join(tokens[i : i + n])
+        for n in range(low, high + 1)
+        for i in range(len(tokens) - n + 1)
+    ]
+
+
+def _sklearn(vectorizer_cls, docs, ngram_range, **kwargs):
+    low, high = ngram_range
+    vec = vectorizer_cls(analyzer=lambda tokens: _ngrams(tokens, low, high), **kwargs)
+    matrix = vec.fit_transform(docs)
+    return list(vec.get_feature_names_out()), matrix.toarray()
+
+
+def _dense(x: torch.Tensor) -> np.ndarray:
+    assert x.layout == torch.sparse_csr and x.dtype == torch.float32
+    return x.to_dense().numpy()
+
+
+@pytest.mark.parametrize("ngram_range", [(1, 1), (1, 2), (2, 3)])
+@pytest.mark.parametrize("sublinear_tf", [False, True])
+def test_tfidf_equals_sklearn(ngram_range, sublinear_tf):
+    bag = BagOfNgrams(ngram_range=ngram_range, weighting="tfidf", sublinear_tf=sublinear_tf)
+    ours = bag.fit_transform(DOCS)
+    names, theirs = _sklearn(
+        sklearn_text.TfidfVectorizer, DOCS, ngram_range, sublinear_tf=sublinear_tf, smooth_idf=True
+    )
+    assert bag.feature_names == names
+    assert bag.effective_norm == "l2"
+    np.testing.assert_allclose(_dense(ours), theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_tfidf_without_norm_equals_sklearn():
+    ours = BagOfNgrams(weighting="tfidf", norm=None).fit_transform(DOCS)
+    _, theirs = _sklearn(sklearn_text.TfidfVectorizer, DOCS, (1, 2), norm=None)
+    np.testing.assert_allclose(_dense(ours), theirs, rtol=1e-6)
+
+
+@pytest.mark.parametrize("weighting", ["count", "binary"])
+def test_counts_and_binary_equal_countvectorizer(weighting):
+    bag = BagOfNgrams(weighting=weighting)
+    ours = bag.fit_transform(DOCS)
+    names, theirs = _sklearn(
+        sklearn_text.CountVectorizer, DOCS, (1, 2), binary=weighting == "binary"
+    )
+    assert bag.feature_names == names and bag.effective_norm is None
+    np.testing.assert_array_equal(_dense(ours), theirs)
+
+
+def test_l2_norm_of_counts_and_empty_rows():
+    x = _dense(BagOfNgrams(norm="l2").fit_transform(DOCS))
+    norms = np.linalg.norm(x, axis=1)
+    np.testing.assert_allclose(norms[[0, 1, 2, 4, 5]], 1.0, rtol=1e-6)
+    assert norms[3] == 0.0  # the empty document is an empty row, not NaN
+
+
+def test_unknown_ngrams_are_ignored():
+    bag = BagOfNgrams(ngram_range=(1, 2)).fit(DOCS)
+    x = bag.transform([["the", "zebra", "sat"], ["zebra"], []])
+    dense = _dense(x)
+    assert x.shape == (3, bag.n_features)
+    names = bag.feature_names
+    assert {names[j] for j in np.flatnonzero(dense[0])} == {"the", "sat"}
+    assert not dense[1].any() and not dense[2].any()
+    assert bag.transform([]).shape == (0, bag.n_features)
+
+
+def test_min_count_and_max_features():
+    bag = BagOfNgrams(ngram_range=(1, 1), min_count=2).fit(DOCS)
+    assert bag.feature_names == ["a", "and", "cat", "dog", "naïve", "sat", "the"]
+    bag = BagOfNgrams(ngram_range=(1, 2), max_features=3).fit(DOCS)
+    # the 3 most frequent n-grams: the (5), a (3), cat (3); columns sorted by name
+    assert bag.feature_names == ["a", "cat", "the"]
+    with pytest.raises(DataError, match="no n-gram occurs at least min_count=99 times in 6"):
+        BagOfNgrams(min_count=99).fit(DOCS)
+    with pytest.raises(DataError, match="no n-grams in 2 documents"):
+        BagOfNgrams().fit([[], []])
+
+
+def test_to_dict_from_dict_rebuilds_the_same_features():
+    bag = BagOfNgrams(ngram_range=(1, 3), weighting="tfidf", sublinear_tf=True).fit(DOCS)
+    saved = json.loads(json.dumps(bag.to_dict()))
+    again = BagOfNgrams.from_dict(saved)
+    assert again.feature_names == bag.feature_names and again.n_documents_ == len(DOCS)
+    test = [["the", "cat", "sat", "on", "a", "dog"], ["naïve", "!"]]
+    np.testing.assert_array_equal(_dense(again.transform(test)), _dense(bag.transform(test)))
+    broken = dict(saved, idf=None)
+    with pytest.raises(ModelFileError, match="needs one idf value per feature"):
+        BagOfNgrams.from_dict(broken)
+    with pytest.raises(ModelFileError, match="not a saved BagOfNgrams"):
+        BagOfNgrams.from_dict({"weighting": "tfidf"})
+
+
+def test_not_fitted_and_bad_parameters():
+    with pytest.raises(NotFittedError, match="call fit"):
+        BagOfNgrams().transform(DOCS)
+    with pytest.raises(ConfigError) as info:
+        BagOfNgrams(ngram_range=(2, 1), weighting="tf-idf", norm="l1", min_count=0)
+    message = str(info.value)
+    for part in (
+        "ngram_range",
+        "weighting must be one of count, binary, tfidf",
+        "norm",
+        "min_count",
+    ):
+        assert part in message
+
+
+def test_features_feed_a_linear_layer():
+    x = BagOfNgrams().fit_transform(DOCS)
+    weight = torch.randn(x.shape[1], 3)
+    np.testing.assert_allclose(
+        (x @ weight).numpy(), _dense(x) @ weight.numpy(), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_sst2_tfidf_equals_sklearn():
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    data = read_labeled(shared_data("sst2/stsa.binary.dev"))
+    docs = Tokenizer().tokenize_all(data.texts)
+    bag = BagOfNgrams(weighting="tfidf", sublinear_tf=True)
+    ours = bag.fit_transform(docs)
+    vec = sklearn_text.TfidfVectorizer(
+        analyzer=lambda tokens: _ngrams(tokens, 1, 2), sublinear_tf=True
+    )
+    theirs = vec.fit_transform(docs)
+    assert bag.feature_names == list(vec.get_feature_names_out())
+    assert ours.shape == theirs.shape == (872, bag.n_features)
+    mine = scipy_sparse.csr_matrix(
+        (ours.values().numpy(), ours.col_indices().numpy(), ours.crow_indices().numpy()),
+        shape=tuple(ours.shape),
+    )
+    assert mine.nnz == theirs.nnz
+    assert abs(mine - theirs).max() < 1e-6

@@ -1,0 +1,168 @@
+"""The feed-forward LM: shapes, the perplexity convention, options, memorising a tiny corpus.
+
+Its CPU kernels (dropout mask, tied look-up, bf16 cross-entropy) are tested against the plain
+PyTorch reference in test_models_kernels_lm.py."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ffnlp.config import build
+from ffnlp.errors import ConfigError
+from ffnlp.models.lm import FeedForwardLM, FFLMConfig
+from ffnlp.models.registry import build_model
+from ffnlp.tasks.lm.evaluate import make_evaluator, perplexity_of, token_log_probs_nn
+from ffnlp.text.corpus import LMBatches
+
+V = 37
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run faster on one thread (and do not fight other jobs for the cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def batch(B: int = 6, C: int = 3) -> dict[str, torch.Tensor]:
+    return {"context": torch.randint(0, V, (B, C)), "target": torch.randint(0, V, (B,))}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"hidden_sizes": [], "tie_weights": False},
+        {"hidden_sizes": [16, 8], "activation": "relu", "direct": True},
+        {"tie_weights": True, "hidden_sizes": [12], "embedding_dim": 12},
+        {"softmax": "adaptive", "tie_weights": False, "adaptive_cutoffs": [5, 20]},
+        {"precision": "bf16"},
+    ],
+)
+def test_shapes_finite_loss_and_gradients_everywhere(options: dict) -> None:
+    base = {"context_size": 3, "embedding_dim": 8, "hidden_sizes": [16], "dropout": 0.0}
+    cfg = FFLMConfig(**{**base, **options})
+    model = FeedForwardLM(V, cfg)
+    b = batch()
+    logp = model.log_probs(b["context"])
+    assert logp.shape == (6, V)
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(6), atol=1e-5)
+    nll = model.token_nll(b)
+    assert nll.shape == (6,)
+    assert torch.allclose(nll, -logp.gather(1, b["target"][:, None])[:, 0], atol=1e-5)
+    loss = model.loss(b)
+    assert torch.isfinite(loss)
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_tied_weights_share_the_embedding_matrix() -> None:
+    model = FeedForwardLM(V, FFLMConfig(context_size=2, embedding_dim=8, hidden_sizes=[16]))
+    assert model.output is not None and model.output.weight is model.embedding.weight
+    assert model.projection is not None and model.projection.weight.shape == (8, 16)
+
+
+def test_config_problems_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as err:
+        build(FFLMConfig, {"softmax": "adaptive", "tie_weights": True, "direct": True})
+    message = str(err.value)
+    assert "tie_weights = true does not work with model.softmax = 'adaptive'" in message
+    assert "model.direct = true needs model.softmax = 'full'" in message
+
+
+def test_registry_rebuilds_the_model_from_its_json_args() -> None:
+    model = build_model(
+        "ffnn_lm", {"vocab_size": V, "config": {"context_size": 2, "embedding_dim": 4}}
+    )
+    assert isinstance(model, FeedForwardLM)
+    assert model.config.context_size == 2
+
+
+def test_a_uniform_model_has_perplexity_equal_to_the_vocabulary_size() -> None:
+    model = FeedForwardLM(V, FFLMConfig(context_size=3, embedding_dim=8, tie_weights=False))
+    assert model.output is not None
+    torch.nn.init.zeros_(model.output.weight)
+    torch.nn.init.zeros_(model.output.bias)
+    stream = torch.randint(0, V, (500,), dtype=torch.int32)
+    stream[0] = 0
+    source = LMBatches(stream, 3, 0)
+    metrics = make_evaluator(64)(model, source)
+    assert metrics["perplexity"] == pytest.approx(V, rel=1e-6)
+    assert metrics["loss"] == pytest.approx(math.log(V), rel=1e-6)
+    assert perplexity_of(token_log_probs_nn(model, source)) == pytest.approx(V, rel=1e-6)
+
+
+@pytest.mark.parametrize("softmax", ["full", "adaptive"])
+def test_memorises_a_tiny_corpus(softmax: str) -> None:
+    # a deterministic sequence: each word follows from the previous one, so perplexity -> 1
+    sentence = [3, 7, 1, 9, 4, 12, 5, 8, 2, 6]
+    stream = torch.tensor([0] + (sentence + [0]) * 20, dtype=torch.int32)
+    cfg = FFLMConfig(
+        context_size=2,
+        embedding_dim=16,
+        hidden_sizes=[32],
+        dropout=0.0,
+        softmax=softmax,
+        tie_weights=False,
+        adaptive_cutoffs=[4, 8],
+    )
+    model = FeedForwardLM(13, cfg)
+    source = LMBatches(stream, 2, 0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    (whole,) = source.batches(len(source), None)
+    for _ in range(150):
+        opt.zero_grad()
+        model.loss(whole).backward()
+        opt.step()
+    assert perplexity_of(token_log_probs_nn(model, source)) < 1.05
+
+
+def test_word_dropout_zeroes_whole_history_words_in_training_only() -> None:
+    torch.manual_seed(0)
+    model = FeedForwardLM(
+        20,
+        {
+            "context_size": 4,
+            "embedding_dim": 6,
+            "hidden_sizes": [8],
+            "dropout": 0.0,
+            "word_dropout": 0.5,
+        },
+    )
+    context = torch.randint(1, 20, (500, 4))
+    model.train()
+    _, e = model.features(context)
+    words = e.view(500, 4, 6)
+    dropped = (words == 0).all(dim=2)  # (B, C) whole words zeroed
+    assert 0.4 < dropped.float().mean().item() < 0.6
+    kept = words[~dropped]
+    torch.testing.assert_close(kept, model.embedding(context)[~dropped])  # the rest untouched
+    model.eval()
+    _, e = model.features(context)
+    torch.testing.assert_close(e, model.embedding(context).flatten(1))  # nothing dropped in eval
+
+
+def test_bf16_training_step_is_close_to_fp32() -> None:
+    """Loss and gradients of a bf16 step (tied table copy, softmax kept in bf16) against fp32."""
+    cfg = {"context_size": 4, "embedding_dim": 32, "hidden_sizes": [48], "dropout": 0.0}
+    vocab = 300
+    torch.manual_seed(0)
+    context, target = torch.randint(0, vocab, (64, 4)), torch.randint(0, vocab, (64,))
+    grads, losses = [], []
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = FeedForwardLM(vocab, {**cfg, "precision": precision})
+        loss = model.loss({"context": context, "target": target})
+        loss.backward()
+        losses.append(loss.item())
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    assert abs(losses[0] - losses[1]) < 2e-3  # a bf16 log-softmax was 8e-3 off here
+    for name, reference in grads[0].items():
+        error = (grads[1][name] - reference).norm() / reference.norm()
+        assert error < 0.02, (name, error.item())
