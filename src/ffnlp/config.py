@@ -8,6 +8,8 @@ problem, with a "did you mean" for misspelt keys.  :func:`dump_toml` writes the 
 configuration back, so that any run can be reproduced from its ``config.toml``.
 """
 
+# Over 400 lines on purpose: one job (typed TOML and --set parsing that collects every problem); its parts share the coercion helpers.
+
 from __future__ import annotations
 
 import collections.abc

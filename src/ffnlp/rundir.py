@@ -20,6 +20,8 @@ the kernel releases it when its holder dies, however it dies), and holds the hol
 the message the second process gives.
 """
 
+# Over 400 lines on purpose: the transaction, its lock and the kept interrupted run are one state machine over one folder.
+
 from __future__ import annotations
 
 import contextlib

@@ -1,5 +1,7 @@
 """`ffnlp explain shapes|dead|backprop|graph|numpy-vs-torch`: see inside a network."""
 
+# Over 400 lines on purpose: five commands of one group, each only its options, one library call and the printing.
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -26,6 +26,8 @@ of the next word). Its tables use KneserNey's ids: an n-gram's key is ``id(prefi
 the sorted keys of one order are its table.
 """
 
+# Over 400 lines on purpose: the writer and the reader of one file format, which share its layout and boundary rules.
+
 from __future__ import annotations
 
 import gzip

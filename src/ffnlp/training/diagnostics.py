@@ -5,8 +5,8 @@ Every record the Trainer writes after an evaluation or at the end of an epoch ge
 
     "diagnostics": {
       "steps": 109, "observed_steps": 28,
-      "layers": {"mlp.layers.1": {"activation": "relu", "units": 64, "dead": 0.08}},
-      "weights": {"mlp.layers.0.weight": {"norm": 7.9, "grad_norm": 0.031, "update_ratio": 0.12}},
+      "layers": {"layers.1": {"activation": "relu", "units": 64, "dead": 0.08}},
+      "weights": {"layers.0.weight": {"norm": 7.9, "grad_norm": 0.031, "update_ratio": 0.12}},
       "warnings": []
     }
 
