@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 import typer
-from tests.conftest import ROOT, SHARED_DATA
 
 from ffnlp.cli.main import app
+from tests.conftest import ROOT, SHARED_DATA
 
 README = ROOT / "README.md"
 SETUP = ['python3 -m pip install -c constraints.txt -e ".[dev]" && ffnlp demo', "python3 -m pytest"]
