@@ -94,6 +94,21 @@ def train_lm(
     summary["kind"] = cfg.kind
     summary["vocab_size"] = len(vocab)
     summary["train_tokens"] = train_corpus.targets
+    _add_figures(summary, lm, cfg, partner, dev_corpus, test_corpus, run_dir)
+    lm.summary = dict(finish_run(run_dir, summary, records, metric="perplexity"))
+    return lm
+
+
+def _add_figures(
+    summary: Summary,
+    lm: LanguageModel,
+    cfg: LMConfig,
+    partner: LanguageModel | None,
+    dev_corpus: Corpus | None,
+    test_corpus: Corpus | None,
+    run_dir: Path,
+) -> None:
+    """The trained model's dev/test perplexities, its mixture with ``partner``, and samples."""
     if dev_corpus is not None:
         summary["dev"] = _split_figures(lm, dev_corpus)
     if test_corpus is not None:
@@ -104,8 +119,6 @@ def train_lm(
         summary["samples"] = [
             lm.generate("", max_tokens=40, seed=i).text for i in range(cfg.samples)
         ]
-    lm.summary = dict(finish_run(run_dir, summary, records, metric="perplexity"))
-    return lm
 
 
 # ----------------------------------------------------------------------------------- the steps
