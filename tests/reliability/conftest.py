@@ -3,12 +3,22 @@ task to compare with (helpers in rundir_support.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.reliability.rundir_support import invoke, train_args, with_callbacks, write_data
+
+
+@pytest.fixture(autouse=True)
+def _sigint_raises() -> Iterator[None]:
+    """A shell that starts a job in the background starts it with SIGINT ignored (and ffnlp
+    rightly leaves an ignored signal alone); these tests send SIGINT on purpose."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")
