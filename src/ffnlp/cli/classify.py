@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -48,6 +49,19 @@ MULTILABEL_COLUMNS = (
 )
 PER_LABEL_ROWS = 30  # multi-label eval: the most frequent labels shown (--json has them all)
 
+# the data options of every command that reads labelled files (train, cv, lr-find)
+FORMAT_OPTION: Any = typer.Option(
+    None,
+    "--format",
+    help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow.",
+)
+ENCODING_OPTION: Any = typer.Option(
+    None, "--encoding", help="Encoding of the data files, e.g. latin-1."
+)
+SKIP_INVALID_OPTION: Any = typer.Option(
+    False, "--skip-invalid", help="Skip malformed lines and report how many."
+)
+
 
 def _data_overrides(fmt: str | None, encoding: str | None, skip_invalid: bool) -> list[str]:
     sets = []
@@ -75,17 +89,9 @@ def train(
     set_: list[str] = SET_OPTION,
     out: Path = run_dir_option("classify"),
     seed: int = SEED_OPTION,
-    fmt: str = typer.Option(
-        None,
-        "--format",
-        help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow.",
-    ),
-    encoding: str = typer.Option(
-        None, "--encoding", help="Encoding of the data files, e.g. latin-1."
-    ),
-    skip_invalid: bool = typer.Option(
-        False, "--skip-invalid", help="Skip malformed lines and report how many."
-    ),
+    fmt: str = FORMAT_OPTION,
+    encoding: str = ENCODING_OPTION,
+    skip_invalid: bool = SKIP_INVALID_OPTION,
     resume: Path = RESUME_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
     force: bool = FORCE_OPTION,
@@ -322,17 +328,9 @@ def cross_validate(
     keep_models: bool = typer.Option(
         False, "--keep-models", help="Keep each fold's model weights."
     ),
-    fmt: str = typer.Option(
-        None,
-        "--format",
-        help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow.",
-    ),
-    encoding: str = typer.Option(
-        None, "--encoding", help="Encoding of the data file, e.g. latin-1."
-    ),
-    skip_invalid: bool = typer.Option(
-        False, "--skip-invalid", help="Skip malformed lines and report how many."
-    ),
+    fmt: str = FORMAT_OPTION,
+    encoding: str = ENCODING_OPTION,
+    skip_invalid: bool = SKIP_INVALID_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-fold lines or progress."),
     json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout."),
 ) -> None:
@@ -392,15 +390,9 @@ def lr_find(
     steps: int = STEPS_OPTION,
     plot: Path = PLOT_OPTION,
     out: Path = LR_FIND_OUT_OPTION,
-    fmt: str = typer.Option(
-        None, "--format", help="Input format: auto, label-text, fasttext, csv, tsv, jsonl."
-    ),
-    encoding: str = typer.Option(
-        None, "--encoding", help="Encoding of the data file, e.g. latin-1."
-    ),
-    skip_invalid: bool = typer.Option(
-        False, "--skip-invalid", help="Skip malformed lines and report how many."
-    ),
+    fmt: str = FORMAT_OPTION,
+    encoding: str = ENCODING_OPTION,
+    skip_invalid: bool = SKIP_INVALID_OPTION,
     json_: bool = LR_FIND_JSON_OPTION,
 ) -> None:
     """Learning-rate range test: train the configured model a few batches at a growing learning rate, plot the loss, suggest a rate.
