@@ -1,0 +1,142 @@
+"""Character n-gram subwords, hashed into buckets the way fastText hashes them.
+
+A word is wrapped in boundary symbols (``"where"`` becomes ``"<where>"``) and every run of
+``minn``..``maxn`` characters of the wrapped word is one subword; the single characters ``<`` and
+``>`` on their own are left out. Characters are Unicode code points: a run never splits the bytes
+of a UTF-8 character. Each subword's UTF-8 bytes are hashed with 32-bit FNV-1a in fastText's
+variant (each byte is XORed in as a *signed* char, sign-extended to 32 bits, so bytes >= 0x80 hash
+differently from the textbook FNV-1a), and the hash modulo ``buckets`` picks a row. The same word
+and settings therefore give the same bucket numbers as fastText and gensim's ``FastText``
+(tested against both), so hashed tables can be compared or exchanged.
+
+:class:`SubwordTable` lists, for every word of a vocabulary, the rows of its vector: the word's
+own row ``i`` and ``vocab_size + bucket`` for each of its subwords. A word's vector is the mean of
+those rows (an ``EmbeddingBag`` with ``mode="mean"``); a word outside the vocabulary gets the mean
+of its subword rows alone, so rare, misspelled and unseen words still have a vector.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ffnlp.errors import ConfigError
+
+BOW = "<"
+EOW = ">"
+FNV_OFFSET = 2166136261
+FNV_PRIME = 16777619
+MASK32 = 0xFFFFFFFF
+
+
+def fnv1a_32(data: bytes) -> int:
+    """fastText's 32-bit FNV-1a: bytes are XORed in as signed chars (sign-extended)."""
+    h = FNV_OFFSET
+    for byte in data:
+        h ^= byte | 0xFFFFFF00 if byte >= 0x80 else byte
+        h = (h * FNV_PRIME) & MASK32
+    return h
+
+
+def char_ngrams(word: str, minn: int, maxn: int) -> list[str]:
+    """The character n-grams of ``<word>`` of lengths ``minn..maxn``, in fastText's order.
+
+    Ordered by start position, then length; the lone boundary symbols are not n-grams. An empty
+    list when ``maxn < minn`` or ``maxn == 0`` (subwords switched off).
+    """
+    if maxn < minn or maxn <= 0:
+        return []
+    wrapped = BOW + word + EOW
+    last = len(wrapped)
+    grams: list[str] = []
+    for start in range(last):
+        for n in range(max(minn, 1), maxn + 1):
+            end = start + n
+            if end > last:
+                break
+            if n == 1 and (start == 0 or end == last):
+                continue
+            grams.append(wrapped[start:end])
+    return grams
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def subword_buckets(word: str, minn: int, maxn: int, buckets: int) -> tuple[int, ...]:
+    """Bucket numbers (0..buckets-1) of ``word``'s character n-grams, in :func:`char_ngrams` order."""
+    if buckets <= 0:
+        return ()
+    return tuple(fnv1a_32(g.encode("utf-8")) % buckets for g in char_ngrams(word, minn, maxn))
+
+
+def check_subword_settings(minn: int, maxn: int, buckets: int, where: str = "") -> list[str]:
+    """Problems with a minn / maxn / buckets triple, as messages naming the options (empty: fine)."""
+    at = f"{where}." if where else ""
+    problems = []
+    if minn < 1:
+        problems.append(f"{at}minn must be at least 1, got {minn}")
+    if maxn < 0:
+        problems.append(f"{at}maxn must be 0 (no subwords) or at least minn, got {maxn}")
+    elif 0 < maxn < minn:
+        problems.append(
+            f"{at}maxn ({maxn}) is smaller than {at}minn ({minn}): set maxn >= minn, "
+            "or maxn = 0 for no subwords"
+        )
+    if maxn > 0 and buckets < 1:
+        problems.append(f"{at}buckets must be at least 1 when subwords are on, got {buckets}")
+    return problems
+
+
+class SubwordTable:
+    """The rows that make up each vocabulary word's vector: its own row and its subword buckets.
+
+    Rows ``0..vocab_size-1`` are the words, ``vocab_size..vocab_size+buckets-1`` the buckets
+    (:attr:`num_rows` in all). ``offsets``/``rows`` are the CSR layout an ``EmbeddingBag`` takes:
+    word ``i``'s rows are ``rows[offsets[i]:offsets[i + 1]]``, its own row first.
+    """
+
+    def __init__(self, words: Sequence[str], minn: int, maxn: int, buckets: int):
+        problems = check_subword_settings(minn, maxn, buckets)
+        if problems:
+            raise ConfigError("; ".join(problems))
+        self.minn, self.maxn, self.buckets = minn, maxn, buckets if maxn > 0 else 0
+        self.vocab_size = len(words)
+        lists = [[i, *self._bucket_rows(w)] for i, w in enumerate(words)]
+        lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+        self.offsets = torch.from_numpy(np.concatenate(([0], np.cumsum(lengths))))
+        flat = [r for rows in lists for r in rows]
+        self.rows = torch.tensor(flat, dtype=torch.int64)
+
+    @property
+    def num_rows(self) -> int:
+        return self.vocab_size + self.buckets
+
+    def _bucket_rows(self, word: str) -> list[int]:
+        if not self.buckets:
+            return []
+        return [
+            self.vocab_size + b for b in subword_buckets(word, self.minn, self.maxn, self.buckets)
+        ]
+
+    def word_rows(self, index: int) -> torch.Tensor:
+        """Rows of vocabulary word ``index`` (its own row first)."""
+        return self.rows[self.offsets[index] : self.offsets[index + 1]]
+
+    def oov_rows(self, word: str) -> list[int]:
+        """Rows of a word outside the vocabulary: its subword buckets only (may be empty)."""
+        return self._bucket_rows(word)
+
+    def bags(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rows, offsets)`` for an ``EmbeddingBag`` over the given vocabulary words."""
+        starts = self.offsets[indices]
+        lengths = self.offsets[indices + 1] - starts
+        offsets = torch.zeros(len(indices), dtype=torch.int64)
+        if len(indices) > 1:
+            offsets[1:] = torch.cumsum(lengths[:-1], 0)
+        total = int(lengths.sum())
+        # position of each output element inside its word's span, plus that word's start
+        within = torch.arange(total, dtype=torch.int64) - torch.repeat_interleave(offsets, lengths)
+        rows = self.rows[torch.repeat_interleave(starts, lengths) + within]
+        return rows, offsets
