@@ -1,7 +1,8 @@
 """Pooled-embedding classifiers: the DAN / fastText family.
 
 A text is a bag of ids: its words' ids, plus the ids of its hashed word n-grams (as fastText does,
-each n-gram lands in one of ``buckets`` rows after the vocabulary).  One ``nn.EmbeddingBag`` looks up
+each n-gram lands in one of ``buckets`` rows after the vocabulary), and optionally each word's
+hashed character n-grams (fastText's ``-minn``/``-maxn``), in the same bucket rows.  One ``nn.EmbeddingBag`` looks up
 and pools every bag of a batch in one call, from a flat id tensor and the offsets where each text
 starts (no padding); the pooled vector goes through an :class:`~ffnlp.models.mlp.MLP` to the logits.
 
@@ -26,6 +27,7 @@ from torch import nn
 
 from ffnlp.config import option, section
 from ffnlp.errors import ConfigError, DataError
+from ffnlp.features.subwords import check_subword_settings, subword_buckets
 from ffnlp.models.heads import ClassifierInputs, make_head, multilabel_argument, output_size
 from ffnlp.models.mlp import MLP, MLPConfig
 from ffnlp.models.registry import register
@@ -268,32 +270,47 @@ def encode_bags(
     ngrams: int = 1,
     buckets: int = 0,
     labels: Sequence[int] | torch.Tensor | None = None,
+    minn: int = 3,
+    maxn: int = 0,
 ) -> Bags:
     """Tokenised texts -> Bags.  ``word_ids`` maps a word to its row (a dict or a Vocab); words it
     lacks are left out (as fastText does).  Word n-grams of order 2..``ngrams`` hash (fastText's
-    hash) to rows ``len(word_ids) + bucket``."""
+    hash) to rows ``len(word_ids) + bucket``.
+
+    With ``maxn > 0`` each token stands for its row (when ``word_ids`` has it) followed by the
+    rows ``len(word_ids) + bucket`` of its character n-grams of ``minn..maxn`` characters, as
+    fastText's supervised ``Dictionary::getLine`` builds a line: a word outside the vocabulary
+    is then read from its subwords alone. The word n-grams come after all the tokens."""
     from ffnlp.text.ngrams import ngram_hashes_flat
 
     if ngrams > 1 and buckets <= 0:
         raise ConfigError("features.buckets must be positive when word n-grams are used")
+    if maxn > 0:
+        problems = check_subword_settings(minn, maxn, buckets, where="features")
+        if problems:
+            raise ConfigError("; ".join(problems))
     lookup = word_ids if isinstance(word_ids, dict) else {w: i for i, w in enumerate(word_ids.itos)}
     for special in getattr(word_ids, "specials", ()):  # <pad>/<unk> never enter a bag
         lookup.pop(special, None)
-    words = [[lookup[t] for t in tokens if t in lookup] for tokens in token_lists]
-    word_len = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
-    word_flat = np.fromiter(
-        (i for w in words for i in w), dtype=np.int64, count=int(word_len.sum())
-    )
+    if maxn > 0:
+        word_flat, word_len = _token_rows(token_lists, lookup, len(word_ids), minn, maxn, buckets)
+    else:
+        words = [[lookup[t] for t in tokens if t in lookup] for tokens in token_lists]
+        word_len = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+        word_flat = np.fromiter(
+            (i for w in words for i in w), dtype=np.int64, count=int(word_len.sum())
+        )
+    n_texts = len(word_len)
     if ngrams > 1:
         grams, gram_off = ngram_hashes_flat(token_lists, ngrams, buckets)
         gram_len = np.diff(gram_off)
         grams = grams + len(word_ids)
     else:
-        grams, gram_len = np.zeros(0, dtype=np.int64), np.zeros(len(words), dtype=np.int64)
+        grams, gram_len = np.zeros(0, dtype=np.int64), np.zeros(n_texts, dtype=np.int64)
     # interleave: each text's words, then its n-grams, with no loop over tokens
     lengths = word_len + gram_len  # (B,)
-    starts = np.zeros(len(words), dtype=np.int64)
-    if len(words) > 1:
+    starts = np.zeros(n_texts, dtype=np.int64)
+    if n_texts > 1:
         np.cumsum(lengths[:-1], out=starts[1:])
     flat = np.empty(int(lengths.sum()), dtype=np.int64)
     word_pos = np.repeat(starts, word_len) + _ranks(word_len)
@@ -308,6 +325,47 @@ def encode_bags(
             else torch.as_tensor(labels, dtype=torch.long)
         )
     return Bags(torch.from_numpy(flat), torch.from_numpy(starts), y)
+
+
+def token_rows(
+    word: str, lookup: dict[str, int], n_words: int, minn: int, maxn: int, buckets: int
+) -> list[int]:
+    """The table rows a token stands for: its own row when ``lookup`` has it, then the rows
+    ``n_words + bucket`` of its character n-grams (fastText's ``Dictionary::addSubwords``)."""
+    own = lookup.get(word)
+    subwords = [n_words + b for b in subword_buckets(word, minn, maxn, buckets)]
+    return subwords if own is None else [own, *subwords]
+
+
+def _token_rows(
+    token_lists: Sequence[Sequence[str]],
+    lookup: dict[str, int],
+    n_words: int,
+    minn: int,
+    maxn: int,
+    buckets: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every token's rows (:func:`token_rows`), text after text: the flat rows and how many
+    each text has. Each distinct token's rows are worked out once; the texts are then gathered
+    from them with array operations."""
+    index: dict[str, int] = {}  # distinct token -> its number
+    setdefault = index.setdefault
+    kinds = [setdefault(t, len(index)) for tokens in token_lists for t in tokens]  # (T,)
+    per_kind = [token_rows(t, lookup, n_words, minn, maxn, buckets) for t in index]
+    kind_len = np.fromiter((len(r) for r in per_kind), dtype=np.int64, count=len(per_kind))
+    kind_flat = np.fromiter(
+        (i for r in per_kind for i in r), dtype=np.int64, count=int(kind_len.sum())
+    )
+    kind_start = np.cumsum(kind_len) - kind_len  # (U,)
+    token_kind = np.asarray(kinds, dtype=np.int64)  # (T,)
+    token_len = kind_len[token_kind]  # (T,) rows of each token
+    flat = kind_flat[np.repeat(kind_start[token_kind], token_len) + _ranks(token_len)]
+    tokens_per_text = np.fromiter(
+        (len(t) for t in token_lists), dtype=np.int64, count=len(token_lists)
+    )
+    text_of_token = np.repeat(np.arange(len(token_lists)), tokens_per_text)  # (T,)
+    text_len = np.bincount(text_of_token, weights=token_len, minlength=len(token_lists))
+    return flat, text_len.astype(np.int64)
 
 
 def _ranks(lengths: np.ndarray) -> np.ndarray:

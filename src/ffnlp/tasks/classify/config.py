@@ -18,6 +18,7 @@ from ffnlp import config as cfgmod
 from ffnlp.config import option, section
 from ffnlp.errors import ConfigError
 from ffnlp.features.lexicon import LexiconConfig
+from ffnlp.features.subwords import check_subword_settings
 from ffnlp.models import registry
 from ffnlp.models.init import InitConfig
 from ffnlp.models.mlp import MLPConfig
@@ -87,7 +88,7 @@ class FeaturesConfig:
     kind: str = option(
         "ngrams",
         "what the model sees: ngrams (bag of word n-grams; logreg, mlp), ids (word ids + hashed "
-        "word n-grams; pooled), lexicon (hand-built features of [features.lexicon]; mlp), "
+        "word n-grams, and character n-grams with maxn > 0; pooled), lexicon (hand-built features of [features.lexicon]; mlp), "
         "ngrams+lexicon (both, side by side; logreg, mlp)",
         choices=("ngrams", "ids", "lexicon", "ngrams+lexicon"),
     )
@@ -98,19 +99,40 @@ class FeaturesConfig:
     max_features: int = option(0, "keep only the most frequent n-grams (0 = all)", ge=0)
     buckets: int = option(
         200_000,
-        "kind = ids: hash buckets for word n-grams of order 2..ngram_range[1] (fastText: 2M)",
+        "kind = ids: hash buckets for word n-grams of order 2..ngram_range[1] and for the "
+        "character n-grams of minn..maxn, one table for both (fastText: 2M)",
         ge=1,
         le=MAX_BUCKETS,
+    )
+    minn: int = option(
+        3,
+        "kind = ids: shortest character n-gram of a word, boundary symbols < > counted "
+        "(fastText's -minn); read only when maxn > 0",
+    )
+    maxn: int = option(
+        0,
+        "kind = ids: longest character n-gram of a word (fastText's -maxn); 0 = no subwords, "
+        "as fastText's supervised default. With maxn > 0 every word adds its hashed character "
+        "n-grams to the text's bag, and words outside the vocabulary are read from theirs",
     )
     lexicon: LexiconConfig = section(LexiconConfig)
 
     def check(self) -> list[str]:
         lo, hi = (self.ngram_range + [0, 0])[:2]
+        problems = []
         if len(self.ngram_range) != 2 or not 1 <= lo <= hi:
-            return [
+            problems.append(
                 f"features.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n; got {self.ngram_range}"
-            ]
-        return []
+            )
+        problems += check_subword_settings(self.minn, self.maxn, self.buckets, where="features")
+        if self.maxn > 0 and self.kind != "ids":
+            problems.append(
+                f"features.maxn = {self.maxn} turns on character n-grams, which only "
+                f'features.kind = "ids" (the pooled classifier) reads; got features.kind = '
+                f'{self.kind!r}: set features.kind = "ids" and model.type = "pooled", or '
+                "features.maxn = 0"
+            )
+        return problems
 
 
 @dataclass(frozen=True)

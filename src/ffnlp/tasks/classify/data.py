@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -22,6 +22,9 @@ from ffnlp.tasks.classify.config import ClassifyConfig, FeaturesConfig
 from ffnlp.text.readers import LabeledData, read_labeled
 from ffnlp.text.vocab import LabelVocab, Vocab
 from ffnlp.training.data import BatchSource, SparseRowBatches, TensorBatches
+
+if TYPE_CHECKING:
+    from ffnlp.models.pooled import Bags
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +153,12 @@ class NgramFeaturizer:
 
 
 class IdsFeaturizer:
-    """Word ids plus hashed word n-gram ids, as bags with offsets (the pooled model's input)."""
+    """Word ids plus hashed word n-gram ids, as bags with offsets (the pooled model's input);
+    with ``features.maxn > 0`` also each word's hashed character n-grams (in the same buckets).
+
+    The subword settings are saved in the state (vocab.json) and read back from it, so a loaded
+    run encodes text as it was trained; a state without them (runs of earlier versions) had no
+    subwords."""
 
     kind = "ids"
 
@@ -158,7 +166,11 @@ class IdsFeaturizer:
         self, cfg: FeaturesConfig, state: dict[str, Any] | None = None, run_dir: Path | None = None
     ):
         self.max_n = cfg.ngram_range[1] if len(cfg.ngram_range) == 2 else 1
-        self.buckets = cfg.buckets if self.max_n > 1 else 0
+        if state is None:
+            self.minn, self.maxn = cfg.minn, cfg.maxn
+        else:
+            self.minn, self.maxn = int(state.get("minn", cfg.minn)), int(state.get("maxn", 0))
+        self.buckets = cfg.buckets if self.max_n > 1 or self.maxn > 0 else 0
         self.min_count = cfg.min_count
         self.max_features = cfg.max_features
         self.vocab: Vocab | None = Vocab.from_dict(state["vocab"]) if state is not None else None
@@ -172,18 +184,43 @@ class IdsFeaturizer:
         self.vocab = Vocab.build(
             tokens, min_count=self.min_count, max_size=self.max_features or None, specials=()
         )
-        if len(self.vocab) == 0 and self.max_n < 2:
+        if len(self.vocab) == 0 and self.max_n < 2 and self.maxn == 0:
             raise DataError(
                 "the training data has no word that passes features.min_count; lower it"
             )
 
     def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource:
-        from ffnlp.models.pooled import BagBatches, encode_bags
+        from ffnlp.models.pooled import BagBatches
 
-        bags = encode_bags(
-            tokens, self.fitted_vocab(), ngrams=self.max_n, buckets=self.buckets, labels=y
+        return BagBatches(self.bags(tokens, y))
+
+    def bags(self, tokens: Sequence[Sequence[str]], y: torch.Tensor | None = None) -> Bags:
+        """The bags of ids of ``tokens`` (one list a text), with labels ``y`` when given."""
+        from ffnlp.models.pooled import encode_bags
+
+        return encode_bags(
+            tokens,
+            self.fitted_vocab(),
+            ngrams=self.max_n,
+            buckets=self.buckets,
+            labels=y,
+            minn=self.minn,
+            maxn=self.maxn,
         )
-        return BagBatches(bags)
+
+    def word_bags(self, words: Sequence[str]) -> Bags:
+        """One bag per word: the rows that make up its vector (its own row when the vocabulary
+        has it, then its subword buckets); no word n-grams. A word with no rows (outside the
+        vocabulary, without subwords) gets an empty bag."""
+        from ffnlp.models.pooled import encode_bags
+
+        return encode_bags(
+            [[w] for w in words],
+            self.fitted_vocab(),
+            buckets=self.buckets,
+            minn=self.minn,
+            maxn=self.maxn,
+        )
 
     @property
     def input_size(self) -> int:
@@ -194,6 +231,8 @@ class IdsFeaturizer:
             "vocab": self.fitted_vocab().to_dict(),
             "max_n": self.max_n,
             "buckets": self.buckets,
+            "minn": self.minn,
+            "maxn": self.maxn,
         }
 
     def save_files(self, run_dir: Path) -> None:

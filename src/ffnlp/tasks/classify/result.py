@@ -19,6 +19,7 @@ from typing import Any, cast, overload
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ffnlp import config as cfgmod
@@ -32,6 +33,7 @@ from ffnlp.outputs import check_output_dir
 from ffnlp.tasks.classify.config import ClassifyConfig, resolve_config
 from ffnlp.tasks.classify.data import (
     Featurizer,
+    IdsFeaturizer,
     check_known_labels,
     make_featurizer,
     multi_hot,
@@ -179,6 +181,43 @@ class Classifier:
         layer = resolve_layer(self.model, layer)
         for batch in batched(_stream(texts), batch_size):
             yield from zip(batch, self.vectors(batch, layer), strict=True)
+
+    def word_vectors(self, words: str | Sequence[str]) -> np.ndarray:
+        """(N, D) float32: each word's vector in a pooled classifier's embedding table, the mean
+        of the word's rows there: its own row when the training vocabulary has it and, with
+        subwords (features.maxn > 0), the rows of its character n-grams, so a rare, misspelled
+        or unseen word gets a vector too (fastText's ``get_word_vector``). A word with no row
+        (outside the vocabulary, without subwords) gets zeros, as in fastText. Words are looked
+        up as they are given (lowercased when data.lowercase is on), not tokenised."""
+        words = as_texts(words)
+        table = self._embedding_table()
+        if self.tokenizer.lowercase:
+            words = [w.lower() for w in words]
+        featurizer = cast(IdsFeaturizer, self.featurizer)
+        bags = featurizer.word_bags(words)
+        with torch.no_grad():
+            out = F.embedding_bag(bags.ids, table, bags.offsets, mode="mean")  # (N, D)
+        return out.numpy()
+
+    def word_vector(self, word: str) -> np.ndarray:
+        """(D,) float32: one word's vector (see :meth:`word_vectors`)."""
+        if not isinstance(word, str):
+            raise DataError(f"word must be a string; got {type(word).__name__} ({_shown(word)})")
+        return self.word_vectors([word])[0]
+
+    def _embedding_table(self) -> torch.Tensor:
+        """The (rows, D) id table of a pooled classifier over ``features.kind = "ids"``."""
+        embedding = getattr(self.model, "embedding", None)
+        if not isinstance(self.featurizer, IdsFeaturizer) or not isinstance(
+            embedding, nn.EmbeddingBag
+        ):
+            raise ConfigError(
+                "word vectors come from the embedding table of a pooled classifier "
+                f'(model.type = "pooled", features.kind = "ids"); this run\'s model is a '
+                f"{type(self.model).__name__} over features.kind = "
+                f"{self.config.features.kind!r}"
+            )
+        return embedding.weight.detach()
 
     def test(self, path: str | Path, **read_options: Any) -> dict[str, Any]:
         """Metrics on a labelled file: accuracy, macro_f1, per-class P/R/F1, confusion, loss;
