@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from ffnlp.errors import ConfigError, DataError
+from ffnlp.features.subwords import SubwordTable, subword_buckets
 from ffnlp.models.activations import ACTIVATIONS
 from ffnlp.models.feature_mlp import FeatureMLP
 from ffnlp.models.init import INITS
@@ -204,6 +207,73 @@ def test_encode_bags_words_then_hashed_ngrams() -> None:
     assert bags.ids[:4].tolist() == [0, 1, *grams]  # unknown 'zz' is left out, its bigram is not
     assert bags.ids[5:].tolist() == [2, 0, 3 + ngram_hashes(["c", "a"], 2, 10)[0]]
     assert bags.labels is not None and bags.labels.tolist() == [1, 0, 1, 0]
+
+
+def test_encode_bags_with_subwords_follows_fasttexts_line() -> None:
+    vocab = {"a": 0, "b": 1, "cat": 2}
+    texts = [["cat", "zz", "a"], [], ["zz"]]
+    bags = encode_bags(texts, vocab, ngrams=2, buckets=50, minn=2, maxn=3, labels=[1, 0, 1])
+
+    def sub(word: str) -> list[int]:  # rows of the word's character n-grams, after the vocabulary
+        return [3 + b for b in subword_buckets(word, 2, 3, 50)]
+
+    assert sub("cat") and sub("zz") and sub("a")  # every word here has character n-grams
+    grams = [3 + h for h in ngram_hashes(["cat", "zz", "a"], 2, 50)]
+    # each token: its own row when the vocabulary has it, then its subwords ('zz' has no row of
+    # its own, so only its subwords); the word bigrams after every token, as fastText's getLine
+    first = [2, *sub("cat"), *sub("zz"), 0, *sub("a"), *grams]
+    assert bags.ids.tolist() == first + sub("zz")
+    assert bags.offsets.tolist() == [0, len(first), len(first)]
+    assert bags.lengths.tolist() == [len(first), 0, len(sub("zz"))]
+
+
+def test_encode_bags_subword_rows_match_fasttext_supervised(tmp_path) -> None:
+    fasttext = pytest.importorskip("fasttext")
+    train = tmp_path / "train.txt"
+    train.write_text("__label__a where is the café\n__label__b naïve where\n" * 5, "utf-8")
+    model = fasttext.train_supervised(
+        str(train), minn=2, maxn=4, bucket=1000, epoch=1, dim=4, verbose=0, thread=1
+    )
+    n_words = len(model.words)
+    vocab = {w: i for i, w in enumerate(model.words)}  # fastText's word ids, buckets after them
+    for word in ["where", "café", "naïve", "unseen", "日本"]:
+        ids = model.get_subwords(word)[1].tolist()  # fastText: word id (if known) + subwords
+        ours = encode_bags([[word]], vocab, buckets=1000, minn=2, maxn=4).ids.tolist()
+        assert ours == ids and (ids[0] < n_words) == (word in vocab)
+
+
+def test_encode_bags_subword_rows_are_the_subword_tables() -> None:
+    words = ["where", "naïve", "a", "x" * 9]
+    table = SubwordTable(words, 3, 6, 1000)
+    bags = encode_bags(
+        [[w] for w in words], {w: i for i, w in enumerate(words)}, buckets=1000, minn=3, maxn=6
+    )
+    for i in range(len(words)):
+        start, end = int(bags.offsets[i]), int(bags.offsets[i]) + int(bags.lengths[i])
+        assert bags.ids[start:end].tolist() == table.word_rows(i).tolist()
+
+
+def test_encode_bags_without_subwords_is_unchanged_by_minn() -> None:
+    vocab = {"a": 0, "b": 1, "c": 2}
+    texts = [["a", "b", "zz"], [], ["c", "a"]]
+    plain = encode_bags(texts, vocab, ngrams=2, buckets=10)
+    for minn in (1, 3, 9):
+        other = encode_bags(texts, vocab, ngrams=2, buckets=10, minn=minn, maxn=0)
+        assert other.ids.tolist() == plain.ids.tolist()
+        assert other.offsets.tolist() == plain.offsets.tolist()
+
+
+@pytest.mark.parametrize(
+    ("minn", "maxn", "buckets", "message"),
+    [
+        (0, 4, 10, "features.minn must be at least 1, got 0"),
+        (5, 3, 10, "features.maxn (3) is smaller than features.minn (5)"),
+        (2, 4, 0, "features.buckets must be at least 1 when subwords are on, got 0"),
+    ],
+)
+def test_encode_bags_rejects_bad_subword_settings(minn, maxn, buckets, message) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        encode_bags([["a"]], {"a": 0}, buckets=buckets, minn=minn, maxn=maxn)
 
 
 def test_bag_batches_gather_the_right_bags() -> None:

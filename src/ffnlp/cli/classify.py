@@ -269,22 +269,44 @@ def vectors(
         "utf-8", "--encoding", help="Encoding of the input (file or stdin)."
     ),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Texts read at a time."),
-    json_: bool = typer.Option(False, "--json", help="One JSON object per line: text, vector."),
+    words: bool = typer.Option(
+        False,
+        "--words",
+        help="Each input line is one word: print its word vector, the mean of its rows of a "
+        "pooled model's table (its own, and its character n-grams' with features.maxn > 0), "
+        "like fastText's print-word-vectors.",
+    ),
+    json_: bool = typer.Option(
+        False, "--json", help="One JSON object per line: text (--words: word), vector."
+    ),
 ) -> None:
-    """Print each input line's vector inside the model, one a line (fastText's print-sentence-vectors).
+    """Print each input line's vector inside the model, one a line (fastText's print-sentence-vectors;
+    with --words, print-word-vectors).
 
     Example:
 
         echo "a gripping , funny film" | ffnlp classify vectors runs/sst2_pooled --layer pooled
+        printf 'wonderful\nwonderfull\n' | ffnlp classify vectors runs/sst2_subwords --words
     """
     from ffnlp.tasks.classify import load
 
+    if words and layer != "auto":
+        raise typer.BadParameter(
+            "--words reads the embedding table, not a layer: leave out --layer",
+            param_hint="--layer",
+        )
     clf = load(run)
     seen = 0
-    for text, vector in clf.vectors_stream(_input_lines(input_, encoding), layer, batch_size):
+    lines = _input_lines(input_, encoding)
+    pairs = (
+        clf.word_vectors_stream(lines, batch_size)
+        if words
+        else clf.vectors_stream(lines, layer, batch_size)
+    )
+    for text, vector in pairs:
         seen += 1
         if json_:
-            print_json({"text": text, "vector": [float(x) for x in vector]})
+            print_json({"word" if words else "text": text, "vector": [float(x) for x in vector]})
         else:
             typer.echo(" ".join(f"{x:.7g}" for x in vector.tolist()))
     if not seen:

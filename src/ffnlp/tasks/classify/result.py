@@ -199,6 +199,14 @@ class Classifier:
             out = F.embedding_bag(bags.ids, table, bags.offsets, mode="mean")  # (N, D)
         return out.numpy()
 
+    def word_vectors_stream(
+        self, words: Iterable[str], batch_size: int = 1000
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """``(word, vector)`` for every word of a stream, ``batch_size`` words at a time."""
+        self._embedding_table()  # a model without one says so before the stream is read
+        for batch in batched(_stream(words), batch_size):
+            yield from zip(batch, self.word_vectors(batch), strict=True)
+
     def word_vector(self, word: str) -> np.ndarray:
         """(D,) float32: one word's vector (see :meth:`word_vectors`)."""
         if not isinstance(word, str):
