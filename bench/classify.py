@@ -25,6 +25,9 @@ Contenders:
 - ffnlp logreg: logistic regression over tf-idf n-grams (configs/sst2_logreg.toml; SST-2 only);
 - ffnlp mlp: the MLP over tf-idf n-grams (configs/sst2_ffnn.toml, configs/mr_ffnn.toml);
 - ffnlp pooled: the pooled-embedding network (configs/sst2_pooled.toml, configs/mr_pooled.toml);
+- SST-2 only, character n-gram subwords: ffnlp pooled+subwords (configs/sst2_pooled_subwords.toml)
+  and "fastText subwords", fastText as above plus the preset's -minn / -maxn (read from its
+  file), fitted with --threads threads (also when the preset comes in with --extra);
 - optionally other ffnlp configs given with --extra NAME=CONFIG.
 
 scikit-learn gets --threads; ffnlp its own default (train.threads = "auto") unless
@@ -57,8 +60,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def fasttext_fit(
-    train_texts, train_labels, test_texts, test_labels, threads: int, seed: int
+    train_texts, train_labels, test_texts, test_labels, threads: int, seed: int, **options
 ) -> dict:
+    """fastText supervised with the bench's settings; ``options`` add to them (minn, maxn)."""
     import fasttext
 
     # fastText reads its file in order and does not shuffle: MR's examples come sorted by label,
@@ -74,7 +78,15 @@ def fasttext_fit(
         )
         t0 = time.perf_counter()
         model = fasttext.train_supervised(
-            str(path), wordNgrams=2, dim=100, epoch=10, lr=0.5, thread=threads, seed=seed, verbose=0
+            str(path),
+            wordNgrams=2,
+            dim=100,
+            epoch=10,
+            lr=0.5,
+            thread=threads,
+            seed=seed,
+            verbose=0,
+            **options,
         )
         seconds = time.perf_counter() - t0
     pred, _ = model.predict([t.replace("\n", " ") for t in test_texts])
@@ -122,6 +134,17 @@ def ffnlp_fit(config: Path, train, dev, test, threads: int | None, seed: int, ou
         "best_epoch": s["best_epoch"],
         "threads": s.get("threads"),
     }
+
+
+SUBWORD_PRESETS = {"sst2": ROOT / "configs/sst2_pooled_subwords.toml"}  # dataset -> preset
+
+
+def subword_options(preset: Path) -> dict:
+    """The preset's character n-gram settings as fastText's train_supervised arguments."""
+    from ffnlp.tasks.classify import resolve_config
+
+    features = resolve_config(preset).features
+    return {"minn": features.minn, "maxn": features.maxn}
 
 
 COOKING_PRESET = ROOT / "configs/cooking_multilabel.toml"
@@ -326,6 +349,7 @@ def run(args: argparse.Namespace, ft_threads: list[int]) -> int:
             "ffnlp logreg": ROOT / "configs/sst2_logreg.toml",
             "ffnlp mlp": ROOT / "configs/sst2_ffnn.toml",
             "ffnlp pooled": ROOT / "configs/sst2_pooled.toml",
+            "ffnlp pooled+subwords": SUBWORD_PRESETS["sst2"],
         },
         "mr": {
             "ffnlp mlp": ROOT / "configs/mr_ffnn.toml",
@@ -354,12 +378,32 @@ def run(args: argparse.Namespace, ft_threads: list[int]) -> int:
             label, cfg = item.split("=", 1)
             contenders[f"ffnlp {label}"] = Path(cfg.replace("{data}", name))
         ft_names = {f"fastText {t} thread{'s' if t > 1 else ''}": t for t in ft_threads}
-        rows: dict[str, list[dict]] = {k: [] for k in (*ft_names, "scikit-learn", *contenders)}
+        # fastText with the subword preset's -minn / -maxn, beside ffnlp's subword preset
+        chosen = {Path(c).resolve() for c in contenders.values()}
+        ft_subwords = (
+            subword_options(SUBWORD_PRESETS[name])
+            if name in SUBWORD_PRESETS and SUBWORD_PRESETS[name].resolve() in chosen
+            else None
+        )
+        peers = [*ft_names, *(["fastText subwords"] if ft_subwords else []), "scikit-learn"]
+        rows: dict[str, list[dict]] = {k: [] for k in (*peers, *contenders)}
         for seed in range(args.seeds):
             train, dev, test = splits(name, args.data, seed)
             for label, t in ft_names.items():
                 rows[label].append(
                     fasttext_fit(train.texts, train.labels, test.texts, test.labels, t, seed)
+                )
+            if ft_subwords:
+                rows["fastText subwords"].append(
+                    fasttext_fit(
+                        train.texts,
+                        train.labels,
+                        test.texts,
+                        test.labels,
+                        args.threads,
+                        seed,
+                        **ft_subwords,
+                    )
                 )
             rows["scikit-learn"].append(
                 sklearn_fit(train.texts, train.labels, test.texts, test.labels, args.threads, seed)
@@ -409,12 +453,12 @@ def run(args: argparse.Namespace, ft_threads: list[int]) -> int:
             f"{used or '?'}); background load: {args.background_load} busy processes"
         )
         print(
-            f"{'':20s} {'accuracy (mean ± sd)':>20s} {'fit s':>8s} {'ratio/fastText':>15s} "
+            f"{'':22s} {'accuracy (mean ± sd)':>20s} {'fit s':>8s} {'ratio/fastText':>15s} "
             f"{'ratio/sklearn':>14s}"
         )
         for label, t in table.items():
             print(
-                f"{label:20s}    {t['accuracy_mean']:.4f} ± {t['accuracy_sd']:.4f} {t['fit_seconds']:8.2f} "
+                f"{label:22s}    {t['accuracy_mean']:.4f} ± {t['accuracy_sd']:.4f} {t['fit_seconds']:8.2f} "
                 f"{t['time_ratio_vs_fasttext']:15.2f} {t['time_ratio_vs_sklearn']:14.2f}"
             )
         print(flush=True)
