@@ -2,9 +2,10 @@
 
 A text is a bag of ids: its words' ids, plus the ids of its hashed word n-grams (as fastText does,
 each n-gram lands in one of ``buckets`` rows after the vocabulary), and optionally each word's
-hashed character n-grams (fastText's ``-minn``/``-maxn``), in the same bucket rows.  One ``nn.EmbeddingBag`` looks up
-and pools every bag of a batch in one call, from a flat id tensor and the offsets where each text
-starts (no padding); the pooled vector goes through an :class:`~ffnlp.models.mlp.MLP` to the logits.
+hashed character n-grams (fastText's ``-minn``/``-maxn``), in the same bucket rows.  One
+``nn.EmbeddingBag`` looks up and pools every bag of a batch in one call, from a flat id tensor and
+the offsets where each text starts (no padding); the pooled vector goes through an
+:class:`~ffnlp.models.mlp.MLP` to the logits.
 
     ids (N,), offsets (B,) -> EmbeddingBag -> (B, D) [mean | sum | max] or (B, 2D) [mean_max]
                            -> MLP -> logits (B, K)
@@ -307,7 +308,7 @@ def encode_bags(
         grams = grams + len(word_ids)
     else:
         grams, gram_len = np.zeros(0, dtype=np.int64), np.zeros(n_texts, dtype=np.int64)
-    # interleave: each text's words, then its n-grams, with no loop over tokens
+    # interleave: each text's words (and subwords), then its n-grams, with no loop over tokens
     lengths = word_len + gram_len  # (B,)
     starts = np.zeros(n_texts, dtype=np.int64)
     if n_texts > 1:
@@ -348,10 +349,10 @@ def _token_rows(
     """Every token's rows (:func:`token_rows`), text after text: the flat rows and how many
     each text has. Each distinct token's rows are worked out once; the texts are then gathered
     from them with array operations."""
-    index: dict[str, int] = {}  # distinct token -> its number
+    index: dict[str, int] = {}  # each distinct token ("kind") -> its number
     setdefault = index.setdefault
     kinds = [setdefault(t, len(index)) for tokens in token_lists for t in tokens]  # (T,)
-    per_kind = [token_rows(t, lookup, n_words, minn, maxn, buckets) for t in index]
+    per_kind = [token_rows(t, lookup, n_words, minn, maxn, buckets) for t in index]  # U lists
     kind_len = np.fromiter((len(r) for r in per_kind), dtype=np.int64, count=len(per_kind))
     kind_flat = np.fromiter(
         (i for r in per_kind for i in r), dtype=np.int64, count=int(kind_len.sum())

@@ -88,7 +88,8 @@ class FeaturesConfig:
     kind: str = option(
         "ngrams",
         "what the model sees: ngrams (bag of word n-grams; logreg, mlp), ids (word ids + hashed "
-        "word n-grams, and character n-grams with maxn > 0; pooled), lexicon (hand-built features of [features.lexicon]; mlp), "
+        "word n-grams, and character n-grams with maxn > 0; pooled), lexicon (hand-built "
+        "features of [features.lexicon]; mlp), "
         "ngrams+lexicon (both, side by side; logreg, mlp)",
         choices=("ngrams", "ids", "lexicon", "ngrams+lexicon"),
     )
