@@ -39,7 +39,8 @@ class StudyTrial:
 
     number: int
     state: str  # one of STATES
-    value: float | None  # the objective; None unless COMPLETE
+    value: float | None  # the objective; None unless COMPLETE (Optuna gives a pruned trial its
+    # last reported value: the curve has it)
     seconds: float | None
     params: dict[str, Any]
     run_dir: Path | None  # its run folder, when the study folder holds it
@@ -209,7 +210,9 @@ def _from_storage(
             StudyTrial(
                 number=t.number,
                 state=t.state.name,
-                value=float(t.value) if t.value is not None else None,
+                value=float(t.value)
+                if t.value is not None and t.state.name == "COMPLETE"
+                else None,
                 seconds=float(seconds) if isinstance(seconds, (int, float)) else None,
                 params=dict(t.params),
                 run_dir=run_dir,
