@@ -12,7 +12,7 @@ from ffnlp.tasks.lm.config import LMConfig
 from ffnlp.tasks.w2v.config import W2VConfig
 from tests.conftest import ROOT
 
-KEY = re.compile(r"`((?:train|model|features|loss|task|data|corpus|evaluation).[a-z0-9_.]+)`")
+KEY = re.compile(r"`((?:train|model|features|loss|task|data|corpus|evaluation)\.[a-z0-9_.]+)`")
 
 
 def _has(tree: dict[str, Any], dotted: str) -> bool:
