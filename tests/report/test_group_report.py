@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,21 @@ def test_curve_metric_prefers_the_task_metric() -> None:
     assert curve_metric([{"dev": {"loss": 1.0, "macro_f1": 0.3, "accuracy": 0.5}}]) == "accuracy"
     assert curve_metric([{"dev": {"loss": 1.0}}]) == "loss"
     assert curve_metric([{"train": {"loss": 1.0}}]) is None
+
+
+def test_a_seed_that_leads_out_of_the_folder_is_not_followed(
+    repeated: dict[str, Any], tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    shutil.copytree(Path(repeated["run_dir"]) / "seed_0", outside)
+    (outside / "report.html").unlink(missing_ok=True)  # other tests reported seed_0
+    folder = tmp_path / "a" / "rep"
+    shutil.copytree(repeated["run_dir"], folder)
+    (folder / "seed_x").mkdir()
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    summary["runs"][0]["seed"] = "x/../../../outside"  # an edited summary.json
+    (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    assert (folder / "seed_x/../../../outside").is_dir()
+    page = _report(folder)
+    assert not (outside / "report.html").exists()
+    assert _row(page, "seed x/../../../outside")[-1] == "<span class='muted'>—</span>"

@@ -85,8 +85,10 @@ def read_members(folder: Path, summary: dict[str, Any], kind: str) -> list[Membe
 
 
 def _member(folder: Path, name: str, sub: str, figures: dict[str, float]) -> Member:
+    """A run of the group; its folder only when it is a real folder inside ``folder`` (the
+    seed or fold number comes from summary.json, which may have been edited)."""
     run_dir = folder / sub
-    if run_dir.is_symlink() or not run_dir.is_dir():
+    if not _inside(folder, run_dir):
         return Member(name, None, figures)
     path = run_dir / "metrics.jsonl"
     records: list[dict[str, Any]] = []
@@ -96,6 +98,16 @@ def _member(folder: Path, name: str, sub: str, figures: dict[str, float]) -> Mem
         except (OSError, ValueError) as exc:
             raise ModelFileError(f"{path} cannot be read ({exc}); the file is damaged") from None
     return Member(name, run_dir, figures, records)
+
+
+def _inside(folder: Path, run_dir: Path) -> bool:
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        return False
+    try:
+        run_dir.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return run_dir.resolve() != folder.resolve()
 
 
 def _columns(members: list[Member]) -> list[str]:
