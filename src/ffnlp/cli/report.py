@@ -19,10 +19,9 @@ def report(
 ) -> None:
     """Write a self-contained HTML report (results, curves, plots, configuration) for a run.
 
-    For a repeat or cv folder: every seed's or fold's figures, mean ± sd and 95% CI, and all
-    the runs' curves on one plot. For a study: the optimisation history, parameter importances,
-    slices, parallel coordinates, every trial's curves and the best trials. The runs it links
-    to get their own report.html too.
+    Repeat or cv folder: every seed's or fold's figures, mean ± sd and 95% CI, all curves on one plot.
+
+    Tune study: optimisation history, parameter importances, slices, parallel coordinates, every trial's curves, the best trials.
 
     Example:
 
