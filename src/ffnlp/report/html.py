@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,26 +12,15 @@ from ffnlp.errors import ModelFileError
 from ffnlp.fileio import write_atomic
 from ffnlp.models.io import run_path
 from ffnlp.outputs import check_output_file
+from ffnlp.report.group import group_kind, group_page
+from ffnlp.report.page import STYLE, fmt, own_file, own_text
+from ffnlp.report.study import study_page
+from ffnlp.report.studyfolder import is_study, read_study
 from ffnlp.tasks.runfolder import read_summary
 from ffnlp.training.history import read_metrics
 
-STYLE = """
-body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.45}
-h1{font-size:1.5em}h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}img{max-width:100%}
-.muted{color:#777}
-"""
 
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return html.escape(str(v))
-
-
-def _metrics_table(summary: dict[str, Any]) -> str:
+def metrics_table(summary: dict[str, Any]) -> str:
     splits = [s for s in ("train", "dev", "test") if isinstance(summary.get(s), dict)]
     if not splits:
         return ""
@@ -43,7 +33,7 @@ def _metrics_table(summary: dict[str, Any]) -> str:
         "<tr><td>"
         + s
         + "</td>"
-        + "".join(f"<td>{_fmt(summary[s].get(n, ''))}</td>" for n in names)
+        + "".join(f"<td>{fmt(summary[s].get(n, ''))}</td>" for n in names)
         + "</tr>"
         for s in splits
     )
@@ -64,8 +54,8 @@ def _per_label(summary: dict[str, Any]) -> str:
         table = m["per_class"]
         rows = sorted(table.items(), key=lambda kv: (-kv[1]["support"], kv[0]))[:PER_LABEL_ROWS]
         body = "".join(
-            f"<tr><td>{html.escape(lab)}</td><td>{_fmt(v['precision'])}</td><td>{_fmt(v['recall'])}</td>"
-            f"<td>{_fmt(v['f1'])}</td><td>{v['support']}</td></tr>"
+            f"<tr><td>{html.escape(lab)}</td><td>{fmt(v['precision'])}</td><td>{fmt(v['recall'])}</td>"
+            f"<td>{fmt(v['f1'])}</td><td>{v['support']}</td></tr>"
             for lab, v in rows
         )
         out.append(
@@ -99,8 +89,8 @@ def _confusion(summary: dict[str, Any]) -> str:
         out.append(f"<h3>Confusion matrix ({split})</h3><table>{head}{body}</table>")
         if "per_class" in m:
             rows = "".join(
-                f"<tr><td>{html.escape(lab)}</td><td>{_fmt(v['precision'])}</td><td>{_fmt(v['recall'])}</td>"
-                f"<td>{_fmt(v['f1'])}</td><td>{v['support']}</td></tr>"
+                f"<tr><td>{html.escape(lab)}</td><td>{fmt(v['precision'])}</td><td>{fmt(v['recall'])}</td>"
+                f"<td>{fmt(v['f1'])}</td><td>{v['support']}</td></tr>"
                 for lab, v in m["per_class"].items()
             )
             out.append(
@@ -108,28 +98,6 @@ def _confusion(summary: dict[str, Any]) -> str:
                 f"<th>support</th></tr>{rows}</table>"
             )
     return "".join(out)
-
-
-def _own_file(run_dir: Path, path: Path) -> bool:
-    """Whether ``path`` is a regular file of the run folder itself: a symbolic link (which may
-    point anywhere) is never read into the report."""
-    if path.is_symlink() or not path.is_file():
-        return False
-    try:
-        path.resolve().relative_to(run_dir.resolve())
-    except ValueError:  # a folder on the way is a link out of the run
-        return False
-    return True
-
-
-def _own_text(run_dir: Path, path: Path) -> str:
-    """The text of one of the run's own files ("" when it has none)."""
-    if not _own_file(run_dir, path):
-        return ""
-    try:
-        return path.read_bytes().decode("utf-8", "replace")
-    except OSError as exc:
-        raise ModelFileError(f"{path} cannot be read ({exc.strerror or exc})") from None
 
 
 def _warnings(summary: dict[str, Any]) -> str:
@@ -141,7 +109,8 @@ def _warnings(summary: dict[str, Any]) -> str:
     return f"<h2>Warnings</h2><ul>{items}</ul>"
 
 
-def _images(run_dir: Path) -> str:
+def run_images(run_dir: Path) -> str:
+    """The run's plots/*.png as <h3> + <img> pairs, embedded."""
     parts = []
     plots = run_dir / "plots"
     if plots.is_symlink() or not plots.is_dir():
@@ -151,7 +120,7 @@ def _images(run_dir: Path) -> str:
     except OSError as exc:
         raise ModelFileError(f"{plots} cannot be read ({exc.strerror or exc})") from None
     for png in files:
-        if not _own_file(run_dir, png):
+        if not own_file(run_dir, png):
             continue
         try:
             data = base64.b64encode(png.read_bytes()).decode("ascii")
@@ -166,7 +135,7 @@ def _images(run_dir: Path) -> str:
 
 def _epochs_table(run_dir: Path) -> str:
     path = run_dir / "metrics.jsonl"
-    if not _own_file(run_dir, path):
+    if not own_file(run_dir, path):
         return ""
     try:
         records = read_metrics(path)
@@ -182,8 +151,8 @@ def _epochs_table(run_dir: Path) -> str:
         + "<th>lr</th><th>examples/s</th></tr>"
     )
     rows = "".join(
-        f"<tr><td>{r['epoch']}</td><td>{r['step']}</td><td>{_fmt(r['train']['loss'])}</td>"
-        + "".join(f"<td>{_fmt((r.get('dev') or {}).get(k, ''))}</td>" for k in dev_keys)
+        f"<tr><td>{r['epoch']}</td><td>{r['step']}</td><td>{fmt(r['train']['loss'])}</td>"
+        + "".join(f"<td>{fmt((r.get('dev') or {}).get(k, ''))}</td>" for k in dev_keys)
         + f"<td>{r['lr']:.3g}</td><td>{r['examples_per_second']:.0f}</td></tr>"
         for r in epochs
     )
@@ -191,30 +160,59 @@ def _epochs_table(run_dir: Path) -> str:
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``run_dir/report.html`` (or ``out``) from the files of a run directory.
+    """Write the HTML report of a folder ffnlp made: ``DIR/report.html`` (or ``out``).
 
-    Only the run folder's own files are read (no symbolic link is followed); a damaged
-    summary.json or metrics.jsonl is a ModelFileError naming it."""
+    The folder is a run, a group of runs of one configuration (``ffnlp repeat``, ``ffnlp
+    classify cv``: its summary.json says so, see :mod:`ffnlp.report.group`) or an ``ffnlp tune``
+    study (its tune.json says so, see :mod:`ffnlp.report.study`). Only the folder's own files are
+    read (no symbolic link is followed); a damaged file is a ModelFileError naming it."""
     run_dir = run_path(run_dir)
-    target = check_output_file(out, "--out") if out is not None else run_dir / "report.html"
+    if is_study(run_dir):
+        return _write(
+            run_dir,
+            out,
+            lambda page: study_page(read_study(run_dir), page),
+            f"{run_dir / 'tune.json'}, trials.csv or a trial's files do not hold what ffnlp "
+            "tune writes",
+        )
+    return write_run_report(run_dir, out)
+
+
+def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the report of a run folder, or of a repeat or cv folder (see :func:`write_report`)."""
+    run_dir = run_path(run_dir)
     summary = read_summary(run_dir, required=True)
+    kind = group_kind(summary)
+    return _write(
+        run_dir,
+        out,
+        (lambda page: group_page(run_dir, summary, kind, page))
+        if kind is not None
+        else (lambda page: _page(run_dir, summary)),
+        f"{run_dir / 'summary.json'} or metrics.jsonl does not hold what ffnlp writes",
+    )
+
+
+def _write(
+    run_dir: Path, out: str | Path | None, make: Callable[[Path], str], damaged: str
+) -> Path:
+    """Write the page ``make(target)`` makes (atomically; in the folder, never through a link
+    out of it); the errors of a file that is not what ffnlp wrote become a ModelFileError."""
+    target = check_output_file(out, "--out") if out is not None else run_dir / "report.html"
     try:
-        page = _page(run_dir, summary)
+        page = make(target)
     except (TypeError, KeyError, ValueError, IndexError, AttributeError) as exc:
-        raise ModelFileError(
-            f"{run_dir / 'summary.json'} or metrics.jsonl does not hold what ffnlp writes "
-            f"({exc!r}); retrain the run or restore the files"
-        ) from None
-    if out is not None:  # atomic; in the run, never through a link out of it
+        raise ModelFileError(f"{damaged} ({exc!r}); retrain the run or restore the files") from None
+    if out is not None:
         return write_atomic(target, page)
     return write_atomic(target, page, within=run_dir)
 
 
 def _page(run_dir: Path, summary: dict[str, Any]) -> str:
-    config = _own_text(run_dir, run_dir / "config.toml")
+    config = own_text(run_dir, run_dir / "config.toml")
     scalars = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
     facts = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in scalars.items()
+        f"<tr><td>{html.escape(k)}</td><td>{fmt(v)}</td></tr>" for k, v in scalars.items()
     )
     samples = summary.get("samples") or []
     samples_html = ""
@@ -224,10 +222,10 @@ def _page(run_dir: Path, summary: dict[str, Any]) -> str:
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>ffnlp run {html.escape(run_dir.name)}</title><style>{STYLE}</style></head><body>
 <h1>ffnlp {html.escape(str(summary.get("task", "")))} run: {html.escape(str(run_dir))}</h1>
-<h2>Results</h2>{_metrics_table(summary)}<table>{facts}</table>
+<h2>Results</h2>{metrics_table(summary)}<table>{facts}</table>
 {_confusion(summary)}
 {_warnings(summary)}
-<h2>Training</h2>{_epochs_table(run_dir)}{_images(run_dir)}
+<h2>Training</h2>{_epochs_table(run_dir)}{run_images(run_dir)}
 {samples_html}
 <h2>Configuration</h2><p class="muted">Re-run with <code>--config {html.escape(str(run_dir / "config.toml"))}</code></p>
 <pre>{html.escape(config)}</pre>

@@ -234,14 +234,19 @@ def plot_lr_range(result: dict[str, Any], path: str | Path, title: str = "") -> 
     return save_figure(fig, path, dpi=110)
 
 
-def save_figure(
-    fig: Any, path: str | Path, dpi: int = 110, within: str | Path | None = None
-) -> Path:
-    """Render ``fig`` as PNG in memory, close it and write the file atomically (see
-    :mod:`ffnlp.fileio`): a full disk never leaves half an image."""
+def figure_png(fig: Any, dpi: int = 110) -> bytes:
+    """``fig`` rendered as PNG bytes in memory (and closed): for a file, or a page's data URI."""
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png", dpi=dpi)
     finally:
         plt.close(fig)
-    return write_atomic(path, buffer.getbuffer(), within=within)
+    return buffer.getvalue()
+
+
+def save_figure(
+    fig: Any, path: str | Path, dpi: int = 110, within: str | Path | None = None
+) -> Path:
+    """Render ``fig`` as PNG in memory, close it and write the file atomically (see
+    :mod:`ffnlp.fileio`): a full disk never leaves half an image."""
+    return write_atomic(path, figure_png(fig, dpi), within=within)

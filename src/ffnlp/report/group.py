@@ -1,0 +1,287 @@
+"""The report of a group of runs of one configuration: an `ffnlp repeat` folder (one run per
+seed, ``seed_N/``) or an `ffnlp classify cv` folder (one run per fold, ``fold_K/``).
+
+The page shows mean, sd and a 95% confidence interval of every figure (computed by
+:func:`ffnlp.experiments.stats.describe` from the per-run values), the table of every run's
+figures, the learning curves of all runs on one plot (the mean in bold), the configuration they
+share and a link to each run's own report.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ffnlp.config import dump_toml  # noqa: E402
+from ffnlp.errors import FfnlpError, ModelFileError  # noqa: E402
+from ffnlp.experiments.stats import describe, is_figure  # noqa: E402
+from ffnlp.report.page import document, fmt, img, link, note, own_file, own_text  # noqa: E402
+from ffnlp.report.plots import figure_png  # noqa: E402
+from ffnlp.report.text import literal  # noqa: E402
+from ffnlp.training.history import read_metrics  # noqa: E402
+
+DEV_METRICS = (
+    "accuracy",
+    "perplexity",
+    "macro_f1",
+    "spearman",
+)  # the curve's metric, by preference
+NOT_FIGURES = {"examples"}  # constant per split: not worth a column
+RUN_FACTS = {"epochs": "epochs", "best_epoch": "best epoch", "train_seconds": "train seconds"}
+
+
+@dataclass(frozen=True)
+class Member:
+    """One run of the group."""
+
+    name: str  # "seed 3", "fold 2"
+    run_dir: Path | None  # None when the folder is gone
+    figures: dict[str, float]  # "dev accuracy" -> value
+    records: list[dict[str, Any]] = field(default_factory=list)  # its metrics.jsonl
+
+
+def group_kind(summary: dict[str, Any]) -> str | None:
+    """ "repeat" or "cv" for the summary.json of such a folder, else None."""
+    task = summary.get("task")
+    if isinstance(task, str) and task.endswith("-repeat") and isinstance(summary.get("runs"), list):
+        return "repeat"
+    if task == "classify-cv" and isinstance(summary.get("rounds"), list):
+        return "cv"
+    return None
+
+
+def read_members(folder: Path, summary: dict[str, Any], kind: str) -> list[Member]:
+    """The runs named by summary.json, each with its figures and metrics.jsonl records."""
+    members = []
+    if kind == "repeat":
+        for row in summary["runs"]:
+            figures = {
+                f"{split} {name}": float(v)
+                for split in ("dev", "test")
+                for name, v in (row.get(split) or {}).items()
+                if is_figure(v) and name not in NOT_FIGURES
+            }
+            for key in ("epochs", "best_epoch", "train_seconds"):
+                if is_figure(row.get(key)):
+                    figures[RUN_FACTS.get(key, key)] = float(row[key])
+            members.append(_member(folder, f"seed {row['seed']}", f"seed_{row['seed']}", figures))
+    else:
+        for row in summary["rounds"]:
+            figures = {}
+            for key, v in row.items():
+                if key in ("fold", "train", "dev", "test") or not is_figure(v):
+                    continue
+                figures[RUN_FACTS.get(key, f"test {key}")] = float(v)  # a round's scores: test
+            members.append(_member(folder, f"fold {row['fold']}", f"fold_{row['fold']}", figures))
+    return members
+
+
+def _member(folder: Path, name: str, sub: str, figures: dict[str, float]) -> Member:
+    """A run of the group; its folder only when it is a real folder inside ``folder`` (the
+    seed or fold number comes from summary.json, which may have been edited)."""
+    run_dir = folder / sub
+    if not _inside(folder, run_dir):
+        return Member(name, None, figures)
+    path = run_dir / "metrics.jsonl"
+    records: list[dict[str, Any]] = []
+    if own_file(folder, path):
+        try:
+            records = [r for r in read_metrics(path) if isinstance(r, dict)]
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"{path} cannot be read ({exc}); the file is damaged") from None
+    return Member(name, run_dir, figures, records)
+
+
+def _inside(folder: Path, run_dir: Path) -> bool:
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        return False
+    try:
+        run_dir.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return run_dir.resolve() != folder.resolve()
+
+
+def _columns(members: list[Member]) -> list[str]:
+    return list(dict.fromkeys(k for m in members for k in m.figures))
+
+
+def aggregate_table(members: list[Member]) -> str:
+    """figure | mean | sd | 95% CI | n, over the runs (describe() of the per-run values)."""
+    rows = []
+    for name in _columns(members):
+        values = [m.figures[name] for m in members if name in m.figures]
+        d = describe(values)
+        ci = f"[{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]" if d["n"] > 1 else "—"
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{fmt(d['mean'])}</td><td>{fmt(d['sd'])}</td>"
+            f"<td>{ci}</td><td>{d['n']}</td></tr>"
+        )
+    return (
+        "<table><tr><th>figure</th><th>mean</th><th>sd</th><th>95% CI of the mean</th>"
+        f"<th>n</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _cell(name: str, value: float | None) -> str:
+    if value is None:
+        return ""
+    if name in ("epochs", "best epoch") and value.is_integer():
+        return str(int(value))
+    return fmt(value)
+
+
+def members_table(members: list[Member], page: Path, reports: dict[str, Path | None]) -> str:
+    """One row per run: its figures and a link to its report."""
+    columns = _columns(members)
+    head = (
+        "<tr><th>run</th>"
+        + "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        + "<th>report</th></tr>"
+    )
+    rows = []
+    for m in members:
+        report = reports.get(m.name)
+        cell = (
+            link(report, page, "report") if report is not None else "<span class='muted'>—</span>"
+        )
+        rows.append(
+            f"<tr><td>{html.escape(m.name)}</td>"
+            + "".join(f"<td>{_cell(c, m.figures.get(c))}</td>" for c in columns)
+            + f"<td>{cell}</td></tr>"
+        )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def curve_metric(records: list[dict[str, Any]]) -> str | None:
+    """The dev metric to plot: the first of DEV_METRICS the records hold, else the dev loss."""
+    keys = {k for r in records for k in (r.get("dev") or {})}
+    return next((m for m in DEV_METRICS if m in keys), "loss" if "loss" in keys else None)
+
+
+def _series(records: list[dict[str, Any]], split: str, key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of records[split][key]; the train loss from the epoch records (the step
+    records are single noisy minibatches) when there are any."""
+    rows = [r for r in records if isinstance((r.get(split) or {}).get(key), (int, float))]
+    if split == "train" and any(r.get("event") == "epoch" for r in rows):
+        rows = [r for r in rows if r.get("event") == "epoch"]
+    return [int(r["step"]) for r in rows], [float(r[split][key]) for r in rows]
+
+
+def mean_curve(curves: list[tuple[list[int], list[float]]]) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of several curves over the steps all of them cover (each interpolated linearly
+    between its own points: runs stopped early or with other fold sizes log other steps)."""
+    curves = [(s, v) for s, v in curves if s]
+    if not curves:
+        return np.zeros(0), np.zeros(0)
+    start = max(s[0] for s, _ in curves)
+    end = min(s[-1] for s, _ in curves)
+    grid = np.asarray(sorted({x for s, _ in curves for x in s if start <= x <= end}), dtype=float)
+    if grid.size == 0:
+        return grid, grid
+    stacked = np.stack([np.interp(grid, s, v) for s, v in curves])  # (runs, points)
+    return grid, stacked.mean(axis=0)
+
+
+def plot_group_curves(members: list[Member]) -> bytes | None:
+    """Dev metric and train loss against the step: one thin line per run, the mean in bold;
+    None when no run has metrics.jsonl."""
+    with_records = [m for m in members if m.records]
+    if not with_records:
+        return None
+    metric = curve_metric([r for m in with_records for r in m.records])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    panels = [(axes[0], "dev", metric), (axes[1], "train", "loss")]
+    colours = plt.get_cmap("tab10")
+    for ax, split, key in panels:
+        curves = []
+        for i, m in enumerate(with_records):
+            steps, values = _series(m.records, split, key) if key else ([], [])
+            if steps:
+                ax.plot(steps, values, color=colours(i % 10), lw=1, alpha=0.6, label=m.name)
+                curves.append((steps, values))
+        grid, mean = mean_curve(curves)
+        if grid.size:
+            ax.plot(grid, mean, color="black", lw=2.8, label=f"mean of {len(curves)}")
+        ax.set_xlabel("step")
+        ax.set_ylabel(literal(f"{split} {key}" if key else split))
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def _config(
+    folder: Path, members: list[Member], summary: dict[str, Any]
+) -> tuple[str, Path | None]:
+    """The configuration the runs share (the first run's config.toml, else summary.json's) and
+    the file to rerun it with."""
+    for m in members:
+        if m.run_dir is not None and own_file(folder, m.run_dir / "config.toml"):
+            return own_text(folder, m.run_dir / "config.toml"), m.run_dir / "config.toml"
+    if isinstance(summary.get("config"), dict):
+        return dump_toml(summary["config"]), None
+    return "", None
+
+
+def member_reports(members: list[Member]) -> dict[str, Path | None]:
+    """Write each run's own report.html (what the table links to); None where it cannot be."""
+    from ffnlp.report.html import write_run_report
+
+    reports: dict[str, Path | None] = {}
+    for m in members:
+        try:
+            reports[m.name] = write_run_report(m.run_dir) if m.run_dir is not None else None
+        except FfnlpError:  # a run without summary.json, a damaged file: no link
+            reports[m.name] = None
+    return reports
+
+
+def group_page(folder: Path, summary: dict[str, Any], kind: str, page: Path) -> str:
+    """The whole report of a repeat or cv folder."""
+    members = read_members(folder, summary, kind)
+    reports = member_reports(members)
+    unit = "seed" if kind == "repeat" else "fold"
+    facts: list[tuple[str, Any]] = [("task", summary.get("task", "")), (f"{unit}s", len(members))]
+    if kind == "repeat":
+        facts.append(("seeds", ", ".join(str(s) for s in summary.get("seeds", []))))
+    else:
+        for key in ("data", "examples", "fold_seed", "dev_fraction"):
+            if key in summary:
+                facts.append((key.replace("_", " "), summary[key]))
+    facts_html = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(v)}</td></tr>" for k, v in facts)
+    curves = plot_group_curves(members)
+    curves_html = (
+        img(curves, "learning curves of every run")
+        if curves is not None
+        else note("No run of this folder has a metrics.jsonl: there are no curves to draw.")
+    )
+    config, config_path = _config(folder, members, summary)
+    again = ""
+    if config_path is not None:
+        command = (
+            f"ffnlp repeat {str(summary.get('task', '')).removesuffix('-repeat')} "
+            f"--seeds {len(members)} --config {config_path} ..."
+            if kind == "repeat"
+            else f"ffnlp classify cv --folds {len(members)} --config {config_path} ..."
+        )
+        again = f"<p class='muted'>Re-run with <code>{html.escape(command)}</code></p>"
+    if kind == "repeat":
+        again += "<p class='muted'>Each run overrides <code>train.seed</code> with its seed.</p>"
+    title = f"ffnlp {summary.get('task', '')}: {len(members)} {unit}s"
+    body = f"""<h1>{html.escape(title)}: {html.escape(str(folder))}</h1>
+<table>{facts_html}</table>
+<h2 id='summary'>Mean, sd and 95% confidence interval over the {unit}s</h2>{aggregate_table(members)}
+<h2 id='runs'>Every {unit}</h2>{members_table(members, page, reports)}
+<h2 id='curves'>Learning curves (one line per {unit}, the mean in bold)</h2>{curves_html}
+<h2 id='configuration'>Configuration</h2>{again}<pre>{html.escape(config)}</pre>"""
+    return document(title, body)

@@ -1,0 +1,375 @@
+"""Reading an `ffnlp tune` study folder back for its report.
+
+A study folder (the ``--out`` of ``ffnlp tune``) holds tune.json (``"kind": "study"``, the task,
+the metric and its direction, the storage), trials.csv, best.toml, and one run folder per trial
+under ``trials/NNNN/``. The trials are read from the study's Optuna storage when Optuna is
+installed and the storage can be opened (it is the record: it also holds the trials still running
+and the values each trial reported while it trained); otherwise from trials.csv, with each trial's
+learning curve taken from its own metrics.jsonl. Only the parameter importances need Optuna.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.models.io import read_json
+from ffnlp.report.page import own_file
+from ffnlp.training.history import History, read_metrics
+
+TUNE_JSON = "tune.json"
+TRIALS_CSV = "trials.csv"
+STUDY_DB = "study.db"
+INSTALL_TUNE = "pip install 'ffnlp[tune]'"
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+
+@dataclass(frozen=True)
+class StudyTrial:
+    """One trial as the report needs it."""
+
+    number: int
+    state: str  # one of STATES
+    value: float | None  # the objective; None unless COMPLETE (Optuna gives a pruned trial its
+    # last reported value: the curve has it)
+    seconds: float | None
+    params: dict[str, Any]
+    run_dir: Path | None  # its run folder, when the study folder holds it
+    intermediate: dict[int, float] = field(default_factory=dict)  # step -> reported value
+    distributions: dict[str, Any] = field(default_factory=dict)  # Optuna's, when read from it
+
+
+@dataclass
+class StudyFolder:
+    """A study folder's settings (tune.json) and trials."""
+
+    folder: Path
+    info: dict[str, Any]
+    trials: list[StudyTrial]
+    source: str  # where the trials were read from: "storage" or "trials.csv"
+    notes: list[str]  # what the reader could not do, for the page
+    wall_seconds: float | None = None  # first trial start to last trial end (storage only)
+
+    @property
+    def metric(self) -> str:
+        return str(self.info.get("metric", ""))
+
+    @property
+    def direction(self) -> str:
+        return "minimize" if self.info.get("direction") == "minimize" else "maximize"
+
+    @property
+    def complete(self) -> list[StudyTrial]:
+        return [t for t in self.trials if t.state == "COMPLETE" and t.value is not None]
+
+    @property
+    def best(self) -> StudyTrial | None:
+        done = self.complete
+        if not done:
+            return None
+        pick = min if self.direction == "minimize" else max
+        return pick(done, key=lambda t: t.value if t.value is not None else math.nan)
+
+    def ranked(self) -> list[StudyTrial]:
+        """The complete trials, best first."""
+        return sorted(
+            self.complete,
+            key=lambda t: t.value if t.value is not None else math.nan,
+            reverse=self.direction == "maximize",
+        )
+
+    def param_names(self) -> list[str]:
+        """Every parameter that some trial set, in the order they first appear."""
+        return list(dict.fromkeys(k for t in self.trials for k in t.params))
+
+    def log_params(self) -> set[str]:
+        """The parameters sampled on a log scale (Optuna's distribution, else the space file's spec)."""
+        logged = {
+            name
+            for t in self.trials
+            for name, d in t.distributions.items()
+            if getattr(d, "log", False)
+        }
+        space = self.info.get("space")
+        if isinstance(space, dict):
+            logged |= {k for k, v in space.items() if isinstance(v, dict) and v.get("log") is True}
+        return logged
+
+
+def is_study(folder: Path) -> bool:
+    """Whether ``folder`` is a study folder: a tune.json of its own with ``"kind": "study"``."""
+    path = folder / TUNE_JSON
+    if not own_file(folder, path):
+        return False
+    return read_json(path).get("kind") == "study"
+
+
+def optuna_module() -> ModuleType | None:
+    """Optuna, or None when it is not installed (it is the optional extra ``tune``)."""
+    try:
+        import optuna
+    except ImportError:
+        return None
+    return optuna
+
+
+@contextmanager
+def quiet_optuna(optuna: ModuleType) -> Iterator[None]:
+    """Optuna without its INFO lines on stderr and its experimental warnings (the report prints
+    nothing; the tests turn warnings into errors)."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def read_study(folder: Path) -> StudyFolder:
+    """The study in ``folder``: from its Optuna storage when possible, else from trials.csv.
+
+    Neither readable: a ConfigError naming the extra to install when Optuna is missing, else a
+    ModelFileError naming the files."""
+    info = read_json(folder / TUNE_JSON)
+    notes: list[str] = []
+    optuna = optuna_module()
+    loaded: tuple[list[StudyTrial], float | None] | None = None
+    if optuna is not None:
+        storage = _storage_url(folder, info)
+        if storage is not None:
+            try:
+                loaded = _from_storage(optuna, folder, info, storage)
+            except Exception as exc:  # any back-end's error: the CSV is the fallback
+                notes.append(f"the study's storage {storage} could not be read ({exc}).")
+    csv_path = folder / TRIALS_CSV
+    if loaded is not None:
+        trials, wall = loaded
+        return StudyFolder(folder, info, trials, "storage", notes, wall)
+    if not own_file(folder, csv_path):
+        if optuna is None:
+            raise ConfigError(
+                f"{folder} has no {TRIALS_CSV}, and reading the trials from the study's Optuna "
+                f"storage needs Optuna, an optional dependency: {INSTALL_TUNE}"
+            )
+        raise ModelFileError(
+            f"{folder} has no {TRIALS_CSV} and its study storage cannot be read"
+            + (f" ({notes[-1].rstrip('.')})" if notes else "")
+            + "; rerun the same `ffnlp tune` command to continue the study"
+        )
+    if optuna is None:
+        notes.append(
+            f"Optuna is not installed: the trials come from {TRIALS_CSV}, and the parameter "
+            f"importances need it ({INSTALL_TUNE})."
+        )
+    else:
+        notes.append(f"The trials come from {TRIALS_CSV}.")
+    return StudyFolder(folder, info, _from_csv(folder, info, csv_path), "trials.csv", notes)
+
+
+def _storage_url(folder: Path, info: dict[str, Any]) -> str | None:
+    """The storage to open: the folder's own study.db (the folder may have moved since tune.json
+    named it by its absolute path), else tune.json's URL; None for an SQLite file that does not
+    exist (opening it would create an empty one)."""
+    if own_file(folder, folder / STUDY_DB):
+        return f"sqlite:///{(folder / STUDY_DB).resolve()}"
+    url = info.get("storage")
+    if not isinstance(url, str) or not url:
+        return None
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :])
+        if not path.is_file():
+            return None
+    return url
+
+
+def _from_storage(
+    optuna: ModuleType, folder: Path, info: dict[str, Any], storage: str
+) -> tuple[list[StudyTrial], float | None]:
+    with quiet_optuna(optuna):
+        study = optuna.load_study(study_name=info.get("study_name"), storage=storage)
+        frozen = study.get_trials(deepcopy=False)
+    trials = []
+    for t in frozen:
+        attrs = t.user_attrs
+        seconds = attrs.get("seconds")
+        if not isinstance(seconds, (int, float)) and t.duration is not None:
+            seconds = t.duration.total_seconds()
+        run_dir = _trial_dir(folder, attrs.get("run_dir"), t.number)
+        trials.append(
+            StudyTrial(
+                number=t.number,
+                state=t.state.name,
+                value=float(t.value)
+                if t.value is not None and t.state.name == "COMPLETE"
+                else None,
+                seconds=float(seconds) if isinstance(seconds, (int, float)) else None,
+                params=dict(t.params),
+                run_dir=run_dir,
+                intermediate={int(k): float(v) for k, v in sorted(t.intermediate_values.items())},
+                distributions=dict(t.distributions),
+            )
+        )
+    starts = [t.datetime_start for t in frozen if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in frozen if t.datetime_complete is not None]
+    wall = (max(ends) - min(starts)).total_seconds() if starts and ends else None
+    return trials, wall
+
+
+def _trial_dir(folder: Path, relative: object, number: int) -> Path | None:
+    """The trial's run folder inside the study folder (user attr "run_dir", else trials/NNNN);
+    None when it is missing or would lead out of the folder."""
+    name = relative if isinstance(relative, str) and relative else f"trials/{number:04d}"
+    path = folder / name
+    if path.is_symlink() or not path.is_dir():
+        return None
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return None
+    return path
+
+
+def _from_csv(folder: Path, info: dict[str, Any], path: Path) -> list[StudyTrial]:
+    metric = str(info.get("metric", ""))
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ModelFileError(f"{path} cannot be read ({exc}); the file is damaged") from None
+    trials = []
+    for i, row in enumerate(rows, start=2):
+        try:
+            number = int(row["number"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelFileError(
+                f"{path} line {i}: no trial number (columns: {', '.join(row)})"
+            ) from None
+        state = str(row.get("state") or "").upper().removeprefix("TRIALSTATE.")
+        run_dir = _trial_dir(folder, None, number)
+        trials.append(
+            StudyTrial(
+                number=number,
+                state=state if state in STATES else "FAIL",
+                value=_number(row.get("value")) if state == "COMPLETE" else None,
+                seconds=_number(row.get("seconds")),
+                params={
+                    k[len("params_") :]: _cell(v)
+                    for k, v in row.items()
+                    if k and k.startswith("params_") and v not in (None, "")
+                },
+                run_dir=run_dir,
+                intermediate=_curve(run_dir, metric) if run_dir is not None else {},
+            )
+        )
+    return sorted(trials, key=lambda t: t.number)
+
+
+def _curve(run_dir: Path, metric: str) -> dict[int, float]:
+    """step -> the metric at each dev evaluation, from the trial's metrics.jsonl ({} without it)."""
+    path = run_dir / "metrics.jsonl"
+    if not metric or not own_file(run_dir, path):
+        return {}
+    try:
+        records = read_metrics(path)
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path} cannot be read ({exc}); the file is damaged") from None
+    curve = {}
+    for r in records:
+        if isinstance(r, dict) and isinstance(r.get("step"), int):
+            value = History.value(r, metric)
+            if value is not None and math.isfinite(value):
+                curve[r["step"]] = value
+    return curve
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _cell(text: str) -> Any:
+    """A parameter as written in trials.csv: an int or a float when it reads as one."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def param_importances(study: StudyFolder) -> tuple[dict[str, float] | None, str]:
+    """Each parameter's share of the objective's variance (Optuna's fANOVA evaluator, seeded),
+    most important first, and "" -- or None and a sentence saying why there are none."""
+    optuna = optuna_module()
+    if optuna is None:
+        return None, f"Parameter importances need Optuna, an optional dependency: {INSTALL_TUNE}."
+    done = study.complete
+    if len(done) < 2:
+        return None, (
+            f"Parameter importances need at least two complete trials; this study has {len(done)}."
+        )
+    inferred = _distributions(optuna, done, study.log_params())
+    try:
+        with quiet_optuna(optuna):
+            memory = optuna.create_study(direction=study.direction)
+            for t in done:
+                space = t.distributions or inferred
+                params = {
+                    k: str(v)
+                    if isinstance(space[k], optuna.distributions.CategoricalDistribution)
+                    and not t.distributions
+                    else v
+                    for k, v in t.params.items()
+                    if k in space
+                }
+                memory.add_trial(
+                    optuna.trial.create_trial(
+                        params=params,
+                        distributions={k: space[k] for k in params},
+                        value=t.value,
+                    )
+                )
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+            found = optuna.importance.get_param_importances(memory, evaluator=evaluator)
+    except Exception as exc:  # too few distinct trials, an optional back-end missing, ...
+        return None, f"Optuna could not compute the parameter importances ({exc})."
+    if not found:
+        return None, "No parameter varied over the complete trials: nothing to rank."
+    return {str(k): float(v) for k, v in found.items()}, ""
+
+
+def _distributions(
+    optuna: ModuleType, trials: list[StudyTrial], logged: set[str]
+) -> dict[str, Any]:
+    """Distributions for trials read from trials.csv: the range each parameter took (int or
+    float, on a log scale where the space says so) or the set of values it took."""
+    dist = optuna.distributions
+    space: dict[str, Any] = {}
+    names = dict.fromkeys(k for t in trials for k in t.params)
+    for name in names:
+        seen = [t.params[name] for t in trials if name in t.params]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
+            log = name in logged and min(seen) > 0
+            kind = (
+                dist.IntDistribution
+                if all(isinstance(v, int) for v in seen)
+                else dist.FloatDistribution
+            )
+            space[name] = kind(min(seen), max(seen), log=log)
+        else:
+            space[name] = dist.CategoricalDistribution(sorted({str(v) for v in seen}))
+    return space
