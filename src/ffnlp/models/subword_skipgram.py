@@ -65,9 +65,11 @@ class SubwordSkipGram(SkipGram):
         # rows 0..V-1 the words, V..V+buckets-1 the n-gram buckets
         self.input = nn.Embedding(vocab_size + self.buckets, dim, sparse=sparse)
         entries = subword_entries or vocab_size
-        # word i's rows: subword_rows[subword_offsets[i]:subword_offsets[i + 1]], its own first
-        # (filled in by set_subwords or from a model file)
-        self.register_buffer("subword_rows", torch.zeros(entries, dtype=torch.int64))
+        # word i's rows: subword_rows[subword_offsets[i]:subword_offsets[i + 1]], its own first;
+        # filled in by set_subwords or from a model file (until then each word's own row alone,
+        # which fits when subword_entries = vocab_size)
+        rows = torch.arange(entries, dtype=torch.int64) % max(vocab_size, 1)
+        self.register_buffer("subword_rows", rows)
         self.register_buffer("subword_offsets", torch.arange(vocab_size + 1, dtype=torch.int64))
         self.subword_rows: torch.Tensor
         self.subword_offsets: torch.Tensor
