@@ -118,13 +118,12 @@ class WordVectors:
 
     def _units(self, words: Sequence[str]) -> np.ndarray:
         """Unit vectors (n, D) of ``words``, those outside the vocabulary from :meth:`vector`."""
-        rows = [self.index.get(w) for w in words]
-        if all(r is not None for r in rows):
-            return self.unit[rows]
+        if all(w in self.index for w in words):
+            return self.unit[[self.index[w] for w in words]]
         out = np.empty((len(words), self.dim), dtype=np.float32)
-        for i, (w, r) in enumerate(zip(words, rows, strict=True)):
-            if r is not None:
-                out[i] = self.unit[r]
+        for i, w in enumerate(words):
+            if w in self.index:
+                out[i] = self.unit[self.index[w]]
             else:
                 v = self.vector(w)
                 out[i] = v / max(float(np.linalg.norm(v)), 1e-12)

@@ -92,7 +92,7 @@ class SubwordSkipGram(SkipGram):
         return model
 
     @staticmethod
-    def table_arguments(table: SubwordTable) -> dict[str, int]:
+    def table_arguments(table: SubwordTable) -> dict[str, Any]:
         """The constructor arguments that size a model for ``table``."""
         return {
             "vocab_size": table.vocab_size,
