@@ -1,6 +1,7 @@
 """Side-by-side: ffnlp's skip-gram vs gensim's Word2Vec(sg=1) on PTB train, in one run.
 
     python bench/w2v.py [--corpus ../shared/data/ptb/ptb.train.txt.gz] [--threads 2] [--rounds 3]
+    python bench/w2v.py --model fasttext   # subwords: configs/ptb_fasttext.toml vs gensim FastText
     python bench/w2v.py --memory      # streaming: peak memory on 10x PTB vs PTB
 
 Same hyper-parameters (configs/ptb_w2v.toml: dim 100, window 5, negative 5, min_count 5, sample
@@ -11,6 +12,13 @@ gensim and ffnlp (different seeds each round), so that the load of a shared mach
 alike. words/s = corpus tokens x epochs / training seconds for both (vocabulary building excluded
 for both). Both sets of vectors are scored by the same code (ffnlp.features.wordvec_eval, which
 the tests check against gensim's evaluate_word_pairs / evaluate_word_analogies).
+
+``--model fasttext``: configs/ptb_fasttext.toml (the same settings plus character 3- to 6-grams
+hashed into its ``model.buckets`` rows) against gensim's ``FastText(sg=1, min_n=3, max_n=6,
+bucket=the same)``. Similarity is reported twice: over the pairs whose words are both in the
+vocabulary ("in-vocab", the word2vec figure) and over every pair, unseen words getting the mean of
+their n-gram vectors ("with OOV"; gensim's n-gram rows are read into the same SubwordVectors, whose
+bucket numbers are tested equal to gensim's), with the share of pairs each covers.
 """
 
 from __future__ import annotations
@@ -30,23 +38,57 @@ DATA = ROOT.parent / "shared" / "data"
 SIMILARITY = [DATA / "word_similarity/wordsim353.tsv", DATA / "word_similarity/simlex999.txt"]
 ANALOGIES = DATA / "word_analogy/questions-words.txt"
 SETTINGS = {"dim": 100, "window": 5, "negative": 5, "min_count": 5, "sample": 1e-3, "epochs": 5}
+CONFIGS = {
+    "word2vec": ROOT / "configs/ptb_w2v.toml",
+    "fasttext": ROOT / "configs/ptb_fasttext.toml",
+}
+SIM_NAMES = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
+SPEARMAN_LABELS = {
+    "wordsim353": "WordSim-353",
+    "simlex999": "SimLex-999",
+    "wordsim353_oov": "WordSim-353 with OOV",
+    "simlex999_oov": "SimLex-999 with OOV",
+}
 
 
-def evaluate(words, vectors) -> dict:
-    from ffnlp.features.wordvec_eval import WordVectors
+def subword_settings() -> tuple[int, int, int]:
+    """minn, maxn, buckets of the fastText preset (gensim gets the same)."""
+    from ffnlp.tasks.w2v import resolve_config
+
+    m = resolve_config(CONFIGS["fasttext"]).model
+    return m.minn, m.maxn, m.buckets
+
+
+def evaluate(wv) -> dict:
     from ffnlp.tasks.w2v import evaluate_vectors
 
-    res = evaluate_vectors(WordVectors(words, vectors), SIMILARITY, ANALOGIES, restrict=30000)
-    return {
-        "wordsim353": res["similarity"]["wordsim353.tsv"]["spearman"],
-        "simlex999": res["similarity"]["simlex999.txt"]["spearman"],
-        "analogy_3cosadd": res["analogy"]["3cosadd"],
-        "analogy_3cosmul": res["analogy"]["3cosmul"],
-    }
+    res = evaluate_vectors(wv, SIMILARITY, ANALOGIES, restrict=30000)
+    out = {}
+    for key, name in SIM_NAMES.items():
+        sim = res["similarity"][name]
+        out[key] = sim["spearman"]
+        out[f"{key}_coverage"] = sim["coverage"]
+        if "oov_from_subwords" in sim:
+            out[f"{key}_oov"] = sim["oov_from_subwords"]["spearman"]
+            out[f"{key}_oov_coverage"] = sim["oov_from_subwords"]["coverage"]
+    out["analogy_3cosadd"] = res["analogy"]["3cosadd"]
+    out["analogy_3cosmul"] = res["analogy"]["3cosmul"]
+    return out
 
 
-def run_gensim(corpus: Path, threads: int, seed: int) -> dict:
-    from gensim.models import Word2Vec
+def gensim_vectors(model):
+    """gensim's trained vectors as ffnlp's WordVectors (SubwordVectors for FastText)."""
+    from ffnlp.features.subwords import SubwordVectors
+    from ffnlp.features.wordvec_eval import WordVectors
+
+    kv = model.wv
+    if hasattr(kv, "vectors_ngrams"):
+        return SubwordVectors(kv.index_to_key, kv.vectors, kv.vectors_ngrams, kv.min_n, kv.max_n)
+    return WordVectors(kv.index_to_key, kv.vectors)
+
+
+def run_gensim(corpus: Path, threads: int, seed: int, kind: str = "word2vec") -> dict:
+    from gensim.models import FastText, Word2Vec
 
     with (
         gzip.open(corpus, "rt", encoding="utf-8") if corpus.suffix == ".gz" else corpus.open() as fh
@@ -54,19 +96,24 @@ def run_gensim(corpus: Path, threads: int, seed: int) -> dict:
         sentences = [line.split() for line in fh if line.strip()]
     tokens = sum(len(s) for s in sentences)
     s = SETTINGS
-    model = Word2Vec(
-        vector_size=s["dim"],
-        window=s["window"],
-        negative=s["negative"],
-        hs=0,
-        min_count=s["min_count"],
-        sample=s["sample"],
-        sg=1,
-        workers=threads,
-        seed=seed,
-        alpha=0.025,
-        min_alpha=0.0001,
-    )
+    common = {
+        "vector_size": s["dim"],
+        "window": s["window"],
+        "negative": s["negative"],
+        "hs": 0,
+        "min_count": s["min_count"],
+        "sample": s["sample"],
+        "sg": 1,
+        "workers": threads,
+        "seed": seed,
+        "alpha": 0.025,
+        "min_alpha": 0.0001,
+    }
+    if kind == "fasttext":
+        minn, maxn, buckets = subword_settings()
+        model = FastText(**common, min_n=minn, max_n=maxn, bucket=buckets)
+    else:
+        model = Word2Vec(**common)
     model.build_vocab(sentences)
     t0, c0 = time.perf_counter(), time.process_time()
     model.train(sentences, total_examples=len(sentences), epochs=s["epochs"])
@@ -78,11 +125,13 @@ def run_gensim(corpus: Path, threads: int, seed: int) -> dict:
         "words_per_cpu_second": tokens * s["epochs"] / cpu,
         "vocab_size": len(model.wv),
     }
-    out.update(evaluate(model.wv.index_to_key, model.wv.vectors))
+    out.update(evaluate(gensim_vectors(model)))
     return out
 
 
-def run_ffnlp(corpus: Path, threads: int, seed: int, out: Path, extra: list[str]) -> dict:
+def run_ffnlp(
+    corpus: Path, threads: int, seed: int, out: Path, extra: list[str], kind: str = "word2vec"
+) -> dict:
     from ffnlp.tasks.w2v import train_word2vec
 
     sets = [
@@ -94,9 +143,7 @@ def run_ffnlp(corpus: Path, threads: int, seed: int, out: Path, extra: list[str]
         "train.checkpoint=false",
         *extra,
     ]
-    run = train_word2vec(
-        corpus, config=ROOT / "configs/ptb_w2v.toml", overrides=sets, out=out, seed=seed
-    )
+    run = train_word2vec(corpus, config=CONFIGS[kind], overrides=sets, out=out, seed=seed)
     s = run.summary
     res = {
         "train_seconds": s["train_seconds"],
@@ -105,7 +152,7 @@ def run_ffnlp(corpus: Path, threads: int, seed: int, out: Path, extra: list[str]
         "words_per_cpu_second": s["corpus_tokens"] * s["epochs"] / s["train_cpu_seconds"],
         "vocab_size": s["vocab_size"],
     }
-    res.update(evaluate(run.wv.words, run.wv.vectors))
+    res.update(evaluate(run.wv))
     return res
 
 
@@ -151,11 +198,10 @@ def speed_and_quality(args: argparse.Namespace) -> dict:
         rows[f"ffnlp-shared{args.shared}"] = []
     for r in range(args.rounds):
         seed = 1 + r
-        rows["gensim"].append(run_gensim(args.corpus, args.threads, seed))
+        rows["gensim"].append(run_gensim(args.corpus, args.threads, seed, args.model))
         for name, sets in variants.items():
-            rows[name].append(
-                run_ffnlp(args.corpus, args.threads, seed, args.out / f"{name}-{r}", sets)
-            )
+            folder = args.out / f"{args.model}-{name}-{r}"
+            rows[name].append(run_ffnlp(args.corpus, args.threads, seed, folder, sets, args.model))
         print(
             f"round {r + 1}: "
             + ", ".join(f"{k} {v[-1]['words_per_second']:,.0f} words/s" for k, v in rows.items()),
@@ -179,6 +225,7 @@ def speed_and_quality(args: argparse.Namespace) -> dict:
         if k != "gensim"
     }
     mean = {k: {m: statistics.mean(x[m] for x in v) for m in v[0]} for k, v in rows.items()}
+    compared = [m for m in mean["gensim"] if m.startswith(tuple(SIM_NAMES)) and "coverage" not in m]
     pairs = pairs_per_epoch(args.corpus)
     flops_per_pair = (
         (1 + SETTINGS["negative"]) * SETTINGS["dim"] * 8
@@ -186,6 +233,7 @@ def speed_and_quality(args: argparse.Namespace) -> dict:
     ffnlp_seconds = statistics.median(x["train_seconds"] for x in rows["ffnlp"])  # per-pair noise
     achieved = pairs * SETTINGS["epochs"] * flops_per_pair / ffnlp_seconds / 1e9
     return {
+        "model": args.model,
         "threads": args.threads,
         "rounds": args.rounds,
         "torch": torch.__version__,
@@ -196,9 +244,7 @@ def speed_and_quality(args: argparse.Namespace) -> dict:
         "speed_ratio_per_round": ratios,
         "speed_ratio_median": statistics.median(ratios),
         "cpu_efficiency_ratio_median": statistics.median(cpu_ratios),
-        "spearman_diff": {
-            m: mean[main_variant][m] - mean["gensim"][m] for m in ("wordsim353", "simlex999")
-        },
+        "spearman_diff": {m: mean[main_variant][m] - mean["gensim"][m] for m in compared},
         "pairs_per_epoch": pairs,
         "ffnlp_gflops": achieved,
         "torch_mm_gflops": mm_gflops(max(1, args.threads - 1)),
@@ -242,6 +288,12 @@ def main() -> int:
     )
     ap.add_argument("--corpus", type=Path, default=DATA / "ptb/ptb.train.txt.gz")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--model",
+        choices=sorted(CONFIGS),
+        default="word2vec",
+        help="word2vec (vs gensim Word2Vec) or fasttext (subwords, vs gensim FastText)",
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/w2v")
     ap.add_argument(
@@ -278,15 +330,35 @@ def main() -> int:
         print(json.dumps(res, indent=2))
     else:
         print(
-            f"PTB train, {args.threads} threads, {args.rounds} rounds (means; speed ratio: median of rounds)"
+            f"PTB train, {args.model}, {args.threads} threads, {args.rounds} rounds (means; speed "
+            "ratio: median of rounds)"
         )
+        subwords = args.model == "fasttext"
+        extra = f" {'WS+OOV':>7s} {'SL+OOV':>7s} {'cover':>11s}" if subwords else ""
         print(
-            f"{'':16s} {'words/s':>10s} {'train s':>8s} {'WS353':>7s} {'SL999':>7s} {'3CosAdd':>8s} {'3CosMul':>8s}"
+            f"{'':16s} {'words/s':>10s} {'train s':>8s} {'WS353':>7s} {'SL999':>7s}{extra} "
+            f"{'3CosAdd':>8s} {'3CosMul':>8s}"
         )
         for name, m in res["mean"].items():
+            cells = ""
+            if subwords:  # Spearman over every pair, then the share of pairs in-vocab / with OOV
+                cells = (
+                    f" {m['wordsim353_oov']:>7.3f} {m['simlex999_oov']:>7.3f} "
+                    f"{m['wordsim353_coverage']:>5.0%}/{m['wordsim353_oov_coverage']:<5.0%}"
+                )
             print(
-                f"{name:16s} {m['words_per_second']:>10,.0f} {m['train_seconds']:>8.2f} {m['wordsim353']:>7.3f} "
-                f"{m['simlex999']:>7.3f} {m['analogy_3cosadd']:>8.3f} {m['analogy_3cosmul']:>8.3f}"
+                f"{name:16s} {m['words_per_second']:>10,.0f} {m['train_seconds']:>8.2f} "
+                f"{m['wordsim353']:>7.3f} {m['simlex999']:>7.3f}{cells} "
+                f"{m['analogy_3cosadd']:>8.3f} {m['analogy_3cosmul']:>8.3f}"
+            )
+        if subwords:
+            g, f = res["mean"]["gensim"], res["mean"][res["judged"]]
+            print(
+                "coverage (share of pairs scored), in-vocab / with OOV: "
+                f"WordSim-353 {g['wordsim353_coverage']:.1%} / gensim {g['wordsim353_oov_coverage']:.1%}"
+                f", ffnlp {f['wordsim353_oov_coverage']:.1%}; SimLex-999 "
+                f"{g['simlex999_coverage']:.1%} / gensim {g['simlex999_oov_coverage']:.1%}, "
+                f"ffnlp {f['simlex999_oov_coverage']:.1%}"
             )
         d = res["spearman_diff"]
         print(
@@ -304,12 +376,15 @@ def main() -> int:
             "(all threads' CPU time: the figure that a loaded machine disturbs least)"
         )
         print(
-            f"Spearman {res['judged']} - gensim: WordSim-353 {d['wordsim353']:+.3f}, SimLex-999 {d['simlex999']:+.3f} (target |.| <= 0.03)"
+            f"Spearman {res['judged']} - gensim: "
+            + ", ".join(f"{SPEARMAN_LABELS[k]} {v:+.3f}" for k, v in d.items())
+            + " (target |.| <= 0.03)"
         )
-        print(
-            f"ffnlp achieved {res['ffnlp_gflops']:.2f} GFLOP/s over {res['pairs_per_epoch']:,} pairs/epoch; "
-            f"plain torch.mm of the batch size {res['torch_mm_gflops']:.1f} GFLOP/s"
-        )
+        if not subwords:  # the flop count assumes one input row per centre
+            print(
+                f"ffnlp achieved {res['ffnlp_gflops']:.2f} GFLOP/s over {res['pairs_per_epoch']:,} pairs/epoch; "
+                f"plain torch.mm of the batch size {res['torch_mm_gflops']:.1f} GFLOP/s"
+            )
     ok = res["speed_ratio_median"] >= 0.5 and all(
         abs(v) <= 0.03 for v in res["spearman_diff"].values()
     )

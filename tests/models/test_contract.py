@@ -18,10 +18,12 @@ import pytest
 import torch
 from torch import nn
 
+from ffnlp.features.subwords import SubwordTable
 from ffnlp.models import registry
 from ffnlp.models.heads import ClassifierInputs, output_size
 from ffnlp.models.io import load_model, save_model
 from ffnlp.models.protocols import as_classifier
+from ffnlp.models.subword_skipgram import SubwordSkipGram
 from ffnlp.tasks.classify.config import model_config, resolve_config
 from ffnlp.tasks.classify.data import make_featurizer
 from ffnlp.training.trainable import as_trainable
@@ -117,10 +119,22 @@ def skipgram_case(cbow: bool) -> Case:
     return Case("w2v", args, batch, output, (4, 4))
 
 
+def fasttext_case(cbow: bool) -> Case:
+    """skip-gram's case on fastText's model: 20 words and their character n-grams."""
+    case = skipgram_case(cbow)
+    table = SubwordTable([f"w{i}x" for i in range(20)], minn=2, maxn=3, buckets=11)
+    case.args.update(SubwordSkipGram.table_arguments(table))
+    return case
+
+
 # model types that are not classifiers: name -> their cases
 OTHER_CASES: dict[str, dict[str, Callable[[], Case]]] = {
     "ffnn_lm": {"ffnn_lm": lm_case},
     "skipgram": {"skipgram": lambda: skipgram_case(False), "cbow": lambda: skipgram_case(True)},
+    "fasttext": {
+        "fasttext": lambda: fasttext_case(False),
+        "fasttext-cbow": lambda: fasttext_case(True),
+    },
 }
 
 

@@ -28,7 +28,9 @@ from ffnlp.outputs import check_output_file
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
 VECTORS_HELP = (
-    "An ffnlp w2v run directory or a vectors file (word2vec text/binary, GloVe, fastText .vec)."
+    "An ffnlp w2v run directory or a vectors file (word2vec text/binary, GloVe, fastText .vec). "
+    "The run of a model.type = fasttext model also answers words outside its vocabulary, from "
+    "their character n-grams."
 )
 
 
@@ -49,11 +51,14 @@ def train(
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
 ) -> None:
-    """Train skip-gram (or CBOW) word vectors with negative sampling.
+    """Train skip-gram (or CBOW) word vectors with negative sampling; with model.type =
+    fasttext, over words and their character n-grams, so that unseen words get vectors too.
 
-    Example:
+    Examples:
 
         ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config configs/ptb_w2v.toml --out runs/ptb_w2v
+
+        ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config configs/ptb_fasttext.toml --out runs/ptb_fasttext
     """
     from ffnlp.tasks.w2v import train_word2vec
 
@@ -106,6 +111,10 @@ def evaluate(
     json_: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Word similarity (Spearman, OOV rate) and analogies (3CosAdd, 3CosMul, per section).
+
+    For the run of a fastText model (model.type = fasttext) similarity is scored twice: over the
+    pairs whose words are in the vocabulary ("OOV skipped") and over every pair whose words get a
+    vector from their character n-grams ("OOV from subwords"), each with the share it covers.
 
     Example:
 
@@ -278,10 +287,16 @@ def export(
 def _print_evaluation(result: dict) -> None:
     if result.get("similarity"):
         table = Table(title="word similarity")
-        for col in ("file", "spearman", "pairs", "oov rate"):
-            table.add_column(col, justify="left" if col == "file" else "right")
+        for col in ("file", "OOV", "spearman", "pairs", "coverage"):
+            table.add_column(col, justify="left" if col in ("file", "OOV") else "right")
         for name, r in result["similarity"].items():
-            table.add_row(name, f"{r['spearman']:.3f}", str(r["pairs"]), f"{r['oov_rate']:.1%}")
+            covered = f"{1 - r['oov_rate']:.1%}"
+            table.add_row(name, "skipped", f"{r['spearman']:.3f}", str(r["pairs"]), covered)
+            sub = r.get("oov_from_subwords")
+            if sub:
+                table.add_row(
+                    "", "from subwords", f"{sub['spearman']:.3f}", "", f"{sub['coverage']:.1%}"
+                )
         out_console.print(table)
     if result.get("analogy"):
         a = result["analogy"]

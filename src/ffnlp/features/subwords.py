@@ -13,6 +13,7 @@ and settings therefore give the same bucket numbers as fastText and gensim's ``F
 own row ``i`` and ``vocab_size + bucket`` for each of its subwords. A word's vector is the mean of
 those rows (an ``EmbeddingBag`` with ``mode="mean"``); a word outside the vocabulary gets the mean
 of its subword rows alone, so rare, misspelled and unseen words still have a vector.
+:class:`SubwordVectors` holds trained vectors of that kind for queries and evaluation.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ffnlp.errors import ConfigError
+from ffnlp.errors import ConfigError, DataError
+from ffnlp.features.wordvec_eval import WordVectors
 
 BOW = "<"
 EOW = ">"
@@ -140,3 +142,54 @@ class SubwordTable:
         within = torch.arange(total, dtype=torch.int64) - torch.repeat_interleave(offsets, lengths)
         rows = self.rows[torch.repeat_interleave(starts, lengths) + within]
         return rows, offsets
+
+
+class SubwordVectors(WordVectors):
+    """Word vectors with subwords (fastText's, gensim's ``FastTextKeyedVectors``): the
+    vocabulary's vectors (N, D) and the n-gram buckets' rows (buckets, D), so that a word
+    outside the vocabulary gets the mean of its n-grams' rows (no vector if it has none).
+    Queries, similarity and evaluation accept such words; :meth:`save` writes the vocabulary."""
+
+    subwords = True
+
+    def __init__(
+        self,
+        words: Sequence[str],
+        vectors: np.ndarray,
+        ngram_vectors: np.ndarray,
+        minn: int,
+        maxn: int,
+    ):
+        super().__init__(words, vectors)
+        self.ngram_vectors = np.asarray(ngram_vectors, dtype=np.float32)  # (buckets, D)
+        if self.ngram_vectors.ndim != 2 or self.ngram_vectors.shape[1] != self.dim:
+            raise DataError(
+                f"the n-gram vectors must have shape (buckets, {self.dim}); got "
+                f"{self.ngram_vectors.shape}"
+            )
+        self.minn, self.maxn = minn, maxn
+
+    @property
+    def buckets(self) -> int:
+        return int(self.ngram_vectors.shape[0])
+
+    def oov_buckets(self, word: str) -> tuple[int, ...]:
+        """The buckets of ``word``'s character n-grams."""
+        return subword_buckets(word, self.minn, self.maxn, self.buckets)
+
+    def oov_vector(self, word: str) -> np.ndarray | None:
+        """The mean of ``word``'s n-gram rows (D,); None if it has no n-gram of minn..maxn
+        characters. For any word, in the vocabulary or not: what an unseen word would get."""
+        buckets = self.oov_buckets(word)
+        if not buckets:
+            return None
+        return self.ngram_vectors[list(buckets)].mean(axis=0)
+
+    def has_vector(self, word: str) -> bool:
+        return word in self.index or bool(self.oov_buckets(word))
+
+    def _unknown(self, word: str) -> str:
+        return (
+            f"the word {word!r} is not in the vocabulary ({len(self)} words) and has no "
+            f"character n-gram of {self.minn} to {self.maxn} characters"
+        )

@@ -7,7 +7,9 @@ compare:
 
 - **similarity** (``evaluate_word_pairs``): Spearman's rho between the human scores and the
   cosine similarities over the pairs whose two words are known (case-insensitively); pairs with an
-  unknown word are left out and counted in ``oov_rate``.
+  unknown word are left out and counted in ``oov_rate``. Vectors that build a vector for unseen
+  words from their character n-grams (:class:`SubwordVectors`, fastText's) are also scored over
+  every pair whose words get a vector that way ("OOV from subwords").
 - **analogies** (``evaluate_word_analogies``): for ``a b c d`` find the word nearest to
   ``b - a + c`` among the ``restrict`` most frequent words, excluding a, b and c. 3CosAdd is
   ``argmax cos(x, b) - cos(x, a) + cos(x, c)``; 3CosMul (Levy & Goldberg 2014) is
@@ -24,7 +26,7 @@ normalised mean of all of them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,13 @@ QUERY_COSMUL_EPS = 1e-6
 
 
 class WordVectors:
-    """Words and their vectors (N, D), with cosine look-ups. ``index[word]`` is the row."""
+    """Words and their vectors (N, D), with cosine look-ups. ``index[word]`` is the row.
+
+    ``word in wv`` asks whether the word is in the vocabulary; :meth:`has_vector` whether it gets a
+    vector at all (the same here; :class:`SubwordVectors` builds one for unseen words too).
+    """
+
+    subwords = False  # True where unseen words get a vector from their character n-grams
 
     def __init__(self, words: Sequence[str], vectors: np.ndarray):
         self.words = list(words)
@@ -72,7 +80,26 @@ class WordVectors:
         return word in self.index
 
     def __getitem__(self, word: str) -> np.ndarray:
-        return self.vectors[self._row(word)]
+        return self.vector(word)
+
+    def vector(self, word: str) -> np.ndarray:
+        """The vector (D,) of ``word``: its row, or for a word outside the vocabulary what
+        :meth:`oov_vector` builds; an unknown word without one is a DataError."""
+        row = self.index.get(word)
+        if row is not None:
+            return self.vectors[row]
+        vector = self.oov_vector(word)
+        if vector is None:
+            raise DataError(self._unknown(word))
+        return vector
+
+    def oov_vector(self, word: str) -> np.ndarray | None:
+        """A vector for a word outside the vocabulary: None here (no way to build one)."""
+        return None
+
+    def has_vector(self, word: str) -> bool:
+        """Whether ``word`` gets a vector (here: whether it is in the vocabulary)."""
+        return word in self.index
 
     @property
     def dim(self) -> int:
@@ -86,14 +113,26 @@ class WordVectors:
             self._unit = self.vectors / np.maximum(norms, 1e-12)
         return self._unit
 
-    def _row(self, word: str) -> int:
-        if word not in self.index:
-            raise DataError(f"the word {word!r} is not in the vocabulary ({len(self)} words)")
-        return self.index[word]
+    def _unknown(self, word: str) -> str:
+        return f"the word {word!r} is not in the vocabulary ({len(self)} words)"
+
+    def _units(self, words: Sequence[str]) -> np.ndarray:
+        """Unit vectors (n, D) of ``words``, those outside the vocabulary from :meth:`vector`."""
+        if all(w in self.index for w in words):
+            return self.unit[[self.index[w] for w in words]]
+        out = np.empty((len(words), self.dim), dtype=np.float32)
+        for i, w in enumerate(words):
+            if w in self.index:
+                out[i] = self.unit[self.index[w]]
+            else:
+                v = self.vector(w)
+                out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+        return out
 
     def similarity(self, a: str, b: str) -> float:
         """Cosine similarity of two words."""
-        return float(self.unit[self._row(a)] @ self.unit[self._row(b)])
+        units = self._units([a, b])
+        return float(units[0] @ units[1])
 
     def most_similar(
         self,
@@ -123,23 +162,20 @@ class WordVectors:
             raise ConfigError(f"method must be one of {', '.join(ANALOGY_METHODS)}; got {method!r}")
         if not pos:
             raise ConfigError("most_similar needs at least one positive word")
-        pos_rows = [self._row(w) for w in pos]
-        neg_rows = [self._row(w) for w in neg]
+        pos_units, neg_units = self._units(pos), self._units(neg)  # (P, D), (Q, D)
         unit = self.unit[:restrict] if restrict else self.unit  # (N, D)
         if method == "3cosadd":
-            query = self.unit[pos_rows].sum(axis=0) - self.unit[neg_rows].sum(axis=0)  # (D,)
-            if len(pos_rows) + len(neg_rows) > 1:
+            query = pos_units.sum(axis=0) - neg_units.sum(axis=0)  # (D,)
+            if len(pos) + len(neg) > 1:
                 query = query / max(float(np.linalg.norm(query)), 1e-12)
             sims = unit @ query  # (N,)
         else:
-            above = np.prod([(1 + unit @ self.unit[r]) / 2 for r in pos_rows], axis=0)  # (N,)
-            below = (
-                np.prod([(1 + unit @ self.unit[r]) / 2 for r in neg_rows], axis=0)
-                if neg_rows
-                else 1.0
-            )
+            above = np.prod([(1 + unit @ u) / 2 for u in pos_units], axis=0)  # (N,)
+            below = np.prod([(1 + unit @ u) / 2 for u in neg_units], axis=0) if neg else 1.0
             sims = above / (below + QUERY_COSMUL_EPS)  # (N,)
-        inputs = [r for r in set(pos_rows + neg_rows) if r < len(sims)]
+        # the query words are never answers (those in the vocabulary: the others have no row)
+        rows = [self.index[w] for w in pos + neg if w in self.index]
+        inputs = [r for r in set(rows) if r < len(sims)]
         sims[inputs] = -np.inf
         k = min(k, len(sims) - len(inputs))
         top = np.argpartition(-sims, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
@@ -152,8 +188,7 @@ class WordVectors:
         words = list(words)
         if len(words) < 3:  # two words are equally far from their mean
             raise ConfigError(f"give at least three words to compare; got {len(words)}")
-        rows = [self._row(w) for w in words]
-        vectors = self.unit[rows]  # (n, D)
+        vectors = self._units(words)  # (n, D)
         mean = vectors.mean(axis=0)  # (D,)
         sims = vectors @ (mean / max(float(np.linalg.norm(mean)), 1e-12))  # (n,)
         order = np.argsort(-sims, kind="stable")
@@ -218,8 +253,11 @@ def evaluate_similarity(
 ) -> dict[str, Any]:
     """Spearman and Pearson correlation between cosine similarities and the human scores.
 
-    Returns ``{"spearman", "pearson", "pairs", "oov_pairs", "oov_rate"}``; ``oov_rate`` is the
-    fraction of pairs left out because a word is unknown.
+    Returns ``{"spearman", "pearson", "pairs", "oov_pairs", "oov_rate", "coverage"}`` over the
+    pairs whose two words are in the vocabulary ("OOV skipped"); ``oov_rate`` is the share of
+    pairs left out, ``coverage`` the share scored. For vectors with subwords (``wv.subwords``)
+    also ``"oov_from_subwords": {"spearman", "pearson", "scored_pairs", "coverage"}``, over every pair
+    whose two words get a vector, unseen ones from their character n-grams.
     """
     pairs = read_word_pairs(path)
     table = _lookup(wv, lowercase)
@@ -237,14 +275,56 @@ def evaluate_similarity(
         "pairs": len(pairs),
         "oov_pairs": len(pairs) - known,
         "oov_rate": 1 - known / len(pairs),
+        "coverage": known / len(pairs),
     }
-    if known < 2:
-        result.update(spearman=float("nan"), pearson=float("nan"))
-        return result
-    sims = np.einsum("ij,ij->i", wv.unit[rows_a], wv.unit[rows_b])
-    result["spearman"] = spearman(sims, np.asarray(gold))
-    result["pearson"] = float(np.corrcoef(sims, gold)[0, 1])
+    result.update(_correlations(wv.unit[rows_a], wv.unit[rows_b], gold))
+    if wv.subwords:
+        result["oov_from_subwords"] = _similarity_from_subwords(wv, pairs, table, norm)
     return result
+
+
+def _correlations(units_a: np.ndarray, units_b: np.ndarray, gold: list[float]) -> dict[str, float]:
+    """Spearman and Pearson between the cosines of the unit rows (n, D) and the scores (n,)."""
+    if len(gold) < 2:
+        return {"spearman": float("nan"), "pearson": float("nan")}
+    sims = np.einsum("ij,ij->i", units_a, units_b)
+    return {
+        "spearman": spearman(sims, np.asarray(gold)),
+        "pearson": float(np.corrcoef(sims, gold)[0, 1]),
+    }
+
+
+def _similarity_from_subwords(
+    wv: WordVectors,
+    pairs: list[tuple[str, str, float]],
+    table: dict[str, int],
+    norm: Callable[[str], str],
+) -> dict[str, Any]:
+    """The "OOV from subwords" figures: every pair whose words have a row or n-gram vectors."""
+    units: dict[str, np.ndarray | None] = {}
+
+    def unit_of(word: str) -> np.ndarray | None:
+        key = norm(word)
+        if key not in units:
+            row = table.get(key)
+            vector = wv.unit[row] if row is not None else wv.oov_vector(key)
+            if vector is not None and row is None:
+                vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+            units[key] = vector
+        return units[key]
+
+    found = [(unit_of(a), unit_of(b), score) for a, b, score in pairs]
+    scored = [(ua, ub, score) for ua, ub, score in found if ua is not None and ub is not None]
+    out: dict[str, Any] = {"scored_pairs": len(scored), "coverage": len(scored) / len(pairs)}
+    empty = np.empty((0, wv.dim), dtype=np.float32)
+    out.update(
+        _correlations(
+            np.stack([x[0] for x in scored]) if scored else empty,
+            np.stack([x[1] for x in scored]) if scored else empty,
+            [x[2] for x in scored],
+        )
+    )
+    return out
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:

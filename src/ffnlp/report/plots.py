@@ -13,7 +13,6 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ffnlp.errors import DataError  # noqa: E402
 from ffnlp.features.wordvec_eval import WordVectors, project_2d  # noqa: E402
 from ffnlp.fileio import write_atomic  # noqa: E402
 from ffnlp.report.text import literal  # noqa: E402
@@ -148,8 +147,7 @@ def plot_projection(
 
     chosen: list[str] = []
     for w in words:
-        if w not in wv:
-            raise DataError(f"the word {w!r} is not in the vocabulary ({len(wv)} words)")
+        wv.vector(w)  # a DataError naming a word that has no vector
         chosen.append(w)
         chosen.extend(n for n, _ in wv.most_similar(w, neighbours) if n not in chosen)
     chosen = list(dict.fromkeys(chosen))

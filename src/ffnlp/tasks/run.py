@@ -107,6 +107,7 @@ class Summary(TypedDict, total=False):
     interpolated: dict[str, Any]  # mixture with another LM: weight, dev/test perplexity
     samples: list[str]
     # w2v
+    model_type: str  # "word2vec" or "fasttext" (model.type)
     architecture: str  # "skipgram" or "cbow"
     corpus_tokens: int
     corpus_words_in_vocab: int

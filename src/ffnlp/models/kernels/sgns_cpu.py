@@ -1,9 +1,12 @@
 """Word2vec (skip-gram, negative sampling) kernels for CPUs.
 
 - :func:`sgd_step`: one plain-SGD step without autograd, in three sparse products; the same
-  update as ``SkipGram.loss(batch).backward()`` followed by ``SGD(lr).step()``;
-- :func:`fused_step_layout` (with :func:`stable_word_order`): the step's index bookkeeping, which
-  depends on the word ids only, so the batch producer computes it ahead in its own thread;
+  update as ``SkipGram.loss(batch).backward()`` followed by ``SGD(lr).step()``; with
+  ``subwords`` the fastText variant (``SubwordSkipGram``), whose centre vectors are the means of
+  bags of rows;
+- :func:`fused_step_layout` (with :func:`stable_word_order`), and :func:`subword_step_layout`
+  for the fastText variant: the step's index bookkeeping, which depends on the word ids only, so
+  the batch producer computes it ahead in its own thread;
 - :class:`PairScores`: the autograd path's pair scores with a hand-written backward.
 
 :class:`ffnlp.models.skipgram.SkipGram` uses them when built with ``fused=True`` (the default);
@@ -31,6 +34,7 @@ def sgd_step(
     batch: dict[str, torch.Tensor],
     lr: float,
     workers: int = 1,
+    subwords: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor | None:
     """One plain-SGD step on a skip-gram batch, in place on the two tables; returns the mean loss.
 
@@ -45,6 +49,13 @@ def sgd_step(
     - output steps: an embedding bag over the centre vectors, one bag per distinct target word
       (``sum g v_c``), added to that word's row.
 
+    ``subwords = (rows, offsets)``: fastText's skip-gram. Word i's input rows are
+    ``rows[offsets[i]:offsets[i + 1]]`` (its own row and its character n-grams' buckets, a
+    ``SubwordTable`` in CSR form); its centre vector is the mean of those rows, and its centre step
+    is added to every one of them in full (fastText's unsupervised update: the gradient is not
+    divided among the rows). The bags and the grouping of their rows come from
+    :func:`subword_step_layout`.
+
     The grouping comes from :func:`fused_step_layout` (the batch producer computes it ahead;
     otherwise it is computed here). With ``workers > 1`` threads share the centres for the scores
     and centre steps, then the tables' row updates, each thread writing rows no other thread
@@ -54,7 +65,7 @@ def sgd_step(
     w_in, w_out = input_weight, output_weight
     if w_in.device.type != "cpu":  # written for CPUs (its index layout sorts with NumPy)
         return None
-    v, d = w_in.shape
+    v, d = w_out.shape  # v words (the input table has more rows with subwords)
     if "centre_words" not in batch:
         batch = {**batch, **fused_step_layout(batch)}
     targets = batch["targets"]  # (P, T): context, then noise words, pair by pair
@@ -66,12 +77,20 @@ def sgd_step(
     starts = batch["centre_starts"]  # (K+1,) first pair of each run; P at the end
     if int((starts[1:] - starts[:-1]).max()) * t > v:  # the same limit, for whole runs
         batch = {**batch, **fused_step_layout(batch, max_run=v // t)}
+        batch.pop("bag_rows", None)  # the runs changed: so do their bags
         starts = batch["centre_starts"]
     _quiet_csr_beta_warning()
     words = batch["centre_words"]  # (K,) each run of pairs sharing a centre word
     k = len(words)
     flat = targets.view(-1)  # (P*T,)
-    hidden = w_in.index_select(0, words)  # (K, D) centre vectors
+    if subwords is None:
+        hidden = w_in.index_select(0, words)  # (K, D) centre vectors
+    else:  # each centre vector is the mean of its bag of rows, computed slice by slice below
+        if "bag_rows" not in batch:
+            batch = {**batch, **subword_step_layout(words, *subwords)}
+        bag_rows, bag_starts = batch["bag_rows"], batch["bag_starts"]  # (R,), (K+1,)
+        bag_cuts = bag_starts.tolist()
+        hidden = w_in.new_empty(k, d)  # (K, D)
     steps = w_in.new_empty(p, t)  # (P, T) g
     centre_steps = w_in.new_empty(k, d)  # (K, D)
     losses = w_in.new_empty(p)  # (P,)
@@ -79,6 +98,11 @@ def sgd_step(
 
     def centres(lo: int, hi: int) -> None:  # centres lo..hi-1, pairs a..b-1
         a, b = cuts[lo], cuts[hi]
+        if subwords is not None:  # rows ra..rb-1 make the bags of these centres
+            ra, rb = bag_cuts[lo], bag_cuts[hi]
+            hidden[lo:hi] = F.embedding_bag(
+                bag_rows[ra:rb], w_in, bag_starts[lo:hi] - ra, mode="mean"
+            )  # (n, D)
         ends = (starts[lo : hi + 1] - a) * t  # (n+1,) row starts of the pattern
         pattern = torch.sparse_csr_tensor(
             ends,
@@ -108,7 +132,6 @@ def sgd_step(
         batch["target_centre"],
     )
     weights = steps.view(-1).index_select(0, order)  # (P*T,) g in target order
-    u = len(rows)
     row_cuts = row_starts.tolist() + [len(order)]
 
     def output_rows(lo: int, hi: int) -> None:  # distinct targets lo..hi-1
@@ -122,18 +145,44 @@ def sgd_step(
         )  # (n, D) sum of g v_c for each target word
         w_out.index_add_(0, rows[lo:hi], update)
 
-    # the output rows in ranges of about equal work; one more job for the centre rows
-    parts = max(1, min(workers, u // 64))
-    inner = torch.searchsorted(row_starts, torch.arange(1, parts) * (len(order) / parts))
-    bounds = [0, *inner.tolist(), u]
+    # the output rows in ranges of about equal work; then the centre rows
     jobs: list[Callable[[], Any]] = [
         functools.partial(output_rows, lo, hi)
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-        if hi > lo
+        for lo, hi in _ranges(row_starts, len(order), workers)
     ]
-    jobs.append(functools.partial(w_in.index_add_, 0, words, centre_steps))
+    if subwords is None:
+        jobs.append(functools.partial(w_in.index_add_, 0, words, centre_steps))
+    else:  # every row of a bag gets its centre's whole step: a bag of steps per distinct row
+        in_rows, in_starts, in_owner = (
+            batch["input_rows"],
+            batch["input_starts"],
+            batch["input_owner"],
+        )
+        in_cuts = in_starts.tolist() + [len(in_owner)]
+
+        def input_rows(lo: int, hi: int) -> None:  # distinct input rows lo..hi-1
+            a, b = in_cuts[lo], in_cuts[hi]
+            update = F.embedding_bag(
+                in_owner[a:b], centre_steps, in_starts[lo:hi] - a, mode="sum"
+            )  # (n, D) sum of the steps of the centres whose bags hold each row
+            w_in.index_add_(0, in_rows[lo:hi], update)
+
+        jobs += [
+            functools.partial(input_rows, lo, hi)
+            for lo, hi in _ranges(in_starts, len(in_owner), workers)
+        ]
     in_parallel(jobs, workers)
     return losses.mean()
+
+
+def _ranges(starts: torch.Tensor, total: int, workers: int) -> list[tuple[int, int]]:
+    """Up to ``workers`` ranges of the groups whose entries begin at ``starts`` (U,) (``total``
+    entries in all), each range with about the same number of entries."""
+    u = len(starts)
+    parts = max(1, min(workers, u // 64))
+    inner = torch.searchsorted(starts, torch.arange(1, parts) * (total / parts))
+    bounds = [0, *inner.tolist(), u]
+    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
 
 
 @functools.cache
@@ -203,6 +252,46 @@ def fused_step_layout(batch: dict[str, torch.Tensor], max_run: int = 0) -> dict[
         "target_rows": rows,
         "target_starts": row_starts,
         "target_centre": run_of_pair.index_select(0, torch.div(order, t, rounding_mode="floor")),
+    }
+
+
+def subword_bags(
+    words: torch.Tensor, table_rows: torch.Tensor, table_offsets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The bags of rows of ``words`` (K,) in a subword table in CSR form (word i's rows are
+    ``table_rows[table_offsets[i]:table_offsets[i + 1]]``): ``rows`` (R,) the bags back to back,
+    ``starts`` (K+1,) where each bag starts (R at the end), ``owner`` (R,) the bag of each row."""
+    k = len(words)
+    first = table_offsets.index_select(0, words)  # (K,)
+    lengths = table_offsets.index_select(0, words + 1) - first  # (K,)
+    starts = lengths.new_zeros(k + 1)
+    torch.cumsum(lengths, 0, out=starts[1:])
+    owner = torch.repeat_interleave(torch.arange(k, device=words.device), lengths)  # (R,)
+    # each entry's place in the table: its word's first row + its position inside the bag
+    place = torch.arange(len(owner), device=words.device) + (first - starts[:-1])[owner]
+    return table_rows.index_select(0, place), starts, owner
+
+
+def subword_step_layout(
+    centre_words: torch.Tensor, table_rows: torch.Tensor, table_offsets: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The fastText step's bookkeeping for centre words (K,) and a subword table in CSR form:
+
+    - ``bag_rows`` (R,), ``bag_starts`` (K+1,): the rows of each centre word's bag, back to back,
+      and where each bag starts (see :func:`subword_bags`);
+    - ``input_rows`` (U,) the distinct rows of all the bags, ``input_starts`` (U,) where each
+      one's entries start in row order, ``input_owner`` (R,) the centre of each entry in that
+      order: who adds its step to which row, grouped so that threads write disjoint rows.
+    """
+    bag_rows, bag_starts, owner = subword_bags(centre_words, table_rows, table_offsets)
+    order = stable_word_order(bag_rows)  # (R,)
+    rows, counts = torch.unique_consecutive(bag_rows.index_select(0, order), return_counts=True)
+    return {
+        "bag_rows": bag_rows,
+        "bag_starts": bag_starts,
+        "input_rows": rows,
+        "input_starts": torch.cumsum(counts, 0) - counts,
+        "input_owner": owner.index_select(0, order),
     }
 
 

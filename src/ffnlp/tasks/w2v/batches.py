@@ -6,7 +6,8 @@ noise words. A batch is a dict of tensors whose keys are the model's (see ``Skip
 
 - skip-gram: ``center`` (B,), ``context`` (B,), ``negatives`` (B, N) and ``targets`` (B, 1+N)
   (context and noise words side by side, for the fused SGD step), plus that step's index layout
-  when ``step_layout`` is on;
+  when ``step_layout`` is on (for fastText's model, with ``subwords``, its centre words' bags of
+  rows too);
 - skip-gram with shared noise words: ``context`` (P,), ``center`` (C,) each centre word once,
   ``pair_center`` (P,) the centre of each pair, ``noise_weight`` (C,), ``negatives`` (C, M);
 - CBOW: ``center`` (B,), ``context`` (all window words), ``offsets`` (B,), ``negatives`` (B, N).
@@ -19,7 +20,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ffnlp.models.kernels.sgns_cpu import fused_step_layout
+from ffnlp.features.subwords import SubwordTable
+from ffnlp.models.kernels.sgns_cpu import fused_step_layout, subword_step_layout
 from ffnlp.models.skipgram import NoiseSampler, keep_probabilities, window_pairs
 from ffnlp.tasks.w2v.config import Word2VecModelConfig
 from ffnlp.tasks.w2v.corpus import EncodedCorpus
@@ -42,9 +44,11 @@ class PairBatches:
         cfg: Word2VecModelConfig,
         prefetch: bool = True,
         step_layout: bool = False,
+        subwords: SubwordTable | None = None,
     ):
         self.corpus = corpus
         self.step_layout = step_layout  # add fused_step_layout's fields to skip-gram batches
+        self.subwords = subwords  # fastText's model: the step layout includes the centres' bags
         self.window, self.negative = cfg.window, cfg.negative
         self.cbow = cfg.architecture == "cbow"
         self.shared_negatives = cfg.shared_negatives
@@ -117,6 +121,9 @@ class PairBatches:
         }
         if self.step_layout:  # the fused SGD step's index bookkeeping, done here, ahead
             batch.update(fused_step_layout(batch))
+            if self.subwords is not None:
+                table = self.subwords
+                batch.update(subword_step_layout(batch["centre_words"], table.rows, table.offsets))
         return batch
 
     def _shared_noise_batch(

@@ -2,6 +2,8 @@
 
 The defaults are gensim's ``Word2Vec(sg=1)``: 100 dimensions, windows up to 5, 5 noise words per
 pair, min_count 5, subsampling at 1e-3, 5 epochs of plain SGD from 0.025 down to 0.0001.
+``model.type = "fasttext"`` adds fastText's character n-grams (``minn``..``maxn``, hashed into
+``buckets`` rows; fastText's and gensim's defaults 3, 6 and 2,000,000).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from ffnlp import config as cfgmod
 from ffnlp.config import option, section
+from ffnlp.features.subwords import check_subword_settings
 from ffnlp.training import TrainConfig
 
 
@@ -35,6 +38,12 @@ class CorpusConfig:
 
 @dataclass(frozen=True)
 class Word2VecModelConfig:
+    type: str = option(
+        "word2vec",
+        "word2vec (a vector per word) or fasttext (a word's vector is the mean of its own and its "
+        "character n-grams' vectors, so unseen words get one too)",
+        choices=("word2vec", "fasttext"),
+    )
     architecture: str = option(
         "skipgram",
         "skipgram (a word predicts its neighbours) or cbow",
@@ -59,6 +68,20 @@ class Word2VecModelConfig:
         "but the one the batch-preparing thread takes when corpus.prefetch is on)",
         ge=0,
     )
+    minn: int = option(3, "fasttext: shortest character n-gram (fastText's -minn)")
+    maxn: int = option(
+        6, "fasttext: longest character n-gram (fastText's -maxn; 0 = no n-grams, words only)"
+    )
+    buckets: int = option(
+        2_000_000,
+        "fasttext: rows the n-grams are hashed into (fastText's -bucket); the input table has "
+        "vocabulary + buckets rows of dim floats",
+    )
+
+    def check(self) -> list[str]:
+        if self.type != "fasttext":
+            return []
+        return check_subword_settings(self.minn, self.maxn, self.buckets, where="model")
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ from typing import Any
 
 from torch import nn
 
+from ffnlp.features.subwords import SubwordVectors
 from ffnlp.features.wordvec_eval import WordVectors, evaluate_analogies, evaluate_similarity
 from ffnlp.models.protocols import as_embedder
+from ffnlp.models.subword_skipgram import SubwordSkipGram
 from ffnlp.text.readers import as_path
 from ffnlp.text.vocab import Vocab
 from ffnlp.training.trainer import Evaluate
@@ -63,10 +65,28 @@ def _analogies(wv: WordVectors, path: str | Path, restrict: int) -> dict[str, An
 
 
 def similarity_evaluator(files: Sequence[str | Path], vocab: Vocab) -> Evaluate:
-    """Per-epoch evaluation for the Trainer: ``spearman_<file stem>`` for each similarity file."""
+    """Per-epoch evaluation for the Trainer: ``spearman_<file stem>`` for each similarity file
+    (pairs in the vocabulary), and for a fastText model ``spearman_subwords_<file stem>`` (every
+    pair whose words get a vector)."""
 
     def evaluate(model: nn.Module, source: Any) -> dict[str, Any]:
-        wv = WordVectors(vocab.itos, as_embedder(model).word_vectors().cpu().numpy())
-        return {f"spearman_{Path(p).stem}": evaluate_similarity(wv, p)["spearman"] for p in files}
+        wv = model_vectors(vocab.itos, model)
+        out = {}
+        for p in files:
+            found = evaluate_similarity(wv, p)
+            out[f"spearman_{Path(p).stem}"] = found["spearman"]
+            if "oov_from_subwords" in found:
+                out[f"spearman_subwords_{Path(p).stem}"] = found["oov_from_subwords"]["spearman"]
+        return out
 
     return evaluate
+
+
+def model_vectors(words: Sequence[str], model: nn.Module) -> WordVectors:
+    """A word-vector model's vectors for its vocabulary ``words``: :class:`SubwordVectors` (with
+    the n-gram rows, for words outside the vocabulary) for a fastText model."""
+    vectors = as_embedder(model).word_vectors().cpu().numpy()
+    if isinstance(model, SubwordSkipGram) and model.buckets:
+        ngrams = model.ngram_vectors().cpu().numpy()
+        return SubwordVectors(words, vectors, ngrams, model.minn, model.maxn)
+    return WordVectors(words, vectors)

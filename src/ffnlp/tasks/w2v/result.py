@@ -3,6 +3,10 @@
 Run directory: config.toml, vocab.json (words and counts), model.safetensors + model.json,
 vectors.bin (word2vec binary: what ``ffnlp w2v export`` converts and the classifiers load),
 metrics.jsonl, summary.json, plots/.
+
+A fastText model (``model.type = "fasttext"``, model.json type ``fasttext``) keeps its n-gram
+rows in model.safetensors, so its :class:`~ffnlp.features.subwords.SubwordVectors` give words
+outside the vocabulary a vector; vectors.bin holds the vocabulary's vectors, as for word2vec.
 """
 
 from __future__ import annotations
@@ -11,22 +15,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ffnlp import config as cfgmod
 from ffnlp.errors import ModelFileError
 from ffnlp.features.embeddings import save_vectors
 from ffnlp.features.wordvec_eval import WordVectors
-from ffnlp.models.io import expect_task, load_model, read_arch, run_path, save_model
+from ffnlp.models.io import ARCH, expect_task, load_model, read_arch, run_path, save_model
 from ffnlp.models.skipgram import SkipGram
+from ffnlp.models.subword_skipgram import SubwordSkipGram
 from ffnlp.tasks.runfolder import read_config, read_summary
 from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
-from ffnlp.tasks.w2v.evaluate import evaluate_vectors
+from ffnlp.tasks.w2v.evaluate import evaluate_vectors, model_vectors
 from ffnlp.text.vocab import Vocab
 
 VECTORS_FILE = "vectors.bin"
 
 
 class Word2VecRun:
-    """A trained word2vec model: its vectors (:class:`WordVectors`), vocabulary, run directory."""
+    """A trained word2vec model: its vectors (:class:`WordVectors`, or for a fastText model
+    :class:`SubwordVectors`, which give unseen words a vector), vocabulary, run directory."""
 
     def __init__(
         self,
@@ -41,7 +49,12 @@ class Word2VecRun:
         self.model = model.eval()
         self.run_dir = run_dir
         self.summary = summary or {}
-        self.wv = WordVectors(vocab.itos, model.word_vectors().numpy())
+        self.wv = model_vectors(vocab.itos, model)
+
+    def vector(self, word: str) -> np.ndarray:
+        """The vector (D,) of ``word``; a fastText model builds one for a word outside the
+        vocabulary from its character n-grams (a DataError if it has none, or for word2vec)."""
+        return self.wv.vector(word)
 
     def most_similar(
         self,
@@ -98,6 +111,11 @@ class Word2VecRun:
                 f"{run_dir}: vocab.json has {len(vocab)} words but the model {model.vocab_size}; "
                 "the files come from different runs"
             )
+        if isinstance(model, SubwordSkipGram):
+            try:
+                model.check_subwords()
+            except ModelFileError as exc:
+                raise ModelFileError(f"{run_dir}: {exc}") from None
         return cls(config, vocab, model, run_dir, read_summary(run_dir))
 
 
@@ -109,15 +127,31 @@ def load(run_dir: str | Path) -> Word2VecRun:
 def load_word_vectors(
     path: str | Path, format: str = "auto", encoding: str = "utf-8"
 ) -> WordVectors:
-    """Vectors from an ffnlp w2v run directory or any vectors file (word2vec, GloVe, .vec)."""
+    """Vectors from an ffnlp w2v run directory or any vectors file (word2vec, GloVe, .vec).
+
+    The run directory of a fastText model gives :class:`SubwordVectors` (unseen words get a
+    vector from their n-grams); any other gives the vocabulary's vectors from vectors.bin."""
+    p = Path(path)
+    if format == "auto" and p.is_dir() and (p / ARCH).is_file():
+        arch = read_arch(p)
+        if arch["type"] == "fasttext" and arch["task"] == "w2v":
+            return Word2VecRun.load(p).wv
     return WordVectors.load(path, format=format, encoding=encoding)
 
 
 def _model_args(model: SkipGram) -> dict[str, Any]:
-    return {
+    args: dict[str, Any] = {
         "vocab_size": model.vocab_size,
         "dim": model.dim,
         "cbow": model.cbow,
         "sparse": model.sparse,
         "workers": model.workers,
     }
+    if isinstance(model, SubwordSkipGram):
+        args.update(
+            minn=model.minn,
+            maxn=model.maxn,
+            buckets=model.buckets,
+            subword_entries=len(model.subword_rows),
+        )
+    return args

@@ -11,8 +11,10 @@ from typing import Any
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, TrainingError
+from ffnlp.features.subwords import SubwordTable
 from ffnlp.models import registry
 from ffnlp.models.skipgram import SkipGram
+from ffnlp.models.subword_skipgram import SubwordSkipGram
 from ffnlp.runtime import available_cores, seed_everything, select_device
 from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
 from ffnlp.tasks.w2v.batches import PairBatches
@@ -63,10 +65,11 @@ def train_word2vec(
         corpus, cfg.corpus, cfg.model.min_count, cfg.model.max_vocab, workdir=run_dir
     )
     try:
-        source = _pair_batches(encoded, cfg)
+        table = _subword_table(encoded.vocab, cfg)
+        source = _pair_batches(encoded, cfg, table)
         prep_seconds = time.perf_counter() - started
         seed_everything(cfg.train.seed)
-        model = _skipgram(len(encoded.vocab), cfg)
+        model = _skipgram(len(encoded.vocab), cfg, table)
         trainer = _fit(model, cfg, encoded.vocab, source, callbacks, run_dir, resume)
     finally:
         encoded.close()
@@ -92,7 +95,17 @@ def _check_evaluation_files(cfg: W2VConfig) -> None:
             )
 
 
-def _pair_batches(encoded: EncodedCorpus, cfg: W2VConfig) -> PairBatches:
+def _subword_table(vocab: Vocab, cfg: W2VConfig) -> SubwordTable | None:
+    """fasttext: each word's rows (its own and its n-grams' buckets); None for word2vec."""
+    m = cfg.model
+    if m.type != "fasttext":
+        return None
+    return SubwordTable(vocab.itos, m.minn, m.maxn, m.buckets)
+
+
+def _pair_batches(
+    encoded: EncodedCorpus, cfg: W2VConfig, table: SubwordTable | None
+) -> PairBatches:
     # the fused step's index layout is made ahead only for the model it serves: a CPU one
     # (on a GPU the Trainer takes the autograd path)
     on_cpu = select_device(cfg.train.device).type == "cpu"
@@ -101,10 +114,12 @@ def _pair_batches(encoded: EncodedCorpus, cfg: W2VConfig) -> PairBatches:
         cfg.model,
         prefetch=cfg.corpus.prefetch,
         step_layout=cfg.train.fused_sgd and on_cpu,
+        subwords=table,
     )
 
 
-def _skipgram(vocab_size: int, cfg: W2VConfig) -> SkipGram:
+def _skipgram(vocab_size: int, cfg: W2VConfig, table: SubwordTable | None = None) -> SkipGram:
+    """word2vec's SkipGram, or with a subword table fastText's SubwordSkipGram."""
     # by default every core works on the step, but the one the prefetch thread keeps busy
     workers = cfg.model.workers or max(1, available_cores() - (1 if cfg.corpus.prefetch else 0))
     args: dict[str, Any] = {
@@ -114,8 +129,14 @@ def _skipgram(vocab_size: int, cfg: W2VConfig) -> SkipGram:
         "sparse": cfg.train.sparse,
         "workers": workers,
     }
-    registry.spec("skipgram").check_fits_memory(args)
-    return SkipGram(**args)
+    if table is None:
+        registry.spec("skipgram").check_fits_memory(args)
+        return SkipGram(**args)
+    args.update(SubwordSkipGram.table_arguments(table))
+    registry.spec("fasttext").check_fits_memory(args)
+    model = SubwordSkipGram(**args)
+    model.set_subwords(table)
+    return model
 
 
 def _fit(
@@ -158,6 +179,7 @@ def _summary(
     """summary.json's keys but ``evaluation``: the common ones, then sizes, speed, final loss."""
     history, seconds = trainer.history, trainer.train_seconds
     summary = training_summary("w2v", trainer, prep_seconds)
+    summary["model_type"] = cfg.model.type
     summary["architecture"] = cfg.model.architecture
     summary["vocab_size"] = len(encoded.vocab)
     summary["corpus_tokens"] = encoded.raw_tokens
