@@ -99,3 +99,17 @@ def test_a_damaged_file_is_named_with_its_line(tmp_path, line, problem) -> None:
     message = str(info.value)
     assert message.startswith(f"{path}, line 1: not a prediction record (") and problem in message
     assert message.endswith("the file is damaged: retrain the run to write it again")
+
+
+def test_an_empty_or_binary_file_is_named(tmp_path) -> None:
+    path = tmp_path / "predictions.jsonl"
+    path.write_bytes(b"")
+    with pytest.raises(ModelFileError) as info:
+        read_predictions(path)
+    assert str(info.value) == f"{path} is empty: the run was tested on no example"
+    path.write_bytes(b"\xff\xfe\x00garbage\n")
+    with pytest.raises(ModelFileError) as info:
+        read_predictions(path)
+    assert str(info.value) == (
+        f"{path} is not UTF-8 text; the file is damaged: retrain the run to write it again"
+    )

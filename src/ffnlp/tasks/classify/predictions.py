@@ -10,12 +10,14 @@ bootstrap) without their weights. One JSON object a line, in the order of the te
 ``label`` is the gold label and ``prediction`` the predicted one (a list of labels for a
 multi-label run: the gold labels as written in the data, and every label whose probability
 reaches its threshold, most probable first). ``probabilities`` holds every label of the
-classifier, in the order of its label set, rounded to :data:`DIGITS` decimals.
+classifier, in the order of its label set, to :data:`DIGITS` significant digits: enough to give
+back the model's float32 probabilities exactly, so that the ranking (and its ties) is the model's.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from ffnlp.tasks.classify.result import Classifier
 
 PREDICTIONS = "predictions.jsonl"
-DIGITS = 6  # decimals kept of each probability: plenty to rank, a smaller file
+DIGITS = 9  # significant digits that give a float32 back exactly (its shortest form is no longer)
 
 
 @torch.no_grad()
@@ -68,7 +70,7 @@ def prediction_records(clf: Classifier, data: LabeledData) -> list[dict[str, Any
                     "label": list(golds[i]) if clf.multilabel else golds[i],
                     "prediction": prediction,
                     "probabilities": {
-                        name: round(p, DIGITS) for name, p in zip(names, row, strict=True)
+                        name: float(f"{p:.{DIGITS}g}") for name, p in zip(names, row, strict=True)
                     },
                 }
             )
@@ -83,9 +85,10 @@ def write_predictions(clf: Classifier, data: LabeledData, run_dir: Path) -> Path
 
 @dataclass
 class Predictions:
-    """A run's predictions.jsonl read back: gold and predicted labels, probabilities (N, K)."""
+    """Prediction records (a predictions.jsonl, or :func:`prediction_records`) as arrays: gold and
+    predicted labels, and the (N, K) probabilities."""
 
-    path: Path
+    path: Path | str  # where they come from, for messages
     labels: list[str]  # the classifier's label set, the columns of ``probabilities``
     gold: list[Any]  # str per example, or (multi-label) a list of labels
     predicted: list[Any]
@@ -99,6 +102,38 @@ class Predictions:
         """The most probable label of every example (the first, in label order, on a tie)."""
         return [self.labels[j] for j in np.argmax(self.probabilities, axis=1)]
 
+    @classmethod
+    def from_records(cls, records: Iterable[Any], path: Path | str) -> Predictions:
+        """Check and gather ``records``; :class:`BadRecord` names the first that is not one."""
+        gold: list[Any] = []
+        predicted: list[Any] = []
+        rows: list[list[float]] = []
+        labels: list[str] | None = None
+        multilabel = False
+        for i, record in enumerate(records):
+            try:
+                kind = _check_record(record, i)
+                if labels is None:
+                    labels, multilabel = list(record["probabilities"]), kind
+                if list(record["probabilities"]) != labels or kind != multilabel:
+                    raise ValueError("another label set or kind than the first record's")
+            except (ValueError, TypeError, KeyError) as exc:
+                raise BadRecord(i, str(exc)) from None
+            gold.append(record["label"])
+            predicted.append(record["prediction"])
+            rows.append([float(p) for p in record["probabilities"].values()])
+        if labels is None:
+            raise BadRecord(0, "no record at all")
+        return cls(path, labels, gold, predicted, np.asarray(rows, dtype=np.float64), multilabel)
+
+
+class BadRecord(ValueError):
+    """Record ``index`` is not a prediction record (``reason`` says why)."""
+
+    def __init__(self, index: int, reason: str):
+        super().__init__(reason)
+        self.index = index
+
 
 def read_predictions(run: str | Path) -> Predictions:
     """The predictions.jsonl of the run folder ``run`` (or that file itself); a missing file or
@@ -111,33 +146,26 @@ def read_predictions(run: str | Path) -> Predictions:
             f"{path} is missing: only classifier runs trained with test data (--test, a cv "
             "fold, a repeat seed) have predictions"
         )
-    gold: list[Any] = []
-    predicted: list[Any] = []
-    rows: list[list[float]] = []
-    labels: list[str] | None = None
-    multilabel: bool | None = None
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            try:
-                record = json.loads(line)
-                kind = _check_record(record, len(gold))
-                if labels is None:
-                    labels, multilabel = list(record["probabilities"]), kind
-                if list(record["probabilities"]) != labels or kind != multilabel:
-                    raise ValueError("another label set or kind than the first line's")
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ModelFileError(
-                    f"{path}, line {number}: not a prediction record ({exc}); the file is "
-                    "damaged: retrain the run to write it again"
-                ) from None
-            gold.append(record["label"])
-            predicted.append(record["prediction"])
-            rows.append([float(p) for p in record["probabilities"].values()])
-    if labels is None:
-        raise ModelFileError(f"{path} is empty: the run was tested on no example")
-    return Predictions(
-        path, labels, gold, predicted, np.asarray(rows, dtype=np.float64), bool(multilabel)
-    )
+    records = []
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                try:
+                    records.append(json.loads(line))
+                except ValueError as exc:
+                    raise BadRecord(number - 1, str(exc)) from None
+        if not records:
+            raise ModelFileError(f"{path} is empty: the run was tested on no example")
+        return Predictions.from_records(records, path)
+    except BadRecord as exc:
+        raise ModelFileError(
+            f"{path}, line {exc.index + 1}: not a prediction record ({exc}); the file is "
+            "damaged: retrain the run to write it again"
+        ) from None
+    except UnicodeDecodeError:
+        raise ModelFileError(
+            f"{path} is not UTF-8 text; the file is damaged: retrain the run to write it again"
+        ) from None
 
 
 def _check_record(record: Any, index: int) -> bool:
