@@ -21,6 +21,7 @@ from ffnlp.cli.common import (
     SEED_OPTION,
     SET_OPTION,
     SUMMARY_JSON_OPTION,
+    TENSORBOARD_OPTION,
     diagnostics_overrides,
     out_console,
     print_json,
@@ -28,6 +29,7 @@ from ffnlp.cli.common import (
     run_dir_option,
     setup_logging,
     short_metrics,
+    tensorboard_overrides,
 )
 from ffnlp.cli.lr_find import JSON_OPTION as LR_FIND_JSON_OPTION
 from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_OPTION
@@ -94,6 +96,7 @@ def train(
     skip_invalid: bool = SKIP_INVALID_OPTION,
     resume: Path = RESUME_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
+    tensorboard: Path = TENSORBOARD_OPTION,
     force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
@@ -110,7 +113,7 @@ def train(
     if train_file is None:
         raise typer.BadParameter("--train is required", param_hint="--train")
     overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
-    overrides += diagnostics_overrides(diagnostics)
+    overrides += diagnostics_overrides(diagnostics) + tensorboard_overrides(tensorboard)
     clf = train_classifier(
         train_file,
         dev=dev,

@@ -16,6 +16,7 @@ from ffnlp.cli.common import (
     SEED_OPTION,
     SET_OPTION,
     SUMMARY_JSON_OPTION,
+    TENSORBOARD_OPTION,
     diagnostics_overrides,
     err_console,
     out_console,
@@ -23,6 +24,7 @@ from ffnlp.cli.common import (
     progress_callbacks,
     run_dir_option,
     setup_logging,
+    tensorboard_overrides,
 )
 from ffnlp.cli.lr_find import JSON_OPTION as LR_FIND_JSON_OPTION
 from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_OPTION
@@ -61,6 +63,7 @@ def train(
     ),
     resume: Path = RESUME_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
+    tensorboard: Path = TENSORBOARD_OPTION,
     force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
@@ -75,7 +78,7 @@ def train(
 
     setup_logging(quiet or json_)
     overrides = list(set_) + ([f"train.seed={seed}"] if seed is not None else [])
-    overrides += diagnostics_overrides(diagnostics)
+    overrides += diagnostics_overrides(diagnostics) + tensorboard_overrides(tensorboard)
     lm = train_lm(
         train_file,
         dev=dev,
