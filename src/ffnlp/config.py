@@ -198,6 +198,12 @@ def _apply_override(cls: type, merged: dict[str, Any], item: str, problems: list
     node[parts[-1]] = parse_value(raw.strip())
 
 
+def string_override(key: str, value: str) -> str:
+    """The --set override that sets ``key`` to the string ``value`` exactly (quoted as TOML, so a
+    value such as "10" or "true" stays a string)."""
+    return f"{key}={_toml_string(value)}"
+
+
 def parse_value(raw: str) -> Any:
     """Read a --set value as TOML (numbers, booleans, lists, quoted strings); else a bare string."""
     try:

@@ -16,9 +16,44 @@ def test_describe_matches_the_textbook_interval() -> None:
     assert d["mean"] == pytest.approx(0.81)
     assert d["sd"] == pytest.approx(statistics.stdev([0.80, 0.82, 0.81, 0.83, 0.79]))
     half = 2.776 * d["sd"] / 5**0.5
-    assert d["ci95"] == pytest.approx([0.81 - half, 0.81 + half])
+    assert d["ci95"] == pytest.approx([0.81 - half, 0.81 + half], rel=1e-4)
     assert describe([0.5])["ci95"] == [0.5, 0.5]
-    assert t_quantile_975(200) == 1.96
+
+
+# t(0.975, df) from printed tables (e.g. NIST/SEMATECH's), to three decimals; beyond 30 degrees
+# of freedom a table that falls back on the normal's 1.960 gives intervals too narrow
+TEXTBOOK_T975 = {
+    1: 12.706,
+    2: 4.303,
+    4: 2.776,
+    9: 2.262,
+    30: 2.042,
+    40: 2.021,
+    60: 2.000,
+    120: 1.980,
+}
+
+
+@pytest.mark.parametrize("df", sorted(TEXTBOOK_T975))
+def test_t_quantile_matches_the_printed_tables(df: int) -> None:
+    assert t_quantile_975(df) == pytest.approx(TEXTBOOK_T975[df], abs=5e-4)
+
+
+def test_t_quantile_tends_to_the_normal_but_stays_above_it() -> None:
+    assert 1.960 < t_quantile_975(200) < 1.973
+    assert t_quantile_975(10**6) == pytest.approx(1.95996, abs=1e-4)
+    with pytest.raises(ValueError):
+        t_quantile_975(0)
+
+
+@pytest.mark.parametrize("n", [2, 5, 31, 41])
+def test_describe_half_width_is_t_times_the_standard_error(n: int) -> None:
+    values = [0.5 + 0.01 * ((7 * i) % 11) for i in range(n)]
+    d = describe(values)
+    t = TEXTBOOK_T975[n - 1]  # df 1, 4, 30 and 40: the old table gave 1.960 for 40
+    se = statistics.stdev(values) / n**0.5
+    assert d["ci95"][1] - d["mean"] == pytest.approx(t * se, rel=3e-4)
+    assert d["mean"] - d["ci95"][0] == pytest.approx(t * se, rel=3e-4)
 
 
 def test_repeat_runs_each_seed_and_aggregates(tmp_path) -> None:

@@ -70,6 +70,7 @@ def train_args(task: str, data: dict[str, Path], empty: bool = False) -> list[st
     if task == "classify":
         train = data["empty"] if empty else data["train"]
         args = ["classify", "train", "--train", str(train), "--dev", str(data["dev"])]
+        args += ["--test", str(data["test"])]  # predictions.jsonl too
     elif task == "lm":
         train = data["empty"] if empty else data["lm_train"]
         args = ["lm", "train", "--train", str(train), "--dev", str(data["lm_dev"])]

@@ -59,15 +59,19 @@ def log_without_times(run: Path) -> list[dict]:
 
 
 def assert_same_run(a: Path, b: Path) -> None:
-    """Same weights, same log (times aside), same figures."""
+    """Same weights, same log (times aside), same figures, same test predictions."""
     from tests.reliability.rundir_support import assert_same_weights
 
     assert_same_weights(a, b)
     assert log_without_times(a) == log_without_times(b)
     sa = json.loads((a / "summary.json").read_text(encoding="utf-8"))
     sb = json.loads((b / "summary.json").read_text(encoding="utf-8"))
-    for key in ("dev", "epochs", "steps", "best_epoch"):
+    for key in ("dev", "test", "epochs", "steps", "best_epoch"):
         assert sa.get(key) == sb.get(key), key
+    predictions = a / "predictions.jsonl"
+    assert predictions.is_file() == (sa["task"] == "classify")
+    if predictions.is_file():
+        assert predictions.read_bytes() == (b / "predictions.jsonl").read_bytes()
 
 
 def interrupted_line(signum: int, step: int | None, epoch: int | None, run: Path, args) -> str:

@@ -19,15 +19,19 @@ from ffnlp.cli.common import (
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
+    SEEDS_OPTION,
     SET_OPTION,
     SUMMARY_JSON_OPTION,
+    TENSORBOARD_OPTION,
     diagnostics_overrides,
     out_console,
     print_json,
     progress_callbacks,
+    refuse_with_seeds,
     run_dir_option,
     setup_logging,
     short_metrics,
+    tensorboard_overrides,
 )
 from ffnlp.cli.lr_find import JSON_OPTION as LR_FIND_JSON_OPTION
 from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_OPTION
@@ -89,11 +93,13 @@ def train(
     set_: list[str] = SET_OPTION,
     out: Path = run_dir_option("classify"),
     seed: int = SEED_OPTION,
+    seeds: str = SEEDS_OPTION,
     fmt: str = FORMAT_OPTION,
     encoding: str = ENCODING_OPTION,
     skip_invalid: bool = SKIP_INVALID_OPTION,
     resume: Path = RESUME_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
+    tensorboard: Path = TENSORBOARD_OPTION,
     force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
@@ -103,6 +109,8 @@ def train(
     Example:
 
         ffnlp classify train --config configs/sst2_logreg.toml --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2
+
+        ffnlp classify train --seeds 0,1,2 --config configs/sst2_logreg.toml --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2_3seeds
     """
     from ffnlp.tasks.classify import train_classifier
 
@@ -111,6 +119,28 @@ def train(
         raise typer.BadParameter("--train is required", param_hint="--train")
     overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
     overrides += diagnostics_overrides(diagnostics)
+    if seeds is not None:
+        from ffnlp.cli.repeat import parse_seeds, run_repeat
+
+        refuse_with_seeds(
+            **{"--seed": seed is not None, "--resume": resume is not None, "--force": force}
+        )
+        seed_list = parse_seeds(seeds)
+        run_repeat(
+            "classify",
+            train_file,
+            dev,
+            test,
+            config,
+            overrides,
+            seed_list,
+            out,
+            tensorboard=tensorboard,
+            quiet=quiet,
+            json_=json_,
+        )
+        return
+    overrides += tensorboard_overrides(tensorboard)
     clf = train_classifier(
         train_file,
         dev=dev,

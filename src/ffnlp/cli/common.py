@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -46,6 +47,39 @@ DIAGNOSTICS_OPTION: Any = typer.Option(
     help="Record dead/saturated units, gradient norms and update ratios at every evaluation, "
     "with warnings and advice (same as --set train.diagnostics=true).",
 )
+
+TENSORBOARD_OPTION: Any = typer.Option(
+    None,
+    "--tensorboard",
+    help="Also write the train loss, lr and dev metrics as TensorBoard scalars into this folder, "
+    "live (same as --set train.tensorboard=DIR; needs pip install 'ffnlp[tensorboard]').",
+)
+
+SEEDS_OPTION: Any = typer.Option(
+    None,
+    "--seeds",
+    help="Train once per seed, as `ffnlp repeat` does (same folders and summary): a count N "
+    "(seeds 0 to N-1) or a list such as 0,1,2; --out is the folder of the runs.",
+)
+
+
+def refuse_with_seeds(**given: bool) -> None:
+    """A usage error when an option that makes one run (``given``: option -> whether it was
+    given) comes with --seeds."""
+    clashing = [option for option, present in given.items() if present]
+    if clashing:
+        raise typer.BadParameter(
+            f"--seeds trains one run per seed (as `ffnlp repeat`); {clashing[0]} is for a single "
+            "run: leave one of them out",
+            param_hint="--seeds",
+        )
+
+
+def tensorboard_overrides(log_dir: Path | None) -> list[str]:
+    """The --set override that --tensorboard DIR stands for (none when it is not given)."""
+    from ffnlp.config import string_override
+
+    return [string_override("train.tensorboard", str(log_dir))] if log_dir is not None else []
 
 
 def diagnostics_overrides(diagnostics: bool) -> list[str]:

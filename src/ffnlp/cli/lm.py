@@ -14,15 +14,19 @@ from ffnlp.cli.common import (
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
+    SEEDS_OPTION,
     SET_OPTION,
     SUMMARY_JSON_OPTION,
+    TENSORBOARD_OPTION,
     diagnostics_overrides,
     err_console,
     out_console,
     print_json,
     progress_callbacks,
+    refuse_with_seeds,
     run_dir_option,
     setup_logging,
+    tensorboard_overrides,
 )
 from ffnlp.cli.lr_find import JSON_OPTION as LR_FIND_JSON_OPTION
 from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_OPTION
@@ -54,6 +58,7 @@ def train(
     set_: list[str] = SET_OPTION,
     out: Path = run_dir_option("lm"),
     seed: int = SEED_OPTION,
+    seeds: str = SEEDS_OPTION,
     interpolate_with: Path = typer.Option(
         None,
         "--interpolate-with",
@@ -61,6 +66,7 @@ def train(
     ),
     resume: Path = RESUME_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
+    tensorboard: Path = TENSORBOARD_OPTION,
     force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
@@ -76,6 +82,31 @@ def train(
     setup_logging(quiet or json_)
     overrides = list(set_) + ([f"train.seed={seed}"] if seed is not None else [])
     overrides += diagnostics_overrides(diagnostics)
+    if seeds is not None:
+        from ffnlp.cli.repeat import parse_seeds, run_repeat
+        from ffnlp.config import string_override
+
+        refuse_with_seeds(
+            **{"--seed": seed is not None, "--resume": resume is not None, "--force": force}
+        )
+        if interpolate_with is not None:
+            overrides.append(string_override("interpolate_with", str(interpolate_with)))
+        seed_list = parse_seeds(seeds)
+        run_repeat(
+            "lm",
+            train_file,
+            dev,
+            test,
+            config,
+            overrides,
+            seed_list,
+            out,
+            tensorboard=tensorboard,
+            quiet=quiet,
+            json_=json_,
+        )
+        return
+    overrides += tensorboard_overrides(tensorboard)
     lm = train_lm(
         train_file,
         dev=dev,

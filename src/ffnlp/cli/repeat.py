@@ -1,8 +1,14 @@
-"""`ffnlp repeat TASK`: one configuration, several seeds, mean ± sd and a 95% CI."""
+"""`ffnlp repeat TASK`: one configuration, several seeds, mean ± sd and a 95% CI.
+
+``--seeds`` on `classify train` and `lm train` is the same command: :func:`run_repeat` is what
+both call.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -10,11 +16,43 @@ from rich.table import Table
 from ffnlp.cli.common import (
     CONFIG_HELP,
     SET_OPTION,
+    TENSORBOARD_OPTION,
     out_console,
     print_json,
     progress_callbacks,
     setup_logging,
 )
+
+SEEDS_HELP = (
+    "Seeds: a count N (seeds 0 to N-1, or from --first-seed) or a list such as 0,1,2; one run "
+    "each in OUT/seed_S."
+)
+
+
+def parse_seeds(text: str, first_seed: int = 0, option: str = "--seeds") -> list[int]:
+    """``"5"``: five seeds from ``first_seed``; ``"0,1,2"``: those seeds. A usage error (exit 2)
+    naming ``option`` when it is neither."""
+    try:
+        numbers = [int(part) for part in text.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or any(n < 0 for n in numbers):
+        raise typer.BadParameter(
+            f"give a number of seeds (e.g. 5) or a list of seeds (e.g. 0,1,2); got {text!r}",
+            param_hint=option,
+        )
+    if len(numbers) == 1:  # a count
+        if numbers[0] < 1:
+            raise typer.BadParameter(
+                f"at least one seed is needed; got {text!r}", param_hint=option
+            )
+        return list(range(first_seed, first_seed + numbers[0]))
+    if first_seed:
+        raise typer.BadParameter(
+            "--first-seed goes with a number of seeds; a list names every seed itself",
+            param_hint="--first-seed",
+        )
+    return numbers
 
 
 def repeat(
@@ -24,16 +62,17 @@ def repeat(
     test: Path = typer.Option(None, "--test", help="Test data."),
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = SET_OPTION,
-    seeds: int = typer.Option(
-        5, "--seeds", min=1, help="How many seeds (0, 1, ..., N-1 after --first-seed)."
+    seeds: str = typer.Option("5", "--seeds", help=SEEDS_HELP),
+    first_seed: int = typer.Option(
+        0, "--first-seed", min=0, help="The first seed of a count of --seeds."
     ),
-    first_seed: int = typer.Option(0, "--first-seed", help="The first seed."),
     out: Path = typer.Option(
         None, "--out", "-o", help="Folder for the runs (default runs/TASK-repeat-<date>)."
     ),
     keep_models: bool = typer.Option(
         False, "--keep-models", help="Keep every seed's weights and checkpoint."
     ),
+    tensorboard: Path = TENSORBOARD_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-seed lines or progress."),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -43,38 +82,73 @@ def repeat(
 
         ffnlp repeat classify --seeds 5 --config configs/sst2_ffnn.toml --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2_ffnn_5seeds
     """
-    from ffnlp.experiments.repeat import repeat as run_repeat
+    run_repeat(
+        task,
+        train,
+        dev,
+        test,
+        config,
+        set_,
+        parse_seeds(seeds, first_seed),
+        out,
+        keep_models=keep_models,
+        tensorboard=tensorboard,
+        quiet=quiet,
+        json_=json_,
+    )
+
+
+def run_repeat(
+    task: str,
+    train: Path,
+    dev: Path | None,
+    test: Path | None,
+    config: Path | None,
+    overrides: Sequence[str],
+    seeds: list[int],
+    out: Path | None,
+    keep_models: bool = False,
+    tensorboard: Path | None = None,
+    quiet: bool = False,
+    json_: bool = False,
+) -> None:
+    """Train once per seed and print what `ffnlp repeat` prints: a line per seed, then the table
+    of mean, sd and 95% CI (or the summary as JSON)."""
+    from ffnlp.experiments.repeat import repeat as repeat_runs
 
     setup_logging(quiet or json_)
+    done = 0
 
-    def progress(seed: int, row: dict) -> None:
+    def progress(seed: int, row: dict[str, Any]) -> None:
+        nonlocal done
+        done += 1
         if not (quiet or json_):
             shown = {
                 s: {k: round(v, 4) for k, v in row[s].items()} for s in ("dev", "test") if s in row
             }
-            done = seed - first_seed + 1
             out_console.print(
-                f"seed {seed} (run {done}/{seeds}): {shown} ({row['train_seconds']:.1f} s)",
+                f"seed {seed} (run {done}/{len(seeds)}): {shown} ({row['train_seconds']:.1f} s)",
                 soft_wrap=True,
             )  # one line per run, also in a log file
 
-    result = run_repeat(
+    result = repeat_runs(
         task,
         train,
         dev=dev,
         test=test,
         config=config,
-        overrides=set_,
-        seeds=list(range(first_seed, first_seed + seeds)),
+        overrides=overrides,
+        seeds=seeds,
         out=out,
         keep_models=keep_models,
         on_run=progress,
         callbacks=progress_callbacks(quiet or json_),
+        tensorboard=tensorboard,
     )
     if json_:
         print_json(result)
         return
-    table = Table(title=f"{task}: {seeds} seeds ({result['run_dir']})")
+    table = Table(title=f"{task}: {len(seeds)} seeds ({result['run_dir']})")
     for col in ("split", "metric", "mean", "sd", "95% CI"):
         table.add_column(col, justify="left" if col in ("split", "metric") else "right")
     for split in ("dev", "test", "train"):

@@ -16,12 +16,14 @@ from ffnlp.cli.common import (
     SEED_OPTION,
     SET_OPTION,
     SUMMARY_JSON_OPTION,
+    TENSORBOARD_OPTION,
     diagnostics_overrides,
     out_console,
     print_json,
     progress_callbacks,
     run_dir_option,
     setup_logging,
+    tensorboard_overrides,
 )
 from ffnlp.outputs import check_output_file
 
@@ -47,6 +49,7 @@ def train(
     seed: int = SEED_OPTION,
     resume: Path = RESUME_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
+    tensorboard: Path = TENSORBOARD_OPTION,
     force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
@@ -66,7 +69,7 @@ def train(
     run = train_word2vec(
         corpus,
         config=config,
-        overrides=list(set_) + diagnostics_overrides(diagnostics),
+        overrides=[*set_, *diagnostics_overrides(diagnostics), *tensorboard_overrides(tensorboard)],
         out=resume if resume is not None else out,
         seed=seed,
         resume=resume is not None,

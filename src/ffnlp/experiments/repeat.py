@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ffnlp.config import string_override
 from ffnlp.errors import ConfigError
 from ffnlp.experiments.stats import describe, is_figure
 from ffnlp.runtime import make_run_dir
+from ffnlp.training.config import MAX_SEED
 
 if TYPE_CHECKING:
     from ffnlp.training.callbacks import Callback
@@ -34,6 +36,28 @@ def _train_fn(task: str) -> Callable[..., Any]:
     raise ConfigError(f"repeat supports the tasks classify and lm; got {task!r}")
 
 
+def check_seeds(seeds: Sequence[int]) -> None:
+    """ConfigError unless ``seeds`` are one or more distinct seeds that torch accepts."""
+    if not seeds:
+        raise ConfigError("repeat needs at least one seed")
+    bad = [
+        s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED
+    ]
+    if bad:
+        raise ConfigError(f"a seed is a whole number from 0 to {MAX_SEED}; got {bad[0]!r}")
+    twice = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if twice:
+        raise ConfigError(
+            f"seed {twice[0]} is given twice; each seed is trained once (into seed_{twice[0]})"
+        )
+
+
+def _tensorboard(log_dir: str | Path | None, seed: int) -> list[str]:
+    if log_dir is None:
+        return []
+    return [string_override("train.tensorboard", str(Path(log_dir) / f"seed_{seed}"))]
+
+
 def repeat(
     task: str,
     train: str | Path,
@@ -46,16 +70,17 @@ def repeat(
     keep_models: bool = False,
     on_run: Callable[[int, dict[str, Any]], None] | None = None,
     callbacks: Sequence[Callback] = (),
+    tensorboard: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train once per seed (each run in ``out/seed_N``); write and return the aggregate summary.
 
     ``on_run(seed, row)`` is called after each run; ``callbacks`` are handed to every run's trainer
-    (e.g. a progress display).
+    (e.g. a progress display); ``tensorboard``: a folder where each seed's run writes its
+    TensorBoard scalars, into ``seed_N`` (TensorBoard shows them as separate runs).
 
     ``summary["repeat"]["test"]["accuracy"]`` is ``{"mean", "sd", "ci95": [lo, hi], "n", "values"}``.
     """
-    if not seeds:
-        raise ConfigError("repeat needs at least one seed")
+    check_seeds(seeds)
     fit = _train_fn(task)
     run_dir = make_run_dir(out, f"{task}-repeat")
     figures: dict[str, dict[str, list[float]]] = {}
@@ -67,7 +92,7 @@ def repeat(
             dev=dev,
             test=test,
             config=config,
-            overrides=[*overrides, f"train.seed={seed}"],
+            overrides=[*overrides, f"train.seed={seed}", *_tensorboard(tensorboard, seed)],
             out=seed_dir,
             callbacks=callbacks,
         )

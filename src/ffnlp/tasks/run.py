@@ -55,6 +55,7 @@ from ffnlp.training.checkpoint import checkpoint_path
 from ffnlp.training.data import BatchSource
 from ffnlp.training.signals import interrupts_as_exceptions
 from ffnlp.training.steps import Step
+from ffnlp.training.tensorboard import check_tensorboard
 from ffnlp.training.trainer import Evaluate
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,8 @@ def start_run(
         cfg = resolve(config, overrides, **settings)
         if check is not None:
             check(cfg)
+        if cfg.train.tensorboard:  # before the data is read, not when the Trainer starts
+            check_tensorboard(cfg.train.tensorboard)
     except ConfigError as exc:
         if not problems:
             raise

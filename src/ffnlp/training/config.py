@@ -90,6 +90,12 @@ class TrainConfig:
         ge=0,
     )
     log_every: int = option(50, "write a step record to metrics.jsonl every N steps", ge=1)
+    tensorboard: str = option(
+        "",
+        "also write metrics.jsonl's figures (train loss, lr, gradient norm, dev metrics) as "
+        "TensorBoard scalars into this folder while training (needs the tensorboard extra: pip "
+        "install 'ffnlp[tensorboard]'); '' = off",
+    )
     checkpoint: bool = option(True, "write a resumable checkpoint at the end of every epoch")
     max_steps: int = option(0, "stop after this many steps in all (0 = no limit)", ge=0)
     ema_decay: float = option(

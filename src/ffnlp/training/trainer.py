@@ -2,9 +2,9 @@
 
 One visible loop: epochs -> shuffled minibatches -> a step -> schedule; evaluation at the end of
 an epoch (or every N steps); early stopping as a flag. The step is a strategy (training/steps.py,
-autograd by default); weight averaging, the best weights, checkpoints and training diagnostics
-are callbacks installed from the configuration. Process settings (threads, allocator) are the
-caller's.
+autograd by default); weight averaging, the best weights, checkpoints, training diagnostics and
+the TensorBoard logger are callbacks installed from the configuration. Process settings (threads,
+allocator) are the caller's.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from ffnlp.training.optim import Schedule, build_optimizer
 from ffnlp.training.signals import interrupts_as_flag
 from ffnlp.training.steps import AutogradStep, Step
 from ffnlp.training.stopping import early_stop_decision, improved, monitored_value
+from ffnlp.training.tensorboard import TensorBoardLogger
 
 
 class Trainer:
@@ -92,7 +93,15 @@ class Trainer:
         best = [BestWeights()] if cfg.restore_best else []
         # nothing at all when off: no hooks on the model, no copies of its weights
         diagnostics = [TrainingDiagnostics()] if cfg.diagnostics else []
-        return [*averaging, *best, CheckpointWriter(every_epoch=cfg.checkpoint), *diagnostics]
+        # last: it logs each record as the other callbacks have completed it
+        tensorboard = [TensorBoardLogger(cfg.tensorboard)] if cfg.tensorboard else []
+        return [
+            *averaging,
+            *best,
+            CheckpointWriter(every_epoch=cfg.checkpoint),
+            *diagnostics,
+            *tensorboard,
+        ]
 
     # ------------------------------------------------------------------------------------- loop
     def fit(self, resume: bool = False) -> History:

@@ -28,7 +28,8 @@ from ffnlp.tasks.classify.metrics import (
     precision_recall_at_k,
     tune_thresholds,
 )
-from ffnlp.text.readers import LabeledData
+from ffnlp.tasks.classify.predictions import read_predictions
+from ffnlp.text.readers import LabeledData, read_labeled
 
 TOPICS = {
     "sauce": ["sauce", "gravy", "roux"],
@@ -242,6 +243,23 @@ def test_tuned_thresholds_never_split_equal_probabilities() -> None:
 
 
 # ------------------------------------------------------------------------------- the run
+
+
+def test_multilabel_predictions_hold_label_lists_at_the_tuned_thresholds(run, sample) -> None:
+    summary = json.loads((run / "summary.json").read_text())
+    clf = ffnlp.load(run)
+    test = read_labeled(sample["test"])
+    p = read_predictions(run)
+    assert p.multilabel and p.labels == ["baking", "bread", "cheese", "sauce"]
+    assert p.gold == [list(labels) for labels in test.label_lists()]
+    # what predict gives at the run's thresholds, most probable first
+    assert p.predicted == [[label for label, _ in top] for top in clf.predict(test.texts, k=-1)]
+    gold = sum(map(len, p.gold))
+    made = sum(map(len, p.predicted))
+    hits = sum(len(set(g) & set(q)) for g, q in zip(p.gold, p.predicted, strict=True))
+    assert 2 * hits / (gold + made) == pytest.approx(summary["test"]["micro_f1"])
+    top = [t in g for t, g in zip(p.top(), p.gold, strict=True)]
+    assert sum(top) / len(top) == pytest.approx(summary["test"]["precision_at_1"])
 
 
 def test_multilabel_run_writes_fasttext_comparable_figures(run) -> None:

@@ -3,7 +3,8 @@
 A run directory holds ``config.toml`` (the resolved configuration), ``vocab.json`` (the labels,
 the fitted featurizer's state and, for a multi-label run with tuned thresholds, one threshold per
 label), ``model.safetensors`` + ``model.json`` (weights, and the constructor arguments that
-rebuild the model) and ``summary.json``.
+rebuild the model) and ``summary.json``; a run trained with test data also ``predictions.jsonl``
+(see :mod:`ffnlp.tasks.classify.predictions`).
 
 A multi-label classifier (its model's head is a
 :class:`~ffnlp.models.heads.MultiLabelHead`) gives independent label probabilities: ``predict``

@@ -40,6 +40,7 @@ from ffnlp.tasks.classify.data import (
 )
 from ffnlp.tasks.classify.evaluate import make_evaluator
 from ffnlp.tasks.classify.metrics import tune_thresholds
+from ffnlp.tasks.classify.predictions import write_predictions
 from ffnlp.tasks.classify.pretrained import load_pretrained
 from ffnlp.tasks.classify.result import Classifier
 from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
@@ -114,6 +115,8 @@ def train_classifier(
     clf.save(run_dir)
     summary = training_summary("classify", trainer, prep_seconds)
     add_results(summary, clf, data, embeddings)
+    if data.test is not None:  # each test example's answer, for paired comparisons of runs
+        write_predictions(clf, data.test, run_dir)
     finish_run(run_dir, summary, trainer.history.records, cfg.train.monitor.split(".", 1)[1])
     clf.summary = dict(summary)
     plot_results(summary, prepared.labels, run_dir)
