@@ -85,7 +85,12 @@ class Param:
 
     def values_to_check(self) -> list[Any]:
         """The values that bound what this parameter can give: low and high, or each choice."""
-        return list(self.choices) if self.type == "categorical" else [self.low, self.high]
+        if self.type == "categorical":
+            return list(self.choices)
+        assert self.low is not None and self.high is not None
+        if self.type == "float":  # what suggest_float gives: floats, even for low = 1
+            return [float(self.low), float(self.high)]
+        return [self.low, self.high]
 
     @property
     def labels(self) -> tuple[Any, ...]:
@@ -200,6 +205,14 @@ def space_path(space: str | Path, name: str) -> Path:
 def read_space(path: str | Path) -> Space:
     """Read and check a space file on its own (see the module's docstring); one ConfigError
     that names the file and lists every problem."""
+    space, problems = parse_space(path)
+    cfgmod.raise_problems(problems, f"in the search space {space.source}")
+    return space
+
+
+def parse_space(path: str | Path) -> tuple[Space, list[str]]:
+    """The space of a file (its sound parameters) and what is wrong with the file on its own,
+    to be reported with what :func:`check_space` finds."""
     source = str(path)
     data = cfgmod.load_toml(path)
     problems: list[str] = []
@@ -227,8 +240,7 @@ def read_space(path: str | Path) -> Space:
             f'{source} has no parameter; give each tuned key a table, e.g. ["train.lr"] with '
             'type = "float", low = 1e-4, high = 0.1, log = true'
         )
-    cfgmod.raise_problems(problems, f"in the search space {source}")
-    return Space(tuple(params), source, fixed_flat)
+    return Space(tuple(params), source, fixed_flat), problems
 
 
 def _tables(
@@ -389,26 +401,29 @@ def check_space(
     base_overrides: Sequence[str] = (),
     check: Callable[[Any], None] | None = None,
     extra: Callable[[Param], str | None] | None = None,
+    problems: Sequence[str] = (),
 ) -> None:
     """Check ``space`` against the task's configuration before any trial: each key an option of
     ``config_cls`` (with "did you mean"), each value a parameter can take (low, high, every
     choice) one the option accepts, and accepted by the whole configuration (``base``, the base
     configuration as a dict, with ``base_overrides`` and that one value; ``check`` is the task's
     own check of a configuration). ``extra(param)`` may add a task's problem (e.g. a section the
-    model does not read). One ConfigError naming the space file and each key."""
-    problems: list[str] = []
+    model does not read). One ConfigError naming the space file and each key, with the
+    ``problems`` found before (:func:`parse_space`'s)."""
+    problems = list(problems)
     fixed = space.fixed_overrides()
+    where = f"{space.source} [{FIXED}]"
+    fixed_problems = []
     for key in space.fixed:
         try:
-            cfgmod.find_option(config_cls, key, f"[{FIXED}] of {space.source}")
+            cfgmod.find_option(config_cls, key)
         except ConfigError as exc:
-            problems.append(str(exc))
-    if not problems:
-        where = f"{space.source} [{FIXED}]"
-        problems += [
-            f"{where}: {p}"
-            for p in _whole_config_problems(config_cls, base, [*fixed, *base_overrides], check)
-        ]
+            fixed_problems.append(f"{where}: {exc}")
+    if not fixed_problems:  # the keys exist: do their values suit the base configuration?
+        sets = [*fixed, *base_overrides]
+        found = _whole_config_problems(config_cls, base, sets, check)
+        fixed_problems = [f"{where}: {p}" for p in found]
+    problems += fixed_problems
     for p in space.params:
         where = f"{space.source} [{p.key!r}]"
         try:
@@ -423,6 +438,10 @@ def check_space(
                 "choices from those"
             )
             continue
+        if p.type == "float" and cfgmod.type_problem(1, option.type) is None:
+            if cfgmod.type_problem(0.5, option.type) is not None:
+                problems.append(f'{where}: {p.key} takes integers: use type = "int"')
+                continue
         own = [
             f"{where}: {_named(p, v)} is not a value {p.key} takes: it must be {err}"
             for v in p.values_to_check()
@@ -435,7 +454,7 @@ def check_space(
         if note:
             problems.append(f"{where}: {note}")
             continue
-        for v in p.values_to_check():
+        for v in p.values_to_check() if not fixed_problems else ():  # else they repeat them
             sets = [*fixed, *base_overrides, *overrides({p.key: v})]
             found = _whole_config_problems(config_cls, base, sets, check)
             if found:  # the first value that does not fit is enough to say

@@ -34,7 +34,7 @@ from ffnlp.errors import ConfigError, DataError, FfnlpError, Interrupted
 from ffnlp.fileio import write_atomic
 from ffnlp.tune import tasks
 from ffnlp.tune.objective import Plan, TrialFailed, objective, run_dir_of
-from ffnlp.tune.space import Space, check_space, read_space, space_path
+from ffnlp.tune.space import Space, check_space, parse_space, space_path
 
 if TYPE_CHECKING:
     import optuna
@@ -60,7 +60,7 @@ READ_KEYS = (
     "data.skip_invalid",
 )
 # what must be the same when a study is continued
-SAME_ON_RESUME = ("task", "metric", "direction", "space", "base", "inputs", "cv")
+SAME_ON_RESUME = ("task", "metric", "direction", "space", "base", "scored_on", "cv")
 
 
 @dataclass
@@ -165,7 +165,7 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
     tasks.check_task(o.task)
     _check_options(o)
     pre = tasks.resolve(o.task, o.config, o.overrides)
-    space = read_space(space_path(o.space, tasks.shipped_space(o.task, pre)))
+    space, space_problems = parse_space(space_path(o.space, tasks.shipped_space(o.task, pre)))
     set_keys = {item.split("=", 1)[0].strip() for item in o.overrides if "=" in item}
     clash = sorted(set_keys & set(space.keys))
     if clash:
@@ -174,7 +174,12 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
             "out one of them"
         )
     sets = [*space.fixed_overrides(), *tasks.input_overrides(o.task, o.inputs, pre), *o.overrides]
-    base = tasks.resolve(o.task, o.config, sets)
+    try:
+        base = tasks.resolve(o.task, o.config, sets)
+    except ConfigError as exc:  # a [fixed] value the configuration refuses
+        everything = space_problems + [f"{space.source} [fixed]: {p}" for p in exc.problems]
+        cfgmod.raise_problems(everything, f"in the search space {space.source}")
+        raise
     examples = None
     if o.task == "classify":
         assert o.inputs.train is not None
@@ -194,6 +199,7 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
         sets,
         tasks.config_check(o.task),
         tasks.unused_param(o.task, base, space.keys),
+        space_problems,
     )
     folds = None
     if o.inputs.cv:
@@ -274,6 +280,7 @@ def _meta(o: TuneOptions, plan: Plan, space: Space, base: Any) -> dict[str, Any]
     out = plan.out
     storage = o.storage or f"sqlite:///{out / 'study.db'}"
     inputs = {k.lstrip("-"): str(v) for k, v in plan.inputs.files().items() if v is not None}
+    scored = {k: v for k, v in inputs.items() if k != "test"}  # a later session may add --test
     return {
         "kind": "study",
         "task": o.task,
@@ -288,6 +295,7 @@ def _meta(o: TuneOptions, plan: Plan, space: Space, base: Any) -> dict[str, Any]
         "base": cfgmod.to_dict(base),
         "overrides": list(o.overrides),
         "inputs": inputs,
+        "scored_on": scored,
         "cv": plan.inputs.cv,
         "sampler": TrialSeededTPE(o.seed).settings(),
         "pruner": pruner_settings(o.pruner),
@@ -329,10 +337,14 @@ def _check_folder(out: Path, meta: dict[str, Any]) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path} cannot be read ({exc}); is {out} a study folder?") from None
-    changed = [k for k in SAME_ON_RESUME if _canonical(old.get(k)) != _canonical(meta.get(k))]
+    changed = [
+        (key, before, now)
+        for k in SAME_ON_RESUME
+        for key, before, now in _differences(k, old.get(k), meta.get(k), 1 if k == "space" else 9)
+    ]
     if changed:
         details = "; ".join(
-            f"{k}: {_short(old.get(k))} before, {_short(meta.get(k))} now" for k in changed
+            f"{key}: {_short(before)} before, {_short(now)} now" for key, before, now in changed
         )
         raise ConfigError(
             f"--out {out} holds a study with other settings ({details}); continue it with the "
@@ -348,6 +360,17 @@ def _check_folder(out: Path, meta: dict[str, Any]) -> None:
             f"--out {out} holds the study {old.get('study_name')!r} in {old.get('storage')}; "
             "continue it with the same --storage and --study-name (or none of them)"
         )
+
+
+def _differences(key: str, before: Any, now: Any, depth: int) -> list[tuple[str, Any, Any]]:
+    """(dotted key, before, now) of what differs; tables compared key by key, ``depth`` deep."""
+    if isinstance(before, dict) and isinstance(now, dict) and depth > 0:
+        return [
+            item
+            for k in sorted(set(before) | set(now), key=str)
+            for item in _differences(f"{key}.{k}", before.get(k), now.get(k), depth - 1)
+        ]
+    return [] if _canonical(before) == _canonical(now) else [(key, before, now)]
 
 
 def _canonical(value: Any) -> str:
