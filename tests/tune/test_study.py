@@ -156,7 +156,7 @@ def test_pruning_stops_hopeless_trials(data: dict[str, Path], tmp_path: Path) ->
         data,
         out,
         space=space,
-        trials=12,
+        trials=8,
         keep="best",
         pruner="median",
         overrides=['model.type="mlp"', "train.epochs=6", "train.threads=1", "train.batch_size=64"],

@@ -150,9 +150,25 @@ def remove_debris(study: optuna.study.Study, out: Path) -> list[int]:
         if folder.is_dir() and not (folder / "summary.json").is_file():
             shutil.rmtree(folder, ignore_errors=True)
             found = True
+        if (trials_dir / f".{name}.lock").exists():
+            found = _remove_lock(folder) or found
         if found:
             cleaned.append(t.number)
     return cleaned
+
+
+def _remove_lock(folder: Path) -> bool:
+    """Remove the run lock a killed process left beside ``folder`` (unless someone holds it)."""
+    from ffnlp.errors import OutputError
+    from ffnlp.rundir import RunLock
+
+    lock = RunLock(folder)
+    try:
+        lock.acquire()
+    except OutputError:  # held: not debris
+        return False
+    lock.release()  # which removes the file
+    return True
 
 
 # ------------------------------------------------------------------------------ refit, seeds
