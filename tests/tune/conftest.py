@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ffnlp.tune.study import TuneOptions, tune
+from ffnlp.tune.study import TuneOptions
 from ffnlp.tune.tasks import Inputs
 
 POSITIVE = ["good", "great", "fun", "superb", "lovely"]
@@ -64,8 +64,12 @@ def _review(rng: random.Random, label: str) -> str:
 
 @pytest.fixture(scope="session")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """classify (train/dev/test), lm (lm_train/lm_dev/lm_test), w2v (corpus, similarity)."""
-    root = tmp_path_factory.mktemp("tune_data")
+    return write_data(tmp_path_factory.mktemp("tune_data"))
+
+
+def write_data(root: Path) -> dict[str, Path]:
+    """classify (train/dev/test), lm (lm_train/lm_dev/lm_test), w2v (corpus, similarity), and
+    a 3-parameter classify space."""
     rng = random.Random(0)
     paths: dict[str, Path] = {}
     for name, n in (("train", 200), ("dev", 60), ("test", 60)):
@@ -109,7 +113,3 @@ def classify_options(data: dict[str, Path], out: Path, **changes: Any) -> TuneOp
     }
     options.update(changes)
     return TuneOptions(**options)
-
-
-def run(options: TuneOptions) -> dict[str, Any]:
-    return tune(options)

@@ -8,6 +8,7 @@ import json
 import math
 import statistics
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import optuna
@@ -60,7 +61,7 @@ def study(data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> di
 def test_the_study_folder_follows_the_contract(study: dict[str, Any]) -> None:
     out: Path = study["out"]
     meta = study["meta"]
-    assert CONTRACT_KEYS <= set(meta)
+    assert set(meta) >= CONTRACT_KEYS
     assert meta["kind"] == "study" and meta["task"] == "classify"
     assert (meta["metric"], meta["direction"]) == ("dev.accuracy", "maximize")
     assert meta["storage"] == f"sqlite:///{out.resolve() / 'study.db'}"
@@ -280,3 +281,40 @@ def test_a_word2vec_study(data: dict[str, Path], tmp_path: Path) -> None:
         assert t.value == summary["evaluation"]["similarity"]["sim.txt"]["spearman"]
     with pytest.raises(ConfigError, match="--refit and --seeds retrain the best configuration"):
         tune(TuneOptions(task="w2v", out=out, space=space, inputs=inputs, refit=True))
+
+
+def test_the_time_budget_stops_the_running_trial(
+    data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the budget runs out during a trial (here: the clock the reporter reads jumps an
+    hour ahead during the 2nd trial), that trial stops, recorded as pruned by the budget."""
+    import time as real_time
+
+    from ffnlp.training.callbacks import Callback
+    from ffnlp.tune import pruning
+
+    late = {"by": 0.0}
+    monkeypatch.setattr(
+        pruning, "time", SimpleNamespace(monotonic=lambda: real_time.monotonic() + late["by"])
+    )
+
+    class LateInSecondRun(Callback):
+        fits = 0
+
+        def on_fit_start(self, trainer: Any) -> None:
+            LateInSecondRun.fits += 1
+
+        def on_batch_end(self, trainer: Any, loss: float | None) -> None:
+            if LateInSecondRun.fits == 2 and trainer.step == 3:
+                late["by"] = 3600.0
+
+    out = tmp_path / "budget"
+    options = classify_options(data, out, trials=2, timeout=600.0)
+    result = tune(options, callbacks=[LateInSecondRun()])
+    first, second = load(out).get_trials()
+    assert first.state.name == "COMPLETE" and second.state.name == "PRUNED"
+    assert second.user_attrs["stopped"] == "timeout"
+    summary = json.loads((out / "trials" / "0001" / "summary.json").read_text(encoding="utf-8"))
+    # the clock jumped after the reporter's look at step 3: it stops the run at the next step
+    assert summary["steps"] == 4 and "time budget (--timeout) ran out" in summary["stop_reason"]
+    assert result["states"] == {"COMPLETE": 1, "PRUNED": 1}

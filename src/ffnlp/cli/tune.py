@@ -291,7 +291,7 @@ def _short_value(value: Any) -> str:
 
 def _print_result(result: dict[str, Any]) -> None:
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result["states"].items()))
-    out_console.print(f"{result['trials']} trials in {result['dir']} ({states})")
+    out_console.print(f"{result['trials']} trials in {result['dir']} ({states})", soft_wrap=True)
     if result["top"]:
         table = Table(title=f"top trials by {result['metric']} ({result['direction']})")
         for col in ("trial", result["metric"], "seconds", "parameters"):
@@ -309,7 +309,8 @@ def _print_result(result: dict[str, Any]) -> None:
     if best is not None:
         out_console.print(
             f"best: trial {best['number']} ({best['run_dir']}), {result['metric']} "
-            f"{best['value']:.4f}; configuration in {Path(result['dir']) / 'best.toml'}"
+            f"{best['value']:.4f}; configuration in {Path(result['dir']) / 'best.toml'}",
+            soft_wrap=True,
         )
     refit = result.get("refit")
     if refit is not None:
@@ -321,12 +322,14 @@ def _print_result(result: dict[str, Any]) -> None:
         )
         out_console.print(
             f"refit on {refit['on']} ({refit['epochs']} epochs) in "
-            f"{Path(result['dir']) / 'best'}{': ' + scores if scores else ''}"
+            f"{Path(result['dir']) / 'best'}{': ' + scores if scores else ''}",
+            soft_wrap=True,
         )
     seeds = result.get("seeds")
     if seeds is not None and "mean" in seeds:
         lo, hi = seeds["ci95"]
         out_console.print(
             f"{seeds['seeds']} seeds in {Path(result['dir']) / 'seeds'}: {seeds['metric']} "
-            f"{seeds['mean']:.4f} ± {seeds['sd']:.4f} (95% CI [{lo:.4f}, {hi:.4f}])"
+            f"{seeds['mean']:.4f} ± {seeds['sd']:.4f} (95% CI [{lo:.4f}, {hi:.4f}])",
+            soft_wrap=True,
         )

@@ -438,10 +438,13 @@ def check_space(
                 "choices from those"
             )
             continue
-        if p.type == "float" and cfgmod.type_problem(1, option.type) is None:
-            if cfgmod.type_problem(0.5, option.type) is not None:
-                problems.append(f'{where}: {p.key} takes integers: use type = "int"')
-                continue
+        integers_only = (
+            cfgmod.type_problem(1, option.type) is None
+            and cfgmod.type_problem(0.5, option.type) is not None
+        )
+        if p.type == "float" and integers_only:
+            problems.append(f'{where}: {p.key} takes integers: use type = "int"')
+            continue
         own = [
             f"{where}: {_named(p, v)} is not a value {p.key} takes: it must be {err}"
             for v in p.values_to_check()

@@ -118,6 +118,7 @@ def tune(
     """Run (or continue) a study; write its folder; return what the CLI prints."""
     require_optuna()
     plan, meta = prepare(options)
+    plan.callbacks = list(callbacks)
     out = plan.out
     with _setup_lock(out):
         _check_folder(out, meta)
