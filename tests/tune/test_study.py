@@ -318,3 +318,17 @@ def test_the_time_budget_stops_the_running_trial(
     # the clock jumped after the reporter's look at step 3: it stops the run at the next step
     assert summary["steps"] == 4 and "time budget (--timeout) ran out" in summary["stop_reason"]
     assert result["states"] == {"COMPLETE": 1, "PRUNED": 1}
+
+
+def test_a_study_in_another_storage(data: dict[str, Path], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    out = tmp_path / "remote"
+    tune(classify_options(data, out, trials=1, storage=url, study_name="shared"))
+    meta = json.loads((out / "tune.json").read_text(encoding="utf-8"))
+    assert (meta["storage"], meta["study_name"]) == (url, "shared")
+    assert not (out / "study.db").exists()
+    assert len(optuna.load_study(study_name="shared", storage=url).trials) == 1
+    with pytest.raises(ConfigError, match="continue it with the same --storage and --study-name"):
+        tune(classify_options(data, out, trials=1))
+    with pytest.raises(ConfigError, match="^--storage nowhere://x: cannot open the study there"):
+        tune(classify_options(data, tmp_path / "bad", trials=1, storage="nowhere://x"))

@@ -174,6 +174,12 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
             f"--set {clash[0]} fixes a parameter that the space {space.source} tunes; leave "
             "out one of them"
         )
+    monitored = sorted({"train.monitor", "train.monitor_mode"} & set(space.keys))
+    if monitored:
+        raise ConfigError(
+            f"{space.source}: {monitored[0]} cannot be tuned: every trial monitors the metric "
+            "the study optimises (--metric, --direction)"
+        )
     sets = [*space.fixed_overrides(), *tasks.input_overrides(o.task, o.inputs, pre), *o.overrides]
     try:
         base = tasks.resolve(o.task, o.config, sets)
