@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ffnlp.tune.study import TuneOptions
+from ffnlp.tune.prepare import TuneOptions
 from ffnlp.tune.tasks import Inputs
 
 POSITIVE = ["good", "great", "fun", "superb", "lovely"]

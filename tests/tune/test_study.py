@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from ffnlp.cli.main import app
 from ffnlp.errors import ConfigError
-from ffnlp.tune.study import TuneOptions, tune
+from ffnlp.tune.prepare import TuneOptions
+from ffnlp.tune.study import tune
 from ffnlp.tune.tasks import Inputs
 from tests.tune.conftest import SMALL_LM, SMALL_W2V, classify_options
 

@@ -6,6 +6,7 @@
 - :mod:`ffnlp.tune.objective`: one trial, a normal run folder scored on dev data;
 - :mod:`ffnlp.tune.pruning`: the Trainer callback that reports to Optuna and stops pruned trials;
 - :mod:`ffnlp.tune.sampling`: TPE seeded per trial number;
+- :mod:`ffnlp.tune.prepare`: the options, checked before the first trial;
 - :mod:`ffnlp.tune.study`: the study (storage, resuming, parallel workers, dead workers);
 - :mod:`ffnlp.tune.results`: trials.csv, best.toml, --keep, --refit, --seeds.
 
