@@ -173,22 +173,10 @@ def _apply_override(cls: type, merged: dict[str, Any], item: str, problems: list
     key, raw = item.split("=", 1)
     key = key.strip()
     parts = key.split(".")
-    # walk the dataclass tree to check the key exists before storing it
-    target_cls: Any = cls
-    for depth, part in enumerate(parts):
-        fields = {f.name: f for f in dataclasses.fields(target_cls)}
-        if part not in fields:
-            prefix = ".".join(parts[:depth])
-            problems.append(_unknown_key(prefix, part, list(fields), via="--set"))
-            return
-        ftype = _hints(target_cls)[part]
-        if depth < len(parts) - 1:
-            if not (isinstance(ftype, type) and dataclasses.is_dataclass(ftype)):
-                problems.append(
-                    f"--set {key}: {'.'.join(parts[: depth + 1])} is a value, not a section"
-                )
-                return
-            target_cls = ftype
+    found = _find_option(cls, key, "--set", sections_ok=True)  # it must exist to be stored
+    if isinstance(found, str):
+        problems.append(found)
+        return
     node = merged
     for part in parts[:-1]:
         node = node.setdefault(part, {})
@@ -202,6 +190,62 @@ def string_override(key: str, value: str) -> str:
     """The --set override that sets ``key`` to the string ``value`` exactly (quoted as TOML, so a
     value such as "10" or "true" stays a string)."""
     return f"{key}={_toml_string(value)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One option of a config class, found by its dotted key (see :func:`find_option`)."""
+
+    key: str  # dotted, e.g. "train.lr"
+    type: Any  # its type annotation
+    meta: Mapping[str, Any]  # help and constraints (see :func:`option`)
+    section: type  # the dataclass it belongs to
+
+    def problem(self, value: Any) -> str | None:
+        """What ``value`` should be for this option ("a number", ">= 0", "one of ..."), or
+        None when it fits: the check a TOML file or --set value gets."""
+        coerced, err = _coerce(value, self.type)
+        if err:
+            return err
+        return _check_constraints(coerced, self.meta)
+
+
+def find_option(cls: type, key: str, via: str = "") -> Option:
+    """The option ``key`` ("train.lr") of the config class ``cls``; a ConfigError saying what
+    is allowed (with "did you mean") when there is none, or when ``key`` names a section.
+    ``via`` says where the key was written (e.g. "--set"), for the message."""
+    found = _find_option(cls, key, via)
+    if isinstance(found, str):
+        raise ConfigError(found)
+    return found
+
+
+def _find_option(cls: type, key: str, via: str, sections_ok: bool = False) -> Option | str:
+    """:func:`find_option`'s answer, or the problem as a message. ``sections_ok``: a key that
+    names a whole section is found too (--set leaves its value to the section's own check)."""
+    parts = key.split(".")
+    target_cls: Any = cls
+    for depth, part in enumerate(parts):
+        fields = {f.name: f for f in dataclasses.fields(target_cls)}
+        if part not in fields:
+            return _unknown_key(".".join(parts[:depth]), part, list(fields), via=via)
+        ftype = _hints(target_cls)[part]
+        is_section = isinstance(ftype, type) and dataclasses.is_dataclass(ftype)
+        if depth < len(parts) - 1:
+            if not is_section:
+                where = f"{via} {key}" if via else key
+                return f"{where}: {'.'.join(parts[: depth + 1])} is a value, not a section"
+            target_cls = ftype
+        elif is_section and not sections_ok:
+            return f"{key} is a section ([{key}]), not a value; name one of its options"
+        else:
+            return Option(key, ftype, fields[part].metadata, target_cls)
+    raise AssertionError("unreachable: the loop returns")  # pragma: no cover
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as a TOML value (a --set right-hand side reads it back)."""
+    return _toml_value(value)
 
 
 def parse_value(raw: str) -> Any:

@@ -1,0 +1,209 @@
+"""Before the first trial: every option checked, the base configuration and the space resolved
+and checked against each other, the metric settled, the --cv folds made.
+
+:func:`prepare` turns :class:`TuneOptions` (the options of ``ffnlp tune``) into the
+:class:`~ffnlp.tune.objective.Plan` every trial follows and the content of ``tune.json``; it
+writes nothing, so a study refused here leaves no folder behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ffnlp import __version__
+from ffnlp import config as cfgmod
+from ffnlp.errors import ConfigError, DataError
+from ffnlp.tune import tasks
+from ffnlp.tune.objective import Plan
+from ffnlp.tune.space import Space, check_space, parse_space, space_path
+
+DIRECTIONS = ("maximize", "minimize")
+# data options that decide how --train is read: with --cv it is read once, so not tunable
+READ_KEYS = (
+    "data.format",
+    "data.encoding",
+    "data.text_column",
+    "data.label_column",
+    "data.label_separator",
+    "data.skip_invalid",
+)
+
+
+@dataclass
+class TuneOptions:
+    """The options of ``ffnlp tune`` (see ``ffnlp tune --help``)."""
+
+    task: str
+    out: Path
+    space: str | Path = "auto"
+    config: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    inputs: tasks.Inputs = field(default_factory=tasks.Inputs)
+    trials: int | None = None
+    timeout: float | None = None
+    storage: str | None = None
+    study_name: str | None = None
+    seed: int = 0
+    pruner: str = "median"
+    keep: str = "best"
+    refit: bool = False
+    refit_on: str = "train+dev"
+    seeds: int = 0
+    metric: str | None = None
+    direction: str | None = None
+    heartbeat: int = 10  # seconds between a worker's heartbeats; silent for 2x: dead
+    command: list[str] = field(default_factory=list)
+
+
+def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
+    """Check every option, the space against the task's configuration, the metric; read the
+    data that --cv folds. The plan of the trials and tune.json's content; nothing is written."""
+    o = options
+    tasks.check_task(o.task)
+    _check_options(o)
+    pre = tasks.resolve(o.task, o.config, o.overrides)
+    space, space_problems = parse_space(space_path(o.space, tasks.shipped_space(o.task, pre)))
+    set_keys = {item.split("=", 1)[0].strip() for item in o.overrides if "=" in item}
+    clash = sorted(set_keys & set(space.keys))
+    if clash:
+        raise ConfigError(
+            f"--set {clash[0]} fixes a parameter that the space {space.source} tunes; leave "
+            "out one of them"
+        )
+    monitored = sorted({"train.monitor", "train.monitor_mode"} & set(space.keys))
+    if monitored:
+        raise ConfigError(
+            f"{space.source}: {monitored[0]} cannot be tuned: every trial monitors the metric "
+            "the study optimises (--metric, --direction)"
+        )
+    sets = [*space.fixed_overrides(), *tasks.input_overrides(o.task, o.inputs, pre), *o.overrides]
+    try:
+        base = tasks.resolve(o.task, o.config, sets)
+    except ConfigError as exc:  # a [fixed] value the configuration refuses
+        everything = space_problems + [f"{space.source} [fixed]: {p}" for p in exc.problems]
+        cfgmod.raise_problems(everything, f"in the search space {space.source}")
+        raise
+    examples = None
+    if o.task == "classify":
+        assert o.inputs.train is not None
+        examples = tasks.read_labelled(o.inputs.train, base)
+    multilabel = bool(examples is not None and examples.multilabel)
+    metric = o.metric or tasks.default_metric(o.task, base, o.inputs, multilabel)
+    tasks.check_metric(metric)
+    direction = o.direction or tasks.direction_of(metric)
+    sets.append(f"train.monitor={cfgmod.toml_value(metric)}")
+    if direction != tasks.direction_of(metric):
+        sets.append(f"train.monitor_mode={cfgmod.toml_value(direction[:3])}")
+    base_data = cfgmod.load_toml(o.config) if o.config is not None else {}
+    check_space(
+        space,
+        tasks.config_class(o.task),
+        base_data,
+        sets,
+        tasks.config_check(o.task),
+        tasks.unused_param(o.task, base, space.keys),
+        space_problems,
+    )
+    folds = None
+    if o.inputs.cv:
+        assert examples is not None
+        folds = _folds(examples, o.inputs.cv, o.seed, space)
+    out = Path(o.out).resolve()
+    plan = Plan(o.task, space, o.config, sets, o.inputs, metric, direction, out, folds=folds)
+    return plan, _meta(o, plan, space, tasks.resolve(o.task, o.config, sets))
+
+
+def _check_options(o: TuneOptions) -> None:
+    from ffnlp.text.readers import input_problems
+    from ffnlp.tune.pruning import PRUNERS
+    from ffnlp.tune.results import KEEPS, REFIT_ON
+
+    problems = tasks.input_problems(o.task, o.inputs)
+    for option, value, allowed in (
+        ("--pruner", o.pruner, PRUNERS),
+        ("--keep", o.keep, KEEPS),
+        ("--refit-on", o.refit_on, REFIT_ON),
+    ):
+        if value not in allowed:
+            problems.append(f"{option} must be one of {', '.join(allowed)}; got {value!r}")
+    if o.direction is not None and o.direction not in DIRECTIONS:
+        problems.append(f"--direction must be maximize or minimize; got {o.direction!r}")
+    if o.trials is not None and o.trials < 0:
+        problems.append(f"--trials must be 0 or more; got {o.trials}")
+    if o.timeout is not None and not o.timeout > 0:
+        problems.append(f"--timeout must be a positive number of seconds; got {o.timeout}")
+    if o.seeds < 0:
+        problems.append(f"--seeds must be 0 or more; got {o.seeds}")
+    if o.heartbeat < 1:
+        problems.append(f"--heartbeat must be at least 1 second; got {o.heartbeat}")
+    if o.task == "w2v" and (o.refit or o.seeds):
+        problems.append(
+            "--refit and --seeds retrain the best configuration and score it on --test, which "
+            "w2v does not have; the best run is in DIR/trials (kept whole with --keep best)"
+        )
+    if o.inputs.cv and o.seeds and o.inputs.test is None:
+        problems.append("--seeds with --cv scores the seeds on --test: pass --test")
+    cfgmod.raise_problems(problems, "in the options of ffnlp tune")
+    files = input_problems(dict(o.inputs.files()))
+    cfgmod.raise_problems(files, "with the input files", error=DataError)
+
+
+def _folds(examples: Any, k: int, seed: int, space: Space) -> list[tuple[Any, Any]]:
+    """(training part, held-out part) of each of the k stratified folds of --train."""
+    import numpy as np
+
+    from ffnlp.experiments.cv import strata, stratified_folds, subset
+
+    read = [key for key in space.keys if key in READ_KEYS]
+    if read:
+        raise ConfigError(
+            f"{space.source}: with --cv, --train is read once with the base configuration's "
+            f"[data] options, so {read[0]} cannot be tuned; fix it with --set or --config"
+        )
+    keys = strata(examples)
+    smallest = min(keys.count(label) for label in set(keys))
+    if smallest < k and not examples.multilabel:
+        raise DataError(
+            f"{examples.path}: a class has only {smallest} example(s), fewer than the {k} folds "
+            f"of --cv; use at most {smallest} folds"
+        )
+    everything = np.arange(len(examples))
+    folds = []
+    for held_out in stratified_folds(keys, k, seed):
+        rest = np.setdiff1d(everything, held_out)
+        folds.append((subset(examples, rest), subset(examples, held_out)))
+    return folds
+
+
+def _meta(o: TuneOptions, plan: Plan, space: Space, base: Any) -> dict[str, Any]:
+    """tune.json's content."""
+    from ffnlp.tune.pruning import pruner_settings
+    from ffnlp.tune.sampling import TrialSeededTPE
+
+    out = plan.out
+    storage = o.storage or f"sqlite:///{out / 'study.db'}"
+    inputs = {k.lstrip("-"): str(v) for k, v in plan.inputs.files().items() if v is not None}
+    scored = {k: v for k, v in inputs.items() if k != "test"}  # a later session may add --test
+    return {
+        "kind": "study",
+        "task": o.task,
+        "metric": plan.metric,
+        "direction": plan.direction,
+        "study_name": o.study_name or out.name,
+        "storage": storage,
+        "storage_given": o.storage is not None,
+        "space": space.spec(),
+        "space_file": str(space.source),
+        "base_config": str(o.config) if o.config is not None else None,
+        "base": cfgmod.to_dict(base),
+        "overrides": list(o.overrides),
+        "inputs": inputs,
+        "scored_on": scored,
+        "cv": plan.inputs.cv,
+        "sampler": TrialSeededTPE(o.seed).settings(),
+        "pruner": pruner_settings(o.pruner),
+        "command": list(o.command),
+        "ffnlp_version": __version__,
+    }

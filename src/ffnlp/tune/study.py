@@ -1,0 +1,366 @@
+"""The study: options checked, the folder and its storage opened, trials run, results written.
+
+``tune(options)`` is ``ffnlp tune`` without the terminal. Before the first trial it checks
+everything a user can get wrong (:mod:`ffnlp.tune.prepare`: the data options of the task, the
+space against the task's configuration, the metric), so that a study never fails at trial 12 for
+a typo. The study lives
+in an Optuna storage: ``DIR/study.db`` (SQLite) unless ``--storage`` names another; running the
+same command again continues it (its trials keep their numbers), and several processes may run
+on one study at once, each drawing its own trials. A worker that dies mid-trial (SIGKILL, a lost
+machine) stops beating its heartbeat; the next worker to start marks that trial failed and
+removes what it left, and nothing else is lost.
+
+The folder follows a fixed layout (tune.json, study.db, trials/NNNN/, trials.csv, best.toml,
+best/, seeds/): see docs/tuning.md.
+"""
+
+# Over 350 lines on purpose: opening the folder and the storage, the session's loop and its end
+# are one sequence; each step is a function.
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ffnlp.errors import ConfigError, FfnlpError, Interrupted
+from ffnlp.fileio import write_atomic
+from ffnlp.tune.objective import Plan, TrialFailed, objective, run_dir_of
+from ffnlp.tune.prepare import TuneOptions, prepare
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ffnlp.training.callbacks import Callback
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: setting up a study is not locked
+    fcntl = None  # type: ignore[assignment]
+
+DEFAULT_TIMEOUT = 300.0  # seconds, when neither --trials nor --timeout is given (fastText's)
+MISSING_OPTUNA = "ffnlp tune needs Optuna: pip install 'ffnlp[tune]'"
+FAILURES_IN_A_ROW = 5  # a session stops when its trials fail this many times in a row
+# what must be the same when a study is continued
+SAME_ON_RESUME = ("task", "metric", "direction", "space", "base", "scored_on", "cv")
+
+
+@dataclass(frozen=True)
+class TrialLine:
+    """What a display shows of a finished trial."""
+
+    number: int
+    state: str  # COMPLETE | PRUNED | FAIL
+    value: float | None
+    params: dict[str, Any]
+    seconds: float | None
+    best_number: int | None
+    best_value: float | None
+    note: str  # why it was pruned or failed ("" otherwise)
+
+
+def require_optuna() -> None:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise FfnlpError(MISSING_OPTUNA) from None
+
+
+def tune(
+    options: TuneOptions,
+    on_trial: Callable[[TrialLine], None] | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Run (or continue) a study; write its folder; return what the CLI prints."""
+    require_optuna()
+    plan, meta = prepare(options)
+    plan.callbacks = list(callbacks)
+    out = plan.out
+    with _setup_lock(out):
+        _check_folder(out, meta)
+        study = _open_study(options, meta)
+        _write_meta(out, meta)
+    from ffnlp.tune import results
+
+    with _quiet_experimental():
+        import optuna
+
+        optuna.storages.fail_stale_trials(study)
+    results.remove_debris(study, out)
+    session = _Session(plan, options, on_trial)
+    if options.trials != 0:
+        timeout = options.timeout
+        if options.trials is None and timeout is None:
+            timeout = DEFAULT_TIMEOUT
+        plan.deadline = time.monotonic() + timeout if timeout is not None else None
+        try:
+            study.optimize(
+                objective(plan),
+                n_trials=options.trials,
+                timeout=timeout,
+                catch=(TrialFailed,),
+                callbacks=[session.after_trial],
+            )
+        except (Interrupted, KeyboardInterrupt):
+            results.remove_debris(study, out)  # the interrupted trial, failed
+            results.write_tables(study, plan)
+            raise
+        session.raise_if_stuck()
+    results.write_tables(study, plan)
+    results.apply_keep(study, out, options.keep)
+    results.remove_debris(study, out)
+    return _finish(study, plan, options, meta, callbacks)
+
+
+# ------------------------------------------------------------------------ folder and storage
+
+
+@contextlib.contextmanager
+def _setup_lock(out: Path) -> Iterator[None]:
+    """Workers starting together set the folder and the storage up one at a time."""
+    out.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    fd = os.open(out / ".tune.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _check_folder(out: Path, meta: dict[str, Any]) -> None:
+    """A new study needs an empty (or new) folder; a continued one, the same study."""
+    path = out / "tune.json"
+    if not path.is_file():
+        others = [p.name for p in out.iterdir() if not p.name.startswith(".")]
+        if others:
+            raise ConfigError(
+                f"--out {out} holds other files ({', '.join(sorted(others)[:3])}) and no "
+                "study (tune.json); choose a new or empty folder"
+            )
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} cannot be read ({exc}); is {out} a study folder?") from None
+    changed = [
+        (key, before, now)
+        for k in SAME_ON_RESUME
+        for key, before, now in _differences(k, old.get(k), meta.get(k), 1 if k == "space" else 9)
+    ]
+    if changed:
+        details = "; ".join(
+            f"{key}: {_short(before)} before, {_short(now)} now" for key, before, now in changed
+        )
+        raise ConfigError(
+            f"--out {out} holds a study with other settings ({details}); continue it with the "
+            "same options, or choose another --out for a new study"
+        )
+    same_storage = (
+        old.get("storage") == meta["storage"]
+        if meta["storage_given"]
+        else not old.get("storage_given", False)  # DIR/study.db, wherever DIR is now
+    )
+    if not same_storage or old.get("study_name") != meta["study_name"]:
+        raise ConfigError(
+            f"--out {out} holds the study {old.get('study_name')!r} in {old.get('storage')}; "
+            "continue it with the same --storage and --study-name (or none of them)"
+        )
+
+
+def _differences(key: str, before: Any, now: Any, depth: int) -> list[tuple[str, Any, Any]]:
+    """(dotted key, before, now) of what differs; tables compared key by key, ``depth`` deep."""
+    if isinstance(before, dict) and isinstance(now, dict) and depth > 0:
+        return [
+            item
+            for k in sorted(set(before) | set(now), key=str)
+            for item in _differences(f"{key}.{k}", before.get(k), now.get(k), depth - 1)
+        ]
+    return [] if _canonical(before) == _canonical(now) else [(key, before, now)]
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _short(value: Any) -> str:
+    text = _canonical(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _write_meta(out: Path, meta: dict[str, Any]) -> None:
+    write_atomic(out / "tune.json", json.dumps(meta, indent=2, default=str))
+
+
+@contextlib.contextmanager
+def _quiet_experimental() -> Iterator[None]:
+    """Optuna's heartbeat is marked experimental; its warning says nothing to a user here."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _open_study(options: TuneOptions, meta: dict[str, Any]) -> optuna.study.Study:
+    import optuna
+    import sqlalchemy.exc
+
+    from ffnlp.tune.pruning import make_pruner
+    from ffnlp.tune.sampling import TrialSeededTPE
+
+    url = meta["storage"]
+    engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
+    try:
+        with _quiet_experimental():
+            storage = optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=options.heartbeat
+            )
+        study = optuna.create_study(
+            storage=storage,
+            study_name=meta["study_name"],
+            sampler=TrialSeededTPE(options.seed),
+            pruner=make_pruner(options.pruner),
+            direction=meta["direction"],
+            load_if_exists=True,
+        )
+    except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        raise ConfigError(
+            f"--storage {url}: cannot open the study there ({type(exc).__name__}: {exc})"
+        ) from None
+    if study.direction.name.lower() != meta["direction"]:
+        raise ConfigError(
+            f"the study {meta['study_name']!r} in {url} is to {study.direction.name.lower()} "
+            f"its objective, and {meta['metric']} is to {meta['direction']}; choose another "
+            "--study-name"
+        )
+    return study
+
+
+# ------------------------------------------------------------------------------ the session
+
+
+class _Session:
+    """This process's part of the study: after each trial, the tables and the clean-up, the
+    display, and a stop when trials keep failing."""
+
+    def __init__(
+        self, plan: Plan, options: TuneOptions, on_trial: Callable[[TrialLine], None] | None
+    ) -> None:
+        self.plan, self.options, self.on_trial = plan, options, on_trial
+        self.failures_in_a_row = 0
+        self.last_error = ""
+        self.stuck = False
+
+    def after_trial(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> None:
+        from ffnlp.tune import results
+
+        results.write_tables(study, self.plan)
+        results.apply_keep(study, self.plan.out, self.options.keep)
+        if trial.state.name == "FAIL":
+            self.failures_in_a_row += 1
+            self.last_error = str(trial.user_attrs.get("error", "an error"))
+            if self.failures_in_a_row >= FAILURES_IN_A_ROW:
+                self.stuck = True
+                study.stop()
+        else:
+            self.failures_in_a_row = 0
+        if self.on_trial is not None:
+            self.on_trial(trial_line(study, trial, self.plan))
+
+    def raise_if_stuck(self) -> None:
+        if self.stuck:
+            raise ConfigError(
+                f"the last {FAILURES_IN_A_ROW} trials all failed, the last one with: "
+                f"{self.last_error}. Check the space and the base configuration."
+            )
+
+
+def trial_line(study: optuna.study.Study, trial: optuna.trial.FrozenTrial, plan: Plan) -> TrialLine:
+    from ffnlp.tune.results import best_trial
+
+    best = best_trial(study)
+    note = ""
+    if trial.state.name == "FAIL":
+        note = str(trial.user_attrs.get("error", ""))
+    elif trial.state.name == "PRUNED":
+        note = "time budget" if trial.user_attrs.get("stopped") == "timeout" else "pruned"
+    return TrialLine(
+        number=trial.number,
+        state=trial.state.name,
+        value=trial.value,
+        params=plan.space.decode(trial.params),
+        seconds=trial.user_attrs.get("seconds"),
+        best_number=best.number if best is not None else None,
+        best_value=best.value if best is not None else None,
+        note=note,
+    )
+
+
+def _finish(
+    study: optuna.study.Study,
+    plan: Plan,
+    options: TuneOptions,
+    meta: dict[str, Any],
+    callbacks: Sequence[Callback],
+) -> dict[str, Any]:
+    """The study's outcome (what --json prints), after the refit and the seeds if asked."""
+    from ffnlp.tune import results
+
+    trials = study.get_trials(deepcopy=False)
+    states: dict[str, int] = {}
+    for t in trials:
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    ranked = sorted(
+        (t for t in trials if t.state.name == "COMPLETE" and t.value is not None),
+        key=lambda t: float(t.value),  # type: ignore[arg-type]
+        reverse=plan.direction == "maximize",
+    )
+    result: dict[str, Any] = {
+        "dir": str(plan.out),
+        "study_name": study.study_name,
+        "storage": meta["storage"],
+        "task": plan.task,
+        "metric": plan.metric,
+        "direction": plan.direction,
+        "trials": len(trials),
+        "states": states,
+        "top": [
+            {
+                "number": t.number,
+                "value": t.value,
+                "seconds": t.user_attrs.get("seconds"),
+                "params": plan.space.decode(t.params),
+                "run_dir": run_dir_of(t.number),
+            }
+            for t in ranked[:10]
+        ],
+    }
+    best = results.best_trial(study)
+    if best is None:
+        if options.refit or options.seeds:
+            raise ConfigError(
+                "no trial has completed yet, so there is no best configuration to --refit or "
+                "run over --seeds; run more trials (--trials / --timeout)"
+            )
+        return result
+    result["best"] = {
+        "number": best.number,
+        "value": best.value,
+        "params": plan.space.decode(best.params),
+        "run_dir": run_dir_of(best.number),
+        "config": "best.toml",
+    }
+    if options.refit:
+        result["refit"] = results.refit(best, plan, options.refit_on, callbacks)
+    if options.seeds:
+        result["seeds"] = results.seeds(best, plan, options.seeds, callbacks)
+    return result
