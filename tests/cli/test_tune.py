@@ -36,6 +36,7 @@ def test_a_study_prints_a_line_per_trial_then_the_top_trials(
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("trial")]
     assert [line.split()[:2] for line in lines] == [["trial", "0"], ["trial", "1"]]
+    assert result.stderr.startswith("each trial trains 3 seeds (auto: 3 for classify without --cv")
     assert "best " in lines[0] and "lr=" in lines[0] and "hidden=" in lines[0]
     assert result.stdout.startswith(f"2 trials in {out.resolve()} (2 complete)")
     assert "top trials by dev.accuracy (maximize)" in result.stdout
@@ -66,6 +67,7 @@ def test_a_study_prints_a_line_per_trial_then_the_top_trials(
             "search never looks at the test data); got 'test.accuracy'",
         ),
         (["--keep", "some"], "--keep must be one of all, best, summaries; got 'some'"),
+        (["--trial-seeds", "0"], "--trial-seeds must be auto or a whole number of at least 1"),
         (["--set", "train.lr=0.1"], "--set train.lr fixes a parameter that the space "),
         (["--corpus", "x.txt"], "--corpus is not an option of ffnlp tune classify"),
     ],
@@ -77,6 +79,13 @@ def test_option_errors_are_one_line(
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(f"Error: {message}")
     assert not (tmp_path / "s").exists()  # nothing written
+
+
+def test_trial_seeds_is_auto_or_a_number(data: dict[str, Path], tmp_path: Path) -> None:
+    result = runner.invoke(app, [*classify_args(data, tmp_path / "s"), "--trial-seeds", "many"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.replace("│", " ").split())  # the error's box, unwrapped
+    assert "--trial-seeds" in text and "auto or a whole number of at least 1; got 'many'" in text
 
 
 def test_missing_data_options(tmp_path: Path) -> None:

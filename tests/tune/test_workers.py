@@ -21,6 +21,7 @@ from tests.tune.conftest import SMALL_CLASSIFIER
 def command(data: dict[str, Path], out: Path, *extra: str) -> list[str]:
     args = ["tune", "classify", "--space", str(data["space"]), "--out", str(out)]
     args += ["--train", str(data["train"]), "--dev", str(data["dev"]), "--pruner", "none"]
+    args += ["--trial-seeds", "1"]  # a trial is one run folder
     for item in SMALL_CLASSIFIER:
         args += ["--set", item]
     return [sys.executable, "-m", "ffnlp", *args, *extra]

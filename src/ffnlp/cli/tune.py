@@ -68,6 +68,14 @@ def tune(
         help="classify: score each trial by K-fold cross-validation of --train (the mean dev "
         "metric over the folds) instead of on --dev.",
     ),
+    trial_seeds: str = typer.Option(
+        "auto",
+        "--trial-seeds",
+        help="Runs per trial, with seeds train.seed, +1, ... (DIR/trials/NNNN/seed_K/); a trial "
+        "scores the mean dev metric over them, so that one seed's luck does not choose the "
+        "configuration. auto: 3 for classify without --cv, 1 for lm, w2v and with --cv (a study "
+        "continued: as before).",
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Study folder (the same one continues the study)."
     ),
@@ -136,7 +144,7 @@ def tune(
     """Search hyper-parameters with Optuna (TPE, pruning); every trial is a run folder.
 
     Each trial trains one configuration drawn from the space and scores it on the dev data
-    (never on --test); the study is kept in DIR/study.db, so the same command continues it and
+    (never on --test; the mean over --trial-seeds seeds, or over --cv folds); the study is kept in DIR/study.db, so the same command continues it and
     several processes can work on it at once. DIR gets trials.csv, best.toml (rerunnable with
     --config), trials/NNNN/, and with --refit / --seeds best/ and seeds/.
 
@@ -163,15 +171,16 @@ def tune(
         overrides = _data_overrides(fmt, encoding, skip_invalid) + overrides
     elif fmt or encoding or skip_invalid:
         raise typer.BadParameter("--format, --encoding and --skip-invalid are classify options")
+    inputs = Inputs(
+        train=train, dev=dev, test=test, corpus=corpus, similarity=similarity, cv=cv or 0
+    )
     options = TuneOptions(
         task=task,
         out=out,
         space=space,
         config=config,
         overrides=overrides,
-        inputs=Inputs(
-            train=train, dev=dev, test=test, corpus=corpus, similarity=similarity, cv=cv or 0
-        ),
+        inputs=inputs,
         trials=trials,
         timeout=timeout,
         storage=storage,
@@ -182,6 +191,7 @@ def tune(
         refit=refit,
         refit_on=refit_on,
         seeds=seeds,
+        trial_seeds=_trial_seeds(trial_seeds),
         metric=metric,
         direction=direction,
         heartbeat=heartbeat,
@@ -191,7 +201,12 @@ def tune(
     display = _Display(show)
     try:
         with display.running():
-            result = run_study(options, display.trial if show else None, display.callbacks())
+            result = run_study(
+                options,
+                display.trial if show else None,
+                display.callbacks(),
+                on_start=display.start if show else None,
+            )
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.signal if isinstance(exc, Interrupted) else signal.SIGINT
         typer.echo(
@@ -204,6 +219,18 @@ def tune(
         print_json(result)
     elif show:
         _print_result(result)
+
+
+def _trial_seeds(text: str) -> int | str:
+    """--trial-seeds: auto or a whole number (checked by the study)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"auto or a whole number of at least 1; got {text!r}", param_hint="--trial-seeds"
+        ) from None
 
 
 class _Display:
@@ -248,6 +275,12 @@ class _Display:
     def update(self, text: str) -> None:
         if self.status is not None:
             self.status.update(text)
+
+    def start(self, meta: dict[str, Any]) -> None:
+        """Before the first trial: how many seeds each trial trains, and why."""
+        count = meta["trial_seeds"]
+        text = f"each trial trains {count} seed{'s' if count != 1 else ''}"
+        err_console.print(f"{text} ({meta['trial_seeds_reason']})", soft_wrap=True)
 
     def trial(self, line: TrialLine) -> None:
         err_console.print(format_trial(line), soft_wrap=True, highlight=False)

@@ -1,5 +1,6 @@
 """The report of a group of runs of one configuration: an `ffnlp repeat` folder (one run per
-seed, ``seed_N/``) or an `ffnlp classify cv` folder (one run per fold, ``fold_K/``).
+seed, ``seed_N/``) or an `ffnlp classify cv` folder (one run per fold, ``fold_K/``); a trial of
+`ffnlp tune` with several seeds (``TASK-seeds``) or folds (``classify-cv``) is such a folder too.
 
 The page shows mean, sd and a 95% confidence interval of every figure (computed by
 :func:`ffnlp.experiments.stats.describe` from the per-run values), the table of every run's
@@ -53,6 +54,12 @@ def group_kind(summary: dict[str, Any]) -> str | None:
     task = summary.get("task")
     if isinstance(task, str) and task.endswith("-repeat") and isinstance(summary.get("runs"), list):
         return "repeat"
+    if (
+        isinstance(task, str)
+        and task.endswith("-seeds")
+        and isinstance(summary.get("rounds"), list)
+    ):
+        return "repeat"  # a tune trial over seeds: its rounds are the runs
     if task == "classify-cv" and isinstance(summary.get("rounds"), list):
         return "cv"
     return None
@@ -62,7 +69,7 @@ def read_members(folder: Path, summary: dict[str, Any], kind: str) -> list[Membe
     """The runs named by summary.json, each with its figures and metrics.jsonl records."""
     members = []
     if kind == "repeat":
-        for row in summary["runs"]:
+        for row in summary["runs"] if "runs" in summary else summary["rounds"]:
             figures = {
                 f"{split} {name}": float(v)
                 for split in ("dev", "test")
@@ -98,6 +105,11 @@ def _member(folder: Path, name: str, sub: str, figures: dict[str, float]) -> Mem
         except (OSError, ValueError) as exc:
             raise ModelFileError(f"{path} cannot be read ({exc}); the file is damaged") from None
     return Member(name, run_dir, figures, records)
+
+
+def _base_task(summary: dict[str, Any]) -> str:
+    """classify for classify-repeat (or a tune trial's classify-seeds)."""
+    return str(summary.get("task", "")).removesuffix("-repeat").removesuffix("-seeds")
 
 
 def _inside(folder: Path, run_dir: Path) -> bool:
@@ -269,8 +281,7 @@ def group_page(folder: Path, summary: dict[str, Any], kind: str, page: Path) -> 
     again = ""
     if config_path is not None:
         command = (
-            f"ffnlp repeat {str(summary.get('task', '')).removesuffix('-repeat')} "
-            f"--seeds {len(members)} --config {config_path} ..."
+            f"ffnlp repeat {_base_task(summary)} --seeds {len(members)} --config {config_path} ..."
             if kind == "repeat"
             else f"ffnlp classify cv --folds {len(members)} --config {config_path} ..."
         )

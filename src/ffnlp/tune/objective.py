@@ -1,8 +1,9 @@
 """One trial: draw a configuration from the space, train it into ``DIR/trials/NNNN``, score it.
 
-A trial is a normal run folder (or, with ``--cv K``, a folder of K fold runs and their mean),
-trained on the training data and scored on the dev data only: the test data is never given to a
-trial. Its value is the tuned metric of its summary.json (the final weights: the best evaluation's
+A trial is a normal run folder (or, with ``--cv K``, a folder of K fold runs and their mean; with
+``--trial-seeds S``, a folder of S runs with seeds train.seed, +1, ... and their mean), trained on
+the training data and scored on the dev data only: the test data is never given to a trial. Its
+value is the tuned metric of its summary.json (the final weights: the best evaluation's
 when the configuration restores them). Optuna keeps, beside the parameters, the trial's resolved
 configuration (``config``: best.toml is written from it), its folder (``run_dir``), its seconds
 and its summary's figures (``summary``, no test figures ever).
@@ -24,7 +25,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -63,6 +64,7 @@ class Plan:
     out: Path
     deadline: float | None = None  # time.monotonic() when the time budget runs out
     folds: list[tuple[LabeledData, LabeledData]] | None = None  # --cv: (train, dev) per fold
+    trial_seeds: int = 1  # --trial-seeds: runs per trial (seeds train.seed, +1, ...), mean scored
     callbacks: Sequence[Callback] = ()  # handed to every run's trainer (a display)
 
     @property
@@ -97,14 +99,16 @@ def run_trial(plan: Plan, trial: optuna.trial.Trial) -> float:
         _fail(trial, started, f"the configuration refuses this combination: {exc}")
     trial.set_user_attr("config", cfgmod.to_dict(cfg))
     trial.set_user_attr("run_dir", relative)
-    reporter: TrialReporter | _FoldsReporter
+    reporter: TrialReporter | _RoundsOutcome
+    rounds: list[_Round] | None = None
     try:
-        if plan.folds is not None:
-            summary, reporter = _cross_validate(plan, trial, cfg, run_dir)
+        rounds = _rounds_of(plan, cfg)
+        if rounds is not None:
+            summary, reporter = _train_rounds(plan, trial, run_dir, rounds)
         else:
             summary, reporter = _train_once(plan, trial, cfg, run_dir)
     except (ConfigError, TrainingError) as exc:
-        if plan.folds is not None:
+        if rounds is not None:
             shutil.rmtree(run_dir, ignore_errors=True)
         _fail(trial, started, str(exc))
     value = _value(summary, plan.metric)
@@ -150,8 +154,8 @@ def _train_once(
     return summary, reporter
 
 
-class _FoldsReporter:
-    """What a cross-validation trial tells its caller: the same fields as a TrialReporter."""
+class _RoundsOutcome:
+    """What a trial of several rounds tells its caller: the same fields as a TrialReporter."""
 
     def __init__(self) -> None:
         self.pruned = False
@@ -160,81 +164,132 @@ class _FoldsReporter:
         self.best_epochs: float | None = None
 
 
-def _cross_validate(
-    plan: Plan, trial: optuna.trial.Trial, cfg: Any, run_dir: Path
-) -> tuple[dict[str, Any], _FoldsReporter]:
-    """Train on each fold's training part, score on its held-out part; report the running
-    mean to the pruner after each fold (at the optimisation steps of the folds so far)."""
-    assert plan.folds is not None
+@dataclass(frozen=True)
+class _Round:
+    """One run of a trial of several: a cross-validation fold, or one of its seeds."""
+
+    unit: str  # "fold" | "seed"
+    number: int  # the fold (1, 2, ...) or the seed
+    cfg: Any
+    train: Any = None
+    dev: Any = None
+    corpus: Path | None = None
+    facts: dict[str, Any] = field(default_factory=dict)  # a fold's sizes
+    evaluations: bool = False  # report each dev evaluation to the pruner (the first seed)
+
+
+def _rounds_of(plan: Plan, cfg: Any) -> list[_Round] | None:
+    """The runs a trial trains: the --cv folds, the --trial-seeds seeds (train.seed, +1, ...),
+    or None for a single run."""
+    if plan.folds is not None:
+        return [
+            _Round(
+                "fold",
+                k,
+                cfg,
+                train=train_part,
+                dev=dev_part,
+                facts={"train": len(train_part), "dev_examples": len(dev_part)},
+            )
+            for k, (train_part, dev_part) in enumerate(plan.folds, 1)
+        ]
+    if plan.trial_seeds <= 1:
+        return None
+    base = int(cfg.train.seed)
+    inputs = plan.inputs
+    return [
+        _Round(
+            "seed",
+            seed,
+            tasks.resolve(plan.task, cfg, [f"train.seed={seed}"]),
+            train=inputs.train,
+            dev=inputs.dev,
+            corpus=inputs.corpus,
+            evaluations=seed == base,
+        )
+        for seed in range(base, base + plan.trial_seeds)
+    ]
+
+
+def _train_rounds(
+    plan: Plan, trial: optuna.trial.Trial, run_dir: Path, rounds: list[_Round]
+) -> tuple[dict[str, Any], _RoundsOutcome]:
+    """Train each round into ``run_dir/<unit>_<number>`` and score it on its dev data; report
+    the running mean to the pruner after each round (at the optimisation steps of the rounds so
+    far). The first seed also reports each of its dev evaluations, as a single run does, so a
+    hopeless trial is still stopped early. The trial's summary.json: the mean and sd over the
+    rounds done, and each round's figures."""
+    unit = rounds[0].unit
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / "config.toml", cfgmod.dump_toml(cfg), within=run_dir)
+    write_atomic(run_dir / "config.toml", cfgmod.dump_toml(rounds[0].cfg), within=run_dir)
     write_atomic(run_dir / "metrics.jsonl", "", within=run_dir)
-    outcome = _FoldsReporter()
-    rounds: list[dict[str, Any]] = []
+    outcome = _RoundsOutcome()
+    rows: list[dict[str, Any]] = []
     best_epochs: list[float] = []
     steps = 0
-    for k, (train_part, dev_part) in enumerate(plan.folds, 1):
+    for i, r in enumerate(rounds, 1):
         reporter = TrialReporter(
             trial,
             plan.metric_name,
-            prune=False,
+            prune=r.evaluations,
             deadline=plan.deadline,
             may_stop_for_time=_has_completed(trial),
         )
         summary = tasks.train(
             plan.task,
-            cfg,
-            run_dir / f"fold_{k}",
+            r.cfg,
+            run_dir / f"{unit}_{r.number}",
             [reporter, *plan.callbacks],
-            train=train_part,
-            dev=dev_part,
+            train=r.train,
+            dev=r.dev,
+            corpus=r.corpus,
         )
         steps += int(summary.get("steps", 0))
         if reporter.best_epochs is not None:
             best_epochs.append(reporter.best_epochs)
         dev = _numbers(summary.get("dev", {}))
-        rounds.append(
+        rows.append(
             {
-                "fold": k,
-                "train": len(train_part),
-                "dev_examples": len(dev_part),
-                "steps": summary.get("steps"),
-                "epochs": summary.get("epochs"),
-                "best_epoch": summary.get("best_epoch"),
-                "train_seconds": summary.get("train_seconds"),
+                unit: r.number,
+                **r.facts,
+                **{k: summary.get(k) for k in ("steps", "epochs", "best_epoch", "train_seconds")},
                 "dev": dev,
             }
         )
-        mean = statistics.fmean(_value({"dev": r["dev"]}, plan.metric) for r in rounds)
-        record = {"event": "fold", "fold": k, "step": steps, "dev": dev, "mean": mean}
+        mean = statistics.fmean(_value({"dev": row["dev"]}, plan.metric) for row in rows)
+        record = {"event": unit, unit: r.number, "step": steps, "dev": dev, "mean": mean}
         append_line(run_dir / "metrics.jsonl", json.dumps(record), within=run_dir)
-        if math.isfinite(mean):
+        if math.isfinite(mean) and reporter.last_step != steps:
             trial.report(mean, steps)
-        if reporter.timed_out:
-            outcome.timed_out, outcome.reason = True, reporter.reason
+        if reporter.pruned or reporter.timed_out:
+            outcome.pruned, outcome.timed_out = reporter.pruned, reporter.timed_out
+            outcome.reason = reporter.reason
             break
-        if k < len(plan.folds) and trial.should_prune():
+        if i < len(rounds) and trial.should_prune():
             outcome.pruned = True
             outcome.reason = (
-                f"Pruned after fold {k} of {len(plan.folds)}: the mean {plan.metric} of the folds "
-                f"so far ({mean:.4f}) is worse than the pruner allows at this point."
+                f"Pruned after {unit} {i} of {len(rounds)}: the mean {plan.metric} of the "
+                f"{unit}s so far ({mean:.4f}) is worse than the pruner allows at this point."
             )
             break
     if best_epochs:
         outcome.best_epochs = statistics.fmean(best_epochs)
-    names = sorted(set.intersection(*(set(r["dev"]) for r in rounds)))
+    names = sorted(set.intersection(*(set(row["dev"]) for row in rows)))
+    if unit == "fold":
+        head: dict[str, Any] = {"task": f"{plan.task}-cv", "folds": len(rounds)}
+    else:
+        head = {"task": f"{plan.task}-seeds", "seeds": [r.number for r in rounds]}
     summary = {
-        "task": "classify-cv",
-        "folds": len(plan.folds),
-        "folds_done": len(rounds),
-        "dev": {n: statistics.fmean(r["dev"][n] for r in rounds) for n in names},
+        **head,
+        f"{unit}s_done": len(rows),
+        "dev": {n: statistics.fmean(row["dev"][n] for row in rows) for n in names},
         "dev_sd": {
-            n: statistics.stdev(r["dev"][n] for r in rounds) if len(rounds) > 1 else 0.0
+            n: statistics.stdev(row["dev"][n] for row in rows) if len(rows) > 1 else 0.0
             for n in names
         },
-        "rounds": rounds,
+        "rounds": rows,
         "steps": steps,
-        "train_seconds": sum(float(r["train_seconds"] or 0.0) for r in rounds),
+        "train_seconds": sum(float(row["train_seconds"] or 0.0) for row in rows),
         "stop_reason": outcome.reason,
     }
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2), within=run_dir)

@@ -8,6 +8,8 @@ writes nothing, so a study refused here leaves no folder behind.
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from ffnlp.tune.objective import Plan
 from ffnlp.tune.space import Space, check_space, parse_space, space_path
 
 DIRECTIONS = ("maximize", "minimize")
+AUTO_TRIAL_SEEDS = 3  # --trial-seeds auto for classify without --cv
+logger = logging.getLogger(__name__)
 # data options that decide how --train is read: with --cv it is read once, so not tunable
 READ_KEYS = (
     "data.format",
@@ -51,6 +55,7 @@ class TuneOptions:
     refit: bool = False
     refit_on: str = "train+dev"
     seeds: int = 0
+    trial_seeds: int | str = "auto"  # runs per trial (seeds train.seed, +1, ...); auto: see below
     metric: str | None = None
     direction: str | None = None
     heartbeat: int = 10  # seconds between a worker's heartbeats; silent for 2x: dead
@@ -63,6 +68,8 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
     o = options
     tasks.check_task(o.task)
     _check_options(o)
+    trial_seeds, why = resolve_trial_seeds(o.task, o.inputs, o.trial_seeds, o.out)
+    logger.info("each trial trains %d seed(s): %s", trial_seeds, why)
     pre = tasks.resolve(o.task, o.config, o.overrides)
     space, space_problems = parse_space(space_path(o.space, tasks.shipped_space(o.task, pre)))
     set_keys = {item.split("=", 1)[0].strip() for item in o.overrides if "=" in item}
@@ -112,7 +119,55 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
         folds = _folds(examples, o.inputs.cv, o.seed, space)
     out = Path(o.out).resolve()
     plan = Plan(o.task, space, o.config, sets, o.inputs, metric, direction, out, folds=folds)
-    return plan, _meta(o, plan, space, tasks.resolve(o.task, o.config, sets))
+    plan.trial_seeds = trial_seeds
+    meta = _meta(o, plan, space, tasks.resolve(o.task, o.config, sets))
+    meta.update(trial_seeds=trial_seeds, trial_seeds_reason=why)
+    return plan, meta
+
+
+def resolve_trial_seeds(
+    task: str, inputs: tasks.Inputs, requested: int | str, out: Path | None = None
+) -> tuple[int, str]:
+    """How many seeds each trial trains (``--trial-seeds``), and why. ``auto``: what a study
+    continued in ``out`` has used so far, else 3 for classify without --cv (cheap trials scored
+    on a small, noisy dev set, where one seed's luck would choose the configuration) and 1 for
+    lm, w2v and with --cv (longer trials; the folds already average)."""
+    if requested != "auto":
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise ConfigError(
+                f"--trial-seeds must be auto or a whole number of at least 1; got {requested!r}"
+            )
+        if inputs.cv and requested > 1:
+            raise ConfigError(
+                f"--trial-seeds {requested} with --cv: each trial already averages its "
+                f"{inputs.cv} folds; leave out --trial-seeds (auto: 1 with --cv) or --cv"
+            )
+        return requested, f"--trial-seeds {requested}"
+    before = _trial_seeds_so_far(out)
+    if before is not None:
+        return before, f"auto: {before}, as in the trials of the study continued in {out}"
+    if task == "classify" and not inputs.cv:
+        return AUTO_TRIAL_SEEDS, (
+            f"auto: {AUTO_TRIAL_SEEDS} for classify without --cv (cheap trials scored on a "
+            "small, noisy dev set: the mean over seeds keeps one seed's luck from choosing)"
+        )
+    if inputs.cv:
+        return 1, "auto: 1 with --cv (the folds already average each trial)"
+    return 1, f"auto: 1 for {task} (longer trials with steadier dev figures)"
+
+
+def _trial_seeds_so_far(out: Path | None) -> int | None:
+    """The seeds per trial of the study in ``out`` (1 for a study from before --trial-seeds);
+    None when there is none (or its tune.json cannot be read: the folder check says so)."""
+    path = Path(out) / "tune.json" if out is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = old.get("trial_seeds", 1) if isinstance(old, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
 
 def _check_options(o: TuneOptions) -> None:

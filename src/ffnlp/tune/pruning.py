@@ -44,7 +44,7 @@ class TrialReporter(Callback):
     evaluation, and stop the run when the pruner or the time budget says so.
 
     ``prune=False`` reports nothing and never prunes (a cross-validation trial reports once per
-    fold instead); ``deadline`` is a ``time.monotonic()`` instant after which the run stops if
+    fold instead, and a trial of several seeds once per seed after its first); ``deadline`` is a ``time.monotonic()`` instant after which the run stops if
     ``may_stop_for_time()`` allows it (the study has a completed trial to show for its time).
     """
 
@@ -65,6 +65,7 @@ class TrialReporter(Callback):
         self.timed_out = False
         self.reason = ""
         self.evaluations = 0
+        self.last_step: int | None = None  # the step of its last report to the trial
         self.best_epochs: float | None = None  # where the best evaluation was, in epochs
 
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
@@ -73,6 +74,7 @@ class TrialReporter(Callback):
             return
         self.evaluations += 1
         self.trial.report(float(value), trainer.step)
+        self.last_step = trainer.step
         if self.trial.should_prune():
             self.pruned = True
             self.reason = (

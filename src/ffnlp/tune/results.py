@@ -5,9 +5,10 @@ its seeds (``DIR/seeds/``).
 The refit (``--refit``) trains the best configuration once more and scores it on the test data,
 the first and only time a study reads it. On train+dev (the default) there is no dev data left to
 stop on, so the refit trains for the number of epochs at which the best trial's dev metric peaked
-(rounded to a whole epoch; with ``--cv``, the mean over its folds) with no early stopping; on
-train only, it is the best trial's run again (early stopping on dev included) with the test
-scores added.
+(rounded to a whole epoch; with ``--cv`` or ``--trial-seeds``, the mean over its folds or seeds)
+with no early stopping; on train only, it is the best trial's run again (with several seeds per
+trial, its first seed's: the configuration's train.seed), early stopping on dev included, with
+the test scores added.
 """
 
 from __future__ import annotations
@@ -118,11 +119,12 @@ def apply_keep(study: optuna.study.Study, out: Path, keep: str) -> None:
 
 def reduce_to_summary(folder: Path) -> None:
     """Delete what a run folder holds besides its configuration, summary, metrics and plots
-    (weights, vocabulary, checkpoints); a cross-validation trial's folds the same way."""
+    (weights, vocabulary, checkpoints); the folds or seeds of a trial of several runs the same
+    way."""
     for entry in folder.iterdir():
         if entry.name in SUMMARY_FILES:
             continue
-        if entry.is_dir() and not entry.is_symlink() and entry.name.startswith("fold_"):
+        if entry.is_dir() and not entry.is_symlink() and entry.name.startswith(("fold_", "seed_")):
             reduce_to_summary(entry)
         elif entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)

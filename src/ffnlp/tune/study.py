@@ -48,7 +48,9 @@ DEFAULT_TIMEOUT = 300.0  # seconds, when neither --trials nor --timeout is given
 MISSING_OPTUNA = "ffnlp tune needs Optuna: pip install 'ffnlp[tune]'"
 FAILURES_IN_A_ROW = 5  # a session stops when its trials fail this many times in a row
 # what must be the same when a study is continued
-SAME_ON_RESUME = ("task", "metric", "direction", "space", "base", "scored_on", "cv")
+SAME_ON_RESUME = ("task", "metric", "direction", "space", "base", "scored_on", "cv", "trial_seeds")
+# what a study from before a setting existed had (its tune.json lacks the key)
+BEFORE_THE_SETTING = {"trial_seeds": 1}
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,10 @@ def tune(
     options: TuneOptions,
     on_trial: Callable[[TrialLine], None] | None = None,
     callbacks: Sequence[Callback] = (),
+    on_start: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run (or continue) a study; write its folder; return what the CLI prints."""
+    """Run (or continue) a study; write its folder; return what the CLI prints. ``on_start``
+    gets tune.json's content once the options are checked and the folder is set up."""
     require_optuna()
     plan, meta = prepare(options)
     plan.callbacks = list(callbacks)
@@ -86,6 +90,8 @@ def tune(
         _check_folder(out, meta)
         study = _open_study(options, meta)
         _write_meta(out, meta)
+    if on_start is not None:
+        on_start(meta)
     from ffnlp.tune import results
 
     with _quiet_experimental():
@@ -154,7 +160,9 @@ def _check_folder(out: Path, meta: dict[str, Any]) -> None:
     changed = [
         (key, before, now)
         for k in SAME_ON_RESUME
-        for key, before, now in _differences(k, old.get(k), meta.get(k), 1 if k == "space" else 9)
+        for key, before, now in _differences(
+            k, old.get(k, BEFORE_THE_SETTING.get(k)), meta.get(k), 1 if k == "space" else 9
+        )
     ]
     if changed:
         details = "; ".join(
@@ -331,6 +339,7 @@ def _finish(
         "task": plan.task,
         "metric": plan.metric,
         "direction": plan.direction,
+        "trial_seeds": plan.trial_seeds,
         "trials": len(trials),
         "states": states,
         "top": [
