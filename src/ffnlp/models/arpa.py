@@ -42,7 +42,7 @@ import numpy as np
 
 from ffnlp.errors import DataError, ModelFileError
 from ffnlp.fileio import atomic_writer
-from ffnlp.models.kneser_ney import KneserNey, _lookup, _spans
+from ffnlp.models.kneser_ney import KneserNey, _gram_id, _lookup, _spans
 from ffnlp.text.readers import read_lines
 from ffnlp.text.vocab import UNK, Vocab
 
@@ -185,22 +185,13 @@ class BackoffNgram:
         for n, tab in enumerate(self.orders, start=2):
             if len(hist) < n - 1:
                 break
-            h = self._gram_id(hist[len(hist) - (n - 1) :])
+            h = _gram_id(self.orders, self.vocab_size, hist[len(hist) - (n - 1) :])
             if h < 0:
                 continue  # a context that is not listed has weight 1 and no n-grams
             bow = self.unigram_bow[h] if n == 2 else self.orders[n - 3].bow[h]
             found = _lookup(tab.keys, h * V + words)
             lp = np.where(found >= 0, tab.logp[np.maximum(found, 0)], bow + lp)
         return np.exp(lp * LN10)
-
-    def _gram_id(self, gram: Sequence[int]) -> int:
-        """Id of a listed n-gram in its order's table (a word id for unigrams), or -1."""
-        gid = int(gram[0])
-        for k, word in enumerate(gram[1:], start=2):
-            gid = int(_lookup(self.orders[k - 2].keys, np.array([gid * self.vocab_size + word]))[0])
-            if gid < 0:
-                return -1
-        return gid
 
     # ----------------------------------------------------------------------------------------
     # the n-grams as word-id rows

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,18 @@ def _lookup(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
     pos_c = np.minimum(pos, max(len(keys) - 1, 0))
     found = (pos < len(keys)) & (keys[pos_c] == query) if len(keys) else np.zeros(len(query), bool)
     return np.where(found, pos_c, -1)
+
+
+def _gram_id(orders: Sequence[Any], vocab_size: int, gram: Sequence[int]) -> int:
+    """Id of an n-gram in its order's table (a word id for unigrams), or -1 when the table does
+    not list it. ``orders[i]`` is the table of order i + 2, its sorted ``keys`` being
+    ``prefix id * vocab_size + last word``: the layout of the Kneser-Ney and the ARPA models."""
+    gid = int(gram[0])
+    for k, word in enumerate(gram[1:], start=2):
+        gid = int(_lookup(orders[k - 2].keys, np.array([gid * vocab_size + word]))[0])
+        if gid < 0:
+            return -1
+    return gid
 
 
 def _spans(ids: np.ndarray, eos_id: int) -> np.ndarray:
@@ -216,22 +229,13 @@ class KneserNey:
         for n, tab in enumerate(self.orders, start=2):
             if len(hist) < n - 1:
                 break
-            h = self._gram_id(hist[len(hist) - (n - 1) :])
+            h = _gram_id(self.orders, self.vocab_size, hist[len(hist) - (n - 1) :])
             if h < 0 or tab.denominator[h] <= 0:
                 break  # a longer context containing an unseen one is unseen too
             found = _lookup(tab.keys, h * V + words)
             num = np.where(found >= 0, tab.numerator[np.maximum(found, 0)], 0.0)
             prob = num / tab.denominator[h] + tab.gamma[h] * prob
         return prob
-
-    def _gram_id(self, gram: Sequence[int]) -> int:
-        """Id of an n-gram in its order's table (a word id for unigrams), or -1 if never seen."""
-        gid = int(gram[0])
-        for k, word in enumerate(gram[1:], start=2):
-            gid = int(_lookup(self.orders[k - 2].keys, np.array([gid * self.vocab_size + word]))[0])
-            if gid < 0:
-                return -1
-        return gid
 
     # ----------------------------------------------------------------------------------------
     # persistence: plain arrays (safetensors) plus a small JSON-able header
