@@ -41,16 +41,6 @@ from ffnlp.errors import DataError
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
-# what the train table shows for a multi-label run (P@k and R@k as `fasttext test` prints them)
-MULTILABEL_COLUMNS = (
-    "precision_at_1",
-    "recall_at_1",
-    "precision_at_5",
-    "recall_at_5",
-    "micro_f1",
-    "macro_f1",
-    "loss",
-)
 PER_LABEL_ROWS = 30  # multi-label eval: the most frequent labels shown (--json has them all)
 
 # the data options of every command that reads labelled files (train, cv, lr-find)
@@ -161,7 +151,10 @@ def train(
         return
     table = Table(title=f"ffnlp classify: {clf.run_dir}")
     table.add_column("split")
-    metrics = MULTILABEL_COLUMNS if clf.multilabel else ("accuracy", "macro_f1", "loss")
+    from ffnlp.tasks.classify.metrics import MULTILABEL_FIGURES
+
+    figures = MULTILABEL_FIGURES if clf.multilabel else ("accuracy", "macro_f1")
+    metrics = (*figures, "loss")
     for metric in metrics:
         table.add_column(metric, justify="right")
     for split in ("train", "dev", "test"):

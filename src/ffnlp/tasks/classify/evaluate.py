@@ -13,7 +13,11 @@ import torch
 from torch import nn
 
 from ffnlp.models.protocols import as_classifier, head_of
-from ffnlp.tasks.classify.metrics import classification_metrics, multilabel_metrics
+from ffnlp.tasks.classify.metrics import (
+    MULTILABEL_FIGURES,
+    classification_metrics,
+    multilabel_metrics,
+)
 from ffnlp.training.data import BatchSource
 from ffnlp.training.trainer import Evaluate
 
@@ -45,14 +49,7 @@ def make_evaluator(
         loss = loss_sum / max(n, 1)
         if multilabel:
             m = multilabel_metrics(torch.cat(golds), torch.cat(preds), labels, threshold)
-            keys = [
-                "precision_at_1",
-                "recall_at_1",
-                "precision_at_5",
-                "recall_at_5",
-                "micro_f1",
-                "macro_f1",
-            ]
+            keys = list(MULTILABEL_FIGURES)
             if full:
                 keys += ["micro_precision", "micro_recall", "examples", "gold_labels", "per_class"]
             return {"loss": loss, **{key: m[key] for key in keys}}

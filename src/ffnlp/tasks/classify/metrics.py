@@ -80,6 +80,18 @@ def precision_recall_at_k(gold: torch.Tensor, probs: torch.Tensor, k: int) -> tu
     return hits / (n * kk), hits / max(float(gold.sum()), 1.0)
 
 
+# the headline figures of a multi-label evaluation (P@k and R@k as `fasttext test` computes them,
+# F1 at the threshold): what every evaluation records and the train table shows
+MULTILABEL_FIGURES = (
+    "precision_at_1",
+    "recall_at_1",
+    "precision_at_5",
+    "recall_at_5",
+    "micro_f1",
+    "macro_f1",
+)
+
+
 def multilabel_metrics(
     gold: torch.Tensor,
     probs: torch.Tensor,
