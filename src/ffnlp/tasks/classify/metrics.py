@@ -29,6 +29,25 @@ def confusion_matrix(gold: torch.Tensor, pred: torch.Tensor, num_classes: int) -
     )
 
 
+def _per_class(
+    labels: Sequence[str],
+    precision: torch.Tensor,
+    recall: torch.Tensor,
+    f1: torch.Tensor,
+    support: torch.Tensor,
+) -> dict[str, dict[str, float | int]]:
+    """The per-label table of a summary: precision, recall, F1 and support of each label."""
+    return {
+        label: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(labels)
+    }
+
+
 def classification_metrics(
     gold: torch.Tensor, pred: torch.Tensor, labels: list[str]
 ) -> dict[str, Any]:
@@ -52,15 +71,7 @@ def classification_metrics(
     return {
         "accuracy": float(tp.sum() / n) if n else 0.0,
         "macro_f1": float(f1.mean()) if k else 0.0,
-        "per_class": {
-            label: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(actual[i]),
-            }
-            for i, label in enumerate(labels)
-        },
+        "per_class": _per_class(labels, precision, recall, f1, actual),
         "confusion": cm.long().tolist(),
     }
 
@@ -126,15 +137,7 @@ def multilabel_metrics(
         macro_f1=float(f1.mean()) if len(labels) else 0.0,
         examples=int(gold.shape[0]),
         gold_labels=int(gold_all),
-        per_class={
-            label: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(actual[i]),
-            }
-            for i, label in enumerate(labels)
-        },
+        per_class=_per_class(labels, precision, recall, f1, actual),
     )
     return out
 
