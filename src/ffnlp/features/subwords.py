@@ -96,7 +96,8 @@ class SubwordTable:
 
     Rows ``0..vocab_size-1`` are the words, ``vocab_size..vocab_size+buckets-1`` the buckets
     (:attr:`num_rows` in all). ``offsets``/``rows`` are the CSR layout an ``EmbeddingBag`` takes:
-    word ``i``'s rows are ``rows[offsets[i]:offsets[i + 1]]``, its own row first.
+    word ``i``'s rows are ``rows[offsets[i]:offsets[i + 1]]``, its own row first (a batch's bags:
+    :func:`ffnlp.models.kernels.sgns_cpu.subword_bags`).
     """
 
     def __init__(self, words: Sequence[str], minn: int, maxn: int, buckets: int):
@@ -129,19 +130,6 @@ class SubwordTable:
     def oov_rows(self, word: str) -> list[int]:
         """Rows of a word outside the vocabulary: its subword buckets only (may be empty)."""
         return self._bucket_rows(word)
-
-    def bags(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(rows, offsets)`` for an ``EmbeddingBag`` over the given vocabulary words."""
-        starts = self.offsets[indices]
-        lengths = self.offsets[indices + 1] - starts
-        offsets = torch.zeros(len(indices), dtype=torch.int64)
-        if len(indices) > 1:
-            offsets[1:] = torch.cumsum(lengths[:-1], 0)
-        total = int(lengths.sum())
-        # position of each output element inside its word's span, plus that word's start
-        within = torch.arange(total, dtype=torch.int64) - torch.repeat_interleave(offsets, lengths)
-        rows = self.rows[torch.repeat_interleave(starts, lengths) + within]
-        return rows, offsets
 
 
 class SubwordVectors(WordVectors):
