@@ -167,16 +167,15 @@ def fasttext_cooking(train: Path, test: Path, threads: int, seed: int, **options
     return out
 
 
-def ffnlp_cooking(train, test, threads: int, seed: int, out: Path) -> dict:
+def ffnlp_cooking(train, test, threads: int | None, seed: int, out: Path) -> dict:
+    """The preset as a user runs it: its own thread setting unless --ffnlp-threads says one."""
     from ffnlp.tasks.classify import train_classifier
 
+    overrides = ["train.checkpoint=false"]
+    if threads is not None:
+        overrides.append(f"train.threads={threads}")
     clf = train_classifier(
-        train,
-        test=test,
-        config=COOKING_PRESET,
-        seed=seed,
-        out=out,
-        overrides=[f"train.threads={threads}", "train.checkpoint=false"],
+        train, test=test, config=COOKING_PRESET, seed=seed, out=out, overrides=overrides
     )
     s = clf.summary
     t = s["test"]
@@ -189,7 +188,9 @@ def ffnlp_cooking(train, test, threads: int, seed: int, out: Path) -> dict:
     }
 
 
-def bench_cooking(data_root: Path, threads: int, seeds: int) -> dict:
+def bench_cooking(
+    data_root: Path, threads: int, seeds: int, ffnlp_threads: int | None = None
+) -> dict:
     """fastText (both settings) and ffnlp's preset on the cooking split, ``seeds`` times."""
     train, test = data_root / "cooking/cooking.train", data_root / "cooking/cooking.valid"
     with tempfile.TemporaryDirectory() as tmp:  # one-time costs out of the timings
@@ -198,13 +199,15 @@ def bench_cooking(data_root: Path, threads: int, seeds: int) -> dict:
         sample.write_text("\n".join(lines) + "\n", encoding="utf-8")
         for options in FASTTEXT_COOKING.values():
             fasttext_cooking(sample, sample, threads, 0, **options)
-        ffnlp_cooking(sample, sample, threads, 0, Path(tmp) / "run")
+        ffnlp_cooking(sample, sample, ffnlp_threads, 0, Path(tmp) / "run")
     rows: dict[str, list[dict]] = {k: [] for k in (*FASTTEXT_COOKING, "ffnlp preset")}
     for seed in range(seeds):
         for label, options in FASTTEXT_COOKING.items():
             rows[label].append(fasttext_cooking(train, test, threads, seed, **options))
         with tempfile.TemporaryDirectory() as tmp:
-            rows["ffnlp preset"].append(ffnlp_cooking(train, test, threads, seed, Path(tmp) / "r"))
+            rows["ffnlp preset"].append(
+                ffnlp_cooking(train, test, ffnlp_threads, seed, Path(tmp) / "r")
+            )
         print(
             f"[cooking seed {seed}] "
             + "  ".join(
@@ -231,7 +234,11 @@ def bench_cooking(data_root: Path, threads: int, seeds: int) -> dict:
         for peer in FASTTEXT_COOKING:
             key = "time_ratio_vs_" + peer.replace(" ", "_").lower()
             table[label][key] = table[label]["fit_seconds"] / table[peer]["fit_seconds"]
-    print(f"\ncooking (multi-label): cooking.valid, mean of {seeds} seeds, {threads} threads")
+    who = "its default threads" if ffnlp_threads is None else f"{ffnlp_threads} threads"
+    print(
+        f"\ncooking (multi-label): cooking.valid, mean of {seeds} seeds; fastText {threads} "
+        f"threads, ffnlp {who}"
+    )
     print(
         f"{'':18s} {'P@1':>6s} {'R@1':>6s} {'P@5':>6s} {'R@5':>6s} {'P@.5':>6s} {'R@.5':>6s} "
         f"{'fit s':>7s} {'/ft softmax':>12s} {'/ft ova':>8s}"
@@ -367,7 +374,9 @@ def run(args: argparse.Namespace, ft_threads: list[int]) -> int:
     }
     if "cooking" in only:  # multi-label: its own contenders and figures
         only.remove("cooking")
-        results["datasets"]["cooking"] = bench_cooking(args.data, args.threads, args.seeds)
+        results["datasets"]["cooking"] = bench_cooking(
+            args.data, args.threads, args.seeds, args.ffnlp_threads
+        )
     # one-time costs (imports, first SparseAdam: ~3 s, regex compilation) stay out of the timings:
     # every contender first fits a 40-line sample once, untimed
     if only:
