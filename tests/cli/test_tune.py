@@ -86,6 +86,10 @@ def test_trial_seeds_is_auto_or_a_number(data: dict[str, Path], tmp_path: Path) 
     assert result.exit_code == 2
     text = " ".join(result.output.replace("│", " ").split())  # the error's box, unwrapped
     assert "--trial-seeds" in text and "auto or a whole number of at least 1; got 'many'" in text
+    result = runner.invoke(app, [*classify_args(data, tmp_path / "r"), "--rescore", "few"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "--rescore" in text and "auto or a whole number of at least 0; got 'few'" in text
 
 
 def test_missing_data_options(tmp_path: Path) -> None:

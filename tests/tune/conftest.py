@@ -100,7 +100,7 @@ def write_data(root: Path) -> dict[str, Path]:
 
 def classify_options(data: dict[str, Path], out: Path, **changes: Any) -> TuneOptions:
     """A small classify study: 3 trials of the 3-parameter space, scored on dev, one run per
-    trial (--trial-seeds 1: the tests of several seeds per trial say so)."""
+    trial (--trial-seeds 1: the tests of several seeds per trial say so), no re-scoring."""
     inputs = changes.pop("inputs", Inputs(train=data["train"], dev=data["dev"]))
     options: dict[str, Any] = {
         "task": "classify",
@@ -112,6 +112,7 @@ def classify_options(data: dict[str, Path], out: Path, **changes: Any) -> TuneOp
         "keep": "all",
         "pruner": "none",  # every trial runs to its end (pruning has its own test)
         "trial_seeds": 1,
+        "rescore": 0,  # the re-scoring has its own tests
     }
     options.update(changes)
     return TuneOptions(**options)

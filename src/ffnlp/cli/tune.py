@@ -76,6 +76,23 @@ def tune(
         "configuration. auto: 3 for classify without --cv, 1 for lm, w2v and with --cv (a study "
         "continued: as before).",
     ),
+    rescore: str = typer.Option(
+        "auto",
+        "--rescore",
+        help="After the search, train the K best trials (and the base configuration's) again "
+        "with --rescore-seeds fresh seeds; the best mean over all their seeds is the best "
+        "configuration (the best of many noisy trials was partly lucky). auto: 5 for classify "
+        "without --cv, else 0 (off). The time budget includes it.",
+    ),
+    rescore_seeds: int = typer.Option(
+        5, "--rescore-seeds", help="Fresh seeds for each re-scored trial (DIR/rescore/)."
+    ),
+    base_trial: bool = typer.Option(
+        True,
+        "--base-trial/--no-base-trial",
+        help="A new study's first trial is the base configuration (--config with --set), "
+        "where the space can give its values; the study ends with it unless a trial beats it.",
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Study folder (the same one continues the study)."
     ),
@@ -191,7 +208,10 @@ def tune(
         refit=refit,
         refit_on=refit_on,
         seeds=seeds,
-        trial_seeds=_trial_seeds(trial_seeds),
+        trial_seeds=_auto_count(trial_seeds, "--trial-seeds", 1),
+        rescore=_auto_count(rescore, "--rescore", 0),
+        rescore_seeds=rescore_seeds,
+        base_trial=base_trial,
         metric=metric,
         direction=direction,
         heartbeat=heartbeat,
@@ -221,15 +241,15 @@ def tune(
         _print_result(result)
 
 
-def _trial_seeds(text: str) -> int | str:
-    """--trial-seeds: auto or a whole number (checked by the study)."""
+def _auto_count(text: str, option: str, least: int) -> int | str:
+    """--trial-seeds, --rescore: auto or a whole number (its range checked by the study)."""
     if text.strip().lower() == "auto":
         return "auto"
     try:
         return int(text)
     except ValueError:
         raise typer.BadParameter(
-            f"auto or a whole number of at least 1; got {text!r}", param_hint="--trial-seeds"
+            f"auto or a whole number of at least {least}; got {text!r}", param_hint=option
         ) from None
 
 
@@ -277,10 +297,30 @@ class _Display:
             self.status.update(text)
 
     def start(self, meta: dict[str, Any]) -> None:
-        """Before the first trial: how many seeds each trial trains, and why."""
+        """Before the first trial: how many seeds each trial trains, and why; what trial 0 is;
+        the re-scoring to come."""
         count = meta["trial_seeds"]
         text = f"each trial trains {count} seed{'s' if count != 1 else ''}"
         err_console.print(f"{text} ({meta['trial_seeds_reason']})", soft_wrap=True)
+        base = meta.get("base_trial")
+        if base is not None:
+            drawn = base["drawn"]
+            err_console.print(
+                "the study starts from the base configuration (trial 0)"
+                + (
+                    f" (drawn, the base's value being outside the space: {', '.join(drawn)})"
+                    if drawn
+                    else ""
+                ),
+                soft_wrap=True,
+            )
+        rescore = meta.get("rescore", {})
+        if rescore.get("candidates"):
+            err_console.print(
+                f"then the {rescore['candidates']} best trials and the base configuration's are "
+                f"re-scored with {rescore['seeds']} fresh seeds each (--rescore 0: off)",
+                soft_wrap=True,
+            )
 
     def trial(self, line: TrialLine) -> None:
         err_console.print(format_trial(line), soft_wrap=True, highlight=False)
@@ -338,6 +378,9 @@ def _print_result(result: dict[str, Any]) -> None:
                 short_params(row["params"]),
             )
         out_console.print(table)
+    rescored = result.get("rescore")
+    if rescored is not None:
+        _print_rescore(rescored)
     best = result.get("best")
     if best is not None:
         out_console.print(
@@ -366,3 +409,25 @@ def _print_result(result: dict[str, Any]) -> None:
             f"{seeds['mean']:.4f} ± {seeds['sd']:.4f} (95% CI [{lo:.4f}, {hi:.4f}])",
             soft_wrap=True,
         )
+
+
+def _print_rescore(table: dict[str, Any]) -> None:
+    """The front-runners' search values against their fresh seeds."""
+    metric = table["metric"]
+    shown = Table(title=f"front-runners re-scored with fresh seeds ({metric})")
+    for col in ("trial", "search (seeds)", "fresh seeds", "all seeds", ""):
+        shown.add_column(col, justify="right" if col else "left")
+    for row in table["candidates"]:
+        marks = []
+        if row["number"] == table["best"]:
+            marks.append("chosen")
+        if row["base"]:
+            marks.append("base")
+        shown.add_row(
+            str(row["number"]),
+            f"{row['search_value']:.4f} ({row['search_seeds']})",
+            f"{row['fresh_mean']:.4f} ({len(row['values'])})",
+            f"{row['value']:.4f}",
+            ", ".join(marks),
+        )
+    out_console.print(shown)

@@ -62,9 +62,13 @@ class Plan:
     metric: str  # e.g. "dev.accuracy"
     direction: str  # maximize | minimize
     out: Path
-    deadline: float | None = None  # time.monotonic() when the time budget runs out
+    deadline: float | None = None  # time.monotonic() when the search must stop (the budget's
+    # end less what the re-scoring needs)
     folds: list[tuple[LabeledData, LabeledData]] | None = None  # --cv: (train, dev) per fold
     trial_seeds: int = 1  # --trial-seeds: runs per trial (seeds train.seed, +1, ...), mean scored
+    rescore: int = 0  # --rescore: front-runners trained again with fresh seeds after the search
+    rescore_seeds: int = 5
+    end: float | None = None  # time.monotonic() when the whole time budget runs out
     callbacks: Sequence[Callback] = ()  # handed to every run's trainer (a display)
 
     @property

@@ -23,6 +23,8 @@ from ffnlp.tune.space import Space, check_space, parse_space, space_path
 
 DIRECTIONS = ("maximize", "minimize")
 AUTO_TRIAL_SEEDS = 3  # --trial-seeds auto for classify without --cv
+AUTO_RESCORE = 5  # --rescore auto for classify without --cv: front-runners re-scored
+AUTO_RESCORE_SEEDS = 5  # fresh seeds each
 logger = logging.getLogger(__name__)
 # data options that decide how --train is read: with --cv it is read once, so not tunable
 READ_KEYS = (
@@ -58,6 +60,9 @@ class TuneOptions:
     trial_seeds: int | str = "auto"  # runs per trial (seeds train.seed, +1, ...); auto: see below
     metric: str | None = None
     direction: str | None = None
+    base_trial: bool = True  # a new study's first trial is the base configuration
+    rescore: int | str = "auto"  # front-runners re-scored with fresh seeds; auto: see below
+    rescore_seeds: int = AUTO_RESCORE_SEEDS
     heartbeat: int = 10  # seconds between a worker's heartbeats; silent for 2x: dead
     command: list[str] = field(default_factory=list)
 
@@ -120,8 +125,11 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
     out = Path(o.out).resolve()
     plan = Plan(o.task, space, o.config, sets, o.inputs, metric, direction, out, folds=folds)
     plan.trial_seeds = trial_seeds
+    plan.rescore = resolve_rescore(o.task, o.inputs, o.rescore)
+    plan.rescore_seeds = o.rescore_seeds
     meta = _meta(o, plan, space, tasks.resolve(o.task, o.config, sets))
     meta.update(trial_seeds=trial_seeds, trial_seeds_reason=why)
+    meta["rescore"] = {"candidates": plan.rescore, "seeds": plan.rescore_seeds}
     return plan, meta
 
 
@@ -154,6 +162,15 @@ def resolve_trial_seeds(
     if inputs.cv:
         return 1, "auto: 1 with --cv (the folds already average each trial)"
     return 1, f"auto: 1 for {task} (longer trials with steadier dev figures)"
+
+
+def resolve_rescore(task: str, inputs: tasks.Inputs, requested: int | str) -> int:
+    """How many front-runners are re-scored with fresh seeds (``--rescore``). ``auto``: 5 for
+    classify without --cv (cheap trials, a noisy dev set, hundreds of trials to pick from),
+    0 for lm, w2v (trials of minutes) and with --cv."""
+    if requested != "auto":
+        return int(requested)
+    return AUTO_RESCORE if task == "classify" and not inputs.cv else 0
 
 
 def _trial_seeds_so_far(out: Path | None) -> int | None:
@@ -198,6 +215,17 @@ def _check_options(o: TuneOptions) -> None:
             "--refit and --seeds retrain the best configuration and score it on --test, which "
             "w2v does not have; the best run is in DIR/trials (kept whole with --keep best)"
         )
+    if o.rescore != "auto" and (
+        isinstance(o.rescore, bool) or not isinstance(o.rescore, int) or o.rescore < 0
+    ):
+        problems.append(f"--rescore must be auto or a whole number, 0 or more; got {o.rescore!r}")
+    elif o.rescore not in ("auto", 0) and o.inputs.cv:
+        problems.append(
+            "--rescore trains the front-runners with fresh seeds on --dev, which --cv does not "
+            "have (its folds already average each trial); leave out --rescore or --cv"
+        )
+    if o.rescore_seeds < 1:
+        problems.append(f"--rescore-seeds must be at least 1; got {o.rescore_seeds}")
     if o.inputs.cv and o.seeds and o.inputs.test is None:
         problems.append("--seeds with --cv scores the seeds on --test: pass --test")
     cfgmod.raise_problems(problems, "in the options of ffnlp tune")

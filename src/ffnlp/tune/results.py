@@ -26,6 +26,7 @@ from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
 from ffnlp.tune import tasks
 from ffnlp.tune.objective import TRIALS, Plan, run_dir_of
+from ffnlp.tune.rescore import FOLDER as RESCORED
 
 if TYPE_CHECKING:
     import optuna
@@ -40,13 +41,23 @@ SUMMARY_FILES = ("config.toml", "summary.json", "metrics.jsonl", "plots")
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
-def best_trial(study: optuna.study.Study) -> optuna.trial.FrozenTrial | None:
-    """The completed trial with the best value (None before one completes)."""
+def best_trial(
+    study: optuna.study.Study, out: Path | None = None
+) -> optuna.trial.FrozenTrial | None:
+    """The best configuration's trial (None before one completes): with ``out``, the one the
+    study's last re-scoring chose (DIR/rescore.json) when there is one; else the completed
+    trial with the best value."""
     from optuna.trial import TrialState
+
+    from ffnlp.tune.rescore import chosen_number
 
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not done:
         return None
+    number = chosen_number(out) if out is not None else None
+    for t in done if number is not None else ():
+        if t.number == number:
+            return t
     return study.best_trial
 
 
@@ -95,7 +106,7 @@ def write_tables(study: optuna.study.Study, plan: Plan) -> None:
     so that a study stopped at any moment has them)."""
     trials = study.get_trials(deepcopy=False)
     write_atomic(plan.out / "trials.csv", trials_csv(trials, plan.space.keys))
-    best = best_trial(study)
+    best = best_trial(study, plan.out)
     if best is not None and "config" in best.user_attrs:
         write_atomic(plan.out / "best.toml", best_toml(best, study.study_name, plan.metric))
 
@@ -103,18 +114,24 @@ def write_tables(study: optuna.study.Study, plan: Plan) -> None:
 # -------------------------------------------------------------------------------- clean-up
 
 
-def apply_keep(study: optuna.study.Study, out: Path, keep: str) -> None:
+def apply_keep(study: optuna.study.Study, out: Path, keep: str, spare: Sequence[int] = ()) -> None:
     """``--keep``: all (every trial folder whole), best (only the best trial keeps its model;
     the others are pruned to their summary) or summaries (every trial pruned to its summary).
-    Only finished trials are touched (another worker may be writing a running one)."""
+    Only finished trials are touched (another worker may be writing a running one). With
+    best, the trials in ``spare`` (the front-runners the re-scoring may choose) stay whole too.
+    The re-scoring's runs only score their seeds: they keep their summaries."""
     if keep == "all":
         return
-    best = best_trial(study) if keep == "best" else None
+    best = best_trial(study, out) if keep == "best" else None
+    whole = {best.number, *spare} if best is not None else set()
     for t in study.get_trials(deepcopy=False):
-        if t.state.name in FINISHED and (best is None or t.number != best.number):
+        if t.state.name in FINISHED and t.number not in whole:
             folder = out / run_dir_of(t.number)
             if folder.is_dir():
                 reduce_to_summary(folder)
+    for folder in sorted((out / RESCORED).glob("*/seed_*")):
+        if (folder / "summary.json").is_file():
+            reduce_to_summary(folder)
 
 
 def reduce_to_summary(folder: Path) -> None:

@@ -124,6 +124,27 @@ class Param:
             self.key, float(self.low), float(self.high), step=step_f, log=self.log
         )
 
+    def label_of(self, value: Any) -> Any:
+        """The Optuna parameter value that gives the config value ``value``, or ``_MISSING``
+        when the distribution cannot give it (not a choice, out of range, off the step)."""
+        if self.type == "categorical":
+            text = cfgmod.toml_value(value)
+            for choice, lab in zip(self.choices, self.labels, strict=True):
+                if cfgmod.toml_value(choice) == text:
+                    return lab
+            return _MISSING
+        assert self.low is not None and self.high is not None
+        fits = _is_int(value) if self.type == "int" else _is_number(value)
+        if not fits or not self.low <= value <= self.high:
+            return _MISSING
+        if (
+            self.step is not None
+            and value != self.low
+            and not _divides(self.step, value - self.low)
+        ):
+            return _MISSING
+        return int(value) if self.type == "int" else float(value)
+
     def spec(self) -> dict[str, Any]:
         """The distribution as the file gave it (tune.json keeps it)."""
         out: dict[str, Any] = {"type": self.type}
@@ -168,6 +189,23 @@ class Space:
         """Optuna's stored parameters of a trial as config values."""
         by_key = {p.key: p for p in self.params}
         return {k: by_key[k].decode(v) if k in by_key else v for k, v in params.items()}
+
+    def base_params(self, config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The base configuration as a trial of this space: (Optuna parameter values of the
+        parameters the space can set to the base's value, keys it cannot). ``config`` is the
+        resolved configuration as a dict (sections nested)."""
+        params: dict[str, Any] = {}
+        outside: list[str] = []
+        for p in self.params:
+            value: Any = config
+            for part in p.key.split("."):
+                value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
+            label = _MISSING if value is _MISSING else p.label_of(value)
+            if label is _MISSING:
+                outside.append(p.key)
+            else:
+                params[p.key] = label
+        return params, outside
 
     def fixed_overrides(self) -> list[str]:
         return [f"{k}={cfgmod.toml_value(v)}" for k, v in self.fixed.items()]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 import warnings
@@ -43,6 +44,8 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: setting up a study is not locked
     fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 300.0  # seconds, when neither --trials nor --timeout is given (fastText's)
 MISSING_OPTUNA = "ffnlp tune needs Optuna: pip install 'ffnlp[tune]'"
@@ -89,6 +92,8 @@ def tune(
     with _setup_lock(out):
         _check_folder(out, meta)
         study = _open_study(options, meta)
+        if options.base_trial and not study.get_trials(deepcopy=False):
+            meta["base_trial"] = _enqueue_base(study, plan, meta["base"])
         _write_meta(out, meta)
     if on_start is not None:
         on_start(meta)
@@ -104,7 +109,9 @@ def tune(
         timeout = options.timeout
         if options.trials is None and timeout is None:
             timeout = DEFAULT_TIMEOUT
-        plan.deadline = time.monotonic() + timeout if timeout is not None else None
+        plan.end = time.monotonic() + timeout if timeout is not None else None
+        plan.deadline = plan.end
+        session.leave_time_for_rescoring(study)
         try:
             study.optimize(
                 objective(plan),
@@ -118,6 +125,8 @@ def tune(
             results.write_tables(study, plan)
             raise
         session.raise_if_stuck()
+    if plan.rescore:
+        _rescore(study, plan, callbacks)
     results.write_tables(study, plan)
     results.apply_keep(study, out, options.keep)
     results.remove_debris(study, out)
@@ -128,13 +137,14 @@ def tune(
 
 
 @contextlib.contextmanager
-def _setup_lock(out: Path) -> Iterator[None]:
-    """Workers starting together set the folder and the storage up one at a time."""
+def _setup_lock(out: Path, name: str = ".tune.lock") -> Iterator[None]:
+    """Workers starting together set the folder and the storage up one at a time (and workers
+    ending together re-score one at a time: ``name`` ".rescore.lock")."""
     out.mkdir(parents=True, exist_ok=True)
     if fcntl is None:  # pragma: no cover
         yield
         return
-    fd = os.open(out / ".tune.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(out / name, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -253,6 +263,22 @@ def _open_study(options: TuneOptions, meta: dict[str, Any]) -> optuna.study.Stud
     return study
 
 
+def _enqueue_base(study: optuna.study.Study, plan: Plan, base: dict[str, Any]) -> dict[str, Any]:
+    """A new study's first trial is the base configuration (its values of the tuned keys that
+    the space can give; the others are drawn): the study starts from what the user has, and
+    ends with it unless a trial does better. What tune.json records of it."""
+    params, outside = plan.space.base_params(base)
+    study.enqueue_trial(params, user_attrs={"base": True})
+    if outside:
+        logger.info(
+            "trial 0 is the base configuration, except %s (its value is outside the space: drawn)",
+            ", ".join(outside),
+        )
+    else:
+        logger.info("trial 0 is the base configuration")
+    return {"number": 0, "params": plan.space.decode(params), "drawn": outside}
+
+
 # ------------------------------------------------------------------------------ the session
 
 
@@ -268,11 +294,29 @@ class _Session:
         self.last_error = ""
         self.stuck = False
 
+    def leave_time_for_rescoring(self, study: optuna.study.Study) -> bool:
+        """Move the search's deadline so that the re-scoring of the present front-runners fits
+        in the time budget; whether that deadline has come (and a trial has completed)."""
+        plan = self.plan
+        if plan.end is None or not plan.rescore:
+            return False
+        from ffnlp.tune.rescore import seconds_needed
+
+        plan.deadline = plan.end - seconds_needed(study, plan, plan.rescore, plan.rescore_seeds)
+        return time.monotonic() >= plan.deadline and results_exist(study)
+
     def after_trial(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> None:
         from ffnlp.tune import results
 
+        if self.leave_time_for_rescoring(study):
+            study.stop()
         results.write_tables(study, self.plan)
-        results.apply_keep(study, self.plan.out, self.options.keep)
+        spare: list[int] = []
+        if self.plan.rescore:
+            from ffnlp.tune.rescore import candidates
+
+            spare = [t.number for t in candidates(study, self.plan, self.plan.rescore)]
+        results.apply_keep(study, self.plan.out, self.options.keep, spare)
         if trial.state.name == "FAIL":
             self.failures_in_a_row += 1
             self.last_error = str(trial.user_attrs.get("error", "an error"))
@@ -290,6 +334,33 @@ class _Session:
                 f"the last {FAILURES_IN_A_ROW} trials all failed, the last one with: "
                 f"{self.last_error}. Check the space and the base configuration."
             )
+
+
+def results_exist(study: optuna.study.Study) -> bool:
+    """Whether a trial has completed (there is something to re-score)."""
+    from optuna.trial import TrialState
+
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def _rescore(study: optuna.study.Study, plan: Plan, callbacks: Sequence[Callback]) -> None:
+    """Re-score the front-runners (one worker at a time: the next reads what the first
+    trained)."""
+    from ffnlp.tune.rescore import rescore
+
+    with _setup_lock(plan.out, ".rescore.lock"):
+        rescore(study, plan, plan.rescore, plan.rescore_seeds, callbacks)
+
+
+def _rescore_table(plan: Plan) -> dict[str, Any] | None:
+    """DIR/rescore.json, when a re-scoring chose the best trial."""
+    from ffnlp.tune.rescore import TABLE
+
+    path = plan.out / TABLE
+    if not path.is_file():
+        return None
+    table: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return table
 
 
 def trial_line(study: optuna.study.Study, trial: optuna.trial.FrozenTrial, plan: Plan) -> TrialLine:
@@ -353,7 +424,7 @@ def _finish(
             for t in ranked[:10]
         ],
     }
-    best = results.best_trial(study)
+    best = results.best_trial(study, plan.out)
     if best is None:
         if options.refit or options.seeds:
             raise ConfigError(
@@ -368,6 +439,14 @@ def _finish(
         "run_dir": run_dir_of(best.number),
         "config": "best.toml",
     }
+    table = _rescore_table(plan)
+    if table is not None:
+        result["rescore"] = table
+        chosen = next((r for r in table["candidates"] if r["number"] == best.number), None)
+        if chosen is not None:
+            result["best"].update(
+                value=chosen["value"], seeds=chosen["search_seeds"] + len(chosen["values"])
+            )
     if options.refit:
         result["refit"] = results.refit(best, plan, options.refit_on, callbacks)
     if options.seeds:
