@@ -203,3 +203,18 @@ def test_the_search_leaves_the_time_the_rescoring_needs(tmp_path: Path) -> None:
     done.mkdir(parents=True)
     (done / "summary.json").write_text(json.dumps({"dev": {"accuracy": 0.8}}), encoding="utf-8")
     assert rescoremod.seconds_needed(study, plan, 2, 4) == pytest.approx(3 * 20 + 4 * 10)
+
+
+def test_the_report_shows_the_rescoring(rescored: dict[str, Any]) -> None:
+    from ffnlp.report.study import study_page
+    from ffnlp.report.studyfolder import read_study
+
+    out: Path = rescored["out"]
+    study = read_study(out)
+    table = json.loads((out / "rescore.json").read_text(encoding="utf-8"))
+    assert study.best is not None and study.best.number == table["best"]
+    page = study_page(study, out / "report.html")
+    section = page[page.index("id='rescore'") :]
+    for row in table["candidates"]:
+        assert f"<td>{row['number']}</td><td>{row['search_value']:.4f} (1)</td>" in section
+    assert section.count("chosen") == 1 and "base</td>" in section

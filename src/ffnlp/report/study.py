@@ -176,6 +176,33 @@ def _extras(study: StudyFolder, page: Path) -> str:
     return "".join(parts)
 
 
+def _rescored(study: StudyFolder) -> str:
+    """The front-runners against their fresh seeds (rescore.json), or nothing."""
+    table = study.rescore
+    if table is None:
+        return ""
+    metric = html.escape(str(table.get("metric", study.metric)))
+    rows = []
+    for r in table["candidates"]:
+        marks = [
+            m
+            for m, on in (("chosen", r["number"] == table.get("best")), ("base", r.get("base")))
+            if on
+        ]
+        rows.append(
+            f"<tr><td>{r['number']}</td><td>{fmt(r['search_value'])} ({r['search_seeds']})</td>"
+            f"<td>{fmt(r['fresh_mean'])} ({len(r['values'])})</td><td>{fmt(r['value'])}</td>"
+            f"<td>{', '.join(marks)}</td></tr>"
+        )
+    return (
+        f"<h2 id='rescore'>The front-runners re-scored with fresh seeds ({metric})</h2>"
+        "<p>The best trials of a search are partly its luckiest; each was trained again with "
+        "seeds no trial used (the same seeds for all), and the best mean over all its seeds "
+        "chose the best configuration.</p><table><tr><th>trial</th><th>search (seeds)</th>"
+        f"<th>fresh seeds</th><th>all seeds</th><th></th></tr>{''.join(rows)}</table>"
+    )
+
+
 def _space(study: StudyFolder) -> str:
     space = study.info.get("space")
     if not isinstance(space, dict) or not space:
@@ -234,6 +261,7 @@ def study_page(study: StudyFolder, page: Path) -> str:
 <h2 id='intermediate'>Learning curves of every trial ({pruned} pruned, in grey)</h2>{intermediate}
 <h2 id='best-curves'>The best trial's training curves</h2>{_best_curves(study, best, page, reports)}
 <h2 id='top'>The best {min(TOP_TRIALS, len(done))} trials</h2>{_top_table(study, params, page, reports)}
+{_rescored(study)}
 {_extras(study, page)}
 <h2 id='best-config'>The best configuration (best.toml)</h2>{config}
 {_space(study)}"""

@@ -29,6 +29,7 @@ from ffnlp.training.history import History, read_metrics
 TUNE_JSON = "tune.json"
 TRIALS_CSV = "trials.csv"
 STUDY_DB = "study.db"
+RESCORE_JSON = "rescore.json"
 INSTALL_TUNE = "pip install 'ffnlp[tune]'"
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
@@ -72,10 +73,29 @@ class StudyFolder:
         return [t for t in self.trials if t.state == "COMPLETE" and t.value is not None]
 
     @property
+    def rescore(self) -> dict[str, Any] | None:
+        """rescore.json: the front-runners re-scored with fresh seeds, and the trial chosen."""
+        path = self.folder / RESCORE_JSON
+        if not own_file(self.folder, path):
+            return None
+        try:
+            table = read_json(path)
+        except ModelFileError:
+            return None
+        return (
+            table if isinstance(table, dict) and isinstance(table.get("candidates"), list) else None
+        )
+
+    @property
     def best(self) -> StudyTrial | None:
+        """The trial the re-scoring chose, else the complete trial with the best value."""
         done = self.complete
         if not done:
             return None
+        chosen = (self.rescore or {}).get("best")
+        for t in done:
+            if t.number == chosen:
+                return t
         pick = min if self.direction == "minimize" else max
         return pick(done, key=lambda t: t.value if t.value is not None else math.nan)
 
