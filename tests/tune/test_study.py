@@ -234,8 +234,13 @@ def test_cross_validation_trials(data: dict[str, Path], tmp_path: Path) -> None:
             json.loads((run / f"fold_{k}" / "summary.json").read_text(encoding="utf-8"))
             for k in (1, 2, 3)
         ]
-        assert [f["train_examples"] for f in folds] == [133, 133, 134]  # 200 in 3 stratified folds
-        assert t.value == pytest.approx(statistics.fmean(f["dev"]["accuracy"] for f in folds))
+        # 200 in 3 stratified folds; a tenth of each round's training part stops it early,
+        # and the held-out fold, which did not, scores it
+        assert [f["held_out"]["examples"] for f in folds] == [67, 67, 66]
+        assert [f["train_examples"] for f in folds] == [119, 119, 120]
+        assert [f["dev"]["examples"] for f in folds] == [14, 14, 14]
+        assert t.value == pytest.approx(statistics.fmean(f["held_out"]["accuracy"] for f in folds))
+        assert t.value != pytest.approx(statistics.fmean(f["dev"]["accuracy"] for f in folds))
         assert sorted(t.intermediate_values.values())[-1] >= t.value - 1e-12
         assert all("test" not in f for f in folds)
     assert result["refit"]["on"] == "train"

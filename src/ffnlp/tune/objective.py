@@ -50,6 +50,17 @@ class TrialFailed(Exception):
     study goes on."""
 
 
+@dataclass(frozen=True)
+class Fold:
+    """One round of ``--cv``: the run trains on ``train``, stops early and is pruned on ``dev``
+    (a stratified tenth of the other folds), and the trial is scored on ``held_out`` (the
+    fold), which played no part in training it: an unbiased estimate."""
+
+    train: LabeledData
+    dev: LabeledData
+    held_out: LabeledData
+
+
 @dataclass
 class Plan:
     """Everything a trial needs, settled before the first one."""
@@ -64,7 +75,7 @@ class Plan:
     out: Path
     deadline: float | None = None  # time.monotonic() when the search must stop (the budget's
     # end less what the re-scoring needs)
-    folds: list[tuple[LabeledData, LabeledData]] | None = None  # --cv: (train, dev) per fold
+    folds: list[Fold] | None = None  # --cv
     trial_seeds: int = 1  # --trial-seeds: runs per trial (seeds train.seed, +1, ...), mean scored
     rescore: int = 0  # --rescore: front-runners trained again with fresh seeds after the search
     rescore_seeds: int = 5
@@ -178,6 +189,7 @@ class _Round:
     train: Any = None
     dev: Any = None
     corpus: Path | None = None
+    held_out: Any = None  # a fold's held-out part: it scores the round
     facts: dict[str, Any] = field(default_factory=dict)  # a fold's sizes
     evaluations: bool = False  # report each dev evaluation to the pruner (the first seed)
 
@@ -191,11 +203,16 @@ def _rounds_of(plan: Plan, cfg: Any) -> list[_Round] | None:
                 "fold",
                 k,
                 cfg,
-                train=train_part,
-                dev=dev_part,
-                facts={"train": len(train_part), "dev_examples": len(dev_part)},
+                train=fold.train,
+                dev=fold.dev,
+                held_out=fold.held_out,
+                facts={
+                    "train": len(fold.train),
+                    "dev_examples": len(fold.dev),
+                    "held_out": len(fold.held_out),
+                },
             )
-            for k, (train_part, dev_part) in enumerate(plan.folds, 1)
+            for k, fold in enumerate(plan.folds, 1)
         ]
     if plan.trial_seeds <= 1:
         return None
@@ -247,11 +264,12 @@ def _train_rounds(
             train=r.train,
             dev=r.dev,
             corpus=r.corpus,
+            held_out=r.held_out,
         )
         steps += int(summary.get("steps", 0))
         if reporter.best_epochs is not None:
             best_epochs.append(reporter.best_epochs)
-        dev = _numbers(summary.get("dev", {}))
+        dev = _numbers(summary.get("dev" if r.held_out is None else "held_out", {}))
         rows.append(
             {
                 unit: r.number,

@@ -18,11 +18,12 @@ from ffnlp import __version__
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.tune import tasks
-from ffnlp.tune.objective import Plan
+from ffnlp.tune.objective import Fold, Plan
 from ffnlp.tune.space import Space, check_space, parse_space, space_path
 
 DIRECTIONS = ("maximize", "minimize")
 AUTO_TRIAL_SEEDS = 3  # --trial-seeds auto for classify without --cv
+CV_DEV_FRACTION = 0.1  # --cv: the share of each round's training part that stops it early
 AUTO_RESCORE = 5  # --rescore auto for classify without --cv: front-runners re-scored
 AUTO_RESCORE_SEEDS = 5  # fresh seeds each
 logger = logging.getLogger(__name__)
@@ -233,11 +234,12 @@ def _check_options(o: TuneOptions) -> None:
     cfgmod.raise_problems(files, "with the input files", error=DataError)
 
 
-def _folds(examples: Any, k: int, seed: int, space: Space) -> list[tuple[Any, Any]]:
-    """(training part, held-out part) of each of the k stratified folds of --train."""
+def _folds(examples: Any, k: int, seed: int, space: Space) -> list[Fold]:
+    """The k stratified folds of --train, each with a stratified tenth of its training part
+    held out as its dev data (as ``ffnlp classify cv`` does)."""
     import numpy as np
 
-    from ffnlp.experiments.cv import strata, stratified_folds, subset
+    from ffnlp.experiments.cv import split_off, strata, stratified_folds, subset
 
     read = [key for key in space.keys if key in READ_KEYS]
     if read:
@@ -254,9 +256,11 @@ def _folds(examples: Any, k: int, seed: int, space: Space) -> list[tuple[Any, An
         )
     everything = np.arange(len(examples))
     folds = []
-    for held_out in stratified_folds(keys, k, seed):
-        rest = np.setdiff1d(everything, held_out)
-        folds.append((subset(examples, rest), subset(examples, held_out)))
+    for i, held_out in enumerate(stratified_folds(keys, k, seed)):
+        rest, dev = split_off(keys, np.setdiff1d(everything, held_out), CV_DEV_FRACTION, seed + i)
+        folds.append(
+            Fold(subset(examples, rest), subset(examples, dev), subset(examples, held_out))
+        )
     return folds
 
 

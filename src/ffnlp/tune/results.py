@@ -25,7 +25,7 @@ from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
 from ffnlp.tune import tasks
-from ffnlp.tune.objective import TRIALS, Plan, run_dir_of
+from ffnlp.tune.objective import TRIALS, Fold, Plan, run_dir_of
 from ffnlp.tune.rescore import FOLDER as RESCORED
 
 if TYPE_CHECKING:
@@ -280,9 +280,10 @@ def _joined(a: LabeledData, b: LabeledData) -> LabeledData:
     )
 
 
-def _all_examples(folds: list[tuple[LabeledData, LabeledData]]) -> LabeledData:
-    """Every example of a cross-validation (the dev parts of the folds cover them all once)."""
-    parts = [dev for _, dev in folds]
+def _all_examples(folds: list[Fold]) -> LabeledData:
+    """Every example of a cross-validation (the held-out parts of the folds cover them all
+    once)."""
+    parts = [fold.held_out for fold in folds]
     joined = parts[0]
     for part in parts[1:]:
         joined = _joined(joined, part)

@@ -8,6 +8,7 @@ folder and the pruning callback, and never the test data.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
+from ffnlp.fileio import write_atomic
 
 if TYPE_CHECKING:
     from ffnlp.text.readers import LabeledData
@@ -225,18 +227,31 @@ def train(
     dev: Any = None,
     test: Any = None,
     corpus: Path | None = None,
+    held_out: Any = None,
     force: bool = False,
 ) -> dict[str, Any]:
     """Train ``cfg`` into the run folder ``out``; its summary. ``train`` / ``dev`` are files or
     (classify) data in memory: cross-validation folds, train+dev; ``test`` is only ever given
-    by the refit and the seeds; ``corpus`` is w2v's."""
+    by the refit and the seeds; ``corpus`` is w2v's. ``held_out`` (classify, a --cv fold's
+    held-out part) is scored once training is done, into the summary's ``held_out``."""
     if task == "classify":
         from ffnlp.tasks.classify import train_classifier
 
         clf = train_classifier(
             train, dev=dev, test=test, config=cfg, out=out, callbacks=callbacks, force=force
         )
-        return dict(clf.summary)
+        summary = dict(clf.summary)
+        if held_out is not None:
+            scores = clf.evaluate(held_out)
+            summary["held_out"] = {
+                k: float(v)
+                for k, v in scores.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
+            written = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+            written["held_out"] = summary["held_out"]
+            write_atomic(out / "summary.json", json.dumps(written, indent=2), within=out)
+        return summary
     if task == "lm":
         from ffnlp.tasks.lm import train_lm
 
