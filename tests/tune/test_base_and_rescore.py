@@ -1,5 +1,6 @@
 """The study's first trial is the base configuration; after the search the front-runners are
-re-scored with fresh seeds, and the best mean over all seeds is the best configuration."""
+re-scored with fresh seeds, and the best mean over the fresh seeds is the best
+configuration."""
 
 from __future__ import annotations
 
@@ -144,7 +145,8 @@ def test_the_front_runners_and_the_base_get_fresh_seeds(rescored: dict[str, Any]
             assert summary["dev"]["accuracy"] == value
             assert "test" not in summary  # re-scoring is on dev, as the search
         assert row["search_value"] == trial.value
-        assert row["value"] == pytest.approx(statistics.fmean([trial.value, *row["values"]]))
+        assert row["value"] == pytest.approx(statistics.fmean(row["values"]))
+        assert row["all_seeds"] == pytest.approx(statistics.fmean([trial.value, *row["values"]]))
     chosen = max(table["candidates"], key=lambda r: r["value"])
     assert table["best"] == chosen["number"]
 
@@ -155,7 +157,7 @@ def test_the_chosen_trial_is_the_best_configuration(rescored: dict[str, Any]) ->
     best = rescored["result"]["best"]
     assert best["number"] == table["best"]
     row = next(r for r in table["candidates"] if r["number"] == table["best"])
-    assert best["value"] == row["value"] and best["seeds"] == 4
+    assert best["value"] == row["value"] and best["seeds"] == 3
     assert rescored["result"]["rescore"]["best"] == table["best"]
     header = (out / "best.toml").read_text(encoding="utf-8").splitlines()[0]
     assert f"trial {table['best']} " in header

@@ -80,7 +80,7 @@ def tune(
         "auto",
         "--rescore",
         help="After the search, train the K best trials (and the base configuration's) again "
-        "with --rescore-seeds fresh seeds; the best mean over all their seeds is the best "
+        "with --rescore-seeds fresh seeds; the best mean over the fresh seeds is the best "
         "configuration (the best of many noisy trials was partly lucky). auto: 5 for classify "
         "without --cv, else 0 (off). The time budget includes it.",
     ),
@@ -412,7 +412,7 @@ def _print_rescore(table: dict[str, Any]) -> None:
     """The front-runners' search values against their fresh seeds."""
     metric = table["metric"]
     shown = Table(title=f"front-runners re-scored with fresh seeds ({metric})")
-    for col in ("trial", "search (seeds)", "fresh seeds", "all seeds", ""):
+    for col in ("trial", "search (seeds)", "fresh seeds (chooses)", "all seeds", ""):
         shown.add_column(col, justify="right" if col else "left")
     for row in table["candidates"]:
         marks = []
@@ -423,8 +423,8 @@ def _print_rescore(table: dict[str, Any]) -> None:
         shown.add_row(
             str(row["number"]),
             f"{row['search_value']:.4f} ({row['search_seeds']})",
-            f"{row['fresh_mean']:.4f} ({len(row['values'])})",
-            f"{row['value']:.4f}",
+            f"{row['value']:.4f} ({len(row['values'])})",
+            f"{row['all_seeds']:.4f}",
             ", ".join(marks),
         )
     out_console.print(shown)

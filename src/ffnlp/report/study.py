@@ -191,15 +191,16 @@ def _rescored(study: StudyFolder) -> str:
         ]
         rows.append(
             f"<tr><td>{r['number']}</td><td>{fmt(r['search_value'])} ({r['search_seeds']})</td>"
-            f"<td>{fmt(r['fresh_mean'])} ({len(r['values'])})</td><td>{fmt(r['value'])}</td>"
+            f"<td>{fmt(r['value'])} ({len(r['values'])})</td><td>{fmt(r['all_seeds'])}</td>"
             f"<td>{', '.join(marks)}</td></tr>"
         )
     return (
         f"<h2 id='rescore'>The front-runners re-scored with fresh seeds ({metric})</h2>"
         "<p>The best trials of a search are partly its luckiest; each was trained again with "
-        "seeds no trial used (the same seeds for all), and the best mean over all its seeds "
-        "chose the best configuration.</p><table><tr><th>trial</th><th>search (seeds)</th>"
-        f"<th>fresh seeds</th><th>all seeds</th><th></th></tr>{''.join(rows)}</table>"
+        "seeds no trial used (the same seeds for all), and the best mean over those fresh seeds "
+        "chose the best configuration (a search value is biased upwards by the choice "
+        "itself).</p><table><tr><th>trial</th><th>search (seeds)</th>"
+        f"<th>fresh seeds (chooses)</th><th>all seeds</th><th></th></tr>{''.join(rows)}</table>"
     )
 
 

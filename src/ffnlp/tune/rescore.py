@@ -1,6 +1,6 @@
 """Re-scoring the front-runners: once the search ends, the best few trials (and the base
 configuration's trial) are trained again with fresh seeds, and the best configuration is the one
-with the best mean over all its seeds.
+with the best mean over those fresh seeds.
 
 Why: a study's best trial is the maximum of many noisy dev scores, so it is the configuration
 that was luckiest as much as the best one, and its value overstates what it does on new seeds
@@ -93,8 +93,10 @@ def rescore(
     callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any] | None:
     """Train each candidate with ``count`` fresh seeds; write and return the table (None when
-    no trial completed). The chosen trial is the best mean over the trial's seeds and the new
-    ones, each seed weighing the same."""
+    no trial completed). The chosen trial is the one with the best mean over the fresh seeds
+    alone (``value``): a search value is biased upwards by the choice of the front-runners,
+    and mixing it in would bring back some of the luck the re-scoring is there to remove
+    (``all_seeds``, the mean over the trial's seeds and the fresh ones, is kept to read)."""
     from ffnlp.tune.objective import _value
 
     found = candidates(study, plan, k)
@@ -131,8 +133,8 @@ def rescore(
                 "search_seeds": weight,
                 "seeds": seeds,
                 "values": values,
-                "fresh_mean": statistics.fmean(values),
-                "value": (search * weight + sum(values)) / (weight + len(values)),
+                "value": statistics.fmean(values),
+                "all_seeds": (search * weight + sum(values)) / (weight + len(values)),
             }
         )
     pick = (max if plan.direction == "maximize" else min)(rows, key=lambda r: float(r["value"]))

@@ -444,9 +444,7 @@ def _finish(
         result["rescore"] = table
         chosen = next((r for r in table["candidates"] if r["number"] == best.number), None)
         if chosen is not None:
-            result["best"].update(
-                value=chosen["value"], seeds=chosen["search_seeds"] + len(chosen["values"])
-            )
+            result["best"].update(value=chosen["value"], seeds=len(chosen["values"]))
     if options.refit:
         result["refit"] = results.refit(best, plan, options.refit_on, callbacks)
     if options.seeds:
