@@ -299,6 +299,12 @@ def test_explain_shapes_for_word2vec(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["architecture"] == "skipgram" and out["macs_per_example"] == 4 * 12
+    # the table prints the formulas whole: their brackets are text, not Rich markup
+    text = runner.invoke(app, ["explain", "shapes", str(run)], env={"COLUMNS": "200"})
+    assert text.exit_code == 0, text.output
+    for line in out["lines"]:
+        assert line["formula"] in text.stdout
+    assert "W_in[x(t)]" in text.stdout
 
 
 def test_explain_shapes_for_a_classifier_gives_its_cost(tmp_path: Path) -> None:

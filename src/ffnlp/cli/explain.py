@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ffnlp.cli.common import err_console, out_console, print_json
 
@@ -92,11 +93,11 @@ def _classifier_shapes(run: Path, text: list[str], json_: bool) -> None:
         table.add_column(col, justify="right" if col in ("mult-adds", "params") else "left")
     for c in calls:
         table.add_row(
-            c.name,
-            c.kind,
-            " ".join(str(s) for s in c.inputs),
-            str(c.output),
-            c.product,
+            Text(c.name),
+            Text(c.kind),
+            Text(" ".join(str(s) for s in c.inputs)),
+            Text(str(c.output)),
+            Text(c.product),
             f"{c.macs:,}" if c.macs else "",
             f"{c.params:,}",
         )
@@ -110,9 +111,12 @@ def _computation_table(title: str, lines: list) -> Table:
     table.add_column("matrix product (letters) = (numbers)")
     table.add_column("output")
     table.add_column("mult-adds / example", justify="right")
-    for line in lines:
+    for line in lines:  # Text: the formulas' brackets (W_in[x(t)]) are not Rich markup
         table.add_row(
-            line.formula, line.product, line.output, f"{line.macs:,}" if line.macs else ""
+            Text(line.formula),
+            Text(line.product),
+            Text(line.output),
+            f"{line.macs:,}" if line.macs else "",
         )
     return table
 
