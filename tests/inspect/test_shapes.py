@@ -318,3 +318,23 @@ def test_explain_shapes_for_a_classifier_gives_its_cost(tmp_path: Path) -> None:
     (first,) = [layer for layer in out["layers"] if layer["kind"] == "EmbeddingBag"]
     # a first layer of 8 units fed by the texts' non-zeros, then 8 -> 1
     assert out["macs_per_example"] == first["macs"] / 2 + 8 * 1
+
+
+@pytest.mark.parametrize("hidden", [[], [4]])
+def test_dense_features_show_the_first_layer_product(hidden: list[int]) -> None:
+    """A feature MLP over dense rows multiplies them by its first table directly (no module
+    call): explain shapes still shows that product, and the rows add up to the cost."""
+    from ffnlp.inspect.shapes import classifier_calls, classifier_macs
+    from ffnlp.models.feature_mlp import FeatureMLP
+
+    torch.manual_seed(0)
+    model = FeatureMLP(6, 2, hidden=hidden, input_dropout=0.1)
+    batch = {"x": torch.randn(3, 6)}
+    calls = classifier_calls(model, batch)
+    names = [c.name for c in calls]
+    assert names[:2] == ["input_dropout", "input"]
+    first = calls[1]
+    width = hidden[0] if hidden else 1  # 2 classes: one logit
+    assert (first.inputs, first.output) == ([(3, 6)], (3, width))
+    assert first.product == f"(3, 6) @ (6, {width})" and first.params == 6 * width + width
+    assert sum(c.macs for c in calls) == 3 * classifier_macs(model, batch)

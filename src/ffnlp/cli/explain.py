@@ -68,13 +68,13 @@ def _cost_line(macs: float, per: str) -> str:
 def _classifier_shapes(run: Path, text: list[str], json_: bool) -> None:
     import torch
 
-    from ffnlp.inspect.shapes import classifier_macs, trace_shapes
+    from ffnlp.inspect.shapes import classifier_calls, classifier_macs
 
     clf = _classifier(run)
     tokens = clf.tokenizer.tokenize_all(text)
     source = clf.featurizer.source(tokens, list(text), torch.zeros(len(text), dtype=torch.long))
     batch = next(iter(source.batches(len(text), None)))
-    calls = trace_shapes(clf.model, lambda: clf.model.logits(batch))
+    calls = classifier_calls(clf.model, batch)
     macs = classifier_macs(clf.model, batch)
     if json_:
         print_json(

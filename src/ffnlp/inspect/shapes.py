@@ -94,6 +94,30 @@ def trace_shapes(model: nn.Module, run: Callable[[], Any]) -> list[LayerCall]:
     return calls
 
 
+def classifier_calls(model: nn.Module, batch: dict[str, torch.Tensor]) -> list[LayerCall]:
+    """The layer calls of a classifier's forward pass on ``batch`` (:func:`trace_shapes`). A
+    feature MLP given dense rows multiplies them by its first layer's (F, H1) table directly,
+    which no hook sees: its row is added after the input dropout, as the product it is."""
+    from ffnlp.models.feature_mlp import FeatureMLP
+
+    calls = trace_shapes(model, lambda: model.logits(batch))  # type: ignore[operator]
+    if not isinstance(model, FeatureMLP) or "x" not in batch:
+        return calls
+    rows, features = (int(n) for n in batch["x"].shape)
+    width = model.input.embedding_dim
+    first = LayerCall(
+        name="input",
+        kind="Linear (F, H1) table",
+        inputs=[(rows, features)],
+        output=(rows, width),
+        params=features * width + width,
+        product=f"({rows}, {features}) @ ({features}, {width})",
+        macs=rows * features * width,
+    )
+    at = sum(c.name.startswith("input_dropout") for c in calls)
+    return [*calls[:at], first, *calls[at:]]
+
+
 # ---------------------------------------------------------------------------------------------
 # a model's computation written out, with the shapes of every product, and its cost per example
 
