@@ -167,10 +167,11 @@ def test_a_model_larger_than_memory_is_refused_before_allocating() -> None:
         (["--sizes", ""], "got ''"),
         (["--sizes", "5000,2"], "got 5000,2"),
         (["--sizes", "3,-2"], "got 3,-2"),
+        (["--sizes", "4,3,1"], "--sizes 4,3,1: the last size is the number of classes K, and a softmax over one class"),
         (["--activation", "gelu"], "--activation must be one of relu, tanh, sigmoid; got 'gelu'"),
         (["--batch", "1000000"], "--batch must be between 1 and 100000"),
     ],
-    ids=["not-a-number", "zeros", "one-size", "empty", "too-large", "negative", "activation", "batch"],
+    ids=["not-a-number", "zeros", "one-size", "empty", "too-large", "negative", "one-class", "activation", "batch"],
 )  # fmt: skip
 def test_explain_backprop_arguments(extra, message) -> None:
     assert_error(invoke(["explain", "backprop", *extra]), message)

@@ -32,6 +32,12 @@ def check_sizes(sizes: Sequence[int]) -> None:
         isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SIZE for n in sizes
     ):
         raise ConfigError(f"--sizes must be {SIZES_HELP}; got {','.join(map(str, sizes))}")
+    if sizes[-1] < 2:
+        raise ConfigError(
+            f"--sizes {','.join(map(str, sizes))}: the last size is the number of classes K, and "
+            "a softmax over one class gives it probability 1, loss 0 and zero gradients, so "
+            "there would be nothing to check; end --sizes with K >= 2"
+        )
 
 
 def compare_with_autograd(
