@@ -149,3 +149,25 @@ def test_first_seed_goes_with_a_count(data, tmp_path) -> None:
     )
     assert result.exit_code == 2
     assert "--first-seed goes with a number of seeds" in re.sub(r"[\s│]+", " ", result.stderr)
+
+
+def test_cross_validation_gives_each_fold_its_tensorboard_folder(data, tmp_path) -> None:
+    log_dir = tmp_path / "tb"
+    args = ["classify", "cv", "--data", str(data["train"]), "--folds", "3", "--quiet"]
+    args += [
+        "--set",
+        "train.epochs=1",
+        "--tensorboard",
+        str(log_dir),
+        "--out",
+        str(tmp_path / "cv"),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in log_dir.iterdir()) == ["fold_1", "fold_2", "fold_3"]
+    for k in (1, 2, 3):
+        assert any(
+            p.name.startswith("events.out.tfevents") for p in (log_dir / f"fold_{k}").iterdir()
+        )
+        config = (tmp_path / "cv" / f"fold_{k}" / "config.toml").read_text(encoding="utf-8")
+        assert f'tensorboard = "{log_dir / f"fold_{k}"}"' in config

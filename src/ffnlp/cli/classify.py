@@ -373,6 +373,12 @@ def cross_validate(
     keep_models: bool = typer.Option(
         False, "--keep-models", help="Keep each fold's model weights."
     ),
+    tensorboard: Path = typer.Option(
+        None,
+        "--tensorboard",
+        help="Folder for TensorBoard: each fold's scalars in DIR/fold_K (needs pip install "
+        "'ffnlp[tensorboard]').",
+    ),
     fmt: str = FORMAT_OPTION,
     encoding: str = ENCODING_OPTION,
     skip_invalid: bool = SKIP_INVALID_OPTION,
@@ -410,6 +416,7 @@ def cross_validate(
         keep_models=keep_models,
         on_fold=report,
         callbacks=progress_callbacks(quiet or json_),
+        tensorboard=tensorboard,
     )
     if json_:
         print_json({k: v for k, v in result.items() if k != "config"})

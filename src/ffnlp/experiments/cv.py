@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ffnlp.config import to_dict
+from ffnlp.config import string_override, to_dict
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.experiments.stats import describe, is_figure
 from ffnlp.runtime import make_run_dir
@@ -103,6 +103,12 @@ def summarize(values: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _tensorboard(log_dir: str | Path | None, fold: int) -> list[str]:
+    if log_dir is None:
+        return []
+    return [string_override("train.tensorboard", str(Path(log_dir) / f"fold_{fold}"))]
+
+
 def cross_validate(
     data: str | Path | LabeledData,
     folds: int = 10,
@@ -114,12 +120,14 @@ def cross_validate(
     keep_models: bool = False,
     on_fold: Callable[[int, dict[str, Any]], None] | None = None,
     callbacks: Sequence[Callback] = (),
+    tensorboard: str | Path | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Train and test ``folds`` times; return (and write to DIR/summary.json) mean ± sd of every metric.
 
     ``on_fold(k, scores)`` is called after each round; ``callbacks`` are handed to every round's
-    trainer (e.g. a progress display).
+    trainer (e.g. a progress display); ``tensorboard``: a folder where each round writes its
+    TensorBoard scalars, into ``fold_K`` (TensorBoard shows them as separate runs).
     """
     from ffnlp.tasks.classify import read_split, resolve_config, train_classifier
 
@@ -158,6 +166,7 @@ def cross_validate(
             dev=dev,
             test=subset(examples, test_idx),
             config=cfg,
+            overrides=_tensorboard(tensorboard, k + 1),
             out=fold_dir,
             seed=seed,
             callbacks=callbacks,
