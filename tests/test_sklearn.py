@@ -88,3 +88,16 @@ def test_bad_input_is_refused_clearly() -> None:
         TextClassifier(**FAST).fit("good film", y)
     with pytest.raises(Exception, match="The 'model' parameter of TextClassifier must be one of"):
         TextClassifier(model="cnn").fit(texts, y)
+
+
+def test_subwords_give_misspelt_words_their_meaning() -> None:
+    texts, y = _data(200)
+    fast = {**FAST, "ngrams": 1, "epochs": 8}
+    plain = TextClassifier(**fast).fit(texts, y)
+    sub = TextClassifier(**fast, minn=3, maxn=5).fit(texts, y)
+    unseen = ["greatt lovelyy superbb", "awfull poorr dulll"]  # no training text has these
+    p_plain, p_sub = plain.predict_proba(unseen), sub.predict_proba(unseen)
+    np.testing.assert_allclose(p_plain[0], p_plain[1])  # both bags empty: the same answer
+    assert sub.predict(unseen).tolist() == [3, 7]  # their n-grams carry the meaning
+    assert p_sub[0, 0] > 0.7 and p_sub[1, 1] > 0.7
+    assert clone(sub).get_params()["maxn"] == 5

@@ -37,6 +37,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     dim : embedding dimension (pooled).
     hidden : sizes of the hidden layers ([] = none).
     activation, dropout, word_dropout, pooling : see [model.mlp] and [model.pooled].
+    minn, maxn : character n-grams of lengths minn..maxn of each word added to its bag (pooled;
+        maxn = 0: none), as fastText's -minn / -maxn: misspelt and unseen words get vectors.
     optimizer, lr, epochs, batch_size : see [train].
     validation_fraction : share of the training data held out (stratified) for early stopping on
         its accuracy; 0 trains for ``epochs`` and keeps the last weights.
@@ -57,6 +59,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         dropout: float = 0.0,
         word_dropout: float = 0.0,
         pooling: str = "mean",
+        minn: int = 3,
+        maxn: int = 0,
         optimizer: str = "adam",
         lr: float = 0.005,
         epochs: int = 5,
@@ -77,6 +81,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.word_dropout = word_dropout
         self.pooling = pooling
+        self.minn = minn
+        self.maxn = maxn
         self.optimizer = optimizer
         self.lr = lr
         self.epochs = epochs
@@ -125,6 +131,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                     "model.pooled.dim": int(self.dim),
                     "model.pooled.word_dropout": float(self.word_dropout),
                     "model.pooled.pooling": self.pooling,
+                    "features.minn": int(self.minn),
+                    "features.maxn": int(self.maxn),
                     "train.sparse": self.pooling in ("mean", "sum")
                     and self.optimizer in ("adam", "sgd", "adagrad"),
                 }
