@@ -4,6 +4,7 @@ configuration."""
 
 from __future__ import annotations
 
+import html
 import json
 import statistics
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import optuna
 import pytest
+from scipy import stats
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
@@ -147,8 +149,16 @@ def test_the_front_runners_and_the_base_get_fresh_seeds(rescored: dict[str, Any]
         assert row["search_value"] == trial.value
         assert row["value"] == pytest.approx(statistics.fmean(row["values"]))
         assert row["all_seeds"] == pytest.approx(statistics.fmean([trial.value, *row["values"]]))
-    chosen = max(table["candidates"], key=lambda r: r["value"])
-    assert table["best"] == chosen["number"]
+    # the base is the incumbent: the chosen trial is the best mean among the candidates that
+    # beat it on the same fresh seeds (one-sided paired t-test), else the base
+    base = table["candidates"][2]
+    beat = [
+        r
+        for r in table["candidates"][:2]
+        if stats.ttest_rel(r["values"], base["values"], alternative="greater").pvalue < 0.05
+    ]
+    expected = max(beat, key=lambda r: r["value"]) if beat else base
+    assert table["best"] == expected["number"]
 
 
 def test_the_chosen_trial_is_the_best_configuration(rescored: dict[str, Any]) -> None:
@@ -219,4 +229,35 @@ def test_the_report_shows_the_rescoring(rescored: dict[str, Any]) -> None:
     section = page[page.index("id='rescore'") :]
     for row in table["candidates"]:
         assert f"<td>{row['number']}</td><td>{row['search_value']:.4f} (1)</td>" in section
-    assert section.count("chosen") == 1 and "base</td>" in section
+    assert section.count("<td>chosen") == 1 and "base</td>" in section
+    assert f"Chosen: trial {table['best']}, {html.escape(table['why'])}" in section
+
+
+def row(number: int, values: list[float], base: bool = False) -> dict[str, Any]:
+    return {"number": number, "base": base, "values": values, "value": statistics.fmean(values)}
+
+
+def test_a_candidate_replaces_the_base_only_when_it_beats_it_on_the_same_seeds() -> None:
+    base = row(0, [0.80, 0.81, 0.79, 0.80, 0.82], base=True)
+    tied = row(7, [0.81, 0.80, 0.80, 0.79, 0.83])  # a better mean (+0.002), by noise
+    best, why = rescoremod.choose([tied, base], "maximize")
+    assert best == 0 and "the base is kept" in why
+    assert 0.05 < tied["p_vs_base"] < 1 and base["p_vs_base"] is None
+    clear = row(9, [0.82, 0.83, 0.81, 0.81, 0.84])  # better on every seed, by 0.01 to 0.02
+    best, why = rescoremod.choose([tied, clear, base], "maximize")
+    assert best == 9 and clear["p_vs_base"] < 0.05 and "beat the base" in why
+    # perplexity: lower is better
+    low = row(3, [140.0, 141.0, 139.5, 140.2, 140.9])
+    lm_base = row(0, [142.0, 142.5, 141.0, 142.2, 143.0], base=True)
+    assert rescoremod.choose([lm_base, low], "minimize")[0] == 3
+    assert rescoremod.choose([low, lm_base], "maximize")[0] == 0
+
+
+def test_without_a_base_or_a_second_seed_the_best_mean_is_chosen() -> None:
+    a, b = row(1, [0.80, 0.81]), row(2, [0.81, 0.81])
+    assert rescoremod.choose([a, b], "maximize") == (2, "the best mean over the fresh seeds")
+    one = [row(0, [0.80], base=True), row(5, [0.805])]
+    assert rescoremod.choose(one, "maximize")[0] == 5
+    # the same gain on every seed has no spread: a certain improvement, not an undefined test
+    steady = [row(0, [0.80, 0.81], base=True), row(4, [0.81, 0.82])]
+    assert rescoremod.choose(steady, "maximize")[0] == 4 and steady[1]["p_vs_base"] == 0.0

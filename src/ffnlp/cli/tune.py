@@ -80,8 +80,9 @@ def tune(
         "auto",
         "--rescore",
         help="After the search, train the K best trials (and the base configuration's) again "
-        "with --rescore-seeds fresh seeds; the best mean over the fresh seeds is the best "
-        "configuration (the best of many noisy trials was partly lucky). auto: 5 for classify "
+        "with --rescore-seeds fresh seeds; the best configuration is the best mean over them "
+        "among the candidates that beat the base on the same seeds (paired t-test, p < 0.05), "
+        "else the base (the best of many noisy trials was partly lucky). auto: 5 for classify "
         "without --cv, else 0 (off). The time budget includes it.",
     ),
     rescore_seeds: int = typer.Option(
@@ -412,7 +413,7 @@ def _print_rescore(table: dict[str, Any]) -> None:
     """The front-runners' search values against their fresh seeds."""
     metric = table["metric"]
     shown = Table(title=f"front-runners re-scored with fresh seeds ({metric})")
-    for col in ("trial", "search (seeds)", "fresh seeds (chooses)", "all seeds", ""):
+    for col in ("trial", "search (seeds)", "fresh seeds (chooses)", "all seeds", "p vs base", ""):
         shown.add_column(col, justify="right" if col else "left")
     for row in table["candidates"]:
         marks = []
@@ -425,6 +426,8 @@ def _print_rescore(table: dict[str, Any]) -> None:
             f"{row['search_value']:.4f} ({row['search_seeds']})",
             f"{row['value']:.4f} ({len(row['values'])})",
             f"{row['all_seeds']:.4f}",
+            "" if row.get("p_vs_base") is None else f"{row['p_vs_base']:.3f}",
             ", ".join(marks),
         )
     out_console.print(shown)
+    out_console.print(f"chosen: trial {table['best']}, {table['why']}", soft_wrap=True)

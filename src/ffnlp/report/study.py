@@ -176,6 +176,10 @@ def _extras(study: StudyFolder, page: Path) -> str:
     return "".join(parts)
 
 
+def _p_value(p: Any) -> str:
+    return "" if not isinstance(p, (int, float)) else f"{p:.3f}"
+
+
 def _rescored(study: StudyFolder) -> str:
     """The front-runners against their fresh seeds (rescore.json), or nothing."""
     table = study.rescore
@@ -192,15 +196,17 @@ def _rescored(study: StudyFolder) -> str:
         rows.append(
             f"<tr><td>{r['number']}</td><td>{fmt(r['search_value'])} ({r['search_seeds']})</td>"
             f"<td>{fmt(r['value'])} ({len(r['values'])})</td><td>{fmt(r['all_seeds'])}</td>"
+            f"<td>{_p_value(r.get('p_vs_base'))}</td>"
             f"<td>{', '.join(marks)}</td></tr>"
         )
     return (
         f"<h2 id='rescore'>The front-runners re-scored with fresh seeds ({metric})</h2>"
         "<p>The best trials of a search are partly its luckiest; each was trained again with "
-        "seeds no trial used (the same seeds for all), and the best mean over those fresh seeds "
-        "chose the best configuration (a search value is biased upwards by the choice "
-        "itself).</p><table><tr><th>trial</th><th>search (seeds)</th>"
-        f"<th>fresh seeds (chooses)</th><th>all seeds</th><th></th></tr>{''.join(rows)}</table>"
+        "seeds no trial used (the same seeds for all). A candidate replaces the base "
+        "configuration only when it beats it on those seeds (paired t-test, one-sided p "
+        "below the threshold); the best mean among those is chosen. "
+        f"Chosen: trial {table.get('best')}, {html.escape(str(table.get('why', '')))}.</p><table><tr><th>trial</th><th>search (seeds)</th>"
+        f"<th>fresh seeds (chooses)</th><th>all seeds</th><th>p vs base</th><th></th></tr>{''.join(rows)}</table>"
     )
 
 
