@@ -207,14 +207,14 @@ def test_the_search_leaves_the_time_the_rescoring_needs(tmp_path: Path) -> None:
             )
         )
     plan = Plan("classify", space, None, [], Inputs(), "dev.accuracy", "maximize", tmp_path)
-    plan.trial_seeds = 3
+    plan.trial_seeds, plan.rescore, plan.rescore_seeds = 3, 2, 4
     # the 2 best: 60 s and 30 s for 3 seeds, so 20 and 10 s a seed, 4 fresh seeds each
-    assert rescoremod.seconds_needed(study, plan, 2, 4) == pytest.approx(4 * 20 + 4 * 10)
+    assert rescoremod.seconds_needed(study, plan) == pytest.approx(4 * 20 + 4 * 10)
     seed = cfg["train"]["seed"] + 3
     done = rescoremod.run_dir(tmp_path, 1, seed)
     done.mkdir(parents=True)
     (done / "summary.json").write_text(json.dumps({"dev": {"accuracy": 0.8}}), encoding="utf-8")
-    assert rescoremod.seconds_needed(study, plan, 2, 4) == pytest.approx(3 * 20 + 4 * 10)
+    assert rescoremod.seconds_needed(study, plan) == pytest.approx(3 * 20 + 4 * 10)
 
 
 def test_the_report_shows_the_rescoring(rescored: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@
 - :mod:`ffnlp.tune.sampling`: TPE seeded per trial number;
 - :mod:`ffnlp.tune.prepare`: the options, checked before the first trial;
 - :mod:`ffnlp.tune.study`: the study (storage, resuming, parallel workers, dead workers);
+- :mod:`ffnlp.tune.rescore`: the front-runners re-scored with fresh seeds, against the base;
 - :mod:`ffnlp.tune.results`: trials.csv, best.toml, --keep, --refit, --seeds.
 
 Optuna is an optional extra (``pip install 'ffnlp[tune]'``): nothing here imports it until a

@@ -126,7 +126,7 @@ def run_trial(plan: Plan, trial: optuna.trial.Trial) -> float:
         if rounds is not None:
             shutil.rmtree(run_dir, ignore_errors=True)
         _fail(trial, started, str(exc))
-    value = _value(summary, plan.metric)
+    value = metric_value(summary, plan.metric)
     seconds = time.perf_counter() - started
     stopped = reporter.pruned or reporter.timed_out
     state = "PRUNED" if stopped else "COMPLETE"
@@ -269,7 +269,7 @@ def _train_rounds(
         steps += int(summary.get("steps", 0))
         if reporter.best_epochs is not None:
             best_epochs.append(reporter.best_epochs)
-        dev = _numbers(summary.get("dev" if r.held_out is None else "held_out", {}))
+        dev = tasks.numbers(summary.get("dev" if r.held_out is None else "held_out", {}))
         rows.append(
             {
                 unit: r.number,
@@ -278,7 +278,7 @@ def _train_rounds(
                 "dev": dev,
             }
         )
-        mean = statistics.fmean(_value({"dev": row["dev"]}, plan.metric) for row in rows)
+        mean = statistics.fmean(metric_value({"dev": row["dev"]}, plan.metric) for row in rows)
         record = {"event": unit, unit: r.number, "step": steps, "dev": dev, "mean": mean}
         append_line(run_dir / "metrics.jsonl", json.dumps(record), within=run_dir)
         if math.isfinite(mean) and reporter.last_step != steps:
@@ -318,18 +318,19 @@ def _train_rounds(
     return summary, outcome
 
 
+def completed_any(study: optuna.study.Study) -> bool:
+    """Whether the study has a completed trial."""
+    from optuna.trial import TrialState
+
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
 def _has_completed(trial: optuna.trial.Trial) -> Callable[[], bool]:
-    """Whether the study has a completed trial (asked once the time budget has run out)."""
-
-    def ask() -> bool:
-        from optuna.trial import TrialState
-
-        return bool(trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-
-    return ask
+    """Whether the study has a completed trial, asked when the time budget has run out."""
+    return lambda: completed_any(trial.study)
 
 
-def _value(summary: dict[str, Any], metric: str) -> float:
+def metric_value(summary: dict[str, Any], metric: str) -> float:
     """The metric ("dev.accuracy") of a summary; a ConfigError (which stops the study: every
     trial would lack it) naming the metrics there are."""
     split, name = metric.split(".", 1)
@@ -337,16 +338,8 @@ def _value(summary: dict[str, Any], metric: str) -> float:
     value = figures_.get(name) if figures_ else None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    there = ", ".join(f"{split}.{k}" for k in _numbers(figures_ or {})) or "none"
+    there = ", ".join(f"{split}.{k}" for k in tasks.numbers(figures_ or {})) or "none"
     raise ConfigError(f"the trial's summary.json has no {metric}; its metrics: {there} (--metric)")
-
-
-def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
-    return {
-        k: float(v)
-        for k, v in metrics.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
 
 
 def figures(summary: dict[str, Any]) -> dict[str, Any]:
@@ -357,15 +350,13 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
         for k, v in summary.items()
         if k not in ("test", "dev", "task") and (v is None or isinstance(v, (int, float, str)))
     }
-    out["dev"] = _numbers(summary.get("dev", {}))
+    out["dev"] = tasks.numbers(summary.get("dev", {}))
     return out
 
 
 def _mark(run_dir: Path, trial: optuna.trial.Trial, state: str, reason: str) -> None:
     """Say in the run's summary.json that it is a trial, and how it ended."""
-    path = run_dir / "summary.json"
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    summary["tune"] = {"trial": trial.number, "state": state, "study": trial.study.study_name}
+    mark: dict[str, Any] = {"trial": trial.number, "state": state, "study": trial.study.study_name}
     if reason:
-        summary["tune"]["reason"] = reason
-    write_atomic(path, json.dumps(summary, indent=2), within=run_dir)
+        mark["reason"] = reason
+    tasks.add_to_summary(run_dir, "tune", mark)

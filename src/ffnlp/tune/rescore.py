@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
 from ffnlp.tune import tasks
 
@@ -41,9 +42,10 @@ TABLE = "rescore.json"
 ALPHA = 0.05  # a candidate replaces the base configuration when p < ALPHA
 
 
-def candidates(study: optuna.study.Study, plan: Plan, k: int) -> list[optuna.trial.FrozenTrial]:
-    """The ``k`` best complete trials by their search value, and the base configuration's
-    trial when it completed and is not among them."""
+def candidates(study: optuna.study.Study, plan: Plan) -> list[optuna.trial.FrozenTrial]:
+    """The ``plan.rescore`` best complete trials by their search value, and the base
+    configuration's trial when it completed and is not among them."""
+    k = plan.rescore
     done = [
         t
         for t in study.get_trials(deepcopy=False)
@@ -55,63 +57,59 @@ def candidates(study: optuna.study.Study, plan: Plan, k: int) -> list[optuna.tri
     return chosen + base[:1]
 
 
-def seeds_of(trial: optuna.trial.FrozenTrial, plan: Plan, count: int) -> list[int]:
-    """The fresh seeds: after the trial's own (train.seed, +1, ... for its --trial-seeds)."""
+def seeds_of(trial: optuna.trial.FrozenTrial, plan: Plan) -> list[int]:
+    """The ``plan.rescore_seeds`` fresh seeds: after the trial's own (train.seed, +1, ... for
+    its --trial-seeds)."""
     first = int(trial.user_attrs["config"]["train"]["seed"]) + plan.trial_seeds
-    return list(range(first, first + count))
+    return list(range(first, first + plan.rescore_seeds))
 
 
 def run_dir(out: Path, number: int, seed: int) -> Path:
     return out / FOLDER / f"{number:04d}" / f"seed_{seed}"
 
 
-def seconds_needed(study: optuna.study.Study, plan: Plan, k: int, count: int) -> float:
+def seconds_needed(study: optuna.study.Study, plan: Plan) -> float:
     """What re-scoring the present candidates would take: each one's seconds per seed (its
     trial's seconds over its seeds) times the seeds not yet trained."""
     total = 0.0
-    for t in candidates(study, plan, k):
+    for t in candidates(study, plan):
         per_seed = float(t.user_attrs.get("seconds") or 0.0) / max(1, plan.trial_seeds)
-        missing = [s for s in seeds_of(t, plan, count) if _read(plan, t.number, s) is None]
+        missing = [s for s in seeds_of(t, plan) if _read(plan, t.number, s) is None]
         total += per_seed * len(missing)
     return total
 
 
 def _read(plan: Plan, number: int, seed: int) -> float | None:
     """A finished re-scoring run's metric (None when there is none)."""
+    from ffnlp.tune.objective import metric_value
+
     path = run_dir(plan.out, number, seed) / "summary.json"
     if not path.is_file():
         return None
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return metric_value(json.loads(path.read_text(encoding="utf-8")), plan.metric)
+    except (OSError, ValueError, ConfigError):
         return None
-    split, name = plan.metric.split(".", 1)
-    value = summary.get(split, {}).get(name) if isinstance(summary.get(split), dict) else None
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 def rescore(
-    study: optuna.study.Study,
-    plan: Plan,
-    k: int,
-    count: int,
-    callbacks: Sequence[Callback] = (),
+    study: optuna.study.Study, plan: Plan, callbacks: Sequence[Callback] = ()
 ) -> dict[str, Any] | None:
-    """Train each candidate with ``count`` fresh seeds; write and return the table (None when
+    """Train each candidate with ``plan.rescore_seeds`` fresh seeds; write and return the table (None when
     no trial completed). A candidate's ``value`` is its mean over the fresh seeds alone: a
     search value is biased upwards by the choice of the front-runners, and mixing it in would
     bring back some of the luck the re-scoring is there to remove (``all_seeds``, the mean over
     the trial's seeds and the fresh ones, is kept to read). The choice: :func:`choose`."""
-    from ffnlp.tune.objective import _value
+    from ffnlp.tune.objective import metric_value
 
-    found = candidates(study, plan, k)
+    found = candidates(study, plan)
     if not found:
         return None
     inputs = plan.inputs
     rows: list[dict[str, Any]] = []
     for t in found:
         values: list[float] = []
-        seeds = seeds_of(t, plan, count)
+        seeds = seeds_of(t, plan)
         for seed in seeds:
             value = _read(plan, t.number, seed)
             if value is None:
@@ -126,7 +124,7 @@ def rescore(
                     corpus=inputs.corpus,
                     force=True,
                 )
-                value = _value(summary, plan.metric)
+                value = metric_value(summary, plan.metric)
             values.append(value)
         search = float(t.value)  # type: ignore[arg-type]
         weight = plan.trial_seeds
@@ -150,7 +148,7 @@ def rescore(
         "best": best,
         "why": why,
         "alpha": ALPHA,
-        "seeds_per_candidate": count,
+        "seeds_per_candidate": plan.rescore_seeds,
     }
     write_atomic(plan.out / TABLE, json.dumps(table, indent=2))
     return table
@@ -195,12 +193,21 @@ def _p_better(values: Sequence[float], base: Sequence[float], sign: float) -> fl
     return float(result.pvalue)
 
 
-def chosen_number(out: Path) -> int | None:
-    """The trial the last re-scoring chose (None without one)."""
+def read_table(out: Path) -> dict[str, Any] | None:
+    """The last re-scoring's table (DIR/rescore.json), None without a readable one."""
     path = out / TABLE
     if not path.is_file():
         return None
     try:
-        return int(json.loads(path.read_text(encoding="utf-8"))["best"])
-    except (OSError, ValueError, KeyError, TypeError):
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return table if isinstance(table, dict) else None
+
+
+def chosen_number(out: Path) -> int | None:
+    """The trial the last re-scoring chose (None without one)."""
+    try:
+        return int((read_table(out) or {})["best"])
+    except (KeyError, TypeError, ValueError):
         return None

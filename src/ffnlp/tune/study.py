@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ffnlp.errors import ConfigError, FfnlpError, Interrupted
 from ffnlp.fileio import write_atomic
-from ffnlp.tune.objective import Plan, TrialFailed, objective, run_dir_of
+from ffnlp.tune.objective import Plan, TrialFailed, completed_any, objective, run_dir_of
 from ffnlp.tune.prepare import TuneOptions, prepare
 
 if TYPE_CHECKING:
@@ -302,8 +302,8 @@ class _Session:
             return False
         from ffnlp.tune.rescore import seconds_needed
 
-        plan.deadline = plan.end - seconds_needed(study, plan, plan.rescore, plan.rescore_seeds)
-        return time.monotonic() >= plan.deadline and results_exist(study)
+        plan.deadline = plan.end - seconds_needed(study, plan)
+        return time.monotonic() >= plan.deadline and completed_any(study)
 
     def after_trial(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> None:
         from ffnlp.tune import results
@@ -315,7 +315,7 @@ class _Session:
         if self.plan.rescore:
             from ffnlp.tune.rescore import candidates
 
-            spare = [t.number for t in candidates(study, self.plan, self.plan.rescore)]
+            spare = [t.number for t in candidates(study, self.plan)]
         results.apply_keep(study, self.plan.out, self.options.keep, spare)
         if trial.state.name == "FAIL":
             self.failures_in_a_row += 1
@@ -336,31 +336,13 @@ class _Session:
             )
 
 
-def results_exist(study: optuna.study.Study) -> bool:
-    """Whether a trial has completed (there is something to re-score)."""
-    from optuna.trial import TrialState
-
-    return bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-
-
 def _rescore(study: optuna.study.Study, plan: Plan, callbacks: Sequence[Callback]) -> None:
     """Re-score the front-runners (one worker at a time: the next reads what the first
     trained)."""
     from ffnlp.tune.rescore import rescore
 
     with _setup_lock(plan.out, ".rescore.lock"):
-        rescore(study, plan, plan.rescore, plan.rescore_seeds, callbacks)
-
-
-def _rescore_table(plan: Plan) -> dict[str, Any] | None:
-    """DIR/rescore.json, when a re-scoring chose the best trial."""
-    from ffnlp.tune.rescore import TABLE
-
-    path = plan.out / TABLE
-    if not path.is_file():
-        return None
-    table: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return table
+        rescore(study, plan, callbacks)
 
 
 def trial_line(study: optuna.study.Study, trial: optuna.trial.FrozenTrial, plan: Plan) -> TrialLine:
@@ -439,7 +421,9 @@ def _finish(
         "run_dir": run_dir_of(best.number),
         "config": "best.toml",
     }
-    table = _rescore_table(plan)
+    from ffnlp.tune.rescore import read_table
+
+    table = read_table(plan.out)
     if table is not None:
         result["rescore"] = table
         chosen = next((r for r in table["candidates"] if r["number"] == best.number), None)

@@ -217,6 +217,23 @@ def read_labelled(path: Path, cfg: Any) -> LabeledData:
     return read_split(path, cfg)
 
 
+def numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numbers among a summary's metrics (not the per-class tables, not the confusion)."""
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def add_to_summary(run_dir: Path, key: str, value: Any) -> None:
+    """Set ``key`` in a finished run's summary.json (rewritten atomically)."""
+    path = run_dir / "summary.json"
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary[key] = value
+    write_atomic(path, json.dumps(summary, indent=2), within=run_dir)
+
+
 def train(
     task: str,
     cfg: Any,
@@ -242,15 +259,8 @@ def train(
         )
         summary = dict(clf.summary)
         if held_out is not None:
-            scores = clf.evaluate(held_out)
-            summary["held_out"] = {
-                k: float(v)
-                for k, v in scores.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool)
-            }
-            written = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-            written["held_out"] = summary["held_out"]
-            write_atomic(out / "summary.json", json.dumps(written, indent=2), within=out)
+            summary["held_out"] = numbers(clf.evaluate(held_out))
+            add_to_summary(out, "held_out", summary["held_out"])
         return summary
     if task == "lm":
         from ffnlp.tasks.lm import train_lm
