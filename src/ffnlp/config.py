@@ -192,6 +192,15 @@ def string_override(key: str, value: str) -> str:
     return f"{key}={_toml_string(value)}"
 
 
+def tensorboard_overrides(log_dir: str | Path | None, run: str = "") -> list[str]:
+    """The --set override that --tensorboard DIR stands for (none when it is not given); with
+    ``run``, the run's own subfolder DIR/run (a seed of a repeat, a fold of a cross-validation:
+    TensorBoard shows each as a run of its own)."""
+    if log_dir is None:
+        return []
+    return [string_override("train.tensorboard", str(Path(log_dir) / run if run else log_dir))]
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     """One option of a config class, found by its dotted key (see :func:`find_option`)."""

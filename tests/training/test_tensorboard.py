@@ -11,8 +11,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from typer.testing import CliRunner
 
-from ffnlp.cli.common import tensorboard_overrides
 from ffnlp.cli.main import app
+from ffnlp.config import tensorboard_overrides
 from ffnlp.tasks.classify import resolve_config
 from ffnlp.tasks.sample import write_sample
 from ffnlp.training import read_metrics

@@ -31,12 +31,12 @@ from ffnlp.cli.common import (
     run_dir_option,
     setup_logging,
     short_metrics,
-    tensorboard_overrides,
 )
 from ffnlp.cli.lr_find import JSON_OPTION as LR_FIND_JSON_OPTION
 from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_OPTION
 from ffnlp.cli.lr_find import OUT_OPTION as LR_FIND_OUT_OPTION
 from ffnlp.cli.lr_find import report as report_lr_find
+from ffnlp.config import tensorboard_overrides
 from ffnlp.errors import DataError
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})

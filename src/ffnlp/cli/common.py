@@ -7,7 +7,6 @@ import logging
 import math
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -73,13 +72,6 @@ def refuse_with_seeds(**given: bool) -> None:
             "run: leave one of them out",
             param_hint="--seeds",
         )
-
-
-def tensorboard_overrides(log_dir: Path | None) -> list[str]:
-    """The --set override that --tensorboard DIR stands for (none when it is not given)."""
-    from ffnlp.config import string_override
-
-    return [string_override("train.tensorboard", str(log_dir))] if log_dir is not None else []
 
 
 def diagnostics_overrides(diagnostics: bool) -> list[str]:

@@ -23,8 +23,8 @@ from ffnlp.cli.common import (
     progress_callbacks,
     run_dir_option,
     setup_logging,
-    tensorboard_overrides,
 )
+from ffnlp.config import tensorboard_overrides
 from ffnlp.outputs import check_output_file
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ffnlp.config import string_override, to_dict
+from ffnlp.config import tensorboard_overrides, to_dict
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.experiments.stats import describe, is_figure
 from ffnlp.runtime import make_run_dir
@@ -103,12 +103,6 @@ def summarize(values: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _tensorboard(log_dir: str | Path | None, fold: int) -> list[str]:
-    if log_dir is None:
-        return []
-    return [string_override("train.tensorboard", str(Path(log_dir) / f"fold_{fold}"))]
-
-
 def cross_validate(
     data: str | Path | LabeledData,
     folds: int = 10,
@@ -166,7 +160,7 @@ def cross_validate(
             dev=dev,
             test=subset(examples, test_idx),
             config=cfg,
-            overrides=_tensorboard(tensorboard, k + 1),
+            overrides=tensorboard_overrides(tensorboard, f"fold_{k + 1}"),
             out=fold_dir,
             seed=seed,
             callbacks=callbacks,

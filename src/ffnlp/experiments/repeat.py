@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ffnlp.config import string_override
+from ffnlp.config import tensorboard_overrides
 from ffnlp.errors import ConfigError
 from ffnlp.experiments.stats import describe, is_figure
 from ffnlp.runtime import make_run_dir
@@ -52,12 +52,6 @@ def check_seeds(seeds: Sequence[int]) -> None:
         )
 
 
-def _tensorboard(log_dir: str | Path | None, seed: int) -> list[str]:
-    if log_dir is None:
-        return []
-    return [string_override("train.tensorboard", str(Path(log_dir) / f"seed_{seed}"))]
-
-
 def repeat(
     task: str,
     train: str | Path,
@@ -92,7 +86,11 @@ def repeat(
             dev=dev,
             test=test,
             config=config,
-            overrides=[*overrides, f"train.seed={seed}", *_tensorboard(tensorboard, seed)],
+            overrides=[
+                *overrides,
+                f"train.seed={seed}",
+                *tensorboard_overrides(tensorboard, f"seed_{seed}"),
+            ],
             out=seed_dir,
             callbacks=callbacks,
         )
