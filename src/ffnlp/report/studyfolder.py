@@ -59,6 +59,8 @@ class StudyFolder:
     source: str  # where the trials were read from: "storage" or "trials.csv"
     notes: list[str]  # what the reader could not do, for the page
     wall_seconds: float | None = None  # first trial start to last trial end (storage only)
+    # rescore.json: the front-runners re-scored with fresh seeds, and the trial chosen
+    rescore: dict[str, Any] | None = None
 
     @property
     def metric(self) -> str:
@@ -71,20 +73,6 @@ class StudyFolder:
     @property
     def complete(self) -> list[StudyTrial]:
         return [t for t in self.trials if t.state == "COMPLETE" and t.value is not None]
-
-    @property
-    def rescore(self) -> dict[str, Any] | None:
-        """rescore.json: the front-runners re-scored with fresh seeds, and the trial chosen."""
-        path = self.folder / RESCORE_JSON
-        if not own_file(self.folder, path):
-            return None
-        try:
-            table = read_json(path)
-        except ModelFileError:
-            return None
-        return (
-            table if isinstance(table, dict) and isinstance(table.get("candidates"), list) else None
-        )
 
     @property
     def best(self) -> StudyTrial | None:
@@ -175,7 +163,7 @@ def read_study(folder: Path) -> StudyFolder:
     csv_path = folder / TRIALS_CSV
     if loaded is not None:
         trials, wall = loaded
-        return StudyFolder(folder, info, trials, "storage", notes, wall)
+        return StudyFolder(folder, info, trials, "storage", notes, wall, _rescore_table(folder))
     if not own_file(folder, csv_path):
         if optuna is None:
             raise ConfigError(
@@ -194,7 +182,21 @@ def read_study(folder: Path) -> StudyFolder:
         )
     else:
         notes.append(f"The trials come from {TRIALS_CSV}.")
-    return StudyFolder(folder, info, _from_csv(folder, info, csv_path), "trials.csv", notes)
+    trials = _from_csv(folder, info, csv_path)
+    return StudyFolder(folder, info, trials, "trials.csv", notes, rescore=_rescore_table(folder))
+
+
+def _rescore_table(folder: Path) -> dict[str, Any] | None:
+    """rescore.json when the folder has a readable one."""
+    path = folder / RESCORE_JSON
+    if not own_file(folder, path):
+        return None
+    try:
+        table = read_json(path)
+    except ModelFileError:
+        return None
+    ok = isinstance(table, dict) and isinstance(table.get("candidates"), list)
+    return table if ok else None
 
 
 def _storage_url(folder: Path, info: dict[str, Any]) -> str | None:
