@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,6 +143,13 @@ def test_a_resumed_run_continues_the_same_curves(data, tmp_path, monkeypatch) ->
     with_callbacks(monkeypatch, SignalAt(step=17))  # mid-epoch 2, past the first checkpoint
     assert runner.invoke(app, [*args, "--out", str(run)]).exit_code == 130
     with_callbacks(monkeypatch)
+    # event files are named events.out.tfevents.<second>.<host>.<pid>.<writer count>: two
+    # sessions of one process in the same second sort by the count as text (writer 10 before
+    # writer 9), so TensorBoard would read the second session first. A user's resume is another
+    # process, seconds later; here the next second is awaited
+    second = int(time.time())
+    while int(time.time()) == second:
+        time.sleep(0.02)
     result = runner.invoke(app, [*args, "--resume", str(run)])
     assert result.exit_code == 0, result.output
     assert len(list(log_dir.iterdir())) == 2  # one event file per session
