@@ -7,7 +7,9 @@ import random
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
+from tests.extras import needs
+
+needs("sklearn")
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402

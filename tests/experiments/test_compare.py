@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, f1_score
 from typer.testing import CliRunner
 
 import ffnlp
@@ -16,6 +15,10 @@ from ffnlp.errors import DataError
 from ffnlp.experiments.compare import compare_predictions, mcnemar_exact, permutation_test
 from ffnlp.tasks.classify.predictions import Predictions
 from ffnlp.tasks.sample import write_sample
+from tests.extras import needs
+
+needs("sklearn")
+from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
 
 def test_mcnemar_exact_small_cases() -> None:

@@ -13,8 +13,9 @@ from ffnlp.features.bag import BagOfNgrams
 from ffnlp.text.readers import read_labeled
 from ffnlp.text.tokenize import Tokenizer
 from tests.conftest import shared_data
+from tests.extras import needs
 
-sklearn_text = pytest.importorskip("sklearn.feature_extraction.text")
+sklearn_text = needs("sklearn.feature_extraction.text")
 
 DOCS = [
     ["the", "cat", "sat", "on", "the", "mat", "the", "end"],

@@ -10,6 +10,7 @@ import pytest
 
 from ffnlp.errors import DataError
 from ffnlp.features.embeddings import detect_format, load_vectors, save_vectors
+from tests.extras import needs
 
 WORDS = ["the", "cat", "sat", "café", "<unk>"]
 
@@ -36,7 +37,7 @@ def test_round_trip_is_exact(tmp_path: Path, fmt: str) -> None:
 
 @pytest.mark.parametrize("binary", [False, True])
 def test_gensim_reads_what_we_write(tmp_path: Path, binary: bool) -> None:
-    gensim_models = pytest.importorskip("gensim.models")
+    gensim_models = needs("gensim.models")
     vectors = _vectors()
     path = tmp_path / "v.bin"
     save_vectors(path, WORDS, vectors, format="word2vec-binary" if binary else "word2vec-text")
@@ -47,7 +48,7 @@ def test_gensim_reads_what_we_write(tmp_path: Path, binary: bool) -> None:
 
 @pytest.mark.parametrize("binary", [False, True])
 def test_we_read_what_gensim_writes(tmp_path: Path, binary: bool) -> None:
-    gensim_models = pytest.importorskip("gensim.models")
+    gensim_models = needs("gensim.models")
     vectors = _vectors(6, 3)
     words = ["a", "b", "c", "dé", "e", "f"]
     kv = gensim_models.KeyedVectors(vector_size=3)

@@ -11,6 +11,7 @@ import pytest
 from ffnlp.errors import DataError
 from ffnlp.features.subwords import SubwordVectors, subword_buckets
 from ffnlp.features.wordvec_eval import WordVectors, evaluate_similarity, spearman
+from tests.extras import needs
 
 WORDS = ["market", "stock", "price", "dog", "cat"]
 
@@ -88,7 +89,7 @@ def test_similarity_reports_both_modes_with_their_coverage(tmp_path: Path) -> No
 def test_unseen_words_get_what_gensims_fasttext_gives() -> None:
     """The same n-gram rows in gensim's FastText and in SubwordVectors give the same vector to a
     word outside the vocabulary (what bench/w2v.py relies on to score gensim's vectors)."""
-    gensim_models = pytest.importorskip("gensim.models")
+    gensim_models = needs("gensim.models")
     sentences = [["the", "market", "rose"], ["stock", "prices", "fell"]] * 20
     model = gensim_models.FastText(
         sentences, vector_size=8, min_count=1, min_n=3, max_n=5, bucket=97, epochs=1, seed=1

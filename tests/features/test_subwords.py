@@ -14,6 +14,7 @@ from ffnlp.features.subwords import (
     subword_buckets,
 )
 from ffnlp.models.kernels.sgns_cpu import subword_bags
+from tests.extras import needs
 
 WORDS = ["where", "a", "naïve", "café", "日本語", "déjà-vu", "x" * 12, "<unk>", "don't"]
 
@@ -49,13 +50,13 @@ def test_fnv1a_sign_extends_high_bytes():
 
 @pytest.mark.parametrize("word", WORDS)
 def test_buckets_match_gensim(word):
-    fasttext_module = pytest.importorskip("gensim.models.fasttext")
+    fasttext_module = needs("gensim.models.fasttext")
     expected = fasttext_module.ft_ngram_hashes(word, 3, 6, 2_000_000)
     assert list(subword_buckets(word, 3, 6, 2_000_000)) == list(expected)
 
 
 def test_buckets_match_fasttext(tmp_path):
-    fasttext = pytest.importorskip("fasttext")
+    fasttext = needs("fasttext")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(" ".join(WORDS * 20) + "\n", encoding="utf-8")
     model = fasttext.train_unsupervised(

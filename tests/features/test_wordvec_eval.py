@@ -17,8 +17,9 @@ from ffnlp.features.wordvec_eval import (
     spearman,
 )
 from tests.conftest import shared_data
+from tests.extras import needs
 
-gensim_models = pytest.importorskip("gensim.models")
+gensim_models = needs("gensim.models")
 
 
 def _random_vectors(words: list[str], dim: int = 16, seed: int = 0) -> WordVectors:

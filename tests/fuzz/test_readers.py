@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import ffnlp
 from ffnlp.errors import FfnlpError
@@ -32,6 +30,11 @@ from ffnlp.text.readers import (
     read_lines,
     read_stream_lines,
 )
+from tests.extras import needs
+
+needs("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 FAST, SLOW = 200, 10_000
 FORMATS = ["auto", "label-text", "fasttext", "csv", "tsv", "jsonl", "parquet", "arrow"]

@@ -21,6 +21,7 @@ from ffnlp.models.pooled import (
     encode_bags,
 )
 from ffnlp.text.ngrams import ngram_hashes
+from tests.extras import needs
 
 # --------------------------------------------------------------------------------------- MLP
 
@@ -228,7 +229,7 @@ def test_encode_bags_with_subwords_follows_fasttexts_line() -> None:
 
 
 def test_encode_bags_subword_rows_match_fasttext_supervised(tmp_path) -> None:
-    fasttext = pytest.importorskip("fasttext")
+    fasttext = needs("fasttext")
     train = tmp_path / "train.txt"
     train.write_text("__label__a where is the café\n__label__b naïve where\n" * 5, "utf-8")
     model = fasttext.train_supervised(

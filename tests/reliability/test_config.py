@@ -7,14 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.models import registry
 from ffnlp.tasks.classify.config import ClassifyConfig
 from ffnlp.tasks.sample import write_sample
+from tests.extras import needs
 from tests.reliability.cases import (
     FAST_CLASSIFY,
     TINY_LM,
@@ -23,6 +22,10 @@ from tests.reliability.cases import (
     assert_error,
     invoke,
 )
+
+needs("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -10,11 +10,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import ffnlp
+from tests.extras import needs
 
-optuna = pytest.importorskip("optuna")
+optuna = needs("optuna")
 
 METRIC = "dev.accuracy"
 SPACE = {

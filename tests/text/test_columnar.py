@@ -12,10 +12,11 @@ from typer.testing import CliRunner
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.text.columnar import columnar_format
 from ffnlp.text.readers import read_labeled
+from tests.extras import needs
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
-ipc = pytest.importorskip("pyarrow.ipc")
+pa = needs("pyarrow")
+pq = needs("pyarrow.parquet")
+ipc = needs("pyarrow.ipc")
 
 TEXTS = ["a gripping , funny film", "dull and long", "a joy", "flat , lifeless"]
 LABELS = ["pos", "neg", "pos", "neg"]

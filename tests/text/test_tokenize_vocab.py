@@ -14,6 +14,7 @@ from ffnlp.errors import ConfigError, DataError, ModelFileError
 from ffnlp.text.ngrams import ngram_hashes, ngram_hashes_flat, token_hash
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab, Vocab
+from tests.extras import needs
 
 # ---------------------------------------------------------------------------------------------
 # tokenizers
@@ -253,7 +254,7 @@ def test_ngram_arguments_are_checked():
 def test_ngram_buckets_equal_fasttexts(tmp_path):
     """A supervised fastText model's sentence vector averages the rows of the words and of the
     word n-gram buckets of the line (plus its end-of-sentence token </s>): rebuild it from ours."""
-    fasttext = pytest.importorskip("fasttext")
+    fasttext = needs("fasttext")
     train = tmp_path / "train.txt"
     train.write_text("__label__a café naïve über\n__label__b hello world !\n", encoding="utf-8")
     buckets = 1000

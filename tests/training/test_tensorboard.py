@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from typer.testing import CliRunner
 
 from ffnlp.cli.main import app
@@ -17,7 +16,11 @@ from ffnlp.config import tensorboard_overrides
 from ffnlp.tasks.classify import resolve_config
 from ffnlp.tasks.sample import write_sample
 from ffnlp.training import read_metrics
+from tests.extras import needs
 from tests.reliability.rundir_support import SignalAt, with_callbacks
+
+needs("tensorboard")
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 runner = CliRunner()
 

@@ -10,7 +10,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
 from scipy import stats
 
@@ -22,7 +21,10 @@ from ffnlp.tune.objective import Plan
 from ffnlp.tune.space import Param, Space
 from ffnlp.tune.study import tune
 from ffnlp.tune.tasks import Inputs
+from tests.extras import needs
 from tests.tune.conftest import classify_options
+
+optuna = needs("optuna")
 
 
 def load(out: Path) -> optuna.study.Study:

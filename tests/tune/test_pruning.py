@@ -6,12 +6,14 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-import optuna
 import pytest
-from optuna.trial import TrialState, create_trial
 
 from ffnlp.errors import ConfigError
 from ffnlp.tune.pruning import TrialReporter, make_pruner, renumbered
+from tests.extras import needs
+
+optuna = needs("optuna")
+from optuna.trial import TrialState, create_trial  # noqa: E402
 
 
 class FakeTrial:

@@ -6,13 +6,15 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.tune import tasks
 from ffnlp.tune.space import SHIPPED, SHIPPED_SPACES, check_space, parse_space, space_path
+from tests.extras import needs
+
+optuna = needs("optuna")
 
 ROOT = Path(__file__).resolve().parents[2]
 

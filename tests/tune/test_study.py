@@ -11,7 +11,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import optuna
 import pytest
 from typer.testing import CliRunner
 
@@ -20,7 +19,10 @@ from ffnlp.errors import ConfigError
 from ffnlp.tune.prepare import TuneOptions
 from ffnlp.tune.study import tune
 from ffnlp.tune.tasks import Inputs
+from tests.extras import needs
 from tests.tune.conftest import SMALL_LM, SMALL_W2V, classify_options
+
+optuna = needs("optuna")
 
 CONTRACT_KEYS = {
     "kind",

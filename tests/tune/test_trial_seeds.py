@@ -8,7 +8,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
 
 from ffnlp.config import load_toml
@@ -19,7 +18,10 @@ from ffnlp.tune import pruning
 from ffnlp.tune.prepare import AUTO_TRIAL_SEEDS, resolve_trial_seeds
 from ffnlp.tune.study import tune
 from ffnlp.tune.tasks import Inputs
+from tests.extras import needs
 from tests.tune.conftest import classify_options
+
+optuna = needs("optuna")
 
 
 def load(out: Path) -> optuna.study.Study:

@@ -11,11 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import pytest
-from optuna.trial import TrialState
 
+from tests.extras import needs
 from tests.tune.conftest import SMALL_CLASSIFIER
+
+optuna = needs("optuna")
+from optuna.trial import TrialState  # noqa: E402
 
 
 def command(data: dict[str, Path], out: Path, *extra: str) -> list[str]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sklearn.metrics import precision_recall_fscore_support
 
 from ffnlp.tasks.classify.metrics import classification_metrics
+from tests.extras import needs
+
+needs("sklearn")
+from sklearn.metrics import precision_recall_fscore_support  # noqa: E402
 
 
 def test_metrics_match_scikit_learn() -> None:

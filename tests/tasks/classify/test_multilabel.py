@@ -30,6 +30,7 @@ from ffnlp.tasks.classify.metrics import (
 )
 from ffnlp.tasks.classify.predictions import read_predictions
 from ffnlp.text.readers import LabeledData, read_labeled
+from tests.extras import needs
 
 TOPICS = {
     "sauce": ["sauce", "gravy", "roux"],
@@ -176,7 +177,7 @@ def test_micro_macro_f1_and_per_label_match_scikit_learn() -> None:
 
 
 def test_precision_and_recall_at_k_match_fasttext_test(tmp_path) -> None:
-    fasttext = pytest.importorskip("fasttext")
+    fasttext = needs("fasttext")
     train = write_multilabel(tmp_path / "train.txt", 200, 1)
     model = fasttext.train_supervised(
         str(train), loss="ova", epoch=5, lr=0.5, dim=8, thread=1, seed=1, verbose=0

@@ -17,6 +17,7 @@ from ffnlp.experiments.cv import cross_validate, split_off, stratified_folds
 from ffnlp.tasks.classify import load, train_classifier
 from ffnlp.tasks.sample import write_sample
 from ffnlp.text.readers import LabeledData
+from tests.extras import needs
 
 POOLED = [
     "model.type=pooled",
@@ -204,7 +205,7 @@ def test_unseen_test_label_and_one_class_training(sample: dict[str, Path], tmp_p
 def gensim_vectors(
     sample: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, object]:
-    gensim = pytest.importorskip("gensim")
+    gensim = needs("gensim")
     folder = tmp_path_factory.mktemp("vectors")
     # trained on a few sentences only, so that some training words have no vector
     sentences = [line.split()[1:] for line in sample["train"].read_text().splitlines()[:15]]

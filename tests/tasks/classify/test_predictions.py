@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from sklearn.metrics import accuracy_score, f1_score
 
 import ffnlp
 from ffnlp.errors import ModelFileError
@@ -15,6 +14,10 @@ from ffnlp.tasks.classify import load
 from ffnlp.tasks.classify.predictions import read_predictions
 from ffnlp.tasks.sample import write_sample
 from ffnlp.text.readers import read_labeled
+from tests.extras import needs
+
+needs("sklearn")
+from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
 FAST = ["train.epochs=2", "train.threads=1", "train.checkpoint=false"]
 

@@ -17,8 +17,9 @@ from ffnlp.features.wordvec_eval import WordVectors
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.tasks.w2v import W2VConfig, Word2VecRun
 from ffnlp.text.vocab import Vocab
+from tests.extras import needs
 
-gensim_models = pytest.importorskip("gensim.models")
+gensim_models = needs("gensim.models")
 
 WORDS = [f"w{i}" for i in range(300)]
 

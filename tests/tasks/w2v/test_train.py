@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.features.embeddings import load_vectors
 from ffnlp.tasks.w2v import Word2VecRun, resolve_config, train_word2vec
+from tests.extras import needs
 
 # a 20-word corpus: every word is "frequent" (no subsampling) and each batch must stay small, as a
 # batch sums the updates of every pair in it (see docs/w2v.md)
@@ -96,7 +97,7 @@ def test_vectors_learn_the_topics(run: Word2VecRun) -> None:
 
 
 def test_export_loads_in_gensim_with_the_same_neighbours(run: Word2VecRun, tmp_path: Path) -> None:
-    gensim_models = pytest.importorskip("gensim.models")
+    gensim_models = needs("gensim.models")
     for fmt, binary in (("word2vec-text", False), ("word2vec-binary", True)):
         path = tmp_path / f"v.{fmt}"
         run.export(path, format=fmt)
