@@ -116,13 +116,17 @@ def sklearn_fit(
 
 
 def ffnlp_fit(config: Path, train, dev, test, threads: int | None, seed: int, out: Path) -> dict:
+    from ffnlp import config as cfgmod
     from ffnlp.tasks.classify import train_classifier
 
     overrides = ["train.checkpoint=false"]
     if threads is not None:
         overrides.append(f"train.threads={threads}")
+    lexicon = {}  # presets name no data: the lexicon of the lexicon-feature presets is given here
+    if "lexicon" in str(cfgmod.load_toml(config).get("features", {}).get("kind", "")):
+        lexicon["features.lexicon.path"] = str(ROOT.parent / "shared/data/opinion_lexicon")
     clf = train_classifier(
-        train, dev=dev, test=test, config=config, seed=seed, out=out, overrides=overrides
+        train, dev=dev, test=test, config=config, seed=seed, out=out, overrides=overrides, **lexicon
     )
     s = clf.summary
     return {

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import typer
 
+from ffnlp import presets
 from ffnlp.cli.main import app
 from tests.conftest import ROOT, SHARED_DATA
 
@@ -125,6 +126,9 @@ def check_reads_only_what_exists(commands: list[str]) -> None:
                     assert run in written, f"{run} is read before a command writes it: {command}"
                 if token.startswith("configs/"):
                     assert (ROOT / token).is_file(), token
+            for option, value in zip(args, args[1:], strict=False):
+                if option in ("--config", "-c") and "/" not in value:
+                    assert value.removesuffix(".toml") in presets.names(), f"no preset {value}"
                 if "shared/data" in token:
                     assert token.startswith("../shared/data/"), token
                     if SHARED_DATA.is_dir():

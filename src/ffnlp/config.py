@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar, Union
 
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
+from ffnlp.presets import find_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,7 +95,7 @@ def resolve(cls: type[T], config: Any = None, overrides: Iterable[str] = (), **s
     if isinstance(config, cls):
         data = to_dict(config)
     elif isinstance(config, (str, os.PathLike)):
-        data = load_toml(config)
+        data = load_config_file(config)
     elif config is None or isinstance(config, Mapping):
         data = dict(config or {})
     else:
@@ -103,6 +104,14 @@ def resolve(cls: type[T], config: Any = None, overrides: Iterable[str] = (), **s
         )
     extra = [f"{k}={json.dumps(v)}" for k, v in settings.items()]
     return build(cls, data, [*overrides, *extra])
+
+
+def load_config_file(value: str | os.PathLike[str]) -> dict[str, Any]:
+    """A --config value read: a TOML file, or a preset shipped with ffnlp named without a folder
+    (``sst2_ffnn``); a file of that name in the working folder wins (ffnlp.presets)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"the config must be a TOML file name (str or Path); got {value!r}")
+    return load_toml(find_config(value))
 
 
 def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -33,6 +33,16 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 _UMASK_LOCK = threading.Lock()
 
 
+def resolved(path: str | Path) -> str:
+    """A path as an error message names it: an absolute one as it is; a relative one with the
+    folder it was resolved against (paths on the command line and inside config files are
+    relative to the working folder)."""
+    p = Path(path)
+    if p.is_absolute():
+        return str(p)
+    return f"{p} (resolved against the working folder {Path.cwd()}: {Path.cwd() / p})"
+
+
 def new_file_mode() -> int:
     """The permissions of a newly created file under this process's umask now (e.g. 0o644)."""
     return 0o666 & ~_umask()

@@ -98,9 +98,9 @@ def train(
 
     Example:
 
-        ffnlp classify train --config configs/sst2_logreg.toml --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2
+        ffnlp classify train --config sst2_logreg --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2
 
-        ffnlp classify train --seeds 0,1,2 --config configs/sst2_logreg.toml --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2_3seeds
+        ffnlp classify train --seeds 0,1,2 --config sst2_logreg --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2_3seeds
     """
     from ffnlp.tasks.classify import train_classifier
 
@@ -389,7 +389,7 @@ def cross_validate(
 
     Example:
 
-        ffnlp classify cv --data ../shared/data/mr/rt-polarity.all --folds 10 --config configs/mr_ffnn.toml --out runs/mr_cv
+        ffnlp classify cv --data ../shared/data/mr/rt-polarity.all --folds 10 --config mr_ffnn --set features.lexicon.path=../shared/data/opinion_lexicon --out runs/mr_cv
     """
     from ffnlp.experiments.cv import cross_validate as run_cv
 
@@ -454,7 +454,7 @@ def lr_find(
 
     Example:
 
-        ffnlp classify lr-find --config configs/sst2_ffnn.toml --train ../shared/data/sst2/stsa.binary.train --plot runs/sst2_lr_find.png
+        ffnlp classify lr-find --config sst2_ffnn --train ../shared/data/sst2/stsa.binary.train --plot runs/sst2_lr_find.png
     """
     from ffnlp.tasks.classify.lr_find import find_lr
 

@@ -23,7 +23,10 @@ err_console = Console(stderr=True)
 out_console = Console()
 
 SET_HELP = "Override one config value, e.g. --set train.lr=0.1 (repeatable)."
-CONFIG_HELP = "TOML config file (see configs/ and docs/configuration.md)."
+CONFIG_HELP = (
+    "TOML config file, or the name of a preset shipped with ffnlp (e.g. sst2_ffnn; `ffnlp presets` "
+    "lists them); a file of that name in the working folder wins (docs/configuration.md)."
+)
 
 # Options every `train` command takes, defined once (typer reads them as parameter defaults).
 SET_OPTION: Any = typer.Option([], "--set", "-s", help=SET_HELP)

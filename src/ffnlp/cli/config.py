@@ -38,10 +38,10 @@ def show(
 
     Example:
 
-        ffnlp config show classify --config configs/sst2_logreg.toml --set train.lr=0.1
+        ffnlp config show classify --config sst2_logreg --set train.lr=0.1
     """
     cls = config_class(task)
-    data = C.load_toml(config) if config else {}
+    data = C.load_config_file(config) if config else {}
     typer.echo(C.dump_toml(C.build(cls, data, set_)), nl=False)
 
 

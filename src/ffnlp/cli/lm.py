@@ -75,7 +75,7 @@ def train(
 
     Example:
 
-        ffnlp lm train --config configs/ptb_lm.toml --train ../shared/data/ptb/ptb.train.txt.gz --dev ../shared/data/ptb/ptb.valid.txt --test ../shared/data/ptb/ptb.test.txt --out runs/ptb_lm
+        ffnlp lm train --config ptb_lm --train ../shared/data/ptb/ptb.train.txt.gz --dev ../shared/data/ptb/ptb.valid.txt --test ../shared/data/ptb/ptb.test.txt --out runs/ptb_lm
     """
     from ffnlp.tasks.lm import train_lm
 
@@ -280,7 +280,7 @@ def lr_find(
 
     Example:
 
-        ffnlp lm lr-find --config configs/ptb_lm.toml --train ../shared/data/ptb/ptb.train.txt.gz --plot runs/ptb_lr_find.png
+        ffnlp lm lr-find --config ptb_lm --train ../shared/data/ptb/ptb.train.txt.gz --plot runs/ptb_lr_find.png
     """
     from ffnlp.tasks.lm.lr_find import find_lr
 

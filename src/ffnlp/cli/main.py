@@ -113,6 +113,7 @@ _mount(
     "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, NumPy vs PyTorch training, linear collapse.",
 )
 _mount("config", "config", "Show the configuration of a task, or the reference of every option.")
+_mount("presets", "presets", "The presets shipped with ffnlp (--config NAME): list, show.")
 
 from ffnlp.cli import compare as _compare  # noqa: E402
 from ffnlp.cli import demo as _demo  # noqa: E402

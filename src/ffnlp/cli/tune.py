@@ -165,7 +165,7 @@ def tune(
 
     Example:
 
-        ffnlp tune classify --space auto --config configs/sst2_ffnn.toml --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --timeout 1200 --refit --seeds 5 --out runs/tune_sst2
+        ffnlp tune classify --space auto --config sst2_ffnn --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --timeout 1200 --refit --seeds 5 --out runs/tune_sst2
     """
     from ffnlp.tune.prepare import TuneOptions
     from ffnlp.tune.study import tune as run_study

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -44,6 +45,18 @@ def train(
         help="Plain-text corpus, one sentence a line, tokens separated by spaces (.gz ok).",
     ),
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    similarity: list[Path] = typer.Option(
+        [],
+        "--similarity",
+        help="A word-similarity file (word, word, score a line) evaluated after every epoch and "
+        "at the end; repeat it for several (evaluation.similarity).",
+    ),
+    analogies: Path = typer.Option(
+        None,
+        "--analogies",
+        help="Analogy questions (Google's questions-words.txt format) evaluated at the end "
+        "(evaluation.analogies).",
+    ),
     set_: list[str] = SET_OPTION,
     out: Path = run_dir_option("w2v"),
     seed: int = SEED_OPTION,
@@ -59,13 +72,19 @@ def train(
 
     Examples:
 
-        ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config configs/ptb_w2v.toml --out runs/ptb_w2v
+        ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config ptb_w2v --out runs/ptb_w2v
 
-        ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config configs/ptb_fasttext.toml --out runs/ptb_fasttext
+        ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config ptb_fasttext --similarity ../shared/data/word_similarity/wordsim353.tsv --out runs/ptb_fasttext
     """
     from ffnlp.tasks.w2v import train_word2vec
 
     setup_logging(quiet or json_)
+    # the evaluation files given here replace the config's (as --set would)
+    evaluation: dict[str, Any] = {}
+    if similarity:
+        evaluation["evaluation.similarity"] = [str(p) for p in similarity]
+    if analogies is not None:
+        evaluation["evaluation.analogies"] = str(analogies)
     run = train_word2vec(
         corpus,
         config=config,
@@ -75,6 +94,7 @@ def train(
         resume=resume is not None,
         callbacks=progress_callbacks(quiet or json_),
         force=force,
+        **evaluation,
     )
     s = run.summary
     if json_:

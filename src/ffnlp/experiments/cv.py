@@ -12,7 +12,7 @@ leave out of a training or test fold, are spread over the folds first-hand, and 
 ones follow along in about their share. It is a simpler stand-in for iterative stratification
 (Sechidis et al. 2011), which balances every label at once.
 
-    result = cross_validate("rt-polarity.all", folds=10, config="configs/mr_ffnn.toml", out="runs/mr_cv")
+    result = cross_validate("rt-polarity.all", folds=10, config="mr_ffnn", out="runs/mr_cv")
     result["cv"]["accuracy"]        # {"mean": ..., "sd": ..., "values": [...one per fold...]}
 
 ``DIR/summary.json`` holds that result; ``DIR/fold_K/`` each round's run directory (the model

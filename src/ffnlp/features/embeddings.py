@@ -27,7 +27,7 @@ from typing import IO
 import numpy as np
 
 from ffnlp.errors import DataError
-from ffnlp.fileio import atomic_writer
+from ffnlp.fileio import atomic_writer, resolved
 
 FORMATS = ("auto", "word2vec-text", "word2vec-binary", "glove", "fasttext-vec")
 SAVE_FORMATS = ("word2vec-text", "word2vec-binary")
@@ -138,7 +138,7 @@ def _resolve(p: Path) -> Path:
             "give a vectors file or an ffnlp w2v run directory"
         )
     if not p.is_file():
-        raise DataError(f"vectors file {p} does not exist")
+        raise DataError(f"vectors file {resolved(p)} does not exist")
     return p
 
 

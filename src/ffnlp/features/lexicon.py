@@ -33,6 +33,7 @@ import torch
 
 from ffnlp.config import option
 from ffnlp.errors import ConfigError, DataError, NotFittedError
+from ffnlp.fileio import resolved
 
 FeatureFn = Callable[[Sequence[str], "Lexicon"], float]
 
@@ -121,7 +122,7 @@ def read_word_list(path: str | Path) -> frozenset[str]:
     UTF-8 is read as Latin-1 (the Hu & Liu negative list holds one such byte)."""
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"lexicon file {p} does not exist")
+        raise DataError(f"lexicon file {resolved(p)} does not exist")
     words = set()
     for raw in p.read_bytes().split(b"\n"):
         try:

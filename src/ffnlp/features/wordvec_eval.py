@@ -34,6 +34,7 @@ import numpy as np
 
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.features.embeddings import load_vectors, save_vectors
+from ffnlp.fileio import resolved
 from ffnlp.text.readers import as_path, read_lines
 
 ANALOGY_METHODS = ("3cosadd", "3cosmul")
@@ -219,7 +220,7 @@ def read_word_pairs(path: str | Path) -> list[tuple[str, str, float]]:
     """``word1 word2 score`` lines (tabs or spaces); ``#`` lines are comments."""
     p = as_path(path, "the word-similarity file")
     if not p.is_file():
-        raise DataError(f"word-similarity file {p} does not exist")
+        raise DataError(f"word-similarity file {resolved(p)} does not exist")
     pairs = []
     for lineno, line in read_lines(p):
         line = line.strip()
@@ -353,7 +354,7 @@ def read_analogies(path: str | Path) -> list[tuple[str, list[tuple[str, str, str
     """Sections of ``a b c d`` questions from a questions-words.txt style file."""
     p = as_path(path, "the analogy file")
     if not p.is_file():
-        raise DataError(f"analogy file {p} does not exist")
+        raise DataError(f"analogy file {resolved(p)} does not exist")
     sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
     for lineno, line in read_lines(p):
         line = line.strip()

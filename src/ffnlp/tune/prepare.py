@@ -109,7 +109,7 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
     sets.append(f"train.monitor={cfgmod.toml_value(metric)}")
     if direction != tasks.direction_of(metric):
         sets.append(f"train.monitor_mode={cfgmod.toml_value(direction[:3])}")
-    base_data = cfgmod.load_toml(o.config) if o.config is not None else {}
+    base_data = cfgmod.load_config_file(o.config) if o.config is not None else {}
     check_space(
         space,
         tasks.config_class(o.task),

@@ -34,7 +34,7 @@ def find_lr(
     Returns the curve and the suggestion of :func:`~ffnlp.inspect.diagnostics.lr_range_test`,
     plus ``config_lr`` (the configuration's train.lr) and ``optimizer``.
 
-    >>> result = find_lr("train.txt", config="configs/sst2_ffnn.toml")   # doctest: +SKIP
+    >>> result = find_lr("train.txt", config="sst2_ffnn")   # doctest: +SKIP
     >>> result["suggested_lr"]                                          # doctest: +SKIP
     """
     if seed is not None:

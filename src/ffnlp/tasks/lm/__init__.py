@@ -12,7 +12,7 @@ perplexity, the mixture), :mod:`.result` (LanguageModel, load), :mod:`.train` (t
 Python API::
 
     lm = train_lm("ptb.train.txt.gz", dev="ptb.valid.txt", test="ptb.test.txt",
-                  config="configs/ptb_lm.toml", out="runs/ptb_lm")
+                  config="ptb_lm", out="runs/ptb_lm")
     lm.perplexity("ptb.test.txt")
     lm.generate("the company said", max_tokens=20, seed=1)
     lm = load("runs/ptb_lm")

@@ -35,7 +35,7 @@ def find_lr(
     """Sweep the learning rate from ``lr_min`` to ``lr_max`` over ``steps`` training batches of
     the feed-forward LM; the curve, the suggestion, ``config_lr`` and ``optimizer``.
 
-    >>> find_lr("ptb.train.txt.gz", config="configs/ptb_lm.toml")["suggested_lr"]  # doctest: +SKIP
+    >>> find_lr("ptb.train.txt.gz", config="ptb_lm")["suggested_lr"]  # doctest: +SKIP
     """
     if seed is not None:
         settings["train.seed"] = seed

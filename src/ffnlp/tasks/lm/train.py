@@ -56,7 +56,7 @@ def train_lm(
     complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
     :func:`ffnlp.tasks.run.run_recipe`).
 
-    >>> lm = train_lm("ptb.train.txt", dev="ptb.valid.txt", config="configs/ptb_lm.toml",
+    >>> lm = train_lm("ptb.train.txt", dev="ptb.valid.txt", config="ptb_lm",
     ...               out="runs/ptb_lm", seed=1)                               # doctest: +SKIP
     >>> lm.perplexity("ptb.test.txt")                                          # doctest: +SKIP
     """

@@ -12,6 +12,7 @@ from typing import Any
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, TrainingError
 from ffnlp.features.subwords import SubwordTable
+from ffnlp.fileio import resolved
 from ffnlp.models import registry
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.models.subword_skipgram import SubwordSkipGram
@@ -44,7 +45,7 @@ def train_word2vec(
     once the new one is complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
     :func:`ffnlp.tasks.run.run_recipe`).
 
-    >>> run = train_word2vec("ptb.train.txt.gz", config="configs/ptb_w2v.toml", out="runs/w2v")  # doctest: +SKIP
+    >>> run = train_word2vec("ptb.train.txt.gz", config="ptb_w2v", out="runs/w2v")  # doctest: +SKIP
     >>> run.most_similar("stock", k=3)                                                          # doctest: +SKIP
     """
     run_dir, cfg = start_run(
@@ -91,7 +92,8 @@ def _check_evaluation_files(cfg: W2VConfig) -> None:
     ]:
         if not Path(p).is_file():
             raise ConfigError(
-                f"evaluation file {p} does not exist (evaluation.similarity / analogies)"
+                f"evaluation file {resolved(p)} does not exist (--similarity / --analogies, "
+                "evaluation.similarity / analogies)"
             )
 
 
