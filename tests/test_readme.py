@@ -101,6 +101,21 @@ def test_the_set_up_commands_come_first() -> None:
     assert commands[:2] == SETUP
 
 
+def test_the_first_block_is_exactly_the_two_set_up_commands_ci_runs() -> None:
+    """.ci/run runs what .ci/readme_setup.py reads from the README's first block: that block holds
+    the two set-up commands and nothing else, so that CI runs exactly what a newcomer types."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "readme_setup.py"), str(README)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.splitlines() == SETUP
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "readme_setup.py README.md" in ci
+    assert "pip install" not in ci.split("readme_setup.py")[0]  # nothing installed before it
+
+
 def check_parses(args: list[str]) -> None:
     """One `ffnlp` call's options and arguments checked by the CLI's own parser (nothing runs)."""
     path = command_path(args)
