@@ -22,6 +22,7 @@ EXTRA_OF = {
     "hypothesis": "dev",
     "gensim": "dev",
     "fasttext": "dev",
+    "kenlm": "dev",
 }
 
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ffnlp.cli.main import app
 from ffnlp.tasks.sample import write_sample
+from tests.extras import needs_mark
 
 runner = CliRunner()
 
@@ -98,6 +99,7 @@ def test_repeat_takes_a_count_from_first_seed_or_a_list(data, tmp_path) -> None:
         )
 
 
+@needs_mark("tensorboard")
 def test_repeat_gives_each_seed_its_tensorboard_folder(data, tmp_path) -> None:
     log_dir = tmp_path / "tb"
     args = classify(data, "--seeds", "0,1", "--tensorboard", log_dir, "--out", tmp_path / "r")
@@ -151,6 +153,7 @@ def test_first_seed_goes_with_a_count(data, tmp_path) -> None:
     assert "--first-seed goes with a number of seeds" in re.sub(r"[\s│]+", " ", result.stderr)
 
 
+@needs_mark("tensorboard")
 def test_cross_validation_gives_each_fold_its_tensorboard_folder(data, tmp_path) -> None:
     log_dir = tmp_path / "tb"
     args = ["classify", "cv", "--data", str(data["train"]), "--folds", "3", "--quiet"]

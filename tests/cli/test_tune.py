@@ -10,7 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ffnlp.cli.main import app
+from tests.extras import needs
 from tests.tune.conftest import SMALL_CLASSIFIER, write_data
+
+needs("optuna")  # every command here reaches the search (it refuses to start without Optuna)
 
 runner = CliRunner()
 

@@ -21,6 +21,7 @@ from ffnlp.models.arpa import BackoffNgram, read_arpa, write_arpa
 from ffnlp.tasks.lm import load, train_lm
 from ffnlp.tasks.lm.result import load_arpa
 from tests.conftest import shared_data
+from tests.extras import needs
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "in", "park", "<unk>"]
 
@@ -151,10 +152,7 @@ def test_a_reader_written_from_the_format_definition_agrees(kn: dict[str, Path])
 
 
 def test_kenlm_reads_the_file_and_gives_the_same_log_probs(kn: dict[str, Path]) -> None:
-    kenlm = pytest.importorskip(
-        "kenlm",
-        reason="the kenlm module is not installed (pip install kenlm builds it from source)",
-    )
+    kenlm = needs("kenlm")
     model = load(kn["run"])
     reader = kenlm.Model(str(kn["arpa"]))
     theirs = []
@@ -419,10 +417,7 @@ def test_ptb_kn5_arpa_file_is_well_formed(ptb_kn5: dict[str, Path]) -> None:
 
 @pytest.mark.slow
 def test_kenlm_scores_the_exported_file_like_ffnlp(ptb_kn5: dict[str, Path]) -> None:
-    kenlm = pytest.importorskip(
-        "kenlm",
-        reason="the kenlm module is not installed (pip install kenlm builds it from source)",
-    )
+    kenlm = needs("kenlm")
     model = kenlm.Model(str(ptb_kn5["arpa"]))
     total, tokens = 0.0, 0
     for line in ptb_kn5["test"].read_text(encoding="utf-8").split("\n"):

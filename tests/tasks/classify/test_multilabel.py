@@ -149,6 +149,7 @@ def test_examples_without_a_gold_label_are_left_out() -> None:
 
 
 def test_micro_macro_f1_and_per_label_match_scikit_learn() -> None:
+    needs("sklearn.metrics")
     from sklearn.metrics import f1_score, precision_recall_fscore_support
 
     rng = np.random.default_rng(0)
