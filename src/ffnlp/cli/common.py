@@ -31,6 +31,13 @@ SEED_OPTION: Any = typer.Option(None, "--seed", help="Random seed (same as --set
 RESUME_OPTION: Any = typer.Option(
     None, "--resume", help="Continue the interrupted run in this directory."
 )
+INIT_FROM_OPTION: Any = typer.Option(
+    None,
+    "--init-from",
+    help="Continue a finished run of this task on new data: its weights and its configuration "
+    "are the start (--config and --set apply over it), new words and labels get fresh rows; "
+    "summary.json records the run under init_from. Not with --resume. See docs/continue.md.",
+)
 FORCE_OPTION: Any = typer.Option(
     False,
     "--force",
