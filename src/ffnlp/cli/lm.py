@@ -11,6 +11,7 @@ from ffnlp.cli.common import (
     CONFIG_HELP,
     DIAGNOSTICS_OPTION,
     FORCE_OPTION,
+    INIT_FROM_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -65,6 +66,7 @@ def train(
         help="Run directory of another LM on the same vocabulary to mix with; the weight is fitted on --dev.",
     ),
     resume: Path = RESUME_OPTION,
+    init_from: Path = INIT_FROM_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
     tensorboard: Path = TENSORBOARD_OPTION,
     force: bool = FORCE_OPTION,
@@ -76,6 +78,8 @@ def train(
     Example:
 
         ffnlp lm train --config configs/ptb_lm.toml --train ../shared/data/ptb/ptb.train.txt.gz --dev ../shared/data/ptb/ptb.valid.txt --test ../shared/data/ptb/ptb.test.txt --out runs/ptb_lm
+
+        ffnlp lm train --init-from runs/ptb_lm --train more_text.txt --out runs/ptb_lm_more
     """
     from ffnlp.tasks.lm import train_lm
 
@@ -87,7 +91,12 @@ def train(
         from ffnlp.config import string_override
 
         refuse_with_seeds(
-            **{"--seed": seed is not None, "--resume": resume is not None, "--force": force}
+            **{
+                "--seed": seed is not None,
+                "--resume": resume is not None,
+                "--force": force,
+                "--init-from": init_from is not None,
+            }
         )
         if interpolate_with is not None:
             overrides.append(string_override("interpolate_with", str(interpolate_with)))
@@ -118,6 +127,7 @@ def train(
         callbacks=progress_callbacks(quiet or json_),
         interpolate_with=interpolate_with,
         force=force,
+        init_from=init_from,
     )
     summary = lm.summary
     if json_:

@@ -11,6 +11,7 @@ from ffnlp.cli.common import (
     CONFIG_HELP,
     DIAGNOSTICS_OPTION,
     FORCE_OPTION,
+    INIT_FROM_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -48,6 +49,7 @@ def train(
     out: Path = run_dir_option("w2v"),
     seed: int = SEED_OPTION,
     resume: Path = RESUME_OPTION,
+    init_from: Path = INIT_FROM_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
     tensorboard: Path = TENSORBOARD_OPTION,
     force: bool = FORCE_OPTION,
@@ -62,6 +64,8 @@ def train(
         ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config configs/ptb_w2v.toml --out runs/ptb_w2v
 
         ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config configs/ptb_fasttext.toml --out runs/ptb_fasttext
+
+        ffnlp w2v train --init-from runs/ptb_w2v --corpus ../shared/data/lee_corpus/lee_background.cor --out runs/ptb_then_lee
     """
     from ffnlp.tasks.w2v import train_word2vec
 
@@ -75,6 +79,7 @@ def train(
         resume=resume is not None,
         callbacks=progress_callbacks(quiet or json_),
         force=force,
+        init_from=init_from,
     )
     s = run.summary
     if json_:

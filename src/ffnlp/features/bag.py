@@ -155,9 +155,7 @@ class BagOfNgrams:
         were added."""
         vocabulary = self._fitted()
         names, counts, df, n_docs = self._count(token_lists)
-        new = [
-            i for i in np.flatnonzero(counts >= self.min_count) if names[i] not in vocabulary
-        ]
+        new = [i for i in np.flatnonzero(counts >= self.min_count) if names[i] not in vocabulary]
         room = len(new) if self.max_features is None else self.max_features - len(vocabulary)
         if len(new) > room:
             new = sorted(new, key=lambda i: (-counts[i], names[i]))[: max(room, 0)]

@@ -110,11 +110,16 @@ def open_base(init_from: str | Path, task: str) -> Base:
 
 
 def start_from(
-    init_from: str | Path | None, task: str, resume: bool, config: Any
+    init_from: str | Path | None,
+    task: str,
+    resume: bool,
+    config: Any,
+    not_inherited: Iterable[str] = (),
 ) -> tuple[Base | None, Any]:
     """The earlier run of ``init_from`` (None without one) and the configuration to resolve:
-    ``config`` layered over the earlier run's (see :func:`layered_config`). ``resume`` with
-    ``init_from`` is a ConfigError."""
+    ``config`` layered over the earlier run's (see :func:`layered_config`), less the top-level
+    keys ``not_inherited`` (e.g. the LM's ``interpolate_with``, about the earlier run's
+    training, not its model). ``resume`` with ``init_from`` is a ConfigError."""
     if init_from is None:
         return None, config
     if resume:
@@ -125,6 +130,8 @@ def start_from(
             "weights; leave one of them out"
         )
     base = open_base(init_from, task)
+    for key in not_inherited:
+        base.config.pop(key, None)
     return base, layered_config(base, config)
 
 

@@ -92,7 +92,7 @@ def read_lineage(run_dir: Path) -> dict[str, Any] | None:
     lineage = read_json(path)
     if not isinstance(lineage.get("run"), str):
         raise ModelFileError(
-            f"{path} is corrupted: \"run\" must be the folder of the run it continued"
+            f'{path} is corrupted: "run" must be the folder of the run it continued'
         )
     return lineage
 
