@@ -39,7 +39,7 @@ from torch import nn
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, ModelFileError
-from ffnlp.models.io import TASK_COMMANDS, WEIGHTS, a_run, read_arch, run_path
+from ffnlp.models.io import NGRAM_TYPE, TASK_COMMANDS, WEIGHTS, a_run, read_arch, run_path
 from ffnlp.tasks.runfolder import CONFIG, read_lineage, read_summary, write_lineage
 
 __all__ = [
@@ -93,13 +93,19 @@ def open_base(init_from: str | Path, task: str) -> Base:
             f"--init-from {run_dir}: it is {a_run(found)}, and ffnlp {task} train continues "
             f"{a_run(task)}{hint}"
         )
+    if arch["type"] == NGRAM_TYPE:
+        raise ModelFileError(
+            f"--init-from {run_dir}: the run is a Kneser-Ney model, counted rather than trained, "
+            'so it has no weights to continue; continue a feed-forward LM run (kind = "ffnn"), '
+            "or fit Kneser-Ney on all the text"
+        )
     path = run_dir / CONFIG
     if not path.is_file():
         raise ModelFileError(f"--init-from {run_dir}: the run is incomplete: {CONFIG} is missing")
     if not (run_dir / WEIGHTS).is_file():
         raise ModelFileError(
-            f"--init-from {run_dir}: the run has no {WEIGHTS} (a Kneser-Ney model, or a "
-            "cross-validation fold whose weights were not kept); give a run with trained weights"
+            f"--init-from {run_dir}: the run has no {WEIGHTS} (a cross-validation fold whose "
+            "weights were not kept?); give a run with trained weights"
         )
     try:
         data = cfgmod.load_toml(path)

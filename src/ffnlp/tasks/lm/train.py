@@ -182,8 +182,8 @@ def open_start(base: Base, cfg: LMConfig) -> Start:
     """The earlier run's LM, checked against this configuration before any data is read."""
     if cfg.kind != "ffnn":
         raise ConfigError(
-            f"{base.where}: kind = {cfg.kind!r} is counted, not trained, so there are no weights "
-            'to continue; leave kind = "ffnn" (the run\'s)'
+            f"{base.where}: kind = {cfg.kind!r} is counted, not trained, and cannot start from "
+            "the run's weights; leave kind = \"ffnn\" (the run's)"
         )
     if cfg.interpolate_with:
         raise ConfigError(
