@@ -186,8 +186,8 @@ def bench_w2v(args: argparse.Namespace, work: Path) -> dict[str, object]:
     for word in added[:5]:
         near = ", ".join(w for w, _ in continued.most_similar(word, k=5))
         print(f"  new word {word!r}: nearest {near}")
-    old_vectors = base.vectors()
-    moved = np.linalg.norm(continued.vectors()[: len(old_vocab)] - old_vectors, axis=1)
+    old_vectors = base.wv.vectors
+    moved = np.linalg.norm(continued.wv.vectors[: len(old_vocab)] - old_vectors, axis=1)
     scale = float(np.linalg.norm(old_vectors, axis=1).mean())
     print(
         f"old words' vectors: median change {np.median(moved) / scale:.3f} of the mean norm; "
@@ -197,12 +197,14 @@ def bench_w2v(args: argparse.Namespace, work: Path) -> dict[str, object]:
     after = continued.summary["evaluation"]
     out: dict[str, object] = {"vocab_before": len(old_vocab), "vocab_after": len(new_vocab)}
     print(f"\n{'evaluation':32s} {'before':>8s} {'after':>8s} {'kept':>7s}")
-    for name, figures in before.items():
-        if not isinstance(figures, dict) or "spearman" not in figures:
-            continue
-        a, b = figures["spearman"], after[name]["spearman"]
-        print(f"  {name:30s} {a:8.4f} {b:8.4f} {b / a:7.1%}")
+    for name, figures in before.get("similarity", {}).items():
+        a, b = figures["spearman"], after["similarity"][name]["spearman"]
+        print(f"  {name + ' Spearman':30s} {a:8.4f} {b:8.4f} {b / a:7.1%}")
         out[name] = {"before": a, "after": b, "kept": b / a}
+    if "analogy" in before:
+        a, b = before["analogy"]["accuracy"], after["analogy"]["accuracy"]
+        print(f"  {'analogy accuracy':30s} {a:8.4f} {b:8.4f} {b / a:7.1%}")
+        out["analogy"] = {"before": a, "after": b, "kept": b / a}
     return out
 
 
