@@ -19,7 +19,9 @@ model has trained on those, so the three models are scored a second time on each
 
 ``w2v``: word2vec is trained on PTB with the config (its WordSim-353 / SimLex-999 Spearman and
 analogy accuracy from the run's own evaluation), then continued on a second corpus (the Lee
-background corpus by default). Printed: the vocabulary before and after, a few of the new words
+background corpus by default), read as PTB is written: lowercased, words and numbers split from
+the punctuation (the regular expression of ``simple_tokens``, as gensim's simple_preprocess
+keeps its tokens), written to a temporary file. Printed: the vocabulary before and after, a few of the new words
 with their nearest neighbours, how many old words' vectors moved, and the continued vectors'
 Spearman as a share of the earlier ones' (the goal: at least 95 % of WordSim-353).
 
@@ -162,6 +164,11 @@ def bench_classify(args: argparse.Namespace, work: Path) -> dict[str, object]:
     }
 
 
+def simple_tokens(text: str) -> list[str]:
+    """Lowercased words and numbers (with an apostrophe's ending), punctuation left out."""
+    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.lower())
+
+
 def same_text(text: str) -> str:
     """A sentence with case, spaces and punctuation removed (SST-2 and MR tokenise alike but
     not identically)."""
@@ -176,8 +183,11 @@ def bench_w2v(args: argparse.Namespace, work: Path) -> dict[str, object]:
     base = train_word2vec(args.corpus, config=args.config, overrides=sets, out=work / "ptb")
     print(f"word2vec on {args.corpus.name} ({time.perf_counter() - t0:.0f} s)", flush=True)
     t0 = time.perf_counter()
+    second = work / "second.txt"
+    lines = args.corpus2.read_text(encoding="utf-8").splitlines()
+    second.write_text("".join(" ".join(simple_tokens(t)) + "\n" for t in lines), encoding="utf-8")
     continued = train_word2vec(
-        args.corpus2, overrides=sets, out=work / "continued", init_from=work / "ptb"
+        second, overrides=sets, out=work / "continued", init_from=work / "ptb"
     )
     print(f"continued on {args.corpus2.name} ({time.perf_counter() - t0:.0f} s)", flush=True)
     old_vocab, new_vocab = base.vocab, continued.vocab

@@ -274,3 +274,28 @@ def test_the_train_commands_document_init_from() -> None:
     for group in ("classify", "lm", "w2v"):
         result = invoke(group, "train", "--help")
         assert result.exit_code == 0 and "--init-from" in result.output, group
+
+
+def test_cv_continues_the_run_in_every_fold(sample, runs, tmp_path) -> None:
+    out = tmp_path / "cv"
+    result = invoke(
+        "classify",
+        "cv",
+        "--data",
+        sample["train"],
+        "--folds",
+        "2",
+        "--init-from",
+        runs["clf"],
+        "--set",
+        "train.epochs=1",
+        "--out",
+        out,
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["init_from"] == str(runs["clf"])
+    for fold in ("fold_1", "fold_2"):
+        summary = json.loads((out / fold / "summary.json").read_text(encoding="utf-8"))
+        assert summary["init_from"]["run"] == str(runs["clf"].resolve())
+        assert 'type = "pooled"' in (out / fold / "config.toml").read_text(encoding="utf-8")

@@ -56,7 +56,9 @@ def test_ptb_word2vec_continued_on_lee_knows_new_words_and_keeps_its_similarity(
     monkeypatch.chdir(ROOT)  # the preset names its evaluation files relative to the checkout
     config = ROOT / "configs" / "ptb_w2v.toml"
     base = train_word2vec(ptb, config=config, out=tmp_path / "ptb")
-    continued = train_word2vec(lee, out=tmp_path / "lee", init_from=tmp_path / "ptb")
+    continued = train_word2vec(
+        lee, overrides=["corpus.lowercase=true"], out=tmp_path / "lee", init_from=tmp_path / "ptb"
+    )
     added = continued.vocab.itos[len(base.vocab) :]
     assert continued.vocab.itos[: len(base.vocab)] == base.vocab.itos
     assert len(added) > 100

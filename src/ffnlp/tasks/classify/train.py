@@ -337,8 +337,6 @@ def fresh_model(
 
 # the settings that lay out a classifier's input rows: a continued run keeps the earlier run's
 KEPT_SETTINGS = (
-    "data.tokenizer",
-    "data.lowercase",
     "features.kind",
     "features.ngram_range",
     "features.weighting",

@@ -167,7 +167,7 @@ def vocabulary(
 # --------------------------------------------------------------------- continued training
 
 # what lays out a feed-forward LM's rows: a continued run keeps the earlier run's
-KEPT_SETTINGS = ("kind", "data.lowercase")
+KEPT_SETTINGS = ("kind",)
 
 
 @dataclass

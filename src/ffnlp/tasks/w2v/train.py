@@ -126,7 +126,6 @@ def train_word2vec(
 
 # what lays out the vectors' rows, and their width: a continued run keeps the earlier run's
 KEPT_SETTINGS = (
-    "corpus.lowercase",
     "model.type",
     "model.dim",
     "model.minn",
