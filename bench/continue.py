@@ -199,9 +199,11 @@ def bench_w2v(args: argparse.Namespace, work: Path) -> dict[str, object]:
     old_vectors = base.wv.vectors
     moved = np.linalg.norm(continued.wv.vectors[: len(old_vocab)] - old_vectors, axis=1)
     scale = float(np.linalg.norm(old_vectors, axis=1).mean())
+    still = moved == 0
     print(
-        f"old words' vectors: median change {np.median(moved) / scale:.3f} of the mean norm; "
-        f"{int((moved == 0).sum())} of {len(old_vocab)} unchanged (not in the new corpus)"
+        f"old words' vectors: {int(still.sum())} of {len(old_vocab)} unchanged (not in the new "
+        f"corpus); the others moved by {np.median(moved[~still]) / scale:.3f} of the mean "
+        "vector norm (median)"
     )
     before = base.summary["evaluation"]
     after = continued.summary["evaluation"]

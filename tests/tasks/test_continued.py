@@ -264,3 +264,62 @@ def test_an_interrupted_continued_run_resumes_from_the_same_earlier_run(
     assert_same_weights(straight, out)
     text = ["a dull film ."]
     assert np.array_equal(load(out).predict_proba(text), load(straight).predict_proba(text))
+
+
+# ------------------------------------------------------------------ the lm and w2v recipes
+
+
+def test_a_continued_lm_keeps_the_known_words_rows(sample, tmp_path) -> None:
+    from ffnlp.tasks.lm import load as load_lm
+    from ffnlp.tasks.lm import resolve_config as lm_config
+    from ffnlp.tasks.lm import train as lm_recipe
+    from ffnlp.tasks.lm import train_lm
+
+    base_dir = tmp_path / "lm"
+    settings = ["train.epochs=1", "model.hidden_sizes=[16]", "model.embedding_dim=8", "samples=0"]
+    train_lm(sample["corpus"], overrides=settings, out=base_dir)
+    extra = tmp_path / "extra.txt"
+    extra.write_text("the zorblax film is a quux .\n" * 4, encoding="utf-8")
+    base = open_base(base_dir, "lm")
+    cfg = lm_config(base.config)
+    start = lm_recipe.open_start(base, cfg)
+    vocab = lm_recipe.vocabulary(cfg, extra, None, start)
+    old = load_lm(base_dir)
+    assert vocab.itos[: len(old.vocab)] == old.vocab.itos
+    assert vocab.itos[len(old.vocab) :] == ["quux", "zorblax"]  # ties alphabetical
+    model = lm_recipe.fresh_network(cfg, vocab)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    lm_recipe.continue_network(start, model, vocab)
+    assert old.network is not None
+    known = len(old.vocab)
+    for name, before in old.network.state_dict().items():
+        after = model.state_dict()[name]
+        if after.shape[0] == len(vocab):  # a table with a row per word
+            assert torch.equal(after[:known], before), name
+            assert torch.equal(after[known:], fresh[name][known:]), name
+        else:
+            assert torch.equal(after, before), name
+
+
+def test_a_continued_word2vec_leaves_words_absent_from_the_new_corpus_as_they_were(
+    sample, tmp_path
+) -> None:
+    from ffnlp.tasks.w2v import load as load_w2v
+    from ffnlp.tasks.w2v import train_word2vec
+
+    settings = ["train.epochs=1", "model.min_count=2", "model.dim=16"]
+    train_word2vec(sample["corpus"], overrides=settings, out=tmp_path / "a")
+    extra = tmp_path / "extra.txt"
+    extra.write_text("the zorblax film is good .\nthe zorblax plot is dull .\n" * 3, "utf-8")
+    more = ["model.sample=0", "train.epochs=3"]  # a tiny corpus: keep every word, train it
+    run = train_word2vec(extra, overrides=more, out=tmp_path / "b", init_from=tmp_path / "a")
+    old = load_w2v(tmp_path / "a")
+    assert run.vocab.itos == [*old.vocab.itos, "zorblax"]
+    assert run.vocab.counts[old.vocab["film"]] == old.vocab.counts[old.vocab["film"]] + 3
+    seen = {"the", "zorblax", "film", "is", "good", ".", "plot", "dull"}
+    for word in ("funny", "boring", "script"):
+        assert word not in seen
+        assert np.array_equal(run.vector(word), old.vector(word)), word
+    assert not np.array_equal(run.vector("film"), old.vector("film"))
+    assert run.most_similar("zorblax", k=3)[0][0] != "zorblax"
+    assert run.summary["init_from"]["vocab"] == {"before": len(old.vocab), "after": len(run.vocab)}

@@ -8,10 +8,10 @@ of a finished run of the same task, as gensim's ``build_vocab(update=True)`` fol
    task) and reads its configuration;
 2. :func:`layered_config`: that configuration is the base; a ``--config`` file (or dict) is
    merged over it and ``--set`` overrides apply on top, as they do over the defaults;
-3. :func:`check_kept`: the settings that lay out the model's rows (the tokenizer, the feature
-   kind, the n-gram orders, the number of hash buckets, the model type...) must stay as the
-   earlier run has them, and :func:`check_architecture` builds the configured model at the
-   earlier run's sizes and compares every weight's shape with the run's;
+3. :func:`check_kept`: the settings that lay out the model's rows (the feature kind, the
+   n-gram orders, the number of hash buckets, the model type...) must stay as the earlier run
+   has them, and :func:`check_architecture` builds the configured model at the earlier run's
+   sizes and compares every weight's shape with the run's;
 4. the task grows its vocabulary (and label set) with the new data: what the earlier run had
    keeps its place, new words, n-grams and labels are appended; a :class:`RowMap` says where
    each old row (or class) went;
@@ -28,6 +28,7 @@ new run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ __all__ = [
     "lineage",
     "open_base",
     "read_lineage",
+    "resumed_base",
     "start_from",
     "transfer",
     "write_lineage",
@@ -163,8 +165,7 @@ def layered_config(base: Base, config: Any) -> Any:
 
 
 def dataclass_instance(obj: object) -> bool:
-    import dataclasses
-
+    """Whether ``obj`` is a configuration object (a dataclass instance, not the class)."""
     return dataclasses.is_dataclass(obj) and not isinstance(obj, type)
 
 
