@@ -299,3 +299,17 @@ def test_cv_continues_the_run_in_every_fold(sample, runs, tmp_path) -> None:
         summary = json.loads((out / fold / "summary.json").read_text(encoding="utf-8"))
         assert summary["init_from"]["run"] == str(runs["clf"].resolve())
         assert 'type = "pooled"' in (out / fold / "config.toml").read_text(encoding="utf-8")
+
+
+def test_the_train_output_names_the_run_it_continued(sample, runs, tmp_path) -> None:
+    extra = tmp_path / "extra.txt"
+    extra.write_text("2 a zorblax film .\n0 a dull film .\n1 a good film .\n", encoding="utf-8")
+    out = tmp_path / "continued"
+    result = invoke("classify", "train", "--init-from", runs["clf"], "--train", extra, "--out", out)
+    assert result.exit_code == 0, result.output
+    lineage = json.loads((out / "summary.json").read_text(encoding="utf-8"))["init_from"]
+    rows = lineage["input_rows"]
+    assert (
+        f"continued from {runs['clf'].resolve()}; rows {rows['before']} -> {rows['after']}; "
+        "new labels: 2"
+    ) in result.stdout.replace("\n", "")

@@ -25,6 +25,7 @@ from ffnlp.cli.common import (
     SUMMARY_JSON_OPTION,
     TENSORBOARD_OPTION,
     diagnostics_overrides,
+    lineage_line,
     out_console,
     print_json,
     progress_callbacks,
@@ -176,6 +177,9 @@ def train(
         f"{summary['epochs']} epochs in {summary['train_seconds']:.1f} s; best epoch "
         f"{summary['best_epoch']}. {summary['stop_reason']}"
     )
+    lineage = lineage_line(summary)
+    if lineage:
+        out_console.print(lineage, markup=False)
 
 
 @app.command("eval")

@@ -144,6 +144,19 @@ def print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj))
 
 
+def lineage_line(summary: dict[str, Any]) -> str | None:
+    """One line saying which run a continued run started from and what grew (None for a run
+    trained from scratch)."""
+    lineage = summary.get("init_from")
+    if not isinstance(lineage, dict):
+        return None
+    sizes = lineage.get("vocab") or lineage.get("input_rows") or {}
+    grew = f"; rows {sizes['before']} -> {sizes['after']}" if sizes else ""
+    labels = lineage.get("labels_added")
+    added = f"; new labels: {', '.join(labels)}" if labels else ""
+    return f"continued from {lineage['run']}{grew}{added}"
+
+
 def short_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     """Metrics without the bulky per-class and confusion entries (for tables)."""
     return {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}

@@ -21,6 +21,7 @@ from ffnlp.cli.common import (
     TENSORBOARD_OPTION,
     diagnostics_overrides,
     err_console,
+    lineage_line,
     out_console,
     print_json,
     progress_callbacks,
@@ -156,6 +157,9 @@ def train(
     out_console.print(table)
     if interp:
         out_console.print(f"λ: the weight of {interp['weight_of']} in the mixture", markup=False)
+    lineage = lineage_line(summary)
+    if lineage:
+        out_console.print(lineage, markup=False)
     out_console.print(
         f"trained in {summary['train_seconds']:.1f} s ({summary['tokens_per_second']:.0f} tokens/s)"
         + (f"; best epoch {summary['best_epoch']}" if summary.get("best_epoch") else "")

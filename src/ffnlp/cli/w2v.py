@@ -19,6 +19,7 @@ from ffnlp.cli.common import (
     SUMMARY_JSON_OPTION,
     TENSORBOARD_OPTION,
     diagnostics_overrides,
+    lineage_line,
     out_console,
     print_json,
     progress_callbacks,
@@ -93,6 +94,9 @@ def train(
         f"= {s['words_per_second']:,.0f} words/s"
     )
     _print_evaluation(s.get("evaluation", {}))
+    lineage = lineage_line(s)
+    if lineage:
+        out_console.print(lineage, markup=False)
 
 
 @app.command("eval")
