@@ -16,6 +16,7 @@ from ffnlp.cli.common import (
     CONFIG_HELP,
     DIAGNOSTICS_OPTION,
     FORCE_OPTION,
+    INIT_FROM_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -24,6 +25,7 @@ from ffnlp.cli.common import (
     SUMMARY_JSON_OPTION,
     TENSORBOARD_OPTION,
     diagnostics_overrides,
+    lineage_line,
     out_console,
     print_json,
     progress_callbacks,
@@ -88,6 +90,7 @@ def train(
     encoding: str = ENCODING_OPTION,
     skip_invalid: bool = SKIP_INVALID_OPTION,
     resume: Path = RESUME_OPTION,
+    init_from: Path = INIT_FROM_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
     tensorboard: Path = TENSORBOARD_OPTION,
     force: bool = FORCE_OPTION,
@@ -99,6 +102,8 @@ def train(
     Example:
 
         ffnlp classify train --config sst2_logreg --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2
+
+        ffnlp classify train --init-from runs/sst2 --train ../shared/data/mr/rt-polarity.all --encoding latin-1 --out runs/sst2_then_mr
 
         ffnlp classify train --seeds 0,1,2 --config sst2_logreg --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2_3seeds
     """
@@ -113,7 +118,12 @@ def train(
         from ffnlp.cli.repeat import parse_seeds, run_repeat
 
         refuse_with_seeds(
-            **{"--seed": seed is not None, "--resume": resume is not None, "--force": force}
+            **{
+                "--seed": seed is not None,
+                "--resume": resume is not None,
+                "--force": force,
+                "--init-from": init_from is not None,
+            }
         )
         seed_list = parse_seeds(seeds)
         run_repeat(
@@ -142,6 +152,7 @@ def train(
         resume=resume is not None,
         callbacks=progress_callbacks(quiet or json_),
         force=force,
+        init_from=init_from,
     )
     summary = clf.summary
     if json_:
@@ -166,6 +177,9 @@ def train(
         f"{summary['epochs']} epochs in {summary['train_seconds']:.1f} s; best epoch "
         f"{summary['best_epoch']}. {summary['stop_reason']}"
     )
+    lineage = lineage_line(summary)
+    if lineage:
+        out_console.print(lineage, markup=False)
 
 
 @app.command("eval")
@@ -379,6 +393,12 @@ def cross_validate(
         help="Folder for TensorBoard: each fold's scalars in DIR/fold_K (needs pip install "
         "'ffnlp[tensorboard]').",
     ),
+    init_from: Path = typer.Option(
+        None,
+        "--init-from",
+        help="Every fold continues this finished classify run on its training part (its "
+        "configuration is the base; --config and --set apply over it). See docs/continue.md.",
+    ),
     fmt: str = FORMAT_OPTION,
     encoding: str = ENCODING_OPTION,
     skip_invalid: bool = SKIP_INVALID_OPTION,
@@ -390,6 +410,8 @@ def cross_validate(
     Example:
 
         ffnlp classify cv --data ../shared/data/mr/rt-polarity.all --folds 10 --config mr_ffnn --set features.lexicon.path=../shared/data/opinion_lexicon --out runs/mr_cv
+
+        ffnlp classify cv --data ../shared/data/mr/rt-polarity.all --encoding latin-1 --init-from runs/sst2_ffnn --out runs/mr_cv_from_sst2
     """
     from ffnlp.experiments.cv import cross_validate as run_cv
 
@@ -417,6 +439,7 @@ def cross_validate(
         on_fold=report,
         callbacks=progress_callbacks(quiet or json_),
         tensorboard=tensorboard,
+        init_from=init_from,
     )
     if json_:
         print_json({k: v for k, v in result.items() if k != "config"})

@@ -34,6 +34,13 @@ SEED_OPTION: Any = typer.Option(None, "--seed", help="Random seed (same as --set
 RESUME_OPTION: Any = typer.Option(
     None, "--resume", help="Continue the interrupted run in this directory."
 )
+INIT_FROM_OPTION: Any = typer.Option(
+    None,
+    "--init-from",
+    help="Continue a finished run of this task on new data: its weights and its configuration "
+    "are the start (--config and --set apply over it), new words and labels get fresh rows; "
+    "summary.json records the run under init_from. Not with --resume. See docs/continue.md.",
+)
 FORCE_OPTION: Any = typer.Option(
     False,
     "--force",
@@ -138,6 +145,19 @@ def progress_callbacks(quiet: bool) -> list[Callback]:
 
 def print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj))
+
+
+def lineage_line(summary: dict[str, Any]) -> str | None:
+    """One line saying which run a continued run started from and what grew (None for a run
+    trained from scratch)."""
+    lineage = summary.get("init_from")
+    if not isinstance(lineage, dict):
+        return None
+    sizes = lineage.get("vocab") or lineage.get("input_rows") or {}
+    grew = f"; rows {sizes['before']} -> {sizes['after']}" if sizes else ""
+    labels = lineage.get("labels_added")
+    added = f"; new labels: {', '.join(labels)}" if labels else ""
+    return f"continued from {lineage['run']}{grew}{added}"
 
 
 def short_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from ffnlp.cli.common import (
     CONFIG_HELP,
     DIAGNOSTICS_OPTION,
     FORCE_OPTION,
+    INIT_FROM_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -20,6 +21,7 @@ from ffnlp.cli.common import (
     TENSORBOARD_OPTION,
     diagnostics_overrides,
     err_console,
+    lineage_line,
     out_console,
     print_json,
     progress_callbacks,
@@ -65,6 +67,7 @@ def train(
         help="Run directory of another LM on the same vocabulary to mix with; the weight is fitted on --dev.",
     ),
     resume: Path = RESUME_OPTION,
+    init_from: Path = INIT_FROM_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
     tensorboard: Path = TENSORBOARD_OPTION,
     force: bool = FORCE_OPTION,
@@ -76,6 +79,8 @@ def train(
     Example:
 
         ffnlp lm train --config ptb_lm --train ../shared/data/ptb/ptb.train.txt.gz --dev ../shared/data/ptb/ptb.valid.txt --test ../shared/data/ptb/ptb.test.txt --out runs/ptb_lm
+
+        ffnlp lm train --init-from runs/ptb_lm --train more_text.txt --out runs/ptb_lm_more
     """
     from ffnlp.tasks.lm import train_lm
 
@@ -87,7 +92,12 @@ def train(
         from ffnlp.config import string_override
 
         refuse_with_seeds(
-            **{"--seed": seed is not None, "--resume": resume is not None, "--force": force}
+            **{
+                "--seed": seed is not None,
+                "--resume": resume is not None,
+                "--force": force,
+                "--init-from": init_from is not None,
+            }
         )
         if interpolate_with is not None:
             overrides.append(string_override("interpolate_with", str(interpolate_with)))
@@ -118,6 +128,7 @@ def train(
         callbacks=progress_callbacks(quiet or json_),
         interpolate_with=interpolate_with,
         force=force,
+        init_from=init_from,
     )
     summary = lm.summary
     if json_:
@@ -146,6 +157,9 @@ def train(
     out_console.print(table)
     if interp:
         out_console.print(f"λ: the weight of {interp['weight_of']} in the mixture", markup=False)
+    lineage = lineage_line(summary)
+    if lineage:
+        out_console.print(lineage, markup=False)
     out_console.print(
         f"trained in {summary['train_seconds']:.1f} s ({summary['tokens_per_second']:.0f} tokens/s)"
         + (f"; best epoch {summary['best_epoch']}" if summary.get("best_epoch") else "")

@@ -12,6 +12,7 @@ from ffnlp.cli.common import (
     CONFIG_HELP,
     DIAGNOSTICS_OPTION,
     FORCE_OPTION,
+    INIT_FROM_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -19,6 +20,7 @@ from ffnlp.cli.common import (
     SUMMARY_JSON_OPTION,
     TENSORBOARD_OPTION,
     diagnostics_overrides,
+    lineage_line,
     out_console,
     print_json,
     progress_callbacks,
@@ -61,6 +63,7 @@ def train(
     out: Path = run_dir_option("w2v"),
     seed: int = SEED_OPTION,
     resume: Path = RESUME_OPTION,
+    init_from: Path = INIT_FROM_OPTION,
     diagnostics: bool = DIAGNOSTICS_OPTION,
     tensorboard: Path = TENSORBOARD_OPTION,
     force: bool = FORCE_OPTION,
@@ -75,6 +78,8 @@ def train(
         ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config ptb_w2v --out runs/ptb_w2v
 
         ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config ptb_fasttext --similarity ../shared/data/word_similarity/wordsim353.tsv --out runs/ptb_fasttext
+
+        ffnlp w2v train --init-from runs/ptb_w2v --corpus ../shared/data/lee_corpus/lee_background.cor --out runs/ptb_then_lee
     """
     from ffnlp.tasks.w2v import train_word2vec
 
@@ -95,6 +100,7 @@ def train(
         callbacks=progress_callbacks(quiet or json_),
         force=force,
         **evaluation,
+        init_from=init_from,
     )
     s = run.summary
     if json_:
@@ -108,6 +114,9 @@ def train(
         f"= {s['words_per_second']:,.0f} words/s"
     )
     _print_evaluation(s.get("evaluation", {}))
+    lineage = lineage_line(s)
+    if lineage:
+        out_console.print(lineage, markup=False)
 
 
 @app.command("eval")

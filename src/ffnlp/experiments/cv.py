@@ -115,15 +115,21 @@ def cross_validate(
     on_fold: Callable[[int, dict[str, Any]], None] | None = None,
     callbacks: Sequence[Callback] = (),
     tensorboard: str | Path | None = None,
+    init_from: str | Path | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Train and test ``folds`` times; return (and write to DIR/summary.json) mean ± sd of every metric.
 
     ``on_fold(k, scores)`` is called after each round; ``callbacks`` are handed to every round's
     trainer (e.g. a progress display); ``tensorboard``: a folder where each round writes its
-    TensorBoard scalars, into ``fold_K`` (TensorBoard shows them as separate runs).
+    TensorBoard scalars, into ``fold_K`` (TensorBoard shows them as separate runs);
+    ``init_from``: a finished classify run that every round continues (its configuration is the
+    base of ``config``, see :mod:`ffnlp.tasks.continued`).
     """
     from ffnlp.tasks.classify import read_split, resolve_config, train_classifier
+    from ffnlp.tasks.continued import start_from
+
+    _, config = start_from(init_from, "classify", False, config)
 
     if not 0.0 <= dev_fraction < 0.5:
         raise ConfigError(f"dev_fraction must be in [0, 0.5); got {dev_fraction}")
@@ -164,6 +170,7 @@ def cross_validate(
             out=fold_dir,
             seed=seed,
             callbacks=callbacks,
+            init_from=init_from,
         )
         summary = clf.summary
         scores = {
@@ -196,6 +203,7 @@ def cross_validate(
         "folds": folds,
         "fold_seed": fold_seed,
         "dev_fraction": dev_fraction,
+        **({"init_from": str(init_from)} if init_from is not None else {}),
         "cv": summarize(metrics),
         "rounds": rounds,
         "config": to_dict(cfg),

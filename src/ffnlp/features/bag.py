@@ -3,7 +3,8 @@
 ``BagOfNgrams`` learns a vocabulary of word n-grams (orders ``ngram_range``) from token lists and
 turns token lists into rows of a (N, F) float32 sparse CSR matrix; n-grams not seen in ``fit`` are
 ignored. The n-gram of tokens ``a``, ``b`` is the feature named ``"a b"`` (so tokens must not hold
-spaces, which no ffnlp tokenizer produces). Features are sorted by name, as scikit-learn's are.
+spaces, which no ffnlp tokenizer produces). Features are sorted by name, as scikit-learn's are;
+``grow`` (continued training on new data) appends the new ones after them.
 
 tf-idf is scikit-learn's ``TfidfVectorizer(smooth_idf=True)``: ``idf = ln((1 + n) / (1 + df)) + 1``
 over the n documents seen in ``fit``; ``tf`` is the count, or ``1 + ln(count)`` with
@@ -98,8 +99,11 @@ class BagOfNgrams:
             out.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
         return out
 
-    def fit(self, token_lists: Iterable[Sequence[str]]) -> BagOfNgrams:
-        """Learn the n-gram vocabulary (and the idf weights for tf-idf) from token lists."""
+    def _count(
+        self, token_lists: Iterable[Sequence[str]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Every n-gram of ``token_lists`` (in first-seen order), its occurrences, the documents
+        containing it, and the number of documents."""
         index: dict[str, int] = {}  # every n-gram seen -> provisional id
         rows, cols = [], []
         n_docs = 0
@@ -119,7 +123,11 @@ class BagOfNgrams:
         pairs, _ = _unique_counts(np.asarray(rows, dtype=np.int64) * len(index) + col)
         df = np.bincount(pairs % len(index), minlength=len(index))  # (V,) documents containing it
         names = np.array(list(index), dtype=object)
+        return names, counts, df, n_docs
 
+    def fit(self, token_lists: Iterable[Sequence[str]]) -> BagOfNgrams:
+        """Learn the n-gram vocabulary (and the idf weights for tf-idf) from token lists."""
+        names, counts, df, n_docs = self._count(token_lists)
         keep = np.flatnonzero(counts >= self.min_count)
         if self.max_features is not None and len(keep) > self.max_features:
             # most frequent first, ties by name: deterministic whatever the document order
@@ -137,6 +145,42 @@ class BagOfNgrams:
             np.log((1.0 + n_docs) / (1.0 + df[keep])) + 1.0 if self.weighting == "tfidf" else None
         )
         return self
+
+    def grow(self, token_lists: Iterable[Sequence[str]]) -> int:
+        """Add the n-grams of new documents (seen at least ``min_count`` times in them) that
+        are not features yet, after the known ones (sorted by name among themselves), while
+        ``max_features`` leaves room: the known features keep their columns. tf-idf: every
+        feature's idf is then counted over all the documents seen, those of ``fit`` (their
+        document frequencies are read back from the idf) and these. Returns how many n-grams
+        were added."""
+        vocabulary = self._fitted()
+        names, counts, df, n_docs = self._count(token_lists)
+        new = [i for i in np.flatnonzero(counts >= self.min_count) if names[i] not in vocabulary]
+        room = len(new) if self.max_features is None else self.max_features - len(vocabulary)
+        if len(new) > room:
+            new = sorted(new, key=lambda i: (-counts[i], names[i]))[: max(room, 0)]
+        new.sort(key=lambda i: str(names[i]))
+        known = len(vocabulary)
+        grown = dict(vocabulary)
+        for i in new:
+            grown[str(names[i])] = len(grown)
+        if self.weighting == "tfidf":
+            assert self.idf_ is not None
+            seen = self.n_documents_
+            all_df = np.zeros(len(grown), dtype=np.float64)
+            if seen > 0:  # df = (1 + n) / exp(idf - 1) - 1, from the idf formula
+                all_df[:known] = np.rint((1.0 + seen) / np.exp(self.idf_ - 1.0) - 1.0)
+            for name, d in zip(names.tolist(), df.tolist(), strict=True):
+                column = grown.get(name)
+                if column is not None:
+                    all_df[column] += d
+            idf = np.log((1.0 + seen + n_docs) / (1.0 + all_df)) + 1.0
+            if seen == 0:  # saved without its document count: the known idf values stay
+                idf[:known] = self.idf_
+            self.idf_ = idf
+        self.vocabulary_ = grown
+        self.n_documents_ += n_docs
+        return len(new)
 
     # -- transforming --------------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ class Summary(TypedDict, total=False):
     stop_reason: str  # why training stopped early ("" when it ran every epoch)
     threads: int  # intra-op threads of the training steps (train.threads; "auto": the rule's pick)
     warnings: list[str]  # train.diagnostics: the advice given during training (absent if none)
+    init_from: dict[str, Any]  # a continued run: the run it started from and what grew
     dev: dict[str, Any]  # the dev split's metrics with the final weights
     test: dict[str, Any]  # the test split's metrics
     # classify

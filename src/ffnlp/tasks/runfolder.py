@@ -9,12 +9,17 @@ one clear error and nothing outside the folder is ever read.
 - :func:`read_config`: config.toml, resolved with the task's defaults;
 - :func:`read_summary`: summary.json, optional for loading (eval and predict do not need it);
 - :func:`run_task`: the task that made a run, from model.json or else from config.toml's
-  sections (an interrupted run has no model.json yet), for ``--resume``.
+  sections (an interrupted run has no model.json yet), for ``--resume``;
+- :func:`write_lineage` / :func:`read_lineage`: ``init_from.json``, the earlier run a continued
+  run (``--init-from``) started from, written before training so that ``--resume`` of an
+  interrupted continued run grows the same vocabulary from the same run (summary.json repeats
+  it under ``init_from``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +27,7 @@ from typing import Any, TypeVar
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.fileio import write_atomic
 from ffnlp.models.io import ARCH, TASK_COMMANDS, a_run, read_arch, read_json
 
 log = logging.getLogger(__name__)
@@ -29,6 +35,7 @@ log = logging.getLogger(__name__)
 C = TypeVar("C")
 CONFIG = "config.toml"
 SUMMARY = "summary.json"
+LINEAGE = "init_from.json"
 
 
 def read_config(run_dir: Path, resolve: Callable[[Path], C], task: str) -> C:
@@ -69,6 +76,25 @@ def read_summary(run_dir: Path, required: bool = False) -> dict[str, Any]:
             raise
         log.warning("%s; the model loads without it", exc)
         return {}
+
+
+def write_lineage(run_dir: Path, lineage: dict[str, Any]) -> None:
+    """``init_from.json``: where a continued run's first weights came from."""
+    write_atomic(run_dir / LINEAGE, json.dumps(lineage, indent=2), within=run_dir)
+
+
+def read_lineage(run_dir: Path) -> dict[str, Any] | None:
+    """``init_from.json`` of ``run_dir`` (None when the run was trained from scratch); a file
+    without the earlier run's folder is a ModelFileError."""
+    path = run_dir / LINEAGE
+    if not path.is_file():
+        return None
+    lineage = read_json(path)
+    if not isinstance(lineage.get("run"), str):
+        raise ModelFileError(
+            f'{path} is corrupted: "run" must be the folder of the run it continued'
+        )
+    return lineage
 
 
 def run_task(run_dir: Path) -> str | None:

@@ -92,6 +92,28 @@ class Vocab:
         counts = [counter.get(s, 0) for s in specials] + [c for _, c in kept]
         return cls(itos, counts, specials)
 
+    def extended(self, more: Vocab, min_count: int = 1, max_size: int | None = None) -> Vocab:
+        """This vocabulary grown with ``more`` (built from new data with ``min_count=1``), as
+        gensim's ``build_vocab(update=True)``: every token keeps its id and its count grows by
+        its count in ``more``; the tokens of ``more`` seen at least ``min_count`` times there
+        and not here come after, most frequent first (ties alphabetical), while ``max_size``
+        (specials included; None: no bound) leaves room."""
+        if min_count < 1:
+            raise DataError(f"min_count must be at least 1; got {min_count}")
+        counts = list(self.counts)
+        new: list[tuple[str, int]] = []
+        for token, count in zip(more.itos, more.counts, strict=True):
+            i = self._stoi.get(token)
+            if i is not None:
+                counts[i] += count
+            elif count >= min_count:
+                new.append((token, count))
+        new.sort(key=lambda tc: (-tc[1], tc[0]))
+        if max_size is not None:
+            new = new[: max(max_size - len(self.itos), 0)]
+        itos = self.itos + [t for t, _ in new]
+        return Vocab(itos, counts + [c for _, c in new], self.specials)
+
     def __len__(self) -> int:
         return len(self.itos)
 
@@ -195,6 +217,12 @@ class LabelVocab:
         if distinct and all(_INTEGER.fullmatch(label) for label in distinct):
             return cls(sorted(distinct, key=lambda label: (int(label), label)))
         return cls(sorted(distinct))
+
+    def extended(self, labels: Iterable[str]) -> LabelVocab:
+        """These labels in their order, then those of ``labels`` not among them, sorted as
+        :meth:`build` sorts (a continued classifier's old classes keep their ids)."""
+        more = [label for label in LabelVocab.build(labels).labels if label not in self._index]
+        return LabelVocab(self.labels + more)
 
     def __len__(self) -> int:
         return len(self.labels)

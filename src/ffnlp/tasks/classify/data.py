@@ -19,6 +19,7 @@ import torch
 
 from ffnlp.errors import DataError, ModelFileError
 from ffnlp.tasks.classify.config import ClassifyConfig, FeaturesConfig
+from ffnlp.tasks.continued import RowMap
 from ffnlp.text.readers import LabeledData, read_labeled
 from ffnlp.text.vocab import LabelVocab, Vocab
 from ffnlp.training.data import BatchSource, SparseRowBatches, TensorBatches
@@ -100,6 +101,11 @@ class Featurizer(Protocol):
 
     def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource: ...
 
+    def grow(self, tokens: list[list[str]], texts: list[str]) -> RowMap:
+        """Continued training: learn what the new data adds (new words, n-grams), keeping what
+        the featurizer knew; where each old input row (column) went."""
+        ...
+
     @property
     def input_size(self) -> int: ...
 
@@ -120,6 +126,8 @@ class NgramFeaturizer:
 
         if state is not None:
             self.bag = BagOfNgrams.from_dict(state)
+            # what fit and grow read: a continued run's own settings (the layout stays the run's)
+            self.bag.min_count, self.bag.max_features = cfg.min_count, cfg.max_features or None
         else:
             self.bag = BagOfNgrams(
                 ngram_range=(cfg.ngram_range[0], cfg.ngram_range[1]),
@@ -140,6 +148,12 @@ class NgramFeaturizer:
         self, tokens: list[list[str]], texts: list[str], y: torch.Tensor
     ) -> SparseRowBatches:
         return SparseRowBatches(self.bag.transform(tokens), y=y)
+
+    def grow(self, tokens: list[list[str]], texts: list[str]) -> RowMap:
+        """New n-grams become columns after the known ones (see BagOfNgrams.grow)."""
+        known = self.input_size
+        self.bag.grow(tokens)
+        return RowMap.appended(known, self.input_size)
 
     @property
     def input_size(self) -> int:
@@ -193,6 +207,16 @@ class IdsFeaturizer:
         from ffnlp.models.pooled import BagBatches
 
         return BagBatches(self.bags(tokens, y))
+
+    def grow(self, tokens: list[list[str]], texts: list[str]) -> RowMap:
+        """New words get rows after the known words (Vocab.extended); the hash buckets, which
+        come after the words, move down by as many rows and keep their values."""
+        vocab = self.fitted_vocab()
+        more = Vocab.build(tokens, min_count=1, specials=())
+        self.vocab = vocab.extended(more, self.min_count, self.max_features or None)
+        known, grown = len(vocab), len(self.vocab)
+        index = torch.cat([torch.arange(known), grown + torch.arange(self.buckets)])
+        return RowMap(known + self.buckets, grown + self.buckets, index)
 
     def bags(self, tokens: Sequence[Sequence[str]], y: torch.Tensor | None = None) -> Bags:
         """The bags of ids of ``tokens`` (one list a text), with labels ``y`` when given."""
@@ -270,6 +294,10 @@ class LexiconFeatures:
     def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource:
         return TensorBatches({"x": self.featurizer.transform(tokens), "y": y})
 
+    def grow(self, tokens: list[list[str]], texts: list[str]) -> RowMap:
+        """The same features, standardised as before (the weights learned them so)."""
+        return RowMap.appended(self.input_size, self.input_size)
+
     @property
     def input_size(self) -> int:
         return int(self.featurizer.num_features)
@@ -298,6 +326,15 @@ class NgramLexiconFeatures:
     def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
         self.ngrams.fit(tokens, texts)
         self.lexicon.fit(tokens, texts)
+
+    def grow(self, tokens: list[list[str]], texts: list[str]) -> RowMap:
+        """New n-gram columns after the known n-grams; the lexicon columns, which come after
+        them, move right by as many."""
+        known = self.ngrams.input_size
+        self.ngrams.grow(tokens, texts)
+        grown, width = self.ngrams.input_size, self.lexicon.input_size
+        index = torch.cat([torch.arange(known), grown + torch.arange(width)])
+        return RowMap(known + width, grown + width, index)
 
     def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource:
         src = self.ngrams.source(tokens, texts, y)

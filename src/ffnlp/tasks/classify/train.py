@@ -5,6 +5,11 @@ data under "auto"), fits the featurizer on the training split, builds the config
 through the registry (no branch on the type here: each model reads its own config, and its head
 follows ``ClassifierInputs.multilabel``), then hands everything to the run steps of
 :mod:`ffnlp.tasks.run`.
+
+With ``init_from`` (a finished classify run) the run continues that run's model on the new
+data (see :mod:`ffnlp.tasks.continued`): its featurizer grows instead of being fitted, its
+labels are extended with the new data's, and its weights are copied into the new model row by
+row.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from torch import nn
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError
-from ffnlp.models.heads import ClassifierInputs, balanced_class_weight
+from ffnlp.models.heads import ClassifierInputs, balanced_class_weight, output_size
 from ffnlp.models.init import initialize
 from ffnlp.runtime import seed_everything
 from ffnlp.tasks.classify.config import (
@@ -43,6 +48,17 @@ from ffnlp.tasks.classify.metrics import tune_thresholds
 from ffnlp.tasks.classify.predictions import write_predictions
 from ffnlp.tasks.classify.pretrained import load_pretrained
 from ffnlp.tasks.classify.result import Classifier
+from ffnlp.tasks.continued import (
+    Base,
+    RowMap,
+    check_architecture,
+    check_kept,
+    lineage,
+    resumed_base,
+    start_from,
+    transfer,
+    write_lineage,
+)
 from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
@@ -67,6 +83,7 @@ def train_classifier(
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
     force: bool = False,
+    init_from: str | Path | None = None,
     **settings: Any,
 ) -> Classifier:
     """Train a text classifier and write its run directory.
@@ -75,11 +92,19 @@ def train_classifier(
     it once the new one is complete); the run is written as a transaction (see
     :func:`ffnlp.tasks.run.run_recipe`).
 
+    ``init_from`` (a finished classify run) continues that run's model on this data, as gensim's
+    ``build_vocab(update=True)`` + ``train``: its configuration is the base (``config`` and
+    ``overrides`` apply over it), new words, n-grams and labels get fresh rows, the known ones
+    keep their trained values, and summary.json records the run under ``init_from``. It cannot
+    be combined with ``resume`` (resuming a continued run needs no ``init_from``: the run
+    remembers it).
+
     >>> clf = train_classifier("train.txt", dev="dev.txt", out="runs/sst2",
     ...                        overrides=["train.epochs=5"])            # doctest: +SKIP
     >>> clf.predict("a gripping , funny film", k=1)                      # doctest: +SKIP
     [('1', 0.93)]
     """
+    base, config = start_from(init_from, "classify", resume, config)
     run_dir, cfg = start_run(
         "classify",
         resolve_config,
@@ -93,13 +118,19 @@ def train_classifier(
         force=force,
         inputs={"--train": train, "--dev": dev, "--test": test},
     )
+    if resume:
+        base = resumed_base(run_dir, "classify")
+    start = open_start(base, cfg) if base is not None else None
     started = time.perf_counter()
     data = read_splits(cfg, train, dev, test)
     cfg = settle_task(cfg, data)
-    prepared = prepare(cfg, data)
+    prepared = prepare(cfg, data, start)
     prep_seconds = time.perf_counter() - started
 
     model, args, embeddings = fresh_model(cfg, prepared)
+    if start is not None:
+        record = continue_model(start, model, prepared)
+        write_lineage(run_dir, record)
     evaluate = make_evaluator(
         prepared.labels.labels, multilabel=prepared.multilabel, threshold=cfg.task.threshold
     )
@@ -114,6 +145,8 @@ def train_classifier(
     )
     clf.save(run_dir)
     summary = training_summary("classify", trainer, prep_seconds)
+    if start is not None:
+        summary["init_from"] = record
     add_results(summary, clf, data, embeddings)
     if data.test is not None:  # each test example's answer, for paired comparisons of runs
         write_predictions(clf, data.test, run_dir)
@@ -145,6 +178,7 @@ class Prepared:
     dev: BatchSource | None
     y_train: torch.Tensor  # (N,) label ids of the training split; multi-label: (N, K) 0/1
     multilabel: bool = False
+    rows: RowMap | None = None  # continued run: where the earlier run's input rows went
 
 
 def read_splits(cfg: ClassifyConfig, train: Split, dev: Split | None, test: Split | None) -> Splits:
@@ -208,13 +242,22 @@ def is_multilabel(cfg: ClassifyConfig) -> bool:
     return cfg.task.multilabel is True
 
 
-def prepare(cfg: ClassifyConfig, data: Splits) -> Prepared:
-    """The label set, the featurizer fitted on the training split, and batch sources."""
+def prepare(cfg: ClassifyConfig, data: Splits, start: Start | None = None) -> Prepared:
+    """The label set, the featurizer fitted on the training split, and batch sources; for a
+    continued run (``start``) the earlier run's labels and featurizer, grown with this data."""
     multilabel = is_multilabel(cfg)
+    if start is not None and start.classifier.multilabel != multilabel:
+        kinds = ("single-label", "multi-label")
+        raise DataError(
+            f"{data.train.path}: {kinds[multilabel]} data, but {start.base.where} is a "
+            f"{kinds[start.classifier.multilabel]} classifier; continue it on "
+            f"{kinds[start.classifier.multilabel]} data (or set task.multilabel to match)"
+        )
     if multilabel:
-        labels = LabelVocab.build(name for names in data.train.label_lists() for name in names)
+        names = [name for names in data.train.label_lists() for name in names]
     else:
-        labels = LabelVocab.build(data.train.labels)
+        names = list(data.train.labels)
+    labels = LabelVocab.build(names) if start is None else start.classifier.labels.extended(names)
     if len(labels) < 2:
         raise DataError(
             f"{data.train.path}: every training example has the label {labels.labels[0]!r}; a "
@@ -225,9 +268,14 @@ def prepare(cfg: ClassifyConfig, data: Splits) -> Prepared:
         if split is not None and not multilabel:
             check_known_labels(split, labels, f"the training data {data.train.path}")
     tokenizer = Tokenizer(cfg.data.tokenizer, lowercase=cfg.data.lowercase)
-    featurizer = make_featurizer(cfg)
     train_tokens = tokenizer.tokenize_all(data.train.texts)
-    featurizer.fit(train_tokens, data.train.texts)
+    rows = None
+    if start is None:
+        featurizer = make_featurizer(cfg)
+        featurizer.fit(train_tokens, data.train.texts)
+    else:  # the earlier run's state, with this run's settings (min_count...), then grown
+        featurizer = make_featurizer(cfg, start.classifier.featurizer.to_dict(), start.base.run_dir)
+        rows = featurizer.grow(train_tokens, data.train.texts)
 
     def targets(split: LabeledData) -> torch.Tensor:
         if not multilabel:
@@ -248,7 +296,7 @@ def prepare(cfg: ClassifyConfig, data: Splits) -> Prepared:
     if data.dev is not None:
         dev_tokens = tokenizer.tokenize_all(data.dev.texts)
         dev = featurizer.source(dev_tokens, data.dev.texts, targets(data.dev))
-    return Prepared(labels, featurizer, train, dev, y_train, multilabel)
+    return Prepared(labels, featurizer, train, dev, y_train, multilabel, rows)
 
 
 def build_model(cfg: ClassifyConfig, prepared: Prepared) -> tuple[nn.Module, dict[str, Any]]:
@@ -283,6 +331,80 @@ def fresh_model(
     model, args = build_model(cfg, prepared)
     embeddings = load_pretrained(model, cfg, prepared.featurizer)
     return model, args, embeddings
+
+
+# ------------------------------------------------------------------------ continued training
+
+# the settings that lay out a classifier's input rows: a continued run keeps the earlier run's
+KEPT_SETTINGS = (
+    "features.kind",
+    "features.ngram_range",
+    "features.weighting",
+    "features.sublinear_tf",
+    "features.buckets",
+    "features.minn",
+    "features.maxn",
+    "features.lexicon.names",
+    "features.lexicon.standardize",
+    "model.type",
+)
+
+
+@dataclass
+class Start:
+    """What a continued run starts from: the earlier run and its trained classifier."""
+
+    base: Base
+    classifier: Classifier
+
+
+def open_start(base: Base, cfg: ClassifyConfig) -> Start:
+    """The earlier run's classifier, checked against this run's configuration before any data
+    is read: the settings of :data:`KEPT_SETTINGS` unchanged, and the configured model, built at
+    the earlier run's sizes, shaped as its weights."""
+    classifier = Classifier.load(base.run_dir)
+    old_cfg = classifier.config
+    check_kept(base, old_cfg, cfg, KEPT_SETTINGS)
+    inputs = ClassifierInputs(
+        input_size=classifier.featurizer.input_size,
+        num_classes=len(classifier.labels),
+        sparse=cfg.train.sparse,
+        multilabel=classifier.multilabel,
+    )
+    same_sizes, _ = classifier_spec(cfg.model.type).build(model_config(cfg.model), inputs)
+    check_architecture(base, classifier.model, same_sizes, old_cfg.model, cfg.model, "model")
+    return Start(base, classifier)
+
+
+def continue_model(start: Start, model: nn.Module, prepared: Prepared) -> dict[str, Any]:
+    """Copy the earlier run's weights into ``model`` (built for the grown sizes): the input rows
+    through ``prepared.rows``, the classes through the grown label set (old labels keep their
+    ids); return the lineage that summary.json records."""
+    old_labels = start.classifier.labels
+    old_k, new_k, multilabel = len(old_labels), len(prepared.labels), prepared.multilabel
+    classes = RowMap(
+        output_size(old_k, multilabel),
+        output_size(new_k, multilabel),
+        torch.arange(old_k),
+        binary=output_size(old_k, multilabel) == 1 and new_k > 2,
+    )
+    assert prepared.rows is not None
+    transfer(start.base, start.classifier.model.state_dict(), model, [prepared.rows, classes])
+    added = prepared.labels.labels[old_k:]
+    log.info(
+        "%s: %d of %d input rows are new; %d new label(s)%s",
+        start.base.where,
+        prepared.rows.new_size - prepared.rows.old_size,
+        prepared.rows.new_size,
+        len(added),
+        f" ({', '.join(added[:10])})" if added else "",
+    )
+    return lineage(
+        start.base,
+        model=start.base.model_type,
+        input_rows={"before": prepared.rows.old_size, "after": prepared.rows.new_size},
+        labels_added=added,
+    )
 
 
 def class_weight(cfg: ClassifyConfig, y: torch.Tensor, labels: LabelVocab) -> list[float] | None:

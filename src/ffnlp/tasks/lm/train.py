@@ -3,6 +3,10 @@
 Both kinds share the vocabulary, the id stream and the perplexity convention of
 :mod:`ffnlp.text.corpus`.  A neural run can be interpolated with a Kneser-Ney run (or the other
 way round), the mixture weight fitted on the dev text by EM.
+
+A feed-forward run can continue an earlier one (``init_from``, see :mod:`ffnlp.tasks.continued`):
+the earlier vocabulary grows with the new corpus's words (appended, so the known words keep their
+rows of the embedding and output tables) and the earlier weights are copied in.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,17 @@ from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
 from ffnlp.precision import choose_precision
 from ffnlp.runtime import seed_everything, select_device
+from ffnlp.tasks.continued import (
+    Base,
+    RowMap,
+    check_architecture,
+    check_kept,
+    lineage,
+    resumed_base,
+    start_from,
+    transfer,
+    write_lineage,
+)
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import fit_mixture_weight, make_evaluator, mix_log_probs, perplexity_of
 from ffnlp.tasks.lm.result import LanguageModel, load
@@ -46,6 +62,7 @@ def train_lm(
     resume: bool = False,
     interpolate_with: str | Path | None = None,
     force: bool = False,
+    init_from: str | Path | None = None,
     **settings: Any,
 ) -> LanguageModel:
     """Train a feed-forward LM or fit a Kneser-Ney model; write the run directory.
@@ -56,12 +73,18 @@ def train_lm(
     complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
     :func:`ffnlp.tasks.run.run_recipe`).
 
+    ``init_from`` (a finished feed-forward LM run) continues that model on this corpus: its
+    configuration is the base (``config`` and ``overrides`` apply over it, its
+    ``interpolate_with`` is not inherited), new words get fresh rows, known ones keep theirs,
+    and summary.json records the run under ``init_from``. Not with ``resume``.
+
     >>> lm = train_lm("ptb.train.txt", dev="ptb.valid.txt", config="ptb_lm",
     ...               out="runs/ptb_lm", seed=1)                               # doctest: +SKIP
     >>> lm.perplexity("ptb.test.txt")                                          # doctest: +SKIP
     """
     if interpolate_with is not None:
         settings["interpolate_with"] = str(interpolate_with)
+    base, config = start_from(init_from, "lm", resume, config, ("interpolate_with",))
     run_dir, cfg = start_run(
         "lm",
         resolve_config,
@@ -74,10 +97,13 @@ def train_lm(
         force=force,
         inputs={"--train": train, "--dev": dev, "--test": test},
     )
+    if resume:
+        base = resumed_base(run_dir, "lm")
+    start = open_start(base, cfg) if base is not None else None
     partner = load(cfg.interpolate_with, standalone=True) if cfg.interpolate_with else None
 
     started = time.perf_counter()
-    vocab = vocabulary(cfg, train, partner)
+    vocab = vocabulary(cfg, train, partner, start)
     vocab.save(run_dir / "vocab.json")
     train_corpus = encode_corpus(train, vocab, cfg.data, cache_dir=run_dir / "cache")
     dev_corpus = encode_corpus(dev, vocab, cfg.data) if dev is not None else None
@@ -89,7 +115,7 @@ def train_lm(
         lm, summary = _fit_kneser_ney(cfg, vocab, train_corpus, run_dir, prep_seconds)
     else:
         lm, summary, records = _train_network(
-            cfg, vocab, train_corpus, dev_corpus, callbacks, run_dir, resume, prep_seconds
+            cfg, vocab, train_corpus, dev_corpus, callbacks, run_dir, resume, prep_seconds, start
         )
     summary["kind"] = cfg.kind
     summary["vocab_size"] = len(vocab)
@@ -124,10 +150,66 @@ def _add_figures(
 # ----------------------------------------------------------------------------------- the steps
 
 
-def vocabulary(cfg: LMConfig, train: str | Path, partner: LanguageModel | None) -> Vocab:
+def vocabulary(
+    cfg: LMConfig, train: str | Path, partner: LanguageModel | None, start: Start | None = None
+) -> Vocab:
     """The run's vocabulary: the partner's when interpolating with another LM (the two must
-    score the same words), else the training corpus's."""
-    return partner.vocab if partner is not None else build_vocab(train, cfg.data)
+    score the same words), the earlier run's grown with the corpus's words when continuing one,
+    else the training corpus's."""
+    if partner is not None:
+        return partner.vocab
+    if start is None:
+        return build_vocab(train, cfg.data)
+    counted = build_vocab(train, cfgmod.replace(cfg.data, min_count=1, max_size=0))
+    return start.lm.vocab.extended(counted, cfg.data.min_count, cfg.data.max_size or None)
+
+
+# --------------------------------------------------------------------- continued training
+
+# what lays out a feed-forward LM's rows: a continued run keeps the earlier run's
+KEPT_SETTINGS = ("kind",)
+
+
+@dataclass
+class Start:
+    """What a continued run starts from: the earlier run and its trained LM."""
+
+    base: Base
+    lm: LanguageModel
+
+
+def open_start(base: Base, cfg: LMConfig) -> Start:
+    """The earlier run's LM, checked against this configuration before any data is read."""
+    if cfg.kind != "ffnn":
+        raise ConfigError(
+            f"{base.where}: kind = {cfg.kind!r} is counted, not trained, and cannot start from "
+            "the run's weights; leave kind = \"ffnn\" (the run's)"
+        )
+    if cfg.interpolate_with:
+        raise ConfigError(
+            f"{base.where} grows the vocabulary, and interpolate_with needs the partner's "
+            "vocabulary; interpolate the continued run afterwards (ffnlp lm eval "
+            "--interpolate-with)"
+        )
+    lm = load(base.run_dir, standalone=True)
+    check_kept(base, lm.config, cfg, KEPT_SETTINGS)
+    assert lm.network is not None  # a run with weights is a feed-forward one (open_base)
+    same_size = FeedForwardLM(len(lm.vocab), cfg.model)
+    check_architecture(base, lm.network, same_size, lm.config.model, cfg.model, "model")
+    return Start(base, lm)
+
+
+def continue_network(start: Start, model: FeedForwardLM, vocab: Vocab) -> dict[str, Any]:
+    """Copy the earlier run's weights into ``model``: the known words' rows (of the embedding,
+    output and direct tables) in place, the new words' rows as initialised; the lineage."""
+    old_size, new_size = len(start.lm.vocab), len(vocab)
+    maps = [RowMap.appended(old_size, new_size)]
+    if model.adaptive is not None:  # new words join the last cluster, after the known ones
+        last = model.adaptive.cutoffs[-2]
+        maps.append(RowMap.appended(old_size - last, new_size - last))
+    assert start.lm.network is not None
+    transfer(start.base, start.lm.network.state_dict(), model, maps)
+    return lineage(start.base, vocab={"before": old_size, "after": new_size})
 
 
 def fresh_network(cfg: LMConfig, vocab: Vocab, precision: str | None = None) -> FeedForwardLM:
@@ -155,12 +237,18 @@ def _train_network(
     run_dir: Path,
     resume: bool,
     prep_seconds: float,
+    start: Start | None = None,
 ) -> tuple[LanguageModel, Summary, list[dict[str, Any]]]:
-    """Train the feed-forward LM with the Trainer; save it; its summary and training history."""
+    """Train the feed-forward LM with the Trainer (from the earlier run's weights when
+    continuing one); save it; its summary and training history."""
     # "auto" resolved once for the run (bf16 where the hardware has it), logged and reported;
     # model.json keeps the setting itself, so that the model resolves it again where it trains
     precision = choose_precision(cfg.model.precision, select_device(cfg.train.device))
     model = fresh_network(cfg, vocab, precision.used)
+    record = None
+    if start is not None:
+        record = continue_network(start, model, vocab)
+        write_lineage(run_dir, record)
     train_source = batch_source(cfg, vocab, train_corpus)
     dev_source = batch_source(cfg, vocab, dev_corpus) if dev_corpus else None
     trainer = fit(
@@ -179,6 +267,8 @@ def _train_network(
         network, run_dir, "lm", {"vocab_size": len(vocab), "config": cfgmod.to_dict(cfg.model)}
     )
     summary = training_summary("lm", trainer, prep_seconds)
+    if record is not None:
+        summary["init_from"] = record
     summary["tokens_per_second"] = (
         train_corpus.targets * trainer.epoch / max(trainer.train_seconds, 1e-9)
     )

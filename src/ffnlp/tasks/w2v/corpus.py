@@ -73,8 +73,13 @@ class EncodedCorpus:
         min_count: int = 5,
         max_vocab: int = 0,
         workdir: str | Path | None = None,
+        known: Vocab | None = None,
     ) -> EncodedCorpus:
-        """Count and encode ``path`` in one streamed pass (then remap the ids by frequency)."""
+        """Count and encode ``path`` in one streamed pass (then remap the ids by frequency).
+
+        ``known``: the vocabulary of an earlier run, which a continued run grows (see
+        :meth:`~ffnlp.text.vocab.Vocab.extended`): its words keep their ids, whatever their
+        count here, and the corpus's new words are appended."""
         encoder = _Encoder(cfg.max_memory_tokens, workdir)
         try:
             type_ids, pending = encoder.type_ids, encoder.pending
@@ -89,7 +94,11 @@ class EncodedCorpus:
                 encoder.flush()
             if encoder.raw == 0:
                 raise DataError(f"{path}: the corpus holds no tokens")
-            vocab, remap = _vocabulary(path, list(type_ids), encoder.counts, min_count, max_vocab)
+            types = list(type_ids)
+            if known is None:
+                vocab, remap = _vocabulary(path, types, encoder.counts, min_count, max_vocab)
+            else:
+                vocab, remap = _grown(known, types, encoder.counts, min_count, max_vocab)
             return encoder.finish(vocab, remap)
         except BaseException:
             encoder.discard()
@@ -176,6 +185,20 @@ def _vocabulary(
     vocab = Vocab([types[i] for i in kept], [int(counts[i]) for i in kept], specials=())
     remap = np.full(len(types) + 1, _DROPPED, dtype=np.int32)
     remap[np.asarray(kept)] = np.arange(len(kept), dtype=np.int32)
+    remap[SENTENCE_END] = SENTENCE_END
+    return vocab, remap
+
+
+def _grown(
+    known: Vocab, types: list[str], counts: np.ndarray, min_count: int, max_vocab: int
+) -> tuple[Vocab, np.ndarray]:
+    """As :func:`_vocabulary`, for a continued run: ``known`` grown with the corpus's words."""
+    counted = Vocab(types, [int(c) for c in counts[: len(types)]], specials=())
+    vocab = known.extended(counted, min_count, max_vocab or None)
+    remap = np.full(len(types) + 1, _DROPPED, dtype=np.int32)
+    for i, token in enumerate(types):
+        if token in vocab:
+            remap[i] = vocab.stoi(token)
     remap[SENTENCE_END] = SENTENCE_END
     return vocab, remap
 

@@ -1,13 +1,22 @@
 """The recipe: read the corpus once, stream its pairs through SkipGram with the shared Trainer,
-write the run directory (see :mod:`ffnlp.tasks.w2v.result`) and its summary."""
+write the run directory (see :mod:`ffnlp.tasks.w2v.result`) and its summary.
+
+With ``init_from`` the run continues an earlier one on a new corpus (see
+:mod:`ffnlp.tasks.continued`), as gensim's ``build_vocab(update=True)`` + ``train``: the earlier
+vocabulary grows with the corpus's words (each known word's count grows by its count here, which
+the subsampling and the noise distribution read), and the earlier vectors are copied in.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, TrainingError
@@ -17,12 +26,22 @@ from ffnlp.models import registry
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.models.subword_skipgram import SubwordSkipGram
 from ffnlp.runtime import available_cores, seed_everything, select_device
+from ffnlp.tasks.continued import (
+    Base,
+    RowMap,
+    check_kept,
+    lineage,
+    resumed_base,
+    start_from,
+    transfer,
+    write_lineage,
+)
 from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
 from ffnlp.tasks.w2v.batches import PairBatches
 from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
 from ffnlp.tasks.w2v.corpus import EncodedCorpus
 from ffnlp.tasks.w2v.evaluate import similarity_evaluator
-from ffnlp.tasks.w2v.result import Word2VecRun
+from ffnlp.tasks.w2v.result import Word2VecRun, load
 from ffnlp.text.vocab import Vocab
 from ffnlp.training import Callback, Trainer, update_step_if_allowed
 
@@ -37,6 +56,7 @@ def train_word2vec(
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
     force: bool = False,
+    init_from: str | Path | None = None,
     **settings: Any,
 ) -> Word2VecRun:
     """Train word vectors on a plain-text corpus (one sentence a line) and write the run directory.
@@ -45,9 +65,15 @@ def train_word2vec(
     once the new one is complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
     :func:`ffnlp.tasks.run.run_recipe`).
 
+    ``init_from`` (a finished w2v run) continues its vectors on this corpus: its configuration is
+    the base (``config`` and ``overrides`` apply over it), new words get fresh vectors, known
+    words start from theirs, and summary.json records the run under ``init_from``. Not with
+    ``resume``.
+
     >>> run = train_word2vec("ptb.train.txt.gz", config="ptb_w2v", out="runs/w2v")  # doctest: +SKIP
     >>> run.most_similar("stock", k=3)                                                          # doctest: +SKIP
     """
+    base, config = start_from(init_from, "w2v", resume, config)
     run_dir, cfg = start_run(
         "w2v",
         resolve_config,
@@ -61,16 +87,28 @@ def train_word2vec(
         force=force,
         inputs={"--corpus": corpus},
     )
+    if resume:
+        base = resumed_base(run_dir, "w2v")
+    start = open_start(base, cfg) if base is not None else None
     started = time.perf_counter()
     encoded = EncodedCorpus.read(
-        corpus, cfg.corpus, cfg.model.min_count, cfg.model.max_vocab, workdir=run_dir
+        corpus,
+        cfg.corpus,
+        cfg.model.min_count,
+        cfg.model.max_vocab,
+        workdir=run_dir,
+        known=start.run.vocab if start is not None else None,
     )
+    record = None
     try:
         table = _subword_table(encoded.vocab, cfg)
         source = _pair_batches(encoded, cfg, table)
         prep_seconds = time.perf_counter() - started
         seed_everything(cfg.train.seed)
         model = _skipgram(len(encoded.vocab), cfg, table)
+        if start is not None:
+            record = continue_vectors(start, model, len(encoded.vocab))
+            write_lineage(run_dir, record)
         trainer = _fit(model, cfg, encoded.vocab, source, callbacks, run_dir, resume)
     finally:
         encoded.close()
@@ -78,11 +116,52 @@ def train_word2vec(
     result = Word2VecRun(cfg, encoded.vocab, model.cpu().eval(), run_dir)  # trainer.model is model
     result.save(run_dir)
     summary = _summary(cfg, trainer, encoded, model, prep_seconds)
+    if record is not None:
+        summary["init_from"] = record
     summary["evaluation"] = result.evaluate(
         cfg.evaluation.similarity, cfg.evaluation.analogies or None, cfg.evaluation.restrict
     )
     result.summary = dict(finish_run(run_dir, summary, trainer.history.records))
     return result
+
+
+# what lays out the vectors' rows, and their width: a continued run keeps the earlier run's
+KEPT_SETTINGS = (
+    "model.type",
+    "model.dim",
+    "model.minn",
+    "model.maxn",
+    "model.buckets",
+)
+
+
+@dataclass
+class Start:
+    """What a continued run starts from: the earlier run and its vectors."""
+
+    base: Base
+    run: Word2VecRun
+
+
+def open_start(base: Base, cfg: W2VConfig) -> Start:
+    """The earlier run, checked against this configuration before the corpus is read (the
+    tables' shapes follow from the vocabulary and :data:`KEPT_SETTINGS` alone)."""
+    run = load(base.run_dir)
+    check_kept(base, run.config, cfg, KEPT_SETTINGS)
+    return Start(base, run)
+
+
+def continue_vectors(start: Start, model: SkipGram, vocab_size: int) -> dict[str, Any]:
+    """Copy the earlier vectors into ``model``: known words' rows of both tables in place, new
+    words' as initialised (fastText: the n-gram buckets, after the words, keep theirs)."""
+    old_size = len(start.run.vocab)
+    maps = [RowMap.appended(old_size, vocab_size)]
+    buckets = getattr(model, "buckets", 0)
+    if buckets:
+        index = torch.cat([torch.arange(old_size), vocab_size + torch.arange(buckets)])
+        maps.append(RowMap(old_size + buckets, vocab_size + buckets, index))
+    transfer(start.base, start.run.model.state_dict(), model, maps)
+    return lineage(start.base, vocab={"before": old_size, "after": vocab_size})
 
 
 def _check_evaluation_files(cfg: W2VConfig) -> None:
