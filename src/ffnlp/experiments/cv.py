@@ -33,6 +33,7 @@ import numpy as np
 from ffnlp.config import tensorboard_overrides, to_dict
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.experiments.stats import describe, is_figure
+from ffnlp.fileio import write_atomic
 from ffnlp.runtime import make_run_dir
 from ffnlp.text.readers import LabeledData
 
@@ -200,6 +201,6 @@ def cross_validate(
         "rounds": rounds,
         "config": to_dict(cfg),
     }
-    (run_dir / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    write_atomic(run_dir / "summary.json", json.dumps(result, indent=2), within=run_dir)
     result["run_dir"] = str(run_dir)
     return result

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ffnlp.config import tensorboard_overrides
 from ffnlp.errors import ConfigError
 from ffnlp.experiments.stats import describe, is_figure
+from ffnlp.fileio import write_atomic
 from ffnlp.runtime import make_run_dir
 from ffnlp.training.config import MAX_SEED
 
@@ -121,6 +122,6 @@ def repeat(
         for split, metrics in figures.items()
     }
     result = {"task": f"{task}-repeat", "seeds": list(seeds), "repeat": aggregate, "runs": runs}
-    (run_dir / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    write_atomic(run_dir / "summary.json", json.dumps(result, indent=2), within=run_dir)
     result["run_dir"] = str(run_dir)
     return result
