@@ -50,7 +50,7 @@ def mount(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     def make(kind: str) -> Path:
         disk = tmp_path / f"disk-{len(mounted)}"
         disk.mkdir()
-        options = "ro,size=64k" if kind == "ro" else "size=64k"
+        options = "ro,size=64k" if kind == "ro" else "size=1m"
         done = subprocess.run(
             ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)],
             capture_output=True,
@@ -382,3 +382,75 @@ def test_outputs_publish_all_or_nothing(tmp_path) -> None:
     assert (tmp_path / "old.txt").read_text() == "new\n"
     assert (tmp_path / "made" / "b.svg").read_text() == ".svg"  # the staged name kept the suffix
     assert sorted(p.name for p in (tmp_path / "made").iterdir()) == ["b.svg"]
+
+
+# -------------------------------------------------------------- groups of runs: repeat, cv, demo
+
+
+@pytest.fixture
+def cv(data) -> list[str]:
+    return [
+        "classify", "cv", "--data", str(data["train"]), "--folds", "2", "--quiet",
+        "--set", "train.epochs=1", "--set", "train.threads=1", "--set", "train.batch_size=32",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_failed_cv_removes_the_folds_it_made(cv, tmp_path, monkeypatch, existing) -> None:
+    """The disk full in the second fold: the first fold's run goes too; a folder that was there
+    keeps what it held."""
+    out = tmp_path / "a" / "cv"
+    if existing:
+        out.mkdir(parents=True)
+        (out / "notes.txt").write_text("mine\n")
+    real = os.fsync
+    failed: list[str] = []
+
+    def fsync(fd: int) -> None:  # the first fold completes; the second fold's first file fails
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if "fold_2" in name and stat.S_ISREG(os.fstat(fd).st_mode):
+            failed.append(name)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to tell which file is synced")
+    monkeypatch.setattr(os, "fsync", fsync)
+    with Unchanged(tmp_path):
+        result = invoke([*cv, "--out", out])
+    assert_error(result, f"{FULL} {out}/")
+    assert failed
+    if existing:
+        assert listing_of(out) == ["notes.txt"]
+    else:
+        assert listing_of(tmp_path) == []
+
+
+def test_a_failed_repeat_removes_the_seeds_it_made(data, tmp_path, monkeypatch) -> None:
+    """Both seeds trained, then the summary fails (an I/O error): the group folder goes."""
+    import ffnlp.experiments.repeat as repeat_module
+
+    def broken(*args):
+        raise OSError(errno.EIO, "Input/output error", str(tmp_path / "rep" / "summary.json"))
+
+    monkeypatch.setattr(repeat_module, "describe", broken)
+    args = ["repeat", "classify", "--train", data["train"], "--seeds", "2", "--quiet"]
+    args += ["--set", "train.epochs=1", "--set", "train.threads=1"]
+    result = invoke([*args, "--out", tmp_path / "rep"])
+    assert_error(result, f"{tmp_path / 'rep' / 'summary.json'}: Input/output error")
+    assert listing_of(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [("file", "--out {file} is a file"), ("below-file", "--out {file}/d is below {file}")],
+)
+def test_demo_out_is_checked_first(place, where, message) -> None:
+    dest = place["file"] if where == "file" else place["file"] / "d"
+    with Unchanged(place["root"]):
+        result = invoke(["demo", "--out", dest])
+    assert_error(result, message.format(**{k: str(v) for k, v in place.items()}))
+
+
+def listing_of(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
