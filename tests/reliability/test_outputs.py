@@ -11,8 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,52 +19,10 @@ from ffnlp.cli import main as cli_main
 from ffnlp.fileio import Outputs
 from ffnlp.inspect import graph as graph_module
 from tests.reliability.cases import Unchanged, assert_error, invoke
-from tests.reliability.test_disk_full import fail_nth_write, fill
+from tests.reliability.test_disk_full import fail_nth_write
 
 GRAPH = ["explain", "graph", "a*b+1", "a=2", "b=3"]
 FULL = "no space left on the device to write"
-
-
-@pytest.fixture
-def place(tmp_path: Path) -> dict[str, Path]:
-    """A folder, a precious file, and a link to it (``target`` must never change)."""
-    (tmp_path / "folder").mkdir()
-    (tmp_path / "target").write_text("precious\n")
-    (tmp_path / "link").symlink_to(tmp_path / "target")
-    return {
-        "root": tmp_path,
-        "folder": tmp_path / "folder",
-        "file": tmp_path / "target",
-        "link": tmp_path / "link",
-    }
-
-
-@pytest.fixture
-def mount(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
-    """``mount("ro")`` or ``mount("full")``: a small tmpfs, read-only or filled to the last
-    byte (mounting needs root: skipped with the reason elsewhere)."""
-    mounted: list[Path] = []
-
-    def make(kind: str) -> Path:
-        disk = tmp_path / f"disk-{len(mounted)}"
-        disk.mkdir()
-        options = "ro,size=64k" if kind == "ro" else "size=1m"
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (it needs root): {done.stderr.strip()}")
-        mounted.append(disk)
-        if kind == "full":
-            fill(disk, 0)
-        return disk
-
-    yield make
-    for disk in mounted:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def no_graphviz(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.cases import Unchanged, assert_error, invoke
-from tests.reliability.test_outputs import mount, place  # noqa: F401 (fixtures)
 from tests.tune.conftest import SMALL_CLASSIFIER, write_data
 
 pytest.importorskip("optuna", reason="needs the tune extra: pip install -e '.[tune]'")
@@ -53,7 +52,7 @@ def listing(folder: Path) -> list[str]:
         ("link", "--out {link} is a symbolic link"),
     ],
 )
-def test_tune_out_where_no_study_folder_can_be(place, tune, where, message) -> None:  # noqa: F811
+def test_tune_out_where_no_study_folder_can_be(place, tune, where, message) -> None:
     (place["root"] / "dirlink").symlink_to(place["folder"])
     dest = {
         "file": place["file"],
@@ -68,7 +67,7 @@ def test_tune_out_where_no_study_folder_can_be(place, tune, where, message) -> N
     assert listing(place["folder"]) == []
 
 
-def test_tune_out_on_a_read_only_file_system(tune, mount) -> None:  # noqa: F811
+def test_tune_out_on_a_read_only_file_system(tune, mount) -> None:
     disk = mount("ro")
     result = invoke([*tune, "--out", disk / "study"])
     assert_error(
@@ -76,7 +75,7 @@ def test_tune_out_on_a_read_only_file_system(tune, mount) -> None:  # noqa: F811
     )
 
 
-def test_tune_on_a_full_disk_leaves_nothing_and_the_rerun_works(tune, mount) -> None:  # noqa: F811
+def test_tune_on_a_full_disk_leaves_nothing_and_the_rerun_works(tune, mount) -> None:
     """The half-made study.db used to refuse every rerun ("holds other files")."""
     disk = mount("full")
     out = disk / "study"
@@ -119,7 +118,7 @@ def test_a_refused_tune_leaves_no_lock_in_an_existing_run_folder(tune, straight)
     assert listing(run) == before
 
 
-def test_a_study_db_link_is_refused_and_its_target_unchanged(tune, place) -> None:  # noqa: F811
+def test_a_study_db_link_is_refused_and_its_target_unchanged(tune, place) -> None:
     study = place["root"] / "study"
     study.mkdir()
     (study / "study.db").symlink_to(place["file"])
@@ -222,3 +221,34 @@ def test_checked_before_the_first_trial(tune, tmp_path, args, message) -> None:
     assert_error(result, message.replace("{root}", str(root)))
     assert not out.exists()
     assert listing(root) == []
+
+
+@pytest.mark.parametrize(
+    ("driver_says", "message"),
+    [
+        ("database or disk is full", f"{FULL} {{out}}/study.db (database or disk is full)"),
+        ("disk I/O error", "the study's storage sqlite:///{out}/study.db failed: disk I/O error"),
+    ],
+)
+def test_the_storage_failing_during_a_study_is_one_line(
+    tune, tmp_path, monkeypatch, driver_says, message
+) -> None:
+    """After the setting up (a full disk at the tables, a lost database): one line, not
+    SQLAlchemy's statement, parameters and link; the study stays to be continued."""
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    import ffnlp.tune.results as results
+
+    def failing(*args):
+        raise sqlalchemy.exc.OperationalError(
+            "INSERT INTO trials ...", {}, sqlite3.OperationalError(driver_says)
+        )
+
+    monkeypatch.setattr(results, "write_tables", failing)
+    out = tmp_path / "study"
+    result = invoke([*tune, "--out", out])
+    line = assert_error(result, message.format(out=out), "the finished trials are kept")
+    assert "INSERT" not in line and "sqlalche.me" not in line
+    assert {"study.db", "tune.json"} <= set(listing(out))
