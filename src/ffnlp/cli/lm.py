@@ -317,8 +317,10 @@ def export(
 
         ffnlp lm export runs/ptb_kn5 --arpa ptb_kn5.arpa
     """
+    from ffnlp.outputs import check_output_file
     from ffnlp.tasks.lm import load as load_lm
 
+    check_output_file(arpa, "--arpa")  # before the work: a folder, a link, read-only
     lm = load_lm(run, standalone=True)
     counts = lm.export_arpa(arpa)
     if json_:
