@@ -118,6 +118,11 @@ def check_target(path: str | Path, within: str | Path | None = None) -> Path:
         )
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give the path of a file to write")
+    if path.exists() and not path.is_file():
+        raise OutputError(
+            f"{path} is not a regular file (a device, a pipe or a socket); ffnlp replaces the "
+            "files it writes, so give the path of a regular file"
+        )
     return path
 
 

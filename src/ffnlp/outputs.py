@@ -48,6 +48,11 @@ def check_output_file(path: object, option: str) -> Path:
         )
     if p.is_dir():
         raise ConfigError(f"{option} {p} is a directory; give a file name (e.g. {p / 'out.txt'})")
+    if p.exists() and not p.is_file():
+        raise ConfigError(
+            f"{option} {p} is not a regular file (a device, a pipe or a socket); the file is "
+            f"replaced when it is written, so give the name of a regular file"
+        )
     _check_parents(p, option)
     if p.exists() and not os.access(p, os.W_OK):
         why = "it is on a read-only file system" if _read_only(p.parent) else "permission denied"

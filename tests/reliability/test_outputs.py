@@ -410,3 +410,28 @@ def test_demo_out_is_checked_first(place, where, message) -> None:
 
 def listing_of(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [*GRAPH, "--dot"],
+        ["classify", "lr-find", "--train", "{train}", "--plot"],
+        ["w2v", "export", "{w2v}", "--output"],
+    ],
+    ids=["dot", "lr-find-plot", "w2v-export"],
+)
+def test_a_pipe_or_device_in_place_of_the_file_is_refused(
+    place, data, straight, monkeypatch, command
+) -> None:
+    """A FIFO stands for /dev/null or any device: replacing it with a file (as an atomic write
+    does) would remove the device, so it is refused before the work."""
+    no_graphviz(monkeypatch)
+    fifo = place["root"] / "pipe.png"
+    os.mkfifo(fifo)
+    names = {"train": str(data["train"]), "w2v": str(straight("w2v"))}
+    args = [a.format(**names) for a in command]
+    with Unchanged(place["root"]):
+        result = invoke([*args, fifo])
+    assert_error(result, f"{fifo} is not a regular file")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)

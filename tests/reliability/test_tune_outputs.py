@@ -252,3 +252,19 @@ def test_the_storage_failing_during_a_study_is_one_line(
     line = assert_error(result, message.format(out=out), "the finished trials are kept")
     assert "INSERT" not in line and "sqlalche.me" not in line
     assert {"study.db", "tune.json"} <= set(listing(out))
+
+
+@pytest.mark.parametrize("name", ["trials", "trials.csv", "best.toml", "tune.json"])
+def test_a_link_inside_a_study_folder_is_refused(tune, place, name) -> None:
+    """A study continued whose trials/ (or a table) is a link: nothing is written through it."""
+    out = place["root"] / "study"
+    assert invoke([*tune, "--out", out]).exit_code == 0
+    moved = place["root"] / f"moved-{name}"
+    if (out / name).exists():
+        (out / name).rename(moved)
+    else:
+        moved.mkdir()
+    (out / name).symlink_to(moved)
+    with Unchanged(place["root"]):
+        result = invoke([*tune, "--out", out])
+    assert_error(result, f"{out / name} is a symbolic link")

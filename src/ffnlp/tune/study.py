@@ -59,6 +59,11 @@ MISSING_OPTUNA = "ffnlp tune needs Optuna: pip install 'ffnlp[tune]'"
 FAILURES_IN_A_ROW = 5  # a session stops when its trials fail this many times in a row
 # the default storage's files (the database, SQLite's journal and write-ahead log)
 STUDY_DB_FILES = ("study.db", "study.db-journal", "study.db-wal", "study.db-shm")
+# what a study writes in its folder besides study.db (files and folders)
+STUDY_PARTS = (
+    "tune.json", "trials", "trials.csv", "best.toml", "rescore", "rescore.json", "best", "seeds",
+    "report.html",
+)  # fmt: skip
 # what must be the same when a study is continued
 SAME_ON_RESUME = ("task", "metric", "direction", "space", "base", "scored_on", "cv", "trial_seeds")
 # what a study from before a setting existed had (its tune.json lacks the key)
@@ -217,6 +222,13 @@ def _set_up(
     try:
         lock.acquire()
         _check_folder(out, meta)
+        for name in STUDY_PARTS:  # written into as the study goes: never through a link
+            if (out / name).is_symlink():
+                raise OutputError(
+                    f"{out / name} is a symbolic link; ffnlp does not write through links in a "
+                    "study folder (it could overwrite files elsewhere). Remove the link and try "
+                    "again"
+                )
         if database is not None:
             if database.is_symlink():
                 raise OutputError(
