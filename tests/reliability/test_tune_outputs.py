@@ -6,6 +6,7 @@ and nothing created on disk (no folder, no half-made study.db, no ``.tune.lock``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,35 @@ def test_a_link_inside_a_study_folder_is_refused(tune, place, name) -> None:
     with Unchanged(place["root"]):
         result = invoke([*tune, "--out", out])
     assert_error(result, f"{out / name} is a symbolic link")
+
+
+def test_the_setup_lock_is_removed_by_its_holder_and_taken_in_turn(tmp_path) -> None:
+    """Two workers: the second waits, then locks the file the first left (a new one, since the
+    first removed its own); a folder removed meanwhile (a first worker whose setting up failed)
+    is made again for the second."""
+    import threading
+
+    from ffnlp.fileio import make_folders, remove_made
+    from ffnlp.tune.study import StudyLock
+
+    out = tmp_path / "study"
+    first = StudyLock(out, made=make_folders(out))
+    first.acquire()
+    made: list[Path] = []
+    second = StudyLock(out, made=made)
+    got = threading.Event()
+    waiter = threading.Thread(target=lambda: (second.acquire(), got.set()))
+    waiter.start()
+    assert not got.wait(0.3)  # held by the first
+    # the first worker fails: its lock file and its new folder go before it lets go of the lock
+    assert first.fd is not None
+    (out / ".tune.lock").unlink()
+    out.rmdir()
+    os.close(first.fd)
+    assert got.wait(10)
+    waiter.join()
+    assert (out / ".tune.lock").is_file() and made == [out]
+    second.release()
+    assert listing(out) == []
+    remove_made(made)
+    assert not out.exists()

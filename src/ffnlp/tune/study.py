@@ -165,9 +165,10 @@ class StudyLock:
     removes the file when it lets go (so that no lock is left behind, after a failure either);
     a worker that locked a file removed meanwhile locks the new one instead."""
 
-    def __init__(self, out: Path, name: str = ".tune.lock") -> None:
+    def __init__(self, out: Path, name: str = ".tune.lock", made: list[Path] | None = None):
         self.path = out / name
         self.fd: int | None = None
+        self.made = made  # folders made for the study: the folder again, if it went meanwhile
 
     def acquire(self) -> None:
         if fcntl is None:  # pragma: no cover
@@ -175,6 +176,12 @@ class StudyLock:
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, new_file_mode())
+            except FileNotFoundError as exc:
+                # a worker whose setting up failed removed the new folder while we waited
+                if self.made is None or self.path.parent.exists():
+                    raise output_error(exc, self.path) from None
+                self.made += make_folders(self.path.parent, self.path)
+                continue
             except OSError as exc:
                 raise output_error(exc, self.path) from None
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -216,7 +223,7 @@ def _set_up(
     removes what this step made (the folder, study.db, the lock) and leaves a study that was
     there as it was, so that the same command can be run again."""
     made = make_folders(out, out / "tune.json")
-    lock = StudyLock(out)
+    lock = StudyLock(out, made=made)
     database = _sqlite_file(meta["storage"])
     created: list[Path] = []
     try:
