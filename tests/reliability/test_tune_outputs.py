@@ -301,3 +301,22 @@ def test_the_setup_lock_is_removed_by_its_holder_and_taken_in_turn(tmp_path) -> 
     assert listing(out) == []
     remove_made(made)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("name", "kind"), [("trials", "file"), ("trials.csv", "folder")])
+def test_a_file_where_the_study_wants_a_folder_is_said_before_trial_0(
+    tune, tmp_path, name, kind
+) -> None:
+    out = tmp_path / "study"
+    assert invoke([*tune, "--out", out]).exit_code == 0
+    path = out / name
+    if path.exists():
+        path.unlink()
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.write_text("mine\n")
+    with Unchanged(tmp_path):
+        result = invoke([*tune, "--out", out])
+    other = "folder" if kind == "file" else "file"
+    assert_error(result, f"{path} should be a {other} of the study, and is not")

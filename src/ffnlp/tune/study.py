@@ -64,6 +64,7 @@ STUDY_PARTS = (
     "tune.json", "trials", "trials.csv", "best.toml", "rescore", "rescore.json", "best", "seeds",
     "report.html",
 )  # fmt: skip
+STUDY_FOLDERS = ("trials", "rescore", "best", "seeds")
 # what must be the same when a study is continued
 SAME_ON_RESUME = ("task", "metric", "direction", "space", "base", "scored_on", "cv", "trial_seeds")
 # what a study from before a setting existed had (its tune.json lacks the key)
@@ -229,13 +230,7 @@ def _set_up(
     try:
         lock.acquire()
         _check_folder(out, meta)
-        for name in STUDY_PARTS:  # written into as the study goes: never through a link
-            if (out / name).is_symlink():
-                raise OutputError(
-                    f"{out / name} is a symbolic link; ffnlp does not write through links in a "
-                    "study folder (it could overwrite files elsewhere). Remove the link and try "
-                    "again"
-                )
+        _check_parts(out)
         if database is not None:
             if database.is_symlink():
                 raise OutputError(
@@ -260,6 +255,24 @@ def _set_up(
         raise
     lock.release()
     return study
+
+
+def _check_parts(out: Path) -> None:
+    """What the study writes as it goes (the tables, trials/, best/): never through a link, and
+    a file where a folder goes (or the reverse) is said before the first trial, not after it."""
+    for name in STUDY_PARTS:
+        path = out / name
+        if path.is_symlink():
+            raise OutputError(
+                f"{path} is a symbolic link; ffnlp does not write through links in a study "
+                "folder (it could overwrite files elsewhere). Remove the link and try again"
+            )
+        folder = name in STUDY_FOLDERS
+        if path.exists() and path.is_dir() != folder:
+            raise OutputError(
+                f"{path} should be a {'folder' if folder else 'file'} of the study, and is not; "
+                f"move it away and try again"
+            )
 
 
 def _sqlite_file(url: str) -> Path | None:
