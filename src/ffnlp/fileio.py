@@ -194,6 +194,11 @@ def _temporary(path: Path, keep_suffix: bool = False) -> tuple[int, Path]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise OutputError(
+                f"cannot write {path}: its name is too long to be written safely (ffnlp writes "
+                "a file under a longer temporary name beside it first); choose a shorter name"
+            ) from None
         raise output_error(exc, path) from None
     os.fchmod(fd, new_file_mode())
     return fd, Path(tmp)

@@ -435,3 +435,12 @@ def test_a_pipe_or_device_in_place_of_the_file_is_refused(
         result = invoke([*args, fifo])
     assert_error(result, f"{fifo} is not a regular file")
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_a_name_too_long_for_the_temporary_file_is_one_line(tmp_path, monkeypatch) -> None:
+    no_graphviz(monkeypatch)
+    dest = tmp_path / ("g" * 250 + ".dot")  # a valid name; its temporary name is not
+    with Unchanged(tmp_path):
+        result = invoke([*GRAPH, "--dot", dest])
+    assert_error(result, f"cannot write {dest}: its name is too long to be written safely")
+    assert list(tmp_path.iterdir()) == []
