@@ -420,6 +420,8 @@ def _check_constraints(value: Any, meta: Mapping[str, Any]) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if isinstance(value, float) and math.isnan(value):
             return "a number (not NaN)"
+        if isinstance(value, float) and math.isinf(value):
+            return "a finite number (not infinity)"
         for key, ok, word in (
             ("ge", lambda v, b: v >= b, ">="),
             ("gt", lambda v, b: v > b, ">"),

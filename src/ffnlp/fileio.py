@@ -128,6 +128,11 @@ def check_target(path: str | Path, within: str | Path | None = None) -> Path:
         )
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give the path of a file to write")
+    if path.exists() and not path.is_file():
+        raise OutputError(
+            f"{path} is not a regular file (a device, a pipe or a socket); ffnlp replaces the "
+            "files it writes, so give the path of a regular file"
+        )
     return path
 
 
@@ -140,21 +145,70 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-def _make_parent(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+def make_folders(folder: str | Path, path: str | Path | None = None) -> list[Path]:
+    """Make ``folder`` and its missing parents; return those this call made, outermost first
+    (for :func:`remove_made`). A file where a folder should be, or any other failure, is an
+    OutputError naming ``path`` (default: ``folder``), and nothing made is left behind."""
+    folder = Path(folder)
+    shown = folder if path is None else Path(path)
+    missing = []
+    p = folder
+    while not p.exists() and not p.is_symlink() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    if p.is_symlink() and not p.exists():
+        raise OutputError(f"cannot write {shown}: {p} is a broken symbolic link")
+    if p.exists() and not p.is_dir():
         raise OutputError(
-            f"cannot write {path}: a file stands where a folder of its path should be"
-        ) from None
-    except OSError as exc:
-        raise output_error(exc, path) from None
+            f"cannot write {shown}: {p} is a file, where a folder of its path should be"
+        )
+    made: list[Path] = []
+    for q in reversed(missing):
+        try:
+            q.mkdir()
+        except FileExistsError:
+            if q.is_dir():
+                continue  # made by someone else meanwhile
+            remove_made(made)
+            raise OutputError(
+                f"cannot write {shown}: {q} is a file, where a folder of its path should be"
+            ) from None
+        except OSError as exc:
+            remove_made(made)
+            raise output_error(exc, q if path is None else shown) from None
+        made.append(q)
+    return made
 
 
-def _temporary(path: Path) -> tuple[int, Path]:
+def remove_made(made: list[Path]) -> None:
+    """Remove the folders :func:`make_folders` made, innermost first, while they are empty (one
+    that is not empty any more holds someone else's files: it and its parents stay)."""
+    for q in reversed(made):
+        try:
+            q.rmdir()
+        except OSError:
+            break
+
+
+def _make_parent(path: Path) -> list[Path]:
+    return make_folders(path.parent, path)
+
+
+def _temporary(path: Path, keep_suffix: bool = False) -> tuple[int, Path]:
+    """A new temporary file beside ``path``; ``keep_suffix``: its name ends as ``path``'s does
+    (``.png``), for a library that picks the format by the name."""
+    if keep_suffix:
+        prefix, suffix = f".{path.stem}.tmp-", path.suffix
+    else:
+        prefix, suffix = f".{path.name}.", ".tmp"
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise OutputError(
+                f"cannot write {path}: its name is too long to be written safely (ffnlp writes "
+                "a file under a longer temporary name beside it first); choose a shorter name"
+            ) from None
         raise output_error(exc, path) from None
     os.fchmod(fd, new_file_mode())
     return fd, Path(tmp)
@@ -165,15 +219,75 @@ def _publish(tmp: Path, path: Path) -> None:
     _fsync_folder(path.parent)
 
 
+def _stage(
+    target: Path,
+    fill: Callable[[int, Path], None],
+    needed: Callable[[], int | None] = lambda: None,
+    keep_suffix: bool = False,
+) -> tuple[Path, list[Path]]:
+    """``target``'s folders made, and a temporary file beside it that ``fill(fd, tmp)`` writes
+    (and closes), synced to the disk. Returns (the temporary file, the folders made); on any
+    failure both are removed again, an OSError becoming an OutputError naming ``target``."""
+    made = _make_parent(target)
+    try:
+        fd, tmp = _temporary(target, keep_suffix)
+    except BaseException:
+        remove_made(made)
+        raise
+    try:
+        fill(fd, tmp)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        remove_made(made)
+        if isinstance(exc, OSError) or (isinstance(exc, Exception) and is_disk_full(exc)):
+            raise output_error(exc, target, needed()) from None
+        raise
+    return tmp, made
+
+
+def _fill_bytes(payload: memoryview) -> Callable[[int, Path], None]:
+    def fill(fd: int, tmp: Path) -> None:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return fill
+
+
+def _fill_with(write: Callable[[str], None]) -> Callable[[int, Path], None]:
+    def fill(fd: int, tmp: Path) -> None:
+        os.close(fd)
+        write(str(tmp))
+        with open(tmp, "rb+") as fh:  # the library closed it: sync what it wrote
+            os.fsync(fh.fileno())
+        os.chmod(tmp, new_file_mode())  # a library may have recreated the file with its own mode
+
+    return fill
+
+
+def _publish_staged(tmp: Path, target: Path, made: list[Path], needed: int | None = None) -> None:
+    try:
+        _publish(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        remove_made(made)
+        raise output_error(exc, target, needed) from None
+
+
 @contextlib.contextmanager
 def atomic_writer(
     path: str | Path, mode: str = "wb", within: str | Path | None = None, encoding: str = "utf-8"
 ) -> Iterator[IO[Any]]:
     """A file object for ``path``, written to a temporary file that replaces ``path`` when the
-    block ends without an error (and is removed when it raises)."""
+    block ends without an error (and is removed when it raises, with the folders it made)."""
     target = check_target(path, within)
-    _make_parent(target)
-    fd, tmp = _temporary(target)
+    made = _make_parent(target)
+    try:
+        fd, tmp = _temporary(target)
+    except BaseException:
+        remove_made(made)
+        raise
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
             yield fh
@@ -182,32 +296,23 @@ def atomic_writer(
         _publish(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
+        remove_made(made)
         raise output_error(exc, target) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
+        remove_made(made)
         raise
 
 
 def write_atomic(
     path: str | Path, data: str | bytes | bytearray | memoryview, within: str | Path | None = None
 ) -> Path:
-    """Write ``data`` (text is encoded as UTF-8) to ``path`` atomically; return the path."""
+    """Write ``data`` (text is encoded as UTF-8) to ``path`` atomically; return the path. On a
+    failure the old file stays as it was and the folders this call made are removed."""
     payload = memoryview(data.encode("utf-8") if isinstance(data, str) else data)
     target = check_target(path, within)
-    _make_parent(target)
-    fd, tmp = _temporary(target)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _publish(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise output_error(exc, target, payload.nbytes) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    tmp, made = _stage(target, _fill_bytes(payload), lambda: payload.nbytes)
+    _publish_staged(tmp, target, made, payload.nbytes)
     return target
 
 
@@ -220,21 +325,94 @@ def write_atomic_with(
     """Atomically write ``path`` with a library function that takes a file name (``write(tmp)``,
     e.g. safetensors' ``save_file``); ``needed`` is the expected size, for the disk-full message."""
     target = check_target(path, within)
-    _make_parent(target)
-    fd, tmp = _temporary(target)
-    os.close(fd)
-    try:
-        write(str(tmp))
-        with open(tmp, "rb+") as fh:  # the library closed it: sync what it wrote
-            os.fsync(fh.fileno())
-        os.chmod(tmp, new_file_mode())  # a library may have recreated the file with its own mode
-        _publish(tmp, target)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) or is_disk_full(exc):
-            raise output_error(exc, target, needed) from None
-        raise
+    tmp, made = _stage(target, _fill_with(write), lambda: needed)
+    _publish_staged(tmp, target, made, needed)
     return target
+
+
+class Outputs:
+    """The files one command writes, all of them or none: each is written in full to a
+    temporary file beside its target (its folders made as needed), and :meth:`commit` renames
+    them all into place at the end. A failure before that (:meth:`abort`, or an exception out
+    of a ``with Outputs() as outputs:`` block) removes the temporary files and every folder made,
+    so the old files stay as they were and a new path stays free. Targets are checked with
+    :func:`check_target` (no folder, no symbolic link) when staged and again when published."""
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path, str | Path | None]] = []
+        self._made: list[Path] = []
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def folder(self, path: str | Path) -> Path:
+        """Make the folder ``path`` (and its parents); removed again by :meth:`abort`."""
+        self._made += make_folders(path)
+        return Path(path)
+
+    def write(
+        self,
+        path: str | Path,
+        data: str | bytes | bytearray | memoryview,
+        within: str | Path | None = None,
+    ) -> Path:
+        """Stage ``data`` (text as UTF-8) for ``path``."""
+        payload = memoryview(data.encode("utf-8") if isinstance(data, str) else data)
+        return self._add(path, _fill_bytes(payload), within, lambda: payload.nbytes)
+
+    def write_with(
+        self, path: str | Path, write: Callable[[str], Any], within: str | Path | None = None
+    ) -> Path:
+        """Stage what ``write(name)`` writes to a file name (one that ends as ``path`` does, for
+        a library that picks the format by the suffix)."""
+        return self._add(path, _fill_with(write), within, lambda: None, keep_suffix=True)
+
+    def _add(
+        self,
+        path: str | Path,
+        fill: Callable[[int, Path], None],
+        within: str | Path | None,
+        needed: Callable[[], int | None],
+        keep_suffix: bool = False,
+    ) -> Path:
+        target = check_target(path, within)
+        try:
+            tmp, made = _stage(target, fill, needed, keep_suffix)
+        except BaseException:
+            self.abort()
+            raise
+        self._made += made
+        self._staged.append((tmp, target, within))
+        return target
+
+    def commit(self) -> None:
+        """Put every staged file in place."""
+        try:
+            for tmp, target, within in self._staged:
+                check_target(target, within)  # nothing became a link meanwhile
+                try:
+                    _publish(tmp, target)
+                except OSError as exc:
+                    raise output_error(exc, target) from None
+        except BaseException:
+            self.abort()
+            raise
+        self._staged, self._made = [], []
+
+    def abort(self) -> None:
+        """Remove the staged files not yet in place and the folders made."""
+        for tmp, _, _ in self._staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        self._staged = []
+        remove_made(self._made)
+        self._made = []
 
 
 def append_line(path: str | Path, line: str, within: str | Path | None = None) -> None:

@@ -4,6 +4,7 @@ task to compare with (helpers in rundir_support.py)."""
 from __future__ import annotations
 
 import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,3 +46,47 @@ def straight(
         return runs[task]
 
     return get
+
+
+@pytest.fixture
+def place(tmp_path: Path) -> dict[str, Path]:
+    """A folder, a precious file, and a link to it (``target`` must never change)."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "target").write_text("precious\n")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    return {
+        "root": tmp_path,
+        "folder": tmp_path / "folder",
+        "file": tmp_path / "target",
+        "link": tmp_path / "link",
+    }
+
+
+@pytest.fixture
+def mount(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """``mount("ro")`` or ``mount("full")``: a small tmpfs, read-only or filled to the last
+    byte (mounting needs root: skipped with the reason elsewhere)."""
+    mounted: list[Path] = []
+
+    def make(kind: str) -> Path:
+        disk = tmp_path / f"disk-{len(mounted)}"
+        disk.mkdir()
+        options = "ro,size=64k" if kind == "ro" else "size=1m"
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (it needs root): {done.stderr.strip()}")
+        mounted.append(disk)
+        if kind == "full":
+            from tests.reliability.test_disk_full import fill
+
+            fill(disk, 0)
+        return disk
+
+    yield make
+    for disk in mounted:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -37,6 +37,7 @@ from ffnlp.cli.common import (
 from ffnlp.cli.lr_find import JSON_OPTION as LR_FIND_JSON_OPTION
 from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_OPTION
 from ffnlp.cli.lr_find import OUT_OPTION as LR_FIND_OUT_OPTION
+from ffnlp.cli.lr_find import check_outputs as check_lr_find_outputs
 from ffnlp.cli.lr_find import report as report_lr_find
 from ffnlp.config import tensorboard_overrides
 from ffnlp.errors import DataError
@@ -482,6 +483,7 @@ def lr_find(
     from ffnlp.tasks.classify.lr_find import find_lr
 
     setup_logging(json_)
+    check_lr_find_outputs(plot, out)  # before the sweep
     overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
     result = find_lr(
         train_file,

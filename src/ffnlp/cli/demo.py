@@ -26,11 +26,13 @@ def demo(
 
         ffnlp demo --out runs/demo
     """
+    from ffnlp.outputs import check_output_dir
     from ffnlp.tasks.classify import train_classifier
     from ffnlp.tasks.lm import train_lm
     from ffnlp.tasks.sample import write_sample
     from ffnlp.tasks.w2v import train_word2vec
 
+    check_output_dir(out, "--out")  # before the work: a file, below a file, read-only
     setup_logging(quiet)
     started = time.perf_counter()
     bars = progress_callbacks(quiet)

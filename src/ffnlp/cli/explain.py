@@ -278,8 +278,17 @@ def graph(
 
         ffnlp explain graph "c*(a+2*b)" a=3 b=1 c=-2
     """
-    from ffnlp.inspect.graph import autograd_max_diff, explain, fmt, parse_assignments, write_dot
+    from ffnlp.inspect.graph import (
+        autograd_max_diff,
+        check_dot_path,
+        explain,
+        fmt,
+        parse_assignments,
+        write_dot,
+    )
 
+    if dot is not None:
+        check_dot_path(dot)  # before the work: a folder, a link, a read-only place
     result = explain(expression, parse_assignments(values or []))
     diff = autograd_max_diff(result)
     drawn = write_dot(result, dot) if dot is not None else None
@@ -360,9 +369,12 @@ def numpy_vs_torch(
     """
     from ffnlp.errors import ConfigError
     from ffnlp.inspect.numpy_learner import read_bag_of_ngrams, train_side_by_side
+    from ffnlp.outputs import check_output_file
 
-    if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg"):
-        raise ConfigError(f"--plot {plot}: name an image file ending in .png, .pdf or .svg")
+    if plot is not None:
+        if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise ConfigError(f"--plot {plot}: name an image file ending in .png, .pdf or .svg")
+        check_output_file(plot, "--plot")  # before the training: a folder, a link, read-only
     data = read_bag_of_ngrams(train, dev, max_features=max_features)
     model = "logistic regression" if hidden == 0 else f"MLP ({hidden} {activation} units)"
     if not json_:

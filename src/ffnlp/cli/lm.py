@@ -32,6 +32,7 @@ from ffnlp.cli.common import (
 from ffnlp.cli.lr_find import JSON_OPTION as LR_FIND_JSON_OPTION
 from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_OPTION
 from ffnlp.cli.lr_find import OUT_OPTION as LR_FIND_OUT_OPTION
+from ffnlp.cli.lr_find import check_outputs as check_lr_find_outputs
 from ffnlp.cli.lr_find import report as report_lr_find
 from ffnlp.config import tensorboard_overrides
 
@@ -299,6 +300,7 @@ def lr_find(
     from ffnlp.tasks.lm.lr_find import find_lr
 
     setup_logging(json_)
+    check_lr_find_outputs(plot, out)  # before the sweep
     result = find_lr(
         train_file,
         config=config,
@@ -329,8 +331,10 @@ def export(
 
         ffnlp lm export runs/ptb_kn5 --arpa ptb_kn5.arpa
     """
+    from ffnlp.outputs import check_output_file
     from ffnlp.tasks.lm import load as load_lm
 
+    check_output_file(arpa, "--arpa")  # before the work: a folder, a link, read-only
     lm = load_lm(run, standalone=True)
     counts = lm.export_arpa(arpa)
     if json_:

@@ -36,17 +36,40 @@ JSON_OPTION: Any = typer.Option(
 )
 
 
+def check_outputs(plot: Path | None, out: Path | None) -> tuple[Path, Path | None]:
+    """Where the sweep writes, checked before it starts: the plot (--plot, else lr_find.png in
+    --out or here) and --out's lr_find.json. A folder where a file goes, a file where a folder
+    goes, a symbolic link, a place that cannot be written: one error, nothing trained."""
+    from ffnlp.fileio import check_target
+    from ffnlp.outputs import check_output_dir, check_output_file
+
+    json_path = None
+    if out is not None:
+        check_output_dir(out, "--out", links=False)
+        json_path = check_target(out / "lr_find.json", within=out)
+    if plot is not None:
+        return check_output_file(plot, "--plot"), json_path
+    if out is not None:
+        return check_target(out / PLOT_NAME, within=out), json_path
+    return check_output_file(Path(PLOT_NAME), "--plot (default)"), json_path
+
+
 def report(
     result: dict[str, Any], plot: Path | None, out: Path | None, json_: bool, title: str
 ) -> None:
-    """Draw the plot, write lr_find.json under ``out``, then print the suggestion (or the JSON)."""
+    """Draw the plot, write lr_find.json under ``out`` (both or neither), then print the
+    suggestion (or the JSON)."""
+    from ffnlp.fileio import Outputs
     from ffnlp.report.plots import plot_lr_range
 
-    path = plot if plot is not None else (out if out is not None else Path(".")) / PLOT_NAME
-    result = {**result, "plot": str(plot_lr_range(result, path, title))}
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "lr_find.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    path, json_path = check_outputs(plot, out)
+    result = {**result, "plot": str(path)}
+    with Outputs() as outputs:
+        if out is not None:
+            outputs.folder(out)
+        outputs.write_with(path, lambda name: plot_lr_range(result, name, title))
+        if json_path is not None:
+            outputs.write(json_path, json.dumps(result, indent=2), within=out)
     if json_:
         print_json(result)
         return

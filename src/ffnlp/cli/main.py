@@ -1,7 +1,8 @@
 """The `ffnlp` command: one Typer app, command groups mounted by task.
 
 Library errors (FfnlpError) become one line ``Error: ...`` on stderr and exit code 1, here and only
-here (FfnlpGroup.invoke); usage errors keep click's exit code 2. An interrupted training
+here (FfnlpGroup.invoke), and so does an OSError that no command turned into its own message (the
+path and what the system said); usage errors keep click's exit code 2. An interrupted training
 (Ctrl-C, SIGTERM) is one line saying how to continue it, and exit code 128 + the signal's number
 (130 for SIGINT, 143 for SIGTERM), as shells report a process a signal ended.
 """
@@ -47,6 +48,21 @@ class FfnlpGroup(TyperGroup):
         except FfnlpError as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(1) from None
+        except OSError as exc:  # a file operation no command turned into its own message
+            typer.echo(f"Error: {os_error_line(exc)}", err=True)
+            raise typer.Exit(1) from None
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError: the disk-full message of ffnlp.fileio, else the path (both
+    paths of a rename) and what the system said."""
+    from ffnlp.fileio import is_disk_full, output_error
+
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    if is_disk_full(exc):
+        return str(output_error(exc, paths[0] if paths else "a file"))
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"{' -> '.join(paths)}: {what}" if paths else what
 
 
 def resume_command(argv: list[str], run_dir: str) -> str:

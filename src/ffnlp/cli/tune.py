@@ -112,7 +112,8 @@ def tune(
         None,
         "--storage",
         help="Optuna storage URL, e.g. postgresql://host/db, for workers on several machines "
-        "(default: sqlite:///DIR/study.db).",
+        "(default: sqlite:///DIR/study.db). An in-memory database is refused: a study must "
+        "outlive the process.",
     ),
     study_name: str = typer.Option(None, "--study-name", help="Study name (default: DIR's name)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler (and of the --cv folds)."),
@@ -144,8 +145,9 @@ def tune(
     metric: str = typer.Option(
         None,
         "--metric",
-        help="The dev metric to optimise (default: the configuration's train.monitor: "
-        "dev.accuracy; dev.perplexity for lm; the --similarity Spearman for w2v).",
+        help="The dev metric to optimise, one the trials report (default: the configuration's "
+        "train.monitor: dev.accuracy; dev.perplexity for lm; the --similarity Spearman for "
+        "w2v); checked before the first trial.",
     ),
     direction: str = typer.Option(
         None, "--direction", help="maximize or minimize (default: from the metric)."

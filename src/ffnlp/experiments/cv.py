@@ -33,7 +33,8 @@ import numpy as np
 from ffnlp.config import tensorboard_overrides, to_dict
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.experiments.stats import describe, is_figure
-from ffnlp.runtime import make_run_dir
+from ffnlp.fileio import write_atomic
+from ffnlp.runtime import group_folder
 from ffnlp.text.readers import LabeledData
 
 if TYPE_CHECKING:
@@ -149,65 +150,65 @@ def cross_validate(
             f"{examples.path}: a class has only {smallest} example(s), fewer than the {folds} folds; "
             f"use at most {smallest} folds"
         )
-    run_dir = make_run_dir(out, "classify-cv")
-    test_folds = stratified_folds(keys, folds, fold_seed)
-    everything = np.arange(len(examples))
-    metrics: dict[str, list[float]] = {}
-    rounds = []
-    for k, test_idx in enumerate(test_folds):
-        train_idx = np.setdiff1d(everything, test_idx)
-        dev = None
-        if dev_fraction > 0:
-            train_idx, dev_idx = split_off(keys, train_idx, dev_fraction, fold_seed + k)
-            dev = subset(examples, dev_idx)
-        fold_dir = run_dir / f"fold_{k + 1}"
-        clf = train_classifier(
-            subset(examples, train_idx),
-            dev=dev,
-            test=subset(examples, test_idx),
-            config=cfg,
-            overrides=tensorboard_overrides(tensorboard, f"fold_{k + 1}"),
-            out=fold_dir,
-            seed=seed,
-            callbacks=callbacks,
-            init_from=init_from,
-        )
-        summary = clf.summary
-        scores = {
-            name: float(v)
-            for name, v in summary["test"].items()
-            if is_figure(v) and name != "examples"
-        }
-        scores["train_seconds"] = float(summary["train_seconds"])
-        for name, value in scores.items():
-            metrics.setdefault(name, []).append(value)
-        rounds.append(
-            {
-                "fold": k + 1,
-                "train": len(train_idx),
-                "dev": 0 if dev is None else len(dev),
-                "test": len(test_idx),
-                "best_epoch": summary.get("best_epoch"),
-                **scores,
+    with group_folder(out, "classify-cv") as run_dir:
+        test_folds = stratified_folds(keys, folds, fold_seed)
+        everything = np.arange(len(examples))
+        metrics: dict[str, list[float]] = {}
+        rounds = []
+        for k, test_idx in enumerate(test_folds):
+            train_idx = np.setdiff1d(everything, test_idx)
+            dev = None
+            if dev_fraction > 0:
+                train_idx, dev_idx = split_off(keys, train_idx, dev_fraction, fold_seed + k)
+                dev = subset(examples, dev_idx)
+            fold_dir = run_dir / f"fold_{k + 1}"
+            clf = train_classifier(
+                subset(examples, train_idx),
+                dev=dev,
+                test=subset(examples, test_idx),
+                config=cfg,
+                overrides=tensorboard_overrides(tensorboard, f"fold_{k + 1}"),
+                out=fold_dir,
+                seed=seed,
+                callbacks=callbacks,
+                init_from=init_from,
+            )
+            summary = clf.summary
+            scores = {
+                name: float(v)
+                for name, v in summary["test"].items()
+                if is_figure(v) and name != "examples"
             }
-        )
-        if not keep_models:
-            (fold_dir / "model.safetensors").unlink(missing_ok=True)
-            shutil.rmtree(fold_dir / "checkpoint", ignore_errors=True)
-        if on_fold is not None:
-            on_fold(k + 1, scores)
-    result = {
-        "task": "classify-cv",
-        "data": str(examples.path),
-        "examples": len(examples),
-        "folds": folds,
-        "fold_seed": fold_seed,
-        "dev_fraction": dev_fraction,
-        **({"init_from": str(init_from)} if init_from is not None else {}),
-        "cv": summarize(metrics),
-        "rounds": rounds,
-        "config": to_dict(cfg),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+            scores["train_seconds"] = float(summary["train_seconds"])
+            for name, value in scores.items():
+                metrics.setdefault(name, []).append(value)
+            rounds.append(
+                {
+                    "fold": k + 1,
+                    "train": len(train_idx),
+                    "dev": 0 if dev is None else len(dev),
+                    "test": len(test_idx),
+                    "best_epoch": summary.get("best_epoch"),
+                    **scores,
+                }
+            )
+            if not keep_models:
+                (fold_dir / "model.safetensors").unlink(missing_ok=True)
+                shutil.rmtree(fold_dir / "checkpoint", ignore_errors=True)
+            if on_fold is not None:
+                on_fold(k + 1, scores)
+        result = {
+            "task": "classify-cv",
+            "data": str(examples.path),
+            "examples": len(examples),
+            "folds": folds,
+            "fold_seed": fold_seed,
+            "dev_fraction": dev_fraction,
+            **({"init_from": str(init_from)} if init_from is not None else {}),
+            "cv": summarize(metrics),
+            "rounds": rounds,
+            "config": to_dict(cfg),
+        }
+        write_atomic(run_dir / "summary.json", json.dumps(result, indent=2), within=run_dir)
     result["run_dir"] = str(run_dir)
     return result

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from ffnlp.config import tensorboard_overrides
 from ffnlp.errors import ConfigError
 from ffnlp.experiments.stats import describe, is_figure
-from ffnlp.runtime import make_run_dir
+from ffnlp.fileio import write_atomic
+from ffnlp.runtime import group_folder
 from ffnlp.training.config import MAX_SEED
 
 if TYPE_CHECKING:
@@ -76,51 +77,51 @@ def repeat(
     """
     check_seeds(seeds)
     fit = _train_fn(task)
-    run_dir = make_run_dir(out, f"{task}-repeat")
-    figures: dict[str, dict[str, list[float]]] = {}
-    runs = []
-    for seed in seeds:
-        seed_dir = run_dir / f"seed_{seed}"
-        result = fit(
-            train,
-            dev=dev,
-            test=test,
-            config=config,
-            overrides=[
-                *overrides,
-                f"train.seed={seed}",
-                *tensorboard_overrides(tensorboard, f"seed_{seed}"),
-            ],
-            out=seed_dir,
-            callbacks=callbacks,
-        )
-        summary = result.summary
-        row: dict[str, Any] = {
-            "seed": seed,
-            "train_seconds": summary.get("train_seconds"),
-            "epochs": summary.get("epochs"),
-            "best_epoch": summary.get("best_epoch"),
+    with group_folder(out, f"{task}-repeat") as run_dir:
+        figures: dict[str, dict[str, list[float]]] = {}
+        runs = []
+        for seed in seeds:
+            seed_dir = run_dir / f"seed_{seed}"
+            result = fit(
+                train,
+                dev=dev,
+                test=test,
+                config=config,
+                overrides=[
+                    *overrides,
+                    f"train.seed={seed}",
+                    *tensorboard_overrides(tensorboard, f"seed_{seed}"),
+                ],
+                out=seed_dir,
+                callbacks=callbacks,
+            )
+            summary = result.summary
+            row: dict[str, Any] = {
+                "seed": seed,
+                "train_seconds": summary.get("train_seconds"),
+                "epochs": summary.get("epochs"),
+                "best_epoch": summary.get("best_epoch"),
+            }
+            for split in SPLITS:
+                if isinstance(summary.get(split), dict):
+                    numbers = _numbers(summary[split])
+                    row[split] = numbers
+                    for name, value in numbers.items():
+                        figures.setdefault(split, {}).setdefault(name, []).append(value)
+            figures.setdefault("train", {}).setdefault("seconds", []).append(
+                float(summary["train_seconds"])
+            )
+            runs.append(row)
+            if not keep_models:
+                (seed_dir / "model.safetensors").unlink(missing_ok=True)
+                shutil.rmtree(seed_dir / "checkpoint", ignore_errors=True)
+            if on_run is not None:
+                on_run(seed, row)
+        aggregate = {
+            split: {name: describe(vals) for name, vals in metrics.items()}
+            for split, metrics in figures.items()
         }
-        for split in SPLITS:
-            if isinstance(summary.get(split), dict):
-                numbers = _numbers(summary[split])
-                row[split] = numbers
-                for name, value in numbers.items():
-                    figures.setdefault(split, {}).setdefault(name, []).append(value)
-        figures.setdefault("train", {}).setdefault("seconds", []).append(
-            float(summary["train_seconds"])
-        )
-        runs.append(row)
-        if not keep_models:
-            (seed_dir / "model.safetensors").unlink(missing_ok=True)
-            shutil.rmtree(seed_dir / "checkpoint", ignore_errors=True)
-        if on_run is not None:
-            on_run(seed, row)
-    aggregate = {
-        split: {name: describe(vals) for name, vals in metrics.items()}
-        for split, metrics in figures.items()
-    }
-    result = {"task": f"{task}-repeat", "seeds": list(seeds), "repeat": aggregate, "runs": runs}
-    (run_dir / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        result = {"task": f"{task}-repeat", "seeds": list(seeds), "repeat": aggregate, "runs": runs}
+        write_atomic(run_dir / "summary.json", json.dumps(result, indent=2), within=run_dir)
     result["run_dir"] = str(run_dir)
     return result

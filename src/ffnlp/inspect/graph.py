@@ -654,27 +654,53 @@ def to_dot(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_dot(graph: Graph, path: str | Path) -> tuple[Path, Path | None]:
-    """Write the DOT file, and beside it a PNG (same name, ``.png``) when Graphviz's ``dot`` is on
-    PATH. Returns (dot file, png file or None when ``dot`` is absent)."""
-    dot_path = Path(path)
+def check_dot_path(path: str | Path) -> tuple[Path, Path | None]:
+    """The files ``--dot FILE`` will write, checked before any work: FILE (a ``.dot`` name, not
+    a folder, not a symbolic link, in a folder that can be written) and, when Graphviz's ``dot``
+    is on PATH, the PNG beside it (checked the same way); (dot file, png file or None)."""
+    from ffnlp.outputs import check_output_file
+
+    dot_path = check_output_file(path, "--dot")
     if dot_path.suffix.lower() == ".png":
         raise ConfigError(
             f"--dot {dot_path}: this is the DOT text file; give it a .dot name "
             "(the PNG is written beside it)"
         )
-    dot_path.parent.mkdir(parents=True, exist_ok=True)
-    dot_path.write_text(to_dot(graph), encoding="utf-8")
-    executable = shutil.which("dot")
-    if executable is None:
+    if shutil.which("dot") is None:
         return dot_path, None
     png = dot_path.with_suffix(".png")
-    done = subprocess.run(
-        [executable, "-Tpng", str(dot_path), "-o", str(png)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise FfnlpError(f"Graphviz dot could not draw {dot_path}: {done.stderr.strip()}")
+    check_output_file(png, "--dot (its PNG)")
+    return dot_path, png
+
+
+def write_dot(graph: Graph, path: str | Path) -> tuple[Path, Path | None]:
+    """Write the DOT file, and beside it a PNG (same name, ``.png``) when Graphviz's ``dot`` is on
+    PATH: both or neither, each atomically (:class:`ffnlp.fileio.Outputs`). Returns (dot file,
+    png file or None when ``dot`` is absent)."""
+    from ffnlp.fileio import Outputs
+
+    dot_path, png = check_dot_path(path)
+    text = to_dot(graph)
+    with Outputs() as outputs:
+        outputs.write(dot_path, text)
+        if png is not None:
+            executable = shutil.which("dot") or "dot"
+
+            def draw(name: str) -> None:
+                try:
+                    done = subprocess.run(
+                        [executable, "-Tpng", "-o", name],
+                        input=text,
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    )
+                except OSError as exc:  # gone from PATH, not executable
+                    raise FfnlpError(f"Graphviz dot could not be run ({exc})") from None
+                if done.returncode != 0:
+                    raise FfnlpError(
+                        f"Graphviz dot could not draw {dot_path}: {done.stderr.strip()}"
+                    )
+
+            outputs.write_with(png, draw)
     return dot_path, png

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ffnlp.errors import ModelFileError
-from ffnlp.fileio import write_atomic
+from ffnlp.fileio import check_target, write_atomic
 from ffnlp.models.io import run_path
 from ffnlp.outputs import check_output_file
 from ffnlp.report.group import group_kind, group_page
@@ -198,7 +198,10 @@ def _write(
 ) -> Path:
     """Write the page ``make(target)`` makes (atomically; in the folder, never through a link
     out of it); the errors of a file that is not what ffnlp wrote become a ModelFileError."""
-    target = check_output_file(out, "--out") if out is not None else run_dir / "report.html"
+    if out is not None:
+        target = check_output_file(out, "--out")
+    else:  # before the work: a link or a folder in its place is refused
+        target = check_target(run_dir / "report.html", within=run_dir)
     try:
         page = make(target)
     except (TypeError, KeyError, ValueError, IndexError, AttributeError) as exc:

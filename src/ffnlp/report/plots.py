@@ -232,19 +232,27 @@ def plot_lr_range(result: dict[str, Any], path: str | Path, title: str = "") -> 
     return save_figure(fig, path, dpi=110)
 
 
-def figure_png(fig: Any, dpi: int = 110) -> bytes:
-    """``fig`` rendered as PNG bytes in memory (and closed): for a file, or a page's data URI."""
+def figure_png(fig: Any, dpi: int = 110, fmt: str = "png") -> bytes:
+    """``fig`` rendered as PNG (or ``fmt``: pdf, svg) bytes in memory (and closed): for a file,
+    or a page's data URI."""
     buffer = io.BytesIO()
     try:
-        fig.savefig(buffer, format="png", dpi=dpi)
+        fig.savefig(buffer, format=fmt, dpi=dpi)
     finally:
         plt.close(fig)
     return buffer.getvalue()
 
 
+def image_format(path: str | Path) -> str:
+    """The format a plot is saved in: its file's suffix when that is .pdf or .svg, else PNG."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    return suffix if suffix in ("pdf", "svg") else "png"
+
+
 def save_figure(
     fig: Any, path: str | Path, dpi: int = 110, within: str | Path | None = None
 ) -> Path:
-    """Render ``fig`` as PNG in memory, close it and write the file atomically (see
-    :mod:`ffnlp.fileio`): a full disk never leaves half an image."""
-    return write_atomic(path, figure_png(fig, dpi), within=within)
+    """Render ``fig`` in memory (PNG, or PDF / SVG by the suffix of ``path``), close it and
+    write the file atomically (see :mod:`ffnlp.fileio`): a full disk never leaves half an
+    image."""
+    return write_atomic(path, figure_png(fig, dpi, image_format(path)), within=within)

@@ -100,17 +100,21 @@ def sentence(rng: random.Random) -> tuple[int, str]:
 def write_sample(
     folder: str | Path, seed: int = 0, sizes: tuple[int, int, int] = (2000, 300, 300)
 ) -> dict[str, Path]:
-    """Write train/dev/test files of ``LABEL text`` lines plus a plain corpus; return their paths."""
+    """Write train/dev/test files of ``LABEL text`` lines plus a plain corpus; return their paths.
+    The four files are written together or not at all (:class:`ffnlp.fileio.Outputs`)."""
+    from ffnlp.fileio import Outputs
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     paths: dict[str, Path] = {}
     corpus_lines: list[str] = []
-    for split, n in zip(("train", "dev", "test"), sizes, strict=True):
-        rows = [sentence(rng) for _ in range(n)]
-        paths[split] = folder / f"{split}.txt"
-        paths[split].write_text("".join(f"{y} {t}\n" for y, t in rows), encoding="utf-8")
-        corpus_lines.extend(t for _, t in rows)
-    paths["corpus"] = folder / "corpus.txt"
-    paths["corpus"].write_text("\n".join(corpus_lines) + "\n", encoding="utf-8")
+    with Outputs() as outputs:
+        outputs.folder(folder)
+        for split, n in zip(("train", "dev", "test"), sizes, strict=True):
+            rows = [sentence(rng) for _ in range(n)]
+            paths[split] = folder / f"{split}.txt"
+            outputs.write(paths[split], "".join(f"{y} {t}\n" for y, t in rows))
+            corpus_lines.extend(t for _, t in rows)
+        paths["corpus"] = folder / "corpus.txt"
+        outputs.write(paths["corpus"], "\n".join(corpus_lines) + "\n")
     return paths

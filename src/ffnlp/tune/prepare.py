@@ -17,6 +17,7 @@ from typing import Any
 from ffnlp import __version__
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError
+from ffnlp.outputs import check_output_dir
 from ffnlp.tune import tasks
 from ffnlp.tune.objective import Fold, Plan
 from ffnlp.tune.space import Space, check_space, parse_space, space_path
@@ -74,6 +75,9 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
     o = options
     tasks.check_task(o.task)
     _check_options(o)
+    check_output_dir(o.out, "--out", links=False)
+    if o.storage is not None:
+        check_storage(o.storage)
     trial_seeds, why = resolve_trial_seeds(o.task, o.inputs, o.trial_seeds, o.out)
     logger.info("each trial trains %d seed(s): %s", trial_seeds, why)
     pre = tasks.resolve(o.task, o.config, o.overrides)
@@ -104,7 +108,12 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
         examples = tasks.read_labelled(o.inputs.train, base)
     multilabel = bool(examples is not None and examples.multilabel)
     metric = o.metric or tasks.default_metric(o.task, base, o.inputs, multilabel)
-    tasks.check_metric(metric)
+    tasks.check_metric(
+        metric,
+        tasks.dev_metrics(o.task, base, multilabel, space.keys),
+        o.task,
+        "--metric" if o.metric else "the metric (train.monitor; choose another with --metric)",
+    )
     direction = o.direction or tasks.direction_of(metric)
     sets.append(f"train.monitor={cfgmod.toml_value(metric)}")
     if direction != tasks.direction_of(metric):
@@ -119,6 +128,7 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
         tasks.unused_param(o.task, base, space.keys),
         space_problems,
     )
+    _check_seed_range(space, base, trial_seeds, resolve_rescore(o.task, o.inputs, o.rescore), o)
     folds = None
     if o.inputs.cv:
         assert examples is not None
@@ -209,6 +219,8 @@ def _check_options(o: TuneOptions) -> None:
         problems.append(f"--timeout must be a positive number of seconds; got {o.timeout}")
     if o.seeds < 0:
         problems.append(f"--seeds must be 0 or more; got {o.seeds}")
+    if isinstance(o.seed, bool) or not isinstance(o.seed, int) or o.seed < 0:
+        problems.append(f"--seed must be a whole number, 0 or more; got {o.seed!r}")
     if o.heartbeat < 1:
         problems.append(f"--heartbeat must be at least 1 second; got {o.heartbeat}")
     if o.task == "w2v" and (o.refit or o.seeds):
@@ -232,6 +244,69 @@ def _check_options(o: TuneOptions) -> None:
     cfgmod.raise_problems(problems, "in the options of ffnlp tune")
     files = input_problems(dict(o.inputs.files()))
     cfgmod.raise_problems(files, "with the input files", error=DataError)
+
+
+def check_storage(url: str) -> None:
+    """``--storage URL``: a database URL whose study outlives this process. An in-memory SQLite
+    database is refused (the study, which later runs continue and ``ffnlp report`` reads, would
+    vanish when the process ends, and the workers could not share it); a SQLite file needs an
+    existing folder, and is not a folder or a symbolic link itself."""
+    try:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+    except ImportError:  # Optuna's dependency: its absence is said by require_optuna
+        return
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            f"--storage {url!r} is not a database URL; give one like "
+            "sqlite:///path/to/study.db or postgresql://user@host/db"
+        ) from None
+    if not parsed.drivername.startswith("sqlite"):
+        return
+    database = parsed.database or ""
+    mode = str(parsed.query.get("mode", ""))
+    if database in ("", ":memory:") or database.startswith("file::memory:") or mode == "memory":
+        raise ConfigError(
+            f"--storage {url} is an in-memory database, which ends with this process; a study "
+            "must last (a later run continues it, ffnlp report reads it): leave out --storage "
+            "(DIR/study.db) or name a file, like sqlite:///path/to/study.db"
+        )
+    path = Path(database.removeprefix("file:").split("?", 1)[0])
+    if path.is_symlink():
+        raise ConfigError(
+            f"--storage {url}: {path} is a symbolic link; ffnlp does not write through links: "
+            "name the database file itself"
+        )
+    if path.is_dir():
+        raise ConfigError(f"--storage {url}: {path} is a folder; name a database file in it")
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"--storage {url}: the folder {path.parent} does not exist; make it first, or name "
+            "a file in an existing folder"
+        )
+
+
+def _check_seed_range(
+    space: Space, base: Any, trial_seeds: int, rescore: int, o: TuneOptions
+) -> None:
+    """The seeds the study trains (train.seed, +1, ... for --trial-seeds, then the fresh ones of
+    --rescore) stay within what a seed can be."""
+    from ffnlp.training.config import MAX_SEED
+
+    highest = int(base.train.seed)
+    for p in space.params:
+        if p.key == "train.seed":
+            values = [v for v in p.values_to_check() if isinstance(v, int)]
+            highest = max([highest, *values])
+    last = highest + trial_seeds - 1 + (o.rescore_seeds if rescore else 0)
+    if last > MAX_SEED:
+        raise ConfigError(
+            f"train.seed {highest} leaves no room for the study's seeds (train.seed + "
+            f"{last - highest}, for --trial-seeds and --rescore-seeds); a seed is at most "
+            f"{MAX_SEED}: choose a smaller train.seed"
+        )
 
 
 def _folds(examples: Any, k: int, seed: int, space: Space) -> list[Fold]:

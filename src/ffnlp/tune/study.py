@@ -30,8 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ffnlp.errors import ConfigError, FfnlpError, Interrupted
-from ffnlp.fileio import write_atomic
+from ffnlp.errors import ConfigError, FfnlpError, Interrupted, OutputError
+from ffnlp.fileio import (
+    is_disk_full,
+    make_folders,
+    new_file_mode,
+    output_error,
+    remove_made,
+    write_atomic,
+)
 from ffnlp.tune.objective import Plan, TrialFailed, completed_any, objective, run_dir_of
 from ffnlp.tune.prepare import TuneOptions, prepare
 
@@ -50,6 +57,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 300.0  # seconds, when neither --trials nor --timeout is given (fastText's)
 MISSING_OPTUNA = "ffnlp tune needs Optuna: pip install 'ffnlp[tune]'"
 FAILURES_IN_A_ROW = 5  # a session stops when its trials fail this many times in a row
+# the default storage's files (the database, SQLite's journal and write-ahead log)
+STUDY_DB_FILES = ("study.db", "study.db-journal", "study.db-wal", "study.db-shm")
+# what a study writes in its folder besides study.db (files and folders)
+STUDY_PARTS = (
+    "tune.json", "trials", "trials.csv", "best.toml", "rescore", "rescore.json", "best", "seeds",
+    "report.html",
+)  # fmt: skip
+STUDY_FOLDERS = ("trials", "rescore", "best", "seeds")
 # what must be the same when a study is continued
 SAME_ON_RESUME = ("task", "metric", "direction", "space", "base", "scored_on", "cv", "trial_seeds")
 # what a study from before a setting existed had (its tune.json lacks the key)
@@ -89,14 +104,23 @@ def tune(
     plan, meta = prepare(options)
     plan.callbacks = list(callbacks)
     out = plan.out
-    with _setup_lock(out):
-        _check_folder(out, meta)
-        study = _open_study(options, meta)
-        if options.base_trial and not study.get_trials(deepcopy=False):
-            meta["base_trial"] = _enqueue_base(study, plan, meta["base"])
-        _write_meta(out, meta)
+    study = _set_up(out, options, plan, meta)
     if on_start is not None:
         on_start(meta)
+    with _storage_errors(meta):
+        return _run(study, plan, options, meta, callbacks, on_trial)
+
+
+def _run(
+    study: optuna.study.Study,
+    plan: Plan,
+    options: TuneOptions,
+    meta: dict[str, Any],
+    callbacks: Sequence[Callback],
+    on_trial: Callable[[TrialLine], None] | None,
+) -> dict[str, Any]:
+    """The session's trials, the re-scoring, the tables, the refit and the seeds."""
+    out = plan.out
     from ffnlp.tune import results
 
     with _quiet_experimental():
@@ -136,27 +160,196 @@ def tune(
 # ------------------------------------------------------------------------ folder and storage
 
 
+class StudyLock:
+    """``DIR/.tune.lock`` (or ``.rescore.lock``), held with ``flock`` while a worker sets the
+    folder and the storage up (or re-scores): workers starting together take turns. The holder
+    removes the file when it lets go (so that no lock is left behind, after a failure either);
+    a worker that locked a file removed meanwhile locks the new one instead."""
+
+    def __init__(self, out: Path, name: str = ".tune.lock", made: list[Path] | None = None):
+        self.path = out / name
+        self.fd: int | None = None
+        self.made = made  # folders made for the study: the folder again, if it went meanwhile
+
+    def acquire(self) -> None:
+        if fcntl is None:  # pragma: no cover
+            return
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, new_file_mode())
+            except FileNotFoundError as exc:
+                # a worker whose setting up failed removed the new folder while we waited
+                if self.made is None or self.path.parent.exists():
+                    raise output_error(exc, self.path) from None
+                self.made += make_folders(self.path.parent, self.path)
+                continue
+            except OSError as exc:
+                raise output_error(exc, self.path) from None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path, follow_symlinks=False))
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                return
+            os.close(fd)
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # while still holding it: see acquire
+        os.close(self.fd)
+        self.fd = None
+
+
 @contextlib.contextmanager
 def _setup_lock(out: Path, name: str = ".tune.lock") -> Iterator[None]:
-    """Workers starting together set the folder and the storage up one at a time (and workers
-    ending together re-score one at a time: ``name`` ".rescore.lock")."""
-    out.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    fd = os.open(out / name, os.O_RDWR | os.O_CREAT, 0o644)
+    """Workers ending together re-score one at a time (``name`` ".rescore.lock"); the study
+    folder exists by then."""
+    lock = StudyLock(out, name)
+    lock.acquire()
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)
+        lock.release()
+
+
+def _set_up(
+    out: Path, options: TuneOptions, plan: Plan, meta: dict[str, Any]
+) -> optuna.study.Study:
+    """Make the folder (when new), open the study in its storage (made when new), enqueue the
+    base trial of a new study and write tune.json, one worker at a time. A failure at any step
+    removes what this step made (the folder, study.db, the lock) and leaves a study that was
+    there as it was, so that the same command can be run again."""
+    made = make_folders(out, out / "tune.json")
+    lock = StudyLock(out, made=made)
+    database = _sqlite_file(meta["storage"])
+    created: list[Path] = []
+    try:
+        lock.acquire()
+        _check_folder(out, meta)
+        _check_parts(out)
+        if database is not None:
+            if database.is_symlink():
+                raise OutputError(
+                    f"{database} is a symbolic link; ffnlp does not write through links (it "
+                    "could overwrite a file elsewhere). Remove the link and try again"
+                )
+            if not database.exists():
+                created = [database, *_sqlite_companions(database)]
+        with _storage_errors(meta, setting_up=True):
+            study = _open_study(options, meta)
+            if options.base_trial and not study.get_trials(deepcopy=False):
+                meta["base_trial"] = _enqueue_base(study, plan, meta["base"])
+        _write_meta(out, meta)
+    except BaseException:
+        if created:
+            _dispose_engine(locals().get("study"))
+            for path in created:
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+        lock.release()
+        remove_made(made)
+        raise
+    lock.release()
+    return study
+
+
+def _check_parts(out: Path) -> None:
+    """What the study writes as it goes (the tables, trials/, best/): never through a link, and
+    a file where a folder goes (or the reverse) is said before the first trial, not after it."""
+    for name in STUDY_PARTS:
+        path = out / name
+        if path.is_symlink():
+            raise OutputError(
+                f"{path} is a symbolic link; ffnlp does not write through links in a study "
+                "folder (it could overwrite files elsewhere). Remove the link and try again"
+            )
+        folder = name in STUDY_FOLDERS
+        if path.exists() and path.is_dir() != folder:
+            raise OutputError(
+                f"{path} should be a {'folder' if folder else 'file'} of the study, and is not; "
+                f"move it away and try again"
+            )
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite storage URL (None for another database)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    name = url[len("sqlite:///") :].split("?", 1)[0]
+    return Path(name) if name and name != ":memory:" else None
+
+
+def _sqlite_companions(database: Path) -> list[Path]:
+    """The files SQLite keeps beside a database while writing it (journal, write-ahead log)."""
+    return [database.with_name(database.name + end) for end in ("-journal", "-wal", "-shm")]
+
+
+def _dispose_engine(study: Any) -> None:
+    """Close the storage's connections (before its file is removed)."""
+    engine = getattr(getattr(study, "_storage", None), "engine", None)
+    if engine is not None:
+        with contextlib.suppress(Exception):
+            engine.dispose()
+
+
+@contextlib.contextmanager
+def _storage_errors(meta: dict[str, Any], setting_up: bool = False) -> Iterator[None]:
+    """The storage failing (a full disk, a lost database server) as one line naming it, rather
+    than SQLAlchemy's statement, parameters and link."""
+    import optuna
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+        raise storage_error(exc, meta["storage"], setting_up) from None
+
+
+def storage_error(exc: BaseException, url: str, setting_up: bool = False) -> FfnlpError:
+    """One line for a failure of the study's storage ``url`` (while the study is set up: what
+    the setting up made is removed; later: the finished trials are kept)."""
+    kept = "nothing was left behind" if setting_up else "the finished trials are kept"
+    text, full = _storage_failure(exc)
+    if full:
+        database = _sqlite_file(url)
+        where = database if database is not None else url
+        return OutputError(
+            f"no space left on the device to write the study's storage {where} ({text}); free "
+            f"some space and run the same command again ({kept})"
+        )
+    return FfnlpError(
+        f"the study's storage {url} failed: {text}; check it (or another --storage) and run "
+        f"the same command again ({kept})"
+    )
+
+
+def _storage_failure(exc: BaseException) -> tuple[str, bool]:
+    """The first line of what the database driver said under ``exc`` (SQLAlchemy's ``orig``,
+    Optuna's cause), and whether it says the disk is full."""
+    cause: BaseException = exc
+    while True:
+        inner = getattr(cause, "orig", None) or cause.__cause__
+        if not isinstance(inner, BaseException) or inner is cause:
+            break
+        cause = inner
+    text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    full = "database or disk is full" in text or is_disk_full(cause) or is_disk_full(exc)
+    return text, full
 
 
 def _check_folder(out: Path, meta: dict[str, Any]) -> None:
     """A new study needs an empty (or new) folder; a continued one, the same study."""
     path = out / "tune.json"
     if not path.is_file():
+        # a study.db without tune.json: a worker killed while it set the study up (a failure
+        # there removes it); the study in it is continued
+        storage = () if meta["storage_given"] else STUDY_DB_FILES
         others = [p.name for p in out.iterdir() if not p.name.startswith(".")]
+        others = [name for name in others if name not in storage]
         if others:
             raise ConfigError(
                 f"--out {out} holds other files ({', '.join(sorted(others)[:3])}) and no "
@@ -250,10 +443,16 @@ def _open_study(options: TuneOptions, meta: dict[str, Any]) -> optuna.study.Stud
             direction=meta["direction"],
             load_if_exists=True,
         )
-    except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as exc:
-        raise ConfigError(
-            f"--storage {url}: cannot open the study there ({type(exc).__name__}: {exc})"
-        ) from None
+    except (
+        ImportError,
+        ValueError,
+        sqlalchemy.exc.SQLAlchemyError,
+        optuna.exceptions.StorageInternalError,
+    ) as exc:
+        text, full = _storage_failure(exc)
+        if full:
+            raise storage_error(exc, url, setting_up=True) from None
+        raise ConfigError(f"--storage {url}: cannot open the study there ({text})") from None
     if study.direction.name.lower() != meta["direction"]:
         raise ConfigError(
             f"the study {meta['study_name']!r} in {url} is to {study.direction.name.lower()} "

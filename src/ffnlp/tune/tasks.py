@@ -158,11 +158,47 @@ def direction_of(metric: str) -> str:
     return "minimize" if metric.split(".", 1)[1] in LOWER_IS_BETTER else "maximize"
 
 
-def check_metric(metric: str) -> None:
+def dev_metrics(
+    task: str, cfg: Any, multilabel: bool = False, tuned: Sequence[str] = ()
+) -> list[str]:
+    """The dev metrics a trial of ``task`` with the base configuration ``cfg`` reports (what
+    --metric may name): classify loss, accuracy, macro_f1 (multi-label: loss and the
+    precision / recall at 1 and 5, micro_f1, macro_f1); lm perplexity and loss (an interpolated
+    model: perplexity); w2v spearman_<stem> of each similarity file (a fastText model, or one
+    whose ``model.type`` is ``tuned``, also spearman_subwords_<stem>)."""
+    if task == "classify":
+        from ffnlp.tasks.classify.metrics import MULTILABEL_FIGURES
+
+        names = ["loss", *MULTILABEL_FIGURES] if multilabel else ["loss", "accuracy", "macro_f1"]
+    elif task == "lm":
+        names = ["perplexity"] if cfg.interpolate_with else ["perplexity", "loss"]
+    else:
+        stems = [Path(f).stem for f in cfg.evaluation.similarity]
+        names = [f"spearman_{stem}" for stem in stems]
+        if cfg.model.type == "fasttext" or "model.type" in tuned:
+            names += [f"spearman_subwords_{stem}" for stem in stems]
+    return [f"dev.{name}" for name in names]
+
+
+def check_metric(
+    metric: str, known: Sequence[str] | None = None, task: str = "", source: str = "--metric"
+) -> None:
+    """``metric`` names a dev metric (one of ``known``, the metrics the trials report, when
+    given): a study that cannot score its trials is refused before the first. ``source``: where
+    the metric came from, for the message."""
     if not metric.startswith("dev.") or metric.count(".") != 1:
         raise ConfigError(
             f"--metric must be a dev metric of summary.json, like dev.accuracy or dev.macro_f1 "
             f"(the search never looks at the test data); got {metric!r}"
+        )
+    if known is not None and metric not in known:
+        import difflib
+
+        close = difflib.get_close_matches(metric, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(
+            f"{source} {metric}: the trials of this {task} study report "
+            f"{', '.join(known) or 'no dev metric'}, not {metric}{hint}; choose one of them"
         )
 
 
