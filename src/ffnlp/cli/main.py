@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from ffnlp import __version__
-from ffnlp.errors import FfnlpError, Interrupted
+from ffnlp.errors import FfnlpError, Interrupted, bounded_message
 
 
 class FfnlpGroup(TyperGroup):
@@ -45,7 +45,7 @@ class FfnlpGroup(TyperGroup):
             typer.echo(f"Interrupted by {signal.Signals(signum).name}.", err=True)
             raise typer.Exit(128 + signum) from None
         except FfnlpError as exc:
-            typer.echo(f"Error: {exc}", err=True)
+            typer.echo(f"Error: {bounded_message(str(exc))}", err=True)
             raise typer.Exit(1) from None
 
 

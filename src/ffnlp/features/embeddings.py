@@ -31,6 +31,7 @@ from ffnlp.fileio import atomic_writer
 
 FORMATS = ("auto", "word2vec-text", "word2vec-binary", "glove", "fasttext-vec")
 SAVE_FORMATS = ("word2vec-text", "word2vec-binary")
+HEADER_BYTES = 4096  # the most of a first line read looking for the word2vec header "N D"
 _FIELD_SEP = re.compile(r"[ \t]+")  # not str.split(): words may hold other Unicode spaces
 RUN_DIR_FILES = (
     "vectors.bin",
@@ -104,7 +105,7 @@ def detect_format(path: str | Path, encoding: str = "utf-8") -> str:
     """Guess ``word2vec-binary``, ``word2vec-text`` or ``glove`` from the start of the file."""
     p = _resolve(Path(path))
     with _open_binary(p) as fh:
-        first = fh.readline()
+        first = fh.readline(HEADER_BYTES)  # "N D": short; never an endless line
         rest = fh.read(4096)
     if not first.strip():
         raise DataError(f"{p}: the file is empty (expected word vectors)")
@@ -233,7 +234,7 @@ def _is_float(x: str) -> bool:
 
 
 def _read_binary(fh: IO[bytes], p: Path, encoding: str) -> tuple[list[str], np.ndarray]:
-    first = fh.readline()
+    first = fh.readline(HEADER_BYTES)  # "N D": short; never an endless line
     parsed = _parse_header(first)
     if parsed is None:
         raise DataError(
