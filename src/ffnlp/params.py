@@ -19,7 +19,7 @@ import numbers
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ffnlp.errors import ConfigError, shown
 
@@ -46,7 +46,12 @@ def check_bool(value: object, name: str, owner: str) -> bool:
     raise fail(name, owner, "a bool", value)
 
 
-def _range_words(ge: float | None = None, gt: float | None = None, le: float | None = None) -> str:
+def _range_words(
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> str:
     parts = []
     if ge is not None:
         parts.append(f">= {ge}")
@@ -54,6 +59,8 @@ def _range_words(ge: float | None = None, gt: float | None = None, le: float | N
         parts.append(f"> {gt}")
     if le is not None:
         parts.append(f"<= {le}")
+    if lt is not None:
+        parts.append(f"< {lt}")
     return " and ".join(parts)
 
 
@@ -93,11 +100,12 @@ def check_number(
     ge: float | None = None,
     gt: float | None = None,
     le: float | None = None,
+    lt: float | None = None,
     must: str = "",
 ) -> float:
     """``value`` as a ``float`` if it is a finite real number (not a bool, not NaN or
     infinite) within the bounds."""
-    words = must or " ".join(p for p in ("a finite number", _range_words(ge, gt, le)) if p)
+    words = must or " ".join(p for p in ("a finite number", _range_words(ge, gt, le, lt)) if p)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise fail(name, owner, words, value)
     x = float(value)
@@ -106,6 +114,7 @@ def check_number(
         or (ge is not None and x < ge)
         or (gt is not None and x <= gt)
         or (le is not None and x > le)
+        or (lt is not None and x >= lt)
     ):
         raise fail(name, owner, words, value)
     return x
@@ -153,8 +162,3 @@ def check_path(value: object, name: str, owner: str, *, optional: bool = False) 
     if not isinstance(value, (str, os.PathLike)) or value == "":
         raise fail(name, owner, words, value)
     return Path(value)
-
-
-def check_optional_int(value: object, name: str, owner: str, **bounds: Any) -> int | None:
-    """:func:`check_int`, None allowed."""
-    return None if value is None else check_int(value, name, owner, **bounds)

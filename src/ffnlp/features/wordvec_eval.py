@@ -34,6 +34,7 @@ import numpy as np
 
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.features.embeddings import load_vectors, save_vectors
+from ffnlp.params import check_int, check_str, check_strings
 from ffnlp.text.readers import as_path, read_lines
 
 ANALOGY_METHODS = ("3cosadd", "3cosmul")
@@ -152,14 +153,22 @@ class WordVectors:
         ``most_similar_cosmul``; the analogy benchmark uses Levy & Goldberg's 0.001). ``most_similar("king")`` is the plain neighbour list;
         ``most_similar(["king", "woman"], negative=["man"])`` the analogy king − man + woman.
         """
-        pos = [positive] if isinstance(positive, str) else list(positive)
-        neg = [negative] if isinstance(negative, str) else list(negative)
-        if isinstance(k, bool) or not isinstance(k, int | np.integer):
-            raise ConfigError(
-                f"k must be an integer; got {k!r} (pass the words to subtract as negative=[...])"
-            )
-        if method not in ANALOGY_METHODS:
-            raise ConfigError(f"method must be one of {', '.join(ANALOGY_METHODS)}; got {method!r}")
+        owner = "WordVectors.most_similar"
+        pos = (
+            [positive] if isinstance(positive, str) else check_strings(positive, "positive", owner)
+        )
+        neg = (
+            [negative] if isinstance(negative, str) else check_strings(negative, "negative", owner)
+        )
+        k = check_int(
+            k,
+            "k",
+            owner,
+            ge=1,
+            must="an int >= 1 (pass the words to subtract as negative=[...])",
+        )
+        restrict = check_int(restrict, "restrict", owner, ge=0, must="an int >= 0 (0 = every word)")
+        method = check_str(method, "method", owner, choices=ANALOGY_METHODS)
         if not pos:
             raise ConfigError("most_similar needs at least one positive word")
         pos_units, neg_units = self._units(pos), self._units(neg)  # (P, D), (Q, D)

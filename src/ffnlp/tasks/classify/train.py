@@ -43,7 +43,15 @@ from ffnlp.tasks.classify.metrics import tune_thresholds
 from ffnlp.tasks.classify.predictions import write_predictions
 from ffnlp.tasks.classify.pretrained import load_pretrained
 from ffnlp.tasks.classify.result import Classifier
-from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
+from ffnlp.tasks.run import (
+    Summary,
+    check_callbacks,
+    finish_run,
+    fit,
+    run_recipe,
+    start_run,
+    training_summary,
+)
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
@@ -80,6 +88,7 @@ def train_classifier(
     >>> clf.predict("a gripping , funny film", k=1)                      # doctest: +SKIP
     [('1', 0.93)]
     """
+    callbacks = check_callbacks(callbacks, "train_classifier")
     run_dir, cfg = start_run(
         "classify",
         resolve_config,

@@ -16,7 +16,15 @@ from ffnlp.models import registry
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.models.subword_skipgram import SubwordSkipGram
 from ffnlp.runtime import available_cores, seed_everything, select_device
-from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
+from ffnlp.tasks.run import (
+    Summary,
+    check_callbacks,
+    finish_run,
+    fit,
+    run_recipe,
+    start_run,
+    training_summary,
+)
 from ffnlp.tasks.w2v.batches import PairBatches
 from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
 from ffnlp.tasks.w2v.corpus import EncodedCorpus
@@ -47,6 +55,7 @@ def train_word2vec(
     >>> run = train_word2vec("ptb.train.txt.gz", config="configs/ptb_w2v.toml", out="runs/w2v")  # doctest: +SKIP
     >>> run.most_similar("stock", k=3)                                                          # doctest: +SKIP
     """
+    callbacks = check_callbacks(callbacks, "train_word2vec")
     run_dir, cfg = start_run(
         "w2v",
         resolve_config,
