@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
-from ffnlp.errors import ConfigError, shown
+from ffnlp.errors import ConfigError, cut, shown
 from ffnlp.fileio import write_atomic
 
 if sys.version_info >= (3, 11):
@@ -284,11 +284,11 @@ def _find_option(cls: type, key: str, via: str, sections_ok: bool = False) -> Op
         is_section = isinstance(ftype, type) and dataclasses.is_dataclass(ftype)
         if depth < len(parts) - 1:
             if not is_section:
-                where = f"{via} {key}" if via else key
-                return f"{where}: {'.'.join(parts[: depth + 1])} is a value, not a section"
+                where = f"{via} {cut(key)}" if via else cut(key)
+                return f"{where}: {cut('.'.join(parts[: depth + 1]))} is a value, not a section"
             target_cls = ftype
         elif is_section and not sections_ok:
-            return f"{key} is a section ([{key}]), not a value; name one of its options"
+            return f"{cut(key)} is a section ([{cut(key)}]), not a value; name one of its options"
         else:
             return Option(key, ftype, fields[part].metadata, target_cls)
     raise AssertionError("unreachable: the loop returns")  # pragma: no cover
@@ -312,7 +312,7 @@ def _unknown_key(prefix: str, key: str, allowed: list[str], via: str = "") -> st
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     hint = f"; did you mean {(prefix + '.' if prefix else '') + close[0]!r}?" if close else ""
     src = f" ({via})" if via else ""
-    return f"unknown key {where!r}{src}{hint} Allowed here: {', '.join(sorted(allowed))}"
+    return f"unknown key {shown(where)}{src}{hint} Allowed here: {', '.join(sorted(allowed))}"
 
 
 def _hints(cls: type) -> dict[str, Any]:

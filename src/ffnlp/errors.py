@@ -28,6 +28,14 @@ def shown(value: object, limit: int = MAX_QUOTED) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def cut(text: str, limit: int = MAX_QUOTED) -> str:
+    """``text`` as it is (no quotes) when short; else its first ``limit`` characters and its
+    length: for a name or key a message shows bare."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters in all)"
+
+
 MAX_MESSAGE_LINE = 2000  # characters of one line of an error message as the CLI prints it
 MAX_MESSAGE_LINES = 60  # lines of an error message as the CLI prints it
 
