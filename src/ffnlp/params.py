@@ -41,7 +41,8 @@ def check_bool(value: object, name: str, owner: str) -> bool:
     or a number is refused, since Python would count it as true."""
     if isinstance(value, bool):
         return value
-    if type(value).__name__ == "bool_":  # numpy.bool_, without importing NumPy here
+    kind = type(value)
+    if kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"):  # NumPy's bool
         return bool(value)
     raise fail(name, owner, "a bool", value)
 
