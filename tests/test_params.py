@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import ffnlp
+import ffnlp.tasks.lm
 from ffnlp.errors import ConfigError
 from ffnlp.params import (
     check_bool,
@@ -177,6 +178,8 @@ RESULTS = [
     ("set-weight-nan", lambda w: ffnlp.load(w["lm"]).set_weight(math.nan), "'weight' parameter of LanguageModel.set_weight must be a finite number >= 0 and <= 1; got nan (float)."),
     ("set-weight-str", lambda w: ffnlp.load(w["lm"]).set_weight("0.5"), "got '0.5' (str)."),
     ("perplexity-int", lambda w: ffnlp.load(w["lm"]).perplexity(3), "'path' parameter of LanguageModel.perplexity"),
+    ("lm-load-weight-nan", lambda w: ffnlp.tasks.lm.load(w["lm"], weight=math.nan), "The 'weight' parameter of load must be a finite number >= 0 and <= 1; got nan (float)."),
+    ("lm-load-standalone-str", lambda w: ffnlp.tasks.lm.load(w["lm"], standalone="no"), "The 'standalone' parameter of load must be a bool; got 'no' (str)."),
     ("lm-evaluate-none", lambda w: ffnlp.load(w["kn"]).evaluate(None), "'path' parameter of LanguageModel.evaluate"),
 ]  # fmt: skip
 

@@ -276,6 +276,11 @@ def load(
     >>> lm = load("runs/ptb_lm", interpolate_with="runs/ptb_kn5", tune_on="ptb.valid.txt")  # doctest: +SKIP
     >>> load("kenlm.arpa").perplexity("ptb.test.txt")  # doctest: +SKIP
     """
+    check_path(interpolate_with, "interpolate_with", "load", optional=True)
+    check_path(tune_on, "tune_on", "load", optional=True)
+    if weight is not None:
+        weight = check_number(weight, "weight", "load", ge=0, le=1)
+    standalone = check_bool(standalone, "standalone", "load")
     run_dir = run_path(run_dir)
     if run_dir.is_file():  # an ARPA file; mixed, it takes its partner's word ids
         if interpolate_with is None:
