@@ -205,6 +205,8 @@ def test_a_huge_maxn_is_refused_by_the_configuration(world, tmp_path) -> None:
     assert not out.exists()
     with pytest.raises(ConfigError, match="minn must be at most 32"):
         SubwordTable(["word"], minn=40, maxn=40, buckets=10)
+    with pytest.raises(ConfigError, match="maxn must be at most 32"):  # e.g. from a model file
+        char_ngrams("word", 3, 1_000_000)
 
 
 def test_a_word_too_long_for_subwords_is_a_data_error(world, tmp_path) -> None:

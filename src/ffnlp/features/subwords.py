@@ -59,6 +59,10 @@ def char_ngrams(word: str, minn: int, maxn: int) -> list[str]:
     """
     if maxn < minn or maxn <= 0:
         return []
+    if maxn > MAX_NGRAM_CHARS:  # a model file's settings come here too, whatever checked them
+        raise ConfigError(
+            f"maxn must be at most {MAX_NGRAM_CHARS} (fastText's default is 6); got {maxn}"
+        )
     if len(word) > MAX_SUBWORD_WORD_CHARS:
         raise DataError(
             f"the word {shown(word, 40)} is longer than {MAX_SUBWORD_WORD_CHARS:,} characters, "
