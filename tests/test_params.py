@@ -165,6 +165,7 @@ RESULTS = [
     ("most-similar-restrict", lambda w: ffnlp.load(w["w2v"]).most_similar("the", restrict=-3), "'restrict' parameter of Word2VecRun.most_similar must be an int >= 0; got -3 (int)."),
     ("most-similar-positive-int", lambda w: ffnlp.load(w["w2v"]).most_similar(["the", 3]), "'positive' parameter of WordVectors.most_similar must be a list of strings, and item 1 is not one; got 3 (int)."),
     ("most-similar-negative-none", lambda w: ffnlp.load(w["w2v"]).most_similar("the", negative=None), "'negative' parameter of WordVectors.most_similar"),
+    ("w2v-evaluate-restrict", lambda w: ffnlp.load(w["w2v"]).evaluate(restrict=0), "The 'restrict' parameter of Word2VecRun.evaluate must be an int >= 1; got 0 (int)."),
     ("w2v-vector-int", lambda w: ffnlp.load(w["w2v"]).vector(3), "'word' parameter of Word2VecRun.vector must be a str; got 3 (int)."),
     ("w2v-export-none", lambda w: ffnlp.load(w["w2v"]).export(None), "'path' parameter of Word2VecRun.export"),
     ("generate-temperature-nan", lambda w: ffnlp.load(w["lm"]).generate(temperature=math.nan), "'temperature' parameter of LanguageModel.generate must be a finite number > 0 (or 0 for always the likeliest word); got nan (float)."),

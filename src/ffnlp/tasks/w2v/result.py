@@ -84,6 +84,7 @@ class Word2VecRun:
         analogies: str | Path | None = None,
         restrict: int = 30000,
     ) -> dict[str, Any]:
+        restrict = check_int(restrict, "restrict", "Word2VecRun.evaluate", ge=1)
         return evaluate_vectors(self.wv, similarity, analogies, restrict)
 
     def export(self, path: str | Path, format: str = "word2vec-text") -> None:
