@@ -498,7 +498,7 @@ API = [
     ("predict-k-zero", lambda c, w, t: c.predict("good", k=0), ConfigError, "The 'k' parameter of Classifier.predict must be an int >= 1 (or -1 for every label); got 0 (int)."),
     ("predict-k-text", lambda c, w, t: c.predict("good", k="2"), ConfigError, "got '2'"),
     ("predict-threshold-text", lambda c, w, t: c.predict("good", threshold="high"), ConfigError, "The 'threshold' parameter of Classifier.predict must be a number from 0 to 1 or None; got 'high' (str)."),
-    ("test-int-path", lambda c, w, t: c.test(5), ConfigError, "a data file must be a file name (str or pathlib.Path); got 5"),
+    ("test-int-path", lambda c, w, t: c.test(5), ConfigError, "The 'path' parameter of Classifier.test must be a file or folder name (str or pathlib.Path); got 5 (int)."),
     ("test-missing", lambda c, w, t: c.test(t / "nope.txt"), DataError, "nope.txt: no such file"),
     ("test-unknown-label", lambda c, w, t: (t / "x.txt").write_text("9 odd\n") and c.test(t / "x.txt"), DataError, "x.txt:1: the label '9' is not in the model"),
     ("save-into-a-file", lambda c, w, t: c.save(w["train"]), ConfigError, "is a file, not a directory"),

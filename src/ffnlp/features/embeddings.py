@@ -26,7 +26,7 @@ from typing import IO
 
 import numpy as np
 
-from ffnlp.errors import DataError
+from ffnlp.errors import DataError, shown
 from ffnlp.fileio import atomic_writer
 
 FORMATS = ("auto", "word2vec-text", "word2vec-binary", "glove", "fasttext-vec")
@@ -200,17 +200,19 @@ def _read_text(fh: IO[bytes], p: Path, encoding: str, header: bool) -> tuple[lis
             dim = len(fields) - 1
         if len(fields) - 1 != dim:
             raise DataError(
-                f"{p}:{lineno}: {len(fields) - 1} numbers after {word!r}, expected {dim} "
+                f"{p}:{lineno}: {len(fields) - 1} numbers after {shown(word)}, expected {dim} "
                 "(every vector must have the same dimension)"
             )
         try:
             vec = np.array(fields[1:], dtype=np.float32)
         except ValueError:
             bad = next(x for x in fields[1:] if not _is_float(x))
-            raise DataError(f"{p}:{lineno}: {bad!r} after {word!r} is not a number") from None
+            raise DataError(
+                f"{p}:{lineno}: {shown(bad)} after {shown(word)} is not a number"
+            ) from None
         if word in seen:
             raise DataError(
-                f"{p}:{lineno}: word {word!r} appears twice (first on line {seen[word]})"
+                f"{p}:{lineno}: word {shown(word)} appears twice (first on line {seen[word]})"
             )
         seen[word] = lineno
         words.append(word)
@@ -260,10 +262,12 @@ def _read_binary(fh: IO[bytes], p: Path, encoding: str) -> tuple[list[str], np.n
             )
         word = _decode(data[pos:space], p, f"byte {offset + pos} (vector {i + 1})", encoding)
         if not word or "\n" in word:
-            raise DataError(f"{p}: byte {offset + pos} (vector {i + 1}): malformed word {word!r}")
+            raise DataError(
+                f"{p}: byte {offset + pos} (vector {i + 1}): malformed word {shown(word)}"
+            )
         if word in seen:
             raise DataError(
-                f"{p}: byte {offset + pos}: word {word!r} appears twice (vectors {seen[word]} and {i + 1})"
+                f"{p}: byte {offset + pos}: word {shown(word)} appears twice (vectors {seen[word]} and {i + 1})"
             )
         seen[word] = i + 1
         words.append(word)

@@ -202,6 +202,6 @@ class SubwordVectors(WordVectors):
 
     def _unknown(self, word: str) -> str:
         return (
-            f"the word {word!r} is not in the vocabulary ({len(self)} words) and has no "
+            f"the word {shown(word)} is not in the vocabulary ({len(self)} words) and has no "
             f"character n-gram of {self.minn} to {self.maxn} characters"
         )

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ffnlp.errors import ConfigError, DataError
+from ffnlp.errors import ConfigError, DataError, shown
 from ffnlp.features.embeddings import load_vectors, save_vectors
 from ffnlp.params import check_int, check_str, check_strings
 from ffnlp.text.readers import as_path, read_lines
@@ -115,7 +115,7 @@ class WordVectors:
         return self._unit
 
     def _unknown(self, word: str) -> str:
-        return f"the word {word!r} is not in the vocabulary ({len(self)} words)"
+        return f"the word {shown(word)} is not in the vocabulary ({len(self)} words)"
 
     def _units(self, words: Sequence[str]) -> np.ndarray:
         """Unit vectors (n, D) of ``words``, those outside the vocabulary from :meth:`vector`."""
@@ -236,7 +236,7 @@ def read_word_pairs(path: str | Path) -> list[tuple[str, str, float]]:
             continue
         fields = line.split("\t") if "\t" in line else line.split()
         if len(fields) < 3:
-            raise DataError(f"{p}:{lineno}: expected 'word1 word2 score'; got {line!r}")
+            raise DataError(f"{p}:{lineno}: expected 'word1 word2 score'; got {shown(line)}")
         try:
             score = float(fields[2])
         except ValueError:
@@ -373,7 +373,7 @@ def read_analogies(path: str | Path) -> list[tuple[str, list[tuple[str, str, str
             continue
         fields = line.split()
         if len(fields) != 4:
-            raise DataError(f"{p}:{lineno}: expected four words 'a b c d'; got {line!r}")
+            raise DataError(f"{p}:{lineno}: expected four words 'a b c d'; got {shown(line)}")
         if not sections:
             raise DataError(f"{p}:{lineno}: a question before the first ': section' line")
         sections[-1][1].append((fields[0], fields[1], fields[2], fields[3]))
