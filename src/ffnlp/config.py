@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
-from ffnlp.errors import ConfigError
+from ffnlp.errors import ConfigError, cut, shown
 from ffnlp.fileio import write_atomic
 from ffnlp.presets import find_config
 
@@ -80,6 +80,11 @@ def build(cls: type[T], data: Mapping[str, Any] | None = None, overrides: Iterab
 
     Raises one ConfigError that lists every problem found.
     """
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"the configuration must be a table (a dict); got {shown(data)}")
+    depth_problem = nesting_problem(data or {})
+    if depth_problem:
+        raise ConfigError(f"the configuration {depth_problem}")
     merged: dict[str, Any] = _deep_copy(dict(data or {}))
     problems: list[str] = []
     for item in overrides:
@@ -102,7 +107,15 @@ def resolve(cls: type[T], config: Any = None, overrides: Iterable[str] = (), **s
         raise ConfigError(
             f"config must be a {cls.__name__}, a TOML file name or a dict; got {config!r}"
         )
-    extra = [f"{k}={json.dumps(v)}" for k, v in settings.items()]
+    extra = []
+    for key, value in settings.items():
+        try:
+            extra.append(f"{key}={json.dumps(value, allow_nan=False)}")
+        except (TypeError, ValueError):  # not a JSON value (an object, a set), or NaN / inf
+            raise ConfigError(
+                f"the setting {shown(key)} must be a finite number, a string, a bool or a list of them; "
+                f"got {shown(value)} ({type(value).__name__})"
+            ) from None
     return build(cls, data, [*overrides, *extra])
 
 
@@ -136,13 +149,42 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"convert it (iconv -f latin1 -t utf-8 {p.name} > fixed.toml)"
         ) from None
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p} is not valid TOML: {exc}") from None
     except (ValueError, RecursionError) as exc:  # a 5000-digit integer, arrays nested too deep
         raise ConfigError(
             f"{p} is not valid TOML: {str(exc).split(':')[0] or 'nested too deeply'}"
         ) from None
+    problem = nesting_problem(data)
+    if problem:
+        raise ConfigError(f"{p} {problem}")
+    return data
+
+
+MAX_NESTING = 32
+"""How deeply the tables and arrays of a configuration or search-space file may nest: an option is
+two or three keys deep (``model.mlp.hidden``); a 3,000-part dotted key is no option, and its
+nesting would end every reader that walks it in Python's RecursionError."""
+
+
+def nesting_problem(data: Any, limit: int = MAX_NESTING) -> str | None:
+    """What is nested too deeply in ``data`` (tables and arrays, as TOML reads them), e.g.
+    "nests tables more than 32 deep at a.a.a.a...", or None: found without recursion."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > limit:
+            where = ".".join(path[:8])
+            return (
+                f"nests tables or arrays more than {limit} deep (at {shown(where)}...); "
+                "configuration keys are a few parts long, e.g. train.lr or model.mlp.hidden"
+            )
+        if isinstance(value, Mapping):
+            stack.extend((v, (*path, str(k))) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, (*path, f"[{i}]")) for i, v in enumerate(value))
+    return None
 
 
 def replace(obj: T, **changes: Any) -> T:
@@ -251,11 +293,11 @@ def _find_option(cls: type, key: str, via: str, sections_ok: bool = False) -> Op
         is_section = isinstance(ftype, type) and dataclasses.is_dataclass(ftype)
         if depth < len(parts) - 1:
             if not is_section:
-                where = f"{via} {key}" if via else key
-                return f"{where}: {'.'.join(parts[: depth + 1])} is a value, not a section"
+                where = f"{via} {cut(key)}" if via else cut(key)
+                return f"{where}: {cut('.'.join(parts[: depth + 1]))} is a value, not a section"
             target_cls = ftype
         elif is_section and not sections_ok:
-            return f"{key} is a section ([{key}]), not a value; name one of its options"
+            return f"{cut(key)} is a section ([{cut(key)}]), not a value; name one of its options"
         else:
             return Option(key, ftype, fields[part].metadata, target_cls)
     raise AssertionError("unreachable: the loop returns")  # pragma: no cover
@@ -279,7 +321,7 @@ def _unknown_key(prefix: str, key: str, allowed: list[str], via: str = "") -> st
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     hint = f"; did you mean {(prefix + '.' if prefix else '') + close[0]!r}?" if close else ""
     src = f" ({via})" if via else ""
-    return f"unknown key {where!r}{src}{hint} Allowed here: {', '.join(sorted(allowed))}"
+    return f"unknown key {shown(where)}{src}{hint} Allowed here: {', '.join(sorted(allowed))}"
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -303,7 +345,7 @@ def _from_dict(
         if isinstance(ftype, type) and dataclasses.is_dataclass(ftype):
             sub = data.get(name, {})
             if not isinstance(sub, Mapping):
-                problems.append(f"{dotted} must be a section (a TOML table); got {sub!r}")
+                problems.append(f"{dotted} must be a section (a TOML table); got {shown(sub)}")
                 sub = {}
             sub_base = getattr(base, name) if base is not None else _factory_default(f)
             kwargs[name] = _from_dict(ftype, sub, dotted + ".", problems, sub_base)
@@ -314,11 +356,11 @@ def _from_dict(
             continue
         value, err = _coerce(data[name], ftype)
         if err:
-            problems.append(f"{dotted} must be {err}; got {data[name]!r}")
+            problems.append(f"{dotted} must be {err}; got {shown(data[name])}")
             continue
         err = _check_constraints(value, f.metadata)
         if err:
-            problems.append(f"{dotted} must be {err}; got {value!r}")
+            problems.append(f"{dotted} must be {err}; got {shown(value)}")
             continue
         kwargs[name] = value
     try:

@@ -9,6 +9,57 @@ from __future__ import annotations
 import signal as _signal
 from pathlib import Path
 
+MAX_QUOTED = 80
+"""Characters of a value (a line of a file, an argument) an error message quotes at most: a
+longer one is cut, with its length said, so that an error about a 300 MB line is one line."""
+
+
+def shown(value: object, limit: int = MAX_QUOTED) -> str:
+    """``repr(value)``, cut to about ``limit`` characters with the full length said: what every
+    error message that quotes a user's value or a file's text uses. Only the start of a long
+    string or list is rendered (a 300 MB line costs nothing more to quote)."""
+    if isinstance(value, (str, bytes, bytearray)) and len(value) > limit:
+        head = repr(value[:limit])
+        return f"{head[: limit + 2]}... ({len(value):,} {_unit(value)} in all)"
+    if isinstance(value, (list, tuple)) and len(value) > limit // 4:
+        head = repr(type(value)(value[: limit // 4]))
+        return f"{head[:limit]}... ({len(value):,} items in all)"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def cut(text: str, limit: int = MAX_QUOTED) -> str:
+    """``text`` as it is (no quotes) when short; else its first ``limit`` characters and its
+    length: for a name or key a message shows bare."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters in all)"
+
+
+MAX_MESSAGE_LINE = 2000  # characters of one line of an error message as the CLI prints it
+MAX_MESSAGE_LINES = 60  # lines of an error message as the CLI prints it
+
+
+def bounded_message(message: str) -> str:
+    """``message`` as the CLI prints it: each line cut to :data:`MAX_MESSAGE_LINE` characters,
+    at most :data:`MAX_MESSAGE_LINES` lines (the cut said). A backstop for text that reached a
+    message without :func:`shown` (a message from a library that quotes its input)."""
+    lines = message[: MAX_MESSAGE_LINE * (MAX_MESSAGE_LINES + 1)].split("\n")
+    total = message.count("\n") + 1
+    out = [
+        line if len(line) <= MAX_MESSAGE_LINE else line[:MAX_MESSAGE_LINE] + "... (cut)"
+        for line in lines[:MAX_MESSAGE_LINES]
+    ]
+    if total > MAX_MESSAGE_LINES:
+        out.append(f"... ({total - MAX_MESSAGE_LINES:,} more lines)")
+    elif len(message) > MAX_MESSAGE_LINE * (MAX_MESSAGE_LINES + 1) and not out[-1].endswith(")"):
+        out[-1] += "... (cut)"
+    return "\n".join(out)
+
+
+def _unit(value: object) -> str:
+    return "characters" if isinstance(value, str) else "bytes"
+
 
 class FfnlpError(Exception):
     """Base class: a problem the user can fix (bad input, bad option, missing file)."""

@@ -36,8 +36,34 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+THREADS_PER_CORE = 4
+"""The most threads per available core any setting may ask for (``train.threads``,
+``model.workers``): more only wait on each other, and OpenMP or the system gives out before
+a million (``train.threads = 1000000`` ended the process with a segmentation fault)."""
+
+
+def max_threads() -> int:
+    """The most threads a setting may ask for: :data:`THREADS_PER_CORE` per available core."""
+    return THREADS_PER_CORE * available_cores()
+
+
+def thread_problem(key: str, value: object) -> str | None:
+    """Why ``value`` is too many threads for the option ``key`` (a message naming the bound),
+    or None when it is within it (or not a number: the option's own type check says so)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= max_threads():
+        return None
+    return (
+        f"{key} must be at most {max_threads()} ({THREADS_PER_CORE} per available core, "
+        f"{available_cores()} here); got {value}"
+    )
+
+
 def set_threads(threads: int = 0) -> int:
-    """Use ``threads`` intra-op threads (0 = every available core); return the number set."""
+    """Use ``threads`` intra-op threads (0 = every available core); return the number set.
+    More than :func:`max_threads` is a ConfigError."""
+    problem = thread_problem("threads", threads)
+    if problem:
+        raise ConfigError(problem)
     n = threads if threads > 0 else available_cores()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

@@ -17,14 +17,15 @@ applied in that order (config file, then these parameters, then overrides).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ffnlp.errors import ConfigError, DataError
+from ffnlp.errors import DataError
+from ffnlp.params import check_bool, check_int, check_number, check_str, check_strings, fail
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
@@ -101,11 +102,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         from ffnlp.models.registry import specs
 
         features = {s.name: s.features[0] for s in specs() if s.is_classifier}
-        if self.model not in features:
-            raise ConfigError(
-                f"The 'model' parameter of TextClassifier must be one of {', '.join(features)}; "
-                f"got {self.model!r} instead."
-            )
+        self._check_parameters(tuple(features))
         sets = {
             "data.tokenizer": self.tokenizer,
             "data.lowercase": self.lowercase,
@@ -139,11 +136,44 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             )
         return [f"{k}={_toml(v)}" for k, v in sets.items()] + list(self.overrides)
 
+    def _check_parameters(self, models: tuple[str, ...]) -> None:
+        """Each parameter of the right type and range (a ConfigError naming it otherwise), as
+        scikit-learn estimators check theirs when ``fit`` starts; the values themselves are
+        checked again with the configuration they become."""
+        owner = "TextClassifier"
+        check_str(self.model, "model", owner, choices=models)
+        for name in ("ngrams", "dim", "epochs", "batch_size"):
+            check_int(getattr(self, name), name, owner, ge=1)
+        for name in ("minn", "maxn", "seed"):
+            check_int(getattr(self, name), name, owner, ge=0)
+        for name in ("dropout", "word_dropout"):
+            check_number(getattr(self, name), name, owner, ge=0, le=1)
+        check_number(self.lr, "lr", owner, gt=0)
+        check_number(
+            self.validation_fraction,
+            "validation_fraction",
+            owner,
+            ge=0,
+            lt=1,
+        )
+        check_bool(self.lowercase, "lowercase", owner)
+        for name in ("activation", "pooling", "optimizer", "tokenizer"):
+            check_str(getattr(self, name), name, owner)
+        hidden = self.hidden
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Iterable):
+            raise fail("hidden", owner, "a list of layer sizes (ints >= 1)", hidden)
+        for size in hidden:
+            check_int(size, "hidden", owner, ge=1, must="a list of layer sizes (ints >= 1)")
+        if self.threads != "auto":
+            check_int(self.threads, "threads", owner, ge=0, must='an int >= 0 or "auto"')
+        check_strings(self.overrides, "overrides", owner, what='"key=value" strings')
+
     def fit(self, X: Sequence[str], y: Sequence[Any]) -> TextClassifier:
         from ffnlp.experiments.cv import split_off, subset
         from ffnlp.tasks.classify import train_classifier
         from ffnlp.text.readers import LabeledData
 
+        settings = self._settings()  # the parameters checked before anything is done
         texts = _texts(X)
         y_arr = np.asarray(y)
         if y_arr.ndim != 1 or len(y_arr) != len(texts):
@@ -165,9 +195,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             )
             data, dev = subset(data, rest), subset(data, held)
         with tempfile.TemporaryDirectory(prefix="ffnlp-sklearn-") as tmp:
-            clf = train_classifier(
-                data, dev=dev, config=self.config, overrides=self._settings(), out=tmp
-            )
+            clf = train_classifier(data, dev=dev, config=self.config, overrides=settings, out=tmp)
         self.classifier_ = clf
         # columns of the ffnlp model (its label order) -> positions in classes_
         self.column_order_ = np.asarray(

@@ -229,7 +229,11 @@ def evaluate(
 def predict(
     run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
     input_: str = typer.Option(
-        "-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."
+        "-",
+        "--input",
+        "-i",
+        help="Text file, one text a line ('-' = stdin); lines of up to 10 MiB "
+        "(FFNLP_MAX_LINE_BYTES changes the limit).",
     ),
     k: int = typer.Option(1, "--k", help="How many labels to consider per text (-1 = all)."),
     threshold: float = typer.Option(
@@ -295,7 +299,11 @@ def predict(
 def vectors(
     run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
     input_: str = typer.Option(
-        "-", "--input", "-i", help="Text file, one text a line ('-' = stdin)."
+        "-",
+        "--input",
+        "-i",
+        help="Text file, one text a line ('-' = stdin); lines of up to 10 MiB "
+        "(FFNLP_MAX_LINE_BYTES changes the limit).",
     ),
     layer: str = typer.Option(
         "auto",

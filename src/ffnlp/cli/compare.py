@@ -28,7 +28,9 @@ def compare(
         10_000,
         "--bootstrap",
         min=0,
-        help="Two classifier runs: resamples of the paired bootstrap of B - A (0 = none).",
+        max=1_000_000,
+        help="Two classifier runs: resamples of the paired bootstrap of B - A (0 = none; at "
+        "most 1,000,000).",
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the bootstrap's resamples."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),

@@ -260,7 +260,11 @@ def backprop(
 
 @app.command("graph")
 def graph(
-    expression: str = typer.Argument(..., help='The expression, e.g. "c*(a+2*b)"; quote it.'),
+    expression: str = typer.Argument(
+        ...,
+        help='The expression, e.g. "c*(a+2*b)"; quote it. At most 10,000 characters, nested '
+        "at most 100 levels deep.",
+    ),
     values: list[str] = typer.Argument(None, help="A value for every variable: name=NUMBER ..."),
     json_: bool = typer.Option(False, "--json", help="Print {value, grad, nodes, steps} as JSON."),
     dot: Path = typer.Option(

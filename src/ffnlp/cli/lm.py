@@ -225,7 +225,9 @@ def generate(
     prompt: str = typer.Option(
         "", "--prompt", "-p", help="Words to continue (unknown ones are read as <unk>)."
     ),
-    max_tokens: int = typer.Option(30, "--max-tokens", "-n", help="Most tokens to sample."),
+    max_tokens: int = typer.Option(
+        30, "--max-tokens", "-n", help="Most tokens to sample (at most 100,000)."
+    ),
     temperature: float = typer.Option(
         1.0,
         "--temperature",

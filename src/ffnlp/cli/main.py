@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from ffnlp import __version__
-from ffnlp.errors import FfnlpError, Interrupted
+from ffnlp.errors import FfnlpError, Interrupted, bounded_message
 
 
 class FfnlpGroup(TyperGroup):
@@ -46,7 +46,7 @@ class FfnlpGroup(TyperGroup):
             typer.echo(f"Interrupted by {signal.Signals(signum).name}.", err=True)
             raise typer.Exit(128 + signum) from None
         except FfnlpError as exc:
-            typer.echo(f"Error: {exc}", err=True)
+            typer.echo(f"Error: {bounded_message(str(exc))}", err=True)
             raise typer.Exit(1) from None
         except OSError as exc:  # a file operation no command turned into its own message
             typer.echo(f"Error: {os_error_line(exc)}", err=True)

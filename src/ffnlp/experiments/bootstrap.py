@@ -27,7 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from ffnlp.errors import DataError
+from ffnlp.params import check_int
+
 CELLS_PER_CHUNK = 4_000_000  # resample counts held at once (32 MB of float64)
+MAX_RESAMPLES = 1_000_000
+"""The most resamples a bootstrap draws: p-values to 1e-6, far past what any comparison needs
+(the default 10,000 gives them to about 0.005); a billion would run for days."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +99,9 @@ def paired_bootstrap(
     resamples of the examples drawn with ``seed``."""
     n = len(a.columns)
     if len(b.columns) != n:
-        raise ValueError(f"A has {n} examples and B {len(b.columns)}: they cannot be paired")
-    if resamples < 1:
-        raise ValueError(f"resamples must be at least 1; got {resamples}")
+        raise DataError(f"A has {n} examples and B {len(b.columns)}: they cannot be paired")
+    resamples = check_int(resamples, "resamples", "paired_bootstrap", ge=1, le=MAX_RESAMPLES)
+    seed = check_int(seed, "seed", "paired_bootstrap", ge=0)
     rng = np.random.default_rng(seed)
     differences = np.empty(resamples)
     rows = max(1, CELLS_PER_CHUNK // max(n, 1))

@@ -24,6 +24,7 @@ import numpy as np
 
 from ffnlp.errors import ConfigError, DataError, ModelFileError
 from ffnlp.experiments import bootstrap as bs
+from ffnlp.params import check_int
 
 if TYPE_CHECKING:
     from ffnlp.tasks.classify.predictions import Predictions
@@ -65,6 +66,13 @@ def permutation_test(a: list[float], b: list[float], rounds: int = 20_000, seed:
     return (hits + 1) / (rounds + 1)
 
 
+def check_resamples(resamples: object, seed: object, owner: str) -> None:
+    """``resamples`` 0 (no bootstrap) to :data:`~ffnlp.experiments.bootstrap.MAX_RESAMPLES`,
+    ``seed`` an integer >= 0: a ConfigError naming the parameter otherwise."""
+    check_int(resamples, "resamples", owner, ge=0, le=bs.MAX_RESAMPLES)
+    check_int(seed, "seed", owner, ge=0)
+
+
 def compare_classifiers(
     run_a: str | Path,
     run_b: str | Path,
@@ -78,6 +86,7 @@ def compare_classifiers(
     of the differences (:func:`compare_predictions`)."""
     from ffnlp.tasks.classify.predictions import PREDICTIONS, Predictions, read_predictions
 
+    check_resamples(resamples, seed, "compare_classifiers")
     if data is None:
         missing = [str(r) for r in (run_a, run_b) if not (Path(r) / PREDICTIONS).is_file()]
         if missing:
@@ -117,6 +126,7 @@ def compare_predictions(
 
     Figures here count every gold label of the data; a multi-label run's summary leaves out the
     labels its training data lacked (as fastText does), so its figures may differ a little."""
+    check_resamples(resamples, seed, "compare_predictions")
     check_paired(a, b)
     metric = "precision_at_1" if a.multilabel else "accuracy"
     right_a, right_b = _right(a), _right(b)

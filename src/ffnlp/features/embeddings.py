@@ -26,11 +26,12 @@ from typing import IO
 
 import numpy as np
 
-from ffnlp.errors import DataError
+from ffnlp.errors import DataError, shown
 from ffnlp.fileio import atomic_writer, resolved
 
 FORMATS = ("auto", "word2vec-text", "word2vec-binary", "glove", "fasttext-vec")
 SAVE_FORMATS = ("word2vec-text", "word2vec-binary")
+HEADER_BYTES = 4096  # the most of a first line read looking for the word2vec header "N D"
 _FIELD_SEP = re.compile(r"[ \t]+")  # not str.split(): words may hold other Unicode spaces
 RUN_DIR_FILES = (
     "vectors.bin",
@@ -104,7 +105,7 @@ def detect_format(path: str | Path, encoding: str = "utf-8") -> str:
     """Guess ``word2vec-binary``, ``word2vec-text`` or ``glove`` from the start of the file."""
     p = _resolve(Path(path))
     with _open_binary(p) as fh:
-        first = fh.readline()
+        first = fh.readline(HEADER_BYTES)  # "N D": short; never an endless line
         rest = fh.read(4096)
     if not first.strip():
         raise DataError(f"{p}: the file is empty (expected word vectors)")
@@ -199,17 +200,19 @@ def _read_text(fh: IO[bytes], p: Path, encoding: str, header: bool) -> tuple[lis
             dim = len(fields) - 1
         if len(fields) - 1 != dim:
             raise DataError(
-                f"{p}:{lineno}: {len(fields) - 1} numbers after {word!r}, expected {dim} "
+                f"{p}:{lineno}: {len(fields) - 1} numbers after {shown(word)}, expected {dim} "
                 "(every vector must have the same dimension)"
             )
         try:
             vec = np.array(fields[1:], dtype=np.float32)
         except ValueError:
             bad = next(x for x in fields[1:] if not _is_float(x))
-            raise DataError(f"{p}:{lineno}: {bad!r} after {word!r} is not a number") from None
+            raise DataError(
+                f"{p}:{lineno}: {shown(bad)} after {shown(word)} is not a number"
+            ) from None
         if word in seen:
             raise DataError(
-                f"{p}:{lineno}: word {word!r} appears twice (first on line {seen[word]})"
+                f"{p}:{lineno}: word {shown(word)} appears twice (first on line {seen[word]})"
             )
         seen[word] = lineno
         words.append(word)
@@ -233,7 +236,7 @@ def _is_float(x: str) -> bool:
 
 
 def _read_binary(fh: IO[bytes], p: Path, encoding: str) -> tuple[list[str], np.ndarray]:
-    first = fh.readline()
+    first = fh.readline(HEADER_BYTES)  # "N D": short; never an endless line
     parsed = _parse_header(first)
     if parsed is None:
         raise DataError(
@@ -259,10 +262,12 @@ def _read_binary(fh: IO[bytes], p: Path, encoding: str) -> tuple[list[str], np.n
             )
         word = _decode(data[pos:space], p, f"byte {offset + pos} (vector {i + 1})", encoding)
         if not word or "\n" in word:
-            raise DataError(f"{p}: byte {offset + pos} (vector {i + 1}): malformed word {word!r}")
+            raise DataError(
+                f"{p}: byte {offset + pos} (vector {i + 1}): malformed word {shown(word)}"
+            )
         if word in seen:
             raise DataError(
-                f"{p}: byte {offset + pos}: word {word!r} appears twice (vectors {seen[word]} and {i + 1})"
+                f"{p}: byte {offset + pos}: word {shown(word)} appears twice (vectors {seen[word]} and {i + 1})"
             )
         seen[word] = i + 1
         words.append(word)

@@ -24,11 +24,19 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ffnlp.errors import ConfigError, DataError
+from ffnlp.errors import ConfigError, DataError, shown
 from ffnlp.features.wordvec_eval import WordVectors
 
 BOW = "<"
 EOW = ">"
+MAX_NGRAM_CHARS = 32
+"""The longest character n-gram (``maxn``) a setting or model file may ask for. fastText's and
+gensim's default is 6; n-grams of every length up to a word's own make its cost grow with the cube
+of its length (``maxn = 1000000`` over a 30,000-character word: 7.5 GB)."""
+MAX_SUBWORD_WORD_CHARS = 4096
+"""The longest word whose character n-grams are taken (no word of a language comes near it): a
+longer token (a blob of base64, a line without spaces) is a :class:`DataError` when its n-grams are
+asked for, since it would cost ``maxn - minn + 1`` strings per character."""
 FNV_OFFSET = 2166136261
 FNV_PRIME = 16777619
 MASK32 = 0xFFFFFFFF
@@ -51,6 +59,16 @@ def char_ngrams(word: str, minn: int, maxn: int) -> list[str]:
     """
     if maxn < minn or maxn <= 0:
         return []
+    if maxn > MAX_NGRAM_CHARS:  # a model file's settings come here too, whatever checked them
+        raise ConfigError(
+            f"maxn must be at most {MAX_NGRAM_CHARS} (fastText's default is 6); got {maxn}"
+        )
+    if len(word) > MAX_SUBWORD_WORD_CHARS:
+        raise DataError(
+            f"the word {shown(word, 40)} is longer than {MAX_SUBWORD_WORD_CHARS:,} characters, "
+            "the longest word whose character n-grams ffnlp takes; clean such tokens out of the "
+            "text (they are not words), or switch subwords off (maxn = 0)"
+        )
     wrapped = BOW + word + EOW
     last = len(wrapped)
     grams: list[str] = []
@@ -85,6 +103,12 @@ def check_subword_settings(minn: int, maxn: int, buckets: int, where: str = "") 
         problems.append(
             f"{at}maxn ({maxn}) is smaller than {at}minn ({minn}): set maxn >= minn, "
             "or maxn = 0 for no subwords"
+        )
+    if minn > MAX_NGRAM_CHARS:
+        problems.append(f"{at}minn must be at most {MAX_NGRAM_CHARS}, got {minn}")
+    if maxn > MAX_NGRAM_CHARS:
+        problems.append(
+            f"{at}maxn must be at most {MAX_NGRAM_CHARS} (fastText's default is 6), got {maxn}"
         )
     if maxn > 0 and buckets < 1:
         problems.append(f"{at}buckets must be at least 1 when subwords are on, got {buckets}")
@@ -178,6 +202,6 @@ class SubwordVectors(WordVectors):
 
     def _unknown(self, word: str) -> str:
         return (
-            f"the word {word!r} is not in the vocabulary ({len(self)} words) and has no "
+            f"the word {shown(word)} is not in the vocabulary ({len(self)} words) and has no "
             f"character n-gram of {self.minn} to {self.maxn} characters"
         )

@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from ffnlp.errors import ConfigError, DataError
+from ffnlp.errors import ConfigError, DataError, shown
 from ffnlp.features.embeddings import load_vectors, save_vectors
 from ffnlp.fileio import resolved
+from ffnlp.params import check_int, check_str, check_strings
 from ffnlp.text.readers import as_path, read_lines
 
 ANALOGY_METHODS = ("3cosadd", "3cosmul")
@@ -115,7 +116,7 @@ class WordVectors:
         return self._unit
 
     def _unknown(self, word: str) -> str:
-        return f"the word {word!r} is not in the vocabulary ({len(self)} words)"
+        return f"the word {shown(word)} is not in the vocabulary ({len(self)} words)"
 
     def _units(self, words: Sequence[str]) -> np.ndarray:
         """Unit vectors (n, D) of ``words``, those outside the vocabulary from :meth:`vector`."""
@@ -153,14 +154,22 @@ class WordVectors:
         ``most_similar_cosmul``; the analogy benchmark uses Levy & Goldberg's 0.001). ``most_similar("king")`` is the plain neighbour list;
         ``most_similar(["king", "woman"], negative=["man"])`` the analogy king − man + woman.
         """
-        pos = [positive] if isinstance(positive, str) else list(positive)
-        neg = [negative] if isinstance(negative, str) else list(negative)
-        if isinstance(k, bool) or not isinstance(k, int | np.integer):
-            raise ConfigError(
-                f"k must be an integer; got {k!r} (pass the words to subtract as negative=[...])"
-            )
-        if method not in ANALOGY_METHODS:
-            raise ConfigError(f"method must be one of {', '.join(ANALOGY_METHODS)}; got {method!r}")
+        owner = "WordVectors.most_similar"
+        pos = (
+            [positive] if isinstance(positive, str) else check_strings(positive, "positive", owner)
+        )
+        neg = (
+            [negative] if isinstance(negative, str) else check_strings(negative, "negative", owner)
+        )
+        k = check_int(
+            k,
+            "k",
+            owner,
+            ge=1,
+            must="an int >= 1 (pass the words to subtract as negative=[...])",
+        )
+        restrict = check_int(restrict, "restrict", owner, ge=0, must="an int >= 0 (0 = every word)")
+        method = check_str(method, "method", owner, choices=ANALOGY_METHODS)
         if not pos:
             raise ConfigError("most_similar needs at least one positive word")
         pos_units, neg_units = self._units(pos), self._units(neg)  # (P, D), (Q, D)
@@ -228,7 +237,7 @@ def read_word_pairs(path: str | Path) -> list[tuple[str, str, float]]:
             continue
         fields = line.split("\t") if "\t" in line else line.split()
         if len(fields) < 3:
-            raise DataError(f"{p}:{lineno}: expected 'word1 word2 score'; got {line!r}")
+            raise DataError(f"{p}:{lineno}: expected 'word1 word2 score'; got {shown(line)}")
         try:
             score = float(fields[2])
         except ValueError:
@@ -365,7 +374,7 @@ def read_analogies(path: str | Path) -> list[tuple[str, list[tuple[str, str, str
             continue
         fields = line.split()
         if len(fields) != 4:
-            raise DataError(f"{p}:{lineno}: expected four words 'a b c d'; got {line!r}")
+            raise DataError(f"{p}:{lineno}: expected four words 'a b c d'; got {shown(line)}")
         if not sections:
             raise DataError(f"{p}:{lineno}: a question before the first ': section' line")
         sections[-1][1].append((fields[0], fields[1], fields[2], fields[3]))

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ffnlp.errors import ConfigError, ExpressionError, FfnlpError
+from ffnlp.errors import ConfigError, ExpressionError, FfnlpError, shown
 
 FUNCTIONS = ("exp", "log", "tanh", "sigmoid", "relu")
 BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow"}
@@ -174,10 +174,26 @@ def fmt(value: float) -> str:
 # ----------------------------------------------------------------------------------- reading it
 
 
+MAX_EXPRESSION_CHARS = 10_000
+"""The longest expression read (a teaching tool's expressions are a line; the graph of a longer
+one would not be read by anyone)."""
+MAX_DEPTH = 100
+"""How deeply an expression may nest: parentheses, function calls, unary signs and the right
+side of ``**`` each count one level (the parser recurses per level; 300 nested parentheses used
+to end in Python's RecursionError)."""
+_SHOWN_AROUND = 36  # characters of the expression shown on each side of the caret
+
+
 def _error(expression: str, column: int, message: str) -> ExpressionError:
-    """An ExpressionError whose message shows the expression with a caret under ``column``."""
-    caret = " " * (column - 1) + "^"
-    return ExpressionError(f"{message}\n  {expression}\n  {caret}", column=column)
+    """An ExpressionError whose message shows the expression with a caret under ``column`` (a
+    long expression: the part around the column)."""
+    start = max(0, column - 1 - _SHOWN_AROUND)
+    end = column - 1 + _SHOWN_AROUND
+    part = expression[start:end]
+    before = "..." if start > 0 else ""
+    after = "..." if end < len(expression) else ""
+    caret = " " * (len(before) + column - 1 - start) + "^"
+    return ExpressionError(f"{message}\n  {before}{part}{after}\n  {caret}", column=column)
 
 
 @dataclass(frozen=True)
@@ -219,9 +235,17 @@ class _Parser:
     """
 
     def __init__(self, expression: str):
+        if not isinstance(expression, str):
+            raise ExpressionError(f"the expression must be a string; got {shown(expression)}")
+        if len(expression) > MAX_EXPRESSION_CHARS:
+            raise ExpressionError(
+                f"the expression is {len(expression):,} characters long; the longest read is "
+                f"{MAX_EXPRESSION_CHARS:,}"
+            )
         self.expression = expression
         self.tokens = tokenize(expression)
         self.pos = 0
+        self.depth = 0  # levels of nesting open now (see MAX_DEPTH)
         self.nodes: list[Node] = []
         self.variables: dict[str, int] = {}
 
@@ -283,6 +307,21 @@ class _Parser:
 
     def unary(self) -> tuple[int, int, int]:
         token = self.peek()
+        if self.depth >= MAX_DEPTH:
+            raise _error(
+                self.expression,
+                token.column,
+                f"the expression nests more than {MAX_DEPTH} levels deep at column "
+                f"{token.column} (parentheses, functions, signs and ** each count one); "
+                "write it flatter",
+            )
+        self.depth += 1
+        try:
+            return self._unary(token)
+        finally:
+            self.depth -= 1
+
+    def _unary(self, token: Token) -> tuple[int, int, int]:
         if token.text == "-":
             self.take()
             operand, _, end = self.unary()
@@ -346,7 +385,7 @@ class _Parser:
             raise _error(
                 self.expression,
                 name.column,
-                f"unknown function {name.text!r} at column {name.column}; "
+                f"unknown function {shown(name.text, 40)} at column {name.column}; "
                 f"the functions are {', '.join(FUNCTIONS)}",
             )
         argument, end = self.parenthesised(self.take())
@@ -367,23 +406,29 @@ def parse(expression: str) -> Graph:
 def parse_assignments(pairs: Iterable[str]) -> dict[str, float]:
     """``["a=3", "b=1e-3"]`` -> ``{"a": 3.0, "b": 0.001}``; ExpressionError on a malformed pair."""
     values: dict[str, float] = {}
+    if isinstance(pairs, str) or not isinstance(pairs, Iterable):
+        raise ExpressionError(f"the values must be a list of name=NUMBER; got {shown(pairs)}")
     for pair in pairs:
+        if not isinstance(pair, str):
+            raise ExpressionError(f"bad value {shown(pair, 40)}: write name=NUMBER, e.g. a=3")
         name, sep, text = pair.partition("=")
         name, text = name.strip(), text.strip()
         if not sep or not _NAME.match(name) or not text:
             raise ExpressionError(
-                f"bad value {pair!r}: write name=NUMBER, e.g. a=3 (no spaces around '=')"
+                f"bad value {shown(pair, 40)}: write name=NUMBER, e.g. a=3 (no spaces around '=')"
             )
         if name in FUNCTIONS:
-            raise ExpressionError(f"bad value {pair!r}: {name} is a function, not a variable")
+            raise ExpressionError(
+                f"bad value {shown(pair, 40)}: {name} is a function, not a variable"
+            )
         try:
             value = float(text)
         except ValueError:
             raise ExpressionError(
-                f"bad value {pair!r}: {text!r} is not a number; write name=NUMBER, e.g. {name}=3"
+                f"bad value {shown(pair, 40)}: {shown(text, 40)} is not a number; write name=NUMBER, e.g. {name}=3"
             ) from None
         if not math.isfinite(value):
-            raise ExpressionError(f"bad value {pair!r}: the value must be a finite number")
+            raise ExpressionError(f"bad value {shown(pair, 40)}: the value must be a finite number")
         if name in values:
             raise ExpressionError(f"{name} is given twice ({name}={fmt(values[name])} and {pair})")
         values[name] = value
@@ -467,7 +512,7 @@ def forward(graph: Graph, values: Mapping[str, float]) -> float:
             return _error(
                 graph.expression,
                 node.column,
-                f"cannot evaluate {node.text!r} (column {node.column}): {message}",
+                f"cannot evaluate {shown(node.text, 40)} (column {node.column}): {message}",
             )
 
         if node.op == "var":
@@ -499,7 +544,7 @@ def _local(graph: Graph, node: Node, position: int) -> float:
         return 1.0 / args[1] if position == 0 else -args[0] / args[1] ** 2
     if op == "pow":
         x, y = args
-        where = f"{node.text!r} (column {node.column})"
+        where = f"{shown(node.text, 40)} (column {node.column})"
         if position == 0:
             if y == 0:
                 return 0.0
@@ -559,7 +604,7 @@ def backward(graph: Graph) -> dict[str, float]:
                 raise _error(
                     graph.expression,
                     node.column,
-                    f"the derivative of {node.text!r} "
+                    f"the derivative of {shown(node.text, 40)} "
                     f"(column {node.column}) is too large for a float",
                 ) from None
             step = ChainStep(node.index, i, RULES[node.op][position], local, node.grad)

@@ -45,6 +45,7 @@ from torch import nn
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError, FfnlpError, Interrupted, ModelFileError
 from ffnlp.fileio import is_disk_full, output_error, write_atomic
+from ffnlp.params import check_bool, check_instances, check_int, check_path, check_strings
 from ffnlp.rundir import CHECKPOINT, MARKER, RunTransaction, open_in_place, write_marker
 from ffnlp.runtime import is_main_process, prepare_process
 from ffnlp.tasks.runfolder import expect_run_of
@@ -52,6 +53,7 @@ from ffnlp.text.readers import input_problems
 from ffnlp.threads import set_threads_for
 from ffnlp.training import Callback, TrainConfig, Trainer
 from ffnlp.training.checkpoint import checkpoint_path
+from ffnlp.training.config import MAX_SEED
 from ffnlp.training.data import BatchSource
 from ffnlp.training.signals import interrupts_as_exceptions
 from ffnlp.training.steps import Step
@@ -120,6 +122,18 @@ class Summary(TypedDict, total=False):
     evaluation: dict[str, Any]  # similarity / analogy results of the final vectors
 
 
+TRAIN_FUNCTIONS = {"classify": "train_classifier", "lm": "train_lm", "w2v": "train_word2vec"}
+"""The public function that trains each task: the name a mistaken argument's message gives."""
+
+
+def check_callbacks(callbacks: object, owner: str) -> list[Callback]:
+    """``callbacks`` as a list if each is a :class:`~ffnlp.training.Callback` (a ConfigError
+    naming ``owner``'s parameter otherwise): before anything is read or written."""
+    return check_instances(
+        callbacks, "callbacks", owner, Callback, "ffnlp.training.Callback instances"
+    )
+
+
 def start_run(
     task: str,
     resolve: Callable[..., C],
@@ -146,11 +160,14 @@ def start_run(
     command is over (a hidden sibling of ``out``: see :mod:`ffnlp.rundir`); outside one the run
     is written in place.
     """
+    owner = TRAIN_FUNCTIONS.get(task, f"train ({task})")
     settings = dict(settings)
-    force = bool(settings.pop("force", force))
+    force = check_bool(settings.pop("force", force), "force", owner)
+    resume = check_bool(resume, "resume", owner)
     if seed is not None:
-        settings["train.seed"] = seed
-    overrides = list(overrides)
+        settings["train.seed"] = check_int(seed, "seed", owner, ge=0, le=MAX_SEED)
+    overrides = check_strings(overrides, "overrides", owner, what='"key=value" strings')
+    check_path(out, "out", owner, optional=True)
     if resume and isinstance(out, (str, os.PathLike)):
         expect_run_of(Path(out), task)
     problems = input_problems(inputs or {})

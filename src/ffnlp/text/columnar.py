@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ffnlp.errors import ConfigError, DataError
+from ffnlp.errors import ConfigError, DataError, shown
 from ffnlp.text.readers import MAX_REPORTED_SKIPS, LabeledData
 
 COLUMNAR_FORMATS = ("parquet", "arrow")
@@ -119,11 +119,18 @@ def _files(p: Path, format: str) -> list[Path]:
         )
     state = p / "state.json"
     if state.is_file():
-        try:
-            listed = [Path(p / f["filename"]) for f in json.loads(state.read_text())["_data_files"]]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise DataError(f"{state} cannot be read ({exc}); save the dataset again") from None
-        return listed
+        files = _read_json(state).get("_data_files")
+        names = [f.get("filename") if isinstance(f, dict) else None for f in files or []]
+        if (
+            not isinstance(files, list)
+            or not files
+            or not all(isinstance(n, str) and n and Path(n).name == n for n in names)
+        ):
+            raise DataError(
+                f"{state}: _data_files must list the folder's files as "
+                '[{"filename": "data-00000-of-00001.arrow"}, ...]; save the dataset again'
+            )
+        return [p / str(n) for n in names]
     suffixes = [s for s, f in _SUFFIXES.items() if f == format]
     found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
     if not found:
@@ -160,6 +167,35 @@ def _read_ipc(pa: Any, file: Path) -> Any:
             return pa.ipc.open_stream(source).read_all()
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from one of the folder's files (``state.json``, ``dataset_info.json``);
+    a DataError naming the file for every way that can fail (unreadable, not UTF-8, not JSON,
+    nested too deeply, not an object)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not UTF-8 (byte {exc.start}: 0x{raw[exc.start]:02x}); JSON files are "
+            "UTF-8: save the dataset again"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+            "save the dataset again"
+        ) from None
+    except (ValueError, RecursionError):  # an integer of 5000 digits; nesting too deep
+        raise DataError(f"{path}: not JSON that can be read; save the dataset again") from None
+    if not isinstance(value, dict):
+        raise DataError(
+            f"{path}: a JSON {type(value).__name__}, not an object; save the dataset again"
+        )
+    return value
+
+
 def _check_columns(file: Path, names: list[str], text_column: str, label_column: str) -> None:
     missing = [
         (option, name)
@@ -168,10 +204,10 @@ def _check_columns(file: Path, names: list[str], text_column: str, label_column:
     ]
     if missing:
         what = "; ".join(
-            f"no column {name!r} (choose one with {option}, CLI: --set data.{option}=NAME)"
+            f"no column {shown(name)} (choose one with {option}, CLI: --set data.{option}=NAME)"
             for option, name in missing
         )
-        columns = ", ".join(repr(n) for n in names)
+        columns = ", ".join(shown(n, 40) for n in names[:20]) + (", ..." if len(names) > 20 else "")
         raise DataError(f"{file}: {what}; the table has the columns {columns}")
 
 
@@ -179,23 +215,26 @@ def _class_names(file: Path, schema: Any, label_column: str) -> list[str] | None
     """The names of a ``datasets`` ClassLabel column, from the schema's metadata or the folder's
     dataset_info.json; None for any other column."""
     features: Any = None
+    source = f"{file}'s schema metadata (huggingface)"
     meta = schema.metadata or {}
     if b"huggingface" in meta:
         try:
             features = json.loads(meta[b"huggingface"])["info"]["features"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            features = None
+        except (ValueError, RecursionError, KeyError, TypeError):  # ValueError: JSON, UTF-8
+            features = None  # not the metadata datasets writes: the folder's file may say
     info = file.parent / "dataset_info.json"
     if features is None and info.is_file():
-        try:
-            features = json.loads(info.read_text(encoding="utf-8")).get("features")
-        except (json.JSONDecodeError, AttributeError):
-            features = None
+        features = _read_json(info).get("features")
+        source = str(info)
     feature = features.get(label_column) if isinstance(features, dict) else None
     if isinstance(feature, dict) and feature.get("_type") == "ClassLabel":
         names = feature.get("names")
         if isinstance(names, list) and all(isinstance(n, str) for n in names):
             return names
+        raise DataError(
+            f"{source}: features.{shown(label_column)}.names must be the list of the class names "
+            f"(strings); got {shown(names)}; save the dataset again"
+        )
     return None
 
 
@@ -211,7 +250,7 @@ def _check(
         return "the label is a list; multi-label examples are not supported"
     if label is None or isinstance(label, dict | float | bytes):
         return (
-            f"the label {label!r} in {label_column!r} is not a string, integer or boolean; "
+            f"the label {shown(label)} in {label_column!r} is not a string, integer or boolean; "
             "write labels as strings"
         )
     if names is not None and isinstance(label, int) and not isinstance(label, bool):

@@ -48,11 +48,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-from ffnlp.errors import ConfigError, DataError
+from ffnlp.errors import ConfigError, DataError, shown
 
 FORMATS = ("auto", "label-text", "fasttext", "csv", "tsv", "jsonl", "parquet", "arrow")
 FASTTEXT_PREFIX = "__label__"
 MAX_REPORTED_SKIPS = 10  # how many skipped line numbers / messages LabeledData keeps
+MAX_LINE_BYTES = 10 * 2**20
+"""The longest line a reader takes by default (10 MiB): a sentence, a document, a row of a CSV
+file fit many times over; an endless line (``/dev/zero``) or a file without line breaks is refused
+after this much is read, instead of taking about 40 bytes of memory per byte of the line
+(``FFNLP_MAX_LINE_BYTES`` changes it, see :func:`max_line_bytes`)."""
+MAX_LINE_ENV = "FFNLP_MAX_LINE_BYTES"
 _GZIP_MAGIC = b"\x1f\x8b"
 _SNIFF_BYTES = 4096  # how much of a file's start tells UTF-16 / UTF-32 from 8-bit text
 _ASCII_SPACE = " \t\f\v"  # what we strip: never U+0085 / U+00A0, which are text in Latin-1 files
@@ -155,7 +161,7 @@ def as_path(path: object, what: str = "path") -> Path:
     an ``os.PathLike`` (an int given as a file name, None...)."""
     if isinstance(path, (str, os.PathLike)):
         return Path(path)
-    raise ConfigError(f"{what} must be a file name (str or pathlib.Path); got {path!r}")
+    raise ConfigError(f"{what} must be a file name (str or pathlib.Path); got {shown(path)}")
 
 
 def input_problems(inputs: Mapping[str, object]) -> list[str]:
@@ -167,7 +173,9 @@ def input_problems(inputs: Mapping[str, object]) -> list[str]:
         if path is None or isinstance(path, LabeledData):
             continue
         if not isinstance(path, (str, os.PathLike)):
-            problems.append(f"{option} must be a file name (str or pathlib.Path); got {path!r}")
+            problems.append(
+                f"{option} must be a file name (str or pathlib.Path); got {shown(path)}"
+            )
             continue
         p = Path(path)
         if not p.exists():
@@ -190,12 +198,12 @@ def _check_file(path: str | Path) -> Path:
 
 def _decoder_for(encoding: str) -> codecs.CodecInfo:
     if not isinstance(encoding, str):
-        raise ConfigError(f"the encoding must be a codec name such as utf-8; got {encoding!r}")
+        raise ConfigError(f"the encoding must be a codec name such as utf-8; got {shown(encoding)}")
     try:
         info = codecs.lookup(encoding)
     except LookupError:
         raise ConfigError(
-            f"unknown encoding {encoding!r}; use a Python codec name such as utf-8, latin-1, cp1252"
+            f"unknown encoding {shown(encoding)}; use a Python codec name such as utf-8, latin-1, cp1252"
         ) from None
     if not getattr(info, "_is_text_encoding", True):
         raise ConfigError(
@@ -288,20 +296,86 @@ def _decode_lines(
     """Decode byte ``lines`` (split after b"\\n"; for UTF-16/32, any pieces); ``head()`` gives the
     first bytes, which tell UTF-16 / UTF-32 read with another encoding."""
     wide = _is_wide(info)
+    limit = max_line_bytes()
     try:
         sniffed = sniff_wide_encoding(head())
         if sniffed is not None and not wide:
             raise DataError(_wide_advice(name, sniffed))
         if wide:
-            yield from _wide_lines(lines, name, encoding, info)
+            yield from _wide_lines(_pieces(lines, limit), name, encoding, info, limit)
         else:
-            yield from _byte_lines(lines, name, encoding, info)
+            yield from _byte_lines(_bounded_lines(lines, name, limit), name, encoding, info)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DataError(
             f"{name}: the gzip stream is damaged ({e}); re-download or re-compress the file"
         ) from None
     except OSError as e:
         raise DataError(f"{name}: cannot be read ({e.strerror or e})") from None
+
+
+def max_line_bytes() -> int:
+    """The longest line, in bytes, any reader takes: :data:`MAX_LINE_BYTES`, or the environment
+    variable ``FFNLP_MAX_LINE_BYTES`` (a positive integer; ``0`` or ``none`` for no limit).
+    A longer line is a :class:`DataError` as soon as the reader has read that much of it, so
+    one endless line (``--input /dev/zero``) costs the limit and no more."""
+    raw = os.environ.get(MAX_LINE_ENV, "").strip()
+    if not raw:
+        return MAX_LINE_BYTES
+    if raw.lower() in ("0", "none"):
+        return 2**62
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = -1
+    if value < 1:
+        raise ConfigError(
+            f"{MAX_LINE_ENV} must be a positive number of bytes (or 0 / none for no limit); "
+            f"got {shown(raw)}"
+        )
+    return value
+
+
+def _too_long(name: str, line: int, offset: int, limit: int) -> DataError:
+    return DataError(
+        f"{name}: line {line} (from byte {offset}) is longer than {limit:,} bytes, the longest "
+        f"line ffnlp reads; is it a binary file or a corpus without line breaks? Break it into "
+        f"lines (one sentence or document a line), or raise the limit with {MAX_LINE_ENV}=BYTES"
+    )
+
+
+def _bounded_lines(fh: Iterable[bytes], name: str, limit: int) -> Iterator[bytes]:
+    """The lines of ``fh`` (each with its b"\\n"), none longer than ``limit`` bytes: a file is
+    read with ``readline(limit + 1)``, so an over-long line is found after ``limit`` bytes."""
+    readline = getattr(fh, "readline", None)
+    number, offset = 0, 0
+    if readline is None:  # an iterable of byte lines (already in memory)
+        for raw in fh:
+            number += 1
+            if len(raw) - raw.endswith(b"\n") > limit:
+                raise _too_long(name, number, offset, limit)
+            offset += len(raw)
+            yield raw
+        return
+    while True:
+        raw = readline(limit + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > limit and not (len(raw) == limit + 1 and raw.endswith(b"\n")):
+            raise _too_long(name, number, offset, limit)
+        offset += len(raw)
+        yield raw
+
+
+def _pieces(fh: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """``fh`` in pieces of bounded size (UTF-16 / UTF-32, split into lines after decoding)."""
+    read = getattr(fh, "read", None)
+    if read is None:
+        yield from fh
+        return
+    size = max(1, min(limit + 1, 1 << 16))
+    while piece := read(size):
+        yield piece
 
 
 def _byte_lines(
@@ -325,11 +399,16 @@ def _byte_lines(
 
 
 def _wide_lines(
-    chunks: Iterable[bytes], name: str, encoding: str, info: codecs.CodecInfo
+    chunks: Iterable[bytes],
+    name: str,
+    encoding: str,
+    info: codecs.CodecInfo,
+    limit: int = MAX_LINE_BYTES,
 ) -> Iterator[tuple[int, str]]:
     """UTF-16 / UTF-32: decode the pieces incrementally, then split on "\\n"."""
     decoder = info.incrementaldecoder("strict")
-    number = 0
+    width = 4 if info.name.startswith("utf-32") else 2  # bytes of a character (at least)
+    number, offset = 0, 0  # offset: bytes of the lines before, as counted from their characters
     pending = ""
     for chunk in chunks:
         try:
@@ -345,7 +424,12 @@ def _wide_lines(
         *lines, pending = text.split("\n")
         for line_text in lines:
             number += 1
+            if len(line_text) * width > limit:
+                raise _too_long(name, number, offset, limit)
+            offset += (len(line_text) + 1) * width
             yield number, _checked_wide_line(name, number, line_text)
+        if len(pending) * width > limit:
+            raise _too_long(name, number + 1, offset, limit)
     try:
         pending += decoder.decode(b"", final=True)
     except UnicodeError:
@@ -545,7 +629,7 @@ def _label_text_records(lines: Iterator[tuple[int, str]]) -> Iterator[_Record]:
             yield (
                 number,
                 _Invalid(
-                    f"a label ({label!r}) but no text; each line must be 'LABEL text' "
+                    f"a label ({shown(label)}) but no text; each line must be 'LABEL text' "
                     "(label, a space or tab, then the text)"
                 ),
             )
@@ -580,8 +664,10 @@ def _fasttext_records(lines: Iterator[tuple[int, str]]) -> Iterator[_Record]:
                 ),
             )
         elif not rest:
-            shown = ", ".join(repr(label) for label in labels)
-            what = f"a label ({shown})" if len(labels) == 1 else f"labels ({shown})"
+            quoted = ", ".join(shown(label, 40) for label in labels[:10]) + (
+                ", ..." if len(labels) > 10 else ""
+            )
+            what = f"a label ({quoted})" if len(labels) == 1 else f"labels ({quoted})"
             yield number, _Invalid(f"{what} but no text after it")
         else:
             label = labels[0] if len(labels) == 1 else _distinct(labels)
@@ -598,9 +684,11 @@ def _column_indices(
         if name not in header
     ]
     if missing:
-        columns = ", ".join(repr(h) for h in header)
+        columns = ", ".join(shown(h, 40) for h in header[:20]) + (
+            ", ..." if len(header) > 20 else ""
+        )
         what = "; ".join(
-            f"no column {name!r} (choose one with {option}, CLI: --set data.{option}=NAME)"
+            f"no column {shown(name)} (choose one with {option}, CLI: --set data.{option}=NAME)"
             for option, name in missing
         )
         raise DataError(f"{p}:1: {what}; the {fmt.upper()} header has the columns {columns}")
@@ -629,7 +717,7 @@ def _row_record(
         parts = [part.strip(_ASCII_SPACE) for part in label.split(separator)]
         if not all(parts):
             return number, _Invalid(
-                f"an empty label in {label!r} (labels separated by {separator!r}); remove the "
+                f"an empty label in {shown(label)} (labels separated by {separator!r}); remove the "
                 f"extra {separator!r}"
             )
         labels = _distinct(parts)
@@ -723,8 +811,11 @@ def _jsonl_records(
             key = "labels"  # {"text": ..., "labels": [...]}, the usual multi-label spelling
         missing = [k for k in (text_column, key) if k not in obj]
         if missing:
-            keys = ", ".join(repr(k) for k in obj) or "none"
-            names = " and ".join(repr(k) for k in missing)
+            keys = (
+                ", ".join(shown(k, 40) for k in list(obj)[:20]) + (", ..." if len(obj) > 20 else "")
+                or "none"
+            )
+            names = " and ".join(shown(k) for k in missing)
             yield (
                 number,
                 _Invalid(
@@ -735,7 +826,7 @@ def _jsonl_records(
             continue
         text, label = obj[text_column], obj[key]
         if not isinstance(text, str):
-            yield number, _Invalid(f"{text_column!r} is a {type(text).__name__}, not a string")
+            yield number, _Invalid(f"{shown(text_column)} is a {type(text).__name__}, not a string")
             continue
         kind = "list" if isinstance(label, list) else "value"
         if first_kind is None:
@@ -756,11 +847,12 @@ def _jsonl_records(
             continue
         bad = next((v for v in values if isinstance(v, (dict, list, float)) or v is None), False)
         if bad is not False:
-            shown = json.dumps(bad)
+            quoted = json.dumps(bad)
+            quoted = quoted if len(quoted) <= 80 else quoted[:80] + "..."
             yield (
                 number,
                 _Invalid(
-                    f"the label {shown} is not a string, integer or boolean; write labels as strings"
+                    f"the label {quoted} is not a string, integer or boolean; write labels as strings"
                 ),
             )
             continue

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ffnlp.errors import DataError, ModelFileError
+from ffnlp.errors import DataError, ModelFileError, shown
 from ffnlp.fileio import write_atomic
 
 PAD = "<pad>"
@@ -131,7 +131,7 @@ class Vocab:
         i = self._stoi.get(token, self.unk_id)
         if i is None:
             raise DataError(
-                f"the token {token!r} is not in the vocabulary, which has no {UNK} "
+                f"the token {shown(token)} is not in the vocabulary, which has no {UNK} "
                 f"(build it with {UNK} among the specials to map unknown tokens)"
             )
         return i

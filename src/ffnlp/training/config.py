@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ffnlp.config import option
+from ffnlp.runtime import thread_problem
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "step", "linear", "cosine", "plateau")
@@ -86,7 +87,8 @@ class TrainConfig:
     threads: int | Literal["auto"] = option(
         "auto",
         "CPU intra-op threads: auto (1 for a small model's steps, every physical core the process "
-        "may use for large matrix products; see docs/training.md), N, or 0 = every available core",
+        "may use for large matrix products; see docs/training.md), N (at most 4 per available core), "
+        "or 0 = every available core",
         ge=0,
     )
     log_every: int = option(50, "write a step record to metrics.jsonl every N steps", ge=1)
@@ -132,6 +134,9 @@ class TrainConfig:
             problems.append(
                 f"monitor must name a split and a metric, like 'dev.accuracy'; got {self.monitor!r}"
             )
+        threads = thread_problem("threads", self.threads)
+        if threads:
+            problems.append(threads)
         if self.sparse and self.optimizer not in ("sgd", "adagrad", "adam"):
             problems.append(
                 f"sparse = true works with optimizer sgd, adagrad or adam; got {self.optimizer!r}"

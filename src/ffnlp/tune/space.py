@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ffnlp import config as cfgmod
-from ffnlp.errors import ConfigError
+from ffnlp.errors import ConfigError, shown
 
 TYPES = ("float", "int", "categorical")
 FIELDS = {
@@ -260,14 +260,21 @@ def parse_space(path: str | Path) -> tuple[Space, list[str]]:
         fixed = {}
     params: list[Param] = []
     for key, spec in _tables(data, "", problems, source):
-        param = _param(key, spec, f"{source} [{key!r}]", problems)
+        param = _param(key, spec, f"{source} [{shown(key)}]", problems)
         if param is not None:
             params.append(param)
     seen: dict[str, Param] = {}
     for p in params:
-        _check_when(p, seen, f"{source} [{p.key!r}]", problems)
+        _check_when(p, seen, f"{source} [{shown(p.key)}]", problems)
         seen[p.key] = p
     fixed_flat = dict(_flatten(fixed))
+    for key, value in list(fixed_flat.items()):
+        if not _plain_value(value):
+            problems.append(
+                f"{source} [{FIXED}]: {shown(key)} = {shown(value)} is not a value a "
+                "configuration takes (a number, a string, true or false, or a list of them)"
+            )
+            del fixed_flat[key]
     for key in fixed_flat:
         if key in seen:
             problems.append(
@@ -290,10 +297,12 @@ def _tables(
     for name, value in data.items():
         key = f"{prefix}{name}"
         if not isinstance(value, Mapping):
+            example = cfgmod.toml_value(value) if _plain_value(value) else "..."
             problems.append(
-                f"{source}: {key} = {value!r} is not a distribution; write it as a table, e.g. "
-                f'["{key}"] with type = "categorical" and choices = [{cfgmod.toml_value(value)}],'
-                f" or put fixed settings under [{FIXED}]"
+                f"{source}: {shown(key)} = {shown(value)} is not a distribution; write it as a "
+                f'table, e.g. ["{key if len(key) <= 80 else "KEY"}"] with type = "categorical" '
+                f"and choices = [{example if len(example) <= 80 else '...'}], or put fixed "
+                f"settings under [{FIXED}]"
             )
         elif "type" in value or not value:
             out.append((key, value))
@@ -318,7 +327,7 @@ def _param(key: str, spec: Mapping[str, Any], where: str, problems: list[str]) -
         close = difflib.get_close_matches(str(kind), TYPES, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         problems.append(
-            f"{where}: type must be one of {', '.join(map(repr, TYPES))}; got {kind!r}{hint}"
+            f"{where}: type must be one of {', '.join(map(repr, TYPES))}; got {shown(kind)}{hint}"
         )
         return None
     before = len(problems)
@@ -327,14 +336,21 @@ def _param(key: str, spec: Mapping[str, Any], where: str, problems: list[str]) -
             close = difflib.get_close_matches(name, FIELDS[kind], n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(
-                f"{where}: unknown field {name!r} for type = {kind!r}{hint} "
+                f"{where}: unknown field {shown(name)} for type = {kind!r}{hint} "
                 f"Allowed: {', '.join(FIELDS[kind])}"
             )
     when = _when(spec.get("when", {}), where, problems)
     if kind == "categorical":
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
-            problems.append(f"{where}: choices must be a non-empty list; got {choices!r}")
+            problems.append(f"{where}: choices must be a non-empty list; got {shown(choices)}")
+            return None
+        odd = next((c for c in choices if not _plain_value(c)), None)
+        if odd is not None:
+            problems.append(
+                f"{where}: each choice must be a number, a string, true or false, or a list of "
+                f"them; got {shown(odd)}"
+            )
             return None
         labels = [cfgmod.toml_value(c) for c in choices]
         twice = sorted({lab for lab in labels if labels.count(lab) > 1})
@@ -363,11 +379,13 @@ def _numeric(
     log: Any = spec.get("log")
     for name, value in (("low", low), ("high", high)):
         if not number(value):
-            problems.append(f"{where}: {name} must be {word}; got {value!r}")
+            problems.append(f"{where}: {name} must be {word}; got {shown(value)}")
     if step is not None and not (number(step) and step > 0):
-        problems.append(f"{where}: step must be a positive {word[3:]}; got {step!r}")
+        problems.append(
+            f"{where}: step must be a positive {word.split(' ', 1)[1]}; got {shown(step)}"
+        )
     if log is not None and not isinstance(log, bool):
-        problems.append(f"{where}: log must be true or false; got {log!r}")
+        problems.append(f"{where}: log must be true or false; got {shown(log)}")
     if len(problems) > before:
         return None
     if low >= high:
@@ -378,6 +396,14 @@ def _numeric(
         )
     if log and step is not None and not (kind == "int" and step == 1):
         problems.append(f"{where}: log = true and step cannot go together; drop one")
+    if not math.isfinite(high - low) or (
+        step is not None and not math.isfinite((high - low) / step)
+    ):
+        problems.append(
+            f"{where}: the range low = {low!r} .. high = {high!r} (step {step!r}) is too wide to "
+            "count in floating point; narrow it"
+        )
+        return None
     if step is not None and low < high and not _divides(step, high - low):
         problems.append(
             f"{where}: step = {step!r} must divide high - low = {high - low!r} (the values are "
@@ -386,6 +412,14 @@ def _numeric(
     if len(problems) > before:
         return None
     return Param(key, kind, low, high, bool(log), step, when=when)
+
+
+def _plain_value(value: Any) -> bool:
+    """Whether ``value`` is one a configuration option can take: a number, a string, a bool,
+    or a list of them (not a table, a date or a time, which TOML has and configurations do not)."""
+    if isinstance(value, list):
+        return all(_plain_value(v) for v in value)
+    return isinstance(value, (bool, int, float, str))
 
 
 def _is_number(v: Any) -> bool:
@@ -405,7 +439,7 @@ def _when(raw: Any, where: str, problems: list[str]) -> dict[str, tuple[Any, ...
     if not isinstance(raw, Mapping):
         problems.append(
             f'{where}: when must be a table, e.g. when = {{ "train.optimizer" = "sgd" }}; '
-            f"got {raw!r}"
+            f"got {shown(raw)}"
         )
         return {}
     flat = dict(_flatten(raw))
@@ -417,14 +451,14 @@ def _check_when(p: Param, earlier: Mapping[str, Param], where: str, problems: li
         other = earlier.get(key)
         if other is None or other.type != "categorical":
             problems.append(
-                f"{where}: when names {key!r}, which must be a categorical parameter given "
+                f"{where}: when names {shown(key)}, which must be a categorical parameter given "
                 "earlier in the file"
             )
             continue
         missing = [v for v in values if v not in other.choices]
         if missing:
             problems.append(
-                f"{where}: when {key!r} = {missing[0]!r}, which is not one of its choices "
+                f"{where}: when {shown(key)} = {shown(missing[0])}, which is not one of its choices "
                 f"({', '.join(cfgmod.toml_value(c) for c in other.choices)})"
             )
 
@@ -463,7 +497,7 @@ def check_space(
         fixed_problems = [f"{where}: {p}" for p in found]
     problems += fixed_problems
     for p in space.params:
-        where = f"{space.source} [{p.key!r}]"
+        where = f"{space.source} [{shown(p.key)}]"
         try:
             option = cfgmod.find_option(config_cls, p.key)
         except ConfigError as exc:

@@ -311,15 +311,18 @@ def test_a_threshold_outside_zero_one_is_an_error(run, threshold) -> None:
     with pytest.raises(ConfigError) as info:
         clf.predict("bread", threshold=threshold)
     assert str(info.value) == (
-        f"threshold must be a probability between 0 and 1; got {threshold} (labels whose "
-        "probability is at least the threshold are returned)"
+        "The 'threshold' parameter of Classifier.predict must be a number from 0 to 1 or None; "
+        f"got {threshold} (float)."
     )
 
 
 def test_k_must_be_positive_or_minus_one(run) -> None:
     with pytest.raises(
         ConfigError,
-        match=re.escape("k must be an integer of at least 1; got 0 (or -1 for every label)"),
+        match=re.escape(
+            "The 'k' parameter of Classifier.predict must be an int >= 1 (or -1 for every "
+            "label); got 0 (int)."
+        ),
     ):
         ffnlp.load(run).predict("bread", k=0)
 

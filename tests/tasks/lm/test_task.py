@@ -206,7 +206,9 @@ def test_errors_name_the_fix(runs: dict[str, Path], tmp_path: Path) -> None:
         load(tmp_path)
     with pytest.raises(ConfigError, match="pass --dev FILE to fit it"):
         load(runs["nn"], interpolate_with=runs["kn"])
-    with pytest.raises(ConfigError, match="top_k must be >= 0"):
+    with pytest.raises(
+        ConfigError, match="The 'top_k' parameter of LanguageModel.generate must be an int >= 0"
+    ):
         load(runs["nn"]).generate("the", top_k=-1)
 
 

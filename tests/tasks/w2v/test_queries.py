@@ -101,9 +101,17 @@ def test_a_known_analogy_is_answered() -> None:
 
 
 def test_bad_queries_say_what_to_do(wv: WordVectors) -> None:
-    with pytest.raises(ConfigError, match=r"k must be an integer; got \['w2'\] \(pass the words"):
+    with pytest.raises(
+        ConfigError,
+        match=r"The 'k' parameter of WordVectors.most_similar must be an int >= 1 \(pass the "
+        r"words to subtract as negative=\[\.\.\.\]\); got \['w2'\] \(list\)\.",
+    ):
         wv.most_similar(["w1"], ["w2"])  # type: ignore[arg-type]  # gensim's positional order
-    with pytest.raises(ConfigError, match="method must be one of 3cosadd, 3cosmul; got 'cos'"):
+    with pytest.raises(
+        ConfigError,
+        match="The 'method' parameter of WordVectors.most_similar must be one of '3cosadd', "
+        "'3cosmul'; got 'cos' \\(str\\)",
+    ):
         wv.most_similar("w1", method="cos")
     with pytest.raises(ConfigError, match="needs at least one positive word"):
         wv.most_similar([], negative=["w1"])

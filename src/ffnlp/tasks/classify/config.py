@@ -112,8 +112,8 @@ class FeaturesConfig:
     )
     maxn: int = option(
         0,
-        "kind = ids: longest character n-gram of a word (fastText's -maxn); 0 = no subwords, "
-        "as fastText's supervised default. With maxn > 0 every word adds its hashed character "
+        "kind = ids: longest character n-gram of a word (fastText's -maxn; at most 32, of "
+        "words of up to 4096 characters); 0 = no subwords, as fastText's supervised default. With maxn > 0 every word adds its hashed character "
         "n-grams to the text's bag, and words outside the vocabulary are read from theirs",
     )
     lexicon: LexiconConfig = section(LexiconConfig)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from ffnlp.errors import DataError, ModelFileError
+from ffnlp.errors import DataError, ModelFileError, shown
 from ffnlp.tasks.classify.config import ClassifyConfig, FeaturesConfig
 from ffnlp.tasks.continued import RowMap
 from ffnlp.text.readers import LabeledData, read_labeled
@@ -84,10 +84,12 @@ def check_known_labels(split: LabeledData, labels: LabelVocab, known_from: str) 
         if label not in labels:
             unknown = sorted(set(split.labels) - set(labels.labels))
             others = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
-            shown = ", ".join(map(repr, labels.labels[:10])) + (" ..." if len(labels) > 10 else "")
+            listed = ", ".join(shown(x, 40) for x in labels.labels[:10]) + (
+                " ..." if len(labels) > 10 else ""
+            )
             raise DataError(
-                f"{split.where(i)}: the label {label!r}{others} is not in {known_from}, whose "
-                f"labels are {shown}; the model could never predict it: fix the label, or "
+                f"{split.where(i)}: the label {shown(label)}{others} is not in {known_from}, whose "
+                f"labels are {listed}; the model could never predict it: fix the label, or "
                 "train on data that has it"
             )
 

@@ -31,6 +31,7 @@ from ffnlp.models.heads import ClassifierInputs
 from ffnlp.models.io import expect_task, load_model, read_arch, read_json, run_path, save_model
 from ffnlp.models.protocols import as_classifier, head_of
 from ffnlp.outputs import check_output_dir
+from ffnlp.params import check_int, check_number, check_path
 from ffnlp.tasks.classify.config import ClassifyConfig, resolve_config
 from ffnlp.tasks.classify.data import (
     Featurizer,
@@ -130,14 +131,23 @@ class Classifier:
         per-label thresholds tuned on dev, so a text may get no label at all. A single string
         gives one list; a list of strings gives a list of lists.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or (k < 1 and k != -1):
-            raise ConfigError(
-                f"k must be an integer of at least 1; got {k!r} (or -1 for every label)"
+        k = check_int(
+            k,
+            "k",
+            "Classifier.predict",
+            ge=1,
+            also=(-1,),
+            must="an int >= 1 (or -1 for every label)",
+        )
+        if threshold is not None:
+            threshold = check_number(
+                threshold,
+                "threshold",
+                "Classifier.predict",
+                ge=0,
+                le=1,
+                must="a number from 0 to 1 or None",
             )
-        if threshold is not None and (
-            isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-        ):
-            raise ConfigError(f"threshold must be a number between 0 and 1; got {threshold!r}")
         cut = self.decision_thresholds(threshold)
         batch = as_texts(texts)
         probs = self.predict_proba(batch)
@@ -160,6 +170,7 @@ class Classifier:
         """``(text, prediction)`` for every text of a stream (a file, standard input, a generator),
         read and predicted ``batch_size`` texts at a time: the memory used is that of one batch,
         whatever the stream's length, and the first answers come before the stream ends."""
+        batch_size = check_int(batch_size, "batch_size", "Classifier.predict_stream", ge=1)
         for batch in batched(_stream(texts), batch_size):
             yield from zip(batch, self.predict(batch, k=k, threshold=threshold), strict=True)
 
@@ -179,6 +190,7 @@ class Classifier:
         self, texts: Iterable[str], layer: str = "auto", batch_size: int = 1000
     ) -> Iterator[tuple[str, np.ndarray]]:
         """``(text, vector)`` for every text of a stream, ``batch_size`` texts at a time."""
+        batch_size = check_int(batch_size, "batch_size", "Classifier.vectors_stream", ge=1)
         layer = resolve_layer(self.model, layer)
         for batch in batched(_stream(texts), batch_size):
             yield from zip(batch, self.vectors(batch, layer), strict=True)
@@ -204,6 +216,7 @@ class Classifier:
         self, words: Iterable[str], batch_size: int = 1000
     ) -> Iterator[tuple[str, np.ndarray]]:
         """``(word, vector)`` for every word of a stream, ``batch_size`` words at a time."""
+        batch_size = check_int(batch_size, "batch_size", "Classifier.word_vectors_stream", ge=1)
         self._embedding_table()  # a model without one says so before the stream is read
         for batch in batched(_stream(words), batch_size):
             yield from zip(batch, self.word_vectors(batch), strict=True)
@@ -232,6 +245,7 @@ class Classifier:
         """Metrics on a labelled file: accuracy, macro_f1, per-class P/R/F1, confusion, loss;
         multi-label: P@1/R@1/P@5/R@5 (as ``fasttext test``), micro/macro F1 at the run's
         thresholds, per-label P/R/F1, loss."""
+        check_path(path, "path", "Classifier.test")
         data = read_split(path, self.config, **read_options)
         return self.evaluate(data)
 

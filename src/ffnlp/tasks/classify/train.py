@@ -59,7 +59,15 @@ from ffnlp.tasks.continued import (
     transfer,
     write_lineage,
 )
-from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
+from ffnlp.tasks.run import (
+    Summary,
+    check_callbacks,
+    finish_run,
+    fit,
+    run_recipe,
+    start_run,
+    training_summary,
+)
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
@@ -105,6 +113,7 @@ def train_classifier(
     [('1', 0.93)]
     """
     base, config = start_from(init_from, "classify", resume, config)
+    callbacks = check_callbacks(callbacks, "train_classifier")
     run_dir, cfg = start_run(
         "classify",
         resolve_config,

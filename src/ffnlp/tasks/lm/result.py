@@ -26,6 +26,7 @@ from ffnlp.models.io import (
 )
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
+from ffnlp.params import check_bool, check_int, check_number, check_path, check_str
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import (
     fit_mixture_weight,
@@ -37,6 +38,8 @@ from ffnlp.tasks.runfolder import read_config, read_summary
 from ffnlp.text.corpus import EOS, Corpus, LMBatches, encode_corpus, mask_before_sentence_start
 from ffnlp.text.vocab import Vocab
 from ffnlp.training.config import MAX_SEED
+
+MAX_GENERATED_TOKENS = 100_000  # the most tokens one generate() call samples (one at a time)
 
 
 class LanguageModel:
@@ -72,9 +75,7 @@ class LanguageModel:
     def set_weight(self, weight: float) -> None:
         """λ, the feed-forward model's weight in the mixture with the partner (this model's
         when both or neither are feed-forward), in [0, 1]."""
-        if not 0 <= weight <= 1:
-            raise ConfigError(f"the mixture weight must lie between 0 and 1; got {weight}")
-        self.weight = float(weight)
+        self.weight = check_number(weight, "weight", "LanguageModel.set_weight", ge=0, le=1)
 
     @property
     def weighted_model(self) -> LanguageModel:
@@ -142,9 +143,11 @@ class LanguageModel:
 
     def perplexity(self, path: str | Path) -> float:
         """Perplexity of a text file (one sentence a line), ``</s>`` counted."""
+        check_path(path, "path", "LanguageModel.perplexity")
         return perplexity_of(self.log_probs(self.encode(path)))
 
     def evaluate(self, path: str | Path) -> dict[str, Any]:
+        check_path(path, "path", "LanguageModel.evaluate")
         corpus = self.encode(path)
         lp = self.log_probs(corpus)
         out: dict[str, Any] = {
@@ -192,19 +195,24 @@ class LanguageModel:
         seed: int = 0,
         stop_at_eos: bool = True,
     ) -> Generation:
-        """Sample a continuation of ``prompt``; unknown prompt words become ``<unk>`` (noted)."""
-        if max_tokens < 1:
-            raise ConfigError(f"max_tokens must be at least 1; got {max_tokens}")
-        if temperature < 0:
-            raise ConfigError(
-                f"temperature must be >= 0 (0 = always the likeliest word); got {temperature}"
-            )
-        if top_k < 0:
-            raise ConfigError(f"top_k must be >= 0 (0 = no limit); got {top_k}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-            raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}; got {seed!r}")
-        if not isinstance(prompt, str):
-            raise ConfigError(f"the prompt must be a string; got {prompt!r}")
+        """Sample a continuation of ``prompt``; unknown prompt words become ``<unk>`` (noted).
+
+        ``temperature`` is a finite number > 0 (lower: likelier words), or 0 for always the
+        likeliest word; ``top_k`` > 0 samples among the k likeliest only; at most
+        :data:`MAX_GENERATED_TOKENS` tokens."""
+        owner = "LanguageModel.generate"
+        prompt = check_str(prompt, "prompt", owner)
+        max_tokens = check_int(max_tokens, "max_tokens", owner, ge=1, le=MAX_GENERATED_TOKENS)
+        temperature = check_number(
+            temperature,
+            "temperature",
+            owner,
+            ge=0,
+            must="a finite number > 0 (or 0 for always the likeliest word)",
+        )
+        top_k = check_int(top_k, "top_k", owner, ge=0, must="an int >= 0 (0 = no limit)")
+        seed = check_int(seed, "seed", owner, ge=0, le=MAX_SEED)
+        stop_at_eos = check_bool(stop_at_eos, "stop_at_eos", owner)
         words = prompt.lower().split() if self.config.data.lowercase else prompt.split()
         unknown = [w for w in words if w not in self.vocab]
         history = [self.eos_id] + self.vocab.encode(words)
@@ -268,6 +276,11 @@ def load(
     >>> lm = load("runs/ptb_lm", interpolate_with="runs/ptb_kn5", tune_on="ptb.valid.txt")  # doctest: +SKIP
     >>> load("kenlm.arpa").perplexity("ptb.test.txt")  # doctest: +SKIP
     """
+    check_path(interpolate_with, "interpolate_with", "load", optional=True)
+    check_path(tune_on, "tune_on", "load", optional=True)
+    if weight is not None:
+        weight = check_number(weight, "weight", "load", ge=0, le=1)
+    standalone = check_bool(standalone, "standalone", "load")
     run_dir = run_path(run_dir)
     if run_dir.is_file():  # an ARPA file; mixed, it takes its partner's word ids
         if interpolate_with is None:

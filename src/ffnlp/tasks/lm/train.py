@@ -43,7 +43,15 @@ from ffnlp.tasks.continued import (
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import fit_mixture_weight, make_evaluator, mix_log_probs, perplexity_of
 from ffnlp.tasks.lm.result import LanguageModel, load
-from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
+from ffnlp.tasks.run import (
+    Summary,
+    check_callbacks,
+    finish_run,
+    fit,
+    run_recipe,
+    start_run,
+    training_summary,
+)
 from ffnlp.text.corpus import EOS, Corpus, LMBatches, build_vocab, encode_corpus
 from ffnlp.text.vocab import Vocab
 from ffnlp.training import Callback
@@ -82,6 +90,7 @@ def train_lm(
     ...               out="runs/ptb_lm", seed=1)                               # doctest: +SKIP
     >>> lm.perplexity("ptb.test.txt")                                          # doctest: +SKIP
     """
+    callbacks = check_callbacks(callbacks, "train_lm")
     if interpolate_with is not None:
         settings["interpolate_with"] = str(interpolate_with)
     base, config = start_from(init_from, "lm", resume, config, ("interpolate_with",))

@@ -16,6 +16,7 @@ from typing import Any
 from ffnlp import config as cfgmod
 from ffnlp.config import option, section
 from ffnlp.features.subwords import check_subword_settings
+from ffnlp.runtime import thread_problem
 from ffnlp.training import TrainConfig
 
 
@@ -65,12 +66,15 @@ class Word2VecModelConfig:
     workers: int = option(
         0,
         "threads that share each batch's pairs, as gensim's workers (0 = every available core "
-        "but the one the batch-preparing thread takes when corpus.prefetch is on)",
+        "but the one the batch-preparing thread takes when corpus.prefetch is on; at most 4 per "
+        "available core)",
         ge=0,
     )
     minn: int = option(3, "fasttext: shortest character n-gram (fastText's -minn)")
     maxn: int = option(
-        6, "fasttext: longest character n-gram (fastText's -maxn; 0 = no n-grams, words only)"
+        6,
+        "fasttext: longest character n-gram (fastText's -maxn, at most 32, of words of up to "
+        "4096 characters; 0 = no n-grams, words only)",
     )
     buckets: int = option(
         2_000_000,
@@ -79,9 +83,11 @@ class Word2VecModelConfig:
     )
 
     def check(self) -> list[str]:
+        workers = thread_problem("model.workers", self.workers)
+        problems = [workers] if workers else []
         if self.type != "fasttext":
-            return []
-        return check_subword_settings(self.minn, self.maxn, self.buckets, where="model")
+            return problems
+        return problems + check_subword_settings(self.minn, self.maxn, self.buckets, where="model")
 
 
 @dataclass(frozen=True)

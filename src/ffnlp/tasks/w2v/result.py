@@ -24,6 +24,7 @@ from ffnlp.features.wordvec_eval import WordVectors
 from ffnlp.models.io import ARCH, expect_task, load_model, read_arch, run_path, save_model
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.models.subword_skipgram import SubwordSkipGram
+from ffnlp.params import check_int, check_path, check_str
 from ffnlp.tasks.runfolder import read_config, read_summary
 from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
 from ffnlp.tasks.w2v.evaluate import evaluate_vectors, model_vectors
@@ -54,7 +55,7 @@ class Word2VecRun:
     def vector(self, word: str) -> np.ndarray:
         """The vector (D,) of ``word``; a fastText model builds one for a word outside the
         vocabulary from its character n-grams (a DataError if it has none, or for word2vec)."""
-        return self.wv.vector(word)
+        return self.wv.vector(check_str(word, "word", "Word2VecRun.vector"))
 
     def most_similar(
         self,
@@ -68,6 +69,9 @@ class Word2VecRun:
         """The ``k`` nearest words to ``positive`` minus ``negative``, with their scores (see
         :meth:`WordVectors.most_similar`): ``run.most_similar("stock")``, or the analogy
         ``run.most_similar(["king", "woman"], negative=["man"], method="3cosmul")``."""
+        owner = "Word2VecRun.most_similar"
+        k = check_int(k, "k", owner, ge=1)
+        restrict = check_int(restrict, "restrict", owner, ge=0)
         return self.wv.most_similar(positive, k, restrict, negative=negative, method=method)
 
     def doesnt_match(self, words: Sequence[str]) -> str:
@@ -80,9 +84,11 @@ class Word2VecRun:
         analogies: str | Path | None = None,
         restrict: int = 30000,
     ) -> dict[str, Any]:
+        restrict = check_int(restrict, "restrict", "Word2VecRun.evaluate", ge=1)
         return evaluate_vectors(self.wv, similarity, analogies, restrict)
 
     def export(self, path: str | Path, format: str = "word2vec-text") -> None:
+        check_path(path, "path", "Word2VecRun.export")
         self.wv.save(path, format=format)
 
     def save(self, run_dir: str | Path) -> Path:

@@ -36,7 +36,15 @@ from ffnlp.tasks.continued import (
     transfer,
     write_lineage,
 )
-from ffnlp.tasks.run import Summary, finish_run, fit, run_recipe, start_run, training_summary
+from ffnlp.tasks.run import (
+    Summary,
+    check_callbacks,
+    finish_run,
+    fit,
+    run_recipe,
+    start_run,
+    training_summary,
+)
 from ffnlp.tasks.w2v.batches import PairBatches
 from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
 from ffnlp.tasks.w2v.corpus import EncodedCorpus
@@ -74,6 +82,7 @@ def train_word2vec(
     >>> run.most_similar("stock", k=3)                                                          # doctest: +SKIP
     """
     base, config = start_from(init_from, "w2v", resume, config)
+    callbacks = check_callbacks(callbacks, "train_word2vec")
     run_dir, cfg = start_run(
         "w2v",
         resolve_config,
