@@ -3,7 +3,8 @@
 Routes:
 
 - ``GET /``: a page to try the runs by hand (:mod:`ffnlp.serve.page`);
-- ``GET /health``: ``{"status": "ok", "runs": [...]}``;
+- ``GET /health``: ``{"status": "ok", "runs": [...], "batches": {run: forward passes so far}}``
+  (the batches of this worker process);
 - ``GET /v1/models``: every run: name, task, type, endpoints, labels (classify), config hash,
   sizes, whether its weights are memory-mapped;
 - ``POST /v1/<name>/<endpoint>``: see :mod:`ffnlp.serve.runs`.
@@ -93,7 +94,8 @@ def build_app(runs: list[ServedRun], limits: Limits) -> Starlette:
         )
 
     async def health(request: Request) -> Response:
-        return Answer({"status": "ok", "runs": list(by_name)})
+        batches = {r.name: r.batcher.batches for r in runs if r.batcher is not None}
+        return Answer({"status": "ok", "runs": list(by_name), "batches": batches})
 
     async def models(request: Request) -> Response:
         return Answer({"models": [run.describe() for run in runs]})
