@@ -202,7 +202,7 @@ def parse_json(raw: bytes) -> dict[str, Any]:
             422, f"the body is not UTF-8 text (byte {exc.start}); send a JSON object", "body"
         ) from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise ApiError(
             422,
@@ -218,6 +218,11 @@ def parse_json(raw: bytes) -> dict[str, Any]:
             422, f"the body must be a JSON object; got a JSON {type(data).__name__}", "body"
         )
     return data
+
+
+def _not_json(name: str) -> Any:
+    """NaN, Infinity, -Infinity: Python's json reads them; JSON has no such values."""
+    raise ApiError(422, f"the body is not JSON: {name} is not a JSON value", "body")
 
 
 def app_from_environment() -> Starlette:
