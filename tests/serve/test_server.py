@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,14 +79,18 @@ def _maps(pid: int, path: str) -> bool:
         return False
 
 
-def _serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ffnlp", "serve", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ},
-    )
+def _serve(*args: str) -> Any:
+    """`ffnlp serve ARGS` in this process (the errors come before anything listens)."""
+    import torch
+    from typer.testing import CliRunner
+
+    from ffnlp.cli.main import app
+
+    threads = torch.get_num_threads()  # serve sets --threads for the process
+    try:
+        return CliRunner().invoke(app, ["serve", *args])
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_two_runs_of_one_name_are_refused(served_runs: dict[str, Path], tmp_path: Path) -> None:
@@ -96,14 +98,14 @@ def test_two_runs_of_one_name_are_refused(served_runs: dict[str, Path], tmp_path
     other.parent.mkdir()
     other.symlink_to(served_runs["clf"], target_is_directory=True)
     done = _serve(str(served_runs["clf"]), str(other), "--port", str(free_port()))
-    assert done.returncode == 1
-    assert done.stderr.startswith("Error: two runs would be served as 'clf'"), done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.exit_code == 1
+    assert done.output.startswith("Error: two runs would be served as 'clf'"), done.output
+    assert "Traceback" not in done.output
 
 
 def test_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     done = _serve(str(tmp_path), "--port", str(free_port()))
-    assert done.returncode == 1 and "is not an ffnlp run directory" in done.stderr, done.stderr
+    assert done.exit_code == 1 and "is not an ffnlp run directory" in done.output, done.output
 
 
 def test_a_port_in_use(served_runs: dict[str, Path]) -> None:
@@ -113,7 +115,7 @@ def test_a_port_in_use(served_runs: dict[str, Path]) -> None:
         busy.bind((HOST, 0))
         busy.listen()
         done = _serve(str(served_runs["clf"]), "--port", str(busy.getsockname()[1]))
-    assert done.returncode == 1 and "(it is in use); choose another --port" in done.stderr
+    assert done.exit_code == 1 and "(it is in use); choose another --port" in done.output
 
 
 def test_the_extra_is_named_when_absent(monkeypatch: pytest.MonkeyPatch) -> None:

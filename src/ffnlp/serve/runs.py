@@ -140,7 +140,7 @@ class ServedRun:
             out["type"] = model.config.model.type
             out["vocab_size"] = len(model.vocab)
             out["dim"] = int(model.wv.dim)
-        config = self.path / "config.toml" if self.path.is_dir() else self.path
+        config = self.path / "config.toml"  # an ARPA file (no folder) has none: null
         out["config_hash"] = "sha256:" + _sha256(config) if config.is_file() else None
         weights = self.path / "model.safetensors"
         out["size_bytes"] = (

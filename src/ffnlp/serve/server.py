@@ -62,6 +62,7 @@ def serve(
     import uvicorn
 
     from ffnlp.serve.app import SPEC_VARIABLE, build_app, load_runs
+    from ffnlp.serve.runs import check_names
 
     limits = limits or Limits()
     if not runs:
@@ -70,6 +71,7 @@ def serve(
         raise ConfigError(f"--workers and --threads must be at least 1; got {workers}, {threads}")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be from 0 to 65535; got {port}")
+    check_names([Path(r) for r in runs])
     check_port(host, port)
     set_threads(threads)
     loaded = load_runs(runs, limits)  # every run checked before anything listens
