@@ -210,6 +210,21 @@ def test_encode_bags_words_then_hashed_ngrams() -> None:
     assert bags.labels is not None and bags.labels.tolist() == [1, 0, 1, 0]
 
 
+def test_encode_bags_reads_a_vocab_without_its_specials_once() -> None:
+    """A Vocab's word -> row map is built on the first call and kept (a call of a few texts
+    must not cost a pass over the whole vocabulary); specials never enter a bag."""
+    from ffnlp.text.vocab import Vocab
+
+    vocab = Vocab(["<pad>", "<unk>", "a", "b"])
+    first = encode_bags([["a", "<unk>", "b", "<pad>"]], vocab)
+    kept = vocab._bag_lookup[1]  # type: ignore[attr-defined]
+    assert first.ids.tolist() == [2, 3] and kept == {"a": 2, "b": 3}
+    again = encode_bags([["b", "x", "a"]], vocab)
+    assert again.ids.tolist() == [3, 2] and vocab._bag_lookup[1] is kept  # type: ignore[attr-defined]
+    other = Vocab(["<pad>", "<unk>", "b"])
+    assert encode_bags([["b", "a"]], other).ids.tolist() == [2]
+
+
 def test_encode_bags_with_subwords_follows_fasttexts_line() -> None:
     vocab = {"a": 0, "b": 1, "cat": 2}
     texts = [["cat", "zz", "a"], [], ["zz"]]

@@ -137,12 +137,14 @@ from ffnlp.cli import explain as _explain  # noqa: E402
 from ffnlp.cli import explain_collapse as _explain_collapse  # noqa: E402
 from ffnlp.cli import repeat as _repeat  # noqa: E402
 from ffnlp.cli import report as _report  # noqa: E402
+from ffnlp.cli import serve as _serve  # noqa: E402
 from ffnlp.cli import tune as _tune  # noqa: E402
 
 app.command("demo")(_demo.demo)
 app.command("repeat")(_repeat.repeat)
 app.command("compare")(_compare.compare)
 app.command("report")(_report.report)
+app.command("serve")(_serve.serve)
 app.command("tune")(_tune.tune)
 _explain.app.command("collapse")(_explain_collapse.collapse)  # its own module, under `explain`
 

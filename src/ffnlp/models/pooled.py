@@ -17,9 +17,10 @@ biases alone (the class prior learned in training).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -264,6 +265,25 @@ class Bags:
         return int(self.offsets.numel())
 
 
+def _bag_lookup(word_ids: Any) -> dict[str, int]:
+    """Word -> row for :func:`encode_bags`: ``word_ids`` itself when a dict; for a Vocab its
+    words without the specials (<pad>/<unk> never enter a bag), built once per Vocab and kept
+    on it (a Vocab does not change): predicting a few texts must not cost a pass over the
+    whole vocabulary."""
+    if isinstance(word_ids, dict):
+        return word_ids
+    key = (len(word_ids.itos), tuple(getattr(word_ids, "specials", ())))
+    cached = getattr(word_ids, "_bag_lookup", None)
+    if cached is not None and cached[0] == key:
+        return cast(dict[str, int], cached[1])
+    lookup = {w: i for i, w in enumerate(word_ids.itos)}
+    for special in key[1]:
+        lookup.pop(special, None)
+    with contextlib.suppress(AttributeError):  # an object that takes no attributes: no cache
+        word_ids._bag_lookup = (key, lookup)
+    return lookup
+
+
 def encode_bags(
     token_lists: Sequence[Sequence[str]],
     word_ids: Any,
@@ -290,9 +310,7 @@ def encode_bags(
         problems = check_subword_settings(minn, maxn, buckets, where="features")
         if problems:
             raise ConfigError("; ".join(problems))
-    lookup = word_ids if isinstance(word_ids, dict) else {w: i for i, w in enumerate(word_ids.itos)}
-    for special in getattr(word_ids, "specials", ()):  # <pad>/<unk> never enter a bag
-        lookup.pop(special, None)
+    lookup = _bag_lookup(word_ids)
     if maxn > 0:
         word_flat, word_len = _token_rows(token_lists, lookup, len(word_ids), minn, maxn, buckets)
     else:

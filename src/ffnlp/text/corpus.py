@@ -203,8 +203,11 @@ def _count_ids(path: Path, config: CorpusConfig) -> int:
 def windows(ids: torch.Tensor, context_size: int) -> torch.Tensor:
     """Every run of ``context_size + 1`` consecutive ids, as a view: (N - C, C + 1).
 
-    Row ``k`` is ``ids[k : k + C + 1]``: a context of C words and the word that follows it.
+    Row ``k`` is ``ids[k : k + C + 1]``: a context of C words and the word that follows it. A
+    stream shorter than C + 1 ids (one short sentence) has no such run: (0, C + 1).
     """
+    if len(ids) < context_size + 1:
+        return ids.new_empty((0, context_size + 1))
     return ids.unfold(0, context_size + 1, 1)  # (N - C, C + 1), shares ids' storage
 
 

@@ -35,7 +35,14 @@ from ffnlp.tasks.lm.evaluate import (
     token_log_probs_nn,
 )
 from ffnlp.tasks.runfolder import read_config, read_summary
-from ffnlp.text.corpus import EOS, Corpus, LMBatches, encode_corpus, mask_before_sentence_start
+from ffnlp.text.corpus import (
+    EOS,
+    Corpus,
+    LMBatches,
+    encode_corpus,
+    mask_before_sentence_start,
+    tokenizer_for,
+)
 from ffnlp.text.vocab import Vocab
 from ffnlp.training.config import MAX_SEED
 
@@ -137,6 +144,36 @@ class LanguageModel:
         if self.partner is None:
             return own
         return mix_log_probs(own, self.partner.own_log_probs(corpus), self.own_share())
+
+    def score(self, texts: str | Sequence[str]) -> list[dict[str, Any]]:
+        """Each text scored as one sentence on its own: ``log_prob`` (natural log of
+        p(words, ``</s>``) after a sentence start), ``perplexity`` (``</s>`` counted), ``tokens``
+        (words + 1) and ``unknown`` (its words outside the vocabulary, read as ``<unk>``).
+
+        Texts are tokenised as the training corpus was (whitespace; lowercased when
+        data.lowercase is on). No text's context reaches into another's: each is read from a
+        sentence start, as the first sentence of a corpus is."""
+        if isinstance(texts, str):
+            texts = [texts]
+        tokenize = tokenizer_for(self.config.data)
+        out = []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ConfigError(f"texts[{i}] must be a string; got {type(text).__name__}")
+            words = tokenize(text)
+            ids = [self.eos_id, *self.vocab.encode(words), self.eos_id]
+            corpus = Corpus(torch.tensor(ids, dtype=torch.int32), Path("<text>"), 1, len(words), 0)
+            lp = self.log_probs(corpus)
+            total = float(np.sum(lp))
+            out.append(
+                {
+                    "log_prob": total,
+                    "perplexity": perplexity_of(lp),
+                    "tokens": len(lp),
+                    "unknown": [w for w in words if w not in self.vocab],
+                }
+            )
+        return out
 
     def encode(self, path: str | Path) -> Corpus:
         return encode_corpus(path, self.vocab, self.config.data)

@@ -1,0 +1,236 @@
+"""The ASGI application of ``ffnlp serve`` (Starlette): routes, reading a request, errors.
+
+Routes:
+
+- ``GET /``: a page to try the runs by hand (:mod:`ffnlp.serve.page`);
+- ``GET /health``: ``{"status": "ok", "runs": [...], "batches": {run: forward passes so far}}``
+  (the batches of this worker process);
+- ``GET /v1/models``: every run: name, task, type, endpoints, labels (classify), config hash,
+  sizes, whether its weights are memory-mapped;
+- ``POST /v1/<name>/<endpoint>``: see :mod:`ffnlp.serve.runs`.
+
+Reading a request: a body declared or found larger than ``max_body_bytes`` is refused (413)
+without being kept in memory; up to :data:`DRAIN_BYTES` of it is read and dropped first, so that
+a client that sends its whole body before reading the answer gets the 413 rather than a reset
+connection. The body must be UTF-8 JSON holding an object (else 422, ``"field": "body"``); each
+endpoint checks its fields (422 naming the field; 413 naming the limit). Any other failure is a
+500 whose body says only that the server's log has the details: no traceback reaches a client.
+A client that goes away mid-request costs nothing more: its request is dropped (and its texts,
+if already queued, are predicted with the rest of their batch, the answer discarded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from ffnlp.serve.limits import ApiError, Limits, too_large
+from ffnlp.serve.page import render_page
+from ffnlp.serve.runs import ServedRun, check_names
+
+log = logging.getLogger("ffnlp.serve")
+
+DRAIN_BYTES = 64 << 20  # an oversized body is read and dropped up to this much before the 413
+SPEC_VARIABLE = "FFNLP_SERVE_SPEC"  # the runs and limits, for worker processes (JSON)
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'"
+)
+
+
+def load_runs(paths: Sequence[str | Path], limits: Limits) -> list[ServedRun]:
+    """Every run of ``paths`` loaded under its folder's name (two of one name refused)."""
+    folders = [Path(p) for p in paths]
+    names = check_names(folders)
+    return [ServedRun(name, path, limits) for name, path in zip(names, folders, strict=True)]
+
+
+class Answer(JSONResponse):
+    """JSON without NaN or infinity (not JSON): a non-finite number is written as null."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            text = json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def build_app(runs: list[ServedRun], limits: Limits) -> Starlette:
+    """The application serving ``runs`` (already loaded) under ``limits``."""
+    by_name = {run.name: run for run in runs}
+    page = render_page([run.describe() for run in runs])
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(
+            page,
+            headers={
+                "Content-Security-Policy": PAGE_POLICY,
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "no-store",
+            },
+        )
+
+    async def health(request: Request) -> Response:
+        batches = {r.name: r.batcher.batches for r in runs if r.batcher is not None}
+        return Answer({"status": "ok", "runs": list(by_name), "batches": batches})
+
+    async def models(request: Request) -> Response:
+        return Answer({"models": [run.describe() for run in runs]})
+
+    async def call(request: Request) -> Response:
+        name = request.path_params["run"]
+        endpoint = request.path_params["endpoint"]
+        try:
+            run = by_name.get(name)
+            if run is None:
+                raise ApiError(
+                    404,
+                    f"no run named {name!r} is served here (served: {', '.join(by_name)}); "
+                    "GET /v1/models lists them",
+                    "run",
+                )
+            body = parse_json(await read_body(request, limits.max_body_bytes))
+            return Answer(await run.handle(endpoint, body))
+        except ApiError as exc:
+            return Answer(exc.body(), status_code=exc.status)
+        except ClientDisconnect:
+            log.info("a client went away before its request to %s/%s was read", name, endpoint)
+            return Response(status_code=400)  # nobody reads it
+        except Exception:
+            log.exception("request to /v1/%s/%s failed", name, endpoint)
+            return Answer(
+                {"error": "internal error in the server; its log has the details", "status": 500},
+                status_code=500,
+            )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            message = (
+                f"no such path: {request.url.path} (GET /, /health, /v1/models; "
+                "POST /v1/<run>/<endpoint>)"
+            )
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return Answer({"error": message, "status": exc.status_code}, status_code=exc.status_code)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return Answer(
+            {"error": "internal error in the server; its log has the details", "status": 500},
+            status_code=500,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        for run in runs:  # after the last request in flight has been answered
+            await run.close()
+
+    return Starlette(
+        routes=[
+            Route("/", index, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/{run}/{endpoint}", call, methods=["POST"]),
+        ],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, refused (413) past ``limit`` bytes without keeping it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        await _drain(request, 0)
+        raise too_large(
+            f"the body is {int(declared)} bytes; at most {limit}", "max_body_bytes", "body"
+        )
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            await _drain(request, size)
+            raise too_large(f"the body is over {limit} bytes", "max_body_bytes", "body")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def _drain(request: Request, seen: int) -> None:
+    """Read and drop the rest of the body, up to DRAIN_BYTES in all."""
+    if seen >= DRAIN_BYTES:
+        return
+    with contextlib.suppress(ClientDisconnect):
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen >= DRAIN_BYTES:
+                return
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object; anything else is a 422 naming the body."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            422, f"the body is not UTF-8 text (byte {exc.start}); send a JSON object", "body"
+        ) from None
+    try:
+        data = json.loads(text, parse_constant=_not_json)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            422,
+            f"the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            "body",
+        ) from None
+    except (ValueError, RecursionError):  # a 5000-digit number, nesting too deep
+        raise ApiError(
+            422, "the body is not JSON this server reads (too deep or too long a number)", "body"
+        ) from None
+    if not isinstance(data, dict):
+        raise ApiError(
+            422, f"the body must be a JSON object; got a JSON {type(data).__name__}", "body"
+        )
+    return data
+
+
+def _not_json(name: str) -> Any:
+    """NaN, Infinity, -Infinity: Python's json reads them; JSON has no such values."""
+    raise ApiError(422, f"the body is not JSON: {name} is not a JSON value", "body")
+
+
+def app_from_environment() -> Starlette:
+    """The application a worker process builds (uvicorn's factory): runs, limits and threads
+    from the ``FFNLP_SERVE_SPEC`` variable that :func:`ffnlp.serve.server.serve` sets."""
+    spec = json.loads(os.environ[SPEC_VARIABLE])
+    from ffnlp.serve.server import set_threads
+
+    set_threads(int(spec["threads"]))
+    limits = Limits(**spec["limits"])
+    return build_app(load_runs(spec["runs"], limits), limits)
