@@ -84,7 +84,9 @@ def test_repeat_report_tables_each_seed_and_the_mean_sd_ci(repeated: dict[str, A
         f"{d['mean']:.4f}", f"{d['sd']:.4f}", f"[{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]", "2",
     ]  # fmt: skip
     seed_1 = _row(page, "seed 1")
-    assert f"{values[1]:.4f}" in seed_1 and seed_1[-1] == "<a href='./seed_1/report.html'>report</a>"
+    assert (
+        f"{values[1]:.4f}" in seed_1 and seed_1[-1] == "<a href='./seed_1/report.html'>report</a>"
+    )
     assert {p.parent.name for p in linked_files(folder / "report.html")} == {"seed_0", "seed_1"}
     assert all(p.is_file() for p in linked_files(folder / "report.html"))
     assert f"--config {folder / 'seed_0' / 'config.toml'}" in page

@@ -400,8 +400,7 @@ def _parse(p: Path) -> list[list[_Entry]]:
             bow = float(fields[n + 1]) if len(fields) == n + 2 else None
         except ValueError:
             raise DataError(f"{p}:{number}: a probability or weight is not a number") from None
-        if prob > 0:
-            raise DataError(f"{p}:{number}: the log10 probability {prob} is positive")
+        _check_entry(p, number, n, fields, prob, bow)
         current.append((tuple(fields[1 : n + 1]), prob, bow))
     else:
         raise DataError(f"{p}: no \\end\\ line; the file is cut short")
@@ -419,6 +418,26 @@ def _parse(p: Path) -> list[list[_Entry]]:
             f"{len(sections)} sections"
         )
     return sections
+
+
+def _check_entry(
+    p: Path, number: int, n: int, fields: list[str], prob: float, bow: float | None
+) -> None:
+    """An entry's numbers: a log10 probability finite and at most 0 (a zero probability is
+    written -99, as SRILM and KenLM do; only ``<s>``'s own, which is never used, may be -inf)
+    and a finite back-off weight. NaN or an infinity would make every perplexity NaN, infinite
+    or 0."""
+    start = n == 1 and fields[1] == BOS
+    if math.isnan(prob) or prob > 0 or (math.isinf(prob) and not start):
+        raise DataError(
+            f"{p}:{number}: the log10 probability {fields[0]!r} of {' '.join(fields[1 : n + 1])!r}"
+            " must be a finite number at most 0 (write -99 for a zero probability)"
+        )
+    if bow is not None and not math.isfinite(bow):
+        raise DataError(
+            f"{p}:{number}: the log10 back-off weight {fields[n + 1]!r} of "
+            f"{' '.join(fields[1 : n + 1])!r} must be a finite number"
+        )
 
 
 def _check_same_words(p: Path, vocab: Vocab, words: set[str]) -> None:
