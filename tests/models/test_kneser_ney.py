@@ -167,7 +167,11 @@ def _set(a: np.ndarray, i: int, v: float) -> np.ndarray:
         ("unigram", lambda a: _set(a, 2, -0.01), r"'unigram' holds -0.01 at index 2"),
         ("unigram", lambda a: a * 2, r"'unigram' sums to 2, not 1"),
         ("unigram", lambda a: a.astype(np.float32), "'unigram' is float32, not float64"),
-        ("unigram", lambda a: a[:-1], "'unigram' holds 9 values; the model needs 10"),
+        (
+            "unigram",
+            lambda a: a[:-1],
+            "'unigram' holds 9 values where model.json and the tables make 10",
+        ),
         ("unigram", lambda a: a.reshape(2, 5), "'unigram' has 2 dimensions, not 1"),
         (
             "order2.numerator",
@@ -190,11 +194,15 @@ def _set(a: np.ndarray, i: int, v: float) -> np.ndarray:
             "'order2.denominator' holds -1.0 at index 3",
         ),
         ("order3.gamma", _nan_at_0, "'order3.gamma' holds nan at index 0"),
-        ("order3.gamma", lambda a: a[:-1], "'order3.gamma' holds .* values; the model needs"),
+        (
+            "order3.gamma",
+            lambda a: a[:-1],
+            "'order3.gamma' holds .* values where model.json and the tables make",
+        ),
         (
             "order2.numerator",
             lambda a: a[:-1],
-            "'order2.numerator' holds .* values; the model needs",
+            "'order2.numerator' holds .* values where model.json and the tables make",
         ),
         (
             "order2.keys",

@@ -307,6 +307,6 @@ def load_ngram(run_dir: str | Path) -> tuple[KneserNey, dict[str, Any]]:
     try:
         model = KneserNey.from_state(arrays, arch["args"])
     except ModelFileError as exc:
-        where = weights if "table" in str(exc) else run_dir / ARCH
+        where = weights if "Kneser-Ney table" in str(exc) else run_dir / ARCH
         raise ModelFileError(f"{where}: {exc}") from None
     return model, arch

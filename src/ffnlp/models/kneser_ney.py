@@ -328,7 +328,9 @@ def _check_array(name: str, values: np.ndarray, dtype: type, length: int | None)
     if values.ndim != 1:
         raise _bad_array(name, f"has {values.ndim} dimensions, not 1")
     if length is not None and len(values) != length:
-        raise _bad_array(name, f"holds {len(values)} values; the model needs {length}")
+        raise _bad_array(
+            name, f"holds {len(values)} values where model.json and the tables make {length}"
+        )
 
 
 def _check_numbers(name: str, values: np.ndarray, high: float | None = None) -> None:
