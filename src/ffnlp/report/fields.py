@@ -21,7 +21,7 @@ OBJECT, LIST, STRING, INTEGER, NUMBER, BOOLEAN = (
     "an object",
     "a list",
     "a string",
-    "a whole number",
+    "a whole number (below 2^53)",
     "a number",
     "true or false",
 )
@@ -43,6 +43,10 @@ def _kind(value: Any) -> str:
         return "a string"
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, int) and abs(value) >= STEP_MAX:
+        return f"a whole number of {len(str(abs(value)))} digits"
+    if isinstance(value, float) and value.is_integer():
+        return f"the number {value!r}"
     return "a number"
 
 
