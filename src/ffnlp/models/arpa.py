@@ -162,8 +162,8 @@ class BackoffNgram:
             ok = (span[1:] >= n) & (h >= 0)
             safe_h = np.where(ok, h, 0)
             found = np.where(ok, _lookup(tab.keys, safe_h * V + targets), -1)
-            back = np.where(ok, context_bow[safe_h], 0.0)
-            lp = np.where(found >= 0, tab.logp[np.maximum(found, 0)], back + lp)
+            back = _where_listed(ok, context_bow, safe_h, 0.0)
+            lp = _where_listed(found >= 0, tab.logp, np.maximum(found, 0), back + lp)
             context = np.concatenate([[-1], found])
             context_bow = tab.bow
         return lp * LN10
@@ -190,7 +190,7 @@ class BackoffNgram:
                 continue  # a context that is not listed has weight 1 and no n-grams
             bow = self.unigram_bow[h] if n == 2 else self.orders[n - 3].bow[h]
             found = _lookup(tab.keys, h * V + words)
-            lp = np.where(found >= 0, tab.logp[np.maximum(found, 0)], bow + lp)
+            lp = _where_listed(found >= 0, tab.logp, np.maximum(found, 0), bow + lp)
         return np.exp(lp * LN10)
 
     # ----------------------------------------------------------------------------------------
@@ -203,6 +203,16 @@ class BackoffNgram:
         for tab in self.orders[: n - 1]:
             rows = np.concatenate([rows[tab.keys // V], (tab.keys % V)[:, None]], axis=1)
         return rows
+
+
+def _where_listed(
+    listed: np.ndarray, values: np.ndarray, index: np.ndarray, otherwise: float | np.ndarray
+) -> np.ndarray:
+    """``values[index]`` where ``listed``, else ``otherwise``; an order whose section is empty
+    (``ngram 2=0``) lists nothing, and its empty table is never indexed."""
+    if len(values) == 0:
+        return np.where(listed, 0.0, otherwise)  # nothing is listed: all ``otherwise``
+    return np.where(listed, values[index], otherwise)
 
 
 def _log10(p: np.ndarray) -> np.ndarray:

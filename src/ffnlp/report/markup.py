@@ -87,10 +87,19 @@ EMPTY = Html("", _KEY)
 
 
 def shown(value: object) -> str:
-    """A value as a page shows it (before escaping): floats to 4 decimals, the rest as str()."""
+    """A value as a page shows it (before escaping): floats to 4 decimals, the rest as str(),
+    a lone surrogate (JSON may hold one: ``"\\ud800"``) as U+FFFD, since a page is UTF-8."""
     if isinstance(value, float):
         return f"{value:.4f}"
-    return str(value)
+    return _utf8(str(value))
+
+
+def _utf8(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
 
 
 def text(value: object) -> Html:
@@ -130,7 +139,7 @@ def el(tag: str, *children: object, **attributes: object) -> Html:
         if name not in ATTRIBUTES:
             raise ValueError(f"no {name}= attribute in a report page")
         if value is not None:
-            attrs.append(f" {name}='{html.escape(str(value), quote=True)}'")
+            attrs.append(f" {name}='{html.escape(shown(value), quote=True)}'")
     start = f"<{tag}{''.join(attrs)}>"
     if tag in VOID_TAGS:
         if children:
