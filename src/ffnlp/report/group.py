@@ -10,6 +10,7 @@ share and a link to each run's own report.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,10 +182,19 @@ def curve_metric(records: list[dict[str, Any]]) -> str | None:
 def _series(records: list[dict[str, Any]], split: str, key: str) -> tuple[list[int], list[float]]:
     """(steps, values) of records[split][key]; the train loss from the epoch records (the step
     records are single noisy minibatches) when there are any."""
-    rows = [r for r in records if isinstance((r.get(split) or {}).get(key), (int, float))]
+    rows = [r for r in records if _finite((r.get(split) or {}).get(key))]
     if split == "train" and any(r.get("event") == "epoch" for r in rows):
         rows = [r for r in rows if r.get("event") == "epoch"]
     return [int(r["step"]) for r in rows], [float(r[split][key]) for r in rows]
+
+
+def _finite(value: Any) -> bool:
+    """A number a curve can draw (a diverged run's nan or inf is left out)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
 
 
 def mean_curve(curves: list[tuple[list[int], list[float]]]) -> tuple[np.ndarray, np.ndarray]:
@@ -198,8 +208,9 @@ def mean_curve(curves: list[tuple[list[int], list[float]]]) -> tuple[np.ndarray,
     grid = np.asarray(sorted({x for s, _ in curves for x in s if start <= x <= end}), dtype=float)
     if grid.size == 0:
         return grid, grid
-    stacked = np.stack([np.interp(grid, s, v) for s, v in curves])  # (runs, points)
-    return grid, stacked.mean(axis=0)
+    with np.errstate(all="ignore"):  # values near the float limit overflow to inf
+        stacked = np.stack([np.interp(grid, s, v) for s, v in curves])  # (runs, points)
+        return grid, stacked.mean(axis=0)
 
 
 def plot_group_curves(members: list[Member]) -> bytes | None:
@@ -210,6 +221,15 @@ def plot_group_curves(members: list[Member]) -> bytes | None:
         return None
     metric = curve_metric([r for m in with_records for r in m.records])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    try:
+        _draw_curves(with_records, metric, axes)
+    except BaseException:
+        plt.close(fig)  # figure_png closes it otherwise
+        raise
+    return figure_png(fig)
+
+
+def _draw_curves(with_records: list[Member], metric: str | None, axes: Any) -> None:
     panels = [(axes[0], "dev", metric), (axes[1], "train", "loss")]
     colours = plt.get_cmap("tab10")
     for ax, split, key in panels:
@@ -227,8 +247,7 @@ def plot_group_curves(members: list[Member]) -> bytes | None:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return figure_png(fig)
+    axes[0].figure.tight_layout()
 
 
 def _config(

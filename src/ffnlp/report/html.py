@@ -14,6 +14,7 @@ from ffnlp.report.fields import check_summary, read_records
 from ffnlp.report.group import group_kind, group_page
 from ffnlp.report.markup import EMPTY, Html, cat, document, el, img, muted, number, table
 from ffnlp.report.page import own_file, own_text
+from ffnlp.report.plots import closing_new_figures
 from ffnlp.report.study import study_page
 from ffnlp.report.studyfolder import is_study, read_study
 from ffnlp.tasks.runfolder import read_summary
@@ -176,6 +177,11 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
     )
 
 
+# what a file that fields.py lets through may still make the page builder raise (the last
+# guard: each such case is a field to check in fields.py)
+DAMAGED: tuple[type[Exception], ...] = (TypeError, KeyError, ValueError, IndexError, AttributeError)
+
+
 def _write(
     run_dir: Path, out: str | Path | None, make: Callable[[Path], str], damaged: str
 ) -> Path:
@@ -183,8 +189,9 @@ def _write(
     out of it); the errors of a file that is not what ffnlp wrote become a ModelFileError."""
     target = check_output_file(out, "--out") if out is not None else run_dir / "report.html"
     try:
-        page = make(target)
-    except (TypeError, KeyError, ValueError, IndexError, AttributeError) as exc:
+        with closing_new_figures():
+            page = make(target)
+    except DAMAGED as exc:
         raise ModelFileError(f"{damaged} ({exc!r}); retrain the run or restore the files") from None
     if out is not None:
         return write_atomic(target, page)
