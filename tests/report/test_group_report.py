@@ -173,6 +173,6 @@ def test_a_seed_that_leads_out_of_the_folder_is_not_followed(
     result = CliRunner().invoke(app, ["report", str(folder)])
     assert result.exit_code == 1
     assert result.stderr.startswith(
-        f"Error: {folder / 'summary.json'}: runs[0].seed must be a whole number, not a string"
+        f"Error: {folder / 'summary.json'}: runs[0].seed must be a whole number (below 2^53), not a string"
     )
     assert not (outside / "report.html").exists() and not (folder / "report.html").exists()
