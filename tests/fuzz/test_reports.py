@@ -103,33 +103,39 @@ NUMBERS = ["-99", "0", "-0.5", "-1.25", "nan", "NaN", "inf", "-inf", "-Infinity"
 
 @st.composite
 def arpa_files(draw: st.DrawFn) -> str:
+    """An ARPA file: half the time with sound numbers and n-grams whose prefixes are listed (so
+    that many are read and scored), otherwise anything in any field."""
     order = draw(st.integers(1, 3))
-    number = st.one_of(st.sampled_from(NUMBERS), st.floats(-50, 0).map(repr))
-    sections = []
+    sound = draw(st.booleans())
+    good = st.floats(-50, 0).map(repr) | st.sampled_from(["-99", "0", "-0.5", "-1e-320"])
+    number = good if sound else st.one_of(st.sampled_from(NUMBERS), good)
+    vocab = ["</s>", "<s>", *draw(st.lists(st.sampled_from(WORDS[2:]), max_size=5, unique=True))]
+    sections: list[list[tuple[str, list[str], str | None]]] = []
+    listed: list[list[str]] = [[w] for w in vocab]
     for n in range(1, order + 1):
-        entries = draw(
-            st.lists(
-                st.tuples(
-                    number,
-                    st.lists(st.sampled_from(WORDS), min_size=n, max_size=n),
-                    st.one_of(st.none(), number),
-                ),
-                max_size=8,
-            )
-        )
-        if n == 1 and draw(st.booleans()):
-            entries = [("-1", ["</s>"], None), ("-1", ["<s>"], "-0.5"), ("-2", ["a"], "-0.1"),
-                       *entries]  # fmt: skip
+        if sound:
+            grams = listed if n == 1 else draw(
+                st.lists(st.sampled_from(listed).flatmap(
+                    lambda g: st.sampled_from(vocab).map(lambda w, g=g: [*g, w])),
+                    max_size=6, unique_by=tuple)
+            ) if listed else []  # fmt: skip
+        else:
+            grams = draw(st.lists(st.lists(st.sampled_from(WORDS), min_size=n, max_size=n),
+                                  max_size=8))  # fmt: skip
+        entries = [(draw(number), g, draw(st.one_of(st.none(), number))) for g in grams]
         sections.append(entries)
-    announced = [len(s) + (draw(st.integers(-1, 1)) if draw(st.integers(0, 9)) == 0 else 0)
-                 for s in sections]  # fmt: skip
+        listed = [g for _, g, _ in entries if "</s>" not in g]
+    if not sound and draw(st.booleans()):
+        sections[0] = [("-1", ["</s>"], None), ("-1", ["<s>"], "-0.5"), *sections[0]]
+    wrong_count = not sound and draw(st.integers(0, 9)) == 0
+    announced = [len(s) + (draw(st.integers(-1, 1)) if wrong_count else 0) for s in sections]
     lines = ["\\data\\", *(f"ngram {n}={c}" for n, c in enumerate(announced, start=1)), ""]
     for n, entries in enumerate(sections, start=1):
         lines.append(f"\\{n}-grams:")
         for prob, words, bow in entries:
             lines.append("\t".join([prob, " ".join(words), *([bow] if bow is not None else [])]))
         lines.append("")
-    if draw(st.integers(0, 19)):
+    if sound or draw(st.integers(0, 19)):
         lines.append("\\end\\")
     return "\n".join(lines) + "\n"
 
