@@ -244,3 +244,16 @@ def test_storage_is_refused_for_a_run_folder(run: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(run), "--storage", "sqlite:///x.db"])
     assert result.exit_code == 1
     assert "--storage is for a study folder" in result.stderr
+
+
+def test_a_summary_json_that_is_a_link_is_not_read(run: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "r"
+    shutil.copytree(run, folder)
+    (folder / "report.html").unlink(missing_ok=True)
+    outside = tmp_path / "elsewhere.json"
+    shutil.move(folder / "summary.json", outside)
+    (folder / "summary.json").symlink_to(outside)
+    result = CliRunner().invoke(app, ["report", str(folder)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {folder / 'summary.json'} is a symbolic link")
+    assert not (folder / "report.html").exists()

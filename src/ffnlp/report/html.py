@@ -165,7 +165,13 @@ def write_report(
 def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of a run folder, or of a repeat or cv folder (see :func:`write_report`)."""
     run_dir = run_path(run_dir)
-    summary = check_summary(read_summary(run_dir, required=True), run_dir / "summary.json")
+    path = run_dir / "summary.json"
+    if path.exists() and not own_file(run_dir, path):
+        raise ModelFileError(
+            f"{path} is a symbolic link (or leads out of {run_dir}); a report reads only the "
+            "folder's own files: copy the file in its place"
+        )
+    summary = check_summary(read_summary(run_dir, required=True), path)
     kind = group_kind(summary)
     return _write(
         run_dir,
