@@ -277,7 +277,42 @@ def test_a_file_without_unk_gets_minus_100_for_unknown_words(tmp_path: Path) -> 
     [
         (lambda s: s.replace("\\data\\", "data"), "no \\\\data\\\\ line; is this an ARPA file"),
         (lambda s: s.replace("ngram 2=3", "ngram 2=4"), "announces 4 2-grams, the .* holds 3"),
-        (lambda s: s.replace("-0.3 a b", "0.3 a b"), "the log10 probability 0.3 is positive"),
+        (
+            lambda s: s.replace("-0.3 a b", "0.3 a b"),
+            r"bad.arpa:16: the log10 probability '0.3' of 'a b' must be a finite number at most 0",
+        ),
+        (lambda s: s.replace("-0.3 a b", "nan a b"), r":16: the log10 probability 'nan' of 'a b'"),
+        (lambda s: s.replace("-0.3 a b", "NaN a b"), r":16: the log10 probability 'NaN' of 'a b'"),
+        (lambda s: s.replace("-0.3 a b", "-inf a b"), r":16: the log10 probability '-inf'"),
+        (lambda s: s.replace("-0.3 a b", "inf a b"), r":16: the log10 probability 'inf'"),
+        (
+            lambda s: s.replace("-0.8\tb", "-infinity\tb"),
+            r":11: the log10 probability '-infinity' of 'b'",
+        ),
+        (
+            lambda s: s.replace("-1.5\t<unk>", "nan\t<unk>"),
+            r":12: the log10 probability 'nan' of '<unk>'",
+        ),
+        (
+            lambda s: s.replace("-1.0\ta\t-0.25", "-1.0\ta\tinf"),
+            r":10: the log10 back-off weight 'inf' of 'a' must be a finite number",
+        ),
+        (
+            lambda s: s.replace("-1.0\ta\t-0.25", "-1.0\ta\t-inf"),
+            r":10: the log10 back-off weight '-inf'",
+        ),
+        (
+            lambda s: s.replace("-1.0\ta\t-0.25", "-1.0\ta\tnan"),
+            r":10: the log10 back-off weight 'nan'",
+        ),
+        (
+            lambda s: s.replace("-99\t<s>\t-0.5", "-99\t<s>\tnan"),
+            r":8: the log10 back-off weight 'nan' of '<s>'",
+        ),
+        (
+            lambda s: s.replace("-99\t<s>\t-0.5", "nan\t<s>\t-0.5"),
+            r":8: the log10 probability 'nan' of '<s>'",
+        ),
         (lambda s: s.replace("-0.3 a b", "-0.3 a b c d"), "a 2-gram line is 'log10-prob"),
         (lambda s: s.replace("-0.3 a b", "-0.3 c b"), "the 2-gram 'c b' holds 'c', which is not"),
         (lambda s: s.replace("-0.1\ta </s>", "-0.1\ta b"), "the 2-gram 'a b' is listed twice"),
@@ -292,6 +327,20 @@ def test_a_bad_file_is_refused_with_the_line(tmp_path: Path, edit, message: str)
     arpa.write_text(edit(OTHER_TOOL), encoding="utf-8")
     with pytest.raises(DataError, match=message):
         read_arpa(arpa)
+
+
+def test_only_the_start_marker_may_have_a_minus_infinite_probability(tmp_path: Path) -> None:
+    """<s>'s own probability is never used (it only starts a sentence): -inf there is read as
+    some tools write it, and scores as -99 does."""
+    arpa = tmp_path / "inf.arpa"
+    arpa.write_text(OTHER_TOOL.replace("-99\t<s>", "-inf\t<s>"), encoding="utf-8")
+    text = tmp_path / "t.txt"
+    text.write_text("a b\n", encoding="utf-8")
+    ours = tmp_path / "ours.arpa"
+    ours.write_text(OTHER_TOOL, encoding="utf-8")
+    got = load(arpa).own_log_probs(load(arpa).encode(text))
+    np.testing.assert_array_equal(got, load(ours).own_log_probs(load(ours).encode(text)))
+    assert np.isfinite(got).all()
 
 
 def test_a_missing_prefix_is_named(tmp_path: Path) -> None:

@@ -148,6 +148,112 @@ def test_a_bad_header_is_refused_with_what_is_wrong(change: dict, message: str) 
         KneserNey.from_state(arrays, {**header, **change})
 
 
+def _nan_at_0(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a[0] = np.nan
+    return a
+
+
+def _set(a: np.ndarray, i: int, v: float) -> np.ndarray:
+    a = a.copy()
+    a[i] = v
+    return a
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        ("unigram", _nan_at_0, r"'unigram' holds nan at index 0; each must be in \[0, 1\]"),
+        ("unigram", lambda a: _set(a, 2, -0.01), r"'unigram' holds -0.01 at index 2"),
+        ("unigram", lambda a: a * 2, r"'unigram' sums to 2, not 1"),
+        ("unigram", lambda a: a.astype(np.float32), "'unigram' is float32, not float64"),
+        (
+            "unigram",
+            lambda a: a[:-1],
+            "'unigram' holds 9 values where model.json and the tables make 10",
+        ),
+        ("unigram", lambda a: a.reshape(2, 5), "'unigram' has 2 dimensions, not 1"),
+        (
+            "order2.numerator",
+            _nan_at_0,
+            "'order2.numerator' holds nan at index 0; each must be finite",
+        ),
+        (
+            "order3.numerator",
+            lambda a: _set(a, 1, -3.0),
+            "'order3.numerator' holds -3.0 at index 1",
+        ),
+        (
+            "order3.numerator",
+            lambda a: _set(a, 0, np.inf),
+            "'order3.numerator' holds inf at index 0",
+        ),
+        (
+            "order2.denominator",
+            lambda a: _set(a, 3, -1.0),
+            "'order2.denominator' holds -1.0 at index 3",
+        ),
+        ("order3.gamma", _nan_at_0, "'order3.gamma' holds nan at index 0"),
+        (
+            "order3.gamma",
+            lambda a: a[:-1],
+            "'order3.gamma' holds .* values where model.json and the tables make",
+        ),
+        (
+            "order2.numerator",
+            lambda a: a[:-1],
+            "'order2.numerator' holds .* values where model.json and the tables make",
+        ),
+        (
+            "order2.keys",
+            lambda a: a[::-1].copy(),
+            "'order2.keys' is not strictly increasing at index 1",
+        ),
+        ("order2.keys", lambda a: a.astype(np.float64), "'order2.keys' is float64, not int64"),
+        (
+            "order2.keys",
+            lambda a: _set(a, len(a) - 1, 10**6),
+            r"'order2.keys' holds keys outside \[0, 100\)",
+        ),
+        ("order2.keys", lambda a: _set(a, 0, -5), r"'order2.keys' holds keys outside"),
+    ],
+)
+def test_a_damaged_table_is_refused_naming_it(name: str, edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(4)
+    ids, _ = random_stream(rng, 30, 10)
+    arrays, header = KneserNey.fit(ids, order=3, vocab_size=10, eos_id=EOS).state()
+    arrays = dict(arrays)
+    arrays[name] = edit(arrays[name])
+    with pytest.raises(ModelFileError, match="the Kneser-Ney table " + message):
+        KneserNey.from_state(arrays, header)
+
+
+@pytest.mark.parametrize(
+    ("discounts", "message"),
+    [
+        ([float("nan"), 1.0, 1.5], "the discount D1 of each order must lie in \\[0, 1\\]; got nan"),
+        ([0.5, float("inf"), 1.5], "the discount D2 .* got inf"),
+        ([0.5, 1.0, -0.1], "the discount D3 .* got -0.1"),
+        ([1.5, 1.0, 1.5], "the discount D1 .* got 1.5"),
+    ],
+)
+def test_a_discount_out_of_range_is_refused(discounts: list[float], message: str) -> None:
+    rng = np.random.default_rng(4)
+    ids, _ = random_stream(rng, 20, 10)
+    arrays, header = KneserNey.fit(ids, order=3, vocab_size=10, eos_id=EOS).state()
+    with pytest.raises(ModelFileError, match=message):
+        KneserNey.from_state(arrays, {**header, "discounts": [discounts] * 3})
+
+
+def test_the_ngram_counts_of_the_header_must_be_those_of_the_tables() -> None:
+    rng = np.random.default_rng(4)
+    ids, _ = random_stream(rng, 20, 10)
+    arrays, header = KneserNey.fit(ids, order=3, vocab_size=10, eos_id=EOS).state()
+    wrong = [10, 1, 1]
+    with pytest.raises(ModelFileError, match=r"'ngrams' is \[10, 1, 1\] but the tables hold"):
+        KneserNey.from_state(arrays, {**header, "ngrams": wrong})
+
+
 def test_a_missing_header_value_or_table_is_named() -> None:
     rng = np.random.default_rng(4)
     ids, _ = random_stream(rng, 20, 10)

@@ -84,7 +84,9 @@ def test_repeat_report_tables_each_seed_and_the_mean_sd_ci(repeated: dict[str, A
         f"{d['mean']:.4f}", f"{d['sd']:.4f}", f"[{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]", "2",
     ]  # fmt: skip
     seed_1 = _row(page, "seed 1")
-    assert f"{values[1]:.4f}" in seed_1 and seed_1[-1] == "<a href='seed_1/report.html'>report</a>"
+    assert (
+        f"{values[1]:.4f}" in seed_1 and seed_1[-1] == "<a href='./seed_1/report.html'>report</a>"
+    )
     assert {p.parent.name for p in linked_files(folder / "report.html")} == {"seed_0", "seed_1"}
     assert all(p.is_file() for p in linked_files(folder / "report.html"))
     assert f"--config {folder / 'seed_0' / 'config.toml'}" in page
@@ -102,7 +104,7 @@ def test_cv_report_tables_each_fold(folds: dict[str, Any]) -> None:
         f"{d['mean']:.4f}", f"{d['sd']:.4f}", f"[{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]",
     ]  # fmt: skip
     for k in (1, 2, 3):
-        assert _row(page, f"fold {k}")[-1] == f"<a href='fold_{k}/report.html'>report</a>"
+        assert _row(page, f"fold {k}")[-1] == f"<a href='./fold_{k}/report.html'>report</a>"
     assert f"ffnlp classify cv --folds 3 --config {folder / 'fold_1' / 'config.toml'}" in page
     assert "<tr><td>examples</td><td>200</td></tr>" in page
     assert len(png_sizes(page)) == 1
@@ -134,7 +136,7 @@ def test_a_missing_run_folder_leaves_its_row_without_a_link(
     shutil.rmtree(copy / "seed_0")
     page = _report(copy)
     assert _row(page, "seed 0")[-1] == "<span class='muted'>—</span>"
-    assert _row(page, "seed 1")[-1] == "<a href='seed_1/report.html'>report</a>"
+    assert _row(page, "seed 1")[-1] == "<a href='./seed_1/report.html'>report</a>"
     assert "seed_1" in page.split("<h2 id='configuration'>")[1]  # the config of a run still there
 
 
@@ -162,11 +164,15 @@ def test_a_seed_that_leads_out_of_the_folder_is_not_followed(
     (outside / "report.html").unlink(missing_ok=True)  # other tests reported seed_0
     folder = tmp_path / "a" / "rep"
     shutil.copytree(repeated["run_dir"], folder)
+    (folder / "report.html").unlink(missing_ok=True)
     (folder / "seed_x").mkdir()
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     summary["runs"][0]["seed"] = "x/../../../outside"  # an edited summary.json
     (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     assert (folder / "seed_x/../../../outside").is_dir()
-    page = _report(folder)
-    assert not (outside / "report.html").exists()
-    assert _row(page, "seed x/../../../outside")[-1] == "<span class='muted'>—</span>"
+    result = CliRunner().invoke(app, ["report", str(folder)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: {folder / 'summary.json'}: runs[0].seed must be a whole number (below 2^53), not a string"
+    )
+    assert not (outside / "report.html").exists() and not (folder / "report.html").exists()

@@ -16,6 +16,13 @@ def report(
     out: Path = typer.Option(
         None, "--out", "-o", help="Where to write the page (default DIR/report.html)."
     ),
+    storage: str = typer.Option(
+        None,
+        "--storage",
+        help="Tune study only: the Optuna storage URL the study was run with, to read its trials "
+        "from (default: the folder's own study.db, else trials.csv). The URL in tune.json is "
+        "never opened on its own: a report reads only the folder's files.",
+    ),
 ) -> None:
     """Write a self-contained HTML report (results, curves, plots, configuration) for a run.
 
@@ -29,4 +36,4 @@ def report(
     """
     from ffnlp.report.html import write_report
 
-    typer.echo(str(write_report(run, out)))
+    typer.echo(str(write_report(run, out, storage)))

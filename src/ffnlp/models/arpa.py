@@ -162,8 +162,8 @@ class BackoffNgram:
             ok = (span[1:] >= n) & (h >= 0)
             safe_h = np.where(ok, h, 0)
             found = np.where(ok, _lookup(tab.keys, safe_h * V + targets), -1)
-            back = np.where(ok, context_bow[safe_h], 0.0)
-            lp = np.where(found >= 0, tab.logp[np.maximum(found, 0)], back + lp)
+            back = _where_listed(ok, context_bow, safe_h, 0.0)
+            lp = _where_listed(found >= 0, tab.logp, np.maximum(found, 0), back + lp)
             context = np.concatenate([[-1], found])
             context_bow = tab.bow
         return lp * LN10
@@ -190,7 +190,7 @@ class BackoffNgram:
                 continue  # a context that is not listed has weight 1 and no n-grams
             bow = self.unigram_bow[h] if n == 2 else self.orders[n - 3].bow[h]
             found = _lookup(tab.keys, h * V + words)
-            lp = np.where(found >= 0, tab.logp[np.maximum(found, 0)], bow + lp)
+            lp = _where_listed(found >= 0, tab.logp, np.maximum(found, 0), bow + lp)
         return np.exp(lp * LN10)
 
     # ----------------------------------------------------------------------------------------
@@ -203,6 +203,16 @@ class BackoffNgram:
         for tab in self.orders[: n - 1]:
             rows = np.concatenate([rows[tab.keys // V], (tab.keys % V)[:, None]], axis=1)
         return rows
+
+
+def _where_listed(
+    listed: np.ndarray, values: np.ndarray, index: np.ndarray, otherwise: float | np.ndarray
+) -> np.ndarray:
+    """``values[index]`` where ``listed``, else ``otherwise``; an order whose section is empty
+    (``ngram 2=0``) lists nothing, and its empty table is never indexed."""
+    if len(values) == 0:
+        return np.where(listed, 0.0, otherwise)  # nothing is listed: all ``otherwise``
+    return np.where(listed, values[index], otherwise)
 
 
 def _log10(p: np.ndarray) -> np.ndarray:
@@ -400,8 +410,7 @@ def _parse(p: Path) -> list[list[_Entry]]:
             bow = float(fields[n + 1]) if len(fields) == n + 2 else None
         except ValueError:
             raise DataError(f"{p}:{number}: a probability or weight is not a number") from None
-        if prob > 0:
-            raise DataError(f"{p}:{number}: the log10 probability {prob} is positive")
+        _check_entry(p, number, n, fields, prob, bow)
         current.append((tuple(fields[1 : n + 1]), prob, bow))
     else:
         raise DataError(f"{p}: no \\end\\ line; the file is cut short")
@@ -419,6 +428,26 @@ def _parse(p: Path) -> list[list[_Entry]]:
             f"{len(sections)} sections"
         )
     return sections
+
+
+def _check_entry(
+    p: Path, number: int, n: int, fields: list[str], prob: float, bow: float | None
+) -> None:
+    """An entry's numbers: a log10 probability finite and at most 0 (a zero probability is
+    written -99, as SRILM and KenLM do; only ``<s>``'s own, which is never used, may be -inf)
+    and a finite back-off weight. NaN or an infinity would make every perplexity NaN, infinite
+    or 0."""
+    start = n == 1 and fields[1] == BOS
+    if math.isnan(prob) or prob > 0 or (math.isinf(prob) and not start):
+        raise DataError(
+            f"{p}:{number}: the log10 probability {fields[0]!r} of {' '.join(fields[1 : n + 1])!r}"
+            " must be a finite number at most 0 (write -99 for a zero probability)"
+        )
+    if bow is not None and not math.isfinite(bow):
+        raise DataError(
+            f"{p}:{number}: the log10 back-off weight {fields[n + 1]!r} of "
+            f"{' '.join(fields[1 : n + 1])!r} must be a finite number"
+        )
 
 
 def _check_same_words(p: Path, vocab: Vocab, words: set[str]) -> None:

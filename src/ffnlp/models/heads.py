@@ -15,6 +15,7 @@ sizes the data gives and the task's loss and gradient settings.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,7 @@ def make_head(
     multilabel: bool = False,
 ) -> ClassifierHead | MultiLabelHead:
     """The head for one label per example, or for a set of labels (``multilabel``)."""
+    check_loss_settings(num_classes, label_smoothing, class_weight)
     if multilabel:
         if class_weight:
             raise ConfigError(
@@ -62,6 +64,26 @@ def make_head(
             )
         return MultiLabelHead(num_classes, label_smoothing)
     return ClassifierHead(num_classes, label_smoothing, class_weight)
+
+
+def check_loss_settings(
+    num_classes: int, label_smoothing: float, class_weight: list[float] | None
+) -> None:
+    """The loss settings as `train` checks them (a model.json may have been edited):
+    label_smoothing in [0, 1), class weights one finite positive number per class."""
+    if not (isinstance(label_smoothing, int | float) and 0 <= label_smoothing < 1):
+        raise ConfigError(f"label_smoothing must be >= 0 and < 1; got {label_smoothing!r}")
+    if not class_weight:
+        return
+    if len(class_weight) != num_classes or not all(
+        isinstance(w, int | float) and math.isfinite(w) and w > 0 for w in class_weight
+    ):
+        shown = ", ".join(repr(w) for w in class_weight[:5])
+        more = ", ..." if len(class_weight) > 5 else ""
+        raise ConfigError(
+            f"class_weight must be {num_classes} finite positive numbers (one per class); "
+            f"got [{shown}{more}]"
+        )
 
 
 class ClassifierHead(nn.Module):
@@ -80,6 +102,7 @@ class ClassifierHead(nn.Module):
             raise ConfigError(
                 f"a classifier needs at least two classes; got num_classes = {num_classes}"
             )
+        check_loss_settings(num_classes, label_smoothing, class_weight)
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         weight = torch.tensor(class_weight, dtype=torch.float32) if class_weight else None
@@ -130,6 +153,7 @@ class MultiLabelHead(nn.Module):
         super().__init__()
         if num_classes < 2:
             raise ValueError("a multi-label classifier needs at least two labels")
+        check_loss_settings(num_classes, label_smoothing, None)
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
 

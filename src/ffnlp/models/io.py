@@ -307,5 +307,6 @@ def load_ngram(run_dir: str | Path) -> tuple[KneserNey, dict[str, Any]]:
     try:
         model = KneserNey.from_state(arrays, arch["args"])
     except ModelFileError as exc:
-        raise ModelFileError(f"{run_dir}: {exc}") from None
+        where = weights if "Kneser-Ney table" in str(exc) else run_dir / ARCH
+        raise ModelFileError(f"{where}: {exc}") from None
     return model, arch

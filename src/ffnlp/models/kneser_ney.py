@@ -21,6 +21,7 @@ is ``id(prefix (n-1)-gram) * V + last word``, and the sorted unique keys of one 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -281,7 +282,78 @@ class KneserNey:
             raise ModelFileError(
                 f"the Kneser-Ney model file lacks {exc}; retrain the model"
             ) from None
+        _check_arrays(arrays, order, vocab_size)
+        _check_counts(header, [vocab_size] + [len(t.keys) for t in orders])
         return cls(order, vocab_size, eos_id, unigram, orders, discount_table)
+
+
+UNIGRAM_SUM_TOLERANCE = 1e-6
+
+
+def _check_arrays(arrays: Mapping[str, np.ndarray], order: int, vocab_size: int) -> None:
+    """Every table as :meth:`KneserNey.state` writes it: its dtype (int64 keys, float64
+    numbers), one dimension, lengths that fit the vocabulary and the order below, keys sorted and
+    in range, and numbers finite and in range (probabilities in [0, 1] summing to 1, counts and
+    back-off masses from 0). A NaN or a negative count would score every text silently wrong."""
+    unigram = arrays["unigram"]
+    _check_array("unigram", unigram, np.float64, vocab_size)
+    _check_numbers("unigram", unigram, high=1.0)
+    total = float(unigram.sum())
+    if abs(total - 1.0) > UNIGRAM_SUM_TOLERANCE:
+        raise _bad_array("unigram", f"sums to {total:.6g}, not 1 (it holds probabilities)")
+    below = vocab_size  # the size of order n - 1's table: the prefixes order n's keys index
+    for n in range(2, order + 1):
+        keys = arrays[f"order{n}.keys"]
+        _check_array(f"order{n}.keys", keys, np.int64, None)
+        size = len(keys)
+        if size and (int(keys[0]) < 0 or int(keys[-1]) >= below * vocab_size):
+            raise _bad_array(
+                f"order{n}.keys", f"holds keys outside [0, {below * vocab_size}) (prefixes x words)"
+            )
+        if size > 1 and not bool((keys[1:] > keys[:-1]).all()):
+            at = int(np.flatnonzero(keys[1:] <= keys[:-1])[0]) + 1
+            raise _bad_array(f"order{n}.keys", f"is not strictly increasing at index {at}")
+        _check_array(f"order{n}.numerator", arrays[f"order{n}.numerator"], np.float64, size)
+        _check_numbers(f"order{n}.numerator", arrays[f"order{n}.numerator"])
+        for name in ("denominator", "gamma"):
+            values = arrays[f"order{n}.{name}"]
+            _check_array(f"order{n}.{name}", values, np.float64, below)
+            _check_numbers(f"order{n}.{name}", values)
+        below = size
+
+
+def _check_array(name: str, values: np.ndarray, dtype: type, length: int | None) -> None:
+    if values.dtype != dtype:
+        raise _bad_array(name, f"is {values.dtype}, not {np.dtype(dtype)} as ffnlp writes it")
+    if values.ndim != 1:
+        raise _bad_array(name, f"has {values.ndim} dimensions, not 1")
+    if length is not None and len(values) != length:
+        raise _bad_array(
+            name, f"holds {len(values)} values where model.json and the tables make {length}"
+        )
+
+
+def _check_numbers(name: str, values: np.ndarray, high: float | None = None) -> None:
+    bad = ~np.isfinite(values) | (values < 0)
+    if high is not None:
+        bad |= values > high
+    if bad.any():
+        at = int(np.flatnonzero(bad)[0])
+        limits = f"in [0, {high:g}]" if high is not None else "finite and at least 0"
+        raise _bad_array(name, f"holds {float(values[at])!r} at index {at}; each must be {limits}")
+
+
+def _check_counts(header: object, found: list[int]) -> None:
+    """model.json's "ngrams" (when written) must be the sizes of the tables."""
+    counts = header.get("ngrams") if isinstance(header, Mapping) else None
+    if counts is not None and counts != found:
+        raise _bad_header(f"'ngrams' is {counts!r} but the tables hold {found}")
+
+
+def _bad_array(name: str, problem: str) -> ModelFileError:
+    return ModelFileError(
+        f"the Kneser-Ney table '{name}' {problem}; the model file is damaged: retrain the model"
+    )
 
 
 def _parse_header(header: object) -> tuple[int, int, int, list[tuple[float, float, float]]]:
@@ -306,6 +378,11 @@ def _parse_header(header: object) -> tuple[int, int, int, list[tuple[float, floa
             and all(isinstance(d, int | float) and not isinstance(d, bool) for d in row)
         ):
             raise _bad_header(f"each entry of 'discounts' must be three numbers; got {row!r}")
+        for i, d in enumerate(row):  # discounts() clips D1, D2, D3+ to [0, 1], [0, 2], [0, 3]
+            if not (isinstance(d, int) or math.isfinite(d)) or not 0 <= d <= i + 1:
+                raise _bad_header(
+                    f"the discount D{i + 1} of each order must lie in [0, {i + 1}]; got {d!r}"
+                )
         discount_table.append((float(row[0]), float(row[1]), float(row[2])))
     return order, vocab_size, eos_id, discount_table
 

@@ -10,7 +10,7 @@ share and a link to each run's own report.
 
 from __future__ import annotations
 
-import html
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ffnlp.config import dump_toml  # noqa: E402
-from ffnlp.errors import FfnlpError, ModelFileError  # noqa: E402
+from ffnlp.errors import FfnlpError  # noqa: E402
 from ffnlp.experiments.stats import describe, is_figure  # noqa: E402
-from ffnlp.report.page import document, fmt, img, link, note, own_file, own_text  # noqa: E402
+from ffnlp.report.fields import INTEGER, OBJECT, Checker, read_records  # noqa: E402
+from ffnlp.report.markup import (  # noqa: E402
+    Html,
+    cat,
+    document,
+    el,
+    img,
+    link,
+    muted,
+    note,
+    table,
+    text,
+)
+from ffnlp.report.page import own_file, own_text  # noqa: E402
 from ffnlp.report.plots import figure_png  # noqa: E402
 from ffnlp.report.text import literal  # noqa: E402
-from ffnlp.training.history import read_metrics  # noqa: E402
 
 DEV_METRICS = (
     "accuracy",
@@ -68,8 +80,14 @@ def group_kind(summary: dict[str, Any]) -> str | None:
 def read_members(folder: Path, summary: dict[str, Any], kind: str) -> list[Member]:
     """The runs named by summary.json, each with its figures and metrics.jsonl records."""
     members = []
+    listed = "runs" if kind == "repeat" and "runs" in summary else "rounds"
+    key = "seed" if kind == "repeat" else "fold"
+    check = Checker(folder / "summary.json")
+    for i, row in enumerate(summary[listed]):
+        check.need(row, f"{listed}[{i}]", OBJECT)
+        check.need(row.get(key), f"{listed}[{i}].{key}", INTEGER)
     if kind == "repeat":
-        for row in summary["runs"] if "runs" in summary else summary["rounds"]:
+        for row in summary[listed]:
             figures = {
                 f"{split} {name}": float(v)
                 for split in ("dev", "test")
@@ -100,10 +118,7 @@ def _member(folder: Path, name: str, sub: str, figures: dict[str, float]) -> Mem
     path = run_dir / "metrics.jsonl"
     records: list[dict[str, Any]] = []
     if own_file(folder, path):
-        try:
-            records = [r for r in read_metrics(path) if isinstance(r, dict)]
-        except (OSError, ValueError) as exc:
-            raise ModelFileError(f"{path} cannot be read ({exc}); the file is damaged") from None
+        records = read_records(path)
     return Member(name, run_dir, figures, records)
 
 
@@ -126,51 +141,36 @@ def _columns(members: list[Member]) -> list[str]:
     return list(dict.fromkeys(k for m in members for k in m.figures))
 
 
-def aggregate_table(members: list[Member]) -> str:
+def aggregate_table(members: list[Member]) -> Html:
     """figure | mean | sd | 95% CI | n, over the runs (describe() of the per-run values)."""
     rows = []
     for name in _columns(members):
         values = [m.figures[name] for m in members if name in m.figures]
         d = describe(values)
         ci = f"[{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]" if d["n"] > 1 else "—"
-        rows.append(
-            f"<tr><td>{html.escape(name)}</td><td>{fmt(d['mean'])}</td><td>{fmt(d['sd'])}</td>"
-            f"<td>{ci}</td><td>{d['n']}</td></tr>"
-        )
-    return (
-        "<table><tr><th>figure</th><th>mean</th><th>sd</th><th>95% CI of the mean</th>"
-        f"<th>n</th></tr>{''.join(rows)}</table>"
-    )
+        rows.append([name, d["mean"], d["sd"], ci, d["n"]])
+    return table(["figure", "mean", "sd", "95% CI of the mean", "n"], rows)
 
 
-def _cell(name: str, value: float | None) -> str:
+def _cell(name: str, value: float | None) -> Html:
     if value is None:
-        return ""
+        return text("")
     if name in ("epochs", "best epoch") and value.is_integer():
-        return str(int(value))
-    return fmt(value)
+        return text(int(value))
+    return text(value)
 
 
-def members_table(members: list[Member], page: Path, reports: dict[str, Path | None]) -> str:
+def members_table(members: list[Member], page: Path, reports: dict[str, Path | None]) -> Html:
     """One row per run: its figures and a link to its report."""
     columns = _columns(members)
-    head = (
-        "<tr><th>run</th>"
-        + "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-        + "<th>report</th></tr>"
-    )
     rows = []
     for m in members:
         report = reports.get(m.name)
         cell = (
-            link(report, page, "report") if report is not None else "<span class='muted'>—</span>"
+            link(report, page, "report") if report is not None else el("span", "—", class_="muted")
         )
-        rows.append(
-            f"<tr><td>{html.escape(m.name)}</td>"
-            + "".join(f"<td>{_cell(c, m.figures.get(c))}</td>" for c in columns)
-            + f"<td>{cell}</td></tr>"
-        )
-    return f"<table>{head}{''.join(rows)}</table>"
+        rows.append([m.name, *(_cell(c, m.figures.get(c)) for c in columns), cell])
+    return table(["run", *columns, "report"], rows)
 
 
 def curve_metric(records: list[dict[str, Any]]) -> str | None:
@@ -182,10 +182,19 @@ def curve_metric(records: list[dict[str, Any]]) -> str | None:
 def _series(records: list[dict[str, Any]], split: str, key: str) -> tuple[list[int], list[float]]:
     """(steps, values) of records[split][key]; the train loss from the epoch records (the step
     records are single noisy minibatches) when there are any."""
-    rows = [r for r in records if isinstance((r.get(split) or {}).get(key), (int, float))]
+    rows = [r for r in records if _finite((r.get(split) or {}).get(key))]
     if split == "train" and any(r.get("event") == "epoch" for r in rows):
         rows = [r for r in rows if r.get("event") == "epoch"]
     return [int(r["step"]) for r in rows], [float(r[split][key]) for r in rows]
+
+
+def _finite(value: Any) -> bool:
+    """A number a curve can draw (a diverged run's nan or inf is left out)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
 
 
 def mean_curve(curves: list[tuple[list[int], list[float]]]) -> tuple[np.ndarray, np.ndarray]:
@@ -199,8 +208,9 @@ def mean_curve(curves: list[tuple[list[int], list[float]]]) -> tuple[np.ndarray,
     grid = np.asarray(sorted({x for s, _ in curves for x in s if start <= x <= end}), dtype=float)
     if grid.size == 0:
         return grid, grid
-    stacked = np.stack([np.interp(grid, s, v) for s, v in curves])  # (runs, points)
-    return grid, stacked.mean(axis=0)
+    with np.errstate(all="ignore"):  # values near the float limit overflow to inf
+        stacked = np.stack([np.interp(grid, s, v) for s, v in curves])  # (runs, points)
+        return grid, stacked.mean(axis=0)
 
 
 def plot_group_curves(members: list[Member]) -> bytes | None:
@@ -211,6 +221,15 @@ def plot_group_curves(members: list[Member]) -> bytes | None:
         return None
     metric = curve_metric([r for m in with_records for r in m.records])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    try:
+        _draw_curves(with_records, metric, axes)
+    except BaseException:
+        plt.close(fig)  # figure_png closes it otherwise
+        raise
+    return figure_png(fig)
+
+
+def _draw_curves(with_records: list[Member], metric: str | None, axes: Any) -> None:
     panels = [(axes[0], "dev", metric), (axes[1], "train", "loss")]
     colours = plt.get_cmap("tab10")
     for ax, split, key in panels:
@@ -228,8 +247,7 @@ def plot_group_curves(members: list[Member]) -> bytes | None:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return figure_png(fig)
+    axes[0].figure.tight_layout()
 
 
 def _config(
@@ -270,7 +288,6 @@ def group_page(folder: Path, summary: dict[str, Any], kind: str, page: Path) -> 
         for key in ("data", "examples", "fold_seed", "dev_fraction"):
             if key in summary:
                 facts.append((key.replace("_", " "), summary[key]))
-    facts_html = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(v)}</td></tr>" for k, v in facts)
     curves = plot_group_curves(members)
     curves_html = (
         img(curves, "learning curves of every run")
@@ -278,21 +295,28 @@ def group_page(folder: Path, summary: dict[str, Any], kind: str, page: Path) -> 
         else note("No run of this folder has a metrics.jsonl: there are no curves to draw.")
     )
     config, config_path = _config(folder, members, summary)
-    again = ""
+    again: list[Html] = []
     if config_path is not None:
         command = (
             f"ffnlp repeat {_base_task(summary)} --seeds {len(members)} --config {config_path} ..."
             if kind == "repeat"
             else f"ffnlp classify cv --folds {len(members)} --config {config_path} ..."
         )
-        again = f"<p class='muted'>Re-run with <code>{html.escape(command)}</code></p>"
+        again.append(muted("Re-run with ", el("code", command)))
     if kind == "repeat":
-        again += "<p class='muted'>Each run overrides <code>train.seed</code> with its seed.</p>"
+        again.append(muted("Each run overrides ", el("code", "train.seed"), " with its seed."))
     title = f"ffnlp {summary.get('task', '')}: {len(members)} {unit}s"
-    body = f"""<h1>{html.escape(title)}: {html.escape(str(folder))}</h1>
-<table>{facts_html}</table>
-<h2 id='summary'>Mean, sd and 95% confidence interval over the {unit}s</h2>{aggregate_table(members)}
-<h2 id='runs'>Every {unit}</h2>{members_table(members, page, reports)}
-<h2 id='curves'>Learning curves (one line per {unit}, the mean in bold)</h2>{curves_html}
-<h2 id='configuration'>Configuration</h2>{again}<pre>{html.escape(config)}</pre>"""
-    return document(title, body)
+    return document(
+        title,
+        el("h1", f"{title}: {folder}"),
+        table(None, facts),
+        el("h2", f"Mean, sd and 95% confidence interval over the {unit}s", id="summary"),
+        aggregate_table(members),
+        el("h2", f"Every {unit}", id="runs"),
+        members_table(members, page, reports),
+        el("h2", f"Learning curves (one line per {unit}, the mean in bold)", id="curves"),
+        curves_html,
+        el("h2", "Configuration", id="configuration"),
+        cat(*again),
+        el("pre", config),
+    )

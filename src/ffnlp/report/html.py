@@ -2,71 +2,65 @@
 
 from __future__ import annotations
 
-import base64
-import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ffnlp.errors import ModelFileError
+from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.fileio import check_target, write_atomic
 from ffnlp.models.io import run_path
 from ffnlp.outputs import check_output_file
+from ffnlp.report.fields import check_summary, read_records
 from ffnlp.report.group import group_kind, group_page
-from ffnlp.report.page import STYLE, fmt, own_file, own_text
+from ffnlp.report.markup import EMPTY, Html, cat, document, el, img, muted, number, table
+from ffnlp.report.page import own_file, own_text
+from ffnlp.report.plots import closing_new_figures
 from ffnlp.report.study import study_page
 from ffnlp.report.studyfolder import is_study, read_study
 from ffnlp.tasks.runfolder import read_summary
-from ffnlp.training.history import read_metrics
 
 
-def metrics_table(summary: dict[str, Any]) -> str:
+def metrics_table(summary: dict[str, Any]) -> Html:
     splits = [s for s in ("train", "dev", "test") if isinstance(summary.get(s), dict)]
     if not splits:
-        return ""
+        return EMPTY
     names: list[str] = []
     for s in splits:
         for k, v in summary[s].items():
             if isinstance(v, (int, float)) and k not in names:
                 names.append(k)
-    rows = "".join(
-        "<tr><td>"
-        + s
-        + "</td>"
-        + "".join(f"<td>{fmt(summary[s].get(n, ''))}</td>" for n in names)
-        + "</tr>"
-        for s in splits
-    )
-    head = "<tr><th>split</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
-    return f"<table>{head}{rows}</table>"
+    return table(["split", *names], ([s, *(summary[s].get(n, "") for n in names)] for s in splits))
 
 
 PER_LABEL_ROWS = 50  # multi-label runs: the most frequent labels in the per-label table
+PER_CLASS_HEAD = ["label", "precision", "recall", "F1", "support"]
 
 
-def _per_label(summary: dict[str, Any]) -> str:
+def _per_class_rows(table: dict[str, Any]) -> list[list[Any]]:
+    return [
+        [lab, v.get("precision", ""), v.get("recall", ""), v.get("f1", ""), v.get("support", "")]
+        for lab, v in table.items()
+    ]
+
+
+def _per_label(summary: dict[str, Any]) -> Html:
     """Multi-label runs (no confusion matrix): P/R/F1 at the threshold of the most frequent labels."""
     out = []
     for split in ("dev", "test"):
         m = summary.get(split)
         if not isinstance(m, dict) or "per_class" not in m:
             continue
-        table = m["per_class"]
-        rows = sorted(table.items(), key=lambda kv: (-kv[1]["support"], kv[0]))[:PER_LABEL_ROWS]
-        body = "".join(
-            f"<tr><td>{html.escape(lab)}</td><td>{fmt(v['precision'])}</td><td>{fmt(v['recall'])}</td>"
-            f"<td>{fmt(v['f1'])}</td><td>{v['support']}</td></tr>"
-            for lab, v in rows
-        )
+        per_class = m["per_class"]
+        top = sorted(per_class.items(), key=lambda kv: (-kv[1].get("support", 0), kv[0]))
+        top = top[:PER_LABEL_ROWS]
         out.append(
-            f"<h3>Per label ({split}): the {len(rows)} most frequent of {len(table)}</h3>"
-            "<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th>"
-            f"<th>support</th></tr>{body}</table>"
+            el("h3", f"Per label ({split}): the {len(top)} most frequent of {len(per_class)}")
         )
-    return "".join(out)
+        out.append(table(PER_CLASS_HEAD, _per_class_rows(dict(top))))
+    return cat(*out)
 
 
-def _confusion(summary: dict[str, Any]) -> str:
+def _confusion(summary: dict[str, Any]) -> Html:
     if summary.get("multilabel"):
         return _per_label(summary)
     out = []
@@ -75,46 +69,32 @@ def _confusion(summary: dict[str, Any]) -> str:
         m = summary.get(split)
         if not isinstance(m, dict) or "confusion" not in m or not labels:
             continue
-        head = (
-            "<tr><th>gold \\ predicted</th>"
-            + "".join(f"<th>{html.escape(str(lab))}</th>" for lab in labels)
-            + "</tr>"
+        out.append(el("h3", f"Confusion matrix ({split})"))
+        out.append(
+            table(
+                ["gold \\ predicted", *labels],
+                ([labels[i], *cells] for i, cells in enumerate(m["confusion"])),
+            )
         )
-        body = "".join(
-            f"<tr><td>{html.escape(str(labels[i]))}</td>"
-            + "".join(f"<td>{c}</td>" for c in row)
-            + "</tr>"
-            for i, row in enumerate(m["confusion"])
-        )
-        out.append(f"<h3>Confusion matrix ({split})</h3><table>{head}{body}</table>")
         if "per_class" in m:
-            rows = "".join(
-                f"<tr><td>{html.escape(lab)}</td><td>{fmt(v['precision'])}</td><td>{fmt(v['recall'])}</td>"
-                f"<td>{fmt(v['f1'])}</td><td>{v['support']}</td></tr>"
-                for lab, v in m["per_class"].items()
-            )
-            out.append(
-                "<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th>"
-                f"<th>support</th></tr>{rows}</table>"
-            )
-    return "".join(out)
+            out.append(table(PER_CLASS_HEAD, _per_class_rows(m["per_class"])))
+    return cat(*out)
 
 
-def _warnings(summary: dict[str, Any]) -> str:
+def _warnings(summary: dict[str, Any]) -> Html:
     """The advice train.diagnostics gave during training (summary.json "warnings")."""
     warnings = summary.get("warnings") or []
     if not warnings:
-        return ""
-    items = "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)
-    return f"<h2>Warnings</h2><ul>{items}</ul>"
+        return EMPTY
+    return el("h2", "Warnings") + el("ul", *(el("li", w) for w in warnings))
 
 
-def run_images(run_dir: Path) -> str:
+def run_images(run_dir: Path) -> Html:
     """The run's plots/*.png as <h3> + <img> pairs, embedded."""
     parts = []
     plots = run_dir / "plots"
     if plots.is_symlink() or not plots.is_dir():
-        return ""
+        return EMPTY
     try:
         files = sorted(p for p in plots.iterdir() if p.suffix == ".png")
     except OSError as exc:
@@ -123,57 +103,61 @@ def run_images(run_dir: Path) -> str:
         if not own_file(run_dir, png):
             continue
         try:
-            data = base64.b64encode(png.read_bytes()).decode("ascii")
+            data = png.read_bytes()
         except OSError as exc:
             raise ModelFileError(f"{png} cannot be read ({exc.strerror or exc})") from None
-        parts.append(
-            f"<h3>{html.escape(png.stem)}</h3><img alt='{html.escape(png.stem)}' "
-            f"src='data:image/png;base64,{data}'>"
-        )
-    return "".join(parts)
+        parts.append(el("h3", png.stem) + img(data, png.stem))
+    return cat(*parts)
 
 
-def _epochs_table(run_dir: Path) -> str:
+def _epochs_table(run_dir: Path) -> Html:
     path = run_dir / "metrics.jsonl"
     if not own_file(run_dir, path):
-        return ""
-    try:
-        records = read_metrics(path)
-    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
-        raise ModelFileError(f"{path} cannot be read ({exc}); the file is damaged") from None
-    epochs = [r for r in records if isinstance(r, dict) and r.get("event") == "epoch"]
+        return EMPTY
+    epochs = [r for r in read_records(path) if r.get("event") == "epoch"]
     if not epochs:
-        return ""
+        return EMPTY
     dev_keys = [k for k, v in (epochs[0].get("dev") or {}).items() if isinstance(v, (int, float))]
-    head = (
-        "<tr><th>epoch</th><th>step</th><th>train loss</th>"
-        + "".join(f"<th>dev {html.escape(k)}</th>" for k in dev_keys)
-        + "<th>lr</th><th>examples/s</th></tr>"
-    )
-    rows = "".join(
-        f"<tr><td>{r['epoch']}</td><td>{r['step']}</td><td>{fmt(r['train']['loss'])}</td>"
-        + "".join(f"<td>{fmt((r.get('dev') or {}).get(k, ''))}</td>" for k in dev_keys)
-        + f"<td>{r['lr']:.3g}</td><td>{r['examples_per_second']:.0f}</td></tr>"
+    head = ["epoch", "step", "train loss", *(f"dev {k}" for k in dev_keys), "lr", "examples/s"]
+    rows = (
+        [
+            r.get("epoch", ""),
+            r.get("step", ""),
+            (r.get("train") or {}).get("loss", ""),
+            *((r.get("dev") or {}).get(k, "") for k in dev_keys),
+            number(r.get("lr", ""), ".3g"),
+            number(r.get("examples_per_second", ""), ".0f"),
+        ]
         for r in epochs
     )
-    return f"<table>{head}{rows}</table>"
+    return table(head, rows)
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def write_report(
+    run_dir: str | Path, out: str | Path | None = None, storage: str | None = None
+) -> Path:
     """Write the HTML report of a folder ffnlp made: ``DIR/report.html`` (or ``out``).
 
     The folder is a run, a group of runs of one configuration (``ffnlp repeat``, ``ffnlp
     classify cv``: its summary.json says so, see :mod:`ffnlp.report.group`) or an ``ffnlp tune``
     study (its tune.json says so, see :mod:`ffnlp.report.study`). Only the folder's own files are
-    read (no symbolic link is followed); a damaged file is a ModelFileError naming it."""
+    read (no symbolic link is followed), and no database a file names is opened: a study's
+    trials come from its own study.db, else from ``storage`` when given (the Optuna storage URL
+    the study was run with), else from trials.csv. A damaged file is a ModelFileError naming it
+    and the field."""
     run_dir = run_path(run_dir)
     if is_study(run_dir):
         return _write(
             run_dir,
             out,
-            lambda page: study_page(read_study(run_dir), page),
+            lambda page: study_page(read_study(run_dir, storage), page),
             f"{run_dir / 'tune.json'}, trials.csv or a trial's files do not hold what ffnlp "
             "tune writes",
+        )
+    if storage is not None:
+        raise ConfigError(
+            f"--storage is for a study folder (an `ffnlp tune --out` folder with a tune.json); "
+            f"{run_dir} is not one"
         )
     return write_run_report(run_dir, out)
 
@@ -181,7 +165,13 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of a run folder, or of a repeat or cv folder (see :func:`write_report`)."""
     run_dir = run_path(run_dir)
-    summary = read_summary(run_dir, required=True)
+    path = run_dir / "summary.json"
+    if path.exists() and not own_file(run_dir, path):
+        raise ModelFileError(
+            f"{path} is a symbolic link (or leads out of {run_dir}); a report reads only the "
+            "folder's own files: copy the file in its place"
+        )
+    summary = check_summary(read_summary(run_dir, required=True), path)
     kind = group_kind(summary)
     return _write(
         run_dir,
@@ -191,6 +181,11 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
         else (lambda page: _page(run_dir, summary)),
         f"{run_dir / 'summary.json'} or metrics.jsonl does not hold what ffnlp writes",
     )
+
+
+# what a file that fields.py lets through may still make the page builder raise (the last
+# guard: each such case is a field to check in fields.py)
+DAMAGED: tuple[type[Exception], ...] = (TypeError, KeyError, ValueError, IndexError, AttributeError)
 
 
 def _write(
@@ -203,8 +198,9 @@ def _write(
     else:  # before the work: a link or a folder in its place is refused
         target = check_target(run_dir / "report.html", within=run_dir)
     try:
-        page = make(target)
-    except (TypeError, KeyError, ValueError, IndexError, AttributeError) as exc:
+        with closing_new_figures():
+            page = make(target)
+    except DAMAGED as exc:
         raise ModelFileError(f"{damaged} ({exc!r}); retrain the run or restore the files") from None
     if out is not None:
         return write_atomic(target, page)
@@ -214,23 +210,23 @@ def _write(
 def _page(run_dir: Path, summary: dict[str, Any]) -> str:
     config = own_text(run_dir, run_dir / "config.toml")
     scalars = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
-    facts = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{fmt(v)}</td></tr>" for k, v in scalars.items()
-    )
     samples = summary.get("samples") or []
-    samples_html = ""
-    if samples:
-        items = "".join(f"<li>{html.escape(str(s))}</li>" for s in samples)
-        samples_html = f"<h2>Samples</h2><ol>{items}</ol>"
-    page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>ffnlp run {html.escape(run_dir.name)}</title><style>{STYLE}</style></head><body>
-<h1>ffnlp {html.escape(str(summary.get("task", "")))} run: {html.escape(str(run_dir))}</h1>
-<h2>Results</h2>{metrics_table(summary)}<table>{facts}</table>
-{_confusion(summary)}
-{_warnings(summary)}
-<h2>Training</h2>{_epochs_table(run_dir)}{run_images(run_dir)}
-{samples_html}
-<h2>Configuration</h2><p class="muted">Re-run with <code>--config {html.escape(str(run_dir / "config.toml"))}</code></p>
-<pre>{html.escape(config)}</pre>
-</body></html>"""
-    return page
+    samples_html = (
+        el("h2", "Samples") + el("ol", *(el("li", s) for s in samples)) if samples else EMPTY
+    )
+    return document(
+        f"ffnlp run {run_dir.name}",
+        el("h1", f"ffnlp {summary.get('task', '')} run: {run_dir}"),
+        el("h2", "Results"),
+        metrics_table(summary),
+        table(None, scalars.items()),
+        _confusion(summary),
+        _warnings(summary),
+        el("h2", "Training"),
+        _epochs_table(run_dir),
+        run_images(run_dir),
+        samples_html,
+        el("h2", "Configuration"),
+        muted("Re-run with ", el("code", f"--config {run_dir / 'config.toml'}")),
+        el("pre", config),
+    )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,19 @@ def plot_lr_range(result: dict[str, Any], path: str | Path, title: str = "") -> 
     ax.legend()
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
+
+
+@contextmanager
+def closing_new_figures() -> Iterator[None]:
+    """Close the figures made inside the block when it fails (each plot closes its own when it
+    succeeds): a report that stops on a damaged file leaves no figure open in the process."""
+    before = set(plt.get_fignums())
+    try:
+        yield
+    except BaseException:
+        for number in set(plt.get_fignums()) - before:
+            plt.close(number)
+        raise
 
 
 def figure_png(fig: Any, dpi: int = 110, fmt: str = "png") -> bytes:

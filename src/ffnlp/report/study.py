@@ -10,7 +10,6 @@ file that can be mailed or archived.
 
 from __future__ import annotations
 
-import html
 import shlex
 import tempfile
 from pathlib import Path
@@ -18,11 +17,26 @@ from typing import Any
 
 from ffnlp.errors import FfnlpError
 from ffnlp.report import studyplots
+from ffnlp.report.fields import check_summary, read_records
 from ffnlp.report.group import aggregate_table, group_kind, read_members
-from ffnlp.report.page import document, fmt, img, link, note, own_file, own_text
+from ffnlp.report.markup import (
+    EMPTY,
+    Html,
+    cat,
+    document,
+    el,
+    img,
+    join,
+    link,
+    muted,
+    note,
+    number,
+    table,
+    text,
+)
+from ffnlp.report.page import own_file, own_text
 from ffnlp.report.studyfolder import STATES, StudyFolder, StudyTrial, param_importances
 from ffnlp.tasks.runfolder import read_summary
-from ffnlp.training.history import read_metrics
 
 TOP_TRIALS = 10
 PARALLEL_MAX_PARAMS = 12  # beyond that the axes are unreadable: the most important ones
@@ -36,38 +50,38 @@ def _duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
-def _value(v: Any) -> str:
+def _value(v: Any) -> Html:
     """A parameter as a cell: floats to 4 significant digits (learning rates are small)."""
     if isinstance(v, float):
-        return f"{v:.4g}"
-    return html.escape(str(v))
+        return text(f"{v:.4g}")
+    return text(v)
 
 
-def _facts(study: StudyFolder) -> str:
+def _facts(study: StudyFolder) -> Html:
     info = study.info
     counts = {s: sum(t.state == s for t in study.trials) for s in STATES}
     by_state = ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n)
     seconds = [t.seconds for t in study.trials if t.seconds is not None]
     best = study.best
-    rows: list[tuple[str, str]] = [
-        ("task", html.escape(str(info.get("task", "")))),
-        ("metric", f"{html.escape(study.metric)} ({study.direction})"),
-        ("study", html.escape(str(info.get("study_name", "")))),
+    rows: list[tuple[object, object]] = [
+        ("task", info.get("task") or ""),
+        ("metric", f"{study.metric} ({study.direction})"),
+        ("study", info.get("study_name") or ""),
         ("trials", f"{len(study.trials)}" + (f" ({by_state})" if by_state else "")),
         ("time in trials", _duration(sum(seconds)) if seconds else "—"),
         ("wall clock", _duration(study.wall_seconds)),
-        ("read from", html.escape(study.source)),
+        ("read from", study.source),
     ]
     if best is not None:
-        rows.append(("best value", f"{fmt(best.value)} (trial {best.number})"))
-        rows.extend((f"best {html.escape(k)}", _value(v)) for k, v in sorted(best.params.items()))
+        rows.append(("best value", cat(best.value, f" (trial {best.number})")))
+        rows.extend((f"best {k}", _value(v)) for k, v in sorted(best.params.items()))
     command = info.get("command")
     if isinstance(command, list) and all(isinstance(a, str) for a in command):
-        rows.append(("command", f"<code>{html.escape(shlex.join(command))}</code>"))
-    return "<table>" + "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows) + "</table>"
+        rows.append(("command", el("code", shlex.join(command))))
+    return table(None, rows)
 
 
-def _importances(study: StudyFolder) -> tuple[str, dict[str, float] | None]:
+def _importances(study: StudyFolder) -> tuple[Html, dict[str, float] | None]:
     found, why = param_importances(study)
     if found is None:
         return note(why), None
@@ -88,15 +102,10 @@ def _run_report(run_dir: Path | None) -> Path | None:
 
 def _top_table(
     study: StudyFolder, params: list[str], page: Path, reports: dict[int, Path | None]
-) -> str:
+) -> Html:
     top = study.ranked()[:TOP_TRIALS]
     if not top:
         return note("No trial has completed yet.")
-    head = (
-        "<tr><th>rank</th><th>trial</th><th>value</th><th>seconds</th>"
-        + "".join(f"<th>{html.escape(p)}</th>" for p in params)
-        + "<th>run</th></tr>"
-    )
     rows = []
     for rank, t in enumerate(top, start=1):
         report = reports.get(t.number)
@@ -105,21 +114,25 @@ def _top_table(
         elif t.run_dir is not None:
             cell = link(t.run_dir, page, "folder")
         else:
-            cell = "<span class='muted'>—</span>"
+            cell = el("span", "—", class_="muted")
         rows.append(
-            f"<tr><td>{rank}</td><td>{t.number}</td><td>{fmt(t.value)}</td>"
-            f"<td>{fmt(t.seconds) if t.seconds is not None else '—'}</td>"
-            + "".join(f"<td>{_value(t.params.get(p, ''))}</td>" for p in params)
-            + f"<td>{cell}</td></tr>"
+            [
+                rank,
+                t.number,
+                t.value,
+                t.seconds if t.seconds is not None else "—",
+                *(_value(t.params.get(p, "")) for p in params),
+                cell,
+            ]
         )
     more = len(study.complete) - len(top)
-    tail = f"<p class='muted'>and {more} more complete trials.</p>" if more > 0 else ""
-    return f"<table>{head}{''.join(rows)}</table>{tail}"
+    tail = muted(f"and {more} more complete trials.") if more > 0 else EMPTY
+    return table(["rank", "trial", "value", "seconds", *params, "run"], rows) + tail
 
 
 def _best_curves(
     study: StudyFolder, best: StudyTrial | None, page: Path, reports: dict[int, Path | None]
-) -> str:
+) -> Html:
     """The best trial's run curves: the plots its run folder has (as in its own report), else
     drawn now from its metrics.jsonl."""
     from ffnlp.report.html import run_images
@@ -131,8 +144,10 @@ def _best_curves(
         return note(f"The run folder of trial {best.number} is not in this study folder.")
     run_dir = best.run_dir
     report = reports.get(best.number)
-    head = f"<p>Trial {best.number}, " + (
-        link(report, page, "its report") + ".</p>" if report is not None else "no report.</p>"
+    head = el(
+        "p",
+        f"Trial {best.number}, ",
+        cat(link(report, page, "its report"), ".") if report is not None else "no report.",
     )
     images = run_images(run_dir)
     if images:
@@ -140,29 +155,30 @@ def _best_curves(
     metrics = run_dir / "metrics.jsonl"
     if not own_file(run_dir, metrics):
         return head + note(f"Trial {best.number} kept no metrics.jsonl: no curves to draw.")
-    records = read_metrics(metrics)
+    records = read_records(metrics)
     with tempfile.TemporaryDirectory() as tmp:
         plot_history(records, tmp, metric=study.metric.partition(".")[2] or None)
         return head + run_images(Path(tmp))
 
 
-def _extras(study: StudyFolder, page: Path) -> str:
+def _extras(study: StudyFolder, page: Path) -> Html:
     """The refit run (best/, with --refit) and the seeds (seeds/, with --seeds K), when present."""
     parts = []
     best_dir = study.folder / "best"
     if own_file(study.folder, best_dir / "summary.json"):
         from ffnlp.report.html import metrics_table
 
-        summary = read_summary(best_dir, required=True)
+        summary = check_summary(read_summary(best_dir, required=True), best_dir / "summary.json")
         report = _run_report(best_dir)
-        where = link(report, page, "report") if report is not None else html.escape(str(best_dir))
+        where = link(report, page, "report") if report is not None else text(best_dir)
         parts.append(
-            f"<h2 id='refit'>The best configuration retrained (best/)</h2><p>{where}</p>"
+            el("h2", "The best configuration retrained (best/)", id="refit")
+            + el("p", where)
             + metrics_table(summary)
         )
     seeds_dir = study.folder / "seeds"
     if own_file(study.folder, seeds_dir / "summary.json"):
-        summary = read_summary(seeds_dir, required=True)
+        summary = check_summary(read_summary(seeds_dir, required=True), seeds_dir / "summary.json")
         kind = group_kind(summary)
         if kind is not None:
             from ffnlp.report.html import write_report
@@ -170,61 +186,71 @@ def _extras(study: StudyFolder, page: Path) -> str:
             report = write_report(seeds_dir)
             members = read_members(seeds_dir, summary, kind)
             parts.append(
-                f"<h2 id='seeds'>The best configuration over {len(members)} seeds (seeds/)</h2>"
-                f"<p>{link(report, page, 'report')}</p>{aggregate_table(members)}"
+                el("h2", f"The best configuration over {len(members)} seeds (seeds/)", id="seeds")
+                + el("p", link(report, page, "report"))
+                + aggregate_table(members)
             )
-    return "".join(parts)
+    return cat(*parts)
 
 
-def _p_value(p: Any) -> str:
-    return "" if not isinstance(p, (int, float)) else f"{p:.3f}"
+def _p_value(p: Any) -> Html:
+    return number(p, ".3f") if isinstance(p, (int, float)) else EMPTY
 
 
-def _rescored(study: StudyFolder) -> str:
+def _rescored(study: StudyFolder) -> Html:
     """The front-runners against their fresh seeds (rescore.json), or nothing."""
-    table = study.rescore
-    if table is None:
-        return ""
-    metric = html.escape(str(table.get("metric", study.metric)))
+    rescore = study.rescore
+    if rescore is None:
+        return EMPTY
+    metric = rescore.get("metric", study.metric)
     rows = []
-    for r in table["candidates"]:
+    for r in rescore["candidates"]:
         marks = [
             m
-            for m, on in (("chosen", r["number"] == table.get("best")), ("base", r.get("base")))
+            for m, on in (("chosen", r["number"] == rescore.get("best")), ("base", r.get("base")))
             if on
         ]
         rows.append(
-            f"<tr><td>{r['number']}</td><td>{fmt(r['search_value'])} ({r['search_seeds']})</td>"
-            f"<td>{fmt(r['value'])} ({len(r['values'])})</td><td>{fmt(r['all_seeds'])}</td>"
-            f"<td>{_p_value(r.get('p_vs_base'))}</td>"
-            f"<td>{', '.join(marks)}</td></tr>"
+            [
+                r["number"],
+                cat(r.get("search_value", ""), f" ({r.get('search_seeds', '')})"),
+                cat(r.get("value", ""), f" ({len(r.get('values') or [])})"),
+                r.get("all_seeds", ""),
+                _p_value(r.get("p_vs_base")),
+                join(marks),
+            ]
         )
-    return (
-        f"<h2 id='rescore'>The front-runners re-scored with fresh seeds ({metric})</h2>"
-        "<p>The best trials of a search are partly its luckiest; each was trained again with "
-        "seeds no trial used (the same seeds for all). A candidate replaces the base "
-        "configuration only when it beats it on those seeds (paired t-test, one-sided p "
-        "below the threshold); the best mean among those is chosen. "
-        f"Chosen: trial {table.get('best')}, {html.escape(str(table.get('why', '')))}.</p><table><tr><th>trial</th><th>search (seeds)</th>"
-        f"<th>fresh seeds (chooses)</th><th>all seeds</th><th>p vs base</th><th></th></tr>{''.join(rows)}</table>"
+    return cat(
+        el("h2", f"The front-runners re-scored with fresh seeds ({metric})", id="rescore"),
+        el(
+            "p",
+            "The best trials of a search are partly its luckiest; each was trained again with "
+            "seeds no trial used (the same seeds for all). A candidate replaces the base "
+            "configuration only when it beats it on those seeds (paired t-test, one-sided p "
+            "below the threshold); the best mean among those is chosen. "
+            f"Chosen: trial {rescore.get('best')}, {rescore.get('why', '')}.",
+        ),
+        table(
+            ["trial", "search (seeds)", "fresh seeds (chooses)", "all seeds", "p vs base", ""],
+            rows,
+        ),
     )
 
 
-def _space(study: StudyFolder) -> str:
+def _space(study: StudyFolder) -> Html:
     space = study.info.get("space")
     if not isinstance(space, dict) or not space:
-        return ""
-    rows = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td>"
-        + (
-            ", ".join(f"{html.escape(str(a))}={_value(b)}" for a, b in v.items())
+        return EMPTY
+    rows = [
+        [
+            k,
+            join(cat(a, "=", _value(b)) for a, b in v.items())
             if isinstance(v, dict)
-            else _value(v)
-        )
-        + "</td></tr>"
+            else _value(v),
+        ]
         for k, v in space.items()
-    )
-    return f"<h2 id='space'>Search space</h2><table><tr><th>key</th><th>distribution</th></tr>{rows}</table>"
+    ]
+    return el("h2", "Search space", id="space") + table(["key", "distribution"], rows)
 
 
 def study_page(study: StudyFolder, page: Path) -> str:
@@ -232,7 +258,7 @@ def study_page(study: StudyFolder, page: Path) -> str:
     params = study.param_names()
     best = study.best
     done = study.complete
-    notes = "".join(note(n) for n in study.notes)
+    notes = cat(*(note(n) for n in study.notes))
     history = img(studyplots.plot_optimisation_history(study), "optimisation history")
     importances, ranked = _importances(study)
     if done and params:
@@ -253,23 +279,34 @@ def study_page(study: StudyFolder, page: Path) -> str:
     reports = {t.number: _run_report(t.run_dir) for t in study.ranked()[:TOP_TRIALS]}
     best_toml = own_text(study.folder, study.folder / "best.toml")
     config = (
-        "<p class='muted'>Re-run with <code>--config "
-        f"{html.escape(str(study.folder / 'best.toml'))}</code></p><pre>{html.escape(best_toml)}</pre>"
+        muted("Re-run with ", el("code", f"--config {study.folder / 'best.toml'}"))
+        + el("pre", best_toml)
         if best_toml
         else note("The study folder has no best.toml yet (it is written when a trial completes).")
     )
-    title = f"ffnlp tune {study.info.get('task', '')} study"
-    body = f"""<h1>{html.escape(title)}: {html.escape(str(study.folder))}</h1>
-{_facts(study)}{notes}
-<h2 id='history'>Optimisation history</h2>{history}
-<h2 id='importances'>Parameter importances</h2>{importances}
-<h2 id='slices'>The objective against each parameter</h2>{slices}
-<h2 id='parallel'>Parallel coordinates</h2>{parallel}
-<h2 id='intermediate'>Learning curves of every trial ({pruned} pruned, in grey)</h2>{intermediate}
-<h2 id='best-curves'>The best trial's training curves</h2>{_best_curves(study, best, page, reports)}
-<h2 id='top'>The best {min(TOP_TRIALS, len(done))} trials</h2>{_top_table(study, params, page, reports)}
-{_rescored(study)}
-{_extras(study, page)}
-<h2 id='best-config'>The best configuration (best.toml)</h2>{config}
-{_space(study)}"""
-    return document(title, body)
+    title = f"ffnlp tune {study.info.get('task') or ''} study"
+    return document(
+        title,
+        el("h1", f"{title}: {study.folder}"),
+        _facts(study),
+        notes,
+        el("h2", "Optimisation history", id="history"),
+        history,
+        el("h2", "Parameter importances", id="importances"),
+        importances,
+        el("h2", "The objective against each parameter", id="slices"),
+        slices,
+        el("h2", "Parallel coordinates", id="parallel"),
+        parallel,
+        el("h2", f"Learning curves of every trial ({pruned} pruned, in grey)", id="intermediate"),
+        intermediate,
+        el("h2", "The best trial's training curves", id="best-curves"),
+        _best_curves(study, best, page, reports),
+        el("h2", f"The best {min(TOP_TRIALS, len(done))} trials", id="top"),
+        _top_table(study, params, page, reports),
+        _rescored(study),
+        _extras(study, page),
+        el("h2", "The best configuration (best.toml)", id="best-config"),
+        config,
+        _space(study),
+    )

@@ -6,10 +6,16 @@ under ``trials/NNNN/``. The trials are read from the study's Optuna storage when
 installed and the storage can be opened (it is the record: it also holds the trials still running
 and the values each trial reported while it trained); otherwise from trials.csv, with each trial's
 learning curve taken from its own metrics.jsonl. Only the parameter importances need Optuna.
+
+The storage read is the folder's own study.db, or the one the user names (``ffnlp report DIR
+--storage URL``): never the URL tune.json holds, which a copied or crafted folder may point at
+any database (opening one with Optuna creates its tables there). An SQLite file is only opened
+when it exists and already holds an Optuna study.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -23,8 +29,9 @@ from typing import Any
 
 from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.models.io import read_json
+from ffnlp.report.fields import check_rescore, check_tune, read_records
 from ffnlp.report.page import own_file
-from ffnlp.training.history import History, read_metrics
+from ffnlp.training.history import History
 
 TUNE_JSON = "tune.json"
 TRIALS_CSV = "trials.csv"
@@ -118,7 +125,7 @@ def is_study(folder: Path) -> bool:
     path = folder / TUNE_JSON
     if not own_file(folder, path):
         return False
-    return read_json(path).get("kind") == "study"
+    return check_tune(read_json(path), path).get("kind") == "study"
 
 
 def optuna_module() -> ModuleType | None:
@@ -144,26 +151,42 @@ def quiet_optuna(optuna: ModuleType) -> Iterator[None]:
         optuna.logging.set_verbosity(verbosity)
 
 
-def read_study(folder: Path) -> StudyFolder:
+def read_study(folder: Path, storage: str | None = None) -> StudyFolder:
     """The study in ``folder``: from its Optuna storage when possible, else from trials.csv.
 
-    Neither readable: a ConfigError naming the extra to install when Optuna is missing, else a
-    ModelFileError naming the files."""
-    info = read_json(folder / TUNE_JSON)
+    The storage is ``storage`` when given (an error when it cannot be read), else the folder's
+    own study.db (trials.csv when it cannot be read). Neither readable: a ConfigError naming the
+    extra to install when Optuna is missing, else a ModelFileError naming the files."""
+    info = check_tune(read_json(folder / TUNE_JSON), folder / TUNE_JSON)
+    rescore = _rescore_table(folder)
     notes: list[str] = []
     optuna = optuna_module()
     loaded: tuple[list[StudyTrial], float | None] | None = None
-    if optuna is not None:
-        storage = _storage_url(folder, info)
-        if storage is not None:
-            try:
-                loaded = _from_storage(optuna, folder, info, storage)
-            except Exception as exc:  # any back-end's error: the CSV is the fallback
-                notes.append(f"the study's storage {storage} could not be read ({exc}).")
+    if storage is not None:
+        if optuna is None:
+            raise ConfigError(
+                f"--storage {storage}: reading a study's storage needs Optuna, an optional "
+                f"dependency: {INSTALL_TUNE}"
+            )
+        _check_sqlite(storage, "--storage")
+        try:
+            loaded = _from_storage(optuna, folder, info, storage)
+        except Exception as exc:  # any back-end's error
+            raise ConfigError(
+                f"--storage {storage} could not be read ({_first_line(exc)}); give the storage "
+                "URL the study was run with (`ffnlp tune --storage`)"
+            ) from None
+    elif optuna is not None and own_file(folder, folder / STUDY_DB):
+        own = f"sqlite:///{(folder / STUDY_DB).resolve()}"
+        try:
+            _check_sqlite(own, str(folder / STUDY_DB))
+            loaded = _from_storage(optuna, folder, info, own)
+        except Exception as exc:  # any back-end's error: the CSV is the fallback
+            notes.append(f"the study's storage {own} could not be read ({_first_line(exc)}).")
     csv_path = folder / TRIALS_CSV
     if loaded is not None:
         trials, wall = loaded
-        return StudyFolder(folder, info, trials, "storage", notes, wall, _rescore_table(folder))
+        return StudyFolder(folder, info, trials, "storage", notes, wall, rescore)
     if not own_file(folder, csv_path):
         if optuna is None:
             raise ConfigError(
@@ -171,9 +194,10 @@ def read_study(folder: Path) -> StudyFolder:
                 f"storage needs Optuna, an optional dependency: {INSTALL_TUNE}"
             )
         raise ModelFileError(
-            f"{folder} has no {TRIALS_CSV} and its study storage cannot be read"
+            f"{folder} has no {TRIALS_CSV} and no readable {STUDY_DB}"
             + (f" ({notes[-1].rstrip('.')})" if notes else "")
-            + "; rerun the same `ffnlp tune` command to continue the study"
+            + "; give the study's storage with --storage URL, or rerun the same `ffnlp tune` "
+            "command to continue the study"
         )
     if optuna is None:
         notes.append(
@@ -183,36 +207,44 @@ def read_study(folder: Path) -> StudyFolder:
     else:
         notes.append(f"The trials come from {TRIALS_CSV}.")
     trials = _from_csv(folder, info, csv_path)
-    return StudyFolder(folder, info, trials, "trials.csv", notes, rescore=_rescore_table(folder))
+    return StudyFolder(folder, info, trials, "trials.csv", notes, rescore=rescore)
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message as one line (SQLAlchemy's run to a dozen)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 def _rescore_table(folder: Path) -> dict[str, Any] | None:
-    """rescore.json when the folder has a readable one."""
+    """rescore.json when the folder has one, checked (a ModelFileError naming the field)."""
     path = folder / RESCORE_JSON
     if not own_file(folder, path):
         return None
+    return check_rescore(read_json(path), path)
+
+
+def _check_sqlite(url: str, name: str) -> None:
+    """An SQLite storage must be an existing file that holds an Optuna study: Optuna opening
+    any other file (or a missing one) would create its tables there."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url[len("sqlite:///") :])
+    if url == "sqlite:///:memory:" or not path.is_file():
+        raise ConfigError(f"{name}: {url} names no SQLite file; give the study's storage")
+    import sqlite3
+
     try:
-        table = read_json(path)
-    except ModelFileError:
-        return None
-    ok = isinstance(table, dict) and isinstance(table.get("candidates"), list)
-    return table if ok else None
-
-
-def _storage_url(folder: Path, info: dict[str, Any]) -> str | None:
-    """The storage to open: the folder's own study.db (the folder may have moved since tune.json
-    named it by its absolute path), else tune.json's URL; None for an SQLite file that does not
-    exist (opening it would create an empty one)."""
-    if own_file(folder, folder / STUDY_DB):
-        return f"sqlite:///{(folder / STUDY_DB).resolve()}"
-    url = info.get("storage")
-    if not isinstance(url, str) or not url:
-        return None
-    if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///") :])
-        if not path.is_file():
-            return None
-    return url
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            found = db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'studies'"
+            ).fetchone()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{name}: {path} is not an SQLite database ({exc})") from None
+    if found is None:
+        raise ConfigError(f"{name}: {path} holds no Optuna study (no table 'studies')")
 
 
 def _from_storage(
@@ -302,13 +334,9 @@ def _curve(run_dir: Path, metric: str) -> dict[int, float]:
     path = run_dir / "metrics.jsonl"
     if not metric or not own_file(run_dir, path):
         return {}
-    try:
-        records = read_metrics(path)
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{path} cannot be read ({exc}); the file is damaged") from None
     curve = {}
-    for r in records:
-        if isinstance(r, dict) and isinstance(r.get("step"), int):
+    for r in read_records(path):
+        if isinstance(r.get("step"), int):
             value = History.value(r, metric)
             if value is not None and math.isfinite(value):
                 curve[r["step"]] = value

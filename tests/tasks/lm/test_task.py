@@ -284,7 +284,7 @@ def test_a_damaged_kneser_ney_run_names_the_file(runs: dict[str, Path], tmp_path
     (run / "model.json").write_text(json.dumps(arch))
     with pytest.raises(
         ModelFileError,
-        match=r"run: the Kneser-Ney model header is invalid: "
+        match=r"run/model.json: the Kneser-Ney model header is invalid: "
         r"'order' must be an integer; got '3'; retrain the model",
     ):
         load(run, standalone=True)

@@ -15,6 +15,7 @@ row.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -432,7 +433,7 @@ def class_weight(cfg: ClassifyConfig, y: torch.Tensor, labels: LabelVocab) -> li
         values = [float(v) for v in spec.split(",")]
     except ValueError:
         values = []
-    if len(values) != len(labels) or any(v <= 0 for v in values):
+    if len(values) != len(labels) or not all(math.isfinite(v) and v > 0 for v in values):
         raise ConfigError(
             f"loss.class_weight must be 'none', 'balanced' or {len(labels)} positive numbers "
             f"separated by commas (one per label, in the order {labels.labels}); got {spec!r}"
