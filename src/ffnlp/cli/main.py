@@ -119,6 +119,7 @@ from ffnlp.cli import demo as _demo  # noqa: E402
 from ffnlp.cli import explain as _explain  # noqa: E402
 from ffnlp.cli import explain_collapse as _explain_collapse  # noqa: E402
 from ffnlp.cli import export as _export  # noqa: E402
+from ffnlp.cli import quantize as _quantize  # noqa: E402
 from ffnlp.cli import repeat as _repeat  # noqa: E402
 from ffnlp.cli import report as _report  # noqa: E402
 from ffnlp.cli import tune as _tune  # noqa: E402
@@ -129,6 +130,7 @@ app.command("compare")(_compare.compare)
 app.command("report")(_report.report)
 app.command("tune")(_tune.tune)
 app.command("export")(_export.export)
+app.command("quantize")(_quantize.quantize)
 _explain.app.command("collapse")(_explain_collapse.collapse)  # its own module, under `explain`
 
 
