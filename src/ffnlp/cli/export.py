@@ -32,7 +32,7 @@ def export(
     The network takes padded inputs, ids (batch, length) int64 and mask (pooled runs) or
     weights (n-gram runs) (batch, length) float32, both axes dynamic, and gives logits and
     probabilities (batch, labels). The JSON file says how a text becomes those inputs
-    (tokeniser, vocabulary, n-gram hashing, tf-idf weights): docs/deploy.md describes what a
+    (tokeniser, vocabulary, n-gram hashing, tf-idf weights): docs/export.md describes what a
     consumer reimplements; ffnlp.export.featurize.featurize is a reference in plain Python.
 
     Example:

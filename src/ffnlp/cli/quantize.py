@@ -35,7 +35,7 @@ def quantize(
     retrain: bool = typer.Option(
         False,
         "--retrain",
-        help="Train the pruned model again on --train (the run's [train] settings) before "
+        help="Train the pruned model again on --train (with the run's own training settings) before "
         "quantising it.",
     ),
     train: Path = typer.Option(
