@@ -135,6 +135,8 @@ from ffnlp.cli import compare as _compare  # noqa: E402
 from ffnlp.cli import demo as _demo  # noqa: E402
 from ffnlp.cli import explain as _explain  # noqa: E402
 from ffnlp.cli import explain_collapse as _explain_collapse  # noqa: E402
+from ffnlp.cli import export as _export  # noqa: E402
+from ffnlp.cli import quantize as _quantize  # noqa: E402
 from ffnlp.cli import repeat as _repeat  # noqa: E402
 from ffnlp.cli import report as _report  # noqa: E402
 from ffnlp.cli import serve as _serve  # noqa: E402
@@ -146,6 +148,8 @@ app.command("compare")(_compare.compare)
 app.command("report")(_report.report)
 app.command("serve")(_serve.serve)
 app.command("tune")(_tune.tune)
+app.command("export")(_export.export)
+app.command("quantize")(_quantize.quantize)
 _explain.app.command("collapse")(_explain_collapse.collapse)  # its own module, under `explain`
 
 

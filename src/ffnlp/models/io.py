@@ -3,7 +3,10 @@
 Two kinds of model live in run directories: ``nn.Module``s built through the registry
 (:func:`save_model` / :func:`load_model`) and the count-based Kneser-Ney n-gram model
 (:func:`save_ngram` / :func:`load_ngram`), whose tables are saved as plain arrays.  Both write
-``model.safetensors`` beside ``model.json`` = ``{"task", "type", "args"}``.
+``model.safetensors`` beside ``model.json`` = ``{"task", "type", "args"}``. A quantised model
+(``ffnlp quantize``: :func:`save_quantized`) adds ``"quantized"`` to model.json and keeps codes in
+model.safetensors; :func:`load_model` decodes them (:mod:`ffnlp.models.quantized`), so the model
+it returns is an ordinary float one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file as _load_arrays
 from safetensors.numpy import save_file as _save_arrays
+from safetensors.torch import load_file as _load_tensors
 from safetensors.torch import load_model as _st_load
+from safetensors.torch import save_file as _save_tensors
 from safetensors.torch import save_model as _st_save
 from torch import nn
 
@@ -48,6 +53,24 @@ def save_model(model: nn.Module, run_dir: str | Path, task: str, args: dict[str,
     _write_arch(run_dir, task, str(model.registry_name), args)
 
 
+def save_quantized(
+    model: nn.Module,
+    run_dir: str | Path,
+    task: str,
+    args: dict[str, Any],
+    tensors: dict[str, torch.Tensor],
+    quantized: dict[str, Any],
+) -> None:
+    """Write a quantised model: ``tensors`` (the codes of :func:`ffnlp.models.quantized.
+    encode_state`) into model.safetensors, and model.json with its ``quantized`` entry."""
+    run_dir = Path(run_dir)
+    size = sum(t.numel() * t.element_size() for t in tensors.values())
+    write_atomic_with(
+        run_dir / WEIGHTS, lambda tmp: _save_tensors(tensors, tmp), within=run_dir, needed=size
+    )
+    _write_arch(run_dir, task, str(model.registry_name), args, {"quantized": quantized})
+
+
 def save_ngram(model: KneserNey, run_dir: str | Path, task: str) -> None:
     """Write a Kneser-Ney model: its tables into model.safetensors, its header as model.json's
     ``args`` (type ``kneser_ney``)."""
@@ -63,8 +86,14 @@ def save_ngram(model: KneserNey, run_dir: str | Path, task: str) -> None:
     _write_arch(run_dir, task, NGRAM_TYPE, header)
 
 
-def _write_arch(run_dir: Path, task: str, type_name: str, args: dict[str, Any]) -> None:
-    arch = {"task": task, "type": type_name, "args": args}
+def _write_arch(
+    run_dir: Path,
+    task: str,
+    type_name: str,
+    args: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    arch = {"task": task, "type": type_name, "args": args, **(extra or {})}
     write_atomic(run_dir / ARCH, json.dumps(arch, indent=2), within=run_dir)
 
 
@@ -183,7 +212,12 @@ def load_model(run_dir: str | Path, task: str | None = None) -> tuple[nn.Module,
     weights = run_dir / WEIGHTS
     if not weights.is_file():
         raise ModelFileError(f"{weights} is missing; the run may not have finished")
-    stored = stored_shapes(weights)
+    state = None
+    if "quantized" in arch:  # ffnlp quantize: codes decoded to float tensors here
+        state = quantized_state(weights, arch["quantized"], path)
+        stored = {name: tuple(t.shape) for name, t in state.items()}
+    else:
+        stored = stored_shapes(weights)
     try:
         skeleton = spec.skeleton(args)  # shapes only: no memory, whatever the sizes say
     except (ImportError, MemoryError):  # the environment's fault, not the file's
@@ -200,7 +234,10 @@ def load_model(run_dir: str | Path, task: str | None = None) -> tuple[nn.Module,
         )
     try:
         model = spec.rebuild(args)
-        missing, unexpected = _st_load(model, str(weights), strict=False)
+        if state is not None:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        else:
+            missing, unexpected = _st_load(model, str(weights), strict=False)
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{weights} cannot be read ({exc}); the file is corrupted") from None
     if missing or unexpected:
@@ -215,6 +252,17 @@ def load_model(run_dir: str | Path, task: str | None = None) -> tuple[nn.Module,
             )
     model.eval()
     return model, arch
+
+
+def quantized_state(weights: Path, quantized: object, arch_path: Path) -> dict[str, torch.Tensor]:
+    """The float tensors of a quantised model file (see :mod:`ffnlp.models.quantized`)."""
+    from ffnlp.models.quantized import decode_state
+
+    try:
+        tensors = _load_tensors(str(weights))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        raise ModelFileError(f"{weights} cannot be read ({exc}); the file is corrupted") from None
+    return decode_state(tensors, quantized, arch_path)
 
 
 def check_arguments(spec: registry.ModelSpec, args: dict[str, Any], path: Path) -> None:

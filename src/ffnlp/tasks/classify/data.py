@@ -190,6 +190,18 @@ class IdsFeaturizer:
         self.min_count = cfg.min_count
         self.max_features = cfg.max_features
         self.vocab: Vocab | None = Vocab.from_dict(state["vocab"]) if state is not None else None
+        # a quantised run pruned of hash buckets (ffnlp quantize --cutoff): the buckets kept,
+        # ascending; bucket b is then row len(vocab) + its position here, other buckets no row
+        kept = state.get("bucket_rows") if state is not None else None
+        self.bucket_rows: list[int] | None = None if kept is None else [int(b) for b in kept]
+        self._row_map: torch.Tensor | None = None
+        if self.bucket_rows is not None and (
+            any(not 0 <= b < self.buckets for b in self.bucket_rows)
+            or any(a >= b for a, b in zip(self.bucket_rows, self.bucket_rows[1:], strict=False))
+        ):
+            raise ModelFileError(
+                f"bucket_rows must be distinct buckets 0..{self.buckets - 1} in ascending order"
+            )
 
     def fitted_vocab(self) -> Vocab:
         if self.vocab is None:
@@ -224,7 +236,7 @@ class IdsFeaturizer:
         """The bags of ids of ``tokens`` (one list a text), with labels ``y`` when given."""
         from ffnlp.models.pooled import encode_bags
 
-        return encode_bags(
+        bags = encode_bags(
             tokens,
             self.fitted_vocab(),
             ngrams=self.max_n,
@@ -233,6 +245,28 @@ class IdsFeaturizer:
             minn=self.minn,
             maxn=self.maxn,
         )
+        return self.pruned(bags)
+
+    def pruned(self, bags: Bags) -> Bags:
+        """``bags`` with the rows of a pruned run (:attr:`bucket_rows`): kept buckets moved to
+        their new rows, the others left out of their bags; unchanged for a run not pruned."""
+        from ffnlp.models.pooled import Bags
+
+        if self.bucket_rows is None:
+            return bags
+        if self._row_map is None:
+            n_words = len(self.fitted_vocab())
+            row_map = torch.full((n_words + self.buckets,), -1, dtype=torch.long)  # old -> new
+            row_map[:n_words] = torch.arange(n_words)
+            kept = torch.tensor(self.bucket_rows, dtype=torch.long)
+            row_map[n_words + kept] = n_words + torch.arange(len(kept))
+            self._row_map = row_map
+        rows = self._row_map[bags.ids]  # (N,)
+        keep = rows >= 0
+        bag_of = torch.repeat_interleave(torch.arange(len(bags)), bags.lengths)  # (N,)
+        lengths = torch.zeros(len(bags), dtype=torch.long).index_add_(0, bag_of, keep.long())
+        offsets = torch.cumsum(lengths, 0) - lengths
+        return Bags(rows[keep], offsets, bags.labels)
 
     def word_bags(self, words: Sequence[str]) -> Bags:
         """One bag per word: the rows that make up its vector (its own row when the vocabulary
@@ -240,26 +274,31 @@ class IdsFeaturizer:
         vocabulary, without subwords) gets an empty bag."""
         from ffnlp.models.pooled import encode_bags
 
-        return encode_bags(
+        bags = encode_bags(
             [[w] for w in words],
             self.fitted_vocab(),
             buckets=self.buckets,
             minn=self.minn,
             maxn=self.maxn,
         )
+        return self.pruned(bags)
 
     @property
     def input_size(self) -> int:
-        return len(self.fitted_vocab()) + self.buckets
+        kept = self.buckets if self.bucket_rows is None else len(self.bucket_rows)
+        return len(self.fitted_vocab()) + kept
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "vocab": self.fitted_vocab().to_dict(),
             "max_n": self.max_n,
             "buckets": self.buckets,
             "minn": self.minn,
             "maxn": self.maxn,
         }
+        if self.bucket_rows is not None:
+            state["bucket_rows"] = list(self.bucket_rows)
+        return state
 
     def save_files(self, run_dir: Path) -> None:
         """Nothing beyond vocab.json."""
