@@ -125,7 +125,9 @@ def progress_callbacks(quiet: bool) -> list[Callback]:
     """How training shows progress on stderr, unless --quiet: a Rich progress bar on a terminal;
     otherwise (a pipe, a file, CI, a notebook) a plain line every $FFNLP_PROGRESS_SECONDS
     seconds (default 10) and after every validation."""
-    if quiet:
+    from ffnlp.runtime import is_main_process
+
+    if quiet or not is_main_process():  # torchrun: the first rank shows the progress
         return []
     if sys.stderr.isatty():
         from ffnlp.training.callbacks import ProgressBar

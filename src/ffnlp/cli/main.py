@@ -8,9 +8,12 @@ here (FfnlpGroup.invoke); usage errors keep click's exit code 2. An interrupted 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import shlex
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -27,26 +30,50 @@ class FfnlpGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with _output_of_rank():
+                return super().invoke(ctx)
         except Interrupted as exc:
             if exc.run_dir is None:
-                line = (
-                    f"{exc.headline}; nothing resumable had been written yet, so nothing was kept."
-                )
+                line = f"{exc.headline}; {exc.outcome}."
             else:
                 again = resume_command(ctx.meta.get("ffnlp.argv", []), str(exc.run_dir))
                 line = (
                     f"{exc.headline}; the run is saved in {exc.run_dir}. Continue it with: {again}"
                 )
-            typer.echo(line, err=True)
-            raise typer.Exit(128 + exc.signal) from None
+            typer.echo(_rank_prefix() + line, err=True)
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", signal.SIGINT)
             typer.echo(f"Interrupted by {signal.Signals(signum).name}.", err=True)
             raise typer.Exit(128 + signum) from None
         except FfnlpError as exc:
-            typer.echo(f"Error: {exc}", err=True)
+            typer.echo(f"{_rank_prefix()}Error: {exc}", err=True)
             raise typer.Exit(1) from None
+
+
+def _other_rank() -> str | None:
+    """This process's rank when it is one of several under torchrun and not the first."""
+    r = os.environ.get("RANK", "")
+    return r if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and r not in ("", "0") else None
+
+
+def _rank_prefix() -> str:
+    return (
+        ""
+        if os.environ.get("WORLD_SIZE", "1") in ("", "1")
+        else f"[rank {os.environ.get('RANK', '?')}] "
+    )
+
+
+@contextlib.contextmanager
+def _output_of_rank() -> Iterator[None]:
+    """Under torchrun the first rank alone prints results (tables, JSON): the others' standard
+    output goes nowhere; their errors still reach stderr, prefixed with their rank."""
+    if _other_rank() is None:
+        yield
+        return
+    with open(os.devnull, "w", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
+        yield
 
 
 def resume_command(argv: list[str], run_dir: str) -> str:
