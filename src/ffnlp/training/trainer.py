@@ -31,6 +31,7 @@ from ffnlp.training.data import Batch, BatchSource, batch_size_of, move_to
 from ffnlp.training.diagnostics import TrainingDiagnostics
 from ffnlp.training.distributed import (
     is_distributed,
+    rank,
     rank_batch_size,
     rank_share,
     reduce_sums,
@@ -227,6 +228,11 @@ class Trainer:
         self.scheduler.set_step(self.step)
         if not self.distributed:
             return self.step_strategy(batch, need_norm)
+        # each rank's random draws (dropout) from its own stream, seeded by (seed, step, rank):
+        # independent across ranks, and the same again when a lost run resumes at any step
+        torch.manual_seed(
+            (self.config.seed * 1_000_003 + self.step * world_size() + rank()) % 2**63
+        )
         rng = torch.get_rng_state()
         try:
             return self.step_strategy(batch, need_norm)
