@@ -199,3 +199,40 @@ def test_a_rank_killed_mid_epoch_stops_the_other_and_resume_ends_as_one_run(
 def log_of(run: Path) -> list[tuple[str, int]]:
     lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     return [(r["event"], r["step"]) for r in map(json.loads, lines)]
+
+
+def test_nproc_runs_the_command_as_that_many_processes(data, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [*train_args("classify", data), "--out", out, "--nproc", "2"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "ffnlp", *map(str, args)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    s = summary(out)
+    assert s["world_size"] == 2 and [r["batch_size"] for r in s["ranks"]] == [8, 8]
+
+
+def test_half_a_torchrun_environment_is_one_clear_error(data, tmp_path, monkeypatch) -> None:
+    for key in ("WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("RANK", "0")
+    result = invoke([*train_args("classify", data), "--out", tmp_path / "run"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: the environment names this process as one of several")
+    assert "WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT are not set" in result.stderr
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_nproc_under_torchrun_is_refused(data, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("RANK", "0")
+    result = invoke([*train_args("classify", data), "--out", tmp_path / "run", "--nproc", "2"])
+    assert result.exit_code == 1
+    assert "--nproc starts processes under torchrun itself" in result.stderr

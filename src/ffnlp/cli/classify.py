@@ -16,6 +16,7 @@ from ffnlp.cli.common import (
     CONFIG_HELP,
     DIAGNOSTICS_OPTION,
     FORCE_OPTION,
+    NPROC_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -28,6 +29,7 @@ from ffnlp.cli.common import (
     print_json,
     progress_callbacks,
     refuse_with_seeds,
+    relaunch_as_processes,
     run_dir_option,
     setup_logging,
     short_metrics,
@@ -93,6 +95,7 @@ def train(
     force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
+    nproc: int = NPROC_OPTION,
 ) -> None:
     """Train a text classifier and write a run directory.
 
@@ -104,6 +107,7 @@ def train(
     """
     from ffnlp.tasks.classify import train_classifier
 
+    relaunch_as_processes(nproc)
     setup_logging(quiet or json_)
     if train_file is None:
         raise typer.BadParameter("--train is required", param_hint="--train")

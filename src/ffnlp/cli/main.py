@@ -22,10 +22,13 @@ from typer.core import TyperGroup
 from ffnlp import __version__
 from ffnlp.errors import FfnlpError, Interrupted
 
+COMMAND_LINE: list[str] = []  # the arguments of the command being run
+
 
 class FfnlpGroup(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         ctx.meta["ffnlp.argv"] = list(args)  # the command line, to say how to resume a run
+        COMMAND_LINE[:] = args  # and to start it again as several processes (--nproc)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
