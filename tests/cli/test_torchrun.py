@@ -236,3 +236,83 @@ def test_nproc_under_torchrun_is_refused(data, tmp_path, monkeypatch) -> None:
     result = invoke([*train_args("classify", data), "--out", tmp_path / "run", "--nproc", "2"])
     assert result.exit_code == 1
     assert "--nproc starts processes under torchrun itself" in result.stderr
+
+
+# ------------------------------------------------------------ two "nodes" on real data (slow)
+
+
+def two_nodes(args: list[str], timeout: float) -> list[tuple[int, str, str]]:
+    """Two `torchrun --nnodes 2 --nproc-per-node 1 --node-rank 0|1` launches rendezvousing on
+    127.0.0.1, as on two machines."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(node),
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                f"127.0.0.1:{port}",
+                "-m",
+                "ffnlp",
+                *map(str, args),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for node in (0, 1)
+    ]
+    return finish(procs, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_two_nodes_train_the_sst2_mlp_as_one_process(tmp_path: Path) -> None:
+    from tests.conftest import shared_data
+
+    sst2 = shared_data("sst2")
+    args = ["classify", "train", "--config", "sst2_ffnn", "--quiet"]
+    args += ["--train", sst2 / "stsa.binary.train", "--dev", sst2 / "stsa.binary.dev"]
+    args += ["--test", sst2 / "stsa.binary.test"]
+    # without dropout the two runs are the same computation (float tolerance), so the figures
+    # must agree closely; with it they differ by the draws (docs/scale.md has those figures)
+    args += ["--set", "model.mlp.dropout=0"]
+    result = invoke([*args, "--out", tmp_path / "one"])
+    assert result.exit_code == 0, result.output
+    results = two_nodes([*args, "--out", tmp_path / "two"], timeout=1200)
+    assert [r[0] for r in results] == [0, 0], results[0][2][-2000:] + results[1][2][-2000:]
+    one, two = summary(tmp_path / "one"), summary(tmp_path / "two")
+    assert two["world_size"] == 2 and [r["batch_size"] for r in two["ranks"]] == [32, 32]
+    assert two["steps"] == one["steps"]  # each rank trained on its half of every epoch
+    assert abs(two["test"]["accuracy"] - one["test"]["accuracy"]) <= 0.005
+
+
+@pytest.mark.slow
+def test_two_nodes_train_the_ptb_lm_as_one_process(tmp_path: Path) -> None:
+    from tests.conftest import shared_data
+
+    ptb = shared_data("ptb")
+    args = ["lm", "train", "--config", "ptb_lm", "--quiet", "--set", "train.max_steps=150"]
+    args += ["--train", ptb / "ptb.train.txt.gz", "--dev", ptb / "ptb.valid.txt"]
+    args += ["--test", ptb / "ptb.test.txt", "--set", "train.epochs=1"]
+    result = invoke([*args, "--out", tmp_path / "one"])
+    assert result.exit_code == 0, result.output
+    results = two_nodes([*args, "--out", tmp_path / "two"], timeout=1800)
+    assert [r[0] for r in results] == [0, 0], results[0][2][-2000:] + results[1][2][-2000:]
+    one, two = summary(tmp_path / "one"), summary(tmp_path / "two")
+    assert two["world_size"] == 2 and [r["batch_size"] for r in two["ranks"]] == [256, 256]
+    assert two["steps"] == one["steps"] == 150
+    assert two["test"]["perplexity"] == pytest.approx(one["test"]["perplexity"], rel=0.02)
