@@ -116,9 +116,7 @@ def exchange(model: torch.nn.Module, batch: dict[str, Any], steps: int, dense: b
 
 
 def worker(rank: int, port: int, steps: int, out: str) -> None:
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2
-    )
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     torch.set_num_threads(1)
     results = {}
     try:
