@@ -150,16 +150,6 @@ def test_two_ranks_of_the_language_model_end_with_one_process_weights(data, tmp_
     one = tmp_path / "one"
     result = invoke([*train_args("lm", data), *settings, "--out", one])
     assert result.exit_code == 0, result.output
-    # the global batches must pair up: with N windows, the last step's two halves exist when
-    # N % B is 0 or above B / 2 (else its lone half is left out, see distributed.RankShare)
-    n = summary(one)["train_tokens"]
-    size = next(b for b in range(64, 8, -2) if n % b == 0 or n % b > b // 2)
-    if size != 64:
-        one = tmp_path / "one-b"
-        sized = [*settings, "--set", f"train.batch_size={size}"]
-        result = invoke([*train_args("lm", data), *sized, "--out", one])
-        assert result.exit_code == 0, result.output
-        settings = sized
     two = tmp_path / "two"
     (rank0, _, err0), (rank1, _, err1) = finish(
         launch([*train_args("lm", data), *settings, "--out", two])
@@ -288,15 +278,18 @@ def test_two_nodes_train_the_sst2_mlp_as_one_process(tmp_path: Path) -> None:
     args += ["--train", sst2 / "stsa.binary.train", "--dev", sst2 / "stsa.binary.dev"]
     args += ["--test", sst2 / "stsa.binary.test"]
     # without dropout the two runs are the same computation (float tolerance), so the figures
-    # must agree closely; with it they differ by the draws (docs/scale.md has those figures)
-    args += ["--set", "model.mlp.dropout=0"]
+    # must agree closely; with it they differ by the draws (docs/scale.md has those figures).
+    # A fixed number of epochs: early stopping on dev accuracy turns one flipped dev example
+    # (float rounding) into a different stopping point
+    args += ["--set", "model.mlp.dropout=0", "--set", "train.early_stopping=false"]
+    args += ["--set", "train.epochs=4"]
     result = invoke([*args, "--out", tmp_path / "one"])
     assert result.exit_code == 0, result.output
     results = two_nodes([*args, "--out", tmp_path / "two"], timeout=1200)
     assert [r[0] for r in results] == [0, 0], results[0][2][-2000:] + results[1][2][-2000:]
     one, two = summary(tmp_path / "one"), summary(tmp_path / "two")
     assert two["world_size"] == 2 and [r["batch_size"] for r in two["ranks"]] == [32, 32]
-    assert two["steps"] == one["steps"]  # each rank trained on its half of every epoch
+    assert two["steps"] == one["steps"] == 4 * 109  # each rank: its half of every epoch
     assert abs(two["test"]["accuracy"] - one["test"]["accuracy"]) <= 0.005
 
 

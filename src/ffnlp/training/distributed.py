@@ -170,15 +170,15 @@ class RankShare:
     takes every N-th of them: the N consecutive batches of a step are the global batch one
     process would take. ``scale`` is the factor of the last yielded batch's gradient that makes
     the ranks' mean the global batch's mean when the N batches differ in size (the end of an
-    epoch): N * (its examples) / (the step's examples), 1 for equal batches. The last batches
-    that do not make up a whole step (fewer than N) are left out, so that every rank takes the
-    same number of steps and none waits for a gradient that never comes.
+    epoch): N * (its examples) / (the step's examples), 1 for equal batches. When the last step
+    of an epoch has fewer batches than there are ranks, a rank without one gets a stand-in (the
+    step's last batch) with ``phantom`` True and ``scale`` 0: it takes part in the exchange with
+    a zero gradient of the right shapes, so every rank takes the same steps as one process.
     """
 
-    def __init__(self, batches: Iterator[dict[str, Any]], source: BatchSource, batch_size: int):
-        self.scale = 1.0
+    def __init__(self, batches: Iterator[dict[str, Any]]):
+        self.scale, self.phantom = 1.0, False
         self._batches = batches
-        self._total = source.num_batches(batch_size)
         self._inner = self._every_nth() if is_distributed() else batches
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -186,26 +186,32 @@ class RankShare:
 
     def _every_nth(self) -> Iterator[dict[str, Any]]:
         world, me = torch.distributed.get_world_size(), torch.distributed.get_rank()
-        usable = self._total - self._total % world
         group: list[dict[str, Any]] = []
-        for i, batch in enumerate(self._batches):
-            if i >= usable:
-                break
+        for batch in self._batches:
             group.append(batch)
-            if len(group) < world:
-                continue
-            sizes = [batch_size_of(b) for b in group]
-            self.scale = world * sizes[me] / max(sum(sizes), 1)
-            mine, group = group[me], []
-            yield mine
+            if len(group) == world:
+                yield self._take(group, world, me)
+                group = []
+        if group:
+            yield self._take(group, world, me)
+
+    def _take(self, group: list[dict[str, Any]], world: int, me: int) -> dict[str, Any]:
+        sizes = [batch_size_of(b) for b in group]
+        if me >= len(group):
+            self.scale, self.phantom = 0.0, True
+            return group[-1]
+        self.scale, self.phantom = world * sizes[me] / max(sum(sizes), 1), False
+        return group[me]
 
 
-def rank_share(
-    batches: Iterator[dict[str, Any]], source: BatchSource, batch_size: int
-) -> RankShare:
-    """This process's share of ``batches`` of ``batch_size`` (each rank's): see
-    :class:`RankShare`."""
-    return RankShare(batches, source, batch_size)
+def rank_share(batches: Iterator[dict[str, Any]]) -> RankShare:
+    """This process's share of ``batches`` (each of the rank's size): see :class:`RankShare`."""
+    return RankShare(batches)
+
+
+def rank_steps(source: BatchSource, batch_size: int) -> int:
+    """Steps of an epoch of ``source`` in batches of ``batch_size`` (each rank's)."""
+    return -(-source.num_batches(batch_size) // world_size())
 
 
 # ------------------------------------------------------------------------ the gradient exchange

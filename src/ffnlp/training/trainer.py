@@ -34,6 +34,7 @@ from ffnlp.training.distributed import (
     rank,
     rank_batch_size,
     rank_share,
+    rank_steps,
     reduce_sums,
     world_size,
 )
@@ -77,7 +78,7 @@ class Trainer:
         self.reduction: str = getattr(model, "distributed_reduction", "mean")
         # this rank's factor on its batch's gradient (distributed.RankShare.scale), 1 alone
         self.gradient_scale = 1.0
-        self.steps_per_epoch = max(1, train.num_batches(self.batch_size) // world_size())
+        self.steps_per_epoch = max(1, rank_steps(train, self.batch_size))
         self.scheduler = Schedule(self.optimizer, config, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history = History()
@@ -148,12 +149,15 @@ class Trainer:
         self._epoch_started, self._examples = time.perf_counter(), 0
         self.model.train()
         batches = self.train_data.batches(self.batch_size, self.generator)
-        share = rank_share(batches, self.train_data, self.batch_size)
+        share = rank_share(batches)
         for i, batch in enumerate(share):
             if i < skip:
                 continue
-            self.gradient_scale = share.scale if self.reduction == "mean" else 1.0
-            self._train_batch(move_to(batch, self.device), i, started)
+            if self.reduction == "mean":
+                self.gradient_scale = share.scale
+            else:  # a sum: every rank's whole gradient, none from a stand-in
+                self.gradient_scale = 0.0 if share.phantom else 1.0
+            self._train_batch(move_to(batch, self.device), i, started, not share.phantom)
             if self.interrupted:
                 self.should_stop = True
                 self.stop_reason = (
@@ -165,9 +169,11 @@ class Trainer:
                 break
         self._end_epoch(started)
 
-    def _train_batch(self, batch: Batch, index: int, started: float) -> None:
+    def _train_batch(self, batch: Batch, index: int, started: float, counted: bool = True) -> None:
+        """One step on ``batch``; ``counted`` False: a rank's stand-in at the end of an epoch
+        under torchrun (its examples are not this rank's, its gradient counts zero)."""
         cfg = self.config
-        n = batch_size_of(batch)
+        n = batch_size_of(batch) if counted else 0
         logging_step = (self.step + 1) % cfg.log_every == 0
         loss, grad_norm = self.train_step(batch, need_norm=logging_step)
         self.loss_sum += loss * n
