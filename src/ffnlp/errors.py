@@ -148,3 +148,50 @@ class Interrupted(FfnlpError):
         if self.run_dir is None:
             return "nothing resumable had been written yet, so nothing was kept"
         return f"the run is saved in {self.run_dir} and continues with --resume {self.run_dir}"
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit code: 128 + the signal's number, as shells report a process a signal
+        ended."""
+        return 128 + self.signal
+
+
+class RankLost(Interrupted):
+    """A run of several processes (torchrun) stopped because another of its processes stopped
+    (killed, its machine lost) or did not answer within the collectives' timeout.
+
+    As after Ctrl-C, the main process (rank 0) keeps the run resumable at the last step every
+    rank completed: ``run_dir`` is where, None when nothing resumable had been written (this
+    process is not rank 0, or no checkpoint yet). The CLI exits with 1.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        run_dir: str | Path | None = None,
+        step: int | None = None,
+        epoch: int | None = None,
+    ):
+        self.reason = reason
+        super().__init__(int(_signal.SIGTERM), run_dir, step, epoch)
+
+    def __reduce__(self) -> tuple[type, tuple[str, Path | None, int | None, int | None]]:  # type: ignore[override]
+        return type(self), (self.reason, self.run_dir, self.step, self.epoch)
+
+    @property
+    def headline(self) -> str:
+        where = f" at step {self.step} (epoch {self.epoch})" if self.step is not None else ""
+        return f"Training stopped{where}: {self.reason}"
+
+    @property
+    def outcome(self) -> str:
+        if self.run_dir is None:
+            return (
+                "this process keeps nothing (rank 0 keeps the run's checkpoint); start every "
+                "process again with --resume RUN_DIR"
+            )
+        return super().outcome
+
+    @property
+    def exit_code(self) -> int:
+        return 1

@@ -17,6 +17,7 @@ from ffnlp.cli.common import (
     DIAGNOSTICS_OPTION,
     FORCE_OPTION,
     INIT_FROM_OPTION,
+    NPROC_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -30,6 +31,7 @@ from ffnlp.cli.common import (
     print_json,
     progress_callbacks,
     refuse_with_seeds,
+    relaunch_as_processes,
     run_dir_option,
     setup_logging,
     short_metrics,
@@ -97,6 +99,7 @@ def train(
     force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
+    nproc: int = NPROC_OPTION,
 ) -> None:
     """Train a text classifier and write a run directory.
 
@@ -110,6 +113,7 @@ def train(
     """
     from ffnlp.tasks.classify import train_classifier
 
+    relaunch_as_processes(nproc)
     setup_logging(quiet or json_)
     if train_file is None:
         raise typer.BadParameter("--train is required", param_hint="--train")

@@ -46,6 +46,45 @@ FORCE_OPTION: Any = typer.Option(
     "--force",
     help="Replace the run already in --out (the old one is deleted once the new one is complete).",
 )
+NPROC_OPTION: Any = typer.Option(
+    1,
+    "--nproc",
+    min=1,
+    help="Train as this many processes on this machine, one run (torchrun --standalone "
+    "--nproc-per-node N; train.batch_size is shared between them). For several machines, start "
+    "`torchrun ... -m ffnlp` on each (docs/scale.md).",
+)
+
+
+def relaunch_as_processes(nproc: int) -> None:
+    """``--nproc N`` (N > 1): run this very command line as N processes under torchrun on this
+    machine and exit with its exit code. Under torchrun already, N > 1 is refused."""
+    if nproc <= 1:
+        return
+    import subprocess
+
+    from ffnlp.cli.main import COMMAND_LINE
+
+    if os.environ.get("RANK", "") != "":
+        raise ConfigError(
+            "--nproc starts processes under torchrun itself; under torchrun already, leave it "
+            "out (torchrun's --nproc-per-node sets the number of processes)"
+        )
+    argv = list(COMMAND_LINE)
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", str(nproc), "-m", "ffnlp", *kept]
+    raise typer.Exit(subprocess.call(command))
+
+
 QUIET_OPTION: Any = typer.Option(
     False, "--quiet", "-q", help="No progress (bar on a terminal, lines otherwise) or messages."
 )
@@ -132,7 +171,9 @@ def progress_callbacks(quiet: bool) -> list[Callback]:
     """How training shows progress on stderr, unless --quiet: a Rich progress bar on a terminal;
     otherwise (a pipe, a file, CI, a notebook) a plain line every $FFNLP_PROGRESS_SECONDS
     seconds (default 10) and after every validation."""
-    if quiet:
+    from ffnlp.runtime import is_main_process
+
+    if quiet or not is_main_process():  # torchrun: the first rank shows the progress
         return []
     if sys.stderr.isatty():
         from ffnlp.training.callbacks import ProgressBar

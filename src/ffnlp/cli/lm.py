@@ -12,6 +12,7 @@ from ffnlp.cli.common import (
     DIAGNOSTICS_OPTION,
     FORCE_OPTION,
     INIT_FROM_OPTION,
+    NPROC_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -26,6 +27,7 @@ from ffnlp.cli.common import (
     print_json,
     progress_callbacks,
     refuse_with_seeds,
+    relaunch_as_processes,
     run_dir_option,
     setup_logging,
 )
@@ -74,6 +76,7 @@ def train(
     force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
+    nproc: int = NPROC_OPTION,
 ) -> None:
     """Train a feed-forward LM, or fit a Kneser-Ney n-gram model (kind = "kneser_ney").
 
@@ -85,6 +88,7 @@ def train(
     """
     from ffnlp.tasks.lm import train_lm
 
+    relaunch_as_processes(nproc)
     setup_logging(quiet or json_)
     overrides = list(set_) + ([f"train.seed={seed}"] if seed is not None else [])
     overrides += diagnostics_overrides(diagnostics)

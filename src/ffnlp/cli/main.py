@@ -9,9 +9,12 @@ path and what the system said); usage errors keep click's exit code 2. An interr
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import shlex
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -20,33 +23,35 @@ from typer.core import TyperGroup
 from ffnlp import __version__
 from ffnlp.errors import FfnlpError, Interrupted, bounded_message
 
+COMMAND_LINE: list[str] = []  # the arguments of the command being run
+
 
 class FfnlpGroup(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         ctx.meta["ffnlp.argv"] = list(args)  # the command line, to say how to resume a run
+        COMMAND_LINE[:] = args  # and to start it again as several processes (--nproc)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with _output_of_rank():
+                return super().invoke(ctx)
         except Interrupted as exc:
             if exc.run_dir is None:
-                line = (
-                    f"{exc.headline}; nothing resumable had been written yet, so nothing was kept."
-                )
+                line = f"{exc.headline}; {exc.outcome}."
             else:
                 again = resume_command(ctx.meta.get("ffnlp.argv", []), str(exc.run_dir))
                 line = (
                     f"{exc.headline}; the run is saved in {exc.run_dir}. Continue it with: {again}"
                 )
-            typer.echo(line, err=True)
-            raise typer.Exit(128 + exc.signal) from None
+            typer.echo(_rank_prefix() + line, err=True)
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", signal.SIGINT)
             typer.echo(f"Interrupted by {signal.Signals(signum).name}.", err=True)
             raise typer.Exit(128 + signum) from None
         except FfnlpError as exc:
-            typer.echo(f"Error: {bounded_message(str(exc))}", err=True)
+            typer.echo(f"{_rank_prefix()}Error: {bounded_message(str(exc))}", err=True)
             raise typer.Exit(1) from None
         except OSError as exc:  # a file operation no command turned into its own message
             typer.echo(f"Error: {os_error_line(exc)}", err=True)
@@ -63,6 +68,31 @@ def os_error_line(exc: OSError) -> str:
         return str(output_error(exc, paths[0] if paths else "a file"))
     what = exc.strerror or str(exc) or type(exc).__name__
     return f"{' -> '.join(paths)}: {what}" if paths else what
+
+
+def _other_rank() -> str | None:
+    """This process's rank when it is one of several under torchrun and not the first."""
+    r = os.environ.get("RANK", "")
+    return r if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and r not in ("", "0") else None
+
+
+def _rank_prefix() -> str:
+    return (
+        ""
+        if os.environ.get("WORLD_SIZE", "1") in ("", "1")
+        else f"[rank {os.environ.get('RANK', '?')}] "
+    )
+
+
+@contextlib.contextmanager
+def _output_of_rank() -> Iterator[None]:
+    """Under torchrun the first rank alone prints results (tables, JSON): the others' standard
+    output goes nowhere; their errors still reach stderr, prefixed with their rank."""
+    if _other_rank() is None:
+        yield
+        return
+    with open(os.devnull, "w", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
+        yield
 
 
 def resume_command(argv: list[str], run_dir: str) -> str:

@@ -13,6 +13,7 @@ from ffnlp.cli.common import (
     DIAGNOSTICS_OPTION,
     FORCE_OPTION,
     INIT_FROM_OPTION,
+    NPROC_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
     SEED_OPTION,
@@ -24,6 +25,7 @@ from ffnlp.cli.common import (
     out_console,
     print_json,
     progress_callbacks,
+    relaunch_as_processes,
     run_dir_option,
     setup_logging,
 )
@@ -69,6 +71,7 @@ def train(
     force: bool = FORCE_OPTION,
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
+    nproc: int = NPROC_OPTION,
 ) -> None:
     """Train skip-gram (or CBOW) word vectors with negative sampling; with model.type =
     fasttext, over words and their character n-grams, so that unseen words get vectors too.
@@ -83,6 +86,7 @@ def train(
     """
     from ffnlp.tasks.w2v import train_word2vec
 
+    relaunch_as_processes(nproc)
     setup_logging(quiet or json_)
     # the evaluation files given here replace the config's (as --set would)
     evaluation: dict[str, Any] = {}

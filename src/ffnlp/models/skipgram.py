@@ -135,6 +135,10 @@ class SkipGram(nn.Module):
     to rounding, slower.
     """
 
+    # the loss's gradient is the sum over pairs (per-pair SGD): under torchrun the ranks' gradients
+    # are summed, so that N ranks make the update of one process with the same global batch
+    distributed_reduction = "sum"
+
     def __init__(
         self,
         vocab_size: int,

@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -43,7 +44,7 @@ import torch
 from torch import nn
 
 from ffnlp import config as cfgmod
-from ffnlp.errors import ConfigError, DataError, FfnlpError, Interrupted, ModelFileError
+from ffnlp.errors import ConfigError, DataError, FfnlpError, Interrupted, ModelFileError, RankLost
 from ffnlp.fileio import is_disk_full, output_error, write_atomic
 from ffnlp.params import check_bool, check_instances, check_int, check_path, check_strings
 from ffnlp.rundir import CHECKPOINT, MARKER, RunTransaction, open_in_place, write_marker
@@ -51,7 +52,7 @@ from ffnlp.runtime import is_main_process, prepare_process
 from ffnlp.tasks.runfolder import expect_run_of
 from ffnlp.text.readers import input_problems
 from ffnlp.threads import set_threads_for
-from ffnlp.training import Callback, TrainConfig, Trainer
+from ffnlp.training import Callback, TrainConfig, Trainer, distributed
 from ffnlp.training.checkpoint import checkpoint_path
 from ffnlp.training.config import MAX_SEED
 from ffnlp.training.data import BatchSource
@@ -85,6 +86,8 @@ class Summary(TypedDict, total=False):
     best_epoch: int | None  # epoch of the best evaluation (None without dev data)
     stop_reason: str  # why training stopped early ("" when it ran every epoch)
     threads: int  # intra-op threads of the training steps (train.threads; "auto": the rule's pick)
+    world_size: int  # processes that trained together (torchrun), 1 alone
+    ranks: list[dict[str, Any]]  # torchrun: each rank's batch, examples/s and gradient exchange
     warnings: list[str]  # train.diagnostics: the advice given during training (absent if none)
     init_from: dict[str, Any]  # a continued run: the run it started from and what grew
     dev: dict[str, Any]  # the dev split's metrics with the final weights
@@ -252,6 +255,12 @@ def fit(
     cpu_started = time.process_time()
     trainer.fit(resume=resume)
     trainer.cpu_seconds = time.process_time() - cpu_started
+    if trainer.rank_lost is not None:  # torchrun: another rank is gone; rank 0 has the checkpoint
+        lost_at = {"reason": trainer.rank_lost.reason, "step": trainer.step}
+        write_marker(
+            run_dir, {**lost_at, "epoch": trainer.epoch + 1, "checkpoint": str(CHECKPOINT)}
+        )
+        raise RankLost(trainer.rank_lost.reason, run_dir, trainer.step, trainer.epoch + 1)
     if trainer.interrupted:  # the checkpoint is written; no evaluation, no model files
         signum = trainer.interrupt_signal or signal.SIGINT
         write_marker(
@@ -279,7 +288,20 @@ def training_summary(task: str, trainer: Trainer, prep_seconds: float) -> Summar
         best_epoch=trainer.history.best_epoch,
         stop_reason=trainer.stop_reason,
         threads=torch.get_num_threads(),
+        world_size=distributed.world_size(),
     )
+    if trainer.distributed:
+        # every rank's share: its batch, its speed, and what the gradient exchange cost it
+        mine = {
+            "rank": distributed.rank(),
+            "host": socket.gethostname(),
+            "batch_size": trainer.batch_size,
+            "examples_per_second": trainer.history.epochs[-1]["examples_per_second"]
+            if trainer.history.epochs
+            else None,
+            "exchange": distributed.STATS.as_dict(),
+        }
+        summary["ranks"] = distributed.gather_objects(mine, "the summary")
     warnings = [
         w for r in trainer.history.records for w in r.get("diagnostics", {}).get("warnings", [])
     ]
@@ -335,7 +357,7 @@ def run_recipe(recipe: Callable[..., R]) -> Callable[..., R]:
         scope = _Scope()
         token = _SCOPE.set(scope)
         try:
-            with interrupts_as_exceptions():
+            with distributed.session(), interrupts_as_exceptions():
                 result = recipe(*args, **kwargs)
                 transaction = scope.transaction
                 if transaction is not None:
@@ -356,6 +378,11 @@ def run_recipe(recipe: Callable[..., R]) -> Callable[..., R]:
 
 def _closed_on_failure(transaction: RunTransaction, exc: BaseException) -> BaseException:
     """Close ``transaction`` after ``exc``; return the exception to raise instead."""
+    if isinstance(exc, RankLost):
+        kept = transaction.keep_interrupted()  # rank 0's run, resumable when it has a checkpoint
+        return RankLost(
+            exc.reason, None if transaction.mode == "private" else kept, exc.step, exc.epoch
+        )
     if isinstance(exc, (Interrupted, KeyboardInterrupt)):
         if isinstance(exc, Interrupted):
             signum, step, epoch = exc.signal, exc.step, exc.epoch

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ffnlp.training.config import TrainConfig
-from ffnlp.training.distributed import average_gradients, is_distributed
+from ffnlp.training.distributed import exchange_gradients
 from ffnlp.training.optim import apply_weight_decay, clip_gradients
 from ffnlp.training.regularize import penalised_weights, penalty
 from ffnlp.training.trainable import as_trainable
@@ -61,11 +61,13 @@ class AutogradStep:
         loss_value = float(loss.detach())
         trainer.check_loss(loss_value)
         extra = penalty(self.penalised, cfg.l1, cfg.l2)
+        if trainer.gradient_scale != 1.0:  # torchrun, ranks' batches of unequal sizes
+            loss = loss * trainer.gradient_scale
         total = loss + extra if extra is not None else loss
         trainer.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if trainer.distributed:
-            average_gradients(trainer.params)
+            exchange_gradients(trainer.params, trainer.reduction)
         grad_norm = None
         if cfg.clip_norm > 0 or need_norm:  # the norm costs a pass over every gradient
             grad_norm = float(clip_gradients(trainer.params, cfg.clip_norm))
@@ -90,12 +92,51 @@ class UpdateStep:
         self.fallback.bind(trainer)
 
     def __call__(self, batch: dict[str, Any], need_norm: bool) -> tuple[float, float | None]:
+        before = self._weights() if self.trainer.distributed else None
         loss = self.update(batch, self.trainer.scheduler.lr())
         if loss is None:
             return self.fallback(batch, need_norm)
         loss_value = float(loss)
         self.trainer.check_loss(loss_value)
+        if before is not None:
+            self._exchange_changes(before)
         return loss_value, None
+
+    def _weights(self) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in self.trainer.params]
+
+    def _exchange_changes(self, before: list[torch.Tensor]) -> None:
+        """Under torchrun: every rank made its own batch's update; each weight becomes the one
+        before plus the ranks' changes combined as their gradients would be (summed for a loss
+        whose gradient is the sum's, as word2vec's; averaged for a mean): the plain-SGD update
+        of one process on the global batch. The changes travel as the rows that moved (the gradient exchange's
+        sparse path) when that is smaller."""
+        params = self.trainer.params
+        for p, old in zip(params, before, strict=True):
+            change = p.detach() - old
+            if self.trainer.gradient_scale != 1.0:  # ranks' batches of unequal sizes
+                change.mul_(self.trainer.gradient_scale)
+            if change.dim() == 2:  # a table: only the rows this step moved
+                rows = change.ne(0).any(dim=1).nonzero().squeeze(1)
+                p.grad = torch.sparse_coo_tensor(
+                    rows.unsqueeze(0),
+                    change.index_select(0, rows),
+                    change.shape,
+                    check_invariants=False,
+                )
+            else:
+                p.grad = change
+        exchange_gradients(params, self.trainer.reduction)
+        with torch.no_grad():
+            for p, old in zip(params, before, strict=True):
+                grad = p.grad
+                assert grad is not None
+                if grad.is_sparse:
+                    grad = grad.coalesce()
+                    p.copy_(old.index_add_(0, grad.indices()[0], grad.values()))
+                else:
+                    p.copy_(old.add_(grad))
+                p.grad = None
 
 
 def update_step_if_allowed(
@@ -103,11 +144,12 @@ def update_step_if_allowed(
 ) -> Step | None:
     """An :class:`UpdateStep` from a hand-made plain-SGD ``update``, when it may stand in for
     autograd + optimiser: ``config.fused_sgd`` (train.fused_step on; SGD without momentum, weight
-    decay, L1/L2 penalty or clipping), every parameter of ``model`` trained, one process.
+    decay, L1/L2 penalty or clipping), every parameter of ``model`` trained. Under torchrun the
+    ranks' changes are summed after every step (:meth:`UpdateStep._exchange_changes`).
     Otherwise None: the Trainer's default autograd step. ``update`` must make the same update as
     ``loss.backward(); SGD(lr).step()`` (its model's tests check that); ``own_threads``: it
     shares its work between worker threads of its own (see :class:`Step`)."""
     every_param = all(p.requires_grad for p in model.parameters())
-    if not (config.fused_sgd and every_param) or is_distributed():
+    if not (config.fused_sgd and every_param):
         return None
     return UpdateStep(update, own_threads=own_threads)

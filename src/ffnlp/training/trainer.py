@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ffnlp.errors import TrainingError
+from ffnlp.errors import RankLost, TrainingError
 from ffnlp.fileio import append_line
 from ffnlp.runtime import is_main_process, select_device
 from ffnlp.training.averaging import WeightAveraging
@@ -29,7 +29,15 @@ from ffnlp.training.checkpoint import CheckpointWriter, resume_trainer
 from ffnlp.training.config import TrainConfig
 from ffnlp.training.data import Batch, BatchSource, batch_size_of, move_to
 from ffnlp.training.diagnostics import TrainingDiagnostics
-from ffnlp.training.distributed import is_distributed, rank_share, world_size
+from ffnlp.training.distributed import (
+    is_distributed,
+    rank,
+    rank_batch_size,
+    rank_share,
+    rank_steps,
+    reduce_sums,
+    world_size,
+)
 from ffnlp.training.history import History
 from ffnlp.training.metrics import Evaluate, mean_loss
 from ffnlp.training.optim import Schedule, build_optimizer
@@ -64,7 +72,13 @@ class Trainer:
         self.params: list[torch.Tensor] = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.model, config)
         self.distributed = is_distributed()
-        self.steps_per_epoch = max(1, train.num_batches(config.batch_size) // world_size())
+        # train.batch_size is the global batch; each of N ranks takes 1/N of it (distributed.py)
+        self.batch_size = rank_batch_size(config.batch_size)
+        # how the ranks' gradients combine: as the loss combines examples (mean, or word2vec's sum)
+        self.reduction: str = getattr(model, "distributed_reduction", "mean")
+        # this rank's factor on its batch's gradient (distributed.RankShare.scale), 1 alone
+        self.gradient_scale = 1.0
+        self.steps_per_epoch = max(1, rank_steps(train, self.batch_size))
         self.scheduler = Schedule(self.optimizer, config, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history = History()
@@ -73,6 +87,7 @@ class Trainer:
         self.should_stop, self.stop_reason = False, ""
         self.interrupted = False
         self.interrupt_signal: int | None = None  # SIGINT or SIGTERM, when interrupted
+        self.rank_lost: RankLost | None = None  # torchrun: another rank stopped (interrupted too)
         self.train_seconds = 0.0
         self.cpu_seconds = 0.0  # process CPU time of fit(), set by the caller that measures it
         self.monitored: list[float] = []
@@ -110,8 +125,12 @@ class Trainer:
         self._emit("on_fit_start")
         started = time.perf_counter() - self.train_seconds
         with interrupts_as_flag(self):
-            while self.epoch < self.config.epochs and not self.should_stop:
-                self._train_epoch(started)
+            try:
+                while self.epoch < self.config.epochs and not self.should_stop:
+                    self._train_epoch(started)
+            except RankLost as exc:
+                # the state is that of the last step every rank completed: keep it to resume
+                self.rank_lost, self.interrupted, self.should_stop = exc, True, True
         self.train_seconds = time.perf_counter() - started
         self._emit("on_fit_end")
         return self.history
@@ -129,11 +148,16 @@ class Trainer:
             self.generator.set_state(self.epoch_rng)
         self._epoch_started, self._examples = time.perf_counter(), 0
         self.model.train()
-        batches = self.train_data.batches(self.config.batch_size, self.generator)
-        for i, batch in enumerate(rank_share(batches, self.train_data, self.config.batch_size)):
+        batches = self.train_data.batches(self.batch_size, self.generator)
+        share = rank_share(batches)
+        for i, batch in enumerate(share):
             if i < skip:
                 continue
-            self._train_batch(move_to(batch, self.device), i, started)
+            if self.reduction == "mean":
+                self.gradient_scale = share.scale
+            else:  # a sum: every rank's whole gradient, none from a stand-in
+                self.gradient_scale = 0.0 if share.phantom else 1.0
+            self._train_batch(move_to(batch, self.device), i, started, not share.phantom)
             if self.interrupted:
                 self.should_stop = True
                 self.stop_reason = (
@@ -145,9 +169,11 @@ class Trainer:
                 break
         self._end_epoch(started)
 
-    def _train_batch(self, batch: Batch, index: int, started: float) -> None:
+    def _train_batch(self, batch: Batch, index: int, started: float, counted: bool = True) -> None:
+        """One step on ``batch``; ``counted`` False: a rank's stand-in at the end of an epoch
+        under torchrun (its examples are not this rank's, its gradient counts zero)."""
         cfg = self.config
-        n = batch_size_of(batch)
+        n = batch_size_of(batch) if counted else 0
         logging_step = (self.step + 1) % cfg.log_every == 0
         loss, grad_norm = self.train_step(batch, need_norm=logging_step)
         self.loss_sum += loss * n
@@ -156,6 +182,9 @@ class Trainer:
         self.step += 1
         self.batch_in_epoch = index + 1
         if logging_step:
+            if self.distributed:  # the global batch's loss, as one process logs it
+                total, count = reduce_sums([loss * n, n], "the step's loss")
+                loss = total / max(count, 1)
             self._log(
                 {
                     "event": "step",
@@ -176,13 +205,16 @@ class Trainer:
 
     def _end_epoch(self, started: float) -> None:
         examples_per_second = self._examples_per_second()
+        # the epoch's loss over every rank's examples (before anything changes: a rank lost
+        # here leaves the epoch to finish on --resume)
+        loss_sum, loss_count = reduce_sums([self.loss_sum, self.loss_count], "the epoch's loss")
         self.epoch += 1
         self.batch_in_epoch = 0
         record: dict[str, Any] = {
             "event": "epoch",
             "epoch": self.epoch,
             "step": self.step,
-            "train": {"loss": self.loss_sum / max(self.loss_count, 1)},
+            "train": {"loss": loss_sum / max(loss_count, 1)},
             "lr": self.scheduler.lr(),
             "examples_per_second": examples_per_second,
             "seconds": time.perf_counter() - started,
@@ -200,7 +232,19 @@ class Trainer:
     def train_step(self, batch: Batch, need_norm: bool = False) -> tuple[float, float | None]:
         """One update from ``batch`` by the step strategy, at the schedule's rate for this step."""
         self.scheduler.set_step(self.step)
-        return self.step_strategy(batch, need_norm)
+        if not self.distributed:
+            return self.step_strategy(batch, need_norm)
+        # each rank's random draws (dropout) from its own stream, seeded by (seed, step, rank):
+        # independent across ranks, and the same again when a lost run resumes at any step
+        torch.manual_seed(
+            (self.config.seed * 1_000_003 + self.step * world_size() + rank()) % 2**63
+        )
+        rng = torch.get_rng_state()
+        try:
+            return self.step_strategy(batch, need_norm)
+        except RankLost:
+            torch.set_rng_state(rng)  # as before the step that did not happen (dropout draws)
+            raise
 
     def check_loss(self, loss_value: float) -> None:
         """Stop the run (TrainingError) when a step's loss is not finite."""
