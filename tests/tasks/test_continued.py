@@ -323,3 +323,51 @@ def test_a_continued_word2vec_leaves_words_absent_from_the_new_corpus_as_they_we
     assert not np.array_equal(run.vector("film"), old.vector("film"))
     assert run.most_similar("zorblax", k=3)[0][0] != "zorblax"
     assert run.summary["init_from"]["vocab"] == {"before": len(old.vocab), "after": len(run.vocab)}
+
+
+def test_the_earlier_runs_tensorboard_folder_is_not_inherited(sample, more, tmp_path) -> None:
+    pytest.importorskip(
+        "tensorboard", reason="needs the tensorboard extra: pip install -e '.[tensorboard]'"
+    )
+    logs = tmp_path / "tb"
+    base = tmp_path / "base"
+    train_classifier(
+        sample["train"], overrides=["train.epochs=1", f'train.tensorboard="{logs}"'], out=base
+    )
+    before = sorted(p.name for p in logs.rglob("*"))
+    clf = train_classifier(
+        more["train"], overrides=["train.epochs=1"], out=tmp_path / "run", init_from=base
+    )
+    assert clf.config.train.tensorboard == ""
+    assert sorted(p.name for p in logs.rglob("*")) == before
+
+
+def test_resuming_a_continued_run_whose_earlier_run_is_gone_says_so(
+    pooled_run, more, tmp_path
+) -> None:
+    import shutil
+
+    from ffnlp.errors import ModelFileError
+
+    earlier = shutil.copytree(pooled_run, tmp_path / "earlier")
+    out = tmp_path / "cut"
+    settings = ["train.epochs=2", "train.checkpoint=true"]
+    with pytest.raises(Interrupted):
+        train_classifier(
+            more["train"],
+            overrides=settings,
+            out=out,
+            init_from=earlier,
+            callbacks=[SignalAt(3, signal.SIGTERM)],
+        )
+    shutil.rmtree(earlier)
+    with pytest.raises(ModelFileError) as info:
+        train_classifier(more["train"], overrides=settings, out=out, resume=True)
+    assert str(info.value).startswith(
+        f"{out} continues the run {earlier.resolve()} (its init_from.json), which --resume reads "
+        "again to grow the same vocabulary: --init-from "
+    )
+    assert str(info.value).endswith(
+        "does not exist; give the directory of a trained run; put that run back"
+    )
+    assert (out / "init_from.json").is_file()  # the interrupted run is left as it was

@@ -117,6 +117,10 @@ def open_base(init_from: str | Path, task: str) -> Base:
     return Base(run_dir, task, str(arch["type"]), data, digest, read_summary(run_dir))
 
 
+# settings of the earlier run a continued run does not take over (it logs to its own places)
+NOT_INHERITED = ("train.tensorboard",)
+
+
 def start_from(
     init_from: str | Path | None,
     task: str,
@@ -125,9 +129,10 @@ def start_from(
     not_inherited: Iterable[str] = (),
 ) -> tuple[Base | None, Any]:
     """The earlier run of ``init_from`` (None without one) and the configuration to resolve:
-    ``config`` layered over the earlier run's (see :func:`layered_config`), less the top-level
-    keys ``not_inherited`` (e.g. the LM's ``interpolate_with``, about the earlier run's
-    training, not its model). ``resume`` with ``init_from`` is a ConfigError."""
+    ``config`` layered over the earlier run's (see :func:`layered_config`), less the dotted keys
+    of :data:`NOT_INHERITED` and ``not_inherited`` (e.g. the LM's ``interpolate_with``): they
+    are about where the earlier run logged or how it was evaluated, not about its model.
+    ``resume`` with ``init_from`` is a ConfigError."""
     if init_from is None:
         return None, config
     if resume:
@@ -138,8 +143,13 @@ def start_from(
             "weights; leave one of them out"
         )
     base = open_base(init_from, task)
-    for key in not_inherited:
-        base.config.pop(key, None)
+    for key in (*NOT_INHERITED, *not_inherited):
+        *tables, name = key.split(".")
+        table: Any = base.config
+        for part in tables:
+            table = table.get(part) if isinstance(table, dict) else None
+        if isinstance(table, dict):
+            table.pop(name, None)
     return base, layered_config(base, config)
 
 
@@ -149,7 +159,13 @@ def resumed_base(run_dir: Path, task: str) -> Base | None:
     recorded = read_lineage(run_dir)
     if recorded is None:
         return None
-    return open_base(recorded["run"], task)
+    try:
+        return open_base(recorded["run"], task)
+    except ModelFileError as exc:
+        raise ModelFileError(
+            f"{run_dir} continues the run {recorded['run']} (its init_from.json), which "
+            f"--resume reads again to grow the same vocabulary: {exc}; put that run back"
+        ) from None
 
 
 def layered_config(base: Base, config: Any) -> Any:
