@@ -14,7 +14,7 @@ from ffnlp.report.fields import check_summary, read_records
 from ffnlp.report.group import group_kind, group_page
 from ffnlp.report.markup import EMPTY, Html, cat, document, el, img, muted, number, table
 from ffnlp.report.page import own_file, own_text
-from ffnlp.report.plots import closing_new_figures
+from ffnlp.report.plots import page_drawing
 from ffnlp.report.study import study_page
 from ffnlp.report.studyfolder import is_study, read_study
 from ffnlp.tasks.runfolder import read_summary
@@ -195,7 +195,7 @@ def _write(
     out of it); the errors of a file that is not what ffnlp wrote become a ModelFileError."""
     target = check_output_file(out, "--out") if out is not None else run_dir / "report.html"
     try:
-        with closing_new_figures():
+        with page_drawing():
             page = make(target)
     except DAMAGED as exc:
         raise ModelFileError(f"{damaged} ({exc!r}); retrain the run or restore the files") from None
