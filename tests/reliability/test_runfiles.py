@@ -223,11 +223,11 @@ SUMMARY = [
     ("a-list", _write("summary.json", b"[]"), "{run}/summary.json is corrupted (a JSON list, not an object)"),
     ("missing", _remove("summary.json"), "{run} has no summary.json"),
     ("bad-layout", _edit_json("summary.json", _set("test", {"confusion": 5, "accuracy": 1.0})),
-     "{run}/summary.json or metrics.jsonl does not hold what ffnlp writes"),
+     "{run}/summary.json: test.confusion must be a list, not a number"),
     ("labels-not-a-list", _edit_json("summary.json", _set("labels", 7)),
-     "{run}/summary.json or metrics.jsonl does not hold what ffnlp writes"),
-    ("metrics-not-json", _write("metrics.jsonl", b'{"event": "epoch"\n'), "{run}/metrics.jsonl cannot be read"),
-    ("metrics-not-utf8", _write("metrics.jsonl", b"\xff\n"), "{run}/metrics.jsonl cannot be read"),
+     "{run}/summary.json: labels must be a list, not a number"),
+    ("metrics-not-json", _write("metrics.jsonl", b'{"event": "epoch"\n'), "{run}/metrics.jsonl line 1 is not JSON"),
+    ("metrics-not-utf8", _write("metrics.jsonl", b"\xff\n"), "{run}/metrics.jsonl line 1 is not UTF-8"),
 ]  # fmt: skip
 
 
@@ -343,7 +343,7 @@ OTHER = [
     ("lm", "weights-of-w2v", _copy_from("w2v", "model.safetensors"), ["lm", "eval", "{run}", "--data", "{corpus}"],
      "{run}/model.safetensors does not match model.json"),
     ("kn", "header-order-text", _edit_json("model.json", _set_arg("order", "x")), ["lm", "generate", "{run}"],
-     "{run}:"),
+     "{run}/model.json: the Kneser-Ney model header is invalid: 'order' must be an integer"),
     ("kn", "weights-garbage", _write("model.safetensors", b"\x00" * 64), ["lm", "generate", "{run}"],
      "{run}/model.safetensors cannot be read"),
     ("kn", "type-of-ffnn", _edit_json("model.json", _set("type", "ffnn_lm")), ["lm", "generate", "{run}"],

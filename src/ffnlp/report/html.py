@@ -14,7 +14,7 @@ from ffnlp.report.fields import check_summary, read_records
 from ffnlp.report.group import group_kind, group_page
 from ffnlp.report.markup import EMPTY, Html, cat, document, el, img, muted, number, table
 from ffnlp.report.page import own_file, own_text
-from ffnlp.report.plots import closing_new_figures
+from ffnlp.report.plots import page_drawing
 from ffnlp.report.study import study_page
 from ffnlp.report.studyfolder import is_study, read_study
 from ffnlp.tasks.runfolder import read_summary
@@ -198,7 +198,7 @@ def _write(
     else:  # before the work: a link or a folder in its place is refused
         target = check_target(run_dir / "report.html", within=run_dir)
     try:
-        with closing_new_figures():
+        with page_drawing():
             page = make(target)
     except DAMAGED as exc:
         raise ModelFileError(f"{damaged} ({exc!r}); retrain the run or restore the files") from None

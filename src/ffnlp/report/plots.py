@@ -234,12 +234,16 @@ def plot_lr_range(result: dict[str, Any], path: str | Path, title: str = "") -> 
 
 
 @contextmanager
-def closing_new_figures() -> Iterator[None]:
-    """Close the figures made inside the block when it fails (each plot closes its own when it
-    succeeds): a report that stops on a damaged file leaves no figure open in the process."""
+def page_drawing() -> Iterator[None]:
+    """Around the making of a report page: NumPy's floating-point warnings silenced (a file may
+    hold values near the float limit, e.g. a diverged loss of 1e308, which matplotlib's ticks
+    overflow on: the plot is still drawn) and, when the page fails, the figures made inside the
+    block closed (each plot closes its own when it succeeds), so that a report that stops on a
+    damaged file leaves no figure open in the process."""
     before = set(plt.get_fignums())
     try:
-        yield
+        with np.errstate(all="ignore"):
+            yield
     except BaseException:
         for number in set(plt.get_fignums()) - before:
             plt.close(number)
