@@ -369,7 +369,8 @@ def _bounded_lines(fh: Iterable[bytes], name: str, limit: int) -> Iterator[bytes
 
 def _pieces(fh: Iterable[bytes], limit: int) -> Iterator[bytes]:
     """``fh`` in pieces of bounded size (UTF-16 / UTF-32, split into lines after decoding)."""
-    read = getattr(fh, "read", None)
+    # read1: what is there now, up to size (a pipe or terminal streams); read: up to size
+    read = getattr(fh, "read1", None) or getattr(fh, "read", None)
     if read is None:
         yield from fh
         return
