@@ -426,3 +426,25 @@ def test_an_arrow_folder_whose_state_json_points_outside(world, tmp_path) -> Non
     (folder / "state.json").write_text(json.dumps({"_data_files": [{"filename": "../x.arrow"}]}))
     with pytest.raises(DataError, match="_data_files must list the folder's files"):
         read_labeled(folder, format="arrow")
+
+
+def test_a_parquet_folder_is_taken_as_train_data_as_documented(world, tmp_path) -> None:
+    pa = pytest.importorskip(
+        "pyarrow", reason="needs the parquet extra: pip install -e '.[parquet]'"
+    )
+    import pyarrow.parquet as pq
+
+    rows = [line.split(" ", 1) for line in world["train"].read_text().splitlines()]
+    folder = tmp_path / "data"
+    folder.mkdir()
+    table = pa.table({"text": [t for _, t in rows], "label": [int(y) for y, _ in rows]})
+    pq.write_table(table, folder / "part-0.parquet")
+    names = {"features": {"label": {"_type": "ClassLabel", "names": ["neg", "pos"]}}}
+    (folder / "dataset_info.json").write_text(json.dumps(names))
+    out = tmp_path / "run"
+    result = invoke(["classify", "train", "--train", folder, *FAST_CLASSIFY, "--out", out])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["labels"] == ["neg", "pos"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_error(invoke(["classify", "train", "--train", empty, *FAST_CLASSIFY]), "is a directory")

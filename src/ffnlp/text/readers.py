@@ -180,11 +180,22 @@ def input_problems(inputs: Mapping[str, object]) -> list[str]:
         p = Path(path)
         if not p.exists():
             problems.append(f"{option} {p}: no such file")
-        elif p.is_dir():
+        elif p.is_dir() and not _columnar_folder(p):
             problems.append(f"{option} {p}: is a directory; pass a data file")
         elif not os.access(p, os.R_OK):
             problems.append(f"{option} {p}: cannot be read (permission denied)")
     return problems
+
+
+def _columnar_folder(p: Path) -> bool:
+    """Whether the folder ``p`` holds a columnar data set (Parquet files, a saved ``datasets``
+    folder): data the readers take as a whole (see :mod:`ffnlp.text.columnar`)."""
+    from ffnlp.text.columnar import columnar_format
+
+    try:
+        return columnar_format(p) is not None
+    except OSError:
+        return False
 
 
 def _check_file(path: str | Path) -> Path:
@@ -369,7 +380,8 @@ def _bounded_lines(fh: Iterable[bytes], name: str, limit: int) -> Iterator[bytes
 
 def _pieces(fh: Iterable[bytes], limit: int) -> Iterator[bytes]:
     """``fh`` in pieces of bounded size (UTF-16 / UTF-32, split into lines after decoding)."""
-    read = getattr(fh, "read", None)
+    # read1: what is there now, up to size (a pipe or terminal streams); read: up to size
+    read = getattr(fh, "read1", None) or getattr(fh, "read", None)
     if read is None:
         yield from fh
         return
