@@ -51,12 +51,15 @@ def test_onnx_runtime_gives_ffnlps_labels_and_probabilities(preset, tmp_path) ->
     )
     assert theirs.shape == ours.shape == (len(texts), len(clf.labels))
     assert np.abs(theirs - ours).max() <= 1e-5
-    if clf.multilabel:  # the same labels: those of the top 5 that reach the thresholds
+    if clf.multilabel:
+        # the same labels: those that reach the run's thresholds (what predict returns)
         cut = clf.decision_thresholds()
-        for a, b in zip(ours, theirs, strict=True):
-            top_a = [i for i in np.argsort(-a, kind="stable")[:5] if a[i] >= cut[i]]
-            top_b = [i for i in np.argsort(-b, kind="stable")[:5] if b[i] >= cut[i]]
-            assert top_a == top_b
+        assert ((ours >= cut) == (theirs >= cut)).all()
+        # and the same first label, except where two labels tie at float32's precision (a
+        # saturated sigmoid gives several labels 1.0 or 0.9999999, in either order)
+        top = np.sort(ours, axis=1)
+        tied = top[:, -1] - top[:, -2] <= 1e-6
+        assert (ours.argmax(1) == theirs.argmax(1))[~tied].all()
     else:
         assert (ours.argmax(1) == theirs.argmax(1)).all()
 
