@@ -212,14 +212,18 @@ def _storage_url(folder: Path, info: dict[str, Any]) -> str | None:
         path = Path(url[len("sqlite:///") :])
         if not path.is_file():
             return None
+    if url.startswith("journal:") and not Path(url[len("journal:") :]).is_file():
+        return None  # opening it would create an empty one
     return url
 
 
 def _from_storage(
     optuna: ModuleType, folder: Path, info: dict[str, Any], storage: str
 ) -> tuple[list[StudyTrial], float | None]:
-    with quiet_optuna(optuna):
-        study = optuna.load_study(study_name=info.get("study_name"), storage=storage)
+    from ffnlp.tune.storage import opened, parse
+
+    with quiet_optuna(optuna), opened(parse(storage, folder)) as reader:  # a journal file too
+        study = optuna.load_study(study_name=info.get("study_name"), storage=reader)
         frozen = study.get_trials(deepcopy=False)
     trials = []
     for t in frozen:

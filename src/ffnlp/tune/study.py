@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ffnlp.errors import ConfigError, FfnlpError, Interrupted
 from ffnlp.fileio import write_atomic
+from ffnlp.tune import storage
 from ffnlp.tune.objective import Plan, TrialFailed, completed_any, objective, run_dir_of
 from ffnlp.tune.prepare import TuneOptions, prepare
 
@@ -89,37 +89,44 @@ def tune(
     plan, meta = prepare(options)
     plan.callbacks = list(callbacks)
     out = plan.out
-    with _setup_lock(out):
-        _check_folder(out, meta)
-        study = _open_study(options, meta)
-        if options.base_trial and not study.get_trials(deepcopy=False):
-            meta["base_trial"] = _enqueue_base(study, plan, meta["base"])
-        _write_meta(out, meta)
-    if on_start is not None:
-        on_start(meta)
+    where = storage.parse(options.storage, out)
+    with contextlib.ExitStack() as held:
+        with _setup_lock(out):
+            _check_folder(out, meta)
+            held.enter_context(storage.worker_mark(where, out))
+            opened = held.enter_context(storage.opened(where, options.heartbeat, options.retries))
+            study = _open_study(options, meta, opened, where.shown)
+            if options.base_trial and not study.get_trials(deepcopy=False):
+                meta["base_trial"] = _enqueue_base(study, plan, meta["base"])
+            _write_meta(out, meta)
+        if on_start is not None:
+            on_start(meta)
+        return _run(study, plan, options, meta, on_trial, callbacks)
+
+
+def _run(
+    study: optuna.study.Study,
+    plan: Plan,
+    options: TuneOptions,
+    meta: dict[str, Any],
+    on_trial: Callable[[TrialLine], None] | None,
+    callbacks: Sequence[Callback],
+) -> dict[str, Any]:
     from ffnlp.tune import results
 
-    with _quiet_experimental():
-        import optuna
-
-        optuna.storages.fail_stale_trials(study)
+    out = plan.out
+    _fail_stale(study)
     results.remove_debris(study, out)
     session = _Session(plan, options, on_trial)
     if options.trials != 0:
         timeout = options.timeout
-        if options.trials is None and timeout is None:
+        if options.trials is None and timeout is None and options.total_trials is None:
             timeout = DEFAULT_TIMEOUT
         plan.end = time.monotonic() + timeout if timeout is not None else None
         plan.deadline = plan.end
         session.leave_time_for_rescoring(study)
         try:
-            study.optimize(
-                objective(plan),
-                n_trials=options.trials,
-                timeout=timeout,
-                catch=(TrialFailed,),
-                callbacks=[session.after_trial],
-            )
+            session.search(study)
         except (Interrupted, KeyboardInterrupt):
             results.remove_debris(study, out)  # the interrupted trial, failed
             results.write_tables(study, plan)
@@ -131,6 +138,15 @@ def tune(
     results.apply_keep(study, out, options.keep)
     results.remove_debris(study, out)
     return _finish(study, plan, options, meta, callbacks)
+
+
+def _fail_stale(study: optuna.study.Study) -> None:
+    """Fail the running trials of dead workers (their heartbeat too old), queueing each again
+    (``--retries``)."""
+    import optuna
+
+    with storage.quiet_experimental():
+        optuna.storages.fail_stale_trials(study)
 
 
 # ------------------------------------------------------------------------ folder and storage
@@ -218,39 +234,26 @@ def _write_meta(out: Path, meta: dict[str, Any]) -> None:
     write_atomic(out / "tune.json", json.dumps(meta, indent=2, default=str))
 
 
-@contextlib.contextmanager
-def _quiet_experimental() -> Iterator[None]:
-    """Optuna's heartbeat is marked experimental; its warning says nothing to a user here."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        yield
-
-
-def _open_study(options: TuneOptions, meta: dict[str, Any]) -> optuna.study.Study:
+def _open_study(
+    options: TuneOptions, meta: dict[str, Any], opened: optuna.storages.BaseStorage, url: str
+) -> optuna.study.Study:
     import optuna
     import sqlalchemy.exc
 
     from ffnlp.tune.pruning import make_pruner
     from ffnlp.tune.sampling import TrialSeededTPE
 
-    url = meta["storage"]
-    engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
     try:
-        with _quiet_experimental():
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=options.heartbeat
+        with storage.quiet_experimental():
+            study = optuna.create_study(
+                storage=opened,
+                study_name=meta["study_name"],
+                sampler=TrialSeededTPE(options.seed),
+                pruner=make_pruner(options.pruner),
+                direction=meta["direction"],
+                load_if_exists=True,
             )
-        study = optuna.create_study(
-            storage=storage,
-            study_name=meta["study_name"],
-            sampler=TrialSeededTPE(options.seed),
-            pruner=make_pruner(options.pruner),
-            direction=meta["direction"],
-            load_if_exists=True,
-        )
-    except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as exc:
+    except (ValueError, OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
         raise ConfigError(
             f"--storage {url}: cannot open the study there ({type(exc).__name__}: {exc})"
         ) from None
@@ -293,6 +296,48 @@ class _Session:
         self.failures_in_a_row = 0
         self.last_error = ""
         self.stuck = False
+        self.ran = 0  # trials this process has run
+        self.out_of_time = False
+
+    def search(self, study: optuna.study.Study) -> None:
+        """Run trials until this process has run --trials, the time budget is spent, or the
+        study holds --total-trials. A worker that finds the study's budget met while other
+        workers' trials are running waits for them: should one of those workers die, its trial
+        is queued again (its heartbeat stops) and this worker runs it."""
+        options, plan = self.options, self.plan
+        while not (self.stuck or self.out_of_time):
+            left = None if options.trials is None else options.trials - self.ran
+            timeout = None if plan.end is None else plan.end - time.monotonic()
+            if (left is not None and left <= 0) or (timeout is not None and timeout <= 0):
+                return
+            if not self.budget_left(study):
+                if not _running(study):
+                    return
+                pause = float(options.heartbeat)
+                time.sleep(pause if timeout is None else max(0.0, min(pause, timeout)))
+                _fail_stale(study)
+                continue
+            study.optimize(
+                objective(plan),
+                n_trials=left,
+                timeout=timeout,
+                catch=(TrialFailed,),
+                callbacks=[self.after_trial],
+            )
+            if options.total_trials is None:
+                return
+
+    def budget_left(self, study: optuna.study.Study) -> bool:
+        """Whether the study may start another trial under --total-trials: it holds fewer
+        trials that completed, were pruned, run or wait than that, or a trial waits (a dead
+        worker's, queued again)."""
+        total = self.options.total_trials
+        if total is None:
+            return True
+        trials = study.get_trials(deepcopy=False)
+        if any(t.state.name == "WAITING" for t in trials):
+            return True
+        return sum(t.state.name != "FAIL" for t in trials) < total
 
     def leave_time_for_rescoring(self, study: optuna.study.Study) -> bool:
         """Move the search's deadline so that the re-scoring of the present front-runners fits
@@ -308,8 +353,14 @@ class _Session:
     def after_trial(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> None:
         from ffnlp.tune import results
 
+        self.ran += 1
         if self.leave_time_for_rescoring(study):
+            self.out_of_time = True
             study.stop()
+        if self.options.total_trials is not None:
+            _fail_stale(study)
+            if not self.budget_left(study):
+                study.stop()
         results.write_tables(study, self.plan)
         spare: list[int] = []
         if self.plan.rescore:
@@ -336,6 +387,10 @@ class _Session:
             )
 
 
+def _running(study: optuna.study.Study) -> bool:
+    return any(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
+
+
 def _rescore(study: optuna.study.Study, plan: Plan, callbacks: Sequence[Callback]) -> None:
     """Re-score the front-runners (one worker at a time: the next reads what the first
     trained)."""
@@ -354,6 +409,10 @@ def trial_line(study: optuna.study.Study, trial: optuna.trial.FrozenTrial, plan:
         note = str(trial.user_attrs.get("error", ""))
     elif trial.state.name == "PRUNED":
         note = "time budget" if trial.user_attrs.get("stopped") == "timeout" else "pruned"
+    again = storage.retried_from(trial)
+    if again is not None:
+        note = f"{note}; " if note else ""
+        note += f"trial {again} again (its worker died)"
     return TrialLine(
         number=trial.number,
         state=trial.state.name,
