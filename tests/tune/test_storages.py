@@ -215,8 +215,11 @@ def _wait_for_a_trial_of(pid: int, out: Path, url: str, others: list[object]) ->
 def _two_workers_one_killed(data: dict[str, Path], out: Path, url: str, total: int) -> None:
     """Two workers on one study of ``total`` trials; the first is SIGKILLed in the middle of a
     trial. The other ends the study: every trial once, the killed one failed and run again."""
-    slow = ["--set", "train.epochs=15", "--set", "train.early_stopping=false"]
-    argv = command(data, out, *slow, "--storage", url, "--keep", "all", "--heartbeat", "1")
+    # trials long enough (12 epochs) to be caught in the middle
+    slow = ["--set", "train.epochs=12", "--set", "train.early_stopping=false"]
+    # a heartbeat every 3 s, dead after 6 s: on a loaded machine a living worker's heartbeat can
+    # come a few seconds late
+    argv = command(data, out, *slow, "--storage", url, "--keep", "all", "--heartbeat", "3")
     argv += ["--total-trials", str(total), "--rescore", "0", "--quiet"]
     first = start(argv)
     second = start(argv)
@@ -230,15 +233,19 @@ def _two_workers_one_killed(data: dict[str, Path], out: Path, url: str, total: i
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     failed = [t for t in trials if t.state == TrialState.FAIL]
     surplus = [t for t in failed if "not run" in str(t.user_attrs.get("error", ""))]
-    assert [t.number for t in failed if t not in surplus] == [killed]
+    # failed for want of a heartbeat: the killed trial (and, on a machine so loaded that a living
+    # worker's heartbeat came 6 s late, that one too): each run again once
+    dead = [t.number for t in failed if "error" not in t.user_attrs]
+    assert killed in dead and len(dead) + len(surplus) == len(failed)
     assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     assert len(complete) == total  # none lost, none beyond the budget
     assert len({t.number for t in complete}) == total
     # none run twice: every completed trial has its own parameters (the learning rate is drawn
     # from a continuous range), but for the one that ran the killed trial again
-    [again] = [t for t in complete if storage.retried_from(t) is not None]
-    assert storage.retried_from(again) == killed and again.number > killed
-    assert again.params == trials[killed].params
+    copies = {storage.retried_from(t): t for t in complete if storage.retried_from(t) is not None}
+    assert sorted(copies) == sorted(dead)  # each dead trial run again once, and only those
+    again = copies[killed]
+    assert again.number > killed and again.params == trials[killed].params
     assert len({t.params["train.lr"] for t in complete}) == total
     # its folder: the completed trials' only, the killed trial's removed
     folders = sorted(p.name for p in (out / "trials").iterdir() if not p.name.startswith("."))
@@ -246,16 +253,21 @@ def _two_workers_one_killed(data: dict[str, Path], out: Path, url: str, total: i
     assert not [p for p in (out / "trials").iterdir() if p.name.startswith(f".{killed:04d}")]
     rows = (out / "trials.csv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 1 + len(trials) and f"\n{killed},FAIL," in "\n".join(rows)
+    print(  # shown with -s: the figures of the acceptance run
+        f"{url.split(':')[0]}: {len(complete)} complete trials, {len(trials)} in all; trial "
+        f"{killed} killed, run again as trial {again.number}; {len(dead) - 1} other trial(s) "
+        f"taken for dead; {len(surplus)} surplus"
+    )
 
 
 def test_two_workers_on_postgresql_one_killed(
     data: dict[str, Path], tmp_path: Path, postgres: Server
 ) -> None:
-    _two_workers_one_killed(data, tmp_path / "pg_killed", postgres.create("killed"), 6)
+    _two_workers_one_killed(data, tmp_path / "pg_killed", postgres.create("killed"), 4)
 
 
 def test_two_workers_on_a_journal_one_killed(data: dict[str, Path], tmp_path: Path) -> None:
-    _two_workers_one_killed(data, tmp_path / "journal_killed", _journal(tmp_path), 6)
+    _two_workers_one_killed(data, tmp_path / "journal_killed", _journal(tmp_path), 4)
 
 
 @pytest.mark.slow

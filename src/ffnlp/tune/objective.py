@@ -82,6 +82,8 @@ class Plan:
     end: float | None = None  # time.monotonic() when the whole time budget runs out
     callbacks: Sequence[Callback] = ()  # handed to every run's trainer (a display)
     total_trials: int | None = None  # --total-trials: the study's trials, all workers together
+    current: int | None = None  # the number of the trial this process runs (or ran last)
+    raised: bool = False  # whether that trial raised an error that stops the study
 
     @property
     def metric_name(self) -> str:
@@ -96,8 +98,17 @@ def run_dir_of(number: int) -> str:
 def objective(plan: Plan) -> Callable[[optuna.trial.Trial], float]:
     """The function Optuna calls for each trial."""
 
+    import optuna
+
     def run(trial: optuna.trial.Trial) -> float:
-        return run_trial(plan, trial)
+        plan.current, plan.raised = trial.number, False
+        try:
+            return run_trial(plan, trial)
+        except (TrialFailed, optuna.TrialPruned, optuna.exceptions.UpdateFinishedTrialError):
+            raise  # the study goes on (the last: another worker took the trial for dead)
+        except BaseException:
+            plan.raised = True
+            raise
 
     return run
 

@@ -4,11 +4,13 @@
 everything a user can get wrong (:mod:`ffnlp.tune.prepare`: the data options of the task, the
 space against the task's configuration, the metric), so that a study never fails at trial 12 for
 a typo. The study lives
-in an Optuna storage: ``DIR/study.db`` (SQLite) unless ``--storage`` names another; running the
-same command again continues it (its trials keep their numbers), and several processes may run
-on one study at once, each drawing its own trials. A worker that dies mid-trial (SIGKILL, a lost
-machine) stops beating its heartbeat; the next worker to start marks that trial failed and
-removes what it left, and nothing else is lost.
+in an Optuna storage: ``DIR/study.db`` (SQLite) unless ``--storage`` names another (a journal
+file, a PostgreSQL database: :mod:`ffnlp.tune.storage`); running the same command again
+continues it (its trials keep their numbers), and several processes may run on one study at
+once, each drawing its own trials, until each has run ``--trials`` or the study holds
+``--total-trials``. A worker that dies mid-trial (SIGKILL, a lost machine) stops beating its
+heartbeat; the next worker to start a trial marks that trial failed, removes what it left and
+queues it again (``--retries``), and nothing else is lost.
 
 The folder follows a fixed layout (tune.json, study.db, trials/NNNN/, trials.csv, best.toml,
 best/, seeds/): see docs/tuning.md.
@@ -23,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -317,15 +320,46 @@ class _Session:
                 time.sleep(pause if timeout is None else max(0.0, min(pause, timeout)))
                 _fail_stale(study)
                 continue
-            study.optimize(
-                objective(plan),
-                n_trials=left,
-                timeout=timeout,
-                catch=(TrialFailed,),
-                callbacks=[self.after_trial],
-            )
+            try:
+                study.optimize(
+                    objective(plan),
+                    n_trials=left,
+                    timeout=timeout,
+                    catch=(TrialFailed,),
+                    callbacks=[self.after_trial],
+                )
+            except (Interrupted, KeyboardInterrupt):
+                raise
+            except Exception:
+                if not self.taken_for_dead(study):
+                    raise
+                self.ran += 1
+                continue
             if options.total_trials is None:
                 return
+
+    def taken_for_dead(self, study: optuna.study.Study) -> bool:
+        """Whether this process's trial was failed by another worker while it ran (its
+        heartbeat came late: a machine too busy, or stopped for a while): Optuna then refuses
+        its result. Said with a warning; the study goes on (the trial's copy runs again)."""
+        plan = self.plan
+        if plan.current is None or plan.raised:
+            return False
+        try:
+            trial = study.get_trials(deepcopy=False)[plan.current]
+        except Exception:  # the storage cannot answer: the first error is the one to show
+            return False
+        if trial.state.name != "FAIL":
+            return False
+        shutil.rmtree(plan.out / run_dir_of(trial.number), ignore_errors=True)  # its run: dropped
+        logger.warning(
+            "trial %d was taken for dead by another worker (its heartbeat came more than "
+            "2 x --heartbeat %d s late) and failed; its result is dropped, and a copy of it "
+            "runs again (--retries). A busy machine needs a longer --heartbeat.",
+            trial.number,
+            self.options.heartbeat,
+        )
+        return True
 
     def budget_left(self, study: optuna.study.Study) -> bool:
         """Whether the study may start another trial under --total-trials: it holds fewer
