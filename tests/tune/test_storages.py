@@ -92,6 +92,13 @@ def test_a_missing_postgresql_driver_names_the_extra(
     assert "pip install 'ffnlp[postgres]'" in message and "s3cret" not in message
 
 
+def test_a_missing_named_driver_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    with pytest.raises(ConfigError, match="the driver psycopg2 is not installed") as caught:
+        storage.parse("postgresql+psycopg2://ann@db.example/studies", tmp_path)
+    assert "pip install 'ffnlp[postgres]'" in str(caught.value)
+
+
 def test_a_missing_mysql_driver_names_the_extra(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,14 +219,29 @@ def _wait_for_a_trial_of(pid: int, out: Path, url: str, others: list[object]) ->
     raise AssertionError(f"worker {pid} started no trial")
 
 
+def _repeats(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The number of the dead trial that ``trial`` runs again (Optuna's retry history)."""
+    history = trial.system_attrs.get("retry_history") or []
+    return history[-1] if history else None
+
+
+def _table(trials: list[optuna.trial.FrozenTrial]) -> str:
+    return "\n".join(
+        f"{t.number} {t.state.name} start={t.datetime_start} end={t.datetime_complete} "
+        f"repeats={_repeats(t)} error={t.user_attrs.get('error')}"
+        for t in trials
+    )
+
+
 def _two_workers_one_killed(data: dict[str, Path], out: Path, url: str, total: int) -> None:
     """Two workers on one study of ``total`` trials; the first is SIGKILLed in the middle of a
     trial. The other ends the study: every trial once, the killed one failed and run again."""
     # trials long enough (12 epochs) to be caught in the middle
     slow = ["--set", "train.epochs=12", "--set", "train.early_stopping=false"]
-    # a heartbeat every 3 s, dead after 6 s: on a loaded machine a living worker's heartbeat can
-    # come a few seconds late
-    argv = command(data, out, *slow, "--storage", url, "--keep", "all", "--heartbeat", "3")
+    # a heartbeat every 5 s, dead after 10 s: on a loaded machine a living worker's heartbeat
+    # can come several seconds late (and its trial be taken for dead: run again, up to 3 times)
+    argv = command(data, out, *slow, "--storage", url, "--keep", "all", "--heartbeat", "5")
+    argv += ["--retries", "3"]
     argv += ["--total-trials", str(total), "--rescore", "0", "--quiet"]
     first = start(argv)
     second = start(argv)
@@ -230,6 +252,7 @@ def _two_workers_one_killed(data: dict[str, Path], out: Path, url: str, total: i
     assert second.returncode == 0, stderr
 
     trials = _load(url, out.name)
+    print(_table(trials))
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     failed = [t for t in trials if t.state == TrialState.FAIL]
     surplus = [t for t in failed if "not run" in str(t.user_attrs.get("error", ""))]
@@ -242,10 +265,13 @@ def _two_workers_one_killed(data: dict[str, Path], out: Path, url: str, total: i
     assert len({t.number for t in complete}) == total
     # none run twice: every completed trial has its own parameters (the learning rate is drawn
     # from a continuous range), but for the one that ran the killed trial again
-    copies = {storage.retried_from(t): t for t in complete if storage.retried_from(t) is not None}
+    copies = {_repeats(t): t for t in trials if _repeats(t) is not None}
     assert sorted(copies) == sorted(dead)  # each dead trial run again once, and only those
     again = copies[killed]
+    while again.state != TrialState.COMPLETE:  # the copy died too: its own copy
+        again = copies[again.number]
     assert again.number > killed and again.params == trials[killed].params
+    assert storage.retried_from(again) in dead
     assert len({t.params["train.lr"] for t in complete}) == total
     # its folder: the completed trials' only, the killed trial's removed
     folders = sorted(p.name for p in (out / "trials").iterdir() if not p.name.startswith("."))

@@ -132,8 +132,8 @@ def _journal(text: str) -> Storage:
 
 def _with_a_driver(url: Any, shown: str) -> Any:
     """The URL with a driver that is installed: the back-end's default one, else another one
-    SQLAlchemy knows (postgresql:// runs on psycopg 3 or on psycopg2, whichever is installed); a ConfigError
-    naming the extra to install when there is none."""
+    SQLAlchemy knows (postgresql:// runs on psycopg 3 or on psycopg2, whichever is installed);
+    a ConfigError naming the extra to install when there is none."""
     from sqlalchemy.exc import NoSuchModuleError
 
     backend = url.get_backend_name()
@@ -148,6 +148,15 @@ def _with_a_driver(url: Any, shown: str) -> Any:
         except (ImportError, NoSuchModuleError):
             continue
         return candidate
+    if (
+        extra is not None
+        and given_driver
+        and not (backend == "mysql" and "pymysql" in url.drivername)
+    ):
+        raise ConfigError(
+            f"--storage {shown}: the driver {url.drivername.split('+', 1)[1]} is not "
+            f"installed; install it, or write {backend}://... with pip install 'ffnlp[{extra}]'"
+        )
     if extra is not None:
         raise ConfigError(
             f"--storage {shown}: {name} needs a driver that is not installed: "
