@@ -81,6 +81,21 @@ def test_the_password_is_never_shown(tmp_path: Path) -> None:
     assert parsed.shown == "postgresql://ann:***@db.example:5432/studies"
 
 
+def test_a_server_that_does_not_answer_is_a_clear_error(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    needs("psycopg")
+    url = "postgresql://ann:s3cret@127.0.0.1:1/studies"  # nothing listens on port 1
+    with pytest.raises(ConfigError) as caught:
+        tune(classify_options(data, tmp_path / "nowhere", trials=1, storage=url))
+    message = str(caught.value)
+    assert message.startswith(
+        "--storage postgresql://ann:***@127.0.0.1:1/studies: cannot open the study storage "
+        "(OperationalError: "
+    )
+    assert "s3cret" not in message and not (tmp_path / "nowhere" / "tune.json").exists()
+
+
 def test_a_missing_postgresql_driver_names_the_extra(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
