@@ -16,6 +16,7 @@ import pytest
 # the extra of pyproject.toml that installs each optional top-level module the tests import
 EXTRA_OF = {
     "optuna": "tune",
+    "psycopg": "postgres",
     "tensorboard": "tensorboard",
     "pyarrow": "parquet",
     "sklearn": "sklearn",

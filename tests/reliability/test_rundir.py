@@ -471,7 +471,9 @@ def test_under_torchrun_only_rank_0_writes_the_run(data, straight, tmp_path, mon
     from ffnlp import train_lm
 
     out = copy_run(straight("lm"), tmp_path / "run")
-    monkeypatch.setenv("RANK", "1")
+    # a rank other than 0 (RANK alone, without a process group, is refused since torchrun's
+    # whole environment starts one: tests/cli/test_torchrun.py runs real ranks)
+    monkeypatch.setattr("ffnlp.tasks.run.is_main_process", lambda: False)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))
     (tmp_path / "scratch").mkdir()
     rank0 = RunLock(out)

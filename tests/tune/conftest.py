@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 
 from ffnlp.tune.prepare import TuneOptions
 from ffnlp.tune.tasks import Inputs
+from tests.extras import reason
+from tests.tune.postgres import Server, server
 
 POSITIVE = ["good", "great", "fun", "superb", "lovely"]
 NEGATIVE = ["bad", "awful", "dull", "boring", "poor"]
@@ -65,6 +68,17 @@ def _review(rng: random.Random, label: str) -> str:
 @pytest.fixture(scope="session")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return write_data(tmp_path_factory.mktemp("tune_data"))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Server]:
+    """A real PostgreSQL server for the session (see tests/tune/postgres.py); skips, saying
+    why, where its programs are not installed."""
+    pytest.importorskip("psycopg", reason=reason("psycopg"))
+    with server() as found:
+        if isinstance(found, str):
+            pytest.skip(found)
+        yield found
 
 
 def write_data(root: Path) -> dict[str, Path]:

@@ -102,6 +102,14 @@ def tune(
         "--trials",
         help="Trials this process runs (a rerun adds as many; 0 = none: only the results).",
     ),
+    total_trials: int = typer.Option(
+        None,
+        "--total-trials",
+        help="Trials of the study, all workers together: a worker starts no trial once the "
+        "study holds this many that completed, were pruned, are running or wait (failed ones "
+        "do not count), and waits for the other workers' running trials before it ends, so "
+        "that it can run again a trial whose worker died.",
+    ),
     timeout: float = typer.Option(
         None,
         "--timeout",
@@ -111,9 +119,11 @@ def tune(
     storage: str = typer.Option(
         None,
         "--storage",
-        help="Optuna storage URL, e.g. postgresql://host/db, for workers on several machines "
-        "(default: sqlite:///DIR/study.db). An in-memory database is refused: a study must "
-        "outlive the process.",
+        help="Where the study lives (default: sqlite:///DIR/study.db, one worker). For several "
+        "workers: journal:PATH (Optuna's journal file, on one machine or a shared file "
+        "system) or postgresql://USER@HOST:PORT/DB (needs ffnlp[postgres]; "
+        "mysql+pymysql://... with ffnlp[mysql]). An in-memory database is refused: a study "
+        "must outlive the process. See docs/tuning.md.",
     ),
     study_name: str = typer.Option(None, "--study-name", help="Study name (default: DIR's name)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler (and of the --cv folds)."),
@@ -156,14 +166,20 @@ def tune(
         10,
         "--heartbeat",
         help="Seconds between a worker's heartbeats; a trial silent for twice as long is "
-        "marked failed by the next worker (a killed process).",
+        "marked failed by the next worker (a killed process) and queued again (--retries).",
+    ),
+    retries: int = typer.Option(
+        1,
+        "--retries",
+        help="Times a trial whose worker died is run again, with the same parameters under a "
+        "new number (0: never).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-trial lines or tables."),
     json_: bool = typer.Option(False, "--json", help="Print the outcome as one JSON object."),
 ) -> None:
     """Search hyper-parameters with Optuna (TPE, pruning); every trial is a run folder.
 
-    Each trial trains one configuration drawn from the space and scores it on the dev data (never on --test; the mean over --trial-seeds seeds, or over --cv folds); the study is kept in DIR/study.db, so the same command continues it and several processes can work on it at once. A new study's trial 0 is the base configuration; at the end the best trials and the base are re-scored with fresh seeds (--rescore). DIR gets trials.csv, best.toml (rerunnable with --config), trials/NNNN/, and with --refit / --seeds best/ and seeds/.
+    Each trial trains one configuration drawn from the space and scores it on the dev data (never on --test; the mean over --trial-seeds seeds, or over --cv folds); the study is kept in DIR/study.db (or --storage: a journal file or a PostgreSQL database for workers on several machines), so the same command continues it and several processes can work on it at once, a dead worker's trial run again. A new study's trial 0 is the base configuration; at the end the best trials and the base are re-scored with fresh seeds (--rescore). DIR gets trials.csv, best.toml (rerunnable with --config), trials/NNNN/, and with --refit / --seeds best/ and seeds/.
 
     Example:
 
@@ -215,6 +231,8 @@ def tune(
         metric=metric,
         direction=direction,
         heartbeat=heartbeat,
+        retries=retries,
+        total_trials=total_trials,
         command=["ffnlp", *ctx.find_root().meta.get("ffnlp.argv", sys.argv[1:])],
     )
     show = not (quiet or json_)

@@ -227,6 +227,10 @@ def _rescore_table(folder: Path) -> dict[str, Any] | None:
 def _check_sqlite(url: str, name: str) -> None:
     """An SQLite storage must be an existing file that holds an Optuna study: Optuna opening
     any other file (or a missing one) would create its tables there."""
+    if url.startswith("journal:"):  # Optuna would create a missing journal file
+        if not Path(url[len("journal:") :]).is_file():
+            raise ConfigError(f"{name}: {url} names no journal file; give the study's storage")
+        return
     if not url.startswith("sqlite:///"):
         return
     path = Path(url[len("sqlite:///") :])
@@ -250,8 +254,10 @@ def _check_sqlite(url: str, name: str) -> None:
 def _from_storage(
     optuna: ModuleType, folder: Path, info: dict[str, Any], storage: str
 ) -> tuple[list[StudyTrial], float | None]:
-    with quiet_optuna(optuna):
-        study = optuna.load_study(study_name=info.get("study_name"), storage=storage)
+    from ffnlp.tune.storage import opened, parse  # the tune extra: Optuna is installed here
+
+    with quiet_optuna(optuna), opened(parse(storage, folder)) as reader:  # a journal file too
+        study = optuna.load_study(study_name=info.get("study_name"), storage=reader)
         frozen = study.get_trials(deepcopy=False)
     trials = []
     for t in frozen:

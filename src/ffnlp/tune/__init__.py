@@ -7,7 +7,9 @@
 - :mod:`ffnlp.tune.pruning`: the Trainer callback that reports to Optuna and stops pruned trials;
 - :mod:`ffnlp.tune.sampling`: TPE seeded per trial number;
 - :mod:`ffnlp.tune.prepare`: the options, checked before the first trial;
-- :mod:`ffnlp.tune.study`: the study (storage, resuming, parallel workers, dead workers);
+- :mod:`ffnlp.tune.study`: the study (resuming, parallel workers, --total-trials);
+- :mod:`ffnlp.tune.storage`: --storage (SQLite, a journal file, PostgreSQL, MySQL), heartbeats
+  and the retry of a dead worker's trial, the warning for a second worker on SQLite;
 - :mod:`ffnlp.tune.rescore`: the front-runners re-scored with fresh seeds, against the base;
 - :mod:`ffnlp.tune.results`: trials.csv, best.toml, --keep, --refit, --seeds.
 

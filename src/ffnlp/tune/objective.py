@@ -81,6 +81,9 @@ class Plan:
     rescore_seeds: int = 5
     end: float | None = None  # time.monotonic() when the whole time budget runs out
     callbacks: Sequence[Callback] = ()  # handed to every run's trainer (a display)
+    total_trials: int | None = None  # --total-trials: the study's trials, all workers together
+    current: int | None = None  # the number of the trial this process runs (or ran last)
+    raised: bool = False  # whether that trial raised an error that stops the study
 
     @property
     def metric_name(self) -> str:
@@ -95,8 +98,17 @@ def run_dir_of(number: int) -> str:
 def objective(plan: Plan) -> Callable[[optuna.trial.Trial], float]:
     """The function Optuna calls for each trial."""
 
+    import optuna
+
     def run(trial: optuna.trial.Trial) -> float:
-        return run_trial(plan, trial)
+        plan.current, plan.raised = trial.number, False
+        try:
+            return run_trial(plan, trial)
+        except (TrialFailed, optuna.TrialPruned, optuna.exceptions.UpdateFinishedTrialError):
+            raise  # the study goes on (the last: another worker took the trial for dead)
+        except BaseException:
+            plan.raised = True
+            raise
 
     return run
 
@@ -105,6 +117,17 @@ def run_trial(plan: Plan, trial: optuna.trial.Trial) -> float:
     import optuna
 
     started = time.perf_counter()
+    if plan.total_trials is not None:
+        ahead = sum(
+            t.number < trial.number and t.state.name != "FAIL"
+            for t in trial.study.get_trials(deepcopy=False)
+        )
+        if ahead >= plan.total_trials:  # another worker started one at the same moment
+            _fail(
+                trial,
+                started,
+                f"not run: the study already holds its --total-trials {plan.total_trials}",
+            )
     values = plan.space.suggest(trial)
     relative = run_dir_of(trial.number)
     run_dir = plan.out / relative

@@ -66,6 +66,8 @@ class TuneOptions:
     rescore: int | str = "auto"  # front-runners re-scored with fresh seeds; auto: see below
     rescore_seeds: int = AUTO_RESCORE_SEEDS
     heartbeat: int = 10  # seconds between a worker's heartbeats; silent for 2x: dead
+    retries: int = 1  # times a dead worker's trial is queued again
+    total_trials: int | None = None  # the study's trials, all workers together
     command: list[str] = field(default_factory=list)
 
 
@@ -138,6 +140,7 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
     plan.trial_seeds = trial_seeds
     plan.rescore = resolve_rescore(o.task, o.inputs, o.rescore)
     plan.rescore_seeds = o.rescore_seeds
+    plan.total_trials = o.total_trials
     meta = _meta(o, plan, space, tasks.resolve(o.task, o.config, sets))
     meta.update(trial_seeds=trial_seeds, trial_seeds_reason=why)
     meta["rescore"] = {"candidates": plan.rescore, "seeds": plan.rescore_seeds}
@@ -223,6 +226,10 @@ def _check_options(o: TuneOptions) -> None:
         problems.append(f"--seed must be a whole number, 0 or more; got {o.seed!r}")
     if o.heartbeat < 1:
         problems.append(f"--heartbeat must be at least 1 second; got {o.heartbeat}")
+    if o.retries < 0:
+        problems.append(f"--retries must be 0 or more; got {o.retries}")
+    if o.total_trials is not None and o.total_trials < 1:
+        problems.append(f"--total-trials must be at least 1; got {o.total_trials}")
     if o.task == "w2v" and (o.refit or o.seeds):
         problems.append(
             "--refit and --seeds retrain the best configuration and score it on --test, which "
@@ -250,7 +257,10 @@ def check_storage(url: str) -> None:
     """``--storage URL``: a database URL whose study outlives this process. An in-memory SQLite
     database is refused (the study, which later runs continue and ``ffnlp report`` reads, would
     vanish when the process ends, and the workers could not share it); a SQLite file needs an
-    existing folder, and is not a folder or a symbolic link itself."""
+    existing folder, and is not a folder or a symbolic link itself. A journal file
+    (``journal:PATH``) is checked by :func:`ffnlp.tune.storage.parse`."""
+    if url.strip().startswith("journal:"):
+        return
     try:
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
@@ -343,9 +353,10 @@ def _meta(o: TuneOptions, plan: Plan, space: Space, base: Any) -> dict[str, Any]
     """tune.json's content."""
     from ffnlp.tune.pruning import pruner_settings
     from ffnlp.tune.sampling import TrialSeededTPE
+    from ffnlp.tune.storage import parse
 
     out = plan.out
-    storage = o.storage or f"sqlite:///{out / 'study.db'}"
+    storage = parse(o.storage, out).shown  # checked here: a bad --storage writes nothing
     inputs = {k.lstrip("-"): str(v) for k, v in plan.inputs.files().items() if v is not None}
     scored = {k: v for k, v in inputs.items() if k != "test"}  # a later session may add --test
     return {

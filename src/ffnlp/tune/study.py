@@ -4,11 +4,13 @@
 everything a user can get wrong (:mod:`ffnlp.tune.prepare`: the data options of the task, the
 space against the task's configuration, the metric), so that a study never fails at trial 12 for
 a typo. The study lives
-in an Optuna storage: ``DIR/study.db`` (SQLite) unless ``--storage`` names another; running the
-same command again continues it (its trials keep their numbers), and several processes may run
-on one study at once, each drawing its own trials. A worker that dies mid-trial (SIGKILL, a lost
-machine) stops beating its heartbeat; the next worker to start marks that trial failed and
-removes what it left, and nothing else is lost.
+in an Optuna storage: ``DIR/study.db`` (SQLite) unless ``--storage`` names another (a journal
+file, a PostgreSQL database: :mod:`ffnlp.tune.storage`); running the same command again
+continues it (its trials keep their numbers), and several processes may run on one study at
+once, each drawing its own trials, until each has run ``--trials`` or the study holds
+``--total-trials``. A worker that dies mid-trial (SIGKILL, a lost machine) stops beating its
+heartbeat; the next worker to start a trial marks that trial failed, removes what it left and
+queues it again (``--retries``), and nothing else is lost.
 
 The folder follows a fixed layout (tune.json, study.db, trials/NNNN/, trials.csv, best.toml,
 best/, seeds/): see docs/tuning.md.
@@ -23,8 +25,8 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ from ffnlp.fileio import (
     remove_made,
     write_atomic,
 )
+from ffnlp.tune import storage
 from ffnlp.tune.objective import Plan, TrialFailed, completed_any, objective, run_dir_of
 from ffnlp.tune.prepare import TuneOptions, prepare
 
@@ -104,11 +107,13 @@ def tune(
     plan, meta = prepare(options)
     plan.callbacks = list(callbacks)
     out = plan.out
-    study = _set_up(out, options, plan, meta)
-    if on_start is not None:
-        on_start(meta)
-    with _storage_errors(meta):
-        return _run(study, plan, options, meta, callbacks, on_trial)
+    where = storage.parse(options.storage, out)
+    with contextlib.ExitStack() as held:  # the storage's connections, this worker's mark
+        study = _set_up(out, options, plan, meta, where, held)
+        if on_start is not None:
+            on_start(meta)
+        with _storage_errors(meta):
+            return _run(study, plan, options, meta, callbacks, on_trial)
 
 
 def _run(
@@ -123,27 +128,18 @@ def _run(
     out = plan.out
     from ffnlp.tune import results
 
-    with _quiet_experimental():
-        import optuna
-
-        optuna.storages.fail_stale_trials(study)
+    _fail_stale(study)
     results.remove_debris(study, out)
     session = _Session(plan, options, on_trial)
     if options.trials != 0:
         timeout = options.timeout
-        if options.trials is None and timeout is None:
+        if options.trials is None and timeout is None and options.total_trials is None:
             timeout = DEFAULT_TIMEOUT
         plan.end = time.monotonic() + timeout if timeout is not None else None
         plan.deadline = plan.end
         session.leave_time_for_rescoring(study)
         try:
-            study.optimize(
-                objective(plan),
-                n_trials=options.trials,
-                timeout=timeout,
-                catch=(TrialFailed,),
-                callbacks=[session.after_trial],
-            )
+            session.search(study)
         except (Interrupted, KeyboardInterrupt):
             results.remove_debris(study, out)  # the interrupted trial, failed
             results.write_tables(study, plan)
@@ -158,6 +154,15 @@ def _run(
 
 
 # ------------------------------------------------------------------------ folder and storage
+
+
+def _fail_stale(study: optuna.study.Study) -> None:
+    """Fail the running trials of dead workers (their heartbeat too old), queueing each again
+    (``--retries``)."""
+    import optuna
+
+    with storage.quiet_experimental():
+        optuna.storages.fail_stale_trials(study)
 
 
 class StudyLock:
@@ -217,7 +222,12 @@ def _setup_lock(out: Path, name: str = ".tune.lock") -> Iterator[None]:
 
 
 def _set_up(
-    out: Path, options: TuneOptions, plan: Plan, meta: dict[str, Any]
+    out: Path,
+    options: TuneOptions,
+    plan: Plan,
+    meta: dict[str, Any],
+    where: storage.Storage,
+    held: contextlib.ExitStack,
 ) -> optuna.study.Study:
     """Make the folder (when new), open the study in its storage (made when new), enqueue the
     base trial of a new study and write tune.json, one worker at a time. A failure at any step
@@ -239,12 +249,19 @@ def _set_up(
                 )
             if not database.exists():
                 created = [database, *_sqlite_companions(database)]
+        marked = not (out / storage.WORKERS_LOCK).exists()
+        held.enter_context(storage.worker_mark(where, out))
         with _storage_errors(meta, setting_up=True):
-            study = _open_study(options, meta)
+            opened = held.enter_context(storage.opened(where, options.heartbeat, options.retries))
+            study = _open_study(options, meta, opened, where.shown)
             if options.base_trial and not study.get_trials(deepcopy=False):
                 meta["base_trial"] = _enqueue_base(study, plan, meta["base"])
         _write_meta(out, meta)
     except BaseException:
+        held.close()  # the connections closed, this worker's mark let go, before the removal
+        if locals().get("marked"):
+            with contextlib.suppress(OSError):
+                (out / storage.WORKERS_LOCK).unlink(missing_ok=True)
         if created:
             _dispose_engine(locals().get("study"))
             for path in created:
@@ -347,9 +364,9 @@ def _check_folder(out: Path, meta: dict[str, Any]) -> None:
     if not path.is_file():
         # a study.db without tune.json: a worker killed while it set the study up (a failure
         # there removes it); the study in it is continued
-        storage = () if meta["storage_given"] else STUDY_DB_FILES
+        own_db = () if meta["storage_given"] else STUDY_DB_FILES
         others = [p.name for p in out.iterdir() if not p.name.startswith(".")]
-        others = [name for name in others if name not in storage]
+        others = [name for name in others if name not in own_db]
         if others:
             raise ConfigError(
                 f"--out {out} holds other files ({', '.join(sorted(others)[:3])}) and no "
@@ -411,41 +428,29 @@ def _write_meta(out: Path, meta: dict[str, Any]) -> None:
     write_atomic(out / "tune.json", json.dumps(meta, indent=2, default=str))
 
 
-@contextlib.contextmanager
-def _quiet_experimental() -> Iterator[None]:
-    """Optuna's heartbeat is marked experimental; its warning says nothing to a user here."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        yield
-
-
-def _open_study(options: TuneOptions, meta: dict[str, Any]) -> optuna.study.Study:
+def _open_study(
+    options: TuneOptions, meta: dict[str, Any], opened: optuna.storages.BaseStorage, url: str
+) -> optuna.study.Study:
     import optuna
     import sqlalchemy.exc
 
     from ffnlp.tune.pruning import make_pruner
     from ffnlp.tune.sampling import TrialSeededTPE
 
-    url = meta["storage"]
-    engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
     try:
-        with _quiet_experimental():
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=options.heartbeat
+        with storage.quiet_experimental():
+            study = optuna.create_study(
+                storage=opened,
+                study_name=meta["study_name"],
+                sampler=TrialSeededTPE(options.seed),
+                pruner=make_pruner(options.pruner),
+                direction=meta["direction"],
+                load_if_exists=True,
             )
-        study = optuna.create_study(
-            storage=storage,
-            study_name=meta["study_name"],
-            sampler=TrialSeededTPE(options.seed),
-            pruner=make_pruner(options.pruner),
-            direction=meta["direction"],
-            load_if_exists=True,
-        )
     except (
         ImportError,
         ValueError,
+        OSError,
         sqlalchemy.exc.SQLAlchemyError,
         optuna.exceptions.StorageInternalError,
     ) as exc:
@@ -492,6 +497,79 @@ class _Session:
         self.failures_in_a_row = 0
         self.last_error = ""
         self.stuck = False
+        self.ran = 0  # trials this process has run
+        self.out_of_time = False
+
+    def search(self, study: optuna.study.Study) -> None:
+        """Run trials until this process has run --trials, the time budget is spent, or the
+        study holds --total-trials. A worker that finds the study's budget met while other
+        workers' trials are running waits for them: should one of those workers die, its trial
+        is queued again (its heartbeat stops) and this worker runs it."""
+        options, plan = self.options, self.plan
+        while not (self.stuck or self.out_of_time):
+            left = None if options.trials is None else options.trials - self.ran
+            timeout = None if plan.end is None else plan.end - time.monotonic()
+            if (left is not None and left <= 0) or (timeout is not None and timeout <= 0):
+                return
+            if not self.budget_left(study):
+                if not _running(study):
+                    return
+                pause = float(options.heartbeat)
+                time.sleep(pause if timeout is None else max(0.0, min(pause, timeout)))
+                _fail_stale(study)
+                continue
+            try:
+                study.optimize(
+                    objective(plan),
+                    n_trials=left,
+                    timeout=timeout,
+                    catch=(TrialFailed,),
+                    callbacks=[self.after_trial],
+                )
+            except (Interrupted, KeyboardInterrupt):
+                raise
+            except Exception:
+                if not self.taken_for_dead(study):
+                    raise
+                self.ran += 1
+                continue
+            if options.total_trials is None:
+                return
+
+    def taken_for_dead(self, study: optuna.study.Study) -> bool:
+        """Whether this process's trial was failed by another worker while it ran (its
+        heartbeat came late: a machine too busy, or stopped for a while): Optuna then refuses
+        its result. Said with a warning; the study goes on (the trial's copy runs again)."""
+        plan = self.plan
+        if plan.current is None or plan.raised:
+            return False
+        try:
+            trial = study.get_trials(deepcopy=False)[plan.current]
+        except Exception:  # the storage cannot answer: the first error is the one to show
+            return False
+        if trial.state.name != "FAIL":
+            return False
+        shutil.rmtree(plan.out / run_dir_of(trial.number), ignore_errors=True)  # its run: dropped
+        logger.warning(
+            "trial %d was taken for dead by another worker (its heartbeat came more than "
+            "2 x --heartbeat %d s late) and failed; its result is dropped, and a copy of it "
+            "runs again (--retries). A busy machine needs a longer --heartbeat.",
+            trial.number,
+            self.options.heartbeat,
+        )
+        return True
+
+    def budget_left(self, study: optuna.study.Study) -> bool:
+        """Whether the study may start another trial under --total-trials: it holds fewer
+        trials that completed, were pruned, run or wait than that, or a trial waits (a dead
+        worker's, queued again)."""
+        total = self.options.total_trials
+        if total is None:
+            return True
+        trials = study.get_trials(deepcopy=False)
+        if any(t.state.name == "WAITING" for t in trials):
+            return True
+        return sum(t.state.name != "FAIL" for t in trials) < total
 
     def leave_time_for_rescoring(self, study: optuna.study.Study) -> bool:
         """Move the search's deadline so that the re-scoring of the present front-runners fits
@@ -507,8 +585,14 @@ class _Session:
     def after_trial(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> None:
         from ffnlp.tune import results
 
+        self.ran += 1
         if self.leave_time_for_rescoring(study):
+            self.out_of_time = True
             study.stop()
+        if self.options.total_trials is not None:
+            _fail_stale(study)
+            if not self.budget_left(study):
+                study.stop()
         results.write_tables(study, self.plan)
         spare: list[int] = []
         if self.plan.rescore:
@@ -535,6 +619,10 @@ class _Session:
             )
 
 
+def _running(study: optuna.study.Study) -> bool:
+    return any(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
+
+
 def _rescore(study: optuna.study.Study, plan: Plan, callbacks: Sequence[Callback]) -> None:
     """Re-score the front-runners (one worker at a time: the next reads what the first
     trained)."""
@@ -553,6 +641,10 @@ def trial_line(study: optuna.study.Study, trial: optuna.trial.FrozenTrial, plan:
         note = str(trial.user_attrs.get("error", ""))
     elif trial.state.name == "PRUNED":
         note = "time budget" if trial.user_attrs.get("stopped") == "timeout" else "pruned"
+    again = storage.retried_from(trial)
+    if again is not None:
+        note = f"{note}; " if note else ""
+        note += f"trial {again} again (its worker died)"
     return TrialLine(
         number=trial.number,
         state=trial.state.name,
