@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 
 import pytest
@@ -90,3 +91,13 @@ def test_repeat_runs_each_seed_and_aggregates(tmp_path) -> None:
     assert not (
         tmp_path / "r" / "seed_0" / "model.safetensors"
     ).exists()  # weights dropped by default
+
+
+def test_describe_values_near_the_float_limit() -> None:
+    """A run file may hold 1e308: the sum overflows, the statistics do not raise."""
+    d = describe([8.988465674311579e307, 8.98846567431158e307])
+    assert d["mean"] == pytest.approx(8.98846567431158e307) and d["n"] == 2
+    assert 0 < d["sd"] < 1e293
+    spread = describe([1e308, 1e308, -1e308])
+    assert spread["mean"] == pytest.approx(1e308 / 3) and spread["ci95"] == [-math.inf, math.inf]
+    assert describe([0.5, 0.7])["mean"] == pytest.approx(0.6)

@@ -29,13 +29,24 @@ def is_figure(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _scaled(statistic: Any, vals: list[float]) -> float:
+    """``statistic(vals)``; values near the float limit (a run file may hold 1e308) overflow
+    in the sum, so then the statistic of the values divided by the largest, scaled back (inf
+    when the result itself is beyond the limit)."""
+    try:
+        return float(statistic(vals))
+    except OverflowError:
+        scale = max(abs(v) for v in vals)
+        return float(statistic([v / scale for v in vals])) * scale  # a float product: inf
+
+
 def describe(values: Sequence[float]) -> dict[str, Any]:
     """mean, sd (n-1), a t-based 95% confidence interval of the mean, n and the values."""
     vals = [float(v) for v in values]
-    mean = statistics.fmean(vals)
+    mean = _scaled(statistics.fmean, vals)
     if len(vals) < 2:
         return {"mean": mean, "sd": 0.0, "ci95": [mean, mean], "n": len(vals), "values": vals}
-    sd = statistics.stdev(vals)
+    sd = _scaled(statistics.stdev, vals)
     half = t_quantile_975(len(vals) - 1) * sd / math.sqrt(len(vals))
     return {
         "mean": mean,
