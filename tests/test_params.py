@@ -125,7 +125,7 @@ TRAIN = [
     ("classify-callbacks-int", "train_classifier", {"callbacks": [1]}, "'callbacks' parameter of train_classifier must be a list of ffnlp.training.Callback instances, and item 0 is not one; got 1 (int)."),
     ("classify-callbacks-none", "train_classifier", {"callbacks": None}, "got None (NoneType)."),
     ("classify-resume-str", "train_classifier", {"resume": "false"}, "'resume' parameter of train_classifier must be a bool; got 'false' (str)."),
-    ("classify-seed-negative", "train_classifier", {"seed": -1}, "'seed' parameter of train_classifier must be an int >= 0"),
+    ("classify-seed-negative", "train_classifier", {"seed": -1}, "train.seed must be >= 0; got -1"),
     ("classify-seed-float", "train_classifier", {"seed": 1.5}, "got 1.5 (float)."),
     ("classify-out-int", "train_classifier", {"out": 7}, "'out' parameter of train_classifier must be a file or folder name (str or pathlib.Path) or None; got 7 (int)."),
     ("classify-setting-object", "train_classifier", {"train.lr": object()}, "the setting 'train.lr' must be a finite number, a string, a bool or a list of them"),

@@ -54,7 +54,6 @@ from ffnlp.text.readers import input_problems
 from ffnlp.threads import set_threads_for
 from ffnlp.training import Callback, TrainConfig, Trainer, distributed
 from ffnlp.training.checkpoint import checkpoint_path
-from ffnlp.training.config import MAX_SEED
 from ffnlp.training.data import BatchSource
 from ffnlp.training.signals import interrupts_as_exceptions
 from ffnlp.training.steps import Step
@@ -168,7 +167,8 @@ def start_run(
     force = check_bool(settings.pop("force", force), "force", owner)
     resume = check_bool(resume, "resume", owner)
     if seed is not None:
-        settings["train.seed"] = check_int(seed, "seed", owner, ge=0, le=MAX_SEED)
+        # its type here; its range (train.seed: 0..2**63 - 1) with the configuration's checks
+        settings["train.seed"] = check_int(seed, "seed", owner)
     overrides = check_strings(overrides, "overrides", owner, what='"key=value" strings')
     check_path(out, "out", owner, optional=True)
     if resume and isinstance(out, (str, os.PathLike)):
