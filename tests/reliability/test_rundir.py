@@ -466,14 +466,16 @@ def test_a_transaction_outside_the_cli(tmp_path) -> None:
 def test_under_torchrun_only_rank_0_writes_the_run(data, straight, tmp_path, monkeypatch) -> None:
     """The other ranks run the same recipe into a private copy, removed at the end, and take no
     lock (rank 0 holds it)."""
+    import contextlib
     import tempfile
 
     from ffnlp import train_lm
 
     out = copy_run(straight("lm"), tmp_path / "run")
-    # a rank other than 0 (RANK alone, without a process group, is refused since torchrun's
-    # whole environment starts one: tests/cli/test_torchrun.py runs real ranks)
-    monkeypatch.setattr("ffnlp.tasks.run.is_main_process", lambda: False)
+    monkeypatch.setenv("RANK", "1")
+    # rank 1's run-folder part alone: no process group to start (a lone RANK is otherwise
+    # refused as half a torchrun environment; tests/cli/test_torchrun.py runs real ranks)
+    monkeypatch.setattr("ffnlp.training.distributed.session", contextlib.nullcontext)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))
     (tmp_path / "scratch").mkdir()
     rank0 = RunLock(out)
