@@ -14,14 +14,17 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from ffnlp.config import build, load_toml
 from ffnlp.inspect.graph import autograd_max_diff, explain, parse_assignments, to_dot
 from ffnlp.tasks.classify.config import ClassifyConfig
 from ffnlp.tune.space import check_space, parse_space
+from tests.extras import needs
 from tests.fuzz.test_readers import FAST, SLOW, _settings, only_ffnlp_errors
+
+needs("hypothesis")
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 # ------------------------------------------------------------------------------- expressions
 

@@ -28,11 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from ffnlp.errors import FfnlpError
+from tests.extras import needs
 from tests.report.pages import DEFANG, defanged, structure
+
+needs("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 FAST, SLOW = 40, 10_000
 FAST_ARPA = 200
