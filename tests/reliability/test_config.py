@@ -85,8 +85,8 @@ def test_config_that_is_a_directory_or_missing(data, tmp_path, task) -> None:
 # --set and --seed
 
 SETS = [
-    ("seed-huge", ["--seed", "99999999999999999999"], "'seed' parameter of train_classifier must be an int >= 0 and <= 9223372036854775807; got 99999999999999999999"),
-    ("seed-negative", ["--seed", "-1"], "'seed' parameter of train_classifier must be an int >= 0 and <= 9223372036854775807; got -1"),
+    ("seed-huge", ["--seed", "99999999999999999999"], "train.seed must be <= 9223372036854775807; got 99999999999999999999"),
+    ("seed-negative", ["--seed", "-1"], "train.seed must be >= 0; got -1"),
     ("seed-set-huge", ["--set", "train.seed=" + "9" * 30], "train.seed must be <= 9223372036854775807"),
     ("seed-5000-digits", ["--set", "train.seed=" + "9" * 5000], "train.seed must be an integer"),
     ("buckets-huge", ["--set", "features.buckets=100000000000", "--set", "model.type=pooled",
@@ -125,7 +125,7 @@ def test_a_bad_option_is_one_error_line(data, tmp_path, extra, message) -> None:
          "a 'skipgram' model of these sizes needs"),
         (["lm", "train", "--train", "{corpus}", "--seed", "99999999999999999999"],
          "train.seed must be <= 9223372036854775807"),
-        (["w2v", "train", "--corpus", "{corpus}", "--seed", "-5"], "'seed' parameter of train_word2vec must be an int >= 0"),
+        (["w2v", "train", "--corpus", "{corpus}", "--seed", "-5"], "train.seed must be >= 0"),
     ],
     ids=["lm-too-big", "w2v-too-big", "lm-seed", "w2v-seed"],
 )  # fmt: skip
