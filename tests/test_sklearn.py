@@ -9,10 +9,12 @@ import pytest
 
 from tests.extras import needs
 
-needs("sklearn")
-from sklearn.base import clone  # noqa: E402
-from sklearn.exceptions import NotFittedError  # noqa: E402
-from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
+sk_base = needs("sklearn.base")
+clone = sk_base.clone
+sk_exceptions = needs("sklearn.exceptions")
+NotFittedError = sk_exceptions.NotFittedError
+sk_model_selection = needs("sklearn.model_selection")
+GridSearchCV, cross_val_score = sk_model_selection.GridSearchCV, sk_model_selection.cross_val_score
 
 from ffnlp.errors import DataError  # noqa: E402
 from ffnlp.sklearn import TextClassifier  # noqa: E402

@@ -17,8 +17,8 @@ from ffnlp.tasks.classify.predictions import Predictions
 from ffnlp.tasks.sample import write_sample
 from tests.extras import needs
 
-needs("sklearn")
-from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
+sk_metrics = needs("sklearn.metrics")
+accuracy_score, f1_score = sk_metrics.accuracy_score, sk_metrics.f1_score
 
 
 def test_mcnemar_exact_small_cases() -> None:

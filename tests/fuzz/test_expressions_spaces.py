@@ -22,9 +22,9 @@ from ffnlp.tune.space import check_space, parse_space
 from tests.extras import needs
 from tests.fuzz.test_readers import FAST, SLOW, _settings, only_ffnlp_errors
 
-needs("hypothesis")
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+hypothesis = needs("hypothesis")
+given = hypothesis.given
+st = needs("hypothesis.strategies")
 
 # ------------------------------------------------------------------------------- expressions
 

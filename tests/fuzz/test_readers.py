@@ -32,9 +32,9 @@ from ffnlp.text.readers import (
 )
 from tests.extras import needs
 
-needs("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+hypothesis = needs("hypothesis")
+HealthCheck, given, settings = hypothesis.HealthCheck, hypothesis.given, hypothesis.settings
+st = needs("hypothesis.strategies")
 
 FAST, SLOW = 200, 10_000
 FORMATS = ["auto", "label-text", "fasttext", "csv", "tsv", "jsonl", "parquet", "arrow"]

@@ -33,9 +33,9 @@ from ffnlp.errors import FfnlpError
 from tests.extras import needs
 from tests.report.pages import DEFANG, defanged, structure
 
-needs("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+hypothesis = needs("hypothesis")
+HealthCheck, given, settings = hypothesis.HealthCheck, hypothesis.given, hypothesis.settings
+st = needs("hypothesis.strategies")
 
 FAST, SLOW = 40, 10_000
 FAST_ARPA = 200

@@ -23,9 +23,9 @@ from tests.reliability.cases import (
     invoke,
 )
 
-needs("hypothesis")
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+hypothesis = needs("hypothesis")
+given, settings = hypothesis.given, hypothesis.settings
+st = needs("hypothesis.strategies")
 
 if sys.version_info >= (3, 11):
     import tomllib

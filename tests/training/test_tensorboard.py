@@ -19,8 +19,8 @@ from ffnlp.training import read_metrics
 from tests.extras import needs
 from tests.reliability.rundir_support import SignalAt, with_callbacks
 
-needs("tensorboard")
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+event_accumulator = needs("tensorboard.backend.event_processing.event_accumulator")
+EventAccumulator = event_accumulator.EventAccumulator
 
 runner = CliRunner()
 

@@ -13,7 +13,8 @@ from ffnlp.tune.pruning import TrialReporter, make_pruner, renumbered
 from tests.extras import needs
 
 optuna = needs("optuna")
-from optuna.trial import TrialState, create_trial  # noqa: E402
+optuna_trial = needs("optuna.trial")
+TrialState, create_trial = optuna_trial.TrialState, optuna_trial.create_trial
 
 
 class FakeTrial:

@@ -20,7 +20,8 @@ from tests.tune.postgres import Server
 from tests.tune.test_workers import command, start
 
 optuna = needs("optuna")
-from optuna.trial import TrialState  # noqa: E402
+optuna_trial = needs("optuna.trial")
+TrialState = optuna_trial.TrialState
 
 from ffnlp.tune import storage  # noqa: E402
 from ffnlp.tune.study import tune  # noqa: E402

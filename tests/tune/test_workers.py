@@ -17,7 +17,8 @@ from tests.extras import needs
 from tests.tune.conftest import SMALL_CLASSIFIER
 
 optuna = needs("optuna")
-from optuna.trial import TrialState  # noqa: E402
+optuna_trial = needs("optuna.trial")
+TrialState = optuna_trial.TrialState
 
 
 def command(data: dict[str, Path], out: Path, *extra: str) -> list[str]:
