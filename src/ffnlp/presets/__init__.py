@@ -19,6 +19,7 @@ command line.
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import os
 import sys
@@ -27,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 
 from ffnlp.errors import ConfigError
+from ffnlp.fileio import resolved
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,8 +63,9 @@ def _folder() -> Path:
     return Path(str(resources.files(__name__)))
 
 
+@functools.cache
 def names() -> list[str]:
-    """The shipped presets' names, sorted."""
+    """The shipped presets' names, sorted (read once: the installed folder does not change)."""
     return sorted(p.stem for p in _folder().glob("*.toml") if p.name != INDEX)
 
 
@@ -118,10 +121,9 @@ def find_config(value: str | os.PathLike[str]) -> Path:
         found = preset_path(name)
         log.info("config %s: the preset shipped with ffnlp (%s)", value, found)
         return found
+    message = f"config file {resolved(path)} does not exist"
     if not path.is_absolute():
-        raise ConfigError(
-            f"config file {value} does not exist (resolved against the working folder "
-            f"{Path.cwd()}: {Path.cwd() / path}); give a TOML file or a preset name "
-            f"({', '.join(names())}; ffnlp presets lists them)"
+        message += (
+            f"; give a TOML file or a preset name ({', '.join(names())}; ffnlp presets lists them)"
         )
-    raise ConfigError(f"config file {value} does not exist")
+    raise ConfigError(message)
