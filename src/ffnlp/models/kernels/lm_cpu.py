@@ -144,8 +144,8 @@ class TiedLookup(torch.autograd.Function):
 def output_cross_entropy(
     h: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None, target: torch.Tensor
 ) -> torch.Tensor:
-    """Mean cross-entropy (fp32 scalar) of ``softmax(h @ table.T + bias)`` against ``target``;
-    see :class:`OutputCrossEntropy`.  ``h`` (B, D) and ``table`` (V, D) are brought to one dtype
+    """Mean cross-entropy (fp32 scalar; float64 for float64 inputs) of
+    ``softmax(h @ table.T + bias)`` against ``target``; see :class:`OutputCrossEntropy`.  ``h`` (B, D) and ``table`` (V, D) are brought to one dtype
     (autocast's where it is on, else the wider of theirs); ``bias`` (V,) stays in its own."""
     device = h.device.type
     if torch.is_autocast_enabled(device):  # the products in autocast's dtype, as F.linear's
@@ -171,7 +171,9 @@ class OutputCrossEntropy(torch.autograd.Function):
 
     Against autograd's graph (product, bias add, cross-entropy on fp32 scores), no (B, V) tensor
     is allocated beside the one buffer, there is no second pass of exponentials (the log-softmax
-    backward's) and no pass that scales or converts it.
+    backward's) and no pass that scales or converts it.  The loss is ``-log p(target)``: a
+    target whose probability underflows the dtype's smallest normal number (a score 87 below
+    the row's best, in fp32 or bf16) counts as that number, -log = 87.3; its gradient is exact.
     """
 
     @staticmethod
@@ -199,7 +201,8 @@ class OutputCrossEntropy(torch.autograd.Function):
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, None]:
         h, table, g, target = ctx.saved_tensors  # g: the saved softmax, made the gradient
         rows = torch.arange(len(target), device=g.device)
-        g.index_put_((rows, target), torch.tensor(-1.0, dtype=g.dtype), accumulate=True)
+        minus_one = torch.tensor(-1.0, dtype=g.dtype, device=g.device)
+        g.index_put_((rows, target), minus_one, accumulate=True)
         scale = float(grad) / len(target)
         need_h, need_table, need_bias, _ = ctx.needs_input_grad
         grad_h = torch.mm(g, table).mul_(scale) if need_h else None
