@@ -1,16 +1,21 @@
 """The feed-forward LM's training speed against a plain torch.mm, and its memory on 10x PTB.
 
     python bench/lm.py [--data ../shared/data/ptb] [--config configs/ptb_lm.toml] [--threads 2]
-                       [--rounds 8] [--steps 10] [--repeat 10] [--skip-memory]
+                       [--rounds 8] [--steps 10] [--repeat 10] [--skip-memory] [--profile]
                        [--precision auto|fp32|bf16] [--compare-precisions]
 
 1. Throughput: the Trainer's training steps on the configured model (batches from the real PTB
    stream; the configured batch size, optimiser, schedule, weight averaging and precision: the
    step `ffnlp lm train` takes) -> tokens/s and achieved GFLOP/s, counting the
    model's matrix products (forward + both backward products: 3 x 2 x multiply-adds per token).
-   In the same process, a plain ``torch.mm`` of the output layer's shape (B x D by D x V, same
-   dtype) gives the machine's GFLOP/s; the figure is the ratio.  Rounds of model steps and of
-   products alternate, and each keeps its best round (the least disturbed by other jobs).
+   In the same process, a plain ``torch.mm`` of the output layer's shape (B x D by D x V) in
+   bf16 and in fp32 gives the machine's GFLOP/s in each; the figures are the ratios: to the
+   best dtype's product (the faster of the two: bf16 on CPUs with AVX512-BF16 or AMX, what
+   ``precision = "auto"`` trains in there) and, beside it, to fp32's.  Rounds of model steps and
+   of products alternate, and each keeps its best round (the least disturbed by other jobs).
+   ``--profile`` adds where a step's time goes (torch profiler, one extra round of steps):
+   the products, the softmax and loss, the optimiser, the weight average, casts, the other
+   element-wise work, and what no operator accounts for (Python, the autograd engine).
 2. Memory: ``ffnlp.tasks.lm.train_lm`` (vocabulary, encoding, a few training steps) in a fresh
    process on PTB and on PTB repeated ``--repeat`` times; the ratio of peak resident memory.
 
@@ -99,40 +104,106 @@ def throughput(args) -> dict:
             else cfg.model.context_size * cfg.model.embedding_dim
         )
     )
-    a, b = torch.randn(B, width, dtype=dtype), torch.randn(width, len(vocab), dtype=dtype)
+    # the output layer's product in both dtypes: the machine's best one and fp32
+    operands = {
+        name: (torch.randn(B, width, dtype=dt), torch.randn(width, len(vocab), dtype=dt))
+        for name, dt in (("bf16", torch.bfloat16), ("fp32", torch.float32))
+    }
     for _ in range(5):
         step()
-        a @ b
+        for a, b in operands.values():
+            a @ b
     # alternate rounds of model steps and of plain products; keep each one's best round, the one
     # least disturbed by other jobs on a shared machine
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    step_seconds, mm_seconds = math.inf, math.inf
+    step_seconds = math.inf
+    mm_seconds = dict.fromkeys(operands, math.inf)
     for _ in range(args.rounds):
         t0 = clock()
         for _ in range(args.steps):
             step()
         step_seconds = min(step_seconds, (clock() - t0) / args.steps)
-        t0 = clock()
-        for _ in range(3 * args.steps):
-            a @ b
-        mm_seconds = min(mm_seconds, (clock() - t0) / (3 * args.steps))
+        for name, (a, b) in operands.items():
+            t0 = clock()
+            for _ in range(3 * args.steps):
+                a @ b
+            mm_seconds[name] = min(mm_seconds[name], (clock() - t0) / (3 * args.steps))
     macs = model_macs_per_token(model)
     achieved = 6 * macs * B / step_seconds / 1e9
-    reference = 2 * B * width * len(vocab) / mm_seconds / 1e9
-    return {
+    mm_gflops = {name: 2 * B * width * len(vocab) / s / 1e9 for name, s in mm_seconds.items()}
+    best = max(mm_gflops, key=mm_gflops.__getitem__)
+    result = {
         "config": str(args.config),
         "threads": args.threads,
         "clock": args.clock,
         "batch_size": B,
         "precision": precision.as_dict(),
+        "step_ms": step_seconds * 1e3,
         "tokens_per_second": B / step_seconds,
         "macs_per_token": macs,
         "achieved_gflops": achieved,
         "mm_shape": [B, width, len(vocab)],
-        "mm_dtype": str(dtype),
-        "mm_gflops": reference,
-        "fraction_of_mm": achieved / reference,
+        "mm_gflops": mm_gflops,
+        "best_dtype": best,
+        "fraction_of_best": achieved / mm_gflops[best],
+        "fraction_of_fp32": achieved / mm_gflops["fp32"],
+        "fraction_of_same_dtype": achieved
+        / mm_gflops["bf16" if dtype == torch.bfloat16 else "fp32"],
     }
+    if args.profile:
+        result["profile"] = profile_steps(step, args.steps)
+    return result
+
+
+# where a step's time goes: operator names (self time) -> phase
+PHASES = (
+    ("matrix products", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")),
+    (
+        "softmax and loss",
+        (
+            "aten::_softmax",
+            "aten::_log_softmax",
+            "aten::nll_loss",
+            "aten::gather",
+            "aten::index_put_",
+            "aten::_index_put_impl_",
+            "aten::log",
+            "aten::clamp_min_",
+            "aten::_softmax_backward_data",
+            "aten::_log_softmax_backward_data",
+        ),
+    ),
+    ("optimiser", ("aten::_fused_adam_", "aten::_fused_adamw_")),
+    ("weight average", ("aten::lerp_", "aten::_foreach_lerp_")),
+    ("casts between dtypes", ("aten::copy_", "aten::_to_copy")),
+)
+
+
+def profile_steps(step, steps: int) -> dict:
+    """ms a step per phase (operators' self time under torch.profiler), and the rest: the
+    step's time that no operator accounts for (Python, autograd's engine, the profiler).  Wall
+    clock whatever ``--clock`` says (the profiler times operators by the wall clock): on a
+    loaded machine every figure stretches, the shares less."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        total = (time.perf_counter() - t0) / steps * 1e3
+    phases = {name: 0.0 for name, _ in PHASES}
+    phases["other element-wise and indexing"] = 0.0
+    ops: dict[str, float] = {}
+    for event in prof.key_averages():
+        ms = event.self_cpu_time_total / 1e3 / steps
+        if not event.key.startswith("aten::"):  # autograd nodes, Optimizer.step: Python's share
+            continue
+        ops[event.key] = ms
+        phase = next((n for n, keys in PHASES if event.key in keys), None)
+        phases[phase or "other element-wise and indexing"] += ms
+    phases["Python, autograd engine, profiler"] = max(total - sum(phases.values()), 0.0)
+    top = sorted(ops.items(), key=lambda kv: -kv[1])[:12]
+    return {"step_ms": total, "phases_ms": phases, "top_operators_ms": dict(top)}
 
 
 MEMORY_CHILD = """
@@ -235,6 +306,12 @@ def main() -> int:
         help="time auto, bf16 and fp32 in the same run (alternating, --rounds times each, the "
         "best of each kept) and print whether auto is at least the faster of the other two",
     )
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the timed rounds, one round under torch.profiler: ms a step per phase "
+        "(products, softmax and loss, optimiser, weight average, casts, other, Python)",
+    )
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out")
     args = ap.parse_args()
@@ -244,12 +321,19 @@ def main() -> int:
         return compare_precisions(args)
     result = {"throughput": throughput(args)}
     t = result["throughput"]
+    mm = t["mm_gflops"]
     print(
-        f"{args.threads} thread(s), {args.clock} clock; "
+        f"{args.threads} thread(s), {args.clock} clock, {t['precision']['used']} step; "
         f"training: {t['tokens_per_second']:.0f} tokens/s, {t['achieved_gflops']:.1f} GFLOP/s "
-        f"(model products); torch.mm {t['mm_shape']} {t['mm_dtype']}: {t['mm_gflops']:.1f} GFLOP/s; "
-        f"fraction {t['fraction_of_mm']:.2f}"
+        f"(model products); torch.mm {t['mm_shape']}: bf16 {mm['bf16']:.1f}, "
+        f"fp32 {mm['fp32']:.1f} GFLOP/s; fraction of the best-dtype ({t['best_dtype']}) product "
+        f"{t['fraction_of_best']:.2f}, of fp32's {t['fraction_of_fp32']:.2f}"
     )
+    if "profile" in t:
+        prof = t["profile"]
+        print(f"where a step's {prof['step_ms']:.1f} ms go (profiled round):")
+        for name, ms in prof["phases_ms"].items():
+            print(f"  {name:36s} {ms:7.2f} ms  {ms / prof['step_ms']:6.1%}")
     if not args.skip_memory:
         with tempfile.TemporaryDirectory() as tmp:
             result["memory"] = memory(args, Path(tmp))

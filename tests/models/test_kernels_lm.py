@@ -1,5 +1,6 @@
 """The feed-forward LM's CPU kernels against the plain PyTorch reference (``fused=False``): the
-byte-mask dropout, the tied look-up under autocast, the bf16 softmax cross-entropy."""
+byte-mask dropout, the tied look-up under autocast, the bf16 softmax cross-entropy, the output
+layer + cross-entropy node."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import nn
 from ffnlp.models.kernels.lm_cpu import (
     ByteMaskDropout,
     TiedLookup,
+    output_cross_entropy,
     softmax_cross_entropy,
     tied_lookup,
 )
@@ -99,6 +101,92 @@ def test_softmax_cross_entropy_matches_torch(dtype: torch.dtype) -> None:
     assert abs(loss.item() - expected.item()) < tol
     assert z.grad is not None and z.grad.dtype == dtype
     torch.testing.assert_close(z.grad.double(), zr.grad, atol=tol, rtol=0)
+
+
+def _output_reference(
+    h: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None, target: torch.Tensor
+) -> torch.Tensor:
+    """What the node replaces, in autograd's terms: product, bias, cross-entropy."""
+    return F.cross_entropy(F.linear(h, table, bias), target)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("upstream", [1.0, 0.37])
+def test_output_cross_entropy_gives_the_loss_and_gradients_of_autograd(
+    with_bias: bool, upstream: float
+) -> None:
+    """float64 throughout: the node's loss and its three gradients against autograd's graph,
+    to rounding; ``upstream``: a loss scaled afterwards (torchrun's unequal batches)."""
+    torch.manual_seed(0)
+    B, D = 24, 6
+    h0 = torch.randn(B, D, dtype=torch.float64)
+    table0 = torch.randn(V, D, dtype=torch.float64)
+    bias0 = torch.randn(V, dtype=torch.float64) if with_bias else None
+    target = torch.randint(0, V, (B,))
+    target[:3] = target[3]  # repeated targets: the onehot subtraction accumulates per row only
+    results = []
+    for fn in (output_cross_entropy, _output_reference):
+        h, table = h0.clone().requires_grad_(), table0.clone().requires_grad_()
+        bias = bias0.clone().requires_grad_() if bias0 is not None else None
+        loss = fn(h, table, bias, target)
+        (loss * upstream).backward()
+        grads = [h.grad, table.grad] + ([bias.grad] if bias is not None else [])
+        results.append((loss.detach(), grads))
+    (ours, our_grads), (expected, expected_grads) = results
+    assert ours.dtype == torch.float64
+    torch.testing.assert_close(ours, expected)
+    for a, b in zip(our_grads, expected_grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_output_cross_entropy_in_bf16_is_close_to_fp32() -> None:
+    """Under bf16 autocast (fp32 table and bias, as the untied model has them): the loss within
+    bf16's rounding of the fp32 reference, the gradients within 2 % (relative norm)."""
+    torch.manual_seed(1)
+    B, D, vocab = 64, 32, 300
+    h0 = torch.randn(B, D)
+    table0, bias0 = 0.3 * torch.randn(vocab, D), 0.1 * torch.randn(vocab)
+    target = torch.randint(0, vocab, (B,))
+    results = []
+    for fused in (True, False):
+        h = h0.clone().requires_grad_()
+        table, bias = table0.clone().requires_grad_(), bias0.clone().requires_grad_()
+        if fused:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = output_cross_entropy(h, table, bias, target)
+        else:
+            loss = _output_reference(h, table, bias, target)
+        loss.backward()
+        assert loss.dtype == torch.float32
+        assert h.grad.dtype == table.grad.dtype == bias.grad.dtype == torch.float32
+        results.append((loss.item(), [h.grad, table.grad, bias.grad]))
+    assert abs(results[0][0] - results[1][0]) < 1e-2
+    names = ["h", "table", "bias"]
+    for name, ours, expected in zip(names, results[0][1], results[1][1], strict=True):
+        error = (ours - expected).norm() / expected.norm()
+        assert error < 0.02, (name, error.item())
+
+
+def test_the_fused_loss_takes_the_output_node_and_the_reference_does_not() -> None:
+    """The switch: fused=True computes the loss through the node (its backward is in the
+    graph), fused=False through F.cross_entropy; a direct connection keeps the plain path."""
+    context, target = torch.randint(0, V, (8, 3)), torch.randint(0, V, (8,))
+    cfg = {"context_size": 3, "embedding_dim": 8, "hidden_sizes": [16], "precision": "fp32"}
+    for options, fused, node in (
+        ({}, True, "OutputCrossEntropyBackward"),
+        ({}, False, "NllLossBackward"),
+        ({"direct": True}, True, "NllLossBackward"),
+    ):
+        model = FeedForwardLM(V, {**cfg, **options}, fused=fused)
+        loss = model.loss({"context": context, "target": target})
+        assert loss.grad_fn is not None
+        names = []
+        todo = [loss.grad_fn]
+        while todo:
+            fn = todo.pop()
+            names.append(type(fn).__name__)
+            todo += [f for f, _ in fn.next_functions if f is not None]
+        assert any(node in n for n in names), (options, fused, names)
 
 
 def _pair(options: dict, vocab: int = V) -> tuple[FeedForwardLM, FeedForwardLM]:

@@ -11,8 +11,9 @@ dropout; and an adaptive softmax (Grave et al. 2017) that makes the output layer
 vocabularies by giving rare words smaller, clustered output matrices.
 
 ``fused=True`` (the default) trains with the CPU kernels of :mod:`ffnlp.models.kernels.lm_cpu`
-(a dropout mask from random bytes; with bf16 products (``precision``) one bf16 copy of a tied table a
-step and a softmax cross-entropy kept in bf16); ``fused=False`` runs the plain PyTorch reference.
+(a dropout mask from random bytes; the output layer and its cross-entropy in one node with one
+(B, V) buffer; with bf16 products (``precision``) one bf16 copy of a tied table a step and the
+softmax kept in bf16); ``fused=False`` runs the plain PyTorch reference.
 """
 
 from __future__ import annotations
@@ -201,8 +202,11 @@ class FeedForwardLM(nn.Module):
             f"train with model.context_size = {given}"
         )
 
-    def forward(self, context: torch.Tensor) -> torch.Tensor:
-        """Scores over the vocabulary: logits (full softmax) or log-probabilities (adaptive)."""
+    def _last_hidden(
+        self, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(h, e, table)``: the last hidden layer, the concatenated embeddings, and the tied
+        table's low-precision copy when the fused path made one (else None)."""
         table = e = None
         if self.fused and self.config.tie_weights and self.output is not None:
             # under autocast: one low-precision copy of the tied table a step, for the look-up
@@ -211,6 +215,11 @@ class FeedForwardLM(nn.Module):
             if tied is not None:
                 table, e = tied
         h, e = self.features(context, e)
+        return h, e, table
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        """Scores over the vocabulary: logits (full softmax) or log-probabilities (adaptive)."""
+        h, e, table = self._last_hidden(context)
         if self.adaptive is not None:
             return self.adaptive.log_prob(h)  # (B, V)
         assert self.output is not None
@@ -250,10 +259,13 @@ class FeedForwardLM(nn.Module):
         """Mean negative log-likelihood per target word.
 
         With bf16 (:meth:`trains_in_bf16`; training only) the products run under bf16 autocast. The
-        fused path makes one bf16 copy of a tied table a step and keeps the softmax in bf16 (it
-        reduces in fp32 inside; converting the (B, V) scores to fp32 and back costs more than the
-        output product itself); the mean is taken in fp32. The reference takes the cross-entropy
-        of the scores converted to fp32.
+        fused path makes one bf16 copy of a tied table a step and, with a full softmax and no
+        direct connection, computes the output layer and the loss in one node
+        (:func:`~ffnlp.models.kernels.lm_cpu.output_cross_entropy`: one (B, V) buffer for the
+        scores, the probabilities and the gradient; the softmax kept in bf16, which reduces in
+        fp32 inside; the mean taken in fp32); in fp32 the same node replaces the log-softmax
+        forward and backward. The reference takes the cross-entropy of the scores converted to
+        fp32.
         """
         context, target = batch["context"], batch["target"]
         fast = self.training and self.trains_in_bf16(context.device)
@@ -261,6 +273,12 @@ class FeedForwardLM(nn.Module):
             if self.adaptive is not None:
                 h, _ = self.features(context)
                 return self.adaptive(h, target).loss.float()
+            if self.fused and self.direct is None:
+                # the output layer and the loss in one node, one (B, V) buffer
+                assert self.output is not None
+                h, _, table = self._last_hidden(context)
+                weight = self.output.weight if table is None else table
+                return lm_cpu.output_cross_entropy(h, weight, self.output.bias, target)
             z = self.forward(context)  # (B, V), bf16 under autocast
         if fast and self.fused:
             return lm_cpu.softmax_cross_entropy(z, target)

@@ -4,7 +4,10 @@
 - :func:`tied_lookup`: under bf16 autocast, one low-precision copy of a tied embedding table a
   step, used for both the look-up and the output product (:class:`TiedLookup`);
 - :func:`softmax_cross_entropy`: the mean cross-entropy of bf16 scores with the softmax kept in
-  bf16 and the backward pass made in place (:class:`SoftmaxCrossEntropy`).
+  bf16 and the backward pass made in place (:class:`SoftmaxCrossEntropy`);
+- :func:`output_cross_entropy`: the output layer and its loss in one node (product, bias,
+  softmax, cross-entropy), with a single (B, V) buffer that holds the scores, then the
+  probabilities, then the gradient (:class:`OutputCrossEntropy`).
 
 ``FeedForwardLM(..., fused=True)`` (the default) uses them; ``fused=False`` runs the plain PyTorch
 reference (``nn.Dropout``, ``F.embedding`` under autocast, ``F.cross_entropy`` on fp32 scores).
@@ -136,3 +139,77 @@ class TiedLookup(torch.autograd.Function):
         if grad_e is not None:
             grad.index_add_(0, ids.reshape(-1), grad_e.reshape(-1, grad.shape[1]).to(grad.dtype))
         return None, grad, None
+
+
+def output_cross_entropy(
+    h: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None, target: torch.Tensor
+) -> torch.Tensor:
+    """Mean cross-entropy (fp32 scalar; float64 for float64 inputs) of
+    ``softmax(h @ table.T + bias)`` against ``target``; see :class:`OutputCrossEntropy`.  ``h`` (B, D) and ``table`` (V, D) are brought to one dtype
+    (autocast's where it is on, else the wider of theirs); ``bias`` (V,) stays in its own."""
+    device = h.device.type
+    if torch.is_autocast_enabled(device):  # the products in autocast's dtype, as F.linear's
+        dtype = torch.get_autocast_dtype(device)
+    else:
+        dtype = torch.promote_types(h.dtype, table.dtype)
+    # (an untied fp32 output matrix under bf16 autocast; the embeddings themselves as h when
+    # there is no hidden layer)
+    h, table = h.to(dtype), table.to(dtype)
+    loss: torch.Tensor = OutputCrossEntropy.apply(h, table, bias, target)
+    return loss
+
+
+class OutputCrossEntropy(torch.autograd.Function):
+    """The output layer and its mean cross-entropy in one node, with one (B, V) buffer.
+
+    Forward: ``z = h @ table.T`` into a new (B, V) buffer, the bias added in place, softmax(z)
+    written over z (``aten::_softmax.out`` with the input as its output: each row is read into
+    an fp32 scratch row before it is written), and the loss from the targets' probabilities.
+    Backward: the buffer becomes (softmax - onehot) in place (only B elements change) and feeds
+    both gradient products; the scale ``grad / B`` is applied to the small sides, ``h`` (B, D)
+    and the (B, D) result, never to the (B, V) buffer; the bias gradient is its column sums.
+
+    Against autograd's graph (product, bias add, cross-entropy on fp32 scores), no (B, V) tensor
+    is allocated beside the one buffer, there is no second pass of exponentials (the log-softmax
+    backward's) and no pass that scales or converts it.  The loss is ``-log p(target)``: a
+    target whose probability underflows the dtype's smallest normal number (a score 87 below
+    the row's best, in fp32 or bf16) counts as that number, -log = 87.3; its gradient is exact.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        h: torch.Tensor,
+        table: torch.Tensor,
+        bias: torch.Tensor | None,
+        target: torch.Tensor,
+    ) -> torch.Tensor:
+        z = torch.mm(h, table.t())  # (B, V)
+        if bias is not None:
+            z.add_(bias.to(z.dtype))  # same dtype: mixed-dtype in-place adds are slow
+        torch.ops.aten._softmax.out(z, -1, False, out=z)  # in place: z now holds softmax(z)
+        ctx.save_for_backward(h, table, z, target)
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        p_target = z.gather(1, target[:, None]).to(torch.promote_types(z.dtype, torch.float32))
+        tiny = torch.finfo(p_target.dtype).tiny
+        return -p_target.clamp_min_(tiny).log().mean()  # fp32 (float64 for float64 scores)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(
+        ctx: Any, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, None]:
+        h, table, g, target = ctx.saved_tensors  # g: the saved softmax, made the gradient
+        rows = torch.arange(len(target), device=g.device)
+        minus_one = torch.tensor(-1.0, dtype=g.dtype, device=g.device)
+        g.index_put_((rows, target), minus_one, accumulate=True)
+        scale = float(grad) / len(target)
+        need_h, need_table, need_bias, _ = ctx.needs_input_grad
+        grad_h = torch.mm(g, table).mul_(scale) if need_h else None
+        grad_table = torch.mm(g.t(), h * scale) if need_table else None
+        grad_bias = None
+        if need_bias:
+            # summed in g's dtype (which accumulates in fp32 inside): asking the sum for an
+            # fp32 result converts the whole (B, V) buffer first, four times slower in bf16
+            grad_bias = g.sum(0).to(ctx.bias_dtype).mul_(scale)
+        return grad_h, grad_table, grad_bias, None
