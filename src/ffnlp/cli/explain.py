@@ -54,9 +54,9 @@ def shapes(
     task = read_arch(run)["task"]
     spec = registry.find(task)  # an unknown task: the classifier's loader says what it is
     network = spec.explain if spec is not None else "classifier"
-    if network == "lm":
+    if network == "language_model":
         _lm_shapes(run, text, json_)
-    elif network == "w2v":
+    elif network == "word_vectors":
         _w2v_shapes(run, json_)
     elif network == "classifier":
         _classifier_shapes(run, text, json_)

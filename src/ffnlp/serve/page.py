@@ -148,7 +148,8 @@ if (params.get("text") !== null) { document.getElementById("text").value = param
 
 def render_page(runs: list[dict[str, Any]]) -> str:
     """The page for the runs described by ``runs`` (``GET /v1/models``'s objects)."""
-    data = json.dumps([{k: run.get(k) for k in ("name", "task", "type", "labels")} for run in runs])
+    shown = ("name", "task", "type", "labels", "endpoints")  # the page asks the run's endpoint
+    data = json.dumps([{k: run.get(k) for k in shown} for run in runs])
     # inside <script>: no "</script>" or "<!--" can come out of a run's name or labels
     data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     listed = ", ".join(html.escape(str(run["name"])) for run in runs) or "none"

@@ -64,7 +64,8 @@ class TaskSpec:
     unused_setting: Callable[[Any, Sequence[str]], Callable[[str], str | None]] | None = None
     # tune: settings the data options stand for (files, cfg) -> {dotted key: value}
     input_settings: Callable[[Files, Any], dict[str, Any]] | None = None
-    explain: str = ""  # what ffnlp explain shapes shows: classifier, lm or w2v
+    explain: str = ""  # the network ffnlp explain shapes draws: classifier, language_model,
+    # word_vectors ("": none)
     endpoints: tuple[str, ...] = ()  # ffnlp serve: its /v1/<run>/... endpoints
     result_type: str = ""  # the class name of the trained object (what serve is given)
     # ffnlp serve: what GET /v1/models says of a trained object beside its name and endpoints
@@ -155,13 +156,8 @@ def listed(words: Sequence[str], last: str = "and") -> str:
     return f"{', '.join(words[:-1])} {last} {words[-1]}"
 
 
-_LOADED: list[bool] = []
-
-
 def _load_builtin() -> None:
-    """Import the task packages so their register_task lines run (once)."""
-    if _LOADED:
-        return
-    _LOADED.append(True)
+    """Import the task packages so their register_task lines run (once: later imports are
+    look-ups in sys.modules)."""
     for name in BUILTIN_TASKS:
         importlib.import_module(f"ffnlp.tasks.{name}")
