@@ -60,6 +60,8 @@ def test_every_registered_task_keeps_the_contract(name: str) -> None:
     assert spec.metric.startswith("dev.")
     assert spec.command_line.startswith(f"ffnlp {name} ")
     assert spec.result_type  # serve and of_result find the task of a trained object
+    # the direction it declares is the one the Trainer and tune give its default metric
+    assert tune_tasks.direction_of(spec.metric) == spec.direction
 
 
 def test_an_unknown_task_is_refused_with_the_known_ones() -> None:

@@ -47,6 +47,9 @@ class TaskSpec:
     figures: tuple[str, ...] = ("loss",)  # the dev/test figures of its summary.json
     commands: tuple[str, ...] = ("train",)  # its CLI verbs (ffnlp NAME VERB) that read a run
     trainer: str = ""  # the recipe's public name, for messages ("" = train's __name__)
+    # the figures of a trained object on data (a file, or examples in memory): tune --cv
+    # scores each fold's held-out part with it; None: the object's own evaluate(data)
+    evaluate: Callable[[Any, Any], dict[str, Any]] | None = None
     check: Callable[[Any], None] | None = None  # a check of a resolved config beyond its own
     tune_inputs: tuple[str, ...] = ()  # data options ffnlp tune takes beside ``inputs``
     # tune: the task's own check of its data options (files) -> problems; None: the usual one
@@ -79,6 +82,13 @@ class TaskSpec:
     @property
     def trainer_name(self) -> str:
         return self.trainer or getattr(self.train, "__name__", f"train ({self.name})")
+
+    def score(self, result: Any, data: Any) -> dict[str, Any]:
+        """The figures of the trained object ``result`` on ``data``."""
+        if self.evaluate is not None:
+            return self.evaluate(result, data)
+        figures: dict[str, Any] = result.evaluate(data)
+        return figures
 
     @property
     def scored_splits(self) -> bool:

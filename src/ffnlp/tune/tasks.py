@@ -273,6 +273,6 @@ def train(
     )
     summary = dict(result.summary)
     if held_out is not None:
-        summary["held_out"] = numbers(result.evaluate(held_out))
+        summary["held_out"] = numbers(spec.score(result, held_out))
         add_to_summary(out, "held_out", summary["held_out"])
     return summary

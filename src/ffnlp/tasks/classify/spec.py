@@ -8,7 +8,7 @@ from typing import Any
 from ffnlp.tasks.classify.config import ClassifyConfig, check_features, classifier_spec
 from ffnlp.tasks.classify.data import read_split
 from ffnlp.tasks.classify.metrics import MULTILABEL_FIGURES
-from ffnlp.tasks.classify.result import load
+from ffnlp.tasks.classify.result import Classifier, load
 from ffnlp.tasks.classify.train import train_classifier
 from ffnlp.tasks.registry import Files, TaskSpec, register_task
 
@@ -73,6 +73,7 @@ SPEC = register_task(
         direction="maximize",
         figures=("loss", "accuracy", "macro_f1"),
         commands=("eval", "predict"),
+        evaluate=Classifier.evaluate,
         check=check_features,
         read_examples=read_split,
         cheap_trials=True,
