@@ -80,9 +80,6 @@ _LAZY = {
     "TextClassifier": "ffnlp.sklearn",  # and scikit-learn only when asked for
 }
 
-# model.json's "task" -> the package whose load() reads that run
-_LOADERS = {"classify": "ffnlp.tasks.classify", "lm": "ffnlp.tasks.lm", "w2v": "ffnlp.tasks.w2v"}
-
 
 def load(run_dir: str | Path) -> Classifier | LanguageModel | Word2VecRun:
     """The trained object a run directory holds: a :class:`Classifier`, a
@@ -93,6 +90,7 @@ def load(run_dir: str | Path) -> Classifier | LanguageModel | Word2VecRun:
     >>> clf.predict("a gripping , funny film")        # doctest: +SKIP
     """
     from ffnlp.models.io import read_arch, run_path
+    from ffnlp.tasks import registry
 
     run_dir = run_path(run_dir)
     if run_dir.is_file():
@@ -101,13 +99,12 @@ def load(run_dir: str | Path) -> Classifier | LanguageModel | Word2VecRun:
         return load_lm(run_dir)
 
     task = read_arch(run_dir)["task"]
-    if task not in _LOADERS:
+    spec = registry.find(task)  # model.json's "task" -> what loads such a run
+    if spec is None:
         raise ModelFileError(
             f"{run_dir}: unknown task {task!r} in model.json (written by a newer ffnlp?)"
         )
-    result: Classifier | LanguageModel | Word2VecRun = importlib.import_module(_LOADERS[task]).load(
-        run_dir
-    )
+    result: Classifier | LanguageModel | Word2VecRun = spec.load(run_dir)
     return result
 
 

@@ -28,8 +28,10 @@ from ffnlp.tasks.classify.config import model_config, resolve_config
 from ffnlp.tasks.classify.data import make_featurizer
 from ffnlp.training.trainable import as_trainable
 from tests.models import toy_bag
+from tests.tasks.toy_regression import task as toy_regression
 
 assert toy_bag.ToyBag.registry_name == "toy_bag"  # registered by importing its module
+assert toy_regression.ToyRegressor.registry_name == "toy_regressor"  # the toy task's model
 
 Batch = dict[str, torch.Tensor]
 
@@ -127,6 +129,15 @@ def fasttext_case(cbow: bool) -> Case:
     return case
 
 
+def toy_regression_case(hidden: int) -> Case:
+    """The toy task's model (tests/tasks/toy_regression): 3 inputs -> one number."""
+    generator = torch.Generator().manual_seed(0)
+    x = 0.3 * torch.randn(5, 3, generator=generator)  # (B, F): small, so SGD at lr 0.5 is stable
+    batch = {"x": x, "y": torch.randn(5, generator=generator)}
+    args = {"num_inputs": 3, "hidden": hidden}
+    return Case("toy_regression", args, batch, lambda m, b: m(b), (5,))
+
+
 # model types that are not classifiers: name -> their cases
 OTHER_CASES: dict[str, dict[str, Callable[[], Case]]] = {
     "ffnn_lm": {"ffnn_lm": lm_case},
@@ -134,6 +145,10 @@ OTHER_CASES: dict[str, dict[str, Callable[[], Case]]] = {
     "fasttext": {
         "fasttext": lambda: fasttext_case(False),
         "fasttext-cbow": lambda: fasttext_case(True),
+    },
+    "toy_regressor": {
+        "toy_regressor": lambda: toy_regression_case(0),
+        "toy_regressor-hidden": lambda: toy_regression_case(4),
     },
 }
 

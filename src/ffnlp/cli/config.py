@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import typer
 
 from ffnlp import config as C
 from ffnlp.errors import ConfigError
+from ffnlp.tasks import registry
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
-TASKS = {
-    "classify": ("ffnlp.tasks.classify", "ClassifyConfig"),
-    "lm": ("ffnlp.tasks.lm", "LMConfig"),
-    "w2v": ("ffnlp.tasks.w2v", "W2VConfig"),
-}
-
 
 def config_class(task: str) -> type:
-    if task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
-    module, name = TASKS[task]
-    return getattr(importlib.import_module(module), name)
+    spec = registry.find(task)
+    if spec is None:
+        raise ConfigError(f"unknown task {task!r}; choose one of: {', '.join(registry.names())}")
+    return spec.config
 
 
 @app.command("show")
@@ -73,11 +67,8 @@ def reference_markdown() -> str:
         "missing file names the path as resolved and the folder it was resolved against. Presets",
         "hold no such path: data and evaluation files are given on the command line.",
     ]
-    for task in TASKS:
-        try:
-            cls = config_class(task)
-        except (ImportError, AttributeError):  # a task module that is not installed
-            continue
+    for task in registry.names():
+        cls = config_class(task)
         lines += ["", f"## `{task}`", "", "| key | default | meaning |", "|---|---|---|"]
         for key, default, help_ in C.describe(cls):
             lines.append(f"| `{key}` | `{default}` | {help_.replace('|', '/')} |")

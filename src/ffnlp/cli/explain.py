@@ -47,15 +47,24 @@ def shapes(
 
         ffnlp explain shapes runs/sst2_ffnn --text "a gripping , funny film" --text "not good"
     """
-    from ffnlp.models.io import read_arch
+    from ffnlp.errors import ConfigError
+    from ffnlp.models.io import a_run, read_arch
+    from ffnlp.tasks import registry
 
     task = read_arch(run)["task"]
-    if task == "lm":
+    spec = registry.find(task)  # an unknown task: the classifier's loader says what it is
+    network = spec.explain if spec is not None else "classifier"
+    if network == "language_model":
         _lm_shapes(run, text, json_)
-    elif task == "w2v":
+    elif network == "word_vectors":
         _w2v_shapes(run, json_)
-    else:
+    elif network == "classifier":
         _classifier_shapes(run, text, json_)
+    else:
+        raise ConfigError(
+            f"{run} is {a_run(task)}; explain shapes shows the networks of classifiers, "
+            "feed-forward language models and word2vec"
+        )
 
 
 def _cost_line(macs: float, per: str) -> str:

@@ -23,12 +23,12 @@ from ffnlp.cli.common import (
     setup_logging,
 )
 from ffnlp.errors import Interrupted
+from ffnlp.tasks import registry
 
 if TYPE_CHECKING:
     from ffnlp.training.callbacks import Callback
     from ffnlp.tune.study import TrialLine
 
-TASKS = ("classify", "lm", "w2v")
 TOP_ROWS = 5
 
 
@@ -187,11 +187,11 @@ def tune(
     """
     from ffnlp.tune.prepare import TuneOptions
     from ffnlp.tune.study import tune as run_study
-    from ffnlp.tune.tasks import Inputs
+    from ffnlp.tune.tasks import Inputs, reads_examples
 
-    if task not in TASKS:
+    if registry.find(task) is None:
         raise typer.BadParameter(
-            f"choose one of {', '.join(TASKS)}; got {task!r}", param_hint="TASK"
+            f"choose one of {', '.join(registry.names())}; got {task!r}", param_hint="TASK"
         )
     setup_logging(quiet or json_)
     logging.getLogger("ffnlp").setLevel(logging.ERROR if quiet or json_ else logging.WARNING)
@@ -200,7 +200,7 @@ def tune(
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
     overrides = list(set_)
-    if task == "classify":
+    if reads_examples(task):  # the [data] options of labelled files
         overrides = _data_overrides(fmt, encoding, skip_invalid) + overrides
     elif fmt or encoding or skip_invalid:
         raise typer.BadParameter("--format, --encoding and --skip-invalid are classify options")

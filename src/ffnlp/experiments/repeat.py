@@ -13,6 +13,7 @@ from ffnlp.errors import ConfigError
 from ffnlp.experiments.stats import describe, is_figure
 from ffnlp.fileio import write_atomic
 from ffnlp.runtime import group_folder
+from ffnlp.tasks import registry
 from ffnlp.training.config import MAX_SEED
 
 if TYPE_CHECKING:
@@ -26,15 +27,11 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def _train_fn(task: str) -> Callable[..., Any]:
-    if task == "classify":
-        from ffnlp.tasks.classify import train_classifier
-
-        return train_classifier
-    if task == "lm":
-        from ffnlp.tasks.lm import train_lm
-
-        return train_lm
-    raise ConfigError(f"repeat supports the tasks classify and lm; got {task!r}")
+    spec = registry.find(task)
+    if spec is None or not spec.scored_splits:
+        known = registry.listed([t.name for t in registry.specs() if t.scored_splits])
+        raise ConfigError(f"repeat supports the tasks {known}; got {task!r}")
+    return spec.train
 
 
 def check_seeds(seeds: Sequence[int]) -> None:

@@ -36,11 +36,6 @@ from ffnlp.models.kneser_ney import KneserNey
 WEIGHTS = "model.safetensors"
 ARCH = "model.json"
 NGRAM_TYPE = "kneser_ney"  # model.json "type" of a KneserNey model (no nn.Module: not registered)
-TASK_COMMANDS = {  # model.json "task" -> the commands that read such a run
-    "classify": "ffnlp classify eval/predict",
-    "lm": "ffnlp lm eval/generate",
-    "w2v": "ffnlp w2v eval/neighbors/export",
-}
 
 
 def save_model(model: nn.Module, run_dir: str | Path, task: str, args: dict[str, Any]) -> None:
@@ -174,34 +169,19 @@ def a_run(task: str) -> str:
     return f"{'an' if task[:1] in 'aeiloux' else 'a'} {task} run"
 
 
-def expect_task(run_dir: str | Path, arch: dict[str, Any], task: str) -> None:
-    """Refuse a run of another task, naming the commands that read it."""
-    found = arch["task"]
-    if found == task:
-        return
-    if found in TASK_COMMANDS:
-        raise ModelFileError(
-            f"{run_dir} is {a_run(found)}, not {a_run(task)}; use {TASK_COMMANDS[found]} with it "
-            "(in Python: ffnlp.load(run_dir))"
-        )
-    raise ModelFileError(
-        f"{Path(run_dir) / ARCH} names the task {found!r}, which this ffnlp does not know "
-        f"(known: {', '.join(TASK_COMMANDS)}); was it written by a newer ffnlp?"
-    )
-
-
 def load_model(run_dir: str | Path, task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the module from model.json and load its weights; clear errors for bad files.
 
     Nothing is allocated before model.json has been checked against the model's constructor
     (known arguments, their types) and against the shapes stored in model.safetensors (read from
     its header), so a damaged or crafted model.json cannot ask for terabytes. ``task``: refuse
-    a run of another task first (see :func:`expect_task`).
+    a run of another task (the task's loader says first which commands read it: see
+    :func:`ffnlp.tasks.runfolder.expect_task`).
     """
     run_dir = run_path(run_dir)
     arch = read_arch(run_dir)
-    if task is not None:
-        expect_task(run_dir, arch, task)
+    if task is not None and arch["task"] != task:
+        raise ModelFileError(f"{run_dir} is {a_run(arch['task'])}, not {a_run(task)}")
     path = run_dir / ARCH
     try:
         spec = registry.spec(arch["type"])

@@ -72,7 +72,7 @@ def group_kind(summary: dict[str, Any]) -> str | None:
         and isinstance(summary.get("rounds"), list)
     ):
         return "repeat"  # a tune trial over seeds: its rounds are the runs
-    if task == "classify-cv" and isinstance(summary.get("rounds"), list):
+    if isinstance(task, str) and task.endswith("-cv") and isinstance(summary.get("rounds"), list):
         return "cv"
     return None
 

@@ -49,7 +49,12 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <script>
 "use strict";
 const RUNS = __RUNS__;
-const ENDPOINT = {classify: "predict", lm: "generate", w2v: "neighbors"};
+// the endpoint the page asks a run: the first of these the run serves (GET /v1/models lists them)
+const ASKED = ["predict", "generate", "neighbors"];
+function endpointOf(run) {
+  const served = run.endpoints.map(function (e) { return e.split("/").pop(); });
+  return ASKED.find(function (e) { return served.indexOf(e) >= 0; }) || served[0];
+}
 const select = document.getElementById("run");
 const result = document.getElementById("result");
 const output = document.getElementById("output");
@@ -63,7 +68,7 @@ for (const run of RUNS) {
 function current() { return RUNS.find(function (r) { return r.name === select.value; }); }
 function showTask() {
   const run = current();
-  document.getElementById("task").textContent = run ? "POST /v1/" + run.name + "/" + ENDPOINT[run.task] : "";
+  document.getElementById("task").textContent = run ? "POST /v1/" + run.name + "/" + endpointOf(run) : "";
 }
 select.addEventListener("change", showTask);
 function cell(row, text, numeric) {
@@ -97,15 +102,16 @@ async function ask(event) {
   if (!run) return;
   const text = document.getElementById("text").value;
   const k = parseInt(document.getElementById("k").value, 10) || 3;
+  const endpoint = endpointOf(run);
   let body;
-  if (run.task === "classify") body = {text: text, k: Math.min(k, run.labels.length)};
-  else if (run.task === "lm") body = {prompt: text, max_tokens: 30, seed: Math.floor(Math.random() * 1000000)};
+  if (endpoint === "predict") body = {text: text, k: Math.min(k, run.labels.length)};
+  else if (endpoint === "generate") body = {prompt: text, max_tokens: 30, seed: Math.floor(Math.random() * 1000000)};
   else body = {word: text.trim(), k: k};
   result.dataset.state = "asking";
   error.textContent = "";
   output.replaceChildren();
   try {
-    const response = await fetch("/v1/" + encodeURIComponent(run.name) + "/" + ENDPOINT[run.task], {
+    const response = await fetch("/v1/" + encodeURIComponent(run.name) + "/" + endpoint, {
       method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
     const answer = await response.json();
     if (!response.ok) {
@@ -113,9 +119,9 @@ async function ask(event) {
       result.dataset.state = "error";
       return;
     }
-    if (run.task === "classify") {
+    if (endpoint === "predict") {
       output.appendChild(table(["label", "probability", ""], answer.top.map(function (t) { return [t.label, t.prob]; })));
-    } else if (run.task === "lm") {
+    } else if (endpoint === "generate") {
       const p = document.createElement("p");
       p.id = "continuation";
       p.textContent = answer.text;
@@ -142,7 +148,8 @@ if (params.get("text") !== null) { document.getElementById("text").value = param
 
 def render_page(runs: list[dict[str, Any]]) -> str:
     """The page for the runs described by ``runs`` (``GET /v1/models``'s objects)."""
-    data = json.dumps([{k: run.get(k) for k in ("name", "task", "type", "labels")} for run in runs])
+    shown = ("name", "task", "type", "labels", "endpoints")  # the page asks the run's endpoint
+    data = json.dumps([{k: run.get(k) for k in shown} for run in runs])
     # inside <script>: no "</script>" or "<!--" can come out of a run's name or labels
     data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     listed = ", ".join(html.escape(str(run["name"])) for run in runs) or "none"

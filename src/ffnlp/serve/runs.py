@@ -38,14 +38,10 @@ from torch import nn
 from ffnlp.errors import ConfigError, DataError, FfnlpError
 from ffnlp.serve.batching import MicroBatcher
 from ffnlp.serve.limits import ApiError, Limits, invalid, too_large
+from ffnlp.tasks import registry
 from ffnlp.training.config import MAX_SEED
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-ENDPOINTS = {
-    "classify": ("predict",),
-    "lm": ("score", "generate"),
-    "w2v": ("neighbors", "vector"),
-}
 MAX_NEIGHBORS = 1000
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -88,20 +84,22 @@ class ServedRun:
         self.limits = limits
         # a Classifier, LanguageModel or Word2VecRun: each endpoint calls its own methods
         self.model: Any = ffnlp.load(path)
-        self.task = _task_of(self.model)
+        self.spec = registry.of_result(self.model)  # its task: endpoints, description
+        self.task = self.spec.name
         self.mapped = any(map_weights(module, weights) for module, weights in self._networks())
         # one thread per run: its batches (and PyTorch's threads) serve one pass at a time
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"serve-{name}")
         self.batcher: MicroBatcher | None = None
         self.handlers: dict[str, Handler] = {}
-        if self.task == "classify":
-            self.batcher = self._batcher(self._predict_batch)
-            self.handlers = {"predict": self.predict}
-        elif self.task == "lm":
-            self.batcher = self._batcher(lambda texts, _: self.model.score(texts))
-            self.handlers = {"score": self.score, "generate": self.generate}
-        else:
-            self.handlers = {"neighbors": self.neighbors, "vector": self.vector}
+        # the endpoints whose texts are gathered into batches: what each batch runs
+        batched: dict[str, Callable[[list[str], Any], Any]] = {
+            "predict": self._predict_batch,
+            "score": lambda texts, _: self.model.score(texts),
+        }
+        for endpoint in self.spec.endpoints:
+            if endpoint in batched and self.batcher is None:
+                self.batcher = self._batcher(batched[endpoint])
+        self.handlers = {endpoint: getattr(self, endpoint) for endpoint in self.spec.endpoints}
 
     def _batcher(self, function: Callable[[list[str], Any], Any]) -> MicroBatcher:
         return MicroBatcher(
@@ -127,19 +125,10 @@ class ServedRun:
         out: dict[str, Any] = {
             "name": self.name,
             "task": self.task,
-            "endpoints": [f"/v1/{self.name}/{e}" for e in ENDPOINTS[self.task]],
+            "endpoints": [f"/v1/{self.name}/{e}" for e in self.spec.endpoints],
         }
-        if self.task == "classify":
-            out["type"] = model.config.model.type
-            out["labels"] = list(model.labels.labels)
-            out["multilabel"] = model.multilabel
-        elif self.task == "lm":
-            out["type"] = model.kind
-            out["vocab_size"] = len(model.vocab)
-        else:
-            out["type"] = model.config.model.type
-            out["vocab_size"] = len(model.vocab)
-            out["dim"] = int(model.wv.dim)
+        if self.spec.describe is not None:
+            out.update(self.spec.describe(model))
         config = self.path / "config.toml"  # an ARPA file (no folder) has none: null
         out["config_hash"] = "sha256:" + _sha256(config) if config.is_file() else None
         weights = self.path / "model.safetensors"
@@ -249,7 +238,7 @@ class ServedRun:
             raise ApiError(
                 404,
                 f"{self.name} is {_a(self.task)} run; its endpoints are "
-                f"{', '.join(f'/v1/{self.name}/{e}' for e in ENDPOINTS[self.task])}",
+                f"{', '.join(f'/v1/{self.name}/{e}' for e in self.spec.endpoints)}",
                 "endpoint",
             )
         try:
@@ -368,11 +357,6 @@ def _type(value: object) -> str:
 
 def _a(task: str) -> str:
     return f"{'an' if task[:1] in 'aeiloux' else 'a'} {task}"
-
-
-def _task_of(model: object) -> str:
-    name = type(model).__name__
-    return {"Classifier": "classify", "LanguageModel": "lm", "Word2VecRun": "w2v"}[name]
 
 
 def _sha256(path: Path) -> str:

@@ -40,7 +40,8 @@ from torch import nn
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, ModelFileError
-from ffnlp.models.io import NGRAM_TYPE, TASK_COMMANDS, WEIGHTS, a_run, read_arch, run_path
+from ffnlp.models.io import NGRAM_TYPE, WEIGHTS, a_run, read_arch, run_path
+from ffnlp.tasks import registry
 from ffnlp.tasks.runfolder import CONFIG, read_lineage, read_summary, write_lineage
 
 __all__ = [
@@ -85,7 +86,7 @@ def open_base(init_from: str | Path, task: str) -> Base:
         raise ModelFileError(f"--init-from {run_dir}: {exc}") from None
     found = str(arch["task"])
     if found != task:
-        known = TASK_COMMANDS.get(found)
+        known = registry.find(found)
         hint = (
             f"; to continue it use ffnlp {found} train --init-from {run_dir}"
             if known is not None

@@ -28,7 +28,8 @@ from typing import Any, TypeVar
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.fileio import write_atomic
-from ffnlp.models.io import ARCH, TASK_COMMANDS, a_run, read_arch, read_json
+from ffnlp.models.io import ARCH, a_run, read_arch, read_json
+from ffnlp.tasks import registry
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +119,35 @@ def _config_task(path: Path) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
+def commands_of(task: str) -> str | None:
+    """ "ffnlp lm eval/generate": the commands that read a run of ``task`` (None: unknown)."""
+    spec = registry.find(task)
+    return spec.command_line if spec is not None else None
+
+
+def expect_task(run_dir: str | Path, arch: dict[str, Any], task: str) -> None:
+    """Refuse a run of another task (``arch``: its model.json), naming the commands that read
+    it."""
+    found = arch["task"]
+    if found == task:
+        return
+    commands = commands_of(found)
+    if commands is not None:
+        raise ModelFileError(
+            f"{run_dir} is {a_run(found)}, not {a_run(task)}; use {commands} with it "
+            "(in Python: ffnlp.load(run_dir))"
+        )
+    raise ModelFileError(
+        f"{Path(run_dir) / ARCH} names the task {found!r}, which this ffnlp does not know "
+        f"(known: {', '.join(registry.names())}); was it written by a newer ffnlp?"
+    )
+
+
 def expect_run_of(run_dir: Path, task: str) -> None:
     """Refuse to resume (or read) ``run_dir`` as a ``task`` run when it is a run of another."""
     found = run_task(run_dir)
     if found is not None and found != task:
-        commands = TASK_COMMANDS.get(found, f"ffnlp {found}")
+        commands = commands_of(found) or f"ffnlp {found}"
         raise ModelFileError(
             f"{run_dir} is {a_run(found)}, not {a_run(task)}; use {commands} with it (resume it "
             f"with ffnlp {found} train --resume {run_dir})"
@@ -130,11 +155,7 @@ def expect_run_of(run_dir: Path, task: str) -> None:
 
 
 def _task_configs() -> dict[str, type]:
-    from ffnlp.tasks.classify.config import ClassifyConfig
-    from ffnlp.tasks.lm.config import LMConfig
-    from ffnlp.tasks.w2v.config import W2VConfig
-
-    return {"classify": ClassifyConfig, "lm": LMConfig, "w2v": W2VConfig}
+    return {spec.name: spec.config for spec in registry.specs()}
 
 
 def _fields(cls: type) -> set[str]:

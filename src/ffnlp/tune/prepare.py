@@ -105,9 +105,9 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
         cfgmod.raise_problems(everything, f"in the search space {space.source}")
         raise
     examples = None
-    if o.task == "classify":
+    if tasks.reads_examples(o.task):
         assert o.inputs.train is not None
-        examples = tasks.read_labelled(o.inputs.train, base)
+        examples = tasks.read_labelled(o.task, o.inputs.train, base)
     multilabel = bool(examples is not None and examples.multilabel)
     metric = o.metric or tasks.default_metric(o.task, base, o.inputs, multilabel)
     tasks.check_metric(
@@ -168,9 +168,9 @@ def resolve_trial_seeds(
     before = _trial_seeds_so_far(out)
     if before is not None:
         return before, f"auto: {before}, as in the trials of the study continued in {out}"
-    if task == "classify" and not inputs.cv:
+    if tasks.cheap_trials(task) and not inputs.cv:
         return AUTO_TRIAL_SEEDS, (
-            f"auto: {AUTO_TRIAL_SEEDS} for classify without --cv (cheap trials scored on a "
+            f"auto: {AUTO_TRIAL_SEEDS} for {task} without --cv (cheap trials scored on a "
             "small, noisy dev set: the mean over seeds keeps one seed's luck from choosing)"
         )
     if inputs.cv:
@@ -184,7 +184,7 @@ def resolve_rescore(task: str, inputs: tasks.Inputs, requested: int | str) -> in
     0 for lm, w2v (trials of minutes) and with --cv."""
     if requested != "auto":
         return int(requested)
-    return AUTO_RESCORE if task == "classify" and not inputs.cv else 0
+    return AUTO_RESCORE if tasks.cheap_trials(task) and not inputs.cv else 0
 
 
 def _trial_seeds_so_far(out: Path | None) -> int | None:
@@ -230,10 +230,10 @@ def _check_options(o: TuneOptions) -> None:
         problems.append(f"--retries must be 0 or more; got {o.retries}")
     if o.total_trials is not None and o.total_trials < 1:
         problems.append(f"--total-trials must be at least 1; got {o.total_trials}")
-    if o.task == "w2v" and (o.refit or o.seeds):
+    if not tasks.can_test(o.task) and (o.refit or o.seeds):
         problems.append(
             "--refit and --seeds retrain the best configuration and score it on --test, which "
-            "w2v does not have; the best run is in DIR/trials (kept whole with --keep best)"
+            f"{o.task} does not have; the best run is in DIR/trials (kept whole with --keep best)"
         )
     if o.rescore != "auto" and (
         isinstance(o.rescore, bool) or not isinstance(o.rescore, int) or o.rescore < 0

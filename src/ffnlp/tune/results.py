@@ -213,10 +213,10 @@ def refit(
 ) -> dict[str, Any]:
     """Train the best configuration into ``DIR/best`` (replacing an earlier refit) and score it
     on --test; what it did and its figures."""
-    if plan.task == "w2v":
+    if not tasks.can_test(plan.task):
         raise ConfigError(
-            "--refit retrains on train+dev and scores on test, which w2v does not have; the best "
-            f"run is {run_dir_of(trial.number)} (--keep best keeps its vectors)"
+            f"--refit retrains on train+dev and scores on test, which {plan.task} does not have; "
+            f"the best run is {run_dir_of(trial.number)} (--keep best keeps its vectors)"
         )
     cfg = refit_config(trial, plan, refit_on)
     train, dev, cleanup = _refit_data(plan, cfg, refit_on)
@@ -255,10 +255,10 @@ def _refit_data(plan: Plan, cfg: dict[str, Any], refit_on: str) -> tuple[Any, An
     if refit_on == "train":
         return inputs.train, inputs.dev, None
     assert inputs.train is not None and inputs.dev is not None
-    if plan.task == "classify":
-        resolved = tasks.resolve("classify", cfg, [])
-        train = tasks.read_labelled(inputs.train, resolved)
-        dev = tasks.read_labelled(inputs.dev, resolved)
+    if tasks.reads_examples(plan.task):
+        resolved = tasks.resolve(plan.task, cfg, [])
+        train = tasks.read_labelled(plan.task, inputs.train, resolved)
+        dev = tasks.read_labelled(plan.task, inputs.dev, resolved)
         return _joined(train, dev), None, None
     joined = plan.out / ".refit-train+dev.txt"  # lm: one corpus, train then dev
     _concatenate([inputs.train, inputs.dev], joined, cfg.get("data", {}).get("encoding", "utf-8"))
@@ -310,8 +310,8 @@ def seeds(
     aggregate, with the tuned metric's mean, sd and 95% CI."""
     from ffnlp.experiments.repeat import repeat
 
-    if plan.task == "w2v":
-        raise ConfigError("--seeds runs the tasks classify and lm (as ffnlp repeat does)")
+    if not tasks.can_test(plan.task):
+        raise ConfigError(f"--seeds runs the tasks {tasks.testable()} (as ffnlp repeat does)")
     folder = plan.out / "seeds"
     if folder.is_dir() and (folder / "summary.json").is_file():
         shutil.rmtree(folder)  # an earlier session's seeds: of what was the best then

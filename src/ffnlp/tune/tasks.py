@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
+from ffnlp.tasks import registry
 
 if TYPE_CHECKING:
     from ffnlp.text.readers import LabeledData
     from ffnlp.training.callbacks import Callback
     from ffnlp.tune.space import Param
 
-TASKS = ("classify", "lm", "w2v")
 # metrics for which lower is better (as the Trainer's monitor decides)
 LOWER_IS_BETTER = ("loss", "perplexity", "nll", "bpc")
 
@@ -39,6 +39,10 @@ class Inputs:
     similarity: Path | None = None  # w2v: the word-similarity file that scores a trial
     cv: int = 0  # classify: each trial is a cv-fold cross-validation of train (0 = off)
 
+    def by_name(self) -> dict[str, Path | None]:
+        """The data options without their dashes: "train" -> path (what a TaskSpec names)."""
+        return {option.lstrip("-"): path for option, path in self.files().items()}
+
     def files(self) -> dict[str, Path | None]:
         return {
             "--train": self.train,
@@ -50,72 +54,80 @@ class Inputs:
 
 
 def check_task(task: str) -> None:
-    if task not in TASKS:
+    if registry.find(task) is None:
         import difflib
 
-        close = difflib.get_close_matches(task, TASKS, n=1)
+        known = registry.names()
+        close = difflib.get_close_matches(task, known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"ffnlp tune tunes {', '.join(TASKS)}; got {task!r}{hint}")
+        raise ConfigError(f"ffnlp tune tunes {', '.join(known)}; got {task!r}{hint}")
 
 
 def input_problems(task: str, inputs: Inputs) -> list[str]:
     """The data options missing or out of place for ``task``."""
+    spec = registry.spec(task)
     problems: list[str] = []
-    given = {k for k, v in inputs.files().items() if v is not None}
-    if task == "w2v":
-        if inputs.corpus is None:
-            problems.append("ffnlp tune w2v needs --corpus (the text to train the vectors on)")
-        if inputs.similarity is None:
-            problems.append(
-                "ffnlp tune w2v scores each trial by the Spearman correlation of its vectors "
-                "with human similarity judgements: pass --similarity FILE (e.g. "
-                "../shared/data/word_similarity/wordsim353.tsv)"
-            )
-        wrong = sorted(given & {"--train", "--dev", "--test"})
+    files = inputs.by_name()
+    given = {f"--{k}" for k, v in files.items() if v is not None}
+    if spec.input_problems is not None:
+        problems += spec.input_problems(files)
     else:
-        if inputs.train is None:
-            problems.append(f"ffnlp tune {task} needs --train")
+        if files.get(spec.inputs[0]) is None:
+            problems.append(f"ffnlp tune {task} needs --{spec.inputs[0]}")
         if inputs.cv and inputs.dev is not None:
             problems.append(
                 "--cv K scores each trial on K folds of --train (each fold is the dev data once); "
                 "leave out --dev, or leave out --cv to score on --dev"
             )
         elif inputs.dev is None and not inputs.cv:
-            alternative = " (or --cv K: cross-validation of --train)" if task == "classify" else ""
+            alternative = " (or --cv K: cross-validation of --train)" if _folds(spec) else ""
             problems.append(
                 f"ffnlp tune {task} scores each trial on dev data: pass --dev{alternative}; the "
                 "test data (--test) is never used to choose"
             )
-        wrong = sorted(given & {"--corpus", "--similarity"})
-    if inputs.cv and task != "classify":
-        problems.append(f"--cv is for classify (ffnlp tune {task} scores on --dev)")
+    wrong = sorted(given - {f"--{name}" for name in (*spec.inputs, *spec.tune_inputs)})
+    if inputs.cv and not _folds(spec):
+        folded = registry.listed([t.name for t in registry.specs() if _folds(t)])
+        problems.append(f"--cv is for {folded} (ffnlp tune {task} scores on --dev)")
     if inputs.cv and inputs.cv < 2:
         problems.append(f"--cv needs at least 2 folds; got {inputs.cv}")
     problems += [f"{option} is not an option of ffnlp tune {task}" for option in wrong]
     return problems
 
 
+def _folds(spec: registry.TaskSpec) -> bool:
+    """Whether ``--cv`` folds the task's training data (its examples can be read and split)."""
+    return spec.read_examples is not None
+
+
+def reads_examples(task: str) -> bool:
+    """Whether the task's data files are read into examples (labelled data) with the
+    configuration's [data] options: what --cv folds, what --format / --encoding set."""
+    return _folds(registry.spec(task))
+
+
+def can_test(task: str) -> bool:
+    """Whether the task scores a test file (what --refit and --seeds report)."""
+    return registry.spec(task).scored_splits
+
+
+def testable() -> str:
+    """ "classify and lm": the tasks that score a test file."""
+    return registry.listed([spec.name for spec in registry.specs() if spec.scored_splits])
+
+
+def cheap_trials(task: str) -> bool:
+    """Whether a trial of the task takes seconds and is scored on a small, noisy dev set."""
+    return registry.spec(task).cheap_trials
+
+
 def config_class(task: str) -> type:
-    if task == "classify":
-        from ffnlp.tasks.classify.config import ClassifyConfig
-
-        return ClassifyConfig
-    if task == "lm":
-        from ffnlp.tasks.lm.config import LMConfig
-
-        return LMConfig
-    from ffnlp.tasks.w2v.config import W2VConfig
-
-    return W2VConfig
+    return registry.spec(task).config
 
 
 def config_check(task: str) -> Callable[[Any], None] | None:
     """The task's own check of a resolved configuration (beyond the config's), if any."""
-    if task == "classify":
-        from ffnlp.tasks.classify.config import check_features
-
-        return check_features
-    return None
+    return registry.spec(task).check
 
 
 def resolve(task: str, config: Any, overrides: Sequence[str]) -> Any:
@@ -129,28 +141,19 @@ def resolve(task: str, config: Any, overrides: Sequence[str]) -> Any:
 
 
 def input_overrides(task: str, inputs: Inputs, config: Any) -> list[str]:
-    """Settings the data options stand for: w2v's --similarity file is evaluated after every
-    epoch (first, so that it is the one monitored; the configuration's other files stay)."""
-    if task != "w2v" or inputs.similarity is None:
+    """Settings the data options stand for (w2v's --similarity file is evaluated after every
+    epoch, first, so that it is the one monitored; the configuration's other files stay)."""
+    settings = registry.spec(task).input_settings
+    if settings is None:
         return []
-    files = [str(inputs.similarity)]
-    files += [f for f in config.evaluation.similarity if Path(f) != Path(inputs.similarity)]
-    return [f"evaluation.similarity={cfgmod.toml_value(files)}"]
+    return [f"{k}={cfgmod.toml_value(v)}" for k, v in settings(inputs.by_name(), config).items()]
 
 
 def default_metric(task: str, cfg: Any, inputs: Inputs, multilabel: bool = False) -> str:
     """The summary.json key a study optimises unless --metric says: the metric the configuration
     monitors (classify: dev.accuracy by default, dev.precision_at_1 for multi-label data),
     dev.perplexity (lm), dev.spearman_<file> of --similarity (w2v)."""
-    if task == "w2v":
-        assert inputs.similarity is not None
-        return f"dev.spearman_{Path(inputs.similarity).stem}"
-    monitor = str(cfg.train.monitor)
-    if not monitor.startswith("dev."):
-        monitor = "dev.accuracy" if task == "classify" else "dev.perplexity"
-    if task == "classify" and multilabel and monitor == "dev.accuracy":
-        return "dev.precision_at_1"
-    return monitor
+    return registry.spec(task).default_metric(cfg, inputs.by_name(), multilabel)
 
 
 def direction_of(metric: str) -> str:
@@ -166,18 +169,7 @@ def dev_metrics(
     precision / recall at 1 and 5, micro_f1, macro_f1); lm perplexity and loss (an interpolated
     model: perplexity); w2v spearman_<stem> of each similarity file (a fastText model, or one
     whose ``model.type`` is ``tuned``, also spearman_subwords_<stem>)."""
-    if task == "classify":
-        from ffnlp.tasks.classify.metrics import MULTILABEL_FIGURES
-
-        names = ["loss", *MULTILABEL_FIGURES] if multilabel else ["loss", "accuracy", "macro_f1"]
-    elif task == "lm":
-        names = ["perplexity"] if cfg.interpolate_with else ["perplexity", "loss"]
-    else:
-        stems = [Path(f).stem for f in cfg.evaluation.similarity]
-        names = [f"spearman_{stem}" for stem in stems]
-        if cfg.model.type == "fasttext" or "model.type" in tuned:
-            names += [f"spearman_subwords_{stem}" for stem in stems]
-    return [f"dev.{name}" for name in names]
+    return registry.spec(task).reported_dev_metrics(cfg, multilabel, tuned)
 
 
 def check_metric(
@@ -203,42 +195,21 @@ def check_metric(
 
 
 def shipped_space(task: str, cfg: Any) -> str:
-    """The shipped space --space auto picks: pooled for a pooled classifier."""
-    if task == "classify":
-        return "pooled" if cfg.model.type == "pooled" else "classify"
-    return task
+    """The shipped space --space auto picks: pooled for a pooled classifier; the task's name
+    for a task without one (whose file --space auto then says is missing)."""
+    space = registry.spec(task).space
+    return space(cfg) if space is not None else task
 
 
 def unused_param(task: str, cfg: Any, tuned: Sequence[str]) -> Callable[[Param], str | None]:
     """A check of each space parameter: a problem when the base configuration would not read it
     (a [model.X] section the model type ignores, a Kneser-Ney option for a neural LM), unless
     the type itself is tuned too."""
+    unused = registry.spec(task).unused_setting
+    check = unused(cfg, tuned) if unused is not None else None
 
     def problem(param: Param) -> str | None:
-        key = param.key
-        if task == "classify" and key.startswith("model.") and "model.type" not in tuned:
-            from ffnlp.tasks.classify.config import classifier_spec
-
-            section = key.split(".")[1]
-            spec = classifier_spec(cfg.model.type)
-            reads = {"init", "type"} | {
-                name for name in getattr(spec.config, "__dataclass_fields__", {})
-            }
-            if section not in reads:
-                return (
-                    f"model.type = {cfg.model.type!r} does not read [model.{section}], so this "
-                    "parameter would change nothing; tune a base configuration (--config) of a "
-                    "type that reads it, or leave the key out"
-                )
-        if task == "lm" and "kind" not in tuned:
-            own = "kneser_ney." if cfg.kind == "kneser_ney" else "model."
-            other = "model." if cfg.kind == "kneser_ney" else "kneser_ney."
-            if key.startswith(other) or (cfg.kind == "kneser_ney" and key.startswith("train.")):
-                return (
-                    f"kind = {cfg.kind!r} does not read {key} (it reads {own}*); leave the key "
-                    "out or tune a base configuration of the other kind"
-                )
-        return None
+        return check(param.key) if check is not None else None
 
     return problem
 
@@ -246,11 +217,13 @@ def unused_param(task: str, cfg: Any, tuned: Sequence[str]) -> Callable[[Param],
 # --------------------------------------------------------------------------------- training
 
 
-def read_labelled(path: Path, cfg: Any) -> LabeledData:
-    """A classify data file read with the configuration's [data] options."""
-    from ffnlp.tasks.classify import read_split
-
-    return read_split(path, cfg)
+def read_labelled(task: str, path: Path, cfg: Any) -> LabeledData:
+    """A data file of ``task`` read with the configuration's [data] options (classify)."""
+    read = registry.spec(task).read_examples
+    if read is None:
+        raise ConfigError(f"the {task} task does not read its data files into examples")
+    examples: LabeledData = read(path, cfg)
+    return examples
 
 
 def numbers(metrics: dict[str, Any]) -> dict[str, float]:
@@ -287,26 +260,19 @@ def train(
     (classify) data in memory: cross-validation folds, train+dev; ``test`` is only ever given
     by the refit and the seeds; ``corpus`` is w2v's. ``held_out`` (classify, a --cv fold's
     held-out part) is scored once training is done, into the summary's ``held_out``."""
-    if task == "classify":
-        from ffnlp.tasks.classify import train_classifier
-
-        clf = train_classifier(
-            train, dev=dev, test=test, config=cfg, out=out, callbacks=callbacks, force=force
-        )
-        summary = dict(clf.summary)
-        if held_out is not None:
-            summary["held_out"] = numbers(clf.evaluate(held_out))
-            add_to_summary(out, "held_out", summary["held_out"])
-        return summary
-    if task == "lm":
-        from ffnlp.tasks.lm import train_lm
-
-        lm = train_lm(
-            train, dev=dev, test=test, config=cfg, out=out, callbacks=callbacks, force=force
-        )
-        return dict(lm.summary)
-    from ffnlp.tasks.w2v import train_word2vec
-
-    assert corpus is not None
-    run = train_word2vec(corpus, config=cfg, out=out, callbacks=callbacks, force=force)
-    return dict(run.summary)
+    spec = registry.spec(task)
+    data = {"train": train, "dev": dev, "test": test, "corpus": corpus}
+    first, *rest = spec.inputs
+    result = spec.train(
+        data[first],
+        **{name: data[name] for name in rest},
+        config=cfg,
+        out=out,
+        callbacks=callbacks,
+        force=force,
+    )
+    summary = dict(result.summary)
+    if held_out is not None:
+        summary["held_out"] = numbers(spec.score(result, held_out))
+        add_to_summary(out, "held_out", summary["held_out"])
+    return summary

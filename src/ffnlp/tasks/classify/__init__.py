@@ -26,6 +26,7 @@ from ffnlp.tasks.classify.result import Classifier, load
 from ffnlp.tasks.classify.train import train_classifier
 
 __all__ = [
+    "SPEC",
     "ClassifyConfig",
     "Classifier",
     "DataConfig",
@@ -37,3 +38,4 @@ __all__ = [
     "resolve_config",
     "train_classifier",
 ]
+from ffnlp.tasks.classify.spec import SPEC  # registers the task (last: it names the above)

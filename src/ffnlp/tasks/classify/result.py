@@ -28,7 +28,7 @@ from ffnlp.errors import ConfigError, DataError, FfnlpError, ModelFileError
 from ffnlp.fileio import write_atomic
 from ffnlp.models import registry
 from ffnlp.models.heads import ClassifierInputs
-from ffnlp.models.io import expect_task, load_model, read_arch, read_json, run_path, save_model
+from ffnlp.models.io import load_model, read_arch, read_json, run_path, save_model
 from ffnlp.models.protocols import as_classifier, head_of
 from ffnlp.outputs import check_output_dir
 from ffnlp.params import check_int, check_number, check_path
@@ -43,7 +43,7 @@ from ffnlp.tasks.classify.data import (
 )
 from ffnlp.tasks.classify.evaluate import make_evaluator
 from ffnlp.tasks.classify.represent import batched, represent, resolve_layer
-from ffnlp.tasks.runfolder import read_config, read_summary
+from ffnlp.tasks.runfolder import expect_task, read_config, read_summary
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab

@@ -25,6 +25,7 @@ from ffnlp.tasks.lm.result import Generation, LanguageModel, load, load_arpa, lo
 from ffnlp.tasks.lm.train import train_lm
 
 __all__ = [
+    "SPEC",
     "KINDS",
     "Generation",
     "KNConfig",
@@ -39,3 +40,4 @@ __all__ = [
     "resolve_config",
     "train_lm",
 ]
+from ffnlp.tasks.lm.spec import SPEC  # registers the task (last: it names the above)

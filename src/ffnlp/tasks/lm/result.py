@@ -17,7 +17,6 @@ from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.models.arpa import BackoffNgram, read_arpa, write_arpa
 from ffnlp.models.io import (
     NGRAM_TYPE,
-    expect_task,
     load_model,
     load_ngram,
     read_arch,
@@ -34,7 +33,7 @@ from ffnlp.tasks.lm.evaluate import (
     perplexity_of,
     token_log_probs_nn,
 )
-from ffnlp.tasks.runfolder import read_config, read_summary
+from ffnlp.tasks.runfolder import expect_task, read_config, read_summary
 from ffnlp.text.corpus import (
     EOS,
     Corpus,

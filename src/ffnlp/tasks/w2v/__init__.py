@@ -24,6 +24,7 @@ from ffnlp.tasks.w2v.result import Word2VecRun, load, load_word_vectors
 from ffnlp.tasks.w2v.train import train_word2vec
 
 __all__ = [
+    "SPEC",
     "CorpusConfig",
     "EncodedCorpus",
     "EvaluationConfig",
@@ -37,3 +38,4 @@ __all__ = [
     "resolve_config",
     "train_word2vec",
 ]
+from ffnlp.tasks.w2v.spec import SPEC  # registers the task (last: it names the above)

@@ -21,11 +21,11 @@ from ffnlp import config as cfgmod
 from ffnlp.errors import ModelFileError
 from ffnlp.features.embeddings import save_vectors
 from ffnlp.features.wordvec_eval import WordVectors
-from ffnlp.models.io import ARCH, expect_task, load_model, read_arch, run_path, save_model
+from ffnlp.models.io import ARCH, load_model, read_arch, run_path, save_model
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.models.subword_skipgram import SubwordSkipGram
 from ffnlp.params import check_int, check_path, check_str
-from ffnlp.tasks.runfolder import read_config, read_summary
+from ffnlp.tasks.runfolder import expect_task, read_config, read_summary
 from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
 from ffnlp.tasks.w2v.evaluate import evaluate_vectors, model_vectors
 from ffnlp.text.vocab import Vocab
