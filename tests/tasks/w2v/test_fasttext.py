@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import ffnlp
+from ffnlp import jit
 from ffnlp.errors import ConfigError
 from ffnlp.features.embeddings import load_vectors
 from ffnlp.features.subwords import SubwordVectors
@@ -94,6 +95,36 @@ def assert_near(wv: WordVectors, typo: str, word: str) -> None:
     near = wv.similarity(typo, word)
     assert near > 0.9
     assert near > max(wv.similarity(typo, other) for other in GROUPS if other != word) + 0.3
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "FFNLP_JIT=0"])
+def test_both_steps_learn_subwords(
+    compiled: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled Hogwild kernel (fastText's update: the mean of a word's rows, its step added
+    to every row; 2 threads sharing each batch) and the PyTorch step behind FFNLP_JIT=0 both
+    give an unseen misspelling a vector near its word."""
+    if compiled and not jit.enabled():
+        pytest.skip("compiled kernels are off here (FFNLP_JIT=0 or numba missing)")
+    monkeypatch.setenv("FFNLP_JIT", "1" if compiled else "0")
+    jit.reset()
+    try:
+        found = train_word2vec(
+            long_word_corpus(tmp_path / "corpus.txt"),
+            overrides=[
+                *FASTTEXT,
+                "train.epochs=4",
+                f"train.batch_size={1024 if compiled else 64}",
+                "model.workers=2",
+            ],
+            out=tmp_path / "run",
+        )
+    finally:
+        monkeypatch.delenv("FFNLP_JIT")
+        jit.reset()
+    assert found.summary["step"] == ("compiled-hogwild" if compiled else "pytorch")
+    assert_near(found.wv, "goverment", "government")
+    assert_near(found.wv, "elephnt", "elephant")
 
 
 def test_the_evaluation_reports_both_modes_with_their_coverage(run: Word2VecRun) -> None:
