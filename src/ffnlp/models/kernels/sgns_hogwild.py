@@ -12,12 +12,18 @@ For each kept centre word (frequent words are already sub-sampled, chunk by chun
 1. draws the centre's window ``b`` uniformly from 1..window (word2vec's reduced window: near words
    count more) and walks up to ``b`` kept words to each side inside the same sentence, the left
    side first, nearest first;
-2. for each context word: the centre vector ``h`` (the centre's input row; with subwords the mean
-   of its bag of rows, recomputed for every pair as fastText does); then for the context word
-   (label 1) and ``negative`` noise words drawn from ``count ** 0.75`` (label 0; a noise word
-   equal to the context word is skipped, as gensim does): ``f = h . u``,
-   ``g = lr * (label - sigmoid(f))``, ``e += g u``, ``u += g h``; then ``e`` is added to the
-   centre's input row (with subwords, in full to every row of its bag: fastText's update).
+2. for each context word: with the centre vector ``h`` (the centre's input row; with subwords
+   the mean of its bag of rows), for the context word (label 1) and ``negative`` noise words
+   drawn from ``count ** 0.75`` (label 0; a noise word equal to the context word is skipped, as
+   gensim does): ``f = h . u``, ``g = lr * (label - sigmoid(f))``, ``e += g u``, ``u += g h``;
+   then ``e`` is the pair's step on the centre's input row (with subwords, on every row of its
+   bag in full: fastText's update).
+
+The centre's rows are read by its own pairs only, so the kernel keeps ``h`` up to date as the
+pairs' steps would move it (``h += e``; with a bag whose rows repeat, by the exact factor) and
+adds the steps to the rows once, after the centre's last pair: the same numbers as updating
+the rows after every pair and averaging them again (what the tests' reference does, and
+fastText), without a pass over the bag per pair.
 
 sigmoid and the loss's ``-log sigmoid`` come from tables over [-6, 6] (:data:`TABLE_SIZE` cells,
 word2vec's ``EXP_TABLE``), outside of which the step is ``lr * (label - 0 or 1)``. The loss
@@ -127,6 +133,7 @@ def train_slice(
     v64 = np.uint64(v)
     hidden = np.empty(d, dtype=np.float32)
     grad = np.empty(d, dtype=np.float32)
+    total = np.empty(d, dtype=np.float32)
     loss = 0.0
     pairs = 0
     for i in range(lo, hi):
@@ -140,32 +147,41 @@ def train_slice(
         z = (z ^ (z >> s27)) * m2
         z = z ^ (z >> s31)
         reach = 1 + np.int64((z >> s33) % np.uint64(window))
+        # the centre vector: its row, or the mean of its bag of rows
+        gain = np.float32(1.0)
         if subwords:
             first = bag_offsets[centre]
             last = bag_offsets[centre + 1]
+            for c in range(d):
+                hidden[c] = 0.0
+            repeats = 0  # entries of the bag that share a row with another entry, counted twice
+            for r in range(first, last):
+                row = bag_rows[r]
+                for c in range(d):
+                    hidden[c] += w_in[row, c]
+                for q in range(first, last):
+                    if q != r and bag_rows[q] == row:
+                        repeats += 1
+            inv = np.float32(1.0 / (last - first))
+            for c in range(d):
+                hidden[c] *= inv
+            # adding e to every entry's row moves the mean by e * (sum over entries of their
+            # row's count) / entries: e when the rows are distinct
+            gain = np.float32((last - first + repeats) / (last - first))
         else:
             first = 0
             last = 0
+            for c in range(d):
+                hidden[c] = w_in[centre, c]
+        for c in range(d):
+            total[c] = 0.0
+        stepped = False
         for side in range(2):
             for step in range(1, reach + 1):
                 j = i - step if side == 0 else i + step
                 if j < 0 or j >= k or sentence[j] != sent:
                     break
                 context = words[j]
-                # the centre vector at the weights this pair meets
-                if subwords:
-                    for c in range(d):
-                        hidden[c] = 0.0
-                    for r in range(first, last):
-                        row = bag_rows[r]
-                        for c in range(d):
-                            hidden[c] += w_in[row, c]
-                    inv = np.float32(1.0 / (last - first))
-                    for c in range(d):
-                        hidden[c] *= inv
-                else:
-                    for c in range(d):
-                        hidden[c] = w_in[centre, c]
                 for c in range(d):
                     grad[c] = 0.0
                 for n in range(negative + 1):
@@ -206,19 +222,26 @@ def train_slice(
                     for c in range(d):
                         grad[c] += gf * w_out[target, c]
                         w_out[target, c] += gf * hidden[c]
-                if subwords:
-                    for r in range(first, last):
-                        row = bag_rows[r]
-                        for c in range(d):
-                            w_in[row, c] += grad[c]
-                else:
-                    for c in range(d):
-                        w_in[centre, c] += grad[c]
+                # the pair's step reaches the centre's rows (added below, once per centre):
+                # the centre vector the next pair meets moves with them
+                for c in range(d):
+                    hidden[c] += gain * grad[c]
+                    total[c] += grad[c]
                 pairs += 1
+                stepped = True
+        if stepped:
+            if subwords:  # fastText's update: the whole step to every row of the bag
+                for r in range(first, last):
+                    row = bag_rows[r]
+                    for c in range(d):
+                        w_in[row, c] += total[c]
+            else:
+                for c in range(d):
+                    w_in[centre, c] += total[c]
     return loss, pairs
 
 
-PIECE = 256  # kept centres per kernel call when threads share a batch (about 0.2 ms of work)
+PIECE = 64  # kept centres per kernel call when threads share a batch (about 0.1 ms of work)
 
 
 def hogwild_step(
