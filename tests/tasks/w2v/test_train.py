@@ -276,24 +276,38 @@ def test_ptb_config_has_the_documented_settings() -> None:
 
 
 @pytest.mark.slow
-def test_ptb_vectors_are_as_good_as_gensims(tmp_path: Path) -> None:
-    """PTB train, the documented config: similarity close to gensim's (bench/w2v.py: 0.16-0.18, 0.12)."""
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "FFNLP_JIT=0"])
+def test_ptb_vectors_are_as_good_as_gensims(
+    compiled: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PTB train, the documented config: similarity close to gensim's (bench/w2v.py: 0.16-0.18,
+    0.12), with the compiled step (2 threads) and with the PyTorch one."""
     from tests.conftest import shared_data
 
     ptb = shared_data("ptb/ptb.train.txt.gz")
     ws = shared_data("word_similarity/wordsim353.tsv")
     sl = shared_data("word_similarity/simlex999.txt")
+    if compiled and not jit.enabled():
+        pytest.skip("compiled kernels are off here (FFNLP_JIT=0 or numba missing)")
     root = Path(__file__).resolve().parents[3]
-    run = train_word2vec(
-        ptb,
-        config=root / "configs/ptb_w2v.toml",
-        out=tmp_path / "ptb",
-        overrides=[
-            f"evaluation.similarity=['{ws}', '{sl}']",
-            'evaluation.analogies=""',
-            "train.checkpoint=false",
-        ],
-    )
+    monkeypatch.setenv("FFNLP_JIT", "1" if compiled else "0")
+    jit.reset()
+    try:
+        run = train_word2vec(
+            ptb,
+            config=root / "configs/ptb_w2v.toml",
+            out=tmp_path / "ptb",
+            overrides=[
+                f"evaluation.similarity=['{ws}', '{sl}']",
+                'evaluation.analogies=""',
+                "train.checkpoint=false",
+                "model.workers=2",
+            ],
+        )
+    finally:
+        monkeypatch.delenv("FFNLP_JIT")
+        jit.reset()
+    assert run.summary["step"] == ("compiled-hogwild" if compiled else "pytorch")
     sim = run.summary["evaluation"]["similarity"]
     assert run.summary["vocab_size"] == 9858
     assert sim["wordsim353.tsv"]["oov_rate"] == pytest.approx(116 / 353)
