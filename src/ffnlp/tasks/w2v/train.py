@@ -24,6 +24,7 @@ from ffnlp.errors import ConfigError, TrainingError
 from ffnlp.features.subwords import SubwordTable
 from ffnlp.fileio import resolved
 from ffnlp.models import registry
+from ffnlp.models.kernels import sgns_hogwild
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.models.subword_skipgram import SubwordSkipGram
 from ffnlp.runtime import available_cores, seed_everything, select_device
@@ -113,6 +114,8 @@ def train_word2vec(
     try:
         table = _subword_table(encoded.vocab, cfg)
         source = _pair_batches(encoded, cfg, table)
+        if source.hogwild:  # compiled (or loaded from the disk cache) before the clock starts
+            sgns_hogwild.warm_up()
         prep_seconds = time.perf_counter() - started
         seed_everything(cfg.train.seed)
         model = _skipgram(len(encoded.vocab), cfg, table)
