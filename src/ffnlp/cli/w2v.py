@@ -76,6 +76,9 @@ def train(
     """Train skip-gram (or CBOW) word vectors with negative sampling; with model.type =
     fasttext, over words and their character n-grams, so that unseen words get vectors too.
 
+    Skip-gram trains pair by pair, as gensim does, in a compiled kernel on model.workers threads.
+    FFNLP_JIT=0, CBOW, model.shared_negatives and torchrun take the PyTorch step.
+
     Examples:
 
         ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config ptb_w2v --out runs/ptb_w2v

@@ -18,14 +18,15 @@ noise distribution ``count ** 0.75`` (:class:`NoiseSampler`), and dynamic window
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ffnlp.errors import DataError
-from ffnlp.models.kernels import sgns_cpu
+from ffnlp.errors import DataError, TrainingError
+from ffnlp.models.kernels import sgns_cpu, sgns_hogwild
 from ffnlp.models.registry import register
 
 # --------------------------------------------------------------------------------------- sampling
@@ -215,19 +216,46 @@ class SkipGram(nn.Module):
         mean = total / max(pos.shape[0], 1)
         return total - (total - mean).detach()  # value: the mean per pair; gradient: the sum's
 
-    def sgd_step(self, batch: dict[str, torch.Tensor], lr: float) -> torch.Tensor | None:
+    def sgd_step(self, batch: dict[str, Any], lr: float) -> torch.Tensor | float | None:
         """One plain-SGD step on a skip-gram batch without autograd (the kernel
         :func:`ffnlp.models.kernels.sgns_cpu.sgd_step`); returns the mean loss.
 
         The same update as ``loss(batch).backward()`` followed by ``SGD(lr).step()``. Returns None
         for a batch it does not handle (CBOW, shared noise words, a model on a GPU) and when the
         model is built with ``fused=False``; the caller then takes the autograd path.
+
+        A batch of corpus positions (``hogwild``, see :class:`ffnlp.tasks.w2v.batches.PairBatches`)
+        goes to the compiled Hogwild kernel instead
+        (:func:`ffnlp.models.kernels.sgns_hogwild.hogwild_step`): pair by pair, as word2vec.
         """
+        if "hogwild" in batch:
+            return self._hogwild(batch, lr)
         if not self.fused or self.cbow or "pair_center" in batch:
             return None
         return sgns_cpu.sgd_step(
             self.input.weight, self.output.weight, batch, lr, workers=self.workers
         )
+
+    def _hogwild(
+        self,
+        batch: dict[str, Any],
+        lr: float,
+        subwords: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> float:
+        """The compiled step on a batch of corpus positions; an error where it cannot run (such
+        batches are made only where it can: see ``ffnlp.tasks.w2v.train.hogwild_possible``)."""
+        loss = None
+        if self.fused and not self.cbow:
+            loss = sgns_hogwild.hogwild_step(
+                self.input.weight, self.output.weight, batch["hogwild"], lr, self.workers, subwords
+            )
+        if loss is None:
+            raise TrainingError(
+                "a batch made for the compiled word2vec step reached a model that cannot take it "
+                "(fused=False, CBOW, a model off the CPU, or compiled kernels off); rerun with "
+                "FFNLP_JIT=0 to train on the PyTorch path"
+            )
+        return loss
 
     @torch.no_grad()
     def word_vectors(self) -> torch.Tensor:

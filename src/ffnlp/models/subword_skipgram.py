@@ -170,9 +170,12 @@ class SubwordSkipGram(SkipGram):
         out = F.embedding(targets, self.output.weight, sparse=self.sparse)  # (B, T, D)
         return torch.linalg.vecdot(out, hidden.unsqueeze(1))  # (B, T)
 
-    def sgd_step(self, batch: dict[str, torch.Tensor], lr: float) -> torch.Tensor | None:
+    def sgd_step(self, batch: dict[str, Any], lr: float) -> torch.Tensor | float | None:
         """One plain-SGD step without autograd (:func:`ffnlp.models.kernels.sgns_cpu.sgd_step`
-        with this model's subwords); None where :meth:`SkipGram.sgd_step` declines."""
+        with this model's subwords, or for a batch of corpus positions the compiled Hogwild
+        kernel); None where :meth:`SkipGram.sgd_step` declines."""
+        if "hogwild" in batch:
+            return self._hogwild(batch, lr, (self.subword_rows, self.subword_offsets))
         if not self.fused or self.cbow or "pair_center" in batch:
             return None
         return sgns_cpu.sgd_step(

@@ -120,6 +120,7 @@ class Summary(TypedDict, total=False):
     words_per_second: float  # corpus tokens x epochs / training seconds, as gensim counts
     workers: int
     prefetch_thread: bool
+    step: str  # "compiled-hogwild" (the Numba kernel) or "pytorch" (the batch step)
     final_train_loss: float | None
     evaluation: dict[str, Any]  # similarity / analogy results of the final vectors
 

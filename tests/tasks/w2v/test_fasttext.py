@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import ffnlp
+from ffnlp import jit
 from ffnlp.errors import ConfigError
 from ffnlp.features.embeddings import load_vectors
 from ffnlp.features.subwords import SubwordVectors
@@ -94,6 +95,36 @@ def assert_near(wv: WordVectors, typo: str, word: str) -> None:
     near = wv.similarity(typo, word)
     assert near > 0.9
     assert near > max(wv.similarity(typo, other) for other in GROUPS if other != word) + 0.3
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "FFNLP_JIT=0"])
+def test_both_steps_learn_subwords(
+    compiled: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled Hogwild kernel (fastText's update: the mean of a word's rows, its step added
+    to every row; 2 threads sharing each batch) and the PyTorch step behind FFNLP_JIT=0 both
+    give an unseen misspelling a vector near its word."""
+    if compiled and not jit.enabled():
+        pytest.skip("compiled kernels are off here (FFNLP_JIT=0 or numba missing)")
+    monkeypatch.setenv("FFNLP_JIT", "1" if compiled else "0")
+    jit.reset()
+    try:
+        found = train_word2vec(
+            long_word_corpus(tmp_path / "corpus.txt"),
+            overrides=[
+                *FASTTEXT,
+                "train.epochs=4",
+                f"train.batch_size={1024 if compiled else 64}",
+                "model.workers=2",
+            ],
+            out=tmp_path / "run",
+        )
+    finally:
+        monkeypatch.delenv("FFNLP_JIT")
+        jit.reset()
+    assert found.summary["step"] == ("compiled-hogwild" if compiled else "pytorch")
+    assert_near(found.wv, "goverment", "government")
+    assert_near(found.wv, "elephnt", "elephant")
 
 
 def test_the_evaluation_reports_both_modes_with_their_coverage(run: Word2VecRun) -> None:
@@ -234,3 +265,37 @@ def test_ptb_subword_vectors_cover_every_similarity_pair(tmp_path: Path) -> None
         assert sim[name]["oov_from_subwords"]["coverage"] == 1.0
         assert sim[name]["oov_from_subwords"]["scored_pairs"] == sim[name]["pairs"]
         assert -1 <= sim[name]["oov_from_subwords"]["spearman"] <= 1
+
+
+@pytest.mark.slow
+def test_ptb_subword_vectors_with_the_compiled_step_are_as_good_as_gensims(
+    tmp_path: Path,
+) -> None:
+    """PTB train, the whole configs/ptb_fasttext.toml (5 epochs) with the compiled step on 2
+    threads: Spearman near gensim FastText's (bench/w2v.py --model fasttext: WordSim-353
+    0.14-0.15, SimLex-999 0.13-0.15; the compiled step over seeds 1-3: 0.13-0.17, 0.12-0.14)."""
+    from tests.conftest import shared_data
+
+    ptb = shared_data("ptb/ptb.train.txt.gz")
+    ws = shared_data("word_similarity/wordsim353.tsv")
+    sl = shared_data("word_similarity/simlex999.txt")
+    if not jit.enabled():
+        pytest.skip("compiled kernels are off here (FFNLP_JIT=0 or numba missing)")
+    root = Path(__file__).resolve().parents[3]
+    run = train_word2vec(
+        ptb,
+        config=root / "configs/ptb_fasttext.toml",
+        out=tmp_path / "ptb",
+        overrides=[
+            f"evaluation.similarity=['{ws}', '{sl}']",
+            'evaluation.analogies=""',
+            "train.checkpoint=false",
+            "model.workers=2",
+        ],
+    )
+    assert run.summary["step"] == "compiled-hogwild"
+    sim = run.summary["evaluation"]["similarity"]
+    assert sim["wordsim353.tsv"]["spearman"] > 0.10
+    assert sim["simlex999.txt"]["spearman"] > 0.09
+    assert sim["wordsim353.tsv"]["oov_from_subwords"]["spearman"] > 0.10
+    assert sim["simlex999.txt"]["oov_from_subwords"]["spearman"] > 0.07

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from ffnlp import jit
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.features.embeddings import load_vectors
 from ffnlp.tasks.w2v import Word2VecRun, resolve_config, train_word2vec
@@ -132,6 +133,49 @@ def test_streaming_from_disk_gives_the_same_vectors(tmp_path: Path) -> None:
     assert not list((tmp_path / "disk").glob("*.ids"))  # the temporary token file is removed
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "FFNLP_JIT=0"])
+def test_the_compiled_step_trains_and_the_pytorch_step_stays_behind_ffnlp_jit(
+    compiled: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default skip-gram trains with the compiled Hogwild kernel, here 2 threads sharing each
+    batch; FFNLP_JIT=0 takes the PyTorch step. Both learn the topics; summary.json says which.
+    (The compiled step trains pair by pair, so a large batch is safe even on 20 words; the
+    PyTorch step sums a batch's updates and needs small ones here.)"""
+    if compiled and not jit.enabled():
+        pytest.skip("compiled kernels are off here (FFNLP_JIT=0 or numba missing)")
+    monkeypatch.setenv("FFNLP_JIT", "1" if compiled else "0")
+    jit.reset()
+    try:
+        corpus = topic_corpus(tmp_path / "c.txt", sentences=2500)
+        run = train_word2vec(
+            corpus,
+            overrides=[
+                *FAST,
+                f"train.batch_size={1024 if compiled else 64}",
+                "model.workers=2",
+                "train.epochs=3",
+            ],
+            out=tmp_path / "run",
+        )
+    finally:
+        monkeypatch.delenv("FFNLP_JIT")
+        jit.reset()
+    summary = run.summary
+    assert summary["step"] == ("compiled-hogwild" if compiled else "pytorch")
+    assert summary["prefetch_thread"] is not compiled  # the compiled step's batches need none
+    epochs = [
+        json.loads(line)
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if '"event": "epoch"' in line
+    ]
+    losses = [e["train"]["loss"] for e in epochs]
+    assert len(losses) == 3 and losses[-1] < losses[0] < 4.2  # 6 * log 2 = 4.16 at the start
+    wv = run.wv
+    same = np.mean([wv.similarity("cat", w) for w in ("dog", "pet", "fur")])
+    other = np.mean([wv.similarity("cat", w) for w in ("stock", "market", "bond")])
+    assert same > other + 0.3
+
+
 def test_cbow_trains(tmp_path: Path) -> None:
     corpus = topic_corpus(tmp_path / "c.txt", sentences=800)
     run = train_word2vec(
@@ -232,24 +276,38 @@ def test_ptb_config_has_the_documented_settings() -> None:
 
 
 @pytest.mark.slow
-def test_ptb_vectors_are_as_good_as_gensims(tmp_path: Path) -> None:
-    """PTB train, the documented config: similarity close to gensim's (bench/w2v.py: 0.16-0.18, 0.12)."""
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "FFNLP_JIT=0"])
+def test_ptb_vectors_are_as_good_as_gensims(
+    compiled: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PTB train, the documented config: similarity close to gensim's (bench/w2v.py: 0.16-0.18,
+    0.12), with the compiled step (2 threads) and with the PyTorch one."""
     from tests.conftest import shared_data
 
     ptb = shared_data("ptb/ptb.train.txt.gz")
     ws = shared_data("word_similarity/wordsim353.tsv")
     sl = shared_data("word_similarity/simlex999.txt")
+    if compiled and not jit.enabled():
+        pytest.skip("compiled kernels are off here (FFNLP_JIT=0 or numba missing)")
     root = Path(__file__).resolve().parents[3]
-    run = train_word2vec(
-        ptb,
-        config=root / "configs/ptb_w2v.toml",
-        out=tmp_path / "ptb",
-        overrides=[
-            f"evaluation.similarity=['{ws}', '{sl}']",
-            'evaluation.analogies=""',
-            "train.checkpoint=false",
-        ],
-    )
+    monkeypatch.setenv("FFNLP_JIT", "1" if compiled else "0")
+    jit.reset()
+    try:
+        run = train_word2vec(
+            ptb,
+            config=root / "configs/ptb_w2v.toml",
+            out=tmp_path / "ptb",
+            overrides=[
+                f"evaluation.similarity=['{ws}', '{sl}']",
+                'evaluation.analogies=""',
+                "train.checkpoint=false",
+                "model.workers=2",
+            ],
+        )
+    finally:
+        monkeypatch.delenv("FFNLP_JIT")
+        jit.reset()
+    assert run.summary["step"] == ("compiled-hogwild" if compiled else "pytorch")
     sim = run.summary["evaluation"]["similarity"]
     assert run.summary["vocab_size"] == 9858
     assert sim["wordsim353.tsv"]["oov_rate"] == pytest.approx(116 / 353)

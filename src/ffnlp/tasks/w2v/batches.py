@@ -10,12 +10,18 @@ noise words. A batch is a dict of tensors whose keys are the model's (see ``Skip
   rows too);
 - skip-gram with shared noise words: ``context`` (P,), ``center`` (C,) each centre word once,
   ``pair_center`` (P,) the centre of each pair, ``noise_weight`` (C,), ``negatives`` (C, M);
-- CBOW: ``center`` (B,), ``context`` (all window words), ``offsets`` (B,), ``negatives`` (B, N).
+- CBOW: ``center`` (B,), ``context`` (all window words), ``offsets`` (B,), ``negatives`` (B, N);
+- skip-gram for the compiled Hogwild step (``hogwild``): ``words`` (B,) the batch's corpus words
+  (before sub-sampling: the Trainer counts them as the batch's examples) and ``hogwild``, a
+  :class:`HogwildSlice`: the chunk's kept words and which of them are the batch's centres. Pairs
+  and noise words are drawn by the kernel (:mod:`ffnlp.models.kernels.sgns_hogwild`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +33,29 @@ from ffnlp.tasks.w2v.config import Word2VecModelConfig
 from ffnlp.tasks.w2v.corpus import EncodedCorpus
 from ffnlp.tasks.w2v.prefetch import prefetched
 
-Batch = dict[str, torch.Tensor]
+Batch = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HogwildSlice:
+    """One batch of the compiled Hogwild step: centres ``lo..hi-1`` of a chunk's kept words.
+
+    The chunk's arrays are shared by all its batches (no copy); ``seed`` (drawn once per chunk
+    and epoch from the run's generator) seeds the kernel's window and noise draws."""
+
+    words: np.ndarray  # (K,) int64 the chunk's words left by sub-sampling, in corpus order
+    sentence: np.ndarray  # (K,) int64 the sentence number of each
+    lo: int
+    hi: int
+    seed: int
+    window: int
+    negative: int
+    noise_accept: np.ndarray  # (V,) float32 the noise distribution's alias table
+    noise_alias: np.ndarray  # (V,) int64
+
+    @property
+    def centres(self) -> int:
+        return self.hi - self.lo
 
 
 class PairBatches:
@@ -45,8 +73,11 @@ class PairBatches:
         prefetch: bool = True,
         step_layout: bool = False,
         subwords: SubwordTable | None = None,
+        hogwild: bool = False,
     ):
         self.corpus = corpus
+        # batches of corpus positions for the compiled Hogwild step, which draws the pairs itself
+        self.hogwild = hogwild and cfg.architecture == "skipgram" and not cfg.shared_negatives
         self.step_layout = step_layout  # add fused_step_layout's fields to skip-gram batches
         self.subwords = subwords  # fastText's model: the step layout includes the centres' bags
         self.window, self.negative = cfg.window, cfg.negative
@@ -70,7 +101,8 @@ class PairBatches:
         if generator is None:  # a fixed draw (evaluation order is fixed anyway)
             generator = torch.Generator().manual_seed(0)
         produce = self._produce(batch_size, generator)
-        return prefetched(produce) if self.prefetch else produce
+        # the Hogwild batches cost one sub-sampling pass per chunk: no thread of their own
+        return prefetched(produce) if self.prefetch and not self.hogwild else produce
 
     def _produce(self, batch_size: int, g: torch.Generator) -> Iterator[Batch]:
         for i in range(len(self.corpus)):
@@ -86,6 +118,9 @@ class PairBatches:
         n = len(words)
         kept = (torch.rand(n, generator=g) < self.keep[words]).nonzero().squeeze(1)  # (K,)
         kept_words = words[kept]  # (K,)
+        if self.hogwild:
+            yield from self._hogwild_batches(words, sentence[kept], kept, kept_words, batch_size, g)
+            return
         # (P,), (P,): the positions in `kept` of each pair's centre and context word
         center, context = window_pairs(sentence[kept], self.window, g)
         n_batches = -(-n // batch_size)
@@ -100,6 +135,29 @@ class PairBatches:
                 yield self._shared_noise_batch(kept_words, center[lo:hi], context[lo:hi], g)
             else:
                 yield self._pair_batch(kept_words, center[lo:hi], context[lo:hi], g)
+
+    def _hogwild_batches(
+        self,
+        words: torch.Tensor,
+        kept_sentence: torch.Tensor,
+        kept: torch.Tensor,
+        kept_words: torch.Tensor,
+        batch_size: int,
+        g: torch.Generator,
+    ) -> Iterator[Batch]:
+        """The chunk's batches for the compiled step: batch b's centres are the kept words among
+        corpus words ``[b * batch_size, (b + 1) * batch_size)`` of the chunk, as for the others."""
+        n = len(words)
+        n_batches = -(-n // batch_size)
+        bounds = torch.searchsorted(kept, torch.arange(n_batches + 1) * batch_size).tolist()
+        seed = int(torch.randint(0, 2**63 - 1, (1,), generator=g))
+        arrays = (kept_words.numpy(), kept_sentence.numpy())
+        accept, alias = self.noise.accept.numpy(), self.noise.alias.numpy()
+        for b in range(n_batches):
+            part = HogwildSlice(
+                *arrays, bounds[b], bounds[b + 1], seed, self.window, self.negative, accept, alias
+            )
+            yield {"words": words[b * batch_size : (b + 1) * batch_size], "hogwild": part}
 
     def _pair_batch(
         self,

@@ -34,7 +34,11 @@ class CorpusConfig:
         "corpora with more tokens keep their ids in a temporary file, not in memory",
         ge=0,
     )
-    prefetch: bool = option(True, "prepare the next batches in a background thread")
+    prefetch: bool = option(
+        True,
+        "prepare the next batches in a background thread (the PyTorch step's; the compiled "
+        "skip-gram step needs none)",
+    )
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,9 @@ class Word2VecModelConfig:
     )
     workers: int = option(
         0,
-        "threads that share each batch's pairs, as gensim's workers (0 = every available core "
-        "but the one the batch-preparing thread takes when corpus.prefetch is on; at most 4 per "
-        "available core)",
+        "threads that share each batch, as gensim's workers (0 = every available core; with the "
+        "PyTorch step, FFNLP_JIT=0, but the one the batch-preparing thread takes when "
+        "corpus.prefetch is on; at most 4 per available core)",
         ge=0,
     )
     minn: int = option(3, "fasttext: shortest character n-gram (fastText's -minn)")

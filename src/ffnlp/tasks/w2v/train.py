@@ -19,10 +19,12 @@ from typing import Any
 import torch
 
 from ffnlp import config as cfgmod
+from ffnlp import jit
 from ffnlp.errors import ConfigError, TrainingError
 from ffnlp.features.subwords import SubwordTable
 from ffnlp.fileio import resolved
 from ffnlp.models import registry
+from ffnlp.models.kernels import sgns_hogwild
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.models.subword_skipgram import SubwordSkipGram
 from ffnlp.runtime import available_cores, seed_everything, select_device
@@ -51,7 +53,7 @@ from ffnlp.tasks.w2v.corpus import EncodedCorpus
 from ffnlp.tasks.w2v.evaluate import similarity_evaluator
 from ffnlp.tasks.w2v.result import Word2VecRun, load
 from ffnlp.text.vocab import Vocab
-from ffnlp.training import Callback, Trainer, update_step_if_allowed
+from ffnlp.training import Callback, Trainer, distributed, update_step_if_allowed
 
 
 @run_recipe
@@ -112,6 +114,8 @@ def train_word2vec(
     try:
         table = _subword_table(encoded.vocab, cfg)
         source = _pair_batches(encoded, cfg, table)
+        if source.hogwild:  # compiled (or loaded from the disk cache) before the clock starts
+            sgns_hogwild.warm_up()
         prep_seconds = time.perf_counter() - started
         seed_everything(cfg.train.seed)
         model = _skipgram(len(encoded.vocab), cfg, table)
@@ -193,6 +197,23 @@ def _subword_table(vocab: Vocab, cfg: W2VConfig) -> SubwordTable | None:
     return SubwordTable(vocab.itos, m.minn, m.maxn, m.buckets)
 
 
+def hogwild_possible(cfg: W2VConfig) -> bool:
+    """Whether the compiled Hogwild step (:mod:`ffnlp.models.kernels.sgns_hogwild`) trains this
+    run: skip-gram with noise words drawn per pair (``model.shared_negatives = 0``), plain SGD
+    that a hand-made update may make (``train.fused_step``), on the CPU, compiled kernels on
+    (``FFNLP_JIT``, Numba importable), and one process: under torchrun the batches keep to the
+    PyTorch step (each rank's step, then its changes exchanged)."""
+    m = cfg.model
+    return (
+        m.architecture == "skipgram"
+        and not m.shared_negatives
+        and cfg.train.fused_sgd
+        and select_device(cfg.train.device).type == "cpu"
+        and not distributed.is_distributed()
+        and jit.enabled()
+    )
+
+
 def _pair_batches(
     encoded: EncodedCorpus, cfg: W2VConfig, table: SubwordTable | None
 ) -> PairBatches:
@@ -205,13 +226,16 @@ def _pair_batches(
         prefetch=cfg.corpus.prefetch,
         step_layout=cfg.train.fused_sgd and on_cpu,
         subwords=table,
+        hogwild=hogwild_possible(cfg),
     )
 
 
 def _skipgram(vocab_size: int, cfg: W2VConfig, table: SubwordTable | None = None) -> SkipGram:
     """word2vec's SkipGram, or with a subword table fastText's SubwordSkipGram."""
-    # by default every core works on the step, but the one the prefetch thread keeps busy
-    workers = cfg.model.workers or max(1, available_cores() - (1 if cfg.corpus.prefetch else 0))
+    # by default every core works on the step, but the one the prefetch thread keeps busy (the
+    # compiled step's batches need no such thread)
+    prefetch = cfg.corpus.prefetch and not hogwild_possible(cfg)
+    workers = cfg.model.workers or max(1, available_cores() - (1 if prefetch else 0))
     args: dict[str, Any] = {
         "vocab_size": vocab_size,
         "dim": cfg.model.dim,
@@ -279,7 +303,10 @@ def _summary(
         encoded.raw_tokens * trainer.epoch / seconds if seconds > 0 else math.nan
     )
     summary["workers"] = model.workers
-    summary["prefetch_thread"] = cfg.corpus.prefetch
+    hogwild = hogwild_possible(cfg)
+    summary["prefetch_thread"] = cfg.corpus.prefetch and not hogwild
+    # which step trained: the compiled Hogwild kernel, or the PyTorch batch step
+    summary["step"] = "compiled-hogwild" if hogwild else "pytorch"
     summary["final_train_loss"] = history.epochs[-1]["train"]["loss"] if history.epochs else None
     if history.epochs and history.epochs[-1].get("dev"):
         summary["dev"] = history.epochs[-1]["dev"]
