@@ -29,6 +29,12 @@ SPARSE_PRODUCT_FROM = 4096  # ids in a call from which SciPy's sparse product ad
 LEAKY_SLOPE = 0.01  # ffnlp.models.activations.LEAKY_SLOPE (that module imports torch)
 
 
+def _sigmoid(x: Array) -> Array:
+    """1 / (1 + e^-x) in float64; a large -x gives 0 (exp overflowing to inf is expected)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+
+
 def _elu(x: Array) -> Array:
     return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
 
@@ -36,7 +42,7 @@ def _elu(x: Array) -> Array:
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "relu": lambda x: np.maximum(x, 0),
     "tanh": np.tanh,
-    "sigmoid": lambda x: (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(x.dtype),
+    "sigmoid": lambda x: _sigmoid(x).astype(x.dtype),
     "hardtanh": lambda x: np.clip(x, -1.0, 1.0),
     "leaky_relu": lambda x: np.where(x >= 0, x, x * np.float32(LEAKY_SLOPE)),
     "elu": _elu,
@@ -163,10 +169,10 @@ class NumpyForward:
         """(B, K) float32, as the heads' ``probabilities``."""
         z = logits.astype(np.float64)
         if self.binary:
-            p = (1.0 / (1.0 + np.exp(-z[:, 0]))).astype(np.float32)  # (B,)
+            p = _sigmoid(z[:, 0]).astype(np.float32)  # (B,)
             return np.stack([np.float32(1) - p, p], axis=1)
         if self.multilabel:
-            return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+            return _sigmoid(z).astype(np.float32)
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
