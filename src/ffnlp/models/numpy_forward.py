@@ -143,6 +143,7 @@ class NumpyForward:
             self.table = arrays["embedding.weight"]  # (R, D)
             layers = _linears(arrays, "mlp.")
         self.activate_first = kind == "mlp" and bool(layers)
+        self._projected: Array | None = None  # (R, K') table @ W.T, made on first use
         self.rest = Linears(layers, activation)
         self.rows = int(self.table.shape[0])
         self.out_size = 1 if self.binary else num_classes
@@ -157,6 +158,13 @@ class NumpyForward:
                     ],
                     axis=1,
                 )  # (B, 2D)
+            elif self.projects():
+                # the output layer moved in front of the pooling (a linear map commutes with a
+                # sum or a mean): a bag adds K' numbers per id instead of D
+                weight, bias = self.rest.layers[0]
+                if self._projected is None:
+                    self._projected = self.table @ weight.T  # (R, K')
+                return bag_sum(self._projected, ids, offsets, mode=self.pooling) + bias
             else:
                 h = bag_sum(self.table, ids, offsets, mode=self.pooling)  # (B, D)
         else:
@@ -164,6 +172,16 @@ class NumpyForward:
         if self.activate_first:
             h = self.activation(h)
         return self.rest(h)  # (B, K')
+
+    def projects(self) -> bool:
+        """A pooled model whose pooled vector goes straight to fewer logits than it has
+        dimensions (sst2_pooled: 64 -> 1): mean or sum of the rows of ``table @ W.T``."""
+        return (
+            self.kind == "pooled"
+            and self.pooling in ("mean", "sum")
+            and len(self.rest.layers) == 1
+            and self.out_size < self.table.shape[1]
+        )
 
     def probabilities(self, logits: Array) -> Array:
         """(B, K) float32, as the heads' ``probabilities``."""
