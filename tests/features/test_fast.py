@@ -226,3 +226,11 @@ def test_no_torch_in_the_chunk_featurisers() -> None:
     code = "import sys, ffnlp.features.fast, ffnlp.tasks.fastpredict; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_id_rows_forget_remembered_tokens_past_their_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(IdRows, "_MAX_SEEN", 4)  # forgotten at almost every chunk
+    tokenizer = Tokenizer("whitespace")
+    featurizer = IdsFeaturizer(FeaturesConfig(kind="ids", ngram_range=[1, 2], buckets=100))
+    featurizer.fit(tokenizer.tokenize_all(HOSTILE), HOSTILE)
+    _id_parity(featurizer, tokenizer, HOSTILE + ["more unseen words here"], 2)

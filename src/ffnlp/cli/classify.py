@@ -266,6 +266,9 @@ def predict(
     A multi-label run gives every label among the top --k whose probability reaches the
     threshold (possibly none); its probabilities are independent and need not sum to 1.
 
+    logreg, mlp and pooled runs over n-gram or id features are predicted in NumPy without
+    loading PyTorch (quick to start); others, or FFNLP_FAST_PREDICT=0, with PyTorch.
+
     Example:
 
         echo "a gripping , funny film" | ffnlp classify predict runs/sst2 --k 2 --json

@@ -336,7 +336,7 @@ class IdRows:
         self._wide_arr: np.ndarray = np.zeros(0, dtype=np.uint64)  # _wide as an array
         self._forget()
 
-    _MAX_SEEN = 1 << 20  # tokens remembered across chunks; the memory stays bounded
+    _MAX_SEEN = 200_000  # tokens remembered across chunks (about 20 MB); then forgotten
 
     def _kinds(self, stream: list[str], fresh: bool) -> np.ndarray:
         """(T,) the number of each token in the remembered table (:attr:`_seen`); ``fresh``:
