@@ -127,10 +127,15 @@ class KeyIndex:
         slot = self._slot(keys)
         todo = np.arange(len(keys))
         while len(todo):  # place what lands on a free slot (one key per slot), move the rest on
-            free = self.keys[slot[todo]] == self._EMPTY
+            free = np.flatnonzero(self.keys[slot[todo]] == self._EMPTY)
+            # of the keys landing on one free slot, the first takes it
+            wanted = slot[todo][free]
+            by_slot = np.argsort(wanted, kind="stable")
+            ordered = wanted[by_slot]
+            leads = np.ones(len(ordered), dtype=bool)
+            leads[1:] = ordered[1:] != ordered[:-1]
             first = np.zeros(len(todo), dtype=bool)
-            _, at = np.unique(slot[todo][free], return_index=True)
-            first[np.flatnonzero(free)[at]] = True
+            first[free[by_slot[leads]]] = True
             placed = todo[first]
             self.keys[slot[placed]] = keys[placed]
             self.values[slot[placed]] = values[placed]
@@ -179,12 +184,10 @@ class NgramRows:
         self.n_features = len(features)
         idf = state.get("idf")
         self.idf = None if idf is None else np.asarray(idf, dtype=np.float64)  # (F,)
-        types: dict[str, int] = {}
-        setdefault = types.setdefault
-        parts = [name.split(" ") for name in features]
-        for tokens in parts:
-            for t in tokens:
-                setdefault(t, len(types))
+        # every feature's tokens back to back (a feature's name is its tokens joined by spaces)
+        flat = " ".join(features).split(" ") if features else []
+        order = np.fromiter(map(str.count, features, repeat(" ")), np.int64, len(features)) + 1
+        types = dict(zip(dict.fromkeys(flat), range(len(flat)), strict=False))
         self.types = types  # every token some feature holds -> its number
         # the same with the separator token, for streams of several texts (split_chunk)
         self.types_in_stream = {**types, SEPARATOR: self._SEPARATOR_KIND}
@@ -198,26 +201,24 @@ class NgramRows:
             and (self.idf is None) == (self.weighting != "tfidf")
             and (self.idf is None or len(self.idf) == len(features))
             and len(set(features)) == len(features)
+            and int(order.sum()) == len(flat)  # no empty token: names of real n-grams
         )
         # unigrams: a column per type (-1 none); longer n-grams: their keys in a hash table
         self.unigram = np.full(n_types, -1, dtype=np.int64)
         self.tables: dict[int, KeyIndex] = {}
-        by_order: dict[int, list[int]] = {}
-        for column, tokens in enumerate(parts):
-            by_order.setdefault(len(tokens), []).append(column)
-        for n, columns in by_order.items():
-            if not self.supported:
-                break
+        if not self.supported:
+            return
+        kinds = np.fromiter(map(types.__getitem__, flat), np.int64, len(flat))  # (sum order,)
+        starts = np.cumsum(order) - order  # (F,) each feature's first token in flat
+        for n in sorted(set(order.tolist())):
+            columns = np.flatnonzero(order == n)
             keys = np.zeros(len(columns), dtype=np.int64)
             for k in range(n):
-                kth = np.fromiter(
-                    (types[parts[c][k]] for c in columns), dtype=np.int64, count=len(columns)
-                )
-                keys = keys * n_types + kth
+                keys = keys * n_types + kinds[starts[columns] + k]
             if n == 1:
                 self.unigram[keys] = columns
             else:
-                self.tables[n] = KeyIndex(keys, np.asarray(columns, dtype=np.int64))
+                self.tables[n] = KeyIndex(keys, columns.astype(np.int64))
 
     def rows(
         self, stream: list[str], lengths: np.ndarray | None = None
