@@ -79,9 +79,11 @@ def bag_sum(
         rows = table[ids]  # (N, D)
         if weights is not None:
             rows *= weights[:, None]
+        longest_first = np.argsort(-lengths, kind="stable")  # (B,)
+        reach = lengths[longest_first]  # (B,) descending
         starts = offsets[:-1]
-        for j in range(int(lengths.max())):
-            has = np.flatnonzero(lengths > j)
+        for j in range(int(reach[0])):
+            has = longest_first[: int(np.searchsorted(-reach, -j, side="left"))]  # length > j
             out[has] += rows[starts[has] + j]
     if mode == "mean":
         out[full] /= lengths[full, None].astype(table.dtype)
