@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -264,37 +266,51 @@ def predict(
     A multi-label run gives every label among the top --k whose probability reaches the
     threshold (possibly none); its probabilities are independent and need not sum to 1.
 
+    logreg, mlp and pooled runs over n-gram or id features are predicted in NumPy without
+    loading PyTorch (quick to start); others, or FFNLP_FAST_PREDICT=0, with PyTorch.
+
     Example:
 
         echo "a gripping , funny film" | ffnlp classify predict runs/sst2 --k 2 --json
 
         echo "how long to rest a steak" | ffnlp classify predict runs/cooking --k 5 --threshold 0.3
     """
-    from ffnlp.tasks.classify import load
-    from ffnlp.tasks.classify.result import check_threshold
+    from ffnlp.tasks.fastpredict import check_threshold, open_run
 
     if threshold is not None:
         check_threshold(threshold)  # before reading a whole input
     if k < 1 and k != -1:
         raise typer.BadParameter("--k must be at least 1, or -1 for every label", param_hint="--k")
-    clf = load(run)
+    # the NumPy path reads the run without PyTorch (start-up in a fraction of a second); a run
+    # it does not cover, or FFNLP_FAST_PREDICT=0, is loaded and predicted with PyTorch
+    clf: Any = open_run(run)
+    if clf is None:
+        from ffnlp.tasks.classify import load
+
+        clf = load(run)
     seen = 0
-    for text, top in clf.predict_stream(
-        _input_lines(input_, encoding), k=k, threshold=threshold, batch_size=batch_size
-    ):
-        seen += 1
-        label, prob = top[0] if top else (None, 0.0)
+    lines = _input_lines(input_, encoding)
+    while batch := list(islice(lines, batch_size)):
+        seen += len(batch)
+        tops = clf.predict(batch, k=k, threshold=threshold)
         if json_:
-            print_json(
-                {
-                    "text": text,
-                    "label": label,
-                    "prob": prob,
-                    "top": [{"label": lab, "prob": p} for lab, p in top],
-                }
-            )
+            out = [
+                json.dumps(
+                    {
+                        "text": text,
+                        "label": top[0][0] if top else None,
+                        "prob": top[0][1] if top else 0.0,
+                        "top": [{"label": lab, "prob": p} for lab, p in top],
+                    }
+                )
+                for text, top in zip(batch, tops, strict=True)
+            ]
         else:
-            typer.echo("\t".join(f"{lab}\t{p:.4f}" for lab, p in top) + f"\t{text}")
+            out = [
+                "\t".join(f"{lab}\t{p:.4f}" for lab, p in top) + f"\t{text}"
+                for text, top in zip(batch, tops, strict=True)
+            ]
+        typer.echo("\n".join(out))  # one write per batch: the answers come while reading
     if not seen:
         raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text to classify")
 

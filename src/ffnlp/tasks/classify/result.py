@@ -25,13 +25,15 @@ from torch import nn
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError, FfnlpError, ModelFileError
+from ffnlp.features.fast import IdRows, NgramRows
 from ffnlp.fileio import write_atomic
-from ffnlp.models import registry
+from ffnlp.models import numpy_forward, registry
 from ffnlp.models.heads import ClassifierInputs
 from ffnlp.models.io import load_model, read_arch, read_json, run_path, save_model
 from ffnlp.models.protocols import as_classifier, head_of
 from ffnlp.outputs import check_output_dir
 from ffnlp.params import check_int, check_number, check_path
+from ffnlp.tasks import fastpredict
 from ffnlp.tasks.classify.config import ClassifyConfig, resolve_config
 from ffnlp.tasks.classify.data import (
     Featurizer,
@@ -43,6 +45,7 @@ from ffnlp.tasks.classify.data import (
 )
 from ffnlp.tasks.classify.evaluate import make_evaluator
 from ffnlp.tasks.classify.represent import batched, represent, resolve_layer
+from ffnlp.tasks.fastpredict import FastClassifier, check_threshold
 from ffnlp.tasks.runfolder import expect_task, read_config, read_summary
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
@@ -51,6 +54,12 @@ from ffnlp.training.data import BatchSource
 
 Prediction = list[tuple[str, float]]  # (label, probability) pairs, most probable first
 LabelsOfText = str | Sequence[str]  # one label, or a multi-label example's labels
+# the model classes the NumPy path computes (exactly these classes), and their model.json type
+_FAST_MODELS = {
+    "LogisticRegression": "logreg",
+    "FeatureMLP": "mlp",
+    "PooledEmbeddingClassifier": "pooled",
+}
 
 
 class Classifier:
@@ -75,6 +84,8 @@ class Classifier:
         self.run_dir = run_dir
         self.summary = summary or {}
         self.tokenizer = Tokenizer(config.data.tokenizer, lowercase=config.data.lowercase)
+        self._fast_rows: tuple[tuple[int, int], NgramRows | IdRows | None] | None = None
+        self._fast_forward: tuple[tuple[Any, ...], numpy_forward.NumpyForward | None] | None = None
         head = head_of(as_classifier(self.model))
         self.multilabel: bool = bool(getattr(head, "multilabel", False))
         # multi-label, task.tune_thresholds: one decision threshold per label (tuned on dev)
@@ -99,6 +110,57 @@ class Classifier:
         return np.full(k, self.config.task.threshold, dtype=np.float64)
 
     # -- prediction
+    def fast_path(self) -> FastClassifier | None:
+        """This classifier on the NumPy path (:mod:`ffnlp.tasks.fastpredict`), or ``None`` where
+        that path does not cover it or is turned off (``FFNLP_FAST_PREDICT=0``). The network's
+        arrays are views of the model's tensors, taken again whenever a tensor is replaced or
+        changed in place, so that a model whose weights change (or are swapped for
+        memory-mapped ones by ``ffnlp serve``) is predicted with the weights it has."""
+        if not fastpredict.enabled():
+            return None
+        key = (id(self.featurizer), self.featurizer.input_size)
+        if self._fast_rows is None or self._fast_rows[0] != key:
+            rows = None
+            state = self.featurizer.to_dict()
+            if type(self.model).__name__ in _FAST_MODELS:
+                rows = fastpredict.feature_rows(
+                    self.config.features.kind, state, getattr(self.featurizer, "max_n", 1)
+                )
+            self._fast_rows = (key, rows)
+        rows = self._fast_rows[1]
+        if rows is None or self.model.training:
+            return None
+        # the same tensors, unchanged since (their version counts in-place changes): the same
+        # forward, with what it made on first use (sst2_pooled: the projected table)
+        weights_key = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+        if self._fast_forward is not None and self._fast_forward[0] == weights_key:
+            forward = self._fast_forward[1]
+        else:
+            state = self.model.state_dict()
+            if any(v.device.type != "cpu" for v in state.values()):
+                return None
+            head = head_of(as_classifier(self.model))
+            forward = numpy_forward.build(
+                _FAST_MODELS[type(self.model).__name__],
+                {k: v.detach().numpy() for k, v in state.items()},
+                self.model_args,
+                int(getattr(head, "num_classes", len(self.labels))),
+                self.multilabel,
+            )
+            self._fast_forward = (weights_key, forward)
+        if forward is None:
+            return None
+        fast = fastpredict.FastClassifier(
+            self.tokenizer,
+            rows,
+            forward,
+            self.labels.labels,
+            self.multilabel,
+            self.thresholds,
+            self.config.task.threshold,
+        )
+        return fast if fast.fits() else None
+
     @torch.no_grad()
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(N, K) class probabilities, columns in the order of ``self.labels.labels``; for a
@@ -106,6 +168,9 @@ class Classifier:
         texts = as_texts(texts)
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
+        fast = self.fast_path()
+        if fast is not None:
+            return fast.predict_proba(texts)
         source = self.source(texts)
         self.model.eval()
         classifier = as_classifier(self.model)
@@ -151,13 +216,16 @@ class Classifier:
         cut = self.decision_thresholds(threshold)
         batch = as_texts(texts)
         probs = self.predict_proba(batch)
-        k = probs.shape[1] if k == -1 else min(k, probs.shape[1])
-        results = []
-        for row in probs:
-            top = np.argsort(-row, kind="stable")[:k]
-            results.append(
-                [(self.labels.labels[i], float(row[i])) for i in top if row[i] >= cut[i]]
-            )
+        if fastpredict.enabled():  # the same choice as a loop over the rows, with array operations
+            results = fastpredict.top_k(probs, self.labels.labels, k, cut)
+        else:
+            k = probs.shape[1] if k == -1 else min(k, probs.shape[1])
+            results = []
+            for row in probs:
+                top = np.argsort(-row, kind="stable")[:k]
+                results.append(
+                    [(self.labels.labels[i], float(row[i])) for i in top if row[i] >= cut[i]]
+                )
         return results[0] if isinstance(texts, str) else results
 
     def predict_stream(
@@ -342,15 +410,6 @@ class Classifier:
         _check_sizes(run_dir, arch, config, labels, featurizer_size, head_of(classifier))
         summary = read_summary(run_dir)
         return cls(config, labels, featurizer, model, arch["args"], run_dir, summary, thresholds)
-
-
-def check_threshold(threshold: float) -> None:
-    """A decision threshold is a probability: ConfigError unless 0 <= threshold <= 1."""
-    if not 0.0 <= threshold <= 1.0:  # NaN fails both comparisons
-        raise ConfigError(
-            f"threshold must be a probability between 0 and 1; got {threshold} (labels whose "
-            "probability is at least the threshold are returned)"
-        )
 
 
 _PROBE_SIZE, _PROBE_CLASSES = 982_451_653, 3_571  # sizes no real run has: they mark the arguments

@@ -1,0 +1,447 @@
+"""Featurising a whole chunk of texts at once, with NumPy and without PyTorch (predict's path).
+
+The reference featurisers (:class:`~ffnlp.features.bag.BagOfNgrams`, the ids featurizer's
+:func:`~ffnlp.models.pooled.encode_bags`) work text by text in Python and hand PyTorch tensors to
+the model. Predicting a large file spends most of its time there, so this module does the same
+work over a chunk of texts with array operations:
+
+- :func:`tokenize_chunk`: every text of the chunk tokenised by one call of ``str.split`` (or the
+  tokenizer's regular expression) over the texts joined by a separator token, then cut back into
+  texts where the separators are; the tokens are exactly those of
+  :class:`~ffnlp.text.tokenize.Tokenizer` (the separator is a character no token can hold
+  together with a space on each side; a chunk whose texts hold that character is tokenised text
+  by text instead);
+- :class:`NgramRows`: the rows of a fitted bag of n-grams (state as ``BagOfNgrams.to_dict``):
+  each token becomes the number of its type, an n-gram a key computed from its tokens' types,
+  looked up in the sorted keys of the features; then counts, tf-idf and the L2 norm as the
+  reference computes them. Returns CSR arrays ``(ids, offsets, weights)``;
+- :class:`IdRows`: the bags of the ids featurizer (word rows, then fastText-hashed word n-gram
+  rows; state as ``IdsFeaturizer.to_dict``), in the reference's order. Character n-grams
+  (``maxn > 0``) are not covered: :meth:`IdRows.supported` says so and the caller takes the
+  reference path.
+
+Both give the same ids and (to float rounding) the same weights as the reference, which the
+tests check on the benchmark data. The arrays are built for a chunk at a time: the memory used is
+that of one chunk.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+
+from ffnlp.text.tokenize import Tokenizer
+
+SEPARATOR = "\x00"  # the token put between two texts; a text holding it is tokenised on its own
+_JOIN = f" {SEPARATOR} "
+_ASCII_WHITESPACE = re.compile(r"[^ \t\n\r\f\v]+")
+_FILE_SEPARATOR_CHARS = "\x1c\x1d\x1e\x1f"
+# what str.split() splits on beyond ASCII whitespace and \x1c-\x1f (Py_UNICODE_ISSPACE)
+_UNICODE_SPACE_CHARS = (
+    "\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def _holds_any(text: str, chars: str) -> bool:
+    """Whether ``text`` holds one of ``chars`` (one fast substring search each: quicker than a
+    regular expression's character class over a long text)."""
+    return any(c in text for c in chars)
+
+
+_MAX_KEY_BITS = 62  # n-gram keys are int64: types ** n must stay below 2 ** 62
+
+
+def split_chunk(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[list[str], np.ndarray | None]:
+    """The tokens of a chunk of texts as the featurisers here read them: ``(stream, None)``,
+    every text's tokens with one :data:`SEPARATOR` token between two texts; or, for a chunk one
+    call cannot split as the tokenizer would (a text holding the separator, a non-ASCII text
+    holding ``\\x1c``-``\\x1f``), ``(tokens, lengths)``: the tokens back to back (no separator)
+    and how many each text has."""
+    if not texts:
+        return [], np.zeros(0, dtype=np.int64)
+    if tokenizer.lowercase:
+        texts = [t.lower() for t in texts]
+    joined = _JOIN.join(texts)
+    ascii_ = joined.isascii()
+    if joined.count(SEPARATOR) != len(texts) - 1 or (
+        # str.split() also splits ASCII texts on \x1c-\x1f, as the reference does text by text;
+        # the expression that stands for it on other texts does not: each text on its own then
+        tokenizer.kind == "whitespace" and not ascii_ and _holds_any(joined, _FILE_SEPARATOR_CHARS)
+    ):
+        lists = [tokenizer(t) for t in texts]
+        lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        return [t for tokens in lists for t in tokens], lengths
+    if tokenizer.kind == "regex":
+        from ffnlp.text.tokenize import _WORDS
+
+        return _WORDS.findall(joined), None
+    if ascii_ or not _holds_any(joined, _UNICODE_SPACE_CHARS):
+        # without Unicode spaces (nor \x1c-\x1f, checked above) str.split() splits exactly
+        # where the ASCII-whitespace expression does, and faster
+        return joined.split(), None
+    return _ASCII_WHITESPACE.findall(joined), None
+
+
+def tokenize_chunk(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """``(tokens, lengths)``: the tokens of every text back to back, and how many each text has
+    (int64, one per text); the same tokens as ``tokenizer.tokenize_all(texts)``."""
+    stream, lengths = split_chunk(tokenizer, texts)
+    if lengths is not None:
+        return stream, lengths
+    marks = np.flatnonzero(
+        np.fromiter(map(SEPARATOR.__eq__, stream), dtype=bool, count=len(stream))
+    )
+    bounds = np.concatenate(([-1], marks, [len(stream)]))  # (S+1,)
+    lengths = (np.diff(bounds) - 1).astype(np.int64)  # (S,) tokens between two separators
+    return [t for t in stream if t != SEPARATOR], lengths
+
+
+def _ranks(lengths: np.ndarray) -> np.ndarray:
+    """0..len-1 for each segment, concatenated: [2, 3] -> [0, 1, 0, 1, 2]."""
+    total = int(lengths.sum())
+    seg_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total, dtype=np.int64) - seg_start
+
+
+def _windows_inside(text_of: np.ndarray, n: int) -> np.ndarray:
+    """(T-n+1,) bool: the n tokens starting at each position belong to one text."""
+    return text_of[: len(text_of) - n + 1] == text_of[n - 1 :]
+
+
+class KeyIndex:
+    """A hash table from int64 keys to int64 values, looked up for a whole array at once
+    (open addressing, linear probing; at most half full)."""
+
+    _EMPTY = -1
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray):
+        size = 1 << max(int(2 * len(keys)).bit_length(), 4)
+        self.mask = np.int64(size - 1)
+        self.keys = np.full(size, self._EMPTY, dtype=np.int64)
+        self.values = np.zeros(size, dtype=np.int64)
+        slot = self._slot(keys)
+        todo = np.arange(len(keys))
+        while len(todo):  # place what lands on a free slot (one key per slot), move the rest on
+            free = np.flatnonzero(self.keys[slot[todo]] == self._EMPTY)
+            # of the keys landing on one free slot, the first takes it
+            wanted = slot[todo][free]
+            by_slot = np.argsort(wanted, kind="stable")
+            ordered = wanted[by_slot]
+            leads = np.ones(len(ordered), dtype=bool)
+            leads[1:] = ordered[1:] != ordered[:-1]
+            first = np.zeros(len(todo), dtype=bool)
+            first[free[by_slot[leads]]] = True
+            placed = todo[first]
+            self.keys[slot[placed]] = keys[placed]
+            self.values[slot[placed]] = values[placed]
+            todo = todo[~first]
+            slot[todo] = (slot[todo] + 1) & self.mask
+
+    def _slot(self, keys: np.ndarray) -> np.ndarray:
+        mixed = keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing
+        return (mixed >> np.uint64(32)).astype(np.int64) & self.mask
+
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        """The value of every key (int64 >= 0), -1 for a key the table does not hold."""
+        out = np.full(len(keys), -1, dtype=np.int64)
+        slot = self._slot(keys)
+        todo = np.arange(len(keys))
+        while len(todo):
+            held = self.keys[slot[todo]]
+            hit = held == keys[todo]
+            out[todo[hit]] = self.values[slot[todo[hit]]]
+            todo = todo[~hit & (held != self._EMPTY)]
+            slot[todo] = (slot[todo] + 1) & self.mask
+        return out
+
+
+def _text_of(kind: np.ndarray, separator: int, lengths: np.ndarray | None) -> np.ndarray:
+    """(T,) the text of each position of the stream (a separator counts with the next text)."""
+    if lengths is None:
+        return np.cumsum(kind == separator)
+    return np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+
+
+class NgramRows:
+    """The rows of a fitted bag of word n-grams (``BagOfNgrams.to_dict()``'s state) for chunks
+    of texts split by :func:`split_chunk`: ``rows(stream, lengths) -> (ids, offsets, weights)``."""
+
+    _SEPARATOR_KIND = -2  # the type of a separator token; -1: a token no feature holds
+
+    def __init__(self, state: dict[str, Any]):
+        low, high = (int(x) for x in state["ngram_range"])
+        self.low, self.high = low, high
+        self.weighting: str = state["weighting"]
+        self.sublinear_tf = bool(state["sublinear_tf"])
+        norm = state["norm"]
+        self.l2 = norm == "l2" or (norm == "auto" and self.weighting == "tfidf")
+        features: list[str] = state["features"]
+        self.n_features = len(features)
+        idf = state.get("idf")
+        self.idf = None if idf is None else np.asarray(idf, dtype=np.float64)  # (F,)
+        # every feature's tokens back to back (a feature's name is its tokens joined by spaces)
+        flat = " ".join(features).split(" ") if features else []
+        order = np.fromiter(map(str.count, features, repeat(" ")), np.int64, len(features)) + 1
+        types = dict(zip(dict.fromkeys(flat), range(len(flat)), strict=False))
+        self.types = types  # every token some feature holds -> its number
+        # the same with the separator token, for streams of several texts (split_chunk)
+        self.types_in_stream = {**types, SEPARATOR: self._SEPARATOR_KIND}
+        n_types = max(len(types), 1)
+        self.n_types = n_types
+        self.supported = (
+            n_types ** max(high, 1) < 2**_MAX_KEY_BITS
+            and 1 <= low <= high
+            and self.weighting in ("count", "binary", "tfidf")
+            and norm in ("auto", "l2", None)
+            and (self.idf is None) == (self.weighting != "tfidf")
+            and (self.idf is None or len(self.idf) == len(features))
+            and len(set(features)) == len(features)
+            and int(order.sum()) == len(flat)  # no empty token: names of real n-grams
+        )
+        # unigrams: a column per type (-1 none); longer n-grams: their keys in a hash table
+        self.unigram = np.full(n_types, -1, dtype=np.int64)
+        self.tables: dict[int, KeyIndex] = {}
+        if not self.supported:
+            return
+        kinds = np.fromiter(map(types.__getitem__, flat), np.int64, len(flat))  # (sum order,)
+        starts = np.cumsum(order) - order  # (F,) each feature's first token in flat
+        for n in sorted(set(order.tolist())):
+            columns = np.flatnonzero(order == n)
+            keys = np.zeros(len(columns), dtype=np.int64)
+            for k in range(n):
+                keys = keys * n_types + kinds[starts[columns] + k]
+            if n == 1:
+                self.unigram[keys] = columns
+            else:
+                self.tables[n] = KeyIndex(keys, columns.astype(np.int64))
+
+    def rows(
+        self, stream: list[str], lengths: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR arrays of a chunk (``split_chunk``'s ``stream, lengths``): column ids (int64,
+        ascending within a text), the (B+1,) start of each text's, and the values (float32),
+        as ``BagOfNgrams.transform`` computes them."""
+        if lengths is None:
+            kind = np.fromiter(
+                map(self.types_in_stream.get, stream, repeat(-1)), dtype=np.int64, count=len(stream)
+            )  # (T,) type of each token, -1 for a token no feature holds, -2 a separator
+            n_texts = int((kind == self._SEPARATOR_KIND).sum()) + 1
+        else:
+            kind = np.fromiter(
+                map(self.types.get, stream, repeat(-1)), dtype=np.int64, count=len(stream)
+            )
+            n_texts = len(lengths)
+        text_of = _text_of(kind, self._SEPARATOR_KIND, lengths)  # (T,)
+        found_cols, found_rows = [], []
+        for n in range(self.low, self.high + 1):
+            if len(kind) < n or (n > 1 and n not in self.tables):
+                continue
+            count = len(kind) - n + 1
+            key = kind[:count].copy()
+            valid = key >= 0
+            for k in range(1, n):
+                nxt = kind[k : k + count]
+                valid &= nxt >= 0
+                key = key * self.n_types + nxt
+            if lengths is not None and n > 1:
+                valid &= _windows_inside(text_of, n)
+            at = np.flatnonzero(valid)
+            columns = self.unigram[key[at]] if n == 1 else self.tables[n].get(key[at])
+            hit = columns >= 0
+            found_cols.append(columns[hit])
+            found_rows.append(text_of[at[hit]])
+        if found_cols:
+            cols = np.concatenate(found_cols)
+            rows = np.concatenate(found_rows)
+        else:
+            cols = rows = np.zeros(0, dtype=np.int64)
+        f = max(self.n_features, 1)
+        cells = rows * f + cols
+        if n_texts * f < 2**31:  # a narrower sort is a faster one
+            cells = cells.astype(np.int32)
+        cells = np.sort(cells).astype(np.int64)  # row-major, columns ascending, duplicates adjacent
+        if len(cells):
+            starts = np.flatnonzero(np.concatenate(([True], cells[1:] != cells[:-1])))
+            tf = np.diff(np.append(starts, len(cells))).astype(np.float64)
+            cells = cells[starts]
+        else:
+            tf = np.zeros(0, dtype=np.float64)
+        row_of, col_of = cells // f, cells % f
+        values = self._weigh(tf, col_of, row_of, n_texts)
+        offsets = np.zeros(n_texts + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row_of, minlength=n_texts), out=offsets[1:])
+        return col_of, offsets, values.astype(np.float32)
+
+    def _weigh(
+        self, tf: np.ndarray, col_of: np.ndarray, row_of: np.ndarray, n_texts: int
+    ) -> np.ndarray:
+        """The reference's ``BagOfNgrams._weigh``, step for step (float64, then float32)."""
+        if self.weighting == "binary":
+            values = np.ones_like(tf)
+        else:
+            values = 1.0 + np.log(tf) if self.sublinear_tf else tf
+            if self.weighting == "tfidf":
+                assert self.idf is not None
+                values = values * self.idf[col_of]
+        if self.l2:
+            norms = np.sqrt(np.bincount(row_of, weights=values * values, minlength=n_texts))
+            values = values / norms[row_of]
+        return values
+
+
+class IdRows:
+    """The bags of the ids featurizer (``IdsFeaturizer.to_dict()``'s state) for chunks of
+    tokenised texts: each text's word rows (known words, in order), then its word n-grams'
+    rows ``len(vocab) + bucket`` (bigrams left to right, then trigrams...), as
+    :func:`~ffnlp.models.pooled.encode_bags` lays them out; a pruned run's bucket rows moved as
+    :meth:`IdsFeaturizer.pruned` moves them."""
+
+    def __init__(self, state: dict[str, Any], max_n: int | None = None):
+        vocab = state["vocab"]
+        itos: list[str] = vocab["itos"]
+        specials = set(vocab.get("specials", ()))
+        self.lookup = {w: i for i, w in enumerate(itos) if w not in specials}
+        self.n_words = len(itos)
+        max_n = self.max_n = int(state.get("max_n", 1)) if max_n is None else max_n
+        self.buckets = int(state.get("buckets", 0))
+        self.maxn = int(state.get("maxn", 0))
+        self.supported = (
+            self.maxn == 0
+            and (max_n < 2 or self.buckets > 0)
+            and len(self.lookup) + len(specials) == len(itos)  # distinct words
+            and specials <= set(itos)
+        )
+        kept = state.get("bucket_rows")
+        self.row_map: np.ndarray | None = None
+        if kept is not None:
+            kept_arr = np.asarray(kept, dtype=np.int64)
+            if len(kept_arr) and (
+                kept_arr[0] < 0 or kept_arr[-1] >= self.buckets or (np.diff(kept_arr) <= 0).any()
+            ):
+                self.supported = False
+                kept_arr = kept_arr[:0]
+            row_map = np.full(self.n_words + self.buckets, -1, dtype=np.int64)
+            row_map[: self.n_words] = np.arange(self.n_words)
+            row_map[self.n_words + kept_arr] = self.n_words + np.arange(len(kept_arr))
+            self.row_map = row_map
+        # each token seen so far -> its number; its row (or -1) and its fastText hash; bounded
+        self._seen: dict[str, int] = {}
+        self._row: list[int] = []
+        self._wide: list[int] = []
+        self._row_arr: np.ndarray = np.zeros(0, dtype=np.int64)  # _row as an array
+        self._wide_arr: np.ndarray = np.zeros(0, dtype=np.uint64)  # _wide as an array
+        self._forget()
+
+    _MAX_SEEN = 200_000  # tokens remembered across chunks (about 20 MB); then forgotten
+
+    def _kinds(self, stream: list[str], fresh: bool) -> np.ndarray:
+        """(T,) the number of each token in the remembered table (:attr:`_seen`); ``fresh``:
+        a separator token is a token of a text (kind 1), not a separator (kind 0)."""
+        if len(self._seen) > self._MAX_SEEN:
+            self._forget()
+        seen = self._seen
+        kind = np.fromiter(map(seen.get, stream, repeat(-1)), dtype=np.int64, count=len(stream))
+        missing = np.flatnonzero(kind < 0)
+        if len(missing):
+            from ffnlp.text.ngrams import _wide
+
+            get = self.lookup.get
+            for i in missing.tolist():
+                token = stream[i]
+                k = seen.get(token)
+                if k is None:
+                    k = seen[token] = len(self._row)
+                    self._row.append(get(token, -1))
+                    self._wide.append(_wide(token) if self.max_n > 1 else 0)
+                kind[i] = k
+        if fresh:
+            kind[kind == 0] = 1
+        return kind
+
+    def _sync(self) -> None:
+        """The arrays of the remembered rows and hashes, grown by the tokens added since."""
+        have = len(self._row_arr)
+        if have < len(self._row):
+            self._row_arr = np.concatenate(
+                [self._row_arr, np.asarray(self._row[have:], dtype=np.int64)]
+            )
+            self._wide_arr = np.concatenate(
+                [self._wide_arr, np.asarray(self._wide[have:], dtype=np.uint64)]
+            )
+
+    def _forget(self) -> None:
+        """Start the remembered tokens again: kind 0 the separator, kind 1 a text's own token
+        equal to it (see :func:`split_chunk`)."""
+        from ffnlp.text.ngrams import _wide
+
+        self._row_arr = np.zeros(0, dtype=np.int64)
+        self._wide_arr = np.zeros(0, dtype=np.uint64)
+        self._seen = {SEPARATOR: 0}
+        self._row = [-1, self.lookup.get(SEPARATOR, -1)]
+        self._wide = [0, _wide(SEPARATOR)]
+
+    def rows(
+        self, stream: list[str], lengths: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, offsets)`` of a chunk (``split_chunk``'s ``stream, lengths``): the bags back to
+        back (int64) and the (B+1,) start of each."""
+        kind = self._kinds(stream, fresh=lengths is not None)
+        if lengths is None:
+            separator = kind == 0
+            n_texts = int(separator.sum()) + 1
+            text_of = np.cumsum(separator)
+        else:
+            separator = np.zeros(len(kind), dtype=bool)
+            n_texts = len(lengths)
+            text_of = _text_of(kind, 0, lengths)
+        self._sync()
+        word_row = self._row_arr[kind]  # (T,)
+        known = word_row >= 0
+        parts_ids = [word_row[known]]
+        parts_owner = [text_of[known]]
+        if self.max_n > 1 and len(kind) > 1:
+            wide = self._wide_arr[kind]  # (T,)
+            multiplier = np.uint64(116049371)  # fastText's, as ffnlp.text.ngrams
+            for n in range(2, self.max_n + 1):
+                if len(wide) < n:
+                    break
+                count = len(wide) - n + 1
+                h = wide[:count].copy()
+                inside = ~separator[:count]
+                for k in range(1, n):
+                    h *= multiplier
+                    h += wide[k : k + count]
+                    inside &= ~separator[k : k + count]
+                if lengths is not None:
+                    inside &= _windows_inside(text_of, n)
+                parts_ids.append(
+                    (h[inside] % np.uint64(self.buckets)).astype(np.int64) + self.n_words
+                )
+                parts_owner.append(text_of[:count][inside])
+        # each text's groups one after the other: words, bigrams, trigrams...
+        per_group = [np.bincount(o, minlength=n_texts) for o in parts_owner]  # G x (B,)
+        offsets = np.zeros(n_texts + 1, dtype=np.int64)
+        np.cumsum(np.sum(per_group, axis=0), out=offsets[1:])
+        flat = np.empty(int(offsets[-1]), dtype=np.int64)
+        start = offsets[:-1].copy()
+        for ids, counts in zip(parts_ids, per_group, strict=True):
+            flat[np.repeat(start, counts) + _ranks(counts)] = ids
+            start += counts
+        if self.row_map is not None:
+            flat, offsets = self._pruned(flat, offsets)
+        return flat, offsets
+
+    def _pruned(self, flat: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert self.row_map is not None
+        rows = self.row_map[flat]
+        keep = rows >= 0
+        owner = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        lengths = np.bincount(owner[keep], minlength=len(offsets) - 1)
+        new_offsets = np.zeros(len(offsets), dtype=np.int64)
+        np.cumsum(lengths, out=new_offsets[1:])
+        return rows[keep], new_offsets

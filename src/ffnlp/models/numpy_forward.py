@@ -1,0 +1,237 @@
+"""The classifiers' forward pass in NumPy, for predicting without PyTorch.
+
+Importing PyTorch takes over a second; a command that predicts a few lines spends most of its
+time there. This module computes what the PyTorch modules compute in evaluation mode (dropout
+off) from the arrays of the run's ``model.safetensors``:
+
+- ``logreg``: ``EmbeddingBag(sum, per_sample_weights)`` + bias;
+- ``mlp`` (:class:`~ffnlp.models.feature_mlp.FeatureMLP`): the same weighted sum into the first
+  layer, + bias, then activation and the linear layers of its MLP;
+- ``pooled``: mean / sum / max / mean_max of the bag's embedding rows, then the MLP;
+
+and the heads' probabilities: sigmoid for two classes (``[1 - p, p]``), softmax for more, one
+sigmoid per label for a multi-label run. Sums run in float32 as PyTorch's do (in another order:
+the results agree to float rounding, which the parity tests bound). :func:`build` returns ``None``
+for a model this module does not cover (another type, an activation without a NumPy form here);
+the caller then takes the PyTorch path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+Array = np.ndarray
+SPARSE_PRODUCT_FROM = 4096  # ids in a call from which SciPy's sparse product adds the rows
+LEAKY_SLOPE = 0.01  # ffnlp.models.activations.LEAKY_SLOPE (that module imports torch)
+
+
+def _sigmoid(x: Array) -> Array:
+    """1 / (1 + e^-x) in float64; a large -x gives 0 (exp overflowing to inf is expected)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+
+
+def _elu(x: Array) -> Array:
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "relu": lambda x: np.maximum(x, 0),
+    "tanh": np.tanh,
+    "sigmoid": lambda x: _sigmoid(x).astype(x.dtype),
+    "hardtanh": lambda x: np.clip(x, -1.0, 1.0),
+    "leaky_relu": lambda x: np.where(x >= 0, x, x * np.float32(LEAKY_SLOPE)),
+    "elu": _elu,
+    "identity": lambda x: x,
+}
+
+
+def bag_sum(
+    table: Array, ids: Array, offsets: Array, weights: Array | None = None, mode: str = "sum"
+) -> Array:
+    """(B, D): each bag's rows of ``table`` (ids[offsets[b]:offsets[b+1]]) added up (times
+    ``weights``), averaged (``mode="mean"``) or their maximum (``"max"``); an empty bag gives
+    zeros, as ``torch.nn.EmbeddingBag``."""
+    n_bags = len(offsets) - 1
+    out = np.zeros((n_bags, table.shape[1]), dtype=table.dtype)
+    if len(ids) == 0 or n_bags == 0:
+        return out
+    lengths = np.diff(offsets)  # (B,)
+    full = lengths > 0
+    if mode == "max":  # a maximum is the same in any order
+        out[full] = np.maximum.reduceat(table[ids], offsets[:-1][full], axis=0)
+        return out
+    # Each bag's rows are added left to right, one after the other, whichever way is taken
+    # (SciPy's loop does so): a text's numbers do not depend on the texts predicted with it.
+    if len(ids) >= SPARSE_PRODUCT_FROM:
+        # a sparse (B, rows) matrix times the table: SciPy's loop over the non-zeros adds the
+        # rows in place, with no (N, D) copy of them (its import, 0.2 s, is paid only here)
+        from scipy.sparse import csr_matrix
+
+        values = np.ones(len(ids), dtype=table.dtype) if weights is None else weights
+        bags = csr_matrix((values, ids, offsets), shape=(n_bags, table.shape[0]))
+        out = np.asarray(bags @ table, dtype=table.dtype)
+    else:  # a few texts: position by position across the bags
+        rows = table[ids]  # (N, D)
+        if weights is not None:
+            rows *= weights[:, None]
+        longest_first = np.argsort(-lengths, kind="stable")  # (B,)
+        reach = lengths[longest_first]  # (B,) descending
+        starts = offsets[:-1]
+        for j in range(int(reach[0])):
+            has = longest_first[: int(np.searchsorted(-reach, -j, side="left"))]  # length > j
+            out[has] += rows[starts[has] + j]
+    if mode == "mean":
+        out[full] /= lengths[full, None].astype(table.dtype)
+    return out
+
+
+class Linears:
+    """The linear layers of an :class:`~ffnlp.models.mlp.MLP` with the activation between them."""
+
+    def __init__(self, layers: list[tuple[Array, Array]], activation: Callable[[Array], Array]):
+        self.layers = layers  # [(weight (out, in), bias (out,))]
+        self.activation = activation
+
+    def __call__(self, x: Array) -> Array:
+        for i, (weight, bias) in enumerate(self.layers):
+            if i > 0:
+                x = self.activation(x)
+            x = x @ weight.T + bias
+        return x
+
+
+def _linears(arrays: Mapping[str, Array], prefix: str) -> list[tuple[Array, Array]]:
+    """``prefix.layers.<i>.weight/bias`` in layer order."""
+    pattern = re.compile(re.escape(prefix) + r"layers\.(\d+)\.weight\Z")
+    found = sorted(int(m.group(1)) for k in arrays if (m := pattern.match(k)))
+    return [
+        (arrays[f"{prefix}layers.{i}.weight"], arrays[f"{prefix}layers.{i}.bias"]) for i in found
+    ]
+
+
+class NumpyForward:
+    """``logits(ids, offsets, weights) -> (B, K')`` and ``probabilities(logits) -> (B, K)``."""
+
+    def __init__(
+        self,
+        kind: str,
+        arrays: Mapping[str, Array],
+        args: Mapping[str, Any],
+        num_classes: int,
+        multilabel: bool,
+    ):
+        self.kind = kind
+        self.num_classes = num_classes
+        self.multilabel = multilabel
+        self.binary = num_classes == 2 and not multilabel
+        activation = ACTIVATIONS[args.get("activation", "relu")]
+        self.activation = activation
+        self.bias: Array | None = None
+        self.pooling: str = args.get("pooling", "mean")
+        layers: list[tuple[Array, Array]] = []
+        if kind == "logreg":
+            self.table = arrays["linear.weight"]  # (F, K')
+            self.bias = arrays["bias"]
+        elif kind == "mlp":
+            self.table = arrays["input.weight"]  # (F, H1)
+            self.bias = arrays["input_bias"]
+            layers = _linears(arrays, "rest.2.")  # after the first layer's activation
+        else:  # pooled
+            self.table = arrays["embedding.weight"]  # (R, D)
+            layers = _linears(arrays, "mlp.")
+        self.activate_first = kind == "mlp" and bool(layers)
+        self._projected: Array | None = None  # (R, K') table @ W.T, made on first use
+        self.rest = Linears(layers, activation)
+        self.rows = int(self.table.shape[0])
+        self.out_size = 1 if self.binary else num_classes
+
+    def logits(self, ids: Array, offsets: Array, weights: Array | None) -> Array:
+        if self.kind == "pooled":
+            if self.pooling == "mean_max":
+                h = np.concatenate(
+                    [
+                        bag_sum(self.table, ids, offsets, mode="mean"),
+                        bag_sum(self.table, ids, offsets, mode="max"),
+                    ],
+                    axis=1,
+                )  # (B, 2D)
+            elif self.projects():
+                # the output layer moved in front of the pooling (a linear map commutes with a
+                # sum or a mean): a bag adds K' numbers per id instead of D
+                weight, bias = self.rest.layers[0]
+                if self._projected is None:
+                    self._projected = self.table @ weight.T  # (R, K')
+                return bag_sum(self._projected, ids, offsets, mode=self.pooling) + bias
+            else:
+                h = bag_sum(self.table, ids, offsets, mode=self.pooling)  # (B, D)
+        else:
+            h = bag_sum(self.table, ids, offsets, weights) + self.bias  # (B, H1 or K')
+        if self.activate_first:
+            h = self.activation(h)
+        return self.rest(h)  # (B, K')
+
+    def projects(self) -> bool:
+        """A pooled model whose pooled vector goes straight to fewer logits than it has
+        dimensions (sst2_pooled: 64 -> 1): mean or sum of the rows of ``table @ W.T``."""
+        return (
+            self.kind == "pooled"
+            and self.pooling in ("mean", "sum")
+            and len(self.rest.layers) == 1
+            and self.out_size < self.table.shape[1]
+        )
+
+    def probabilities(self, logits: Array) -> Array:
+        """(B, K) float32, as the heads' ``probabilities``."""
+        z = logits.astype(np.float64)
+        if self.binary:
+            p = _sigmoid(z[:, 0]).astype(np.float32)  # (B,)
+            return np.stack([np.float32(1) - p, p], axis=1)
+        if self.multilabel:
+            return _sigmoid(z).astype(np.float32)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def build(
+    kind: str,
+    arrays: Mapping[str, Array],
+    args: Mapping[str, Any],
+    num_classes: int,
+    multilabel: bool,
+) -> NumpyForward | None:
+    """The NumPy forward of a ``kind`` model with these weights and model.json ``args``, or
+    ``None`` when this module does not cover it (the caller takes PyTorch's path)."""
+    if kind not in ("logreg", "mlp", "pooled"):
+        return None
+    if args.get("activation", "relu") not in ACTIVATIONS:
+        return None
+    if kind == "pooled" and args.get("pooling", "mean") not in ("mean", "sum", "max", "mean_max"):
+        return None
+    if any(a.dtype != np.float32 for a in arrays.values()):
+        return None
+    try:
+        forward = NumpyForward(kind, arrays, args, num_classes, multilabel)
+    except KeyError:
+        return None
+    widths_ok = _shapes_fit(forward)
+    return forward if widths_ok else None
+
+
+def _shapes_fit(forward: NumpyForward) -> bool:
+    """Every layer's input is the previous one's output and the last gives the logits."""
+    width = int(forward.table.shape[1])
+    if forward.kind == "pooled" and forward.pooling == "mean_max":
+        width *= 2
+    if forward.bias is not None and forward.bias.shape != (width,):
+        return False
+    for weight, bias in forward.rest.layers:
+        if weight.ndim != 2 or weight.shape[1] != width or bias.shape != (weight.shape[0],):
+            return False
+        width = int(weight.shape[0])
+    return width == forward.out_size

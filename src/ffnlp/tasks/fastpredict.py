@@ -1,0 +1,332 @@
+"""Predicting with a trained classifier in NumPy, chunk by chunk, without importing PyTorch.
+
+:class:`FastClassifier` is what ``Classifier.predict`` / ``predict_proba`` (and so ``ffnlp
+serve``) and ``ffnlp classify predict`` run when the run is one it covers: a ``logreg``, ``mlp``
+or ``pooled`` model in float32 over ``features.kind = "ngrams"`` or ``"ids"`` (without character
+n-grams). For a chunk of texts (:data:`CHUNK` at a time) it tokenises and featurises every text
+at once (:mod:`ffnlp.features.fast`), runs one forward pass in NumPy
+(:mod:`ffnlp.models.numpy_forward`) and picks the top labels with array operations. Anything
+else (lexicon features, subwords, a GELU, a float64 or quantised model file) takes the PyTorch
+path, which stays the reference: the tests check that both give the same labels and the same
+probabilities to float rounding.
+
+``FFNLP_FAST_PREDICT=0`` in the environment turns this path off (the PyTorch path everywhere).
+
+:func:`open_run` reads a run folder with NumPy and the standard library only: the command
+``ffnlp classify predict`` starts in a fraction of the time PyTorch's import takes. It returns
+``None`` for a run it does not cover, or one whose files do not agree with each other; the
+command then loads the run with :func:`ffnlp.load`, which checks every file and names what is
+wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ffnlp.errors import ConfigError
+from ffnlp.features.fast import IdRows, NgramRows, split_chunk
+from ffnlp.models import numpy_forward
+from ffnlp.text.tokenize import KINDS, Tokenizer
+
+ENV = "FFNLP_FAST_PREDICT"
+"""``FFNLP_FAST_PREDICT=0`` makes every prediction take the PyTorch path."""
+
+CHUNK = 2048  # texts featurised and run through the network at a time: memory stays bounded
+
+Prediction = list[tuple[str, float]]
+
+# the model classes whose forward pass numpy_forward reproduces, by model.json type, with the
+# constructor arguments model.json holds for them (a test checks these against the classes)
+_COMMON_ARGS = ("num_classes", "label_smoothing", "class_weight", "sparse")
+_MLP_ARGS = ("hidden", "activation", "dropout", "input_dropout")
+MODEL_ARGS: dict[str, frozenset[str]] = {
+    "logreg": frozenset(("num_features", *_COMMON_ARGS)),
+    "mlp": frozenset(("num_features", *_COMMON_ARGS, *_MLP_ARGS)),
+    "pooled": frozenset(
+        ("num_embeddings", *_COMMON_ARGS, *_MLP_ARGS, "dim", "pooling", "word_dropout", "init")
+        + ("init_scale", "freeze")
+    ),
+}
+COVERED_TYPES = tuple(MODEL_ARGS)
+_SECTIONS = {"task", "data", "features", "model", "loss", "train"}  # a classifier's config.toml
+
+
+def enabled() -> bool:
+    """Whether the NumPy path may run (``FFNLP_FAST_PREDICT`` not set to 0/false/no/off)."""
+    return os.environ.get(ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def check_threshold(threshold: float) -> None:
+    """A decision threshold is a probability: ConfigError unless 0 <= threshold <= 1."""
+    if not 0.0 <= threshold <= 1.0:  # NaN fails both comparisons
+        raise ConfigError(
+            f"threshold must be a probability between 0 and 1; got {threshold} (labels whose "
+            "probability is at least the threshold are returned)"
+        )
+
+
+def decision_thresholds(
+    n_labels: int,
+    multilabel: bool,
+    thresholds: Sequence[float] | None,
+    task_threshold: float,
+    threshold: float | None = None,
+) -> np.ndarray:
+    """(K,) the probability each label needs: ``threshold`` when given; else the run's own
+    (multi-label: its tuned per-label thresholds, or task.threshold; single-label: 0)."""
+    if threshold is not None:
+        check_threshold(threshold)
+        return np.full(n_labels, threshold, dtype=np.float64)
+    if not multilabel:
+        return np.zeros(n_labels, dtype=np.float64)
+    if thresholds is not None:
+        return np.asarray(thresholds, dtype=np.float64)
+    return np.full(n_labels, task_threshold, dtype=np.float64)
+
+
+def top_k(probs: np.ndarray, names: Sequence[str], k: int, cut: np.ndarray) -> list[Prediction]:
+    """The top ``k`` (``-1``: all) (label, probability) pairs of each row of ``probs`` (N, K),
+    most probable first (the first label on a tie), those at least ``cut`` (K,)."""
+    n, width = probs.shape
+    k = width if k == -1 else min(k, width)
+    if n == 0:
+        return []
+    if k == 1:  # the usual case: every text's best label
+        best = probs.argmax(axis=1)  # (N,) the first of equal maxima, as a stable sort
+        p = probs[np.arange(n), best]
+        if not cut.any():
+            return [[(names[j], q)] for j, q in zip(best.tolist(), p.tolist(), strict=True)]
+        keep = (p >= cut[best]).tolist()
+        return [
+            [(names[j], q)] if ok else []
+            for j, q, ok in zip(best.tolist(), p.tolist(), keep, strict=True)
+        ]
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (N, k)
+    top = np.take_along_axis(probs, order, axis=1)  # (N, k)
+    ok = (top >= cut[order]).tolist()
+    return [
+        [(names[j], q) for j, q, keep in zip(js, qs, oks, strict=True) if keep]
+        for js, qs, oks in zip(order.tolist(), top.tolist(), ok, strict=True)
+    ]
+
+
+def feature_rows(kind: str, state: Mapping[str, Any], max_n: int) -> NgramRows | IdRows | None:
+    """The chunk featuriser of a saved featurizer state, or ``None`` where not covered."""
+    if kind == "ngrams":
+        rows: NgramRows | IdRows = NgramRows(dict(state))
+    elif kind == "ids":
+        rows = IdRows(dict(state), max_n=max_n)
+    else:
+        return None
+    return rows if rows.supported else None
+
+
+class FastClassifier:
+    """A classifier's prediction in NumPy: ``predict_proba(texts)`` and ``predict(texts, k,
+    threshold)``, as ``Classifier``'s."""
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        rows: NgramRows | IdRows,
+        forward: numpy_forward.NumpyForward,
+        labels: Sequence[str],
+        multilabel: bool,
+        thresholds: Sequence[float] | None = None,
+        task_threshold: float = 0.5,
+    ):
+        self.tokenizer = tokenizer
+        self.features = rows
+        self.forward = forward
+        self.labels = list(labels)
+        self.multilabel = multilabel
+        self.thresholds = None if thresholds is None else list(thresholds)
+        self.task_threshold = task_threshold
+
+    def fits(self) -> bool:
+        """The featuriser's width is the network's input, the labels its output."""
+        rows = self.features
+        if isinstance(rows, NgramRows):
+            width = rows.n_features
+        else:
+            pruned = rows.row_map
+            width = rows.n_words + rows.buckets if pruned is None else int((pruned >= 0).sum())
+        return width == self.forward.rows and len(self.labels) == self.forward.num_classes
+
+    def logits_of_chunk(self, texts: Sequence[str]) -> np.ndarray:
+        tokens, lengths = split_chunk(self.tokenizer, texts)
+        if isinstance(self.features, NgramRows):
+            ids, offsets, weights = self.features.rows(tokens, lengths)
+            return self.forward.logits(ids, offsets, weights)
+        ids, offsets = self.features.rows(tokens, lengths)
+        return self.forward.logits(ids, offsets, None)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, K) float32 probabilities, columns in label order."""
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        parts = [
+            self.forward.probabilities(self.logits_of_chunk(texts[i : i + CHUNK]))
+            for i in range(0, len(texts), CHUNK)
+        ]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def decision_thresholds(self, threshold: float | None = None) -> np.ndarray:
+        return decision_thresholds(
+            len(self.labels), self.multilabel, self.thresholds, self.task_threshold, threshold
+        )
+
+    def predict(
+        self, texts: Sequence[str], k: int = 1, threshold: float | None = None
+    ) -> list[Prediction]:
+        """Top-k (label, probability) pairs of every text (see ``Classifier.predict``)."""
+        cut = self.decision_thresholds(threshold)
+        return top_k(self.predict_proba(texts), self.labels, k, cut)
+
+
+def open_run(run_dir: str | Path) -> FastClassifier | None:
+    """The run folder's classifier on the NumPy path, read without PyTorch; ``None`` when the
+    path is off (:data:`ENV`), the run is not one it covers, or a file is missing, unreadable
+    or disagrees with another (the caller then loads it with ``ffnlp.load``, whose checks name
+    the problem)."""
+    if not enabled():
+        return None
+    try:
+        return _open(Path(run_dir))
+    except Exception:  # any surprise: the checked path decides, and says what is wrong
+        return None
+
+
+def _open(run: Path) -> FastClassifier | None:
+    import tomllib
+
+    names = ("model.json", "vocab.json", "config.toml", "model.safetensors")
+    if not run.is_dir() or any(not (run / n).is_file() or (run / n).is_symlink() for n in names):
+        return None
+    arch = json.loads((run / "model.json").read_text(encoding="utf-8"))
+    kind, args = arch.get("type"), arch.get("args")
+    if (
+        arch.get("task") != "classify"
+        or kind not in COVERED_TYPES
+        or set(arch)
+        != {
+            "task",
+            "type",
+            "args",
+        }
+    ):
+        return None
+    if not _plain_args(kind, args):
+        return None
+    config = tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))
+    if not set(config) <= _SECTIONS:
+        return None
+    data, features, task = config["data"], config["features"], config.get("task", {})
+    if not (
+        isinstance(data.get("lowercase"), bool)
+        and isinstance(features.get("ngram_range"), list)
+        and all(_is_int(n) and n >= 1 for n in features["ngram_range"])
+        and _is_number(task.get("threshold"))
+        and 0 <= task["threshold"] <= 1
+    ):
+        return None
+    model_type = config.get("model", {}).get("type")
+    if model_type != kind or data["tokenizer"] not in KINDS:
+        return None
+    tokenizer = Tokenizer(data["tokenizer"], lowercase=bool(data["lowercase"]))
+    vocab = json.loads((run / "vocab.json").read_text(encoding="utf-8"))
+    labels = vocab["labels"]["labels"]
+    thresholds = vocab.get("thresholds")
+    ngram_range = features["ngram_range"]
+    max_n = int(ngram_range[1]) if len(ngram_range) == 2 else 1
+    rows = feature_rows(features["kind"], vocab["features"], max_n)
+    if (
+        rows is None
+        or not isinstance(labels, list)
+        or not all(isinstance(x, str) for x in labels)
+        or len(set(labels)) != len(labels)
+    ):
+        return None
+    from safetensors.numpy import load_file
+
+    arrays = load_file(str(run / "model.safetensors"))
+    multilabel = bool(args.get("multilabel", False))
+    forward = numpy_forward.build(kind, arrays, args, int(args["num_classes"]), multilabel)
+    if forward is None or not _weights_fit(kind, args, arrays, forward):
+        return None
+    if thresholds is not None and (
+        not isinstance(thresholds, list)
+        or len(thresholds) != len(labels)
+        or not all(isinstance(t, (int, float)) and 0 <= t <= 1 for t in thresholds)
+    ):
+        return None
+    clf = FastClassifier(
+        tokenizer, rows, forward, labels, multilabel, thresholds, float(task["threshold"])
+    )
+    return clf if clf.fits() else None
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _plain_args(kind: str, args: Any) -> bool:
+    """model.json's ``args`` are the ones its model type takes, each of its type; anything
+    else is for the checked path to name."""
+    if not isinstance(args, dict):
+        return False
+    known = MODEL_ARGS[kind]
+    if not (known <= set(args) <= known | {"multilabel"}):
+        return False
+    sizes = ("num_features", "num_embeddings", "num_classes", "dim")
+    if not all(_is_int(args[a]) and args[a] > 0 for a in sizes if a in args):
+        return False
+    numbers = ("label_smoothing", "dropout", "input_dropout", "word_dropout", "init_scale")
+    if not all(_is_number(args[a]) for a in numbers if a in args):
+        return False
+    flags = ("sparse", "freeze", "multilabel")
+    if not all(isinstance(args[a], bool) for a in flags if a in args):
+        return False
+    hidden = args.get("hidden", [])
+    weights = args["class_weight"]
+    return (
+        isinstance(hidden, list)
+        and all(_is_int(h) and h > 0 for h in hidden)
+        and (weights is None or isinstance(weights, list))
+        and all(isinstance(args.get(a, ""), str) for a in ("activation", "pooling", "init"))
+    )
+
+
+def _weights_fit(
+    kind: str, args: dict[str, Any], arrays: Mapping[str, np.ndarray], forward: Any
+) -> bool:
+    """model.safetensors holds exactly the tensors of the model model.json describes."""
+    rows = args["num_features"] if kind != "pooled" else args["num_embeddings"]
+    hidden = list(args.get("hidden", []))
+    linears = len(forward.rest.layers)
+    expected_linears = {"logreg": 0, "mlp": max(len(hidden), 0), "pooled": len(hidden) + 1}[kind]
+    table_keys = {
+        "logreg": {"linear.weight", "bias"},
+        "mlp": {"input.weight", "input_bias"},
+        "pooled": {"embedding.weight"},
+    }[kind]
+    if kind == "pooled" and forward.table.shape[1] != args["dim"]:
+        return False
+    if kind == "mlp" and hidden and forward.table.shape[1] != hidden[0]:
+        return False
+    return (
+        forward.table.shape[0] == rows
+        and linears == expected_linears
+        and len(arrays) == len(table_keys) + 2 * linears
+        and table_keys <= set(arrays)
+    )
