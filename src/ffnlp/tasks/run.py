@@ -50,6 +50,7 @@ from ffnlp.params import check_bool, check_instances, check_int, check_path, che
 from ffnlp.rundir import CHECKPOINT, MARKER, RunTransaction, open_in_place, write_marker
 from ffnlp.runtime import is_main_process, prepare_process
 from ffnlp.tasks.runfolder import expect_run_of
+from ffnlp.text import shards
 from ffnlp.text.readers import input_problems
 from ffnlp.threads import set_threads_for
 from ffnlp.training import Callback, TrainConfig, Trainer, distributed
@@ -217,8 +218,12 @@ def fit(
     run_dir: Path,
     resume: bool,
     step: Step | None = None,
+    sharded: bool = False,
 ) -> Trainer:
     """Train ``model`` with the one Trainer; return it (weights, history, timings).
+
+    ``sharded``: ``train`` holds this rank's own shards of the input (:mod:`ffnlp.text.shards`),
+    not the whole data.
 
     The intra-op threads are set here (:func:`ffnlp.threads.choose_threads`: ``train.threads``,
     or for "auto" a count that fits the model's work per step). Without dev data there is
@@ -240,6 +245,7 @@ def fit(
         callbacks=list(callbacks),
         run_dir=run_dir,
         step=step,
+        sharded=sharded,
     )
     if resume and not checkpoint_path(run_dir).is_file():
         if (run_dir / "summary.json").is_file():
@@ -301,6 +307,8 @@ def training_summary(task: str, trainer: Trainer, prep_seconds: float) -> Summar
             else None,
             "exchange": distributed.STATS.as_dict(),
         }
+        if shards.READ:  # the training shards this rank read (no other)
+            mine["shards"] = list(shards.READ)
         summary["ranks"] = distributed.gather_objects(mine, "the summary")
     warnings = [
         w for r in trainer.history.records for w in r.get("diagnostics", {}).get("warnings", [])
@@ -356,6 +364,7 @@ def run_recipe(recipe: Callable[..., R]) -> Callable[..., R]:
     def transactional(*args: Any, **kwargs: Any) -> R:
         scope = _Scope()
         token = _SCOPE.set(scope)
+        shards.READ.clear()  # this run's shards, not an earlier run's of the same process
         try:
             with distributed.session(), interrupts_as_exceptions():
                 result = recipe(*args, **kwargs)

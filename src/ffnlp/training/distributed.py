@@ -176,10 +176,15 @@ class RankShare:
     a zero gradient of the right shapes, so every rank takes the same steps as one process.
     """
 
-    def __init__(self, batches: Iterator[dict[str, Any]]):
+    def __init__(self, batches: Iterator[dict[str, Any]], rank_batches: list[int] | None = None):
         self.scale, self.phantom = 1.0, False
         self._batches = batches
-        self._inner = self._every_nth() if is_distributed() else batches
+        if not is_distributed():
+            self._inner = batches
+        elif rank_batches is not None:
+            self._inner = self._own(rank_batches)
+        else:
+            self._inner = self._every_nth()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self._inner
@@ -195,6 +200,24 @@ class RankShare:
         if group:
             yield self._take(group, world, me)
 
+    def _own(self, rank_batches: list[int]) -> Iterator[dict[str, Any]]:
+        """Sharded input: every batch of this rank's own data, then (when another rank has more
+        batches this epoch) stand-ins until every rank has taken as many steps. A real batch's
+        factor makes the step's gradient the mean of the batches of the ranks that still have
+        data (N / their number)."""
+        world = len(rank_batches)
+        last: dict[str, Any] | None = None
+        for i, batch in enumerate(self._batches):
+            live = sum(1 for n in rank_batches if n > i)
+            self.scale, self.phantom = world / max(live, 1), False
+            last = batch
+            yield batch
+        assert last is not None  # every rank has a batch (see Trainer)
+        mine = rank_batches[torch.distributed.get_rank()]
+        for _ in range(mine, max(rank_batches)):
+            self.scale, self.phantom = 0.0, True
+            yield last
+
     def _take(self, group: list[dict[str, Any]], world: int, me: int) -> dict[str, Any]:
         sizes = [batch_size_of(b) for b in group]
         if me >= len(group):
@@ -204,14 +227,30 @@ class RankShare:
         return group[me]
 
 
-def rank_share(batches: Iterator[dict[str, Any]]) -> RankShare:
-    """This process's share of ``batches`` (each of the rank's size): see :class:`RankShare`."""
-    return RankShare(batches)
+def rank_share(
+    batches: Iterator[dict[str, Any]], rank_batches: list[int] | None = None
+) -> RankShare:
+    """This process's share of ``batches`` (each of the rank's size): see :class:`RankShare`.
+    ``rank_batches``: with sharded input, every rank's number of batches this epoch (each rank's
+    ``batches`` are then its own data, all taken)."""
+    return RankShare(batches, rank_batches)
 
 
 def rank_steps(source: BatchSource, batch_size: int) -> int:
     """Steps of an epoch of ``source`` in batches of ``batch_size`` (each rank's)."""
     return -(-source.num_batches(batch_size) // world_size())
+
+
+def shard_batches(source: BatchSource, batch_size: int) -> list[int]:
+    """Sharded input: every rank's number of batches of its own ``source`` (an epoch then takes
+    as many steps as the rank with the most)."""
+    return [int(n) for n in gather_objects(source.num_batches(batch_size), "the shard sizes")]
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The shuffling seed of one rank's own shards in one epoch: independent across ranks and
+    epochs, and the same again when the run resumes (nothing to save in a checkpoint)."""
+    return (seed * 1_000_003 + epoch * 8191 + rank * 131_071 + 1) % 2**63
 
 
 # ------------------------------------------------------------------------ the gradient exchange
