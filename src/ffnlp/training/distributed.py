@@ -116,7 +116,19 @@ def session() -> Iterator[None]:
         torch.cuda.set_device(int(env["LOCAL_RANK"]) % torch.cuda.device_count())
     timeout = timeout_seconds()
     try:
-        torch.distributed.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+        store = attempt_store(env, timeout)
+        if store is None:
+            torch.distributed.init_process_group(
+                backend, timeout=datetime.timedelta(seconds=timeout)
+            )
+        else:
+            torch.distributed.init_process_group(
+                backend,
+                store=store,
+                rank=int(env["RANK"]),
+                world_size=int(env["WORLD_SIZE"]),
+                timeout=datetime.timedelta(seconds=timeout),
+            )
     except (RuntimeError, ValueError, OSError) as exc:
         raise RankLost(
             f"the {env['WORLD_SIZE']} processes did not meet at {env['MASTER_ADDR']}:"
@@ -133,6 +145,30 @@ def session() -> Iterator[None]:
         # after a lost rank the group is broken: leave it to the end of the process
         if not failed:
             torch.distributed.destroy_process_group()
+
+
+def attempt_store(env: dict[str, str], timeout: float) -> Any:
+    """Under torchrun's agent, the rendezvous store with the keys of this attempt only.
+
+    torchrun hands its workers the store of its own rendezvous, which outlives a restart
+    (``--max-restarts``): the workers of a second attempt would read the addresses that the
+    first attempt's processes published there and fail to connect to them (PyTorch issue
+    135712). A prefix per attempt (TORCHELASTIC_RESTART_COUNT) keeps the attempts apart.
+    None outside torchrun's agent (the environment's store as it is)."""
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "")
+    if not attempt.isdigit():
+        return None
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "") == "True"
+    base = torch.distributed.TCPStore(
+        env["MASTER_ADDR"],
+        int(env["MASTER_PORT"]),
+        int(env["WORLD_SIZE"]),
+        # the agent hosts the store it shares; otherwise rank 0 hosts one, as env:// does
+        is_master=not agent_store and env["RANK"] == "0",
+        timeout=datetime.timedelta(seconds=timeout),
+        multi_tenant=not agent_store,
+    )
+    return torch.distributed.PrefixStore(f"ffnlp/attempt-{attempt}/", base)
 
 
 def first_line(exc: BaseException) -> str:
@@ -408,6 +444,18 @@ def gather_objects(obj: Any, what: str) -> list[Any]:
     except RuntimeError as exc:
         raise lost(exc, what) from None
     return out
+
+
+def broadcast_object(obj: Any, what: str) -> Any:
+    """Rank 0's ``obj`` on every rank (``obj`` itself with one process)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    try:
+        torch.distributed.broadcast_object_list(box, src=0)
+    except RuntimeError as exc:
+        raise lost(exc, what) from None
+    return box[0]
 
 
 def barrier(what: str) -> None:

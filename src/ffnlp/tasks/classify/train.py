@@ -63,6 +63,7 @@ from ffnlp.tasks.continued import (
 from ffnlp.tasks.run import (
     Summary,
     check_callbacks,
+    continues,
     finish_run,
     fit,
     run_recipe,
@@ -129,6 +130,7 @@ def train_classifier(
         force=force,
         inputs={"--train": train, "--dev": dev, "--test": test},
     )
+    resume = continues(resume)  # or a torchrun restart continuing its earlier attempt
     if resume:
         base = resumed_base(run_dir, "classify")
     start = open_start(base, cfg) if base is not None else None

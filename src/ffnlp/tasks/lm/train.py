@@ -46,6 +46,7 @@ from ffnlp.tasks.lm.result import LanguageModel, load
 from ffnlp.tasks.run import (
     Summary,
     check_callbacks,
+    continues,
     finish_run,
     fit,
     run_recipe,
@@ -114,6 +115,7 @@ def train_lm(
         force=force,
         inputs={"--train": train, "--dev": dev, "--test": test},
     )
+    resume = continues(resume)  # or a torchrun restart continuing its earlier attempt
     if resume:
         base = resumed_base(run_dir, "lm")
     start = open_start(base, cfg) if base is not None else None

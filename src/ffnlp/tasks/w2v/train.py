@@ -39,6 +39,7 @@ from ffnlp.tasks.continued import (
 from ffnlp.tasks.run import (
     Summary,
     check_callbacks,
+    continues,
     finish_run,
     fit,
     run_recipe,
@@ -98,6 +99,7 @@ def train_word2vec(
         force=force,
         inputs={"--corpus": corpus},
     )
+    resume = continues(resume)  # or a torchrun restart continuing its earlier attempt
     if resume:
         base = resumed_base(run_dir, "w2v")
     start = open_start(base, cfg) if base is not None else None
