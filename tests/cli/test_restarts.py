@@ -108,3 +108,38 @@ def test_without_restarts_the_killed_run_waits_for_resume(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_close_weights(out, one_classifier)
     assert log_of(out) == log_of(one_classifier)
+
+
+def test_nproc_passes_max_restarts_to_torchrun(data, tmp_path: Path, monkeypatch) -> None:
+    started: list[list[str]] = []
+
+    def call(command: list[str]) -> int:
+        started.append(command)
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", call)
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    out = tmp_path / "run"
+    args = [*train_args("lm", data), "--out", out, "--nproc", "2", "--max-restarts", "3"]
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    (command,) = started
+    at = command.index("torch.distributed.run")
+    assert command[at + 1 : at + 6] == [
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "--max-restarts",
+        "3",
+    ]
+    rest = command[command.index("ffnlp") + 1 :]
+    assert "--nproc" not in rest and "--max-restarts" not in rest  # torchrun's, not the workers'
+    assert rest[rest.index("--out") + 1] == str(out)
+
+
+def test_max_restarts_without_nproc_is_one_clear_error(data, tmp_path: Path) -> None:
+    result = invoke([*train_args("w2v", data), "--out", tmp_path / "run", "--max-restarts", "1"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: --max-restarts restarts the processes that --nproc")
+    assert not (tmp_path / "run").exists()

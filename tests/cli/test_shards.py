@@ -147,6 +147,13 @@ def test_two_ranks_each_read_only_their_own_shards(
         assert s["corpus_tokens"] == one["corpus_tokens"]
     log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log if r["event"] == "epoch"] == [1, 2, 3]
+    if task != "w2v":  # (word2vec's evaluation is its similarity files, not batches)
+        # the Trainer's dev evaluation, shared between the ranks (every other batch each), has
+        # the figures of the whole evaluation that every rank makes of the final (best) weights
+        best = next(r for r in log if r["event"] == "epoch" and r["epoch"] == s["best_epoch"])
+        metric = "accuracy" if task == "classify" else "perplexity"
+        assert best["dev"][metric] == pytest.approx(s["dev"][metric], rel=1e-6)
+        assert best["dev"]["loss"] == pytest.approx(s["dev"]["loss"], rel=1e-6)
 
 
 def test_fewer_shards_than_ranks_is_one_clear_error_on_every_rank(data, tmp_path: Path) -> None:

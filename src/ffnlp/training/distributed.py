@@ -18,14 +18,15 @@ within ``FFNLP_DIST_TIMEOUT`` seconds becomes :class:`~ffnlp.errors.RankLost`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -456,6 +457,50 @@ def broadcast_object(obj: Any, what: str) -> Any:
     except RuntimeError as exc:
         raise lost(exc, what) from None
     return box[0]
+
+
+# ------------------------------------------------------------------------ shared evaluation
+
+_SHARED_EVALUATION: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "ffnlp_shared_evaluation", default=False
+)
+V = TypeVar("V")
+
+
+@contextlib.contextmanager
+def shared_evaluation() -> Iterator[None]:
+    """Within it, the evaluators that support it (the default mean loss, the classifier's, the
+    LM's) share their batches among the ranks: every rank must then evaluate the same data at
+    the same time (the Trainer's dev evaluation). Nothing changes with one process."""
+    token = _SHARED_EVALUATION.set(is_distributed())
+    try:
+        yield
+    finally:
+        _SHARED_EVALUATION.reset(token)
+
+
+def evaluation_batches(batches: Iterable[V]) -> Iterator[tuple[int, V]]:
+    """This rank's batches of a shared evaluation, with their numbers: batch i is rank
+    i mod N's. Every batch alone, or outside :func:`shared_evaluation`."""
+    if not _SHARED_EVALUATION.get():
+        yield from enumerate(batches)
+        return
+    world, me = world_size(), rank()
+    for i, batch in enumerate(batches):
+        if i % world == me:
+            yield i, batch
+
+
+def evaluation_results(parts: dict[int, V]) -> list[V]:
+    """Every rank's per-batch results of a shared evaluation (batch number -> result), in batch
+    order, on every rank: what one process computes, batch by batch, so that the sums over them
+    are one process's to the last bit."""
+    if not _SHARED_EVALUATION.get():
+        return [parts[i] for i in sorted(parts)]
+    merged: dict[int, V] = {}
+    for rank_parts in gather_objects(parts, "the evaluation"):
+        merged.update(rank_parts)
+    return [merged[i] for i in sorted(merged)]
 
 
 def barrier(what: str) -> None:

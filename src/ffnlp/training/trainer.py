@@ -38,6 +38,7 @@ from ffnlp.training.distributed import (
     rank_steps,
     reduce_sums,
     shard_batches,
+    shared_evaluation,
     world_size,
 )
 from ffnlp.training.history import History
@@ -291,7 +292,9 @@ class Trainer:
             for cb in self.callbacks:
                 evaluation.enter_context(cb.evaluation_context(self))
             self.model.eval()
-            with torch.no_grad():
+            # under torchrun every rank evaluates its share of the batches (evaluators that
+            # support it: distributed.shared_evaluation), the results gathered in order
+            with torch.no_grad(), shared_evaluation():
                 record["dev"] = self.evaluate_fn(self.model, self.dev_data)
             self.model.train()
             if started is not None:
