@@ -137,9 +137,13 @@ def encode_training_corpus(
     (sharded under several processes)."""
     if not shards.names_shards(path):
         return encode_corpus(path, vocab, config, cache_dir), False
-    _, parts = shards.read_shards(
-        path, "--train", lambda p: encode_corpus(p, vocab, config, cache_dir)
-    )
+    positions, paths = shards.mine(path, "--train")
+    parts = []
+    for i, p in zip(positions, paths, strict=True):
+        # a folder per shard: two shards may have the same name (a pattern over folders)
+        where = Path(cache_dir) / f"shard-{i}" if cache_dir is not None else None
+        parts.append(encode_corpus(p, vocab, config, where))
+        shards.record(p)
     # each part starts with </s>; one corpus has it once, as the files' concatenation would
     ids = torch.cat([parts[0].ids, *(part.ids[1:] for part in parts[1:])])
     corpus = Corpus(
