@@ -143,3 +143,29 @@ def test_max_restarts_without_nproc_is_one_clear_error(data, tmp_path: Path) -> 
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: --max-restarts restarts the processes that --nproc")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_sharded_run_restarted_after_a_kill_ends_as_the_uninterrupted_one(
+    data, tmp_path: Path
+) -> None:
+    from tests.cli.test_shards import split_into
+
+    shards = tmp_path / "shards"
+    split_into(data["train"], shards, 4)
+    args = [*train_args("classify", data), *CLASSIFY]
+    args[args.index("--train") + 1] = str(shards / "part-*.txt")
+    whole = torchrun([*args, "--out", tmp_path / "whole"], tmp_path, restarts=0)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    out = tmp_path / "run"
+    done = torchrun([*args, "--out", out], tmp_path, restarts=1, kill_at=13)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # each rank's order of its own shards comes from (seed, epoch, rank): the same again after
+    # the restart, so the continued run is the uninterrupted one
+    assert_close_weights(out, tmp_path / "whole")
+    s = summary(out)
+    assert s["restarts"] == 1 and s["steps"] == summary(tmp_path / "whole")["steps"] == 30
+    assert [r["shards"] for r in s["ranks"]] == [
+        [str(shards / "part-0.txt"), str(shards / "part-2.txt")],
+        [str(shards / "part-1.txt"), str(shards / "part-3.txt")],
+    ]
+    assert log_of(out) == log_of(tmp_path / "whole")

@@ -53,7 +53,10 @@ from ffnlp.training.tensorboard import TensorBoardLogger
 class Trainer:
     """``step``: how a batch becomes an update (default :class:`~ffnlp.training.steps.AutogradStep`).
     ``callbacks`` run after the ones the configuration installs (weight averaging, best weights,
-    checkpoints), so they see the final weights when the fit ends."""
+    checkpoints), so they see the final weights when the fit ends. ``sharded``: under torchrun,
+    ``train`` is this rank's own shards of the input (:mod:`ffnlp.text.shards`), which it
+    shuffles by (seed, epoch, rank) and takes whole, rather than every rank's copy of the whole
+    data, shared by batches."""
 
     def __init__(
         self,
