@@ -75,7 +75,10 @@ def expand(spec: str | os.PathLike[str], option: str) -> list[Path]:
     folder = Path(spec)
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
-        raise DataError(f"{option} {folder}: the folder holds no file; put the shards in it")
+        raise DataError(
+            f"{option} {folder}: the folder holds no file; give a data file, or a folder of "
+            "shards (or of Parquet files)"
+        )
     return files
 
 
