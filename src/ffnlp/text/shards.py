@@ -120,9 +120,9 @@ def mine(spec: str | os.PathLike[str], option: str) -> tuple[list[int], list[Pat
     return positions, [files[i] for i in positions]
 
 
-def record(path: Path) -> None:
+def record(path: str | os.PathLike[str]) -> None:
     """Note that this process read the training shard ``path`` (for summary.json)."""
-    READ.append(str(path))
+    READ.append(os.fspath(path))
 
 
 def in_shard_order(parts: Mapping[int, T], what: str) -> list[T]:

@@ -84,7 +84,8 @@ class EncodedCorpus:
         count here, and the corpus's new words are appended."""
         encoder = _Encoder(cfg.max_memory_tokens, workdir)
         sharded = names_shards(path)
-        files = mine(path, "--corpus")[1] if sharded else [Path(path)]
+        # one file as given: the reader checks it (a clear error for anything not a path)
+        files: list[str | Path] = list(mine(path, "--corpus")[1]) if sharded else [path]
         try:
             type_ids, pending = encoder.type_ids, encoder.pending
             setdefault = type_ids.setdefault
