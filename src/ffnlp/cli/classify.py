@@ -19,6 +19,7 @@ from ffnlp.cli.common import (
     DIAGNOSTICS_OPTION,
     FORCE_OPTION,
     INIT_FROM_OPTION,
+    MAX_RESTARTS_OPTION,
     NPROC_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
@@ -102,6 +103,7 @@ def train(
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
     nproc: int = NPROC_OPTION,
+    max_restarts: int = MAX_RESTARTS_OPTION,
 ) -> None:
     """Train a text classifier and write a run directory.
 
@@ -115,7 +117,7 @@ def train(
     """
     from ffnlp.tasks.classify import train_classifier
 
-    relaunch_as_processes(nproc)
+    relaunch_as_processes(nproc, max_restarts)
     setup_logging(quiet or json_)
     if train_file is None:
         raise typer.BadParameter("--train is required", param_hint="--train")

@@ -56,10 +56,26 @@ NPROC_OPTION: Any = typer.Option(
 )
 
 
-def relaunch_as_processes(nproc: int) -> None:
+MAX_RESTARTS_OPTION: Any = typer.Option(
+    0,
+    "--max-restarts",
+    min=0,
+    help="With --nproc: when a process dies, start them all again up to this many times; the "
+    "run continues from its last checkpoint (torchrun --max-restarts; train.checkpoint = true "
+    "keeps one every epoch).",
+)
+
+
+def relaunch_as_processes(nproc: int, max_restarts: int = 0) -> None:
     """``--nproc N`` (N > 1): run this very command line as N processes under torchrun on this
-    machine and exit with its exit code. Under torchrun already, N > 1 is refused."""
+    machine (``--max-restarts``: torchrun's) and exit with its exit code. Under torchrun already,
+    N > 1 is refused."""
     if nproc <= 1:
+        if max_restarts:
+            raise ConfigError(
+                "--max-restarts restarts the processes that --nproc starts: use it with --nproc "
+                "N (N > 1), or give it to torchrun"
+            )
         return
     import subprocess
 
@@ -76,12 +92,13 @@ def relaunch_as_processes(nproc: int) -> None:
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--nproc":
+        elif arg in ("--nproc", "--max-restarts"):
             skip = True
-        elif not arg.startswith("--nproc="):
+        elif not arg.startswith(("--nproc=", "--max-restarts=")):
             kept.append(arg)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc-per-node", str(nproc), "-m", "ffnlp", *kept]
+    command += ["--nproc-per-node", str(nproc), "--max-restarts", str(max_restarts)]
+    command += ["-m", "ffnlp", *kept]
     raise typer.Exit(subprocess.call(command))
 
 

@@ -12,6 +12,7 @@ from ffnlp.cli.common import (
     DIAGNOSTICS_OPTION,
     FORCE_OPTION,
     INIT_FROM_OPTION,
+    MAX_RESTARTS_OPTION,
     NPROC_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
@@ -77,6 +78,7 @@ def train(
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
     nproc: int = NPROC_OPTION,
+    max_restarts: int = MAX_RESTARTS_OPTION,
 ) -> None:
     """Train a feed-forward LM, or fit a Kneser-Ney n-gram model (kind = "kneser_ney").
 
@@ -88,7 +90,7 @@ def train(
     """
     from ffnlp.tasks.lm import train_lm
 
-    relaunch_as_processes(nproc)
+    relaunch_as_processes(nproc, max_restarts)
     setup_logging(quiet or json_)
     overrides = list(set_) + ([f"train.seed={seed}"] if seed is not None else [])
     overrides += diagnostics_overrides(diagnostics)

@@ -13,6 +13,7 @@ from ffnlp.cli.common import (
     DIAGNOSTICS_OPTION,
     FORCE_OPTION,
     INIT_FROM_OPTION,
+    MAX_RESTARTS_OPTION,
     NPROC_OPTION,
     QUIET_OPTION,
     RESUME_OPTION,
@@ -72,6 +73,7 @@ def train(
     quiet: bool = QUIET_OPTION,
     json_: bool = SUMMARY_JSON_OPTION,
     nproc: int = NPROC_OPTION,
+    max_restarts: int = MAX_RESTARTS_OPTION,
 ) -> None:
     """Train skip-gram (or CBOW) word vectors with negative sampling; with model.type =
     fasttext, over words and their character n-grams, so that unseen words get vectors too.
@@ -89,7 +91,7 @@ def train(
     """
     from ffnlp.tasks.w2v import train_word2vec
 
-    relaunch_as_processes(nproc)
+    relaunch_as_processes(nproc, max_restarts)
     setup_logging(quiet or json_)
     # the evaluation files given here replace the config's (as --set would)
     evaluation: dict[str, Any] = {}

@@ -47,9 +47,20 @@ from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError, FfnlpError, Interrupted, ModelFileError, RankLost
 from ffnlp.fileio import is_disk_full, output_error, write_atomic
 from ffnlp.params import check_bool, check_instances, check_int, check_path, check_strings
-from ffnlp.rundir import CHECKPOINT, MARKER, RunTransaction, open_in_place, write_marker
+from ffnlp.rundir import (
+    CHECKPOINT,
+    MARKER,
+    RunTransaction,
+    left_by_earlier_attempt,
+    note_job,
+    open_in_place,
+    restart_count,
+    torchrun_job,
+    write_marker,
+)
 from ffnlp.runtime import is_main_process, prepare_process
 from ffnlp.tasks.runfolder import expect_run_of
+from ffnlp.text import shards
 from ffnlp.text.readers import input_problems
 from ffnlp.threads import set_threads_for
 from ffnlp.training import Callback, TrainConfig, Trainer, distributed
@@ -87,6 +98,7 @@ class Summary(TypedDict, total=False):
     threads: int  # intra-op threads of the training steps (train.threads; "auto": the rule's pick)
     world_size: int  # processes that trained together (torchrun), 1 alone
     ranks: list[dict[str, Any]]  # torchrun: each rank's batch, examples/s and gradient exchange
+    restarts: int  # torchrun --max-restarts: the attempt that completed the run (absent: first)
     warnings: list[str]  # train.diagnostics: the advice given during training (absent if none)
     init_from: dict[str, Any]  # a continued run: the run it started from and what grew
     dev: dict[str, Any]  # the dev split's metrics with the final weights
@@ -190,9 +202,24 @@ def start_run(
     cfgmod.raise_problems(problems, "with the input files", error=DataError)
     scope = _SCOPE.get()
     if scope is not None and scope.transaction is None:
+        # torchrun started the workers again after a rank died (--max-restarts): continue the
+        # run an earlier attempt of this job left, as --resume would
+        restarted = restart_count() > 0 and torchrun_job() is not None and not (resume or force)
         if is_main_process():
+            if restarted and left_by_earlier_attempt(out) is not None:
+                log.warning(
+                    "torchrun restart %d: continuing the run that the earlier attempt left in %s",
+                    restart_count(),
+                    out,
+                )
+                resume = scope.resumed = True
             transaction = RunTransaction.open(out, task, resume, force)
+            note_job(transaction.work)
+            if restarted:  # the run is in place: the other ranks may copy it to resume
+                distributed.broadcast_object(resume, "the restart")
         else:  # torchrun: the run is rank 0's
+            if restarted:
+                resume = scope.resumed = bool(distributed.broadcast_object(None, "the restart"))
             transaction = RunTransaction.private(out, task, resume)
         scope.transaction = transaction
         run_dir = transaction.work
@@ -218,8 +245,12 @@ def fit(
     run_dir: Path,
     resume: bool,
     step: Step | None = None,
+    sharded: bool = False,
 ) -> Trainer:
     """Train ``model`` with the one Trainer; return it (weights, history, timings).
+
+    ``sharded``: ``train`` holds this rank's own shards of the input (:mod:`ffnlp.text.shards`),
+    not the whole data.
 
     The intra-op threads are set here (:func:`ffnlp.threads.choose_threads`: ``train.threads``,
     or for "auto" a count that fits the model's work per step). Without dev data there is
@@ -241,6 +272,7 @@ def fit(
         callbacks=list(callbacks),
         run_dir=run_dir,
         step=step,
+        sharded=sharded,
     )
     if resume and not checkpoint_path(run_dir).is_file():
         if (run_dir / "summary.json").is_file():
@@ -302,7 +334,11 @@ def training_summary(task: str, trainer: Trainer, prep_seconds: float) -> Summar
             else None,
             "exchange": distributed.STATS.as_dict(),
         }
+        if shards.READ:  # the training shards this rank read (no other)
+            mine["shards"] = list(shards.READ)
         summary["ranks"] = distributed.gather_objects(mine, "the summary")
+    if restart_count() > 0:  # torchrun started the workers again before the run completed
+        summary["restarts"] = restart_count()
     warnings = [
         w for r in trainer.history.records for w in r.get("diagnostics", {}).get("warnings", [])
     ]
@@ -335,6 +371,15 @@ class _Scope:
     """What one :func:`run_recipe` call opened (the first start_run inside it)."""
 
     transaction: RunTransaction | None = None
+    resumed = False  # continued an earlier attempt's run without --resume (torchrun restart)
+
+
+def continues(resume: bool) -> bool:
+    """Whether the recipe's run continues a checkpoint: ``resume``, or a run left by an earlier
+    attempt of this torchrun job, which :func:`start_run` took up (see
+    :func:`ffnlp.rundir.left_by_earlier_attempt`)."""
+    scope = _SCOPE.get()
+    return resume or (scope is not None and scope.resumed)
 
 
 _SCOPE: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("ffnlp_run", default=None)
@@ -357,6 +402,7 @@ def run_recipe(recipe: Callable[..., R]) -> Callable[..., R]:
     def transactional(*args: Any, **kwargs: Any) -> R:
         scope = _Scope()
         token = _SCOPE.set(scope)
+        shards.READ.clear()  # this run's shards, not an earlier run's of the same process
         try:
             with distributed.session(), interrupts_as_exceptions():
                 result = recipe(*args, **kwargs)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +35,11 @@ import torch
 from ffnlp.config import option
 from ffnlp.errors import DataError
 from ffnlp.fileio import output_error
+from ffnlp.text import shards
 from ffnlp.text.readers import read_corpus
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import UNK, Vocab
+from ffnlp.training import distributed
 
 EOS = "</s>"
 SPECIALS = (EOS, UNK)
@@ -91,9 +94,23 @@ def build_vocab(path: str | Path, config: CorpusConfig) -> Vocab:
 
     A corpus that already contains ``<unk>`` (as PTB does) keeps using it: its count is kept and no
     second unknown-word token is added.
+
+    ``path`` may name several files (a glob pattern or a folder, :mod:`ffnlp.text.shards`): each
+    process counts the words of its own shards and the counts of every process are summed, so
+    every process gets the vocabulary of the whole corpus without reading it.
     """
-    vocab = Vocab.build(
-        sentences(path, config),
+    if not shards.names_shards(path):
+        counter: Counter[str] = Counter()
+        for tokens in sentences(path, config):
+            counter.update(tokens)
+    else:
+        positions, paths = shards.mine(path, "--train")
+        mine = {i: word_counts(p, config) for i, p in zip(positions, paths, strict=True)}
+        counter = Counter()
+        for counts in shards.in_shard_order(mine, "the word counts"):
+            counter.update(counts)
+    vocab = Vocab.from_counts(
+        counter,
         min_count=config.min_count,
         max_size=config.max_size or None,
         specials=SPECIALS,
@@ -101,6 +118,42 @@ def build_vocab(path: str | Path, config: CorpusConfig) -> Vocab:
     if len(vocab) <= len(SPECIALS):
         raise DataError(f"{path}: no words found; a corpus has one sentence a line")
     return vocab
+
+
+def word_counts(path: Path, config: CorpusConfig) -> Counter[str]:
+    """How often each token occurs in ``path``."""
+    counter: Counter[str] = Counter()
+    for tokens in sentences(path, config):
+        counter.update(tokens)
+    return counter
+
+
+def encode_training_corpus(
+    path: str | Path, vocab: Vocab, config: CorpusConfig, cache_dir: str | Path | None = None
+) -> tuple[Corpus, bool]:
+    """:func:`encode_corpus` of the training input, which may be several files (a glob pattern or
+    a folder): one process encodes them all, in order, as one corpus; under torchrun each
+    process encodes only its own shards. Also whether the corpus is this process's own part
+    (sharded under several processes)."""
+    if not shards.names_shards(path):
+        return encode_corpus(path, vocab, config, cache_dir), False
+    positions, paths = shards.mine(path, "--train")
+    parts = []
+    for i, p in zip(positions, paths, strict=True):
+        # a folder per shard: two shards may have the same name (a pattern over folders)
+        where = Path(cache_dir) / f"shard-{i}" if cache_dir is not None else None
+        parts.append(encode_corpus(p, vocab, config, where))
+        shards.record(p)
+    # each part starts with </s>; one corpus has it once, as the files' concatenation would
+    ids = torch.cat([parts[0].ids, *(part.ids[1:] for part in parts[1:])])
+    corpus = Corpus(
+        ids,
+        Path(path),
+        sum(p.sentences for p in parts),
+        sum(p.words for p in parts),
+        sum(p.unknown for p in parts),
+    )
+    return corpus, distributed.world_size() > 1
 
 
 def encode_corpus(

@@ -167,7 +167,11 @@ def as_path(path: object, what: str = "path") -> Path:
 def input_problems(inputs: Mapping[str, object]) -> list[str]:
     """What is wrong with each input file, as ``option -> path`` (None and data already in
     memory are skipped): not a path, missing, a directory, unreadable. Empty when all are fine;
-    the files are not opened."""
+    the files are not opened. ``--train`` and ``--corpus`` may name several files (a glob
+    pattern or a folder of shards, :mod:`ffnlp.text.shards`)."""
+    from ffnlp.text.shards import is_pattern, names_shards
+    from ffnlp.text.shards import problems as shard_problems
+
     problems = []
     for option, path in inputs.items():
         if path is None or isinstance(path, LabeledData):
@@ -178,13 +182,23 @@ def input_problems(inputs: Mapping[str, object]) -> list[str]:
             )
             continue
         p = Path(path)
+        if option in SHARDED_OPTIONS and names_shards(path, columnar_ok=True):
+            problems.extend(shard_problems(option, path))
+            continue
         if not p.exists():
-            problems.append(f"{option} {p}: no such file")
+            many = (
+                " (several files, as a pattern or a folder, are taken by --train and --corpus only)"
+            )
+            problems.append(f"{option} {p}: no such file{many if is_pattern(path) else ''}")
         elif p.is_dir() and not _columnar_folder(p):
             problems.append(f"{option} {p}: is a directory; pass a data file")
         elif not os.access(p, os.R_OK):
             problems.append(f"{option} {p}: cannot be read (permission denied)")
     return problems
+
+
+# the options whose file may be several files (a glob pattern or a folder): ffnlp.text.shards
+SHARDED_OPTIONS = ("--train", "--corpus")
 
 
 def _columnar_folder(p: Path) -> bool:

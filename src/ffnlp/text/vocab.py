@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,18 +71,24 @@ class Vocab:
         ``max_size`` bounds ``len(vocab)``, specials included (the rarest tokens are cut).
         Empty input gives a vocabulary of only the specials.
         """
-        if min_count < 1:
-            raise DataError(f"min_count must be at least 1; got {min_count}")
-        specials = tuple(specials)
-        if len(set(specials)) != len(specials):
-            raise DataError(f"the specials must be distinct; got {specials}")
-        if max_size is not None and max_size < len(specials):
-            raise DataError(
-                f"max_size must be at least the number of specials ({len(specials)}); got {max_size}"
-            )
+        cls._check_build(min_count, max_size, specials)
         counter: Counter[str] = Counter()
         for tokens in token_lists:
             counter.update(tokens)
+        return cls.from_counts(counter, min_count, max_size, specials)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counter: Mapping[str, int],
+        min_count: int = 1,
+        max_size: int | None = None,
+        specials: Sequence[str] = (PAD, UNK),
+    ) -> Vocab:
+        """As :meth:`build`, from tokens already counted (e.g. counts of several files merged:
+        the order of the tokens in ``counter`` does not matter)."""
+        cls._check_build(min_count, max_size, specials)
+        specials = tuple(specials)
         special_set = set(specials)
         kept = [(t, c) for t, c in counter.items() if c >= min_count and t not in special_set]
         kept.sort(key=lambda tc: (-tc[1], tc[0]))
@@ -91,6 +97,17 @@ class Vocab:
         itos = list(specials) + [t for t, _ in kept]
         counts = [counter.get(s, 0) for s in specials] + [c for _, c in kept]
         return cls(itos, counts, specials)
+
+    @staticmethod
+    def _check_build(min_count: int, max_size: int | None, specials: Sequence[str]) -> None:
+        if min_count < 1:
+            raise DataError(f"min_count must be at least 1; got {min_count}")
+        if len(set(specials)) != len(specials):
+            raise DataError(f"the specials must be distinct; got {tuple(specials)}")
+        if max_size is not None and max_size < len(specials):
+            raise DataError(
+                f"max_size must be at least the number of specials ({len(specials)}); got {max_size}"
+            )
 
     def extended(self, more: Vocab, min_count: int = 1, max_size: int | None = None) -> Vocab:
         """This vocabulary grown with ``more`` (built from new data with ``min_count=1``), as

@@ -18,14 +18,15 @@ within ``FFNLP_DIST_TIMEOUT`` seconds becomes :class:`~ffnlp.errors.RankLost`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -116,7 +117,19 @@ def session() -> Iterator[None]:
         torch.cuda.set_device(int(env["LOCAL_RANK"]) % torch.cuda.device_count())
     timeout = timeout_seconds()
     try:
-        torch.distributed.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+        store = attempt_store(env, timeout)
+        if store is None:
+            torch.distributed.init_process_group(
+                backend, timeout=datetime.timedelta(seconds=timeout)
+            )
+        else:
+            torch.distributed.init_process_group(
+                backend,
+                store=store,
+                rank=int(env["RANK"]),
+                world_size=int(env["WORLD_SIZE"]),
+                timeout=datetime.timedelta(seconds=timeout),
+            )
     except (RuntimeError, ValueError, OSError) as exc:
         raise RankLost(
             f"the {env['WORLD_SIZE']} processes did not meet at {env['MASTER_ADDR']}:"
@@ -133,6 +146,30 @@ def session() -> Iterator[None]:
         # after a lost rank the group is broken: leave it to the end of the process
         if not failed:
             torch.distributed.destroy_process_group()
+
+
+def attempt_store(env: dict[str, str], timeout: float) -> Any:
+    """Under torchrun's agent, the rendezvous store with the keys of this attempt only.
+
+    torchrun hands its workers the store of its own rendezvous, which outlives a restart
+    (``--max-restarts``): the workers of a second attempt would read the addresses that the
+    first attempt's processes published there and fail to connect to them (PyTorch issue
+    135712). A prefix per attempt (TORCHELASTIC_RESTART_COUNT) keeps the attempts apart.
+    None outside torchrun's agent (the environment's store as it is)."""
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "")
+    if not attempt.isdigit():
+        return None
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "") == "True"
+    base = torch.distributed.TCPStore(
+        env["MASTER_ADDR"],
+        int(env["MASTER_PORT"]),
+        int(env["WORLD_SIZE"]),
+        # the agent hosts the store it shares; otherwise rank 0 hosts one, as env:// does
+        is_master=not agent_store and env["RANK"] == "0",
+        timeout=datetime.timedelta(seconds=timeout),
+        multi_tenant=not agent_store,
+    )
+    return torch.distributed.PrefixStore(f"ffnlp/attempt-{attempt}/", base)
 
 
 def first_line(exc: BaseException) -> str:
@@ -176,10 +213,15 @@ class RankShare:
     a zero gradient of the right shapes, so every rank takes the same steps as one process.
     """
 
-    def __init__(self, batches: Iterator[dict[str, Any]]):
+    def __init__(self, batches: Iterator[dict[str, Any]], rank_batches: list[int] | None = None):
         self.scale, self.phantom = 1.0, False
         self._batches = batches
-        self._inner = self._every_nth() if is_distributed() else batches
+        if not is_distributed():
+            self._inner = batches
+        elif rank_batches is not None:
+            self._inner = self._own(rank_batches)
+        else:
+            self._inner = self._every_nth()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self._inner
@@ -195,6 +237,24 @@ class RankShare:
         if group:
             yield self._take(group, world, me)
 
+    def _own(self, rank_batches: list[int]) -> Iterator[dict[str, Any]]:
+        """Sharded input: every batch of this rank's own data, then (when another rank has more
+        batches this epoch) stand-ins until every rank has taken as many steps. A real batch's
+        factor makes the step's gradient the mean of the batches of the ranks that still have
+        data (N / their number)."""
+        world = len(rank_batches)
+        last: dict[str, Any] | None = None
+        for i, batch in enumerate(self._batches):
+            live = sum(1 for n in rank_batches if n > i)
+            self.scale, self.phantom = world / max(live, 1), False
+            last = batch
+            yield batch
+        assert last is not None  # every rank has a batch (see Trainer)
+        mine = rank_batches[torch.distributed.get_rank()]
+        for _ in range(mine, max(rank_batches)):
+            self.scale, self.phantom = 0.0, True
+            yield last
+
     def _take(self, group: list[dict[str, Any]], world: int, me: int) -> dict[str, Any]:
         sizes = [batch_size_of(b) for b in group]
         if me >= len(group):
@@ -204,14 +264,30 @@ class RankShare:
         return group[me]
 
 
-def rank_share(batches: Iterator[dict[str, Any]]) -> RankShare:
-    """This process's share of ``batches`` (each of the rank's size): see :class:`RankShare`."""
-    return RankShare(batches)
+def rank_share(
+    batches: Iterator[dict[str, Any]], rank_batches: list[int] | None = None
+) -> RankShare:
+    """This process's share of ``batches`` (each of the rank's size): see :class:`RankShare`.
+    ``rank_batches``: with sharded input, every rank's number of batches this epoch (each rank's
+    ``batches`` are then its own data, all taken)."""
+    return RankShare(batches, rank_batches)
 
 
 def rank_steps(source: BatchSource, batch_size: int) -> int:
     """Steps of an epoch of ``source`` in batches of ``batch_size`` (each rank's)."""
     return -(-source.num_batches(batch_size) // world_size())
+
+
+def shard_batches(source: BatchSource, batch_size: int) -> list[int]:
+    """Sharded input: every rank's number of batches of its own ``source`` (an epoch then takes
+    as many steps as the rank with the most)."""
+    return [int(n) for n in gather_objects(source.num_batches(batch_size), "the shard sizes")]
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The shuffling seed of one rank's own shards in one epoch: independent across ranks and
+    epochs, and the same again when the run resumes (nothing to save in a checkpoint)."""
+    return (seed * 1_000_003 + epoch * 8191 + rank * 131_071 + 1) % 2**63
 
 
 # ------------------------------------------------------------------------ the gradient exchange
@@ -369,6 +445,62 @@ def gather_objects(obj: Any, what: str) -> list[Any]:
     except RuntimeError as exc:
         raise lost(exc, what) from None
     return out
+
+
+def broadcast_object(obj: Any, what: str) -> Any:
+    """Rank 0's ``obj`` on every rank (``obj`` itself with one process)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    try:
+        torch.distributed.broadcast_object_list(box, src=0)
+    except RuntimeError as exc:
+        raise lost(exc, what) from None
+    return box[0]
+
+
+# ------------------------------------------------------------------------ shared evaluation
+
+_SHARED_EVALUATION: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "ffnlp_shared_evaluation", default=False
+)
+V = TypeVar("V")
+
+
+@contextlib.contextmanager
+def shared_evaluation() -> Iterator[None]:
+    """Within it, the evaluators that support it (the default mean loss, the classifier's, the
+    LM's) share their batches among the ranks: every rank must then evaluate the same data at
+    the same time (the Trainer's dev evaluation). Nothing changes with one process."""
+    token = _SHARED_EVALUATION.set(is_distributed())
+    try:
+        yield
+    finally:
+        _SHARED_EVALUATION.reset(token)
+
+
+def evaluation_batches(batches: Iterable[V]) -> Iterator[tuple[int, V]]:
+    """This rank's batches of a shared evaluation, with their numbers: batch i is rank
+    i mod N's. Every batch alone, or outside :func:`shared_evaluation`."""
+    if not _SHARED_EVALUATION.get():
+        yield from enumerate(batches)
+        return
+    world, me = world_size(), rank()
+    for i, batch in enumerate(batches):
+        if i % world == me:
+            yield i, batch
+
+
+def evaluation_results(parts: dict[int, V]) -> list[V]:
+    """Every rank's per-batch results of a shared evaluation (batch number -> result), in batch
+    order, on every rank: what one process computes, batch by batch, so that the sums over them
+    are one process's to the last bit."""
+    if not _SHARED_EVALUATION.get():
+        return [parts[i] for i in sorted(parts)]
+    merged: dict[int, V] = {}
+    for rank_parts in gather_objects(parts, "the evaluation"):
+        merged.update(rank_parts)
+    return [merged[i] for i in sorted(merged)]
 
 
 def barrier(what: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ffnlp.errors import RankLost, TrainingError
+from ffnlp.errors import DataError, RankLost, TrainingError
 from ffnlp.fileio import append_line
 from ffnlp.runtime import is_main_process, select_device
 from ffnlp.training.averaging import WeightAveraging
@@ -30,12 +30,15 @@ from ffnlp.training.config import TrainConfig
 from ffnlp.training.data import Batch, BatchSource, batch_size_of, move_to
 from ffnlp.training.diagnostics import TrainingDiagnostics
 from ffnlp.training.distributed import (
+    epoch_seed,
     is_distributed,
     rank,
     rank_batch_size,
     rank_share,
     rank_steps,
     reduce_sums,
+    shard_batches,
+    shared_evaluation,
     world_size,
 )
 from ffnlp.training.history import History
@@ -50,7 +53,10 @@ from ffnlp.training.tensorboard import TensorBoardLogger
 class Trainer:
     """``step``: how a batch becomes an update (default :class:`~ffnlp.training.steps.AutogradStep`).
     ``callbacks`` run after the ones the configuration installs (weight averaging, best weights,
-    checkpoints), so they see the final weights when the fit ends."""
+    checkpoints), so they see the final weights when the fit ends. ``sharded``: under torchrun,
+    ``train`` is this rank's own shards of the input (:mod:`ffnlp.text.shards`), which it
+    shuffles by (seed, epoch, rank) and takes whole, rather than every rank's copy of the whole
+    data, shared by batches."""
 
     def __init__(
         self,
@@ -62,6 +68,7 @@ class Trainer:
         callbacks: list[Callback] | None = None,
         run_dir: str | Path | None = None,
         step: Step | None = None,
+        sharded: bool = False,
     ):
         self.config = config
         self.train_data, self.dev_data = train, dev
@@ -78,7 +85,20 @@ class Trainer:
         self.reduction: str = getattr(model, "distributed_reduction", "mean")
         # this rank's factor on its batch's gradient (distributed.RankShare.scale), 1 alone
         self.gradient_scale = 1.0
-        self.steps_per_epoch = max(1, rank_steps(train, self.batch_size))
+        # sharded input (ffnlp.text.shards): each rank's ``train`` is its own shards, shuffled
+        # by a seed of (seed, epoch, rank) and taken whole; every rank's number of batches
+        self.rank_batches: list[int] | None = None
+        if sharded and self.distributed:
+            self.rank_batches = shard_batches(train, self.batch_size)
+            empty = [r for r, n in enumerate(self.rank_batches) if n == 0]
+            if empty:
+                raise DataError(
+                    f"the training shards of process {empty[0]} hold no example; every process "
+                    "needs data: remove empty shards or run fewer processes"
+                )
+            self.steps_per_epoch = max(self.rank_batches)
+        else:
+            self.steps_per_epoch = max(1, rank_steps(train, self.batch_size))
         self.scheduler = Schedule(self.optimizer, config, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history = History()
@@ -141,15 +161,17 @@ class Trainer:
         if callable(set_epoch):
             set_epoch(self.epoch)
         skip = self.batch_in_epoch  # > 0 only when resuming a run stopped mid-epoch
+        if self.rank_batches is not None:  # this rank's own order of its shards this epoch
+            self.generator.manual_seed(epoch_seed(self.config.seed, self.epoch, rank()))
         if skip == 0:
             self.epoch_rng = self.generator.get_state()
             self.loss_sum, self.loss_count = 0.0, 0
-        else:
+        elif self.rank_batches is None:
             self.generator.set_state(self.epoch_rng)
         self._epoch_started, self._examples = time.perf_counter(), 0
         self.model.train()
         batches = self.train_data.batches(self.batch_size, self.generator)
-        share = rank_share(batches)
+        share = rank_share(batches, self.rank_batches)
         for i, batch in enumerate(share):
             if i < skip:
                 continue
@@ -273,7 +295,9 @@ class Trainer:
             for cb in self.callbacks:
                 evaluation.enter_context(cb.evaluation_context(self))
             self.model.eval()
-            with torch.no_grad():
+            # under torchrun every rank evaluates its share of the batches (evaluators that
+            # support it: distributed.shared_evaluation), the results gathered in order
+            with torch.no_grad(), shared_evaluation():
                 record["dev"] = self.evaluate_fn(self.model, self.dev_data)
             self.model.train()
             if started is not None:

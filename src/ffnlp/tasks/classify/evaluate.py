@@ -19,6 +19,7 @@ from ffnlp.tasks.classify.metrics import (
     multilabel_metrics,
 )
 from ffnlp.training.data import BatchSource
+from ffnlp.training.distributed import evaluation_batches, evaluation_results
 from ffnlp.training.trainer import Evaluate
 
 
@@ -38,14 +39,18 @@ def make_evaluator(
         classifier = as_classifier(model)
         head = head_of(classifier)
         golds, preds, loss_sum, n = [], [], 0.0, 0
-        for batch in source.batches(batch_size, None):
+        parts = {}  # under torchrun's shared evaluation, this rank's batches only
+        for i, batch in evaluation_batches(source.batches(batch_size, None)):
             logits = classifier.logits(batch)  # (B, K')
             b = int(batch["y"].shape[0])
-            loss_sum += float(head.loss(logits, batch["y"])) * b
-            n += b
-            golds.append(batch["y"])
             # multi-label: (B, K) probabilities; single-label: (B,) the predicted class
-            preds.append(head.probabilities(logits) if multilabel else head.predict(logits))
+            pred = head.probabilities(logits) if multilabel else head.predict(logits)
+            parts[i] = (float(head.loss(logits, batch["y"])) * b, b, batch["y"], pred)
+        for batch_loss, b, gold, pred in evaluation_results(parts):  # every rank's, in order
+            loss_sum += batch_loss
+            n += b
+            golds.append(gold)
+            preds.append(pred)
         loss = loss_sum / max(n, 1)
         if multilabel:
             m = multilabel_metrics(torch.cat(golds), torch.cat(preds), labels, threshold)

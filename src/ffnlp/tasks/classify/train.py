@@ -63,16 +63,18 @@ from ffnlp.tasks.continued import (
 from ffnlp.tasks.run import (
     Summary,
     check_callbacks,
+    continues,
     finish_run,
     fit,
     run_recipe,
     start_run,
     training_summary,
 )
+from ffnlp.text import shards
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
-from ffnlp.training import Callback
+from ffnlp.training import Callback, distributed
 from ffnlp.training.data import BatchSource
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,7 @@ def train_classifier(
         force=force,
         inputs={"--train": train, "--dev": dev, "--test": test},
     )
+    resume = continues(resume)  # or a torchrun restart continuing its earlier attempt
     if resume:
         base = resumed_base(run_dir, "classify")
     start = open_start(base, cfg) if base is not None else None
@@ -145,7 +148,15 @@ def train_classifier(
         prepared.labels.labels, multilabel=prepared.multilabel, threshold=cfg.task.threshold
     )
     trainer = fit(
-        model, cfg.train, prepared.train, prepared.dev, evaluate, callbacks, run_dir, resume
+        model,
+        cfg.train,
+        prepared.train,
+        prepared.dev,
+        evaluate,
+        callbacks,
+        run_dir,
+        resume,
+        sharded=data.own is not None,
     )
 
     model = trainer.model.cpu().eval()
@@ -173,9 +184,12 @@ def train_classifier(
 class Splits:
     """The data of a run, read with [data]'s options."""
 
-    train: LabeledData
+    train: LabeledData  # all of the training data (every shard's, gathered, when sharded)
     dev: LabeledData | None
     test: LabeledData | None
+    # torchrun with sharded input: the training examples of this rank's own shards, which it
+    # alone trains on (None: every rank shares ``train`` by batches)
+    own: LabeledData | None = None
 
 
 @dataclass
@@ -192,10 +206,44 @@ class Prepared:
 
 
 def read_splits(cfg: ClassifyConfig, train: Split, dev: Split | None, test: Split | None) -> Splits:
+    whole, own = read_train(cfg, train)
     return Splits(
-        read_split(train, cfg),
+        whole,
         read_split(dev, cfg) if dev is not None else None,
         read_split(test, cfg) if test is not None else None,
+        own,
+    )
+
+
+def read_train(cfg: ClassifyConfig, train: Split) -> tuple[LabeledData, LabeledData | None]:
+    """The training split, and this rank's own part of it when it is sharded under torchrun.
+
+    Several files (a glob pattern or a folder, :mod:`ffnlp.text.shards`) are read as one split in
+    shard order by one process. Under torchrun each rank reads only its own shards; the label
+    set and the featurizer must be the same on every rank and equal to one process's, so the
+    examples read are gathered (in shard order) to settle them, and each rank then trains on its
+    own examples only."""
+    if isinstance(train, LabeledData) or not shards.names_shards(train, columnar_ok=True):
+        return read_split(train, cfg), None
+    positions, parts = shards.read_shards(train, "--train", lambda p: read_split(p, cfg))
+    own = joined(parts, Path(train))
+    if distributed.world_size() == 1:
+        return own, None
+    everything = shards.in_shard_order(dict(zip(positions, parts, strict=True)), "the shards")
+    return joined(everything, Path(train)), own
+
+
+def joined(parts: list[LabeledData], path: Path) -> LabeledData:
+    """The examples of ``parts`` (shards) as one split named ``path``."""
+    multilabel = any(p.multilabel for p in parts)
+    return LabeledData(
+        texts=[t for p in parts for t in p.texts],
+        labels=[label for p in parts for label in p.labels],
+        path=path,
+        skipped=sum(p.skipped for p in parts),
+        format=parts[0].format,
+        problems=[m for p in parts for m in p.problems][:5],
+        label_sets=[s for p in parts for s in p.label_lists()] if multilabel else None,
     )
 
 
@@ -301,7 +349,11 @@ def prepare(cfg: ClassifyConfig, data: Splits, start: Start | None = None) -> Pr
         return y
 
     y_train = targets(data.train)
-    train = featurizer.source(train_tokens, data.train.texts, y_train)
+    if data.own is None:
+        train = featurizer.source(train_tokens, data.train.texts, y_train)
+    else:  # sharded under torchrun: this rank trains on its own shards' examples
+        own_tokens = tokenizer.tokenize_all(data.own.texts)
+        train = featurizer.source(own_tokens, data.own.texts, targets(data.own))
     dev = None
     if data.dev is not None:
         dev_tokens = tokenizer.tokenize_all(data.dev.texts)

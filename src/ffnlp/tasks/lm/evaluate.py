@@ -17,6 +17,7 @@ from torch import nn
 
 from ffnlp.models.protocols import as_token_scorer
 from ffnlp.text.corpus import LMBatches
+from ffnlp.training.distributed import evaluation_batches, evaluation_results
 
 
 @torch.no_grad()
@@ -26,12 +27,13 @@ def token_log_probs_nn(model: nn.Module, source: LMBatches, batch_size: int = 40
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out = []
-    for batch in source.batches(batch_size, None):
+    parts = {}  # under torchrun's shared evaluation, this rank's batches only
+    for i, batch in evaluation_batches(source.batches(batch_size, None)):
         batch = {k: v.to(device) for k, v in batch.items()}
-        out.append(-scorer.token_nll(batch).double().cpu())  # (B,)
+        parts[i] = -scorer.token_nll(batch).double().cpu()  # (B,)
     model.train(was_training)
-    return torch.cat(out).numpy()
+    out = evaluation_results(parts)  # every rank's, in order
+    return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 def perplexity_of(log_probs: np.ndarray) -> float:

@@ -46,15 +46,24 @@ from ffnlp.tasks.lm.result import LanguageModel, load
 from ffnlp.tasks.run import (
     Summary,
     check_callbacks,
+    continues,
     finish_run,
     fit,
     run_recipe,
     start_run,
     training_summary,
 )
-from ffnlp.text.corpus import EOS, Corpus, LMBatches, build_vocab, encode_corpus
+from ffnlp.text.corpus import (
+    EOS,
+    Corpus,
+    LMBatches,
+    build_vocab,
+    encode_corpus,
+    encode_training_corpus,
+)
 from ffnlp.text.vocab import Vocab
 from ffnlp.training import Callback
+from ffnlp.training.distributed import reduce_sums
 
 
 @run_recipe
@@ -106,6 +115,7 @@ def train_lm(
         force=force,
         inputs={"--train": train, "--dev": dev, "--test": test},
     )
+    resume = continues(resume)  # or a torchrun restart continuing its earlier attempt
     if resume:
         base = resumed_base(run_dir, "lm")
     start = open_start(base, cfg) if base is not None else None
@@ -114,21 +124,43 @@ def train_lm(
     started = time.perf_counter()
     vocab = vocabulary(cfg, train, partner, start)
     vocab.save(run_dir / "vocab.json")
-    train_corpus = encode_corpus(train, vocab, cfg.data, cache_dir=run_dir / "cache")
+    train_corpus, sharded = encode_training_corpus(
+        train, vocab, cfg.data, cache_dir=run_dir / "cache"
+    )
     dev_corpus = encode_corpus(dev, vocab, cfg.data) if dev is not None else None
     test_corpus = encode_corpus(test, vocab, cfg.data) if test is not None else None
     prep_seconds = time.perf_counter() - started
 
     records: list[dict[str, Any]] = []
     if cfg.kind == "kneser_ney":
+        if sharded:
+            raise ConfigError(
+                'kind = "kneser_ney" counts the whole corpus in one process; with several '
+                "processes and --train as several files, each process reads only its own "
+                "shards: fit it as one process (leave out --nproc / torchrun)"
+            )
         lm, summary = _fit_kneser_ney(cfg, vocab, train_corpus, run_dir, prep_seconds)
     else:
         lm, summary, records = _train_network(
-            cfg, vocab, train_corpus, dev_corpus, callbacks, run_dir, resume, prep_seconds, start
+            cfg,
+            vocab,
+            train_corpus,
+            dev_corpus,
+            callbacks,
+            run_dir,
+            resume,
+            prep_seconds,
+            start,
+            sharded,
         )
     summary["kind"] = cfg.kind
     summary["vocab_size"] = len(vocab)
-    summary["train_tokens"] = train_corpus.targets
+    # every rank's tokens, when each trained on its own shards
+    summary["train_tokens"] = (
+        int(reduce_sums([float(train_corpus.targets)], "the token count")[0])
+        if sharded
+        else train_corpus.targets
+    )
     _add_figures(summary, lm, cfg, partner, dev_corpus, test_corpus, run_dir)
     lm.summary = dict(finish_run(run_dir, summary, records, metric="perplexity"))
     return lm
@@ -247,6 +279,7 @@ def _train_network(
     resume: bool,
     prep_seconds: float,
     start: Start | None = None,
+    sharded: bool = False,
 ) -> tuple[LanguageModel, Summary, list[dict[str, Any]]]:
     """Train the feed-forward LM with the Trainer (from the earlier run's weights when
     continuing one); save it; its summary and training history."""
@@ -269,6 +302,7 @@ def _train_network(
         callbacks,
         run_dir,
         resume,
+        sharded=sharded,
     )
     network = trainer.model.cpu().eval()
     assert isinstance(network, FeedForwardLM)

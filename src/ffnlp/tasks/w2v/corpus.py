@@ -18,7 +18,9 @@ import numpy as np
 from ffnlp.errors import DataError
 from ffnlp.tasks.w2v.config import CorpusConfig
 from ffnlp.text.readers import read_corpus
+from ffnlp.text.shards import mine, names_shards, record
 from ffnlp.text.vocab import Vocab
+from ffnlp.training.distributed import gather_objects, world_size
 
 SENTENCE_END = -1  # the id after every sentence (line) in a chunk
 _DROPPED = -2  # the remapped id of a word outside the vocabulary
@@ -81,24 +83,37 @@ class EncodedCorpus:
         :meth:`~ffnlp.text.vocab.Vocab.extended`): its words keep their ids, whatever their
         count here, and the corpus's new words are appended."""
         encoder = _Encoder(cfg.max_memory_tokens, workdir)
+        sharded = names_shards(path)
+        # one file as given: the reader checks it (a clear error for anything not a path)
+        files: list[str | Path] = list(mine(path, "--corpus")[1]) if sharded else [path]
         try:
             type_ids, pending = encoder.type_ids, encoder.pending
             setdefault = type_ids.setdefault
-            for line in read_corpus(path, cfg.encoding):
-                tokens = (line.lower() if cfg.lowercase else line).split()
-                pending.extend([setdefault(t, len(type_ids)) for t in tokens])
-                pending.append(SENTENCE_END)
-                if len(pending) >= cfg.chunk_tokens:
-                    encoder.flush()
+            for file in files:  # shards in order: as one file, their concatenation
+                for line in read_corpus(file, cfg.encoding):
+                    tokens = (line.lower() if cfg.lowercase else line).split()
+                    pending.extend([setdefault(t, len(type_ids)) for t in tokens])
+                    pending.append(SENTENCE_END)
+                    if len(pending) >= cfg.chunk_tokens:
+                        encoder.flush()
+                if sharded:
+                    record(file)
             if pending:
                 encoder.flush()
-            if encoder.raw == 0:
+            own_types = list(type_ids)
+            types, counts = own_types, encoder.counts
+            if sharded and world_size() > 1:  # the whole corpus's counts: every rank's summed
+                types, counts = _summed_counts(own_types, encoder.counts)
+            if int(counts.sum()) == 0:
                 raise DataError(f"{path}: the corpus holds no tokens")
-            types = list(type_ids)
             if known is None:
-                vocab, remap = _vocabulary(path, types, encoder.counts, min_count, max_vocab)
+                vocab, remap = _vocabulary(path, types, counts, min_count, max_vocab)
             else:
-                vocab, remap = _grown(known, types, encoder.counts, min_count, max_vocab)
+                vocab, remap = _grown(known, types, counts, min_count, max_vocab)
+            if types is not own_types:  # this rank's provisional ids -> the whole corpus's
+                where = {t: i for i, t in enumerate(types)}
+                order = np.array([where[t] for t in own_types] + [len(types)], dtype=np.int64)
+                remap = remap[order]
             return encoder.finish(vocab, remap)
         except BaseException:
             encoder.discard()
@@ -187,6 +202,21 @@ def _vocabulary(
     remap[np.asarray(kept)] = np.arange(len(kept), dtype=np.int32)
     remap[SENTENCE_END] = SENTENCE_END
     return vocab, remap
+
+
+def _summed_counts(types: list[str], counts: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Every rank's word counts summed (torchrun with sharded input): the word types of all
+    ranks and their counts over the whole corpus, the same on every rank."""
+    gathered = gather_objects((types, counts[: len(types)]), "the word counts")
+    where: dict[str, int] = {}
+    for rank_types, _ in gathered:
+        for t in rank_types:
+            where.setdefault(t, len(where))
+    total = np.zeros(len(where), dtype=np.int64)
+    for rank_types, rank_counts in gathered:
+        index = np.array([where[t] for t in rank_types], dtype=np.int64)
+        np.add.at(total, index, rank_counts)
+    return list(where), total
 
 
 def _grown(

@@ -41,6 +41,7 @@ from ffnlp.tasks.continued import (
 from ffnlp.tasks.run import (
     Summary,
     check_callbacks,
+    continues,
     finish_run,
     fit,
     run_recipe,
@@ -52,8 +53,10 @@ from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
 from ffnlp.tasks.w2v.corpus import EncodedCorpus
 from ffnlp.tasks.w2v.evaluate import similarity_evaluator
 from ffnlp.tasks.w2v.result import Word2VecRun, load
+from ffnlp.text.shards import names_shards
 from ffnlp.text.vocab import Vocab
 from ffnlp.training import Callback, Trainer, distributed, update_step_if_allowed
+from ffnlp.training.distributed import reduce_sums, world_size
 
 
 @run_recipe
@@ -98,6 +101,7 @@ def train_word2vec(
         force=force,
         inputs={"--corpus": corpus},
     )
+    resume = continues(resume)  # or a torchrun restart continuing its earlier attempt
     if resume:
         base = resumed_base(run_dir, "w2v")
     start = open_start(base, cfg) if base is not None else None
@@ -122,7 +126,7 @@ def train_word2vec(
         if start is not None:
             record = continue_vectors(start, model, len(encoded.vocab))
             write_lineage(run_dir, record)
-        trainer = _fit(model, cfg, encoded.vocab, source, callbacks, run_dir, resume)
+        trainer = _fit(model, cfg, encoded.vocab, source, callbacks, run_dir, resume, corpus)
     finally:
         encoded.close()
 
@@ -261,8 +265,9 @@ def _fit(
     callbacks: Sequence[Callback],
     run_dir: Path,
     resume: bool,
+    cfg_corpus: str | Path = "",
 ) -> Trainer:
-    """The Trainer's run. With similarity files the vectors are evaluated after every epoch, and
+    """The Trainer's run (``cfg_corpus``: the corpus as given, which may be several files). With similarity files the vectors are evaluated after every epoch, and
     the first file's Spearman is what ``train.monitor`` watches unless it was set."""
     train_cfg = cfg.train
     files = list(cfg.evaluation.similarity)
@@ -274,7 +279,20 @@ def _fit(
     # shares a batch between the model's worker threads, so the intra-op threads stay at 1
     step = update_step_if_allowed(model.sgd_step, model, train_cfg, own_threads=True)
     try:
-        return fit(model, train_cfg, source, dev, evaluate, callbacks, run_dir, resume, step)
+        # torchrun with the corpus in several files: each rank trains on its own shards
+        sharded = names_shards(cfg_corpus) and world_size() > 1
+        return fit(
+            model,
+            train_cfg,
+            source,
+            dev,
+            evaluate,
+            callbacks,
+            run_dir,
+            resume,
+            step,
+            sharded=sharded,
+        )
     except TrainingError as exc:
         raise TrainingError(
             f"{str(exc).rstrip('.')}. For word2vec the usual cause is a batch that is too large "
@@ -296,12 +314,13 @@ def _summary(
     summary["model_type"] = cfg.model.type
     summary["architecture"] = cfg.model.architecture
     summary["vocab_size"] = len(encoded.vocab)
-    summary["corpus_tokens"] = encoded.raw_tokens
-    summary["corpus_words_in_vocab"] = encoded.words
+    tokens, in_vocab = float(encoded.raw_tokens), float(encoded.words)
+    if trainer.rank_batches is not None:  # each rank read its own shards: the whole corpus's
+        tokens, in_vocab = reduce_sums([tokens, in_vocab], "the corpus size")
+    summary["corpus_tokens"] = int(tokens)
+    summary["corpus_words_in_vocab"] = int(in_vocab)
     # counted as gensim counts: corpus tokens x epochs / training seconds
-    summary["words_per_second"] = (
-        encoded.raw_tokens * trainer.epoch / seconds if seconds > 0 else math.nan
-    )
+    summary["words_per_second"] = tokens * trainer.epoch / seconds if seconds > 0 else math.nan
     summary["workers"] = model.workers
     hogwild = hogwild_possible(cfg)
     summary["prefetch_thread"] = cfg.corpus.prefetch and not hogwild
