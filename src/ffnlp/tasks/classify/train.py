@@ -144,8 +144,11 @@ def train_classifier(
     evaluate = make_evaluator(
         prepared.labels.labels, multilabel=prepared.multilabel, threshold=cfg.task.threshold
     )
+    # the model's compiled step where it makes the configured update (None: autograd)
+    fused = getattr(model, "fused_step", None)
+    step = fused(cfg.train) if callable(fused) else None
     trainer = fit(
-        model, cfg.train, prepared.train, prepared.dev, evaluate, callbacks, run_dir, resume
+        model, cfg.train, prepared.train, prepared.dev, evaluate, callbacks, run_dir, resume, step
     )
 
     model = trainer.model.cpu().eval()
