@@ -286,3 +286,60 @@ def test_sparse_row_batches_same_batches_as_row_selection() -> None:
         dense[rows, batch["ids"]] = batch["weights"]
         assert torch.equal(dense, x[batch["y"]])
     assert F.one_hot(torch.cat([b["y"] for b in got]), 5).sum(0).tolist() == [1] * 5
+
+
+@needs_jit
+def test_best_weights_copies_only_moved_rows_and_match_a_full_copy() -> None:
+    """BestWeights takes the rows the compiled step reports moved; its snapshot equals a whole
+    copy taken at the same evaluations."""
+    import contextlib
+
+    from ffnlp.training.best_weights import BestWeights
+    from ffnlp.training.callbacks import Callback
+
+    class FullCopies(Callback):
+        def __init__(self) -> None:
+            self.last: dict[str, torch.Tensor] | None = None
+
+        @contextlib.contextmanager
+        def evaluation_context(self, trainer: Trainer):  # type: ignore[no-untyped-def]
+            best = trainer.history.best_step
+            yield
+            if trainer.history.best_step != best:
+                self.last = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+    g = torch.Generator().manual_seed(5)
+    data = [bag_batch(1, 2, g, empty=False) for _ in range(60)]
+    ids = torch.cat([b["ids"] for b in data])
+    lengths = torch.tensor([b["ids"].numel() for b in data])
+    bags = Bags(ids, torch.cumsum(lengths, 0) - lengths, torch.cat([b["y"] for b in data]))
+    cfg = TrainConfig(
+        optimizer="adam",
+        sparse=True,
+        lr=0.05,
+        epochs=4,
+        batch_size=8,
+        eval_every=3,
+        monitor="dev.loss",
+    )
+    model = pooled(2, word_dropout=0.3, input_dropout=0.2)
+    full = FullCopies()
+    trainer = Trainer(
+        model,
+        cfg,
+        BagBatches(bags),
+        dev=BagBatches(bags),
+        callbacks=[full],
+        step=model.fused_step(cfg),
+    )
+    best = next(cb for cb in trainer.callbacks if isinstance(cb, BestWeights))
+    best_state: list[dict[str, torch.Tensor]] = []
+    original = best.on_fit_end
+    best.on_fit_end = lambda t: (best_state.append(dict(best.state or {})), original(t))  # type: ignore[method-assign]
+    trainer.fit()
+    assert full.last is not None and best_state
+    assert len(trainer.history.records) > 10
+    for k, v in full.last.items():
+        assert torch.equal(best_state[0][k], v), k
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, full.last[k]), k

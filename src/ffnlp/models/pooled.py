@@ -454,8 +454,12 @@ class BagBatches:
         """The epoch's order is laid out once (one gather of every id); a batch is then a slice
         of it, so a step pays for no selection of its own."""
         n = len(self.bags)
-        idx = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        epoch = self.select(idx)
+        if generator is None:  # in order (evaluation): the bags as they are, nothing gathered
+            bags = self.bags
+            assert bags.labels is not None
+            epoch = {"ids": bags.ids, "offsets": bags.offsets, "y": bags.labels}
+        else:
+            epoch = self.select(torch.randperm(n, generator=generator))
         starts = epoch["offsets"].tolist() + [epoch["ids"].numel()]
         for start in range(0, n, batch_size):
             end = min(start + batch_size, n)

@@ -87,8 +87,11 @@ class SparseRowBatches:
     def batches(self, batch_size: int, generator: torch.Generator | None) -> Iterator[Batch]:
         """The epoch's rows are gathered once, in its order (one selection, not one a batch);
         a batch is then a slice of them."""
-        idx = order(self.n_rows, generator)
-        epoch = self.rows(idx)
+        if generator is None:  # in order (evaluation): the matrix as it is, nothing gathered
+            epoch: Batch = {"ids": self.col, "weights": self.val, "offsets": self.crow[:-1]}
+            epoch.update(self.dense)
+        else:
+            epoch = self.rows(order(self.n_rows, generator))
         starts = epoch["offsets"].tolist() + [epoch["ids"].numel()]
         per_row = {k: v for k, v in epoch.items() if k not in ("ids", "weights", "offsets")}
         for start in range(0, self.n_rows, batch_size):

@@ -34,14 +34,14 @@ import torch
 
 from ffnlp import jit
 from ffnlp.training.config import TrainConfig
-from ffnlp.training.optim import LazyAdam
+from ffnlp.training.optim import LazyAdam, lazy_zeros
 from ffnlp.training.steps import AutogradStep
 
 if TYPE_CHECKING:
     from ffnlp.training.trainer import Trainer
 
 
-@jit.kernel()
+@jit.kernel(error_model="numpy")  # no zero-divisor check in the loops: they vectorise
 def bag_step(
     table,  # (V, D) the input rows
     moments,  # (V, 2D) Adam: LazyAdam's moments of each row, m then v; SGD: (0, 0)
@@ -70,6 +70,7 @@ def bag_step(
     sparse_step,  # LazyAdam's step count of the table, after this step's increment
     adam,  # bool: Adam (else plain SGD)
     slot,  # (V,) int64 scratch, -1 everywhere on entry and on return
+    touched,  # (V,) bool: set True for every row this step moves
 ):
     n_bags = offsets.shape[0]
     n_ids = ids.shape[0]
@@ -254,6 +255,7 @@ def bag_step(
                 in_bias[e] -= lr * g_bias[e]
     for s in range(n_rows):
         slot[rows[s]] = -1
+        touched[rows[s]] = True
     return loss
 
 
@@ -302,6 +304,10 @@ class BagStep:
         self.layout = layout
         self.kernel = kernel
         self.slot = np.full(layout.table.shape[0], -1, dtype=np.int64)
+        # the table rows moved since rows_changed last answered (None: unknown, e.g. after an
+        # autograd step or under weight averaging, whose average moves every row)
+        self.touched = np.zeros(layout.table.shape[0], dtype=np.bool_)
+        self.tracked = True
 
     def bind(self, trainer: Trainer) -> None:
         self.trainer = trainer
@@ -321,6 +327,23 @@ class BagStep:
         self.usable = trainer.device.type == "cpu" and (
             not self.adam or isinstance(table_owner, LazyAdam)
         )
+        self.tracked = self.usable and not trainer.config.ema_decay
+
+    def rows_changed(self, tensor: torch.Tensor) -> torch.Tensor | None:
+        """The rows of ``tensor`` (when it is the table's memory) that steps have moved since
+        the previous call, which starts the count again; None where that is not known (another
+        tensor, an autograd step in between, weight averaging). BestWeights copies only these
+        rows of a large table into its snapshot."""
+        if (
+            tensor.data_ptr() != self.layout.table.data_ptr()
+            or tensor.shape != self.layout.table.shape
+        ):
+            return None
+        known = self.tracked
+        rows = torch.from_numpy(np.flatnonzero(self.touched)) if known else None
+        self.touched[:] = False
+        self.tracked = self.usable and not self.trainer.config.ema_decay
+        return rows
 
     def _dense_state(self, p: torch.Tensor) -> dict[str, Any]:
         """torch.optim.Adam's state of ``p``, made as its first step makes it when absent."""
@@ -337,7 +360,7 @@ class BagStep:
         state = self.owner[id(p)].state[p]
         if not state:
             state["step"] = 0
-            state["moments"] = p.new_zeros(p.shape[0], 2 * p.shape[1])
+            state["moments"] = lazy_zeros(p.shape[0], 2 * p.shape[1], dtype=p.dtype)
         return state
 
     def random_draws(
@@ -361,6 +384,7 @@ class BagStep:
     def __call__(self, batch: dict[str, Any], need_norm: bool) -> tuple[float, float | None]:
         trainer = self.trainer
         if not self.usable or "ids" not in batch:  # dense rows, not bags: the autograd step
+            self.tracked = False
             return self.fallback(batch, need_norm)
         keep, weights, drop = self.random_draws(batch)
         loss = self.run(batch, trainer.scheduler.lr(), keep, weights, drop)
@@ -425,6 +449,7 @@ class BagStep:
             sparse_step,
             self.adam,
             self.slot,
+            self.touched,
         )
         return float(loss)
 
