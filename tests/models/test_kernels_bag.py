@@ -77,12 +77,14 @@ def kept_bags(
 def reference_pooled_loss(
     model: PooledEmbeddingClassifier,
     batch: dict[str, torch.Tensor],
-    keep: torch.Tensor | None,
-    drop: torch.Tensor | None,
+    word_u: torch.Tensor | None,
+    drop_u: torch.Tensor | None,
 ) -> torch.Tensor:
+    """The loss with the reference's ops, the draws ``word_u`` and ``drop_u`` made masks."""
     ids, offsets = batch["ids"], batch["offsets"]
-    if keep is not None:
-        ids, offsets = kept_bags(batch, keep)
+    if word_u is not None:
+        ids, offsets = kept_bags(batch, word_u >= model.word_dropout)
+    drop = masks(drop_u, model.mlp.layers[0].p) if drop_u is not None else None
     pooled_vec = model.embedding(ids, offsets)  # (B, D)
     if drop is not None:
         pooled_vec = pooled_vec * drop
@@ -94,8 +96,9 @@ def reference_mlp_loss(
     model: FeatureMLP,
     batch: dict[str, torch.Tensor],
     weights: torch.Tensor,
-    drop: torch.Tensor | None,
+    drop_u: torch.Tensor | None,
 ) -> torch.Tensor:
+    drop = masks(drop_u, model.rest[1].p) if drop_u is not None else None
     h = model.input(batch["ids"], batch["offsets"], per_sample_weights=weights)
     h = torch.relu(h + model.input_bias)
     if drop is not None:
@@ -112,13 +115,15 @@ def compare(a: torch.nn.Module, b: torch.nn.Module, ta: Trainer, tb: Trainer) ->
     torch.testing.assert_close(sa, sb, rtol=1e-10, atol=1e-12)
 
 
-def draws(batch: dict[str, torch.Tensor], word_p: float, drop_p: float, width: int, g: Any):
-    keep = torch.rand(batch["ids"].numel(), generator=g) >= word_p if word_p else None
-    drop = None
-    if drop_p:
-        drop = (torch.rand(batch["offsets"].numel(), width, generator=g) >= drop_p).double()
-        drop /= 1 - drop_p
-    return keep, drop
+def masks(drop_u: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout's multipliers from uniform draws: 0 below ``p``, 1 / (1 - p) above."""
+    return (drop_u >= p).double() / (1 - p)
+
+
+def draws(batch: dict[str, torch.Tensor], word: bool, drop: bool, width: int, g: Any):
+    word_u = torch.rand(batch["ids"].numel(), generator=g) if word else None
+    drop_u = torch.rand(batch["offsets"].numel(), width, generator=g) if drop else None
+    return word_u, drop_u
 
 
 @needs_jit
@@ -137,13 +142,15 @@ def test_pooled_step_matches_autograd(k: int, pooling: str, optimizer: str) -> N
     step = fused.fused_step(cfg)
     assert isinstance(step, BagStep)
     step.bind(t_fused)
-    for batch in batches:
-        keep, drop = draws(batch, 0.4, 0.3, D, g)
-        loss = reference_pooled_loss(ref, batch, keep, drop)
+    for i, batch in enumerate(batches):
+        if i == 2:  # memory replaced under the parameter: the step follows it
+            fused.embedding.weight.data = fused.embedding.weight.data.clone()
+        word_u, drop_u = draws(batch, True, True, D, g)
+        loss = reference_pooled_loss(ref, batch, word_u, drop_u)
         t_ref.optimizer.zero_grad()
         loss.backward()
         t_ref.optimizer.step()
-        fused_loss = step.run(batch, cfg.lr, keep, None, drop)
+        fused_loss = step.run(batch, cfg.lr, word_u, None, drop_u)
         assert fused_loss == pytest.approx(loss.item(), rel=1e-12)
     compare(ref, fused, t_ref, t_fused)
 
@@ -161,12 +168,12 @@ def test_mlp_step_matches_autograd(k: int, optimizer: str) -> None:
     assert isinstance(step, BagStep)
     step.bind(t_fused)
     for batch in batches:
-        _, drop = draws(batch, 0.0, 0.5, 5, g)
-        loss = reference_mlp_loss(ref, batch, batch["weights"], drop)
+        _, drop_u = draws(batch, False, True, 5, g)
+        loss = reference_mlp_loss(ref, batch, batch["weights"], drop_u)
         t_ref.optimizer.zero_grad()
         loss.backward()
         t_ref.optimizer.step()
-        fused_loss = step.run(batch, cfg.lr, None, batch["weights"], drop)
+        fused_loss = step.run(batch, cfg.lr, None, batch["weights"], drop_u)
         assert fused_loss == pytest.approx(loss.item(), rel=1e-12)
     compare(ref, fused, t_ref, t_fused)
 

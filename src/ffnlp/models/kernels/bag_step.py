@@ -48,13 +48,15 @@ def bag_step(
     ids,  # (N,) rows of every bag, back to back
     offsets,  # (B,) start of each bag in ids
     weights,  # (N,) a weight per id (sum only), or (0,) for none
-    keep,  # (N,) bool word-dropout draws (False: dropped), or (0,) for none
+    word_u,  # (N,) uniform draws of word dropout (id j dropped when < word_p), or (0,)
+    word_p,
     mean,  # bool: mean of the bag's rows (else their weighted sum)
     in_bias,  # (D,) bias after the bag, or (0,)
     in_bias_m,  # (D,) its Adam moments, or (0,)
     in_bias_v,
     relu,  # bool: ReLU after the bag (+ bias)
-    drop,  # (B, D) dropout multipliers (0 or 1 / (1 - p)), or (0, 0) for none
+    drop_u,  # (B, D) uniform draws of dropout (dropped when < drop_p), or (0, 0) for none
+    drop_p,
     w,  # (K, D) output layer
     w_m,  # (K, D) its Adam moments, or (0, 0)
     w_v,
@@ -77,9 +79,9 @@ def bag_step(
     d = table.shape[1]
     k = w.shape[0]
     has_weights = weights.shape[0] > 0
-    has_keep = keep.shape[0] > 0
+    has_keep = word_u.shape[0] > 0
     has_bias = in_bias.shape[0] > 0
-    has_drop = drop.shape[0] > 0
+    has_drop = drop_u.shape[0] > 0
     real = table.dtype.type  # every scalar in the table's type: float32 arithmetic vectorises
     zero = real(0.0)
     lr = real(lr)
@@ -87,6 +89,9 @@ def bag_step(
     beta2 = real(beta2)
     eps = real(eps)
     one = real(1.0)
+    scale_kept = one / (one - real(drop_p)) if has_drop else one  # inverted dropout
+    word_p = word_u.dtype.type(word_p)  # compared in the draws' type, as torch compares them
+    drop_p = drop_u.dtype.type(drop_p)
 
     # forward: each bag's rows -> pre (B, D); the ids kept and the divisor of each bag
     pre = np.zeros((n_bags, d), dtype=table.dtype)
@@ -98,12 +103,12 @@ def bag_step(
         every = True  # a bag that would lose every id keeps them all (pooled.drop_words)
         if has_keep:
             for j in range(lo, hi):
-                if keep[j]:
+                if word_u[j] >= word_p:
                     every = False
                     break
         c = 0
         for j in range(lo, hi):
-            if has_keep and not every and not keep[j]:
+            if has_keep and not every and word_u[j] < word_p:
                 continue
             used[j] = True
             c += 1
@@ -131,7 +136,7 @@ def bag_step(
             if relu and x <= zero:
                 x = zero
             if has_drop:
-                x *= drop[i, e]
+                x = x * scale_kept if drop_u[i, e] >= drop_p else zero
             h[i, e] = x
     logits = np.empty((n_bags, k), dtype=table.dtype)
     for i in range(n_bags):
@@ -176,7 +181,7 @@ def bag_step(
                 g_pre[i, e] += g * w[c, e]
         for e in range(d):
             if has_drop:
-                g_pre[i, e] *= drop[i, e]
+                g_pre[i, e] = g_pre[i, e] * scale_kept if drop_u[i, e] >= drop_p else zero
             if relu and pre[i, e] <= zero:
                 g_pre[i, e] = zero
     g_bias = np.zeros(d, dtype=table.dtype)
@@ -287,13 +292,6 @@ class BagLayout:
     dropout: float = 0.0  # dropout before the output layer
 
 
-def _array(t: torch.Tensor | None, shape: tuple[int, ...], like: torch.Tensor) -> np.ndarray:
-    """``t``'s memory as a NumPy array (no copy), or an empty one of ``like``'s dtype."""
-    if t is None:
-        return np.empty(shape, dtype=like.detach().numpy().dtype)
-    return t.detach().numpy()
-
-
 class BagStep:
     """The Trainer's step for a bag model: :func:`bag_step` with the optimiser's own state, so
     checkpoints, resuming and a later autograd step see the same moments and step counts."""
@@ -308,6 +306,9 @@ class BagStep:
         # autograd step or under weight averaging, whose average moves every row)
         self.touched = np.zeros(layout.table.shape[0], dtype=np.bool_)
         self.tracked = True
+        self._cached: tuple[list[int], list[np.ndarray]] | None = None
+        self._no_draws1 = np.empty(0, dtype=np.float32)  # torch.rand's type
+        self._no_draws2 = np.empty((0, 0), dtype=np.float32)
 
     def bind(self, trainer: Trainer) -> None:
         self.trainer = trainer
@@ -366,80 +367,107 @@ class BagStep:
     def random_draws(
         self, batch: dict[str, Any]
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """This step's word-dropout keep flags (N,), per-id weights after input dropout (N,) and
-        dropout multipliers (B, D), drawn from torch's generator (None where not used)."""
+        """This step's draws from torch's generator (None where not used): uniform numbers for
+        word dropout (N,) and dropout (B, D), which the kernel compares with the probabilities,
+        and the per-id weights after input dropout (N,)."""
         lay = self.layout
-        ids, offsets = batch["ids"], batch["offsets"]
-        keep = torch.rand(ids.numel()) >= lay.word_dropout if lay.word_dropout > 0 else None
+        n = batch["ids"].numel() if lay.word_dropout > 0 else 0
+        m = batch["offsets"].numel() * lay.table.shape[1] if lay.dropout > 0 else 0
+        u = torch.rand(n + m) if n + m else None  # one draw for both
+        word_u = u[:n] if u is not None and n else None
+        drop_u = u[n:].view(-1, lay.table.shape[1]) if u is not None and m else None
         weights = batch.get("weights")
         if weights is not None and lay.input_dropout > 0:
             weights = torch.nn.functional.dropout(weights, lay.input_dropout)
-        drop = None
-        if lay.dropout > 0:
-            p = lay.dropout
-            drop = (torch.rand(offsets.numel(), lay.table.shape[1]) >= p).to(lay.table.dtype)
-            drop.mul_(1.0 / (1.0 - p))
-        return keep, weights, drop
+        return word_u, weights, drop_u
 
     def __call__(self, batch: dict[str, Any], need_norm: bool) -> tuple[float, float | None]:
         trainer = self.trainer
         if not self.usable or "ids" not in batch:  # dense rows, not bags: the autograd step
             self.tracked = False
             return self.fallback(batch, need_norm)
-        keep, weights, drop = self.random_draws(batch)
-        loss = self.run(batch, trainer.scheduler.lr(), keep, weights, drop)
+        word_u, weights, drop_u = self.random_draws(batch)
+        loss = self.run(batch, trainer.scheduler.lr(), word_u, weights, drop_u)
         trainer.check_loss(loss)
         return loss, None
+
+    def _state_arrays(self) -> list[np.ndarray]:
+        """The weights and the optimiser's state as NumPy arrays over their memory, made again
+        only when a tensor or its memory was replaced (a checkpoint loaded into the optimiser,
+        ``param.data = ...``)."""
+        lay = self.layout
+        dense = [lay.weight, lay.bias] + ([lay.in_bias] if lay.in_bias is not None else [])
+        tensors: list[torch.Tensor] = [lay.table, *dense]
+        if self.adam:
+            table_state = self._table_state()
+            tensors.append(table_state["moments"])
+            for p in dense:
+                state = self._dense_state(p)
+                tensors += [state["exp_avg"], state["exp_avg_sq"], state["step"]]
+        where = [t.data_ptr() for t in tensors]
+        cached = self._cached
+        if cached is None or cached[0] != where:
+            arrays = [t.detach().numpy() for t in tensors]
+            arrays = [a.reshape(1) if a.ndim == 0 else a for a in arrays]
+            self._cached = cached = (where, arrays)
+        return cached[1]
 
     def run(
         self,
         batch: dict[str, Any],
         lr: float,
-        keep: torch.Tensor | None,
+        word_u: torch.Tensor | None,
         weights: torch.Tensor | None,
-        drop: torch.Tensor | None,
+        drop_u: torch.Tensor | None,
     ) -> float:
-        """The kernel on ``batch`` with the given draws; the batch's mean loss."""
+        """The kernel on ``batch`` with the given draws (:meth:`random_draws`); the batch's mean
+        loss."""
         lay = self.layout
-        t = lay.table
-        dense = [lay.weight, lay.bias] + ([lay.in_bias] if lay.in_bias is not None else [])
-        if self.adam:
-            table_state = self._table_state()
-            table_state["step"] += 1
-            states = [self._dense_state(p) for p in dense]
-            for s in states:
-                s["step"] += 1
-            moments = table_state["moments"].numpy()
-            sparse_step = table_state["step"]
-            dense_step = float(states[0]["step"])
-            m = [s["exp_avg"].numpy() for s in states]
-            v = [s["exp_avg_sq"].numpy() for s in states]
-        else:
-            moments = np.empty((0, 0), dtype=t.detach().numpy().dtype)
-            sparse_step, dense_step = 0, 0.0
-            m = [_array(None, (0,) * p.dim(), t) for p in dense]
-            v = m
+        arrays = self._state_arrays()
+        kind = arrays[0].dtype
+        none1, none2 = self._empty(kind)
         has_bias = lay.in_bias is not None
+        table, w, b = arrays[0], arrays[1], arrays[2]
+        in_bias = arrays[3] if has_bias else none1
+        if self.adam:
+            table_state = self.owner[id(lay.table)].state[lay.table]
+            table_state["step"] += 1
+            rest = arrays[4 if has_bias else 3 :]
+            moments = rest[0]
+            w_m, w_v, w_t = rest[1:4]
+            b_m, b_v, b_t = rest[4:7]
+            in_m, in_v, in_t = rest[7:10] if has_bias else (none1, none1, none1)
+            for t in (w_t, b_t, in_t):
+                if t.shape[0]:
+                    t += 1  # torch.optim.Adam's count of each dense weight
+            sparse_step, dense_step = table_state["step"], float(w_t[0])
+        else:
+            moments = self._empty_moments(kind)
+            w_m = w_v = none2
+            b_m = b_v = in_m = in_v = none1
+            sparse_step, dense_step = 0, 0.0
         y = batch["y"]
         loss = self.kernel(
-            t.detach().numpy(),
+            table,
             moments,
             batch["ids"].numpy(),
             batch["offsets"].numpy(),
-            _array(weights, (0,), t),
-            keep.numpy() if keep is not None else np.empty(0, dtype=np.bool_),
+            weights.numpy() if weights is not None else none1,
+            word_u.numpy() if word_u is not None else self._no_draws1,
+            self.layout.word_dropout,
             lay.mean,
-            _array(lay.in_bias, (0,), t),
-            m[2] if has_bias else _array(None, (0,), t),
-            v[2] if has_bias else _array(None, (0,), t),
+            in_bias,
+            in_m,
+            in_v,
             lay.relu,
-            _array(drop, (0, 0), t),
-            lay.weight.detach().numpy(),
-            m[0],
-            v[0],
-            lay.bias.detach().numpy(),
-            m[1],
-            v[1],
+            drop_u.numpy() if drop_u is not None else self._no_draws2,
+            self.layout.dropout,
+            w,
+            w_m,
+            w_v,
+            b,
+            b_m,
+            b_v,
             y.numpy() if y.dtype == torch.int64 else y.long().numpy(),
             float(lr),
             self.betas[0],
@@ -452,6 +480,12 @@ class BagStep:
             self.touched,
         )
         return float(loss)
+
+    def _empty(self, kind: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        return np.empty(0, dtype=kind), np.empty((0, 0), dtype=kind)
+
+    def _empty_moments(self, kind: np.dtype) -> np.ndarray:
+        return np.empty((0, 0), dtype=kind)
 
 
 def bag_fused_step(
