@@ -29,6 +29,8 @@ from ffnlp.models.heads import ClassifierInputs, make_head, multilabel_argument,
 from ffnlp.models.init import init_weight, keeps_weights
 from ffnlp.models.mlp import MLP, MLPConfig
 from ffnlp.models.registry import register
+from ffnlp.training.config import TrainConfig
+from ffnlp.training.steps import Step
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,10 @@ class FeatureMLP(nn.Module):
         label_smoothing: float = 0.0,
         class_weight: list[float] | None = None,
         multilabel: bool = False,
+        fused: bool = True,
     ) -> None:
         super().__init__()
+        self.fused = fused  # the compiled training step where it applies (see fused_step)
         if num_features < 1:
             raise ConfigError(
                 f"a feature classifier needs at least one feature; got {num_features}"
@@ -146,6 +150,36 @@ class FeatureMLP(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head.loss(self.logits(batch), batch["y"])
+
+    def fused_step(self, config: TrainConfig) -> Step | None:
+        """The compiled training step (:class:`~ffnlp.models.kernels.bag_step.BagStep`: forward,
+        backward and optimiser in one call, the same update as autograd + the optimiser) when it
+        applies: built with ``fused=True``, compiled kernels on, one hidden layer of ReLUs, a
+        trained table on the CPU, one label per example without label smoothing or class
+        weights, and training settings it makes (:func:`fusable_config`). Otherwise None: the
+        Trainer's autograd step (also for batches of dense feature rows)."""
+        from ffnlp.models.kernels.bag_step import BagLayout, bag_fused_step
+
+        if not self.fused or self.activation != "relu" or isinstance(self.rest, nn.Identity):
+            return None
+        assert isinstance(self.rest, nn.Sequential)
+        dropout, mlp = self.rest[1], self.rest[2]
+        assert isinstance(mlp, MLP)
+        if mlp.hidden or any(isinstance(m, nn.Dropout) for m in mlp.layers):
+            return None  # more than one hidden layer
+        linear = mlp.layers[-1]
+        assert isinstance(linear, nn.Linear)
+        layout = BagLayout(
+            table=self.input.weight,
+            weight=linear.weight,
+            bias=linear.bias,
+            mean=False,
+            input_dropout=getattr(self.input_dropout, "p", 0.0),
+            in_bias=self.input_bias,
+            relu=True,
+            dropout=getattr(dropout, "p", 0.0),
+        )
+        return bag_fused_step(self, self.head, layout, config)
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:

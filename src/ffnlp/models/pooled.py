@@ -33,6 +33,8 @@ from ffnlp.features.subwords import check_subword_settings, subword_buckets
 from ffnlp.models.heads import ClassifierInputs, make_head, multilabel_argument, output_size
 from ffnlp.models.mlp import MLP, MLPConfig
 from ffnlp.models.registry import register
+from ffnlp.training.config import TrainConfig
+from ffnlp.training.steps import Step
 
 POOLINGS = ("mean", "sum", "max", "mean_max")
 EMBED_INITS = ("uniform", "normal", "zeros")
@@ -108,8 +110,10 @@ class PooledEmbeddingClassifier(nn.Module):
         label_smoothing: float = 0.0,
         class_weight: list[float] | None = None,
         multilabel: bool = False,
+        fused: bool = True,
     ) -> None:
         super().__init__()
+        self.fused = fused  # the compiled training step where it applies (see fused_step)
         if pooling not in POOLINGS:
             raise ConfigError(
                 f"model.pooled.pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}"
@@ -215,6 +219,30 @@ class PooledEmbeddingClassifier(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head.loss(self.logits(batch), batch["y"])
+
+    def fused_step(self, config: TrainConfig) -> Step | None:
+        """The compiled training step (:class:`~ffnlp.models.kernels.bag_step.BagStep`: forward,
+        backward and optimiser in one call, the same update as autograd + the optimiser) when it
+        applies: built with ``fused=True``, compiled kernels on, mean or sum pooling, no hidden
+        layer, a trained table on the CPU, one label per example without label smoothing or
+        class weights, and training settings it makes (:func:`fusable_config`). Otherwise None:
+        the Trainer's autograd step."""
+        from ffnlp.models.kernels.bag_step import BagLayout, bag_fused_step
+
+        linear = self.mlp.layers[-1]
+        dropouts = [m for m in self.mlp.layers if isinstance(m, nn.Dropout)]
+        if not self.fused or self.pooling not in ("mean", "sum") or self.mlp.hidden:
+            return None
+        assert isinstance(linear, nn.Linear)
+        layout = BagLayout(
+            table=self.embedding.weight,
+            weight=linear.weight,
+            bias=linear.bias,
+            mean=self.pooling == "mean",
+            word_dropout=self.word_dropout,
+            dropout=dropouts[0].p if dropouts else 0.0,
+        )
+        return bag_fused_step(self, self.head, layout, config)
 
     @torch.no_grad()
     def predict_proba(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -426,8 +454,12 @@ class BagBatches:
         """The epoch's order is laid out once (one gather of every id); a batch is then a slice
         of it, so a step pays for no selection of its own."""
         n = len(self.bags)
-        idx = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        epoch = self.select(idx)
+        if generator is None:  # in order (evaluation): the bags as they are, nothing gathered
+            bags = self.bags
+            assert bags.labels is not None
+            epoch = {"ids": bags.ids, "offsets": bags.offsets, "y": bags.labels}
+        else:
+            epoch = self.select(torch.randperm(n, generator=generator))
         starts = epoch["offsets"].tolist() + [epoch["ids"].numel()]
         for start in range(0, n, batch_size):
             end = min(start + batch_size, n)

@@ -23,24 +23,35 @@ class BestWeights(Callback):
 
     def __init__(self) -> None:
         self.state: dict[str, torch.Tensor] | None = None
+        self.synced = False  # whether the rows a step reports changed are all that differ
 
     @contextlib.contextmanager
     def evaluation_context(self, trainer: Trainer) -> Iterator[None]:
         best_before = trainer.history.best_step
         yield  # not resumed when the evaluation raised: nothing to copy then
         if trainer.history.best_step != best_before:
-            self._copy(trainer.model)
+            self._copy(trainer.model, getattr(trainer.step_strategy, "rows_changed", None))
 
     @torch.no_grad()
-    def _copy(self, model: nn.Module) -> None:
+    def _copy(self, model: nn.Module, rows_changed: Any = None) -> None:
         """Into buffers allocated once: large embedding tables would otherwise cost a fresh
-        allocation at every improvement."""
+        allocation at every improvement. A step that knows which rows of a tensor it moved
+        since the last copy (``rows_changed(tensor)``, e.g. the bag classifiers' compiled step)
+        gets only those rows copied: a fraction of a large table."""
         state = model.state_dict()
-        if self.state is None or self.state.keys() != state.keys():
+        fresh = self.state is None or self.state.keys() != state.keys()
+        if fresh:
             self.state = {k: v.detach().clone() for k, v in state.items()}
-            return
+        assert self.state is not None
         for k, v in state.items():
-            self.state[k].copy_(v)
+            rows = rows_changed(v) if callable(rows_changed) else None  # also restarts its count
+            if fresh:
+                continue
+            if rows is None or not self.synced:
+                self.state[k].copy_(v)
+            elif rows.numel():
+                self.state[k].index_copy_(0, rows, v.index_select(0, rows))
+        self.synced = True
 
     def on_fit_end(self, trainer: Trainer) -> None:
         if self.state is not None and not trainer.interrupted:
@@ -51,3 +62,4 @@ class BestWeights(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.state = state.get("best_state")
+        self.synced = False  # the next copy is whole: the steps' count started elsewhere

@@ -112,9 +112,11 @@ class TrainConfig:
     )
     fused_step: bool = option(
         True,
-        "a task that has a hand-made plain-SGD update for its model uses it in place of autograd "
-        "+ optimiser when optimizer = 'sgd' with no momentum, weight decay, penalty or clipping "
-        "(the same update, made faster); false = always autograd + torch.optim",
+        "a task that has a hand-made update for its model uses it in place of autograd + "
+        "optimiser where it makes the same update, faster: plain SGD (optimizer = 'sgd' with no "
+        "momentum, weight decay, penalty or clipping), and for the pooled and n-gram MLP "
+        "classifiers also Adam with sparse = true (one compiled step; see docs/classifiers.md); "
+        "false = always autograd + torch.optim",
     )
     diagnostics: bool = option(
         False,

@@ -85,9 +85,25 @@ class SparseRowBatches:
         return batch
 
     def batches(self, batch_size: int, generator: torch.Generator | None) -> Iterator[Batch]:
-        idx = order(self.n_rows, generator)
+        """The epoch's rows are gathered once, in its order (one selection, not one a batch);
+        a batch is then a slice of them."""
+        if generator is None:  # in order (evaluation): the matrix as it is, nothing gathered
+            epoch: Batch = {"ids": self.col, "weights": self.val, "offsets": self.crow[:-1]}
+            epoch.update(self.dense)
+        else:
+            epoch = self.rows(order(self.n_rows, generator))
+        starts = epoch["offsets"].tolist() + [epoch["ids"].numel()]
+        per_row = {k: v for k, v in epoch.items() if k not in ("ids", "weights", "offsets")}
         for start in range(0, self.n_rows, batch_size):
-            yield self.rows(idx[start : start + batch_size])
+            end = min(start + batch_size, self.n_rows)
+            lo, hi = starts[start], starts[end]
+            batch: Batch = {
+                "ids": epoch["ids"][lo:hi],
+                "weights": epoch["weights"][lo:hi],
+                "offsets": epoch["offsets"][start:end] - lo,
+            }
+            batch.update({k: v[start:end] for k, v in per_row.items()})
+            yield batch
 
 
 def move_to(batch: Batch, device: torch.device) -> Batch:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -58,6 +59,14 @@ class Optimizers(torch.optim.Optimizer):
             o.load_state_dict(s)
 
 
+def lazy_zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A zero CPU tensor whose pages the system zeroes when first touched (NumPy's zeros is
+    ``calloc``): the moments of a large table whose steps touch a fraction of its rows cost no
+    pass over all of it (torch.zeros writes every byte: 0.05-0.15 s for SST-2's pooled table)."""
+    kind = torch.empty((), dtype=dtype).numpy().dtype
+    return torch.from_numpy(np.zeros(shape, dtype=kind))
+
+
 class LazyAdam(torch.optim.Optimizer):
     """Adam for sparse gradients: only the rows present in a step's gradient move.
 
@@ -89,7 +98,11 @@ class LazyAdam(torch.optim.Optimizer):
                 if not state:
                     state["step"] = 0
                     # both moments side by side, (V, 2D): one gather and one scatter a step
-                    state["moments"] = p.new_zeros(p.shape[0], 2 * values.shape[1])
+                    state["moments"] = (
+                        lazy_zeros(p.shape[0], 2 * values.shape[1], dtype=p.dtype)
+                        if p.device.type == "cpu"
+                        else p.new_zeros(p.shape[0], 2 * values.shape[1])
+                    )
                 state["step"] += 1
                 d = values.shape[1]
                 both = state["moments"].index_select(0, rows)  # (R, 2D)

@@ -147,6 +147,10 @@ def train_classifier(
     evaluate = make_evaluator(
         prepared.labels.labels, multilabel=prepared.multilabel, threshold=cfg.task.threshold
     )
+    # the model's compiled step where it makes the configured update (None: autograd); it
+    # updates the weights itself, so under torchrun (gradients averaged across ranks) autograd
+    fused = getattr(model, "fused_step", None)
+    step = fused(cfg.train) if callable(fused) and not distributed.is_distributed() else None
     trainer = fit(
         model,
         cfg.train,
@@ -156,6 +160,7 @@ def train_classifier(
         callbacks,
         run_dir,
         resume,
+        step,
         sharded=data.own is not None,
     )
 
