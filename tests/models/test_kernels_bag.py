@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from ffnlp import jit
 from ffnlp.models.feature_mlp import FeatureMLP
-from ffnlp.models.kernels.bag_step import BagStep
 from ffnlp.models.pooled import BagBatches, Bags, PooledEmbeddingClassifier
+from ffnlp.tasks.classify.fused import BagStep, fused_step
 from ffnlp.training import Trainer
 from ffnlp.training.config import TrainConfig
 from ffnlp.training.data import SparseRowBatches
@@ -139,7 +139,7 @@ def test_pooled_step_matches_autograd(k: int, pooling: str, optimizer: str) -> N
     fused = pooled(k, pooling, input_dropout=0.3, word_dropout=0.4)
     fused.load_state_dict(ref.state_dict())
     t_ref, t_fused = trainer_for(ref, cfg, batches[0]), trainer_for(fused, cfg, batches[0])
-    step = fused.fused_step(cfg)
+    step = fused_step(fused, cfg)
     assert isinstance(step, BagStep)
     step.bind(t_fused)
     for i, batch in enumerate(batches):
@@ -164,7 +164,7 @@ def test_mlp_step_matches_autograd(k: int, optimizer: str) -> None:
     ref, fused = mlp(k, dropout=0.5), mlp(k, dropout=0.5)
     fused.load_state_dict(ref.state_dict())
     t_ref, t_fused = trainer_for(ref, cfg, batches[0]), trainer_for(fused, cfg, batches[0])
-    step = fused.fused_step(cfg)
+    step = fused_step(fused, cfg)
     assert isinstance(step, BagStep)
     step.bind(t_fused)
     for batch in batches:
@@ -187,7 +187,7 @@ def test_float32_step_close_to_autograd() -> None:
     ref = pooled(2).float()
     fused = pooled(2).float()
     t_ref, t_fused = trainer_for(ref, cfg, batch), trainer_for(fused, cfg, batch)
-    step = fused.fused_step(cfg)
+    step = fused_step(fused, cfg)
     assert step is not None
     step.bind(t_fused)
     loss = reference_pooled_loss(ref, batch, None, None)
@@ -210,7 +210,7 @@ def test_trainer_fit_same_weights_as_autograd() -> None:
     cfg = TrainConfig(optimizer="adam", sparse=True, lr=0.05, epochs=2, batch_size=8)
     ref, fused = pooled(2), pooled(2)
     t_ref = Trainer(ref, cfg, BagBatches(bags))
-    t_fused = Trainer(fused, cfg, BagBatches(bags), step=fused.fused_step(cfg))
+    t_fused = Trainer(fused, cfg, BagBatches(bags), step=fused_step(fused, cfg))
     t_ref.fit()
     t_fused.fit()
     assert isinstance(t_fused.step_strategy, BagStep)
@@ -229,7 +229,7 @@ def test_dense_rows_take_the_autograd_step() -> None:
     y = torch.tensor([0, 1, 0, 1, 1, 0])
     from ffnlp.training.data import TensorBatches
 
-    step = model.fused_step(cfg)
+    step = fused_step(model, cfg)
     assert step is not None
     trainer = Trainer(model, cfg, TensorBatches({"x": x, "y": y}), step=step)
     before = model.input.weight.detach().clone()
@@ -257,15 +257,15 @@ def test_dense_rows_take_the_autograd_step() -> None:
     ],
 )
 def test_autograd_where_the_kernel_does_not_apply(build: Any, cfg: TrainConfig, why: str) -> None:
-    assert build().fused_step(cfg) is None, why
+    assert fused_step(build(), cfg) is None, why
 
 
 def test_jit_off_takes_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FFNLP_JIT", "0")
     jit.reset()
     try:
-        assert pooled(2).fused_step(config()) is None
-        assert mlp(2).fused_step(config()) is None
+        assert fused_step(pooled(2), config()) is None
+        assert fused_step(mlp(2), config()) is None
     finally:
         monkeypatch.delenv("FFNLP_JIT")
         jit.reset()
@@ -337,7 +337,7 @@ def test_best_weights_copies_only_moved_rows_and_match_a_full_copy() -> None:
         BagBatches(bags),
         dev=BagBatches(bags),
         callbacks=[full],
-        step=model.fused_step(cfg),
+        step=fused_step(model, cfg),
     )
     best = next(cb for cb in trainer.callbacks if isinstance(cb, BestWeights))
     best_state: list[dict[str, torch.Tensor]] = []

@@ -27,10 +27,9 @@ from ffnlp.errors import ConfigError, DataError
 from ffnlp.models.activations import ACTIVATIONS
 from ffnlp.models.heads import ClassifierInputs, make_head, multilabel_argument, output_size
 from ffnlp.models.init import init_weight, keeps_weights
+from ffnlp.models.kernels.bag_step import BagLayout
 from ffnlp.models.mlp import MLP, MLPConfig
 from ffnlp.models.registry import register
-from ffnlp.training.config import TrainConfig
-from ffnlp.training.steps import Step
 
 
 @dataclass(frozen=True)
@@ -151,15 +150,11 @@ class FeatureMLP(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head.loss(self.logits(batch), batch["y"])
 
-    def fused_step(self, config: TrainConfig) -> Step | None:
-        """The compiled training step (:class:`~ffnlp.models.kernels.bag_step.BagStep`: forward,
-        backward and optimiser in one call, the same update as autograd + the optimiser) when it
-        applies: built with ``fused=True``, compiled kernels on, one hidden layer of ReLUs, a
-        trained table on the CPU, one label per example without label smoothing or class
-        weights, and training settings it makes (:func:`fusable_config`). Otherwise None: the
-        Trainer's autograd step (also for batches of dense feature rows)."""
-        from ffnlp.models.kernels.bag_step import BagLayout, bag_fused_step
-
+    def bag_layout(self) -> BagLayout | None:
+        """The parts the compiled training step updates (:mod:`ffnlp.models.kernels.bag_step`),
+        for a model built with ``fused=True`` with one hidden layer of ReLUs; None otherwise.
+        Whether the step then applies (kernels on, head, device, training settings, sparse
+        batches) is :func:`ffnlp.tasks.classify.fused.fused_step`'s question."""
         if not self.fused or self.activation != "relu" or isinstance(self.rest, nn.Identity):
             return None
         assert isinstance(self.rest, nn.Sequential)
@@ -179,7 +174,7 @@ class FeatureMLP(nn.Module):
             relu=True,
             dropout=getattr(dropout, "p", 0.0),
         )
-        return bag_fused_step(self, self.head, layout, config)
+        return layout
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,10 +31,9 @@ from ffnlp.config import option, section
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.features.subwords import check_subword_settings, subword_buckets
 from ffnlp.models.heads import ClassifierInputs, make_head, multilabel_argument, output_size
+from ffnlp.models.kernels.bag_step import BagLayout
 from ffnlp.models.mlp import MLP, MLPConfig
 from ffnlp.models.registry import register
-from ffnlp.training.config import TrainConfig
-from ffnlp.training.steps import Step
 
 POOLINGS = ("mean", "sum", "max", "mean_max")
 EMBED_INITS = ("uniform", "normal", "zeros")
@@ -220,15 +219,11 @@ class PooledEmbeddingClassifier(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head.loss(self.logits(batch), batch["y"])
 
-    def fused_step(self, config: TrainConfig) -> Step | None:
-        """The compiled training step (:class:`~ffnlp.models.kernels.bag_step.BagStep`: forward,
-        backward and optimiser in one call, the same update as autograd + the optimiser) when it
-        applies: built with ``fused=True``, compiled kernels on, mean or sum pooling, no hidden
-        layer, a trained table on the CPU, one label per example without label smoothing or
-        class weights, and training settings it makes (:func:`fusable_config`). Otherwise None:
-        the Trainer's autograd step."""
-        from ffnlp.models.kernels.bag_step import BagLayout, bag_fused_step
-
+    def bag_layout(self) -> BagLayout | None:
+        """The parts the compiled training step updates (:mod:`ffnlp.models.kernels.bag_step`),
+        for a model built with ``fused=True`` with mean or sum pooling and no hidden layer; None
+        otherwise. Whether the step then applies (kernels on, head, device, training settings)
+        is :func:`ffnlp.tasks.classify.fused.fused_step`'s question."""
         linear = self.mlp.layers[-1]
         dropouts = [m for m in self.mlp.layers if isinstance(m, nn.Dropout)]
         if not self.fused or self.pooling not in ("mean", "sum") or self.mlp.hidden:
@@ -242,7 +237,7 @@ class PooledEmbeddingClassifier(nn.Module):
             word_dropout=self.word_dropout,
             dropout=dropouts[0].p if dropouts else 0.0,
         )
-        return bag_fused_step(self, self.head, layout, config)
+        return layout
 
     @torch.no_grad()
     def predict_proba(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:

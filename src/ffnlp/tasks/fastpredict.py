@@ -54,6 +54,9 @@ MODEL_ARGS: dict[str, frozenset[str]] = {
     ),
 }
 COVERED_TYPES = tuple(MODEL_ARGS)
+# arguments a model.json may hold or leave out: the head's kind, and the training-only switch of
+# the compiled step (``fused``), which changes nothing a forward pass computes
+OPTIONAL_ARGS = frozenset(("multilabel", "fused"))
 _SECTIONS = {"task", "data", "features", "model", "loss", "train"}  # a classifier's config.toml
 
 
@@ -286,7 +289,7 @@ def _plain_args(kind: str, args: Any) -> bool:
     if not isinstance(args, dict):
         return False
     known = MODEL_ARGS[kind]
-    if not (known <= set(args) <= known | {"multilabel"}):
+    if not (known <= set(args) <= known | OPTIONAL_ARGS):
         return False
     sizes = ("num_features", "num_embeddings", "num_classes", "dim")
     if not all(_is_int(args[a]) and args[a] > 0 for a in sizes if a in args):

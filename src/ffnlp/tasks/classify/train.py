@@ -45,6 +45,7 @@ from ffnlp.tasks.classify.data import (
     read_split,
 )
 from ffnlp.tasks.classify.evaluate import make_evaluator
+from ffnlp.tasks.classify.fused import fused_step
 from ffnlp.tasks.classify.metrics import tune_thresholds
 from ffnlp.tasks.classify.predictions import write_predictions
 from ffnlp.tasks.classify.pretrained import load_pretrained
@@ -149,8 +150,7 @@ def train_classifier(
     )
     # the model's compiled step where it makes the configured update (None: autograd); it
     # updates the weights itself, so under torchrun (gradients averaged across ranks) autograd
-    fused = getattr(model, "fused_step", None)
-    step = fused(cfg.train) if callable(fused) and not distributed.is_distributed() else None
+    step = None if distributed.is_distributed() else fused_step(model, cfg.train)
     trainer = fit(
         model,
         cfg.train,
