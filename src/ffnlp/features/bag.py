@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ffnlp.errors import ConfigError, DataError, ModelFileError, NotFittedError
+from ffnlp.features.weighting import weigh_counts
 
 WEIGHTINGS = ("count", "binary", "tfidf")
 NORMS = ("auto", "l2", None)
@@ -216,17 +217,16 @@ class BagOfNgrams:
     def _weigh(
         self, tf: np.ndarray, col_of: np.ndarray, row_of: np.ndarray, n_docs: int
     ) -> np.ndarray:
-        if self.weighting == "binary":
-            values = np.ones_like(tf)
-        else:
-            values = 1.0 + np.log(tf) if self.sublinear_tf else tf
-            if self.weighting == "tfidf":
-                assert self.idf_ is not None
-                values = values * self.idf_[col_of]
-        if self.effective_norm == "l2":
-            norms = np.sqrt(np.bincount(row_of, weights=values * values, minlength=n_docs))
-            values = values / norms[row_of]  # a row with no features has no entries to divide
-        return values
+        return weigh_counts(
+            tf,
+            col_of,
+            row_of,
+            n_docs,
+            weighting=self.weighting,
+            sublinear_tf=self.sublinear_tf,
+            idf=self.idf_,
+            l2=self.effective_norm == "l2",
+        )
 
     def fit_transform(self, token_lists: Iterable[Sequence[str]]) -> torch.Tensor:
         """``fit`` then ``transform`` on the same token lists."""

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ffnlp.features.weighting import weigh_counts
 from ffnlp.text.tokenize import Tokenizer
 
 SEPARATOR = "\x00"  # the token put between two texts; a text holding it is tokenised on its own
@@ -280,18 +281,17 @@ class NgramRows:
     def _weigh(
         self, tf: np.ndarray, col_of: np.ndarray, row_of: np.ndarray, n_texts: int
     ) -> np.ndarray:
-        """The reference's ``BagOfNgrams._weigh``, step for step (float64, then float32)."""
-        if self.weighting == "binary":
-            values = np.ones_like(tf)
-        else:
-            values = 1.0 + np.log(tf) if self.sublinear_tf else tf
-            if self.weighting == "tfidf":
-                assert self.idf is not None
-                values = values * self.idf[col_of]
-        if self.l2:
-            norms = np.sqrt(np.bincount(row_of, weights=values * values, minlength=n_texts))
-            values = values / norms[row_of]
-        return values
+        """The reference's values (:func:`~ffnlp.features.weighting.weigh_counts`, float64)."""
+        return weigh_counts(
+            tf,
+            col_of,
+            row_of,
+            n_texts,
+            weighting=self.weighting,
+            sublinear_tf=self.sublinear_tf,
+            idf=self.idf,
+            l2=self.l2,
+        )
 
 
 class IdRows:
