@@ -146,10 +146,13 @@ def test_a_text_s_numbers_do_not_depend_on_its_chunk() -> None:
 
 @pytest.mark.parametrize("width", [1, 16])
 @pytest.mark.parametrize("mode", ["sum", "mean"])
-def test_every_way_of_adding_bags_gives_the_same_numbers(width: int, mode: str) -> None:
-    """The position loop, SciPy's product (``sparse_from=0``) and one text's running sum add a
-    bag's rows in the same order: the same bits (a width of 1 is the projected pooled table,
-    where a plain sum over the rows would add them pairwise)."""
+def test_every_way_of_adding_bags_gives_the_same_numbers(
+    width: int, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The position loop, SciPy's product (``sparse_from=0``; its loop called directly, or
+    through ``csr_matrix``) and one text's running sum add a bag's rows in the same order: the
+    same bits (a width of 1 is the projected pooled table, where a plain sum over the rows
+    would add them pairwise)."""
     rng = np.random.default_rng(width)
     table = rng.standard_normal((300, width)).astype(np.float32)
     for long_texts in (False, True):
@@ -163,6 +166,10 @@ def test_every_way_of_adding_bags_gives_the_same_numbers(width: int, mode: str) 
         assert len(ids) < numpy_forward.SPARSE_PRODUCT_FROM  # the loop, above
         scipy = numpy_forward.bag_sum(table, ids, offsets, weights, mode=mode, sparse_from=0)
         assert np.array_equal(loop, scipy)
+        with monkeypatch.context() as patch:
+            patch.setattr(numpy_forward, "_csr_loop", lambda: None)  # csr_matrix's product
+            public = numpy_forward.bag_sum(table, ids, offsets, weights, mode=mode, sparse_from=0)
+        assert np.array_equal(loop, public)
         for b in range(len(offsets) - 1):
             lo, hi = offsets[b], offsets[b + 1]
             one = numpy_forward.bag_sum(
