@@ -101,6 +101,24 @@ def test_the_key_index_finds_every_key_and_nothing_else() -> None:
     assert index.get(np.zeros(0, dtype=np.int64)).shape == (0,)
 
 
+@pytest.mark.parametrize("held", [0, 1, 3000])
+def test_the_key_index_s_search_and_its_probes_agree(
+    held: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(held)
+    keys = np.unique(rng.integers(0, 2**40, held))
+    index = KeyIndex(keys, rng.permutation(len(keys)).astype(np.int64))
+    for asked in (0, 1, 7, KeyIndex.SEARCH_BELOW - 1, KeyIndex.SEARCH_BELOW + 5):
+        mixed = np.concatenate([keys, rng.integers(0, 2**40, 50), [0, 2**40 + 1]])
+        query = rng.choice(mixed, asked).astype(np.int64)
+        monkeypatch.setattr(KeyIndex, "SEARCH_BELOW", 0)  # probing only
+        probed = index.get(query)
+        monkeypatch.setattr(KeyIndex, "SEARCH_BELOW", 10**9)  # binary search only
+        searched = index.get(query)
+        assert np.array_equal(probed, searched)
+        assert ((searched >= 0) == np.isin(query, keys)).all()
+
+
 def _ngram_parity(bag: BagOfNgrams, tokenizer: Tokenizer, texts: list[str]) -> None:
     want = bag.transform(tokenizer.tokenize_all(texts))  # sparse CSR (N, F)
     rows = NgramRows(bag.to_dict())

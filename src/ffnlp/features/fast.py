@@ -122,6 +122,7 @@ class KeyIndex:
 
     def __init__(self, keys: np.ndarray, values: np.ndarray):
         size = 1 << max(int(2 * len(keys)).bit_length(), 4)
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # for _search
         self.mask = np.int64(size - 1)
         self.keys = np.full(size, self._EMPTY, dtype=np.int64)
         self.values = np.zeros(size, dtype=np.int64)
@@ -149,6 +150,8 @@ class KeyIndex:
 
     def get(self, keys: np.ndarray) -> np.ndarray:
         """The value of every key (int64 >= 0), -1 for a key the table does not hold."""
+        if len(keys) < self.SEARCH_BELOW:
+            return self._search(keys)
         out = np.full(len(keys), -1, dtype=np.int64)
         slot = self._slot(keys)
         todo = np.arange(len(keys))
@@ -159,6 +162,24 @@ class KeyIndex:
             todo = todo[~hit & (held != self._EMPTY)]
             slot[todo] = (slot[todo] + 1) & self.mask
         return out
+
+    # Below this many keys a binary search in the sorted keys answers in a few array calls; the
+    # probing above takes a round of calls for each step of the longest probe sequence (a key
+    # the table does not hold probes to the next empty slot), more than the search costs.
+    SEARCH_BELOW = 2048
+
+    def _search(self, keys: np.ndarray) -> np.ndarray:
+        """:meth:`get` by binary search (the same values); the sorted keys made on first use."""
+        if self._sorted is None:
+            held = np.flatnonzero(self.keys != self._EMPTY)
+            order = np.argsort(self.keys[held], kind="stable")
+            self._sorted = (self.keys[held][order], self.values[held][order])
+        sorted_keys, sorted_values = self._sorted
+        if not len(sorted_keys):
+            return np.full(len(keys), -1, dtype=np.int64)
+        at = np.searchsorted(sorted_keys, keys)
+        at[at == len(sorted_keys)] = 0  # past the largest key: not held (checked below)
+        return np.where(sorted_keys[at] == keys, sorted_values[at], -1)
 
 
 def _text_of(kind: np.ndarray, separator: int, lengths: np.ndarray | None) -> np.ndarray:
@@ -243,7 +264,7 @@ class NgramRows:
             if len(kind) < n or (n > 1 and n not in self.tables):
                 continue
             count = len(kind) - n + 1
-            key = kind[:count].copy()
+            key = kind[:count]  # (a view: the loop below makes new arrays, never writes it)
             valid = key >= 0
             for k in range(1, n):
                 nxt = kind[k : k + count]

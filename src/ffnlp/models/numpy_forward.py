@@ -26,6 +26,8 @@ import numpy as np
 
 Array = np.ndarray
 SPARSE_PRODUCT_FROM = 4096  # ids in a call from which SciPy's sparse product adds the rows
+# (below that, a process that has not imported SciPy yet does not: its import takes 0.2 s, more
+# than a few texts' prediction; a long-lived one sets NumpyForward.sparse_from to 0)
 LEAKY_SLOPE = 0.01  # ffnlp.models.activations.LEAKY_SLOPE (that module imports torch)
 
 
@@ -51,11 +53,17 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 
 
 def bag_sum(
-    table: Array, ids: Array, offsets: Array, weights: Array | None = None, mode: str = "sum"
+    table: Array,
+    ids: Array,
+    offsets: Array,
+    weights: Array | None = None,
+    mode: str = "sum",
+    sparse_from: int = SPARSE_PRODUCT_FROM,
 ) -> Array:
     """(B, D): each bag's rows of ``table`` (ids[offsets[b]:offsets[b+1]]) added up (times
     ``weights``), averaged (``mode="mean"``) or their maximum (``"max"``); an empty bag gives
-    zeros, as ``torch.nn.EmbeddingBag``."""
+    zeros, as ``torch.nn.EmbeddingBag``. A call of several bags and at least ``sparse_from``
+    ids adds them with SciPy's sparse product (the same numbers; see below)."""
     n_bags = len(offsets) - 1
     out = np.zeros((n_bags, table.shape[1]), dtype=table.dtype)
     if len(ids) == 0 or n_bags == 0:
@@ -67,14 +75,18 @@ def bag_sum(
         return out
     # Each bag's rows are added left to right, one after the other, whichever way is taken
     # (SciPy's loop does so): a text's numbers do not depend on the texts predicted with it.
-    if len(ids) >= SPARSE_PRODUCT_FROM:
+    if n_bags == 1 and len(ids) < SPARSE_PRODUCT_FROM:
+        # one text (a server's single request): a running sum down its rows, in order by
+        # definition of accumulate (a plain sum over the rows may add them pairwise)
+        rows = table[ids]  # (N, D)
+        if weights is not None:
+            rows *= weights[:, None]
+        out[0] += np.add.accumulate(rows, axis=0)[-1]  # 0 + sum: as the loops start
+    elif len(ids) >= sparse_from:
         # a sparse (B, rows) matrix times the table: SciPy's loop over the non-zeros adds the
         # rows in place, with no (N, D) copy of them (its import, 0.2 s, is paid only here)
-        from scipy.sparse import csr_matrix
-
         values = np.ones(len(ids), dtype=table.dtype) if weights is None else weights
-        bags = csr_matrix((values, ids, offsets), shape=(n_bags, table.shape[0]))
-        out = np.asarray(bags @ table, dtype=table.dtype)
+        out = sparse_product(table, ids, offsets, values)
     else:  # a few texts: position by position across the bags
         rows = table[ids]  # (N, D)
         if weights is not None:
@@ -88,6 +100,46 @@ def bag_sum(
     if mode == "mean":
         out[full] /= lengths[full, None].astype(table.dtype)
     return out
+
+
+def sparse_product(table: Array, ids: Array, offsets: Array, values: Array) -> Array:
+    """(B, D): the CSR matrix (``values``, ``ids``, ``offsets``) times ``table``, by SciPy's
+    loop (csr_matvecs: each row's non-zeros in order, ``out[b] += value * table[id]``).
+
+    The loop is called directly where it takes these arrays as they are (int64 indices, values
+    of the table's type, a C-ordered table): ``csr_matrix(...) @ table`` runs the same loop
+    after Python-level checks of the matrix that cost several times the loop itself on a few
+    texts (a server's requests). Where SciPy has no such function, or it refuses the arrays,
+    the public ``csr_matrix`` product gives the same numbers (a test checks both)."""
+    n_bags, (n_rows, width) = len(offsets) - 1, table.shape
+    direct = _csr_loop()
+    if (
+        direct is not None
+        and ids.dtype == np.int64
+        and offsets.dtype == np.int64
+        and values.dtype == table.dtype
+        and table.flags.c_contiguous
+    ):
+        out = np.zeros((n_bags, width), dtype=table.dtype)
+        try:
+            direct(n_bags, n_rows, width, offsets, ids, values, table.ravel(), out.ravel())
+            return out
+        except (TypeError, ValueError):  # another signature in this SciPy: the public way
+            pass
+    from scipy.sparse import csr_matrix
+
+    bags = csr_matrix((values, ids, offsets), shape=(n_bags, n_rows))
+    return np.asarray(bags @ table, dtype=table.dtype)
+
+
+def _csr_loop() -> Callable[..., None] | None:
+    """SciPy's ``csr_matvecs`` (private module, the loop of every CSR-times-dense product
+    since SciPy 0.x), or ``None`` where this SciPy has none."""
+    try:
+        from scipy.sparse import _sparsetools
+    except ImportError:
+        return None
+    return getattr(_sparsetools, "csr_matvecs", None)
 
 
 class Linears:
@@ -149,13 +201,18 @@ class NumpyForward:
         self.rest = Linears(layers, activation)
         self.rows = int(self.table.shape[0])
         self.out_size = 1 if self.binary else num_classes
+        # bag_sum's sparse_from: a caller that keeps this forward for many calls (a loaded
+        # Classifier, a server) sets 0, SciPy's product for every call of several texts
+        self.sparse_from = SPARSE_PRODUCT_FROM
 
     def logits(self, ids: Array, offsets: Array, weights: Array | None) -> Array:
         if self.kind == "pooled":
             if self.pooling == "mean_max":
                 h = np.concatenate(
                     [
-                        bag_sum(self.table, ids, offsets, mode="mean"),
+                        bag_sum(
+                            self.table, ids, offsets, mode="mean", sparse_from=self.sparse_from
+                        ),
                         bag_sum(self.table, ids, offsets, mode="max"),
                     ],
                     axis=1,
@@ -166,11 +223,17 @@ class NumpyForward:
                 weight, bias = self.rest.layers[0]
                 if self._projected is None:
                     self._projected = self.table @ weight.T  # (R, K')
-                return bag_sum(self._projected, ids, offsets, mode=self.pooling) + bias
+                projected = bag_sum(
+                    self._projected, ids, offsets, mode=self.pooling, sparse_from=self.sparse_from
+                )
+                return projected + bias
             else:
-                h = bag_sum(self.table, ids, offsets, mode=self.pooling)  # (B, D)
+                h = bag_sum(
+                    self.table, ids, offsets, mode=self.pooling, sparse_from=self.sparse_from
+                )  # (B, D)
         else:
-            h = bag_sum(self.table, ids, offsets, weights) + self.bias  # (B, H1 or K')
+            h = bag_sum(self.table, ids, offsets, weights, sparse_from=self.sparse_from)
+            h += self.bias  # (B, H1 or K')
         if self.activate_first:
             h = self.activation(h)
         return self.rest(h)  # (B, K')
@@ -190,7 +253,10 @@ class NumpyForward:
         z = logits.astype(np.float64)
         if self.binary:
             p = _sigmoid(z[:, 0]).astype(np.float32)  # (B,)
-            return np.stack([np.float32(1) - p, p], axis=1)
+            out = np.empty((len(p), 2), dtype=np.float32)  # [1 - p, p] (np.stack, without
+            np.subtract(np.float32(1), p, out=out[:, 0])  # its Python-level checks)
+            out[:, 1] = p
+            return out
         if self.multilabel:
             return _sigmoid(z).astype(np.float32)
         z -= z.max(axis=1, keepdims=True)

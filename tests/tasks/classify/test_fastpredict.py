@@ -144,6 +144,44 @@ def test_a_text_s_numbers_do_not_depend_on_its_chunk() -> None:
         assert np.array_equal(one[0], whole[b])
 
 
+@pytest.mark.parametrize("width", [1, 16])
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_every_way_of_adding_bags_gives_the_same_numbers(
+    width: int, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The position loop, SciPy's product (``sparse_from=0``; its loop called directly, or
+    through ``csr_matrix``) and one text's running sum add a bag's rows in the same order: the
+    same bits (a width of 1 is the projected pooled table, where a plain sum over the rows
+    would add them pairwise)."""
+    rng = np.random.default_rng(width)
+    table = rng.standard_normal((300, width)).astype(np.float32)
+    for long_texts in (False, True):
+        ids, offsets, w = _bags(300, 40, 6)
+        if long_texts:  # 8 bags of 60 rows: long running sums
+            ids = rng.integers(0, 300, 8 * 60)
+            offsets = np.arange(0, 8 * 60 + 1, 60)
+            w = rng.random(len(ids)).astype(np.float32)
+        weights = w if mode == "sum" else None
+        loop = numpy_forward.bag_sum(table, ids, offsets, weights, mode=mode)
+        assert len(ids) < numpy_forward.SPARSE_PRODUCT_FROM  # the loop, above
+        scipy = numpy_forward.bag_sum(table, ids, offsets, weights, mode=mode, sparse_from=0)
+        assert np.array_equal(loop, scipy)
+        with monkeypatch.context() as patch:
+            patch.setattr(numpy_forward, "_csr_loop", lambda: None)  # csr_matrix's product
+            public = numpy_forward.bag_sum(table, ids, offsets, weights, mode=mode, sparse_from=0)
+        assert np.array_equal(loop, public)
+        for b in range(len(offsets) - 1):
+            lo, hi = offsets[b], offsets[b + 1]
+            one = numpy_forward.bag_sum(
+                table,
+                ids[lo:hi],
+                np.array([0, hi - lo]),
+                None if weights is None else weights[lo:hi],
+                mode=mode,
+            )
+            assert np.array_equal(one[0], loop[b])
+
+
 def test_uncovered_models_are_left_to_torch() -> None:
     model = FeatureMLP(10, 2, hidden=[4], activation="gelu")
     arrays = {k: v.detach().numpy() for k, v in model.state_dict().items()}
@@ -239,6 +277,18 @@ def test_the_fast_path_follows_the_model_s_weights(runs: dict[str, Path]) -> Non
     with torch.no_grad():
         clf.model.embedding.weight.mul_(3.0)
     after = clf.predict_proba(["a funny film"])
+    assert not np.allclose(before, after)
+
+
+def test_the_fast_path_is_kept_until_a_tensor_is_swapped(runs: dict[str, Path]) -> None:
+    clf = load(runs["mlp"])
+    first = clf.fast_path()
+    assert first is not None and clf.fast_path() is first  # made once, kept
+    before = clf.predict_proba(["a funny film", "a dull one"])
+    weight = clf.model.input.weight
+    weight.data = weight.data * 3.0  # another tensor (as ffnlp serve's mapped weights)
+    assert clf.fast_path() is not first
+    after = clf.predict_proba(["a funny film", "a dull one"])
     assert not np.allclose(before, after)
 
 

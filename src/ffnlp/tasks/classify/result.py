@@ -85,7 +85,7 @@ class Classifier:
         self.summary = summary or {}
         self.tokenizer = Tokenizer(config.data.tokenizer, lowercase=config.data.lowercase)
         self._fast_rows: tuple[tuple[int, int], NgramRows | IdRows | None] | None = None
-        self._fast_forward: tuple[tuple[Any, ...], numpy_forward.NumpyForward | None] | None = None
+        self._fast_forward: tuple[tuple[Any, ...], FastClassifier | None] | None = None
         head = head_of(as_classifier(self.model))
         self.multilabel: bool = bool(getattr(head, "multilabel", False))
         # multi-label, task.tune_thresholds: one decision threshold per label (tuned on dev)
@@ -130,52 +130,65 @@ class Classifier:
         rows = self._fast_rows[1]
         if rows is None or self.model.training:
             return None
-        # the same tensors, unchanged since (their version counts in-place changes): the same
-        # forward, with what it made on first use (sst2_pooled: the projected table)
-        weights_key = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
-        if self._fast_forward is not None and self._fast_forward[0] == weights_key:
-            forward = self._fast_forward[1]
-        else:
-            state = self.model.state_dict()
-            if any(v.device.type != "cpu" for v in state.values()):
-                return None
-            head = head_of(as_classifier(self.model))
-            forward = numpy_forward.build(
-                _FAST_MODELS[type(self.model).__name__],
-                {k: v.detach().numpy() for k, v in state.items()},
-                self.model_args,
-                int(getattr(head, "num_classes", len(self.labels))),
-                self.multilabel,
-            )
-            self._fast_forward = (weights_key, forward)
-        if forward is None:
-            return None
-        fast = fastpredict.FastClassifier(
-            self.tokenizer,
-            rows,
-            forward,
-            self.labels.labels,
-            self.multilabel,
-            self.thresholds,
-            self.config.task.threshold,
+        # the same tensors, unchanged since (their version counts in-place changes) and the same
+        # featuriser: the same FastClassifier, with what its forward made on first use
+        # (sst2_pooled: the projected table)
+        weights_key = (
+            id(rows),
+            id(self.tokenizer),
+            id(self.labels),
+            *((p.data_ptr(), p._version) for p in self.model.parameters()),
         )
-        return fast if fast.fits() else None
+        if self._fast_forward is not None and self._fast_forward[0] == weights_key:
+            return self._fast_forward[1]
+        state = self.model.state_dict()
+        if any(v.device.type != "cpu" for v in state.values()):
+            return None
+        head = head_of(as_classifier(self.model))
+        forward = numpy_forward.build(
+            _FAST_MODELS[type(self.model).__name__],
+            {k: v.detach().numpy() for k, v in state.items()},
+            self.model_args,
+            int(getattr(head, "num_classes", len(self.labels))),
+            self.multilabel,
+        )
+        fast = None
+        if forward is not None:
+            # PyTorch's import took longer than SciPy's: its sparse product from two texts on
+            forward.sparse_from = 0
+            fast = fastpredict.FastClassifier(
+                self.tokenizer,
+                rows,
+                forward,
+                self.labels.labels,
+                self.multilabel,
+                self.thresholds,
+                self.config.task.threshold,
+            )
+            if not fast.fits():
+                fast = None
+        self._fast_forward = (weights_key, fast)
+        return fast
 
-    @torch.no_grad()
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(N, K) class probabilities, columns in the order of ``self.labels.labels``; for a
         multi-label classifier each label's own probability (a row need not sum to 1)."""
-        texts = as_texts(texts)
+        return self._probabilities(as_texts(texts))
+
+    def _probabilities(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         fast = self.fast_path()
         if fast is not None:
             return fast.predict_proba(texts)
-        source = self.source(texts)
         self.model.eval()
         classifier = as_classifier(self.model)
         head = head_of(classifier)
-        out = [head.probabilities(classifier.logits(batch)) for batch in source.batches(4096, None)]
+        with torch.no_grad():  # (the NumPy path above needs no such switch)
+            source = self.source(texts)
+            out = [
+                head.probabilities(classifier.logits(batch)) for batch in source.batches(4096, None)
+            ]
         return torch.cat(out).numpy()
 
     @overload
@@ -215,7 +228,7 @@ class Classifier:
             )
         cut = self.decision_thresholds(threshold)
         batch = as_texts(texts)
-        probs = self.predict_proba(batch)
+        probs = self._probabilities(batch)
         if fastpredict.enabled():  # the same choice as a loop over the rows, with array operations
             results = fastpredict.top_k(probs, self.labels.labels, k, cut)
         else:
