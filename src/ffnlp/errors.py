@@ -129,7 +129,8 @@ class Interrupted(FfnlpError):
         self.epoch = epoch
         super().__init__(self.headline + "; " + self.outcome)
 
-    def __reduce__(self) -> tuple[type, tuple[int, Path | None, int | None, int | None]]:
+    def __reduce__(self) -> tuple[type[Interrupted], tuple[object, ...]]:
+        """Pickled (e.g. across processes) as its constructor's arguments."""
         return type(self), (self.signal, self.run_dir, self.step, self.epoch)
 
     @property
@@ -175,7 +176,7 @@ class RankLost(Interrupted):
         self.reason = reason
         super().__init__(int(_signal.SIGTERM), run_dir, step, epoch)
 
-    def __reduce__(self) -> tuple[type, tuple[str, Path | None, int | None, int | None]]:  # type: ignore[override]
+    def __reduce__(self) -> tuple[type[Interrupted], tuple[object, ...]]:
         return type(self), (self.reason, self.run_dir, self.step, self.epoch)
 
     @property

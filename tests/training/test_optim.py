@@ -191,3 +191,31 @@ def test_lazy_adam_matches_torch_sparse_adam() -> None:
     assert torch.allclose(ours, theirs, atol=1e-6)
     assert torch.equal(ours.detach()[~touched], table[~touched])  # rows 250.. never had a gradient
     assert not torch.equal(ours.detach()[touched], table[touched])
+
+
+def test_a_closure_is_evaluated_and_its_loss_returned_as_torch_does() -> None:
+    from ffnlp.training.optim import LazyAdam, Optimizers
+
+    start, rows = torch.randn(20, 4), torch.tensor([1, 3, 3, 7])
+    params = [nn.Parameter(start.clone()) for _ in range(3)]
+    lazy = LazyAdam([params[0]], lr=0.1)
+    sparse = torch.optim.SparseAdam([params[1]], lr=0.1)
+    parts = Optimizers([LazyAdam([params[2]], lr=0.1)])
+
+    def closure(param: nn.Parameter, opt: torch.optim.Optimizer):
+        def run() -> float:
+            opt.zero_grad()
+            loss = nn.functional.embedding(rows, param, sparse=True).pow(2).sum()
+            loss.backward()
+            return float(loss.detach())
+
+        return run
+
+    for _ in range(3):
+        ours, theirs, both = (
+            opt.step(closure(p, opt)) for p, opt in zip(params, (lazy, sparse, parts), strict=True)
+        )
+        assert ours == pytest.approx(theirs, rel=1e-6) and both == ours
+    assert torch.allclose(params[0], params[1], atol=1e-6)
+    assert torch.equal(params[0], params[2])
+    assert torch.equal(params[0].detach()[0], start[0])  # a row without gradient never moves

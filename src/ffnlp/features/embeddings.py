@@ -22,7 +22,6 @@ import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
@@ -143,9 +142,9 @@ def _resolve(p: Path) -> Path:
     return p
 
 
-def _open_binary(p: Path) -> IO[bytes]:
+def _open_binary(p: Path) -> io.BufferedIOBase:
     if p.suffix == ".gz":
-        return gzip.open(p, "rb")  # type: ignore[return-value]
+        return gzip.open(p, "rb")
     return p.open("rb")
 
 
@@ -170,7 +169,9 @@ def _decode(raw: bytes, p: Path, where: str, encoding: str) -> str:
         ) from None
 
 
-def _read_text(fh: IO[bytes], p: Path, encoding: str, header: bool) -> tuple[list[str], np.ndarray]:
+def _read_text(
+    fh: io.BufferedIOBase, p: Path, encoding: str, header: bool
+) -> tuple[list[str], np.ndarray]:
     expected_n: int | None = None
     dim: int | None = None
     words: list[str] = []
@@ -235,7 +236,7 @@ def _is_float(x: str) -> bool:
     return True
 
 
-def _read_binary(fh: IO[bytes], p: Path, encoding: str) -> tuple[list[str], np.ndarray]:
+def _read_binary(fh: io.BufferedIOBase, p: Path, encoding: str) -> tuple[list[str], np.ndarray]:
     first = fh.readline(HEADER_BYTES)  # "N D": short; never an endless line
     parsed = _parse_header(first)
     if parsed is None:

@@ -23,6 +23,7 @@ from torch import nn
 
 from ffnlp.models.lm import FeedForwardLM
 from ffnlp.models.mlp import MLP
+from ffnlp.models.protocols import Scorer
 from ffnlp.models.skipgram import SkipGram
 
 
@@ -100,7 +101,9 @@ def classifier_calls(model: nn.Module, batch: dict[str, torch.Tensor]) -> list[L
     which no hook sees: its row is added after the input dropout, as the product it is."""
     from ffnlp.models.feature_mlp import FeatureMLP
 
-    calls = trace_shapes(model, lambda: model.logits(batch))  # type: ignore[operator]
+    if not isinstance(model, Scorer):
+        raise TypeError(f"{type(model).__name__} has no logits(batch): it is not a classifier")
+    calls = trace_shapes(model, lambda: model.logits(batch))
     if not isinstance(model, FeatureMLP) or "x" not in batch:
         return calls
     rows, features = (int(n) for n in batch["x"].shape)

@@ -42,7 +42,14 @@ import numpy as np
 
 from ffnlp.errors import DataError, ModelFileError
 from ffnlp.fileio import atomic_writer
-from ffnlp.models.kneser_ney import KneserNey, _gram_id, _lookup, _spans
+from ffnlp.models.kneser_ney import KneserNey
+from ffnlp.models.ngram_tables import (
+    gram_ids,
+    history_contexts,
+    lookup,
+    scored_stream,
+    stream_matches,
+)
 from ffnlp.text.readers import read_lines
 from ffnlp.text.vocab import UNK, Vocab
 
@@ -113,7 +120,7 @@ class BackoffNgram:
             if n == 2:
                 suffix = word
             else:  # the suffix of "h w" is (suffix of h) + w, one order down
-                suffix = _lookup(model.orders[n - 3].keys, suffix_prev[prefix] * V + word)
+                suffix = lookup(model.orders[n - 3].keys, suffix_prev[prefix] * V + word)
                 if (suffix < 0).any():  # pragma: no cover - counting always keeps suffixes
                     raise ModelFileError("the Kneser-Ney tables lack a suffix n-gram; retrain")
             prob = tab.numerator / tab.denominator[prefix] + tab.gamma[prefix] * prob[suffix]
@@ -148,23 +155,14 @@ class BackoffNgram:
         The back-off recursion, bottom up: start from the unigram; at each longer order, a listed
         n-gram replaces the estimate, otherwise the context's weight multiplies it.
         """
-        ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) == 0 or ids[0] != self.eos_id:
-            raise ValueError("the id stream must start with </s> (the start-of-sentence marker)")
-        V = self.vocab_size
-        span = _spans(ids, self.eos_id)
-        targets = ids[1:]
-        lp = self.unigram_logp[targets].copy()  # (T,) log10
-        context = ids.copy()  # id of the listed (n-1)-gram ending at t (-1 = not listed)
-        context_bow = self.unigram_bow
-        for n, tab in enumerate(self.orders, start=2):
-            h = context[:-1]  # (T,) context of the target at t = 1..
-            ok = (span[1:] >= n) & (h >= 0)
-            safe_h = np.where(ok, h, 0)
-            found = np.where(ok, _lookup(tab.keys, safe_h * V + targets), -1)
-            back = _where_listed(ok, context_bow, safe_h, 0.0)
+        ids = scored_stream(ids, self.eos_id)
+        lp = self.unigram_logp[ids[1:]].copy()  # (T,) log10
+        context_bow = self.unigram_bow  # the weights of the contexts, one order down
+        for tab, has_context, h, found in stream_matches(
+            self.orders, ids, self.eos_id, self.vocab_size
+        ):
+            back = _where_listed(has_context, context_bow, h, 0.0)
             lp = _where_listed(found >= 0, tab.logp, np.maximum(found, 0), back + lp)
-            context = np.concatenate([[-1], found])
             context_bow = tab.bow
         return lp * LN10
 
@@ -176,20 +174,13 @@ class BackoffNgram:
         ``</s>`` (the sentence start) and its last order-1 words matter.
         """
         V = self.vocab_size
-        hist = [int(x) for x in history][-(self.order - 1) :] if self.order > 1 else []
-        if self.eos_id in hist:
-            cut = len(hist) - 1 - hist[::-1].index(self.eos_id)
-            hist = hist[cut:]
         lp = self.unigram_logp.copy()  # (V,)
         words = np.arange(V)
-        for n, tab in enumerate(self.orders, start=2):
-            if len(hist) < n - 1:
-                break
-            h = _gram_id(self.orders, self.vocab_size, hist[len(hist) - (n - 1) :])
+        for n, tab, h in history_contexts(self.orders, V, self.eos_id, history):
             if h < 0:
                 continue  # a context that is not listed has weight 1 and no n-grams
             bow = self.unigram_bow[h] if n == 2 else self.orders[n - 3].bow[h]
-            found = _lookup(tab.keys, h * V + words)
+            found = lookup(tab.keys, h * V + words)
             lp = _where_listed(found >= 0, tab.logp, np.maximum(found, 0), bow + lp)
         return np.exp(lp * LN10)
 
@@ -495,12 +486,7 @@ def _table(
     if skipped:
         log.info("%s: %d %d-grams with <s> or </s> inside skipped", p, skipped, n)
     words = np.array(rows, dtype=np.int64).reshape(len(rows), n)
-    gid = words[:, 0]  # the prefix's id, one order at a time (-1 once a part is missing)
-    for k in range(1, n - 1):
-        listed = gid >= 0
-        gid = np.where(
-            listed, _lookup(lower[k - 1].keys, np.where(listed, gid, 0) * V + words[:, k]), -1
-        )
+    gid = gram_ids(lower, V, words[:, :-1])  # the prefix's id (-1 once a part is missing)
     missing = np.flatnonzero(gid < 0)
     if len(missing):
         shown = " ".join(_words_of(words[missing[0]], index, eos))

@@ -90,6 +90,7 @@ class ClassifierHead(nn.Module):
     """Turns logits into a loss, probabilities and predictions; holds no parameters of its own."""
 
     multilabel = False
+    class_weight: torch.Tensor | None  # (K,) a buffer (not saved): one weight per class, or none
 
     def __init__(
         self,
@@ -118,7 +119,7 @@ class ClassifierHead(nn.Module):
             per_example = F.binary_cross_entropy_with_logits(z, target, reduction="none")  # (B,)
         else:
             per_example = F.cross_entropy(logits, y, label_smoothing=eps, reduction="none")  # (B,)
-        weights: torch.Tensor | None = self.class_weight  # type: ignore[assignment]
+        weights = self.class_weight
         if weights is not None:
             w = weights[y]  # (B,)
             return (per_example * w).sum() / w.sum()

@@ -8,7 +8,8 @@ included: the same perplexity convention as the neural model.
 
 Counting is vectorised with NumPy.  An n-gram gets an integer id by induction on its order: its key
 is ``id(prefix (n-1)-gram) * V + last word``, and the sorted unique keys of one order are its table
-(so ids never overflow int64, whatever the order).  The estimate follows KenLM / SRILM:
+(so ids never overflow int64, whatever the order; :mod:`ffnlp.models.ngram_tables` holds that
+layout and the walks over it).  The estimate follows KenLM / SRILM:
 
 * adjusted counts ``a``: raw counts at the highest order and for n-grams that start with ``<s>``;
   elsewhere the continuation count N1+(• g), the number of distinct words seen before ``g``;
@@ -24,11 +25,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from ffnlp.errors import DataError, ModelFileError
+from ffnlp.models.ngram_tables import (
+    history_contexts,
+    lookup,
+    scored_stream,
+    sentence_spans,
+    stream_matches,
+)
 
 
 @dataclass
@@ -39,40 +46,6 @@ class _Order:
     numerator: np.ndarray  # (G,) float64: max(a - D(a), 0)
     denominator: np.ndarray  # (P,) float64: Σ_v a(hv) per context id (P = size of order n-1)
     gamma: np.ndarray  # (P,) float64: back-off weight per context id (0 where unseen)
-
-
-def _lookup(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Index of each query in the sorted ``keys``, or -1 when absent."""
-    pos = np.searchsorted(keys, query)
-    pos_c = np.minimum(pos, max(len(keys) - 1, 0))
-    found = (pos < len(keys)) & (keys[pos_c] == query) if len(keys) else np.zeros(len(query), bool)
-    return np.where(found, pos_c, -1)
-
-
-def _gram_id(orders: Sequence[Any], vocab_size: int, gram: Sequence[int]) -> int:
-    """Id of an n-gram in its order's table (a word id for unigrams), or -1 when the table does
-    not list it. ``orders[i]`` is the table of order i + 2, its sorted ``keys`` being
-    ``prefix id * vocab_size + last word``: the layout of the Kneser-Ney and the ARPA models."""
-    gid = int(gram[0])
-    for k, word in enumerate(gram[1:], start=2):
-        gid = int(_lookup(orders[k - 2].keys, np.array([gid * vocab_size + word]))[0])
-        if gid < 0:
-            return -1
-    return gid
-
-
-def _spans(ids: np.ndarray, eos_id: int) -> np.ndarray:
-    """Longest n-gram ending at each position with no ``</s>`` strictly inside it.
-
-    Position 0 must hold ``</s>`` (the start marker); it gets span 1.
-    """
-    n = len(ids)
-    marks = np.where(ids == eos_id, np.arange(n), -1)
-    last = np.maximum.accumulate(marks)  # last </s> at or before t
-    prev = np.empty(n, dtype=np.int64)
-    prev[0] = 0
-    prev[1:] = last[:-1]  # last </s> strictly before t
-    return np.arange(n) - prev + 1
 
 
 def discounts(adjusted: np.ndarray) -> tuple[float, float, float]:
@@ -126,7 +99,7 @@ class KneserNey:
         if ids.min() < 0 or ids.max() >= vocab_size:
             raise ValueError(f"ids must lie in [0, {vocab_size}); got {ids.min()}..{ids.max()}")
         V = vocab_size
-        span = _spans(ids, eos_id)
+        span = sentence_spans(ids, eos_id)
         n_pos = len(ids)
 
         # tables[n] for n >= 2: keys, raw counts, suffix id, starts-with-<s>; gram id per position
@@ -194,24 +167,15 @@ class KneserNey:
 
     def log_probs(self, ids: np.ndarray) -> np.ndarray:
         """Natural-log probability of every token of the stream after the leading ``</s>``."""
-        ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) == 0 or ids[0] != self.eos_id:
-            raise ValueError("the id stream must start with </s> (the start-of-sentence marker)")
-        V = self.vocab_size
-        span = _spans(ids, self.eos_id)
-        targets = ids[1:]
-        prob = self.unigram[targets]  # (T,)
-        context = ids.copy()  # id of the (n-1)-gram ending at t, in table n-1 (-1 = unseen)
-        for n, tab in enumerate(self.orders, start=2):
-            h = context[:-1]  # (T,) context for the target at t = 1..
-            ok = (span[1:] >= n) & (h >= 0)
-            safe_h = np.where(ok, h, 0)
-            found = np.where(ok, _lookup(tab.keys, safe_h * V + targets), -1)
-            seen = ok & (tab.denominator[safe_h] > 0)
+        ids = scored_stream(ids, self.eos_id)
+        prob = self.unigram[ids[1:]]  # (T,)
+        for tab, has_context, h, found in stream_matches(
+            self.orders, ids, self.eos_id, self.vocab_size
+        ):
+            seen = has_context & (tab.denominator[h] > 0)
             num = np.where(found >= 0, tab.numerator[np.maximum(found, 0)], 0.0)
-            den = np.where(seen, tab.denominator[safe_h], 1.0)
-            prob = np.where(seen, num / den + tab.gamma[safe_h] * prob, prob)
-            context = np.concatenate([[-1], found])
+            den = np.where(seen, tab.denominator[h], 1.0)
+            prob = np.where(seen, num / den + tab.gamma[h] * prob, prob)
         return np.log(prob)
 
     def distribution(self, history: Sequence[int]) -> np.ndarray:
@@ -221,19 +185,12 @@ class KneserNey:
         ``</s>`` (which marks the sentence start) and the last order-1 words matter.
         """
         V = self.vocab_size
-        hist = [int(x) for x in history][-(self.order - 1) :] if self.order > 1 else []
-        if self.eos_id in hist:  # nothing before the sentence start counts
-            cut = len(hist) - 1 - hist[::-1].index(self.eos_id)
-            hist = hist[cut:]
         prob = self.unigram.copy()
         words = np.arange(V)
-        for n, tab in enumerate(self.orders, start=2):
-            if len(hist) < n - 1:
-                break
-            h = _gram_id(self.orders, self.vocab_size, hist[len(hist) - (n - 1) :])
+        for _, tab, h in history_contexts(self.orders, V, self.eos_id, history):
             if h < 0 or tab.denominator[h] <= 0:
                 break  # a longer context containing an unseen one is unseen too
-            found = _lookup(tab.keys, h * V + words)
+            found = lookup(tab.keys, h * V + words)
             num = np.where(found >= 0, tab.numerator[np.maximum(found, 0)], 0.0)
             prob = num / tab.denominator[h] + tab.gamma[h] * prob
         return prob

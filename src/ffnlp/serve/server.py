@@ -20,10 +20,23 @@ import socket
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Literal, TypedDict
 
 from ffnlp.errors import ConfigError
 from ffnlp.serve import require_extra
 from ffnlp.serve.limits import Limits
+
+
+class _UvicornOptions(TypedDict):
+    """The settings of uvicorn's server, the same for one process and for several workers."""
+
+    host: str
+    port: int
+    log_level: str
+    access_log: bool
+    timeout_graceful_shutdown: int
+    server_header: bool
+    lifespan: Literal["on"]
 
 
 def set_threads(threads: int) -> None:
@@ -75,18 +88,19 @@ def serve(
     check_port(host, port)
     set_threads(threads)
     loaded = load_runs(runs, limits)  # every run checked before anything listens
-    options = {
+    options: _UvicornOptions = {
         "host": host,
         "port": port,
         "log_level": "info",
         "access_log": log_requests,
-        "timeout_graceful_shutdown": shutdown_timeout,
+        # uvicorn annotates an int, but waits with asyncio.timeout, which takes float seconds
+        "timeout_graceful_shutdown": shutdown_timeout,  # type: ignore[typeddict-item]
         "server_header": False,
         "lifespan": "on",
     }
     if workers == 1:
         app = build_app(loaded, limits)
-        uvicorn.Server(uvicorn.Config(app, **options)).run()  # type: ignore[arg-type]
+        uvicorn.Server(uvicorn.Config(app, **options)).run()
         return
     del loaded  # the workers load their own (mapped) copies
     os.environ[SPEC_VARIABLE] = json.dumps(
@@ -100,5 +114,5 @@ def serve(
         "ffnlp.serve.app:app_from_environment",
         factory=True,
         workers=workers,
-        **options,  # type: ignore[arg-type]
+        **options,
     )

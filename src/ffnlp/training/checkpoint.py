@@ -4,7 +4,8 @@ Atomic: written to a temporary file in the same folder, fsynced, then renamed; a
 at any moment leaves either the previous checkpoint or the new one, never a torn file
 (``os.replace`` is atomic on POSIX and Windows). The state (:func:`trainer_state`): the model,
 optimiser, schedule, history, random-number generators and position in the epoch, with the
-callbacks' states beside them under their own keys ("ema", "best_state").
+callbacks' states beside them under their own keys ("ema", "best_state"); :func:`rewind_epoch`
+puts the shuffling back where an epoch stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ffnlp.errors import ModelFileError, TrainingError
 from ffnlp.fileio import write_atomic
 from ffnlp.runtime import is_main_process
 from ffnlp.training.callbacks import Callback
+from ffnlp.training.distributed import epoch_seed, rank
 
 if TYPE_CHECKING:
     from ffnlp.training.trainer import Trainer
@@ -134,6 +136,22 @@ def restore_trainer(trainer: Trainer, state: dict[str, Any]) -> None:
             "".join(json.dumps(r) + "\n" for r in trainer.history.records),
             within=trainer.run_dir,
         )
+
+
+def rewind_epoch(trainer: Trainer) -> int:
+    """Set the trainer's shuffling generator for the epoch it starts (or resumes) and return how
+    many of the epoch's batches were already taken: 0 for a fresh epoch, whose generator state
+    and loss sums are noted (a checkpoint taken mid-epoch holds them); more when resuming one, whose
+    generator goes back to the epoch's start to draw the same order again. Sharded input: each
+    rank's order of its own shards comes from (seed, epoch, rank), nothing to rewind."""
+    if trainer.rank_batches is not None:
+        trainer.generator.manual_seed(epoch_seed(trainer.config.seed, trainer.epoch, rank()))
+    if trainer.batch_in_epoch == 0:
+        trainer.epoch_rng = trainer.generator.get_state()
+        trainer.loss_sum, trainer.loss_count = 0.0, 0
+    elif trainer.rank_batches is None:
+        trainer.generator.set_state(trainer.epoch_rng)
+    return trainer.batch_in_epoch
 
 
 class CheckpointWriter(Callback):

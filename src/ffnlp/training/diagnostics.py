@@ -96,8 +96,9 @@ class LayerWatch:
         h = h.reshape(-1, h.shape[-1]) if h.dim() > 1 else h.reshape(1, -1)  # (B, H)
         if self.activation in RELU_FAMILY:
             fired = (h > 0).any(0)  # (H,)
-            same = self.fired is not None and self.fired.shape == fired.shape
-            self.fired = self.fired | fired if same else fired  # type: ignore[operator]
+            if self.fired is not None and self.fired.shape == fired.shape:
+                fired = self.fired | fired
+            self.fired = fired
         if self.activation in SATURATION_BOUNDS:
             low, high = SATURATION_BOUNDS[self.activation]
             count = ((h < low) | (h > high)).sum()

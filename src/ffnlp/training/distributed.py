@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from ffnlp.errors import ConfigError, RankLost
+from ffnlp.errors import ConfigError, DataError, RankLost
 from ffnlp.training.data import BatchSource, batch_size_of
 
 log = logging.getLogger(__name__)
@@ -249,11 +249,19 @@ class RankShare:
             self.scale, self.phantom = world / max(live, 1), False
             last = batch
             yield batch
-        assert last is not None  # every rank has a batch (see Trainer)
+        assert last is not None  # every rank has a batch (see plan_steps)
         mine = rank_batches[torch.distributed.get_rank()]
         for _ in range(mine, max(rank_batches)):
             self.scale, self.phantom = 0.0, True
             yield last
+
+    def gradient_scale(self, reduction: str) -> float:
+        """The factor of the last yielded batch's gradient for a loss that combines examples by
+        ``reduction``: ``scale`` for a mean; for a sum every rank's whole gradient, none from a
+        stand-in."""
+        if reduction == "mean":
+            return self.scale
+        return 0.0 if self.phantom else 1.0
 
     def _take(self, group: list[dict[str, Any]], world: int, me: int) -> dict[str, Any]:
         sizes = [batch_size_of(b) for b in group]
@@ -284,10 +292,40 @@ def shard_batches(source: BatchSource, batch_size: int) -> list[int]:
     return [int(n) for n in gather_objects(source.num_batches(batch_size), "the shard sizes")]
 
 
+def plan_steps(source: BatchSource, batch_size: int, sharded: bool) -> tuple[list[int] | None, int]:
+    """Every rank's number of batches per epoch (``sharded``: each rank's ``source`` is its own
+    shards, taken whole; None otherwise) and the steps of an epoch. A rank whose shards hold no
+    example is a DataError."""
+    if not (sharded and is_distributed()):
+        return None, max(1, rank_steps(source, batch_size))
+    rank_batches = shard_batches(source, batch_size)
+    empty = [r for r, n in enumerate(rank_batches) if n == 0]
+    if empty:
+        raise DataError(
+            f"the training shards of process {empty[0]} hold no example; every process "
+            "needs data: remove empty shards or run fewer processes"
+        )
+    return rank_batches, max(rank_batches)
+
+
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     """The shuffling seed of one rank's own shards in one epoch: independent across ranks and
     epochs, and the same again when the run resumes (nothing to save in a checkpoint)."""
     return (seed * 1_000_003 + epoch * 8191 + rank * 131_071 + 1) % 2**63
+
+
+@contextlib.contextmanager
+def step_random_stream(seed: int, step: int) -> Iterator[None]:
+    """Each rank's random draws (dropout) in one step from its own stream, seeded by (seed, step,
+    rank): independent across ranks, and the same again when a lost run resumes at any step. A
+    step lost with a rank (RankLost) leaves the stream as before it."""
+    torch.manual_seed((seed * 1_000_003 + step * world_size() + rank()) % 2**63)
+    rng = torch.get_rng_state()
+    try:
+        yield
+    except RankLost:
+        torch.set_rng_state(rng)  # as before the step that did not happen (dropout draws)
+        raise
 
 
 # ------------------------------------------------------------------------ the gradient exchange

@@ -8,8 +8,9 @@ tables that produce sparse gradients get an optimiser that understands them (Spa
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -41,11 +42,21 @@ class Optimizers(torch.optim.Optimizer):
         # expose every group so that schedules and logging see one list of param_groups
         self.param_groups = [g for o in optimizers for g in o.param_groups]
         self.defaults: dict[str, Any] = {}
-        self.state = {}  # type: ignore[assignment]
+        # the parts' states are their own (state_dict gathers them); this one holds none
+        self.state = defaultdict(dict)
 
-    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """One step of every part; a ``closure`` (re-evaluating the loss) is called once, first."""
+        loss = closure() if closure is not None else None
         for o in self.optimizers:
             o.step()
+        return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for o in self.optimizers:
@@ -85,8 +96,20 @@ class LazyAdam(torch.optim.Optimizer):
     ):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """One update of the rows in each parameter's sparse gradient; a ``closure``
+        (re-evaluating the loss, with gradients) is called first, as torch's optimisers do."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for p in group["params"]:
@@ -117,6 +140,7 @@ class LazyAdam(torch.optim.Optimizer):
                     v.sqrt_().add_(group["eps"])
                 )  # (R, D), eps placed as SparseAdam does
                 p.index_add_(0, rows, update, alpha=-step_size)
+        return loss
 
 
 def _make(

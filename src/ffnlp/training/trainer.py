@@ -3,13 +3,14 @@
 One visible loop: epochs -> shuffled minibatches -> a step -> schedule; evaluation at the end of
 an epoch (or every N steps); early stopping as a flag. The step is a strategy (training/steps.py,
 autograd by default); weight averaging, the best weights, checkpoints, training diagnostics and
-the TensorBoard logger are callbacks installed from the configuration. Process settings (threads,
-allocator) are the caller's.
+the TensorBoard logger are callbacks installed from the configuration (training/configured.py).
+Evaluation and its judgement (best so far, early stopping) are in training/evaluation.py; the
+position in an epoch, saved and resumed, in training/checkpoint.py; each rank's share under
+torchrun in training/distributed.py. Process settings (threads, allocator) are the caller's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -19,35 +20,28 @@ from typing import Any
 import torch
 from torch import nn
 
-from ffnlp.errors import DataError, RankLost, TrainingError
+from ffnlp.errors import RankLost, TrainingError
 from ffnlp.fileio import append_line
 from ffnlp.runtime import is_main_process, select_device
-from ffnlp.training.averaging import WeightAveraging
-from ffnlp.training.best_weights import BestWeights
 from ffnlp.training.callbacks import Callback
-from ffnlp.training.checkpoint import CheckpointWriter, resume_trainer
+from ffnlp.training.checkpoint import resume_trainer, rewind_epoch
 from ffnlp.training.config import TrainConfig
+from ffnlp.training.configured import configured_callbacks
 from ffnlp.training.data import Batch, BatchSource, batch_size_of, move_to
-from ffnlp.training.diagnostics import TrainingDiagnostics
 from ffnlp.training.distributed import (
-    epoch_seed,
     is_distributed,
-    rank,
+    plan_steps,
     rank_batch_size,
     rank_share,
-    rank_steps,
     reduce_sums,
-    shard_batches,
-    shared_evaluation,
-    world_size,
+    step_random_stream,
 )
+from ffnlp.training.evaluation import evaluate_into, validate
 from ffnlp.training.history import History
 from ffnlp.training.metrics import Evaluate, mean_loss
 from ffnlp.training.optim import Schedule, build_optimizer
 from ffnlp.training.signals import interrupts_as_flag
 from ffnlp.training.steps import AutogradStep, Step
-from ffnlp.training.stopping import early_stop_decision, improved, monitored_value
-from ffnlp.training.tensorboard import TensorBoardLogger
 
 
 class Trainer:
@@ -87,18 +81,7 @@ class Trainer:
         self.gradient_scale = 1.0
         # sharded input (ffnlp.text.shards): each rank's ``train`` is its own shards, shuffled
         # by a seed of (seed, epoch, rank) and taken whole; every rank's number of batches
-        self.rank_batches: list[int] | None = None
-        if sharded and self.distributed:
-            self.rank_batches = shard_batches(train, self.batch_size)
-            empty = [r for r, n in enumerate(self.rank_batches) if n == 0]
-            if empty:
-                raise DataError(
-                    f"the training shards of process {empty[0]} hold no example; every process "
-                    "needs data: remove empty shards or run fewer processes"
-                )
-            self.steps_per_epoch = max(self.rank_batches)
-        else:
-            self.steps_per_epoch = max(1, rank_steps(train, self.batch_size))
+        self.rank_batches, self.steps_per_epoch = plan_steps(train, self.batch_size, sharded)
         self.scheduler = Schedule(self.optimizer, config, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history = History()
@@ -116,33 +99,15 @@ class Trainer:
         self.batch_in_epoch = 0
         self.loss_sum, self.loss_count = 0.0, 0
         self._epoch_started, self._examples = 0.0, 0
-        self.callbacks = [*self._configured_callbacks(), *(callbacks or [])]
+        self.callbacks = [*configured_callbacks(config, self.params), *(callbacks or [])]
         self.step_strategy: Step = step if step is not None else AutogradStep()
         self.step_strategy.bind(self)
-
-    def _configured_callbacks(self) -> list[Callback]:
-        # in this order: at the end of a fit the best weights replace the average; during an
-        # evaluation the best snapshot is taken before the average makes way for the raw weights
-        cfg = self.config
-        averaging = [WeightAveraging(self.params, cfg.ema_decay)] if cfg.ema_decay > 0 else []
-        best = [BestWeights()] if cfg.restore_best else []
-        # nothing at all when off: no hooks on the model, no copies of its weights
-        diagnostics = [TrainingDiagnostics()] if cfg.diagnostics else []
-        # last: it logs each record as the other callbacks have completed it
-        tensorboard = [TensorBoardLogger(cfg.tensorboard)] if cfg.tensorboard else []
-        return [
-            *averaging,
-            *best,
-            CheckpointWriter(every_epoch=cfg.checkpoint),
-            *diagnostics,
-            *tensorboard,
-        ]
 
     # ------------------------------------------------------------------------------------- loop
     def fit(self, resume: bool = False) -> History:
         if resume:
             resume_trainer(self)
-        self._emit("on_fit_start")
+        self.emit("on_fit_start")
         started = time.perf_counter() - self.train_seconds
         with interrupts_as_flag(self):
             try:
@@ -152,22 +117,15 @@ class Trainer:
                 # the state is that of the last step every rank completed: keep it to resume
                 self.rank_lost, self.interrupted, self.should_stop = exc, True, True
         self.train_seconds = time.perf_counter() - started
-        self._emit("on_fit_end")
+        self.emit("on_fit_end")
         return self.history
 
     def _train_epoch(self, started: float) -> None:
-        self._emit("on_epoch_start")
+        self.emit("on_epoch_start")
         set_epoch = getattr(self.train_data, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(self.epoch)
-        skip = self.batch_in_epoch  # > 0 only when resuming a run stopped mid-epoch
-        if self.rank_batches is not None:  # this rank's own order of its shards this epoch
-            self.generator.manual_seed(epoch_seed(self.config.seed, self.epoch, rank()))
-        if skip == 0:
-            self.epoch_rng = self.generator.get_state()
-            self.loss_sum, self.loss_count = 0.0, 0
-        elif self.rank_batches is None:
-            self.generator.set_state(self.epoch_rng)
+        skip = rewind_epoch(self)  # > 0 only when resuming a run stopped mid-epoch
         self._epoch_started, self._examples = time.perf_counter(), 0
         self.model.train()
         batches = self.train_data.batches(self.batch_size, self.generator)
@@ -175,10 +133,7 @@ class Trainer:
         for i, batch in enumerate(share):
             if i < skip:
                 continue
-            if self.reduction == "mean":
-                self.gradient_scale = share.scale
-            else:  # a sum: every rank's whole gradient, none from a stand-in
-                self.gradient_scale = 0.0 if share.phantom else 1.0
+            self.gradient_scale = share.gradient_scale(self.reduction)
             self._train_batch(move_to(batch, self.device), i, started, not share.phantom)
             if self.interrupted:
                 self.should_stop = True
@@ -207,7 +162,7 @@ class Trainer:
             if self.distributed:  # the global batch's loss, as one process logs it
                 total, count = reduce_sums([loss * n, n], "the step's loss")
                 loss = total / max(count, 1)
-            self._log(
+            self.log(
                 {
                     "event": "step",
                     "epoch": self.epoch + 1,
@@ -219,9 +174,9 @@ class Trainer:
                     "seconds": time.perf_counter() - started,
                 }
             )
-        self._emit("on_batch_end", loss if logging_step else None)
+        self.emit("on_batch_end", loss if logging_step else None)
         if cfg.eval_every and self.step % cfg.eval_every == 0:
-            self._validate(started)
+            validate(self, started)
         if cfg.max_steps and self.step >= cfg.max_steps:
             self.should_stop, self.stop_reason = True, f"Stopped at max_steps = {cfg.max_steps}."
 
@@ -241,12 +196,12 @@ class Trainer:
             "examples_per_second": examples_per_second,
             "seconds": time.perf_counter() - started,
         }
-        evaluated = not self.config.eval_every and self._evaluate_into(record)
-        self._log(record)
+        evaluated = not self.config.eval_every and evaluate_into(self, record)
+        self.log(record)
         if evaluated:
-            self._emit("on_validation_end", record["dev"])
+            self.emit("on_validation_end", record["dev"])
         self.train_seconds = time.perf_counter() - started
-        self._emit("on_epoch_end")
+        self.emit("on_epoch_end")
 
     def _examples_per_second(self) -> float:
         return self._examples / max(time.perf_counter() - self._epoch_started, 1e-9)
@@ -256,17 +211,8 @@ class Trainer:
         self.scheduler.set_step(self.step)
         if not self.distributed:
             return self.step_strategy(batch, need_norm)
-        # each rank's random draws (dropout) from its own stream, seeded by (seed, step, rank):
-        # independent across ranks, and the same again when a lost run resumes at any step
-        torch.manual_seed(
-            (self.config.seed * 1_000_003 + self.step * world_size() + rank()) % 2**63
-        )
-        rng = torch.get_rng_state()
-        try:
+        with step_random_stream(self.config.seed, self.step):  # each rank's own dropout draws
             return self.step_strategy(batch, need_norm)
-        except RankLost:
-            torch.set_rng_state(rng)  # as before the step that did not happen (dropout draws)
-            raise
 
     def check_loss(self, loss_value: float) -> None:
         """Stop the run (TrainingError) when a step's loss is not finite."""
@@ -278,56 +224,15 @@ class Trainer:
                 "values."
             )
 
-    # ------------------------------------------------------------------------------ evaluation
-    def _validate(self, started: float) -> None:
-        """Evaluation every N steps (eval_every > 0)."""
-        record: dict[str, Any] = {"event": "eval", "epoch": self.epoch + 1, "step": self.step}
-        if self._evaluate_into(record, started):
-            self._log(record)
-            self._emit("on_validation_end", record["dev"])
-
-    def _evaluate_into(self, record: dict[str, Any], started: float | None = None) -> bool:
-        """Evaluate on the dev data into ``record["dev"]`` (and ``"seconds"`` when ``started`` is
-        given) and judge the result; False when there is nothing to evaluate on."""
-        if self.dev_data is None:
-            return False
-        with contextlib.ExitStack() as evaluation:  # the callbacks' contexts, e.g. averaged weights
-            for cb in self.callbacks:
-                evaluation.enter_context(cb.evaluation_context(self))
-            self.model.eval()
-            # under torchrun every rank evaluates its share of the batches (evaluators that
-            # support it: distributed.shared_evaluation), the results gathered in order
-            with torch.no_grad(), shared_evaluation():
-                record["dev"] = self.evaluate_fn(self.model, self.dev_data)
-            self.model.train()
-            if started is not None:
-                record["seconds"] = time.perf_counter() - started
-            self._judge(record)
-        return True
-
-    def _judge(self, record: dict[str, Any]) -> None:
-        """The best so far, the schedule's reaction and the early-stopping decision."""
-        cfg = self.config
-        value = monitored_value(record, cfg.monitor)
-        if improved(value, self.history.best_value, cfg.mode, cfg.min_delta):
-            self.history.best_value, self.history.best_step = value, self.step
-            self.history.best_epoch = record["epoch"]
-        self.monitored.append(value)
-        self.scheduler.on_evaluation(value, cfg.mode, self.step)
-        if cfg.early_stopping:
-            stop, reason = early_stop_decision(
-                self.monitored, cfg.mode, cfg.patience, cfg.min_delta, cfg.monitor
-            )
-            if stop:
-                self.should_stop, self.stop_reason = True, reason
-
     # --------------------------------------------------------------------------- bookkeeping
-    def _log(self, record: dict[str, Any]) -> None:
-        self._emit("on_record", record)  # callbacks may add keys (e.g. "diagnostics")
+    def log(self, record: dict[str, Any]) -> None:
+        """Append ``record`` to the history (and the run's metrics.jsonl, main process only)."""
+        self.emit("on_record", record)  # callbacks may add keys (e.g. "diagnostics")
         self.history.append(record)
         if self.run_dir is not None and is_main_process():
             append_line(self.run_dir / "metrics.jsonl", json.dumps(record), within=self.run_dir)
 
-    def _emit(self, hook: str, *args: Any) -> None:
+    def emit(self, hook: str, *args: Any) -> None:
+        """Call every callback's ``hook`` with the trainer and ``args``."""
         for cb in self.callbacks:
             getattr(cb, hook)(self, *args)

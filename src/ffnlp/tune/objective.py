@@ -348,6 +348,13 @@ def completed_any(study: optuna.study.Study) -> bool:
     return bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
+def search_value(trial: optuna.trial.FrozenTrial) -> float:
+    """The value a complete trial scored in the search (what the sampler optimised)."""
+    if trial.value is None:
+        raise ValueError(f"trial {trial.number} has no value: it did not complete")
+    return float(trial.value)
+
+
 def _has_completed(trial: optuna.trial.Trial) -> Callable[[], bool]:
     """Whether the study has a completed trial, asked when the time budget has run out."""
     return lambda: completed_any(trial.study)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
 from ffnlp.tune import tasks
+from ffnlp.tune.objective import search_value
 
 if TYPE_CHECKING:
     import optuna
@@ -51,7 +52,7 @@ def candidates(study: optuna.study.Study, plan: Plan) -> list[optuna.trial.Froze
         for t in study.get_trials(deepcopy=False)
         if t.state.name == "COMPLETE" and t.value is not None and "config" in t.user_attrs
     ]
-    done.sort(key=lambda t: float(t.value), reverse=plan.direction == "maximize")  # type: ignore[arg-type]
+    done.sort(key=search_value, reverse=plan.direction == "maximize")
     chosen = done[:k]
     base = [t for t in done[k:] if t.user_attrs.get("base")]
     return chosen + base[:1]
@@ -126,7 +127,7 @@ def rescore(
                 )
                 value = metric_value(summary, plan.metric)
             values.append(value)
-        search = float(t.value)  # type: ignore[arg-type]
+        search = search_value(t)
         weight = plan.trial_seeds
         rows.append(
             {

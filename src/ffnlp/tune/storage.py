@@ -28,6 +28,7 @@ import contextlib
 import inspect
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -41,10 +42,10 @@ from ffnlp.fileio import is_disk_full
 if TYPE_CHECKING:
     import optuna
 
-try:
+if sys.platform == "win32":  # pragma: no cover - Windows: no check for a second SQLite worker
+    fcntl = None
+else:
     import fcntl
-except ImportError:  # pragma: no cover - Windows: no check for a second SQLite worker
-    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,14 @@ from ffnlp.fileio import (
     write_atomic,
 )
 from ffnlp.tune import storage
-from ffnlp.tune.objective import Plan, TrialFailed, completed_any, objective, run_dir_of
+from ffnlp.tune.objective import (
+    Plan,
+    TrialFailed,
+    completed_any,
+    objective,
+    run_dir_of,
+    search_value,
+)
 from ffnlp.tune.prepare import TuneOptions, prepare
 
 if TYPE_CHECKING:
@@ -50,10 +58,10 @@ if TYPE_CHECKING:
 
     from ffnlp.training.callbacks import Callback
 
-try:
+if sys.platform == "win32":  # pragma: no cover - Windows: setting up a study is not locked
+    fcntl = None
+else:
     import fcntl
-except ImportError:  # pragma: no cover - Windows: setting up a study is not locked
-    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -673,7 +681,7 @@ def _finish(
         states[t.state.name] = states.get(t.state.name, 0) + 1
     ranked = sorted(
         (t for t in trials if t.state.name == "COMPLETE" and t.value is not None),
-        key=lambda t: float(t.value),  # type: ignore[arg-type]
+        key=search_value,
         reverse=plan.direction == "maximize",
     )
     result: dict[str, Any] = {
