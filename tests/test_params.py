@@ -122,6 +122,8 @@ def test_force_no_leaves_an_existing_run_as_it_was(world) -> None:
 TRAIN = [
     ("classify-overrides-int", "train_classifier", {"overrides": [1]}, "'overrides' parameter of train_classifier must be a list of \"key=value\" strings, and item 0 is not one; got 1 (int)."),
     ("classify-overrides-str", "train_classifier", {"overrides": "train.epochs=1"}, "must be a list of \"key=value\" strings; got 'train.epochs=1' (str)."),
+    ("classify-overrides-int-key", "train_classifier", {"overrides": {1: 2}}, "'overrides' parameter of train_classifier must be a mapping with dotted keys (str); got 1 (int)."),
+    ("classify-overrides-object", "train_classifier", {"overrides": {"train.lr": object()}}, "the setting 'train.lr' must be a finite number, a string, a bool or a list of them"),
     ("classify-callbacks-int", "train_classifier", {"callbacks": [1]}, "'callbacks' parameter of train_classifier must be a list of ffnlp.training.Callback instances, and item 0 is not one; got 1 (int)."),
     ("classify-callbacks-none", "train_classifier", {"callbacks": None}, "got None (NoneType)."),
     ("classify-resume-str", "train_classifier", {"resume": "false"}, "'resume' parameter of train_classifier must be a bool; got 'false' (str)."),

@@ -1,22 +1,30 @@
-"""Configuration: frozen dataclasses, TOML in and out, dotted overrides, validation.
+"""Configuration: frozen dataclasses, TOML in and out, dotted settings, validation.
 
 Each component owns a frozen dataclass whose fields carry their default, a help line and their
 constraints (via :func:`option`).  A task's configuration nests those dataclasses.  Values arrive in
-this order, later ones winning: defaults in code -> a TOML file (``--config``) -> ``--set key=value``
-overrides.  :func:`build` checks the whole result and raises one :class:`ConfigError` listing every
-problem, with a "did you mean" for misspelt keys.  :func:`dump_toml` writes the resolved
-configuration back, so that any run can be reproduced from its ``config.toml``.
+this order, later ones winning: defaults in code -> a TOML file (``--config``) -> settings (``--set
+key=value`` on the command line).  :func:`build` checks the whole result and raises one
+:class:`ConfigError` listing every problem, with a "did you mean" for misspelt keys.
+:func:`dump_toml` writes the resolved configuration back, so that any run can be reproduced from
+its ``config.toml``.
+
+Inside ffnlp a setting is a dotted key with a typed value, ``{"train.lr": 0.1}``
+(:data:`Settings`).  Text is read at the edges only, each kind by one function: ``key=value``
+strings (``--set``, and the ``["train.lr=0.1"]`` form the public functions accept) by
+:func:`parse_setting`, TOML files by :func:`load_toml`; and TOML is written by one writer,
+:func:`toml_value` (with :func:`toml_string` and :func:`toml_key`) under :func:`dump_toml`.
 """
 
-# Over 400 lines on purpose: one job (typed TOML and --set parsing that collects every problem); its parts share the coercion helpers.
+# Over 400 lines on purpose: one job (typed settings, the one --set and TOML reader and writer, validation that collects every problem); its parts share the coercion helpers.
 
 from __future__ import annotations
 
 import collections.abc
 import dataclasses
 import difflib
-import json
+import itertools
 import math
+import numbers
 import os
 import re
 import sys
@@ -28,6 +36,7 @@ from typing import Any, Literal, TypeVar, Union
 
 from ffnlp.errors import ConfigError, cut, shown
 from ffnlp.fileio import write_atomic
+from ffnlp.params import check_strings, fail
 from ffnlp.presets import find_config
 
 if sys.version_info >= (3, 11):
@@ -75,28 +84,59 @@ def section(cls: type[T], **defaults: Any) -> T:
 # building a config from nested dicts
 
 
-def build(cls: type[T], data: Mapping[str, Any] | None = None, overrides: Iterable[str] = ()) -> T:
-    """Make ``cls`` from ``data`` (as read from TOML) plus ``key=value`` overrides; check it all.
+Settings = Mapping[str, Any]
+"""Settings as ffnlp passes them inside: dotted keys ("train.lr", or a whole section such as
+"train") with typed values (0.1, "adam", [1, 2], True), applied in the mapping's order over a
+configuration. A plain mapping (not a class of its own) because it is what a user already
+writes, what ``**settings`` keywords and a search space's values already are, and what
+``json``, Optuna and TOML tables give; :func:`settings_of` checks and copies one at the
+public boundary, so nothing inside changes a caller's mapping."""
+
+
+def build(
+    cls: type[T], data: Mapping[str, Any] | None = None, settings: Settings | Iterable[str] = ()
+) -> T:
+    """Make ``cls`` from ``data`` (as read from TOML) plus ``settings`` (typed, or the
+    ``key=value`` text of --set); check it all.
 
     Raises one ConfigError that lists every problem found.
     """
+    problems: list[str] = []
+    return _build(cls, data, _pairs(settings, problems), problems)
+
+
+def _build(
+    cls: type[T],
+    data: Mapping[str, Any] | None,
+    pairs: Iterable[tuple[str, Any]],
+    problems: list[str],
+) -> T:
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError(f"the configuration must be a table (a dict); got {shown(data)}")
     depth_problem = nesting_problem(data or {})
     if depth_problem:
         raise ConfigError(f"the configuration {depth_problem}")
     merged: dict[str, Any] = _deep_copy(dict(data or {}))
-    problems: list[str] = []
-    for item in overrides:
-        _apply_override(cls, merged, item, problems)
+    for key, value in pairs:  # one by one, in order: a later value of a key wins
+        _apply_setting(cls, merged, key, value, problems)
     obj = _from_dict(cls, merged, "", problems)
     raise_problems(problems)
     return obj
 
 
-def resolve(cls: type[T], config: Any = None, overrides: Iterable[str] = (), **settings: Any) -> T:
+def _pairs(settings: Settings | Iterable[str], problems: list[str]) -> Iterable[tuple[str, Any]]:
+    """(key, value) pairs of typed settings, or of ``key=value`` strings read one by one."""
+    if isinstance(settings, Mapping):
+        return settings.items()
+    return _parsed(settings, problems)
+
+
+def resolve(
+    cls: type[T], config: Any = None, settings: Settings | Iterable[str] = (), **keywords: Any
+) -> T:
     """A task's configuration from defaults, then ``config`` (an instance of ``cls``, a TOML path
-    or a dict), then ``key=value`` overrides, then keyword settings ({"train.lr": 0.1})."""
+    or a dict), then ``settings`` ({"train.lr": 0.1}, or ``key=value`` text), then keyword
+    settings (``**{"train.lr": 0.1}``)."""
     if isinstance(config, cls):
         data = to_dict(config)
     elif isinstance(config, (str, os.PathLike)):
@@ -107,16 +147,114 @@ def resolve(cls: type[T], config: Any = None, overrides: Iterable[str] = (), **s
         raise ConfigError(
             f"config must be a {cls.__name__}, a TOML file name or a dict; got {config!r}"
         )
-    extra = []
-    for key, value in settings.items():
-        try:
-            extra.append(f"{key}={json.dumps(value, allow_nan=False)}")
-        except (TypeError, ValueError):  # not a JSON value (an object, a set), or NaN / inf
-            raise ConfigError(
-                f"the setting {shown(key)} must be a finite number, a string, a bool or a list of them; "
-                f"got {shown(value)} ({type(value).__name__})"
-            ) from None
-    return build(cls, data, [*overrides, *extra])
+    extra = typed_settings(keywords)
+    problems: list[str] = []
+    pairs = itertools.chain(_pairs(settings, problems), extra.items())
+    return _build(cls, data, pairs, problems)
+
+
+def settings_of(value: object, name: str, owner: str) -> dict[str, Any]:
+    """The settings a public function was given as its ``name`` parameter, as typed settings:
+    a mapping ({"train.epochs": 5}, values checked by :func:`typed_settings`) or a list of
+    ``key=value`` strings (["train.epochs=5"], read by :func:`parse_setting`); anything else is
+    a ConfigError naming the parameter and ``owner``."""
+    if isinstance(value, Mapping):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise fail(name, owner, "a mapping with dotted keys (str)", bad[0])
+        return typed_settings(value, finite=False)
+    items = check_strings(value, name, owner, what='"key=value" strings')
+    return parse_settings(items)
+
+
+def typed_settings(values: Mapping[str, Any], finite: bool = True) -> dict[str, Any]:
+    """``values`` ({"train.lr": 0.1}) copied, each value checked to be one a configuration can
+    hold (a finite number, a string, a bool, a list or table of them); tuples become lists, as
+    TOML reads them. One ConfigError naming every setting that is not. ``finite=False`` lets
+    NaN and infinity through to the option's own check (which names the key and the bound),
+    as a TOML file's or --set's ``nan`` goes."""
+    out: dict[str, Any] = {}
+    problems = []
+    for key, value in values.items():
+        plain = _plain_value(value, finite)
+        if plain is _NOT_PLAIN:
+            problems.append(
+                f"the setting {shown(key)} must be a finite number, a string, a bool or a list of "
+                f"them; got {shown(value)} ({type(value).__name__})"
+            )
+        else:
+            out[key] = plain
+    raise_problems(problems)
+    return out
+
+
+_NOT_PLAIN = object()
+
+
+def _plain_value(value: Any, finite: bool = True) -> Any:
+    """``value`` as a configuration holds it (bool, int, float, str, list, dict), or _NOT_PLAIN."""
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return number if math.isfinite(number) or not finite else _NOT_PLAIN
+    if isinstance(value, (list, tuple)):
+        items = [_plain_value(v, finite) for v in value]
+        return _NOT_PLAIN if any(v is _NOT_PLAIN for v in items) else items
+    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        table = {k: _plain_value(v, finite) for k, v in value.items()}
+        return _NOT_PLAIN if any(v is _NOT_PLAIN for v in table.values()) else table
+    return _NOT_PLAIN
+
+
+def merge(*parts: Settings) -> dict[str, Any]:
+    """Several settings as one, applied in order: a key given again takes its later value and its
+    later place (so that ``train.lr`` after ``train`` still wins, as it would applied one by one)."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            out.pop(key, None)
+            out[key] = value
+    return out
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """One ``key=value`` string (``--set``'s form) as a dotted key and a typed value: the value
+    is read as TOML (numbers, booleans, lists, quoted strings), else kept as a bare string. The
+    one reader of that text in ffnlp; a ConfigError when there is no ``=``."""
+    found = _parse_one(text)
+    if isinstance(found, str):
+        raise ConfigError(found)
+    return found
+
+
+def parse_settings(items: Iterable[str]) -> dict[str, Any]:
+    """``key=value`` strings (``--set``'s form) as typed settings with the same effect applied in
+    order (a key given again takes its later value and place, see :func:`merge`); one
+    ConfigError naming every string without ``=``."""
+    problems: list[str] = []
+    out = merge(*({key: value} for key, value in _parsed(items, problems)))
+    raise_problems(problems)
+    return out
+
+
+def _parse_one(text: str) -> tuple[str, Any] | str:
+    if "=" not in text:
+        return f"--set expects key=value (e.g. train.lr=0.1); got {text!r}"
+    key, raw = text.split("=", 1)
+    return key.strip(), _parse_value(raw.strip())
+
+
+def _parsed(items: Iterable[str], problems: list[str]) -> Iterable[tuple[str, Any]]:
+    """``key=value`` strings read one by one, in order (duplicates kept); problems collected."""
+    for item in items:
+        found = _parse_one(item)
+        if isinstance(found, str):
+            problems.append(found)
+        else:
+            yield found
 
 
 def load_config_file(value: str | os.PathLike[str]) -> dict[str, Any]:
@@ -217,12 +355,9 @@ def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
 
 
-def _apply_override(cls: type, merged: dict[str, Any], item: str, problems: list[str]) -> None:
-    if "=" not in item:
-        problems.append(f"--set expects key=value (e.g. train.lr=0.1); got {item!r}")
-        return
-    key, raw = item.split("=", 1)
-    key = key.strip()
+def _apply_setting(
+    cls: type, merged: dict[str, Any], key: str, value: Any, problems: list[str]
+) -> None:
     parts = key.split(".")
     found = _find_option(cls, key, "--set", sections_ok=True)  # it must exist to be stored
     if isinstance(found, str):
@@ -234,22 +369,16 @@ def _apply_override(cls: type, merged: dict[str, Any], item: str, problems: list
         if not isinstance(node, dict):
             problems.append(f"--set {key}: {part} is not a section in the config file")
             return
-    node[parts[-1]] = parse_value(raw.strip())
+    node[parts[-1]] = _deep_copy(value) if isinstance(value, dict) else value
 
 
-def string_override(key: str, value: str) -> str:
-    """The --set override that sets ``key`` to the string ``value`` exactly (quoted as TOML, so a
-    value such as "10" or "true" stays a string)."""
-    return f"{key}={_toml_string(value)}"
-
-
-def tensorboard_overrides(log_dir: str | Path | None, run: str = "") -> list[str]:
-    """The --set override that --tensorboard DIR stands for (none when it is not given); with
-    ``run``, the run's own subfolder DIR/run (a seed of a repeat, a fold of a cross-validation:
+def tensorboard_settings(log_dir: str | Path | None, run: str = "") -> dict[str, Any]:
+    """The setting that --tensorboard DIR stands for (none when it is not given); with ``run``,
+    the run's own subfolder DIR/run (a seed of a repeat, a fold of a cross-validation:
     TensorBoard shows each as a run of its own)."""
     if log_dir is None:
-        return []
-    return [string_override("train.tensorboard", str(Path(log_dir) / run if run else log_dir))]
+        return {}
+    return {"train.tensorboard": str(Path(log_dir) / run if run else log_dir)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,12 +432,7 @@ def _find_option(cls: type, key: str, via: str, sections_ok: bool = False) -> Op
     raise AssertionError("unreachable: the loop returns")  # pragma: no cover
 
 
-def toml_value(value: Any) -> str:
-    """``value`` written as a TOML value (a --set right-hand side reads it back)."""
-    return _toml_value(value)
-
-
-def parse_value(raw: str) -> Any:
+def _parse_value(raw: str) -> Any:
     """Read a --set value as TOML (numbers, booleans, lists, quoted strings); else a bare string."""
     try:
         return tomllib.loads(f"v = {raw}")["v"]
@@ -504,14 +628,16 @@ def _dump_table(data: Mapping[str, Any], path: list[str], lines: list[str]) -> N
     scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping)}
     tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
     if path and scalars:
-        lines.append(f"\n[{'.'.join(_toml_key(k) for k in path)}]")
+        lines.append(f"\n[{'.'.join(toml_key(k) for k in path)}]")
     for k, v in scalars.items():
-        lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+        lines.append(f"{toml_key(k)} = {toml_value(v)}")
     for k, v in tables.items():
         _dump_table(v, path + [k], lines)
 
 
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """``v`` written as a TOML value (bool, int, float, str, or a list of them): the one TOML
+    value writer of ffnlp (config.toml, best.toml, messages that show a value as TOML)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -521,9 +647,9 @@ def _toml_value(v: Any) -> str:
             return "inf" if v > 0 else "-inf"
         return repr(v)
     if isinstance(v, str):
-        return _toml_string(v)
+        return toml_string(v)
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     raise TypeError(f"cannot write {v!r} as TOML")
 
 
@@ -539,7 +665,7 @@ _TOML_ESCAPES = {
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def _toml_string(text: str) -> str:
+def toml_string(text: str) -> str:
     """A TOML basic string: quotes, backslashes and every control character escaped (TOML
     forbids U+0000-U+001F and U+007F unescaped), so any string reads back as it was."""
     out = []
@@ -553,8 +679,9 @@ def _toml_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
+def toml_key(key: str) -> str:
+    """A TOML key: bare when it can be (letters, digits, _ and -), else a quoted string."""
+    return key if _BARE_KEY.fullmatch(key) else toml_string(key)
 
 
 def save_toml(obj: Any, path: str | Path) -> None:
@@ -581,5 +708,5 @@ def _describe_instance(default_obj: Any, prefix: str) -> list[tuple[str, str, st
         help_ = meta.get("help", "")
         if meta.get("choices"):
             help_ += " (" + " | ".join(str(c) for c in meta["choices"]) + ")"
-        rows.append((f"{prefix}{f.name}", "" if default is None else _toml_value(default), help_))
+        rows.append((f"{prefix}{f.name}", "" if default is None else toml_value(default), help_))
     return rows

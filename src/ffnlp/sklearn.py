@@ -10,22 +10,24 @@ ending in ``_``); ``clone``, ``cross_val_score``, ``GridSearchCV`` and ``Pipelin
     search.fit(texts, labels)          # texts: list of str; labels: any hashable values
 
 Every option of the classify configuration is reachable: the common ones are parameters here, the
-rest go through ``config`` (a TOML path or dict) and ``overrides`` (``"section.key=value"`` strings),
-applied in that order (config file, then these parameters, then overrides).
+rest go through ``config`` (a TOML path or dict) and ``overrides`` (settings: a dict such as
+``{"features.buckets": 1000}``, or ``"section.key=value"`` strings), applied in that order (config
+file, then these parameters, then overrides).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ffnlp import config as cfgmod
 from ffnlp.errors import DataError
-from ffnlp.params import check_bool, check_int, check_number, check_str, check_strings, fail
+from ffnlp.params import check_bool, check_int, check_number, check_str, fail
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
@@ -47,7 +49,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     seed, threads : reproducibility and CPU threads ("auto": 1 for small models, all physical
         cores for large matrix products; 0 = all cores).
     config : a TOML path or a dict with the full configuration to start from.
-    overrides : "section.key=value" strings applied last.
+    overrides : settings applied last: a dict of dotted keys and values
+        (``{"train.l2": 1e-4}``) or "section.key=value" strings (``["train.l2=1e-4"]``).
     """
 
     def __init__(
@@ -72,7 +75,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         seed: int = 13,
         threads: int | str = "auto",
         config: Any = None,
-        overrides: Sequence[str] = (),
+        overrides: Mapping[str, Any] | Sequence[str] = (),
     ) -> None:
         self.model = model
         self.ngrams = ngrams
@@ -98,7 +101,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------------------------------
 
-    def _settings(self) -> list[str]:
+    def _settings(self) -> dict[str, Any]:
         from ffnlp.models.registry import specs
 
         features = {s.name: s.features[0] for s in specs() if s.is_classifier}
@@ -134,7 +137,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                     and self.optimizer in ("adam", "sgd", "adagrad"),
                 }
             )
-        return [f"{k}={_toml(v)}" for k, v in sets.items()] + list(self.overrides)
+        return cfgmod.merge(sets, cfgmod.settings_of(self.overrides, "overrides", "TextClassifier"))
 
     def _check_parameters(self, models: tuple[str, ...]) -> None:
         """Each parameter of the right type and range (a ConfigError naming it otherwise), as
@@ -166,7 +169,6 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             check_int(size, "hidden", owner, ge=1, must="a list of layer sizes (ints >= 1)")
         if self.threads != "auto":
             check_int(self.threads, "threads", owner, ge=0, must='an int >= 0 or "auto"')
-        check_strings(self.overrides, "overrides", owner, what='"key=value" strings')
 
     def fit(self, X: Sequence[str], y: Sequence[Any]) -> TextClassifier:
         from ffnlp.experiments.cv import split_off, subset
@@ -236,13 +238,3 @@ def _texts(X: Any) -> list[str]:
     if bad:
         raise ValueError(f"X must hold strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
     return texts
-
-
-def _toml(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    return repr(v)

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ffnlp.cli.main import app
-from ffnlp.config import tensorboard_overrides
+from ffnlp.config import tensorboard_settings
 from ffnlp.tasks.classify import resolve_config
 from ffnlp.tasks.sample import write_sample
 from ffnlp.training import read_metrics
@@ -191,5 +191,5 @@ def test_a_file_in_the_way_is_named(data, tmp_path) -> None:
 
 def test_the_folder_stays_a_string_whatever_it_looks_like() -> None:
     for name in ("10", "true", 'we"ird\\name', "[1, 2]"):
-        cfg = resolve_config(None, tensorboard_overrides(Path(name)))
+        cfg = resolve_config(None, tensorboard_settings(Path(name)))
         assert cfg.train.tensorboard == name

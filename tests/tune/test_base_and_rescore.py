@@ -208,7 +208,7 @@ def test_the_search_leaves_the_time_the_rescoring_needs(tmp_path: Path) -> None:
                 user_attrs={"config": cfg, "seconds": seconds},
             )
         )
-    plan = Plan("classify", space, None, [], Inputs(), "dev.accuracy", "maximize", tmp_path)
+    plan = Plan("classify", space, None, {}, Inputs(), "dev.accuracy", "maximize", tmp_path)
     plan.trial_seeds, plan.rescore, plan.rescore_seeds = 3, 2, 4
     # the 2 best: 60 s and 30 s for 3 seeds, so 20 and 10 s a seed, 4 fresh seeds each
     assert rescoremod.seconds_needed(study, plan) == pytest.approx(4 * 20 + 4 * 10)

@@ -26,16 +26,17 @@ def check(
     path = tmp_path / "space.toml"
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     space, problems = parse_space(path)
+    given = cfgmod.parse_settings(sets)
     try:
-        base = tasks.resolve(task, None, [*space.fixed_overrides(), *sets])
+        base = tasks.resolve(task, None, cfgmod.merge(space.fixed_settings(), given))
     except ConfigError:  # a [fixed] problem, which check_space reports with the others
-        base = tasks.resolve(task, None, sets)
+        base = tasks.resolve(task, None, given)
     try:
         check_space(
             space,
             tasks.config_class(task),
             {},
-            [*space.fixed_overrides(), *sets],
+            cfgmod.merge(space.fixed_settings(), given),
             tasks.config_check(task),
             tasks.unused_param(task, base, space.keys),
             problems,
@@ -300,7 +301,7 @@ def test_the_shipped_spaces_fit_their_presets(name: str) -> None:
     pre = tasks.resolve(task, base_file, [])
     assert tasks.shipped_space(task, pre) == name  # what --space auto picks
     space, problems = parse_space(space_path("auto", name))
-    sets = space.fixed_overrides()
+    sets = space.fixed_settings()
     base = tasks.resolve(task, base_file, sets)
     data: dict[str, Any] = cfgmod.load_toml(base_file)
     check_space(
@@ -321,7 +322,7 @@ def test_the_classify_space_suits_the_default_configuration_too() -> None:
     """The default classifier is logistic regression: the classify space fixes model.type to
     mlp, whose hidden = [] choice is logistic regression."""
     space, problems = parse_space(space_path("auto", "classify"))
-    sets = space.fixed_overrides()
+    sets = space.fixed_settings()
     base = tasks.resolve("classify", None, sets)
     check_space(
         space,

@@ -28,7 +28,8 @@ from ffnlp.cli.common import (
     SET_OPTION,
     SUMMARY_JSON_OPTION,
     TENSORBOARD_OPTION,
-    diagnostics_overrides,
+    command_settings,
+    diagnostics_settings,
     lineage_line,
     out_console,
     print_json,
@@ -44,7 +45,7 @@ from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_O
 from ffnlp.cli.lr_find import OUT_OPTION as LR_FIND_OUT_OPTION
 from ffnlp.cli.lr_find import check_outputs as check_lr_find_outputs
 from ffnlp.cli.lr_find import report as report_lr_find
-from ffnlp.config import tensorboard_overrides
+from ffnlp.config import tensorboard_settings
 from ffnlp.errors import DataError
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,14 +66,14 @@ SKIP_INVALID_OPTION: Any = typer.Option(
 )
 
 
-def _data_overrides(fmt: str | None, encoding: str | None, skip_invalid: bool) -> list[str]:
-    sets = []
+def _data_settings(fmt: str | None, encoding: str | None, skip_invalid: bool) -> dict[str, Any]:
+    sets: dict[str, Any] = {}
     if fmt:
-        sets.append(f'data.format="{fmt}"')
+        sets["data.format"] = fmt
     if encoding:
-        sets.append(f'data.encoding="{encoding}"')
+        sets["data.encoding"] = encoding
     if skip_invalid:
-        sets.append("data.skip_invalid=true")
+        sets["data.skip_invalid"] = True
     return sets
 
 
@@ -121,8 +122,9 @@ def train(
     setup_logging(quiet or json_)
     if train_file is None:
         raise typer.BadParameter("--train is required", param_hint="--train")
-    overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
-    overrides += diagnostics_overrides(diagnostics)
+    sets = command_settings(
+        _data_settings(fmt, encoding, skip_invalid), set_, diagnostics_settings(diagnostics)
+    )
     if seeds is not None:
         from ffnlp.cli.repeat import parse_seeds, run_repeat
 
@@ -141,7 +143,7 @@ def train(
             dev,
             test,
             config,
-            overrides,
+            sets,
             seed_list,
             out,
             tensorboard=tensorboard,
@@ -149,13 +151,13 @@ def train(
             json_=json_,
         )
         return
-    overrides += tensorboard_overrides(tensorboard)
+    sets = command_settings(sets, tensorboard_settings(tensorboard))
     clf = train_classifier(
         train_file,
         dev=dev,
         test=test,
         config=config,
-        overrides=overrides,
+        overrides=sets,
         out=resume if resume is not None else out,
         seed=seed,
         resume=resume is not None,
@@ -447,7 +449,7 @@ def cross_validate(
     from ffnlp.experiments.cv import cross_validate as run_cv
 
     setup_logging(quiet or json_)
-    overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
+    sets = command_settings(_data_settings(fmt, encoding, skip_invalid), set_)
 
     def report(fold: int, scores: dict[str, float]) -> None:
         if not (quiet or json_):
@@ -462,7 +464,7 @@ def cross_validate(
         data,
         folds=folds,
         config=config,
-        overrides=overrides,
+        overrides=sets,
         out=out,
         seed=seed,
         dev_fraction=dev_fraction,
@@ -514,11 +516,10 @@ def lr_find(
 
     setup_logging(json_)
     check_lr_find_outputs(plot, out)  # before the sweep
-    overrides = _data_overrides(fmt, encoding, skip_invalid) + list(set_)
     result = find_lr(
         train_file,
         config=config,
-        overrides=overrides,
+        overrides=command_settings(_data_settings(fmt, encoding, skip_invalid), set_),
         seed=seed,
         lr_min=min_lr,
         lr_max=max_lr,

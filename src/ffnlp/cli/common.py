@@ -7,12 +7,14 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 
 if TYPE_CHECKING:  # the training package imports torch: only when a command runs
@@ -140,9 +142,16 @@ def refuse_with_seeds(**given: bool) -> None:
         )
 
 
-def diagnostics_overrides(diagnostics: bool) -> list[str]:
-    """The --set override that --diagnostics stands for (none when the flag is not given)."""
-    return ["train.diagnostics=true"] if diagnostics else []
+def diagnostics_settings(diagnostics: bool) -> dict[str, Any]:
+    """The setting that --diagnostics stands for (none when the flag is not given)."""
+    return {"train.diagnostics": True} if diagnostics else {}
+
+
+def command_settings(*parts: Mapping[str, Any] | Sequence[str]) -> dict[str, Any]:
+    """The settings a command's options stand for, applied in order, a later one winning:
+    ``--set``'s ``key=value`` strings (read by :func:`ffnlp.config.parse_settings`, the one
+    reader of that text) and the typed settings of other options (--format, --diagnostics ...)."""
+    return cfgmod.merge(*(p if isinstance(p, Mapping) else cfgmod.parse_settings(p) for p in parts))
 
 
 def run_dir_option(task: str) -> Any:

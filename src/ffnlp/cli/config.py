@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ffnlp import config as C
+from ffnlp.cli.common import command_settings
 from ffnlp.errors import ConfigError
 from ffnlp.tasks import registry
 
@@ -36,7 +37,7 @@ def show(
     """
     cls = config_class(task)
     data = C.load_config_file(config) if config else {}
-    typer.echo(C.dump_toml(C.build(cls, data, set_)), nl=False)
+    typer.echo(C.dump_toml(C.build(cls, data, command_settings(set_))), nl=False)
 
 
 @app.command("reference")
@@ -66,6 +67,17 @@ def reference_markdown() -> str:
         "as paths on the command line are, not against the config file's folder; an error for a",
         "missing file names the path as resolved and the folder it was resolved against. Presets",
         "hold no such path: data and evaluation files are given on the command line.",
+        "",
+        "From Python, the same settings go to `train_classifier`, `train_lm`, `train_word2vec`,",
+        "`ffnlp.experiments.repeat.repeat`, `ffnlp.experiments.cv.cross_validate`, the `find_lr`",
+        "functions, `ffnlp.tune.prepare.TuneOptions` and `ffnlp.sklearn.TextClassifier` as",
+        "`overrides`, in either of two forms: typed, a mapping of dotted keys to values",
+        '(`overrides={"train.epochs": 5, "model.mlp.hidden": [256]}`), or the text of `--set`',
+        '(`overrides=["train.epochs=5", "model.mlp.hidden=[256]"]`), each value read as TOML (a',
+        "word that is not TOML stays a string: `model.type=mlp`). A key given twice takes its later",
+        'value. Keyword settings (`train_classifier(..., **{"train.lr": 0.1})`) apply after',
+        "`overrides`, and `seed=` (`--seed`) sets `train.seed` last. Either way each value is",
+        "checked as a TOML file's is, and every problem is reported at once.",
     ]
     for task in registry.names():
         cls = config_class(task)

@@ -11,7 +11,7 @@ from ffnlp.cli.common import out_console, progress_callbacks, setup_logging
 
 # The demo's models are tiny: a step is too little work to share between threads, and a second
 # thread only adds synchronisation (and stalls badly when the machine is busy).
-SMALL = ["train.threads=1"]
+SMALL = {"train.threads": 1}
 
 
 def demo(
@@ -52,7 +52,7 @@ def demo(
         test=paths["test"],
         out=out / "classify",
         force=True,
-        overrides=["train.epochs=8", "train.lr=0.05", "train.batch_size=64", *SMALL],
+        overrides={"train.epochs": 8, "train.lr": 0.05, "train.batch_size": 64, **SMALL},
         callbacks=bars,
     )
     s = clf.summary
@@ -67,17 +67,17 @@ def demo(
         test=paths["test"],
         out=out / "classify_ffnn",
         force=True,
-        overrides=[
-            'model.type="pooled"',
-            'features.kind="ids"',
-            "features.buckets=20000",
-            "model.pooled.dim=50",
-            "train.sparse=true",
-            "train.epochs=8",
-            "train.lr=0.01",
-            "train.batch_size=32",
-            *SMALL,
-        ],
+        overrides={
+            "model.type": "pooled",
+            "features.kind": "ids",
+            "features.buckets": 20000,
+            "model.pooled.dim": 50,
+            "train.sparse": True,
+            "train.epochs": 8,
+            "train.lr": 0.01,
+            "train.batch_size": 32,
+            **SMALL,
+        },
         callbacks=bars,
     )
     s = ffnn.summary
@@ -94,16 +94,16 @@ def demo(
         say(f"  predict: {label}  p={prob:.3f}  {text}")
 
     out_console.rule("2. Language models")
-    sets = [
-        "data.min_count=1",
-        "train.epochs=4",
-        "model.embedding_dim=32",
-        "model.hidden_sizes=[64]",
-        "model.context_size=3",
-        "train.batch_size=128",
-        "train.lr=0.005",
-        *SMALL,
-    ]
+    sets = {
+        "data.min_count": 1,
+        "train.epochs": 4,
+        "model.embedding_dim": 32,
+        "model.hidden_sizes": [64],
+        "model.context_size": 3,
+        "train.batch_size": 128,
+        "train.lr": 0.005,
+        **SMALL,
+    }
     lm = train_lm(
         paths["train"],
         dev=paths["dev"],
@@ -118,7 +118,7 @@ def demo(
         dev=paths["dev"],
         test=paths["test"],
         out=out / "kn",
-        overrides=['kind="kneser_ney"', "kneser_ney.order=3", "data.min_count=1"],
+        overrides={"kind": "kneser_ney", "kneser_ney.order": 3, "data.min_count": 1},
         force=True,
     )
     say(
@@ -133,14 +133,14 @@ def demo(
         paths["corpus"],
         out=out / "w2v",
         force=True,
-        overrides=[
-            "model.dim=32",
-            "model.min_count=2",
-            "model.window=3",
-            "train.epochs=5",
-            "model.workers=1",
-            *SMALL,
-        ],
+        overrides={
+            "model.dim": 32,
+            "model.min_count": 2,
+            "model.window": 3,
+            "train.epochs": 5,
+            "model.workers": 1,
+            **SMALL,
+        },
         callbacks=bars,
     )
     for word in ("good", "boring"):

@@ -21,7 +21,8 @@ from ffnlp.cli.common import (
     SET_OPTION,
     SUMMARY_JSON_OPTION,
     TENSORBOARD_OPTION,
-    diagnostics_overrides,
+    command_settings,
+    diagnostics_settings,
     err_console,
     lineage_line,
     out_console,
@@ -37,7 +38,7 @@ from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_O
 from ffnlp.cli.lr_find import OUT_OPTION as LR_FIND_OUT_OPTION
 from ffnlp.cli.lr_find import check_outputs as check_lr_find_outputs
 from ffnlp.cli.lr_find import report as report_lr_find
-from ffnlp.config import tensorboard_overrides
+from ffnlp.config import tensorboard_settings
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -92,11 +93,9 @@ def train(
 
     relaunch_as_processes(nproc, max_restarts)
     setup_logging(quiet or json_)
-    overrides = list(set_) + ([f"train.seed={seed}"] if seed is not None else [])
-    overrides += diagnostics_overrides(diagnostics)
+    sets = command_settings(set_, diagnostics_settings(diagnostics))
     if seeds is not None:
         from ffnlp.cli.repeat import parse_seeds, run_repeat
-        from ffnlp.config import string_override
 
         refuse_with_seeds(
             **{
@@ -107,7 +106,7 @@ def train(
             }
         )
         if interpolate_with is not None:
-            overrides.append(string_override("interpolate_with", str(interpolate_with)))
+            sets = command_settings(sets, {"interpolate_with": str(interpolate_with)})
         seed_list = parse_seeds(seeds)
         run_repeat(
             "lm",
@@ -115,7 +114,7 @@ def train(
             dev,
             test,
             config,
-            overrides,
+            sets,
             seed_list,
             out,
             tensorboard=tensorboard,
@@ -123,14 +122,15 @@ def train(
             json_=json_,
         )
         return
-    overrides += tensorboard_overrides(tensorboard)
+    sets = command_settings(sets, tensorboard_settings(tensorboard))
     lm = train_lm(
         train_file,
         dev=dev,
         test=test,
         config=config,
-        overrides=overrides,
+        overrides=sets,
         out=resume if resume is not None else out,
+        seed=seed,
         resume=resume is not None,
         callbacks=progress_callbacks(quiet or json_),
         interpolate_with=interpolate_with,
@@ -312,7 +312,7 @@ def lr_find(
     result = find_lr(
         train_file,
         config=config,
-        overrides=list(set_),
+        overrides=command_settings(set_),
         seed=seed,
         lr_min=min_lr,
         lr_max=max_lr,

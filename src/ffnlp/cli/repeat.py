@@ -6,7 +6,7 @@ both call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from ffnlp.cli.common import (
     CONFIG_HELP,
     SET_OPTION,
     TENSORBOARD_OPTION,
+    command_settings,
     out_console,
     print_json,
     progress_callbacks,
@@ -88,7 +89,7 @@ def repeat(
         dev,
         test,
         config,
-        set_,
+        command_settings(set_),
         parse_seeds(seeds, first_seed),
         out,
         keep_models=keep_models,
@@ -104,7 +105,7 @@ def run_repeat(
     dev: Path | None,
     test: Path | None,
     config: Path | None,
-    overrides: Sequence[str],
+    sets: Mapping[str, Any],
     seeds: list[int],
     out: Path | None,
     keep_models: bool = False,
@@ -137,7 +138,7 @@ def run_repeat(
         dev=dev,
         test=test,
         config=config,
-        overrides=overrides,
+        overrides=sets,
         seeds=seeds,
         out=out,
         keep_models=keep_models,

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from ffnlp.cli.classify import ENCODING_OPTION, FORMAT_OPTION, SKIP_INVALID_OPTION, _data_overrides
+from ffnlp.cli.classify import ENCODING_OPTION, FORMAT_OPTION, SKIP_INVALID_OPTION, _data_settings
 from ffnlp.cli.common import (
     CONFIG_HELP,
     SET_OPTION,
+    command_settings,
     err_console,
     out_console,
     print_json,
@@ -199,9 +200,9 @@ def tune(
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
-    overrides = list(set_)
+    sets = command_settings(set_)
     if reads_examples(task):  # the [data] options of labelled files
-        overrides = _data_overrides(fmt, encoding, skip_invalid) + overrides
+        sets = command_settings(_data_settings(fmt, encoding, skip_invalid), sets)
     elif fmt or encoding or skip_invalid:
         raise typer.BadParameter("--format, --encoding and --skip-invalid are classify options")
     inputs = Inputs(
@@ -212,7 +213,7 @@ def tune(
         out=out,
         space=space,
         config=config,
-        overrides=overrides,
+        overrides=sets,
         inputs=inputs,
         trials=trials,
         timeout=timeout,

@@ -21,7 +21,8 @@ from ffnlp.cli.common import (
     SET_OPTION,
     SUMMARY_JSON_OPTION,
     TENSORBOARD_OPTION,
-    diagnostics_overrides,
+    command_settings,
+    diagnostics_settings,
     lineage_line,
     out_console,
     print_json,
@@ -30,7 +31,7 @@ from ffnlp.cli.common import (
     run_dir_option,
     setup_logging,
 )
-from ffnlp.config import tensorboard_overrides
+from ffnlp.config import tensorboard_settings
 from ffnlp.outputs import check_output_file
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,7 +103,9 @@ def train(
     run = train_word2vec(
         corpus,
         config=config,
-        overrides=[*set_, *diagnostics_overrides(diagnostics), *tensorboard_overrides(tensorboard)],
+        overrides=command_settings(
+            set_, diagnostics_settings(diagnostics), tensorboard_settings(tensorboard)
+        ),
         out=resume if resume is not None else out,
         seed=seed,
         resume=resume is not None,

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ffnlp.config import tensorboard_overrides, to_dict
+from ffnlp import config as cfgmod
+from ffnlp.config import to_dict
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.experiments.stats import describe, is_figure
 from ffnlp.fileio import write_atomic
@@ -108,7 +109,7 @@ def cross_validate(
     data: str | Path | LabeledData,
     folds: int = 10,
     config: Any = None,
-    overrides: Iterable[str] = (),
+    overrides: cfgmod.Settings | Iterable[str] = (),
     out: str | Path | None = None,
     seed: int | None = None,
     dev_fraction: float = 0.1,
@@ -120,6 +121,9 @@ def cross_validate(
     **settings: Any,
 ) -> dict[str, Any]:
     """Train and test ``folds`` times; return (and write to DIR/summary.json) mean ± sd of every metric.
+
+    ``overrides`` are settings over ``config`` ({"train.epochs": 5}, or the
+    ``["train.epochs=5"]`` text of --set), then keyword ``settings``.
 
     ``on_fold(k, scores)`` is called after each round; ``callbacks`` are handed to every round's
     trainer (e.g. a progress display); ``tensorboard``: a folder where each round writes its
@@ -134,8 +138,8 @@ def cross_validate(
 
     if not 0.0 <= dev_fraction < 0.5:
         raise ConfigError(f"dev_fraction must be in [0, 0.5); got {dev_fraction}")
-    overrides = list(overrides)
-    cfg = resolve_config(config, overrides, **settings)
+    sets = cfgmod.settings_of(overrides, "overrides", "cross_validate")
+    cfg = resolve_config(config, sets, **settings)
     fold_seed = cfg.train.seed if seed is None else seed
     examples = read_split(data, cfg)
     if len({label for labels in examples.label_lists() for label in labels}) < 2:
@@ -167,7 +171,7 @@ def cross_validate(
                 dev=dev,
                 test=subset(examples, test_idx),
                 config=cfg,
-                overrides=tensorboard_overrides(tensorboard, f"fold_{k + 1}"),
+                overrides=cfgmod.tensorboard_settings(tensorboard, f"fold_{k + 1}"),
                 out=fold_dir,
                 seed=seed,
                 callbacks=callbacks,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ffnlp.config import tensorboard_overrides
+from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.experiments.stats import describe, is_figure
 from ffnlp.fileio import write_atomic
@@ -56,7 +56,7 @@ def repeat(
     dev: str | Path | None = None,
     test: str | Path | None = None,
     config: Any = None,
-    overrides: Iterable[str] = (),
+    overrides: cfgmod.Settings | Iterable[str] = (),
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     out: str | Path | None = None,
     keep_models: bool = False,
@@ -70,9 +70,13 @@ def repeat(
     (e.g. a progress display); ``tensorboard``: a folder where each seed's run writes its
     TensorBoard scalars, into ``seed_N`` (TensorBoard shows them as separate runs).
 
+    ``overrides`` are settings for every run ({"train.epochs": 5}, or the ``["train.epochs=5"]``
+    text of --set); each run's ``train.seed`` is its seed.
+
     ``summary["repeat"]["test"]["accuracy"]`` is ``{"mean", "sd", "ci95": [lo, hi], "n", "values"}``.
     """
     check_seeds(seeds)
+    sets = cfgmod.settings_of(overrides, "overrides", "repeat")
     fit = _train_fn(task)
     with group_folder(out, f"{task}-repeat") as run_dir:
         figures: dict[str, dict[str, list[float]]] = {}
@@ -84,11 +88,10 @@ def repeat(
                 dev=dev,
                 test=test,
                 config=config,
-                overrides=[
-                    *overrides,
-                    f"train.seed={seed}",
-                    *tensorboard_overrides(tensorboard, f"seed_{seed}"),
-                ],
+                overrides=cfgmod.merge(
+                    sets, cfgmod.tensorboard_settings(tensorboard, f"seed_{seed}")
+                ),
+                seed=seed,
                 out=seed_dir,
                 callbacks=callbacks,
             )

@@ -207,7 +207,7 @@ def open_run(run_dir: str | Path) -> FastClassifier | None:
 
 
 def _open(run: Path) -> FastClassifier | None:
-    import tomllib
+    from ffnlp.config import load_toml
 
     names = ("model.json", "vocab.json", "config.toml", "model.safetensors")
     if not run.is_dir() or any(not (run / n).is_file() or (run / n).is_symlink() for n in names):
@@ -227,7 +227,7 @@ def _open(run: Path) -> FastClassifier | None:
         return None
     if not _plain_args(kind, args):
         return None
-    config = tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))
+    config = load_toml(run / "config.toml")
     if not set(config) <= _SECTIONS:
         return None
     data, features, task = config["data"], config["features"], config.get("task", {})

@@ -17,7 +17,7 @@ hand both to these steps, which are the same for every task::
 ``run_recipe`` makes the whole recipe a transaction on its run folder (see :mod:`ffnlp.rundir`):
 the run is written into a hidden folder and put in place when the recipe returns, removed when
 it fails, kept (resumable) when it is interrupted. ``start_run`` resolves the configuration
-(defaults -> file -> overrides -> keyword settings), opens the run folder (refusing an existing
+(defaults -> file -> settings -> keyword settings), opens the run folder (refusing an existing
 run unless ``resume`` or ``force``), writes ``config.toml`` and makes the process settings
 (the allocator, and threads when they are given as a number); ``fit`` sets the threads for the
 model ("auto"), turns off what needs dev data when there is none and runs the Trainer, raising
@@ -46,7 +46,7 @@ from torch import nn
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError, FfnlpError, Interrupted, ModelFileError, RankLost
 from ffnlp.fileio import is_disk_full, output_error, write_atomic
-from ffnlp.params import check_bool, check_instances, check_int, check_path, check_strings
+from ffnlp.params import check_bool, check_instances, check_int, check_path
 from ffnlp.rundir import (
     CHECKPOINT,
     MARKER,
@@ -153,7 +153,7 @@ def start_run(
     task: str,
     resolve: Callable[..., C],
     config: Any,
-    overrides: Iterable[str],
+    overrides: cfgmod.Settings | Iterable[str],
     settings: Mapping[str, Any],
     out: str | Path | None,
     resume: bool,
@@ -164,7 +164,8 @@ def start_run(
 ) -> tuple[Path, C]:
     """Resolve the configuration, open the run directory, save ``config.toml``, set the process.
 
-    ``seed`` is a shortcut for ``train.seed``; ``check`` validates the resolved configuration
+    ``overrides`` are settings ({"train.epochs": 5}, or the ``["train.epochs=5"]`` text, read
+    here once), ``settings`` the recipe's keyword settings; ``seed`` is a shortcut for ``train.seed``; ``check`` validates the resolved configuration
     before anything is written (a refused configuration leaves the disk as it was). ``force``
     (also accepted as ``settings["force"]``) replaces a run already in ``out``; without it or
     ``resume`` an existing run is refused. ``inputs`` (option -> data file, e.g.
@@ -182,13 +183,13 @@ def start_run(
     if seed is not None:
         # its type here; its range (train.seed: 0..2**63 - 1) with the configuration's checks
         settings["train.seed"] = check_int(seed, "seed", owner)
-    overrides = check_strings(overrides, "overrides", owner, what='"key=value" strings')
+    sets = cfgmod.settings_of(overrides, "overrides", owner)
     check_path(out, "out", owner, optional=True)
     if resume and isinstance(out, (str, os.PathLike)):
         expect_run_of(Path(out), task)
     problems = input_problems(inputs or {})
     try:
-        cfg = resolve(config, overrides, **settings)
+        cfg = resolve(config, sets, **settings)
         if check is not None:
             check(cfg)
         if cfg.train.tensorboard:  # before the data is read, not when the Trainer starts
@@ -227,7 +228,7 @@ def start_run(
         run_dir = open_in_place(out, task, resume, force)
     saved = run_dir / "config.toml"
     if resume:
-        cfg = resolve(saved, overrides, **settings)
+        cfg = resolve(saved, sets, **settings)
     text = cfgmod.dump_toml(cfg)
     if not resume or saved.read_text(encoding="utf-8") != text:
         write_atomic(saved, text, within=run_dir)

@@ -34,7 +34,7 @@ from ffnlp.errors import ConfigError, TrainingError
 from ffnlp.fileio import append_line, write_atomic
 from ffnlp.tune import tasks
 from ffnlp.tune.pruning import TrialReporter
-from ffnlp.tune.space import Space, overrides
+from ffnlp.tune.space import Space
 
 if TYPE_CHECKING:
     import optuna
@@ -68,7 +68,7 @@ class Plan:
     task: str
     space: Space
     base_config: Any  # the --config file (or None): each trial resolves from it
-    overrides: list[str]  # [fixed] of the space, the data options, --set, the monitored metric
+    settings: dict[str, Any]  # [fixed] of the space, the data options, --set, the monitored metric
     inputs: tasks.Inputs
     metric: str  # e.g. "dev.accuracy"
     direction: str  # maximize | minimize
@@ -132,7 +132,7 @@ def run_trial(plan: Plan, trial: optuna.trial.Trial) -> float:
     relative = run_dir_of(trial.number)
     run_dir = plan.out / relative
     try:
-        cfg = tasks.resolve(plan.task, plan.base_config, [*plan.overrides, *overrides(values)])
+        cfg = tasks.resolve(plan.task, plan.base_config, cfgmod.merge(plan.settings, values))
     except ConfigError as exc:
         _fail(trial, started, f"the configuration refuses this combination: {exc}")
     trial.set_user_attr("config", cfgmod.to_dict(cfg))
@@ -245,7 +245,7 @@ def _rounds_of(plan: Plan, cfg: Any) -> list[_Round] | None:
         _Round(
             "seed",
             seed,
-            tasks.resolve(plan.task, cfg, [f"train.seed={seed}"]),
+            tasks.resolve(plan.task, cfg, {"train.seed": seed}),
             train=inputs.train,
             dev=inputs.dev,
             corpus=inputs.corpus,

@@ -47,7 +47,7 @@ class TuneOptions:
     out: Path
     space: str | Path = "auto"
     config: Path | None = None
-    overrides: list[str] = field(default_factory=list)
+    overrides: cfgmod.Settings | list[str] = field(default_factory=list)  # --set: typed or text
     inputs: tasks.Inputs = field(default_factory=tasks.Inputs)
     trials: int | None = None
     timeout: float | None = None
@@ -82,10 +82,10 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
         check_storage(o.storage)
     trial_seeds, why = resolve_trial_seeds(o.task, o.inputs, o.trial_seeds, o.out)
     logger.info("each trial trains %d seed(s): %s", trial_seeds, why)
-    pre = tasks.resolve(o.task, o.config, o.overrides)
+    given = cfgmod.settings_of(o.overrides, "overrides", "TuneOptions")
+    pre = tasks.resolve(o.task, o.config, given)
     space, space_problems = parse_space(space_path(o.space, tasks.shipped_space(o.task, pre)))
-    set_keys = {item.split("=", 1)[0].strip() for item in o.overrides if "=" in item}
-    clash = sorted(set_keys & set(space.keys))
+    clash = sorted(set(given) & set(space.keys))
     if clash:
         raise ConfigError(
             f"--set {clash[0]} fixes a parameter that the space {space.source} tunes; leave "
@@ -97,7 +97,7 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
             f"{space.source}: {monitored[0]} cannot be tuned: every trial monitors the metric "
             "the study optimises (--metric, --direction)"
         )
-    sets = [*space.fixed_overrides(), *tasks.input_overrides(o.task, o.inputs, pre), *o.overrides]
+    sets = cfgmod.merge(space.fixed_settings(), tasks.input_settings(o.task, o.inputs, pre), given)
     try:
         base = tasks.resolve(o.task, o.config, sets)
     except ConfigError as exc:  # a [fixed] value the configuration refuses
@@ -117,9 +117,9 @@ def prepare(options: TuneOptions) -> tuple[Plan, dict[str, Any]]:
         "--metric" if o.metric else "the metric (train.monitor; choose another with --metric)",
     )
     direction = o.direction or tasks.direction_of(metric)
-    sets.append(f"train.monitor={cfgmod.toml_value(metric)}")
+    sets = cfgmod.merge(sets, {"train.monitor": metric})
     if direction != tasks.direction_of(metric):
-        sets.append(f"train.monitor_mode={cfgmod.toml_value(direction[:3])}")
+        sets = cfgmod.merge(sets, {"train.monitor_mode": direction[:3]})
     base_data = cfgmod.load_config_file(o.config) if o.config is not None else {}
     check_space(
         space,
@@ -371,7 +371,7 @@ def _meta(o: TuneOptions, plan: Plan, space: Space, base: Any) -> dict[str, Any]
         "space_file": str(space.source),
         "base_config": str(o.config) if o.config is not None else None,
         "base": cfgmod.to_dict(base),
-        "overrides": list(o.overrides),
+        "settings": cfgmod.settings_of(o.overrides, "overrides", "TuneOptions"),
         "inputs": inputs,
         "scored_on": scored,
         "cv": plan.inputs.cv,

@@ -114,7 +114,7 @@ def rescore(
         for seed in seeds:
             value = _read(plan, t.number, seed)
             if value is None:
-                cfg = tasks.resolve(plan.task, t.user_attrs["config"], [f"train.seed={seed}"])
+                cfg = tasks.resolve(plan.task, t.user_attrs["config"], {"train.seed": seed})
                 summary = tasks.train(
                     plan.task,
                     cfg,

@@ -256,7 +256,7 @@ def _refit_data(plan: Plan, cfg: dict[str, Any], refit_on: str) -> tuple[Any, An
         return inputs.train, inputs.dev, None
     assert inputs.train is not None and inputs.dev is not None
     if tasks.reads_examples(plan.task):
-        resolved = tasks.resolve(plan.task, cfg, [])
+        resolved = tasks.resolve(plan.task, cfg, {})
         train = tasks.read_labelled(plan.task, inputs.train, resolved)
         dev = tasks.read_labelled(plan.task, inputs.dev, resolved)
         return _joined(train, dev), None, None

@@ -207,8 +207,9 @@ class Space:
                 params[p.key] = label
         return params, outside
 
-    def fixed_overrides(self) -> list[str]:
-        return [f"{k}={cfgmod.toml_value(v)}" for k, v in self.fixed.items()]
+    def fixed_settings(self) -> dict[str, Any]:
+        """The values of the space's [fixed] table, as settings every trial takes."""
+        return dict(self.fixed)
 
     def spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {p.key: p.spec() for p in self.params}
@@ -218,11 +219,6 @@ class Space:
 
 
 _MISSING = object()
-
-
-def overrides(values: Mapping[str, Any]) -> list[str]:
-    """``key=value`` overrides (--set's form) for config values."""
-    return [f"{k}={cfgmod.toml_value(v)}" for k, v in values.items()]
 
 
 def _plain(choices: Sequence[Any]) -> bool:
@@ -470,7 +466,7 @@ def check_space(
     space: Space,
     config_cls: type,
     base: Mapping[str, Any],
-    base_overrides: Sequence[str] = (),
+    base_settings: cfgmod.Settings | None = None,
     check: Callable[[Any], None] | None = None,
     extra: Callable[[Param], str | None] | None = None,
     problems: Sequence[str] = (),
@@ -478,12 +474,12 @@ def check_space(
     """Check ``space`` against the task's configuration before any trial: each key an option of
     ``config_cls`` (with "did you mean"), each value a parameter can take (low, high, every
     choice) one the option accepts, and accepted by the whole configuration (``base``, the base
-    configuration as a dict, with ``base_overrides`` and that one value; ``check`` is the task's
+    configuration as a dict, with ``base_settings`` and that one value; ``check`` is the task's
     own check of a configuration). ``extra(param)`` may add a task's problem (e.g. a section the
     model does not read). One ConfigError naming the space file and each key, with the
     ``problems`` found before (:func:`parse_space`'s)."""
     problems = list(problems)
-    fixed = space.fixed_overrides()
+    fixed = cfgmod.merge(space.fixed_settings(), base_settings or {})
     where = f"{space.source} [{FIXED}]"
     fixed_problems = []
     for key in space.fixed:
@@ -492,8 +488,7 @@ def check_space(
         except ConfigError as exc:
             fixed_problems.append(f"{where}: {exc}")
     if not fixed_problems:  # the keys exist: do their values suit the base configuration?
-        sets = [*fixed, *base_overrides]
-        found = _whole_config_problems(config_cls, base, sets, check)
+        found = _whole_config_problems(config_cls, base, fixed, check)
         fixed_problems = [f"{where}: {p}" for p in found]
     problems += fixed_problems
     for p in space.params:
@@ -530,7 +525,7 @@ def check_space(
             problems.append(f"{where}: {note}")
             continue
         for v in p.values_to_check() if not fixed_problems else ():  # else they repeat them
-            sets = [*fixed, *base_overrides, *overrides({p.key: v})]
+            sets = cfgmod.merge(fixed, {p.key: v})
             found = _whole_config_problems(config_cls, base, sets, check)
             if found:  # the first value that does not fit is enough to say
                 problems.append(f"{where}: with {_named(p, v)}: {found[0]}")
@@ -547,7 +542,7 @@ def _named(p: Param, value: Any) -> str:
 def _whole_config_problems(
     config_cls: type,
     base: Mapping[str, Any],
-    sets: Sequence[str],
+    sets: cfgmod.Settings,
     check: Callable[[Any], None] | None,
 ) -> list[str]:
     """The problems of the configuration ``base`` + ``sets`` (none: it builds and passes)."""

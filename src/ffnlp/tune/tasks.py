@@ -130,23 +130,23 @@ def config_check(task: str) -> Callable[[Any], None] | None:
     return registry.spec(task).check
 
 
-def resolve(task: str, config: Any, overrides: Sequence[str]) -> Any:
-    """The task's configuration: defaults -> ``config`` (file, dict or instance) -> overrides,
+def resolve(task: str, config: Any, settings: cfgmod.Settings) -> Any:
+    """The task's configuration: defaults -> ``config`` (file, dict or instance) -> settings,
     with the task's own check."""
-    cfg: Any = cfgmod.resolve(config_class(task), config, overrides)
+    cfg: Any = cfgmod.resolve(config_class(task), config, settings)
     check = config_check(task)
     if check is not None:
         check(cfg)
     return cfg
 
 
-def input_overrides(task: str, inputs: Inputs, config: Any) -> list[str]:
+def input_settings(task: str, inputs: Inputs, config: Any) -> dict[str, Any]:
     """Settings the data options stand for (w2v's --similarity file is evaluated after every
     epoch, first, so that it is the one monitored; the configuration's other files stay)."""
     settings = registry.spec(task).input_settings
     if settings is None:
-        return []
-    return [f"{k}={cfgmod.toml_value(v)}" for k, v in settings(inputs.by_name(), config).items()]
+        return {}
+    return dict(settings(inputs.by_name(), config))
 
 
 def default_metric(task: str, cfg: Any, inputs: Inputs, multilabel: bool = False) -> str:

@@ -184,10 +184,11 @@ class ClassifyConfig:
 
 def resolve_config(
     config: ClassifyConfig | str | Path | dict[str, Any] | None = None,
-    overrides: Iterable[str] = (),
+    overrides: cfgmod.Settings | Iterable[str] = (),
     **settings: Any,
 ) -> ClassifyConfig:
-    """Defaults -> TOML file or dict -> ``--set`` overrides -> keyword settings ("train.lr": 0.1)."""
+    """Defaults -> TOML file or dict -> ``overrides`` (settings: {"train.lr": 0.1}, or the
+    ``["train.lr=0.1"]`` text of --set) -> keyword settings, validated."""
     return cfgmod.resolve(ClassifyConfig, config, overrides, **settings)
 
 

@@ -33,10 +33,8 @@ LEXICON_DIR = "lexicon"  # a run's copy of its lexicon: positive-words.txt, nega
 LEXICON_FILES = ("positive-words.txt", "negative-words.txt")
 
 
-def read_split(
-    path: str | Path | LabeledData, cfg: ClassifyConfig, **overrides: Any
-) -> LabeledData:
-    """A labelled file read with the options of [data] (``overrides`` replace some of them);
+def read_split(path: str | Path | LabeledData, cfg: ClassifyConfig, **options: Any) -> LabeledData:
+    """A labelled file read with the options of [data] (``options`` replace some of them);
     data already in memory (cross-validation folds, scikit-learn) is returned as it is."""
     if isinstance(path, LabeledData):
         return path
@@ -49,7 +47,7 @@ def read_split(
         skip_invalid=d.skip_invalid,
         label_separator=d.label_separator,
     )
-    opts.update(overrides)
+    opts.update(options)
     data = read_labeled(path, **opts)
     if data.skipped:
         log.warning("%s: skipped %d invalid line(s) (data.skip_invalid = true)", path, data.skipped)

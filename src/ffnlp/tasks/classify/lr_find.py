@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ffnlp import config as cfgmod
 from ffnlp.inspect.diagnostics import lr_range_test
 from ffnlp.runtime import prepare_process
 from ffnlp.tasks.classify.config import ClassifyConfig, check_features, resolve_config
@@ -22,7 +23,7 @@ from ffnlp.threads import set_threads_for
 def find_lr(
     train: Split,
     config: ClassifyConfig | str | Path | dict[str, Any] | None = None,
-    overrides: Iterable[str] = (),
+    overrides: cfgmod.Settings | Iterable[str] = (),
     seed: int | None = None,
     lr_min: float = 1e-6,
     lr_max: float = 1.0,
@@ -39,7 +40,7 @@ def find_lr(
     """
     if seed is not None:
         settings["train.seed"] = seed
-    cfg = resolve_config(config, list(overrides), **settings)
+    cfg = resolve_config(config, cfgmod.settings_of(overrides, "overrides", "find_lr"), **settings)
     check_features(cfg)
     prepare_process(cfg.train.threads)
     prepared = prepare(cfg, read_splits(cfg, train, None, None))

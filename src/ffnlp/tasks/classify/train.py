@@ -89,7 +89,7 @@ def train_classifier(
     dev: Split | None = None,
     test: Split | None = None,
     config: ClassifyConfig | str | Path | dict[str, Any] | None = None,
-    overrides: Iterable[str] = (),
+    overrides: cfgmod.Settings | Iterable[str] = (),
     out: str | Path | None = None,
     seed: int | None = None,
     callbacks: Sequence[Callback] = (),
@@ -103,6 +103,10 @@ def train_classifier(
     An existing run in ``out`` is refused unless ``resume`` (continue it) or ``force`` (replace
     it once the new one is complete); the run is written as a transaction (see
     :func:`ffnlp.tasks.run.run_recipe`).
+
+    ``overrides`` are settings applied over ``config``: typed, ``{"train.epochs": 5}``, or as
+    ``--set`` text, ``["train.epochs=5"]`` (both forms are accepted, see
+    docs/configuration.md); keyword ``settings`` (``**{"train.lr": 0.1}``) apply last.
 
     ``init_from`` (a finished classify run) continues that run's model on this data, as gensim's
     ``build_vocab(update=True)`` + ``train``: its configuration is the base (``config`` and

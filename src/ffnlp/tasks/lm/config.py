@@ -45,9 +45,9 @@ class LMConfig:
 
 def resolve_config(
     config: LMConfig | str | Path | dict[str, Any] | None,
-    overrides: Iterable[str] = (),
+    overrides: cfgmod.Settings | Iterable[str] = (),
     **settings: Any,
 ) -> LMConfig:
-    """Defaults (the LM's own [train] defaults included) -> TOML file or dict -> ``key=value``
-    overrides -> keyword settings ("train.lr": 0.1), validated."""
+    """Defaults -> TOML file or dict -> ``overrides`` (settings: {"train.lr": 0.1}, or the
+    ``["train.lr=0.1"]`` text of --set) -> keyword settings, validated."""
     return cfgmod.resolve(LMConfig, config, overrides, **settings)

@@ -72,7 +72,7 @@ def train_lm(
     dev: str | Path | None = None,
     test: str | Path | None = None,
     config: LMConfig | str | Path | dict[str, Any] | None = None,
-    overrides: Iterable[str] = (),
+    overrides: cfgmod.Settings | Iterable[str] = (),
     out: str | Path | None = None,
     seed: int | None = None,
     callbacks: Sequence[Callback] = (),
@@ -89,6 +89,10 @@ def train_lm(
     refused unless ``resume`` (continue it) or ``force`` (replace it once the new one is
     complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
     :func:`ffnlp.tasks.run.run_recipe`).
+
+    ``overrides`` are settings applied over ``config``: typed, ``{"train.epochs": 5}``, or as
+    ``--set`` text, ``["train.epochs=5"]`` (both forms are accepted, see
+    docs/configuration.md); keyword ``settings`` (``**{"train.lr": 0.1}``) apply last.
 
     ``init_from`` (a finished feed-forward LM run) continues that model on this corpus: its
     configuration is the base (``config`` and ``overrides`` apply over it, its

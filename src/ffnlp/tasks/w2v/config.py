@@ -127,8 +127,9 @@ class W2VConfig:
 
 def resolve_config(
     config: W2VConfig | str | Path | dict[str, Any] | None = None,
-    overrides: Iterable[str] = (),
+    overrides: cfgmod.Settings | Iterable[str] = (),
     **settings: Any,
 ) -> W2VConfig:
-    """Defaults -> TOML file or dict -> ``--set`` overrides -> keyword settings ("model.dim": 50)."""
+    """Defaults -> TOML file or dict -> ``overrides`` (settings: {"train.lr": 0.1}, or the
+    ``["train.lr=0.1"]`` text of --set) -> keyword settings, validated."""
     return cfgmod.resolve(W2VConfig, config, overrides, **settings)

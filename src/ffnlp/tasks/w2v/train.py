@@ -63,7 +63,7 @@ from ffnlp.training.distributed import reduce_sums, world_size
 def train_word2vec(
     corpus: str | Path,
     config: W2VConfig | str | Path | dict[str, Any] | None = None,
-    overrides: Iterable[str] = (),
+    overrides: cfgmod.Settings | Iterable[str] = (),
     out: str | Path | None = None,
     seed: int | None = None,
     callbacks: Sequence[Callback] = (),
@@ -77,6 +77,10 @@ def train_word2vec(
     An existing run in ``out`` is refused unless ``resume`` (continue it) or ``force`` (replace it
     once the new one is complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
     :func:`ffnlp.tasks.run.run_recipe`).
+
+    ``overrides`` are settings applied over ``config``: typed, ``{"train.epochs": 5}``, or as
+    ``--set`` text, ``["train.epochs=5"]`` (both forms are accepted, see
+    docs/configuration.md); keyword ``settings`` (``**{"train.lr": 0.1}``) apply last.
 
     ``init_from`` (a finished w2v run) continues its vectors on this corpus: its configuration is
     the base (``config`` and ``overrides`` apply over it), new words get fresh vectors, known
