@@ -16,7 +16,8 @@ probabilities to float rounding.
 ``ffnlp classify predict`` starts in a fraction of the time PyTorch's import takes. It returns
 ``None`` for a run it does not cover, or one whose files do not agree with each other; the
 command then loads the run with :func:`ffnlp.load`, which checks every file and names what is
-wrong.
+wrong. A bag-of-n-grams run's features are read from its ``vocab.safetensors``
+(:mod:`ffnlp.features.ngram_file`) when it has one, else from vocab.json.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from ffnlp.errors import ConfigError
-from ffnlp.features.fast import IdRows, NgramRows, split_chunk
+from ffnlp.features import ngram_file
+from ffnlp.features.fast import IdRows, NgramLayout, NgramRows, split_chunk
 from ffnlp.models import numpy_forward
 from ffnlp.text.tokenize import KINDS, Tokenizer
 
@@ -119,10 +121,13 @@ def top_k(probs: np.ndarray, names: Sequence[str], k: int, cut: np.ndarray) -> l
     ]
 
 
-def feature_rows(kind: str, state: Mapping[str, Any], max_n: int) -> NgramRows | IdRows | None:
-    """The chunk featuriser of a saved featurizer state, or ``None`` where not covered."""
+def feature_rows(
+    kind: str, state: Mapping[str, Any], max_n: int, layout: NgramLayout | None = None
+) -> NgramRows | IdRows | None:
+    """The chunk featuriser of a saved featurizer state (n-grams: with their ``layout`` when
+    read from vocab.safetensors), or ``None`` where not covered."""
     if kind == "ngrams":
-        rows: NgramRows | IdRows = NgramRows(dict(state))
+        rows: NgramRows | IdRows = NgramRows(dict(state), layout)
     elif kind == "ids":
         rows = IdRows(dict(state), max_n=max_n)
     else:
@@ -243,12 +248,16 @@ def _open(run: Path) -> FastClassifier | None:
     if model_type != kind or data["tokenizer"] not in KINDS:
         return None
     tokenizer = Tokenizer(data["tokenizer"], lowercase=bool(data["lowercase"]))
-    vocab = json.loads((run / "vocab.json").read_text(encoding="utf-8"))
+    vocab_bytes = (run / "vocab.json").read_bytes()
+    # n-gram features: their arrays in vocab.safetensors, when the run has it (read in a few
+    # milliseconds, where vocab.json's names take a tenth of a second); else vocab.json's
+    stored = ngram_file.read(run, vocab_bytes) if features.get("kind") == "ngrams" else None
+    vocab, layout = stored if stored is not None else (json.loads(vocab_bytes), None)
     labels = vocab["labels"]["labels"]
     thresholds = vocab.get("thresholds")
     ngram_range = features["ngram_range"]
     max_n = int(ngram_range[1]) if len(ngram_range) == 2 else 1
-    rows = feature_rows(features["kind"], vocab["features"], max_n)
+    rows = feature_rows(features["kind"], vocab["features"], max_n, layout)
     if (
         rows is None
         or not isinstance(labels, list)
