@@ -265,9 +265,9 @@ def _open(run: Path) -> FastClassifier | None:
         or len(set(labels)) != len(labels)
     ):
         return None
-    from safetensors.numpy import load_file
-
-    arrays = load_file(str(run / "model.safetensors"))
+    arrays = map_weights(run / "model.safetensors")
+    if arrays is None:
+        return None
     multilabel = bool(args.get("multilabel", False))
     forward = numpy_forward.build(kind, arrays, args, int(args["num_classes"]), multilabel)
     if forward is None or not _weights_fit(kind, args, arrays, forward):
@@ -282,6 +282,61 @@ def _open(run: Path) -> FastClassifier | None:
         tokenizer, rows, forward, labels, multilabel, thresholds, float(task["threshold"])
     )
     return clf if clf.fits() else None
+
+
+# safetensors' names of the types a model file may hold here (little-endian, as it stores them)
+_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8", "I32": "<i4", "U8": "u1"}
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+def map_weights(path: Path) -> dict[str, np.ndarray] | None:
+    """The tensors of a safetensors file as read-only arrays over the file mapped into memory:
+    no copy, and only the pages a prediction reads are read from disk (the rows of a table of
+    ids a few texts hold). ``None`` for a file that is not laid out as safetensors writes it
+    (its header, a type not listed here, tensors that do not tile the data exactly): the
+    checked path then reads it and names the problem. A run's files are replaced whole
+    (written to a new file, renamed), never changed in place, so the mapping stays valid."""
+    import mmap
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 8:
+            return None
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    length = int.from_bytes(mapped[:8], "little")
+    if length > min(size - 8, _MAX_HEADER):
+        return None
+    header = json.loads(mapped[8 : 8 + length].decode("utf-8"))
+    if not isinstance(header, dict):
+        return None
+    header.pop("__metadata__", None)
+    start, arrays, spans = 8 + length, {}, []
+    for name, entry in header.items():
+        dtype = _DTYPES.get(str(entry.get("dtype"))) if isinstance(entry, dict) else None
+        shape, offsets = (entry.get("shape"), entry.get("data_offsets")) if dtype else (0, 0)
+        if not (
+            dtype is not None
+            and isinstance(shape, list)
+            and all(_is_int(d) and d >= 0 for d in shape)
+            and isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(_is_int(o) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= size - start
+        ):
+            return None
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if offsets[1] - offsets[0] != count * np.dtype(dtype).itemsize:
+            return None
+        spans.append(tuple(offsets))
+        array = np.frombuffer(mapped, dtype=dtype, count=count, offset=start + offsets[0])
+        arrays[name] = array.reshape(shape)
+    spans.sort()
+    ends = [0] + [end for _, end in spans]
+    if any(begin != end for (begin, _), end in zip(spans, ends, strict=False)) or (
+        ends[-1] != size - start
+    ):
+        return None  # gaps, overlaps, or bytes after the last tensor
+    return arrays
 
 
 def _is_int(x: Any) -> bool:

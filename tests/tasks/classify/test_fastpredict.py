@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.numpy import load_file
 
 from ffnlp.features import ngram_file
 from ffnlp.features.fast import NgramRows, split_chunk
@@ -424,6 +425,61 @@ def test_saving_another_kind_of_run_over_one_removes_its_arrays(
     pooled.save(run)
     assert not (run / ngram_file.FILE).exists()
     assert load(run).predict("a funny film") == pooled.predict("a funny film")
+
+
+@pytest.mark.parametrize("name", ["logreg", "mlp", "pooled"])
+def test_the_mapped_weights_are_the_file_s_tensors(runs: dict[str, Path], name: str) -> None:
+    path = runs[name] / "model.safetensors"
+    mapped = fastpredict.map_weights(path)
+    loaded = load_file(str(path))
+    assert mapped is not None and mapped.keys() == loaded.keys()
+    for key, array in mapped.items():
+        assert array.dtype == loaded[key].dtype and np.array_equal(array, loaded[key])
+        assert not array.flags.writeable  # pages of the file, never written
+
+
+def _tensors(header: dict, data: bytes) -> bytes:
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + data
+
+
+LAYOUTS = [
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, 8, True),
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, 12, False),  # bytes after
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, 4, False),  # cut short
+    ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, 8, False),  # wrong size
+    ({"a": {"dtype": "BF16", "shape": [4], "data_offsets": [0, 8]}}, 8, False),  # not mapped
+    (
+        {
+            "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+            "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},  # overlaps a
+        },
+        12,
+        False,
+    ),
+    (
+        {
+            "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+            "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]},  # a gap before b
+        },
+        12,
+        False,
+    ),
+    ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, 8, False),
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, True]}}, 8, False),
+]
+
+
+@pytest.mark.parametrize(("header", "size", "good"), LAYOUTS)
+def test_weights_not_laid_out_as_safetensors_writes_them_are_not_mapped(
+    tmp_path: Path, header: dict, size: int, good: bool
+) -> None:
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(_tensors(header, bytes(range(size))))
+    mapped = fastpredict.map_weights(path)
+    assert (mapped is not None) == good
+    if good:
+        assert mapped["a"].tolist() == np.frombuffer(bytes(range(8)), "<f4").tolist()
 
 
 def test_runs_the_numpy_path_does_not_cover_are_predicted_with_torch(
