@@ -3,11 +3,14 @@ tokens, the same feature ids, the same weights, on hostile synthetic texts and o
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ffnlp.features import ngram_file
 from ffnlp.features.bag import BagOfNgrams
 from ffnlp.features.fast import (
     _UNICODE_SPACE_CHARS,
@@ -119,16 +122,47 @@ def test_the_key_index_s_search_and_its_probes_agree(
         assert ((searched >= 0) == np.isin(query, keys)).all()
 
 
-def _ngram_parity(bag: BagOfNgrams, tokenizer: Tokenizer, texts: list[str]) -> None:
-    want = bag.transform(tokenizer.tokenize_all(texts))  # sparse CSR (N, F)
-    rows = NgramRows(bag.to_dict())
-    assert rows.supported
-    for chunk in (texts, texts[: len(texts) // 2], texts[len(texts) // 2 :]):
-        want = bag.transform(tokenizer.tokenize_all(chunk))
-        ids, offsets, weights = rows.rows(*split_chunk(tokenizer, chunk))
-        assert offsets.tolist() == want.crow_indices().tolist()
-        assert ids.tolist() == want.col_indices().tolist()
-        assert np.array_equal(weights, want.values().numpy())
+def test_keys_whose_probes_run_past_the_end_of_the_table_wrap_round() -> None:
+    rng = np.random.default_rng(1)
+    probe = KeyIndex(np.arange(8, dtype=np.int64), np.zeros(8, dtype=np.int64))  # 32 slots
+    size = int(probe.mask) + 1
+    pool = rng.integers(0, 2**40, 20_000)
+    slots = probe._slot(pool)
+    keys = np.unique(pool[slots >= size - 2])[:8]  # 8 keys for the last 2 slots: 6 wrap
+    assert len(keys) == 8
+    values = np.arange(100, 108, dtype=np.int64)
+    index = KeyIndex(keys, values)
+    assert int(index.mask) + 1 == size
+    assert (index.get(keys) == values).all()
+    assert set(index.keys[:6].tolist()) <= set(keys.tolist())  # they went round to the front
+    assert (index.get(np.setdiff1d(pool[:500], keys)) == -1).all()
+
+
+def _from_file(state: dict, tmp_path: Path) -> NgramRows:
+    """The rows as predict builds them from a run's vocab.safetensors."""
+    vocab = {"labels": {"labels": ["a", "b"]}, "features": state}
+    vocab_bytes = json.dumps(vocab).encode()
+    binary = ngram_file.encode(vocab, vocab_bytes)
+    assert binary is not None
+    (tmp_path / ngram_file.FILE).write_bytes(binary)
+    read = ngram_file.read(tmp_path, vocab_bytes)
+    assert read is not None
+    stored, layout = read
+    assert "features" not in stored["features"] and "idf" not in stored["features"]
+    assert stored["labels"] == vocab["labels"]
+    return NgramRows(stored["features"], layout)
+
+
+def _ngram_parity(bag: BagOfNgrams, tokenizer: Tokenizer, texts: list[str], tmp_path: Path) -> None:
+    state = bag.to_dict()
+    for rows in (NgramRows(state), _from_file(state, tmp_path)):
+        assert rows.supported
+        for chunk in (texts, texts[: len(texts) // 2], texts[len(texts) // 2 :]):
+            want = bag.transform(tokenizer.tokenize_all(chunk))  # sparse CSR (N, F)
+            ids, offsets, weights = rows.rows(*split_chunk(tokenizer, chunk))
+            assert offsets.tolist() == want.crow_indices().tolist()
+            assert ids.tolist() == want.col_indices().tolist()
+            assert np.array_equal(weights, want.values().numpy())
 
 
 SETTINGS = [
@@ -141,11 +175,13 @@ SETTINGS = [
 
 
 @pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: "-".join(map(str, s.values())))
-def test_ngram_rows_equal_the_bag_of_ngrams_on_hostile_texts(settings: dict) -> None:
+def test_ngram_rows_equal_the_bag_of_ngrams_on_hostile_texts(
+    settings: dict, tmp_path: Path
+) -> None:
     tokenizer = Tokenizer("whitespace")
     train = HOSTILE + ["a good film with tabs", "the film the film", "\x00 a good"]
     bag = BagOfNgrams(**settings).fit(tokenizer.tokenize_all(train))
-    _ngram_parity(bag, tokenizer, HOSTILE + ["unseen words only", "a good a good film"])
+    _ngram_parity(bag, tokenizer, HOSTILE + ["unseen words only", "a good a good film"], tmp_path)
 
 
 def _id_parity(
@@ -227,12 +263,14 @@ def test_tokens_of_real_data_are_the_reference_ones(
         ("mr/rt-polarity.all", "mr/rt-polarity.all", "latin-1"),
     ],
 )
-def test_features_of_real_data_are_the_reference_ones(train: str, test: str, encoding: str) -> None:
+def test_features_of_real_data_are_the_reference_ones(
+    train: str, test: str, encoding: str, tmp_path: Path
+) -> None:
     tokenizer = Tokenizer("whitespace")
     train_texts = _texts(train, encoding)
     test_texts = _texts(test, encoding)[:3000]
     bag = BagOfNgrams((1, 2), "tfidf", sublinear_tf=True).fit(tokenizer.tokenize_all(train_texts))
-    _ngram_parity(bag, tokenizer, test_texts)
+    _ngram_parity(bag, tokenizer, test_texts, tmp_path)
     featurizer = IdsFeaturizer(FeaturesConfig(kind="ids", ngram_range=[1, 2], buckets=200_000))
     featurizer.fit(tokenizer.tokenize_all(train_texts), train_texts)
     _id_parity(featurizer, tokenizer, test_texts, 2)

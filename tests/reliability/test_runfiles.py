@@ -65,6 +65,31 @@ def _remove(name: str) -> Callable[[Path, dict], None]:
     return lambda run, world: (run / name).unlink()
 
 
+def _cut(name: str, fraction: float) -> Callable[[Path, dict], None]:
+    def apply(run: Path, world: dict) -> None:
+        data = (run / name).read_bytes()
+        (run / name).write_bytes(data[: max(int(len(data) * fraction), 9)])
+
+    return apply
+
+
+def _flip_last_byte(name: str) -> Callable[[Path, dict], None]:
+    def apply(run: Path, world: dict) -> None:
+        data = bytearray((run / name).read_bytes())
+        data[-1] ^= 0x01
+        (run / name).write_bytes(bytes(data))
+
+    return apply
+
+
+def _make_folder(name: str) -> Callable[[Path, dict], None]:
+    def apply(run: Path, world: dict) -> None:
+        (run / name).unlink()
+        (run / name).mkdir()
+
+    return apply
+
+
 def _copy_from(other: str, name: str) -> Callable[[Path, dict], None]:
     return lambda run, world: shutil.copy(world[other] / name, run / name)
 
@@ -162,6 +187,20 @@ CLASSIFY = [
      "{run}/vocab.json is corrupted"),
     ("vocab-of-another-run", _copy_from("small", "vocab.json"),
      "{run}/vocab.json does not fit {run}/model.json:"),
+    ("vocab-labels-renamed", _edit_json("vocab.json", _labels(["neg", "pos"])),
+     "{run}/vocab.safetensors was not made from {run}/vocab.json (its sha256 differs)"),
+    ("ngrams-file-of-another-run", _copy_from("small", "vocab.safetensors"),
+     "{run}/vocab.safetensors was not made from {run}/vocab.json"),
+    ("ngrams-file-cut-short", _cut("vocab.safetensors", 0.5),
+     "{run}/vocab.safetensors is corrupted (not a safetensors file"),
+    ("ngrams-file-header-cut", _cut("vocab.safetensors", 0.001),
+     "{run}/vocab.safetensors is corrupted (not a safetensors file, or cut short: its header"),
+    ("ngrams-file-garbage", _write("vocab.safetensors", b"not a safetensors file"),
+     "{run}/vocab.safetensors is corrupted (not a safetensors file"),
+    ("ngrams-file-bit-flipped", _flip_last_byte("vocab.safetensors"),
+     "{run}/vocab.safetensors is corrupted (its arrays do not match their sha256)"),
+    ("ngrams-file-a-folder", _make_folder("vocab.safetensors"),
+     "{run}/vocab.safetensors is not a regular file"),
     ("config-missing", _remove("config.toml"), "{run} is incomplete: config.toml is missing"),
     ("config-not-toml", _write("config.toml", b"[data\n"), "{run}/config.toml is not valid TOML"),
     ("config-latin1", _write("config.toml", "# caf\u00e9\n".encode("latin-1")),

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from itertools import repeat
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -127,6 +127,22 @@ class KeyIndex:
         self.keys = np.full(size, self._EMPTY, dtype=np.int64)
         self.values = np.zeros(size, dtype=np.int64)
         slot = self._slot(keys)
+        # the keys in order of their slots, each at the first slot from its own on that is not
+        # taken by the keys before it: position i = max(slot_i, position_(i-1) + 1). From its
+        # slot to its position every slot is taken, so that probing finds it. One sort, no loop:
+        # what a run read from its folder builds at start-up
+        narrow = slot.astype(np.int32) if size <= 2**31 else slot  # a narrower sort is faster
+        by_slot = np.argsort(narrow)
+        step = np.arange(len(keys), dtype=np.int64)
+        position = np.maximum.accumulate(slot[by_slot] - step) + step if len(keys) else step
+        if not len(keys) or position[-1] < size:
+            self.keys[position] = keys[by_slot]
+            self.values[position] = values[by_slot]
+            return
+        self._insert(keys, values, slot)  # the last positions would run past the end: wrap
+
+    def _insert(self, keys: np.ndarray, values: np.ndarray, slot: np.ndarray) -> None:
+        """Insert ``keys`` into the empty table by rounds, probing on (and wrapping round)."""
         todo = np.arange(len(keys))
         while len(todo):  # place what lands on a free slot (one key per slot), move the rest on
             free = np.flatnonzero(self.keys[slot[todo]] == self._EMPTY)
@@ -189,50 +205,80 @@ def _text_of(kind: np.ndarray, separator: int, lengths: np.ndarray | None) -> np
     return np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
 
 
+class NgramLayout(NamedTuple):
+    """A bag of n-grams' features as arrays: ``tokens``, every distinct token of the features
+    (numbered in order of first appearance), ``kinds`` (int64), the numbers of every feature's
+    tokens back to back, features in column order, and ``lengths`` (int64, one per feature),
+    how many tokens each has; ``idf`` (float64, one per feature) when read with them."""
+
+    tokens: list[str]
+    kinds: np.ndarray
+    lengths: np.ndarray
+    idf: np.ndarray | None = None
+
+
+def ngram_layout(features: Sequence[str]) -> NgramLayout | None:
+    """The layout of feature names (an n-gram's name is its tokens joined by one space), or
+    ``None`` for names that are not those of distinct n-grams (an empty token, a repeated
+    name): :class:`NgramRows` does not cover those."""
+    features = list(features)
+    flat = " ".join(features).split(" ") if features else []
+    order = np.fromiter(map(str.count, features, repeat(" ")), np.int64, len(features)) + 1
+    if len(set(features)) != len(features) or "" in flat:
+        return None
+    types = dict(zip(dict.fromkeys(flat), range(len(flat)), strict=False))
+    kinds = np.fromiter(map(types.__getitem__, flat), np.int64, len(flat))  # (sum order,)
+    return NgramLayout(list(types), kinds, order)
+
+
 class NgramRows:
     """The rows of a fitted bag of word n-grams (``BagOfNgrams.to_dict()``'s state) for chunks
     of texts split by :func:`split_chunk`: ``rows(stream, lengths) -> (ids, offsets, weights)``."""
 
     _SEPARATOR_KIND = -2  # the type of a separator token; -1: a token no feature holds
 
-    def __init__(self, state: dict[str, Any]):
+    def __init__(self, state: dict[str, Any], layout: NgramLayout | None = None):
+        """From a ``BagOfNgrams.to_dict()`` state; ``layout``: its features as
+        :func:`ngram_layout` lays them out (read from a run's ``vocab.safetensors``), in place of
+        the state's ``features`` names, which are then not read."""
         low, high = (int(x) for x in state["ngram_range"])
         self.low, self.high = low, high
         self.weighting: str = state["weighting"]
         self.sublinear_tf = bool(state["sublinear_tf"])
         norm = state["norm"]
         self.l2 = norm == "l2" or (norm == "auto" and self.weighting == "tfidf")
-        features: list[str] = state["features"]
-        self.n_features = len(features)
-        idf = state.get("idf")
+        if layout is None:
+            layout = ngram_layout(state["features"])
+        idf = state.get("idf") if layout is None or layout.idf is None else layout.idf
         self.idf = None if idf is None else np.asarray(idf, dtype=np.float64)  # (F,)
-        # every feature's tokens back to back (a feature's name is its tokens joined by spaces)
-        flat = " ".join(features).split(" ") if features else []
-        order = np.fromiter(map(str.count, features, repeat(" ")), np.int64, len(features)) + 1
-        types = dict(zip(dict.fromkeys(flat), range(len(flat)), strict=False))
+        tokens = [] if layout is None else layout.tokens
+        types = dict(zip(tokens, range(len(tokens)), strict=True))
         self.types = types  # every token some feature holds -> its number
         # the same with the separator token, for streams of several texts (split_chunk)
         self.types_in_stream = {**types, SEPARATOR: self._SEPARATOR_KIND}
         n_types = max(len(types), 1)
         self.n_types = n_types
+        self.n_features = 0 if layout is None else len(layout.lengths)
         self.supported = (
-            n_types ** max(high, 1) < 2**_MAX_KEY_BITS
+            layout is not None
+            and n_types ** max(high, 1) < 2**_MAX_KEY_BITS
             and 1 <= low <= high
             and self.weighting in ("count", "binary", "tfidf")
             and norm in ("auto", "l2", None)
             and (self.idf is None) == (self.weighting != "tfidf")
-            and (self.idf is None or len(self.idf) == len(features))
-            and len(set(features)) == len(features)
-            and int(order.sum()) == len(flat)  # no empty token: names of real n-grams
+            and (self.idf is None or len(self.idf) == self.n_features)
+            and (self.n_features == 0 or low <= int(layout.lengths.min()))
+            and (self.n_features == 0 or int(layout.lengths.max()) <= high)
         )
         # unigrams: a column per type (-1 none); longer n-grams: their keys in a hash table
         self.unigram = np.full(n_types, -1, dtype=np.int64)
         self.tables: dict[int, KeyIndex] = {}
         if not self.supported:
             return
-        kinds = np.fromiter(map(types.__getitem__, flat), np.int64, len(flat))  # (sum order,)
-        starts = np.cumsum(order) - order  # (F,) each feature's first token in flat
-        for n in sorted(set(order.tolist())):
+        assert layout is not None
+        kinds, order = layout.kinds, layout.lengths
+        starts = np.cumsum(order) - order  # (F,) each feature's first token in kinds
+        for n in np.unique(order).tolist():
             columns = np.flatnonzero(order == n)
             keys = np.zeros(len(columns), dtype=np.int64)
             for k in range(n):

@@ -16,7 +16,8 @@ probabilities to float rounding.
 ``ffnlp classify predict`` starts in a fraction of the time PyTorch's import takes. It returns
 ``None`` for a run it does not cover, or one whose files do not agree with each other; the
 command then loads the run with :func:`ffnlp.load`, which checks every file and names what is
-wrong.
+wrong. A bag-of-n-grams run's features are read from its ``vocab.safetensors``
+(:mod:`ffnlp.features.ngram_file`) when it has one, else from vocab.json.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from ffnlp.errors import ConfigError
-from ffnlp.features.fast import IdRows, NgramRows, split_chunk
+from ffnlp.features import ngram_file
+from ffnlp.features.fast import IdRows, NgramLayout, NgramRows, split_chunk
 from ffnlp.models import numpy_forward
 from ffnlp.text.tokenize import KINDS, Tokenizer
 
@@ -119,10 +121,13 @@ def top_k(probs: np.ndarray, names: Sequence[str], k: int, cut: np.ndarray) -> l
     ]
 
 
-def feature_rows(kind: str, state: Mapping[str, Any], max_n: int) -> NgramRows | IdRows | None:
-    """The chunk featuriser of a saved featurizer state, or ``None`` where not covered."""
+def feature_rows(
+    kind: str, state: Mapping[str, Any], max_n: int, layout: NgramLayout | None = None
+) -> NgramRows | IdRows | None:
+    """The chunk featuriser of a saved featurizer state (n-grams: with their ``layout`` when
+    read from vocab.safetensors), or ``None`` where not covered."""
     if kind == "ngrams":
-        rows: NgramRows | IdRows = NgramRows(dict(state))
+        rows: NgramRows | IdRows = NgramRows(dict(state), layout)
     elif kind == "ids":
         rows = IdRows(dict(state), max_n=max_n)
     else:
@@ -243,12 +248,16 @@ def _open(run: Path) -> FastClassifier | None:
     if model_type != kind or data["tokenizer"] not in KINDS:
         return None
     tokenizer = Tokenizer(data["tokenizer"], lowercase=bool(data["lowercase"]))
-    vocab = json.loads((run / "vocab.json").read_text(encoding="utf-8"))
+    vocab_bytes = (run / "vocab.json").read_bytes()
+    # n-gram features: their arrays in vocab.safetensors, when the run has it (read in a few
+    # milliseconds, where vocab.json's names take a tenth of a second); else vocab.json's
+    stored = ngram_file.read(run, vocab_bytes) if features.get("kind") == "ngrams" else None
+    vocab, layout = stored if stored is not None else (json.loads(vocab_bytes), None)
     labels = vocab["labels"]["labels"]
     thresholds = vocab.get("thresholds")
     ngram_range = features["ngram_range"]
     max_n = int(ngram_range[1]) if len(ngram_range) == 2 else 1
-    rows = feature_rows(features["kind"], vocab["features"], max_n)
+    rows = feature_rows(features["kind"], vocab["features"], max_n, layout)
     if (
         rows is None
         or not isinstance(labels, list)
@@ -256,9 +265,9 @@ def _open(run: Path) -> FastClassifier | None:
         or len(set(labels)) != len(labels)
     ):
         return None
-    from safetensors.numpy import load_file
-
-    arrays = load_file(str(run / "model.safetensors"))
+    arrays = map_weights(run / "model.safetensors")
+    if arrays is None:
+        return None
     multilabel = bool(args.get("multilabel", False))
     forward = numpy_forward.build(kind, arrays, args, int(args["num_classes"]), multilabel)
     if forward is None or not _weights_fit(kind, args, arrays, forward):
@@ -273,6 +282,61 @@ def _open(run: Path) -> FastClassifier | None:
         tokenizer, rows, forward, labels, multilabel, thresholds, float(task["threshold"])
     )
     return clf if clf.fits() else None
+
+
+# safetensors' names of the types a model file may hold here (little-endian, as it stores them)
+_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8", "I32": "<i4", "U8": "u1"}
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+def map_weights(path: Path) -> dict[str, np.ndarray] | None:
+    """The tensors of a safetensors file as read-only arrays over the file mapped into memory:
+    no copy, and only the pages a prediction reads are read from disk (the rows of a table of
+    ids a few texts hold). ``None`` for a file that is not laid out as safetensors writes it
+    (its header, a type not listed here, tensors that do not tile the data exactly): the
+    checked path then reads it and names the problem. A run's files are replaced whole
+    (written to a new file, renamed), never changed in place, so the mapping stays valid."""
+    import mmap
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 8:
+            return None
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    length = int.from_bytes(mapped[:8], "little")
+    if length > min(size - 8, _MAX_HEADER):
+        return None
+    header = json.loads(mapped[8 : 8 + length].decode("utf-8"))
+    if not isinstance(header, dict):
+        return None
+    header.pop("__metadata__", None)
+    start, arrays, spans = 8 + length, {}, []
+    for name, entry in header.items():
+        dtype = _DTYPES.get(str(entry.get("dtype"))) if isinstance(entry, dict) else None
+        shape, offsets = (entry.get("shape"), entry.get("data_offsets")) if dtype else (0, 0)
+        if not (
+            dtype is not None
+            and isinstance(shape, list)
+            and all(_is_int(d) and d >= 0 for d in shape)
+            and isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(_is_int(o) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= size - start
+        ):
+            return None
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if offsets[1] - offsets[0] != count * np.dtype(dtype).itemsize:
+            return None
+        spans.append(tuple(offsets))
+        array = np.frombuffer(mapped, dtype=dtype, count=count, offset=start + offsets[0])
+        arrays[name] = array.reshape(shape)
+    spans.sort()
+    ends = [0] + [end for _, end in spans]
+    if any(begin != end for (begin, _), end in zip(spans, ends, strict=False)) or (
+        ends[-1] != size - start
+    ):
+        return None  # gaps, overlaps, or bytes after the last tensor
+    return arrays
 
 
 def _is_int(x: Any) -> bool:

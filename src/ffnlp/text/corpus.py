@@ -25,7 +25,7 @@ from __future__ import annotations
 import errno
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,6 +201,79 @@ def encode_corpus(
     else:
         array = np.concatenate(chunks)
     return Corpus(torch.from_numpy(array), p, n_sent, n_words, n_unknown)
+
+
+@dataclass
+class CorpusCounts:
+    """What :func:`stream_ids` has read so far: sentences, words, words read as ``<unk>``, and
+    ids (the leading ``</s>`` and one ``</s>`` per sentence included)."""
+
+    sentences: int = 0
+    words: int = 0
+    unknown: int = 0
+    ids: int = 0
+
+    @property
+    def targets(self) -> int:
+        """Tokens predicted when scoring the ids read: words + one </s> per sentence."""
+        return max(self.ids - 1, 0)
+
+
+def stream_ids(
+    path: str | Path, vocab: Vocab, config: CorpusConfig, counts: CorpusCounts, size: int = _CHUNK
+) -> Iterator[np.ndarray]:
+    """The id stream :func:`encode_corpus` builds, read and yielded piece by piece: int32 arrays
+    of at least ``size`` ids (the last fewer; whole sentences), the first starting with the
+    leading ``</s>``. ``counts`` grows as the pieces come; an empty corpus is the same
+    DataError as :func:`encode_corpus`'s, once the file has been read."""
+    p = Path(path)
+    eos = vocab.stoi(EOS)
+    unk = vocab.unk_id
+    buffer: list[int] = [eos]
+    for tokens in sentences(p, config):
+        ids = vocab.encode(tokens)
+        counts.sentences += 1
+        counts.words += len(ids)
+        if unk is not None:
+            counts.unknown += ids.count(unk) - tokens.count(UNK)
+        buffer.extend(ids)
+        buffer.append(eos)
+        if len(buffer) >= size:
+            counts.ids += len(buffer)
+            yield np.array(buffer, dtype=np.int32)
+            buffer.clear()
+    if counts.sentences == 0:
+        raise DataError(f"{p}: the corpus is empty (no non-blank lines)")
+    if buffer:
+        counts.ids += len(buffer)
+        yield np.array(buffer, dtype=np.int32)
+
+
+def target_chunks(
+    pieces: Iterable[np.ndarray], eos_id: int, history: int, size: int
+) -> Iterator[np.ndarray]:
+    """The targets of an id stream (every id after its leading ``</s>``), given as consecutive
+    ``pieces`` (:func:`stream_ids`), in chunks of ``size`` targets (the last fewer), each
+    preceded by the ``history`` ids before its first target: int32 arrays of ``history + n``
+    ids. Before the stream's start the history is ``</s>``, as :class:`LMBatches` pads it. At
+    most one piece and one chunk are held at a time."""
+    if size < 1 or history < 0:
+        raise ValueError("target_chunks needs size >= 1 and history >= 0")
+    held = np.full(history, eos_id, dtype=np.int32)  # the ids before the next target
+    first = True
+    for piece in pieces:
+        if first:  # the leading </s> starts the stream: a history id, never a target
+            if len(piece) == 0 or int(piece[0]) != eos_id:
+                raise ValueError("the id stream must start with </s>")
+            piece, first = piece[1:], False
+        held = np.concatenate([held, piece])
+        start = 0
+        while len(held) - start - history >= size:
+            yield held[start : start + history + size]
+            start += size
+        held = held[start:]
+    if len(held) > history:
+        yield held
 
 
 def _reserve(path: Path) -> None:

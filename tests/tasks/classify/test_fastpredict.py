@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.numpy import load_file
 
+from ffnlp.features import ngram_file
+from ffnlp.features.fast import NgramRows, split_chunk
 from ffnlp.models import numpy_forward
 from ffnlp.models.activations import ACTIVATIONS
 from ffnlp.models.feature_mlp import FeatureMLP
@@ -405,6 +408,128 @@ def test_the_command_does_not_import_torch(runs: dict[str, Path]) -> None:
     )
     assert off.stdout.split(b"\t")[0] == out.stdout.split(b"\t")[0]
     assert off.stderr.decode().strip().splitlines()[-1] == "True"
+
+
+def _copy(run: Path, dest: Path) -> Path:
+    dest.mkdir()
+    for f in run.iterdir():
+        if f.is_file():
+            (dest / f.name).write_bytes(f.read_bytes())
+    return dest
+
+
+def test_a_bag_of_ngrams_run_keeps_its_features_as_arrays(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    assert (runs["mlp"] / ngram_file.FILE).is_file()
+    assert not (runs["pooled"] / ngram_file.FILE).exists()  # ids: vocab.json is small
+    fast = fastpredict.open_run(runs["mlp"])
+    assert fast is not None and isinstance(fast.features, NgramRows)
+    # the rows the NumPy path reads from the arrays are those of vocab.json's names
+    reference = load(runs["mlp"]).featurizer.to_dict()
+    from_names = NgramRows(reference)
+    rows = fast.features
+    assert rows.types == from_names.types and rows.unigram.tolist() == from_names.unigram.tolist()
+    assert rows.idf is not None and rows.idf.tolist() == reference["idf"]
+    texts = _lines(300)
+    got = rows.rows(*split_chunk(fast.tokenizer, texts))
+    want = from_names.rows(*split_chunk(fast.tokenizer, texts))
+    for a, b in zip(got, want, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_a_run_without_the_arrays_is_read_from_vocab_json(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    old = _copy(runs["mlp"], tmp_path / "old")
+    (old / ngram_file.FILE).unlink()  # a run of an earlier version
+    assert fastpredict.open_run(old) is not None
+    data = tmp_path / "in.txt"
+    data.write_text("\n".join(_lines(200)) + "\n", encoding="utf-8")
+    with_file = _cli(["classify", "predict", str(runs["mlp"]), "--input", str(data), "--k", "-1"])
+    without = _cli(["classify", "predict", str(old), "--input", str(data), "--k", "-1"])
+    assert with_file.returncode == without.returncode == 0, with_file.stderr + without.stderr
+    assert with_file.stdout == without.stdout and len(without.stdout.splitlines()) == 200
+    assert load(old).predict_proba(["a funny film"]).tolist() == (
+        load(runs["mlp"]).predict_proba(["a funny film"]).tolist()
+    )
+
+
+def test_a_damaged_file_of_arrays_is_left_to_the_checked_path(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    run = _copy(runs["mlp"], tmp_path / "run")
+    raw = (run / ngram_file.FILE).read_bytes()
+    (run / ngram_file.FILE).write_bytes(raw[: len(raw) - 100])
+    assert fastpredict.open_run(run) is None
+    out = _cli(["classify", "predict", str(run)], stdin=b"a funny film\n")
+    assert out.returncode == 1 and out.stdout == b""
+    assert out.stderr.decode().startswith(f"Error: {run / ngram_file.FILE} is corrupted")
+
+
+def test_saving_another_kind_of_run_over_one_removes_its_arrays(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    run = _copy(runs["mlp"], tmp_path / "run")
+    pooled = load(runs["pooled"])
+    pooled.save(run)
+    assert not (run / ngram_file.FILE).exists()
+    assert load(run).predict("a funny film") == pooled.predict("a funny film")
+
+
+@pytest.mark.parametrize("name", ["logreg", "mlp", "pooled"])
+def test_the_mapped_weights_are_the_file_s_tensors(runs: dict[str, Path], name: str) -> None:
+    path = runs[name] / "model.safetensors"
+    mapped = fastpredict.map_weights(path)
+    loaded = load_file(str(path))
+    assert mapped is not None and mapped.keys() == loaded.keys()
+    for key, array in mapped.items():
+        assert array.dtype == loaded[key].dtype and np.array_equal(array, loaded[key])
+        assert not array.flags.writeable  # pages of the file, never written
+
+
+def _tensors(header: dict, data: bytes) -> bytes:
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + data
+
+
+LAYOUTS = [
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, 8, True),
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, 12, False),  # bytes after
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, 4, False),  # cut short
+    ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, 8, False),  # wrong size
+    ({"a": {"dtype": "BF16", "shape": [4], "data_offsets": [0, 8]}}, 8, False),  # not mapped
+    (
+        {
+            "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+            "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},  # overlaps a
+        },
+        12,
+        False,
+    ),
+    (
+        {
+            "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+            "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]},  # a gap before b
+        },
+        12,
+        False,
+    ),
+    ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, 8, False),
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, True]}}, 8, False),
+]
+
+
+@pytest.mark.parametrize(("header", "size", "good"), LAYOUTS)
+def test_weights_not_laid_out_as_safetensors_writes_them_are_not_mapped(
+    tmp_path: Path, header: dict, size: int, good: bool
+) -> None:
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(_tensors(header, bytes(range(size))))
+    mapped = fastpredict.map_weights(path)
+    assert (mapped is not None) == good
+    if good:
+        assert mapped["a"].tolist() == np.frombuffer(bytes(range(8)), "<f4").tolist()
 
 
 def test_runs_the_numpy_path_does_not_cover_are_predicted_with_torch(

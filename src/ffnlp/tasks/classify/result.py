@@ -4,7 +4,8 @@ A run directory holds ``config.toml`` (the resolved configuration), ``vocab.json
 the fitted featurizer's state and, for a multi-label run with tuned thresholds, one threshold per
 label), ``model.safetensors`` + ``model.json`` (weights, and the constructor arguments that
 rebuild the model) and ``summary.json``; a run trained with test data also ``predictions.jsonl``
-(see :mod:`ffnlp.tasks.classify.predictions`).
+(see :mod:`ffnlp.tasks.classify.predictions`); a bag-of-n-grams run also ``vocab.safetensors``,
+its n-gram features as arrays for predict's quick start (:mod:`ffnlp.features.ngram_file`).
 
 A multi-label classifier (its model's head is a
 :class:`~ffnlp.models.heads.MultiLabelHead`) gives independent label probabilities: ``predict``
@@ -25,6 +26,7 @@ from torch import nn
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError, FfnlpError, ModelFileError
+from ffnlp.features import ngram_file
 from ffnlp.features.fast import IdRows, NgramRows
 from ffnlp.fileio import write_atomic
 from ffnlp.models import numpy_forward, registry
@@ -378,7 +380,15 @@ class Classifier:
         }
         if self.thresholds is not None:
             vocab["thresholds"] = self.thresholds
-        write_atomic(run_dir / "vocab.json", json.dumps(vocab), within=run_dir)
+        vocab_bytes = json.dumps(vocab).encode("utf-8")
+        write_atomic(run_dir / "vocab.json", vocab_bytes, within=run_dir)
+        # a bag of n-grams also as arrays, which predict reads in a fraction of the time
+        binary = ngram_file.encode(vocab, vocab_bytes) if self.featurizer.kind == "ngrams" else None
+        stale = run_dir / ngram_file.FILE
+        if binary is not None:
+            write_atomic(stale, binary, within=run_dir)
+        elif stale.is_symlink() or stale.is_file():  # another run's, saved here before
+            stale.unlink()
         self.featurizer.save_files(run_dir)
         save_model(self.model, run_dir, "classify", self.model_args)
         self.run_dir = run_dir
@@ -421,6 +431,8 @@ class Classifier:
                 "probabilities, one per label)"
             )
         _check_sizes(run_dir, arch, config, labels, featurizer_size, head_of(classifier))
+        if config.features.kind == "ngrams":  # what predict's NumPy path reads in its place
+            ngram_file.read(run_dir, vocab_path.read_bytes())
         summary = read_summary(run_dir)
         return cls(config, labels, featurizer, model, arch["args"], run_dir, summary, thresholds)
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ffnlp.models.protocols import as_token_scorer
-from ffnlp.text.corpus import LMBatches
+from ffnlp.text.corpus import LMBatches, mask_before_sentence_start, windows
 from ffnlp.training.distributed import evaluation_batches, evaluation_results
 
 
@@ -34,6 +34,38 @@ def token_log_probs_nn(model: nn.Module, source: LMBatches, batch_size: int = 40
     model.train(was_training)
     out = evaluation_results(parts)  # every rank's, in order
     return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+@torch.no_grad()
+def chunk_log_probs_nn(
+    model: nn.Module,
+    chunk: np.ndarray,
+    history: int,
+    context_size: int,
+    eos_id: int,
+    cross_sentences: bool = True,
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """log p of the targets of one chunk of :func:`~ffnlp.text.corpus.target_chunks`
+    (``history`` ids, then the targets) under the neural model of ``context_size`` C: (n,)
+    float64. Each target's window is its C ids before it, as
+    :class:`~ffnlp.text.corpus.LMBatches` gives it; ``batch_size`` windows per forward pass,
+    views of the chunk until then. The caller puts the model in eval mode."""
+    scorer = as_token_scorer(model)
+    if history < context_size:
+        raise ValueError(f"a chunk needs {context_size} ids of history; it has {history}")
+    ids = torch.from_numpy(np.ascontiguousarray(chunk[history - context_size :]))
+    rows = windows(ids, context_size)  # (n, C + 1), a view
+    device = next(model.parameters()).device
+    parts = []
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size].long()  # (B, C + 1)
+        context, target = batch[:, :context_size], batch[:, context_size].contiguous()
+        if not cross_sentences:
+            context = mask_before_sentence_start(context, eos_id)
+        nll = scorer.token_nll({"context": context.to(device), "target": target.to(device)})
+        parts.append(-nll.double().cpu())  # (B,)
+    return torch.cat(parts).numpy() if parts else np.zeros(0)
 
 
 def perplexity_of(log_probs: np.ndarray) -> float:

@@ -3,9 +3,10 @@ scoring, perplexity, sampling, the mixture with a partner model, ARPA export, an
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from ffnlp.models.lm import FeedForwardLM
 from ffnlp.params import check_bool, check_int, check_number, check_path, check_str
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import (
+    chunk_log_probs_nn,
     fit_mixture_weight,
     mix_log_probs,
     perplexity_of,
@@ -37,15 +39,20 @@ from ffnlp.tasks.runfolder import expect_task, read_config, read_summary
 from ffnlp.text.corpus import (
     EOS,
     Corpus,
+    CorpusCounts,
     LMBatches,
     encode_corpus,
     mask_before_sentence_start,
+    stream_ids,
+    target_chunks,
     tokenizer_for,
 )
 from ffnlp.text.vocab import Vocab
 from ffnlp.training.config import MAX_SEED
 
 MAX_GENERATED_TOKENS = 100_000  # the most tokens one generate() call samples (one at a time)
+EVAL_CHUNK = 1 << 16  # targets scored at a time by evaluate(): its memory is that of one chunk
+MAX_EVAL_CHUNK = 1 << 20  # a chunk no larger than this, whatever the batch sizes
 
 
 class LanguageModel:
@@ -180,23 +187,100 @@ class LanguageModel:
     def perplexity(self, path: str | Path) -> float:
         """Perplexity of a text file (one sentence a line), ``</s>`` counted."""
         check_path(path, "path", "LanguageModel.perplexity")
-        return perplexity_of(self.log_probs(self.encode(path)))
+        return float(self.evaluate(path)["perplexity"])
 
     def evaluate(self, path: str | Path) -> dict[str, Any]:
+        """Perplexity, mean loss, tokens, sentences and OOV rate of a text file, streamed: the
+        file is read, encoded and scored a chunk of :data:`EVAL_CHUNK` targets at a time (the
+        memory used does not grow with the file), each model's windows run through it in
+        batches of its ``eval_batch_size`` as :meth:`log_probs` runs them, so the figures are
+        those of the whole text scored at once."""
         check_path(path, "path", "LanguageModel.evaluate")
-        corpus = self.encode(path)
-        lp = self.log_probs(corpus)
+        counts = CorpusCounts()
+        history = max(m._history() for m in self._models())
+        size = self._chunk_size()
+        pieces = stream_ids(path, self.vocab, self.config.data, counts, size)
+        sums, targets = [], 0
+        with self._evaluating():
+            for chunk in target_chunks(pieces, self.eos_id, history, size):
+                lp = self._chunk_log_probs(chunk, history)
+                sums.append(float(np.sum(lp)))
+                targets += len(lp)
+        loss = -math.fsum(sums) / targets
         out: dict[str, Any] = {
-            "perplexity": perplexity_of(lp),
-            "loss": -float(np.mean(lp)),
-            "tokens": corpus.targets,
-            "sentences": corpus.sentences,
-            "oov_rate": corpus.unknown / max(corpus.words, 1),
+            "perplexity": math.exp(loss),
+            "loss": loss,
+            "tokens": counts.targets,
+            "sentences": counts.sentences,
+            "oov_rate": counts.unknown / max(counts.words, 1),
         }
         if self.partner is not None:
             out["weight"] = self.weight  # λ
             out["weight_of"] = str(self.weighted_model.run_dir)
         return out
+
+    # -- streamed scoring (evaluate) ----------------------------------------------------------
+    def _models(self) -> list[LanguageModel]:
+        return [self] if self.partner is None else [self, self.partner]
+
+    def _history(self) -> int:
+        """The ids before a target that this model's log-probability of it reads."""
+        if self.network is not None:
+            return int(self.network.config.context_size)
+        assert self.ngram is not None
+        return max(int(self.ngram.order) - 1, 0)
+
+    def _chunk_size(self) -> int:
+        """Targets per chunk: at least :data:`EVAL_CHUNK`, a multiple of each neural model's
+        ``eval_batch_size`` (its batches are then those of the whole text, to the last bit),
+        unless that multiple would be over :data:`MAX_EVAL_CHUNK`."""
+        step = 1
+        for model in self._models():
+            if model.network is not None:
+                step = math.lcm(step, model.config.eval_batch_size)
+        if step > MAX_EVAL_CHUNK:
+            step = self.config.eval_batch_size if self.network is not None else 1
+        return step * max(-(-EVAL_CHUNK // step), 1)
+
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """The neural models in eval mode (dropout off) for the block, as they were after."""
+        networks = [m.network for m in self._models() if m.network is not None]
+        modes = [n.training for n in networks]
+        for network in networks:
+            network.eval()
+        try:
+            yield
+        finally:
+            for network, mode in zip(networks, modes, strict=True):
+                network.train(mode)
+
+    def _own_chunk_log_probs(self, chunk: np.ndarray, history: int) -> np.ndarray:
+        """log p of a chunk's targets (:func:`~ffnlp.text.corpus.target_chunks`, ``history``
+        ids first) under this model alone: what :meth:`own_log_probs` gives for them."""
+        if self.network is not None:
+            return chunk_log_probs_nn(
+                self.network,
+                chunk,
+                history,
+                self._history(),
+                self.eos_id,
+                self.config.data.cross_sentences,
+                self.config.eval_batch_size,
+            )
+        assert self.ngram is not None
+        # an n-gram's probability reads the order - 1 ids before it, and nothing before the
+        # last </s>: a </s> in front of them changes neither (see KneserNey.log_probs)
+        own = self._history()
+        piece = np.concatenate([[self.eos_id], chunk[history - own :]]).astype(np.int64)
+        return self.ngram.log_probs(piece)[own:]
+
+    def _chunk_log_probs(self, chunk: np.ndarray, history: int) -> np.ndarray:
+        own = self._own_chunk_log_probs(chunk, history)
+        if self.partner is None:
+            return own
+        other = self.partner._own_chunk_log_probs(chunk, history)
+        return mix_log_probs(own, other, self.own_share())
 
     # -- the next-word distribution --------------------------------------------------------------
     @torch.no_grad()

@@ -1,0 +1,251 @@
+"""``LanguageModel.evaluate`` (``ffnlp lm eval``) reads, encodes and scores a corpus a chunk at a
+time: the same figures as the whole text scored at once, for every kind of model and mixture,
+with chunks whose size does not grow with the corpus."""
+
+from __future__ import annotations
+
+import json
+import random
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ffnlp.cli.main import app
+from ffnlp.errors import DataError
+from ffnlp.tasks.lm import load, train_lm
+from ffnlp.tasks.lm import result as lm_result
+from ffnlp.tasks.lm.evaluate import perplexity_of
+from ffnlp.text.corpus import (
+    EOS,
+    CorpusConfig,
+    CorpusCounts,
+    LMBatches,
+    encode_corpus,
+    stream_ids,
+    target_chunks,
+)
+from ffnlp.text.vocab import Vocab
+
+WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "in", "park", "<unk>"]
+TINY = [
+    "model.embedding_dim=8",
+    "model.hidden_sizes=[16]",
+    "model.context_size=3",
+    "train.epochs=1",
+    "train.batch_size=64",
+    "train.threads=1",
+    "samples=0",
+    "eval_batch_size=7",  # batches of 7 windows: many batches, chunks of many batches
+]
+
+
+def _corpus(path: Path, lines: int, seed: int, extra: tuple[str, ...] = ()) -> Path:
+    rng = random.Random(seed)
+    words = WORDS + list(extra)
+    text = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 9))) for _ in range(lines)]
+    path.write_text("\n".join(text) + "\n\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("streamed")
+    train = _corpus(root / "train.txt", 300, 0)
+    dev = _corpus(root / "dev.txt", 40, 1)
+    out = {
+        "test": _corpus(root / "test.txt", 230, 2, ("zebra", "okapi")),
+        "dev": dev,
+        "nn": root / "nn",
+        "nn_sentences": root / "nn_sentences",
+        "kn": root / "kn",
+    }
+    train_lm(train, dev, overrides=TINY, out=out["nn"])
+    train_lm(train, dev, overrides=[*TINY, "data.cross_sentences=false"], out=out["nn_sentences"])
+    train_lm(
+        train,
+        dev,
+        overrides=['kind="kneser_ney"', "kneser_ney.order=3"],
+        out=out["kn"],
+        interpolate_with=out["nn"],
+    )
+    out["arpa"] = root / "kn.arpa"
+    load(out["kn"], standalone=True).export_arpa(out["arpa"])
+    return out
+
+
+def _whole(lm: lm_result.LanguageModel, path: Path) -> tuple[np.ndarray, dict]:
+    """The text scored at once, as evaluate did before it streamed."""
+    corpus = lm.encode(path)
+    lp = lm.log_probs(corpus)
+    return lp, {
+        "perplexity": perplexity_of(lp),
+        "loss": -float(np.mean(lp)),
+        "tokens": corpus.targets,
+        "sentences": corpus.sentences,
+        "oov_rate": corpus.unknown / max(corpus.words, 1),
+    }
+
+
+def _streamed_log_probs(lm: lm_result.LanguageModel, path: Path) -> np.ndarray:
+    history = max(m._history() for m in lm._models())
+    counts = CorpusCounts()
+    pieces = stream_ids(path, lm.vocab, lm.config.data, counts, size=50)
+    with lm._evaluating():
+        parts = [
+            lm._chunk_log_probs(chunk, history)
+            for chunk in target_chunks(pieces, lm.eos_id, history, lm._chunk_size())
+        ]
+    return np.concatenate(parts)
+
+
+CASES = {
+    "nn": lambda r: load(r["nn"]),
+    "nn_sentences": lambda r: load(r["nn_sentences"]),
+    "kn": lambda r: load(r["kn"], standalone=True),
+    "arpa": lambda r: load(r["arpa"]),
+    "kn_with_nn": lambda r: load(r["kn"]),  # its own partner, weight fitted at training
+    "nn_with_kn": lambda r: load(r["nn"], interpolate_with=r["kn"], weight=0.3),
+    "nn_with_arpa": lambda r: load(r["nn"], interpolate_with=r["arpa"], tune_on=r["dev"]),
+    "arpa_with_nn": lambda r: load(r["arpa"], interpolate_with=r["nn"], weight=0.6),
+}
+
+
+@pytest.mark.parametrize("chunk", [lm_result.EVAL_CHUNK, 8, 1])
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_streamed_figures_are_the_whole_text_s(
+    runs: dict[str, Path], case: str, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lm_result, "EVAL_CHUNK", chunk)  # chunks of one or a few batches
+    lm = CASES[case](runs)
+    assert (lm.partner is not None) == ("with" in case)
+    whole, want = _whole(lm, runs["test"])
+    got = lm.evaluate(runs["test"])
+    assert got["tokens"] == want["tokens"] == len(whole)
+    assert (got["sentences"], got["oov_rate"]) == (want["sentences"], want["oov_rate"])
+    assert want["oov_rate"] > 0
+    assert got["perplexity"] == pytest.approx(want["perplexity"], rel=1e-9, abs=0)
+    assert got["loss"] == pytest.approx(want["loss"], rel=1e-9, abs=0)
+    assert lm.perplexity(runs["test"]) == got["perplexity"]
+    # token by token, the same numbers: the n-grams read the same ids, the networks' windows
+    # go through them in the same batches
+    assert np.array_equal(_streamed_log_probs(lm, runs["test"]), whole)
+
+
+def test_a_neural_model_s_chunks_are_whole_batches(runs: dict[str, Path]) -> None:
+    lm = load(runs["nn"], interpolate_with=runs["kn"], weight=0.5)
+    size = lm._chunk_size()
+    assert size % 7 == 0 and size >= lm_result.EVAL_CHUNK
+    lm.partner.config = lm.partner.config.__class__(eval_batch_size=5)  # an n-gram: no batches
+    assert lm._chunk_size() == size
+
+
+def test_evaluate_leaves_a_training_model_in_training_mode(runs: dict[str, Path]) -> None:
+    lm = load(runs["nn"])
+    assert lm.network is not None
+    lm.network.train()
+    lm.evaluate(runs["test"])
+    assert lm.network.training
+
+
+def _vocab() -> Vocab:
+    return Vocab.from_counts({w: 5 for w in WORDS if w != "<unk>"}, specials=(EOS, "<unk>"))
+
+
+def test_stream_ids_is_encode_corpus_piece_by_piece(tmp_path: Path) -> None:
+    path = _corpus(tmp_path / "c.txt", 500, 3, ("zebra",))
+    vocab, config = _vocab(), CorpusConfig()
+    whole = encode_corpus(path, vocab, config)
+    counts = CorpusCounts()
+    pieces = list(stream_ids(path, vocab, config, counts, size=64))
+    assert len(pieces) > 20
+    assert all(len(p) < 64 + 11 for p in pieces)  # a piece is cut after the sentence reaching 64
+    assert all(int(p[-1]) == vocab.stoi(EOS) for p in pieces)  # whole sentences
+    assert np.concatenate(pieces).tolist() == whole.ids.tolist()
+    assert (counts.sentences, counts.words, counts.unknown, counts.targets) == (
+        whole.sentences,
+        whole.words,
+        whole.unknown,
+        whole.targets,
+    )
+
+
+def test_an_empty_corpus_is_the_same_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.txt"
+    path.write_text("\n  \n", encoding="utf-8")
+    with pytest.raises(DataError, match="the corpus is empty") as whole:
+        encode_corpus(path, _vocab(), CorpusConfig())
+    with pytest.raises(DataError) as streamed:
+        list(stream_ids(path, _vocab(), CorpusConfig(), CorpusCounts()))
+    assert str(streamed.value) == str(whole.value)
+
+
+@pytest.mark.parametrize("history", [0, 1, 3, 7])
+def test_chunks_of_a_large_stream_are_bounded_and_give_every_window(history: int) -> None:
+    rng = np.random.default_rng(history)
+    eos = 0
+    ids = rng.integers(0, 50, 300_007).astype(np.int32)
+    ids[0] = eos
+    cuts = np.sort(rng.choice(np.arange(1, len(ids)), 40, replace=False))
+    pieces = np.split(ids, cuts)  # pieces of any size, as the reader gives them
+    size = 4096
+    chunks = list(target_chunks(iter(pieces), eos, history, size))
+    assert all(len(c) <= history + size for c in chunks)  # however long the stream
+    assert [len(c) - history for c in chunks[:-1]] == [size] * (len(chunks) - 1)
+    assert np.concatenate([c[history:] for c in chunks]).tolist() == ids[1:].tolist()
+    if history:  # each chunk's history is the ids before its first target, </s> before the start
+        padded = np.concatenate([np.full(history - 1, eos, np.int32), ids])
+        for k, chunk in enumerate(chunks):
+            first = 1 + k * size  # the stream position of the chunk's first target
+            assert chunk[:history].tolist() == padded[first - 1 : first - 1 + history].tolist()
+    # the windows a neural model reads from the chunks are LMBatches' (C = history)
+    if history:
+        source = LMBatches(torch_ids(ids), history, eos)
+        want = next(iter(source.batches(len(ids), None)))
+        got = np.concatenate(
+            [np.lib.stride_tricks.sliding_window_view(c, history + 1) for c in chunks]
+        )
+        assert got[:, :history].tolist() == want["context"].tolist()
+        assert got[:, history].tolist() == want["target"].tolist()
+
+
+def torch_ids(ids: np.ndarray):
+    import torch
+
+    return torch.from_numpy(ids)
+
+
+def test_a_stream_must_start_with_eos() -> None:
+    with pytest.raises(ValueError, match="must start with </s>"):
+        list(target_chunks(iter([np.array([3, 0, 1], np.int32)]), 0, 2, 10))
+
+
+def test_evaluate_s_memory_does_not_grow_with_the_corpus(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A Kneser-Ney model scores in NumPy, whose allocations tracemalloc sees: the peak while
+    scoring 8 times the text stays that of one chunk (it was the whole text's before)."""
+    lm = load(runs["kn"], standalone=True)
+    small = _corpus(tmp_path / "small.txt", 12_000, 5)
+    big = tmp_path / "big.txt"
+    big.write_text(small.read_text(encoding="utf-8") * 8, encoding="utf-8")
+    peaks = []
+    for path in (small, big):
+        tracemalloc.start()
+        figures = lm.evaluate(path)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert figures["tokens"] > 60_000
+    assert peaks[1] < 1.3 * peaks[0], peaks
+
+
+def test_the_command_prints_the_streamed_figures(runs: dict[str, Path]) -> None:
+    args = ["lm", "eval", str(runs["nn"]), "--data", str(runs["test"]), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    want = _whole(load(runs["nn"]), runs["test"])[1]
+    assert got["tokens"] == want["tokens"] and got["sentences"] == want["sentences"]
+    assert got["perplexity"] == pytest.approx(want["perplexity"], rel=1e-9, abs=0)
