@@ -7,14 +7,14 @@ import platform
 import pytest
 import torch
 
-from ffnlp import runtime
+from ffnlp import runtime, threads
 
 
 def test_set_threads_sets_torch_threads_and_zero_means_every_core() -> None:
     before = torch.get_num_threads()
     try:
-        assert runtime.set_threads(1) == 1 and torch.get_num_threads() == 1
-        assert runtime.set_threads(0) == runtime.available_cores()
+        assert threads.set_threads(1) == 1 and torch.get_num_threads() == 1
+        assert threads.set_threads(0) == threads.available_cores()
     finally:
         torch.set_num_threads(before)
 

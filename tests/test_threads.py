@@ -114,7 +114,7 @@ def test_a_step_with_its_own_worker_threads_keeps_one_intra_op_thread() -> None:
 
 
 def test_a_number_is_obeyed_and_zero_is_every_available_core() -> None:
-    from ffnlp.runtime import available_cores
+    from ffnlp.threads import available_cores
 
     assert choose_threads(3, mlp(2, 1), 8).count == 3
     assert choose_threads(0, mlp(2, 1), 8).count == available_cores()

@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # the type checker sees the real signatures; at run time __ge
     from ffnlp.tasks.lm import LanguageModel, train_lm
     from ffnlp.tasks.w2v import Word2VecRun, train_word2vec
 
-__version__ = "0.1.0"
+from ffnlp.version import __version__  # noqa: E402
 
 __all__ = [
     "Classifier",
@@ -89,7 +89,7 @@ def load(run_dir: str | Path) -> Classifier | LanguageModel | Word2VecRun:
     >>> clf = ffnlp.load("runs/sst2_logreg")          # doctest: +SKIP
     >>> clf.predict("a gripping , funny film")        # doctest: +SKIP
     """
-    from ffnlp.models.io import read_arch, run_path
+    from ffnlp.runs.folder import read_arch, run_path
     from ffnlp.tasks import registry
 
     run_dir = run_path(run_dir)

@@ -82,6 +82,32 @@ def free_bytes(path: str | Path) -> int | None:
         return None
 
 
+# the hidden folders of runs being written, and the folder each is to become (the one the user
+# named): a message about a file in a hidden folder names it as the user will find it
+_SHOWN_AS: dict[str, str] = {}
+
+
+def show_as(hidden: Path, shown: Path) -> None:
+    """Name files under ``hidden`` as under ``shown`` in messages, until :func:`forget_shown`."""
+    _SHOWN_AS[str(hidden)] = str(shown)
+
+
+def forget_shown(hidden: Path) -> None:
+    _SHOWN_AS.pop(str(hidden), None)
+
+
+def as_named(path: object) -> str:
+    """``path`` as a message names it: a file of a run being written in its hidden folder
+    (see :mod:`ffnlp.runs.transaction`) under the folder the user named."""
+    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+    if not isinstance(text, str):
+        return str(path)
+    for hidden, user in _SHOWN_AS.items():
+        if text == hidden or text.startswith(hidden + os.sep):
+            return user + text[len(hidden) :]
+    return text
+
+
 def output_error(exc: BaseException, path: str | Path, needed: int | None = None) -> OutputError:
     """The one-line error for a failed write of ``path``."""
     if is_disk_full(exc):
@@ -93,13 +119,13 @@ def output_error(exc: BaseException, path: str | Path, needed: int | None = None
             sizes.append(f"{free:,} bytes free")
         detail = f" ({', '.join(sizes)})" if sizes else ""
         return OutputError(
-            f"no space left on the device to write {path}{detail}; free some space or write "
+            f"no space left on the device to write {as_named(path)}{detail}; free some space or write "
             "somewhere else. Nothing was left half-written"
         )
     if isinstance(exc, OSError) and exc.strerror:
         where = exc.filename if exc.filename is not None else path
-        return OutputError(f"cannot write {where}: {exc.strerror}")
-    return OutputError(f"cannot write {path}: {exc}")
+        return OutputError(f"cannot write {as_named(where)}: {exc.strerror}")
+    return OutputError(f"cannot write {as_named(path)}: {exc}")
 
 
 def check_target(path: str | Path, within: str | Path | None = None) -> Path:
@@ -117,20 +143,20 @@ def check_target(path: str | Path, within: str | Path | None = None) -> Path:
                 current = current / part
                 if current.is_symlink():
                     raise OutputError(
-                        f"{current} is a symbolic link; ffnlp does not write through links inside "
+                        f"{as_named(current)} is a symbolic link; ffnlp does not write through links inside "
                         "a run folder (it could overwrite files elsewhere). Remove the link and "
                         "try again"
                     )
     if path.is_symlink():
         raise OutputError(
-            f"{path} is a symbolic link; ffnlp does not write through links (it could overwrite "
+            f"{as_named(path)} is a symbolic link; ffnlp does not write through links (it could overwrite "
             "a file elsewhere). Remove the link and try again"
         )
     if path.is_dir():
-        raise OutputError(f"{path} is a folder; give the path of a file to write")
+        raise OutputError(f"{as_named(path)} is a folder; give the path of a file to write")
     if path.exists() and not path.is_file():
         raise OutputError(
-            f"{path} is not a regular file (a device, a pipe or a socket); ffnlp replaces the "
+            f"{as_named(path)} is not a regular file (a device, a pipe or a socket); ffnlp replaces the "
             "files it writes, so give the path of a regular file"
         )
     return path
@@ -150,17 +176,17 @@ def make_folders(folder: str | Path, path: str | Path | None = None) -> list[Pat
     (for :func:`remove_made`). A file where a folder should be, or any other failure, is an
     OutputError naming ``path`` (default: ``folder``), and nothing made is left behind."""
     folder = Path(folder)
-    shown = folder if path is None else Path(path)
+    named = as_named(folder if path is None else path)
     missing = []
     p = folder
     while not p.exists() and not p.is_symlink() and p != p.parent:
         missing.append(p)
         p = p.parent
     if p.is_symlink() and not p.exists():
-        raise OutputError(f"cannot write {shown}: {p} is a broken symbolic link")
+        raise OutputError(f"cannot write {named}: {as_named(p)} is a broken symbolic link")
     if p.exists() and not p.is_dir():
         raise OutputError(
-            f"cannot write {shown}: {p} is a file, where a folder of its path should be"
+            f"cannot write {named}: {as_named(p)} is a file, where a folder of its path should be"
         )
     made: list[Path] = []
     for q in reversed(missing):
@@ -171,11 +197,11 @@ def make_folders(folder: str | Path, path: str | Path | None = None) -> list[Pat
                 continue  # made by someone else meanwhile
             remove_made(made)
             raise OutputError(
-                f"cannot write {shown}: {q} is a file, where a folder of its path should be"
+                f"cannot write {named}: {as_named(q)} is a file, where a folder of its path should be"
             ) from None
         except OSError as exc:
             remove_made(made)
-            raise output_error(exc, q if path is None else shown) from None
+            raise output_error(exc, q if path is None else Path(path)) from None
         made.append(q)
     return made
 
@@ -206,7 +232,7 @@ def _temporary(path: Path, keep_suffix: bool = False) -> tuple[int, Path]:
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
             raise OutputError(
-                f"cannot write {path}: its name is too long to be written safely (ffnlp writes "
+                f"cannot write {as_named(path)}: its name is too long to be written safely (ffnlp writes "
                 "a file under a longer temporary name beside it first); choose a shorter name"
             ) from None
         raise output_error(exc, path) from None

@@ -1,4 +1,8 @@
-"""How many intra-op threads a training run gets: the rule behind ``train.threads = "auto"``.
+"""How many threads a training run gets, and setting them: the one module of thread choice.
+
+The bounds of every thread setting (:func:`max_threads`, :func:`thread_problem`), the cores a
+process may use (:func:`available_cores`, :func:`physical_cores`), torch's intra-op threads
+(:func:`set_threads`), and the rule behind ``train.threads = "auto"``.
 
 torch splits each matrix product of a step between its OpenMP threads, and every product ends at
 a barrier where the threads wait for the slowest. A small product is over before the hand-off
@@ -29,14 +33,57 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from ffnlp.runtime import available_cores, set_threads
+from ffnlp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 MIN_WORK_PER_THREAD = 50_000_000
 """Multiply-adds of a step's products below which a second thread costs more than it saves."""
+
+
+def available_cores() -> int:
+    """Cores this process may use (respects CPU affinity and cgroup-limited containers)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+THREADS_PER_CORE = 4
+"""The most threads per available core any setting may ask for (``train.threads``,
+``model.workers``): more only wait on each other, and OpenMP or the system gives out before
+a million (``train.threads = 1000000`` ended the process with a segmentation fault)."""
+
+
+def max_threads() -> int:
+    """The most threads a setting may ask for: :data:`THREADS_PER_CORE` per available core."""
+    return THREADS_PER_CORE * available_cores()
+
+
+def thread_problem(key: str, value: object) -> str | None:
+    """Why ``value`` is too many threads for the option ``key`` (a message naming the bound),
+    or None when it is within it (or not a number: the option's own type check says so)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= max_threads():
+        return None
+    return (
+        f"{key} must be at most {max_threads()} ({THREADS_PER_CORE} per available core, "
+        f"{available_cores()} here); got {value}"
+    )
+
+
+def set_threads(threads: int = 0) -> int:
+    """Use ``threads`` intra-op threads (0 = every available core); return the number set.
+    More than :func:`max_threads` is a ConfigError."""
+    problem = thread_problem("threads", threads)
+    if problem:
+        raise ConfigError(problem)
+    n = threads if threads > 0 else available_cores()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 @dataclass(frozen=True)

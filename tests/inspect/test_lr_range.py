@@ -159,7 +159,10 @@ def test_the_plot_goes_to_the_current_folder_by_default(sample, tmp_path, monkey
 
 def test_classify_lr_find_builds_the_model_training_would(sample, monkeypatch) -> None:
     """Same model, same initial weights as `classify train` with the same settings."""
-    import ffnlp.tasks.classify.lr_find as lr_find
+    import ffnlp.tasks.lr_find as lr_find
+    from ffnlp.runtime import seed_everything
+    from ffnlp.tasks.classify.config import resolve_config
+    from ffnlp.tasks.classify.lr_find import find_lr
     from ffnlp.tasks.classify.train import fresh_model, prepare, read_splits
 
     seen = {}
@@ -170,9 +173,11 @@ def test_classify_lr_find_builds_the_model_training_would(sample, monkeypatch) -
 
     monkeypatch.setattr(lr_find, "lr_range_test", spy)
     settings = ['model.type="mlp"', "model.mlp.hidden=[8]", "train.lr=0.3", "train.seed=5"]
-    lr_find.find_lr(sample["train"], overrides=settings)
-    cfg = lr_find.resolve_config(None, settings)
-    model, _, _ = fresh_model(cfg, prepare(cfg, read_splits(cfg, sample["train"], None, None)))
+    find_lr(sample["train"], overrides=settings)
+    cfg = resolve_config(None, settings)
+    prepared = prepare(cfg, read_splits(cfg, sample["train"], None, None))
+    seed_everything(cfg.train.seed)  # as the run seeds it: right before the model is built
+    model, _, _ = fresh_model(cfg, prepared)
     assert seen["config"] == cfg.train
     theirs, ours = seen["model"].state_dict(), model.state_dict()
     assert theirs.keys() == ours.keys() and all(torch.equal(theirs[k], ours[k]) for k in ours)

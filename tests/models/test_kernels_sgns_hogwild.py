@@ -16,8 +16,8 @@ import torch
 
 from ffnlp import jit
 from ffnlp.models.kernels import sgns_hogwild as hw
+from ffnlp.models.kernels.sgns_hogwild import HogwildSlice
 from ffnlp.models.skipgram import NoiseSampler
-from ffnlp.tasks.w2v.batches import HogwildSlice
 
 pytestmark = pytest.mark.skipif(
     not jit.enabled(), reason="compiled kernels are off here (FFNLP_JIT=0 or numba missing)"

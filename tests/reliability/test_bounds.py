@@ -21,7 +21,6 @@ from ffnlp.features.subwords import (
     char_ngrams,
 )
 from ffnlp.inspect.graph import MAX_DEPTH, MAX_EXPRESSION_CHARS, explain
-from ffnlp.runtime import THREADS_PER_CORE, available_cores, max_threads, set_threads
 from ffnlp.tasks.classify.config import ClassifyConfig
 from ffnlp.text.readers import (
     MAX_LINE_BYTES,
@@ -30,6 +29,7 @@ from ffnlp.text.readers import (
     read_lines,
     read_stream_lines,
 )
+from ffnlp.threads import THREADS_PER_CORE, available_cores, max_threads, set_threads
 from ffnlp.tune.space import check_space, parse_space
 from tests.reliability.cases import (
     FAST_CLASSIFY,

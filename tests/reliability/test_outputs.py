@@ -261,9 +261,9 @@ def test_report_refuses_a_link_in_place_of_report_html_before_the_work(
 
     run = copy_run(straight("classify"), tmp_path / "run")
     (run / "report.html").symlink_to(place["file"])
-    import ffnlp.report.html as html_module
+    import ffnlp.report.group as group_module  # writes a run's page (report.runpage.run_page)
 
-    monkeypatch.setattr(html_module, "_page", lambda *a: pytest.fail("the page was made"))
+    monkeypatch.setattr(group_module, "run_page", lambda *a: pytest.fail("the page was made"))
     with Unchanged(tmp_path):
         result = invoke(["report", run])
     assert_error(result, f"{run / 'report.html'} is a symbolic link")

@@ -16,7 +16,8 @@ import pytest
 
 from ffnlp.errors import ModelFileError, OutputError
 from ffnlp.fileio import append_line, write_atomic
-from ffnlp.rundir import MARKER, RunLock, RunTransaction
+from ffnlp.runs.layout import MARKER
+from ffnlp.runs.transaction import RunLock, RunTransaction
 from tests.reliability.rundir_support import (
     TASKS,
     checksums,
@@ -217,7 +218,7 @@ def test_resuming_a_complete_run_changes_nothing_but_what_it_rewrites(
 def lock_holder(out: Path) -> subprocess.Popen[str]:
     """Another process that holds ``out``'s lock until its stdin closes."""
     code = (
-        "import sys; from pathlib import Path; from ffnlp.rundir import RunLock\n"
+        "import sys; from pathlib import Path; from ffnlp.runs.transaction import RunLock\n"
         f"lock = RunLock(Path({str(out)!r})); lock.acquire()\n"
         "print('locked', flush=True); sys.stdin.read(); lock.release()\n"
     )
@@ -488,9 +489,9 @@ def test_under_torchrun_only_rank_0_writes_the_run(data, straight, tmp_path, mon
     assert listing(tmp_path / "scratch") == []
 
 
-def test_a_recipe_called_outside_a_transaction_refuses_the_same(data, straight, tmp_path) -> None:
-    """tasks.classify.train_classifier called directly (until it carries @run_recipe): written in
-    place, but with the same refusal of an existing run, and --force replacing it."""
+def test_the_recipe_in_its_module_refuses_the_same(data, straight, tmp_path) -> None:
+    """tasks.classify.train_classifier called from its module (not through the lazy public
+    API): the same run, the same refusal of an existing run, and --force replacing it."""
     from ffnlp.tasks.classify import train_classifier
 
     out = copy_run(straight("classify"), tmp_path / "run")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ffnlp.errors import ConfigError
+from ffnlp.runs import layout
 from tests.extras import has, needs
 from tests.tune.postgres import Server
 from tests.tune.test_workers import command, start
@@ -156,7 +157,7 @@ def test_workers_on_a_journal_are_not_warned(tmp_path: Path) -> None:
     parsed = storage.parse(f"journal:{tmp_path / 'j.log'}", tmp_path)
     with storage.worker_mark(parsed, tmp_path) as first, storage.worker_mark(parsed, tmp_path):
         assert first is False
-    assert not (tmp_path / storage.WORKERS_LOCK).exists()
+    assert not (tmp_path / layout.WORKERS_LOCK).exists()
 
 
 # ---------------------------------------------------------------- a study in each storage

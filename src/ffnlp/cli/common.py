@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # the training package imports torch: only when a command run
 err_console = Console(stderr=True)
 out_console = Console()
 
+COMMAND_LINE: list[str] = []  # the arguments of the command being run (set by cli.main)
+
 SET_HELP = "Override one config value, e.g. --set train.lr=0.1 (repeatable)."
 CONFIG_HELP = (
     "TOML config file, or the name of a preset shipped with ffnlp (e.g. sst2_ffnn; `ffnlp presets` "
@@ -80,8 +82,6 @@ def relaunch_as_processes(nproc: int, max_restarts: int = 0) -> None:
             )
         return
     import subprocess
-
-    from ffnlp.cli.main import COMMAND_LINE
 
     if os.environ.get("RANK", "") != "":
         raise ConfigError(

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from ffnlp.cli.common import out_console, print_json
+from ffnlp.runs.layout import ARCH, SUMMARY
 
 
 def compare(
@@ -48,7 +49,7 @@ def compare(
     """
     from ffnlp.experiments.compare import compare_classifiers, compare_repeats
 
-    is_repeat = (run_a / "summary.json").is_file() and not (run_a / "model.json").is_file()
+    is_repeat = (run_a / SUMMARY).is_file() and not (run_a / ARCH).is_file()
     if is_repeat:
         result = compare_repeats(run_a, run_b, metric)
     else:

@@ -48,7 +48,7 @@ def shapes(
         ffnlp explain shapes runs/sst2_ffnn --text "a gripping , funny film" --text "not good"
     """
     from ffnlp.errors import ConfigError
-    from ffnlp.models.io import a_run, read_arch
+    from ffnlp.runs.folder import a_run, read_arch
     from ffnlp.tasks import registry
 
     task = read_arch(run)["task"]

@@ -21,9 +21,8 @@ import typer
 from typer.core import TyperGroup
 
 from ffnlp import __version__
+from ffnlp.cli.common import COMMAND_LINE
 from ffnlp.errors import FfnlpError, Interrupted, bounded_message
-
-COMMAND_LINE: list[str] = []  # the arguments of the command being run
 
 
 class FfnlpGroup(TyperGroup):

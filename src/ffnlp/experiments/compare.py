@@ -25,6 +25,7 @@ import numpy as np
 from ffnlp.errors import ConfigError, DataError, ModelFileError
 from ffnlp.experiments import bootstrap as bs
 from ffnlp.params import check_int
+from ffnlp.runs.layout import SUMMARY
 
 if TYPE_CHECKING:
     from ffnlp.tasks.classify.predictions import Predictions
@@ -213,7 +214,7 @@ def compare_repeats(
     split, name = metric.split(".", 1) if "." in metric else ("test", metric)
     values = []
     for d in (dir_a, dir_b):
-        path = Path(d) / "summary.json"
+        path = Path(d) / SUMMARY
         try:
             summary = json.loads(path.read_text(encoding="utf-8"))
             values.append(summary["repeat"][split][name]["values"])

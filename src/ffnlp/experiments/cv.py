@@ -22,7 +22,6 @@ table are rarely wanted).
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -34,8 +33,9 @@ from ffnlp import config as cfgmod
 from ffnlp.config import to_dict
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.experiments.stats import describe, is_figure
-from ffnlp.fileio import write_atomic
-from ffnlp.runtime import group_folder
+from ffnlp.runs.folder import write_summary
+from ffnlp.runs.groups import group_folder
+from ffnlp.runs.layout import CHECKPOINT_DIR, WEIGHTS
 from ffnlp.text.readers import LabeledData
 
 if TYPE_CHECKING:
@@ -197,8 +197,8 @@ def cross_validate(
                 }
             )
             if not keep_models:
-                (fold_dir / "model.safetensors").unlink(missing_ok=True)
-                shutil.rmtree(fold_dir / "checkpoint", ignore_errors=True)
+                (fold_dir / WEIGHTS).unlink(missing_ok=True)
+                shutil.rmtree(fold_dir / CHECKPOINT_DIR, ignore_errors=True)
             if on_fold is not None:
                 on_fold(k + 1, scores)
         result = {
@@ -213,6 +213,6 @@ def cross_validate(
             "rounds": rounds,
             "config": to_dict(cfg),
         }
-        write_atomic(run_dir / "summary.json", json.dumps(result, indent=2), within=run_dir)
+        write_summary(run_dir, result)
     result["run_dir"] = str(run_dir)
     return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -11,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.experiments.stats import describe, is_figure
-from ffnlp.fileio import write_atomic
-from ffnlp.runtime import group_folder
+from ffnlp.runs.folder import write_summary
+from ffnlp.runs.groups import group_folder
+from ffnlp.runs.layout import CHECKPOINT_DIR, WEIGHTS
 from ffnlp.tasks import registry
 from ffnlp.training.config import MAX_SEED
 
@@ -113,8 +113,8 @@ def repeat(
             )
             runs.append(row)
             if not keep_models:
-                (seed_dir / "model.safetensors").unlink(missing_ok=True)
-                shutil.rmtree(seed_dir / "checkpoint", ignore_errors=True)
+                (seed_dir / WEIGHTS).unlink(missing_ok=True)
+                shutil.rmtree(seed_dir / CHECKPOINT_DIR, ignore_errors=True)
             if on_run is not None:
                 on_run(seed, row)
         aggregate = {
@@ -122,6 +122,6 @@ def repeat(
             for split, metrics in figures.items()
         }
         result = {"task": f"{task}-repeat", "seeds": list(seeds), "repeat": aggregate, "runs": runs}
-        write_atomic(run_dir / "summary.json", json.dumps(result, indent=2), within=run_dir)
+        write_summary(run_dir, result)
     result["run_dir"] = str(run_dir)
     return result

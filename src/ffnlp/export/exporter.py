@@ -30,12 +30,12 @@ from typing import Any
 
 import torch
 
-from ffnlp import __version__
 from ffnlp.errors import ConfigError, OutputError
 from ffnlp.export.featurize import feature_spec
 from ffnlp.export.network import INPUTS, OUTPUTS, PortableClassifier
 from ffnlp.fileio import check_target, write_atomic
 from ffnlp.outputs import check_output_file
+from ffnlp.version import __version__
 
 OPSET = 17
 EXTRA = "pip install 'ffnlp[export]'"

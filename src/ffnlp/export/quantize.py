@@ -46,7 +46,9 @@ from ffnlp.models.io import save_quantized
 from ffnlp.models.logreg import LogisticRegression
 from ffnlp.models.pooled import PooledEmbeddingClassifier
 from ffnlp.models.quantized import encode_state
-from ffnlp.rundir import RunTransaction
+from ffnlp.runs.folder import write_config, write_summary
+from ffnlp.runs.layout import LEXICON_DIR, MODEL_FILES, VOCAB
+from ffnlp.runs.transaction import RunTransaction
 from ffnlp.tasks.classify.data import (
     IdsFeaturizer,
     NgramFeaturizer,
@@ -60,7 +62,6 @@ from ffnlp.text.vocab import Vocab
 
 METHODS = ("int8", "pq")
 PRUNE_BY = ("norm", "count")
-MODEL_FILES = ("config.toml", "vocab.json", "model.json", "model.safetensors")
 
 
 @dataclass(frozen=True)
@@ -182,10 +183,10 @@ def quantize_run(
             if split in after:
                 summary[split] = after[split]
         summary["quantized"] = report
-        write_atomic(work / "summary.json", json.dumps(summary, indent=2), within=work)
+        write_summary(work, summary)
         after["bytes"] = folder_bytes(work)  # summary.json included
         after["model_bytes"] = model_bytes(work)
-        write_atomic(work / "summary.json", json.dumps(summary, indent=2), within=work)
+        write_summary(work, summary)
         transaction.commit()
     except BaseException:
         transaction.abort()
@@ -335,7 +336,7 @@ def choose_codecs(
 
 
 def _save(clf: Classifier, work: Path, tensors: dict[str, Any], quantized: dict[str, Any]) -> None:
-    cfgmod.save_toml(clf.config, work / "config.toml")
+    write_config(work, clf.config)
     features = clf.featurizer.to_dict()
     if isinstance(clf.featurizer, NgramFeaturizer) and features.get("idf") is not None:
         # seven significant digits, float32's precision: half the bytes of a float64's repr
@@ -343,7 +344,7 @@ def _save(clf: Classifier, work: Path, tensors: dict[str, Any], quantized: dict[
     vocab: dict[str, Any] = {"labels": clf.labels.to_dict(), "features": features}
     if clf.thresholds is not None:
         vocab["thresholds"] = clf.thresholds
-    write_atomic(work / "vocab.json", json.dumps(vocab), within=work)
+    write_atomic(work / VOCAB, json.dumps(vocab), within=work)
     clf.featurizer.save_files(work)
     save_quantized(clf.model, work, "classify", clf.model_args, tensors, quantized)
 
@@ -359,7 +360,7 @@ def folder_bytes(folder: Path) -> int:
 def model_bytes(folder: Path) -> int:
     """The bytes of the files a prediction reads (config, vocabulary, model, a lexicon)."""
     total = sum((folder / n).stat().st_size for n in MODEL_FILES if (folder / n).is_file())
-    lexicon = folder / "lexicon"
+    lexicon = folder / LEXICON_DIR
     return total + (folder_bytes(lexicon) if lexicon.is_dir() else 0)
 
 

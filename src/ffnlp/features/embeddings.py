@@ -27,13 +27,14 @@ import numpy as np
 
 from ffnlp.errors import DataError, shown
 from ffnlp.fileio import atomic_writer, resolved
+from ffnlp.runs.layout import VECTORS
 
 FORMATS = ("auto", "word2vec-text", "word2vec-binary", "glove", "fasttext-vec")
 SAVE_FORMATS = ("word2vec-text", "word2vec-binary")
 HEADER_BYTES = 4096  # the most of a first line read looking for the word2vec header "N D"
 _FIELD_SEP = re.compile(r"[ \t]+")  # not str.split(): words may hold other Unicode spaces
 RUN_DIR_FILES = (
-    "vectors.bin",
+    VECTORS,
     "vectors.txt",
 )  # what a w2v run directory holds, in order of preference
 

@@ -35,8 +35,9 @@ import numpy as np
 
 from ffnlp.errors import ModelFileError
 from ffnlp.features.fast import NgramLayout, ngram_layout
+from ffnlp.runs.layout import NGRAMS
 
-FILE = "vocab.safetensors"
+FILE = NGRAMS
 FORMAT = "ffnlp.ngrams.1"
 _ARRAYS = ("tokens", "kinds", "lengths", "idf")  # in this order in data_sha256
 _DTYPES = {"tokens": np.uint8, "kinds": np.int32, "lengths": np.int32, "idf": np.float64}

@@ -12,7 +12,6 @@ it returns is an ordinary float one.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,9 @@ from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.fileio import write_atomic, write_atomic_with
 from ffnlp.models import registry
 from ffnlp.models.kneser_ney import KneserNey
+from ffnlp.runs.folder import a_run, read_arch, run_path
+from ffnlp.runs.layout import ARCH, WEIGHTS
 
-WEIGHTS = "model.safetensors"
-ARCH = "model.json"
 NGRAM_TYPE = "kneser_ney"  # model.json "type" of a KneserNey model (no nn.Module: not registered)
 
 
@@ -90,83 +89,6 @@ def _write_arch(
 ) -> None:
     arch = {"task": task, "type": type_name, "args": args, **(extra or {})}
     write_atomic(run_dir / ARCH, json.dumps(arch, indent=2), within=run_dir)
-
-
-def read_arch(run_dir: str | Path) -> dict[str, Any]:
-    """model.json of ``run_dir``, checked: an object with a string ``task`` and ``type`` and an
-    object ``args``; anything else is a :class:`ModelFileError` naming the file."""
-    run_dir = run_path(run_dir)
-    path = run_dir / ARCH
-    if not run_dir.exists():
-        raise ModelFileError(f"{run_dir} does not exist; give the directory of a trained run")
-    if not run_dir.is_dir():
-        raise ModelFileError(f"{run_dir} is a file; give the directory of a trained run")
-    if not path.is_file() and (run_dir / "interrupted.json").is_file():
-        raise ModelFileError(
-            f"{run_dir} is an interrupted run that has no model yet; continue its training "
-            f"with --resume {run_dir}"
-        )
-    if not path.is_file():
-        raise ModelFileError(
-            f"{run_dir} is not an ffnlp run directory: {ARCH} is missing "
-            "(train a model with --out DIR first)"
-        )
-    arch = read_json(path)
-    problems = [
-        f'"{key}" must be {kind}'
-        for key, kind, ok in (
-            ("task", "a string", isinstance(arch.get("task"), str)),
-            ("type", "a string", isinstance(arch.get("type"), str)),
-            ("args", "an object", isinstance(arch.get("args"), dict)),
-        )
-        if not ok
-    ]
-    if problems:
-        raise ModelFileError(f"{path} is corrupted: {'; '.join(problems)}; retrain or restore it")
-    return arch
-
-
-def run_path(run_dir: object) -> Path:
-    """A run directory given as str or PathLike; ConfigError for anything else."""
-    if not isinstance(run_dir, (str, os.PathLike)):
-        raise ConfigError(f"a run directory must be a path (str or pathlib.Path); got {run_dir!r}")
-    return Path(run_dir)
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from a run file; unreadable, not UTF-8, not JSON or not an object: a
-    :class:`ModelFileError` naming the file and what to do."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"{path} cannot be read ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ModelFileError(
-            f"{path} is corrupted (not UTF-8 at byte {exc.start}); retrain or restore the file"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(
-            f"{path} is corrupted (not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "retrain or restore the file"
-        ) from None
-    except (ValueError, RecursionError) as exc:  # a 5000-digit number, nesting too deep
-        raise ModelFileError(
-            f"{path} is corrupted ({str(exc).split(':')[0] or 'nested too deeply'}); retrain or "
-            "restore the file"
-        ) from None
-    if not isinstance(data, dict):
-        raise ModelFileError(
-            f"{path} is corrupted (a JSON {type(data).__name__}, not an object); retrain or "
-            "restore the file"
-        )
-    return data
-
-
-def a_run(task: str) -> str:
-    """ "a classify run", "an lm run"."""
-    return f"{'an' if task[:1] in 'aeiloux' else 'a'} {task} run"
 
 
 def load_model(run_dir: str | Path, task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:

@@ -22,9 +22,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ffnlp.config import dump_toml  # noqa: E402
-from ffnlp.errors import FfnlpError  # noqa: E402
+from ffnlp.errors import FfnlpError, ModelFileError  # noqa: E402
 from ffnlp.experiments.stats import describe, is_figure  # noqa: E402
-from ffnlp.report.fields import INTEGER, OBJECT, Checker, read_records  # noqa: E402
+from ffnlp.report.fields import INTEGER, OBJECT, Checker, check_summary, read_records  # noqa: E402
 from ffnlp.report.markup import (  # noqa: E402
     Html,
     cat,
@@ -39,7 +39,10 @@ from ffnlp.report.markup import (  # noqa: E402
 )
 from ffnlp.report.page import own_file, own_text  # noqa: E402
 from ffnlp.report.plots import figure_png  # noqa: E402
+from ffnlp.report.runpage import run_page, write_page  # noqa: E402
 from ffnlp.report.text import literal  # noqa: E402
+from ffnlp.runs.folder import read_summary, run_path  # noqa: E402
+from ffnlp.runs.layout import CONFIG, METRICS, SUMMARY  # noqa: E402
 
 DEV_METRICS = (
     "accuracy",
@@ -82,7 +85,7 @@ def read_members(folder: Path, summary: dict[str, Any], kind: str) -> list[Membe
     members = []
     listed = "runs" if kind == "repeat" and "runs" in summary else "rounds"
     key = "seed" if kind == "repeat" else "fold"
-    check = Checker(folder / "summary.json")
+    check = Checker(folder / SUMMARY)
     for i, row in enumerate(summary[listed]):
         check.need(row, f"{listed}[{i}]", OBJECT)
         check.need(row.get(key), f"{listed}[{i}].{key}", INTEGER)
@@ -115,7 +118,7 @@ def _member(folder: Path, name: str, sub: str, figures: dict[str, float]) -> Mem
     run_dir = folder / sub
     if not _inside(folder, run_dir):
         return Member(name, None, figures)
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS
     records: list[dict[str, Any]] = []
     if own_file(folder, path):
         records = read_records(path)
@@ -256,8 +259,8 @@ def _config(
     """The configuration the runs share (the first run's config.toml, else summary.json's) and
     the file to rerun it with."""
     for m in members:
-        if m.run_dir is not None and own_file(folder, m.run_dir / "config.toml"):
-            return own_text(folder, m.run_dir / "config.toml"), m.run_dir / "config.toml"
+        if m.run_dir is not None and own_file(folder, m.run_dir / CONFIG):
+            return own_text(folder, m.run_dir / CONFIG), m.run_dir / CONFIG
     if isinstance(summary.get("config"), dict):
         return dump_toml(summary["config"]), None
     return "", None
@@ -265,8 +268,6 @@ def _config(
 
 def member_reports(members: list[Member]) -> dict[str, Path | None]:
     """Write each run's own report.html (what the table links to); None where it cannot be."""
-    from ffnlp.report.html import write_run_report
-
     reports: dict[str, Path | None] = {}
     for m in members:
         try:
@@ -319,4 +320,25 @@ def group_page(folder: Path, summary: dict[str, Any], kind: str, page: Path) -> 
         el("h2", "Configuration", id="configuration"),
         cat(*again),
         el("pre", config),
+    )
+
+
+def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the report of a run folder, or of a repeat or cv folder (see :func:`write_report`)."""
+    run_dir = run_path(run_dir)
+    path = run_dir / SUMMARY
+    if path.exists() and not own_file(run_dir, path):
+        raise ModelFileError(
+            f"{path} is a symbolic link (or leads out of {run_dir}); a report reads only the "
+            "folder's own files: copy the file in its place"
+        )
+    summary = check_summary(read_summary(run_dir, required=True), path)
+    kind = group_kind(summary)
+    return write_page(
+        run_dir,
+        out,
+        (lambda page: group_page(run_dir, summary, kind, page))
+        if kind is not None
+        else (lambda page: run_page(run_dir, summary)),
+        f"{run_dir / 'summary.json'} or metrics.jsonl does not hold what ffnlp writes",
     )

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ffnlp.features.wordvec_eval import WordVectors, project_2d  # noqa: E402
 from ffnlp.fileio import write_atomic  # noqa: E402
 from ffnlp.report.text import literal  # noqa: E402
+from ffnlp.runs.layout import DIAGNOSTICS_PLOT, LOSS_PLOT, PLOTS
 
 
 def plot_history(
@@ -28,7 +29,7 @@ def plot_history(
     training diagnostics, plots/diagnostics.png.  Returns the files written.
     """
     run_dir = Path(out_dir)
-    out = run_dir / "plots"
+    out = run_dir / PLOTS
     steps = [r for r in records if r["event"] == "step"]
     epochs = [r for r in records if r["event"] == "epoch"]
     evals = [r for r in records if r.get("dev")]
@@ -69,7 +70,7 @@ def plot_history(
     if ax.get_legend_handles_labels()[0]:
         ax.legend()
     fig.tight_layout()
-    written = [save_figure(fig, out / "loss.png", dpi=110, within=run_dir)]
+    written = [save_figure(fig, out / LOSS_PLOT, dpi=110, within=run_dir)]
     if metric:
         points = [r for r in evals if metric in r["dev"]]
         if points:
@@ -86,7 +87,7 @@ def plot_history(
             fig.tight_layout()
             written.append(save_figure(fig, out / f"dev_{metric}.png", dpi=110, within=run_dir))
     if any("diagnostics" in r for r in records):
-        written.append(plot_diagnostics(records, out / "diagnostics.png", within=run_dir))
+        written.append(plot_diagnostics(records, out / DIAGNOSTICS_PLOT, within=run_dir))
     return written
 
 

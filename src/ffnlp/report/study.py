@@ -18,7 +18,7 @@ from typing import Any
 from ffnlp.errors import FfnlpError
 from ffnlp.report import studyplots
 from ffnlp.report.fields import check_summary, read_records
-from ffnlp.report.group import aggregate_table, group_kind, read_members
+from ffnlp.report.group import aggregate_table, group_kind, read_members, write_run_report
 from ffnlp.report.markup import (
     EMPTY,
     Html,
@@ -35,8 +35,10 @@ from ffnlp.report.markup import (
     text,
 )
 from ffnlp.report.page import own_file, own_text
+from ffnlp.report.runpage import metrics_table, run_images
 from ffnlp.report.studyfolder import STATES, StudyFolder, StudyTrial, param_importances
-from ffnlp.tasks.runfolder import read_summary
+from ffnlp.runs.folder import read_summary
+from ffnlp.runs.layout import BEST_DIR, BEST_TOML, METRICS, SEEDS_DIR, SUMMARY
 
 TOP_TRIALS = 10
 PARALLEL_MAX_PARAMS = 12  # beyond that the axes are unreadable: the most important ones
@@ -90,12 +92,10 @@ def _importances(study: StudyFolder) -> tuple[Html, dict[str, float] | None]:
 
 def _run_report(run_dir: Path | None) -> Path | None:
     """Write the run's own report.html and return it; None when it has none to write."""
-    from ffnlp.report.html import write_report
-
-    if run_dir is None or not own_file(run_dir, run_dir / "summary.json"):
+    if run_dir is None or not own_file(run_dir, run_dir / SUMMARY):
         return None
     try:
-        return write_report(run_dir)
+        return write_run_report(run_dir)
     except FfnlpError:  # a damaged trial folder: the table says so by having no link
         return None
 
@@ -135,7 +135,6 @@ def _best_curves(
 ) -> Html:
     """The best trial's run curves: the plots its run folder has (as in its own report), else
     drawn now from its metrics.jsonl."""
-    from ffnlp.report.html import run_images
     from ffnlp.report.plots import plot_history
 
     if best is None:
@@ -152,7 +151,7 @@ def _best_curves(
     images = run_images(run_dir)
     if images:
         return head + images
-    metrics = run_dir / "metrics.jsonl"
+    metrics = run_dir / METRICS
     if not own_file(run_dir, metrics):
         return head + note(f"Trial {best.number} kept no metrics.jsonl: no curves to draw.")
     records = read_records(metrics)
@@ -164,11 +163,9 @@ def _best_curves(
 def _extras(study: StudyFolder, page: Path) -> Html:
     """The refit run (best/, with --refit) and the seeds (seeds/, with --seeds K), when present."""
     parts = []
-    best_dir = study.folder / "best"
-    if own_file(study.folder, best_dir / "summary.json"):
-        from ffnlp.report.html import metrics_table
-
-        summary = check_summary(read_summary(best_dir, required=True), best_dir / "summary.json")
+    best_dir = study.folder / BEST_DIR
+    if own_file(study.folder, best_dir / SUMMARY):
+        summary = check_summary(read_summary(best_dir, required=True), best_dir / SUMMARY)
         report = _run_report(best_dir)
         where = link(report, page, "report") if report is not None else text(best_dir)
         parts.append(
@@ -176,14 +173,12 @@ def _extras(study: StudyFolder, page: Path) -> Html:
             + el("p", where)
             + metrics_table(summary)
         )
-    seeds_dir = study.folder / "seeds"
-    if own_file(study.folder, seeds_dir / "summary.json"):
-        summary = check_summary(read_summary(seeds_dir, required=True), seeds_dir / "summary.json")
+    seeds_dir = study.folder / SEEDS_DIR
+    if own_file(study.folder, seeds_dir / SUMMARY):
+        summary = check_summary(read_summary(seeds_dir, required=True), seeds_dir / SUMMARY)
         kind = group_kind(summary)
         if kind is not None:
-            from ffnlp.report.html import write_report
-
-            report = write_report(seeds_dir)
+            report = write_run_report(seeds_dir)
             members = read_members(seeds_dir, summary, kind)
             parts.append(
                 el("h2", f"The best configuration over {len(members)} seeds (seeds/)", id="seeds")
@@ -277,7 +272,7 @@ def study_page(study: StudyFolder, page: Path) -> str:
         intermediate = note("No trial reported an intermediate value.")
     pruned = sum(t.state == "PRUNED" for t in study.trials)
     reports = {t.number: _run_report(t.run_dir) for t in study.ranked()[:TOP_TRIALS]}
-    best_toml = own_text(study.folder, study.folder / "best.toml")
+    best_toml = own_text(study.folder, study.folder / BEST_TOML)
     config = (
         muted("Re-run with ", el("code", f"--config {study.folder / 'best.toml'}"))
         + el("pre", best_toml)

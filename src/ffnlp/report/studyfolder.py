@@ -28,15 +28,13 @@ from types import ModuleType
 from typing import Any
 
 from ffnlp.errors import ConfigError, ModelFileError
-from ffnlp.models.io import read_json
 from ffnlp.report.fields import check_rescore, check_tune, read_records
 from ffnlp.report.page import own_file
+from ffnlp.runs.folder import read_json
+from ffnlp.runs.layout import METRICS, RESCORE_JSON, STUDY_DB, TRIALS_CSV, TUNE_JSON
 from ffnlp.training.history import History
+from ffnlp.tune.storage import opened, parse
 
-TUNE_JSON = "tune.json"
-TRIALS_CSV = "trials.csv"
-STUDY_DB = "study.db"
-RESCORE_JSON = "rescore.json"
 INSTALL_TUNE = "pip install 'ffnlp[tune]'"
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
@@ -207,7 +205,7 @@ def read_study(folder: Path, storage: str | None = None) -> StudyFolder:
     else:
         notes.append(f"The trials come from {TRIALS_CSV}.")
     trials = _from_csv(folder, info, csv_path)
-    return StudyFolder(folder, info, trials, "trials.csv", notes, rescore=rescore)
+    return StudyFolder(folder, info, trials, TRIALS_CSV, notes, rescore=rescore)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -254,8 +252,6 @@ def _check_sqlite(url: str, name: str) -> None:
 def _from_storage(
     optuna: ModuleType, folder: Path, info: dict[str, Any], storage: str
 ) -> tuple[list[StudyTrial], float | None]:
-    from ffnlp.tune.storage import opened, parse  # the tune extra: Optuna is installed here
-
     with quiet_optuna(optuna), opened(parse(storage, folder)) as reader:  # a journal file too
         study = optuna.load_study(study_name=info.get("study_name"), storage=reader)
         frozen = study.get_trials(deepcopy=False)
@@ -337,7 +333,7 @@ def _from_csv(folder: Path, info: dict[str, Any], path: Path) -> list[StudyTrial
 
 def _curve(run_dir: Path, metric: str) -> dict[int, float]:
     """step -> the metric at each dev evaluation, from the trial's metrics.jsonl ({} without it)."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS
     if not metric or not own_file(run_dir, path):
         return {}
     curve = {}

@@ -39,6 +39,7 @@ from starlette.routing import Route
 from ffnlp.serve.limits import ApiError, Limits, too_large
 from ffnlp.serve.page import render_page
 from ffnlp.serve.runs import ServedRun, check_names
+from ffnlp.threads import set_threads
 
 log = logging.getLogger("ffnlp.serve")
 
@@ -229,8 +230,6 @@ def app_from_environment() -> Starlette:
     """The application a worker process builds (uvicorn's factory): runs, limits and threads
     from the ``FFNLP_SERVE_SPEC`` variable that :func:`ffnlp.serve.server.serve` sets."""
     spec = json.loads(os.environ[SPEC_VARIABLE])
-    from ffnlp.serve.server import set_threads
-
-    set_threads(int(spec["threads"]))
+    set_threads(int(spec["threads"]))  # PyTorch's intra-op threads for every forward pass
     limits = Limits(**spec["limits"])
     return build_app(load_runs(spec["runs"], limits), limits)

@@ -36,6 +36,7 @@ from typing import Any
 from torch import nn
 
 from ffnlp.errors import ConfigError, DataError, FfnlpError
+from ffnlp.runs.layout import CONFIG, WEIGHTS
 from ffnlp.serve.batching import MicroBatcher
 from ffnlp.serve.limits import ApiError, Limits, invalid, too_large
 from ffnlp.tasks import registry
@@ -113,10 +114,10 @@ class ServedRun:
         for lm in (model, getattr(model, "partner", None)):
             network = getattr(lm, "network", None)
             if isinstance(network, nn.Module) and lm is not None and lm.run_dir is not None:
-                found.append((network, Path(lm.run_dir) / "model.safetensors"))
+                found.append((network, Path(lm.run_dir) / WEIGHTS))
         module = getattr(model, "model", None)
         if isinstance(module, nn.Module) and model.run_dir is not None:
-            found.append((module, Path(model.run_dir) / "model.safetensors"))
+            found.append((module, Path(model.run_dir) / WEIGHTS))
         return found
 
     def describe(self) -> dict[str, Any]:
@@ -129,9 +130,9 @@ class ServedRun:
         }
         if self.spec.describe is not None:
             out.update(self.spec.describe(model))
-        config = self.path / "config.toml"  # an ARPA file (no folder) has none: null
+        config = self.path / CONFIG  # an ARPA file (no folder) has none: null
         out["config_hash"] = "sha256:" + _sha256(config) if config.is_file() else None
-        weights = self.path / "model.safetensors"
+        weights = self.path / WEIGHTS
         out["size_bytes"] = (
             weights.stat().st_size if weights.is_file() else self.path.stat().st_size
         )

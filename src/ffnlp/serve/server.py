@@ -25,6 +25,7 @@ from typing import Literal, TypedDict
 from ffnlp.errors import ConfigError
 from ffnlp.serve import require_extra
 from ffnlp.serve.limits import Limits
+from ffnlp.threads import set_threads
 
 
 class _UvicornOptions(TypedDict):
@@ -37,13 +38,6 @@ class _UvicornOptions(TypedDict):
     timeout_graceful_shutdown: int
     server_header: bool
     lifespan: Literal["on"]
-
-
-def set_threads(threads: int) -> None:
-    """PyTorch's intra-op threads for every forward pass of this process."""
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def check_port(host: str, port: int) -> None:

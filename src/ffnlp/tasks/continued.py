@@ -40,9 +40,11 @@ from torch import nn
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, ModelFileError
-from ffnlp.models.io import NGRAM_TYPE, WEIGHTS, a_run, read_arch, run_path
+from ffnlp.fileio import as_named
+from ffnlp.models.io import NGRAM_TYPE
+from ffnlp.runs.folder import a_run, read_arch, read_lineage, read_summary, run_path, write_lineage
+from ffnlp.runs.layout import CONFIG, WEIGHTS
 from ffnlp.tasks import registry
-from ffnlp.tasks.runfolder import CONFIG, read_lineage, read_summary, write_lineage
 
 __all__ = [
     "Base",
@@ -164,7 +166,7 @@ def resumed_base(run_dir: Path, task: str) -> Base | None:
         return open_base(recorded["run"], task)
     except ModelFileError as exc:
         raise ModelFileError(
-            f"{run_dir} continues the run {recorded['run']} (its init_from.json), which "
+            f"{as_named(run_dir)} continues the run {recorded['run']} (its init_from.json), which "
             f"--resume reads again to grow the same vocabulary: {exc}; put that run back"
         ) from None
 

@@ -34,6 +34,7 @@ from ffnlp.errors import ConfigError
 from ffnlp.features import ngram_file
 from ffnlp.features.fast import IdRows, NgramLayout, NgramRows, split_chunk
 from ffnlp.models import numpy_forward
+from ffnlp.runs.layout import ARCH, CONFIG, VOCAB, WEIGHTS
 from ffnlp.text.tokenize import KINDS, Tokenizer
 
 ENV = "FFNLP_FAST_PREDICT"
@@ -214,10 +215,10 @@ def open_run(run_dir: str | Path) -> FastClassifier | None:
 def _open(run: Path) -> FastClassifier | None:
     from ffnlp.config import load_toml
 
-    names = ("model.json", "vocab.json", "config.toml", "model.safetensors")
+    names = (ARCH, VOCAB, CONFIG, WEIGHTS)
     if not run.is_dir() or any(not (run / n).is_file() or (run / n).is_symlink() for n in names):
         return None
-    arch = json.loads((run / "model.json").read_text(encoding="utf-8"))
+    arch = json.loads((run / ARCH).read_text(encoding="utf-8"))
     kind, args = arch.get("type"), arch.get("args")
     if (
         arch.get("task") != "classify"
@@ -232,7 +233,7 @@ def _open(run: Path) -> FastClassifier | None:
         return None
     if not _plain_args(kind, args):
         return None
-    config = load_toml(run / "config.toml")
+    config = load_toml(run / CONFIG)
     if not set(config) <= _SECTIONS:
         return None
     data, features, task = config["data"], config["features"], config.get("task", {})
@@ -248,7 +249,7 @@ def _open(run: Path) -> FastClassifier | None:
     if model_type != kind or data["tokenizer"] not in KINDS:
         return None
     tokenizer = Tokenizer(data["tokenizer"], lowercase=bool(data["lowercase"]))
-    vocab_bytes = (run / "vocab.json").read_bytes()
+    vocab_bytes = (run / VOCAB).read_bytes()
     # n-gram features: their arrays in vocab.safetensors, when the run has it (read in a few
     # milliseconds, where vocab.json's names take a tenth of a second); else vocab.json's
     stored = ngram_file.read(run, vocab_bytes) if features.get("kind") == "ngrams" else None
@@ -265,7 +266,7 @@ def _open(run: Path) -> FastClassifier | None:
         or len(set(labels)) != len(labels)
     ):
         return None
-    arrays = map_weights(run / "model.safetensors")
+    arrays = map_weights(run / WEIGHTS)
     if arrays is None:
         return None
     multilabel = bool(args.get("multilabel", False))

@@ -3,40 +3,44 @@
 A task's ``train_*`` function is a recipe: read and featurise the data, build the model, then
 hand both to these steps, which are the same for every task::
 
-    @run_recipe
     def train_classifier(..., out=None, resume=False, force=False, **settings):
-        run_dir, cfg = start_run("classify", resolve_config, config, overrides, settings, out,
-                                 resume, seed, force=force)
-        ...read the data, build the model...
-        trainer = fit(model, cfg.train, train_source, dev_source, evaluate, callbacks, run_dir,
-                      resume)
-        summary = training_summary("classify", trainer, prep_seconds)
-        ...the task's own figures (dev/test metrics)...
-        finish_run(run_dir, summary, trainer.history.records, metric="accuracy")
+        with start_run("classify", resolve_config, config, overrides, settings, out, resume,
+                       seed, force=force) as run:
+            cfg = run.config
+            ...read the data...
+            model = run.seeded(build_model, cfg, ...)   # the first draws of train.seed
+            trainer = fit(model, cfg.train, train_source, dev_source, evaluate, callbacks,
+                          run.dir, run.resume)
+            summary = training_summary("classify", trainer, prep_seconds)
+            ...the task's own figures (dev/test metrics)...
+            finish_run(run.dir, summary, trainer.history.records, metric="accuracy")
+            return Classifier(..., run.final_dir)
 
-``run_recipe`` makes the whole recipe a transaction on its run folder (see :mod:`ffnlp.rundir`):
-the run is written into a hidden folder and put in place when the recipe returns, removed when
-it fails, kept (resumable) when it is interrupted. ``start_run`` resolves the configuration
-(defaults -> file -> settings -> keyword settings), opens the run folder (refusing an existing
-run unless ``resume`` or ``force``), writes ``config.toml`` and makes the process settings
-(the allocator, and threads when they are given as a number); ``fit`` sets the threads for the
-model ("auto"), turns off what needs dev data when there is none and runs the Trainer, raising
-:class:`~ffnlp.errors.Interrupted` after Ctrl-C / SIGTERM (the checkpoint written, nothing
-evaluated); ``finish_run`` writes ``summary.json`` and the plots.
+``start_run`` is the whole run, explicit: on entering it resolves the configuration (defaults ->
+file -> overrides -> keyword settings), opens the run folder as a transaction (see
+:mod:`ffnlp.runs.transaction`; an existing run is refused unless ``resume`` or ``force``),
+writes ``config.toml`` and prepares the process (the allocator, and the threads when they are
+given as a number); ``run.seeded`` seeds Python, NumPy and torch once, right before the model's
+initial weights are drawn. When the block ends the run is put in place (``run.final_dir``);
+when it fails what it wrote is removed and an existing run is left as it was; when it is
+interrupted (Ctrl-C, SIGTERM) a partial run that has a checkpoint is kept, resumable.
+
+``fit`` sets the threads for the model ("auto"), turns off what needs dev data when there is
+none and runs the Trainer, raising :class:`~ffnlp.errors.Interrupted` after Ctrl-C / SIGTERM
+(the checkpoint written, nothing evaluated); ``finish_run`` writes ``summary.json`` and the
+plots.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import functools
-import json
 import logging
 import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, TypeVar
 
@@ -45,20 +49,19 @@ from torch import nn
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError, FfnlpError, Interrupted, ModelFileError, RankLost
-from ffnlp.fileio import is_disk_full, output_error, write_atomic
+from ffnlp.fileio import as_named, is_disk_full, output_error, write_atomic
 from ffnlp.params import check_bool, check_instances, check_int, check_path
-from ffnlp.rundir import (
-    CHECKPOINT,
-    MARKER,
-    RunTransaction,
+from ffnlp.runs.folder import has_summary, write_config, write_summary
+from ffnlp.runs.layout import CHECKPOINT, CONFIG, MARKER, METRICS
+from ffnlp.runs.restarts import (
     left_by_earlier_attempt,
     note_job,
-    open_in_place,
     restart_count,
     torchrun_job,
     write_marker,
 )
-from ffnlp.runtime import is_main_process, prepare_process
+from ffnlp.runs.transaction import RunTransaction
+from ffnlp.runtime import is_main_process, prepare_process, seed_everything
 from ffnlp.tasks.runfolder import expect_run_of
 from ffnlp.text import shards
 from ffnlp.text.readers import input_problems
@@ -74,6 +77,7 @@ from ffnlp.training.trainer import Evaluate
 log = logging.getLogger(__name__)
 
 C = TypeVar("C", bound="HasTrain")
+T = TypeVar("T")
 
 
 class HasTrain(Protocol):
@@ -149,6 +153,29 @@ def check_callbacks(callbacks: object, owner: str) -> list[Callback]:
     )
 
 
+@dataclass
+class Run:
+    """One training run, as its recipe sees it inside :func:`start_run`."""
+
+    task: str
+    config: Any  # the resolved configuration (a task's frozen dataclass with a [train] section)
+    dir: Path  # where the run is written until the command is over (a hidden sibling of OUT)
+    final_dir: Path  # the run folder as the user named it, where the run is once complete
+    resume: bool  # continues a checkpoint: --resume, or a torchrun restart of this job
+    _seeded: bool = field(default=False, repr=False)
+
+    def seeded(self, build: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``build(*args, **kwargs)`` after seeding Python, NumPy and torch with train.seed:
+        the model's initial weights are the run's first random draws, whatever reading the data
+        (or loading another run's model) drew before. Once per run."""
+        if self._seeded:
+            raise RuntimeError("a run is seeded once: call run.seeded for the model only")
+        self._seeded = True
+        seed_everything(self.config.train.seed)
+        return build(*args, **kwargs)
+
+
+@contextlib.contextmanager
 def start_run(
     task: str,
     resolve: Callable[..., C],
@@ -161,8 +188,14 @@ def start_run(
     check: Callable[[C], None] | None = None,
     force: bool = False,
     inputs: Mapping[str, object] | None = None,
-) -> tuple[Path, C]:
-    """Resolve the configuration, open the run directory, save ``config.toml``, set the process.
+) -> Iterator[Run]:
+    """A training run of ``task``, from its configuration to its complete folder.
+
+    Entering resolves the configuration, opens the run folder, saves ``config.toml`` and
+    prepares the process (see the module's docstring); leaving puts the run in place, or, when
+    the block raised, removes what it wrote (an interrupted run with a checkpoint is kept,
+    resumable, and :class:`~ffnlp.errors.Interrupted` says where). Under torchrun the process
+    group lives as long as the block; the ranks but the first write into a private copy.
 
     ``overrides`` are settings ({"train.epochs": 5}, or the ``["train.epochs=5"]`` text, read
     here once), ``settings`` the recipe's keyword settings; ``seed`` is a shortcut for ``train.seed``; ``check`` validates the resolved configuration
@@ -171,12 +204,69 @@ def start_run(
     ``resume`` an existing run is refused. ``inputs`` (option -> data file, e.g.
     {"--train": path}) are checked at the same time as the configuration: a missing file and a
     configuration problem are reported together, in one error.
-
-    Inside a :func:`run_recipe` the folder returned is where the run is written until the
-    command is over (a hidden sibling of ``out``: see :mod:`ffnlp.rundir`); outside one the run
-    is written in place.
     """
-    owner = TRAIN_FUNCTIONS.get(task, f"train ({task})")
+    shards.READ.clear()  # this run's shards, not an earlier run's of the same process
+    opened: list[RunTransaction] = []
+    try:
+        with distributed.session(), interrupts_as_exceptions():
+            resume, force, cfg, again = resolve_run(
+                task, resolve, config, overrides, settings, out, resume, seed, check, force, inputs
+            )
+            transaction, resume = _open(out, task, resume, force)
+            opened.append(transaction)
+            if resume:  # the configuration the run was trained with, and the overrides
+                cfg = again(transaction.work / CONFIG)
+            write_config(transaction.work, cfg, unchanged_ok=resume)
+            prepare_process(cfg.train.threads)
+            yield Run(task, cfg, transaction.work, transaction.final, resume)
+            transaction.commit()
+    except BaseException as exc:
+        if not opened or opened[0].done:
+            raise
+        raise _closed_on_failure(opened[0], exc) from None
+
+
+@contextlib.contextmanager
+def dry_run(
+    task: str,
+    resolve: Callable[..., C],
+    config: Any,
+    overrides: cfgmod.Settings | Iterable[str],
+    settings: Mapping[str, Any],
+    seed: int | None = None,
+    check: Callable[[C], None] | None = None,
+    owner: str | None = None,
+) -> Iterator[Run]:
+    """A run that writes nothing (the learning-rate range test): the configuration resolved
+    and checked as :func:`start_run` does, the process prepared, ``run.seeded`` for the model;
+    no folder (``run.dir`` is a placeholder never written), no transaction."""
+    _, _, cfg, _ = resolve_run(
+        task, resolve, config, overrides, settings, None, False, seed, check, False, None, owner
+    )
+    prepare_process(cfg.train.threads)
+    nowhere = Path(os.devnull)
+    yield Run(task, cfg, nowhere, nowhere, False)
+
+
+def resolve_run(
+    task: str,
+    resolve: Callable[..., C],
+    config: Any,
+    overrides: cfgmod.Settings | Iterable[str],
+    settings: Mapping[str, Any],
+    out: str | Path | None,
+    resume: bool,
+    seed: int | None,
+    check: Callable[[C], None] | None,
+    force: bool,
+    inputs: Mapping[str, object] | None,
+    owner: str | None = None,
+) -> tuple[bool, bool, C, Callable[[Path], C]]:
+    """The arguments of :func:`start_run` checked and the configuration resolved, before
+    anything is written: (resume, force, the configuration, how to resolve a saved
+    config.toml with the same overrides and settings). ``owner``: the function a message
+    about a bad argument names (default: the task's train function)."""
+    owner = owner or TRAIN_FUNCTIONS.get(task, f"train ({task})")
     settings = dict(settings)
     force = check_bool(settings.pop("force", force), "force", owner)
     resume = check_bool(resume, "resume", owner)
@@ -201,39 +291,36 @@ def start_run(
         message = cfgmod.join_problems(everything, "in the configuration and inputs")
         raise ConfigError(message, problems=everything) from None
     cfgmod.raise_problems(problems, "with the input files", error=DataError)
-    scope = _SCOPE.get()
-    if scope is not None and scope.transaction is None:
-        # torchrun started the workers again after a rank died (--max-restarts): continue the
-        # run an earlier attempt of this job left, as --resume would
-        restarted = restart_count() > 0 and torchrun_job() is not None and not (resume or force)
-        if is_main_process():
-            if restarted and left_by_earlier_attempt(out) is not None:
-                log.warning(
-                    "torchrun restart %d: continuing the run that the earlier attempt left in %s",
-                    restart_count(),
-                    out,
-                )
-                resume = scope.resumed = True
-            transaction = RunTransaction.open(out, task, resume, force)
-            note_job(transaction.work)
-            if restarted:  # the run is in place: the other ranks may copy it to resume
-                distributed.broadcast_object(resume, "the restart")
-        else:  # torchrun: the run is rank 0's
-            if restarted:
-                resume = scope.resumed = bool(distributed.broadcast_object(None, "the restart"))
-            transaction = RunTransaction.private(out, task, resume)
-        scope.transaction = transaction
-        run_dir = transaction.work
-    else:
-        run_dir = open_in_place(out, task, resume, force)
-    saved = run_dir / "config.toml"
-    if resume:
-        cfg = resolve(saved, sets, **settings)
-    text = cfgmod.dump_toml(cfg)
-    if not resume or saved.read_text(encoding="utf-8") != text:
-        write_atomic(saved, text, within=run_dir)
-    prepare_process(cfg.train.threads)
-    return run_dir, cfg
+
+    def again(saved: Path) -> C:
+        return resolve(saved, sets, **settings)
+
+    return resume, force, cfg, again
+
+
+def _open(
+    out: str | Path | None, task: str, resume: bool, force: bool
+) -> tuple[RunTransaction, bool]:
+    """The run folder's transaction, and whether the run continues a checkpoint: ``resume``,
+    or, when torchrun started the workers again after a rank died (--max-restarts), the run an
+    earlier attempt of this job left (continued as --resume would)."""
+    restarted = restart_count() > 0 and torchrun_job() is not None and not (resume or force)
+    if not is_main_process():  # torchrun: the run is rank 0's
+        if restarted:
+            resume = bool(distributed.broadcast_object(None, "the restart"))
+        return RunTransaction.private(out, task, resume), resume
+    if restarted and left_by_earlier_attempt(out) is not None:
+        log.warning(
+            "torchrun restart %d: continuing the run that the earlier attempt left in %s",
+            restart_count(),
+            out,
+        )
+        resume = True
+    transaction = RunTransaction.open(out, task, resume, force)
+    note_job(transaction.work)
+    if restarted:  # the run is in place: the other ranks may copy it to resume
+        distributed.broadcast_object(resume, "the restart")
+    return transaction, resume
 
 
 def fit(
@@ -276,16 +363,18 @@ def fit(
         sharded=sharded,
     )
     if resume and not checkpoint_path(run_dir).is_file():
-        if (run_dir / "summary.json").is_file():
+        if has_summary(run_dir):
             raise ModelFileError(
-                f"no checkpoint at {checkpoint_path(run_dir)}; --resume needs a run directory "
+                f"no checkpoint at {as_named(checkpoint_path(run_dir))}; --resume needs a run directory "
                 "that was trained with train.checkpoint = true"
             )
         # stopped before its first checkpoint: from the start is where it stopped, as far as the
         # results go (same seed, same data)
-        log.warning("%s has no checkpoint yet: training starts from the beginning", run_dir)
+        log.warning(
+            "%s has no checkpoint yet: training starts from the beginning", as_named(run_dir)
+        )
         resume = False
-        write_atomic(run_dir / "metrics.jsonl", "", within=run_dir)
+        write_atomic(run_dir / METRICS, "", within=run_dir)
     cpu_started = time.process_time()
     trainer.fit(resume=resume)
     trainer.cpu_seconds = time.process_time() - cpu_started
@@ -356,7 +445,7 @@ def finish_run(
 ) -> Summary:
     """Write ``summary.json`` and, when there is a training history, ``plots/loss.png`` (and the
     monitored dev metric's plot)."""
-    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2), within=run_dir)
+    write_summary(run_dir, summary)
     if records:
         from ffnlp.report.plots import plot_history
 
@@ -365,63 +454,7 @@ def finish_run(
     return summary
 
 
-# ------------------------------------------------------------------------------- transactions
-
-
-class _Scope:
-    """What one :func:`run_recipe` call opened (the first start_run inside it)."""
-
-    transaction: RunTransaction | None = None
-    resumed = False  # continued an earlier attempt's run without --resume (torchrun restart)
-
-
-def continues(resume: bool) -> bool:
-    """Whether the recipe's run continues a checkpoint: ``resume``, or a run left by an earlier
-    attempt of this torchrun job, which :func:`start_run` took up (see
-    :func:`ffnlp.rundir.left_by_earlier_attempt`)."""
-    scope = _SCOPE.get()
-    return resume or (scope is not None and scope.resumed)
-
-
-_SCOPE: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("ffnlp_run", default=None)
-
-R = TypeVar("R")
-
-
-def run_recipe(recipe: Callable[..., R]) -> Callable[..., R]:
-    """Make a task's ``train_*`` function a transaction on its run folder.
-
-    The run the recipe opens with :func:`start_run` is written into a hidden sibling of its
-    folder and put in place when the recipe returns (the returned object's ``run_dir`` then
-    names the final folder). When the recipe fails, what it wrote is removed and an existing run
-    is left as it was; a full disk is one :class:`~ffnlp.errors.OutputError`. When it is
-    interrupted (Ctrl-C, SIGTERM), a partial run that has a checkpoint is kept, resumable, and
-    :class:`~ffnlp.errors.Interrupted` says where (see :mod:`ffnlp.rundir`).
-    """
-
-    @functools.wraps(recipe)
-    def transactional(*args: Any, **kwargs: Any) -> R:
-        scope = _Scope()
-        token = _SCOPE.set(scope)
-        shards.READ.clear()  # this run's shards, not an earlier run's of the same process
-        try:
-            with distributed.session(), interrupts_as_exceptions():
-                result = recipe(*args, **kwargs)
-                transaction = scope.transaction
-                if transaction is not None:
-                    final = transaction.commit()
-                    if getattr(result, "run_dir", None) == transaction.work:
-                        result.run_dir = final  # type: ignore[attr-defined]
-            return result
-        except BaseException as exc:
-            transaction = scope.transaction
-            if transaction is None or transaction.done:
-                raise
-            raise _closed_on_failure(transaction, exc) from None
-        finally:
-            _SCOPE.reset(token)
-
-    return transactional
+# ------------------------------------------------------------------------------- failures
 
 
 def _closed_on_failure(transaction: RunTransaction, exc: BaseException) -> BaseException:
@@ -441,11 +474,8 @@ def _closed_on_failure(transaction: RunTransaction, exc: BaseException) -> BaseE
                     write_marker(transaction.work, {"signal": signal.Signals(signum).name})
         kept = transaction.keep_interrupted()
         return Interrupted(signum, kept, step, epoch)
-    transaction.abort()
     if isinstance(exc, OSError) or is_disk_full(exc):
-        where = getattr(exc, "filename", None) or transaction.work
-        exc = output_error(exc, where)
-    if isinstance(exc, FfnlpError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
-        # name the run as the user knows it, not the hidden folder it was written in
-        exc.args = (exc.args[0].replace(str(transaction.work), str(transaction.shown)),)
+        # named while the transaction still shows its hidden folder as the user's
+        exc = output_error(exc, getattr(exc, "filename", None) or transaction.work)
+    transaction.abort()
     return exc

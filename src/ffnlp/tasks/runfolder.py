@@ -1,42 +1,30 @@
-"""Reading a run folder back: every file checked, every failure a :class:`ModelFileError` that
-names the file and what to do.
+"""Reading a run folder back where it takes knowing the tasks: which task made a run, its
+config.toml resolved with that task's defaults, and the commands that read a run of another task.
 
-A run folder is user input like any other: it may be half-copied, edited by hand, from another
-task or another version, or crafted. The loaders of the three tasks read it through these
-functions (and :mod:`ffnlp.models.io` for model.json and the weights), so that a bad file gives
-one clear error and nothing outside the folder is ever read.
+The files themselves are named, read and checked by :mod:`ffnlp.runs` (the folder's owner);
+these functions add what the task registry knows:
 
 - :func:`read_config`: config.toml, resolved with the task's defaults;
-- :func:`read_summary`: summary.json, optional for loading (eval and predict do not need it);
 - :func:`run_task`: the task that made a run, from model.json or else from config.toml's
   sections (an interrupted run has no model.json yet), for ``--resume``;
-- :func:`write_lineage` / :func:`read_lineage`: ``init_from.json``, the earlier run a continued
-  run (``--init-from``) started from, written before training so that ``--resume`` of an
-  interrupted continued run grows the same vocabulary from the same run (summary.json repeats
-  it under ``init_from``).
+- :func:`expect_task` / :func:`expect_run_of`: refuse a run of another task, naming the
+  commands that read it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, ModelFileError
-from ffnlp.fileio import write_atomic
-from ffnlp.models.io import ARCH, a_run, read_arch, read_json
+from ffnlp.runs.folder import a_run, read_arch
+from ffnlp.runs.layout import ARCH, CONFIG
 from ffnlp.tasks import registry
 
-log = logging.getLogger(__name__)
-
 C = TypeVar("C")
-CONFIG = "config.toml"
-SUMMARY = "summary.json"
-LINEAGE = "init_from.json"
 
 
 def read_config(run_dir: Path, resolve: Callable[[Path], C], task: str) -> C:
@@ -57,45 +45,6 @@ def read_config(run_dir: Path, resolve: Callable[[Path], C], task: str) -> C:
         text = str(exc)
         where = "" if str(path) in text else f"{path}: "
         raise ModelFileError(f"{where}{text}; retrain the run or restore the file") from None
-
-
-def read_summary(run_dir: Path, required: bool = False) -> dict[str, Any]:
-    """summary.json as a dict. Loading a model does not need it: a missing file gives ``{}``
-    and a damaged one ``{}`` with a logged warning, unless ``required`` (the report), when both
-    are ModelFileErrors."""
-    path = run_dir / SUMMARY
-    if not path.is_file():
-        if required:
-            raise ModelFileError(
-                f"{run_dir} has no {SUMMARY}: is it a finished ffnlp run directory?"
-            )
-        return {}
-    try:
-        return read_json(path)
-    except ModelFileError as exc:
-        if required:
-            raise
-        log.warning("%s; the model loads without it", exc)
-        return {}
-
-
-def write_lineage(run_dir: Path, lineage: dict[str, Any]) -> None:
-    """``init_from.json``: where a continued run's first weights came from."""
-    write_atomic(run_dir / LINEAGE, json.dumps(lineage, indent=2), within=run_dir)
-
-
-def read_lineage(run_dir: Path) -> dict[str, Any] | None:
-    """``init_from.json`` of ``run_dir`` (None when the run was trained from scratch); a file
-    without the earlier run's folder is a ModelFileError."""
-    path = run_dir / LINEAGE
-    if not path.is_file():
-        return None
-    lineage = read_json(path)
-    if not isinstance(lineage.get("run"), str):
-        raise ModelFileError(
-            f'{path} is corrupted: "run" must be the folder of the run it continued'
-        )
-    return lineage
 
 
 def run_task(run_dir: Path) -> str | None:

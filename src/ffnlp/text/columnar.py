@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from ffnlp.errors import ConfigError, DataError, shown
-from ffnlp.text.readers import MAX_REPORTED_SKIPS, LabeledData
+from ffnlp.text.labeled import MAX_REPORTED_SKIPS, LabeledData
 
 COLUMNAR_FORMATS = ("parquet", "arrow")
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow", ".feather": "arrow"}

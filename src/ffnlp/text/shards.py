@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ffnlp.errors import ConfigError, DataError, shown
+from ffnlp.text.columnar import columnar_format
 from ffnlp.training import distributed
 
 GLOB_CHARACTERS = frozenset("*?[")
@@ -54,9 +55,11 @@ def names_shards(spec: object, columnar_ok: bool = False) -> bool:
 
 
 def _columnar(p: Path) -> bool:
-    from ffnlp.text.readers import _columnar_folder
-
-    return _columnar_folder(p)
+    """Whether the folder ``p`` holds a columnar data set (read as a whole, not as shards)."""
+    try:
+        return columnar_format(p) is not None
+    except OSError:
+        return False
 
 
 def expand(spec: str | os.PathLike[str], option: str) -> list[Path]:

@@ -18,15 +18,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ffnlp.errors import ModelFileError, TrainingError
-from ffnlp.fileio import write_atomic
+from ffnlp.fileio import as_named, write_atomic
+from ffnlp.runs.layout import CHECKPOINT, METRICS
 from ffnlp.runtime import is_main_process
 from ffnlp.training.callbacks import Callback
 from ffnlp.training.distributed import epoch_seed, rank
 
 if TYPE_CHECKING:
     from ffnlp.training.trainer import Trainer
-
-CHECKPOINT_FILE = "state.pt"
 
 
 def save_atomic(state: dict[str, Any], path: str | Path, within: str | Path | None = None) -> None:
@@ -41,25 +40,28 @@ def save_atomic(state: dict[str, Any], path: str | Path, within: str | Path | No
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoint" / CHECKPOINT_FILE
+        path = path / CHECKPOINT
     if not path.is_file():
         raise ModelFileError(
-            f"no checkpoint at {path}; --resume needs a run directory that was trained with "
+            f"no checkpoint at {as_named(path)}; --resume needs a run directory that was trained with "
             "train.checkpoint = true"
         )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, OSError) and exc.strerror:  # its text names the file: said once
+            reason = f"[Errno {exc.errno}] {exc.strerror}"
+        else:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(
-            f"checkpoint {path} cannot be read ({reason}); it may be corrupted"
+            f"checkpoint {as_named(path)} cannot be read ({reason}); it may be corrupted"
         ) from None
 
 
 def checkpoint_path(run_dir: Path | None) -> Path:
     if run_dir is None:
         raise TrainingError("checkpoints need a run directory (run_dir)")
-    return run_dir / "checkpoint" / CHECKPOINT_FILE
+    return run_dir / CHECKPOINT
 
 
 def trainer_state(trainer: Trainer) -> dict[str, Any]:
@@ -101,13 +103,13 @@ def resume_trainer(trainer: Trainer) -> None:
         restore_trainer(trainer, state)
     except KeyError as exc:
         raise ModelFileError(
-            f"checkpoint {path} is incomplete (no {exc}); it is damaged: start the run again "
+            f"checkpoint {as_named(path)} is incomplete (no {exc}); it is damaged: start the run again "
             "without --resume"
         ) from None
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(
-            f"checkpoint {path} does not fit this run ({first}); it comes from another run or "
+            f"checkpoint {as_named(path)} does not fit this run ({first}); it comes from another run or "
             "configuration: start the run again without --resume"
         ) from None
 
@@ -132,7 +134,7 @@ def restore_trainer(trainer: Trainer, state: dict[str, Any]) -> None:
     trainer.should_stop, trainer.stop_reason = state["should_stop"], state["stop_reason"]
     if trainer.run_dir is not None and is_main_process():
         write_atomic(
-            trainer.run_dir / "metrics.jsonl",
+            trainer.run_dir / METRICS,
             "".join(json.dumps(r) + "\n" for r in trainer.history.records),
             within=trainer.run_dir,
         )

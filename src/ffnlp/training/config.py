@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ffnlp.config import option
-from ffnlp.runtime import thread_problem
+from ffnlp.threads import thread_problem
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "step", "linear", "cosine", "plateau")

@@ -22,6 +22,7 @@ from torch import nn
 
 from ffnlp.errors import RankLost, TrainingError
 from ffnlp.fileio import append_line
+from ffnlp.runs.layout import METRICS
 from ffnlp.runtime import is_main_process, select_device
 from ffnlp.training.callbacks import Callback
 from ffnlp.training.checkpoint import resume_trainer, rewind_epoch
@@ -230,7 +231,7 @@ class Trainer:
         self.emit("on_record", record)  # callbacks may add keys (e.g. "diagnostics")
         self.history.append(record)
         if self.run_dir is not None and is_main_process():
-            append_line(self.run_dir / "metrics.jsonl", json.dumps(record), within=self.run_dir)
+            append_line(self.run_dir / METRICS, json.dumps(record), within=self.run_dir)
 
     def emit(self, hook: str, *args: Any) -> None:
         """Call every callback's ``hook`` with the trainer and ``args``."""

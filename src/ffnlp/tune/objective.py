@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, TrainingError
 from ffnlp.fileio import append_line, write_atomic
+from ffnlp.runs.folder import write_config, write_summary
+from ffnlp.runs.layout import METRICS, TRIALS_DIR
 from ffnlp.tune import tasks
 from ffnlp.tune.pruning import TrialReporter
 from ffnlp.tune.space import Space
@@ -41,8 +43,6 @@ if TYPE_CHECKING:
 
     from ffnlp.text.readers import LabeledData
     from ffnlp.training.callbacks import Callback
-
-TRIALS = "trials"
 
 
 class TrialFailed(Exception):
@@ -92,7 +92,7 @@ class Plan:
 
 def run_dir_of(number: int) -> str:
     """A trial's folder, relative to the study folder."""
-    return f"{TRIALS}/{number:04d}"
+    return f"{TRIALS_DIR}/{number:04d}"
 
 
 def objective(plan: Plan) -> Callable[[optuna.trial.Trial], float]:
@@ -265,8 +265,8 @@ def _train_rounds(
     rounds done, and each round's figures."""
     unit = rounds[0].unit
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / "config.toml", cfgmod.dump_toml(rounds[0].cfg), within=run_dir)
-    write_atomic(run_dir / "metrics.jsonl", "", within=run_dir)
+    write_config(run_dir, rounds[0].cfg)
+    write_atomic(run_dir / METRICS, "", within=run_dir)
     outcome = _RoundsOutcome()
     rows: list[dict[str, Any]] = []
     best_epochs: list[float] = []
@@ -303,7 +303,7 @@ def _train_rounds(
         )
         mean = statistics.fmean(metric_value({"dev": row["dev"]}, plan.metric) for row in rows)
         record = {"event": unit, unit: r.number, "step": steps, "dev": dev, "mean": mean}
-        append_line(run_dir / "metrics.jsonl", json.dumps(record), within=run_dir)
+        append_line(run_dir / METRICS, json.dumps(record), within=run_dir)
         if math.isfinite(mean) and reporter.last_step != steps:
             trial.report(mean, steps)
         if reporter.pruned or reporter.timed_out:
@@ -337,7 +337,7 @@ def _train_rounds(
         "train_seconds": sum(float(row["train_seconds"] or 0.0) for row in rows),
         "stop_reason": outcome.reason,
     }
-    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2), within=run_dir)
+    write_summary(run_dir, summary)
     return summary, outcome
 
 

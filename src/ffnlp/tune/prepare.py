@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ffnlp import __version__
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.outputs import check_output_dir
+from ffnlp.runs.layout import TUNE_JSON
 from ffnlp.tune import tasks
 from ffnlp.tune.objective import Fold, Plan
 from ffnlp.tune.space import Space, check_space, parse_space, space_path
+from ffnlp.version import __version__
 
 DIRECTIONS = ("maximize", "minimize")
 AUTO_TRIAL_SEEDS = 3  # --trial-seeds auto for classify without --cv
@@ -190,7 +191,7 @@ def resolve_rescore(task: str, inputs: tasks.Inputs, requested: int | str) -> in
 def _trial_seeds_so_far(out: Path | None) -> int | None:
     """The seeds per trial of the study in ``out`` (1 for a study from before --trial-seeds);
     None when there is none (or its tune.json cannot be read: the folder check says so)."""
-    path = Path(out) / "tune.json" if out is not None else None
+    path = Path(out) / TUNE_JSON if out is not None else None
     if path is None or not path.is_file():
         return None
     try:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
+from ffnlp.runs.layout import RESCORE_DIR, RESCORE_JSON, SUMMARY
 from ffnlp.tune import tasks
 from ffnlp.tune.objective import search_value
 
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
     from ffnlp.training.callbacks import Callback
     from ffnlp.tune.objective import Plan
 
-FOLDER = "rescore"
-TABLE = "rescore.json"
 ALPHA = 0.05  # a candidate replaces the base configuration when p < ALPHA
 
 
@@ -66,7 +65,7 @@ def seeds_of(trial: optuna.trial.FrozenTrial, plan: Plan) -> list[int]:
 
 
 def run_dir(out: Path, number: int, seed: int) -> Path:
-    return out / FOLDER / f"{number:04d}" / f"seed_{seed}"
+    return out / RESCORE_DIR / f"{number:04d}" / f"seed_{seed}"
 
 
 def seconds_needed(study: optuna.study.Study, plan: Plan) -> float:
@@ -84,7 +83,7 @@ def _read(plan: Plan, number: int, seed: int) -> float | None:
     """A finished re-scoring run's metric (None when there is none)."""
     from ffnlp.tune.objective import metric_value
 
-    path = run_dir(plan.out, number, seed) / "summary.json"
+    path = run_dir(plan.out, number, seed) / SUMMARY
     if not path.is_file():
         return None
     try:
@@ -151,7 +150,7 @@ def rescore(
         "alpha": ALPHA,
         "seeds_per_candidate": plan.rescore_seeds,
     }
-    write_atomic(plan.out / TABLE, json.dumps(table, indent=2))
+    write_atomic(plan.out / RESCORE_JSON, json.dumps(table, indent=2))
     return table
 
 
@@ -196,7 +195,7 @@ def _p_better(values: Sequence[float], base: Sequence[float], sign: float) -> fl
 
 def read_table(out: Path) -> dict[str, Any] | None:
     """The last re-scoring's table (DIR/rescore.json), None without a readable one."""
-    path = out / TABLE
+    path = out / RESCORE_JSON
     if not path.is_file():
         return None
     try:

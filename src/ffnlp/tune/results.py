@@ -24,9 +24,18 @@ from typing import TYPE_CHECKING, Any
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
+from ffnlp.runs.layout import (
+    BEST_DIR,
+    BEST_TOML,
+    RESCORE_DIR,
+    RUN_SUMMARY_FILES,
+    SEEDS_DIR,
+    SUMMARY,
+    TRIALS_CSV,
+    TRIALS_DIR,
+)
 from ffnlp.tune import tasks
-from ffnlp.tune.objective import TRIALS, Fold, Plan, run_dir_of
-from ffnlp.tune.rescore import FOLDER as RESCORED
+from ffnlp.tune.objective import Fold, Plan, run_dir_of
 
 if TYPE_CHECKING:
     import optuna
@@ -37,7 +46,6 @@ if TYPE_CHECKING:
 KEEPS = ("all", "best", "summaries")
 REFIT_ON = ("train+dev", "train")
 # what a trial folder keeps when it is pruned to its summary
-SUMMARY_FILES = ("config.toml", "summary.json", "metrics.jsonl", "plots")
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
@@ -105,10 +113,10 @@ def write_tables(study: optuna.study.Study, plan: Plan) -> None:
     """trials.csv, and best.toml once a trial has completed (both rewritten after each trial,
     so that a study stopped at any moment has them)."""
     trials = study.get_trials(deepcopy=False)
-    write_atomic(plan.out / "trials.csv", trials_csv(trials, plan.space.keys))
+    write_atomic(plan.out / TRIALS_CSV, trials_csv(trials, plan.space.keys))
     best = best_trial(study, plan.out)
     if best is not None and "config" in best.user_attrs:
-        write_atomic(plan.out / "best.toml", best_toml(best, study.study_name, plan.metric))
+        write_atomic(plan.out / BEST_TOML, best_toml(best, study.study_name, plan.metric))
 
 
 # -------------------------------------------------------------------------------- clean-up
@@ -129,8 +137,8 @@ def apply_keep(study: optuna.study.Study, out: Path, keep: str, spare: Sequence[
             folder = out / run_dir_of(t.number)
             if folder.is_dir():
                 reduce_to_summary(folder)
-    for folder in sorted((out / RESCORED).glob("*/seed_*")):
-        if (folder / "summary.json").is_file():
+    for folder in sorted((out / RESCORE_DIR).glob("*/seed_*")):
+        if (folder / SUMMARY).is_file():
             reduce_to_summary(folder)
 
 
@@ -139,7 +147,7 @@ def reduce_to_summary(folder: Path) -> None:
     (weights, vocabulary, checkpoints); the folds or seeds of a trial of several runs the same
     way."""
     for entry in folder.iterdir():
-        if entry.name in SUMMARY_FILES:
+        if entry.name in RUN_SUMMARY_FILES:
             continue
         if entry.is_dir() and not entry.is_symlink() and entry.name.startswith(("fold_", "seed_")):
             reduce_to_summary(entry)
@@ -153,7 +161,7 @@ def remove_debris(study: optuna.study.Study, out: Path) -> list[int]:
     """What failed trials left: the hidden folder of a run that was killed (SIGKILL, power
     loss), a trial folder that never got its summary. Returns the trial numbers cleaned."""
     cleaned: list[int] = []
-    trials_dir = out / TRIALS
+    trials_dir = out / TRIALS_DIR
     if not trials_dir.is_dir():
         return cleaned
     for t in study.get_trials(deepcopy=False):
@@ -165,7 +173,7 @@ def remove_debris(study: optuna.study.Study, out: Path) -> list[int]:
             shutil.rmtree(hidden, ignore_errors=True)
             found = True
         folder = trials_dir / name
-        if folder.is_dir() and not (folder / "summary.json").is_file():
+        if folder.is_dir() and not (folder / SUMMARY).is_file():
             shutil.rmtree(folder, ignore_errors=True)
             found = True
         if (trials_dir / f".{name}.lock").exists():
@@ -178,7 +186,7 @@ def remove_debris(study: optuna.study.Study, out: Path) -> list[int]:
 def _remove_lock(folder: Path) -> bool:
     """Remove the run lock a killed process left beside ``folder`` (unless someone holds it)."""
     from ffnlp.errors import OutputError
-    from ffnlp.rundir import RunLock
+    from ffnlp.runs.transaction import RunLock
 
     lock = RunLock(folder)
     try:
@@ -224,7 +232,7 @@ def refit(
         summary = tasks.train(
             plan.task,
             cfg,
-            plan.out / "best",
+            plan.out / BEST_DIR,
             callbacks,
             train=train,
             dev=dev,
@@ -236,7 +244,7 @@ def refit(
             cleanup.unlink(missing_ok=True)
     on = "train" if plan.folds is not None else refit_on
     out: dict[str, Any] = {
-        "run_dir": "best",
+        "run_dir": BEST_DIR,
         "trial": trial.number,
         "on": on,
         "epochs": summary.get("epochs"),
@@ -312,8 +320,8 @@ def seeds(
 
     if not tasks.can_test(plan.task):
         raise ConfigError(f"--seeds runs the tasks {tasks.testable()} (as ffnlp repeat does)")
-    folder = plan.out / "seeds"
-    if folder.is_dir() and (folder / "summary.json").is_file():
+    folder = plan.out / SEEDS_DIR
+    if folder.is_dir() and (folder / SUMMARY).is_file():
         shutil.rmtree(folder)  # an earlier session's seeds: of what was the best then
     if plan.folds is not None:
         cfg = refit_config(trial, plan, "train+dev")
@@ -335,7 +343,7 @@ def seeds(
     name = plan.metric_name
     split = "test" if plan.inputs.test is not None else "dev"
     figure = result["repeat"].get(split, {}).get(name)
-    out: dict[str, Any] = {"run_dir": "seeds", "seeds": count, "split": split}
+    out: dict[str, Any] = {"run_dir": SEEDS_DIR, "seeds": count, "split": split}
     if figure is not None:
         out.update(
             metric=f"{split}.{name}",

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ffnlp.errors import ConfigError, OutputError
 from ffnlp.fileio import is_disk_full
+from ffnlp.runs.layout import STUDY_DB, WORKERS_LOCK
 
 if TYPE_CHECKING:
     import optuna
@@ -51,7 +52,6 @@ logger = logging.getLogger(__name__)
 
 JOURNAL = "journal:"
 HEARTBEAT_KEY = "ffnlp:heartbeat"  # a journal trial's last heartbeat (seconds since the epoch)
-WORKERS_LOCK = ".workers.lock"  # every worker on an SQLite study holds it shared
 # the back-ends of SQLAlchemy URLs ffnlp knows, with the extra that installs their driver and a
 # driver to fall back on when the default one is absent
 BACKENDS = {
@@ -81,7 +81,7 @@ def parse(given: str | None, out: Path) -> Storage:
     """``--storage`` (None: ``DIR/study.db``) checked and parsed; a ConfigError saying what is
     wrong and how to write it."""
     if given is None:
-        path = Path(out).resolve() / "study.db"
+        path = Path(out).resolve() / STUDY_DB
         return Storage("sqlite", f"sqlite:///{path}", f"sqlite:///{path}", path)
     text = given.strip()
     if text.startswith(JOURNAL):

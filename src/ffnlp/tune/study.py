@@ -42,6 +42,13 @@ from ffnlp.fileio import (
     remove_made,
     write_atomic,
 )
+from ffnlp.runs import layout
+from ffnlp.runs.layout import (
+    BEST_TOML,
+    RESCORE_LOCK,
+    TUNE_JSON,
+    TUNE_LOCK,
+)
 from ffnlp.tune import storage
 from ffnlp.tune.objective import (
     Plan,
@@ -68,14 +75,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 300.0  # seconds, when neither --trials nor --timeout is given (fastText's)
 MISSING_OPTUNA = "ffnlp tune needs Optuna: pip install 'ffnlp[tune]'"
 FAILURES_IN_A_ROW = 5  # a session stops when its trials fail this many times in a row
-# the default storage's files (the database, SQLite's journal and write-ahead log)
-STUDY_DB_FILES = ("study.db", "study.db-journal", "study.db-wal", "study.db-shm")
-# what a study writes in its folder besides study.db (files and folders)
-STUDY_PARTS = (
-    "tune.json", "trials", "trials.csv", "best.toml", "rescore", "rescore.json", "best", "seeds",
-    "report.html",
-)  # fmt: skip
-STUDY_FOLDERS = ("trials", "rescore", "best", "seeds")
 # what must be the same when a study is continued
 SAME_ON_RESUME = ("task", "metric", "direction", "space", "base", "scored_on", "cv", "trial_seeds")
 # what a study from before a setting existed had (its tune.json lacks the key)
@@ -179,7 +178,7 @@ class StudyLock:
     removes the file when it lets go (so that no lock is left behind, after a failure either);
     a worker that locked a file removed meanwhile locks the new one instead."""
 
-    def __init__(self, out: Path, name: str = ".tune.lock", made: list[Path] | None = None):
+    def __init__(self, out: Path, name: str = TUNE_LOCK, made: list[Path] | None = None):
         self.path = out / name
         self.fd: int | None = None
         self.made = made  # folders made for the study: the folder again, if it went meanwhile
@@ -218,8 +217,8 @@ class StudyLock:
 
 
 @contextlib.contextmanager
-def _setup_lock(out: Path, name: str = ".tune.lock") -> Iterator[None]:
-    """Workers ending together re-score one at a time (``name`` ".rescore.lock"); the study
+def _setup_lock(out: Path, name: str = TUNE_LOCK) -> Iterator[None]:
+    """Workers ending together re-score one at a time (``name`` :data:`~ffnlp.runs.layout.RESCORE_LOCK`); the study
     folder exists by then."""
     lock = StudyLock(out, name)
     lock.acquire()
@@ -241,7 +240,7 @@ def _set_up(
     base trial of a new study and write tune.json, one worker at a time. A failure at any step
     removes what this step made (the folder, study.db, the lock) and leaves a study that was
     there as it was, so that the same command can be run again."""
-    made = make_folders(out, out / "tune.json")
+    made = make_folders(out, out / TUNE_JSON)
     lock = StudyLock(out, made=made)
     database = _sqlite_file(meta["storage"])
     created: list[Path] = []
@@ -257,7 +256,7 @@ def _set_up(
                 )
             if not database.exists():
                 created = [database, *_sqlite_companions(database)]
-        marked = not (out / storage.WORKERS_LOCK).exists()
+        marked = not (out / layout.WORKERS_LOCK).exists()
         held.enter_context(storage.worker_mark(where, out))
         with _storage_errors(meta, setting_up=True):
             opened = held.enter_context(storage.opened(where, options.heartbeat, options.retries))
@@ -269,7 +268,7 @@ def _set_up(
         held.close()  # the connections closed, this worker's mark let go, before the removal
         if locals().get("marked"):
             with contextlib.suppress(OSError):
-                (out / storage.WORKERS_LOCK).unlink(missing_ok=True)
+                (out / layout.WORKERS_LOCK).unlink(missing_ok=True)
         if created:
             _dispose_engine(locals().get("study"))
             for path in created:
@@ -285,14 +284,14 @@ def _set_up(
 def _check_parts(out: Path) -> None:
     """What the study writes as it goes (the tables, trials/, best/): never through a link, and
     a file where a folder goes (or the reverse) is said before the first trial, not after it."""
-    for name in STUDY_PARTS:
+    for name in layout.STUDY_PARTS:
         path = out / name
         if path.is_symlink():
             raise OutputError(
                 f"{path} is a symbolic link; ffnlp does not write through links in a study "
                 "folder (it could overwrite files elsewhere). Remove the link and try again"
             )
-        folder = name in STUDY_FOLDERS
+        folder = name in layout.STUDY_FOLDERS
         if path.exists() and path.is_dir() != folder:
             raise OutputError(
                 f"{path} should be a {'folder' if folder else 'file'} of the study, and is not; "
@@ -368,11 +367,11 @@ def _storage_failure(exc: BaseException) -> tuple[str, bool]:
 
 def _check_folder(out: Path, meta: dict[str, Any]) -> None:
     """A new study needs an empty (or new) folder; a continued one, the same study."""
-    path = out / "tune.json"
+    path = out / TUNE_JSON
     if not path.is_file():
         # a study.db without tune.json: a worker killed while it set the study up (a failure
         # there removes it); the study in it is continued
-        own_db = () if meta["storage_given"] else STUDY_DB_FILES
+        own_db = () if meta["storage_given"] else layout.STUDY_DB_FILES
         others = [p.name for p in out.iterdir() if not p.name.startswith(".")]
         others = [name for name in others if name not in own_db]
         if others:
@@ -433,7 +432,7 @@ def _short(value: Any) -> str:
 
 
 def _write_meta(out: Path, meta: dict[str, Any]) -> None:
-    write_atomic(out / "tune.json", json.dumps(meta, indent=2, default=str))
+    write_atomic(out / TUNE_JSON, json.dumps(meta, indent=2, default=str))
 
 
 def _open_study(
@@ -636,7 +635,7 @@ def _rescore(study: optuna.study.Study, plan: Plan, callbacks: Sequence[Callback
     trained)."""
     from ffnlp.tune.rescore import rescore
 
-    with _setup_lock(plan.out, ".rescore.lock"):
+    with _setup_lock(plan.out, RESCORE_LOCK):
         rescore(study, plan, callbacks)
 
 
@@ -718,7 +717,7 @@ def _finish(
         "value": best.value,
         "params": plan.space.decode(best.params),
         "run_dir": run_dir_of(best.number),
-        "config": "best.toml",
+        "config": BEST_TOML,
     }
     from ffnlp.tune.rescore import read_table
 

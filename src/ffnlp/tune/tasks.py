@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
+from ffnlp.runs.layout import SUMMARY
 from ffnlp.tasks import registry
 
 if TYPE_CHECKING:
@@ -237,7 +238,7 @@ def numbers(metrics: dict[str, Any]) -> dict[str, float]:
 
 def add_to_summary(run_dir: Path, key: str, value: Any) -> None:
     """Set ``key`` in a finished run's summary.json (rewritten atomically)."""
-    path = run_dir / "summary.json"
+    path = run_dir / SUMMARY
     summary = json.loads(path.read_text(encoding="utf-8"))
     summary[key] = value
     write_atomic(path, json.dumps(summary, indent=2), within=run_dir)

@@ -21,18 +21,17 @@ from torch import nn
 from ffnlp import config as cfgmod
 from ffnlp.config import option, section
 from ffnlp.errors import DataError
-from ffnlp.models.io import load_model, read_arch, run_path, save_model
+from ffnlp.models.io import load_model, save_model
 from ffnlp.models.registry import register
-from ffnlp.runtime import seed_everything
+from ffnlp.runs.folder import read_arch, read_summary, run_path
 from ffnlp.tasks.run import (
     check_callbacks,
     finish_run,
     fit,
-    run_recipe,
     start_run,
     training_summary,
 )
-from ffnlp.tasks.runfolder import expect_task, read_config, read_summary
+from ffnlp.tasks.runfolder import expect_task, read_config
 from ffnlp.training import Callback, TrainConfig
 from ffnlp.training.data import TensorBatches
 
@@ -123,7 +122,6 @@ class ToyRun:
         return figures(self.model, read_examples(path))
 
 
-@run_recipe
 def train_toy(
     train: str | Path,
     dev: str | Path | None = None,
@@ -139,7 +137,7 @@ def train_toy(
 ) -> ToyRun:
     """The recipe: the shared run steps around a least-squares model."""
     callbacks = check_callbacks(callbacks, "train_toy")
-    run_dir, cfg = start_run(
+    with start_run(
         TASK,
         resolve_config,
         config,
@@ -150,28 +148,35 @@ def train_toy(
         seed,
         force=force,
         inputs={"--train": train, "--dev": dev, "--test": test},
-    )
-    started = time.perf_counter()
-    splits = {"dev": dev, "test": test}
-    data = {name: read_examples(path) for name, path in splits.items() if path is not None}
-    train_data = read_examples(train)
-    seed_everything(cfg.train.seed)
-    args = {"num_inputs": int(train_data["x"].shape[1]), "hidden": cfg.model.hidden}
-    model = ToyRegressor(**args)
-    prep_seconds = time.perf_counter() - started
-    dev_source = TensorBatches(data["dev"]) if "dev" in data else None
-    trainer = fit(
-        model, cfg.train, TensorBatches(train_data), dev_source, None, callbacks, run_dir, resume
-    )
-    model.eval()
-    summary = training_summary(TASK, trainer, prep_seconds)
-    if "dev" in data:
-        summary["dev"] = figures(model, data["dev"])
-    if "test" in data:
-        summary["test"] = figures(model, data["test"])
-    save_model(model, run_dir, TASK, args)
-    done = finish_run(run_dir, summary, trainer.history.records, metric="loss")
-    return ToyRun(model, cfg, run_dir, dict(done))
+    ) as run:
+        cfg = run.config
+        started = time.perf_counter()
+        splits = {"dev": dev, "test": test}
+        data = {name: read_examples(path) for name, path in splits.items() if path is not None}
+        train_data = read_examples(train)
+        args = {"num_inputs": int(train_data["x"].shape[1]), "hidden": cfg.model.hidden}
+        model = run.seeded(ToyRegressor, **args)
+        prep_seconds = time.perf_counter() - started
+        dev_source = TensorBatches(data["dev"]) if "dev" in data else None
+        trainer = fit(
+            model,
+            cfg.train,
+            TensorBatches(train_data),
+            dev_source,
+            None,
+            callbacks,
+            run.dir,
+            run.resume,
+        )
+        model.eval()
+        summary = training_summary(TASK, trainer, prep_seconds)
+        if "dev" in data:
+            summary["dev"] = figures(model, data["dev"])
+        if "test" in data:
+            summary["test"] = figures(model, data["test"])
+        save_model(model, run.dir, TASK, args)
+        done = finish_run(run.dir, summary, trainer.history.records, metric="loss")
+        return ToyRun(model, cfg, run.final_dir, dict(done))
 
 
 def load(run_dir: str | Path) -> ToyRun:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -49,14 +49,33 @@ import torch
 from ffnlp.jit import kernel
 from ffnlp.models.kernels.threads import in_parallel
 
-if TYPE_CHECKING:
-    from ffnlp.tasks.w2v.batches import HogwildSlice
-
 MAX_EXP = 6.0  # the tables cover scores in [-MAX_EXP, MAX_EXP] (word2vec's MAX_EXP)
 TABLE_SIZE = 1000  # cells (word2vec's EXP_TABLE_SIZE)
 
 GOLDEN = 0x9E3779B97F4A7C15
 _MASK = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class HogwildSlice:
+    """One batch of the compiled Hogwild step: centres ``lo..hi-1`` of a chunk's kept words.
+
+    The chunk's arrays are shared by all its batches (no copy); ``seed`` (drawn once per chunk
+    and epoch from the run's generator) seeds the kernel's window and noise draws."""
+
+    words: np.ndarray  # (K,) int64 the chunk's words left by sub-sampling, in corpus order
+    sentence: np.ndarray  # (K,) int64 the sentence number of each
+    lo: int
+    hi: int
+    seed: int
+    window: int
+    negative: int
+    noise_accept: np.ndarray  # (V,) float32 the noise distribution's alias table
+    noise_alias: np.ndarray  # (V,) int64
+
+    @property
+    def centres(self) -> int:
+        return self.hi - self.lo
 
 
 @functools.cache
@@ -252,7 +271,7 @@ def hogwild_step(
     workers: int = 1,
     subwords: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> float | None:
-    """Train on one batch (:class:`~ffnlp.tasks.w2v.batches.HogwildSlice`) with the compiled
+    """Train on one batch (:class:`HogwildSlice`) with the compiled
     kernel, in place on the two tables; returns the mean loss over its pairs (0 for a batch
     without pairs), or None where compiled kernels are off or the tables are not float32 on the
     CPU (the caller then takes another path).

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from ffnlp.errors import DataError, ModelFileError, shown
+from ffnlp.runs.layout import LEXICON_DIR
 from ffnlp.tasks.classify.config import ClassifyConfig, FeaturesConfig
 from ffnlp.tasks.continued import RowMap
 from ffnlp.text.readers import LabeledData, read_labeled
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LEXICON_DIR = "lexicon"  # a run's copy of its lexicon: positive-words.txt, negative-words.txt
 LEXICON_FILES = ("positive-words.txt", "negative-words.txt")
 
 

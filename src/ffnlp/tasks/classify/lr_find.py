@@ -1,10 +1,6 @@
-"""``find_lr``: the learning-rate range test on the classifier a configuration would train.
-
-The model is the one ``train_classifier`` starts from (same splits reader, featurizer, model
-builder, initialisation, pretrained vectors and seed: the recipe's own steps), and the test runs
-the configured optimiser on it (:func:`ffnlp.inspect.diagnostics.lr_range_test`). Nothing is
-written: no run directory, no weights.
-"""
+"""``find_lr`` for the classifier: the range test (:mod:`ffnlp.tasks.lr_find`) on the model
+``train_classifier`` starts from (same splits reader, featurizer, model builder,
+initialisation, pretrained vectors and seed)."""
 
 from __future__ import annotations
 
@@ -12,12 +8,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from ffnlp import config as cfgmod
-from ffnlp.inspect.diagnostics import lr_range_test
-from ffnlp.runtime import prepare_process
+from ffnlp.tasks import lr_find
 from ffnlp.tasks.classify.config import ClassifyConfig, check_features, resolve_config
 from ffnlp.tasks.classify.train import Split, fresh_model, prepare, read_splits
-from ffnlp.threads import set_threads_for
+from ffnlp.tasks.run import Run
+from ffnlp.training.data import BatchSource
 
 
 def find_lr(
@@ -38,13 +36,15 @@ def find_lr(
     >>> result = find_lr("train.txt", config="sst2_ffnn")   # doctest: +SKIP
     >>> result["suggested_lr"]                                          # doctest: +SKIP
     """
-    if seed is not None:
-        settings["train.seed"] = seed
-    cfg = resolve_config(config, cfgmod.settings_of(overrides, "overrides", "find_lr"), **settings)
-    check_features(cfg)
-    prepare_process(cfg.train.threads)
+    sweep = (lr_min, lr_max, steps)
+    return lr_find.find_lr(HOOKS, train, config, overrides, seed, sweep, settings)
+
+
+def _model(run: Run, train: Split) -> tuple[nn.Module, BatchSource]:
+    cfg = run.config
     prepared = prepare(cfg, read_splits(cfg, train, None, None))
-    model, _, _ = fresh_model(cfg, prepared)
-    set_threads_for(cfg.train.threads, model, cfg.train.batch_size)  # "auto": fits the model
-    result = lr_range_test(model, cfg.train, prepared.train, lr_min, lr_max, steps)
-    return {**result, "config_lr": cfg.train.lr, "optimizer": cfg.train.optimizer}
+    model, _, _ = run.seeded(fresh_model, cfg, prepared)
+    return model, prepared.train
+
+
+HOOKS = lr_find.Hooks("classify", resolve_config, _model, check_features)

@@ -28,12 +28,12 @@ import torch
 from ffnlp.errors import ModelFileError
 from ffnlp.fileio import write_atomic
 from ffnlp.models.protocols import as_classifier, head_of
+from ffnlp.runs.layout import PREDICTIONS
 from ffnlp.text.readers import LabeledData
 
 if TYPE_CHECKING:
     from ffnlp.tasks.classify.result import Classifier
 
-PREDICTIONS = "predictions.jsonl"
 DIGITS = 9  # significant digits that give a float32 back exactly (its shortest form is no longer)
 
 

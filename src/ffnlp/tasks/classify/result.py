@@ -24,17 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError, FfnlpError, ModelFileError
 from ffnlp.features import ngram_file
 from ffnlp.features.fast import IdRows, NgramRows
 from ffnlp.fileio import write_atomic
 from ffnlp.models import numpy_forward, registry
 from ffnlp.models.heads import ClassifierInputs
-from ffnlp.models.io import load_model, read_arch, read_json, run_path, save_model
+from ffnlp.models.io import load_model, save_model
 from ffnlp.models.protocols import as_classifier, head_of
 from ffnlp.outputs import check_output_dir
 from ffnlp.params import check_int, check_number, check_path
+from ffnlp.runs.folder import read_arch, read_json, read_summary, run_path, write_config
+from ffnlp.runs.layout import VOCAB
 from ffnlp.tasks import fastpredict
 from ffnlp.tasks.classify.config import ClassifyConfig, resolve_config
 from ffnlp.tasks.classify.data import (
@@ -48,7 +49,7 @@ from ffnlp.tasks.classify.data import (
 from ffnlp.tasks.classify.evaluate import make_evaluator
 from ffnlp.tasks.classify.represent import batched, represent, resolve_layer
 from ffnlp.tasks.fastpredict import FastClassifier, check_threshold
-from ffnlp.tasks.runfolder import expect_task, read_config, read_summary
+from ffnlp.tasks.runfolder import expect_task, read_config
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
@@ -371,9 +372,17 @@ class Classifier:
 
     # -- persistence
     def save(self, run_dir: str | Path) -> Path:
+        """Write the classifier into ``run_dir``, which it then belongs to (``run_dir``)."""
         run_dir = check_output_dir(run_dir, "run_dir")
+        self.write(run_dir)
+        self.run_dir = run_dir
+        return run_dir
+
+    def write(self, run_dir: Path) -> None:
+        """Write the classifier's files into ``run_dir`` (a training run writes them into its
+        hidden folder; the classifier belongs to the folder the run becomes)."""
         run_dir.mkdir(parents=True, exist_ok=True)
-        cfgmod.save_toml(self.config, run_dir / "config.toml")
+        write_config(run_dir, self.config)
         vocab: dict[str, Any] = {
             "labels": self.labels.to_dict(),
             "features": self.featurizer.to_dict(),
@@ -381,7 +390,7 @@ class Classifier:
         if self.thresholds is not None:
             vocab["thresholds"] = self.thresholds
         vocab_bytes = json.dumps(vocab).encode("utf-8")
-        write_atomic(run_dir / "vocab.json", vocab_bytes, within=run_dir)
+        write_atomic(run_dir / VOCAB, vocab_bytes, within=run_dir)
         # a bag of n-grams also as arrays, which predict reads in a fraction of the time
         binary = ngram_file.encode(vocab, vocab_bytes) if self.featurizer.kind == "ngrams" else None
         stale = run_dir / ngram_file.FILE
@@ -391,8 +400,6 @@ class Classifier:
             stale.unlink()
         self.featurizer.save_files(run_dir)
         save_model(self.model, run_dir, "classify", self.model_args)
-        self.run_dir = run_dir
-        return run_dir
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Classifier:
@@ -402,7 +409,7 @@ class Classifier:
         run_dir = run_path(run_dir)
         expect_task(run_dir, read_arch(run_dir), "classify")
         config = read_config(run_dir, resolve_config, "classify")
-        vocab_path = run_dir / "vocab.json"
+        vocab_path = run_dir / VOCAB
         if not vocab_path.is_file():
             raise ModelFileError(f"{run_dir} is incomplete: vocab.json is missing")
         vocab = read_json(vocab_path)

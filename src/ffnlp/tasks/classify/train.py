@@ -29,7 +29,7 @@ from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.models.heads import ClassifierInputs, balanced_class_weight, output_size
 from ffnlp.models.init import initialize
-from ffnlp.runtime import seed_everything
+from ffnlp.runs.layout import CONFUSION_PLOT, LABEL_F1_PLOT, PLOTS
 from ffnlp.tasks.classify.config import (
     ClassifyConfig,
     check_features,
@@ -62,12 +62,11 @@ from ffnlp.tasks.continued import (
     write_lineage,
 )
 from ffnlp.tasks.run import (
+    Run,
     Summary,
     check_callbacks,
-    continues,
     finish_run,
     fit,
-    run_recipe,
     start_run,
     training_summary,
 )
@@ -83,7 +82,6 @@ log = logging.getLogger(__name__)
 Split = str | Path | LabeledData
 
 
-@run_recipe
 def train_classifier(
     train: Split,
     dev: Split | None = None,
@@ -102,7 +100,7 @@ def train_classifier(
 
     An existing run in ``out`` is refused unless ``resume`` (continue it) or ``force`` (replace
     it once the new one is complete); the run is written as a transaction (see
-    :func:`ffnlp.tasks.run.run_recipe`).
+    :func:`ffnlp.tasks.run.start_run`).
 
     ``overrides`` are settings applied over ``config``: typed, ``{"train.epochs": 5}``, or as
     ``--set`` text, ``["train.epochs=5"]`` (both forms are accepted, see
@@ -122,7 +120,7 @@ def train_classifier(
     """
     base, config = start_from(init_from, "classify", resume, config)
     callbacks = check_callbacks(callbacks, "train_classifier")
-    run_dir, cfg = start_run(
+    with start_run(
         "classify",
         resolve_config,
         config,
@@ -134,10 +132,22 @@ def train_classifier(
         check=check_features,
         force=force,
         inputs={"--train": train, "--dev": dev, "--test": test},
-    )
-    resume = continues(resume)  # or a torchrun restart continuing its earlier attempt
-    if resume:
-        base = resumed_base(run_dir, "classify")
+    ) as run:
+        return _train(run, base, train, dev, test, callbacks)
+
+
+def _train(
+    run: Run,
+    base: Base | None,
+    train: Split,
+    dev: Split | None,
+    test: Split | None,
+    callbacks: Sequence[Callback],
+) -> Classifier:
+    """The recipe inside its run: read, featurise, build, fit, score, save."""
+    cfg: ClassifyConfig = run.config
+    if run.resume:  # or a torchrun restart continuing its earlier attempt
+        base = resumed_base(run.dir, "classify")
     start = open_start(base, cfg) if base is not None else None
     started = time.perf_counter()
     data = read_splits(cfg, train, dev, test)
@@ -145,10 +155,10 @@ def train_classifier(
     prepared = prepare(cfg, data, start)
     prep_seconds = time.perf_counter() - started
 
-    model, args, embeddings = fresh_model(cfg, prepared)
+    model, args, embeddings = run.seeded(fresh_model, cfg, prepared)
     if start is not None:
         record = continue_model(start, model, prepared)
-        write_lineage(run_dir, record)
+        write_lineage(run.dir, record)
     evaluate = make_evaluator(
         prepared.labels.labels, multilabel=prepared.multilabel, threshold=cfg.task.threshold
     )
@@ -162,8 +172,8 @@ def train_classifier(
         prepared.dev,
         evaluate,
         callbacks,
-        run_dir,
-        resume,
+        run.dir,
+        run.resume,
         step,
         sharded=data.own is not None,
     )
@@ -171,18 +181,18 @@ def train_classifier(
     model = trainer.model.cpu().eval()
     thresholds = label_thresholds(cfg, model, prepared)
     clf = Classifier(
-        cfg, prepared.labels, prepared.featurizer, model, args, run_dir, thresholds=thresholds
+        cfg, prepared.labels, prepared.featurizer, model, args, run.final_dir, thresholds=thresholds
     )
-    clf.save(run_dir)
+    clf.write(run.dir)
     summary = training_summary("classify", trainer, prep_seconds)
     if start is not None:
         summary["init_from"] = record
     add_results(summary, clf, data, embeddings)
     if data.test is not None:  # each test example's answer, for paired comparisons of runs
-        write_predictions(clf, data.test, run_dir)
-    finish_run(run_dir, summary, trainer.history.records, cfg.train.monitor.split(".", 1)[1])
+        write_predictions(clf, data.test, run.dir)
+    finish_run(run.dir, summary, trainer.history.records, cfg.train.monitor.split(".", 1)[1])
     clf.summary = dict(summary)
-    plot_results(summary, prepared.labels, run_dir)
+    plot_results(summary, prepared.labels, run.dir)
     return clf
 
 
@@ -395,10 +405,10 @@ def build_model(cfg: ClassifyConfig, prepared: Prepared) -> tuple[nn.Module, dic
 def fresh_model(
     cfg: ClassifyConfig, prepared: Prepared
 ) -> tuple[nn.Module, dict[str, Any], dict[str, Any] | None]:
-    """The model training starts from: seeded by train.seed, built by :func:`build_model`, with
-    pretrained vectors loaded when [model.pooled] names them. Returns it, its constructor
-    arguments and what :func:`load_pretrained` reports (None without vectors)."""
-    seed_everything(cfg.train.seed)
+    """The model training starts from, built by :func:`build_model` (called through
+    ``run.seeded``: its initial weights are the first draws of train.seed), with pretrained
+    vectors loaded when [model.pooled] names them. Returns it, its constructor arguments and
+    what :func:`load_pretrained` reports (None without vectors)."""
     model, args = build_model(cfg, prepared)
     embeddings = load_pretrained(model, cfg, prepared.featurizer)
     return model, args, embeddings
@@ -561,14 +571,14 @@ def plot_results(summary: Summary, labels: LabelVocab, run_dir: Path) -> None:
         if summary.get("multilabel"):
             plot_label_f1(
                 metrics["per_class"],
-                run_dir / "plots" / "label_f1.png",
+                run_dir / PLOTS / LABEL_F1_PLOT,
                 title=f"F1 per label at the threshold ({split})",
             )
         else:
             plot_confusion(
                 metrics["confusion"],
                 labels.labels,
-                run_dir / "plots" / "confusion.png",
+                run_dir / PLOTS / CONFUSION_PLOT,
                 title=f"confusion matrix ({split})",
             )
         return

@@ -1,10 +1,5 @@
-"""``find_lr``: the learning-rate range test on the language model a configuration would train.
-
-The network is the one ``train_lm`` starts from (same vocabulary, id stream, windows, model and
-seed: the recipe's own steps), and the test runs the configured optimiser on it
-(:func:`ffnlp.inspect.diagnostics.lr_range_test`). Nothing is written: no run directory, no
-weights, no corpus cache.
-"""
+"""``find_lr`` for the feed-forward LM: the range test (:mod:`ffnlp.tasks.lr_find`) on the
+network ``train_lm`` starts from (same vocabulary, id stream, windows, model and seed)."""
 
 from __future__ import annotations
 
@@ -12,15 +7,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
-from ffnlp.inspect.diagnostics import lr_range_test
-from ffnlp.runtime import prepare_process
+from ffnlp.tasks import lr_find
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.result import load
 from ffnlp.tasks.lm.train import batch_source, fresh_network, vocabulary
+from ffnlp.tasks.run import Run
 from ffnlp.text.corpus import encode_corpus
-from ffnlp.threads import set_threads_for
+from ffnlp.training.data import BatchSource
 
 
 def find_lr(
@@ -38,19 +35,24 @@ def find_lr(
 
     >>> find_lr("ptb.train.txt.gz", config="ptb_lm")["suggested_lr"]  # doctest: +SKIP
     """
-    if seed is not None:
-        settings["train.seed"] = seed
-    cfg = resolve_config(config, cfgmod.settings_of(overrides, "overrides", "find_lr"), **settings)
+    sweep = (lr_min, lr_max, steps)
+    return lr_find.find_lr(HOOKS, train, config, overrides, seed, sweep, settings)
+
+
+def _trained(cfg: LMConfig) -> None:
     if cfg.kind != "ffnn":
         raise ConfigError(
             f'kind = "{cfg.kind}" is fitted by counting, with no learning rate to find; '
             'lr-find is for kind = "ffnn"'
         )
-    prepare_process(cfg.train.threads)
+
+
+def _network(run: Run, train: str | Path) -> tuple[nn.Module, BatchSource]:
+    cfg = run.config
     partner = load(cfg.interpolate_with, standalone=True) if cfg.interpolate_with else None
     vocab = vocabulary(cfg, train, partner)
     source = batch_source(cfg, vocab, encode_corpus(train, vocab, cfg.data))
-    model = fresh_network(cfg, vocab)
-    set_threads_for(cfg.train.threads, model, cfg.train.batch_size)  # "auto": fits the model
-    result = lr_range_test(model, cfg.train, source, lr_min, lr_max, steps)
-    return {**result, "config_lr": cfg.train.lr, "optimizer": cfg.train.optimizer}
+    return run.seeded(fresh_network, cfg, vocab), source
+
+
+HOOKS = lr_find.Hooks("lm", resolve_config, _network, _trained)

@@ -16,17 +16,12 @@ import torch
 
 from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.models.arpa import BackoffNgram, read_arpa, write_arpa
-from ffnlp.models.io import (
-    NGRAM_TYPE,
-    load_model,
-    load_ngram,
-    read_arch,
-    read_json,
-    run_path,
-)
+from ffnlp.models.io import NGRAM_TYPE, load_model, load_ngram
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
 from ffnlp.params import check_bool, check_int, check_number, check_path, check_str
+from ffnlp.runs.folder import read_arch, read_json, read_summary, run_path
+from ffnlp.runs.layout import CONFIG, INTERPOLATION, VOCAB
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import (
     chunk_log_probs_nn,
@@ -35,7 +30,7 @@ from ffnlp.tasks.lm.evaluate import (
     perplexity_of,
     token_log_probs_nn,
 )
-from ffnlp.tasks.runfolder import expect_task, read_config, read_summary
+from ffnlp.tasks.runfolder import expect_task, read_config
 from ffnlp.text.corpus import (
     EOS,
     Corpus,
@@ -452,9 +447,9 @@ def _load_alone(run_dir: Path) -> LanguageModel:
     run_dir = run_path(run_dir)
     arch = read_arch(run_dir)
     expect_task(run_dir, arch, "lm")
-    has_config = (run_dir / "config.toml").is_file()
+    has_config = (run_dir / CONFIG).is_file()
     cfg = read_config(run_dir, resolve_config, "lm") if has_config else LMConfig()
-    vocab = Vocab.load(run_dir / "vocab.json")
+    vocab = Vocab.load(run_dir / VOCAB)
     if EOS not in vocab:
         raise ModelFileError(f"{run_dir / 'vocab.json'} has no {EOS}; the file is corrupted")
     summary = read_summary(run_dir)
@@ -500,7 +495,7 @@ def _attach_partner(
             f"--interpolate-with {run_dir} so that it reuses the first one's vocabulary"
         )
     lm.partner = partner
-    interp = run_dir / "interpolation.json"
+    interp = run_dir / INTERPOLATION
     saved = read_json(interp) if interp.is_file() else {}
     if weight is not None:
         lm.set_weight(weight)

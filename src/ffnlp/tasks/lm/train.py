@@ -28,7 +28,8 @@ from ffnlp.models.io import save_model, save_ngram
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
 from ffnlp.precision import choose_precision
-from ffnlp.runtime import seed_everything, select_device
+from ffnlp.runs.layout import CACHE_DIR, INTERPOLATION, VOCAB
+from ffnlp.runtime import select_device
 from ffnlp.tasks.continued import (
     Base,
     RowMap,
@@ -44,12 +45,11 @@ from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import fit_mixture_weight, make_evaluator, mix_log_probs, perplexity_of
 from ffnlp.tasks.lm.result import LanguageModel, load
 from ffnlp.tasks.run import (
+    Run,
     Summary,
     check_callbacks,
-    continues,
     finish_run,
     fit,
-    run_recipe,
     start_run,
     training_summary,
 )
@@ -66,7 +66,6 @@ from ffnlp.training import Callback
 from ffnlp.training.distributed import reduce_sums
 
 
-@run_recipe
 def train_lm(
     train: str | Path,
     dev: str | Path | None = None,
@@ -88,7 +87,7 @@ def train_lm(
     mixture's perplexities are reported beside this model's own. An existing run in ``out`` is
     refused unless ``resume`` (continue it) or ``force`` (replace it once the new one is
     complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
-    :func:`ffnlp.tasks.run.run_recipe`).
+    :func:`ffnlp.tasks.run.start_run`).
 
     ``overrides`` are settings applied over ``config``: typed, ``{"train.epochs": 5}``, or as
     ``--set`` text, ``["train.epochs=5"]`` (both forms are accepted, see
@@ -107,7 +106,7 @@ def train_lm(
     if interpolate_with is not None:
         settings["interpolate_with"] = str(interpolate_with)
     base, config = start_from(init_from, "lm", resume, config, ("interpolate_with",))
-    run_dir, cfg = start_run(
+    with start_run(
         "lm",
         resolve_config,
         config,
@@ -118,18 +117,30 @@ def train_lm(
         seed,
         force=force,
         inputs={"--train": train, "--dev": dev, "--test": test},
-    )
-    resume = continues(resume)  # or a torchrun restart continuing its earlier attempt
-    if resume:
-        base = resumed_base(run_dir, "lm")
+    ) as run:
+        return _train(run, base, train, dev, test, callbacks)
+
+
+def _train(
+    run: Run,
+    base: Base | None,
+    train: str | Path,
+    dev: str | Path | None,
+    test: str | Path | None,
+    callbacks: Sequence[Callback],
+) -> LanguageModel:
+    """The recipe inside its run: vocabulary, id streams, then the network or the counts."""
+    cfg: LMConfig = run.config
+    if run.resume:  # or a torchrun restart continuing its earlier attempt
+        base = resumed_base(run.dir, "lm")
     start = open_start(base, cfg) if base is not None else None
     partner = load(cfg.interpolate_with, standalone=True) if cfg.interpolate_with else None
 
     started = time.perf_counter()
     vocab = vocabulary(cfg, train, partner, start)
-    vocab.save(run_dir / "vocab.json")
+    vocab.save(run.dir / VOCAB)
     train_corpus, sharded = encode_training_corpus(
-        train, vocab, cfg.data, cache_dir=run_dir / "cache"
+        train, vocab, cfg.data, cache_dir=run.dir / CACHE_DIR
     )
     dev_corpus = encode_corpus(dev, vocab, cfg.data) if dev is not None else None
     test_corpus = encode_corpus(test, vocab, cfg.data) if test is not None else None
@@ -143,16 +154,14 @@ def train_lm(
                 "processes and --train as several files, each process reads only its own "
                 "shards: fit it as one process (leave out --nproc / torchrun)"
             )
-        lm, summary = _fit_kneser_ney(cfg, vocab, train_corpus, run_dir, prep_seconds)
+        lm, summary = _fit_kneser_ney(run, vocab, train_corpus, prep_seconds)
     else:
         lm, summary, records = _train_network(
-            cfg,
+            run,
             vocab,
             train_corpus,
             dev_corpus,
             callbacks,
-            run_dir,
-            resume,
             prep_seconds,
             start,
             sharded,
@@ -165,8 +174,8 @@ def train_lm(
         if sharded
         else train_corpus.targets
     )
-    _add_figures(summary, lm, cfg, partner, dev_corpus, test_corpus, run_dir)
-    lm.summary = dict(finish_run(run_dir, summary, records, metric="perplexity"))
+    _add_figures(summary, lm, cfg, partner, dev_corpus, test_corpus, run.dir)
+    lm.summary = dict(finish_run(run.dir, summary, records, metric="perplexity"))
     return lm
 
 
@@ -258,12 +267,12 @@ def continue_network(start: Start, model: FeedForwardLM, vocab: Vocab) -> dict[s
 
 
 def fresh_network(cfg: LMConfig, vocab: Vocab, precision: str | None = None) -> FeedForwardLM:
-    """The feed-forward LM training starts from, seeded by train.seed. ``precision``: the
-    resolved model.precision to train in (fp32 or bf16); None leaves "auto" to the model, which
-    resolves it at its first training step."""
+    """The feed-forward LM training starts from (called through ``run.seeded``: its initial
+    weights are the first draws of train.seed). ``precision``: the resolved model.precision to
+    train in (fp32 or bf16); None leaves "auto" to the model, which resolves it at its first
+    training step."""
     model_cfg = cfg.model if precision is None else cfgmod.replace(cfg.model, precision=precision)
     registry.spec("ffnn_lm").check_fits_memory({"vocab_size": len(vocab), "config": model_cfg})
-    seed_everything(cfg.train.seed)
     return FeedForwardLM(len(vocab), model_cfg)
 
 
@@ -274,13 +283,11 @@ def batch_source(cfg: LMConfig, vocab: Vocab, corpus: Corpus) -> LMBatches:
 
 
 def _train_network(
-    cfg: LMConfig,
+    run: Run,
     vocab: Vocab,
     train_corpus: Corpus,
     dev_corpus: Corpus | None,
     callbacks: Sequence[Callback],
-    run_dir: Path,
-    resume: bool,
     prep_seconds: float,
     start: Start | None = None,
     sharded: bool = False,
@@ -289,12 +296,13 @@ def _train_network(
     continuing one); save it; its summary and training history."""
     # "auto" resolved once for the run (bf16 where the hardware has it), logged and reported;
     # model.json keeps the setting itself, so that the model resolves it again where it trains
+    cfg: LMConfig = run.config
     precision = choose_precision(cfg.model.precision, select_device(cfg.train.device))
-    model = fresh_network(cfg, vocab, precision.used)
+    model = run.seeded(fresh_network, cfg, vocab, precision.used)
     record = None
     if start is not None:
         record = continue_network(start, model, vocab)
-        write_lineage(run_dir, record)
+        write_lineage(run.dir, record)
     train_source = batch_source(cfg, vocab, train_corpus)
     dev_source = batch_source(cfg, vocab, dev_corpus) if dev_corpus else None
     trainer = fit(
@@ -304,14 +312,14 @@ def _train_network(
         dev_source,
         make_evaluator(cfg.eval_batch_size),
         callbacks,
-        run_dir,
-        resume,
+        run.dir,
+        run.resume,
         sharded=sharded,
     )
     network = trainer.model.cpu().eval()
     assert isinstance(network, FeedForwardLM)
     save_model(
-        network, run_dir, "lm", {"vocab_size": len(vocab), "config": cfgmod.to_dict(cfg.model)}
+        network, run.dir, "lm", {"vocab_size": len(vocab), "config": cfgmod.to_dict(cfg.model)}
     )
     summary = training_summary("lm", trainer, prep_seconds)
     if record is not None:
@@ -321,18 +329,19 @@ def _train_network(
     )
     summary["parameters"] = sum(p.numel() for p in network.parameters())
     summary["precision"] = precision.as_dict()
-    lm = LanguageModel(cfg, vocab, run_dir, network=network)
+    lm = LanguageModel(cfg, vocab, run.final_dir, network=network)
     return lm, summary, trainer.history.records
 
 
 def _fit_kneser_ney(
-    cfg: LMConfig, vocab: Vocab, corpus: Corpus, run_dir: Path, prep_seconds: float
+    run: Run, vocab: Vocab, corpus: Corpus, prep_seconds: float
 ) -> tuple[LanguageModel, Summary]:
     """Count and discount: a Kneser-Ney model is fitted in one pass, with no Trainer."""
+    cfg: LMConfig = run.config
     t0, cpu0 = time.perf_counter(), time.process_time()
     ngram = KneserNey.fit(corpus.ids.numpy(), cfg.kneser_ney.order, len(vocab), vocab.stoi(EOS))
     seconds = time.perf_counter() - t0
-    save_ngram(ngram, run_dir, "lm")
+    save_ngram(ngram, run.dir, "lm")
     summary = Summary(
         task="lm",
         train_seconds=seconds,
@@ -346,7 +355,7 @@ def _fit_kneser_ney(
         ngrams=ngram.ngram_counts,
         discounts=[list(d) for d in ngram.discount_table],
     )
-    return LanguageModel(cfg, vocab, run_dir, ngram=ngram), summary
+    return LanguageModel(cfg, vocab, run.final_dir, ngram=ngram), summary
 
 
 def _split_figures(lm: LanguageModel, corpus: Corpus) -> dict[str, Any]:
@@ -383,5 +392,5 @@ def _interpolate(
     if test is not None:
         mixed = mix_log_probs(lm.own_log_probs(test), partner.own_log_probs(test), share)
         out["test"] = {"perplexity": perplexity_of(mixed)}
-    write_atomic(run_dir / "interpolation.json", json.dumps(out, indent=2), within=run_dir)
+    write_atomic(run_dir / INTERPOLATION, json.dumps(out, indent=2), within=run_dir)
     return out

@@ -20,7 +20,6 @@ noise words. A batch is a dict of tensors whose keys are the model's (see ``Skip
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,34 +27,13 @@ import torch
 
 from ffnlp.features.subwords import SubwordTable
 from ffnlp.models.kernels.sgns_cpu import fused_step_layout, subword_step_layout
+from ffnlp.models.kernels.sgns_hogwild import HogwildSlice
 from ffnlp.models.skipgram import NoiseSampler, keep_probabilities, window_pairs
 from ffnlp.tasks.w2v.config import Word2VecModelConfig
 from ffnlp.tasks.w2v.corpus import EncodedCorpus
 from ffnlp.tasks.w2v.prefetch import prefetched
 
 Batch = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class HogwildSlice:
-    """One batch of the compiled Hogwild step: centres ``lo..hi-1`` of a chunk's kept words.
-
-    The chunk's arrays are shared by all its batches (no copy); ``seed`` (drawn once per chunk
-    and epoch from the run's generator) seeds the kernel's window and noise draws."""
-
-    words: np.ndarray  # (K,) int64 the chunk's words left by sub-sampling, in corpus order
-    sentence: np.ndarray  # (K,) int64 the sentence number of each
-    lo: int
-    hi: int
-    seed: int
-    window: int
-    negative: int
-    noise_accept: np.ndarray  # (V,) float32 the noise distribution's alias table
-    noise_alias: np.ndarray  # (V,) int64
-
-    @property
-    def centres(self) -> int:
-        return self.hi - self.lo
 
 
 class PairBatches:

@@ -16,7 +16,7 @@ from typing import Any
 from ffnlp import config as cfgmod
 from ffnlp.config import option, section
 from ffnlp.features.subwords import check_subword_settings
-from ffnlp.runtime import thread_problem
+from ffnlp.threads import thread_problem
 from ffnlp.training import TrainConfig
 
 

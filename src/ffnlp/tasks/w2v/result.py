@@ -17,20 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from ffnlp import config as cfgmod
 from ffnlp.errors import ModelFileError
 from ffnlp.features.embeddings import save_vectors
 from ffnlp.features.wordvec_eval import WordVectors
-from ffnlp.models.io import ARCH, load_model, read_arch, run_path, save_model
+from ffnlp.models.io import load_model, save_model
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.models.subword_skipgram import SubwordSkipGram
 from ffnlp.params import check_int, check_path, check_str
-from ffnlp.tasks.runfolder import expect_task, read_config, read_summary
+from ffnlp.runs.folder import read_arch, read_summary, run_path, write_config
+from ffnlp.runs.layout import ARCH, VECTORS, VOCAB
+from ffnlp.tasks.runfolder import expect_task, read_config
 from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
 from ffnlp.tasks.w2v.evaluate import evaluate_vectors, model_vectors
 from ffnlp.text.vocab import Vocab
-
-VECTORS_FILE = "vectors.bin"
 
 
 class Word2VecRun:
@@ -92,23 +91,27 @@ class Word2VecRun:
         self.wv.save(path, format=format)
 
     def save(self, run_dir: str | Path) -> Path:
+        """Write the run's files into ``run_dir``, which it then belongs to (``run_dir``)."""
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfgmod.save_toml(self.config, run_dir / "config.toml")
-        self.vocab.save(run_dir / "vocab.json")
-        save_model(self.model, run_dir, "w2v", _model_args(self.model))
-        save_vectors(
-            run_dir / VECTORS_FILE, self.wv.words, self.wv.vectors, format="word2vec-binary"
-        )
+        self.write(run_dir)
         self.run_dir = run_dir
         return run_dir
+
+    def write(self, run_dir: Path) -> None:
+        """Write the run's files into ``run_dir`` (a training run writes them into its hidden
+        folder; the result belongs to the folder the run becomes)."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(run_dir, self.config)
+        self.vocab.save(run_dir / VOCAB)
+        save_model(self.model, run_dir, "w2v", _model_args(self.model))
+        save_vectors(run_dir / VECTORS, self.wv.words, self.wv.vectors, format="word2vec-binary")
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Word2VecRun:
         run_dir = run_path(run_dir)
         expect_task(run_dir, read_arch(run_dir), "w2v")
         config = read_config(run_dir, resolve_config, "w2v")
-        vocab = Vocab.load(run_dir / "vocab.json")
+        vocab = Vocab.load(run_dir / VOCAB)
         model, _ = load_model(run_dir, task="w2v")
         if not isinstance(model, SkipGram):
             raise ModelFileError(f"{run_dir} holds a {type(model).__name__}, not word2vec")

@@ -27,7 +27,7 @@ from ffnlp.models import registry
 from ffnlp.models.kernels import sgns_hogwild
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.models.subword_skipgram import SubwordSkipGram
-from ffnlp.runtime import available_cores, seed_everything, select_device
+from ffnlp.runtime import select_device
 from ffnlp.tasks.continued import (
     Base,
     RowMap,
@@ -39,12 +39,11 @@ from ffnlp.tasks.continued import (
     write_lineage,
 )
 from ffnlp.tasks.run import (
+    Run,
     Summary,
     check_callbacks,
-    continues,
     finish_run,
     fit,
-    run_recipe,
     start_run,
     training_summary,
 )
@@ -55,11 +54,11 @@ from ffnlp.tasks.w2v.evaluate import similarity_evaluator
 from ffnlp.tasks.w2v.result import Word2VecRun, load
 from ffnlp.text.shards import names_shards
 from ffnlp.text.vocab import Vocab
+from ffnlp.threads import available_cores
 from ffnlp.training import Callback, Trainer, distributed, update_step_if_allowed
 from ffnlp.training.distributed import reduce_sums, world_size
 
 
-@run_recipe
 def train_word2vec(
     corpus: str | Path,
     config: W2VConfig | str | Path | dict[str, Any] | None = None,
@@ -76,7 +75,7 @@ def train_word2vec(
 
     An existing run in ``out`` is refused unless ``resume`` (continue it) or ``force`` (replace it
     once the new one is complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
-    :func:`ffnlp.tasks.run.run_recipe`).
+    :func:`ffnlp.tasks.run.start_run`).
 
     ``overrides`` are settings applied over ``config``: typed, ``{"train.epochs": 5}``, or as
     ``--set`` text, ``["train.epochs=5"]`` (both forms are accepted, see
@@ -92,7 +91,7 @@ def train_word2vec(
     """
     base, config = start_from(init_from, "w2v", resume, config)
     callbacks = check_callbacks(callbacks, "train_word2vec")
-    run_dir, cfg = start_run(
+    with start_run(
         "w2v",
         resolve_config,
         config,
@@ -104,10 +103,17 @@ def train_word2vec(
         check=_check_evaluation_files,
         force=force,
         inputs={"--corpus": corpus},
-    )
-    resume = continues(resume)  # or a torchrun restart continuing its earlier attempt
-    if resume:
-        base = resumed_base(run_dir, "w2v")
+    ) as run:
+        return _train(run, base, corpus, callbacks)
+
+
+def _train(
+    run: Run, base: Base | None, corpus: str | Path, callbacks: Sequence[Callback]
+) -> Word2VecRun:
+    """The recipe inside its run: the corpus encoded, the pairs, the vectors trained."""
+    cfg: W2VConfig = run.config
+    if run.resume:  # or a torchrun restart continuing its earlier attempt
+        base = resumed_base(run.dir, "w2v")
     start = open_start(base, cfg) if base is not None else None
     started = time.perf_counter()
     encoded = EncodedCorpus.read(
@@ -115,7 +121,7 @@ def train_word2vec(
         cfg.corpus,
         cfg.model.min_count,
         cfg.model.max_vocab,
-        workdir=run_dir,
+        workdir=run.dir,
         known=start.run.vocab if start is not None else None,
     )
     record = None
@@ -125,24 +131,23 @@ def train_word2vec(
         if source.hogwild:  # compiled (or loaded from the disk cache) before the clock starts
             sgns_hogwild.warm_up()
         prep_seconds = time.perf_counter() - started
-        seed_everything(cfg.train.seed)
-        model = _skipgram(len(encoded.vocab), cfg, table)
+        model = run.seeded(_skipgram, len(encoded.vocab), cfg, table)
         if start is not None:
             record = continue_vectors(start, model, len(encoded.vocab))
-            write_lineage(run_dir, record)
-        trainer = _fit(model, cfg, encoded.vocab, source, callbacks, run_dir, resume, corpus)
+            write_lineage(run.dir, record)
+        trainer = _fit(model, cfg, encoded.vocab, source, callbacks, run.dir, run.resume, corpus)
     finally:
         encoded.close()
 
-    result = Word2VecRun(cfg, encoded.vocab, model.cpu().eval(), run_dir)  # trainer.model is model
-    result.save(run_dir)
+    result = Word2VecRun(cfg, encoded.vocab, model.cpu().eval(), run.final_dir)  # = trainer.model
+    result.write(run.dir)
     summary = _summary(cfg, trainer, encoded, model, prep_seconds)
     if record is not None:
         summary["init_from"] = record
     summary["evaluation"] = result.evaluate(
         cfg.evaluation.similarity, cfg.evaluation.analogies or None, cfg.evaluation.restrict
     )
-    result.summary = dict(finish_run(run_dir, summary, trainer.history.records))
+    result.summary = dict(finish_run(run.dir, summary, trainer.history.records))
     return result
 
 

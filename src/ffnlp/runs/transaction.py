@@ -28,26 +28,33 @@ import contextlib
 import ctypes
 import datetime as _dt
 import errno
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from ffnlp.errors import ConfigError, ModelFileError, OutputError
-from ffnlp.fileio import free_bytes, is_disk_full, new_file_mode, output_error, write_atomic
+from ffnlp.fileio import (
+    forget_shown,
+    free_bytes,
+    is_disk_full,
+    new_file_mode,
+    output_error,
+    show_as,
+)
+from ffnlp.runs.layout import (
+    CHECKPOINT,
+    CONFIG,
+    REPLACED_WHOLE,
+    RUN_FILES,
+    SUMMARY,
+    lock_path,
+)
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no advisory locks; runs are not locked
     fcntl = None  # type: ignore[assignment]
-
-MARKER = "interrupted.json"  # in a run that stopped before it was complete; --resume continues it
-CHECKPOINT = Path("checkpoint") / "state.pt"
-
-# what makes a folder a run (any of these)
-RUN_FILES = ("config.toml", "model.json", "summary.json", "metrics.jsonl", MARKER, "checkpoint")
 
 
 def default_run_path(task: str, root: str | Path = "runs") -> Path:
@@ -66,7 +73,8 @@ def is_run(path: Path) -> bool:
     return any((path / name).exists() for name in RUN_FILES)
 
 
-def _resumable(path: Path) -> bool:
+def resumable(path: Path) -> bool:
+    """Whether the run folder ``path`` has a checkpoint to continue from."""
     return (path / CHECKPOINT).is_file()
 
 
@@ -78,7 +86,7 @@ class RunLock:
 
     def __init__(self, out: Path):
         self.out = out
-        self.path = out.parent / f".{out.name}.lock"
+        self.path = lock_path(out)
         self.fd: int | None = None
 
     def acquire(self) -> None:
@@ -171,10 +179,11 @@ class RunTransaction:
         final = Path(os.path.abspath(out)) if out is not None else default_run_path(task).absolute()
         transaction = cls(final, "private", RunLock(final), [])
         transaction.work = Path(tempfile.mkdtemp(prefix="ffnlp-rank-"))
+        show_as(transaction.work, final)
         if resume:
-            if not (final / "config.toml").is_file():
+            if not (final / CONFIG).is_file():
                 transaction.abort()
-                raise ModelFileError(f"cannot resume: {final / 'config.toml'} is missing")
+                raise ModelFileError(f"cannot resume: {final / CONFIG} is missing")
             shutil.copytree(final, transaction.work, symlinks=True, dirs_exist_ok=True)
         return transaction
 
@@ -191,8 +200,10 @@ class RunTransaction:
             lock.acquire()
             mode = _choose_mode(final, shown, resume, force)
             transaction = cls(final, mode, lock, created, shown)
+            show_as(transaction.work, shown)
             transaction._prepare(force)
         except BaseException:
+            forget_shown(final.parent / f".{final.name}.tmp-{os.getpid()}")
             lock.release()
             _remove_made(created)
             raise
@@ -201,16 +212,16 @@ class RunTransaction:
     def _prepare(self, force: bool) -> None:
         # we hold the lock, so whoever left these is dead
         _restore_swapped_out(self.final)
-        orphans = _orphans(self.final)
+        orphans = orphaned(self.final)
         if self.mode == "resume" and not self.final.exists():
-            usable = [o for o in orphans if (o / "config.toml").is_file()]
+            usable = [o for o in orphans if (o / CONFIG).is_file()]
             if not usable:
                 raise ModelFileError(f"cannot resume: {self.shown} does not exist")
-            usable.sort(key=lambda o: (_resumable(o), o.stat().st_mtime))
+            usable.sort(key=lambda o: (resumable(o), o.stat().st_mtime))
             os.rename(usable[-1], self.final)  # a new run killed outright: adopt what it left
             orphans.remove(usable[-1])
         if self.mode == "new" and not force and not self.final.exists():
-            kept = [o for o in orphans if _resumable(o)]
+            kept = [o for o in orphans if resumable(o)]
             if kept:
                 raise OutputError(
                     f"{self.shown} holds an interrupted run (left in {kept[0].name} by a process "
@@ -221,9 +232,9 @@ class RunTransaction:
             shutil.rmtree(orphan, ignore_errors=True)
         try:
             if self.mode == "resume":
-                if not (self.final / "config.toml").is_file():
+                if not (self.final / CONFIG).is_file():
                     raise ModelFileError(
-                        f"cannot resume: {self.shown / 'config.toml'} is missing (is {self.shown} "
+                        f"cannot resume: {self.shown / CONFIG} is missing (is {self.shown} "
                         "an ffnlp run folder?)"
                     )
                 _clone(self.final, self.work)
@@ -263,10 +274,10 @@ class RunTransaction:
         if self.mode == "private":
             self.abort()
             return self.final
-        if not _resumable(self.work):
+        if not resumable(self.work):
             self.abort()
             return self.final if self.mode == "resume" else None
-        (self.work / "summary.json").unlink(missing_ok=True)  # not complete: no summary
+        (self.work / SUMMARY).unlink(missing_ok=True)  # not complete: no summary
         try:
             if self.mode == "new":
                 target = self.final
@@ -290,12 +301,8 @@ class RunTransaction:
 
     def _close(self) -> None:
         self.done = True
+        forget_shown(self.work)
         self.lock.release()
-
-
-# files that ffnlp only ever replaces whole (never opens for writing in place): a resumed run's
-# copy may share them with the original (hard links), which saves copying the big ones
-_REPLACED_WHOLE = frozenset({"state.pt", "model.safetensors", "vectors.bin"})
 
 
 def _copied_bytes(run: Path) -> int:
@@ -303,7 +310,7 @@ def _copied_bytes(run: Path) -> int:
     return sum(
         p.stat().st_size
         for p in run.rglob("*")
-        if p.is_file() and not p.is_symlink() and p.name not in _REPLACED_WHOLE
+        if p.is_file() and not p.is_symlink() and p.name not in REPLACED_WHOLE
     )
 
 
@@ -311,7 +318,7 @@ def _clone(run: Path, work: Path) -> None:
     """Copy ``run`` to ``work`` for a resume; links stay links (and are refused when written)."""
 
     def copy(src: str, dst: str) -> object:
-        if Path(src).name in _REPLACED_WHOLE:
+        if Path(src).name in REPLACED_WHOLE:
             try:
                 os.link(src, dst)
                 return dst
@@ -320,90 +327,6 @@ def _clone(run: Path, work: Path) -> None:
         return shutil.copy2(src, dst)
 
     shutil.copytree(run, work, symlinks=True, copy_function=copy)
-
-
-def open_in_place(out: str | Path | None, task: str, resume: bool, force: bool) -> Path:
-    """The run folder of a recipe called outside a transaction: the same refusals as
-    :meth:`RunTransaction.open`, but the run is written in place (no lock, no hidden folder;
-    ``force`` deletes the old run first)."""
-    _check_options(out, resume, force)
-    final = Path(out) if out is not None else default_run_path(task)
-    mode = _choose_mode(final, final, resume, force)
-    if mode == "resume":
-        if not (final / "config.toml").is_file():
-            raise ModelFileError(f"cannot resume: {final / 'config.toml'} is missing")
-        return final
-    if mode == "replace":
-        shutil.rmtree(final)
-    try:
-        final.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise output_error(exc, final) from None
-    return final
-
-
-# ---------------------------------------------------------------------- torchrun's restarts
-
-# in a run written under torchrun with --max-restarts: which job wrote it (torchrun_job())
-JOB_FILE = Path("checkpoint") / "torchrun.json"
-
-
-def torchrun_job() -> dict[str, Any] | None:
-    """Who this process is, where torchrun may restart it (``--max-restarts`` > 0): the job's
-    rendezvous id, this machine, and the torchrun process that starts the workers again (the
-    same for every attempt of one job). None otherwise."""
-    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
-    restarts = os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")
-    if not run_id or not restarts.isdigit() or int(restarts) == 0:
-        return None
-    import socket
-
-    return {"run_id": run_id, "host": socket.gethostname(), "agent": os.getppid()}
-
-
-def restart_count() -> int:
-    """Which attempt of its torchrun job this process is (0: the first)."""
-    text = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    return int(text) if text.isdigit() else 0
-
-
-def note_job(run_dir: Path) -> None:
-    """Record in ``run_dir`` the torchrun job writing it (nothing outside a restartable job)."""
-    job = torchrun_job()
-    if job is not None:
-        (run_dir / JOB_FILE).parent.mkdir(exist_ok=True)
-        write_atomic(run_dir / JOB_FILE, json.dumps(job), within=run_dir)
-
-
-def left_by_earlier_attempt(out: str | Path | None) -> Path | None:
-    """The partial run that an earlier attempt of this torchrun job left for ``out`` (after a
-    rank died, torchrun started the workers again: ``TORCHELASTIC_RESTART_COUNT`` > 0), when it
-    can be continued (it has a checkpoint): ``out`` kept as interrupted, or the hidden folder of
-    a main process killed outright. None otherwise, and always for a first attempt, a run some
-    other command wrote, or a job of another torchrun process (the job must match)."""
-    job = torchrun_job()
-    if job is None or restart_count() == 0 or out is None:
-        return None
-    final = Path(os.path.abspath(out))
-    if final.exists():  # kept as interrupted when the main process stopped cleanly
-        candidates = [final] if (final / MARKER).is_file() else []
-    else:  # the main process was killed outright: its hidden folder, the newest first
-        candidates = sorted(_orphans(final), key=lambda o: o.stat().st_mtime, reverse=True)
-    for folder in candidates:
-        if not _resumable(folder) or not (folder / "config.toml").is_file():
-            continue
-        try:
-            wrote = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if wrote == job:
-            return folder
-    return None
-
-
-def write_marker(run_dir: Path, info: dict[str, Any]) -> None:
-    """Mark ``run_dir`` as interrupted (what stopped it, where); removed when it completes."""
-    write_atomic(run_dir / MARKER, json.dumps(info, indent=2), within=run_dir)
 
 
 def _check_options(out: str | Path | None, resume: bool, force: bool) -> None:
@@ -472,7 +395,8 @@ def _remove_made(made: list[Path]) -> None:
             break  # not empty any more: someone else put something there
 
 
-def _orphans(final: Path) -> list[Path]:
+def orphaned(final: Path) -> list[Path]:
+    """The hidden folders that processes killed outright left for the run ``final``."""
     prefix = f".{final.name}.tmp-"
     try:
         return [p for p in final.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
