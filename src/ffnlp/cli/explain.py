@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ffnlp.cli.common import err_console, out_console, print_json
+from ffnlp.cli.explain_collapse import collapse
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -455,3 +456,6 @@ def numpy_vs_torch(
     )
     if plot is not None:
         out_console.print(f"wrote {plot}", markup=False, highlight=False, soft_wrap=True)
+
+
+app.command("collapse")(collapse)  # its own module, so that the explain commands grow apart
