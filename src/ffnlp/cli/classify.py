@@ -301,46 +301,52 @@ CV_INIT_FROM_HELP = (
 )
 
 
+CvData = Annotated[
+    Path,
+    typer.Option("--data", help="Labelled data with no split (e.g. MR's rt-polarity.all)."),
+]
+CvFolds = Annotated[int, typer.Option("--folds", "-k", min=2, help="Number of stratified folds.")]
+CvOut = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", help="Directory for summary.json and one run per fold."),
+]
+CvSeed = Annotated[
+    int | None,
+    typer.Option("--seed", help="Seed of the folds and of training (default: train.seed)."),
+]
+CvDevFraction = Annotated[
+    float,
+    typer.Option(
+        "--dev-fraction",
+        help="Share of each training fold held out for early stopping (0 = none).",
+    ),
+]
+CvKeepModels = Annotated[
+    bool, typer.Option("--keep-models", help="Keep each fold's model weights.")
+]
+CvTensorboard = Annotated[Path | None, typer.Option("--tensorboard", help=CV_TENSORBOARD_HELP)]
+CvInitFrom = Annotated[Path | None, typer.Option("--init-from", help=CV_INIT_FROM_HELP)]
+CvQuiet = Annotated[bool, typer.Option("--quiet", "-q", help="No per-fold lines or progress.")]
+CvJson = Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")]
+
+
 @app.command("cv")
 def cross_validate(
-    data: Annotated[
-        Path,
-        typer.Option("--data", help="Labelled data with no split (e.g. MR's rt-polarity.all)."),
-    ],
-    folds: Annotated[
-        int, typer.Option("--folds", "-k", min=2, help="Number of stratified folds.")
-    ] = 10,
+    data: CvData,
+    folds: CvFolds = 10,
     config: Config = None,
     set_: Set = [],  # noqa: B006 (typer copies it)
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Directory for summary.json and one run per fold."),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option("--seed", help="Seed of the folds and of training (default: train.seed)."),
-    ] = None,
-    dev_fraction: Annotated[
-        float,
-        typer.Option(
-            "--dev-fraction",
-            help="Share of each training fold held out for early stopping (0 = none).",
-        ),
-    ] = 0.1,
-    keep_models: Annotated[
-        bool, typer.Option("--keep-models", help="Keep each fold's model weights.")
-    ] = False,
-    tensorboard: Annotated[
-        Path | None, typer.Option("--tensorboard", help=CV_TENSORBOARD_HELP)
-    ] = None,
-    init_from: Annotated[Path | None, typer.Option("--init-from", help=CV_INIT_FROM_HELP)] = None,
+    out: CvOut = None,
+    seed: CvSeed = None,
+    dev_fraction: CvDevFraction = 0.1,
+    keep_models: CvKeepModels = False,
+    tensorboard: CvTensorboard = None,
+    init_from: CvInitFrom = None,
     fmt: Format = None,
     encoding: Encoding = None,
     skip_invalid: SkipInvalid = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No per-fold lines or progress.")
-    ] = False,
-    json_: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+    quiet: CvQuiet = False,
+    json_: CvJson = False,
 ) -> None:
     """k-fold cross-validation: mean ± sd of every metric, written to DIR/summary.json.
 

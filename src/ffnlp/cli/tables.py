@@ -489,3 +489,54 @@ def collapse(run: Path, report: dict[str, Any]) -> None:
             f"{report['network_accuracy']:.4f}, collapsed layer {report['collapsed_accuracy']:.4f} "
             f"(same prediction on {report['agreement']:.2%})."
         )
+
+
+NUMPY_VS_TORCH = (
+    "epoch",
+    "steps",
+    "loss NumPy",
+    "loss PyTorch",
+    "dev acc NumPy",
+    "dev acc PyTorch",
+)
+
+
+def numpy_vs_torch_start(lr: float, batch_size: int, model: str, features: int) -> None:
+    say(
+        f"{model} on {features} features, SGD lr={lr}, batch "
+        f"{batch_size}: NumPy (by hand) vs PyTorch (autograd)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def numpy_vs_torch_epoch(record: dict[str, Any]) -> None:
+    """One epoch of `explain numpy-vs-torch`, printed as it ends (the header before the first)."""
+    widths = [max(len(c), 6) for c in NUMPY_VS_TORCH]
+    if record["epoch"] == 1:
+        header = "  ".join(f"{c:>{w}}" for c, w in zip(NUMPY_VS_TORCH, widths, strict=True))
+        say(header, markup=False, highlight=False)
+    np_, pt = record["numpy"], record["torch"]
+    cells = (
+        record["epoch"],
+        record["steps"],
+        f"{np_['loss']:.6f}",
+        f"{pt['loss']:.6f}",
+        f"{np_['dev_accuracy']:.2%}",
+        f"{pt['dev_accuracy']:.2%}",
+    )
+    line = "  ".join(f"{v:>{w}}" for v, w in zip(cells, widths, strict=True))
+    say(line, markup=False, highlight=False)
+
+
+def numpy_vs_torch(result: dict[str, Any], plot: Path | None) -> None:
+    say(
+        f"over {len(result['step_loss']['numpy'])} steps: max |loss NumPy - loss PyTorch| = "
+        f"{result['max_step_loss_diff']:.1e}; after training, max |weight difference| = "
+        f"{result['max_weight_diff']:.1e}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if plot is not None:
+        say(f"wrote {plot}", markup=False, highlight=False, soft_wrap=True)
