@@ -10,15 +10,14 @@ import typer
 
 from ffnlp.cli import tables
 from ffnlp.cli.common import print_json, setup_logging
-from ffnlp.report.lr_find import PLOT_NAME, check_outputs, write_outputs
 
 MinLr = Annotated[float, typer.Option("--min-lr", help="Learning rate of the first step.")]
 MaxLr = Annotated[float, typer.Option("--max-lr", help="Learning rate of the last step.")]
 STEPS_HELP = "Training batches in the sweep (the rate grows by a constant factor each)."
 Steps = Annotated[int, typer.Option("--steps", min=5, help=STEPS_HELP)]
-PLOT_HELP = f"Image of loss against learning rate (default: {PLOT_NAME} in --out, else here)."
+PLOT_HELP = "Image of loss against learning rate (default: lr_find.png in --out, else here)."
 Plot = Annotated[Path | None, typer.Option("--plot", help=PLOT_HELP)]
-OUT_HELP = f"Folder for {PLOT_NAME} and lr_find.json (default: the current one, plot only)."
+OUT_HELP = "Folder for lr_find.png and lr_find.json (default: the current one, plot only)."
 Out = Annotated[Path | None, typer.Option("--out", "-o", help=OUT_HELP)]
 JSON_HELP = "Print the curve and the suggestion as one JSON object."
 Json = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
@@ -37,6 +36,8 @@ def run(
 ) -> None:
     """Check where the sweep writes, run ``find_lr`` (the task's), write its plot (and
     lr_find.json), print the suggestion (or the JSON)."""
+    from ffnlp.report.lr_find import check_outputs, write_outputs  # when a sweep runs
+
     setup_logging(json_)
     check_outputs(plot, out)  # before the sweep
     lr_min, lr_max, steps = sweep

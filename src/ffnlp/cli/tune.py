@@ -24,7 +24,6 @@ from ffnlp.cli.options import (
 )
 from ffnlp.errors import Interrupted
 from ffnlp.tasks import registry
-from ffnlp.tune.tasks import Inputs, reads_examples
 
 if TYPE_CHECKING:
     from ffnlp.training.callbacks import Callback
@@ -305,6 +304,7 @@ def tune_options(task: str, study: dict[str, Any], command: list[str]) -> Any:
     """The study's options as the library's TuneOptions: the data options and --set as overrides,
     the inputs, --trial-seeds and --rescore as numbers or auto."""
     from ffnlp.tune.prepare import TuneOptions  # imports torch
+    from ffnlp.tune.tasks import Inputs, reads_examples  # the tuner's tables: when a study runs
 
     values = dict(study)
     data = (values.pop("fmt"), values.pop("encoding"), values.pop("skip_invalid"))
