@@ -381,6 +381,7 @@ def cross_validate(
 
 
 @app.command("lr-find")
+@with_options(sweep.sweep_options, "lr_range")
 def lr_find(
     train_file: Annotated[
         Path, typer.Option("--train", help="Training data (as for classify train).")
@@ -388,11 +389,7 @@ def lr_find(
     config: Config = None,
     set_: Set = [],  # noqa: B006 (typer copies it)
     seed: Seed = None,
-    min_lr: sweep.MinLr = 1e-6,
-    max_lr: sweep.MaxLr = 1.0,
-    steps: sweep.Steps = 100,
-    plot: sweep.Plot = None,
-    out: sweep.Out = None,
+    lr_range: sweep.Sweep = sweep.SWEEP,  # with_options: --min-lr ... --out
     fmt: Format = None,
     encoding: Encoding = None,
     skip_invalid: SkipInvalid = False,
@@ -410,6 +407,4 @@ def lr_find(
     from ffnlp.tasks.classify.lr_find import find_lr  # imports torch
 
     overrides = settings(set_, data=(fmt, encoding, skip_invalid))
-    sweep.run(
-        find_lr, train_file, config, overrides, seed, (min_lr, max_lr, steps), plot, out, json_
-    )
+    sweep.run(find_lr, train_file, config, overrides, seed, lr_range, json_)

@@ -198,16 +198,13 @@ def generate(
 
 
 @app.command("lr-find")
+@with_options(sweep.sweep_options, "lr_range")
 def lr_find(
     train_file: Annotated[Path, typer.Option("--train", help="Training corpus (as for lm train).")],
     config: Config = None,
     set_: Set = [],  # noqa: B006 (typer copies it)
     seed: Seed = None,
-    min_lr: sweep.MinLr = 1e-6,
-    max_lr: sweep.MaxLr = 1.0,
-    steps: sweep.Steps = 100,
-    plot: sweep.Plot = None,
-    out: sweep.Out = None,
+    lr_range: sweep.Sweep = sweep.SWEEP,  # with_options: --min-lr ... --out
     json_: sweep.Json = False,
 ) -> None:
     """Learning-rate range test for the feed-forward LM: a few batches at a growing learning rate, the loss plotted, a rate suggested.
@@ -221,9 +218,7 @@ def lr_find(
     """
     from ffnlp.tasks.lm.lr_find import find_lr  # imports torch
 
-    sweep.run(
-        find_lr, train_file, config, list(set_), seed, (min_lr, max_lr, steps), plot, out, json_
-    )
+    sweep.run(find_lr, train_file, config, list(set_), seed, lr_range, json_)
 
 
 @app.command("export")

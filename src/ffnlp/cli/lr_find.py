@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,15 +24,37 @@ JSON_HELP = "Print the curve and the suggestion as one JSON object."
 Json = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """Where the sweep goes and what it writes (see :func:`sweep_options`)."""
+
+    lr_min: float
+    lr_max: float
+    steps: int
+    plot: Path | None
+    out: Path | None
+
+
+def sweep_options(
+    min_lr: MinLr = 1e-6,
+    max_lr: MaxLr = 1.0,
+    steps: Steps = 100,
+    plot: Plot = None,
+    out: Out = None,
+) -> Sweep:
+    return Sweep(min_lr, max_lr, steps, plot, out)
+
+
+SWEEP = sweep_options()  # a command's ``sweep: Sweep = SWEEP``: where with_options puts the block
+
+
 def run(
     find_lr: Callable[..., dict[str, Any]],
     train: Path,
     config: Path | None,
     overrides: Sequence[str],
     seed: int | None,
-    sweep: tuple[float, float, int],
-    plot: Path | None,
-    out: Path | None,
+    sweep: Sweep,
     json_: bool,
 ) -> None:
     """Check where the sweep writes, run ``find_lr`` (the task's), write its plot (and
@@ -39,18 +62,18 @@ def run(
     from ffnlp.report.lr_find import check_outputs, write_outputs  # when a sweep runs
 
     setup_logging(json_)
-    check_outputs(plot, out)  # before the sweep
-    lr_min, lr_max, steps = sweep
+    check_outputs(sweep.plot, sweep.out)  # before the sweep
     found = find_lr(
         train,
         config=config,
         overrides=list(overrides),
         seed=seed,
-        lr_min=lr_min,
-        lr_max=lr_max,
-        steps=steps,
+        lr_min=sweep.lr_min,
+        lr_max=sweep.lr_max,
+        steps=sweep.steps,
     )
-    result = write_outputs(found, plot, out, f"lr range test: {config or 'default config'}")
+    title = f"lr range test: {config or 'default config'}"
+    result = write_outputs(found, sweep.plot, sweep.out, title)
     if json_:
         print_json(result)
     else:
