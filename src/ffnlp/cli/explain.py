@@ -171,7 +171,7 @@ def backprop(
 
         ffnlp explain backprop --sizes 20,16,8,3 --activation relu
     """
-    from ffnlp.inspect.backprop_check import compare_with_autograd, parse_sizes
+    from ffnlp.inspect.backprop_check import compare_with_autograd, parse_sizes  # imports torch
 
     result = compare_with_autograd(parse_sizes(sizes), activation, batch)
     out_console.print(f"loss: NumPy {result['loss_numpy']:.8f}, torch {result['loss_torch']:.8f}")
@@ -204,7 +204,7 @@ def graph(
 
         ffnlp explain graph "c*(a+2*b)" a=3 b=1 c=-2
     """
-    from ffnlp.inspect.graph import (
+    from ffnlp.inspect.graph import (  # a large module: loaded when the command runs (start-up)
         autograd_max_diff,
         check_dot_path,
         explain,

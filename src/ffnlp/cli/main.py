@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 
 from ffnlp import __version__
 from ffnlp.errors import FfnlpError, Interrupted, bounded_message
+from ffnlp.fileio import is_disk_full, output_error
 
 COMMAND_LINE: list[str] = []  # the arguments of the command being run
 
@@ -60,8 +61,6 @@ class FfnlpGroup(TyperGroup):
 def os_error_line(exc: OSError) -> str:
     """One line for an OSError: the disk-full message of ffnlp.fileio, else the path (both
     paths of a rename) and what the system said."""
-    from ffnlp.fileio import is_disk_full, output_error
-
     paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
     if is_disk_full(exc):
         return str(output_error(exc, paths[0] if paths else "a file"))

@@ -34,6 +34,6 @@ def report(
 
         ffnlp report runs/sst2_logreg && xdg-open runs/sst2_logreg/report.html
     """
-    from ffnlp.report.html import write_report
+    from ffnlp.report.html import write_report  # imports matplotlib and torch
 
     typer.echo(str(write_report(run, out, storage)))

@@ -25,7 +25,7 @@ from ffnlp.cli.options import (
 from ffnlp.errors import Interrupted
 from ffnlp.tasks import registry
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the training package imports torch: only when a study runs
     from ffnlp.training.callbacks import Callback
 
 Space = Annotated[
