@@ -4,8 +4,6 @@ The task's modules import torch: each command imports them when it runs, so that
 and `classify predict` (NumPy alone, ffnlp.tasks.fastpredict) start quickly.
 """
 
-from __future__ import annotations
-
 import json
 import sys
 from collections.abc import Iterator

@@ -1,7 +1,5 @@
 """`ffnlp compare A B`: is the difference between two configurations real?"""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

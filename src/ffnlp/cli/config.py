@@ -1,7 +1,5 @@
 """`ffnlp config show|check|reference`: every task's options, defaults and help."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

@@ -1,7 +1,5 @@
 """`ffnlp demo`: the tour on a small generated sample (ffnlp.tasks.demo)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

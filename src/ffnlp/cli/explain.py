@@ -2,8 +2,6 @@
 
 # Over 400 lines on purpose: five commands of one group, each only its options, one library call and the printing.
 
-from __future__ import annotations
-
 from functools import partial
 from pathlib import Path
 

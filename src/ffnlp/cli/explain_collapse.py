@@ -4,8 +4,6 @@ Its own module (mounted under `ffnlp explain` by ffnlp.cli.explain) so that the 
 can grow side by side.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

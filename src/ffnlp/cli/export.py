@@ -1,7 +1,5 @@
 """`ffnlp export RUN --onnx FILE --torchscript FILE`: a classifier for other runtimes."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

@@ -1,7 +1,5 @@
 """`ffnlp lm train|eval|generate|export|lr-find`: thin wrappers over ffnlp.tasks.lm."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """What `ffnlp classify lr-find` and `ffnlp lm lr-find` share: their sweep options and output."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path

@@ -1,7 +1,5 @@
 """`ffnlp quantize RUN --out RUN_Q`: a smaller classifier run (pruning, int8, product quantisation)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -4,8 +4,6 @@
 runs the seeds, for all three (:func:`train_seeds`).
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any

@@ -1,7 +1,5 @@
 """`ffnlp report DIR`: the HTML report of a run, a repeat or cv folder, or a tune study."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

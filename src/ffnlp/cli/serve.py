@@ -1,7 +1,5 @@
 """`ffnlp serve RUN [RUN ...]`: the runs over HTTP (needs the serve extra: Starlette + uvicorn)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

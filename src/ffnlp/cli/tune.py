@@ -1,7 +1,5 @@
 """`ffnlp tune TASK`: hyper-parameter search on Optuna (thin: the study is ffnlp.tune.study)."""
 
-from __future__ import annotations
-
 import contextlib
 import logging
 import signal
@@ -347,7 +345,7 @@ class _Display:
         else:
             yield
 
-    def callbacks(self) -> list[Callback]:
+    def callbacks(self) -> "list[Callback]":
         if self.status is None:
             return []
         from ffnlp.training.callbacks import Callback  # imports torch

@@ -1,7 +1,5 @@
 """`ffnlp w2v train|eval|neighbors|doesnt-match|export`: thin wrappers over ffnlp.tasks.w2v."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 
