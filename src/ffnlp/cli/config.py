@@ -1,13 +1,11 @@
 """`ffnlp config show|check|reference`: every task's options, defaults and help."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer
 
 from ffnlp import config as C
-from ffnlp.cli.common import command_settings
+from ffnlp.cli.options import command_settings
 from ffnlp.errors import ConfigError
 from ffnlp.tasks import registry
 

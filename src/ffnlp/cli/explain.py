@@ -2,23 +2,18 @@
 
 # Over 400 lines on purpose: five commands of one group, each only its options, one library call and the printing.
 
-from __future__ import annotations
-
+from functools import partial
 from pathlib import Path
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
+from ffnlp.cli import tables
 from ffnlp.cli.common import err_console, out_console, print_json
+from ffnlp.cli.explain_collapse import collapse
+from ffnlp.errors import ConfigError, FfnlpError
+from ffnlp.tasks import registry
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
-
-
-def _classifier(run: Path):
-    from ffnlp.tasks.classify import load
-
-    return load(run)
 
 
 @app.command("shapes")
@@ -47,9 +42,7 @@ def shapes(
 
         ffnlp explain shapes runs/sst2_ffnn --text "a gripping , funny film" --text "not good"
     """
-    from ffnlp.errors import ConfigError
     from ffnlp.runs.folder import a_run, read_arch
-    from ffnlp.tasks import registry
 
     task = read_arch(run)["task"]
     spec = registry.find(task)  # an unknown task: the classifier's loader says what it is
@@ -67,148 +60,72 @@ def shapes(
         )
 
 
-def _cost_line(macs: float, per: str) -> str:
-    return (
-        f"forward: {macs:,.0f} multiply-adds = {2 * macs:,.0f} FLOPs per {per} "
-        "(matrix products; biases, activations and softmax left out)"
-    )
-
-
 def _classifier_shapes(run: Path, text: list[str], json_: bool) -> None:
-    import torch
+    from ffnlp.inspect.shapes import classifier_forward  # imports torch
+    from ffnlp.tasks.classify import load  # imports torch
 
-    from ffnlp.inspect.shapes import classifier_calls, classifier_macs
-
-    clf = _classifier(run)
-    tokens = clf.tokenizer.tokenize_all(text)
-    source = clf.featurizer.source(tokens, list(text), torch.zeros(len(text), dtype=torch.long))
-    batch = next(iter(source.batches(len(text), None)))
-    calls = classifier_calls(clf.model, batch)
-    macs = classifier_macs(clf.model, batch)
+    clf = load(run)
+    calls, macs = classifier_forward(clf, list(text))
+    model = type(clf.model).__name__
     if json_:
+        layers = [c.__dict__ for c in calls]
         print_json(
             {
                 "task": "classify",
-                "model": type(clf.model).__name__,
+                "model": model,
                 "batch": len(text),
-                "layers": [c.__dict__ for c in calls],
-                "macs_per_example": macs,
-                "flops_per_example": 2 * macs,
+                "layers": layers,
+                **_cost(macs),
             }
         )
         return
-    table = Table(title=f"{run}: forward pass on B = {len(text)} texts")
-    for col in ("layer", "module", "input", "output", "matrix product", "mult-adds", "params"):
-        table.add_column(col, justify="right" if col in ("mult-adds", "params") else "left")
-    for c in calls:
-        table.add_row(
-            Text(c.name),
-            Text(c.kind),
-            Text(" ".join(str(s) for s in c.inputs)),
-            Text(str(c.output)),
-            Text(c.product),
-            f"{c.macs:,}" if c.macs else "",
-            f"{c.params:,}",
-        )
-    out_console.print(table)
-    out_console.print(_cost_line(macs, "text (on average over these texts)"))
+    tables.layer_calls(f"{run}: forward pass on B = {len(text)} texts", calls)
+    tables.cost_line(macs, "text (on average over these texts)")
 
 
-def _computation_table(title: str, lines: list) -> Table:
-    table = Table(title=title)
-    table.add_column("step")
-    table.add_column("matrix product (letters) = (numbers)")
-    table.add_column("output")
-    table.add_column("mult-adds / example", justify="right")
-    for line in lines:  # Text: the formulas' brackets (W_in[x(t)]) are not Rich markup
-        table.add_row(
-            Text(line.formula),
-            Text(line.product),
-            Text(line.output),
-            f"{line.macs:,}" if line.macs else "",
-        )
-    return table
+def _cost(macs: float) -> dict[str, float]:
+    return {"macs_per_example": macs, "flops_per_example": 2 * macs}
 
 
 def _lm_shapes(run: Path, text: list[str], json_: bool) -> None:
-    import torch
-
-    from ffnlp.errors import FfnlpError
-    from ffnlp.inspect.shapes import lm_computation, total_macs
-    from ffnlp.tasks.lm import load
-    from ffnlp.text.corpus import mask_before_sentence_start
+    from ffnlp.inspect.shapes import lm_forward, total_macs  # imports torch
+    from ffnlp.tasks.lm import load  # imports torch
 
     lm = load(run, standalone=True)
-    net = lm.network
-    if net is None:
+    if lm.network is None:
         raise FfnlpError(
             f"{run} holds a Kneser-Ney n-gram model: counts, no matrix products; explain shapes "
             'needs a feed-forward LM (kind = "ffnn")'
         )
-    C = net.config.context_size
-    contexts = []
-    for t in text:
-        words = t.lower().split() if lm.config.data.lowercase else t.split()
-        history = [lm.eos_id, *lm.vocab.encode(words)]
-        contexts.append([lm.eos_id] * max(0, C - len(history)) + history[-C:])
-    context = torch.tensor(contexts, dtype=torch.long)  # (B, C)
-    if not lm.config.data.cross_sentences:
-        context = mask_before_sentence_start(context, lm.eos_id)
-    lines = lm_computation(net, len(text))
-    net.eval()
-    with torch.no_grad():  # the real forward pass, to show it gives what the lines say
-        out = net.log_probs(context)  # (B, V)
-    assert tuple(out.shape) == (len(text), net.vocab_size)
+    lines, sizes = lm_forward(lm, list(text))
     macs = total_macs(lines)
-    hidden = [m.out_features for m in net.hidden if isinstance(m, torch.nn.Linear)]
-    sizes = {"B": len(text), "C": C, "D": net.embedding.embedding_dim}
-    sizes.update({"H" if len(hidden) == 1 else f"H{i}": h for i, h in enumerate(hidden, 1)})
-    sizes["V"] = net.vocab_size
     if json_:
-        print_json(
-            {
-                "task": "lm",
-                "sizes": sizes,
-                "lines": [line.__dict__ for line in lines],
-                "macs_per_example": macs,
-                "flops_per_example": 2 * macs,
-            }
-        )
+        steps = [line.__dict__ for line in lines]
+        print_json({"task": "lm", "sizes": sizes, "lines": steps, **_cost(macs)})
         return
     letters = ", ".join(f"{k} = {v:,}" for k, v in sizes.items())
-    out_console.print(_computation_table(f"{run}: feed-forward LM, {letters}", lines))
-    out_console.print(_cost_line(macs, "predicted word"))
+    tables.computation(f"{run}: feed-forward LM, {letters}", lines)
+    tables.cost_line(macs, "predicted word")
 
 
 def _w2v_shapes(run: Path, json_: bool) -> None:
-    from ffnlp.inspect.shapes import skipgram_computation, total_macs
-    from ffnlp.tasks.w2v import load
+    from ffnlp.inspect.shapes import skipgram_computation, total_macs  # imports torch
+    from ffnlp.tasks.w2v import load  # imports torch
 
     w2v = load(run)
-    cfg = w2v.config
-    lines = skipgram_computation(
-        w2v.model, cfg.model.negative, cfg.model.window, cfg.train.batch_size
-    )
+    model, cfg = w2v.model, w2v.config
+    batch = cfg.train.batch_size
+    lines = skipgram_computation(model, cfg.model.negative, cfg.model.window, batch)
     macs = total_macs(lines)
-    name = "CBOW" if w2v.model.cbow else "skip-gram"
-    per = "centre word" if w2v.model.cbow else "(centre, context) pair"
     if json_:
-        print_json(
-            {
-                "task": "w2v",
-                "architecture": cfg.model.architecture,
-                "lines": [line.__dict__ for line in lines],
-                "macs_per_example": macs,
-                "flops_per_example": 2 * macs,
-            }
-        )
+        steps = [line.__dict__ for line in lines]
+        architecture = cfg.model.architecture
+        print_json({"task": "w2v", "architecture": architecture, "lines": steps, **_cost(macs)})
         return
-    title = (
-        f"{run}: {name}, V = {w2v.model.vocab_size:,}, D = {w2v.model.dim}, "
-        f"N = {cfg.model.negative}, B = {cfg.train.batch_size}"
-    )
-    out_console.print(_computation_table(title, lines))
-    out_console.print(_cost_line(macs, per))
+    name = "CBOW" if model.cbow else "skip-gram"
+    title = f"{run}: {name}, V = {model.vocab_size:,}, D = {model.dim}, N = {cfg.model.negative}, B = {batch}"
+    tables.computation(title, lines)
+    tables.cost_line(macs, "centre word" if model.cbow else "(centre, context) pair")
 
 
 @app.command("dead")
@@ -223,18 +140,12 @@ def dead(
 
         ffnlp explain dead runs/sst2_ffnn --data ../shared/data/sst2/stsa.binary.dev
     """
-    import torch
+    from ffnlp.inspect.diagnostics import dead_units  # imports torch
+    from ffnlp.tasks.classify import load, read_split  # imports torch
 
-    from ffnlp.inspect.diagnostics import dead_units
-    from ffnlp.tasks.classify import read_split
-
-    clf = _classifier(run)
+    clf = load(run)
     examples = read_split(data, clf.config)
-    tokens = clf.tokenizer.tokenize_all(examples.texts)
-    source = clf.featurizer.source(
-        tokens, examples.texts, torch.zeros(len(examples), dtype=torch.long)
-    )
-    report = dead_units(clf.model, source)
+    report = dead_units(clf.model, clf.source(examples.texts))  # the inputs; no label read
     if json_:
         print_json(report)
         return
@@ -258,7 +169,7 @@ def backprop(
 
         ffnlp explain backprop --sizes 20,16,8,3 --activation relu
     """
-    from ffnlp.inspect.backprop_check import compare_with_autograd, parse_sizes
+    from ffnlp.inspect.backprop_check import compare_with_autograd, parse_sizes  # imports torch
 
     result = compare_with_autograd(parse_sizes(sizes), activation, batch)
     out_console.print(f"loss: NumPy {result['loss_numpy']:.8f}, torch {result['loss_torch']:.8f}")
@@ -291,7 +202,7 @@ def graph(
 
         ffnlp explain graph "c*(a+2*b)" a=3 b=1 c=-2
     """
-    from ffnlp.inspect.graph import (
+    from ffnlp.inspect.graph import (  # a large module: loaded when the command runs (start-up)
         autograd_max_diff,
         check_dot_path,
         explain,
@@ -308,30 +219,7 @@ def graph(
     if json_:
         print_json({**result.to_dict(), "autograd_max_abs_diff": diff})
     else:
-        table = Table(title=f"L = {expression}: forward (inputs first), then dL/dnode")
-        for col in ("node", "expression", "op", "inputs", "value", "dL/dnode"):
-            table.add_column(col, justify="right" if col in ("value", "dL/dnode") else "left")
-        for node in result.nodes:
-            table.add_row(
-                node.name,
-                node.text,
-                node.op,
-                " ".join(result.nodes[i].name for i in node.inputs),
-                fmt(node.value),
-                "" if node.grad is None else fmt(node.grad),
-            )
-        out_console.print(table)
-        out_console.print("Backward, last node first: the chain rule on every edge", style="bold")
-        for step in result.steps:
-            out_console.print(
-                f"  {result.line(step)}    ({step.rule})",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
-        grads = ", ".join(f"dL/d{name} = {fmt(g)}" for name, g in result.grads().items())
-        out_console.print(f"L = {fmt(result.output.value)}" + (f"; {grads}" if grads else ""))
-        out_console.print(f"PyTorch autograd (float64) agrees: max |difference| = {diff:.2g}")
+        tables.graph(expression, result, diff, fmt)
     if drawn is not None:
         dot_path, png = drawn
         note = f"wrote {dot_path}" + (
@@ -380,78 +268,26 @@ def numpy_vs_torch(
 
         ffnlp explain numpy-vs-torch --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --hidden 64 --epochs 3 --plot numpy_vs_torch.png
     """
-    from ffnlp.errors import ConfigError
-    from ffnlp.inspect.numpy_learner import read_bag_of_ngrams, train_side_by_side
-    from ffnlp.outputs import check_output_file
+    from ffnlp.inspect.numpy_learner import numpy_vs_torch as side_by_side  # imports torch
 
-    if plot is not None:
-        if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise ConfigError(f"--plot {plot}: name an image file ending in .png, .pdf or .svg")
-        check_output_file(plot, "--plot")  # before the training: a folder, a link, read-only
-    data = read_bag_of_ngrams(train, dev, max_features=max_features)
-    model = "logistic regression" if hidden == 0 else f"MLP ({hidden} {activation} units)"
-    if not json_:
-        out_console.print(
-            f"{model} on {data.num_features} features, SGD lr={lr}, batch "
-            f"{batch_size}: NumPy (by hand) vs PyTorch (autograd)",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-    columns = ("epoch", "steps", "loss NumPy", "loss PyTorch", "dev acc NumPy", "dev acc PyTorch")
-    header = "  ".join(f"{c:>{max(len(c), 6)}}" for c in columns)
-
-    def row(record: dict) -> None:  # printed as each epoch ends
-        if record["epoch"] == 1:
-            out_console.print(header, markup=False, highlight=False)
-        np_, pt = record["numpy"], record["torch"]
-        cells = (
-            record["epoch"],
-            record["steps"],
-            f"{np_['loss']:.6f}",
-            f"{pt['loss']:.6f}",
-            f"{np_['dev_accuracy']:.2%}",
-            f"{pt['dev_accuracy']:.2%}",
-        )
-        line = "  ".join(f"{v:>{max(len(c), 6)}}" for c, v in zip(columns, cells, strict=True))
-        out_console.print(line, markup=False, highlight=False)
-
-    result = train_side_by_side(
-        data.x_train,
-        data.y_train,
-        data.x_dev,
-        data.y_dev,
-        len(data.labels),
-        hidden=[hidden] if hidden else [],
-        activation=activation,
+    result = side_by_side(
+        train,
+        dev,
+        max_features,
+        hidden,
+        activation,
+        plot,
+        on_start=None if json_ else partial(tables.numpy_vs_torch_start, lr, batch_size),
+        on_epoch=None if json_ else tables.numpy_vs_torch_epoch,
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
         seed=seed,
-        on_epoch=None if json_ else row,
     )
-    steps = len(result.step_loss["numpy"])
-    if plot is not None:
-        from ffnlp.report.plots import plot_loss_curves
-
-        plot_loss_curves(
-            {
-                "NumPy (by hand)": result.step_loss["numpy"],
-                "PyTorch (autograd)": result.step_loss["torch"],
-            },
-            plot,
-            title=f"{model}: training loss, NumPy vs PyTorch",
-            window=max(1, min(100, steps // 30)),
-        )
     if json_:
-        print_json({"model": model, "num_features": data.num_features, **result.to_dict()})
-        return
-    out_console.print(
-        f"over {steps} steps: max |loss NumPy - loss PyTorch| = "
-        f"{result.max_step_loss_diff:.1e}; after training, max |weight difference| = "
-        f"{result.max_weight_diff:.1e}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    if plot is not None:
-        out_console.print(f"wrote {plot}", markup=False, highlight=False, soft_wrap=True)
+        print_json(result)
+    else:
+        tables.numpy_vs_torch(result, plot)
+
+
+app.command("collapse")(collapse)  # in its own module, so that the explain commands grow apart

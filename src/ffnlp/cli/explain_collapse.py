@@ -1,18 +1,15 @@
 """`ffnlp explain collapse`: a network without non-linearities is a single layer.
 
-Its own module (mounted under `ffnlp explain` by ffnlp.cli.main) so that the explain commands
+Its own module (mounted under `ffnlp explain` by ffnlp.cli.explain) so that the explain commands
 can grow side by side.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
-from typing import Any
 
 import typer
-from rich.table import Table
 
-from ffnlp.cli.common import out_console, print_json
+from ffnlp.cli import tables
+from ffnlp.cli.common import print_json
 
 
 def collapse(
@@ -34,8 +31,8 @@ def collapse(
 
         ffnlp explain collapse runs/sst2_linear --data ../shared/data/sst2/stsa.binary.dev
     """
-    from ffnlp.inspect.collapse import collapsed_classifier, compare, describe
-    from ffnlp.tasks.classify import load, read_split
+    from ffnlp.inspect.collapse import collapsed_classifier, compare, describe  # imports torch
+    from ffnlp.tasks.classify import load, read_split  # imports torch
 
     clf = load(run)
     if data is None:
@@ -48,33 +45,4 @@ def collapse(
     if json_:
         print_json(report)
         return
-    _print(run, report)
-
-
-def _print(run: Path, report: dict[str, Any]) -> None:
-    layers = report["layers"]
-    out_console.print(f"{run}: {len(layers)} affine layer(s), input side first")
-    table = Table()
-    for col in ("", "layer", "weight"):
-        table.add_column(col)
-    for i, layer in enumerate(layers, start=1):
-        table.add_row(f"W{i}", layer["name"], " x ".join(str(s) for s in layer["weight"]))
-    out_console.print(table)
-    if report["pass_through"]:
-        out_console.print(
-            f"Identity when evaluated (left out): {', '.join(report['pass_through'])}."
-        )
-    chain = " ".join(f"W{i}" for i in range(len(layers), 0, -1))
-    k, f = report["collapsed_weight"]
-    out_console.print(
-        f"Collapsed: W0 = {chain}, {k} x {f} over the {report['input']}, plus b0 ({k}): "
-        f"{report['network_parameters']:,} parameters -> {report['collapsed_parameters']:,}."
-    )
-    if "examples" in report:
-        out_console.print(
-            f"On {report['data']} ({report['examples']} examples): max |network - collapsed| "
-            f"logit difference {report['max_abs_diff']:.2e} (largest |logit| "
-            f"{report['max_abs_logit']:.3g}); accuracy: network "
-            f"{report['network_accuracy']:.4f}, collapsed layer {report['collapsed_accuracy']:.4f} "
-            f"(same prediction on {report['agreement']:.2%})."
-        )
+    tables.collapse(run, report)

@@ -1,7 +1,5 @@
 """`ffnlp export RUN --onnx FILE --torchscript FILE`: a classifier for other runtimes."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer
@@ -39,7 +37,7 @@ def export(
 
         ffnlp export runs/sst2_pooled --onnx sst2.onnx   # + sst2.onnx.features.json
     """
-    from ffnlp.export.exporter import export_run
+    from ffnlp.export.exporter import export_run  # imports torch (and ONNX when asked)
 
     written = export_run(run, onnx=onnx, torchscript=torchscript, features=features, force=force)
     if json_:

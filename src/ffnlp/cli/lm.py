@@ -1,85 +1,65 @@
 """`ffnlp lm train|eval|generate|export|lr-find`: thin wrappers over ffnlp.tasks.lm."""
 
-from __future__ import annotations
-
 from pathlib import Path
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from ffnlp.cli import lr_find as sweep
+from ffnlp.cli import tables
 from ffnlp.cli.common import (
-    CONFIG_HELP,
-    DIAGNOSTICS_OPTION,
-    FORCE_OPTION,
-    INIT_FROM_OPTION,
-    MAX_RESTARTS_OPTION,
-    NPROC_OPTION,
-    QUIET_OPTION,
-    RESUME_OPTION,
-    SEED_OPTION,
-    SEEDS_OPTION,
-    SET_OPTION,
-    SUMMARY_JSON_OPTION,
-    TENSORBOARD_OPTION,
-    command_settings,
-    diagnostics_settings,
+    begin_training,
     err_console,
-    lineage_line,
+    finish_training,
     out_console,
     print_json,
-    progress_callbacks,
-    refuse_with_seeds,
-    relaunch_as_processes,
-    run_dir_option,
-    setup_logging,
+    recipe_args,
 )
-from ffnlp.cli.lr_find import JSON_OPTION as LR_FIND_JSON_OPTION
-from ffnlp.cli.lr_find import MAX_LR_OPTION, MIN_LR_OPTION, PLOT_OPTION, STEPS_OPTION
-from ffnlp.cli.lr_find import OUT_OPTION as LR_FIND_OUT_OPTION
-from ffnlp.cli.lr_find import check_outputs as check_lr_find_outputs
-from ffnlp.cli.lr_find import report as report_lr_find
-from ffnlp.config import tensorboard_settings
+from ffnlp.cli.options import (
+    CONFIG_HELP,
+    RUN,
+    Config,
+    Json,
+    RunOptions,
+    Seed,
+    Seeds,
+    Set,
+    run_dir_option,
+    run_options,
+    settings,
+    with_options,
+)
+from ffnlp.cli.repeat import train_seeds
+from ffnlp.outputs import check_output_file
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
 
+LM_CONFIG_HELP = CONFIG_HELP + " configs/ptb_lm.toml (neural), configs/ptb_kn5.toml (Kneser-Ney)."
+TRAIN_HELP = "Training corpus: one sentence a line, tokens separated by spaces (.gz ok)."
+DEV_HELP = "Dev corpus: perplexity each epoch, the best epoch, the interpolation weight."
+INTERPOLATE_HELP = (
+    "Run directory of another LM on the same vocabulary to mix with; the weight is fitted on --dev."
+)
+
+
 @app.command("train")
+@with_options(run_options)
 def train(
-    train_file: Path = typer.Option(
-        ...,
-        "--train",
-        help="Training corpus: one sentence a line, tokens separated by spaces (.gz ok).",
-    ),
-    dev: Path = typer.Option(
-        None,
-        "--dev",
-        help="Dev corpus: perplexity each epoch, the best epoch, the interpolation weight.",
-    ),
-    test: Path = typer.Option(None, "--test", help="Test corpus: perplexity once at the end."),
-    config: Path = typer.Option(
-        None,
-        "--config",
-        "-c",
-        help=CONFIG_HELP + " configs/ptb_lm.toml (neural), configs/ptb_kn5.toml (Kneser-Ney).",
-    ),
-    set_: list[str] = SET_OPTION,
-    out: Path = run_dir_option("lm"),
-    seed: int = SEED_OPTION,
-    seeds: str = SEEDS_OPTION,
-    interpolate_with: Path = typer.Option(
-        None,
-        "--interpolate-with",
-        help="Run directory of another LM on the same vocabulary to mix with; the weight is fitted on --dev.",
-    ),
-    resume: Path = RESUME_OPTION,
-    init_from: Path = INIT_FROM_OPTION,
-    diagnostics: bool = DIAGNOSTICS_OPTION,
-    tensorboard: Path = TENSORBOARD_OPTION,
-    force: bool = FORCE_OPTION,
-    quiet: bool = QUIET_OPTION,
-    json_: bool = SUMMARY_JSON_OPTION,
-    nproc: int = NPROC_OPTION,
-    max_restarts: int = MAX_RESTARTS_OPTION,
+    train_file: Annotated[Path, typer.Option("--train", help=TRAIN_HELP)],
+    dev: Annotated[Path | None, typer.Option("--dev", help=DEV_HELP)] = None,
+    test: Annotated[
+        Path | None, typer.Option("--test", help="Test corpus: perplexity once at the end.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help=LM_CONFIG_HELP)] = None,
+    set_: Set = [],  # noqa: B006 (typer copies it)
+    out: Annotated[Path | None, run_dir_option("lm")] = None,
+    seed: Seed = None,
+    seeds: Seeds = None,
+    interpolate_with: Annotated[
+        Path | None, typer.Option("--interpolate-with", help=INTERPOLATE_HELP)
+    ] = None,
+    run: RunOptions = RUN,  # with_options: the options every `train` command ends with
 ) -> None:
     """Train a feed-forward LM, or fit a Kneser-Ney n-gram model (kind = "kneser_ney").
 
@@ -89,90 +69,23 @@ def train(
 
         ffnlp lm train --init-from runs/ptb_lm --train more_text.txt --out runs/ptb_lm_more
     """
-    from ffnlp.tasks.lm import train_lm
-
-    relaunch_as_processes(nproc, max_restarts)
-    setup_logging(quiet or json_)
-    sets = command_settings(set_, diagnostics_settings(diagnostics))
+    begin_training(run)
     if seeds is not None:
-        from ffnlp.cli.repeat import parse_seeds, run_repeat
+        overrides = settings(set_, run, interpolate_with=interpolate_with, one_run=False)
+        return train_seeds("lm", seeds, run, (train_file, dev, test), config, overrides, out, seed)
+    from ffnlp.tasks.lm import train_lm  # imports torch
 
-        refuse_with_seeds(
-            **{
-                "--seed": seed is not None,
-                "--resume": resume is not None,
-                "--force": force,
-                "--init-from": init_from is not None,
-            }
-        )
-        if interpolate_with is not None:
-            sets = command_settings(sets, {"interpolate_with": str(interpolate_with)})
-        seed_list = parse_seeds(seeds)
-        run_repeat(
-            "lm",
-            train_file,
-            dev,
-            test,
-            config,
-            sets,
-            seed_list,
-            out,
-            tensorboard=tensorboard,
-            quiet=quiet,
-            json_=json_,
-        )
-        return
-    sets = command_settings(sets, tensorboard_settings(tensorboard))
     lm = train_lm(
         train_file,
         dev=dev,
         test=test,
         config=config,
-        overrides=sets,
-        out=resume if resume is not None else out,
+        overrides=settings(set_, run),
         seed=seed,
-        resume=resume is not None,
-        callbacks=progress_callbacks(quiet or json_),
         interpolate_with=interpolate_with,
-        force=force,
-        init_from=init_from,
+        **recipe_args(run, out),
     )
-    summary = lm.summary
-    if json_:
-        print_json(summary)
-        return
-    if quiet:
-        return
-    table = Table(title=f"ffnlp lm ({summary['kind']}): {lm.run_dir}")
-    table.add_column("split")
-    table.add_column("perplexity", justify="right")
-    table.add_column("tokens", justify="right")
-    for split in ("dev", "test"):
-        if split in summary:
-            table.add_row(
-                split, f"{summary[split]['perplexity']:.2f}", str(summary[split]["tokens"])
-            )
-    interp = summary.get("interpolated")
-    if interp:
-        for split in ("dev", "test"):
-            if split in interp:
-                table.add_row(
-                    f"{split} (mixed, λ={interp['weight']:.3f})",
-                    f"{interp[split]['perplexity']:.2f}",
-                    "",
-                )
-    out_console.print(table)
-    if interp:
-        out_console.print(f"λ: the weight of {interp['weight_of']} in the mixture", markup=False)
-    lineage = lineage_line(summary)
-    if lineage:
-        out_console.print(lineage, markup=False)
-    out_console.print(
-        f"trained in {summary['train_seconds']:.1f} s ({summary['tokens_per_second']:.0f} tokens/s)"
-        + (f"; best epoch {summary['best_epoch']}" if summary.get("best_epoch") else "")
-    )
-    for sample in summary.get("samples", []):
-        out_console.print(f"  sample: {sample}", markup=False)
+    finish_training(lm, run, tables.lm_train)
 
 
 @app.command("eval")
@@ -196,7 +109,7 @@ def evaluate(
         "fitted at training.",
     ),
     dev: Path = typer.Option(None, "--dev", help="Fit the mixture weight on this corpus."),
-    json_: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
+    json_: Json = False,
 ) -> None:
     """Perplexity of a trained LM or an ARPA file (optionally mixed with another) on a corpus.
 
@@ -206,7 +119,7 @@ def evaluate(
 
         ffnlp lm eval ptb_kn5.arpa --data ../shared/data/ptb/ptb.test.txt
     """
-    from ffnlp.tasks.lm import load as load_lm
+    from ffnlp.tasks.lm import load as load_lm  # imports torch
 
     lm = load_lm(run, interpolate_with=interpolate_with, tune_on=dev, weight=weight)
     metrics = lm.evaluate(data)
@@ -259,7 +172,7 @@ def generate(
 
         ffnlp lm generate runs/ptb_lm --prompt "the company said" --max-tokens 30 --temperature 0.8 --top-k 50 --seed 1
     """
-    from ffnlp.tasks.lm import load as load_lm
+    from ffnlp.tasks.lm import load as load_lm  # imports torch
 
     lm = load_lm(run, interpolate_with=interpolate_with)
     samples = [
@@ -284,17 +197,14 @@ def generate(
 
 
 @app.command("lr-find")
+@with_options(sweep.sweep_options, "lr_range")
 def lr_find(
-    train_file: Path = typer.Option(..., "--train", help="Training corpus (as for lm train)."),
-    config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    set_: list[str] = SET_OPTION,
-    seed: int = SEED_OPTION,
-    min_lr: float = MIN_LR_OPTION,
-    max_lr: float = MAX_LR_OPTION,
-    steps: int = STEPS_OPTION,
-    plot: Path = PLOT_OPTION,
-    out: Path = LR_FIND_OUT_OPTION,
-    json_: bool = LR_FIND_JSON_OPTION,
+    train_file: Annotated[Path, typer.Option("--train", help="Training corpus (as for lm train).")],
+    config: Config = None,
+    set_: Set = [],  # noqa: B006 (typer copies it)
+    seed: Seed = None,
+    lr_range: sweep.Sweep = sweep.SWEEP,  # with_options: --min-lr ... --out
+    json_: sweep.Json = False,
 ) -> None:
     """Learning-rate range test for the feed-forward LM: a few batches at a growing learning rate, the loss plotted, a rate suggested.
 
@@ -305,20 +215,9 @@ def lr_find(
 
         ffnlp lm lr-find --config ptb_lm --train ../shared/data/ptb/ptb.train.txt.gz --plot runs/ptb_lr_find.png
     """
-    from ffnlp.tasks.lm.lr_find import find_lr
+    from ffnlp.tasks.lm.lr_find import find_lr  # imports torch
 
-    setup_logging(json_)
-    check_lr_find_outputs(plot, out)  # before the sweep
-    result = find_lr(
-        train_file,
-        config=config,
-        overrides=command_settings(set_),
-        seed=seed,
-        lr_min=min_lr,
-        lr_max=max_lr,
-        steps=steps,
-    )
-    report_lr_find(result, plot, out, json_, f"lr range test: {config or 'default config'}")
+    sweep.run(find_lr, train_file, config, settings(set_), seed, lr_range, json_)
 
 
 @app.command("export")
@@ -339,8 +238,7 @@ def export(
 
         ffnlp lm export runs/ptb_kn5 --arpa ptb_kn5.arpa
     """
-    from ffnlp.outputs import check_output_file
-    from ffnlp.tasks.lm import load as load_lm
+    from ffnlp.tasks.lm import load as load_lm  # imports torch
 
     check_output_file(arpa, "--arpa")  # before the work: a folder, a link, read-only
     lm = load_lm(run, standalone=True)

@@ -10,7 +10,6 @@ path and what the system said); usage errors keep click's exit code 2. An interr
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import shlex
 import signal
@@ -23,6 +22,7 @@ from typer.core import TyperGroup
 from ffnlp import __version__
 from ffnlp.cli.common import COMMAND_LINE
 from ffnlp.errors import FfnlpError, Interrupted, bounded_message
+from ffnlp.fileio import is_disk_full, output_error
 
 
 class FfnlpGroup(TyperGroup):
@@ -60,8 +60,6 @@ class FfnlpGroup(TyperGroup):
 def os_error_line(exc: OSError) -> str:
     """One line for an OSError: the disk-full message of ffnlp.fileio, else the path (both
     paths of a rename) and what the system said."""
-    from ffnlp.fileio import is_disk_full, output_error
-
     paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
     if is_disk_full(exc):
         return str(output_error(exc, paths[0] if paths else "a file"))
@@ -138,48 +136,49 @@ def _root(
     """ffnlp: train, evaluate and inspect feed-forward networks for NLP."""
 
 
-def _mount(module: str, name: str, help_: str) -> None:
-    """Mount ``ffnlp.cli.<module>.app`` as ``ffnlp <name>`` (skipped if that module is absent)."""
-    try:
-        mod = importlib.import_module(f"ffnlp.cli.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"ffnlp.cli.{module}":
-            return
-        raise
-    app.add_typer(mod.app, name=name, help=help_)
-
-
-_mount("classify", "classify", "Text classifiers: train, eval, predict, cv.")
-_mount("lm", "lm", "Feed-forward language model and Kneser-Ney baseline: train, eval, generate.")
-_mount("w2v", "w2v", "Skip-gram word2vec: train, eval, neighbors, export.")
-_mount(
-    "explain",
-    "explain",
-    "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, NumPy vs PyTorch training, linear collapse.",
+from ffnlp.cli import (  # noqa: E402  # noqa: E402
+    classify,
+    compare,
+    config,
+    demo,
+    explain,
+    export,
+    lm,
+    presets,
+    quantize,
+    repeat,
+    report,
+    serve,
+    tune,
+    w2v,
 )
-_mount("config", "config", "Show the configuration of a task, or the reference of every option.")
-_mount("presets", "presets", "The presets shipped with ffnlp (--config NAME): list, show.")
 
-from ffnlp.cli import compare as _compare  # noqa: E402
-from ffnlp.cli import demo as _demo  # noqa: E402
-from ffnlp.cli import explain as _explain  # noqa: E402
-from ffnlp.cli import explain_collapse as _explain_collapse  # noqa: E402
-from ffnlp.cli import export as _export  # noqa: E402
-from ffnlp.cli import quantize as _quantize  # noqa: E402
-from ffnlp.cli import repeat as _repeat  # noqa: E402
-from ffnlp.cli import report as _report  # noqa: E402
-from ffnlp.cli import serve as _serve  # noqa: E402
-from ffnlp.cli import tune as _tune  # noqa: E402
-
-app.command("demo")(_demo.demo)
-app.command("repeat")(_repeat.repeat)
-app.command("compare")(_compare.compare)
-app.command("report")(_report.report)
-app.command("serve")(_serve.serve)
-app.command("tune")(_tune.tune)
-app.command("export")(_export.export)
-app.command("quantize")(_quantize.quantize)
-_explain.app.command("collapse")(_explain_collapse.collapse)  # its own module, under `explain`
+EXPLAIN_HELP = (
+    "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, "
+    "NumPy vs PyTorch training, linear collapse."
+)
+# every command and group of `ffnlp`, in the order of its help: (name, command or group, help)
+COMMANDS: tuple[tuple[str, Any, str | None], ...] = (
+    ("demo", demo.demo, None),
+    ("repeat", repeat.repeat, None),
+    ("compare", compare.compare, None),
+    ("report", report.report, None),
+    ("serve", serve.serve, None),
+    ("tune", tune.tune, None),
+    ("export", export.export, None),
+    ("quantize", quantize.quantize, None),
+    ("classify", classify.app, "Text classifiers: train, eval, predict, cv."),
+    ("lm", lm.app, "Feed-forward language model and Kneser-Ney baseline: train, eval, generate."),
+    ("w2v", w2v.app, "Skip-gram word2vec: train, eval, neighbors, export."),
+    ("explain", explain.app, EXPLAIN_HELP),
+    ("config", config.app, "Show the configuration of a task, or the reference of every option."),
+    ("presets", presets.app, "The presets shipped with ffnlp (--config NAME): list, show."),
+)
+for name, command, help_ in COMMANDS:
+    if isinstance(command, typer.Typer):
+        app.add_typer(command, name=name, help=help_)
+    else:
+        app.command(name)(command)
 
 
 def main() -> None:

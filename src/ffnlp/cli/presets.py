@@ -1,7 +1,5 @@
 """`ffnlp presets [show NAME]`: the presets shipped with ffnlp, found by name with --config NAME."""
 
-from __future__ import annotations
-
 import dataclasses
 import textwrap
 

@@ -1,65 +1,93 @@
 """`ffnlp quantize RUN --out RUN_Q`: a smaller classifier run (pruning, int8, product quantisation)."""
 
-from __future__ import annotations
-
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ffnlp.cli.common import out_console, print_json
+from ffnlp.cli import tables
+from ffnlp.cli.common import print_json
 
-
-def quantize(
-    run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
-    out: Path = typer.Option(..., "--out", "-o", help="The new, quantised run folder."),
-    method: str = typer.Option(
-        "pq",
+Run = Annotated[Path, typer.Argument(help="Run directory of a trained classifier.")]
+Out = Annotated[Path, typer.Option("--out", "-o", help="The new, quantised run folder.")]
+Method = Annotated[
+    str,
+    typer.Option(
         "--method",
         help="int8: every matrix as int8 rows with a scale each; pq: the input table "
         "product-quantised (fastText's method), the other matrices int8.",
     ),
-    cutoff: int = typer.Option(
-        0,
+]
+Cutoff = Annotated[
+    int,
+    typer.Option(
         "--cutoff",
         help="Keep only this many rows of the input table (words, hash buckets or n-gram "
         "features); 0 keeps them all.",
     ),
-    prune_by: str = typer.Option(
-        "norm",
+]
+PruneBy = Annotated[
+    str,
+    typer.Option(
         "--prune-by",
         help="Which rows --cutoff keeps: norm (the largest rows, as fastText) or count (the "
         "rows read most often in --train).",
     ),
-    retrain: bool = typer.Option(
-        False,
+]
+Retrain = Annotated[
+    bool,
+    typer.Option(
         "--retrain",
         help="Train the pruned model again on --train (with the run's own training settings) before "
         "quantising it.",
     ),
-    train: Path = typer.Option(
-        None, "--train", help="Training data: for --retrain and --prune-by count."
+]
+Train = Annotated[
+    Path | None, typer.Option("--train", help="Training data: for --retrain and --prune-by count.")
+]
+Dev = Annotated[
+    Path | None,
+    typer.Option(
+        "--dev", help="Dev data: early stopping of --retrain, and scored before and after."
     ),
-    dev: Path = typer.Option(
-        None, "--dev", help="Dev data: early stopping of --retrain, and scored before and after."
-    ),
-    test: Path = typer.Option(
-        None, "--test", help="Test data: both runs scored and timed on it, side by side."
-    ),
-    epochs: int = typer.Option(
-        None, "--epochs", min=1, help="Epochs of --retrain (default: the run's train.epochs)."
-    ),
-    dsub: int = typer.Option(
-        2, "--dsub", min=1, help="pq: columns per one-byte code (fastText's -dsub)."
-    ),
-    qnorm: bool = typer.Option(
-        True,
+]
+Test = Annotated[
+    Path | None,
+    typer.Option("--test", help="Test data: both runs scored and timed on it, side by side."),
+]
+Epochs = Annotated[
+    int | None,
+    typer.Option("--epochs", min=1, help="Epochs of --retrain (default: the run's train.epochs)."),
+]
+Dsub = Annotated[
+    int, typer.Option("--dsub", min=1, help="pq: columns per one-byte code (fastText's -dsub).")
+]
+Qnorm = Annotated[
+    bool,
+    typer.Option(
         "--qnorm/--no-qnorm",
         help="pq: quantise the rows' norms apart from their directions (fastText's -qnorm).",
     ),
-    force: bool = typer.Option(False, "--force", help="Replace the run already in --out."),
-    json_: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+]
+Force = Annotated[bool, typer.Option("--force", help="Replace the run already in --out.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")]
+
+
+def quantize(
+    run: Run,
+    out: Out,
+    method: Method = "pq",
+    cutoff: Cutoff = 0,
+    prune_by: PruneBy = "norm",
+    retrain: Retrain = False,
+    train: Train = None,
+    dev: Dev = None,
+    test: Test = None,
+    epochs: Epochs = None,
+    dsub: Dsub = 2,
+    qnorm: Qnorm = True,
+    force: Force = False,
+    json_: Json = False,
 ) -> None:
     """Make a smaller copy of a classifier run: prune its vocabulary, optionally retrain,
     quantise its weights. The result is a run like any other (classify predict/eval, export,
@@ -70,7 +98,7 @@ def quantize(
         ffnlp quantize runs/cooking --out runs/cooking_q --cutoff 100000 --retrain \\
             --train ../shared/data/cooking/cooking.train --test ../shared/data/cooking/cooking.valid
     """
-    from ffnlp.export.quantize import quantize_run
+    from ffnlp.export.quantize import quantize_run  # imports torch
 
     report = quantize_run(
         run,
@@ -90,29 +118,4 @@ def quantize(
     if json_:
         print_json(report)
         return
-    out_console.print(comparison_table(report, str(run), str(out)))
-
-
-def comparison_table(report: dict[str, Any], run: str, out: str) -> Table:
-    """The original and the quantised run, side by side."""
-    before, after = report["original"], report["quantized"]
-    table = Table(title=f"{report['method']}, rows {report['rows'][0]:,} -> {report['rows'][1]:,}")
-    table.add_column("")
-    table.add_column(run)
-    table.add_column(out)
-    table.add_column("ratio")
-    for key, label in (("model_bytes", "model files (bytes)"), ("bytes", "run folder (bytes)")):
-        table.add_row(
-            label, f"{before[key]:,}", f"{after[key]:,}", f"{before[key] / after[key]:.1f}x smaller"
-        )
-    for split in ("dev", "test"):
-        for metric in ("accuracy", "precision_at_1", "macro_f1"):
-            if metric in before.get(split, {}):
-                a, b = before[split][metric], after[split][metric]
-                table.add_row(
-                    f"{split} {metric}", f"{a:.4f}", f"{b:.4f}", f"{100 * (b - a):+.2f} points"
-                )
-    if "texts_per_second" in before:
-        a, b = before["texts_per_second"], after["texts_per_second"]
-        table.add_row("predict (texts/s)", f"{a:,.0f}", f"{b:,.0f}", f"{b / a:.2f}x")
-    return table
+    tables.quantize(report, str(run), str(out))

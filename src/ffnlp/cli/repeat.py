@@ -1,33 +1,27 @@
 """`ffnlp repeat TASK`: one configuration, several seeds, mean ± sd and a 95% CI.
 
-``--seeds`` on `classify train` and `lm train` is the same command: :func:`run_repeat` is what
-both call.
+``--seeds`` of `classify train` and `lm train` is the same command: this module parses it and
+runs the seeds, for all three (:func:`train_seeds`).
 """
-
-from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from ffnlp.cli.common import (
-    CONFIG_HELP,
-    SET_OPTION,
-    TENSORBOARD_OPTION,
-    command_settings,
-    out_console,
-    print_json,
-    progress_callbacks,
-    setup_logging,
-)
+from ffnlp.cli import tables
+from ffnlp.cli.common import print_json, progress_callbacks, setup_logging
+from ffnlp.cli.options import Config, RunOptions, Set, Tensorboard, settings
 
 SEEDS_HELP = (
     "Seeds: a count N (seeds 0 to N-1, or from --first-seed) or a list such as 0,1,2; one run "
     "each in OUT/seed_S."
 )
+Out = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", help="Folder for the runs (default runs/TASK-repeat-<date>)."),
+]
 
 
 def parse_seeds(text: str, first_seed: int = 0, option: str = "--seeds") -> list[int]:
@@ -57,25 +51,25 @@ def parse_seeds(text: str, first_seed: int = 0, option: str = "--seeds") -> list
 
 
 def repeat(
-    task: str = typer.Argument(..., help="classify or lm."),
-    train: Path = typer.Option(..., "--train", help="Training data."),
-    dev: Path = typer.Option(None, "--dev", help="Dev data."),
-    test: Path = typer.Option(None, "--test", help="Test data."),
-    config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    set_: list[str] = SET_OPTION,
-    seeds: str = typer.Option("5", "--seeds", help=SEEDS_HELP),
-    first_seed: int = typer.Option(
-        0, "--first-seed", min=0, help="The first seed of a count of --seeds."
-    ),
-    out: Path = typer.Option(
-        None, "--out", "-o", help="Folder for the runs (default runs/TASK-repeat-<date>)."
-    ),
-    keep_models: bool = typer.Option(
-        False, "--keep-models", help="Keep every seed's weights and checkpoint."
-    ),
-    tensorboard: Path = TENSORBOARD_OPTION,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-seed lines or progress."),
-    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    task: Annotated[str, typer.Argument(help="classify or lm.")],
+    train: Annotated[Path, typer.Option("--train", help="Training data.")],
+    dev: Annotated[Path | None, typer.Option("--dev", help="Dev data.")] = None,
+    test: Annotated[Path | None, typer.Option("--test", help="Test data.")] = None,
+    config: Config = None,
+    set_: Set = [],  # noqa: B006 (typer copies it)
+    seeds: Annotated[str, typer.Option("--seeds", help=SEEDS_HELP)] = "5",
+    first_seed: Annotated[
+        int, typer.Option("--first-seed", min=0, help="The first seed of a count of --seeds.")
+    ] = 0,
+    out: Out = None,
+    keep_models: Annotated[
+        bool, typer.Option("--keep-models", help="Keep every seed's weights and checkpoint.")
+    ] = False,
+    tensorboard: Tensorboard = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No per-seed lines or progress.")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Train the same configuration with several seeds; report mean ± sd and 95% CI.
 
@@ -83,39 +77,57 @@ def repeat(
 
         ffnlp repeat classify --seeds 5 --config sst2_ffnn --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2_ffnn_5seeds
     """
+    sets = settings(set_)
+    seed_list = parse_seeds(seeds, first_seed)
+    data = (train, dev, test)
+    run_repeat(task, data, config, sets, seed_list, out, keep_models, tensorboard, quiet, json_)
+
+
+def train_seeds(
+    task: str,
+    seeds: str,
+    run: RunOptions,
+    data: tuple[Path, Path | None, Path | None],
+    config: Path | None,
+    overrides: Mapping[str, Any],
+    out: Path | None,
+    seed: int | None = None,
+) -> None:
+    """``train --seeds``: the runs of `ffnlp repeat` (the options that make a single run refused)."""
+    given = {
+        "--seed": seed is not None,
+        "--resume": run.resume is not None,
+        "--force": run.force,
+        "--init-from": run.init_from is not None,
+    }
+    clashing = [option for option, present in given.items() if present]
+    if clashing:
+        raise typer.BadParameter(
+            f"--seeds trains one run per seed (as `ffnlp repeat`); {clashing[0]} is for a single "
+            "run: leave one of them out",
+            param_hint="--seeds",
+        )
+    seed_list = parse_seeds(seeds)
     run_repeat(
-        task,
-        train,
-        dev,
-        test,
-        config,
-        command_settings(set_),
-        parse_seeds(seeds, first_seed),
-        out,
-        keep_models=keep_models,
-        tensorboard=tensorboard,
-        quiet=quiet,
-        json_=json_,
+        task, data, config, overrides, seed_list, out, False, run.tensorboard, run.quiet, run.json
     )
 
 
 def run_repeat(
     task: str,
-    train: Path,
-    dev: Path | None,
-    test: Path | None,
+    data: tuple[Path, Path | None, Path | None],
     config: Path | None,
-    sets: Mapping[str, Any],
+    overrides: Mapping[str, Any],
     seeds: list[int],
     out: Path | None,
-    keep_models: bool = False,
-    tensorboard: Path | None = None,
-    quiet: bool = False,
-    json_: bool = False,
+    keep_models: bool,
+    tensorboard: Path | None,
+    quiet: bool,
+    json_: bool,
 ) -> None:
-    """Train once per seed and print what `ffnlp repeat` prints: a line per seed, then the table
-    of mean, sd and 95% CI (or the summary as JSON)."""
-    from ffnlp.experiments.repeat import repeat as repeat_runs
+    """Train once per seed and print a line per seed, then the table of mean, sd and 95% CI (or
+    the summary as JSON)."""
+    from ffnlp.experiments.repeat import repeat as repeat_runs  # imports torch
 
     setup_logging(quiet or json_)
     done = 0
@@ -124,21 +136,16 @@ def run_repeat(
         nonlocal done
         done += 1
         if not (quiet or json_):
-            shown = {
-                s: {k: round(v, 4) for k, v in row[s].items()} for s in ("dev", "test") if s in row
-            }
-            out_console.print(
-                f"seed {seed} (run {done}/{len(seeds)}): {shown} ({row['train_seconds']:.1f} s)",
-                soft_wrap=True,
-            )  # one line per run, also in a log file
+            tables.repeat_seed(seed, done, len(seeds), row)
 
+    train, dev, test = data
     result = repeat_runs(
         task,
         train,
         dev=dev,
         test=test,
         config=config,
-        overrides=sets,
+        overrides=overrides,
         seeds=seeds,
         out=out,
         keep_models=keep_models,
@@ -148,17 +155,5 @@ def run_repeat(
     )
     if json_:
         print_json(result)
-        return
-    table = Table(title=f"{task}: {len(seeds)} seeds ({result['run_dir']})")
-    for col in ("split", "metric", "mean", "sd", "95% CI"):
-        table.add_column(col, justify="left" if col in ("split", "metric") else "right")
-    for split in ("dev", "test", "train"):
-        for name, d in result["repeat"].get(split, {}).items():
-            table.add_row(
-                split,
-                name,
-                f"{d['mean']:.4f}",
-                f"{d['sd']:.4f}",
-                f"[{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]",
-            )
-    out_console.print(table)
+    else:
+        tables.repeat(task, len(seeds), result)

@@ -1,7 +1,5 @@
 """`ffnlp report DIR`: the HTML report of a run, a repeat or cv folder, or a tune study."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer
@@ -34,6 +32,6 @@ def report(
 
         ffnlp report runs/sst2_logreg && xdg-open runs/sst2_logreg/report.html
     """
-    from ffnlp.report.html import write_report
+    from ffnlp.report.html import write_report  # imports matplotlib and torch
 
     typer.echo(str(write_report(run, out, storage)))

@@ -1,8 +1,7 @@
 """`ffnlp serve RUN [RUN ...]`: the runs over HTTP (needs the serve extra: Starlette + uvicorn)."""
 
-from __future__ import annotations
-
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,62 +10,89 @@ from ffnlp.serve.limits import Limits
 _DEFAULTS = Limits()
 
 
-def serve(
-    runs: list[Path] = typer.Argument(
-        ...,
+Runs = Annotated[
+    list[Path],
+    typer.Argument(
         help="Run directories (any task; an ARPA file for an n-gram LM). Each is served under its "
-        "folder's name: POST /v1/<name>/<endpoint>.",
+        "folder's name: POST /v1/<name>/<endpoint>."
     ),
-    host: str = typer.Option(
-        "127.0.0.1",
+]
+Host = Annotated[
+    str,
+    typer.Option(
         "--host",
         help="Address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface, put "
         "a proxy with TLS in front).",
     ),
-    port: int = typer.Option(8000, "--port", help="TCP port to listen on."),
-    workers: int = typer.Option(
-        1,
+]
+Port = Annotated[int, typer.Option("--port", help="TCP port to listen on.")]
+Workers = Annotated[
+    int,
+    typer.Option(
         "--workers",
         min=1,
         help="Worker processes; they share the memory-mapped weights (about one core each).",
     ),
-    threads: int = typer.Option(
-        1, "--threads", min=1, help="PyTorch threads of each worker's forward passes."
-    ),
-    max_body_bytes: int = typer.Option(
-        _DEFAULTS.max_body_bytes, "--max-body-bytes", min=1, help="Largest request body (413)."
-    ),
-    max_texts: int = typer.Option(
-        _DEFAULTS.max_texts, "--max-texts", min=1, help="Most texts (or words) in a request (413)."
-    ),
-    max_text_chars: int = typer.Option(
-        _DEFAULTS.max_text_chars, "--max-text-chars", min=1, help="Longest text, characters (413)."
-    ),
-    max_tokens: int = typer.Option(
-        _DEFAULTS.max_tokens, "--max-tokens", min=1, help="Most tokens one /generate samples (413)."
-    ),
-    batch_wait_ms: float = typer.Option(
-        _DEFAULTS.batch_wait_ms,
+]
+Threads = Annotated[
+    int, typer.Option("--threads", min=1, help="PyTorch threads of each worker's forward passes.")
+]
+MaxBodyBytes = Annotated[
+    int, typer.Option("--max-body-bytes", min=1, help="Largest request body (413).")
+]
+MaxTexts = Annotated[
+    int, typer.Option("--max-texts", min=1, help="Most texts (or words) in a request (413).")
+]
+MaxTextChars = Annotated[
+    int, typer.Option("--max-text-chars", min=1, help="Longest text, characters (413).")
+]
+MaxTokens = Annotated[
+    int, typer.Option("--max-tokens", min=1, help="Most tokens one /generate samples (413).")
+]
+BatchWaitMs = Annotated[
+    float,
+    typer.Option(
         "--batch-wait-ms",
         min=0,
         max=1000,
         help="How long a batch waits for more requests after its first (0: take those queued).",
     ),
-    max_batch_texts: int = typer.Option(
-        _DEFAULTS.max_batch_texts,
+]
+MaxBatchTexts = Annotated[
+    int,
+    typer.Option(
         "--max-batch-texts",
         min=1,
         help="Most texts gathered into one forward pass (a larger request goes alone).",
     ),
-    shutdown_timeout: float = typer.Option(
-        30.0,
+]
+ShutdownTimeout = Annotated[
+    float,
+    typer.Option(
         "--shutdown-timeout",
         min=0,
         help="On SIGTERM / Ctrl-C, seconds the requests in flight get to finish.",
     ),
-    log_requests: bool = typer.Option(
-        False, "--log-requests", help="Log every request (access log)."
-    ),
+]
+LogRequests = Annotated[
+    bool, typer.Option("--log-requests", help="Log every request (access log).")
+]
+
+
+def serve(
+    runs: Runs,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Workers = 1,
+    threads: Threads = 1,
+    max_body_bytes: MaxBodyBytes = _DEFAULTS.max_body_bytes,
+    max_texts: MaxTexts = _DEFAULTS.max_texts,
+    max_text_chars: MaxTextChars = _DEFAULTS.max_text_chars,
+    max_tokens: MaxTokens = _DEFAULTS.max_tokens,
+    batch_wait_ms: BatchWaitMs = _DEFAULTS.batch_wait_ms,
+    max_batch_texts: MaxBatchTexts = _DEFAULTS.max_batch_texts,
+    shutdown_timeout: ShutdownTimeout = 30.0,
+    log_requests: LogRequests = False,
 ) -> None:
     """Serve trained runs over HTTP: predict, score, generate, neighbours, vectors, and a page.
 
@@ -83,7 +109,7 @@ def serve(
 
         curl -s localhost:8000/v1/sst2_pooled/predict -d '{"text": "a gripping , funny film", "k": 2}'
     """
-    from ffnlp.serve.server import serve as run_server
+    from ffnlp.serve.server import serve as run_server  # the server needs the serve extra
 
     limits = Limits(
         max_body_bytes=max_body_bytes,

@@ -1,37 +1,24 @@
 """`ffnlp w2v train|eval|neighbors|doesnt-match|export`: thin wrappers over ffnlp.tasks.w2v."""
 
-from __future__ import annotations
-
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from ffnlp.cli.common import (
-    CONFIG_HELP,
-    DIAGNOSTICS_OPTION,
-    FORCE_OPTION,
-    INIT_FROM_OPTION,
-    MAX_RESTARTS_OPTION,
-    NPROC_OPTION,
-    QUIET_OPTION,
-    RESUME_OPTION,
-    SEED_OPTION,
-    SET_OPTION,
-    SUMMARY_JSON_OPTION,
-    TENSORBOARD_OPTION,
-    command_settings,
-    diagnostics_settings,
-    lineage_line,
-    out_console,
-    print_json,
-    progress_callbacks,
-    relaunch_as_processes,
+from ffnlp.cli import tables
+from ffnlp.cli.common import begin_training, finish_training, out_console, print_json, recipe_args
+from ffnlp.cli.options import (
+    RUN,
+    Config,
+    RunOptions,
+    Seed,
+    Set,
+    VectorsFormat,
     run_dir_option,
-    setup_logging,
+    run_options,
+    settings,
+    with_options,
 )
-from ffnlp.config import tensorboard_settings
 from ffnlp.outputs import check_output_file
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,38 +30,28 @@ VECTORS_HELP = (
 )
 
 
+CORPUS_HELP = "Plain-text corpus, one sentence a line, tokens separated by spaces (.gz ok)."
+SIMILARITY_HELP = (
+    "A word-similarity file (word, word, score a line) evaluated after every epoch and at the end; "
+    "repeat it for several (evaluation.similarity)."
+)
+ANALOGIES_HELP = (
+    "Analogy questions (Google's questions-words.txt format) evaluated at the end "
+    "(evaluation.analogies)."
+)
+
+
 @app.command("train")
+@with_options(run_options)
 def train(
-    corpus: Path = typer.Option(
-        ...,
-        "--corpus",
-        help="Plain-text corpus, one sentence a line, tokens separated by spaces (.gz ok).",
-    ),
-    config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    similarity: list[Path] = typer.Option(
-        [],
-        "--similarity",
-        help="A word-similarity file (word, word, score a line) evaluated after every epoch and "
-        "at the end; repeat it for several (evaluation.similarity).",
-    ),
-    analogies: Path = typer.Option(
-        None,
-        "--analogies",
-        help="Analogy questions (Google's questions-words.txt format) evaluated at the end "
-        "(evaluation.analogies).",
-    ),
-    set_: list[str] = SET_OPTION,
-    out: Path = run_dir_option("w2v"),
-    seed: int = SEED_OPTION,
-    resume: Path = RESUME_OPTION,
-    init_from: Path = INIT_FROM_OPTION,
-    diagnostics: bool = DIAGNOSTICS_OPTION,
-    tensorboard: Path = TENSORBOARD_OPTION,
-    force: bool = FORCE_OPTION,
-    quiet: bool = QUIET_OPTION,
-    json_: bool = SUMMARY_JSON_OPTION,
-    nproc: int = NPROC_OPTION,
-    max_restarts: int = MAX_RESTARTS_OPTION,
+    corpus: Annotated[Path, typer.Option("--corpus", help=CORPUS_HELP)],
+    config: Config = None,
+    similarity: Annotated[list[Path], typer.Option("--similarity", help=SIMILARITY_HELP)] = [],  # noqa: B006 (typer copies it)
+    analogies: Annotated[Path | None, typer.Option("--analogies", help=ANALOGIES_HELP)] = None,
+    set_: Set = [],  # noqa: B006 (typer copies it)
+    out: Annotated[Path | None, run_dir_option("w2v")] = None,
+    seed: Seed = None,
+    run: RunOptions = RUN,  # with_options: the options every `train` command ends with
 ) -> None:
     """Train skip-gram (or CBOW) word vectors with negative sampling; with model.type =
     fasttext, over words and their character n-grams, so that unseen words get vectors too.
@@ -90,45 +67,24 @@ def train(
 
         ffnlp w2v train --init-from runs/ptb_w2v --corpus ../shared/data/lee_corpus/lee_background.cor --out runs/ptb_then_lee
     """
-    from ffnlp.tasks.w2v import train_word2vec
+    from ffnlp.tasks.w2v import train_word2vec  # imports torch
 
-    relaunch_as_processes(nproc, max_restarts)
-    setup_logging(quiet or json_)
+    begin_training(run)
     # the evaluation files given here replace the config's (as --set would)
     evaluation: dict[str, Any] = {}
     if similarity:
         evaluation["evaluation.similarity"] = [str(p) for p in similarity]
     if analogies is not None:
         evaluation["evaluation.analogies"] = str(analogies)
-    run = train_word2vec(
+    vectors = train_word2vec(
         corpus,
         config=config,
-        overrides=command_settings(
-            set_, diagnostics_settings(diagnostics), tensorboard_settings(tensorboard)
-        ),
-        out=resume if resume is not None else out,
+        overrides=settings(set_, run),
         seed=seed,
-        resume=resume is not None,
-        callbacks=progress_callbacks(quiet or json_),
-        force=force,
         **evaluation,
-        init_from=init_from,
+        **recipe_args(run, out),
     )
-    s = run.summary
-    if json_:
-        print_json(s)
-        return
-    if quiet:
-        return
-    out_console.print(
-        f"[bold]ffnlp w2v[/bold]: {s['vocab_size']} words x {run.model.dim} dims in {run.run_dir}; "
-        f"{s['corpus_tokens']} tokens x {s['epochs']} epochs in {s['train_seconds']:.1f} s "
-        f"= {s['words_per_second']:,.0f} words/s"
-    )
-    _print_evaluation(s.get("evaluation", {}))
-    lineage = lineage_line(s)
-    if lineage:
-        out_console.print(lineage, markup=False)
+    finish_training(vectors, run, tables.w2v_train)
 
 
 @app.command("eval")
@@ -164,7 +120,7 @@ def evaluate(
 
         ffnlp w2v eval runs/ptb_w2v --similarity ../shared/data/word_similarity/wordsim353.tsv --analogies ../shared/data/word_analogy/questions-words.txt --json
     """
-    from ffnlp.tasks.w2v import evaluate_vectors, load_word_vectors
+    from ffnlp.tasks.w2v import evaluate_vectors, load_word_vectors  # imports torch
 
     if not similarity and analogies is None:
         raise typer.BadParameter(
@@ -175,40 +131,41 @@ def evaluate(
     if json_:
         print_json(result)
         return
-    _print_evaluation(result)
+    tables.word_vectors(result)
+
+
+METHOD_HELP = (
+    "3cosadd (cosine to the sum, gensim's most_similar) or 3cosmul (Levy & Goldberg's product, "
+    "gensim's most_similar_cosmul)."
+)
+PLOT_HELP = "Also save a 2-D PCA projection of the words and their neighbours (PNG)."
+NEIGHBORS_JSON_HELP = (
+    'Print {word: [[neighbour, score], ...]} as JSON (with --positive: {"positive", "negative", '
+    '"method", "neighbors"}).'
+)
 
 
 @app.command("neighbors")
 def neighbors(
-    vectors: Path = typer.Argument(..., help=VECTORS_HELP),
-    words: list[str] = typer.Argument(None, help="Query words, each answered on its own."),
-    positive: str = typer.Option(
-        None,
-        "--positive",
-        help="One query adding these words (comma-separated), e.g. king,woman.",
-    ),
-    negative: str = typer.Option(
-        None, "--negative", help="Words to subtract from the --positive query, e.g. man."
-    ),
-    method: str = typer.Option(
-        "3cosadd",
-        "--method",
-        help="3cosadd (cosine to the sum, gensim's most_similar) or 3cosmul (Levy & Goldberg's "
-        "product, gensim's most_similar_cosmul).",
-    ),
-    k: int = typer.Option(10, "--k", "-k", help="Neighbours per query."),
-    plot: Path = typer.Option(
-        None,
-        "--plot",
-        help="Also save a 2-D PCA projection of the words and their neighbours (PNG).",
-    ),
-    fmt: str = typer.Option("auto", "--format", help="Vectors file format (see eval)."),
-    json_: bool = typer.Option(
-        False,
-        "--json",
-        help="Print {word: [[neighbour, score], ...]} as JSON (with --positive: "
-        '{"positive", "negative", "method", "neighbors"}).',
-    ),
+    vectors: Annotated[Path, typer.Argument(help=VECTORS_HELP)],
+    words: Annotated[
+        list[str] | None, typer.Argument(help="Query words, each answered on its own.")
+    ] = None,
+    positive: Annotated[
+        str | None,
+        typer.Option(
+            "--positive", help="One query adding these words (comma-separated), e.g. king,woman."
+        ),
+    ] = None,
+    negative: Annotated[
+        str | None,
+        typer.Option("--negative", help="Words to subtract from the --positive query, e.g. man."),
+    ] = None,
+    method: Annotated[str, typer.Option("--method", help=METHOD_HELP)] = "3cosadd",
+    k: Annotated[int, typer.Option("--k", "-k", help="Neighbours per query.")] = 10,
+    plot: Annotated[Path | None, typer.Option("--plot", help=PLOT_HELP)] = None,
+    fmt: VectorsFormat = "auto",
+    json_: Annotated[bool, typer.Option("--json", help=NEIGHBORS_JSON_HELP)] = False,
 ) -> None:
     """Nearest neighbours by cosine similarity, or of an analogy query (king - man + woman).
 
@@ -218,8 +175,37 @@ def neighbors(
 
         ffnlp w2v neighbors runs/ptb_w2v --positive king,woman --negative man --method 3cosmul
     """
-    from ffnlp.tasks.w2v import load_word_vectors
+    from ffnlp.tasks.w2v import load_word_vectors  # imports torch
 
+    pos, neg = _query(words, positive, negative, method, k)
+    if plot is not None:
+        check_output_file(plot, "--plot")
+    wv = load_word_vectors(vectors, format=fmt)
+    if pos:
+        query = " + ".join(pos) + "".join(f" - {w}" for w in neg)
+        result = {query: wv.most_similar(pos, k, negative=neg, method=method)}
+    else:
+        result = {w: wv.most_similar(w, k, method=method) for w in words or []}
+    if plot is not None:
+        from ffnlp.report.plots import plot_projection  # imports matplotlib
+
+        plot_projection(wv, words or pos + neg, plot, neighbours=k)
+    found = {w: [[n, s] for n, s in ns] for w, ns in result.items()}
+    if json_ and pos:
+        query_json = {"positive": pos, "negative": neg, "method": method}
+        print_json({**query_json, "neighbors": next(iter(found.values()))})
+    elif json_:
+        print_json(found)
+    else:
+        tables.neighbors(result)
+        if plot is not None:
+            out_console.print(f"projection saved to {plot}")
+
+
+def _query(
+    words: list[str] | None, positive: str | None, negative: str | None, method: str, k: int
+) -> tuple[list[str], list[str]]:
+    """The --positive and --negative words, once the query's options are checked."""
     if k < 1:
         raise typer.BadParameter("--k must be at least 1", param_hint="--k")
     if method not in ("3cosadd", "3cosmul"):
@@ -233,43 +219,14 @@ def neighbors(
         )
     if not pos and not words:
         raise typer.BadParameter("give query words or --positive WORDS", param_hint="WORDS")
-    if plot is not None:
-        check_output_file(plot, "--plot")
-    wv = load_word_vectors(vectors, format=fmt)
-    if pos:
-        found = wv.most_similar(pos, k, negative=neg, method=method)
-        query = " + ".join(pos) + "".join(f" - {w}" for w in neg)
-        result = {query: found}
-    else:
-        result = {w: wv.most_similar(w, k, method=method) for w in words}
-    if plot is not None:
-        from ffnlp.report.plots import plot_projection
-
-        plot_projection(wv, words or pos + neg, plot, neighbours=k)
-    if json_ and pos:
-        print_json(
-            {
-                "positive": pos,
-                "negative": neg,
-                "method": method,
-                "neighbors": [[n, s] for n, s in found],
-            }
-        )
-        return
-    if json_:
-        print_json({w: [[n, s] for n, s in ns] for w, ns in result.items()})
-        return
-    for w, ns in result.items():
-        out_console.print(f"[bold]{w}[/bold]: " + ", ".join(f"{n} ({s:.3f})" for n, s in ns))
-    if plot is not None:
-        out_console.print(f"projection saved to {plot}")
+    return pos, neg
 
 
 @app.command("doesnt-match")
 def doesnt_match(
     vectors: Path = typer.Argument(..., help=VECTORS_HELP),
     words: list[str] = typer.Argument(..., help="Two or more words; the odd one out is printed."),
-    fmt: str = typer.Option("auto", "--format", help="Vectors file format (see eval)."),
+    fmt: VectorsFormat = "auto",
     json_: bool = typer.Option(
         False,
         "--json",
@@ -282,7 +239,7 @@ def doesnt_match(
 
         ffnlp w2v doesnt-match runs/ptb_w2v monday tuesday friday stock
     """
-    from ffnlp.tasks.w2v import load_word_vectors
+    from ffnlp.tasks.w2v import load_word_vectors  # imports torch
 
     wv = load_word_vectors(vectors, format=fmt)
     ranked = wv.rank_by_centrality(words)
@@ -316,7 +273,7 @@ def export(
 
         ffnlp w2v export runs/ptb_w2v --format word2vec-text --output ptb.vec
     """
-    from ffnlp.tasks.w2v import load_word_vectors
+    from ffnlp.tasks.w2v import load_word_vectors  # imports torch
 
     if fmt not in ("word2vec-text", "word2vec-binary"):
         raise typer.BadParameter(
@@ -326,37 +283,3 @@ def export(
     wv = load_word_vectors(vectors)
     wv.save(output, format=fmt)
     out_console.print(f"{len(wv)} vectors of dimension {wv.dim} written to {output} ({fmt})")
-
-
-def _print_evaluation(result: dict) -> None:
-    if result.get("similarity"):
-        table = Table(title="word similarity")
-        for col in ("file", "OOV", "spearman", "pairs", "coverage"):
-            table.add_column(col, justify="left" if col in ("file", "OOV") else "right")
-        for name, r in result["similarity"].items():
-            covered = f"{1 - r['oov_rate']:.1%}"
-            table.add_row(name, "skipped", f"{r['spearman']:.3f}", str(r["pairs"]), covered)
-            sub = r.get("oov_from_subwords")
-            if sub:
-                table.add_row(
-                    "", "from subwords", f"{sub['spearman']:.3f}", "", f"{sub['coverage']:.1%}"
-                )
-        out_console.print(table)
-    if result.get("analogy"):
-        a = result["analogy"]
-        table = Table(
-            title=f"analogies ({a['questions']} answered, {a['skipped']} skipped, "
-            f"top {a['restrict']} words)"
-        )
-        for col in ("section", "questions", "3CosAdd", "3CosMul"):
-            table.add_column(col, justify="left" if col == "section" else "right")
-        for name, s in a["sections"].items():
-            table.add_row(name, str(s["questions"]), _pct(s["3cosadd"]), _pct(s["3cosmul"]))
-        table.add_row(
-            "[bold]total[/bold]", str(a["questions"]), _pct(a["3cosadd"]), _pct(a["3cosmul"])
-        )
-        out_console.print(table)
-
-
-def _pct(x: float) -> str:
-    return "-" if x != x else f"{x:.1%}"

@@ -25,7 +25,7 @@ import numpy as np
 from ffnlp.errors import ConfigError, DataError, ModelFileError
 from ffnlp.experiments import bootstrap as bs
 from ffnlp.params import check_int
-from ffnlp.runs.layout import SUMMARY
+from ffnlp.runs.layout import ARCH, SUMMARY
 
 if TYPE_CHECKING:
     from ffnlp.tasks.classify.predictions import Predictions
@@ -232,3 +232,20 @@ def compare_repeats(
         "b": {"run": str(dir_b), "mean": sum(b) / len(b), "values": b},
         "p_value": permutation_test(a, b),
     }
+
+
+def compare_runs(
+    run_a: Path,
+    run_b: Path,
+    data: Path | None = None,
+    metric: str = "test.accuracy",
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """`ffnlp compare`: two `ffnlp repeat` folders (a folder with a summary and no model) by
+    :func:`compare_repeats` on ``metric``, else two classifier runs by
+    :func:`compare_classifiers`."""
+    is_repeat = (run_a / SUMMARY).is_file() and not (run_a / ARCH).is_file()
+    if is_repeat:
+        return compare_repeats(run_a, run_b, metric)
+    return compare_classifiers(run_a, run_b, data, resamples=resamples, seed=seed)

@@ -370,3 +370,57 @@ def read_bag_of_ngrams(
         y_dev=torch.tensor(labels.encode(dev_data.labels)),
         labels=labels.labels,
     )
+
+
+# ----------------------------------------------------------------------- `explain numpy-vs-torch`
+
+
+def check_plot_path(plot: Path) -> None:
+    """--plot: an image file that can be written, checked before any training."""
+    from ffnlp.outputs import check_output_file
+
+    if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise ConfigError(f"--plot {plot}: name an image file ending in .png, .pdf or .svg")
+    check_output_file(plot, "--plot")  # a folder, a link, read-only
+
+
+def numpy_vs_torch(
+    train: str | Path,
+    dev: str | Path,
+    max_features: int = 5000,
+    hidden: int = 64,
+    activation: str = "relu",
+    plot: Path | None = None,
+    on_start: Callable[[str, int], None] | None = None,
+    **training: Any,
+) -> dict[str, Any]:
+    """Read ``train`` and ``dev`` as tf-idf bags of n-grams, train the NumPy network with
+    ``hidden`` units (0: logistic regression) and ffnlp's PyTorch model side by side
+    (:func:`train_side_by_side`, which takes ``training``), draw both loss curves into ``plot``.
+    ``on_start`` hears the model's name and the number of features before the training. The
+    result: {"model", "num_features", "epochs", "step_loss", ...}."""
+    if plot is not None:
+        check_plot_path(plot)
+    data = read_bag_of_ngrams(train, dev, max_features=max_features)
+    model = "logistic regression" if hidden == 0 else f"MLP ({hidden} {activation} units)"
+    if on_start is not None:
+        on_start(model, data.num_features)
+    result = train_side_by_side(
+        data.x_train,
+        data.y_train,
+        data.x_dev,
+        data.y_dev,
+        len(data.labels),
+        hidden=[hidden] if hidden else [],
+        activation=activation,
+        **training,
+    )
+    if plot is not None:
+        from ffnlp.report.plots import plot_loss_curves
+
+        steps = len(result.step_loss["numpy"])
+        curves: dict[str, Sequence[float]] = {"NumPy (by hand)": result.step_loss["numpy"]}
+        curves["PyTorch (autograd)"] = result.step_loss["torch"]
+        title = f"{model}: training loss, NumPy vs PyTorch"
+        plot_loss_curves(curves, plot, title=title, window=max(1, min(100, steps // 30)))
+    return {"model": model, "num_features": data.num_features, **result.to_dict()}

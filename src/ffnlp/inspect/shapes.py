@@ -330,3 +330,40 @@ def classifier_macs(model: nn.Module, batch: dict[str, torch.Tensor]) -> float:
 
 def total_macs(lines: list[Product]) -> int:
     return sum(line.macs for line in lines)
+
+
+def classifier_forward(clf: Any, texts: list[str]) -> tuple[list[LayerCall], float]:
+    """A trained classifier's forward pass on ``texts``, layer by layer, and its multiply-adds
+    per text (on average over these texts)."""
+    tokens = clf.tokenizer.tokenize_all(texts)
+    labels = torch.zeros(len(texts), dtype=torch.long)  # (B,) unread: the forward pass only
+    source = clf.featurizer.source(tokens, list(texts), labels)
+    batch = next(iter(source.batches(len(texts), None)))
+    return classifier_calls(clf.model, batch), classifier_macs(clf.model, batch)
+
+
+def lm_forward(lm: Any, texts: list[str]) -> tuple[list[Product], dict[str, int]]:
+    """A trained feed-forward LM's computation on ``texts`` read as histories (their last C
+    words), checked against its real forward pass, and the sizes its letters stand for."""
+    from ffnlp.text.corpus import mask_before_sentence_start
+
+    net = lm.network
+    C = net.config.context_size
+    contexts = []
+    for t in texts:
+        words = t.lower().split() if lm.config.data.lowercase else t.split()
+        history = [lm.eos_id, *lm.vocab.encode(words)]
+        contexts.append([lm.eos_id] * max(0, C - len(history)) + history[-C:])
+    context = torch.tensor(contexts, dtype=torch.long)  # (B, C)
+    if not lm.config.data.cross_sentences:
+        context = mask_before_sentence_start(context, lm.eos_id)
+    lines = lm_computation(net, len(texts))
+    net.eval()
+    with torch.no_grad():  # the real forward pass, to show it gives what the lines say
+        out = net.log_probs(context)  # (B, V)
+    assert tuple(out.shape) == (len(texts), net.vocab_size)
+    hidden = [m.out_features for m in net.hidden if isinstance(m, nn.Linear)]
+    sizes = {"B": len(texts), "C": C, "D": net.embedding.embedding_dim}
+    sizes.update({"H" if len(hidden) == 1 else f"H{i}": h for i, h in enumerate(hidden, 1)})
+    sizes["V"] = net.vocab_size
+    return lines, sizes

@@ -14,6 +14,8 @@ only the hooks' arguments and the trainer's public state (``step``, ``epoch``,
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +28,25 @@ if TYPE_CHECKING:
     from ffnlp.training.trainer import Trainer
 
 DEFAULT_SECONDS = 10.0  # often enough to see a run move, rare enough to keep a log readable
+PROGRESS_SECONDS_VARIABLE = "FFNLP_PROGRESS_SECONDS"
+
+
+def progress_seconds() -> float:
+    """Seconds between plain progress lines: $FFNLP_PROGRESS_SECONDS, else 10."""
+    raw = os.environ.get(PROGRESS_SECONDS_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigError(
+            f"{PROGRESS_SECONDS_VARIABLE} must be a positive number of seconds between progress "
+            f"lines; got {raw!r}. Set it to e.g. 30, or unset it for the default "
+            f"({DEFAULT_SECONDS:g})."
+        )
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
