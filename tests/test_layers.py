@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("fileio", "params", "outputs", "jit"),
     ("presets",),
     ("config", "precision", "threads"),
-    ("runs",),  # the run and study folders: every file name, the transaction, reading a run
+    ("folders",),  # the run and study folders: every file name, the transaction, reading a run
     ("runtime",),  # seeds, allocator, device, rank
     # the process group: text reads its shards by rank, so these two of training sit below it
     ("training.data",),

@@ -89,7 +89,7 @@ def load(run_dir: str | Path) -> Classifier | LanguageModel | Word2VecRun:
     >>> clf = ffnlp.load("runs/sst2_logreg")          # doctest: +SKIP
     >>> clf.predict("a gripping , funny film")        # doctest: +SKIP
     """
-    from ffnlp.runs.folder import read_arch, run_path
+    from ffnlp.folders.folder import read_arch, run_path
     from ffnlp.tasks import registry
 
     run_dir = run_path(run_dir)

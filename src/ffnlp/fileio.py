@@ -98,7 +98,7 @@ def forget_shown(hidden: Path) -> None:
 
 def as_named(path: object) -> str:
     """``path`` as a message names it: a file of a run being written in its hidden folder
-    (see :mod:`ffnlp.runs.transaction`) under the folder the user named."""
+    (see :mod:`ffnlp.folders.transaction`) under the folder the user named."""
     text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
     if not isinstance(text, str):
         return str(path)

@@ -21,7 +21,7 @@ import pytest
 
 from ffnlp.cli.main import resume_command
 from ffnlp.errors import Interrupted
-from ffnlp.runs.layout import MARKER
+from ffnlp.folders.layout import MARKER
 from ffnlp.training import read_metrics
 from tests.reliability.rundir_support import (
     TASKS,

@@ -16,8 +16,8 @@ import pytest
 
 from ffnlp.errors import ModelFileError, OutputError
 from ffnlp.fileio import append_line, write_atomic
-from ffnlp.runs.layout import MARKER
-from ffnlp.runs.transaction import RunLock, RunTransaction
+from ffnlp.folders.layout import MARKER
+from ffnlp.folders.transaction import RunLock, RunTransaction
 from tests.reliability.rundir_support import (
     TASKS,
     checksums,
@@ -218,7 +218,7 @@ def test_resuming_a_complete_run_changes_nothing_but_what_it_rewrites(
 def lock_holder(out: Path) -> subprocess.Popen[str]:
     """Another process that holds ``out``'s lock until its stdin closes."""
     code = (
-        "import sys; from pathlib import Path; from ffnlp.runs.transaction import RunLock\n"
+        "import sys; from pathlib import Path; from ffnlp.folders.transaction import RunLock\n"
         f"lock = RunLock(Path({str(out)!r})); lock.acquire()\n"
         "print('locked', flush=True); sys.stdin.read(); lock.release()\n"
     )

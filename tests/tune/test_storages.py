@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ffnlp.errors import ConfigError
-from ffnlp.runs import layout
+from ffnlp.folders import layout
 from tests.extras import has, needs
 from tests.tune.postgres import Server
 from tests.tune.test_workers import command, start

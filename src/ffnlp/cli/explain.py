@@ -42,7 +42,7 @@ def shapes(
 
         ffnlp explain shapes runs/sst2_ffnn --text "a gripping , funny film" --text "not good"
     """
-    from ffnlp.runs.folder import a_run, read_arch
+    from ffnlp.folders.folder import a_run, read_arch
 
     task = read_arch(run)["task"]
     spec = registry.find(task)  # an unknown task: the classifier's loader says what it is

@@ -24,8 +24,8 @@ import numpy as np
 
 from ffnlp.errors import ConfigError, DataError, ModelFileError
 from ffnlp.experiments import bootstrap as bs
+from ffnlp.folders.layout import ARCH, SUMMARY
 from ffnlp.params import check_int
-from ffnlp.runs.layout import ARCH, SUMMARY
 
 if TYPE_CHECKING:
     from ffnlp.tasks.classify.predictions import Predictions

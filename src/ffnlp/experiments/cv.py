@@ -33,9 +33,9 @@ from ffnlp import config as cfgmod
 from ffnlp.config import to_dict
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.experiments.stats import describe, is_figure
-from ffnlp.runs.folder import write_summary
-from ffnlp.runs.groups import group_folder
-from ffnlp.runs.layout import CHECKPOINT_DIR, WEIGHTS
+from ffnlp.folders.folder import write_summary
+from ffnlp.folders.groups import group_folder
+from ffnlp.folders.layout import CHECKPOINT_DIR, WEIGHTS
 from ffnlp.text.readers import LabeledData
 
 if TYPE_CHECKING:

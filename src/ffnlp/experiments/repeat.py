@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.experiments.stats import describe, is_figure
-from ffnlp.runs.folder import write_summary
-from ffnlp.runs.groups import group_folder
-from ffnlp.runs.layout import CHECKPOINT_DIR, WEIGHTS
+from ffnlp.folders.folder import write_summary
+from ffnlp.folders.groups import group_folder
+from ffnlp.folders.layout import CHECKPOINT_DIR, WEIGHTS
 from ffnlp.tasks import registry
 from ffnlp.training.config import MAX_SEED
 

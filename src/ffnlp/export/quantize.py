@@ -40,15 +40,15 @@ from torch import nn
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError, OutputError
 from ffnlp.fileio import write_atomic
+from ffnlp.folders.folder import write_config, write_summary
+from ffnlp.folders.layout import LEXICON_DIR, MODEL_FILES, VOCAB
+from ffnlp.folders.transaction import RunTransaction
 from ffnlp.models import registry
 from ffnlp.models.feature_mlp import FeatureMLP
 from ffnlp.models.io import save_quantized
 from ffnlp.models.logreg import LogisticRegression
 from ffnlp.models.pooled import PooledEmbeddingClassifier
 from ffnlp.models.quantized import encode_state
-from ffnlp.runs.folder import write_config, write_summary
-from ffnlp.runs.layout import LEXICON_DIR, MODEL_FILES, VOCAB
-from ffnlp.runs.transaction import RunTransaction
 from ffnlp.tasks.classify.data import (
     IdsFeaturizer,
     NgramFeaturizer,

@@ -27,7 +27,7 @@ import numpy as np
 
 from ffnlp.errors import DataError, shown
 from ffnlp.fileio import atomic_writer, resolved
-from ffnlp.runs.layout import VECTORS
+from ffnlp.folders.layout import VECTORS
 
 FORMATS = ("auto", "word2vec-text", "word2vec-binary", "glove", "fasttext-vec")
 SAVE_FORMATS = ("word2vec-text", "word2vec-binary")

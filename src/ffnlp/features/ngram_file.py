@@ -35,7 +35,7 @@ import numpy as np
 
 from ffnlp.errors import ModelFileError
 from ffnlp.features.fast import NgramLayout, ngram_layout
-from ffnlp.runs.layout import NGRAMS
+from ffnlp.folders.layout import NGRAMS
 
 FILE = NGRAMS
 FORMAT = "ffnlp.ngrams.1"

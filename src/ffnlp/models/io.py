@@ -29,10 +29,10 @@ from torch import nn
 from ffnlp.config import type_problem
 from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.fileio import write_atomic, write_atomic_with
+from ffnlp.folders.folder import a_run, read_arch, run_path
+from ffnlp.folders.layout import ARCH, WEIGHTS
 from ffnlp.models import registry
 from ffnlp.models.kneser_ney import KneserNey
-from ffnlp.runs.folder import a_run, read_arch, run_path
-from ffnlp.runs.layout import ARCH, WEIGHTS
 
 NGRAM_TYPE = "kneser_ney"  # model.json "type" of a KneserNey model (no nn.Module: not registered)
 

@@ -24,6 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ffnlp.config import dump_toml  # noqa: E402
 from ffnlp.errors import FfnlpError, ModelFileError  # noqa: E402
 from ffnlp.experiments.stats import describe, is_figure  # noqa: E402
+from ffnlp.folders.folder import read_summary, run_path  # noqa: E402
+from ffnlp.folders.layout import CONFIG, METRICS, SUMMARY  # noqa: E402
 from ffnlp.report.fields import INTEGER, OBJECT, Checker, check_summary, read_records  # noqa: E402
 from ffnlp.report.markup import (  # noqa: E402
     Html,
@@ -41,8 +43,6 @@ from ffnlp.report.page import own_file, own_text  # noqa: E402
 from ffnlp.report.plots import figure_png  # noqa: E402
 from ffnlp.report.runpage import run_page, write_page  # noqa: E402
 from ffnlp.report.text import literal  # noqa: E402
-from ffnlp.runs.folder import read_summary, run_path  # noqa: E402
-from ffnlp.runs.layout import CONFIG, METRICS, SUMMARY  # noqa: E402
 
 DEV_METRICS = (
     "accuracy",

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ffnlp.errors import ConfigError
+from ffnlp.folders.folder import run_path
 from ffnlp.report.group import write_run_report
 from ffnlp.report.runpage import write_page
 from ffnlp.report.study import study_page
 from ffnlp.report.studyfolder import is_study, read_study
-from ffnlp.runs.folder import run_path
 
 
 def write_report(

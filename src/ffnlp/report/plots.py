@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ffnlp.features.wordvec_eval import WordVectors, project_2d  # noqa: E402
 from ffnlp.fileio import write_atomic  # noqa: E402
+from ffnlp.folders.layout import DIAGNOSTICS_PLOT, LOSS_PLOT, PLOTS
 from ffnlp.report.text import literal  # noqa: E402
-from ffnlp.runs.layout import DIAGNOSTICS_PLOT, LOSS_PLOT, PLOTS
 
 
 def plot_history(

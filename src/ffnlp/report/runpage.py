@@ -9,12 +9,12 @@ from typing import Any
 
 from ffnlp.errors import ModelFileError
 from ffnlp.fileio import check_target, write_atomic
+from ffnlp.folders.layout import CONFIG, METRICS, PLOTS, REPORT
 from ffnlp.outputs import check_output_file
 from ffnlp.report.fields import read_records
 from ffnlp.report.markup import EMPTY, Html, cat, document, el, img, muted, number, table
 from ffnlp.report.page import own_file, own_text
 from ffnlp.report.plots import page_drawing
-from ffnlp.runs.layout import CONFIG, METRICS, PLOTS, REPORT
 
 
 def metrics_table(summary: dict[str, Any]) -> Html:

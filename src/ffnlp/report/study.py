@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ffnlp.errors import FfnlpError
+from ffnlp.folders.folder import read_summary
+from ffnlp.folders.layout import BEST_DIR, BEST_TOML, METRICS, SEEDS_DIR, SUMMARY
 from ffnlp.report import studyplots
 from ffnlp.report.fields import check_summary, read_records
 from ffnlp.report.group import aggregate_table, group_kind, read_members, write_run_report
@@ -37,8 +39,6 @@ from ffnlp.report.markup import (
 from ffnlp.report.page import own_file, own_text
 from ffnlp.report.runpage import metrics_table, run_images
 from ffnlp.report.studyfolder import STATES, StudyFolder, StudyTrial, param_importances
-from ffnlp.runs.folder import read_summary
-from ffnlp.runs.layout import BEST_DIR, BEST_TOML, METRICS, SEEDS_DIR, SUMMARY
 
 TOP_TRIALS = 10
 PARALLEL_MAX_PARAMS = 12  # beyond that the axes are unreadable: the most important ones

@@ -28,10 +28,10 @@ from types import ModuleType
 from typing import Any
 
 from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.folders.folder import read_json
+from ffnlp.folders.layout import METRICS, RESCORE_JSON, STUDY_DB, TRIALS_CSV, TUNE_JSON
 from ffnlp.report.fields import check_rescore, check_tune, read_records
 from ffnlp.report.page import own_file
-from ffnlp.runs.folder import read_json
-from ffnlp.runs.layout import METRICS, RESCORE_JSON, STUDY_DB, TRIALS_CSV, TUNE_JSON
 from ffnlp.training.history import History
 from ffnlp.tune.storage import opened, parse
 

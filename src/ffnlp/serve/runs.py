@@ -36,7 +36,7 @@ from typing import Any
 from torch import nn
 
 from ffnlp.errors import ConfigError, DataError, FfnlpError
-from ffnlp.runs.layout import CONFIG, WEIGHTS
+from ffnlp.folders.layout import CONFIG, WEIGHTS
 from ffnlp.serve.batching import MicroBatcher
 from ffnlp.serve.limits import ApiError, Limits, invalid, too_large
 from ffnlp.tasks import registry

@@ -41,9 +41,16 @@ from torch import nn
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.fileio import as_named
+from ffnlp.folders.folder import (
+    a_run,
+    read_arch,
+    read_lineage,
+    read_summary,
+    run_path,
+    write_lineage,
+)
+from ffnlp.folders.layout import CONFIG, WEIGHTS
 from ffnlp.models.io import NGRAM_TYPE
-from ffnlp.runs.folder import a_run, read_arch, read_lineage, read_summary, run_path, write_lineage
-from ffnlp.runs.layout import CONFIG, WEIGHTS
 from ffnlp.tasks import registry
 
 __all__ = [

@@ -33,8 +33,8 @@ import numpy as np
 from ffnlp.errors import ConfigError
 from ffnlp.features import ngram_file
 from ffnlp.features.fast import IdRows, NgramLayout, NgramRows, split_chunk
+from ffnlp.folders.layout import ARCH, CONFIG, VOCAB, WEIGHTS
 from ffnlp.models import numpy_forward
-from ffnlp.runs.layout import ARCH, CONFIG, VOCAB, WEIGHTS
 from ffnlp.text.tokenize import KINDS, Tokenizer
 
 ENV = "FFNLP_FAST_PREDICT"

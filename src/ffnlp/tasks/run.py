@@ -18,7 +18,7 @@ hand both to these steps, which are the same for every task::
 
 ``start_run`` is the whole run, explicit: on entering it resolves the configuration (defaults ->
 file -> overrides -> keyword settings), opens the run folder as a transaction (see
-:mod:`ffnlp.runs.transaction`; an existing run is refused unless ``resume`` or ``force``),
+:mod:`ffnlp.folders.transaction`; an existing run is refused unless ``resume`` or ``force``),
 writes ``config.toml`` and prepares the process (the allocator, and the threads when they are
 given as a number); ``run.seeded`` seeds Python, NumPy and torch once, right before the model's
 initial weights are drawn. When the block ends the run is put in place (``run.final_dir``);
@@ -50,17 +50,17 @@ from torch import nn
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError, FfnlpError, Interrupted, ModelFileError, RankLost
 from ffnlp.fileio import as_named, is_disk_full, output_error, write_atomic
-from ffnlp.params import check_bool, check_instances, check_int, check_path
-from ffnlp.runs.folder import has_summary, write_config, write_summary
-from ffnlp.runs.layout import CHECKPOINT, CONFIG, MARKER, METRICS
-from ffnlp.runs.restarts import (
+from ffnlp.folders.folder import has_summary, write_config, write_summary
+from ffnlp.folders.layout import CHECKPOINT, CONFIG, MARKER, METRICS
+from ffnlp.folders.restarts import (
     left_by_earlier_attempt,
     note_job,
     restart_count,
     torchrun_job,
     write_marker,
 )
-from ffnlp.runs.transaction import RunTransaction
+from ffnlp.folders.transaction import RunTransaction
+from ffnlp.params import check_bool, check_instances, check_int, check_path
 from ffnlp.runtime import is_main_process, prepare_process, seed_everything
 from ffnlp.tasks.runfolder import expect_run_of
 from ffnlp.text import shards

@@ -1,7 +1,7 @@
 """Reading a run folder back where it takes knowing the tasks: which task made a run, its
 config.toml resolved with that task's defaults, and the commands that read a run of another task.
 
-The files themselves are named, read and checked by :mod:`ffnlp.runs` (the folder's owner);
+The files themselves are named, read and checked by :mod:`ffnlp.folders` (the folder's owner);
 these functions add what the task registry knows:
 
 - :func:`read_config`: config.toml, resolved with the task's defaults;
@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, ModelFileError
-from ffnlp.runs.folder import a_run, read_arch
-from ffnlp.runs.layout import ARCH, CONFIG
+from ffnlp.folders.folder import a_run, read_arch
+from ffnlp.folders.layout import ARCH, CONFIG
 from ffnlp.tasks import registry
 
 C = TypeVar("C")

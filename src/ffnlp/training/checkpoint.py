@@ -19,7 +19,7 @@ import torch
 
 from ffnlp.errors import ModelFileError, TrainingError
 from ffnlp.fileio import as_named, write_atomic
-from ffnlp.runs.layout import CHECKPOINT, METRICS
+from ffnlp.folders.layout import CHECKPOINT, METRICS
 from ffnlp.runtime import is_main_process
 from ffnlp.training.callbacks import Callback
 from ffnlp.training.distributed import epoch_seed, rank

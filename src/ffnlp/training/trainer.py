@@ -22,7 +22,7 @@ from torch import nn
 
 from ffnlp.errors import RankLost, TrainingError
 from ffnlp.fileio import append_line
-from ffnlp.runs.layout import METRICS
+from ffnlp.folders.layout import METRICS
 from ffnlp.runtime import is_main_process, select_device
 from ffnlp.training.callbacks import Callback
 from ffnlp.training.checkpoint import resume_trainer, rewind_epoch

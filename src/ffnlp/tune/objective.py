@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, TrainingError
 from ffnlp.fileio import append_line, write_atomic
-from ffnlp.runs.folder import write_config, write_summary
-from ffnlp.runs.layout import METRICS, TRIALS_DIR
+from ffnlp.folders.folder import write_config, write_summary
+from ffnlp.folders.layout import METRICS, TRIALS_DIR
 from ffnlp.tune import tasks
 from ffnlp.tune.pruning import TrialReporter
 from ffnlp.tune.space import Space

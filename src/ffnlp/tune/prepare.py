@@ -16,8 +16,8 @@ from typing import Any
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError
+from ffnlp.folders.layout import TUNE_JSON
 from ffnlp.outputs import check_output_dir
-from ffnlp.runs.layout import TUNE_JSON
 from ffnlp.tune import tasks
 from ffnlp.tune.objective import Fold, Plan
 from ffnlp.tune.space import Space, check_space, parse_space, space_path

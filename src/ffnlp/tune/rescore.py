@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
-from ffnlp.runs.layout import RESCORE_DIR, RESCORE_JSON, SUMMARY
+from ffnlp.folders.layout import RESCORE_DIR, RESCORE_JSON, SUMMARY
 from ffnlp.tune import tasks
 from ffnlp.tune.objective import search_value
 

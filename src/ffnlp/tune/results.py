@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
-from ffnlp.runs.layout import (
+from ffnlp.folders.layout import (
     BEST_DIR,
     BEST_TOML,
     RESCORE_DIR,
@@ -186,7 +186,7 @@ def remove_debris(study: optuna.study.Study, out: Path) -> list[int]:
 def _remove_lock(folder: Path) -> bool:
     """Remove the run lock a killed process left beside ``folder`` (unless someone holds it)."""
     from ffnlp.errors import OutputError
-    from ffnlp.runs.transaction import RunLock
+    from ffnlp.folders.transaction import RunLock
 
     lock = RunLock(folder)
     try:

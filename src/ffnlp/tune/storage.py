@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ffnlp.errors import ConfigError, OutputError
 from ffnlp.fileio import is_disk_full
-from ffnlp.runs.layout import STUDY_DB, WORKERS_LOCK
+from ffnlp.folders.layout import STUDY_DB, WORKERS_LOCK
 
 if TYPE_CHECKING:
     import optuna

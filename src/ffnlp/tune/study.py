@@ -42,8 +42,8 @@ from ffnlp.fileio import (
     remove_made,
     write_atomic,
 )
-from ffnlp.runs import layout
-from ffnlp.runs.layout import (
+from ffnlp.folders import layout
+from ffnlp.folders.layout import (
     BEST_TOML,
     RESCORE_LOCK,
     TUNE_JSON,
@@ -218,7 +218,7 @@ class StudyLock:
 
 @contextlib.contextmanager
 def _setup_lock(out: Path, name: str = TUNE_LOCK) -> Iterator[None]:
-    """Workers ending together re-score one at a time (``name`` :data:`~ffnlp.runs.layout.RESCORE_LOCK`); the study
+    """Workers ending together re-score one at a time (``name`` :data:`~ffnlp.folders.layout.RESCORE_LOCK`); the study
     folder exists by then."""
     lock = StudyLock(out, name)
     lock.acquire()

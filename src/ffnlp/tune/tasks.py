@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
-from ffnlp.runs.layout import SUMMARY
+from ffnlp.folders.layout import SUMMARY
 from ffnlp.tasks import registry
 
 if TYPE_CHECKING:

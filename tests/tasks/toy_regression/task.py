@@ -21,9 +21,9 @@ from torch import nn
 from ffnlp import config as cfgmod
 from ffnlp.config import option, section
 from ffnlp.errors import DataError
+from ffnlp.folders.folder import read_arch, read_summary, run_path
 from ffnlp.models.io import load_model, save_model
 from ffnlp.models.registry import register
-from ffnlp.runs.folder import read_arch, read_summary, run_path
 from ffnlp.tasks.run import (
     check_callbacks,
     finish_run,

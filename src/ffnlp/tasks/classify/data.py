@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from ffnlp.errors import DataError, ModelFileError, shown
-from ffnlp.runs.layout import LEXICON_DIR
+from ffnlp.folders.layout import LEXICON_DIR
 from ffnlp.tasks.classify.config import ClassifyConfig, FeaturesConfig
 from ffnlp.tasks.continued import RowMap
 from ffnlp.text.readers import LabeledData, read_labeled

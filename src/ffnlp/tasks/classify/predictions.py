@@ -27,8 +27,8 @@ import torch
 
 from ffnlp.errors import ModelFileError
 from ffnlp.fileio import write_atomic
+from ffnlp.folders.layout import PREDICTIONS
 from ffnlp.models.protocols import as_classifier, head_of
-from ffnlp.runs.layout import PREDICTIONS
 from ffnlp.text.readers import LabeledData
 
 if TYPE_CHECKING:

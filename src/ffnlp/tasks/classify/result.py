@@ -28,14 +28,14 @@ from ffnlp.errors import ConfigError, DataError, FfnlpError, ModelFileError
 from ffnlp.features import ngram_file
 from ffnlp.features.fast import IdRows, NgramRows
 from ffnlp.fileio import write_atomic
+from ffnlp.folders.folder import read_arch, read_json, read_summary, run_path, write_config
+from ffnlp.folders.layout import VOCAB
 from ffnlp.models import numpy_forward, registry
 from ffnlp.models.heads import ClassifierInputs
 from ffnlp.models.io import load_model, save_model
 from ffnlp.models.protocols import as_classifier, head_of
 from ffnlp.outputs import check_output_dir
 from ffnlp.params import check_int, check_number, check_path
-from ffnlp.runs.folder import read_arch, read_json, read_summary, run_path, write_config
-from ffnlp.runs.layout import VOCAB
 from ffnlp.tasks import fastpredict
 from ffnlp.tasks.classify.config import ClassifyConfig, resolve_config
 from ffnlp.tasks.classify.data import (

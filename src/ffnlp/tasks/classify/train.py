@@ -27,9 +27,9 @@ from torch import nn
 
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError
+from ffnlp.folders.layout import CONFUSION_PLOT, LABEL_F1_PLOT, PLOTS
 from ffnlp.models.heads import ClassifierInputs, balanced_class_weight, output_size
 from ffnlp.models.init import initialize
-from ffnlp.runs.layout import CONFUSION_PLOT, LABEL_F1_PLOT, PLOTS
 from ffnlp.tasks.classify.config import (
     ClassifyConfig,
     check_features,

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from ffnlp.errors import ConfigError, ModelFileError
+from ffnlp.folders.folder import read_arch, read_json, read_summary, run_path
+from ffnlp.folders.layout import CONFIG, INTERPOLATION, VOCAB
 from ffnlp.models.arpa import BackoffNgram, read_arpa, write_arpa
 from ffnlp.models.io import NGRAM_TYPE, load_model, load_ngram
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
 from ffnlp.params import check_bool, check_int, check_number, check_path, check_str
-from ffnlp.runs.folder import read_arch, read_json, read_summary, run_path
-from ffnlp.runs.layout import CONFIG, INTERPOLATION, VOCAB
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import (
     chunk_log_probs_nn,

@@ -23,12 +23,12 @@ import numpy as np
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
 from ffnlp.fileio import write_atomic
+from ffnlp.folders.layout import CACHE_DIR, INTERPOLATION, VOCAB
 from ffnlp.models import registry
 from ffnlp.models.io import save_model, save_ngram
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
 from ffnlp.precision import choose_precision
-from ffnlp.runs.layout import CACHE_DIR, INTERPOLATION, VOCAB
 from ffnlp.runtime import select_device
 from ffnlp.tasks.continued import (
     Base,

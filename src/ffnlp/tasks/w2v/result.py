@@ -20,12 +20,12 @@ import numpy as np
 from ffnlp.errors import ModelFileError
 from ffnlp.features.embeddings import save_vectors
 from ffnlp.features.wordvec_eval import WordVectors
+from ffnlp.folders.folder import read_arch, read_summary, run_path, write_config
+from ffnlp.folders.layout import ARCH, VECTORS, VOCAB
 from ffnlp.models.io import load_model, save_model
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.models.subword_skipgram import SubwordSkipGram
 from ffnlp.params import check_int, check_path, check_str
-from ffnlp.runs.folder import read_arch, read_summary, run_path, write_config
-from ffnlp.runs.layout import ARCH, VECTORS, VOCAB
 from ffnlp.tasks.runfolder import expect_task, read_config
 from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
 from ffnlp.tasks.w2v.evaluate import evaluate_vectors, model_vectors

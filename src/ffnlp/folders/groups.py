@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ffnlp.errors import FfnlpError, Interrupted
 from ffnlp.fileio import make_folders, output_error, remove_made
+from ffnlp.folders.transaction import default_run_path
 from ffnlp.outputs import check_output_dir
-from ffnlp.runs.transaction import default_run_path
 
 
 @contextlib.contextmanager

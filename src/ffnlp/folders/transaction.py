@@ -42,7 +42,7 @@ from ffnlp.fileio import (
     output_error,
     show_as,
 )
-from ffnlp.runs.layout import (
+from ffnlp.folders.layout import (
     CHECKPOINT,
     CONFIG,
     REPLACED_WHOLE,

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ffnlp.fileio import write_atomic
-from ffnlp.runs.layout import CONFIG, JOB_FILE, MARKER
-from ffnlp.runs.transaction import orphaned, resumable
+from ffnlp.folders.layout import CONFIG, JOB_FILE, MARKER
+from ffnlp.folders.transaction import orphaned, resumable
 
 
 def torchrun_job() -> dict[str, Any] | None:

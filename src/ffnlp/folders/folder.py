@@ -26,7 +26,7 @@ from typing import Any
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, ModelFileError
 from ffnlp.fileio import as_named, write_atomic
-from ffnlp.runs.layout import ARCH, CONFIG, LINEAGE, MARKER, SUMMARY
+from ffnlp.folders.layout import ARCH, CONFIG, LINEAGE, MARKER, SUMMARY
 
 log = logging.getLogger(__name__)
 
