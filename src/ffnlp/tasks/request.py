@@ -70,8 +70,9 @@ class Request:
 
 
 def owner_of(task: str) -> str:
-    """The public function that trains ``task`` (its registered recipe's name)."""
-    spec = registry.find(task)
+    """The public function that trains ``task`` (its registered recipe's name). A task's
+    package registers itself when its recipe is imported, so the registry is not loaded here."""
+    spec = registry.TASKS.get(task)
     return spec.trainer_name if spec is not None else f"train ({task})"
 
 
