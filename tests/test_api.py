@@ -59,14 +59,21 @@ def test_public_names_are_the_real_objects_with_their_signatures() -> None:
         lm.LanguageModel,
         w2v.Word2VecRun,
     )
-    shared = ["train", "dev", "test", "config", "overrides", "out", "seed", "callbacks", "resume"]
-    for fn in (ffnlp.train_classifier, ffnlp.train_lm):
-        assert list(inspect.signature(fn).parameters)[: len(shared)] == shared
-    # word2vec trains on one corpus (no dev/test split); the rest is the same
-    params = list(inspect.signature(ffnlp.train_word2vec).parameters)
-    assert params[0] == "corpus" and params[1 : len(shared) - 2] == shared[3:]
-    for fn in (ffnlp.train_classifier, ffnlp.train_lm, ffnlp.train_word2vec):
-        assert {"force", "settings"} <= set(inspect.signature(fn).parameters)
+    # the data and the configuration, then the keywords every recipe shares, declared once
+    from ffnlp.tasks.request import RunKeywords
+
+    first = {
+        ffnlp.train_classifier: ["train", "dev", "test", "config"],
+        ffnlp.train_lm: ["train", "dev", "test", "config", "interpolate_with"],
+        ffnlp.train_word2vec: ["corpus", "config"],  # one corpus, no dev/test split
+    }
+    for fn, names in first.items():
+        *params, keywords = inspect.signature(fn).parameters.values()
+        assert [p.name for p in params] == names
+        assert keywords.kind is inspect.Parameter.VAR_KEYWORD
+        assert "Unpack[RunKeywords]" in str(keywords.annotation)
+    shared = ["overrides", "out", "seed", "callbacks", "resume", "force", "init_from"]
+    assert list(RunKeywords.__annotations__) == shared
     assert set(ffnlp.__all__) <= set(dir(ffnlp))
 
 

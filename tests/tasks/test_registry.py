@@ -121,6 +121,17 @@ def test_a_run_of_another_task_names_the_toy_task_commands(data, tmp_path) -> No
         ffnlp.tasks.classify.load(tmp_path / "toy")
 
 
+def test_the_shared_keywords_reach_the_toy_recipe_checked_by_its_name(data, tmp_path) -> None:
+    out = tmp_path / "k"
+    with pytest.raises(ConfigError, match="The 'seed' parameter of train_toy must be an int"):
+        train_toy(data["train"], seed="1", out=out)
+    train_toy(data["train"], overrides=["train.epochs=1"], out=out)
+    # a recipe that does not continue runs refuses init_from, and writes nothing
+    with pytest.raises(ConfigError, match="train_toy does not continue an earlier run"):
+        train_toy(data["train"], init_from=out, out=tmp_path / "again")
+    assert not (tmp_path / "again").exists()
+
+
 def test_an_interrupted_toy_run_resumes_to_the_same_weights(data, tmp_path) -> None:
     settings = [*SMALL, "train.checkpoint=true"]
     straight = tmp_path / "straight"

@@ -15,9 +15,9 @@ process killed outright (SIGKILL, power loss) leaves its hidden sibling: when ``
 exist, ``--resume OUT`` adopts it (and a new run into ``OUT`` is refused); otherwise the next
 command on ``OUT`` removes it.
 
-One process at a time writes a run: the lock is ``.OUT.lock`` beside ``OUT`` (``fcntl.flock``, so
-the kernel releases it when its holder dies, however it dies), and holds the holder's pid for
-the message the second process gives.
+One process at a time writes a run: the lock is ``.OUT.lock`` beside ``OUT`` (a
+:mod:`ffnlp.folders.lock` file, which the kernel releases when its holder dies, however it
+dies), and holds the holder's pid for the message the second process gives.
 """
 
 # Over 400 lines on purpose: the transaction, its lock and the kept interrupted run are one state machine over one folder.
@@ -38,7 +38,6 @@ from ffnlp.fileio import (
     forget_shown,
     free_bytes,
     is_disk_full,
-    new_file_mode,
     output_error,
     show_as,
 )
@@ -50,11 +49,7 @@ from ffnlp.folders.layout import (
     SUMMARY,
     lock_path,
 )
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory locks; runs are not locked
-    fcntl = None  # type: ignore[assignment]
+from ffnlp.folders.lock import Busy, hold, let_go
 
 
 def default_run_path(task: str, root: str | Path = "runs") -> Path:
@@ -90,44 +85,24 @@ class RunLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        if fcntl is None:  # pragma: no cover
-            return
-        while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, new_file_mode())
-            except OSError as exc:
-                raise output_error(exc, self.path) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-                os.close(fd)
-                who = f"process {holder}" if holder.isdigit() else "another process"
-                raise OutputError(
-                    f"{self.out} is being written by {who}; wait until it has finished (or "
-                    "stop it), or choose another --out"
-                ) from None
-            # the holder before us may have removed the file after we opened it: lock the file
-            # that is at the path now, or a third process could lock a new one beside us
-            try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.path, follow_symlinks=False))
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        with contextlib.suppress(OSError):  # on a full disk the lock holds without the pid
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            fd = hold(self.path, wait=False)
+        except Busy as busy:
+            who = f"process {busy.holder}" if busy.holder.isdigit() else "another process"
+            raise OutputError(
+                f"{self.out} is being written by {who}; wait until it has finished (or "
+                "stop it), or choose another --out"
+            ) from None
+        if fd is not None:
+            with contextlib.suppress(OSError):  # on a full disk the lock holds without the pid
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
 
     def release(self) -> None:
-        if self.fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)  # while still holding it: see acquire
-        os.close(self.fd)
-        self.fd = None
+        if self.fd is not None:
+            let_go(self.path, self.fd)
+            self.fd = None
 
 
 # ----------------------------------------------------------------------------------- transaction

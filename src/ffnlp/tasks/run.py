@@ -3,21 +3,23 @@
 A task's ``train_*`` function is a recipe: read and featurise the data, build the model, then
 hand both to these steps, which are the same for every task::
 
-    def train_classifier(..., out=None, resume=False, force=False, **settings):
-        with start_run("classify", resolve_config, config, overrides, settings, out, resume,
-                       seed, force=force) as run:
+    def train_classifier(train, dev=None, test=None, config=None, **keywords):
+        with start_run("classify", resolve_config, config, keywords, check=check_features,
+                       inputs={"--train": train, "--dev": dev, "--test": test}) as run:
             cfg = run.config
             ...read the data...
             model = run.seeded(build_model, cfg, ...)   # the first draws of train.seed
-            trainer = fit(model, cfg.train, train_source, dev_source, evaluate, callbacks,
+            trainer = fit(model, cfg.train, train_source, dev_source, evaluate, run.callbacks,
                           run.dir, run.resume)
             summary = training_summary("classify", trainer, prep_seconds)
             ...the task's own figures (dev/test metrics)...
             finish_run(run.dir, summary, trainer.history.records, metric="accuracy")
             return Classifier(..., run.final_dir)
 
-``start_run`` is the whole run, explicit: on entering it resolves the configuration (defaults ->
-file -> overrides -> keyword settings), opens the run folder as a transaction (see
+``keywords`` are the recipe's :class:`~ffnlp.tasks.request.RunKeywords` (``overrides``,
+``out``, ``seed``, ``callbacks``, ``resume``, ``force``, ``init_from``) and keyword settings.
+``start_run`` is the whole run, explicit: on entering it checks them, resolves the configuration
+(defaults -> file -> overrides -> keyword settings), opens the run folder as a transaction (see
 :mod:`ffnlp.folders.transaction`; an existing run is refused unless ``resume`` or ``force``),
 writes ``config.toml`` and prepares the process (the allocator, and the threads when they are
 given as a number); ``run.seeded`` seeds Python, NumPy and torch once, right before the model's
@@ -60,8 +62,9 @@ from ffnlp.folders.restarts import (
     write_marker,
 )
 from ffnlp.folders.transaction import RunTransaction
-from ffnlp.params import check_bool, check_instances, check_int, check_path
 from ffnlp.runtime import is_main_process, prepare_process, seed_everything
+from ffnlp.tasks.continued import Base, resumed_base
+from ffnlp.tasks.request import Request, request
 from ffnlp.tasks.runfolder import expect_run_of
 from ffnlp.text import shards
 from ffnlp.text.readers import input_problems
@@ -141,18 +144,6 @@ class Summary(TypedDict, total=False):
     evaluation: dict[str, Any]  # similarity / analogy results of the final vectors
 
 
-TRAIN_FUNCTIONS = {"classify": "train_classifier", "lm": "train_lm", "w2v": "train_word2vec"}
-"""The public function that trains each task: the name a mistaken argument's message gives."""
-
-
-def check_callbacks(callbacks: object, owner: str) -> list[Callback]:
-    """``callbacks`` as a list if each is a :class:`~ffnlp.training.Callback` (a ConfigError
-    naming ``owner``'s parameter otherwise): before anything is read or written."""
-    return check_instances(
-        callbacks, "callbacks", owner, Callback, "ffnlp.training.Callback instances"
-    )
-
-
 @dataclass
 class Run:
     """One training run, as its recipe sees it inside :func:`start_run`."""
@@ -162,6 +153,10 @@ class Run:
     dir: Path  # where the run is written until the command is over (a hidden sibling of OUT)
     final_dir: Path  # the run folder as the user named it, where the run is once complete
     resume: bool  # continues a checkpoint: --resume, or a torchrun restart of this job
+    callbacks: list[Callback] = field(default_factory=list)  # the recipe's ``callbacks``, checked
+    # the finished run this one continues: init_from, or for --resume the run an interrupted
+    # continued run started from (its init_from.json); None for a run from scratch
+    base: Base | None = None
     _seeded: bool = field(default=False, repr=False)
 
     def seeded(self, build: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -180,14 +175,11 @@ def start_run(
     task: str,
     resolve: Callable[..., C],
     config: Any,
-    overrides: cfgmod.Settings | Iterable[str],
-    settings: Mapping[str, Any],
-    out: str | Path | None,
-    resume: bool,
-    seed: int | None = None,
+    keywords: Mapping[str, Any],
     check: Callable[[C], None] | None = None,
-    force: bool = False,
     inputs: Mapping[str, object] | None = None,
+    not_inherited: Iterable[str] = (),
+    continues: bool = True,
 ) -> Iterator[Run]:
     """A training run of ``task``, from its configuration to its complete folder.
 
@@ -197,11 +189,11 @@ def start_run(
     resumable, and :class:`~ffnlp.errors.Interrupted` says where). Under torchrun the process
     group lives as long as the block; the ranks but the first write into a private copy.
 
-    ``overrides`` are settings ({"train.epochs": 5}, or the ``["train.epochs=5"]`` text, read
-    here once), ``settings`` the recipe's keyword settings; ``seed`` is a shortcut for ``train.seed``; ``check`` validates the resolved configuration
-    before anything is written (a refused configuration leaves the disk as it was). ``force``
-    (also accepted as ``settings["force"]``) replaces a run already in ``out``; without it or
-    ``resume`` an existing run is refused. ``inputs`` (option -> data file, e.g.
+    ``keywords`` are the recipe's :class:`~ffnlp.tasks.request.RunKeywords` and keyword
+    settings (checked by :func:`~ffnlp.tasks.request.request`; ``not_inherited`` and
+    ``continues`` go with them there); ``check`` validates the resolved configuration before
+    anything is written (a refused configuration leaves the disk as it was). Without ``force``
+    or ``resume`` an existing run in ``out`` is refused. ``inputs`` (option -> data file, e.g.
     {"--train": path}) are checked at the same time as the configuration: a missing file and a
     configuration problem are reported together, in one error.
     """
@@ -209,16 +201,19 @@ def start_run(
     opened: list[RunTransaction] = []
     try:
         with distributed.session(), interrupts_as_exceptions():
-            resume, force, cfg, again = resolve_run(
-                task, resolve, config, overrides, settings, out, resume, seed, check, force, inputs
-            )
-            transaction, resume = _open(out, task, resume, force)
+            asked = request(task, config, keywords, None, not_inherited, continues)
+            cfg, again = resolve_run(asked, resolve, check, inputs)
+            transaction, resume = _open(asked.out, task, asked.resume, asked.force)
             opened.append(transaction)
+            base = asked.base
             if resume:  # the configuration the run was trained with, and the overrides
                 cfg = again(transaction.work / CONFIG)
             write_config(transaction.work, cfg, unchanged_ok=resume)
             prepare_process(cfg.train.threads)
-            yield Run(task, cfg, transaction.work, transaction.final, resume)
+            if resume:  # or a torchrun restart continuing its earlier attempt
+                base = resumed_base(transaction.work, task)
+            work, final = transaction.work, transaction.final
+            yield Run(task, cfg, work, final, resume, asked.callbacks, base)
             transaction.commit()
     except BaseException as exc:
         if not opened or opened[0].done:
@@ -228,58 +223,32 @@ def start_run(
 
 @contextlib.contextmanager
 def dry_run(
-    task: str,
-    resolve: Callable[..., C],
-    config: Any,
-    overrides: cfgmod.Settings | Iterable[str],
-    settings: Mapping[str, Any],
-    seed: int | None = None,
-    check: Callable[[C], None] | None = None,
-    owner: str | None = None,
+    asked: Request, resolve: Callable[..., C], check: Callable[[C], None] | None = None
 ) -> Iterator[Run]:
-    """A run that writes nothing (the learning-rate range test): the configuration resolved
-    and checked as :func:`start_run` does, the process prepared, ``run.seeded`` for the model;
-    no folder (``run.dir`` is a placeholder never written), no transaction."""
-    _, _, cfg, _ = resolve_run(
-        task, resolve, config, overrides, settings, None, False, seed, check, False, None, owner
-    )
+    """A run that writes nothing (the learning-rate range test): the configuration of
+    ``asked`` resolved and checked as :func:`start_run` does, the process prepared,
+    ``run.seeded`` for the model; no folder (``run.dir`` is a placeholder never written), no
+    transaction."""
+    cfg, _ = resolve_run(asked, resolve, check, None)
     prepare_process(cfg.train.threads)
     nowhere = Path(os.devnull)
-    yield Run(task, cfg, nowhere, nowhere, False)
+    yield Run(asked.task, cfg, nowhere, nowhere, False)
 
 
 def resolve_run(
-    task: str,
+    asked: Request,
     resolve: Callable[..., C],
-    config: Any,
-    overrides: cfgmod.Settings | Iterable[str],
-    settings: Mapping[str, Any],
-    out: str | Path | None,
-    resume: bool,
-    seed: int | None,
     check: Callable[[C], None] | None,
-    force: bool,
     inputs: Mapping[str, object] | None,
-    owner: str | None = None,
-) -> tuple[bool, bool, C, Callable[[Path], C]]:
-    """The arguments of :func:`start_run` checked and the configuration resolved, before
-    anything is written: (resume, force, the configuration, how to resolve a saved
-    config.toml with the same overrides and settings). ``owner``: the function a message
-    about a bad argument names (default: the task's train function)."""
-    owner = owner or TRAIN_FUNCTIONS.get(task, f"train ({task})")
-    settings = dict(settings)
-    force = check_bool(settings.pop("force", force), "force", owner)
-    resume = check_bool(resume, "resume", owner)
-    if seed is not None:
-        # its type here; its range (train.seed: 0..2**63 - 1) with the configuration's checks
-        settings["train.seed"] = check_int(seed, "seed", owner)
-    sets = cfgmod.settings_of(overrides, "overrides", owner)
-    check_path(out, "out", owner, optional=True)
-    if resume and isinstance(out, (str, os.PathLike)):
-        expect_run_of(Path(out), task)
+) -> tuple[C, Callable[[Path], C]]:
+    """The configuration of the run ``asked`` resolved and checked, with its input files,
+    before anything is written: (the configuration, how to resolve a saved config.toml with the
+    same overrides and settings)."""
+    if asked.resume and isinstance(asked.out, (str, os.PathLike)):
+        expect_run_of(Path(asked.out), asked.task)
     problems = input_problems(inputs or {})
     try:
-        cfg = resolve(config, sets, **settings)
+        cfg = resolve(asked.config, asked.overrides, **asked.settings)
         if check is not None:
             check(cfg)
         if cfg.train.tensorboard:  # before the data is read, not when the Trainer starts
@@ -293,9 +262,9 @@ def resolve_run(
     cfgmod.raise_problems(problems, "with the input files", error=DataError)
 
     def again(saved: Path) -> C:
-        return resolve(saved, sets, **settings)
+        return resolve(saved, asked.overrides, **asked.settings)
 
-    return resume, force, cfg, again
+    return cfg, again
 
 
 def _open(

@@ -24,9 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,8 +35,6 @@ from ffnlp.errors import ConfigError, FfnlpError, Interrupted, OutputError
 from ffnlp.fileio import (
     is_disk_full,
     make_folders,
-    new_file_mode,
-    output_error,
     remove_made,
     write_atomic,
 )
@@ -49,6 +45,7 @@ from ffnlp.folders.layout import (
     TUNE_JSON,
     TUNE_LOCK,
 )
+from ffnlp.folders.lock import hold, let_go
 from ffnlp.tune import storage
 from ffnlp.tune.objective import (
     Plan,
@@ -64,11 +61,6 @@ if TYPE_CHECKING:
     import optuna
 
     from ffnlp.training.callbacks import Callback
-
-if sys.platform == "win32":  # pragma: no cover - Windows: setting up a study is not locked
-    fcntl = None
-else:
-    import fcntl
 
 logger = logging.getLogger(__name__)
 
@@ -184,36 +176,20 @@ class StudyLock:
         self.made = made  # folders made for the study: the folder again, if it went meanwhile
 
     def acquire(self) -> None:
-        if fcntl is None:  # pragma: no cover
-            return
-        while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, new_file_mode())
-            except FileNotFoundError as exc:
-                # a worker whose setting up failed removed the new folder while we waited
-                if self.made is None or self.path.parent.exists():
-                    raise output_error(exc, self.path) from None
-                self.made += make_folders(self.path.parent, self.path)
-                continue
-            except OSError as exc:
-                raise output_error(exc, self.path) from None
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.path, follow_symlinks=False))
-            except FileNotFoundError:
-                same = False
-            if same:
-                self.fd = fd
-                return
-            os.close(fd)
+        self.fd = hold(self.path, remake=self._remake)
+
+    def _remake(self) -> bool:
+        """A worker whose setting up failed removed the new folder while we waited: make it
+        again (True), unless it was not made for this study or is there (False)."""
+        if self.made is None or self.path.parent.exists():
+            return False
+        self.made += make_folders(self.path.parent, self.path)
+        return True
 
     def release(self) -> None:
-        if self.fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)  # while still holding it: see acquire
-        os.close(self.fd)
-        self.fd = None
+        if self.fd is not None:
+            let_go(self.path, self.fd)
+            self.fd = None
 
 
 @contextlib.contextmanager

@@ -24,15 +24,15 @@ from ffnlp.errors import DataError
 from ffnlp.folders.folder import read_arch, read_summary, run_path
 from ffnlp.models.io import load_model, save_model
 from ffnlp.models.registry import register
+from ffnlp.tasks.request import RunKeywords, Unpack
 from ffnlp.tasks.run import (
-    check_callbacks,
     finish_run,
     fit,
     start_run,
     training_summary,
 )
 from ffnlp.tasks.runfolder import expect_task, read_config
-from ffnlp.training import Callback, TrainConfig
+from ffnlp.training import TrainConfig
 from ffnlp.training.data import TensorBatches
 
 TASK = "toy_regression"
@@ -127,28 +127,11 @@ def train_toy(
     dev: str | Path | None = None,
     test: str | Path | None = None,
     config: Any = None,
-    overrides: Iterable[str] = (),
-    out: str | Path | None = None,
-    seed: int | None = None,
-    callbacks: Sequence[Callback] = (),
-    resume: bool = False,
-    force: bool = False,
-    **settings: Any,
+    **keywords: Unpack[RunKeywords],
 ) -> ToyRun:
     """The recipe: the shared run steps around a least-squares model."""
-    callbacks = check_callbacks(callbacks, "train_toy")
-    with start_run(
-        TASK,
-        resolve_config,
-        config,
-        overrides,
-        settings,
-        out,
-        resume,
-        seed,
-        force=force,
-        inputs={"--train": train, "--dev": dev, "--test": test},
-    ) as run:
+    files = {"--train": train, "--dev": dev, "--test": test}
+    with start_run(TASK, resolve_config, config, keywords, inputs=files, continues=False) as run:
         cfg = run.config
         started = time.perf_counter()
         splits = {"dev": dev, "test": test}
@@ -164,7 +147,7 @@ def train_toy(
             TensorBatches(train_data),
             dev_source,
             None,
-            callbacks,
+            run.callbacks,
             run.dir,
             run.resume,
         )

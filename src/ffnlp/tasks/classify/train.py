@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from ffnlp.errors import ConfigError, DataError
 from ffnlp.folders.layout import CONFUSION_PLOT, LABEL_F1_PLOT, PLOTS
 from ffnlp.models.heads import ClassifierInputs, balanced_class_weight, output_size
 from ffnlp.models.init import initialize
+from ffnlp.tasks import continued
 from ffnlp.tasks.classify.config import (
     ClassifyConfig,
     check_features,
@@ -50,31 +50,13 @@ from ffnlp.tasks.classify.metrics import tune_thresholds
 from ffnlp.tasks.classify.predictions import write_predictions
 from ffnlp.tasks.classify.pretrained import load_pretrained
 from ffnlp.tasks.classify.result import Classifier
-from ffnlp.tasks.continued import (
-    Base,
-    RowMap,
-    check_architecture,
-    check_kept,
-    lineage,
-    resumed_base,
-    start_from,
-    transfer,
-    write_lineage,
-)
-from ffnlp.tasks.run import (
-    Run,
-    Summary,
-    check_callbacks,
-    finish_run,
-    fit,
-    start_run,
-    training_summary,
-)
+from ffnlp.tasks.request import RunKeywords, Unpack
+from ffnlp.tasks.run import Run, Summary, finish_run, fit, start_run, training_summary
 from ffnlp.text import shards
 from ffnlp.text.readers import LabeledData
 from ffnlp.text.tokenize import Tokenizer
 from ffnlp.text.vocab import LabelVocab
-from ffnlp.training import Callback, distributed
+from ffnlp.training import distributed
 from ffnlp.training.data import BatchSource
 
 log = logging.getLogger(__name__)
@@ -87,24 +69,13 @@ def train_classifier(
     dev: Split | None = None,
     test: Split | None = None,
     config: ClassifyConfig | str | Path | dict[str, Any] | None = None,
-    overrides: cfgmod.Settings | Iterable[str] = (),
-    out: str | Path | None = None,
-    seed: int | None = None,
-    callbacks: Sequence[Callback] = (),
-    resume: bool = False,
-    force: bool = False,
-    init_from: str | Path | None = None,
-    **settings: Any,
+    **keywords: Unpack[RunKeywords],
 ) -> Classifier:
     """Train a text classifier and write its run directory.
 
-    An existing run in ``out`` is refused unless ``resume`` (continue it) or ``force`` (replace
-    it once the new one is complete); the run is written as a transaction (see
-    :func:`ffnlp.tasks.run.start_run`).
-
-    ``overrides`` are settings applied over ``config``: typed, ``{"train.epochs": 5}``, or as
-    ``--set`` text, ``["train.epochs=5"]`` (both forms are accepted, see
-    docs/configuration.md); keyword ``settings`` (``**{"train.lr": 0.1}``) apply last.
+    ``keywords``: ``overrides``, ``out``, ``seed``, ``callbacks``, ``resume``, ``force`` and
+    ``init_from``, as :class:`~ffnlp.tasks.request.RunKeywords` says; a keyword not among them is
+    a setting (``**{"train.lr": 0.1}``), applied last.
 
     ``init_from`` (a finished classify run) continues that run's model on this data, as gensim's
     ``build_vocab(update=True)`` + ``train``: its configuration is the base (``config`` and
@@ -118,37 +89,17 @@ def train_classifier(
     >>> clf.predict("a gripping , funny film", k=1)                      # doctest: +SKIP
     [('1', 0.93)]
     """
-    base, config = start_from(init_from, "classify", resume, config)
-    callbacks = check_callbacks(callbacks, "train_classifier")
+    splits = {"--train": train, "--dev": dev, "--test": test}
     with start_run(
-        "classify",
-        resolve_config,
-        config,
-        overrides,
-        settings,
-        out,
-        resume,
-        seed,
-        check=check_features,
-        force=force,
-        inputs={"--train": train, "--dev": dev, "--test": test},
+        "classify", resolve_config, config, keywords, check=check_features, inputs=splits
     ) as run:
-        return _train(run, base, train, dev, test, callbacks)
+        return _train(run, train, dev, test)
 
 
-def _train(
-    run: Run,
-    base: Base | None,
-    train: Split,
-    dev: Split | None,
-    test: Split | None,
-    callbacks: Sequence[Callback],
-) -> Classifier:
+def _train(run: Run, train: Split, dev: Split | None, test: Split | None) -> Classifier:
     """The recipe inside its run: read, featurise, build, fit, score, save."""
     cfg: ClassifyConfig = run.config
-    if run.resume:  # or a torchrun restart continuing its earlier attempt
-        base = resumed_base(run.dir, "classify")
-    start = open_start(base, cfg) if base is not None else None
+    start = open_start(run.base, cfg) if run.base is not None else None
     started = time.perf_counter()
     data = read_splits(cfg, train, dev, test)
     cfg = settle_task(cfg, data)
@@ -158,7 +109,7 @@ def _train(
     model, args, embeddings = run.seeded(fresh_model, cfg, prepared)
     if start is not None:
         record = continue_model(start, model, prepared)
-        write_lineage(run.dir, record)
+        continued.write_lineage(run.dir, record)
     evaluate = make_evaluator(
         prepared.labels.labels, multilabel=prepared.multilabel, threshold=cfg.task.threshold
     )
@@ -171,7 +122,7 @@ def _train(
         prepared.train,
         prepared.dev,
         evaluate,
-        callbacks,
+        run.callbacks,
         run.dir,
         run.resume,
         step,
@@ -221,7 +172,7 @@ class Prepared:
     dev: BatchSource | None
     y_train: torch.Tensor  # (N,) label ids of the training split; multi-label: (N, K) 0/1
     multilabel: bool = False
-    rows: RowMap | None = None  # continued run: where the earlier run's input rows went
+    rows: continued.RowMap | None = None  # continued run: where the earlier run's input rows went
 
 
 def read_splits(cfg: ClassifyConfig, train: Split, dev: Split | None, test: Split | None) -> Splits:
@@ -435,17 +386,17 @@ KEPT_SETTINGS = (
 class Start:
     """What a continued run starts from: the earlier run and its trained classifier."""
 
-    base: Base
+    base: continued.Base
     classifier: Classifier
 
 
-def open_start(base: Base, cfg: ClassifyConfig) -> Start:
+def open_start(base: continued.Base, cfg: ClassifyConfig) -> Start:
     """The earlier run's classifier, checked against this run's configuration before any data
     is read: the settings of :data:`KEPT_SETTINGS` unchanged, and the configured model, built at
     the earlier run's sizes, shaped as its weights."""
     classifier = Classifier.load(base.run_dir)
     old_cfg = classifier.config
-    check_kept(base, old_cfg, cfg, KEPT_SETTINGS)
+    continued.check_kept(base, old_cfg, cfg, KEPT_SETTINGS)
     inputs = ClassifierInputs(
         input_size=classifier.featurizer.input_size,
         num_classes=len(classifier.labels),
@@ -453,7 +404,9 @@ def open_start(base: Base, cfg: ClassifyConfig) -> Start:
         multilabel=classifier.multilabel,
     )
     same_sizes, _ = classifier_spec(cfg.model.type).build(model_config(cfg.model), inputs)
-    check_architecture(base, classifier.model, same_sizes, old_cfg.model, cfg.model, "model")
+    continued.check_architecture(
+        base, classifier.model, same_sizes, old_cfg.model, cfg.model, "model"
+    )
     return Start(base, classifier)
 
 
@@ -463,14 +416,16 @@ def continue_model(start: Start, model: nn.Module, prepared: Prepared) -> dict[s
     ids); return the lineage that summary.json records."""
     old_labels = start.classifier.labels
     old_k, new_k, multilabel = len(old_labels), len(prepared.labels), prepared.multilabel
-    classes = RowMap(
+    classes = continued.RowMap(
         output_size(old_k, multilabel),
         output_size(new_k, multilabel),
         torch.arange(old_k),
         binary=output_size(old_k, multilabel) == 1 and new_k > 2,
     )
     assert prepared.rows is not None
-    transfer(start.base, start.classifier.model.state_dict(), model, [prepared.rows, classes])
+    continued.transfer(
+        start.base, start.classifier.model.state_dict(), model, [prepared.rows, classes]
+    )
     added = prepared.labels.labels[old_k:]
     log.info(
         "%s: %d of %d input rows are new; %d new label(s)%s",
@@ -480,7 +435,7 @@ def continue_model(start: Start, model: nn.Module, prepared: Prepared) -> dict[s
         len(added),
         f" ({', '.join(added[:10])})" if added else "",
     )
-    return lineage(
+    return continued.lineage(
         start.base,
         model=start.base.model_type,
         input_rows={"before": prepared.rows.old_size, "after": prepared.rows.new_size},

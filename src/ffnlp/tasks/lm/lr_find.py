@@ -1,42 +1,23 @@
 """``find_lr`` for the feed-forward LM: the range test (:mod:`ffnlp.tasks.lr_find`) on the
-network ``train_lm`` starts from (same vocabulary, id stream, windows, model and seed)."""
+network ``train_lm`` starts from (same vocabulary, id stream, windows, model and seed).
+
+>>> find_lr("ptb.train.txt.gz", config="ptb_lm")["suggested_lr"]  # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from torch import nn
 
-from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError
-from ffnlp.tasks import lr_find
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.result import load
 from ffnlp.tasks.lm.train import batch_source, fresh_network, vocabulary
+from ffnlp.tasks.lr_find import RangeTest
 from ffnlp.tasks.run import Run
 from ffnlp.text.corpus import encode_corpus
 from ffnlp.training.data import BatchSource
-
-
-def find_lr(
-    train: str | Path,
-    config: LMConfig | str | Path | dict[str, Any] | None = None,
-    overrides: cfgmod.Settings | Iterable[str] = (),
-    seed: int | None = None,
-    lr_min: float = 1e-6,
-    lr_max: float = 1.0,
-    steps: int = 100,
-    **settings: Any,
-) -> dict[str, Any]:
-    """Sweep the learning rate from ``lr_min`` to ``lr_max`` over ``steps`` training batches of
-    the feed-forward LM; the curve, the suggestion, ``config_lr`` and ``optimizer``.
-
-    >>> find_lr("ptb.train.txt.gz", config="ptb_lm")["suggested_lr"]  # doctest: +SKIP
-    """
-    sweep = (lr_min, lr_max, steps)
-    return lr_find.find_lr(HOOKS, train, config, overrides, seed, sweep, settings)
 
 
 def _trained(cfg: LMConfig) -> None:
@@ -55,4 +36,6 @@ def _network(run: Run, train: str | Path) -> tuple[nn.Module, BatchSource]:
     return run.seeded(fresh_network, cfg, vocab), source
 
 
-HOOKS = lr_find.Hooks("lm", resolve_config, _network, _trained)
+find_lr = RangeTest("lm", resolve_config, _network, _trained)
+"""``find_lr(train, config=None, overrides=(), seed=None, lr_min=1e-6, lr_max=1.0, steps=100,
+**settings)`` for the feed-forward LM: see :meth:`ffnlp.tasks.lr_find.RangeTest.__call__`."""

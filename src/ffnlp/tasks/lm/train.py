@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,29 +29,12 @@ from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
 from ffnlp.precision import choose_precision
 from ffnlp.runtime import select_device
-from ffnlp.tasks.continued import (
-    Base,
-    RowMap,
-    check_architecture,
-    check_kept,
-    lineage,
-    resumed_base,
-    start_from,
-    transfer,
-    write_lineage,
-)
+from ffnlp.tasks import continued
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import fit_mixture_weight, make_evaluator, mix_log_probs, perplexity_of
 from ffnlp.tasks.lm.result import LanguageModel, load
-from ffnlp.tasks.run import (
-    Run,
-    Summary,
-    check_callbacks,
-    finish_run,
-    fit,
-    start_run,
-    training_summary,
-)
+from ffnlp.tasks.request import RunKeywords, Unpack
+from ffnlp.tasks.run import Run, Summary, finish_run, fit, start_run, training_summary
 from ffnlp.text.corpus import (
     EOS,
     Corpus,
@@ -62,7 +44,6 @@ from ffnlp.text.corpus import (
     encode_training_corpus,
 )
 from ffnlp.text.vocab import Vocab
-from ffnlp.training import Callback
 from ffnlp.training.distributed import reduce_sums
 
 
@@ -71,27 +52,14 @@ def train_lm(
     dev: str | Path | None = None,
     test: str | Path | None = None,
     config: LMConfig | str | Path | dict[str, Any] | None = None,
-    overrides: cfgmod.Settings | Iterable[str] = (),
-    out: str | Path | None = None,
-    seed: int | None = None,
-    callbacks: Sequence[Callback] = (),
-    resume: bool = False,
     interpolate_with: str | Path | None = None,
-    force: bool = False,
-    init_from: str | Path | None = None,
-    **settings: Any,
+    **keywords: Unpack[RunKeywords],
 ) -> LanguageModel:
     """Train a feed-forward LM or fit a Kneser-Ney model; write the run directory.
 
     ``interpolate_with`` names another LM run: the mixture weight is fitted on ``dev`` and the
-    mixture's perplexities are reported beside this model's own. An existing run in ``out`` is
-    refused unless ``resume`` (continue it) or ``force`` (replace it once the new one is
-    complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
-    :func:`ffnlp.tasks.run.start_run`).
-
-    ``overrides`` are settings applied over ``config``: typed, ``{"train.epochs": 5}``, or as
-    ``--set`` text, ``["train.epochs=5"]`` (both forms are accepted, see
-    docs/configuration.md); keyword ``settings`` (``**{"train.lr": 0.1}``) apply last.
+    mixture's perplexities are reported beside this model's own. The other keywords are every
+    recipe's (:class:`~ffnlp.tasks.request.RunKeywords`) and settings (``**{"train.lr": 0.1}``).
 
     ``init_from`` (a finished feed-forward LM run) continues that model on this corpus: its
     configuration is the base (``config`` and ``overrides`` apply over it, its
@@ -102,38 +70,22 @@ def train_lm(
     ...               out="runs/ptb_lm", seed=1)                               # doctest: +SKIP
     >>> lm.perplexity("ptb.test.txt")                                          # doctest: +SKIP
     """
-    callbacks = check_callbacks(callbacks, "train_lm")
-    if interpolate_with is not None:
+    settings: dict[str, Any] = dict(keywords)
+    if interpolate_with is not None:  # a setting of the configuration (interpolate_with)
         settings["interpolate_with"] = str(interpolate_with)
-    base, config = start_from(init_from, "lm", resume, config, ("interpolate_with",))
+    splits = {"--train": train, "--dev": dev, "--test": test}
     with start_run(
-        "lm",
-        resolve_config,
-        config,
-        overrides,
-        settings,
-        out,
-        resume,
-        seed,
-        force=force,
-        inputs={"--train": train, "--dev": dev, "--test": test},
+        "lm", resolve_config, config, settings, inputs=splits, not_inherited=("interpolate_with",)
     ) as run:
-        return _train(run, base, train, dev, test, callbacks)
+        return _train(run, train, dev, test)
 
 
 def _train(
-    run: Run,
-    base: Base | None,
-    train: str | Path,
-    dev: str | Path | None,
-    test: str | Path | None,
-    callbacks: Sequence[Callback],
+    run: Run, train: str | Path, dev: str | Path | None, test: str | Path | None
 ) -> LanguageModel:
     """The recipe inside its run: vocabulary, id streams, then the network or the counts."""
     cfg: LMConfig = run.config
-    if run.resume:  # or a torchrun restart continuing its earlier attempt
-        base = resumed_base(run.dir, "lm")
-    start = open_start(base, cfg) if base is not None else None
+    start = open_start(run.base, cfg) if run.base is not None else None
     partner = load(cfg.interpolate_with, standalone=True) if cfg.interpolate_with else None
 
     started = time.perf_counter()
@@ -161,7 +113,6 @@ def _train(
             vocab,
             train_corpus,
             dev_corpus,
-            callbacks,
             prep_seconds,
             start,
             sharded,
@@ -228,11 +179,11 @@ KEPT_SETTINGS = ("kind",)
 class Start:
     """What a continued run starts from: the earlier run and its trained LM."""
 
-    base: Base
+    base: continued.Base
     lm: LanguageModel
 
 
-def open_start(base: Base, cfg: LMConfig) -> Start:
+def open_start(base: continued.Base, cfg: LMConfig) -> Start:
     """The earlier run's LM, checked against this configuration before any data is read."""
     if cfg.kind != "ffnn":
         raise ConfigError(
@@ -246,10 +197,10 @@ def open_start(base: Base, cfg: LMConfig) -> Start:
             "--interpolate-with)"
         )
     lm = load(base.run_dir, standalone=True)
-    check_kept(base, lm.config, cfg, KEPT_SETTINGS)
+    continued.check_kept(base, lm.config, cfg, KEPT_SETTINGS)
     assert lm.network is not None  # a run with weights is a feed-forward one (open_base)
     same_size = FeedForwardLM(len(lm.vocab), cfg.model)
-    check_architecture(base, lm.network, same_size, lm.config.model, cfg.model, "model")
+    continued.check_architecture(base, lm.network, same_size, lm.config.model, cfg.model, "model")
     return Start(base, lm)
 
 
@@ -257,13 +208,13 @@ def continue_network(start: Start, model: FeedForwardLM, vocab: Vocab) -> dict[s
     """Copy the earlier run's weights into ``model``: the known words' rows (of the embedding,
     output and direct tables) in place, the new words' rows as initialised; the lineage."""
     old_size, new_size = len(start.lm.vocab), len(vocab)
-    maps = [RowMap.appended(old_size, new_size)]
+    maps = [continued.RowMap.appended(old_size, new_size)]
     if model.adaptive is not None:  # new words join the last cluster, after the known ones
         last = model.adaptive.cutoffs[-2]
-        maps.append(RowMap.appended(old_size - last, new_size - last))
+        maps.append(continued.RowMap.appended(old_size - last, new_size - last))
     assert start.lm.network is not None
-    transfer(start.base, start.lm.network.state_dict(), model, maps)
-    return lineage(start.base, vocab={"before": old_size, "after": new_size})
+    continued.transfer(start.base, start.lm.network.state_dict(), model, maps)
+    return continued.lineage(start.base, vocab={"before": old_size, "after": new_size})
 
 
 def fresh_network(cfg: LMConfig, vocab: Vocab, precision: str | None = None) -> FeedForwardLM:
@@ -287,7 +238,6 @@ def _train_network(
     vocab: Vocab,
     train_corpus: Corpus,
     dev_corpus: Corpus | None,
-    callbacks: Sequence[Callback],
     prep_seconds: float,
     start: Start | None = None,
     sharded: bool = False,
@@ -302,7 +252,7 @@ def _train_network(
     record = None
     if start is not None:
         record = continue_network(start, model, vocab)
-        write_lineage(run.dir, record)
+        continued.write_lineage(run.dir, record)
     train_source = batch_source(cfg, vocab, train_corpus)
     dev_source = batch_source(cfg, vocab, dev_corpus) if dev_corpus else None
     trainer = fit(
@@ -311,7 +261,7 @@ def _train_network(
         train_source,
         dev_source,
         make_evaluator(cfg.eval_batch_size),
-        callbacks,
+        run.callbacks,
         run.dir,
         run.resume,
         sharded=sharded,

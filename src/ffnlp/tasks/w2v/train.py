@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,25 +27,9 @@ from ffnlp.models.kernels import sgns_hogwild
 from ffnlp.models.skipgram import SkipGram
 from ffnlp.models.subword_skipgram import SubwordSkipGram
 from ffnlp.runtime import select_device
-from ffnlp.tasks.continued import (
-    Base,
-    RowMap,
-    check_kept,
-    lineage,
-    resumed_base,
-    start_from,
-    transfer,
-    write_lineage,
-)
-from ffnlp.tasks.run import (
-    Run,
-    Summary,
-    check_callbacks,
-    finish_run,
-    fit,
-    start_run,
-    training_summary,
-)
+from ffnlp.tasks import continued
+from ffnlp.tasks.request import RunKeywords, Unpack
+from ffnlp.tasks.run import Run, Summary, finish_run, fit, start_run, training_summary
 from ffnlp.tasks.w2v.batches import PairBatches
 from ffnlp.tasks.w2v.config import W2VConfig, resolve_config
 from ffnlp.tasks.w2v.corpus import EncodedCorpus
@@ -55,31 +38,19 @@ from ffnlp.tasks.w2v.result import Word2VecRun, load
 from ffnlp.text.shards import names_shards
 from ffnlp.text.vocab import Vocab
 from ffnlp.threads import available_cores
-from ffnlp.training import Callback, Trainer, distributed, update_step_if_allowed
+from ffnlp.training import Trainer, distributed, update_step_if_allowed
 from ffnlp.training.distributed import reduce_sums, world_size
 
 
 def train_word2vec(
     corpus: str | Path,
     config: W2VConfig | str | Path | dict[str, Any] | None = None,
-    overrides: cfgmod.Settings | Iterable[str] = (),
-    out: str | Path | None = None,
-    seed: int | None = None,
-    callbacks: Sequence[Callback] = (),
-    resume: bool = False,
-    force: bool = False,
-    init_from: str | Path | None = None,
-    **settings: Any,
+    **keywords: Unpack[RunKeywords],
 ) -> Word2VecRun:
     """Train word vectors on a plain-text corpus (one sentence a line) and write the run directory.
 
-    An existing run in ``out`` is refused unless ``resume`` (continue it) or ``force`` (replace it
-    once the new one is complete); Ctrl-C / SIGTERM raise :class:`~ffnlp.errors.Interrupted` (see
-    :func:`ffnlp.tasks.run.start_run`).
-
-    ``overrides`` are settings applied over ``config``: typed, ``{"train.epochs": 5}``, or as
-    ``--set`` text, ``["train.epochs=5"]`` (both forms are accepted, see
-    docs/configuration.md); keyword ``settings`` (``**{"train.lr": 0.1}``) apply last.
+    Keywords: those of :class:`~ffnlp.tasks.request.RunKeywords` (where the run goes, its seed,
+    callbacks, resuming, replacing, continuing) and settings such as ``**{"train.lr": 0.1}``.
 
     ``init_from`` (a finished w2v run) continues its vectors on this corpus: its configuration is
     the base (``config`` and ``overrides`` apply over it), new words get fresh vectors, known
@@ -89,32 +60,17 @@ def train_word2vec(
     >>> run = train_word2vec("ptb.train.txt.gz", config="ptb_w2v", out="runs/w2v")  # doctest: +SKIP
     >>> run.most_similar("stock", k=3)                                                          # doctest: +SKIP
     """
-    base, config = start_from(init_from, "w2v", resume, config)
-    callbacks = check_callbacks(callbacks, "train_word2vec")
+    check = _check_evaluation_files
     with start_run(
-        "w2v",
-        resolve_config,
-        config,
-        overrides,
-        settings,
-        out,
-        resume,
-        seed,
-        check=_check_evaluation_files,
-        force=force,
-        inputs={"--corpus": corpus},
+        "w2v", resolve_config, config, keywords, check=check, inputs={"--corpus": corpus}
     ) as run:
-        return _train(run, base, corpus, callbacks)
+        return _train(run, corpus)
 
 
-def _train(
-    run: Run, base: Base | None, corpus: str | Path, callbacks: Sequence[Callback]
-) -> Word2VecRun:
+def _train(run: Run, corpus: str | Path) -> Word2VecRun:
     """The recipe inside its run: the corpus encoded, the pairs, the vectors trained."""
     cfg: W2VConfig = run.config
-    if run.resume:  # or a torchrun restart continuing its earlier attempt
-        base = resumed_base(run.dir, "w2v")
-    start = open_start(base, cfg) if base is not None else None
+    start = open_start(run.base, cfg) if run.base is not None else None
     started = time.perf_counter()
     encoded = EncodedCorpus.read(
         corpus,
@@ -134,8 +90,8 @@ def _train(
         model = run.seeded(_skipgram, len(encoded.vocab), cfg, table)
         if start is not None:
             record = continue_vectors(start, model, len(encoded.vocab))
-            write_lineage(run.dir, record)
-        trainer = _fit(model, cfg, encoded.vocab, source, callbacks, run.dir, run.resume, corpus)
+            continued.write_lineage(run.dir, record)
+        trainer = _fit(model, cfg, encoded.vocab, source, run, corpus)
     finally:
         encoded.close()
 
@@ -165,15 +121,15 @@ KEPT_SETTINGS = (
 class Start:
     """What a continued run starts from: the earlier run and its vectors."""
 
-    base: Base
+    base: continued.Base
     run: Word2VecRun
 
 
-def open_start(base: Base, cfg: W2VConfig) -> Start:
+def open_start(base: continued.Base, cfg: W2VConfig) -> Start:
     """The earlier run, checked against this configuration before the corpus is read (the
     tables' shapes follow from the vocabulary and :data:`KEPT_SETTINGS` alone)."""
     run = load(base.run_dir)
-    check_kept(base, run.config, cfg, KEPT_SETTINGS)
+    continued.check_kept(base, run.config, cfg, KEPT_SETTINGS)
     return Start(base, run)
 
 
@@ -181,13 +137,13 @@ def continue_vectors(start: Start, model: SkipGram, vocab_size: int) -> dict[str
     """Copy the earlier vectors into ``model``: known words' rows of both tables in place, new
     words' as initialised (fastText: the n-gram buckets, after the words, keep theirs)."""
     old_size = len(start.run.vocab)
-    maps = [RowMap.appended(old_size, vocab_size)]
+    maps = [continued.RowMap.appended(old_size, vocab_size)]
     buckets = getattr(model, "buckets", 0)
     if buckets:
         index = torch.cat([torch.arange(old_size), vocab_size + torch.arange(buckets)])
-        maps.append(RowMap(old_size + buckets, vocab_size + buckets, index))
-    transfer(start.base, start.run.model.state_dict(), model, maps)
-    return lineage(start.base, vocab={"before": old_size, "after": vocab_size})
+        maps.append(continued.RowMap(old_size + buckets, vocab_size + buckets, index))
+    continued.transfer(start.base, start.run.model.state_dict(), model, maps)
+    return continued.lineage(start.base, vocab={"before": old_size, "after": vocab_size})
 
 
 def _check_evaluation_files(cfg: W2VConfig) -> None:
@@ -271,9 +227,7 @@ def _fit(
     cfg: W2VConfig,
     vocab: Vocab,
     source: PairBatches,
-    callbacks: Sequence[Callback],
-    run_dir: Path,
-    resume: bool,
+    run: Run,
     cfg_corpus: str | Path = "",
 ) -> Trainer:
     """The Trainer's run (``cfg_corpus``: the corpus as given, which may be several files). With similarity files the vectors are evaluated after every epoch, and
@@ -296,9 +250,9 @@ def _fit(
             source,
             dev,
             evaluate,
-            callbacks,
-            run_dir,
-            resume,
+            run.callbacks,
+            run.dir,
+            run.resume,
             step,
             sharded=sharded,
         )
