@@ -14,13 +14,13 @@ from typing import Annotated, Any
 import typer
 
 from ffnlp.cli import lr_find as sweep
-from ffnlp.cli import tables
 from ffnlp.cli.common import (
     begin_training,
     finish_training,
     print_json,
     progress_callbacks,
     recipe_args,
+    screen,
     setup_logging,
 )
 from ffnlp.cli.options import (
@@ -101,7 +101,7 @@ def train(
         seed=seed,
         **recipe_args(run, out),
     )
-    finish_training(clf, run, tables.classify_train)
+    finish_training(clf, run, screen.classify_train)
 
 
 @app.command("eval")
@@ -130,7 +130,7 @@ def evaluate(
     if json_:
         print_json(metrics)
     else:
-        tables.classify_eval(f"{run} on {data}", metrics, clf.multilabel)
+        screen.classify_eval(f"{run} on {data}", metrics, clf.multilabel)
 
 
 THRESHOLD_HELP = (
@@ -367,7 +367,7 @@ def cross_validate(
         seed=seed,
         dev_fraction=dev_fraction,
         keep_models=keep_models,
-        on_fold=lambda fold, scores: tables.cv_fold(fold, folds, scores) if shown else None,
+        on_fold=lambda fold, scores: screen.cv_fold(fold, folds, scores) if shown else None,
         callbacks=progress_callbacks(quiet or json_),
         tensorboard=tensorboard,
         init_from=init_from,
@@ -375,7 +375,7 @@ def cross_validate(
     if json_:
         print_json({k: v for k, v in result.items() if k != "config"})
     elif not quiet:
-        tables.cv(folds, result)
+        screen.cv(folds, result)
 
 
 @app.command("lr-find")

@@ -17,6 +17,7 @@ from rich.logging import RichHandler
 
 from ffnlp.cli.options import RunOptions
 from ffnlp.errors import ConfigError
+from ffnlp.report.console import ConsoleReport
 
 if TYPE_CHECKING:  # the training package imports torch: only when a command runs
     from ffnlp.training.callbacks import Callback
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # the training package imports torch: only when a command run
 
 err_console = Console(stderr=True)
 out_console = Console()
+screen = ConsoleReport(out_console, err_console)  # every table and line of the commands
 
 COMMAND_LINE: list[str] = []  # the arguments of the command being run (set by cli.main)
 

@@ -5,8 +5,7 @@ from typing import Annotated
 
 import typer
 
-from ffnlp.cli import tables
-from ffnlp.cli.common import print_json
+from ffnlp.cli.common import print_json, screen
 
 RunA = Annotated[
     Path, typer.Argument(help="A classifier run directory, or an `ffnlp repeat` folder.")
@@ -61,4 +60,4 @@ def compare(
     if json_:
         print_json(result)
     else:
-        tables.compare(result)
+        screen.compare(result)

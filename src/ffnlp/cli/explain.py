@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ffnlp.cli import tables
-from ffnlp.cli.common import err_console, out_console, print_json
+from ffnlp.cli.common import err_console, out_console, print_json, screen
 from ffnlp.cli.explain_collapse import collapse
 from ffnlp.errors import ConfigError, FfnlpError
 from ffnlp.tasks import registry
@@ -79,8 +78,8 @@ def _classifier_shapes(run: Path, text: list[str], json_: bool) -> None:
             }
         )
         return
-    tables.layer_calls(f"{run}: forward pass on B = {len(text)} texts", calls)
-    tables.cost_line(macs, "text (on average over these texts)")
+    screen.layer_calls(f"{run}: forward pass on B = {len(text)} texts", calls)
+    screen.cost_line(macs, "text (on average over these texts)")
 
 
 def _cost(macs: float) -> dict[str, float]:
@@ -104,8 +103,8 @@ def _lm_shapes(run: Path, text: list[str], json_: bool) -> None:
         print_json({"task": "lm", "sizes": sizes, "lines": steps, **_cost(macs)})
         return
     letters = ", ".join(f"{k} = {v:,}" for k, v in sizes.items())
-    tables.computation(f"{run}: feed-forward LM, {letters}", lines)
-    tables.cost_line(macs, "predicted word")
+    screen.computation(f"{run}: feed-forward LM, {letters}", lines)
+    screen.cost_line(macs, "predicted word")
 
 
 def _w2v_shapes(run: Path, json_: bool) -> None:
@@ -124,8 +123,8 @@ def _w2v_shapes(run: Path, json_: bool) -> None:
         return
     name = "CBOW" if model.cbow else "skip-gram"
     title = f"{run}: {name}, V = {model.vocab_size:,}, D = {model.dim}, N = {cfg.model.negative}, B = {batch}"
-    tables.computation(title, lines)
-    tables.cost_line(macs, "centre word" if model.cbow else "(centre, context) pair")
+    screen.computation(title, lines)
+    screen.cost_line(macs, "centre word" if model.cbow else "(centre, context) pair")
 
 
 @app.command("dead")
@@ -219,7 +218,7 @@ def graph(
     if json_:
         print_json({**result.to_dict(), "autograd_max_abs_diff": diff})
     else:
-        tables.graph(expression, result, diff, fmt)
+        screen.graph(expression, result, diff, fmt)
     if drawn is not None:
         dot_path, png = drawn
         note = f"wrote {dot_path}" + (
@@ -277,8 +276,8 @@ def numpy_vs_torch(
         hidden,
         activation,
         plot,
-        on_start=None if json_ else partial(tables.numpy_vs_torch_start, lr, batch_size),
-        on_epoch=None if json_ else tables.numpy_vs_torch_epoch,
+        on_start=None if json_ else partial(screen.numpy_vs_torch_start, lr, batch_size),
+        on_epoch=None if json_ else screen.numpy_vs_torch_epoch,
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
@@ -287,7 +286,7 @@ def numpy_vs_torch(
     if json_:
         print_json(result)
     else:
-        tables.numpy_vs_torch(result, plot)
+        screen.numpy_vs_torch(result, plot)
 
 
 app.command("collapse")(collapse)  # in its own module, so that the explain commands grow apart

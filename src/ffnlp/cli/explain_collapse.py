@@ -8,8 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ffnlp.cli import tables
-from ffnlp.cli.common import print_json
+from ffnlp.cli.common import print_json, screen
 
 
 def collapse(
@@ -45,4 +44,4 @@ def collapse(
     if json_:
         print_json(report)
         return
-    tables.collapse(run, report)
+    screen.collapse(run, report)

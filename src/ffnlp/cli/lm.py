@@ -6,7 +6,6 @@ from typing import Annotated
 import typer
 
 from ffnlp.cli import lr_find as sweep
-from ffnlp.cli import tables
 from ffnlp.cli.common import (
     begin_training,
     err_console,
@@ -14,6 +13,7 @@ from ffnlp.cli.common import (
     out_console,
     print_json,
     recipe_args,
+    screen,
 )
 from ffnlp.cli.options import (
     CONFIG_HELP,
@@ -85,7 +85,7 @@ def train(
         interpolate_with=interpolate_with,
         **recipe_args(run, out),
     )
-    finish_training(lm, run, tables.lm_train)
+    finish_training(lm, run, screen.lm_train)
 
 
 @app.command("eval")

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ffnlp.cli import tables
-from ffnlp.cli.common import print_json, setup_logging
+from ffnlp.cli.common import print_json, screen, setup_logging
 
 MinLr = Annotated[float, typer.Option("--min-lr", help="Learning rate of the first step.")]
 MaxLr = Annotated[float, typer.Option("--max-lr", help="Learning rate of the last step.")]
@@ -75,4 +74,4 @@ def run(
     if json_:
         print_json(result)
     else:
-        tables.lr_find(result)
+        screen.lr_find(result)

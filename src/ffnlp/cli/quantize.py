@@ -5,8 +5,7 @@ from typing import Annotated
 
 import typer
 
-from ffnlp.cli import tables
-from ffnlp.cli.common import print_json
+from ffnlp.cli.common import print_json, screen
 
 Run = Annotated[Path, typer.Argument(help="Run directory of a trained classifier.")]
 Out = Annotated[Path, typer.Option("--out", "-o", help="The new, quantised run folder.")]
@@ -118,4 +117,4 @@ def quantize(
     if json_:
         print_json(report)
         return
-    tables.quantize(report, str(run), str(out))
+    screen.quantize(report, str(run), str(out))

@@ -10,8 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ffnlp.cli import tables
-from ffnlp.cli.common import print_json, progress_callbacks, setup_logging
+from ffnlp.cli.common import print_json, progress_callbacks, screen, setup_logging
 from ffnlp.cli.options import Config, RunOptions, Set, Tensorboard, settings
 
 SEEDS_HELP = (
@@ -136,7 +135,7 @@ def run_repeat(
         nonlocal done
         done += 1
         if not (quiet or json_):
-            tables.repeat_seed(seed, done, len(seeds), row)
+            screen.repeat_seed(seed, done, len(seeds), row)
 
     train, dev, test = data
     result = repeat_runs(
@@ -156,4 +155,4 @@ def run_repeat(
     if json_:
         print_json(result)
     else:
-        tables.repeat(task, len(seeds), result)
+        screen.repeat(task, len(seeds), result)

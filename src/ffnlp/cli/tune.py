@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ffnlp.cli import tables
-from ffnlp.cli.common import err_console, print_json, setup_logging
+from ffnlp.cli.common import err_console, print_json, screen, setup_logging
 from ffnlp.cli.options import (
     CONFIG_HELP,
     Encoding,
@@ -282,7 +281,7 @@ def tune(
     display = _Display(show)
     try:
         with display.running():
-            on_trial, on_start = (tables.tune_trial, tables.tune_start) if show else (None, None)
+            on_trial, on_start = (screen.tune_trial, screen.tune_start) if show else (None, None)
             result = run_study(options, on_trial, display.callbacks(), on_start=on_start)
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.signal if isinstance(exc, Interrupted) else signal.SIGINT
@@ -295,7 +294,7 @@ def tune(
     if json_:
         print_json(result)
     elif show:
-        tables.tune(result)
+        screen.tune(result)
 
 
 def tune_options(task: str, study: dict[str, Any], command: list[str]) -> Any:
@@ -329,7 +328,7 @@ def _auto_count(text: str, option: str, least: int) -> int | str:
 
 
 class _Display:
-    """On a terminal, a status line for the running trial (the finished ones: tables.tune_trial)."""
+    """On a terminal, a status line for the running trial (the finished ones: screen.tune_trial)."""
 
     def __init__(self, show: bool) -> None:
         self.show = show

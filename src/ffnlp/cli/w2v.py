@@ -5,8 +5,14 @@ from typing import Annotated, Any
 
 import typer
 
-from ffnlp.cli import tables
-from ffnlp.cli.common import begin_training, finish_training, out_console, print_json, recipe_args
+from ffnlp.cli.common import (
+    begin_training,
+    finish_training,
+    out_console,
+    print_json,
+    recipe_args,
+    screen,
+)
 from ffnlp.cli.options import (
     RUN,
     Config,
@@ -84,7 +90,7 @@ def train(
         **evaluation,
         **recipe_args(run, out),
     )
-    finish_training(vectors, run, tables.w2v_train)
+    finish_training(vectors, run, screen.w2v_train)
 
 
 @app.command("eval")
@@ -131,7 +137,7 @@ def evaluate(
     if json_:
         print_json(result)
         return
-    tables.word_vectors(result)
+    screen.word_vectors(result)
 
 
 METHOD_HELP = (
@@ -197,7 +203,7 @@ def neighbors(
     elif json_:
         print_json(found)
     else:
-        tables.neighbors(result)
+        screen.neighbors(result)
         if plot is not None:
             out_console.print(f"projection saved to {plot}")
 
