@@ -7,13 +7,19 @@ prints those dicts as they are)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:  # the training package imports torch
+    from ffnlp.training.callbacks import Callback
 
 PER_LABEL_ROWS = 30  # multi-label eval: the most frequent labels shown (--json has them all)
 TOP_ROWS = 5  # tune: the best trials shown
@@ -52,6 +58,21 @@ def _short_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ",".join(_short_value(v) for v in value) + "]"
     return str(value)
+
+
+def prediction_line(text: str, top: list[tuple[str, float]], json_: bool) -> str:
+    """One text's line of `classify predict`: its labels and probabilities, tab-separated, then the
+    text; or (``json_``) one JSON object: text, label, prob, top."""
+    if not json_:
+        return "\t".join(f"{lab}\t{p:.4f}" for lab, p in top) + f"\t{text}"
+    return json.dumps(
+        {
+            "text": text,
+            "label": top[0][0] if top else None,
+            "prob": top[0][1] if top else 0.0,
+            "top": [{"label": lab, "prob": p} for lab, p in top],
+        }
+    )
 
 
 NUMPY_VS_TORCH = (
@@ -182,6 +203,31 @@ class ConsoleReport:
         for sample in summary.get("samples", []):
             self.say(f"  sample: {sample}", markup=False)
 
+    def perplexity(self, run: Path, data: Path, lm: Any, metrics: dict[str, Any]) -> None:
+        """`lm eval`: the perplexity of a model (or a mixture) on a corpus."""
+        mixed = (
+            f" mixed with {lm.partner.run_dir} (λ={lm.weight:.3f}, the weight of "
+            f"{lm.weighted_model.run_dir})"
+            if lm.partner is not None
+            else ""
+        )
+        self.say(
+            f"{run}{mixed} on {data}: perplexity {metrics['perplexity']:.2f} over "
+            f"{metrics['tokens']} tokens ({metrics['sentences']} sentences, </s> counted; OOV rate "
+            f"{metrics['oov_rate']:.2%})"
+        )
+
+    def unknown_words(self, unknown: list[str]) -> None:
+        """`lm generate`: the prompt's words outside the vocabulary (on ``err``)."""
+        if unknown:
+            words = ", ".join(repr(w) for w in sorted(set(unknown)))
+            self.err.print(f"note: not in the vocabulary, read as <unk>: {words}", markup=False)
+
+    def arpa(self, arpa: Path, counts: list[int]) -> None:
+        """`lm export`: the ARPA file written and its n-gram counts."""
+        listed = ", ".join(f"{c:,} {n}-grams" for n, c in enumerate(counts, start=1))
+        self.say(f"{arpa}: {listed}", markup=False)
+
     def w2v_train(self, run: Any) -> None:
         s = run.summary
         self.say(
@@ -310,6 +356,19 @@ class ConsoleReport:
                 soft_wrap=True,
             )
 
+    @contextlib.contextmanager
+    def study_status(self, show: bool) -> Iterator[list[Callback]]:
+        """While a study runs, on a terminal (``err``) and when ``show``: a status line for the
+        trial being trained (the finished ones: :meth:`tune_trial`); yields the callbacks that
+        update it (none elsewhere)."""
+        if not (show and self.err.is_terminal):
+            yield []
+            return
+        from ffnlp.training.callbacks import StatusLine  # imports torch
+
+        with self.err.status("starting the study") as status:
+            yield [StatusLine(status.update)]
+
     def tune_trial(self, line: Any) -> None:
         """One finished trial, e.g. ``trial 7  0.8135  best 0.8200 (#4)  12.3 s  lr=0.0031 ...``."""
         value = "-" if line.value is None else f"{line.value:.4f}"
@@ -416,37 +475,62 @@ class ConsoleReport:
 
     # explain
 
+    def shapes(self, title: str, report: dict[str, Any], per: str) -> None:
+        """`explain shapes`: a classifier's layers, or the computation of a language model or
+        word2vec written out (``report``: the command's JSON), then the cost per ``per``."""
+        if "layers" in report:
+            self.layer_calls(title, report["layers"])
+        else:
+            self.computation(title, report["lines"])
+        self.cost_line(report["macs_per_example"], per)
+
+    def dead_units(self, report: dict[str, Any]) -> None:
+        """`explain dead`: how many units of each ReLU layer never fire."""
+        if not report:
+            self.say("This network has no ReLU layers.")
+        for name, r in report.items():
+            self.say(
+                f"{name}: {r['dead']} of {r['units']} units never fire ({r['dead_fraction']:.1%})"
+            )
+
+    def backprop(self, result: dict[str, Any]) -> None:
+        """`explain backprop`: backpropagation by hand against autograd and finite differences."""
+        self.say(f"loss: NumPy {result['loss_numpy']:.8f}, torch {result['loss_torch']:.8f}")
+        for i, err in enumerate(result["max_abs_diff"]):
+            self.say(f"layer {i + 1}: max |dW_numpy - dW_autograd| = {err:.2e}")
+        self.say(f"finite differences: worst relative error {result['finite_difference']:.2e}")
+
     def cost_line(self, macs: float, per: str) -> None:
         self.say(
             f"forward: {macs:,.0f} multiply-adds = {2 * macs:,.0f} FLOPs per {per} "
             "(matrix products; biases, activations and softmax left out)"
         )
 
-    def layer_calls(self, title: str, calls: list[Any]) -> None:
-        """A classifier's forward pass, layer by layer."""
+    def layer_calls(self, title: str, calls: list[dict[str, Any]]) -> None:
+        """A classifier's forward pass, layer by layer (each layer's fields by name)."""
         columns = ("layer", "module", "input", "output", "matrix product", "mult-adds", "params")
         table = _table(
             title, {c: "right" if c in ("mult-adds", "params") else "left" for c in columns}
         )
         for c in calls:
             table.add_row(
-                Text(c.name),
-                Text(c.kind),
-                Text(" ".join(str(s) for s in c.inputs)),
-                Text(str(c.output)),
-                Text(c.product),
-                f"{c.macs:,}" if c.macs else "",
-                f"{c.params:,}",
+                Text(c["name"]),
+                Text(c["kind"]),
+                Text(" ".join(str(s) for s in c["inputs"])),
+                Text(str(c["output"])),
+                Text(c["product"]),
+                f"{c['macs']:,}" if c["macs"] else "",
+                f"{c['params']:,}",
             )
         self.say(table)
 
-    def computation(self, title: str, lines: list[Any]) -> None:
-        """A computation written out line by line (the LM, word2vec)."""
+    def computation(self, title: str, lines: list[dict[str, Any]]) -> None:
+        """A computation written out line by line (the LM, word2vec; each line's fields by name)."""
         columns = ("step", "matrix product (letters) = (numbers)", "output")
         table = _table(title, {**dict.fromkeys(columns, "left"), "mult-adds / example": "right"})
         for line in lines:  # Text: the formulas' brackets (W_in[x(t)]) are not Rich markup
-            macs = f"{line.macs:,}" if line.macs else ""
-            table.add_row(Text(line.formula), Text(line.product), Text(line.output), macs)
+            macs = f"{line['macs']:,}" if line["macs"] else ""
+            table.add_row(Text(line["formula"]), Text(line["product"]), Text(line["output"]), macs)
         self.say(table)
 
     def graph(self, expression: str, result: Any, diff: float, fmt: Any) -> None:
