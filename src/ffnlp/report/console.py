@@ -205,6 +205,8 @@ class ConsoleReport:
 
     def perplexity(self, run: Path, data: Path, lm: Any, metrics: dict[str, Any]) -> None:
         """`lm eval`: the perplexity of a model (or a mixture) on a corpus."""
+        from ffnlp.text.corpus import EOS  # the end of a sentence, counted as a token
+
         mixed = (
             f" mixed with {lm.partner.run_dir} (λ={lm.weight:.3f}, the weight of "
             f"{lm.weighted_model.run_dir})"
@@ -213,15 +215,17 @@ class ConsoleReport:
         )
         self.say(
             f"{run}{mixed} on {data}: perplexity {metrics['perplexity']:.2f} over "
-            f"{metrics['tokens']} tokens ({metrics['sentences']} sentences, </s> counted; OOV rate "
+            f"{metrics['tokens']} tokens ({metrics['sentences']} sentences, {EOS} counted; OOV rate "
             f"{metrics['oov_rate']:.2%})"
         )
 
     def unknown_words(self, unknown: list[str]) -> None:
         """`lm generate`: the prompt's words outside the vocabulary (on ``err``)."""
+        from ffnlp.text.vocab import UNK  # the token an unknown word is read as
+
         if unknown:
             words = ", ".join(repr(w) for w in sorted(set(unknown)))
-            self.err.print(f"note: not in the vocabulary, read as <unk>: {words}", markup=False)
+            self.err.print(f"note: not in the vocabulary, read as {UNK}: {words}", markup=False)
 
     def arpa(self, arpa: Path, counts: list[int]) -> None:
         """`lm export`: the ARPA file written and its n-gram counts."""
