@@ -128,6 +128,16 @@ def output_error(exc: BaseException, path: str | Path, needed: int | None = None
     return OutputError(f"cannot write {as_named(path)}: {exc}")
 
 
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError that no one turned into its own message: the disk-full message of
+    :func:`output_error`, else the path (both paths of a rename) and what the system said."""
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    if is_disk_full(exc):
+        return str(output_error(exc, paths[0] if paths else "a file"))
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"{' -> '.join(paths)}: {what}" if paths else what
+
+
 def check_target(path: str | Path, within: str | Path | None = None) -> Path:
     """Refuse to write ``path`` when it is a folder or a symbolic link, or when a folder between
     ``within`` and it is a symbolic link; return it as a Path."""

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from ffnlp.cli.config import reference_markdown
 from ffnlp.cli.main import app
+from ffnlp.tasks.reference import reference_markdown
 from tests.conftest import ROOT
 
 runner = CliRunner()

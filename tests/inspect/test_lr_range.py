@@ -224,3 +224,34 @@ def test_lm_lr_find(sample, tmp_path) -> None:
     )
     assert counted.exit_code == 1
     assert 'kind = "kneser_ney" is fitted by counting' in counted.output
+
+
+def test_the_range_test_checks_where_it_writes_before_it_sweeps(tmp_path) -> None:
+    """report.lr_find.range_test: a plot that cannot be written is refused before a batch is
+    trained; else the task's sweep gets the settings and the result the plot's path."""
+    from ffnlp.errors import FfnlpError
+    from ffnlp.report.lr_find import range_test
+
+    calls: list[dict] = []
+
+    def find_lr(train, **settings):
+        calls.append({"train": train, **settings})
+        return {"lr": [1e-3, 1e-2], "loss": [1.0, 0.5], "optimizer": "sgd"}
+
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(FfnlpError, match="folder.png"):
+        range_test(find_lr, tmp_path / "t.txt", tmp_path / "folder.png", None, steps=5)
+    assert calls == []
+    drawn: list[str] = []
+    import ffnlp.report.plots as plots
+
+    original = plots.plot_lr_range
+    plots.plot_lr_range = lambda result, name, title: drawn.append(title)  # type: ignore[assignment]
+    try:
+        result = range_test(find_lr, tmp_path / "t.txt", None, tmp_path / "out", steps=5, seed=1)
+    finally:
+        plots.plot_lr_range = original
+    assert calls == [{"train": tmp_path / "t.txt", "steps": 5, "seed": 1}]
+    assert drawn == ["lr range test: default config"]
+    assert result["plot"] == str(tmp_path / "out" / "lr_find.png")
+    assert json.loads((tmp_path / "out" / "lr_find.json").read_text())["plot"] == result["plot"]

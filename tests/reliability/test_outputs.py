@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ffnlp.cli import main as cli_main
-from ffnlp.fileio import Outputs
+from ffnlp.fileio import Outputs, os_error_line
 from ffnlp.inspect import graph as graph_module
 from tests.reliability.cases import Unchanged, assert_error, invoke
 from tests.reliability.test_disk_full import fail_nth_write
@@ -315,7 +314,7 @@ def test_an_os_error_no_command_caught_is_one_line(monkeypatch, error, line) -> 
     monkeypatch.setattr(graph_module, "explain", fail)
     result = invoke(GRAPH)
     assert assert_error(result).startswith(line)
-    assert cli_main.os_error_line(error) in result.stderr
+    assert os_error_line(error) in result.stderr
 
 
 # ------------------------------------------------------------------------------ fileio.Outputs

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from ffnlp.cli.main import app
 from ffnlp.errors import ConfigError
 from ffnlp.tasks.sample import write_sample
+from ffnlp.training.callbacks import ProgressBar, StatusLine
 from ffnlp.training.history import History
-from ffnlp.training.progress import ProgressLines, format_duration
+from ffnlp.training.progress import ProgressLines, format_duration, progress_callbacks
 from tests.conftest import ROOT
 
 runner = CliRunner()
@@ -110,6 +111,29 @@ def test_a_validation_every_n_steps_is_shown_in_the_running_epoch() -> None:
     assert stream.getvalue().startswith(
         "epoch 1/2  step 30/100  validation: dev perplexity 250.0000"
     )
+
+
+def test_progress_is_a_bar_on_a_terminal_lines_elsewhere_none_when_quiet(monkeypatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert [type(c) for c in progress_callbacks(False)] == [ProgressBar]
+    assert progress_callbacks(True) == []
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert [type(c) for c in progress_callbacks(False)] == [ProgressLines]
+
+
+def test_a_status_line_follows_the_epochs_and_the_dev_metric() -> None:
+    shown: list[str] = []
+    status = StatusLine(shown.append)
+    trainer = fake_trainer(epochs=3)
+    status.on_fit_start(trainer)
+    trainer.epoch, trainer.step = 1, 120
+    status.on_validation_end(trainer, {"accuracy": 0.81234, "loss": 0.4})
+    status.on_validation_end(trainer, {"loss": 0.4})  # no monitored figure: no dev part
+    assert shown == [
+        "training: epoch 1/3",
+        "training: epoch 2/3, step 120, dev accuracy 0.8123",
+        "training: epoch 2/3, step 120",
+    ]
 
 
 def test_every_seconds_must_be_positive() -> None:

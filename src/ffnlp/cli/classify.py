@@ -4,70 +4,62 @@ The task's modules import torch: each command imports them when it runs, so that
 and `classify predict` (NumPy alone, ffnlp.tasks.fastpredict) start quickly.
 """
 
-import json
-import sys
-from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ffnlp.cli import lr_find as sweep
-from ffnlp.cli import tables
-from ffnlp.cli.common import (
-    begin_training,
-    finish_training,
-    print_json,
-    progress_callbacks,
-    recipe_args,
-    setup_logging,
-)
+from ffnlp.cli import common
+from ffnlp.cli.common import print_json, print_result, screen
 from ffnlp.cli.options import (
+    DATA,
     RUN,
+    SWEEP,
     Config,
-    Encoding,
-    Format,
     Input,
     Json,
     RunOptions,
     Seed,
     Seeds,
     Set,
-    SkipInvalid,
+    Sweep,
+    SweepJson,
+    data_options,
     run_dir_option,
-    run_options,
     settings,
     with_options,
 )
+from ffnlp.cli.options import HelpTable as Help
 from ffnlp.cli.repeat import train_seeds
 from ffnlp.errors import DataError
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
 Run = Annotated[Path, typer.Argument(help="Run directory of a trained classifier.")]
-TRAIN_HELP = "Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok; Parquet, Arrow, a datasets folder)."
-Train = Annotated[Path | None, typer.Option("--train", help=TRAIN_HELP)]
-DEV_HELP = "Dev data: early stopping and the best epoch are chosen on it."
-Dev = Annotated[Path | None, typer.Option("--dev", help=DEV_HELP)]
-Test = Annotated[Path | None, typer.Option("--test", help="Test data: evaluated once at the end.")]
-Out = Annotated[Path | None, run_dir_option("classify")]
+TRAIN = Help(
+    {
+        "--train": "Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok; Parquet, "
+        "Arrow, a datasets folder).",
+        "--dev": "Dev data: early stopping and the best epoch are chosen on it.",
+        "--test": "Test data: evaluated once at the end.",
+    }
+)
 
 
 @app.command("train")
-@with_options(run_options)
+@with_options(RunOptions)
+@with_options(data_options, "data")
 def train(
-    train_file: Train = None,
-    dev: Dev = None,
-    test: Test = None,
+    train_file: Annotated[Path | None, TRAIN("--train")] = None,
+    dev: Annotated[Path | None, TRAIN("--dev")] = None,
+    test: Annotated[Path | None, TRAIN("--test")] = None,
     config: Config = None,
     set_: Set = [],  # noqa: B006 (typer copies it)
-    out: Out = None,
+    out: Annotated[Path | None, run_dir_option("classify")] = None,
     seed: Seed = None,
     seeds: Seeds = None,
-    fmt: Format = None,
-    encoding: Encoding = None,
-    skip_invalid: SkipInvalid = False,
+    data: dict[str, Any] = DATA,  # with_options: --format, --encoding, --skip-invalid
     run: RunOptions = RUN,  # with_options: the options every `train` command ends with
 ) -> None:
     """Train a text classifier and write a run directory.
@@ -80,40 +72,38 @@ def train(
 
         ffnlp classify train --seeds 0,1,2 --config sst2_logreg --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2_3seeds
     """
-    begin_training(run)
+    common.begin_training(run)
     if train_file is None:
         raise typer.BadParameter("--train is required", param_hint="--train")
-    data = (fmt, encoding, skip_invalid)
     if seeds is not None:
         overrides = settings(set_, run, data=data, one_run=False)
-        return train_seeds(
-            "classify", seeds, run, (train_file, dev, test), config, overrides, out, seed
-        )
+        splits = (train_file, dev, test)
+        return train_seeds("classify", seeds, run, splits, config, overrides, out, seed)
     from ffnlp.tasks.classify import train_classifier  # imports torch
 
     overrides = settings(set_, run, data=data)
+    recipe = common.recipe_args(run, out)
     clf = train_classifier(
-        train_file,
-        dev=dev,
-        test=test,
-        config=config,
-        overrides=overrides,
-        seed=seed,
-        **recipe_args(run, out),
+        train_file, dev=dev, test=test, config=config, overrides=overrides, seed=seed, **recipe
     )
-    finish_training(clf, run, tables.classify_train)
+    common.finish_training(clf, run, screen.classify_train)
+
+
+EVAL = Help(
+    {
+        "--data": "Labelled data to evaluate on.",
+        "--format": "Input format (default: the run's).",
+        "--encoding": "Encoding (default: the run's).",
+    }
+)
 
 
 @app.command("eval")
 def evaluate(
     run: Run,
-    data: Annotated[Path, typer.Option("--data", help="Labelled data to evaluate on.")],
-    fmt: Annotated[
-        str | None, typer.Option("--format", help="Input format (default: the run's).")
-    ] = None,
-    encoding: Annotated[
-        str | None, typer.Option("--encoding", help="Encoding (default: the run's).")
-    ] = None,
+    data: Annotated[Path, EVAL("--data")],
+    fmt: Annotated[str | None, EVAL("--format")] = None,
+    encoding: Annotated[str | None, EVAL("--encoding")] = None,
     json_: Json = False,
 ) -> None:
     """Evaluate a trained classifier on labelled data.
@@ -127,15 +117,20 @@ def evaluate(
     clf = load(run)
     opts = {k: v for k, v in (("format", fmt), ("encoding", encoding)) if v}
     metrics = clf.test(data, **opts)
-    if json_:
-        print_json(metrics)
-    else:
-        tables.classify_eval(f"{run} on {data}", metrics, clf.multilabel)
+    title = f"{run} on {data}"
+    print_result(metrics, json_, lambda m: screen.classify_eval(title, m, clf.multilabel))
 
 
-THRESHOLD_HELP = (
-    "Only labels with at least this probability, 0..1 (default: the run's: 0 for one label per "
-    "text; task.threshold or the tuned per-label thresholds for multi-label runs)."
+PREDICT = Help(
+    {
+        "--k": "How many labels to consider per text (-1 = all).",
+        "--threshold": "Only labels with at least this probability, 0..1 (default: the run's: 0 "
+        "for one label per text; task.threshold or the tuned per-label thresholds for "
+        "multi-label runs).",
+        "--encoding": "Encoding of the input (file or standard input).",
+        "--batch-size": "Texts read and predicted at a time (memory stays that of one batch).",
+        "--json": "One JSON object per line: text, label, prob, top.",
+    }
 )
 
 
@@ -143,24 +138,11 @@ THRESHOLD_HELP = (
 def predict(
     run: Run,
     input_: Input = "-",
-    k: Annotated[
-        int, typer.Option("--k", help="How many labels to consider per text (-1 = all).")
-    ] = 1,
-    threshold: Annotated[float | None, typer.Option("--threshold", help=THRESHOLD_HELP)] = None,
-    encoding: Annotated[
-        str, typer.Option("--encoding", help="Encoding of the input (file or standard input).")
-    ] = "utf-8",
-    batch_size: Annotated[
-        int,
-        typer.Option(
-            "--batch-size",
-            min=1,
-            help="Texts read and predicted at a time (memory stays that of one batch).",
-        ),
-    ] = 1000,
-    json_: Annotated[
-        bool, typer.Option("--json", help="One JSON object per line: text, label, prob, top.")
-    ] = False,
+    k: Annotated[int, PREDICT("--k")] = 1,
+    threshold: Annotated[float | None, PREDICT("--threshold")] = None,
+    encoding: Annotated[str, PREDICT("--encoding")] = "utf-8",
+    batch_size: Annotated[int, PREDICT("--batch-size", min=1)] = 1000,
+    json_: Annotated[bool, PREDICT("--json")] = False,
 ) -> None:
     """Predict labels for raw texts, one a line, streamed in batches (any input size).
 
@@ -176,7 +158,9 @@ def predict(
 
         echo "how long to rest a steak" | ffnlp classify predict runs/cooking --k 5 --threshold 0.3
     """
+    from ffnlp.report.console import prediction_line
     from ffnlp.tasks.fastpredict import check_threshold, open_run  # imports numpy
+    from ffnlp.text.readers import read_input_lines
 
     if threshold is not None:
         check_threshold(threshold)  # before reading a whole input
@@ -189,39 +173,28 @@ def predict(
         from ffnlp.tasks.classify import load  # imports torch: only for the runs NumPy can't do
 
         clf = load(run)
-    lines = _input_lines(input_, encoding)
+    lines = read_input_lines(input_, encoding)
     seen = 0
     while batch := list(islice(lines, batch_size)):
         seen += len(batch)
         tops = clf.predict(batch, k=k, threshold=threshold)
         pairs = zip(batch, tops, strict=True)
-        typer.echo("\n".join(_prediction(text, top, json_) for text, top in pairs))
+        typer.echo("\n".join(prediction_line(text, top, json_) for text, top in pairs))
     if not seen:
         raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text to classify")
 
 
-def _prediction(text: str, top: list[tuple[str, float]], json_: bool) -> str:
-    """One text's line of `predict`."""
-    if not json_:
-        return "\t".join(f"{lab}\t{p:.4f}" for lab, p in top) + f"\t{text}"
-    return json.dumps(
-        {
-            "text": text,
-            "label": top[0][0] if top else None,
-            "prob": top[0][1] if top else 0.0,
-            "top": [{"label": lab, "prob": p} for lab, p in top],
-        }
-    )
-
-
-LAYER_HELP = (
-    "pooled (the pooled embedding of a pooled model), hidden (the last hidden layer), or auto "
-    "(pooled when the model pools)."
-)
-WORDS_HELP = (
-    "Each input line is one word: print its word vector, the mean of its rows of a pooled "
-    "model's table (its own, and its character n-grams' with features.maxn > 0), like fastText's "
-    "print-word-vectors."
+VECTORS = Help(
+    {
+        "--layer": "pooled (the pooled embedding of a pooled model), hidden (the last hidden "
+        "layer), or auto (pooled when the model pools).",
+        "--encoding": "Encoding of the input (file or stdin).",
+        "--batch-size": "Texts read at a time.",
+        "--words": "Each input line is one word: print its word vector, the mean of its rows of "
+        "a pooled model's table (its own, and its character n-grams' with features.maxn > 0), "
+        "like fastText's print-word-vectors.",
+        "--json": "One JSON object per line: text (--words: word), vector.",
+    }
 )
 
 
@@ -229,18 +202,11 @@ WORDS_HELP = (
 def vectors(
     run: Run,
     input_: Input = "-",
-    layer: Annotated[str, typer.Option("--layer", help=LAYER_HELP)] = "auto",
-    encoding: Annotated[
-        str, typer.Option("--encoding", help="Encoding of the input (file or stdin).")
-    ] = "utf-8",
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Texts read at a time.")
-    ] = 1000,
-    words: Annotated[bool, typer.Option("--words", help=WORDS_HELP)] = False,
-    json_: Annotated[
-        bool,
-        typer.Option("--json", help="One JSON object per line: text (--words: word), vector."),
-    ] = False,
+    layer: Annotated[str, VECTORS("--layer")] = "auto",
+    encoding: Annotated[str, VECTORS("--encoding")] = "utf-8",
+    batch_size: Annotated[int, VECTORS("--batch-size", min=1)] = 1000,
+    words: Annotated[bool, VECTORS("--words")] = False,
+    json_: Annotated[bool, VECTORS("--json")] = False,
 ) -> None:
     """Print each input line's vector inside the model, one a line (fastText's print-sentence-vectors;
     with --words, print-word-vectors).
@@ -251,6 +217,7 @@ def vectors(
         printf 'wonderful\nwonderfull\n' | ffnlp classify vectors runs/sst2_subwords --words
     """
     from ffnlp.tasks.classify import load  # imports torch
+    from ffnlp.text.readers import read_input_lines
 
     if words and layer != "auto":
         raise typer.BadParameter(
@@ -258,7 +225,7 @@ def vectors(
             param_hint="--layer",
         )
     clf = load(run)
-    lines = _input_lines(input_, encoding)
+    lines = read_input_lines(input_, encoding)
     if words:
         pairs = clf.word_vectors_stream(lines, batch_size)
     else:
@@ -274,77 +241,40 @@ def vectors(
         raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text")
 
 
-def _input_lines(input_: str, encoding: str) -> Iterator[str]:
-    """The lines of a file, or of standard input ('-'), read lazily; split on "\\n" only. Standard
-    input is decoded exactly as a file is: the same encoding checks and messages."""
-    from ffnlp.text.readers import read_lines, read_stream_lines  # imports numpy
-
-    if input_ != "-":
-        yield from (line for _, line in read_lines(input_, encoding=encoding))
-        return
-    stream = getattr(sys.stdin, "buffer", None)
-    if stream is None:  # a text stream without bytes underneath
-        yield from (line.rstrip("\r\n") for line in sys.stdin)
-        return
-    yield from (line for _, line in read_stream_lines(stream, "standard input", encoding))
-
-
-CV_TENSORBOARD_HELP = (
-    "Folder for TensorBoard: each fold's scalars in DIR/fold_K (needs pip install "
-    "'ffnlp[tensorboard]')."
+CV = Help(
+    {
+        "--data": "Labelled data with no split (e.g. MR's rt-polarity.all).",
+        "--folds": "Number of stratified folds.",
+        "--out": "Directory for summary.json and one run per fold.",
+        "--seed": "Seed of the folds and of training (default: train.seed).",
+        "--dev-fraction": "Share of each training fold held out for early stopping (0 = none).",
+        "--keep-models": "Keep each fold's model weights.",
+        "--tensorboard": "Folder for TensorBoard: each fold's scalars in DIR/fold_K (needs pip "
+        "install 'ffnlp[tensorboard]').",
+        "--init-from": "Every fold continues this finished classify run on its training part (its "
+        "configuration is the base; --config and --set apply over it). See docs/continue.md.",
+        "--quiet": "No per-fold lines or progress.",
+        "--json": "Print summary.json to stdout.",
+    }
 )
-CV_INIT_FROM_HELP = (
-    "Every fold continues this finished classify run on its training part (its configuration is "
-    "the base; --config and --set apply over it). See docs/continue.md."
-)
-
-
-CvData = Annotated[
-    Path,
-    typer.Option("--data", help="Labelled data with no split (e.g. MR's rt-polarity.all)."),
-]
-CvFolds = Annotated[int, typer.Option("--folds", "-k", min=2, help="Number of stratified folds.")]
-CvOut = Annotated[
-    Path | None,
-    typer.Option("--out", "-o", help="Directory for summary.json and one run per fold."),
-]
-CvSeed = Annotated[
-    int | None,
-    typer.Option("--seed", help="Seed of the folds and of training (default: train.seed)."),
-]
-CvDevFraction = Annotated[
-    float,
-    typer.Option(
-        "--dev-fraction",
-        help="Share of each training fold held out for early stopping (0 = none).",
-    ),
-]
-CvKeepModels = Annotated[
-    bool, typer.Option("--keep-models", help="Keep each fold's model weights.")
-]
-CvTensorboard = Annotated[Path | None, typer.Option("--tensorboard", help=CV_TENSORBOARD_HELP)]
-CvInitFrom = Annotated[Path | None, typer.Option("--init-from", help=CV_INIT_FROM_HELP)]
-CvQuiet = Annotated[bool, typer.Option("--quiet", "-q", help="No per-fold lines or progress.")]
-CvJson = Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")]
 
 
 @app.command("cv")
+@with_options(data_options, "data_format")
 def cross_validate(
-    data: CvData,
-    folds: CvFolds = 10,
+    data: Annotated[Path, CV("--data")],
+    folds: Annotated[int, CV("--folds", "-k", min=2)] = 10,
     config: Config = None,
     set_: Set = [],  # noqa: B006 (typer copies it)
-    out: CvOut = None,
-    seed: CvSeed = None,
-    dev_fraction: CvDevFraction = 0.1,
-    keep_models: CvKeepModels = False,
-    tensorboard: CvTensorboard = None,
-    init_from: CvInitFrom = None,
-    fmt: Format = None,
-    encoding: Encoding = None,
-    skip_invalid: SkipInvalid = False,
-    quiet: CvQuiet = False,
-    json_: CvJson = False,
+    out: Annotated[Path | None, CV("--out", "-o")] = None,
+    seed: Annotated[int | None, CV("--seed")] = None,
+    dev_fraction: Annotated[float, CV("--dev-fraction")] = 0.1,
+    keep_models: Annotated[bool, CV("--keep-models")] = False,
+    tensorboard: Annotated[Path | None, CV("--tensorboard")] = None,
+    init_from: Annotated[Path | None, CV("--init-from")] = None,
+    data_format: dict[str, Any] = DATA,  # with_options: --format, --encoding, --skip-invalid
+    quiet: Annotated[bool, CV("--quiet", "-q")] = False,
+    json_: Annotated[bool, CV("--json")] = False,
 ) -> None:
     """k-fold cross-validation: mean ± sd of every metric, written to DIR/summary.json.
 
@@ -356,30 +286,31 @@ def cross_validate(
     """
     from ffnlp.experiments.cv import cross_validate as run_cv  # imports torch
 
-    setup_logging(quiet or json_)
+    common.setup_logging(quiet or json_)
     shown = not (quiet or json_)
     result = run_cv(
         data,
         folds=folds,
         config=config,
-        overrides=settings(set_, data=(fmt, encoding, skip_invalid)),
+        overrides=settings(set_, data=data_format),
         out=out,
         seed=seed,
         dev_fraction=dev_fraction,
         keep_models=keep_models,
-        on_fold=lambda fold, scores: tables.cv_fold(fold, folds, scores) if shown else None,
-        callbacks=progress_callbacks(quiet or json_),
+        on_fold=lambda fold, scores: screen.cv_fold(fold, folds, scores) if shown else None,
+        callbacks=common.progress_callbacks(quiet or json_),
         tensorboard=tensorboard,
         init_from=init_from,
     )
     if json_:
         print_json({k: v for k, v in result.items() if k != "config"})
     elif not quiet:
-        tables.cv(folds, result)
+        screen.cv(folds, result)
 
 
 @app.command("lr-find")
-@with_options(sweep.sweep_options, "lr_range")
+@with_options(Sweep, "sweep")
+@with_options(data_options, "data")
 def lr_find(
     train_file: Annotated[
         Path, typer.Option("--train", help="Training data (as for classify train).")
@@ -387,11 +318,9 @@ def lr_find(
     config: Config = None,
     set_: Set = [],  # noqa: B006 (typer copies it)
     seed: Seed = None,
-    lr_range: sweep.Sweep = sweep.SWEEP,  # with_options: --min-lr ... --out
-    fmt: Format = None,
-    encoding: Encoding = None,
-    skip_invalid: SkipInvalid = False,
-    json_: sweep.Json = False,
+    sweep: Sweep = SWEEP,  # with_options: --min-lr ... --out
+    data: dict[str, Any] = DATA,  # with_options: --format, --encoding, --skip-invalid
+    json_: SweepJson = False,
 ) -> None:
     """Learning-rate range test: train the configured model a few batches at a growing learning rate, plot the loss, suggest a rate.
 
@@ -404,5 +333,7 @@ def lr_find(
     """
     from ffnlp.tasks.classify.lr_find import find_lr  # imports torch
 
-    overrides = settings(set_, data=(fmt, encoding, skip_invalid))
-    sweep.run(find_lr, train_file, config, overrides, seed, lr_range, json_)
+    overrides = settings(set_, data=data)
+    common.lr_range_test(
+        find_lr, train_file, sweep, json_, config=config, overrides=overrides, seed=seed
+    )

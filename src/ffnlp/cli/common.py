@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,9 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from ffnlp.cli.options import RunOptions
+from ffnlp.cli.options import RunOptions, Sweep
 from ffnlp.errors import ConfigError
+from ffnlp.report.console import ConsoleReport
 
 if TYPE_CHECKING:  # the training package imports torch: only when a command runs
     from ffnlp.training.callbacks import Callback
@@ -24,6 +26,7 @@ if TYPE_CHECKING:  # the training package imports torch: only when a command run
 
 err_console = Console(stderr=True)
 out_console = Console()
+screen = ConsoleReport(out_console, err_console)  # every table and line of the commands
 
 COMMAND_LINE: list[str] = []  # the arguments of the command being run (set by cli.main)
 
@@ -51,19 +54,29 @@ def relaunch_as_processes(nproc: int, max_restarts: int = 0) -> None:
             "--nproc starts processes under torchrun itself; under torchrun already, leave it "
             "out (torchrun's --nproc-per-node sets the number of processes)"
         )
-    kept: list[str] = []
-    skip = False
-    for arg in COMMAND_LINE:
-        if skip:
-            skip = False
-        elif arg in ("--nproc", "--max-restarts"):
-            skip = True
-        elif not arg.startswith(("--nproc=", "--max-restarts=")):
-            kept.append(arg)
+    kept = without_options(COMMAND_LINE, ("--nproc", "--max-restarts"))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc-per-node", str(nproc), "--max-restarts", str(max_restarts)]
     command += ["-m", "ffnlp", *kept]
     raise typer.Exit(subprocess.call(command))
+
+
+def without_options(
+    argv: list[str], valued: tuple[str, ...], flags: tuple[str, ...] = ()
+) -> list[str]:
+    """``argv`` less the options ``valued`` with their values (``--name VALUE`` or
+    ``--name=VALUE``) and the flags ``flags``."""
+    joined = tuple(f"{name}=" for name in valued if name.startswith("--"))
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in valued:
+            skip = True
+        elif arg not in flags and not arg.startswith(joined):
+            kept.append(arg)
+    return kept
 
 
 def setup_logging(quiet: bool) -> None:
@@ -76,19 +89,10 @@ def setup_logging(quiet: bool) -> None:
 
 
 def progress_callbacks(quiet: bool) -> list[Callback]:
-    """How training shows progress on stderr, unless --quiet: a Rich progress bar on a terminal;
-    otherwise (a pipe, a file, CI, a notebook) a plain line every $FFNLP_PROGRESS_SECONDS
-    seconds (default 10) and after every validation."""
-    # the training package imports torch: loaded when a command trains, not at start-up
-    from ffnlp.runtime import is_main_process
-    from ffnlp.training.callbacks import ProgressBar
-    from ffnlp.training.progress import ProgressLines, progress_seconds
+    """How training shows its progress on stderr, unless --quiet (ffnlp.training.progress)."""
+    from ffnlp.training.progress import progress_callbacks as shown  # imports torch
 
-    if quiet or not is_main_process():  # torchrun: the first rank shows the progress
-        return []
-    if sys.stderr.isatty():
-        return [ProgressBar(console=err_console)]
-    return [ProgressLines(every_seconds=progress_seconds())]
+    return shown(quiet, err_console)
 
 
 def recipe_args(run: RunOptions, out: Path | None) -> dict[str, Any]:
@@ -106,6 +110,15 @@ def print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj))
 
 
+def print_result(result: Any, json_: bool, show: Callable[[Any], None]) -> None:
+    """What most commands end with: ``result`` as one JSON object (--json), else ``show(result)``
+    (its tables and lines)."""
+    if json_:
+        print_json(result)
+    else:
+        show(result)
+
+
 def finish_training(result: Any, run: RunOptions, show: Any) -> None:
     """The end of every `train` command: summary.json (--json), nothing (--quiet), or ``show``
     (the task's table) of the trained object."""
@@ -113,3 +126,16 @@ def finish_training(result: Any, run: RunOptions, show: Any) -> None:
         print_json(result.summary)
     elif not run.quiet:
         show(result)
+
+
+def lr_range_test(
+    find_lr: Callable[..., Any], train: Path, sweep: Sweep, json_: bool, **settings: Any
+) -> None:
+    """`classify lr-find`, `lm lr-find`: the task's sweep with its plot (ffnlp.report.lr_find),
+    then the suggestion (or the JSON)."""
+    from ffnlp.report.lr_find import range_test  # when a sweep runs
+
+    setup_logging(json_)
+    rates = {"lr_min": sweep.lr_min, "lr_max": sweep.lr_max, "steps": sweep.steps}
+    result = range_test(find_lr, train, sweep.plot, sweep.out, **rates, **settings)
+    print_result(result, json_, screen.lr_find)

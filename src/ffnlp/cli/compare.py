@@ -3,46 +3,32 @@
 from pathlib import Path
 from typing import Annotated
 
-import typer
+from ffnlp.cli.common import print_result, screen
+from ffnlp.cli.options import HelpTable as Help
 
-from ffnlp.cli import tables
-from ffnlp.cli.common import print_json
-
-RunA = Annotated[
-    Path, typer.Argument(help="A classifier run directory, or an `ffnlp repeat` folder.")
-]
-RunB = Annotated[Path, typer.Argument(help="The other one (of the same kind).")]
-Data = Annotated[
-    Path | None,
-    typer.Option(
-        "--data",
-        help="Two classifier runs: labelled data to test both on (default: the predictions.jsonl "
-        "each wrote for its --test data).",
-    ),
-]
-Metric = Annotated[str, typer.Option("--metric", help="Two repeat folders: the figure to compare.")]
-Bootstrap = Annotated[
-    int,
-    typer.Option(
-        "--bootstrap",
-        min=0,
-        max=1_000_000,
-        help="Two classifier runs: resamples of the paired bootstrap of B - A (0 = none; at "
-        "most 1,000,000).",
-    ),
-]
-Seed = Annotated[int, typer.Option("--seed", min=0, help="Seed of the bootstrap's resamples.")]
-Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+HELP = Help(
+    {
+        "RUN_A": "A classifier run directory, or an `ffnlp repeat` folder.",
+        "RUN_B": "The other one (of the same kind).",
+        "--data": "Two classifier runs: labelled data to test both on (default: the "
+        "predictions.jsonl each wrote for its --test data).",
+        "--metric": "Two repeat folders: the figure to compare.",
+        "--bootstrap": "Two classifier runs: resamples of the paired bootstrap of B - A (0 = none; "
+        "at most 1,000,000).",
+        "--seed": "Seed of the bootstrap's resamples.",
+        "--json": "Print the result as JSON.",
+    }
+)
 
 
 def compare(
-    run_a: RunA,
-    run_b: RunB,
-    data: Data = None,
-    metric: Metric = "test.accuracy",
-    bootstrap: Bootstrap = 10_000,
-    seed: Seed = 0,
-    json_: Json = False,
+    run_a: Annotated[Path, HELP("RUN_A")],
+    run_b: Annotated[Path, HELP("RUN_B")],
+    data: Annotated[Path | None, HELP("--data")] = None,
+    metric: Annotated[str, HELP("--metric")] = "test.accuracy",
+    bootstrap: Annotated[int, HELP("--bootstrap", min=0, max=1_000_000)] = 10_000,
+    seed: Annotated[int, HELP("--seed", min=0)] = 0,
+    json_: Annotated[bool, HELP("--json")] = False,
 ) -> None:
     """Compare two runs: two classifiers on the same test examples (McNemar's exact test and a
     paired bootstrap of the accuracy and macro-F1 differences), or two `ffnlp repeat` folders
@@ -58,7 +44,4 @@ def compare(
     from ffnlp.experiments.compare import compare_runs  # imports numpy
 
     result = compare_runs(run_a, run_b, data, metric, resamples=bootstrap, seed=seed)
-    if json_:
-        print_json(result)
-    else:
-        tables.compare(result)
+    print_result(result, json_, screen.compare)

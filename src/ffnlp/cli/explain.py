@@ -1,36 +1,37 @@
-"""`ffnlp explain shapes|dead|backprop|graph|numpy-vs-torch`: see inside a network."""
-
-# Over 400 lines on purpose: five commands of one group, each only its options, one library call and the printing.
+"""`ffnlp explain shapes|dead|backprop|graph|numpy-vs-torch|collapse`: see inside a network."""
 
 from functools import partial
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from ffnlp.cli import tables
-from ffnlp.cli.common import err_console, out_console, print_json
-from ffnlp.cli.explain_collapse import collapse
+from ffnlp.cli.common import err_console, out_console, print_result, screen
+from ffnlp.cli.options import HelpTable as Help
 from ffnlp.errors import ConfigError, FfnlpError
 from ffnlp.tasks import registry
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
+Run = Annotated[Path, typer.Argument(help="Run directory of a trained classifier.")]
+SHAPES = Help(
+    {
+        "RUN": "Run directory of a trained classifier, feed-forward LM or word2vec model.",
+        "--text": "Texts to push through the network (repeatable): a classifier reads each as a "
+        "document, a language model each as a history (its last C words).",
+        "--json": "One JSON object: every layer or line, and the cost per example.",
+    }
+)
+
 
 @app.command("shapes")
 def shapes(
-    run: Path = typer.Argument(
-        ..., help="Run directory of a trained classifier, feed-forward LM or word2vec model."
-    ),
-    text: list[str] = typer.Option(
-        ["a gripping , funny film", "not good"],
-        "--text",
-        "-t",
-        help="Texts to push through the network (repeatable): a classifier reads each as a "
-        "document, a language model each as a history (its last C words).",
-    ),
-    json_: bool = typer.Option(
-        False, "--json", help="One JSON object: every layer or line, and the cost per example."
-    ),
+    run: Annotated[Path, SHAPES("RUN")],
+    text: Annotated[list[str], SHAPES("--text", "-t")] = [  # noqa: B006 (typer copies it)
+        "a gripping , funny film",
+        "not good",
+    ],
+    json_: Annotated[bool, SHAPES("--json")] = False,
 ) -> None:
     """The forward pass with the shape of every matrix product, and its FLOPs per example.
 
@@ -43,96 +44,42 @@ def shapes(
         ffnlp explain shapes runs/sst2_ffnn --text "a gripping , funny film" --text "not good"
     """
     from ffnlp.folders.folder import a_run, read_arch
+    from ffnlp.inspect import shapes as explained  # imports torch
 
     task = read_arch(run)["task"]
     spec = registry.find(task)  # an unknown task: the classifier's loader says what it is
     network = spec.explain if spec is not None else "classifier"
-    if network == "language_model":
-        _lm_shapes(run, text, json_)
+    if network == "classifier":
+        from ffnlp.tasks.classify import load
+
+        report, title, per = explained.explain_classifier(load(run), list(text))
+    elif network == "language_model":
+        from ffnlp.tasks.lm import load as load_lm
+
+        lm = load_lm(run, standalone=True)
+        if lm.network is None:
+            raise FfnlpError(
+                f"{run} holds a Kneser-Ney n-gram model: counts, no matrix products; explain "
+                'shapes needs a feed-forward LM (kind = "ffnn")'
+            )
+        report, title, per = explained.explain_lm(lm, list(text))
     elif network == "word_vectors":
-        _w2v_shapes(run, json_)
-    elif network == "classifier":
-        _classifier_shapes(run, text, json_)
+        from ffnlp.tasks.w2v import load as load_w2v
+
+        report, title, per = explained.explain_word2vec(load_w2v(run))
     else:
         raise ConfigError(
             f"{run} is {a_run(task)}; explain shapes shows the networks of classifiers, "
             "feed-forward language models and word2vec"
         )
-
-
-def _classifier_shapes(run: Path, text: list[str], json_: bool) -> None:
-    from ffnlp.inspect.shapes import classifier_forward  # imports torch
-    from ffnlp.tasks.classify import load  # imports torch
-
-    clf = load(run)
-    calls, macs = classifier_forward(clf, list(text))
-    model = type(clf.model).__name__
-    if json_:
-        layers = [c.__dict__ for c in calls]
-        print_json(
-            {
-                "task": "classify",
-                "model": model,
-                "batch": len(text),
-                "layers": layers,
-                **_cost(macs),
-            }
-        )
-        return
-    tables.layer_calls(f"{run}: forward pass on B = {len(text)} texts", calls)
-    tables.cost_line(macs, "text (on average over these texts)")
-
-
-def _cost(macs: float) -> dict[str, float]:
-    return {"macs_per_example": macs, "flops_per_example": 2 * macs}
-
-
-def _lm_shapes(run: Path, text: list[str], json_: bool) -> None:
-    from ffnlp.inspect.shapes import lm_forward, total_macs  # imports torch
-    from ffnlp.tasks.lm import load  # imports torch
-
-    lm = load(run, standalone=True)
-    if lm.network is None:
-        raise FfnlpError(
-            f"{run} holds a Kneser-Ney n-gram model: counts, no matrix products; explain shapes "
-            'needs a feed-forward LM (kind = "ffnn")'
-        )
-    lines, sizes = lm_forward(lm, list(text))
-    macs = total_macs(lines)
-    if json_:
-        steps = [line.__dict__ for line in lines]
-        print_json({"task": "lm", "sizes": sizes, "lines": steps, **_cost(macs)})
-        return
-    letters = ", ".join(f"{k} = {v:,}" for k, v in sizes.items())
-    tables.computation(f"{run}: feed-forward LM, {letters}", lines)
-    tables.cost_line(macs, "predicted word")
-
-
-def _w2v_shapes(run: Path, json_: bool) -> None:
-    from ffnlp.inspect.shapes import skipgram_computation, total_macs  # imports torch
-    from ffnlp.tasks.w2v import load  # imports torch
-
-    w2v = load(run)
-    model, cfg = w2v.model, w2v.config
-    batch = cfg.train.batch_size
-    lines = skipgram_computation(model, cfg.model.negative, cfg.model.window, batch)
-    macs = total_macs(lines)
-    if json_:
-        steps = [line.__dict__ for line in lines]
-        architecture = cfg.model.architecture
-        print_json({"task": "w2v", "architecture": architecture, "lines": steps, **_cost(macs)})
-        return
-    name = "CBOW" if model.cbow else "skip-gram"
-    title = f"{run}: {name}, V = {model.vocab_size:,}, D = {model.dim}, N = {cfg.model.negative}, B = {batch}"
-    tables.computation(title, lines)
-    tables.cost_line(macs, "centre word" if model.cbow else "(centre, context) pair")
+    print_result(report, json_, lambda r: screen.shapes(f"{run}: {title}", r, per))
 
 
 @app.command("dead")
 def dead(
-    run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
-    data: Path = typer.Option(..., "--data", help="Labelled data to run through the network."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    run: Run,
+    data: Annotated[Path, typer.Option("--data", help="Labelled data to run through the network.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Dead ReLUs: hidden units that output zero for every example of --data.
 
@@ -146,22 +93,23 @@ def dead(
     clf = load(run)
     examples = read_split(data, clf.config)
     report = dead_units(clf.model, clf.source(examples.texts))  # the inputs; no label read
-    if json_:
-        print_json(report)
-        return
-    if not report:
-        out_console.print("This network has no ReLU layers.")
-    for name, r in report.items():
-        out_console.print(
-            f"{name}: {r['dead']} of {r['units']} units never fire ({r['dead_fraction']:.1%})"
-        )
+    print_result(report, json_, screen.dead_units)
+
+
+BACKPROP = Help(
+    {
+        "--sizes": "Layer sizes D,H1,...,K.",
+        "--activation": "relu, tanh or sigmoid.",
+        "--batch": "Examples in the random batch.",
+    }
+)
 
 
 @app.command("backprop")
 def backprop(
-    sizes: str = typer.Option("20,16,8,3", "--sizes", help="Layer sizes D,H1,...,K."),
-    activation: str = typer.Option("tanh", "--activation", help="relu, tanh or sigmoid."),
-    batch: int = typer.Option(32, "--batch", min=1, help="Examples in the random batch."),
+    sizes: Annotated[str, BACKPROP("--sizes")] = "20,16,8,3",
+    activation: Annotated[str, BACKPROP("--activation")] = "tanh",
+    batch: Annotated[int, BACKPROP("--batch", min=1)] = 32,
 ) -> None:
     """Backpropagation by hand (NumPy) against PyTorch autograd and finite differences.
 
@@ -171,28 +119,27 @@ def backprop(
     """
     from ffnlp.inspect.backprop_check import compare_with_autograd, parse_sizes  # imports torch
 
-    result = compare_with_autograd(parse_sizes(sizes), activation, batch)
-    out_console.print(f"loss: NumPy {result['loss_numpy']:.8f}, torch {result['loss_torch']:.8f}")
-    for i, err in enumerate(result["max_abs_diff"]):
-        out_console.print(f"layer {i + 1}: max |dW_numpy - dW_autograd| = {err:.2e}")
-    out_console.print(f"finite differences: worst relative error {result['finite_difference']:.2e}")
+    screen.backprop(compare_with_autograd(parse_sizes(sizes), activation, batch))
+
+
+GRAPH = Help(
+    {
+        "EXPRESSION": 'The expression, e.g. "c*(a+2*b)"; quote it. At most 10,000 characters, '
+        "nested at most 100 levels deep.",
+        "VALUES": "A value for every variable: name=NUMBER ...",
+        "--json": "Print {value, grad, nodes, steps} as JSON.",
+        "--dot": "Write the graph as Graphviz DOT to this file (and FILE with .png beside it when "
+        "Graphviz's dot is installed).",
+    }
+)
 
 
 @app.command("graph")
 def graph(
-    expression: str = typer.Argument(
-        ...,
-        help='The expression, e.g. "c*(a+2*b)"; quote it. At most 10,000 characters, nested '
-        "at most 100 levels deep.",
-    ),
-    values: list[str] = typer.Argument(None, help="A value for every variable: name=NUMBER ..."),
-    json_: bool = typer.Option(False, "--json", help="Print {value, grad, nodes, steps} as JSON."),
-    dot: Path = typer.Option(
-        None,
-        "--dot",
-        help="Write the graph as Graphviz DOT to this file "
-        "(and FILE with .png beside it when Graphviz's dot is installed).",
-    ),
+    expression: Annotated[str, GRAPH("EXPRESSION")],
+    values: Annotated[list[str] | None, GRAPH("VALUES")] = None,
+    json_: Annotated[bool, GRAPH("--json")] = False,
+    dot: Annotated[Path | None, GRAPH("--dot")] = None,
 ) -> None:
     """Backpropagation on a computation graph, by hand: every node's value and gradient, and the chain rule written out per edge, checked against PyTorch autograd.
 
@@ -216,10 +163,8 @@ def graph(
     result = explain(expression, parse_assignments(values or []))
     diff = autograd_max_diff(result)
     drawn = write_dot(result, dot) if dot is not None else None
-    if json_:
-        print_json({**result.to_dict(), "autograd_max_abs_diff": diff})
-    else:
-        tables.graph(expression, result, diff, fmt)
+    report = {**result.to_dict(), "autograd_max_abs_diff": diff}
+    print_result(report, json_, lambda _: screen.graph(expression, result, diff, fmt))
     if drawn is not None:
         dot_path, png = drawn
         note = f"wrote {dot_path}" + (
@@ -229,36 +174,38 @@ def graph(
         console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
+NUMPY_VS_TORCH = Help(
+    {
+        "--train": "Labelled training data (any ffnlp format).",
+        "--dev": "Labelled dev data: accuracy after every epoch.",
+        "--hidden": "Hidden units of the MLP; 0 = logistic regression.",
+        "--activation": "relu, tanh or sigmoid.",
+        "--epochs": "Passes over the training data.",
+        "--lr": "Learning rate of plain minibatch SGD.",
+        "--batch-size": "Examples per minibatch (plain SGD learns these features faster in small "
+        "ones).",
+        "--max-features": "Keep the most frequent word 1-2-grams (tf-idf). The NumPy network "
+        "reads dense rows (B x features), so keep this in the thousands.",
+        "--seed": "Seed of the initial weights and the shuffling.",
+        "--plot": "Write the two loss curves to this image (.png, .pdf, .svg).",
+        "--json": "Print per-epoch and per-step figures as JSON.",
+    }
+)
+
+
 @app.command("numpy-vs-torch")
 def numpy_vs_torch(
-    train: Path = typer.Option(..., "--train", help="Labelled training data (any ffnlp format)."),
-    dev: Path = typer.Option(..., "--dev", help="Labelled dev data: accuracy after every epoch."),
-    hidden: int = typer.Option(
-        64, "--hidden", min=0, help="Hidden units of the MLP; 0 = logistic regression."
-    ),
-    activation: str = typer.Option("relu", "--activation", help="relu, tanh or sigmoid."),
-    epochs: int = typer.Option(5, "--epochs", min=1, help="Passes over the training data."),
-    lr: float = typer.Option(0.5, "--lr", help="Learning rate of plain minibatch SGD."),
-    batch_size: int = typer.Option(
-        8,
-        "--batch-size",
-        min=1,
-        help="Examples per minibatch (plain SGD learns these features faster in small ones).",
-    ),
-    max_features: int = typer.Option(
-        5000,
-        "--max-features",
-        min=1,
-        help="Keep the most frequent word 1-2-grams (tf-idf). The NumPy network reads dense rows "
-        "(B x features), so keep this in the thousands.",
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and the shuffling."),
-    plot: Path = typer.Option(
-        None, "--plot", help="Write the two loss curves to this image (.png, .pdf, .svg)."
-    ),
-    json_: bool = typer.Option(
-        False, "--json", help="Print per-epoch and per-step figures as JSON."
-    ),
+    train: Annotated[Path, NUMPY_VS_TORCH("--train")],
+    dev: Annotated[Path, NUMPY_VS_TORCH("--dev")],
+    hidden: Annotated[int, NUMPY_VS_TORCH("--hidden", min=0)] = 64,
+    activation: Annotated[str, NUMPY_VS_TORCH("--activation")] = "relu",
+    epochs: Annotated[int, NUMPY_VS_TORCH("--epochs", min=1)] = 5,
+    lr: Annotated[float, NUMPY_VS_TORCH("--lr")] = 0.5,
+    batch_size: Annotated[int, NUMPY_VS_TORCH("--batch-size", min=1)] = 8,
+    max_features: Annotated[int, NUMPY_VS_TORCH("--max-features", min=1)] = 5000,
+    seed: Annotated[int, NUMPY_VS_TORCH("--seed")] = 0,
+    plot: Annotated[Path | None, NUMPY_VS_TORCH("--plot")] = None,
+    json_: Annotated[bool, NUMPY_VS_TORCH("--json")] = False,
 ) -> None:
     """Train a NumPy network (forward, backward and SGD by hand) and ffnlp's PyTorch model side by side, from the same initial weights on the same minibatches, and compare their losses and dev accuracies.
 
@@ -277,17 +224,50 @@ def numpy_vs_torch(
         hidden,
         activation,
         plot,
-        on_start=None if json_ else partial(tables.numpy_vs_torch_start, lr, batch_size),
-        on_epoch=None if json_ else tables.numpy_vs_torch_epoch,
+        on_start=None if json_ else partial(screen.numpy_vs_torch_start, lr, batch_size),
+        on_epoch=None if json_ else screen.numpy_vs_torch_epoch,
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
         seed=seed,
     )
-    if json_:
-        print_json(result)
+    print_result(result, json_, lambda r: screen.numpy_vs_torch(r, plot))
+
+
+COLLAPSE = Help(
+    {
+        "RUN": "Run directory of a trained classifier (mlp, pooled or logreg).",
+        "--data": "Labelled data to run the network and its collapsed layer on.",
+        "--json": "Print one JSON object.",
+    }
+)
+
+
+@app.command("collapse")
+def collapse(
+    run: Annotated[Path, COLLAPSE("RUN")],
+    data: Annotated[Path | None, COLLAPSE("--data")] = None,
+    json_: Annotated[bool, COLLAPSE("--json")] = False,
+) -> None:
+    """The single layer W0 x + b0 a linear network equals (W0 = WL...W2 W1, b0 = WL(...W2 b1 + b2...) + bL), and its outputs against the network's.
+
+    Only a network with no non-linearity between its layers collapses (model.mlp.activation =
+    "identity"; dropout is the identity at evaluation). With --data, both are run on the same
+    examples: the largest difference between their logits, and both accuracies.
+
+    Example:
+
+        ffnlp explain collapse runs/sst2_linear --data ../shared/data/sst2/stsa.binary.dev
+    """
+    from ffnlp.inspect.collapse import collapsed_classifier, compare, describe  # imports torch
+    from ffnlp.tasks.classify import load, read_split  # imports torch
+
+    clf = load(run)
+    if data is None:
+        network, _ = collapsed_classifier(clf.model)
+        report = describe(clf.model, network)
     else:
-        tables.numpy_vs_torch(result, plot)
-
-
-app.command("collapse")(collapse)  # in its own module, so that the explain commands grow apart
+        split = read_split(data, clf.config)
+        report = compare(clf.model, clf.source(split.texts, split.labels))
+        report["data"] = str(data)
+    print_result(report, json_, lambda r: screen.collapse(run, r))

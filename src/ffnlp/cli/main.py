@@ -20,9 +20,9 @@ import typer
 from typer.core import TyperGroup
 
 from ffnlp import __version__
-from ffnlp.cli.common import COMMAND_LINE
+from ffnlp.cli.common import COMMAND_LINE, without_options
 from ffnlp.errors import FfnlpError, Interrupted, bounded_message
-from ffnlp.fileio import is_disk_full, output_error
+from ffnlp.fileio import os_error_line
 
 
 class FfnlpGroup(TyperGroup):
@@ -57,16 +57,6 @@ class FfnlpGroup(TyperGroup):
             raise typer.Exit(1) from None
 
 
-def os_error_line(exc: OSError) -> str:
-    """One line for an OSError: the disk-full message of ffnlp.fileio, else the path (both
-    paths of a rename) and what the system said."""
-    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
-    if is_disk_full(exc):
-        return str(output_error(exc, paths[0] if paths else "a file"))
-    what = exc.strerror or str(exc) or type(exc).__name__
-    return f"{' -> '.join(paths)}: {what}" if paths else what
-
-
 def _other_rank() -> str | None:
     """This process's rank when it is one of several under torchrun and not the first."""
     r = os.environ.get("RANK", "")
@@ -94,18 +84,7 @@ def _output_of_rank() -> Iterator[None]:
 
 def resume_command(argv: list[str], run_dir: str) -> str:
     """``argv`` (a `train` command line) with ``--resume run_dir`` in place of --out / --force."""
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg in ("--out", "-o", "--resume"):
-            skip = True
-            continue
-        if arg == "--force" or arg.startswith(("--out=", "--resume=")):
-            continue
-        kept.append(arg)
+    kept = without_options(argv, ("--out", "-o", "--resume"), ("--force",))
     return shlex.join(["ffnlp", *kept, "--resume", run_dir])
 
 

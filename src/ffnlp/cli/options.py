@@ -2,9 +2,12 @@
 settings (typed: dotted key -> value; only --set's ``key=value`` text is parsed, by
 :func:`ffnlp.config.parse_settings`).
 
-An option is an ``Annotated`` alias (``config: Config = None``); the block every `train` command
-ends with is one function, :func:`run_options`, whose parameters :func:`with_options` puts in the
-place of a command's ``run: RunOptions`` parameter.
+A command's options read like its manual page: their help texts in one table (a
+:class:`HelpTable`, keyed by the option's name), and each parameter one line that calls the table
+with the option's names (``k: Annotated[int, PREDICT("--k")] = 1``). An option several commands
+share is an ``Annotated`` alias (``config: Config = None``); the block every `train` command ends
+with is one dataclass, :class:`RunOptions`, whose fields :func:`with_options` puts in the place
+of a command's ``run: RunOptions`` parameter.
 """
 
 from __future__ import annotations
@@ -22,110 +25,56 @@ from ffnlp import config as cfgmod
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SET_HELP = "Override one config value, e.g. --set train.lr=0.1 (repeatable)."
-CONFIG_HELP = (
-    "TOML config file, or the name of a preset shipped with ffnlp (e.g. sst2_ffnn; `ffnlp presets` "
-    "lists them); a file of that name in the working folder wins (docs/configuration.md)."
-)
-INPUT_HELP = (
-    "Text file, one text a line ('-' = stdin); lines of up to 10 MiB (FFNLP_MAX_LINE_BYTES "
-    "changes the limit)."
-)
 
-Config = Annotated[Path | None, typer.Option("--config", "-c", help=CONFIG_HELP)]
-Set = Annotated[list[str], typer.Option("--set", "-s", help=SET_HELP)]
-Seed = Annotated[
-    int | None, typer.Option("--seed", help="Random seed (same as --set train.seed=N).")
-]
-Seeds = Annotated[
-    str | None,
-    typer.Option(
-        "--seeds",
-        help="Train once per seed, as `ffnlp repeat` does (same folders and summary): a count N "
-        "(seeds 0 to N-1) or a list such as 0,1,2; --out is the folder of the runs.",
-    ),
-]
-Json = Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")]
-Input = Annotated[str, typer.Option("--input", "-i", help=INPUT_HELP)]
+class HelpTable:
+    """The help texts of a command's options (or of a group's shared ones), by the option's first
+    name (``"--k"``), or by an argument's name (``"RUN"``); calling the table declares one:
+    ``table("--out", "-o")`` is ``typer.Option("--out", "-o", help=<the text of "--out">)``,
+    ``table("RUN")`` an argument with that text. A name without a text is a KeyError at import."""
+
+    def __init__(self, texts: Mapping[str, str]) -> None:
+        self.texts = dict(texts)
+
+    def __call__(self, *names: str, **settings: Any) -> Any:
+        if names[0].startswith("-"):
+            return typer.Option(*names, help=self.texts[names[0]], **settings)
+        return typer.Argument(help=self.texts[names[0]], **settings)
+
+
+SHARED = HelpTable(
+    {
+        "--config": "TOML config file, or the name of a preset shipped with ffnlp (e.g. "
+        "sst2_ffnn; `ffnlp presets` lists them); a file of that name in the working folder wins "
+        "(docs/configuration.md).",
+        "--set": "Override one config value, e.g. --set train.lr=0.1 (repeatable).",
+        "--seed": "Random seed (same as --set train.seed=N).",
+        "--seeds": "Train once per seed, as `ffnlp repeat` does (same folders and summary): a "
+        "count N (seeds 0 to N-1) or a list such as 0,1,2; --out is the folder of the runs.",
+        "--json": "Print the metrics as one JSON object.",
+        "--input": "Text file, one text a line ('-' = stdin); lines of up to 10 MiB "
+        "(FFNLP_MAX_LINE_BYTES changes the limit).",
+        "--format": "Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow.",
+        "--encoding": "Encoding of the data files, e.g. latin-1.",
+        "--skip-invalid": "Skip malformed lines and report how many.",
+        "--tensorboard": "Also write the train loss, lr and dev metrics as TensorBoard scalars "
+        "into this folder, live (same as --set train.tensorboard=DIR; needs pip install "
+        "'ffnlp[tensorboard]').",
+    }
+)
+CONFIG_HELP = SHARED.texts["--config"]
+
+Config = Annotated[Path | None, SHARED("--config", "-c")]
+Set = Annotated[list[str], SHARED("--set", "-s")]
+Seed = Annotated[int | None, SHARED("--seed")]
+Seeds = Annotated[str | None, SHARED("--seeds")]
+Json = Annotated[bool, SHARED("--json")]
+Input = Annotated[str, SHARED("--input", "-i")]
 VectorsFormat = Annotated[str, typer.Option("--format", help="Vectors file format (see eval).")]
 # the data options of every command that reads labelled files (classify train, cv, lr-find; tune)
-Format = Annotated[
-    str | None,
-    typer.Option(
-        "--format",
-        help="Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow.",
-    ),
-]
-Encoding = Annotated[
-    str | None, typer.Option("--encoding", help="Encoding of the data files, e.g. latin-1.")
-]
-SkipInvalid = Annotated[
-    bool, typer.Option("--skip-invalid", help="Skip malformed lines and report how many.")
-]
-Resume = Annotated[
-    Path | None, typer.Option("--resume", help="Continue the interrupted run in this directory.")
-]
-InitFrom = Annotated[
-    Path | None,
-    typer.Option(
-        "--init-from",
-        help="Continue a finished run of this task on new data: its weights and its configuration "
-        "are the start (--config and --set apply over it), new words and labels get fresh rows; "
-        "summary.json records the run under init_from. Not with --resume. See docs/continue.md.",
-    ),
-]
-Diagnostics = Annotated[
-    bool,
-    typer.Option(
-        "--diagnostics",
-        help="Record dead/saturated units, gradient norms and update ratios at every evaluation, "
-        "with warnings and advice (same as --set train.diagnostics=true).",
-    ),
-]
-Tensorboard = Annotated[
-    Path | None,
-    typer.Option(
-        "--tensorboard",
-        help="Also write the train loss, lr and dev metrics as TensorBoard scalars into this "
-        "folder, live (same as --set train.tensorboard=DIR; needs pip install "
-        "'ffnlp[tensorboard]').",
-    ),
-]
-Force = Annotated[
-    bool,
-    typer.Option(
-        "--force",
-        help="Replace the run already in --out (the old one is deleted once the new one is "
-        "complete).",
-    ),
-]
-Quiet = Annotated[
-    bool,
-    typer.Option(
-        "--quiet", "-q", help="No progress (bar on a terminal, lines otherwise) or messages."
-    ),
-]
-SummaryJson = Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")]
-Nproc = Annotated[
-    int,
-    typer.Option(
-        "--nproc",
-        min=1,
-        help="Train as this many processes on this machine, one run (torchrun --standalone "
-        "--nproc-per-node N; train.batch_size is shared between them). For several machines, "
-        "start `torchrun ... -m ffnlp` on each (docs/scale.md).",
-    ),
-]
-MaxRestarts = Annotated[
-    int,
-    typer.Option(
-        "--max-restarts",
-        min=0,
-        help="With --nproc: when a process dies, start them all again up to this many times; the "
-        "run continues from its last checkpoint (torchrun --max-restarts; train.checkpoint = true "
-        "keeps one every epoch).",
-    ),
-]
+Format = Annotated[str | None, SHARED("--format")]
+Encoding = Annotated[str | None, SHARED("--encoding")]
+SkipInvalid = Annotated[bool, SHARED("--skip-invalid")]
+Tensorboard = Annotated[Path | None, SHARED("--tensorboard")]
 
 
 def run_dir_option(task: str) -> Any:
@@ -133,42 +82,65 @@ def run_dir_option(task: str) -> Any:
     return typer.Option("--out", "-o", help=f"Run directory (default: runs/{task}-<date>-<time>).")
 
 
+RUN_HELP = HelpTable(
+    {
+        "--resume": "Continue the interrupted run in this directory.",
+        "--init-from": "Continue a finished run of this task on new data: its weights and its "
+        "configuration are the start (--config and --set apply over it), new words and labels "
+        "get fresh rows; summary.json records the run under init_from. Not with --resume. See "
+        "docs/continue.md.",
+        "--diagnostics": "Record dead/saturated units, gradient norms and update ratios at every "
+        "evaluation, with warnings and advice (same as --set train.diagnostics=true).",
+        "--force": "Replace the run already in --out (the old one is deleted once the new one is "
+        "complete).",
+        "--quiet": "No progress (bar on a terminal, lines otherwise) or messages.",
+        "--json": "Print summary.json to stdout.",
+        "--nproc": "Train as this many processes on this machine, one run (torchrun --standalone "
+        "--nproc-per-node N; train.batch_size is shared between them). For several machines, "
+        "start `torchrun ... -m ffnlp` on each (docs/scale.md).",
+        "--max-restarts": "With --nproc: when a process dies, start them all again up to this "
+        "many times; the run continues from its last checkpoint (torchrun --max-restarts; "
+        "train.checkpoint = true keeps one every epoch).",
+    }
+)
+
+
 @dataclass(frozen=True)
 class RunOptions:
-    """The options every `train` command ends with (see :func:`run_options`)."""
+    """The options every `train` command ends with: the fields of this block are the options
+    (:func:`with_options` puts them in the place of a command's ``run: RunOptions = RUN``)."""
 
-    resume: Path | None
-    init_from: Path | None
-    diagnostics: bool
-    tensorboard: Path | None
-    force: bool
-    quiet: bool
-    json: bool
-    nproc: int
-    max_restarts: int
+    resume: Annotated[Path | None, RUN_HELP("--resume")] = None
+    init_from: Annotated[Path | None, RUN_HELP("--init-from")] = None
+    diagnostics: Annotated[bool, RUN_HELP("--diagnostics")] = False
+    tensorboard: Tensorboard = None
+    force: Annotated[bool, RUN_HELP("--force")] = False
+    quiet: Annotated[bool, RUN_HELP("--quiet", "-q")] = False
+    json: Annotated[bool, RUN_HELP("--json")] = False
+    nproc: Annotated[int, RUN_HELP("--nproc", min=1)] = 1
+    max_restarts: Annotated[int, RUN_HELP("--max-restarts", min=0)] = 0
 
 
-def run_options(
-    resume: Resume = None,
-    init_from: InitFrom = None,
-    diagnostics: Diagnostics = False,
-    tensorboard: Tensorboard = None,
-    force: Force = False,
-    quiet: Quiet = False,
-    json_: SummaryJson = False,
-    nproc: Nproc = 1,
-    max_restarts: MaxRestarts = 0,
-) -> RunOptions:
-    return RunOptions(
-        resume, init_from, diagnostics, tensorboard, force, quiet, json_, nproc, max_restarts
-    )
+def data_options(
+    fmt: Format = None, encoding: Encoding = None, skip_invalid: SkipInvalid = False
+) -> dict[str, Any]:
+    """The data options of the commands that read labelled files, as the settings that they stand
+    for (those given)."""
+    sets: dict[str, Any] = {}
+    if fmt:
+        sets["data.format"] = fmt
+    if encoding:
+        sets["data.encoding"] = encoding
+    if skip_invalid:
+        sets["data.skip_invalid"] = True
+    return sets
 
 
 def with_options(builder: Callable[..., Any], name: str = "run") -> Callable[[F], F]:
-    """Put ``builder``'s parameters (options) in the place of the command's parameter ``name``,
-    and hand the command ``name=builder(**their values)``: a block of options declared once (for
-    several commands, or a long one apart), shown in the command's help where that parameter
-    stands."""
+    """Put ``builder``'s parameters (options; a dataclass's fields) in the place of the command's
+    parameter ``name``, and hand the command ``name=builder(**their values)``: a block of options
+    declared once (for several commands, or a long one apart), shown in the command's help where
+    that parameter stands."""
     block = inspect.signature(builder, eval_str=True).parameters
 
     def decorate(command: F) -> F:
@@ -195,43 +167,52 @@ def command_settings(*parts: Mapping[str, Any] | Sequence[str]) -> dict[str, Any
     return cfgmod.merge(*(p if isinstance(p, Mapping) else cfgmod.parse_settings(p) for p in parts))
 
 
-def data_settings(fmt: str | None, encoding: str | None, skip_invalid: bool) -> dict[str, Any]:
-    """The settings that --format, --encoding and --skip-invalid stand for (those given)."""
-    sets: dict[str, Any] = {}
-    if fmt:
-        sets["data.format"] = fmt
-    if encoding:
-        sets["data.encoding"] = encoding
-    if skip_invalid:
-        sets["data.skip_invalid"] = True
-    return sets
-
-
-def diagnostics_settings(diagnostics: bool) -> dict[str, Any]:
-    """The setting that --diagnostics stands for (none when the flag is not given)."""
-    return {"train.diagnostics": True} if diagnostics else {}
-
-
 def settings(
     set_: Sequence[str],
     run: RunOptions | None = None,
     *,
-    data: tuple[str | None, str | None, bool] = (None, None, False),
+    data: Mapping[str, Any] | None = None,
     interpolate_with: Path | None = None,
     one_run: bool = True,
 ) -> dict[str, Any]:
     """The command line's options as the recipes' settings: the data options (--format,
-    --encoding, --skip-invalid), then --set (which wins over them), then --diagnostics and
-    (``one_run``) --tensorboard, which win over --set; ``interpolate_with`` as a setting (for the
-    runs of --seeds). --seed is not among them: it goes to the recipe as its ``seed=``, which
-    sets ``train.seed`` last."""
+    --encoding, --skip-invalid: :func:`data_options`), then --set (which wins over them), then
+    --diagnostics and (``one_run``) --tensorboard, which win over --set; ``interpolate_with`` as a
+    setting (for the runs of --seeds). --seed is not among them: it goes to the recipe as its
+    ``seed=``, which sets ``train.seed`` last."""
     return command_settings(
-        data_settings(*data),
+        data or {},
         set_,
-        diagnostics_settings(run is not None and run.diagnostics),
+        {"train.diagnostics": True} if run is not None and run.diagnostics else {},
         cfgmod.tensorboard_settings(run.tensorboard) if run is not None and one_run else {},
         {"interpolate_with": str(interpolate_with)} if interpolate_with is not None else {},
     )
 
 
-RUN = run_options()  # a command's ``run: RunOptions = RUN``: where with_options puts the block
+SWEEP_HELP = HelpTable(
+    {
+        "--min-lr": "Learning rate of the first step.",
+        "--max-lr": "Learning rate of the last step.",
+        "--steps": "Training batches in the sweep (the rate grows by a constant factor each).",
+        "--plot": "Image of loss against learning rate (default: lr_find.png in --out, else here).",
+        "--out": "Folder for lr_find.png and lr_find.json (default: the current one, plot only).",
+        "--json": "Print the curve and the suggestion as one JSON object.",
+    }
+)
+SweepJson = Annotated[bool, SWEEP_HELP("--json")]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The learning rates of an `lr-find` sweep and where it writes: the fields are the options
+    (as :class:`RunOptions`')."""
+
+    lr_min: Annotated[float, SWEEP_HELP("--min-lr")] = 1e-6
+    lr_max: Annotated[float, SWEEP_HELP("--max-lr")] = 1.0
+    steps: Annotated[int, SWEEP_HELP("--steps", min=5)] = 100
+    plot: Annotated[Path | None, SWEEP_HELP("--plot")] = None
+    out: Annotated[Path | None, SWEEP_HELP("--out", "-o")] = None
+
+
+# where with_options puts a block: a command's ``run: RunOptions = RUN`` (and DATA, SWEEP)
+RUN, DATA, SWEEP = RunOptions(), data_options(), Sweep()

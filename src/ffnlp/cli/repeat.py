@@ -4,24 +4,32 @@
 runs the seeds, for all three (:func:`train_seeds`).
 """
 
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ffnlp.cli import tables
-from ffnlp.cli.common import print_json, progress_callbacks, setup_logging
+from ffnlp.cli.common import print_result, progress_callbacks, screen, setup_logging
 from ffnlp.cli.options import Config, RunOptions, Set, Tensorboard, settings
+from ffnlp.cli.options import HelpTable as Help
 
-SEEDS_HELP = (
-    "Seeds: a count N (seeds 0 to N-1, or from --first-seed) or a list such as 0,1,2; one run "
-    "each in OUT/seed_S."
+HELP = Help(
+    {
+        "TASK": "classify or lm.",
+        "--train": "Training data.",
+        "--dev": "Dev data.",
+        "--test": "Test data.",
+        "--seeds": "Seeds: a count N (seeds 0 to N-1, or from --first-seed) or a list such as "
+        "0,1,2; one run each in OUT/seed_S.",
+        "--first-seed": "The first seed of a count of --seeds.",
+        "--out": "Folder for the runs (default runs/TASK-repeat-<date>).",
+        "--keep-models": "Keep every seed's weights and checkpoint.",
+        "--quiet": "No per-seed lines or progress.",
+        "--json": "Print the summary as JSON.",
+    }
 )
-Out = Annotated[
-    Path | None,
-    typer.Option("--out", "-o", help="Folder for the runs (default runs/TASK-repeat-<date>)."),
-]
 
 
 def parse_seeds(text: str, first_seed: int = 0, option: str = "--seeds") -> list[int]:
@@ -51,25 +59,19 @@ def parse_seeds(text: str, first_seed: int = 0, option: str = "--seeds") -> list
 
 
 def repeat(
-    task: Annotated[str, typer.Argument(help="classify or lm.")],
-    train: Annotated[Path, typer.Option("--train", help="Training data.")],
-    dev: Annotated[Path | None, typer.Option("--dev", help="Dev data.")] = None,
-    test: Annotated[Path | None, typer.Option("--test", help="Test data.")] = None,
+    task: Annotated[str, HELP("TASK")],
+    train: Annotated[Path, HELP("--train")],
+    dev: Annotated[Path | None, HELP("--dev")] = None,
+    test: Annotated[Path | None, HELP("--test")] = None,
     config: Config = None,
     set_: Set = [],  # noqa: B006 (typer copies it)
-    seeds: Annotated[str, typer.Option("--seeds", help=SEEDS_HELP)] = "5",
-    first_seed: Annotated[
-        int, typer.Option("--first-seed", min=0, help="The first seed of a count of --seeds.")
-    ] = 0,
-    out: Out = None,
-    keep_models: Annotated[
-        bool, typer.Option("--keep-models", help="Keep every seed's weights and checkpoint.")
-    ] = False,
+    seeds: Annotated[str, HELP("--seeds")] = "5",
+    first_seed: Annotated[int, HELP("--first-seed", min=0)] = 0,
+    out: Annotated[Path | None, HELP("--out", "-o")] = None,
+    keep_models: Annotated[bool, HELP("--keep-models")] = False,
     tensorboard: Tensorboard = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No per-seed lines or progress.")
-    ] = False,
-    json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    quiet: Annotated[bool, HELP("--quiet", "-q")] = False,
+    json_: Annotated[bool, HELP("--json")] = False,
 ) -> None:
     """Train the same configuration with several seeds; report mean ± sd and 95% CI.
 
@@ -130,13 +132,11 @@ def run_repeat(
     from ffnlp.experiments.repeat import repeat as repeat_runs  # imports torch
 
     setup_logging(quiet or json_)
-    done = 0
+    done = itertools.count(1)  # the runs finished
 
     def progress(seed: int, row: dict[str, Any]) -> None:
-        nonlocal done
-        done += 1
         if not (quiet or json_):
-            tables.repeat_seed(seed, done, len(seeds), row)
+            screen.repeat_seed(seed, next(done), len(seeds), row)
 
     train, dev, test = data
     result = repeat_runs(
@@ -153,7 +153,4 @@ def run_repeat(
         callbacks=progress_callbacks(quiet or json_),
         tensorboard=tensorboard,
     )
-    if json_:
-        print_json(result)
-    else:
-        tables.repeat(task, len(seeds), result)
+    print_result(result, json_, lambda r: screen.repeat(task, len(seeds), r))

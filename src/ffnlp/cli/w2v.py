@@ -5,8 +5,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ffnlp.cli import tables
-from ffnlp.cli.common import begin_training, finish_training, out_console, print_json, recipe_args
+from ffnlp.cli import common
+from ffnlp.cli.common import out_console, print_json, print_result, screen
 from ffnlp.cli.options import (
     RUN,
     Config,
@@ -15,10 +15,10 @@ from ffnlp.cli.options import (
     Set,
     VectorsFormat,
     run_dir_option,
-    run_options,
     settings,
     with_options,
 )
+from ffnlp.cli.options import HelpTable as Help
 from ffnlp.outputs import check_output_file
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,26 +28,25 @@ VECTORS_HELP = (
     "The run of a model.type = fasttext model also answers words outside its vocabulary, from "
     "their character n-grams."
 )
-
-
-CORPUS_HELP = "Plain-text corpus, one sentence a line, tokens separated by spaces (.gz ok)."
-SIMILARITY_HELP = (
-    "A word-similarity file (word, word, score a line) evaluated after every epoch and at the end; "
-    "repeat it for several (evaluation.similarity)."
-)
-ANALOGIES_HELP = (
-    "Analogy questions (Google's questions-words.txt format) evaluated at the end "
-    "(evaluation.analogies)."
+Vectors = Annotated[Path, typer.Argument(help=VECTORS_HELP)]
+TRAIN = Help(
+    {
+        "--corpus": "Plain-text corpus, one sentence a line, tokens separated by spaces (.gz ok).",
+        "--similarity": "A word-similarity file (word, word, score a line) evaluated after every "
+        "epoch and at the end; repeat it for several (evaluation.similarity).",
+        "--analogies": "Analogy questions (Google's questions-words.txt format) evaluated at the "
+        "end (evaluation.analogies).",
+    }
 )
 
 
 @app.command("train")
-@with_options(run_options)
+@with_options(RunOptions)
 def train(
-    corpus: Annotated[Path, typer.Option("--corpus", help=CORPUS_HELP)],
+    corpus: Annotated[Path, TRAIN("--corpus")],
     config: Config = None,
-    similarity: Annotated[list[Path], typer.Option("--similarity", help=SIMILARITY_HELP)] = [],  # noqa: B006 (typer copies it)
-    analogies: Annotated[Path | None, typer.Option("--analogies", help=ANALOGIES_HELP)] = None,
+    similarity: Annotated[list[Path], TRAIN("--similarity")] = [],  # noqa: B006 (typer copies it)
+    analogies: Annotated[Path | None, TRAIN("--analogies")] = None,
     set_: Set = [],  # noqa: B006 (typer copies it)
     out: Annotated[Path | None, run_dir_option("w2v")] = None,
     seed: Seed = None,
@@ -69,7 +68,7 @@ def train(
     """
     from ffnlp.tasks.w2v import train_word2vec  # imports torch
 
-    begin_training(run)
+    common.begin_training(run)
     # the evaluation files given here replace the config's (as --set would)
     evaluation: dict[str, Any] = {}
     if similarity:
@@ -82,33 +81,32 @@ def train(
         overrides=settings(set_, run),
         seed=seed,
         **evaluation,
-        **recipe_args(run, out),
+        **common.recipe_args(run, out),
     )
-    finish_training(vectors, run, tables.w2v_train)
+    common.finish_training(vectors, run, screen.w2v_train)
+
+
+EVAL = Help(
+    {
+        "--similarity": "Word-similarity file 'w1 w2 score' (repeatable), e.g. wordsim353.tsv.",
+        "--analogies": "Analogy questions (questions-words.txt format).",
+        "--restrict": "Analogies: search among this many most frequent words (gensim's "
+        "restrict_vocab).",
+        "--format": "Vectors file format: auto, word2vec-text, word2vec-binary, glove, "
+        "fasttext-vec.",
+        "--json": "Print the results as JSON.",
+    }
+)
 
 
 @app.command("eval")
 def evaluate(
-    vectors: Path = typer.Argument(..., help=VECTORS_HELP),
-    similarity: list[Path] = typer.Option(
-        [],
-        "--similarity",
-        help="Word-similarity file 'w1 w2 score' (repeatable), e.g. wordsim353.tsv.",
-    ),
-    analogies: Path = typer.Option(
-        None, "--analogies", help="Analogy questions (questions-words.txt format)."
-    ),
-    restrict: int = typer.Option(
-        30000,
-        "--restrict",
-        help="Analogies: search among this many most frequent words (gensim's restrict_vocab).",
-    ),
-    fmt: str = typer.Option(
-        "auto",
-        "--format",
-        help="Vectors file format: auto, word2vec-text, word2vec-binary, glove, fasttext-vec.",
-    ),
-    json_: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    vectors: Vectors,
+    similarity: Annotated[list[Path], EVAL("--similarity")] = [],  # noqa: B006 (typer copies it)
+    analogies: Annotated[Path | None, EVAL("--analogies")] = None,
+    restrict: Annotated[int, EVAL("--restrict")] = 30000,
+    fmt: Annotated[str, EVAL("--format")] = "auto",
+    json_: Annotated[bool, EVAL("--json")] = False,
 ) -> None:
     """Word similarity (Spearman, OOV rate) and analogies (3CosAdd, 3CosMul, per section).
 
@@ -127,45 +125,35 @@ def evaluate(
             "give --similarity FILE and/or --analogies FILE", param_hint="--similarity"
         )
     wv = load_word_vectors(vectors, format=fmt)
-    result = evaluate_vectors(wv, similarity, analogies, restrict)
-    if json_:
-        print_json(result)
-        return
-    tables.word_vectors(result)
+    print_result(evaluate_vectors(wv, similarity, analogies, restrict), json_, screen.word_vectors)
 
 
-METHOD_HELP = (
-    "3cosadd (cosine to the sum, gensim's most_similar) or 3cosmul (Levy & Goldberg's product, "
-    "gensim's most_similar_cosmul)."
-)
-PLOT_HELP = "Also save a 2-D PCA projection of the words and their neighbours (PNG)."
-NEIGHBORS_JSON_HELP = (
-    'Print {word: [[neighbour, score], ...]} as JSON (with --positive: {"positive", "negative", '
-    '"method", "neighbors"}).'
+NEIGHBORS = Help(
+    {
+        "WORDS": "Query words, each answered on its own.",
+        "--positive": "One query adding these words (comma-separated), e.g. king,woman.",
+        "--negative": "Words to subtract from the --positive query, e.g. man.",
+        "--method": "3cosadd (cosine to the sum, gensim's most_similar) or 3cosmul (Levy & "
+        "Goldberg's product, gensim's most_similar_cosmul).",
+        "--k": "Neighbours per query.",
+        "--plot": "Also save a 2-D PCA projection of the words and their neighbours (PNG).",
+        "--json": 'Print {word: [[neighbour, score], ...]} as JSON (with --positive: {"positive", '
+        '"negative", "method", "neighbors"}).',
+    }
 )
 
 
 @app.command("neighbors")
 def neighbors(
-    vectors: Annotated[Path, typer.Argument(help=VECTORS_HELP)],
-    words: Annotated[
-        list[str] | None, typer.Argument(help="Query words, each answered on its own.")
-    ] = None,
-    positive: Annotated[
-        str | None,
-        typer.Option(
-            "--positive", help="One query adding these words (comma-separated), e.g. king,woman."
-        ),
-    ] = None,
-    negative: Annotated[
-        str | None,
-        typer.Option("--negative", help="Words to subtract from the --positive query, e.g. man."),
-    ] = None,
-    method: Annotated[str, typer.Option("--method", help=METHOD_HELP)] = "3cosadd",
-    k: Annotated[int, typer.Option("--k", "-k", help="Neighbours per query.")] = 10,
-    plot: Annotated[Path | None, typer.Option("--plot", help=PLOT_HELP)] = None,
+    vectors: Vectors,
+    words: Annotated[list[str] | None, NEIGHBORS("WORDS")] = None,
+    positive: Annotated[str | None, NEIGHBORS("--positive")] = None,
+    negative: Annotated[str | None, NEIGHBORS("--negative")] = None,
+    method: Annotated[str, NEIGHBORS("--method")] = "3cosadd",
+    k: Annotated[int, NEIGHBORS("--k", "-k")] = 10,
+    plot: Annotated[Path | None, NEIGHBORS("--plot")] = None,
     fmt: VectorsFormat = "auto",
-    json_: Annotated[bool, typer.Option("--json", help=NEIGHBORS_JSON_HELP)] = False,
+    json_: Annotated[bool, NEIGHBORS("--json")] = False,
 ) -> None:
     """Nearest neighbours by cosine similarity, or of an analogy query (king - man + woman).
 
@@ -197,7 +185,7 @@ def neighbors(
     elif json_:
         print_json(found)
     else:
-        tables.neighbors(result)
+        screen.neighbors(result)
         if plot is not None:
             out_console.print(f"projection saved to {plot}")
 
@@ -222,16 +210,25 @@ def _query(
     return pos, neg
 
 
+def _word_list(text: str | None) -> list[str]:
+    """Comma-separated words (spaces around them ignored)."""
+    return [w.strip() for w in (text or "").split(",") if w.strip()]
+
+
+ODD = Help(
+    {
+        "WORDS": "Two or more words; the odd one out is printed.",
+        "--json": 'Print {"odd": word, "centrality": [[word, cosine to the mean], ...]} as JSON.',
+    }
+)
+
+
 @app.command("doesnt-match")
 def doesnt_match(
-    vectors: Path = typer.Argument(..., help=VECTORS_HELP),
-    words: list[str] = typer.Argument(..., help="Two or more words; the odd one out is printed."),
+    vectors: Vectors,
+    words: Annotated[list[str], ODD("WORDS")],
     fmt: VectorsFormat = "auto",
-    json_: bool = typer.Option(
-        False,
-        "--json",
-        help='Print {"odd": word, "centrality": [[word, cosine to the mean], ...]} as JSON.',
-    ),
+    json_: Annotated[bool, ODD("--json")] = False,
 ) -> None:
     """The word that goes least with the others: the farthest from the mean of their unit vectors.
 
@@ -252,19 +249,13 @@ def doesnt_match(
     )
 
 
-def _word_list(text: str | None) -> list[str]:
-    """Comma-separated words (spaces around them ignored)."""
-    return [w.strip() for w in (text or "").split(",") if w.strip()]
+FORMATS = "word2vec-text or word2vec-binary (both read by gensim's load_word2vec_format)."
 
 
 @app.command("export")
 def export(
-    vectors: Path = typer.Argument(..., help=VECTORS_HELP),
-    fmt: str = typer.Option(
-        "word2vec-text",
-        "--format",
-        help="word2vec-text or word2vec-binary (both read by gensim's load_word2vec_format).",
-    ),
+    vectors: Vectors,
+    fmt: Annotated[str, typer.Option("--format", help=FORMATS)] = "word2vec-text",
     output: Path = typer.Option(..., "--output", "-o", help="File to write."),
 ) -> None:
     """Write the vectors in word2vec text or binary format.

@@ -367,3 +367,43 @@ def lm_forward(lm: Any, texts: list[str]) -> tuple[list[Product], dict[str, int]
     sizes.update({"H" if len(hidden) == 1 else f"H{i}": h for i, h in enumerate(hidden, 1)})
     sizes["V"] = net.vocab_size
     return lines, sizes
+
+
+def _cost(macs: float) -> dict[str, float]:
+    return {"macs_per_example": macs, "flops_per_example": 2 * macs}
+
+
+def explain_classifier(clf: Any, texts: list[str]) -> tuple[dict[str, Any], str, str]:
+    """`explain shapes` of a trained classifier on ``texts``: its report (every layer, the cost
+    per example), the title of its table and what the cost is counted per."""
+    calls, macs = classifier_forward(clf, texts)
+    model = type(clf.model).__name__
+    layers = [c.__dict__ for c in calls]
+    report = {"task": "classify", "model": model, "batch": len(texts), "layers": layers}
+    title = f"forward pass on B = {len(texts)} texts"
+    return {**report, **_cost(macs)}, title, "text (on average over these texts)"
+
+
+def explain_lm(lm: Any, texts: list[str]) -> tuple[dict[str, Any], str, str]:
+    """`explain shapes` of a trained feed-forward LM, as :func:`explain_classifier`."""
+    lines, sizes = lm_forward(lm, texts)
+    steps = [line.__dict__ for line in lines]
+    report = {"task": "lm", "sizes": sizes, "lines": steps, **_cost(total_macs(lines))}
+    letters = ", ".join(f"{k} = {v:,}" for k, v in sizes.items())
+    return report, f"feed-forward LM, {letters}", "predicted word"
+
+
+def explain_word2vec(w2v: Any) -> tuple[dict[str, Any], str, str]:
+    """`explain shapes` of trained word vectors: the scores of a pair (or a window) and its noise
+    words, as :func:`explain_classifier`."""
+    model, cfg = w2v.model, w2v.config
+    batch = cfg.train.batch_size
+    lines = skipgram_computation(model, cfg.model.negative, cfg.model.window, batch)
+    steps = [line.__dict__ for line in lines]
+    report = {"task": "w2v", "architecture": cfg.model.architecture, "lines": steps}
+    name = "CBOW" if model.cbow else "skip-gram"
+    title = (
+        f"{name}, V = {model.vocab_size:,}, D = {model.dim}, N = {cfg.model.negative}, B = {batch}"
+    )
+    per = "centre word" if model.cbow else "(centre, context) pair"
+    return {**report, **_cost(total_macs(lines))}, title, per

@@ -4,6 +4,7 @@ neither, each place checked before the sweep starts."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,20 @@ def write_outputs(
         if json_path is not None:
             outputs.write(json_path, json.dumps(result, indent=2), within=out)
     return result
+
+
+def range_test(
+    find_lr: Callable[..., dict[str, Any]],
+    train: Path,
+    plot: Path | None,
+    out: Path | None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """A task's learning-rate range test (``find_lr``, e.g. ffnlp.tasks.classify.lr_find.find_lr,
+    given ``train`` and ``settings``: config, overrides, seed, lr_min, lr_max, steps) with its
+    outputs: where they go checked before the sweep, then the plot (and lr_find.json in ``out``)
+    written; the result with the plot's path under "plot"."""
+    check_outputs(plot, out)  # before the sweep
+    found = find_lr(train, **settings)
+    title = f"lr range test: {settings.get('config') or 'default config'}"
+    return write_outputs(found, plot, out, title)

@@ -42,6 +42,7 @@ import itertools
 import json
 import os
 import re
+import sys
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -106,6 +107,20 @@ def read_stream_lines(
     first = next(lines, b"")
     rest = itertools.chain([first] if first else [], lines)
     return _decode_lines(rest, lambda: first, name, encoding, info)
+
+
+def read_input_lines(source: str | Path, encoding: str = "utf-8") -> Iterator[str]:
+    """The lines of a file, or of standard input (``"-"``), read lazily, split on ``"\\n"`` only.
+    Standard input is decoded exactly as a file is (:func:`read_stream_lines`: the same checks
+    and messages); a text stream without bytes underneath is read as text."""
+    if str(source) != "-":
+        yield from (line for _, line in read_lines(source, encoding=encoding))
+        return
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        yield from (line.rstrip("\r\n") for line in sys.stdin)
+        return
+    yield from (line for _, line in read_stream_lines(stream, "standard input", encoding))
 
 
 def read_corpus(path: str | Path, encoding: str = "utf-8") -> Iterator[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -112,3 +113,24 @@ class ProgressBar(Callback):
     def on_fit_end(self, trainer: Trainer) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+class StatusLine(Callback):
+    """The training of one run as a single status line (``update``: e.g. a Rich status's), for
+    a caller that runs many (a study's trials): the epoch, the step and the monitored dev metric.
+    """
+
+    def __init__(self, update: Callable[[str], Any]) -> None:
+        self.update = update
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.update(f"training: epoch 1/{trainer.config.epochs}")
+
+    def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        name = trainer.config.monitor.split(".", 1)[1]
+        value = metrics.get(name)
+        shown = f", dev {name} {value:.4f}" if isinstance(value, float) else ""
+        self.update(
+            f"training: epoch {min(trainer.epoch + 1, trainer.config.epochs)}/"
+            f"{trainer.config.epochs}, step {trainer.step}{shown}"
+        )

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from ffnlp.errors import ConfigError
-from ffnlp.training.callbacks import Callback
+from ffnlp.training.callbacks import Callback, ProgressBar
 
 if TYPE_CHECKING:
     from ffnlp.training.trainer import Trainer
@@ -156,3 +156,17 @@ class ProgressLines(Callback):
         stream = self.stream if self.stream is not None else sys.stderr
         stream.write("  ".join(parts) + "\n")
         stream.flush()
+
+
+def progress_callbacks(quiet: bool, console: Any = None) -> list[Callback]:
+    """How training shows progress on stderr, unless ``quiet``: a Rich progress bar (on
+    ``console``) on a terminal; otherwise (a pipe, a file, CI, a notebook) a plain line every
+    $FFNLP_PROGRESS_SECONDS seconds (default 10) and after every validation. Under torchrun the
+    first rank alone shows it."""
+    from ffnlp.runtime import is_main_process  # imports torch
+
+    if quiet or not is_main_process():
+        return []
+    if sys.stderr.isatty():
+        return [ProgressBar(console=console)]
+    return [ProgressLines(every_seconds=progress_seconds())]

@@ -19,6 +19,7 @@ from ffnlp.errors import ConfigError
 from ffnlp.tasks.classify import Classifier, load, train_classifier
 from ffnlp.tasks.classify.represent import batched
 from ffnlp.tasks.sample import write_sample
+from ffnlp.text.readers import read_input_lines
 
 runner = CliRunner()
 WORDS = ["a", "gripping", "funny", "film", "dull", "long", "joy", "flat", "lifeless", "bright"]
@@ -140,9 +141,13 @@ def test_cli_predict_streams_stdin_and_files(models: dict[str, Path], tmp_path: 
     assert result.exit_code == 0 and result.output.rstrip("\n").endswith("\tcafé film")
 
 
-def test_cli_reads_stdin_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ffnlp.cli.classify import _input_lines
+def test_input_lines_of_a_file_are_split_on_newlines_only(tmp_path: Path) -> None:
+    path = tmp_path / "in.txt"
+    path.write_bytes("caf\xe9 film\r\na\x0bb\n".encode("latin-1"))
+    assert list(read_input_lines(path, "latin-1")) == ["café film", "a\x0bb"]
 
+
+def test_cli_reads_stdin_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     class Endless:
         def __init__(self) -> None:
             self.read = 0
@@ -156,7 +161,7 @@ def test_cli_reads_stdin_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
         buffer = Endless()
 
     monkeypatch.setattr(sys, "stdin", Stdin())
-    lines = _input_lines("-", "utf-8")
+    lines = read_input_lines("-", "utf-8")
     assert [next(lines) for _ in range(3)] == ["a line"] * 3
     assert Stdin.buffer.read == 3
 
