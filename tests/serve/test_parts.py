@@ -50,6 +50,32 @@ def test_the_batcher_gathers_groups_and_splits() -> None:
     )
 
 
+def test_one_bad_request_fails_alone() -> None:
+    """A call that raises is made again for each of its requests alone: the one with bad
+    input gets the error, the others their answers."""
+    calls: list[list[str]] = []
+
+    def known(texts: list[str], options: Any) -> list[str]:
+        calls.append(list(texts))
+        if "zzz" in texts:
+            raise ValueError("zzz is unknown")
+        return [t * 2 for t in texts]
+
+    async def main() -> list[Any]:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(known, pool, wait_ms=50, max_texts=100)
+            jobs = [batcher.submit(t, None) for t in (["a", "b"], ["zzz"], ["c"])]
+            out = await asyncio.gather(*jobs, return_exceptions=True)
+            await batcher.stop()
+            assert batcher.batches == 1
+            return out
+
+    out = asyncio.run(main())
+    assert out[0] == ["aa", "bb"] and out[2] == ["cc"]
+    assert isinstance(out[1], ValueError) and "zzz" in str(out[1])
+    assert calls == [["a", "b", "zzz", "c"], ["a", "b"], ["zzz"], ["c"]]
+
+
 def test_the_batcher_keeps_to_its_size() -> None:
     sizes: list[int] = []
 
