@@ -71,6 +71,7 @@ SETTINGS = [
     {"ngram_range": (1, 1), "weighting": "count"},
     {"ngram_range": (1, 3), "weighting": "binary", "norm": "l2"},
     {"ngram_range": (2, 3), "weighting": "tfidf"},
+    {"ngram_range": (1, 2), "weighting": "count", "sublinear_tf": True, "norm": "l2"},
 ]
 
 

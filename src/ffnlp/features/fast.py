@@ -55,6 +55,7 @@ def _holds_any(text: str, chars: str) -> bool:
 
 
 _NO_LENGTHS = np.zeros(0, dtype=np.int64)  # the compiled kernels' "no lengths: split at separators"
+_NO_IDF = np.zeros(0, dtype=np.float64)  # weigh_cells' "no idf"
 _MAX_KEY_BITS = 62  # n-gram keys are int64: types ** n must stay below 2 ** 62
 
 
@@ -338,6 +339,7 @@ class NgramRows:
         self.compiled = False
         self._flat_tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._table: TokenTable | None = None  # the types for rows_of_texts, made on first use
+        self._logs = np.zeros(0, dtype=np.float64)  # NumPy's logs of counts, for the kernel
         if not self.supported:
             return
         assert layout is not None
@@ -463,10 +465,26 @@ class NgramRows:
             kind, begin, end, self.low, self.high, self.n_types, self.unigram, keys, values,
             start, mask,
         )  # fmt: skip
-        n_texts = len(begin)
-        row_of = np.repeat(np.arange(n_texts, dtype=np.int64), np.diff(offsets))
-        weights = self._weigh(counts.astype(np.float64), col_of, row_of, n_texts)
-        return col_of, offsets, weights.astype(np.float32)
+        weigh = fast_compiled.weigh_cells.compiled()
+        if weigh is None:
+            n_texts = len(begin)
+            row_of = np.repeat(np.arange(n_texts, dtype=np.int64), np.diff(offsets))
+            weights = self._weigh(counts.astype(np.float64), col_of, row_of, n_texts)
+            return col_of, offsets, weights.astype(np.float32)
+        style = {"count": 0, "binary": 1, "tfidf": 2}[self.weighting]
+        idf = _NO_IDF if self.idf is None else self.idf
+        logs = self._logs_up_to(len(kind))  # a count is at most the tokens of the chunk
+        weights = weigh(col_of, counts, offsets, style, self.sublinear_tf, idf, self.l2, logs)
+        return col_of, offsets, weights
+
+    def _logs_up_to(self, count: int) -> np.ndarray:
+        """(L,) float64, L > ``count``: NumPy's natural log of 0..L-1 (0 for 0), grown by
+        doubling as chunks with more tokens come; for :func:`weigh_cells`."""
+        if len(self._logs) <= count:
+            size = 1 << max(count.bit_length(), 6)
+            self._logs = np.zeros(size, dtype=np.float64)
+            self._logs[1:] = np.log(np.arange(1, size, dtype=np.float64))
+        return self._logs
 
     def _tables_back_to_back(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The slots of every order's :class:`KeyIndex` in one array of keys and one of values,

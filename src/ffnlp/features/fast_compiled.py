@@ -9,8 +9,9 @@ same rows in one call each, text by text:
   as digits of base ``n_types``, as :class:`NgramRows` makes it), its column (the unigram
   array, or the n-gram's open-addressing table probed as :class:`~ffnlp.features.fast.KeyIndex`
   probes it), then the text's columns sorted and counted: ``(columns, counts, offsets)``, the
-  cells :class:`NgramRows` weighs (with the same NumPy function,
-  :func:`~ffnlp.features.weighting.weigh_counts`, so the values are its own);
+  cells :class:`NgramRows` weighs; :func:`weigh_cells` weighs them as
+  :func:`~ffnlp.features.weighting.weigh_counts` does, bit for bit (its logarithms taken from a
+  table NumPy computed: NumPy's ``log`` and the C library's can differ in the last bit);
 - :func:`id_bags`: each text's word rows, then its word n-grams' bucket rows (fastText's hash,
   ``h * 116049371 + next`` in 64 bits, modulo the buckets, after the words), moved through a
   pruned run's row map: the bags :class:`IdRows` makes, in its order.
@@ -134,6 +135,39 @@ def ngram_cells(
             j += c
         offsets[b + 1] = cells
     return columns[:cells].copy(), counts[:cells].copy(), offsets
+
+
+@jit.kernel(error_model="numpy")  # a row of norm 0 divides to nan, as NumPy's division does
+def weigh_cells(
+    columns,  # (C,) int64 each cell's feature column (ngram_cells)
+    counts,  # (C,) int64 its count
+    offsets,  # (B+1,) int64 each text's first cell
+    weighting,  # 0: counts, 1: binary, 2: tf-idf
+    sublinear,  # 1 + log(count) in place of the count
+    idf,  # (F,) float64 each feature's idf (tf-idf), or (0,)
+    l2,  # each text's values divided by their L2 norm
+    logs,  # (L,) float64 logs[c] = NumPy's log(c), L above every count
+):
+    """(C,) float32: :func:`~ffnlp.features.weighting.weigh_counts`' values, computed as it
+    computes them (float64; a text's squares added in cell order, as ``np.bincount`` adds
+    them; the logarithms NumPy's own, from ``logs``), then rounded to float32."""
+    out = np.empty(columns.shape[0], dtype=np.float32)
+    values = np.empty(columns.shape[0], dtype=np.float64)
+    for b in range(offsets.shape[0] - 1):
+        squares = 0.0
+        for j in range(offsets[b], offsets[b + 1]):
+            if weighting == 1:
+                v = 1.0
+            else:
+                v = 1.0 + logs[counts[j]] if sublinear else np.float64(counts[j])
+                if weighting == 2:
+                    v = v * idf[columns[j]]
+            values[j] = v
+            squares += v * v
+        norm = np.sqrt(squares)
+        for j in range(offsets[b], offsets[b + 1]):
+            out[j] = np.float32(values[j] / norm if l2 else values[j])
+    return out
 
 
 @jit.kernel()
