@@ -18,7 +18,9 @@ concurrent clients on keep-alive connections send ``--requests`` requests in all
 test, in turn), after a warm-up of a tenth as many, and the bench stops by itself. Figures:
 requests/s and texts/s, p50 / p99 latency (send to last byte), errors (any answer but a 200 with
 the right number of predictions, or a failed connection), the server's resident memory after the
-warm-up and at the end (VmRSS; for ffnlp also the part mapped from files: the shared weights).
+warm-up and at the end (VmRSS; for ffnlp also the part mapped from files: the shared weights),
+and the server process's CPU time (user + system, every thread) per measured request: what the
+server spends, which other load on the machine inflates less than it does throughput.
 The client is this process (asyncio, HTTP/1.1 by hand), on the same machine: on a shared machine
 with 2 cores every absolute figure is noise-laden; the ratios ffnlp / fastText, measured in the
 same run, are the figures. ``--quick``: 2,000 requests, 8 clients. Results go to
@@ -152,6 +154,12 @@ def memory(pid: int) -> dict[str, int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (all its threads) so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(command: list[str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     with log.open("wb") as handle:
@@ -257,7 +265,9 @@ def bench_server(
             load(port, path, bodies, size, max(args.requests // 10, args.clients), args.clients)
         )
         after_warmup = memory(process.pid)
+        cpu_before = cpu_seconds(process.pid)
         result = asyncio.run(load(port, path, bodies, size, args.requests, args.clients))
+        server_cpu = cpu_seconds(process.pid) - cpu_before
         at_end = memory(process.pid)
         result.update(
             contender=name,
@@ -268,12 +278,14 @@ def bench_server(
             rss_at_end_kb=at_end["VmRSS"],
             rss_file_at_end_kb=at_end.get("RssFile"),
             rss_growth=at_end["VmRSS"] / after_warmup["VmRSS"] - 1,
+            server_cpu_us_per_request=server_cpu / args.requests * 1e6,
         )
         rows.append(result)
         print(
             f"{name:14s} {size:3d} text(s)/request: {result['requests_per_second']:8.0f} req/s "
             f"{result['texts_per_second']:9.0f} texts/s  p50 {result['p50_ms']:6.2f} ms  "
-            f"p99 {result['p99_ms']:6.2f} ms  errors {result['errors'] + warm['errors']}  RSS "
+            f"p99 {result['p99_ms']:6.2f} ms  errors {result['errors'] + warm['errors']}  "
+            f"server CPU {result['server_cpu_us_per_request']:5.0f} us/request  RSS "
             f"{after_warmup['VmRSS'] / 1024:.0f} -> {at_end['VmRSS'] / 1024:.0f} MiB",
             flush=True,
         )
@@ -340,6 +352,13 @@ def main() -> None:
     for name in ("ffnlp mlp", "ffnlp pooled"):
         ratios = [
             f"{size} text(s): {by[(name, size)]['requests_per_second'] / by[('fastText', size)]['requests_per_second']:.2f}x"
+            for size in (1, args.batch)
+        ]
+        print(f"  {name:14s} " + "   ".join(ratios))
+    print("server CPU time per request, fastText / ffnlp (above 1: ffnlp's server spends less):")
+    for name in ("ffnlp mlp", "ffnlp pooled"):
+        ratios = [
+            f"{size} text(s): {by[('fastText', size)]['server_cpu_us_per_request'] / by[(name, size)]['server_cpu_us_per_request']:.2f}x"
             for size in (1, args.batch)
         ]
         print(f"  {name:14s} " + "   ".join(ratios))

@@ -56,3 +56,29 @@ def test_missing_numba_logs_one_line() -> None:
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr
     assert "compiled kernels unavailable" in lines[0] and "pip install numba" in lines[0]
+
+
+def test_a_kernel_that_cannot_be_cached_is_compiled_anyway(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where Numba finds no folder to cache compiled code in (a read-only service), the kernels
+    are compiled in the process, and one line says how to keep them (NUMBA_CACHE_DIR)."""
+    numba = pytest.importorskip("numba")
+    if not jit.enabled():
+        pytest.skip("numba is not importable here (FFNLP_JIT=0 or not installed)")
+    real = numba.njit
+
+    def no_cache_folder(**options):  # type: ignore[no-untyped-def]
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'f.py'")
+        return real(**options)
+
+    monkeypatch.setattr(numba, "njit", no_cache_folder)
+    monkeypatch.setattr(jit, "_warned_no_cache", [])
+    kernels = [jit.kernel()(_sum_of_squares.python) for _ in range(2)]
+    with caplog.at_level("WARNING", logger="ffnlp.jit"):
+        compiled = [k.compiled() for k in kernels]
+    a = np.arange(4, dtype=np.float64)
+    assert [c(a) for c in compiled if c is not None] == [14.0, 14.0]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "NUMBA_CACHE_DIR" in lines[0]

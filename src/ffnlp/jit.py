@@ -5,7 +5,8 @@ mode and decorated with :func:`kernel`. Nothing is imported or compiled when a m
 defines kernels is imported: the first call of :meth:`Kernel.compiled` imports Numba (about a
 third of a second) and compiles the function, or loads it from Numba's on-disk cache (the
 ``__pycache__`` folder beside the module, or Numba's per-user cache folder where that one cannot
-be written).
+be written; where no folder can be written, as under a read-only service, each process
+compiles them again, and one line is logged saying to set ``NUMBA_CACHE_DIR``).
 
 Every compiled kernel has a reference path in PyTorch or NumPy beside it that computes the same
 numbers; the caller asks :func:`enabled` (or :meth:`Kernel.compiled`, which returns ``None``)
@@ -53,6 +54,22 @@ def _numba() -> Any | None:
     return numba
 
 
+_warned_no_cache: list[bool] = []  # the line below is logged once per process
+
+
+def _warn_no_cache(exc: Exception) -> None:
+    """Once per process: compiled code cannot be cached, so each process compiles its kernels
+    (seconds at the first call of each) instead of loading them."""
+    if _warned_no_cache:
+        return
+    _warned_no_cache.append(True)
+    log.warning(
+        "compiled kernels are not cached (%s); each process compiles them on first use. Set "
+        "NUMBA_CACHE_DIR to a folder this user can write to keep them between processes.",
+        exc,
+    )
+
+
 def enabled() -> bool:
     """Whether compiled kernels run in this process (Numba importable and not turned off)."""
     return _numba() is not None
@@ -79,7 +96,13 @@ class Kernel(Generic[F]):
         if numba is None:
             return None
         if self._compiled is None:
-            self._compiled = numba.njit(**self.options)(self.python)
+            try:
+                self._compiled = numba.njit(**self.options)(self.python)
+            except RuntimeError as exc:  # no folder to cache compiled code in (read-only)
+                if not self.options.get("cache"):
+                    raise
+                _warn_no_cache(exc)
+                self._compiled = numba.njit(**{**self.options, "cache": False})(self.python)
         return self._compiled
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ffnlp.errors import DataError
+from ffnlp.errors import ConfigError, DataError
 from ffnlp.features.wordvec_eval import (
     WordVectors,
     evaluate_analogies,
@@ -112,6 +112,25 @@ def test_most_similar_matches_gensim() -> None:
     np.testing.assert_allclose([s for _, s in ours], [s for _, s in theirs], rtol=1e-5)
     with pytest.raises(DataError, match="'nope' is not in the vocabulary"):
         wv.most_similar("nope")
+
+
+def test_most_similar_many_is_most_similar_of_each_query() -> None:
+    """Several queries in one matrix product: each query's neighbours are those of
+    most_similar alone, in order, with the same scores to float rounding."""
+    words = [f"w{i}" for i in range(300)]
+    wv = _random_vectors(words, dim=24, seed=3)
+    queries = [(["w5"], []), (["w1", "w9"], ["w3"]), (["w7"], ["w8", "w2"]), (["w5"], [])]
+    many = wv.most_similar_many(queries, k=9)
+    assert len(many) == len(queries)
+    for (pos, neg), got in zip(queries, many, strict=True):
+        want = wv.most_similar(pos, 9, negative=neg)
+        assert [w for w, _ in got] == [w for w, _ in want]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-6)
+    assert wv.most_similar_many([], k=3) == []
+    with pytest.raises(DataError, match="'nope' is not in the vocabulary"):
+        wv.most_similar_many([(["w1"], []), (["nope"], [])])
+    with pytest.raises(ConfigError, match="at least one positive word"):
+        wv.most_similar_many([([], ["w1"])])
 
 
 def test_malformed_evaluation_files(tmp_path: Path) -> None:

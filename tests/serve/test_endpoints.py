@@ -159,6 +159,43 @@ def test_concurrent_requests_share_forward_passes(
         assert running.stop() == 0
 
 
+def test_concurrent_neighbors_share_one_product(
+    served_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """/neighbors requests sent at once are answered by fewer calls of most_similar_many, each
+    answer the one most_similar gives alone; a word without a vector among them is a 422 for
+    its request only."""
+    running = start_server([served_runs["vec"]], tmp_path / "log", "--batch-wait-ms", "300")
+    try:
+        vec = ffnlp.load(served_runs["vec"])
+        queries = [{"word": "good", "k": 3}, {"word": ["film", "good"], "negative": ["plot"]}]
+        bodies = [queries[i % 2] for i in range(7)] + [{"word": "zzzunseen"}]
+        answers: dict[int, tuple[int, object]] = {}
+
+        def ask(i: int) -> None:
+            answers[i] = running.post("/v1/vec/neighbors", bodies[i])
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(bodies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for i, body in enumerate(bodies[:-1]):
+            status, answer = answers[i]
+            assert status == 200 and isinstance(answer, dict)
+            want = vec.most_similar(
+                body["word"], body.get("k", 10), negative=body.get("negative", ())
+            )
+            assert same([(n["word"], n["score"]) for n in answer["neighbors"]], want)
+        status, unknown = answers[len(bodies) - 1]
+        assert isinstance(unknown, dict)
+        assert status == 422 and unknown["field"] == "word" and "zzzunseen" in unknown["error"]
+        _, health = running.request("GET", "/health")
+        assert 1 <= health["batches"]["vec"] < len(bodies)
+    finally:
+        assert running.stop() == 0
+
+
 def test_the_page_is_served_without_outside_assets(server: Server) -> None:
     status, page = server.request("GET", "/")
     assert status == 200 and "<form" in page and '"clf"' in page

@@ -50,6 +50,32 @@ def test_the_batcher_gathers_groups_and_splits() -> None:
     )
 
 
+def test_one_bad_request_fails_alone() -> None:
+    """A call that raises is made again for each of its requests alone: the one with bad
+    input gets the error, the others their answers."""
+    calls: list[list[str]] = []
+
+    def known(texts: list[str], options: Any) -> list[str]:
+        calls.append(list(texts))
+        if "zzz" in texts:
+            raise ValueError("zzz is unknown")
+        return [t * 2 for t in texts]
+
+    async def main() -> list[Any]:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(known, pool, wait_ms=50, max_texts=100)
+            jobs = [batcher.submit(t, None) for t in (["a", "b"], ["zzz"], ["c"])]
+            out = await asyncio.gather(*jobs, return_exceptions=True)
+            await batcher.stop()
+            assert batcher.batches == 1
+            return out
+
+    out = asyncio.run(main())
+    assert out[0] == ["aa", "bb"] and out[2] == ["cc"]
+    assert isinstance(out[1], ValueError) and "zzz" in str(out[1])
+    assert calls == [["a", "b", "zzz", "c"], ["a", "b"], ["zzz"], ["c"]]
+
+
 def test_the_batcher_keeps_to_its_size() -> None:
     sizes: list[int] = []
 
@@ -161,3 +187,42 @@ async def _asgi_post(app: Any, path: str, payload: Any) -> tuple[int, bytes]:
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], body
+
+
+def test_what_was_made_before_serving_is_left_out_of_the_collector(
+    served_runs: dict[str, Path],
+) -> None:
+    """The application's start (its lifespan) freezes the objects made so far (gc.freeze):
+    the collector's full passes then look only at what requests make."""
+    pytest.importorskip("starlette", reason="needs the serve extra: pip install -e '.[serve]'")
+    import gc
+
+    from ffnlp.serve.app import build_app, load_runs
+
+    limits = Limits()
+    app = build_app(load_runs([served_runs["clf"]], limits), limits)
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+
+    async def main() -> tuple[list[str], int]:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        sent: list[str] = []
+        frozen = -1
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal frozen
+            sent.append(message["type"])
+            if message["type"] == "lifespan.startup.complete":
+                frozen = gc.get_freeze_count()
+                await inbox.put({"type": "lifespan.shutdown"})
+
+        await inbox.put({"type": "lifespan.startup"})
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, send)
+        return sent, frozen
+
+    try:
+        sent, frozen = asyncio.run(main())
+    finally:
+        gc.unfreeze()
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert frozen > 10_000  # PyTorch's modules and the run, at least

@@ -54,6 +54,8 @@ def _holds_any(text: str, chars: str) -> bool:
     return any(c in text for c in chars)
 
 
+_NO_LENGTHS = np.zeros(0, dtype=np.int64)  # the compiled kernels' "no lengths: split at separators"
+_NO_IDF = np.zeros(0, dtype=np.float64)  # weigh_cells' "no idf"
 _MAX_KEY_BITS = 62  # n-gram keys are int64: types ** n must stay below 2 ** 62
 
 
@@ -205,6 +207,64 @@ def _text_of(kind: np.ndarray, separator: int, lengths: np.ndarray | None) -> np
     return np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
 
 
+class TokenTable:
+    """Known tokens (a mapping from token to value) as the arrays of
+    :func:`~ffnlp.features.fast_compiled.split_texts`: their UTF-8 bytes back to back and an
+    open-addressing table of their hashes. :meth:`split` splits and looks up a chunk of texts
+    in one compiled call."""
+
+    def __init__(self, values_of: dict[str, int]):
+        from ffnlp.features import fast_compiled
+
+        tokens = list(values_of)
+        # surrogatepass: a token no UTF-8 text can hold still gets bytes (never matched)
+        encoded = [t.encode("utf-8", "surrogatepass") for t in tokens]
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        self.starts = np.zeros(len(tokens) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.starts[1:])
+        self.pool = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8)
+        self.values = np.fromiter(values_of.values(), dtype=np.int64, count=len(tokens))
+        size = 1 << max(int(2 * len(tokens)).bit_length(), 4)
+        hashes, slots = fast_compiled.hash_tokens.compiled(), fast_compiled.token_slots.compiled()
+        self.slots: np.ndarray | None = None
+        if hashes is not None and slots is not None:
+            self.slots = slots(hashes(self.pool, self.starts), size)
+
+    def split(
+        self, tokenizer: Tokenizer, texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(begin, end, found, wide)`` of :func:`~ffnlp.features.fast_compiled.split_texts`
+        for ``texts`` as ``tokenizer`` reads them; ``None`` where it cannot say (compiled
+        kernels off, the regular-expression tokenizer, a text that is not valid Unicode)."""
+        from ffnlp.features import fast_compiled
+
+        split = fast_compiled.split_texts.compiled()
+        if split is None or self.slots is None or tokenizer.kind != "whitespace":
+            return None
+        if tokenizer.lowercase:
+            texts = [t.lower() for t in texts]
+        joined = "\n".join(texts)
+        if joined.isascii():
+            data = joined.encode("ascii")
+            sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        else:
+            try:
+                encoded = [t.encode("utf-8") for t in texts]
+            except UnicodeEncodeError:  # a lone surrogate: the reference path decides
+                return None
+            data = b"\n".join(encoded)
+            sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] = split(
+            np.frombuffer(data or b"\n", dtype=np.uint8),
+            sizes,
+            self.slots,
+            self.pool,
+            self.starts,
+            self.values,
+        )
+        return found
+
+
 class NgramLayout(NamedTuple):
     """A bag of n-grams' features as arrays: ``tokens``, every distinct token of the features
     (numbered in order of first appearance), ``kinds`` (int64), the numbers of every feature's
@@ -273,6 +333,13 @@ class NgramRows:
         # unigrams: a column per type (-1 none); longer n-grams: their keys in a hash table
         self.unigram = np.full(n_types, -1, dtype=np.int64)
         self.tables: dict[int, KeyIndex] = {}
+        # rows() through the compiled loops of fast_compiled where ffnlp.jit allows: for a
+        # caller that keeps this object for many calls (Numba's import, a third of a second,
+        # is paid on the first); the hash tables back to back for them, made on first use
+        self.compiled = False
+        self._flat_tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._table: TokenTable | None = None  # the types for rows_of_texts, made on first use
+        self._logs = np.zeros(0, dtype=np.float64)  # NumPy's logs of counts, for the kernel
         if not self.supported:
             return
         assert layout is not None
@@ -304,6 +371,31 @@ class NgramRows:
                 map(self.types.get, stream, repeat(-1)), dtype=np.int64, count=len(stream)
             )
             n_texts = len(lengths)
+        if self.compiled:
+            done = self._compiled_rows(kind, lengths)
+            if done is not None:
+                return done
+        return self._rows_of_kinds(kind, lengths, n_texts)
+
+    def rows_of_texts(
+        self, tokenizer: Tokenizer, texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """:meth:`rows` of ``texts`` tokenised by ``tokenizer``, split and looked up by the
+        compiled :func:`~ffnlp.features.fast_compiled.split_texts` (no Python per token), or
+        ``None`` where that path does not apply (:meth:`TokenTable.split`)."""
+        if not self.compiled or not self.supported:
+            return None
+        if self._table is None:
+            self._table = TokenTable(self.types)
+        split = self._table.split(tokenizer, texts)
+        if split is None:
+            return None
+        begin, end, kind, _ = split
+        return self._cells(kind, begin, end)
+
+    def _rows_of_kinds(
+        self, kind: np.ndarray, lengths: np.ndarray | None, n_texts: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         text_of = _text_of(kind, self._SEPARATOR_KIND, lengths)  # (T,)
         found_cols, found_rows = [], []
         for n in range(self.low, self.high + 1):
@@ -344,6 +436,75 @@ class NgramRows:
         offsets = np.zeros(n_texts + 1, dtype=np.int64)
         np.cumsum(np.bincount(row_of, minlength=n_texts), out=offsets[1:])
         return col_of, offsets, values.astype(np.float32)
+
+    def _compiled_rows(
+        self, kind: np.ndarray, lengths: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """:meth:`rows` by :func:`~ffnlp.features.fast_compiled.ngram_cells` (the same cells,
+        weighed by the same function), or ``None`` where compiled kernels are off."""
+        from ffnlp.features import fast_compiled
+
+        bounds = fast_compiled.text_bounds.compiled()
+        cells = fast_compiled.ngram_cells.compiled()
+        if bounds is None or cells is None:
+            return None
+        by_separator = lengths is None
+        begin, end = bounds(kind, _NO_LENGTHS if lengths is None else lengths, by_separator, -2)
+        return self._cells(kind, begin, end)
+
+    def _cells(
+        self, kind: np.ndarray, begin: np.ndarray, end: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        from ffnlp.features import fast_compiled
+
+        cells = fast_compiled.ngram_cells.compiled()
+        if cells is None:
+            return None
+        keys, values, start, mask = self._tables_back_to_back()
+        col_of, counts, offsets = cells(
+            kind, begin, end, self.low, self.high, self.n_types, self.unigram, keys, values,
+            start, mask,
+        )  # fmt: skip
+        weigh = fast_compiled.weigh_cells.compiled()
+        if weigh is None:
+            n_texts = len(begin)
+            row_of = np.repeat(np.arange(n_texts, dtype=np.int64), np.diff(offsets))
+            weights = self._weigh(counts.astype(np.float64), col_of, row_of, n_texts)
+            return col_of, offsets, weights.astype(np.float32)
+        style = {"count": 0, "binary": 1, "tfidf": 2}[self.weighting]
+        idf = _NO_IDF if self.idf is None else self.idf
+        logs = self._logs_up_to(len(kind))  # a count is at most the tokens of the chunk
+        weights = weigh(col_of, counts, offsets, style, self.sublinear_tf, idf, self.l2, logs)
+        return col_of, offsets, weights
+
+    def _logs_up_to(self, count: int) -> np.ndarray:
+        """(L,) float64, L > ``count``: NumPy's natural log of 0..L-1 (0 for 0), grown by
+        doubling as chunks with more tokens come; for :func:`weigh_cells`."""
+        if len(self._logs) <= count:
+            size = 1 << max(count.bit_length(), 6)
+            self._logs = np.zeros(size, dtype=np.float64)
+            self._logs[1:] = np.log(np.arange(1, size, dtype=np.float64))
+        return self._logs
+
+    def _tables_back_to_back(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The slots of every order's :class:`KeyIndex` in one array of keys and one of values,
+        with each order's start and mask (-1: no table of that order), for the kernel."""
+        if self._flat_tables is None:
+            start = np.zeros(self.high + 1, dtype=np.int64)
+            mask = np.full(self.high + 1, -1, dtype=np.int64)
+            keys, values, at = [], [], 0
+            for n, table in sorted(self.tables.items()):
+                start[n], mask[n] = at, int(table.mask)
+                keys.append(table.keys)
+                values.append(table.values)
+                at += len(table.keys)
+            self._flat_tables = (
+                np.concatenate(keys) if keys else np.full(1, -1, dtype=np.int64),
+                np.concatenate(values) if values else np.zeros(1, dtype=np.int64),
+                start,
+                mask,
+            )
+        return self._flat_tables
 
     def _weigh(
         self, tf: np.ndarray, col_of: np.ndarray, row_of: np.ndarray, n_texts: int
@@ -402,6 +563,9 @@ class IdRows:
         self._wide: list[int] = []
         self._row_arr: np.ndarray = np.zeros(0, dtype=np.int64)  # _row as an array
         self._wide_arr: np.ndarray = np.zeros(0, dtype=np.uint64)  # _wide as an array
+        # rows() through fast_compiled's loop where ffnlp.jit allows (see NgramRows.compiled)
+        self.compiled = False
+        self._table: TokenTable | None = None  # the words for rows_of_texts, made on first use
         self._forget()
 
     _MAX_SEEN = 200_000  # tokens remembered across chunks (about 20 MB); then forgotten
@@ -458,6 +622,10 @@ class IdRows:
         """``(ids, offsets)`` of a chunk (``split_chunk``'s ``stream, lengths``): the bags back to
         back (int64) and the (B+1,) start of each."""
         kind = self._kinds(stream, fresh=lengths is not None)
+        if self.compiled:
+            done = self._compiled_rows(kind, lengths)
+            if done is not None:
+                return done
         if lengths is None:
             separator = kind == 0
             n_texts = int(separator.sum()) + 1
@@ -502,6 +670,49 @@ class IdRows:
         if self.row_map is not None:
             flat, offsets = self._pruned(flat, offsets)
         return flat, offsets
+
+    def _compiled_rows(
+        self, kind: np.ndarray, lengths: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`rows` by :func:`~ffnlp.features.fast_compiled.id_bags` (the same bags), or
+        ``None`` where compiled kernels are off."""
+        from ffnlp.features import fast_compiled
+
+        bounds = fast_compiled.text_bounds.compiled()
+        bags = fast_compiled.id_bags.compiled()
+        if bounds is None or bags is None:
+            return None
+        self._sync()
+        begin, end = bounds(kind, _NO_LENGTHS if lengths is None else lengths, lengths is None, 0)
+        return self._bags(bags, self._row_arr[kind], self._wide_arr[kind], begin, end)
+
+    def _bags(
+        self, bags: Any, word_row: np.ndarray, wide: np.ndarray, begin: np.ndarray, end: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        row_map = _NO_LENGTHS if self.row_map is None else self.row_map
+        ids, offsets = bags(
+            word_row, wide, begin, end, self.max_n, self.buckets, self.n_words, row_map
+        )
+        return ids, offsets
+
+    def rows_of_texts(
+        self, tokenizer: Tokenizer, texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`rows` of ``texts`` tokenised by ``tokenizer``, split and looked up by the
+        compiled :func:`~ffnlp.features.fast_compiled.split_texts` (no Python per token), or
+        ``None`` where that path does not apply (:meth:`TokenTable.split`)."""
+        if not self.compiled:
+            return None
+        from ffnlp.features import fast_compiled
+
+        bags = fast_compiled.id_bags.compiled()
+        if self._table is None:
+            self._table = TokenTable(self.lookup)
+        split = self._table.split(tokenizer, texts) if bags is not None else None
+        if split is None:
+            return None
+        begin, end, found, wide = split
+        return self._bags(bags, found, wide, begin, end)
 
     def _pruned(self, flat: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert self.row_map is not None

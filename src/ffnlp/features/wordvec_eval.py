@@ -172,19 +172,50 @@ class WordVectors:
         method = check_str(method, "method", owner, choices=ANALOGY_METHODS)
         if not pos:
             raise ConfigError("most_similar needs at least one positive word")
-        pos_units, neg_units = self._units(pos), self._units(neg)  # (P, D), (Q, D)
         unit = self.unit[:restrict] if restrict else self.unit  # (N, D)
         if method == "3cosadd":
-            query = pos_units.sum(axis=0) - neg_units.sum(axis=0)  # (D,)
-            if len(pos) + len(neg) > 1:
-                query = query / max(float(np.linalg.norm(query)), 1e-12)
-            sims = unit @ query  # (N,)
+            sims = unit @ self._query(pos, neg)  # (N,)
         else:
+            pos_units, neg_units = self._units(pos), self._units(neg)  # (P, D), (Q, D)
             above = np.prod([(1 + unit @ u) / 2 for u in pos_units], axis=0)  # (N,)
             below = np.prod([(1 + unit @ u) / 2 for u in neg_units], axis=0) if neg else 1.0
             sims = above / (below + QUERY_COSMUL_EPS)  # (N,)
+        return self._top(sims, pos + neg, k)
+
+    def most_similar_many(
+        self, queries: Sequence[tuple[Sequence[str], Sequence[str]]], k: int = 10
+    ) -> list[list[tuple[str, float]]]:
+        """:meth:`most_similar` (``3cosadd``, every word) of several ``(positive, negative)``
+        queries at once: their query vectors as one (Q, D) matrix times the table, one matrix
+        product instead of Q. The same neighbours, in the same order; the scores agree to
+        float rounding (the product may add a dot product's terms in another order)."""
+        owner = "WordVectors.most_similar_many"
+        k = check_int(k, "k", owner, ge=1)
+        checked = []
+        for i, (positive, negative) in enumerate(queries):
+            pos = check_strings(positive, f"queries[{i}] positive", owner)
+            neg = check_strings(negative, f"queries[{i}] negative", owner)
+            if not pos:
+                raise ConfigError("most_similar needs at least one positive word")
+            checked.append((pos, neg))
+        if not checked:
+            return []
+        matrix = np.stack([self._query(pos, neg) for pos, neg in checked], axis=1)  # (D, Q)
+        sims = self.unit @ matrix  # (N, Q)
+        return [self._top(sims[:, j].copy(), pos + neg, k) for j, (pos, neg) in enumerate(checked)]
+
+    def _query(self, pos: list[str], neg: list[str]) -> np.ndarray:
+        """(D,) the 3cosadd query: the sum of the positive unit vectors minus the negative ones,
+        scaled to unit length when there are several words."""
+        query = self._units(pos).sum(axis=0) - self._units(neg).sum(axis=0)  # (D,)
+        if len(pos) + len(neg) > 1:
+            query = query / max(float(np.linalg.norm(query)), 1e-12)
+        return query
+
+    def _top(self, sims: np.ndarray, query_words: list[str], k: int) -> list[tuple[str, float]]:
+        """The ``k`` best of ``sims`` (N,) with their words, the query words left out."""
         # the query words are never answers (those in the vocabulary: the others have no row)
-        rows = [self.index[w] for w in pos + neg if w in self.index]
+        rows = [self.index[w] for w in query_words if w in self.index]
         inputs = [r for r in set(rows) if r < len(sims)]
         sims[inputs] = -np.inf
         k = min(k, len(sims) - len(inputs))

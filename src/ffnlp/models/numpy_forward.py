@@ -59,11 +59,26 @@ def bag_sum(
     weights: Array | None = None,
     mode: str = "sum",
     sparse_from: int = SPARSE_PRODUCT_FROM,
+    compiled: bool = False,
 ) -> Array:
     """(B, D): each bag's rows of ``table`` (ids[offsets[b]:offsets[b+1]]) added up (times
     ``weights``), averaged (``mode="mean"``) or their maximum (``"max"``); an empty bag gives
     zeros, as ``torch.nn.EmbeddingBag``. A call of several bags and at least ``sparse_from``
-    ids adds them with SciPy's sparse product (the same numbers; see below)."""
+    ids adds them with SciPy's sparse product (the same numbers; see below); ``compiled``: a
+    sum or mean by the compiled loop of :mod:`ffnlp.models.kernels.bag_sum` where
+    :mod:`ffnlp.jit` allows (the same numbers, in one call)."""
+    if compiled and mode != "max":
+        from ffnlp.models.kernels.bag_sum import bag_sums
+
+        kernel = bag_sums.compiled()
+        if kernel is not None:
+            no_weights = _NO_WEIGHTS.get(table.dtype.str)
+            if no_weights is None:
+                no_weights = _NO_WEIGHTS[table.dtype.str] = np.zeros(0, dtype=table.dtype)
+            summed: Array = kernel(
+                table, ids, offsets, no_weights if weights is None else weights, mode == "mean"
+            )
+            return summed
     n_bags = len(offsets) - 1
     out = np.zeros((n_bags, table.shape[1]), dtype=table.dtype)
     if len(ids) == 0 or n_bags == 0:
@@ -100,6 +115,9 @@ def bag_sum(
     if mode == "mean":
         out[full] /= lengths[full, None].astype(table.dtype)
     return out
+
+
+_NO_WEIGHTS: dict[str, Array] = {}  # bag_sums' "no weights", one per table type
 
 
 def sparse_product(table: Array, ids: Array, offsets: Array, values: Array) -> Array:
@@ -204,6 +222,9 @@ class NumpyForward:
         # bag_sum's sparse_from: a caller that keeps this forward for many calls (a loaded
         # Classifier, a server) sets 0, SciPy's product for every call of several texts
         self.sparse_from = SPARSE_PRODUCT_FROM
+        # bag_sum's compiled loop (ffnlp.jit): likewise for a caller that keeps this forward
+        # (Numba's import, a third of a second, is paid on its first call)
+        self.compiled = False
 
     def logits(self, ids: Array, offsets: Array, weights: Array | None) -> Array:
         if self.kind == "pooled":
@@ -211,7 +232,12 @@ class NumpyForward:
                 h = np.concatenate(
                     [
                         bag_sum(
-                            self.table, ids, offsets, mode="mean", sparse_from=self.sparse_from
+                            self.table,
+                            ids,
+                            offsets,
+                            mode="mean",
+                            sparse_from=self.sparse_from,
+                            compiled=self.compiled,
                         ),
                         bag_sum(self.table, ids, offsets, mode="max"),
                     ],
@@ -224,15 +250,28 @@ class NumpyForward:
                 if self._projected is None:
                     self._projected = self.table @ weight.T  # (R, K')
                 projected = bag_sum(
-                    self._projected, ids, offsets, mode=self.pooling, sparse_from=self.sparse_from
+                    self._projected,
+                    ids,
+                    offsets,
+                    mode=self.pooling,
+                    sparse_from=self.sparse_from,
+                    compiled=self.compiled,
                 )
                 return projected + bias
             else:
                 h = bag_sum(
-                    self.table, ids, offsets, mode=self.pooling, sparse_from=self.sparse_from
+                    self.table,
+                    ids,
+                    offsets,
+                    mode=self.pooling,
+                    sparse_from=self.sparse_from,
+                    compiled=self.compiled,
                 )  # (B, D)
         else:
-            h = bag_sum(self.table, ids, offsets, weights, sparse_from=self.sparse_from)
+            h = bag_sum(
+                self.table, ids, offsets, weights, sparse_from=self.sparse_from,
+                compiled=self.compiled,
+            )  # fmt: skip
             h += self.bias  # (B, H1 or K')
         if self.activate_first:
             h = self.activation(h)

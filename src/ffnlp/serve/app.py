@@ -22,6 +22,7 @@ if already queued, are predicted with the rest of their batch, the answer discar
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -148,6 +149,11 @@ def build_app(runs: list[ServedRun], limits: Limits) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # what was made before serving (the runs; PyTorch's and Numba's modules: hundreds of
+        # thousands of objects) is left out of the collector's full passes, which then look at
+        # what the requests make only
+        gc.collect()
+        gc.freeze()
         yield
         for run in runs:  # after the last request in flight has been answered
             await run.close()

@@ -1,5 +1,6 @@
 """Micro-batching: the texts of concurrent requests to one run go through one call of the
-library's batch method (``Classifier.predict``, ``LanguageModel.score``), one forward pass.
+library's batch method (``Classifier.predict``, ``LanguageModel.score``; the queries of
+``Word2VecRun.most_similar_many``), one forward pass.
 
 A request puts its texts in the run's queue and waits. The run's batch loop takes the first
 request waiting, waits ``batch_wait_ms`` more (default 1 ms) for others, then takes every request
@@ -8,7 +9,9 @@ the batch method once for each distinct set of options among them (``k`` and ``t
 predict; usually one call) in the run's own thread, so the event loop keeps reading requests
 meanwhile; those queue for the next batch. A request thus waits at most ``batch_wait_ms`` plus
 the batch ahead of it, then its own batch's pass. One thread per run: two batches of one run
-never run at once, and PyTorch's threads (``--threads``) serve one pass at a time.
+never run at once, and PyTorch's threads (``--threads``) serve one pass at a time. A call that
+raises is made again for each of its requests alone, so that one request's bad input (a word
+without a vector) fails that request only.
 """
 
 from __future__ import annotations
@@ -25,12 +28,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-BatchFunction = Callable[[list[str], Any], Sequence[Any]]
+BatchFunction = Callable[[list[Any], Any], Sequence[Any]]
 
 
 @dataclass
 class _Waiting:
-    texts: list[str]
+    texts: list[Any]  # texts, or a /neighbors request's (positive, negative) query
     options: Hashable
     future: asyncio.Future[list[Any]] = field(repr=False)
 
@@ -66,7 +69,7 @@ class MicroBatcher:
                 await self._task
             self._task = None
 
-    async def submit(self, texts: list[str], options: Hashable) -> list[Any]:
+    async def submit(self, texts: list[Any], options: Hashable) -> list[Any]:
         """The results of ``texts`` (one per text, in order) under ``options``."""
         self.start()
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
@@ -100,6 +103,13 @@ class MicroBatcher:
                     waiting.future.set_result(outcome)
 
 
+def _call(function: BatchFunction, texts: list[Any], options: Hashable) -> list[Any]:
+    results = list(function(texts, options))
+    if len(results) != len(texts):
+        raise RuntimeError(f"{len(results)} results for {len(texts)} texts")
+    return results
+
+
 def _run_batch(function: BatchFunction, batch: list[_Waiting]) -> list[Any]:
     """One call of ``function`` per distinct options; each request's share of the results (or
     the exception its call raised)."""
@@ -110,12 +120,18 @@ def _run_batch(function: BatchFunction, batch: list[_Waiting]) -> list[Any]:
     for options, members in groups.items():
         texts = [t for i in members for t in batch[i].texts]
         try:
-            results = list(function(texts, options))
-            if len(results) != len(texts):
-                raise RuntimeError(f"{len(results)} results for {len(texts)} texts")
-        except Exception as exc:  # each request of the group gets it; the loop goes on
+            results = _call(function, texts, options)
+        except Exception as exc:
+            if len(members) == 1:
+                outcomes[members[0]] = exc
+                continue
+            # one request's input (an unknown word) must not fail the others: each again on
+            # its own, and only those that fail alone get their error
             for i in members:
-                outcomes[i] = exc
+                try:
+                    outcomes[i] = _call(function, batch[i].texts, options)
+                except Exception as alone:
+                    outcomes[i] = alone
             continue
         start = 0
         for i in members:

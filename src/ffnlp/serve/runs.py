@@ -18,6 +18,15 @@ Endpoints (``POST /v1/<name>/<endpoint>``, JSON object in, JSON out):
   ``k`` (default 10): ``neighbors`` [{word, score}]; ``vector`` -- ``word`` (string or list):
   ``word``, ``vector``.
 
+Batched (:mod:`ffnlp.serve.batching`): ``predict`` (``Classifier.predict``), ``score``
+(``LanguageModel.score``) and ``neighbors`` (``Word2VecRun.most_similar_many``: the queries of
+concurrent requests times the table in one matrix product). Not batched, in the run's thread:
+``generate`` (each step samples from the request's own seeded generator and feeds the drawn
+token to the next step; stepping several requests together would compute their logits in
+other matrix shapes, whose rounding differs, and a seed would no longer give
+``LanguageModel.generate``'s text) and ``vector`` (a row look-up per word, or a subword
+model's mean of a few rows: no product to share; a request's list of words is one call).
+
 A string gives one answer object; a list gives ``{"results": [...]}``, one per item, in order.
 """
 
@@ -44,6 +53,7 @@ from ffnlp.training.config import MAX_SEED
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 MAX_NEIGHBORS = 1000
+WARM_UP_TEXT = "a warm-up text"  # predicted once at start, before the server listens
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -93,16 +103,22 @@ class ServedRun:
         self.batcher: MicroBatcher | None = None
         self.handlers: dict[str, Handler] = {}
         # the endpoints whose texts are gathered into batches: what each batch runs
-        batched: dict[str, Callable[[list[str], Any], Any]] = {
+        batched: dict[str, Callable[[list[Any], Any], Any]] = {
             "predict": self._predict_batch,
             "score": lambda texts, _: self.model.score(texts),
+            "neighbors": lambda queries, k: self.model.most_similar_many(queries, k),
         }
         for endpoint in self.spec.endpoints:
             if endpoint in batched and self.batcher is None:
                 self.batcher = self._batcher(batched[endpoint])
         self.handlers = {endpoint: getattr(self, endpoint) for endpoint in self.spec.endpoints}
+        # one call of the batch method before the server listens: what the library makes on
+        # first use (a classifier's NumPy path over the mapped weights, its compiled loops,
+        # loaded from Numba's cache or compiled) is not paid by the first client
+        if "predict" in self.spec.endpoints:
+            self._predict_batch([WARM_UP_TEXT], (1, None))
 
-    def _batcher(self, function: Callable[[list[str], Any], Any]) -> MicroBatcher:
+    def _batcher(self, function: Callable[[list[Any], Any], Any]) -> MicroBatcher:
         return MicroBatcher(
             function, self.executor, self.limits.batch_wait_ms, self.limits.max_batch_texts
         )
@@ -214,9 +230,8 @@ class ServedRun:
         positive, _ = text_list(body, "word", self.limits)
         negative = text_list(body, "negative", self.limits)[0] if "negative" in body else []
         k = integer(body, "k", 10, low=1, high=MAX_NEIGHBORS)
-        found = await self._in_thread(
-            lambda: self.model.most_similar(positive, k, negative=negative)
-        )
+        assert self.batcher is not None
+        (found,) = await self.batcher.submit([(positive, negative)], k)
         return {
             "word": body["word"],
             "neighbors": [{"word": w, "score": float(s)} for w, s in found],

@@ -169,11 +169,18 @@ class FastClassifier:
         return width == self.forward.rows and len(self.labels) == self.forward.num_classes
 
     def logits_of_chunk(self, texts: Sequence[str]) -> np.ndarray:
-        tokens, lengths = split_chunk(self.tokenizer, texts)
+        # the compiled split and look-up where the featuriser has them on, else split_chunk's
+        # tokens (the same rows either way)
         if isinstance(self.features, NgramRows):
-            ids, offsets, weights = self.features.rows(tokens, lengths)
+            cells = self.features.rows_of_texts(self.tokenizer, texts)
+            if cells is None:
+                cells = self.features.rows(*split_chunk(self.tokenizer, texts))
+            ids, offsets, weights = cells
             return self.forward.logits(ids, offsets, weights)
-        ids, offsets = self.features.rows(tokens, lengths)
+        bags = self.features.rows_of_texts(self.tokenizer, texts)
+        if bags is None:
+            bags = self.features.rows(*split_chunk(self.tokenizer, texts))
+        ids, offsets = bags
         return self.forward.logits(ids, offsets, None)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
+from ffnlp import jit
 from ffnlp.features import ngram_file
 from ffnlp.features.fast import NgramRows, split_chunk
 from ffnlp.models import numpy_forward
@@ -272,6 +273,37 @@ def test_classifier_predict_agrees_with_the_torch_path(
     np.testing.assert_allclose(fast, ref, atol=2e-6)
     assert (fast.argmax(1) == ref.argmax(1)).all()
     assert [[lab for lab, _ in t] for t in fast_top] == [[lab for lab, _ in t] for t in ref_top]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_compiled_loops_give_the_numpy_path_s_numbers(
+    runs: dict[str, Path], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loaded classifier predicts through the compiled loops (ffnlp.jit); with FFNLP_JIT=0
+    the NumPy code runs instead: the same probabilities, bit for bit, for every micro-batch
+    size a server makes, Unicode, empty texts and unknown words included."""
+    if not jit.enabled():
+        pytest.skip("compiled kernels are off here (FFNLP_JIT=0 or no numba)")
+    clf = load(runs[name])
+    fast = clf.fast_path()
+    assert fast is not None and fast.features.compiled and fast.forward.compiled
+    texts = _lines(200) + ["", "caf\u00e9 \u00a0 x", "unseen zzz", "\u00c9T\u00c9 film", "a\x00b"]
+    # the texts' bytes are split in the kernel for the whitespace tokenizer; the regular
+    # expression's tokens (the multi-label run's) are looked up by the compiled loops
+    from_bytes = fast.features.rows_of_texts(clf.tokenizer, texts)
+    assert (from_bytes is not None) == (clf.tokenizer.kind == "whitespace")
+    batches = [texts[i : i + size] for size in (1, 3, 30, 64) for i in range(0, 140, size)]
+    compiled = [clf.predict_proba(b) for b in [texts, *batches]]
+    monkeypatch.setenv(jit.ENV, "0")
+    jit.reset()
+    try:
+        assert clf.fast_path() is fast and fast.features.rows_of_texts(clf.tokenizer, texts) is None
+        reference = [clf.predict_proba(b) for b in [texts, *batches]]
+    finally:
+        monkeypatch.delenv(jit.ENV)
+        jit.reset()
+    for got, want in zip(compiled, reference, strict=True):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
 
 
 def test_the_fast_path_follows_the_model_s_weights(runs: dict[str, Path]) -> None:

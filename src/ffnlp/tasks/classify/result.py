@@ -159,6 +159,8 @@ class Classifier:
         if forward is not None:
             # PyTorch's import took longer than SciPy's: its sparse product from two texts on
             forward.sparse_from = 0
+            # and the compiled loops (ffnlp.jit; Numba's import is paid once, on first use)
+            forward.compiled = rows.compiled = True
             fast = fastpredict.FastClassifier(
                 self.tokenizer,
                 rows,
