@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ffnlp.cli import common
+from ffnlp.cli.commands import train_seeds
 from ffnlp.cli.common import print_json, print_result, screen
 from ffnlp.cli.options import (
     DATA,
@@ -31,7 +32,6 @@ from ffnlp.cli.options import (
     with_options,
 )
 from ffnlp.cli.options import HelpTable as Help
-from ffnlp.cli.repeat import train_seeds
 from ffnlp.errors import DataError
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})

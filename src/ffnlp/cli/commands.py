@@ -1,8 +1,14 @@
-"""The top-level commands of `ffnlp` (demo, report, compare, export, quantize) and its small
-groups `config` and `presets`: thin wrappers over the library."""
+"""The top-level commands of `ffnlp` (demo, repeat, compare, report, tune, export, quantize) and
+its small groups `config` and `presets`: thin wrappers over the library."""
 
+import contextlib
 import dataclasses
+import itertools
+import logging
+import signal
+import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,9 +24,20 @@ from ffnlp.cli.common import (
     screen,
     setup_logging,
 )
+from ffnlp.cli.options import (
+    CONFIG_HELP,
+    DATA,
+    Config,
+    RunOptions,
+    Set,
+    Tensorboard,
+    command_settings,
+    data_options,
+    settings,
+    with_options,
+)
 from ffnlp.cli.options import HelpTable as Help
-from ffnlp.cli.options import command_settings, with_options
-from ffnlp.errors import ConfigError
+from ffnlp.errors import ConfigError, Interrupted
 from ffnlp.outputs import check_output_dir
 from ffnlp.tasks import registry
 
@@ -311,3 +328,322 @@ def show_preset(
         ffnlp presets show sst2_ffnn > my.toml
     """
     typer.echo(presets.get(name).text(), nl=False)
+
+
+REPEAT = Help(
+    {
+        "TASK": "classify or lm.",
+        "--train": "Training data.",
+        "--dev": "Dev data.",
+        "--test": "Test data.",
+        "--seeds": "Seeds: a count N (seeds 0 to N-1, or from --first-seed) or a list such as "
+        "0,1,2; one run each in OUT/seed_S.",
+        "--first-seed": "The first seed of a count of --seeds.",
+        "--out": "Folder for the runs (default runs/TASK-repeat-<date>).",
+        "--keep-models": "Keep every seed's weights and checkpoint.",
+        "--quiet": "No per-seed lines or progress.",
+        "--json": "Print the summary as JSON.",
+    }
+)
+
+
+def parse_seeds(text: str, first_seed: int = 0, option: str = "--seeds") -> list[int]:
+    """``"5"``: five seeds from ``first_seed``; ``"0,1,2"``: those seeds. A usage error (exit 2)
+    naming ``option`` when it is neither."""
+    try:
+        numbers = [int(part) for part in text.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or any(n < 0 for n in numbers):
+        raise typer.BadParameter(
+            f"give a number of seeds (e.g. 5) or a list of seeds (e.g. 0,1,2); got {text!r}",
+            param_hint=option,
+        )
+    if len(numbers) == 1:  # a count
+        if numbers[0] < 1:
+            raise typer.BadParameter(
+                f"at least one seed is needed; got {text!r}", param_hint=option
+            )
+        return list(range(first_seed, first_seed + numbers[0]))
+    if first_seed:
+        raise typer.BadParameter(
+            "--first-seed goes with a number of seeds; a list names every seed itself",
+            param_hint="--first-seed",
+        )
+    return numbers
+
+
+def repeat(
+    task: Annotated[str, REPEAT("TASK")],
+    train: Annotated[Path, REPEAT("--train")],
+    dev: Annotated[Path | None, REPEAT("--dev")] = None,
+    test: Annotated[Path | None, REPEAT("--test")] = None,
+    config: Config = None,
+    set_: Set = [],  # noqa: B006 (typer copies it)
+    seeds: Annotated[str, REPEAT("--seeds")] = "5",
+    first_seed: Annotated[int, REPEAT("--first-seed", min=0)] = 0,
+    out: Annotated[Path | None, REPEAT("--out", "-o")] = None,
+    keep_models: Annotated[bool, REPEAT("--keep-models")] = False,
+    tensorboard: Tensorboard = None,
+    quiet: Annotated[bool, REPEAT("--quiet", "-q")] = False,
+    json_: Annotated[bool, REPEAT("--json")] = False,
+) -> None:
+    """Train the same configuration with several seeds; report mean ± sd and 95% CI.
+
+    Example:
+
+        ffnlp repeat classify --seeds 5 --config sst2_ffnn --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2_ffnn_5seeds
+    """
+    sets = settings(set_)
+    seed_list = parse_seeds(seeds, first_seed)
+    data = (train, dev, test)
+    run_repeat(task, data, config, sets, seed_list, out, keep_models, tensorboard, quiet, json_)
+
+
+def train_seeds(
+    task: str,
+    seeds: str,
+    run: RunOptions,
+    data: tuple[Path, Path | None, Path | None],
+    config: Path | None,
+    overrides: Mapping[str, Any],
+    out: Path | None,
+    seed: int | None = None,
+) -> None:
+    """``train --seeds``: the runs of `ffnlp repeat` (the options that make a single run refused)."""
+    given = {
+        "--seed": seed is not None,
+        "--resume": run.resume is not None,
+        "--force": run.force,
+        "--init-from": run.init_from is not None,
+    }
+    clashing = [option for option, present in given.items() if present]
+    if clashing:
+        raise typer.BadParameter(
+            f"--seeds trains one run per seed (as `ffnlp repeat`); {clashing[0]} is for a single "
+            "run: leave one of them out",
+            param_hint="--seeds",
+        )
+    seed_list = parse_seeds(seeds)
+    run_repeat(
+        task, data, config, overrides, seed_list, out, False, run.tensorboard, run.quiet, run.json
+    )
+
+
+def run_repeat(
+    task: str,
+    data: tuple[Path, Path | None, Path | None],
+    config: Path | None,
+    overrides: Mapping[str, Any],
+    seeds: list[int],
+    out: Path | None,
+    keep_models: bool,
+    tensorboard: Path | None,
+    quiet: bool,
+    json_: bool,
+) -> None:
+    """Train once per seed and print a line per seed, then the table of mean, sd and 95% CI (or
+    the summary as JSON)."""
+    from ffnlp.experiments.repeat import repeat as repeat_runs  # imports torch
+
+    setup_logging(quiet or json_)
+    done = itertools.count(1)  # the runs finished
+
+    def progress(seed: int, row: dict[str, Any]) -> None:
+        if not (quiet or json_):
+            screen.repeat_seed(seed, next(done), len(seeds), row)
+
+    train, dev, test = data
+    result = repeat_runs(
+        task,
+        train,
+        dev=dev,
+        test=test,
+        config=config,
+        overrides=overrides,
+        seeds=seeds,
+        out=out,
+        keep_models=keep_models,
+        on_run=progress,
+        callbacks=progress_callbacks(quiet or json_),
+        tensorboard=tensorboard,
+    )
+    print_result(result, json_, lambda r: screen.repeat(task, len(seeds), r))
+
+
+STUDY = Help(
+    {
+        "--out": "Study folder (the same one continues the study).",
+        "--space": "Search space: a TOML file of config keys and their distributions (see "
+        "configs/spaces/), or auto: the shipped space of the task (pooled for a pooled "
+        "classifier).",
+        "--config": "Base configuration. " + CONFIG_HELP,
+        "--train": "classify, lm: training data.",
+        "--dev": "classify, lm: dev data; every trial is scored on it.",
+        "--test": "classify, lm: test data, read only by --refit and --seeds, never by a trial.",
+        "--corpus": "w2v: the text corpus.",
+        "--similarity": "w2v: word-similarity file; a trial's score is its Spearman correlation.",
+        "--cv": "classify: score each trial by K-fold cross-validation of --train (the mean dev "
+        "metric over the folds) instead of on --dev.",
+        "--trial-seeds": "Runs per trial, with seeds train.seed, +1, ... "
+        "(DIR/trials/NNNN/seed_K/); a trial scores the mean dev metric over them, so that one "
+        "seed's luck does not choose the configuration. auto: 3 for classify without --cv, 1 for "
+        "lm, w2v and with --cv (a study continued: as before).",
+        "--rescore": "After the search, train the K best trials (and the base configuration's) "
+        "again with --rescore-seeds fresh seeds; the best configuration is the best mean over them "
+        "among the candidates that beat the base on the same seeds (paired t-test, p < 0.05), else "
+        "the base (the best of many noisy trials was partly lucky). auto: 5 for classify without "
+        "--cv, else 0 (off). The time budget includes it.",
+        "--rescore-seeds": "Fresh seeds for each re-scored trial (DIR/rescore/).",
+        "--base-trial/--no-base-trial": "A new study's first trial is the base configuration "
+        "(--config with --set), where the space can give its values; the study ends with it unless "
+        "a trial beats it.",
+        "--trials": "Trials this process runs (a rerun adds as many; 0 = none: only the results).",
+        "--total-trials": "Trials of the study, all workers together: a worker starts no trial "
+        "once the study holds this many that completed, were pruned, are running or wait (failed "
+        "ones do not count), and waits for the other workers' running trials before it ends, so "
+        "that it can run again a trial whose worker died.",
+        "--timeout": "Time budget in seconds; the running trial is stopped (pruned) when it runs "
+        "out. Without --trials and --timeout: 300 s.",
+        "--storage": "Where the study lives (default: sqlite:///DIR/study.db, one worker). For "
+        "several workers: journal:PATH (Optuna's journal file, on one machine or a shared file "
+        "system) or postgresql://USER@HOST:PORT/DB (needs ffnlp[postgres]; mysql+pymysql://... "
+        "with ffnlp[mysql]). An in-memory database is refused: a study must outlive the process. "
+        "See docs/tuning.md.",
+        "--study-name": "Study name (default: DIR's name).",
+        "--seed": "Seed of the sampler (and of the --cv folds).",
+        "--pruner": "median (stop a trial worse than the median of the completed ones at the same "
+        "dev evaluation, from the 2nd), halving (successive halving) or none.",
+        "--keep": "Trial folders: all (whole), best (only the best trial keeps its model; the "
+        "others keep config, summary, metrics and plots) or summaries.",
+        "--refit": "Retrain the best configuration into DIR/best and score it on --test.",
+        "--refit-on": "train+dev (for the best trial's number of epochs, no early stopping) or "
+        "train.",
+        "--seeds": "Run the best configuration over K seeds into DIR/seeds: mean ± CI.",
+        "--metric": "The dev metric to optimise, one the trials report (default: the "
+        "configuration's train.monitor: dev.accuracy; dev.perplexity for lm; the --similarity "
+        "Spearman for w2v); checked before the first trial.",
+        "--direction": "maximize or minimize (default: from the metric).",
+        "--heartbeat": "Seconds between a worker's heartbeats; a trial silent for twice as long is "
+        "marked failed by the next worker (a killed process) and queued again (--retries).",
+        "--retries": "Times a trial whose worker died is run again, with the same parameters under "
+        "a new number (0: never).",
+        "--quiet": "No per-trial lines or tables.",
+        "--json": "Print the outcome as one JSON object.",
+    }
+)
+
+
+@with_options(data_options, "data")
+def study_options(
+    space: Annotated[str, STUDY("--space")] = "auto",
+    config: Annotated[Path | None, STUDY("--config", "-c")] = None,
+    set_: Set = [],  # noqa: B006 (typer copies it)
+    train: Annotated[Path | None, STUDY("--train")] = None,
+    dev: Annotated[Path | None, STUDY("--dev")] = None,
+    test: Annotated[Path | None, STUDY("--test")] = None,
+    data: dict[str, Any] = DATA,  # with_options: --format, --encoding, --skip-invalid
+    corpus: Annotated[Path | None, STUDY("--corpus")] = None,
+    similarity: Annotated[Path | None, STUDY("--similarity")] = None,
+    cv: Annotated[int | None, STUDY("--cv")] = None,
+    trial_seeds: Annotated[str, STUDY("--trial-seeds")] = "auto",
+    rescore: Annotated[str, STUDY("--rescore")] = "auto",
+    rescore_seeds: Annotated[int, STUDY("--rescore-seeds")] = 5,
+    base_trial: Annotated[bool, STUDY("--base-trial/--no-base-trial")] = True,
+    out: Path = typer.Option(..., "--out", "-o", help=STUDY.texts["--out"]),
+    trials: Annotated[int | None, STUDY("--trials")] = None,
+    total_trials: Annotated[int | None, STUDY("--total-trials")] = None,
+    timeout: Annotated[float | None, STUDY("--timeout")] = None,
+    storage: Annotated[str | None, STUDY("--storage")] = None,
+    study_name: Annotated[str | None, STUDY("--study-name")] = None,
+    seed: Annotated[int, STUDY("--seed")] = 0,
+    pruner: Annotated[str, STUDY("--pruner")] = "median",
+    keep: Annotated[str, STUDY("--keep")] = "best",
+    refit: Annotated[bool, STUDY("--refit")] = False,
+    refit_on: Annotated[str, STUDY("--refit-on")] = "train+dev",
+    seeds: Annotated[int, STUDY("--seeds")] = 0,
+    metric: Annotated[str | None, STUDY("--metric")] = None,
+    direction: Annotated[str | None, STUDY("--direction")] = None,
+    heartbeat: Annotated[int, STUDY("--heartbeat")] = 10,
+    retries: Annotated[int, STUDY("--retries")] = 1,
+) -> dict[str, Any]:
+    """The options of the study, by name (:func:`tune_options` makes them TuneOptions)."""
+    return locals()
+
+
+@with_options(study_options, "study")
+def tune(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Argument(help="classify, lm or w2v.")],
+    study: dict[str, Any],
+    quiet: Annotated[bool, STUDY("--quiet", "-q")] = False,
+    json_: Annotated[bool, STUDY("--json")] = False,
+) -> None:
+    """Search hyper-parameters with Optuna (TPE, pruning); every trial is a run folder.
+
+    Each trial trains one configuration drawn from the space and scores it on the dev data (never on --test; the mean over --trial-seeds seeds, or over --cv folds); the study is kept in DIR/study.db (or --storage: a journal file or a PostgreSQL database for workers on several machines), so the same command continues it and several processes can work on it at once, a dead worker's trial run again. A new study's trial 0 is the base configuration; at the end the best trials and the base are re-scored with fresh seeds (--rescore). DIR gets trials.csv, best.toml (rerunnable with --config), trials/NNNN/, and with --refit / --seeds best/ and seeds/.
+
+    Example:
+
+        ffnlp tune classify --space auto --config sst2_ffnn --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --timeout 1200 --refit --seeds 5 --out runs/tune_sst2
+    """
+    from ffnlp.tune.study import tune as run_study  # imports torch (and Optuna)
+
+    if registry.find(task) is None:
+        raise typer.BadParameter(
+            f"choose one of {', '.join(registry.names())}; got {task!r}", param_hint="TASK"
+        )
+    setup_logging(quiet or json_)
+    logging.getLogger("ffnlp").setLevel(logging.ERROR if quiet or json_ else logging.WARNING)
+    with contextlib.suppress(ImportError):
+        import optuna  # an optional extra; ffnlp.tune says so when it is missing
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+    options = tune_options(
+        task, study, ["ffnlp", *ctx.find_root().meta.get("ffnlp.argv", sys.argv[1:])]
+    )
+    show = not (quiet or json_)
+    on_trial, on_start = (screen.tune_trial, screen.tune_start) if show else (None, None)
+    try:
+        with screen.study_status(show) as callbacks:
+            result = run_study(options, on_trial, callbacks, on_start=on_start)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signal if isinstance(exc, Interrupted) else signal.SIGINT
+        typer.echo(
+            f"Interrupted by {signal.Signals(signum).name}: the study in {options.out} keeps "
+            "every finished trial; run the same command again to continue it.",
+            err=True,
+        )
+        raise typer.Exit(128 + int(signum)) from None
+    if json_ or show:
+        print_result(result, json_, screen.tune)
+
+
+def tune_options(task: str, study: dict[str, Any], command: list[str]) -> Any:
+    """The study's options as the library's TuneOptions: the data options and --set as overrides,
+    the inputs, --trial-seeds and --rescore as numbers or auto."""
+    from ffnlp.tune.prepare import TuneOptions  # imports torch
+    from ffnlp.tune.tasks import Inputs, reads_examples  # the tuner's tables: when a study runs
+
+    values = dict(study)
+    data = values.pop("data")
+    overrides = settings(values.pop("set_"), data=data)
+    if not reads_examples(task) and data:  # the [data] options of labelled files
+        raise typer.BadParameter("--format, --encoding and --skip-invalid are classify options")
+    names = ("train", "dev", "test", "corpus", "similarity")
+    inputs = Inputs(**{name: values.pop(name) for name in names}, cv=values.pop("cv") or 0)
+    values["trial_seeds"] = _auto_count(values["trial_seeds"], "--trial-seeds", 1)
+    values["rescore"] = _auto_count(values["rescore"], "--rescore", 0)
+    return TuneOptions(task=task, overrides=overrides, inputs=inputs, command=command, **values)
+
+
+def _auto_count(text: str, option: str, least: int) -> int | str:
+    """--trial-seeds, --rescore: auto or a whole number (its range checked by the study)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"auto or a whole number of at least {least}; got {text!r}", param_hint=option
+        ) from None

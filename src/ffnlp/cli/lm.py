@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from ffnlp.cli import common
+from ffnlp.cli.commands import train_seeds
 from ffnlp.cli.common import print_json, print_result, screen
 from ffnlp.cli.options import (
     CONFIG_HELP,
@@ -24,7 +25,6 @@ from ffnlp.cli.options import (
     with_options,
 )
 from ffnlp.cli.options import HelpTable as Help
-from ffnlp.cli.repeat import train_seeds
 from ffnlp.outputs import check_output_file
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})

@@ -115,7 +115,7 @@ def _root(
     """ffnlp: train, evaluate and inspect feed-forward networks for NLP."""
 
 
-from ffnlp.cli import classify, commands, explain, lm, repeat, serve, tune, w2v  # noqa: E402
+from ffnlp.cli import classify, commands, explain, lm, serve, w2v  # noqa: E402
 
 EXPLAIN_HELP = (
     "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, "
@@ -124,11 +124,11 @@ EXPLAIN_HELP = (
 # every command and group of `ffnlp`, in the order of its help: (name, command or group, help)
 COMMANDS: tuple[tuple[str, Any, str | None], ...] = (
     ("demo", commands.demo, None),
-    ("repeat", repeat.repeat, None),
+    ("repeat", commands.repeat, None),
     ("compare", commands.compare, None),
     ("report", commands.report, None),
     ("serve", serve.serve, None),
-    ("tune", tune.tune, None),
+    ("tune", commands.tune, None),
     ("export", commands.export, None),
     ("quantize", commands.quantize, None),
     ("classify", classify.app, "Text classifiers: train, eval, predict, cv."),
