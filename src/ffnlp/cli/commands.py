@@ -33,10 +33,10 @@ from ffnlp.cli.options import (
     Tensorboard,
     command_settings,
     data_options,
+    help_tables,
     settings,
     with_options,
 )
-from ffnlp.cli.options import HelpTable as Help
 from ffnlp.errors import ConfigError, Interrupted
 from ffnlp.outputs import check_output_dir
 from ffnlp.tasks import registry
@@ -95,8 +95,8 @@ def report(
     typer.echo(str(write_report(run, out, storage)))
 
 
-COMPARE = Help(
-    {
+COMPARE, QUANTIZE, REPEAT, STUDY = help_tables(
+    compare={
         "RUN_A": "A classifier run directory, or an `ffnlp repeat` folder.",
         "RUN_B": "The other one (of the same kind).",
         "--data": "Two classifier runs: labelled data to test both on (default: the "
@@ -106,7 +106,100 @@ COMPARE = Help(
         "at most 1,000,000).",
         "--seed": "Seed of the bootstrap's resamples.",
         "--json": "Print the result as JSON.",
-    }
+    },
+    quantize={
+        "RUN": "Run directory of a trained classifier.",
+        "--out": "The new, quantised run folder.",
+        "--method": "int8: every matrix as int8 rows with a scale each; pq: the input table "
+        "product-quantised (fastText's method), the other matrices int8.",
+        "--cutoff": "Keep only this many rows of the input table (words, hash buckets or n-gram "
+        "features); 0 keeps them all.",
+        "--prune-by": "Which rows --cutoff keeps: norm (the largest rows, as fastText) or count "
+        "(the rows read most often in --train).",
+        "--retrain": "Train the pruned model again on --train (with the run's own training "
+        "settings) before quantising it.",
+        "--train": "Training data: for --retrain and --prune-by count.",
+        "--dev": "Dev data: early stopping of --retrain, and scored before and after.",
+        "--test": "Test data: both runs scored and timed on it, side by side.",
+        "--epochs": "Epochs of --retrain (default: the run's train.epochs).",
+        "--dsub": "pq: columns per one-byte code (fastText's -dsub).",
+        "--qnorm/--no-qnorm": "pq: quantise the rows' norms apart from their directions "
+        "(fastText's -qnorm).",
+        "--force": "Replace the run already in --out.",
+        "--json": "Print the comparison as JSON.",
+    },
+    repeat={
+        "TASK": "classify or lm.",
+        "--train": "Training data.",
+        "--dev": "Dev data.",
+        "--test": "Test data.",
+        "--seeds": "Seeds: a count N (seeds 0 to N-1, or from --first-seed) or a list such as "
+        "0,1,2; one run each in OUT/seed_S.",
+        "--first-seed": "The first seed of a count of --seeds.",
+        "--out": "Folder for the runs (default runs/TASK-repeat-<date>).",
+        "--keep-models": "Keep every seed's weights and checkpoint.",
+        "--quiet": "No per-seed lines or progress.",
+        "--json": "Print the summary as JSON.",
+    },
+    study={
+        "--out": "Study folder (the same one continues the study).",
+        "--space": "Search space: a TOML file of config keys and their distributions (see "
+        "configs/spaces/), or auto: the shipped space of the task (pooled for a pooled "
+        "classifier).",
+        "--config": "Base configuration. " + CONFIG_HELP,
+        "--train": "classify, lm: training data.",
+        "--dev": "classify, lm: dev data; every trial is scored on it.",
+        "--test": "classify, lm: test data, read only by --refit and --seeds, never by a trial.",
+        "--corpus": "w2v: the text corpus.",
+        "--similarity": "w2v: word-similarity file; a trial's score is its Spearman correlation.",
+        "--cv": "classify: score each trial by K-fold cross-validation of --train (the mean dev "
+        "metric over the folds) instead of on --dev.",
+        "--trial-seeds": "Runs per trial, with seeds train.seed, +1, ... "
+        "(DIR/trials/NNNN/seed_K/); a trial scores the mean dev metric over them, so that one "
+        "seed's luck does not choose the configuration. auto: 3 for classify without --cv, 1 for "
+        "lm, w2v and with --cv (a study continued: as before).",
+        "--rescore": "After the search, train the K best trials (and the base configuration's) "
+        "again with --rescore-seeds fresh seeds; the best configuration is the best mean over them "
+        "among the candidates that beat the base on the same seeds (paired t-test, p < 0.05), else "
+        "the base (the best of many noisy trials was partly lucky). auto: 5 for classify without "
+        "--cv, else 0 (off). The time budget includes it.",
+        "--rescore-seeds": "Fresh seeds for each re-scored trial (DIR/rescore/).",
+        "--base-trial/--no-base-trial": "A new study's first trial is the base configuration "
+        "(--config with --set), where the space can give its values; the study ends with it unless "
+        "a trial beats it.",
+        "--trials": "Trials this process runs (a rerun adds as many; 0 = none: only the results).",
+        "--total-trials": "Trials of the study, all workers together: a worker starts no trial "
+        "once the study holds this many that completed, were pruned, are running or wait (failed "
+        "ones do not count), and waits for the other workers' running trials before it ends, so "
+        "that it can run again a trial whose worker died.",
+        "--timeout": "Time budget in seconds; the running trial is stopped (pruned) when it runs "
+        "out. Without --trials and --timeout: 300 s.",
+        "--storage": "Where the study lives (default: sqlite:///DIR/study.db, one worker). For "
+        "several workers: journal:PATH (Optuna's journal file, on one machine or a shared file "
+        "system) or postgresql://USER@HOST:PORT/DB (needs ffnlp[postgres]; mysql+pymysql://... "
+        "with ffnlp[mysql]). An in-memory database is refused: a study must outlive the process. "
+        "See docs/tuning.md.",
+        "--study-name": "Study name (default: DIR's name).",
+        "--seed": "Seed of the sampler (and of the --cv folds).",
+        "--pruner": "median (stop a trial worse than the median of the completed ones at the same "
+        "dev evaluation, from the 2nd), halving (successive halving) or none.",
+        "--keep": "Trial folders: all (whole), best (only the best trial keeps its model; the "
+        "others keep config, summary, metrics and plots) or summaries.",
+        "--refit": "Retrain the best configuration into DIR/best and score it on --test.",
+        "--refit-on": "train+dev (for the best trial's number of epochs, no early stopping) or "
+        "train.",
+        "--seeds": "Run the best configuration over K seeds into DIR/seeds: mean ± CI.",
+        "--metric": "The dev metric to optimise, one the trials report (default: the "
+        "configuration's train.monitor: dev.accuracy; dev.perplexity for lm; the --similarity "
+        "Spearman for w2v); checked before the first trial.",
+        "--direction": "maximize or minimize (default: from the metric).",
+        "--heartbeat": "Seconds between a worker's heartbeats; a trial silent for twice as long is "
+        "marked failed by the next worker (a killed process) and queued again (--retries).",
+        "--retries": "Times a trial whose worker died is run again, with the same parameters under "
+        "a new number (0: never).",
+        "--quiet": "No per-trial lines or tables.",
+        "--json": "Print the outcome as one JSON object.",
+    },
 )
 
 
@@ -174,31 +267,6 @@ def export(
         return
     for key, path in written.items():
         out_console.print(f"{key:<12} {path}  ({path.stat().st_size:,} bytes)", highlight=False)
-
-
-QUANTIZE = Help(
-    {
-        "RUN": "Run directory of a trained classifier.",
-        "--out": "The new, quantised run folder.",
-        "--method": "int8: every matrix as int8 rows with a scale each; pq: the input table "
-        "product-quantised (fastText's method), the other matrices int8.",
-        "--cutoff": "Keep only this many rows of the input table (words, hash buckets or n-gram "
-        "features); 0 keeps them all.",
-        "--prune-by": "Which rows --cutoff keeps: norm (the largest rows, as fastText) or count "
-        "(the rows read most often in --train).",
-        "--retrain": "Train the pruned model again on --train (with the run's own training "
-        "settings) before quantising it.",
-        "--train": "Training data: for --retrain and --prune-by count.",
-        "--dev": "Dev data: early stopping of --retrain, and scored before and after.",
-        "--test": "Test data: both runs scored and timed on it, side by side.",
-        "--epochs": "Epochs of --retrain (default: the run's train.epochs).",
-        "--dsub": "pq: columns per one-byte code (fastText's -dsub).",
-        "--qnorm/--no-qnorm": "pq: quantise the rows' norms apart from their directions "
-        "(fastText's -qnorm).",
-        "--force": "Replace the run already in --out.",
-        "--json": "Print the comparison as JSON.",
-    }
-)
 
 
 def quantize_options(
@@ -330,23 +398,6 @@ def show_preset(
     typer.echo(presets.get(name).text(), nl=False)
 
 
-REPEAT = Help(
-    {
-        "TASK": "classify or lm.",
-        "--train": "Training data.",
-        "--dev": "Dev data.",
-        "--test": "Test data.",
-        "--seeds": "Seeds: a count N (seeds 0 to N-1, or from --first-seed) or a list such as "
-        "0,1,2; one run each in OUT/seed_S.",
-        "--first-seed": "The first seed of a count of --seeds.",
-        "--out": "Folder for the runs (default runs/TASK-repeat-<date>).",
-        "--keep-models": "Keep every seed's weights and checkpoint.",
-        "--quiet": "No per-seed lines or progress.",
-        "--json": "Print the summary as JSON.",
-    }
-)
-
-
 def parse_seeds(text: str, first_seed: int = 0, option: str = "--seeds") -> list[int]:
     """``"5"``: five seeds from ``first_seed``; ``"0,1,2"``: those seeds. A usage error (exit 2)
     naming ``option`` when it is neither."""
@@ -469,69 +520,6 @@ def run_repeat(
         tensorboard=tensorboard,
     )
     print_result(result, json_, lambda r: screen.repeat(task, len(seeds), r))
-
-
-STUDY = Help(
-    {
-        "--out": "Study folder (the same one continues the study).",
-        "--space": "Search space: a TOML file of config keys and their distributions (see "
-        "configs/spaces/), or auto: the shipped space of the task (pooled for a pooled "
-        "classifier).",
-        "--config": "Base configuration. " + CONFIG_HELP,
-        "--train": "classify, lm: training data.",
-        "--dev": "classify, lm: dev data; every trial is scored on it.",
-        "--test": "classify, lm: test data, read only by --refit and --seeds, never by a trial.",
-        "--corpus": "w2v: the text corpus.",
-        "--similarity": "w2v: word-similarity file; a trial's score is its Spearman correlation.",
-        "--cv": "classify: score each trial by K-fold cross-validation of --train (the mean dev "
-        "metric over the folds) instead of on --dev.",
-        "--trial-seeds": "Runs per trial, with seeds train.seed, +1, ... "
-        "(DIR/trials/NNNN/seed_K/); a trial scores the mean dev metric over them, so that one "
-        "seed's luck does not choose the configuration. auto: 3 for classify without --cv, 1 for "
-        "lm, w2v and with --cv (a study continued: as before).",
-        "--rescore": "After the search, train the K best trials (and the base configuration's) "
-        "again with --rescore-seeds fresh seeds; the best configuration is the best mean over them "
-        "among the candidates that beat the base on the same seeds (paired t-test, p < 0.05), else "
-        "the base (the best of many noisy trials was partly lucky). auto: 5 for classify without "
-        "--cv, else 0 (off). The time budget includes it.",
-        "--rescore-seeds": "Fresh seeds for each re-scored trial (DIR/rescore/).",
-        "--base-trial/--no-base-trial": "A new study's first trial is the base configuration "
-        "(--config with --set), where the space can give its values; the study ends with it unless "
-        "a trial beats it.",
-        "--trials": "Trials this process runs (a rerun adds as many; 0 = none: only the results).",
-        "--total-trials": "Trials of the study, all workers together: a worker starts no trial "
-        "once the study holds this many that completed, were pruned, are running or wait (failed "
-        "ones do not count), and waits for the other workers' running trials before it ends, so "
-        "that it can run again a trial whose worker died.",
-        "--timeout": "Time budget in seconds; the running trial is stopped (pruned) when it runs "
-        "out. Without --trials and --timeout: 300 s.",
-        "--storage": "Where the study lives (default: sqlite:///DIR/study.db, one worker). For "
-        "several workers: journal:PATH (Optuna's journal file, on one machine or a shared file "
-        "system) or postgresql://USER@HOST:PORT/DB (needs ffnlp[postgres]; mysql+pymysql://... "
-        "with ffnlp[mysql]). An in-memory database is refused: a study must outlive the process. "
-        "See docs/tuning.md.",
-        "--study-name": "Study name (default: DIR's name).",
-        "--seed": "Seed of the sampler (and of the --cv folds).",
-        "--pruner": "median (stop a trial worse than the median of the completed ones at the same "
-        "dev evaluation, from the 2nd), halving (successive halving) or none.",
-        "--keep": "Trial folders: all (whole), best (only the best trial keeps its model; the "
-        "others keep config, summary, metrics and plots) or summaries.",
-        "--refit": "Retrain the best configuration into DIR/best and score it on --test.",
-        "--refit-on": "train+dev (for the best trial's number of epochs, no early stopping) or "
-        "train.",
-        "--seeds": "Run the best configuration over K seeds into DIR/seeds: mean ± CI.",
-        "--metric": "The dev metric to optimise, one the trials report (default: the "
-        "configuration's train.monitor: dev.accuracy; dev.perplexity for lm; the --similarity "
-        "Spearman for w2v); checked before the first trial.",
-        "--direction": "maximize or minimize (default: from the metric).",
-        "--heartbeat": "Seconds between a worker's heartbeats; a trial silent for twice as long is "
-        "marked failed by the next worker (a killed process) and queued again (--retries).",
-        "--retries": "Times a trial whose worker died is run again, with the same parameters under "
-        "a new number (0: never).",
-        "--quiet": "No per-trial lines or tables.",
-        "--json": "Print the outcome as one JSON object.",
-    }
-)
 
 
 @with_options(data_options, "data")
