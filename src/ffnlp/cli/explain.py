@@ -8,8 +8,6 @@ import typer
 
 from ffnlp.cli.common import err_console, out_console, print_result, screen
 from ffnlp.cli.options import help_tables
-from ffnlp.errors import ConfigError, FfnlpError
-from ffnlp.tasks import registry
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -76,35 +74,9 @@ def shapes(
 
         ffnlp explain shapes runs/sst2_ffnn --text "a gripping , funny film" --text "not good"
     """
-    from ffnlp.folders.folder import a_run, read_arch
-    from ffnlp.inspect import shapes as explained  # imports torch
+    from ffnlp.tasks.shapes import explain_run  # imports torch
 
-    task = read_arch(run)["task"]
-    spec = registry.find(task)  # an unknown task: the classifier's loader says what it is
-    network = spec.explain if spec is not None else "classifier"
-    if network == "classifier":
-        from ffnlp.tasks.classify import load
-
-        report, title, per = explained.explain_classifier(load(run), list(text))
-    elif network == "language_model":
-        from ffnlp.tasks.lm import load as load_lm
-
-        lm = load_lm(run, standalone=True)
-        if lm.network is None:
-            raise FfnlpError(
-                f"{run} holds a Kneser-Ney n-gram model: counts, no matrix products; explain "
-                'shapes needs a feed-forward LM (kind = "ffnn")'
-            )
-        report, title, per = explained.explain_lm(lm, list(text))
-    elif network == "word_vectors":
-        from ffnlp.tasks.w2v import load as load_w2v
-
-        report, title, per = explained.explain_word2vec(load_w2v(run))
-    else:
-        raise ConfigError(
-            f"{run} is {a_run(task)}; explain shapes shows the networks of classifiers, "
-            "feed-forward language models and word2vec"
-        )
+    report, title, per = explain_run(run, list(text))
     print_result(report, json_, lambda r: screen.shapes(f"{run}: {title}", r, per))
 
 
