@@ -136,14 +136,8 @@ def data_options(
 ) -> dict[str, Any]:
     """The data options of the commands that read labelled files, as the settings that they stand
     for (those given)."""
-    sets: dict[str, Any] = {}
-    if fmt:
-        sets["data.format"] = fmt
-    if encoding:
-        sets["data.encoding"] = encoding
-    if skip_invalid:
-        sets["data.skip_invalid"] = True
-    return sets
+    given = {"data.format": fmt, "data.encoding": encoding, "data.skip_invalid": skip_invalid}
+    return {key: value for key, value in given.items() if value}
 
 
 def with_options(builder: Callable[..., Any], name: str = "run") -> Callable[[F], F]:
