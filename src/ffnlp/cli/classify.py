@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ffnlp.cli import common
+from ffnlp.cli.commands import train_seeds
 from ffnlp.cli.common import print_json, print_result, screen
 from ffnlp.cli.options import (
     DATA,
@@ -26,24 +27,61 @@ from ffnlp.cli.options import (
     Sweep,
     SweepJson,
     data_options,
+    help_tables,
     run_dir_option,
     settings,
     with_options,
 )
-from ffnlp.cli.options import HelpTable as Help
-from ffnlp.cli.repeat import train_seeds
 from ffnlp.errors import DataError
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
 Run = Annotated[Path, typer.Argument(help="Run directory of a trained classifier.")]
-TRAIN = Help(
-    {
+TRAIN, EVAL, PREDICT, VECTORS, CV = help_tables(
+    train={
         "--train": "Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok; Parquet, "
         "Arrow, a datasets folder).",
         "--dev": "Dev data: early stopping and the best epoch are chosen on it.",
         "--test": "Test data: evaluated once at the end.",
-    }
+    },
+    eval={
+        "--data": "Labelled data to evaluate on.",
+        "--format": "Input format (default: the run's).",
+        "--encoding": "Encoding (default: the run's).",
+    },
+    predict={
+        "--k": "How many labels to consider per text (-1 = all).",
+        "--threshold": "Only labels with at least this probability, 0..1 (default: the run's: 0 "
+        "for one label per text; task.threshold or the tuned per-label thresholds for "
+        "multi-label runs).",
+        "--encoding": "Encoding of the input (file or standard input).",
+        "--batch-size": "Texts read and predicted at a time (memory stays that of one batch).",
+        "--json": "One JSON object per line: text, label, prob, top.",
+    },
+    vectors={
+        "--layer": "pooled (the pooled embedding of a pooled model), hidden (the last hidden "
+        "layer), or auto (pooled when the model pools).",
+        "--encoding": "Encoding of the input (file or stdin).",
+        "--batch-size": "Texts read at a time.",
+        "--words": "Each input line is one word: print its word vector, the mean of its rows of "
+        "a pooled model's table (its own, and its character n-grams' with features.maxn > 0), "
+        "like fastText's print-word-vectors.",
+        "--json": "One JSON object per line: text (--words: word), vector.",
+    },
+    cv={
+        "--data": "Labelled data with no split (e.g. MR's rt-polarity.all).",
+        "--folds": "Number of stratified folds.",
+        "--out": "Directory for summary.json and one run per fold.",
+        "--seed": "Seed of the folds and of training (default: train.seed).",
+        "--dev-fraction": "Share of each training fold held out for early stopping (0 = none).",
+        "--keep-models": "Keep each fold's model weights.",
+        "--tensorboard": "Folder for TensorBoard: each fold's scalars in DIR/fold_K (needs pip "
+        "install 'ffnlp[tensorboard]').",
+        "--init-from": "Every fold continues this finished classify run on its training part (its "
+        "configuration is the base; --config and --set apply over it). See docs/continue.md.",
+        "--quiet": "No per-fold lines or progress.",
+        "--json": "Print summary.json to stdout.",
+    },
 )
 
 
@@ -89,15 +127,6 @@ def train(
     common.finish_training(clf, run, screen.classify_train)
 
 
-EVAL = Help(
-    {
-        "--data": "Labelled data to evaluate on.",
-        "--format": "Input format (default: the run's).",
-        "--encoding": "Encoding (default: the run's).",
-    }
-)
-
-
 @app.command("eval")
 def evaluate(
     run: Run,
@@ -119,19 +148,6 @@ def evaluate(
     metrics = clf.test(data, **opts)
     title = f"{run} on {data}"
     print_result(metrics, json_, lambda m: screen.classify_eval(title, m, clf.multilabel))
-
-
-PREDICT = Help(
-    {
-        "--k": "How many labels to consider per text (-1 = all).",
-        "--threshold": "Only labels with at least this probability, 0..1 (default: the run's: 0 "
-        "for one label per text; task.threshold or the tuned per-label thresholds for "
-        "multi-label runs).",
-        "--encoding": "Encoding of the input (file or standard input).",
-        "--batch-size": "Texts read and predicted at a time (memory stays that of one batch).",
-        "--json": "One JSON object per line: text, label, prob, top.",
-    }
-)
 
 
 @app.command("predict")
@@ -184,20 +200,6 @@ def predict(
         raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text to classify")
 
 
-VECTORS = Help(
-    {
-        "--layer": "pooled (the pooled embedding of a pooled model), hidden (the last hidden "
-        "layer), or auto (pooled when the model pools).",
-        "--encoding": "Encoding of the input (file or stdin).",
-        "--batch-size": "Texts read at a time.",
-        "--words": "Each input line is one word: print its word vector, the mean of its rows of "
-        "a pooled model's table (its own, and its character n-grams' with features.maxn > 0), "
-        "like fastText's print-word-vectors.",
-        "--json": "One JSON object per line: text (--words: word), vector.",
-    }
-)
-
-
 @app.command("vectors")
 def vectors(
     run: Run,
@@ -239,24 +241,6 @@ def vectors(
             typer.echo(" ".join(f"{x:.7g}" for x in vector.tolist()))
     if not seen:
         raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text")
-
-
-CV = Help(
-    {
-        "--data": "Labelled data with no split (e.g. MR's rt-polarity.all).",
-        "--folds": "Number of stratified folds.",
-        "--out": "Directory for summary.json and one run per fold.",
-        "--seed": "Seed of the folds and of training (default: train.seed).",
-        "--dev-fraction": "Share of each training fold held out for early stopping (0 = none).",
-        "--keep-models": "Keep each fold's model weights.",
-        "--tensorboard": "Folder for TensorBoard: each fold's scalars in DIR/fold_K (needs pip "
-        "install 'ffnlp[tensorboard]').",
-        "--init-from": "Every fold continues this finished classify run on its training part (its "
-        "configuration is the base; --config and --set apply over it). See docs/continue.md.",
-        "--quiet": "No per-fold lines or progress.",
-        "--json": "Print summary.json to stdout.",
-    }
-)
 
 
 @app.command("cv")

@@ -7,20 +7,51 @@ from typing import Annotated
 import typer
 
 from ffnlp.cli.common import err_console, out_console, print_result, screen
-from ffnlp.cli.options import HelpTable as Help
-from ffnlp.errors import ConfigError, FfnlpError
-from ffnlp.tasks import registry
+from ffnlp.cli.options import help_tables
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
 Run = Annotated[Path, typer.Argument(help="Run directory of a trained classifier.")]
-SHAPES = Help(
-    {
+SHAPES, BACKPROP, GRAPH, NUMPY_VS_TORCH, COLLAPSE = help_tables(
+    shapes={
         "RUN": "Run directory of a trained classifier, feed-forward LM or word2vec model.",
         "--text": "Texts to push through the network (repeatable): a classifier reads each as a "
         "document, a language model each as a history (its last C words).",
         "--json": "One JSON object: every layer or line, and the cost per example.",
-    }
+    },
+    backprop={
+        "--sizes": "Layer sizes D,H1,...,K.",
+        "--activation": "relu, tanh or sigmoid.",
+        "--batch": "Examples in the random batch.",
+    },
+    graph={
+        "EXPRESSION": 'The expression, e.g. "c*(a+2*b)"; quote it. At most 10,000 characters, '
+        "nested at most 100 levels deep.",
+        "VALUES": "A value for every variable: name=NUMBER ...",
+        "--json": "Print {value, grad, nodes, steps} as JSON.",
+        "--dot": "Write the graph as Graphviz DOT to this file (and FILE with .png beside it when "
+        "Graphviz's dot is installed).",
+    },
+    numpy_vs_torch={
+        "--train": "Labelled training data (any ffnlp format).",
+        "--dev": "Labelled dev data: accuracy after every epoch.",
+        "--hidden": "Hidden units of the MLP; 0 = logistic regression.",
+        "--activation": "relu, tanh or sigmoid.",
+        "--epochs": "Passes over the training data.",
+        "--lr": "Learning rate of plain minibatch SGD.",
+        "--batch-size": "Examples per minibatch (plain SGD learns these features faster in small "
+        "ones).",
+        "--max-features": "Keep the most frequent word 1-2-grams (tf-idf). The NumPy network "
+        "reads dense rows (B x features), so keep this in the thousands.",
+        "--seed": "Seed of the initial weights and the shuffling.",
+        "--plot": "Write the two loss curves to this image (.png, .pdf, .svg).",
+        "--json": "Print per-epoch and per-step figures as JSON.",
+    },
+    collapse={
+        "RUN": "Run directory of a trained classifier (mlp, pooled or logreg).",
+        "--data": "Labelled data to run the network and its collapsed layer on.",
+        "--json": "Print one JSON object.",
+    },
 )
 
 
@@ -43,35 +74,9 @@ def shapes(
 
         ffnlp explain shapes runs/sst2_ffnn --text "a gripping , funny film" --text "not good"
     """
-    from ffnlp.folders.folder import a_run, read_arch
-    from ffnlp.inspect import shapes as explained  # imports torch
+    from ffnlp.tasks.shapes import explain_run  # imports torch
 
-    task = read_arch(run)["task"]
-    spec = registry.find(task)  # an unknown task: the classifier's loader says what it is
-    network = spec.explain if spec is not None else "classifier"
-    if network == "classifier":
-        from ffnlp.tasks.classify import load
-
-        report, title, per = explained.explain_classifier(load(run), list(text))
-    elif network == "language_model":
-        from ffnlp.tasks.lm import load as load_lm
-
-        lm = load_lm(run, standalone=True)
-        if lm.network is None:
-            raise FfnlpError(
-                f"{run} holds a Kneser-Ney n-gram model: counts, no matrix products; explain "
-                'shapes needs a feed-forward LM (kind = "ffnn")'
-            )
-        report, title, per = explained.explain_lm(lm, list(text))
-    elif network == "word_vectors":
-        from ffnlp.tasks.w2v import load as load_w2v
-
-        report, title, per = explained.explain_word2vec(load_w2v(run))
-    else:
-        raise ConfigError(
-            f"{run} is {a_run(task)}; explain shapes shows the networks of classifiers, "
-            "feed-forward language models and word2vec"
-        )
+    report, title, per = explain_run(run, list(text))
     print_result(report, json_, lambda r: screen.shapes(f"{run}: {title}", r, per))
 
 
@@ -96,15 +101,6 @@ def dead(
     print_result(report, json_, screen.dead_units)
 
 
-BACKPROP = Help(
-    {
-        "--sizes": "Layer sizes D,H1,...,K.",
-        "--activation": "relu, tanh or sigmoid.",
-        "--batch": "Examples in the random batch.",
-    }
-)
-
-
 @app.command("backprop")
 def backprop(
     sizes: Annotated[str, BACKPROP("--sizes")] = "20,16,8,3",
@@ -120,18 +116,6 @@ def backprop(
     from ffnlp.inspect.backprop_check import compare_with_autograd, parse_sizes  # imports torch
 
     screen.backprop(compare_with_autograd(parse_sizes(sizes), activation, batch))
-
-
-GRAPH = Help(
-    {
-        "EXPRESSION": 'The expression, e.g. "c*(a+2*b)"; quote it. At most 10,000 characters, '
-        "nested at most 100 levels deep.",
-        "VALUES": "A value for every variable: name=NUMBER ...",
-        "--json": "Print {value, grad, nodes, steps} as JSON.",
-        "--dot": "Write the graph as Graphviz DOT to this file (and FILE with .png beside it when "
-        "Graphviz's dot is installed).",
-    }
-)
 
 
 @app.command("graph")
@@ -174,25 +158,6 @@ def graph(
         console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
-NUMPY_VS_TORCH = Help(
-    {
-        "--train": "Labelled training data (any ffnlp format).",
-        "--dev": "Labelled dev data: accuracy after every epoch.",
-        "--hidden": "Hidden units of the MLP; 0 = logistic regression.",
-        "--activation": "relu, tanh or sigmoid.",
-        "--epochs": "Passes over the training data.",
-        "--lr": "Learning rate of plain minibatch SGD.",
-        "--batch-size": "Examples per minibatch (plain SGD learns these features faster in small "
-        "ones).",
-        "--max-features": "Keep the most frequent word 1-2-grams (tf-idf). The NumPy network "
-        "reads dense rows (B x features), so keep this in the thousands.",
-        "--seed": "Seed of the initial weights and the shuffling.",
-        "--plot": "Write the two loss curves to this image (.png, .pdf, .svg).",
-        "--json": "Print per-epoch and per-step figures as JSON.",
-    }
-)
-
-
 @app.command("numpy-vs-torch")
 def numpy_vs_torch(
     train: Annotated[Path, NUMPY_VS_TORCH("--train")],
@@ -232,15 +197,6 @@ def numpy_vs_torch(
         seed=seed,
     )
     print_result(result, json_, lambda r: screen.numpy_vs_torch(r, plot))
-
-
-COLLAPSE = Help(
-    {
-        "RUN": "Run directory of a trained classifier (mlp, pooled or logreg).",
-        "--data": "Labelled data to run the network and its collapsed layer on.",
-        "--json": "Print one JSON object.",
-    }
-)
 
 
 @app.command("collapse")

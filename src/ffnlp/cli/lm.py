@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from ffnlp.cli import common
+from ffnlp.cli.commands import train_seeds
 from ffnlp.cli.common import print_json, print_result, screen
 from ffnlp.cli.options import (
     CONFIG_HELP,
@@ -19,18 +20,17 @@ from ffnlp.cli.options import (
     Set,
     Sweep,
     SweepJson,
+    help_tables,
     run_dir_option,
     settings,
     with_options,
 )
-from ffnlp.cli.options import HelpTable as Help
-from ffnlp.cli.repeat import train_seeds
 from ffnlp.outputs import check_output_file
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
-TRAIN = Help(
-    {
+TRAIN, EVAL, GENERATE, EXPORT = help_tables(
+    train={
         "--train": "Training corpus: one sentence a line, tokens separated by spaces (.gz ok).",
         "--dev": "Dev corpus: perplexity each epoch, the best epoch, the interpolation weight.",
         "--test": "Test corpus: perplexity once at the end.",
@@ -38,7 +38,34 @@ TRAIN = Help(
         + " configs/ptb_lm.toml (neural), configs/ptb_kn5.toml (Kneser-Ney).",
         "--interpolate-with": "Run directory of another LM on the same vocabulary to mix with; "
         "the weight is fitted on --dev.",
-    }
+    },
+    eval={
+        "RUN": "Run directory of a trained LM, or an ARPA file (KenLM, SRILM, lm export).",
+        "--data": "Corpus to compute the perplexity of (one sentence a line).",
+        "--interpolate-with": "Mix with this LM run or ARPA file (same words as RUN's vocabulary).",
+        "--weight": "λ, the feed-forward model's share in the mixture, whichever run it is (this "
+        "run's when both or neither are feed-forward); default: fitted on --dev, else the weight "
+        "fitted at training.",
+        "--dev": "Fit the mixture weight on this corpus.",
+    },
+    generate={
+        "RUN": "Run directory of a trained LM.",
+        "--prompt": "Words to continue (unknown ones are read as <unk>).",
+        "--max-tokens": "Most tokens to sample (at most 100,000).",
+        "--temperature": "Sharpen (<1) or flatten (>1) the distribution; 0 = always the likeliest "
+        "word.",
+        "--top-k": "Sample among the k likeliest words only (0 = all).",
+        "--seed": "Random seed: the same seed gives the same text.",
+        "--count": "How many samples (seeds seed, seed+1, ...).",
+        "--until-eos/--no-until-eos": "Stop at the end of the sentence (</s>).",
+        "--interpolate-with": "Sample from the mixture with this LM run.",
+        "--json": "Print the samples as JSON.",
+    },
+    export={
+        "RUN": 'Run directory of a Kneser-Ney LM (kind = "kneser_ney").',
+        "--arpa": "ARPA file to write (.gz: compressed), read by KenLM, SRILM and ffnlp lm eval.",
+        "--json": "Print the file and its n-gram counts as JSON.",
+    },
 )
 
 
@@ -83,19 +110,6 @@ def train(
     common.finish_training(lm, run, screen.lm_train)
 
 
-EVAL = Help(
-    {
-        "RUN": "Run directory of a trained LM, or an ARPA file (KenLM, SRILM, lm export).",
-        "--data": "Corpus to compute the perplexity of (one sentence a line).",
-        "--interpolate-with": "Mix with this LM run or ARPA file (same words as RUN's vocabulary).",
-        "--weight": "λ, the feed-forward model's share in the mixture, whichever run it is (this "
-        "run's when both or neither are feed-forward); default: fitted on --dev, else the weight "
-        "fitted at training.",
-        "--dev": "Fit the mixture weight on this corpus.",
-    }
-)
-
-
 @app.command("eval")
 def evaluate(
     run: Annotated[Path, EVAL("RUN")],
@@ -118,23 +132,6 @@ def evaluate(
     lm = load_lm(run, interpolate_with=interpolate_with, tune_on=dev, weight=weight)
     metrics = lm.evaluate(data)
     print_result(metrics, json_, lambda m: screen.perplexity(run, data, lm, m))
-
-
-GENERATE = Help(
-    {
-        "RUN": "Run directory of a trained LM.",
-        "--prompt": "Words to continue (unknown ones are read as <unk>).",
-        "--max-tokens": "Most tokens to sample (at most 100,000).",
-        "--temperature": "Sharpen (<1) or flatten (>1) the distribution; 0 = always the likeliest "
-        "word.",
-        "--top-k": "Sample among the k likeliest words only (0 = all).",
-        "--seed": "Random seed: the same seed gives the same text.",
-        "--count": "How many samples (seeds seed, seed+1, ...).",
-        "--until-eos/--no-until-eos": "Stop at the end of the sentence (</s>).",
-        "--interpolate-with": "Sample from the mixture with this LM run.",
-        "--json": "Print the samples as JSON.",
-    }
-)
 
 
 @app.command("generate")
@@ -203,15 +200,6 @@ def lr_find(
     common.lr_range_test(
         find_lr, train_file, sweep, json_, config=config, overrides=overrides, seed=seed
     )
-
-
-EXPORT = Help(
-    {
-        "RUN": 'Run directory of a Kneser-Ney LM (kind = "kneser_ney").',
-        "--arpa": "ARPA file to write (.gz: compressed), read by KenLM, SRILM and ffnlp lm eval.",
-        "--json": "Print the file and its n-gram counts as JSON.",
-    }
-)
 
 
 @app.command("export")

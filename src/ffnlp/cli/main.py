@@ -115,22 +115,7 @@ def _root(
     """ffnlp: train, evaluate and inspect feed-forward networks for NLP."""
 
 
-from ffnlp.cli import (  # noqa: E402  # noqa: E402
-    classify,
-    compare,
-    config,
-    demo,
-    explain,
-    export,
-    lm,
-    presets,
-    quantize,
-    repeat,
-    report,
-    serve,
-    tune,
-    w2v,
-)
+from ffnlp.cli import classify, commands, explain, lm, serve, w2v  # noqa: E402
 
 EXPLAIN_HELP = (
     "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, "
@@ -138,20 +123,28 @@ EXPLAIN_HELP = (
 )
 # every command and group of `ffnlp`, in the order of its help: (name, command or group, help)
 COMMANDS: tuple[tuple[str, Any, str | None], ...] = (
-    ("demo", demo.demo, None),
-    ("repeat", repeat.repeat, None),
-    ("compare", compare.compare, None),
-    ("report", report.report, None),
+    ("demo", commands.demo, None),
+    ("repeat", commands.repeat, None),
+    ("compare", commands.compare, None),
+    ("report", commands.report, None),
     ("serve", serve.serve, None),
-    ("tune", tune.tune, None),
-    ("export", export.export, None),
-    ("quantize", quantize.quantize, None),
+    ("tune", commands.tune, None),
+    ("export", commands.export, None),
+    ("quantize", commands.quantize, None),
     ("classify", classify.app, "Text classifiers: train, eval, predict, cv."),
     ("lm", lm.app, "Feed-forward language model and Kneser-Ney baseline: train, eval, generate."),
     ("w2v", w2v.app, "Skip-gram word2vec: train, eval, neighbors, export."),
     ("explain", explain.app, EXPLAIN_HELP),
-    ("config", config.app, "Show the configuration of a task, or the reference of every option."),
-    ("presets", presets.app, "The presets shipped with ffnlp (--config NAME): list, show."),
+    (
+        "config",
+        commands.config_app,
+        "Show the configuration of a task, or the reference of every option.",
+    ),
+    (
+        "presets",
+        commands.presets_app,
+        "The presets shipped with ffnlp (--config NAME): list, show.",
+    ),
 )
 for name, command, help_ in COMMANDS:
     if isinstance(command, typer.Typer):

@@ -2,9 +2,10 @@
 settings (typed: dotted key -> value; only --set's ``key=value`` text is parsed, by
 :func:`ffnlp.config.parse_settings`).
 
-A command's options read like its manual page: their help texts in one table (a
-:class:`HelpTable`, keyed by the option's name), and each parameter one line that calls the table
-with the option's names (``k: Annotated[int, PREDICT("--k")] = 1``). An option several commands
+A group's options read like its manual page: the help texts of each command's options in one table
+(a :class:`HelpTable`, keyed by the option's name; a group's tables made together by
+:func:`help_tables`), and each parameter one line that calls the table with the option's names
+(``k: Annotated[int, PREDICT("--k")] = 1``). An option several commands
 share is an ``Annotated`` alias (``config: Config = None``); the block every `train` command ends
 with is one dataclass, :class:`RunOptions`, whose fields :func:`with_options` puts in the place
 of a command's ``run: RunOptions`` parameter.
@@ -41,8 +42,13 @@ class HelpTable:
         return typer.Argument(help=self.texts[names[0]], **settings)
 
 
-SHARED = HelpTable(
-    {
+def help_tables(**tables: Mapping[str, str]) -> tuple[HelpTable, ...]:
+    """The help tables of a group's commands (keyword: the command), in the order given."""
+    return tuple(HelpTable(texts) for texts in tables.values())
+
+
+SHARED, RUN_HELP, SWEEP_HELP = help_tables(
+    shared={
         "--config": "TOML config file, or the name of a preset shipped with ffnlp (e.g. "
         "sst2_ffnn; `ffnlp presets` lists them); a file of that name in the working folder wins "
         "(docs/configuration.md).",
@@ -59,7 +65,34 @@ SHARED = HelpTable(
         "--tensorboard": "Also write the train loss, lr and dev metrics as TensorBoard scalars "
         "into this folder, live (same as --set train.tensorboard=DIR; needs pip install "
         "'ffnlp[tensorboard]').",
-    }
+    },
+    run={
+        "--resume": "Continue the interrupted run in this directory.",
+        "--init-from": "Continue a finished run of this task on new data: its weights and its "
+        "configuration are the start (--config and --set apply over it), new words and labels "
+        "get fresh rows; summary.json records the run under init_from. Not with --resume. See "
+        "docs/continue.md.",
+        "--diagnostics": "Record dead/saturated units, gradient norms and update ratios at every "
+        "evaluation, with warnings and advice (same as --set train.diagnostics=true).",
+        "--force": "Replace the run already in --out (the old one is deleted once the new one is "
+        "complete).",
+        "--quiet": "No progress (bar on a terminal, lines otherwise) or messages.",
+        "--json": "Print summary.json to stdout.",
+        "--nproc": "Train as this many processes on this machine, one run (torchrun --standalone "
+        "--nproc-per-node N; train.batch_size is shared between them). For several machines, "
+        "start `torchrun ... -m ffnlp` on each (docs/scale.md).",
+        "--max-restarts": "With --nproc: when a process dies, start them all again up to this "
+        "many times; the run continues from its last checkpoint (torchrun --max-restarts; "
+        "train.checkpoint = true keeps one every epoch).",
+    },
+    sweep={
+        "--min-lr": "Learning rate of the first step.",
+        "--max-lr": "Learning rate of the last step.",
+        "--steps": "Training batches in the sweep (the rate grows by a constant factor each).",
+        "--plot": "Image of loss against learning rate (default: lr_find.png in --out, else here).",
+        "--out": "Folder for lr_find.png and lr_find.json (default: the current one, plot only).",
+        "--json": "Print the curve and the suggestion as one JSON object.",
+    },
 )
 CONFIG_HELP = SHARED.texts["--config"]
 
@@ -80,29 +113,6 @@ Tensorboard = Annotated[Path | None, SHARED("--tensorboard")]
 def run_dir_option(task: str) -> Any:
     """--out of a `train` command."""
     return typer.Option("--out", "-o", help=f"Run directory (default: runs/{task}-<date>-<time>).")
-
-
-RUN_HELP = HelpTable(
-    {
-        "--resume": "Continue the interrupted run in this directory.",
-        "--init-from": "Continue a finished run of this task on new data: its weights and its "
-        "configuration are the start (--config and --set apply over it), new words and labels "
-        "get fresh rows; summary.json records the run under init_from. Not with --resume. See "
-        "docs/continue.md.",
-        "--diagnostics": "Record dead/saturated units, gradient norms and update ratios at every "
-        "evaluation, with warnings and advice (same as --set train.diagnostics=true).",
-        "--force": "Replace the run already in --out (the old one is deleted once the new one is "
-        "complete).",
-        "--quiet": "No progress (bar on a terminal, lines otherwise) or messages.",
-        "--json": "Print summary.json to stdout.",
-        "--nproc": "Train as this many processes on this machine, one run (torchrun --standalone "
-        "--nproc-per-node N; train.batch_size is shared between them). For several machines, "
-        "start `torchrun ... -m ffnlp` on each (docs/scale.md).",
-        "--max-restarts": "With --nproc: when a process dies, start them all again up to this "
-        "many times; the run continues from its last checkpoint (torchrun --max-restarts; "
-        "train.checkpoint = true keeps one every epoch).",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -126,14 +136,8 @@ def data_options(
 ) -> dict[str, Any]:
     """The data options of the commands that read labelled files, as the settings that they stand
     for (those given)."""
-    sets: dict[str, Any] = {}
-    if fmt:
-        sets["data.format"] = fmt
-    if encoding:
-        sets["data.encoding"] = encoding
-    if skip_invalid:
-        sets["data.skip_invalid"] = True
-    return sets
+    given = {"data.format": fmt, "data.encoding": encoding, "data.skip_invalid": skip_invalid}
+    return {key: value for key, value in given.items() if value}
 
 
 def with_options(builder: Callable[..., Any], name: str = "run") -> Callable[[F], F]:
@@ -189,16 +193,6 @@ def settings(
     )
 
 
-SWEEP_HELP = HelpTable(
-    {
-        "--min-lr": "Learning rate of the first step.",
-        "--max-lr": "Learning rate of the last step.",
-        "--steps": "Training batches in the sweep (the rate grows by a constant factor each).",
-        "--plot": "Image of loss against learning rate (default: lr_find.png in --out, else here).",
-        "--out": "Folder for lr_find.png and lr_find.json (default: the current one, plot only).",
-        "--json": "Print the curve and the suggestion as one JSON object.",
-    }
-)
 SweepJson = Annotated[bool, SWEEP_HELP("--json")]
 
 

@@ -14,11 +14,11 @@ from ffnlp.cli.options import (
     Seed,
     Set,
     VectorsFormat,
+    help_tables,
     run_dir_option,
     settings,
     with_options,
 )
-from ffnlp.cli.options import HelpTable as Help
 from ffnlp.outputs import check_output_file
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,14 +29,38 @@ VECTORS_HELP = (
     "their character n-grams."
 )
 Vectors = Annotated[Path, typer.Argument(help=VECTORS_HELP)]
-TRAIN = Help(
-    {
+TRAIN, EVAL, NEIGHBORS, ODD = help_tables(
+    train={
         "--corpus": "Plain-text corpus, one sentence a line, tokens separated by spaces (.gz ok).",
         "--similarity": "A word-similarity file (word, word, score a line) evaluated after every "
         "epoch and at the end; repeat it for several (evaluation.similarity).",
         "--analogies": "Analogy questions (Google's questions-words.txt format) evaluated at the "
         "end (evaluation.analogies).",
-    }
+    },
+    eval={
+        "--similarity": "Word-similarity file 'w1 w2 score' (repeatable), e.g. wordsim353.tsv.",
+        "--analogies": "Analogy questions (questions-words.txt format).",
+        "--restrict": "Analogies: search among this many most frequent words (gensim's "
+        "restrict_vocab).",
+        "--format": "Vectors file format: auto, word2vec-text, word2vec-binary, glove, "
+        "fasttext-vec.",
+        "--json": "Print the results as JSON.",
+    },
+    neighbors={
+        "WORDS": "Query words, each answered on its own.",
+        "--positive": "One query adding these words (comma-separated), e.g. king,woman.",
+        "--negative": "Words to subtract from the --positive query, e.g. man.",
+        "--method": "3cosadd (cosine to the sum, gensim's most_similar) or 3cosmul (Levy & "
+        "Goldberg's product, gensim's most_similar_cosmul).",
+        "--k": "Neighbours per query.",
+        "--plot": "Also save a 2-D PCA projection of the words and their neighbours (PNG).",
+        "--json": 'Print {word: [[neighbour, score], ...]} as JSON (with --positive: {"positive", '
+        '"negative", "method", "neighbors"}).',
+    },
+    odd={
+        "WORDS": "Two or more words; the odd one out is printed.",
+        "--json": 'Print {"odd": word, "centrality": [[word, cosine to the mean], ...]} as JSON.',
+    },
 )
 
 
@@ -86,19 +110,6 @@ def train(
     common.finish_training(vectors, run, screen.w2v_train)
 
 
-EVAL = Help(
-    {
-        "--similarity": "Word-similarity file 'w1 w2 score' (repeatable), e.g. wordsim353.tsv.",
-        "--analogies": "Analogy questions (questions-words.txt format).",
-        "--restrict": "Analogies: search among this many most frequent words (gensim's "
-        "restrict_vocab).",
-        "--format": "Vectors file format: auto, word2vec-text, word2vec-binary, glove, "
-        "fasttext-vec.",
-        "--json": "Print the results as JSON.",
-    }
-)
-
-
 @app.command("eval")
 def evaluate(
     vectors: Vectors,
@@ -126,21 +137,6 @@ def evaluate(
         )
     wv = load_word_vectors(vectors, format=fmt)
     print_result(evaluate_vectors(wv, similarity, analogies, restrict), json_, screen.word_vectors)
-
-
-NEIGHBORS = Help(
-    {
-        "WORDS": "Query words, each answered on its own.",
-        "--positive": "One query adding these words (comma-separated), e.g. king,woman.",
-        "--negative": "Words to subtract from the --positive query, e.g. man.",
-        "--method": "3cosadd (cosine to the sum, gensim's most_similar) or 3cosmul (Levy & "
-        "Goldberg's product, gensim's most_similar_cosmul).",
-        "--k": "Neighbours per query.",
-        "--plot": "Also save a 2-D PCA projection of the words and their neighbours (PNG).",
-        "--json": 'Print {word: [[neighbour, score], ...]} as JSON (with --positive: {"positive", '
-        '"negative", "method", "neighbors"}).',
-    }
-)
 
 
 @app.command("neighbors")
@@ -213,14 +209,6 @@ def _query(
 def _word_list(text: str | None) -> list[str]:
     """Comma-separated words (spaces around them ignored)."""
     return [w.strip() for w in (text or "").split(",") if w.strip()]
-
-
-ODD = Help(
-    {
-        "WORDS": "Two or more words; the odd one out is printed.",
-        "--json": 'Print {"odd": word, "centrality": [[word, cosine to the mean], ...]} as JSON.',
-    }
-)
 
 
 @app.command("doesnt-match")
