@@ -30,11 +30,16 @@ word2vec's ``EXP_TABLE``), outside of which the step is ``lr * (label - 0 or 1)`
 returned is the sum over pairs of ``-log sigmoid(f_context) - sum log sigmoid(-f_noise)`` at the
 weights each pair met.
 
-Random numbers come from a counter-based generator (SplitMix64's mixing function over
-``seed + (i + 1) * golden``, ``i`` the centre's index among the chunk's kept words): the window
+Random numbers come from a counter-based generator, one stream per centre: SplitMix64 (a
+Weyl sequence, ``state += golden``, each state hashed by SplitMix64's mixing function) started at
+``mix(seed + (i + 1) * golden)``, ``i`` the centre's index among the chunk's kept words. The
+start is hashed so that the streams of neighbouring centres are far apart on the sequence: were
+it ``seed + (i + 1) * golden`` itself, centre ``i + 1``'s draws would be centre ``i``'s shifted by
+one, so about 2 * window * negative neighbouring centres would share each noise word. The window
 draw and every noise draw of a centre depend only on the seed and the centre, not on the thread
 or the slice that takes it, so any number of threads makes the same draws. The functions
-:func:`stream` and :func:`next_draw` are the same generator in plain Python, for the tests' float64 reference.
+:func:`stream` and :func:`next_draw` are the same generator in plain Python, for the tests'
+float64 reference.
 """
 
 from __future__ import annotations
@@ -100,10 +105,11 @@ def mix(z: int) -> int:
 
 def stream(seed: int, centre: int) -> int:
     """The state that starts the kernel's random stream for the kept word ``centre`` of a chunk
-    drawn with ``seed`` (plain Python, as the kernel computes it); :func:`next_draw` advances it.
+    drawn with ``seed`` (plain Python, as the kernel computes it): ``mix(seed + (centre + 1) *
+    golden)``, a point of the sequence unrelated to the next centre's; :func:`next_draw` advances it.
     The first number sets the window, ``1 + (z >> 33) % window``; each noise draw takes alias slot
     ``((z >> 32) * V) >> 32``, kept when ``(z & 0xFFFFFFFF) / 2**32 < accept[slot]``."""
-    return (seed + (centre + 1) * GOLDEN) & _MASK
+    return mix(seed + (centre + 1) * GOLDEN)
 
 
 def next_draw(state: int) -> tuple[int, int]:
@@ -158,7 +164,11 @@ def train_slice(
     for i in range(lo, hi):
         centre = words[i]
         sent = sentence[i]
-        state = seed + np.uint64(i + 1) * golden
+        # the centre's stream starts at a hashed point of the sequence (see stream())
+        z = seed + np.uint64(i + 1) * golden
+        z = (z ^ (z >> s30)) * m1
+        z = (z ^ (z >> s27)) * m2
+        state = z ^ (z >> s31)
         # the window: first number of the centre's stream
         state += golden
         z = state
