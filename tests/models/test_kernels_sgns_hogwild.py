@@ -228,7 +228,7 @@ def test_neighbouring_centres_draw_their_own_noise_words() -> None:
     assert pairs == k
     drawn = w_out < -lr / 4  # (v, k) noise word t drawn by centre c
     per_centre = drawn.sum(0)
-    assert 8 <= per_centre.min() and per_centre.max() <= negative  # repeats of a word merge
+    assert per_centre.min() >= 8 and per_centre.max() <= negative  # repeats of a word merge
     shared = (drawn[:, 1:] & drawn[:, :-1]).sum(0)  # (k-1,) noise words centre c shares with c+1
     assert shared.mean() < 0.5
 
