@@ -159,6 +159,8 @@ def train_slice(
     hidden = np.empty(d, dtype=np.float32)
     grad = np.empty(d, dtype=np.float32)
     total = np.empty(d, dtype=np.float32)
+    targets = np.empty(negative + 1, dtype=np.int64)
+    scores = np.empty(negative + 1, dtype=np.float32)
     loss = 0.0
     pairs = 0
     for i in range(lo, hi):
@@ -213,25 +215,39 @@ def train_slice(
                 context = words[j]
                 for c in range(d):
                     grad[c] = 0.0
-                for n in range(negative + 1):
-                    if n == 0:
-                        target = context
-                        label = 1.0
-                    else:
-                        state += golden
-                        z = state
-                        z = (z ^ (z >> s30)) * m1
-                        z = (z ^ (z >> s27)) * m2
-                        z = z ^ (z >> s31)
-                        slot = np.int64(((z >> s32) * v64) >> s32)
-                        coin = np.float64(z & low32) * (1.0 / 4294967296.0)
-                        target = slot if coin < accept[slot] else alias[slot]
-                        if target == context:
-                            continue
-                        label = 0.0
+                # the pair's targets first (the context word, then the noise words that are
+                # not it), and their scores: independent rows, loaded side by side
+                targets[0] = context
+                nt = 1
+                for n in range(negative):
+                    state += golden
+                    z = state
+                    z = (z ^ (z >> s30)) * m1
+                    z = (z ^ (z >> s27)) * m2
+                    z = z ^ (z >> s31)
+                    slot = np.int64(((z >> s32) * v64) >> s32)
+                    coin = np.float64(z & low32) * (1.0 / 4294967296.0)
+                    target = slot if coin < accept[slot] else alias[slot]
+                    if target != context:
+                        targets[nt] = target
+                        nt += 1
+                for q in range(nt):
                     f = np.float32(0.0)
                     for c in range(d):
-                        f += hidden[c] * w_out[target, c]
+                        f += hidden[c] * w_out[targets[q], c]
+                    scores[q] = f
+                # then the steps, target by target: a noise word drawn twice meets its row as
+                # the earlier step left it (scored again), as in one target after the other
+                for q in range(nt):
+                    target = targets[q]
+                    label = 1.0 if q == 0 else 0.0
+                    f = scores[q]
+                    for r in range(1, q):
+                        if targets[r] == target:
+                            f = np.float32(0.0)
+                            for c in range(d):
+                                f += hidden[c] * w_out[target, c]
+                            break
                     if f > MAX_EXP:
                         g = (label - 1.0) * lr
                         loss += 0.0 if label == 1.0 else float(f)
