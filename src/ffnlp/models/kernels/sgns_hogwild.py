@@ -219,7 +219,7 @@ def train_slice(
                 # not it), and their scores: independent rows, loaded side by side
                 targets[0] = context
                 nt = 1
-                for n in range(negative):
+                for _ in range(negative):
                     state += golden
                     z = state
                     z = (z ^ (z >> s30)) * m1
