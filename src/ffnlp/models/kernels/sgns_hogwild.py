@@ -17,7 +17,10 @@ For each kept centre word (frequent words are already sub-sampled, chunk by chun
    drawn from ``count ** 0.75`` (label 0; a noise word equal to the context word is skipped, as
    gensim does): ``f = h . u``, ``g = lr * (label - sigmoid(f))``, ``e += g u``, ``u += g h``;
    then ``e`` is the pair's step on the centre's input row (with subwords, on every row of its
-   bag in full: fastText's update).
+   bag in full: fastText's update). The pair's targets are drawn and scored first (their rows
+   are loaded side by side rather than one after the other's step), then stepped in turn; a
+   noise word drawn twice is scored again after its first step, so the updates are those of one
+   target after the other.
 
 The centre's rows are read by its own pairs only, so the kernel keeps ``h`` up to date as the
 pairs' steps would move it (``h += e``; with a bag whose rows repeat, by the exact factor) and
