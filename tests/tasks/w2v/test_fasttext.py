@@ -272,8 +272,9 @@ def test_ptb_subword_vectors_with_the_compiled_step_are_as_good_as_gensims(
     tmp_path: Path,
 ) -> None:
     """PTB train, the whole configs/ptb_fasttext.toml (5 epochs) with the compiled step on 2
-    threads: Spearman near gensim FastText's (bench/w2v.py --model fasttext: WordSim-353
-    0.14-0.15, SimLex-999 0.13-0.15; the compiled step over seeds 1-3: 0.13-0.17, 0.12-0.14)."""
+    threads: Spearman near gensim FastText's (bench/w2v.py --model fasttext --threads 1, seeds
+    1-9: gensim WordSim-353 0.13-0.15, SimLex-999 0.13-0.15; the compiled step 0.14-0.16,
+    0.11-0.14)."""
     from tests.conftest import shared_data
 
     ptb = shared_data("ptb/ptb.train.txt.gz")

@@ -17,7 +17,10 @@ For each kept centre word (frequent words are already sub-sampled, chunk by chun
    drawn from ``count ** 0.75`` (label 0; a noise word equal to the context word is skipped, as
    gensim does): ``f = h . u``, ``g = lr * (label - sigmoid(f))``, ``e += g u``, ``u += g h``;
    then ``e`` is the pair's step on the centre's input row (with subwords, on every row of its
-   bag in full: fastText's update).
+   bag in full: fastText's update). The pair's targets are drawn and scored first (their rows
+   are loaded side by side rather than one after the other's step), then stepped in turn; a
+   noise word drawn twice is scored again after its first step, so the updates are those of one
+   target after the other.
 
 The centre's rows are read by its own pairs only, so the kernel keeps ``h`` up to date as the
 pairs' steps would move it (``h += e``; with a bag whose rows repeat, by the exact factor) and
@@ -30,11 +33,16 @@ word2vec's ``EXP_TABLE``), outside of which the step is ``lr * (label - 0 or 1)`
 returned is the sum over pairs of ``-log sigmoid(f_context) - sum log sigmoid(-f_noise)`` at the
 weights each pair met.
 
-Random numbers come from a counter-based generator (SplitMix64's mixing function over
-``seed + (i + 1) * golden``, ``i`` the centre's index among the chunk's kept words): the window
+Random numbers come from a counter-based generator, one stream per centre: SplitMix64 (a
+Weyl sequence, ``state += golden``, each state hashed by SplitMix64's mixing function) started at
+``mix(seed + (i + 1) * golden)``, ``i`` the centre's index among the chunk's kept words. The
+start is hashed so that the streams of neighbouring centres are far apart on the sequence: were
+it ``seed + (i + 1) * golden`` itself, centre ``i + 1``'s draws would be centre ``i``'s shifted by
+one, so about 2 * window * negative neighbouring centres would share each noise word. The window
 draw and every noise draw of a centre depend only on the seed and the centre, not on the thread
 or the slice that takes it, so any number of threads makes the same draws. The functions
-:func:`stream` and :func:`next_draw` are the same generator in plain Python, for the tests' float64 reference.
+:func:`stream` and :func:`next_draw` are the same generator in plain Python, for the tests'
+float64 reference.
 """
 
 from __future__ import annotations
@@ -100,10 +108,11 @@ def mix(z: int) -> int:
 
 def stream(seed: int, centre: int) -> int:
     """The state that starts the kernel's random stream for the kept word ``centre`` of a chunk
-    drawn with ``seed`` (plain Python, as the kernel computes it); :func:`next_draw` advances it.
+    drawn with ``seed`` (plain Python, as the kernel computes it): ``mix(seed + (centre + 1) *
+    golden)``, a point of the sequence unrelated to the next centre's; :func:`next_draw` advances it.
     The first number sets the window, ``1 + (z >> 33) % window``; each noise draw takes alias slot
     ``((z >> 32) * V) >> 32``, kept when ``(z & 0xFFFFFFFF) / 2**32 < accept[slot]``."""
-    return (seed + (centre + 1) * GOLDEN) & _MASK
+    return mix(seed + (centre + 1) * GOLDEN)
 
 
 def next_draw(state: int) -> tuple[int, int]:
@@ -153,12 +162,18 @@ def train_slice(
     hidden = np.empty(d, dtype=np.float32)
     grad = np.empty(d, dtype=np.float32)
     total = np.empty(d, dtype=np.float32)
+    targets = np.empty(negative + 1, dtype=np.int64)
+    scores = np.empty(negative + 1, dtype=np.float32)
     loss = 0.0
     pairs = 0
     for i in range(lo, hi):
         centre = words[i]
         sent = sentence[i]
-        state = seed + np.uint64(i + 1) * golden
+        # the centre's stream starts at a hashed point of the sequence (see stream())
+        z = seed + np.uint64(i + 1) * golden
+        z = (z ^ (z >> s30)) * m1
+        z = (z ^ (z >> s27)) * m2
+        state = z ^ (z >> s31)
         # the window: first number of the centre's stream
         state += golden
         z = state
@@ -203,25 +218,39 @@ def train_slice(
                 context = words[j]
                 for c in range(d):
                     grad[c] = 0.0
-                for n in range(negative + 1):
-                    if n == 0:
-                        target = context
-                        label = 1.0
-                    else:
-                        state += golden
-                        z = state
-                        z = (z ^ (z >> s30)) * m1
-                        z = (z ^ (z >> s27)) * m2
-                        z = z ^ (z >> s31)
-                        slot = np.int64(((z >> s32) * v64) >> s32)
-                        coin = np.float64(z & low32) * (1.0 / 4294967296.0)
-                        target = slot if coin < accept[slot] else alias[slot]
-                        if target == context:
-                            continue
-                        label = 0.0
+                # the pair's targets first (the context word, then the noise words that are
+                # not it), and their scores: independent rows, loaded side by side
+                targets[0] = context
+                nt = 1
+                for _ in range(negative):
+                    state += golden
+                    z = state
+                    z = (z ^ (z >> s30)) * m1
+                    z = (z ^ (z >> s27)) * m2
+                    z = z ^ (z >> s31)
+                    slot = np.int64(((z >> s32) * v64) >> s32)
+                    coin = np.float64(z & low32) * (1.0 / 4294967296.0)
+                    target = slot if coin < accept[slot] else alias[slot]
+                    if target != context:
+                        targets[nt] = target
+                        nt += 1
+                for q in range(nt):
                     f = np.float32(0.0)
                     for c in range(d):
-                        f += hidden[c] * w_out[target, c]
+                        f += hidden[c] * w_out[targets[q], c]
+                    scores[q] = f
+                # then the steps, target by target: a noise word drawn twice meets its row as
+                # the earlier step left it (scored again), as in one target after the other
+                for q in range(nt):
+                    target = targets[q]
+                    label = 1.0 if q == 0 else 0.0
+                    f = scores[q]
+                    for r in range(1, q):
+                        if targets[r] == target:
+                            f = np.float32(0.0)
+                            for c in range(d):
+                                f += hidden[c] * w_out[target, c]
+                            break
                     if f > MAX_EXP:
                         g = (label - 1.0) * lr
                         loss += 0.0 if label == 1.0 else float(f)
