@@ -249,6 +249,17 @@ def _answers(payload: bytes) -> int:
     return 1 if answer.get("label") is not None else 0
 
 
+def forward_passes(port: int) -> int:
+    """The forward passes the server made so far (its /health), over all its runs."""
+    with socket.create_connection((HOST, port), timeout=10) as conn:
+        conn.sendall(f"GET /health HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+        raw = b""
+        while chunk := conn.recv(65536):
+            raw += chunk
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    return sum(json.loads(body)["batches"].values())
+
+
 def bench_server(
     name: str, process: subprocess.Popen[bytes], port: int, path: str, texts: list[str], args: Any
 ) -> list[dict[str, Any]]:
@@ -266,8 +277,10 @@ def bench_server(
         )
         after_warmup = memory(process.pid)
         cpu_before = cpu_seconds(process.pid)
+        batches_before = forward_passes(port)
         result = asyncio.run(load(port, path, bodies, size, args.requests, args.clients))
         server_cpu = cpu_seconds(process.pid) - cpu_before
+        passes = forward_passes(port) - batches_before
         at_end = memory(process.pid)
         result.update(
             contender=name,
@@ -279,13 +292,15 @@ def bench_server(
             rss_file_at_end_kb=at_end.get("RssFile"),
             rss_growth=at_end["VmRSS"] / after_warmup["VmRSS"] - 1,
             server_cpu_us_per_request=server_cpu / args.requests * 1e6,
+            requests_per_forward_pass=args.requests / max(passes, 1),
         )
         rows.append(result)
         print(
             f"{name:14s} {size:3d} text(s)/request: {result['requests_per_second']:8.0f} req/s "
             f"{result['texts_per_second']:9.0f} texts/s  p50 {result['p50_ms']:6.2f} ms  "
             f"p99 {result['p99_ms']:6.2f} ms  errors {result['errors'] + warm['errors']}  "
-            f"server CPU {result['server_cpu_us_per_request']:5.0f} us/request  RSS "
+            f"server CPU {result['server_cpu_us_per_request']:5.0f} us/request  "
+            f"{result['requests_per_forward_pass']:5.1f} requests/forward pass  RSS "
             f"{after_warmup['VmRSS'] / 1024:.0f} -> {at_end['VmRSS'] / 1024:.0f} MiB",
             flush=True,
         )
