@@ -382,7 +382,7 @@ def main() -> int:
             )
     ok = all(
         res["speed_ratio_median"] >= 1.0
-        and all(abs(v) <= 0.03 for v in res["spearman_diff"].values())
+        and all(abs(v) <= 0.02 for v in res["spearman_diff"].values())
         for res in results
     )
     return 0 if ok else 1
@@ -439,7 +439,7 @@ def report(res: dict) -> None:
     print(
         f"Spearman {res['judged']} - gensim: "
         + ", ".join(f"{SPEARMAN_LABELS[k]} {v:+.3f}" for k, v in d.items())
-        + " (target |.| <= 0.03)"
+        + " (target |.| <= 0.02)"
     )
     if not subwords:  # the flop count assumes one input row per centre
         print(
