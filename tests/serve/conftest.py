@@ -92,11 +92,17 @@ def start_server(runs: list[Path], log: Path, *options: str, timeout: float = 18
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    server = Server(process, port, log)
+    return wait_until_healthy(Server(process, port, log), timeout)
+
+
+def wait_until_healthy(server: Server, timeout: float) -> Server:
+    """``server`` once its /health answers; an AssertionError with its output if it exits or
+    stays silent for ``timeout`` seconds (then it is stopped)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited ({process.returncode}): {server.output()}")
+        if server.process.poll() is not None:
+            code = server.process.returncode
+            raise AssertionError(f"the server exited ({code}): {server.output()}")
         try:
             if server.healthy():
                 return server

@@ -19,13 +19,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
-from tests.serve.conftest import HOST, Server, free_port
+from tests.serve.conftest import HOST, Server, free_port, wait_until_healthy
 
 pytest.importorskip("starlette", reason="needs the serve extra: pip install -e '.[serve]'")
 pytest.importorskip("uvicorn", reason="needs the serve extra: pip install -e '.[serve]'")
@@ -64,19 +63,7 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], port: int, log: Path) 
             text=True,
             env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
         )
-    server = Server(process, port, log)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited ({process.returncode}): {server.output()}")
-        try:
-            if server.healthy():
-                return server
-        except OSError:
-            pass
-        time.sleep(0.3)
-    server.stop()
-    raise AssertionError(f"the server did not answer: {server.output()}")
+    return wait_until_healthy(Server(process, port, log), timeout=240)
 
 
 def _stopped_cleanly(server: Server) -> None:
