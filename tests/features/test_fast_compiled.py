@@ -63,7 +63,32 @@ def _check_rows(make: Callable[[dict], NgramRows | IdRows], state: dict, texts: 
             from_bytes = compiled.rows_of_texts(tokenizer, chunk)
             assert from_bytes is not None
             _same(from_bytes, want)
+            _check_sums(compiled, tokenizer, chunk, want)
         assert reference.rows_of_texts(tokenizer, texts) is None  # not switched on
+        assert reference.bag_sums_of_texts(tokenizer, texts, np.zeros((1, 1))) is None
+
+
+def _check_sums(
+    compiled: NgramRows | IdRows, tokenizer: Tokenizer, chunk: list[str], want: tuple
+) -> None:
+    """The fused kernel (texts to the sums of their rows in one call) gives what the NumPy
+    bag sum (not compiled) gives on the reference rows ``want``, bit for bit: weighted sums
+    for n-grams, sums and means for id bags."""
+    if isinstance(compiled, NgramRows):
+        width = max(compiled.n_features, 1)
+        modes = ["sum"]
+    else:
+        width = compiled.n_words + compiled.buckets
+        modes = ["sum", "mean"]
+    table = np.random.default_rng(len(chunk)).standard_normal((width, 3)).astype(np.float32)
+    for mode in modes:
+        if isinstance(compiled, NgramRows):
+            got = compiled.bag_sums_of_texts(tokenizer, chunk, table)
+        else:
+            got = compiled.bag_sums_of_texts(tokenizer, chunk, table, mode == "mean")
+        expected = numpy_forward.bag_sum(table, *want, mode=mode)
+        assert got is not None and got.dtype == expected.dtype and got.shape == expected.shape
+        assert np.array_equal(got, expected)
 
 
 SETTINGS = [
@@ -113,6 +138,9 @@ def test_texts_the_byte_path_cannot_read_go_the_token_way() -> None:
     rows.compiled = True
     assert rows.rows_of_texts(Tokenizer("regex"), ["a good film"]) is None
     assert rows.rows_of_texts(Tokenizer(), ["a good \ud800 film"]) is None
+    table = np.ones((rows.n_words + rows.buckets, 2), dtype=np.float32)
+    assert rows.bag_sums_of_texts(Tokenizer("regex"), ["a good film"], table) is None
+    assert rows.bag_sums_of_texts(Tokenizer(), ["a good \ud800 film"], table) is None
     reference = IdRows(state, max_n=1)
     chunk = ["a good \ud800 film", "good"]
     _same(
@@ -159,7 +187,8 @@ def test_the_compiled_bag_sum_is_bag_sum_s(width: int, mode: str) -> None:
 
 def test_rows_of_sst2_are_the_numpy_ones() -> None:
     """SST-2 test in the chunk sizes a server sees, with the featurisers of the SST-2 presets
-    fitted on SST-2 train (words and bigrams, tf-idf; word ids and hashed bigrams)."""
+    fitted on SST-2 train (words and bigrams, tf-idf; word ids and hashed bigrams); and the
+    sums of their rows by the fused kernels."""
     tokenizer = Tokenizer("whitespace")
     train = _texts("sst2/stsa.binary.train")
     test = _texts("sst2/stsa.binary.test")
@@ -178,3 +207,4 @@ def test_rows_of_sst2_are_the_numpy_ones() -> None:
                 chunk = test[start : start + size]
                 want = reference.rows(*split_chunk(tokenizer, chunk))
                 _same(compiled.rows_of_texts(tokenizer, chunk), want)
+                _check_sums(compiled, tokenizer, chunk, want)

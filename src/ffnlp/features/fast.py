@@ -56,6 +56,7 @@ def _holds_any(text: str, chars: str) -> bool:
 
 _NO_LENGTHS = np.zeros(0, dtype=np.int64)  # the compiled kernels' "no lengths: split at separators"
 _NO_IDF = np.zeros(0, dtype=np.float64)  # weigh_cells' "no idf"
+_WEIGHTING = {"count": 0, "binary": 1, "tfidf": 2}  # weigh_cells' numbers of the weightings
 _MAX_KEY_BITS = 62  # n-gram keys are int64: types ** n must stay below 2 ** 62
 
 
@@ -239,7 +240,24 @@ class TokenTable:
         from ffnlp.features import fast_compiled
 
         split = fast_compiled.split_texts.compiled()
-        if split is None or self.slots is None or tokenizer.kind != "whitespace":
+        if split is None:
+            return None
+        encoded = self.encode(tokenizer, texts)
+        if encoded is None:
+            return None
+        found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] = split(
+            *encoded, self.slots, self.pool, self.starts, self.values
+        )
+        return found
+
+    def encode(
+        self, tokenizer: Tokenizer, texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(data, sizes)``, the compiled splitters' input: the texts as ``tokenizer`` reads
+        them (lowercased where it lowercases), UTF-8, one ``\\n`` between two (uint8), and each
+        one's length in bytes (int64); ``None`` where the kernels cannot split them (no table,
+        the regular-expression tokenizer, a text that is not valid Unicode)."""
+        if self.slots is None or tokenizer.kind != "whitespace":
             return None
         if tokenizer.lowercase:
             texts = [t.lower() for t in texts]
@@ -254,15 +272,7 @@ class TokenTable:
                 return None
             data = b"\n".join(encoded)
             sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-        found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] = split(
-            np.frombuffer(data or b"\n", dtype=np.uint8),
-            sizes,
-            self.slots,
-            self.pool,
-            self.starts,
-            self.values,
-        )
-        return found
+        return np.frombuffer(data or b"\n", dtype=np.uint8), sizes
 
 
 class NgramLayout(NamedTuple):
@@ -393,6 +403,39 @@ class NgramRows:
         begin, end, kind, _ = split
         return self._cells(kind, begin, end)
 
+    def bag_sums_of_texts(
+        self, tokenizer: Tokenizer, texts: Sequence[str], table: np.ndarray
+    ) -> np.ndarray | None:
+        """(B, D): each text's rows of ``table`` (F, D) times their values added up, as
+        ``bag_sum(table, *rows_of_texts(tokenizer, texts))`` computes them, bit for bit, in
+        one compiled call (:func:`~ffnlp.features.fast_compiled.ngram_bag_sums`); ``None``
+        where :meth:`rows_of_texts` would be."""
+        if not self.compiled or not self.supported:
+            return None
+        from ffnlp.features import fast_compiled
+
+        fused = fast_compiled.ngram_bag_sums.compiled()
+        if fused is None:
+            return None
+        if self._table is None:
+            self._table = TokenTable(self.types)
+        encoded = self._table.encode(tokenizer, texts)
+        if encoded is None:
+            return None
+        data, sizes = encoded
+        keys, values, start, mask = self._tables_back_to_back()
+        style = _WEIGHTING[self.weighting]
+        idf = _NO_IDF if self.idf is None else self.idf
+        longest = int(sizes.max()) if len(sizes) else 0
+        logs = self._logs_up_to(longest // 2 + 1)  # a text's tokens at most
+        table_ = self._table
+        sums: np.ndarray = fused(
+            data, sizes, table_.slots, table_.pool, table_.starts, table_.values, self.low,
+            self.high, self.n_types, self.unigram, keys, values, start, mask, style,
+            self.sublinear_tf, idf, self.l2, logs, table,
+        )  # fmt: skip
+        return sums
+
     def _rows_of_kinds(
         self, kind: np.ndarray, lengths: np.ndarray | None, n_texts: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -471,7 +514,7 @@ class NgramRows:
             row_of = np.repeat(np.arange(n_texts, dtype=np.int64), np.diff(offsets))
             weights = self._weigh(counts.astype(np.float64), col_of, row_of, n_texts)
             return col_of, offsets, weights.astype(np.float32)
-        style = {"count": 0, "binary": 1, "tfidf": 2}[self.weighting]
+        style = _WEIGHTING[self.weighting]
         idf = _NO_IDF if self.idf is None else self.idf
         logs = self._logs_up_to(len(kind))  # a count is at most the tokens of the chunk
         weights = weigh(col_of, counts, offsets, style, self.sublinear_tf, idf, self.l2, logs)
@@ -713,6 +756,33 @@ class IdRows:
             return None
         begin, end, found, wide = split
         return self._bags(bags, found, wide, begin, end)
+
+    def bag_sums_of_texts(
+        self, tokenizer: Tokenizer, texts: Sequence[str], table: np.ndarray, mean: bool = False
+    ) -> np.ndarray | None:
+        """(B, D): each text's rows of ``table`` added up (averaged where ``mean``), as
+        ``bag_sum(table, *rows_of_texts(tokenizer, texts))`` computes them, bit for bit, in
+        one compiled call (:func:`~ffnlp.features.fast_compiled.id_bag_sums`); ``None`` where
+        :meth:`rows_of_texts` would be."""
+        if not self.compiled:
+            return None
+        from ffnlp.features import fast_compiled
+
+        fused = fast_compiled.id_bag_sums.compiled()
+        if fused is None:
+            return None
+        if self._table is None:
+            self._table = TokenTable(self.lookup)
+        encoded = self._table.encode(tokenizer, texts)
+        if encoded is None:
+            return None
+        row_map = _NO_LENGTHS if self.row_map is None else self.row_map
+        words = self._table
+        sums: np.ndarray = fused(
+            *encoded, words.slots, words.pool, words.starts, words.values, self.max_n,
+            self.buckets, self.n_words, row_map, table, mean,
+        )  # fmt: skip
+        return sums
 
     def _pruned(self, flat: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert self.row_map is not None

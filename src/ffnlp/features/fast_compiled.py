@@ -312,3 +312,271 @@ def split_texts(
         end[b] = t
         at = stop + 1
     return begin, end, found[:t].copy(), wide[:t].copy()
+
+
+# -- fused: a chunk's texts to the sums of their rows in one call -------------------------------
+# The two kernels below do, text by text, what split_texts, then ngram_cells + weigh_cells (or
+# id_bags), then ffnlp.models.kernels.bag_sum.bag_sums do one after the other: the same loops in
+# the same order, so the same numbers bit for bit (the parity tests compare them), without the
+# intermediate arrays and with one call's overhead instead of four. The split is written out in
+# each (a compiled kernel cannot call another one that ffnlp.jit compiles on demand).
+
+
+@jit.kernel(error_model="numpy")  # as weigh_cells: a norm of 0 divides to nan
+def ngram_bag_sums(
+    data,  # (bytes,) uint8 the texts' UTF-8 bytes, one byte between two texts (split_texts)
+    text_bytes,  # (B,) int64 each text's length in bytes
+    slots,  # token_slots' table of the known tokens
+    pool,  # their bytes back to back
+    starts,  # (N+1,) int64 where each starts in pool
+    values,  # (N,) int64 each one's type
+    low,  # the n-gram orders counted (ngram_cells)
+    high,
+    n_types,
+    unigram,
+    table_keys,
+    table_values,
+    table_start,
+    table_mask,
+    weighting,  # weigh_cells' arguments
+    sublinear,
+    idf,
+    l2,
+    logs,  # (L,) float64, L above the tokens of the longest text
+    table,  # (F, D) the rows summed (the first layer's weights)
+):
+    """(B, D) in ``table``'s type: each text's feature rows times their weights added up in
+    column order: ``bag_sums(table, *ngram_cells + weigh_cells of split_texts)``."""
+    n_texts = text_bytes.shape[0]
+    width = table.shape[1]
+    out = np.zeros((n_texts, width), dtype=table.dtype)
+    longest = 0
+    for b in range(n_texts):
+        longest = max(longest, text_bytes[b])
+    most = longest // 2 + 1  # a text's tokens at most
+    orders = max(high - low + 1, 0)
+    kind = np.empty(most, dtype=np.int64)
+    found = np.empty(most * orders, dtype=np.int64)
+    columns = np.empty(most * orders, dtype=np.int64)
+    counts = np.empty(most * orders, dtype=np.int64)
+    weights = np.empty(most * orders, dtype=np.float64)
+    mask = np.uint64(slots.shape[0] - 1)
+    at = 0
+    for b in range(n_texts):
+        # the text's tokens, each looked up (split_texts)
+        stop = at + text_bytes[b]
+        ascii_text = True
+        for j in range(at, stop):
+            if data[j] >= 128:
+                ascii_text = False
+                break
+        t = 0
+        j = at
+        while j < stop:
+            c = data[j]
+            if c == 32 or (9 <= c <= 13) or (ascii_text and 28 <= c <= 31):
+                j += 1
+                continue
+            first = j
+            h = np.uint64(2166136261)
+            while j < stop:
+                c = data[j]
+                if c == 32 or (9 <= c <= 13) or (ascii_text and 28 <= c <= 31):
+                    break
+                byte = np.uint64(c)
+                if c >= 128:
+                    byte |= np.uint64(0xFFFFFF00)
+                h = ((h ^ byte) * np.uint64(16777619)) & np.uint64(0xFFFFFFFF)
+                j += 1
+            length = j - first
+            value = -1
+            slot = ((h * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
+            while slots[slot] != -1:
+                i = slots[slot]
+                if starts[i + 1] - starts[i] == length:
+                    same = True
+                    for q in range(length):
+                        if pool[starts[i] + q] != data[first + q]:
+                            same = False
+                            break
+                    if same:
+                        value = values[i]
+                        break
+                slot = (slot + np.uint64(1)) & mask
+            kind[t] = value
+            t += 1
+        at = stop + 1
+        # its n-grams' columns, sorted and counted (ngram_cells)
+        m = 0
+        for n in range(low, high + 1):
+            if n > 1 and table_mask[n] < 0:
+                continue
+            for i in range(0, t - n + 1):
+                key = 0
+                ok = True
+                for k in range(n):
+                    kk = kind[i + k]
+                    if kk < 0:
+                        ok = False
+                        break
+                    key = key * n_types + kk
+                if not ok:
+                    continue
+                if n == 1:
+                    column = unigram[key]
+                else:
+                    tmask = table_mask[n]
+                    tstart = table_start[n]
+                    mixed = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
+                    tslot = np.int64(mixed >> np.uint64(32)) & tmask
+                    column = -1
+                    while True:
+                        held = table_keys[tstart + tslot]
+                        if held == key:
+                            column = table_values[tstart + tslot]
+                            break
+                        if held == -1:
+                            break
+                        tslot = (tslot + 1) & tmask
+                if column >= 0:
+                    found[m] = column
+                    m += 1
+        mine = np.sort(found[:m])
+        cells = 0
+        j = 0
+        while j < m:
+            c = 1
+            while j + c < m and mine[j + c] == mine[j]:
+                c += 1
+            columns[cells] = mine[j]
+            counts[cells] = c
+            cells += 1
+            j += c
+        # their values (weigh_cells)
+        squares = 0.0
+        for j in range(cells):
+            if weighting == 1:
+                v = 1.0
+            else:
+                v = 1.0 + logs[counts[j]] if sublinear else np.float64(counts[j])
+                if weighting == 2:
+                    v = v * idf[columns[j]]
+            weights[j] = v
+            squares += v * v
+        norm = np.sqrt(squares)
+        # the rows times the values added in order (bag_sums)
+        for j in range(cells):
+            w = np.float32(weights[j] / norm if l2 else weights[j])
+            row = columns[j]
+            for d in range(width):
+                out[b, d] += w * table[row, d]
+    return out
+
+
+@jit.kernel()
+def id_bag_sums(
+    data,  # (bytes,) uint8 the texts' UTF-8 bytes, one byte between two texts (split_texts)
+    text_bytes,  # (B,) int64 each text's length in bytes
+    slots,  # token_slots' table of the known words
+    pool,  # their bytes back to back
+    starts,  # (N+1,) int64 where each starts in pool
+    values,  # (N,) int64 each one's row
+    max_n,  # id_bags' arguments
+    buckets,
+    n_words,
+    row_map,
+    table,  # (R, D) the rows summed (the embedding table, or its projection)
+    mean,  # divide each text's sum by its rows' count
+):
+    """(B, D) in ``table``'s type: each text's rows (its words', then its n-grams' buckets, as
+    :func:`id_bags` orders them) added up in that order, averaged where ``mean``:
+    ``bag_sums(table, *id_bags of split_texts, mean)``."""
+    n_texts = text_bytes.shape[0]
+    width = table.shape[1]
+    out = np.zeros((n_texts, width), dtype=table.dtype)
+    longest = 0
+    for b in range(n_texts):
+        longest = max(longest, text_bytes[b])
+    most = longest // 2 + 1
+    word_row = np.empty(most, dtype=np.int64)
+    wide = np.empty(most, dtype=np.uint64)
+    ids = np.empty(most * max(max_n, 1), dtype=np.int64)
+    pruned = row_map.shape[0] > 0
+    mask = np.uint64(slots.shape[0] - 1)
+    at = 0
+    for b in range(n_texts):
+        # the text's words, each looked up, and their hashes (split_texts)
+        stop = at + text_bytes[b]
+        ascii_text = True
+        for j in range(at, stop):
+            if data[j] >= 128:
+                ascii_text = False
+                break
+        t = 0
+        j = at
+        while j < stop:
+            c = data[j]
+            if c == 32 or (9 <= c <= 13) or (ascii_text and 28 <= c <= 31):
+                j += 1
+                continue
+            first = j
+            h = np.uint64(2166136261)
+            while j < stop:
+                c = data[j]
+                if c == 32 or (9 <= c <= 13) or (ascii_text and 28 <= c <= 31):
+                    break
+                byte = np.uint64(c)
+                if c >= 128:
+                    byte |= np.uint64(0xFFFFFF00)
+                h = ((h ^ byte) * np.uint64(16777619)) & np.uint64(0xFFFFFFFF)
+                j += 1
+            length = j - first
+            value = -1
+            slot = ((h * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
+            while slots[slot] != -1:
+                i = slots[slot]
+                if starts[i + 1] - starts[i] == length:
+                    same = True
+                    for q in range(length):
+                        if pool[starts[i] + q] != data[first + q]:
+                            same = False
+                            break
+                    if same:
+                        value = values[i]
+                        break
+                slot = (slot + np.uint64(1)) & mask
+            word_row[t] = value
+            wide[t] = h | np.uint64(0xFFFFFFFF00000000) if h >= np.uint64(0x80000000) else h
+            t += 1
+        at = stop + 1
+        # its rows in id_bags' order
+        m = 0
+        for i in range(t):
+            row = word_row[i]
+            if row >= 0:
+                if pruned:
+                    row = row_map[row]
+                if row >= 0:
+                    ids[m] = row
+                    m += 1
+        for n in range(2, max_n + 1):
+            for i in range(0, t - n + 1):
+                hh = wide[i]
+                for k in range(1, n):
+                    hh = hh * np.uint64(116049371) + wide[i + k]
+                row = np.int64(hh % np.uint64(buckets)) + n_words
+                if pruned:
+                    row = row_map[row]
+                if row >= 0:
+                    ids[m] = row
+                    m += 1
+        # added in order, then averaged (bag_sums)
+        for j in range(m):
+            row = ids[j]
+            for d in range(width):
+                out[b, d] += table[row, d]
+        if mean and m > 0:
+            scale = table.dtype.type(m)
+            for d in range(width):
+                out[b, d] /= scale
+    return out

@@ -227,52 +227,45 @@ class NumpyForward:
         self.compiled = False
 
     def logits(self, ids: Array, offsets: Array, weights: Array | None) -> Array:
-        if self.kind == "pooled":
+        if self.kind == "pooled" and self.pooling in ("max", "mean_max"):
+            h = bag_sum(self.table, ids, offsets, mode="max")  # (B, D)
             if self.pooling == "mean_max":
-                h = np.concatenate(
-                    [
-                        bag_sum(
-                            self.table,
-                            ids,
-                            offsets,
-                            mode="mean",
-                            sparse_from=self.sparse_from,
-                            compiled=self.compiled,
-                        ),
-                        bag_sum(self.table, ids, offsets, mode="max"),
-                    ],
-                    axis=1,
-                )  # (B, 2D)
-            elif self.projects():
-                # the output layer moved in front of the pooling (a linear map commutes with a
-                # sum or a mean): a bag adds K' numbers per id instead of D
-                weight, bias = self.rest.layers[0]
-                if self._projected is None:
-                    self._projected = self.table @ weight.T  # (R, K')
-                projected = bag_sum(
-                    self._projected,
-                    ids,
-                    offsets,
-                    mode=self.pooling,
-                    sparse_from=self.sparse_from,
+                mean = bag_sum(
+                    self.table, ids, offsets, mode="mean", sparse_from=self.sparse_from,
                     compiled=self.compiled,
-                )
-                return projected + bias
-            else:
-                h = bag_sum(
-                    self.table,
-                    ids,
-                    offsets,
-                    mode=self.pooling,
-                    sparse_from=self.sparse_from,
-                    compiled=self.compiled,
-                )  # (B, D)
-        else:
-            h = bag_sum(
-                self.table, ids, offsets, weights, sparse_from=self.sparse_from,
-                compiled=self.compiled,
-            )  # fmt: skip
-            h += self.bias  # (B, H1 or K')
+                )  # fmt: skip
+                h = np.concatenate([mean, h], axis=1)  # (B, 2D)
+            return self.rest(h)  # (B, K')
+        table, mode = self.summed()
+        h = bag_sum(
+            table, ids, offsets, weights if self.kind != "pooled" else None, mode=mode,
+            sparse_from=self.sparse_from, compiled=self.compiled,
+        )  # fmt: skip
+        return self.from_sums(h)
+
+    def summed(self) -> tuple[Array, str]:
+        """``(table, mode)``: the table whose rows a text's bag adds up (``"sum"``: times the
+        features' values, if any) or averages (``"mean"``), the first step of :meth:`logits`
+        for every model but a pooled one by maximum (``max``, ``mean_max``), which has none."""
+        if self.kind != "pooled":
+            return self.table, "sum"
+        if self.pooling not in ("mean", "sum"):
+            raise ValueError(f"a pooled model by {self.pooling} adds up no rows")
+        if not self.projects():
+            return self.table, self.pooling
+        # the output layer moved in front of the pooling (a linear map commutes with a sum or
+        # a mean): a bag adds K' numbers per id instead of D
+        if self._projected is None:
+            self._projected = self.table @ self.rest.layers[0][0].T  # (R, K')
+        return self._projected, self.pooling
+
+    def from_sums(self, h: Array) -> Array:
+        """(B, K') logits from (B, width) sums of :meth:`summed`'s rows (changed in place)."""
+        if self.kind == "pooled":
+            if self.projects():
+                return h + self.rest.layers[0][1]
+            return self.rest(h)
+        h += self.bias  # (B, H1 or K')
         if self.activate_first:
             h = self.activation(h)
         return self.rest(h)  # (B, K')

@@ -41,6 +41,7 @@ ENV = "FFNLP_FAST_PREDICT"
 """``FFNLP_FAST_PREDICT=0`` makes every prediction take the PyTorch path."""
 
 CHUNK = 2048  # texts featurised and run through the network at a time: memory stays bounded
+_SUMS = ("mean", "sum")  # the pooling of a pooled network whose first step adds rows up
 
 Prediction = list[tuple[str, float]]
 
@@ -169,8 +170,12 @@ class FastClassifier:
         return width == self.forward.rows and len(self.labels) == self.forward.num_classes
 
     def logits_of_chunk(self, texts: Sequence[str]) -> np.ndarray:
-        # the compiled split and look-up where the featuriser has them on, else split_chunk's
-        # tokens (the same rows either way)
+        # texts to the sums of their rows in one compiled call where the featuriser and the
+        # network allow (fused_sums); else the compiled split and look-up where the featuriser
+        # has them on, else split_chunk's tokens (the same numbers every way)
+        sums = self.fused_sums(texts)
+        if sums is not None:
+            return self.forward.from_sums(sums)
         if isinstance(self.features, NgramRows):
             cells = self.features.rows_of_texts(self.tokenizer, texts)
             if cells is None:
@@ -182,6 +187,20 @@ class FastClassifier:
             bags = self.features.rows(*split_chunk(self.tokenizer, texts))
         ids, offsets = bags
         return self.forward.logits(ids, offsets, None)
+
+    def fused_sums(self, texts: Sequence[str]) -> np.ndarray | None:
+        """(B, width): the first step of the forward pass (:meth:`NumpyForward.summed`: each
+        text's rows added up, or averaged) straight from the texts, by one compiled call of
+        the featuriser (``bag_sums_of_texts``) that splits, looks up and adds; ``None`` where
+        the compiled loops are off, the texts are not split by the kernels (see
+        :meth:`~ffnlp.features.fast.TokenTable.encode`) or the network pools by maximum."""
+        forward = self.forward
+        if not forward.compiled or (forward.kind == "pooled" and forward.pooling not in _SUMS):
+            return None
+        table, mode = forward.summed()
+        if isinstance(self.features, NgramRows):
+            return self.features.bag_sums_of_texts(self.tokenizer, texts, table)
+        return self.features.bag_sums_of_texts(self.tokenizer, texts, table, mode == "mean")
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(N, K) float32 probabilities, columns in label order."""

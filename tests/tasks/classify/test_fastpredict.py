@@ -292,12 +292,15 @@ def test_the_compiled_loops_give_the_numpy_path_s_numbers(
     # expression's tokens (the multi-label run's) are looked up by the compiled loops
     from_bytes = fast.features.rows_of_texts(clf.tokenizer, texts)
     assert (from_bytes is not None) == (clf.tokenizer.kind == "whitespace")
+    # ...and there, the texts go to the sums of their rows in one fused call
+    assert (fast.fused_sums(texts) is not None) == (clf.tokenizer.kind == "whitespace")
     batches = [texts[i : i + size] for size in (1, 3, 30, 64) for i in range(0, 140, size)]
     compiled = [clf.predict_proba(b) for b in [texts, *batches]]
     monkeypatch.setenv(jit.ENV, "0")
     jit.reset()
     try:
         assert clf.fast_path() is fast and fast.features.rows_of_texts(clf.tokenizer, texts) is None
+        assert fast.fused_sums(texts) is None
         reference = [clf.predict_proba(b) for b in [texts, *batches]]
     finally:
         monkeypatch.delenv(jit.ENV)

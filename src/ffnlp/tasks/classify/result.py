@@ -136,12 +136,7 @@ class Classifier:
         # the same tensors, unchanged since (their version counts in-place changes) and the same
         # featuriser: the same FastClassifier, with what its forward made on first use
         # (sst2_pooled: the projected table)
-        weights_key = (
-            id(rows),
-            id(self.tokenizer),
-            id(self.labels),
-            *((p.data_ptr(), p._version) for p in self.model.parameters()),
-        )
+        weights_key = (id(rows), id(self.tokenizer), id(self.labels), *_tensor_state(self.model))
         if self._fast_forward is not None and self._fast_forward[0] == weights_key:
             return self._fast_forward[1]
         state = self.model.state_dict()
@@ -481,6 +476,24 @@ def _check_sizes(
             f"{run_dir / 'vocab.json'} does not fit {run_dir / 'model.json'}: "
             f"{'; '.join(problems)}; the files come from different runs"
         )
+
+
+def _tensor_state(model: nn.Module) -> list[tuple[int, int]]:
+    """(data pointer, version) of every parameter of ``model`` and of its submodules: what
+    changes when a tensor is replaced (another pointer) or changed in place (its version),
+    for :meth:`Classifier.fast_path`'s key. A walk of the modules' own tables, without the
+    names and the set of seen tensors ``parameters()`` builds (tens of microseconds a call,
+    once per predicted batch: a server's cost); a tensor shared by two modules is listed
+    twice, which changes nothing a key compares."""
+    state = []
+    todo = [model]
+    while todo:
+        module = todo.pop()
+        for tensor in module._parameters.values():
+            if tensor is not None:
+                state.append((tensor.data_ptr(), tensor._version))
+        todo.extend(m for m in module._modules.values() if m is not None)
+    return state
 
 
 def as_texts(texts: object) -> list[str]:
