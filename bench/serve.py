@@ -1,7 +1,7 @@
 """Load test of ``ffnlp serve`` on loopback, beside the same server wrapping fastText's model.
 
     python bench/serve.py [--data ../shared/data] [--mlp runs/sst2_ffnn] [--pooled runs/sst2_pooled]
-                          [--requests 20000] [--clients 32] [--batch 64] [--quick]
+                          [--requests 20000] [--clients 32] [--batch 64] [--rounds 5] [--quick]
 
 Contenders, each a server process of its own on 127.0.0.1 (one worker, one PyTorch thread):
 
@@ -12,10 +12,15 @@ Contenders, each a server process of its own on 127.0.0.1 (one worker, one PyTor
   Python ``predict`` on a list (fasttext-wheel; trained here on SST-2 train: wordNgrams 2, dim
   100, epoch 10, lr 0.5, as bench/classify.py).
 
-A run folder that does not exist is trained first with its config on SST-2 (--data). For each
-contender and each request shape (one text; ``--batch`` texts, 64 by default), ``--clients``
-concurrent clients on keep-alive connections send ``--requests`` requests in all (texts of SST-2
-test, in turn), after a warm-up of a tenth as many, and the bench stops by itself. Figures:
+A run folder that does not exist is trained first with its config on SST-2 (--data). The three
+servers are started together (an idle one costs nothing) and measured one at a time. For each
+request shape (one text; ``--batch`` texts, 64 by default), each contender gets a warm-up of a
+tenth of ``--requests``, then ``--requests`` requests (texts of SST-2 test, in turn) from
+``--clients`` concurrent clients on keep-alive connections, cut into ``--rounds`` rounds: in a
+round each contender takes its share in turn, the order turned by one from round to round, so
+that the load other processes put on the machine, which changes from minute to minute, falls on
+every contender alike; the ratios are given over all rounds and round by round (with their
+median). The bench stops by itself. Figures:
 requests/s and texts/s, p50 / p99 latency (send to last byte), errors (any answer but a 200 with
 the right number of predictions, or a failed connection), the server's resident memory after the
 warm-up and at the end (VmRSS; for ffnlp also the part mapped from files: the shared weights),
@@ -236,6 +241,7 @@ async def load(
         "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
         "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
         "errors": errors,
+        "latencies_ms": lat,
     }
 
 
@@ -260,48 +266,81 @@ def forward_passes(port: int) -> int:
     return sum(json.loads(body)["batches"].values())
 
 
-def bench_server(
-    name: str, process: subprocess.Popen[bytes], port: int, path: str, texts: list[str], args: Any
+def bodies_of(texts: list[str], size: int) -> list[bytes]:
+    if size == 1:
+        return [json.dumps({"text": t}).encode() for t in texts]
+    return [
+        json.dumps({"text": texts[i : i + size]}).encode()
+        for i in range(0, len(texts) - size + 1, size)
+    ]
+
+
+def bench_shape(
+    servers: dict[str, tuple[subprocess.Popen[bytes], int, str]],
+    size: int,
+    texts: list[str],
+    args: Any,
 ) -> list[dict[str, Any]]:
-    rows = []
-    for size in (1, args.batch):
-        if size == 1:
-            bodies = [json.dumps({"text": t}).encode() for t in texts]
-        else:
-            bodies = [
-                json.dumps({"text": texts[i : i + size]}).encode()
-                for i in range(0, len(texts) - size + 1, size)
-            ]
+    """Every contender on requests of ``size`` texts: a warm-up each, then ``args.rounds``
+    rounds in which each contender takes its share of the requests in turn (the order turned
+    round by one each round), so that a change of load on the machine falls on all of them."""
+    bodies = bodies_of(texts, size)
+    names = list(servers)
+    warm_errors: dict[str, int] = {}
+    after_warmup: dict[str, dict[str, int]] = {}
+    for name, (process, port, path) in servers.items():
         warm = asyncio.run(
             load(port, path, bodies, size, max(args.requests // 10, args.clients), args.clients)
         )
-        after_warmup = memory(process.pid)
-        cpu_before = cpu_seconds(process.pid)
-        batches_before = forward_passes(port)
-        result = asyncio.run(load(port, path, bodies, size, args.requests, args.clients))
-        server_cpu = cpu_seconds(process.pid) - cpu_before
-        passes = forward_passes(port) - batches_before
+        warm_errors[name] = warm["errors"]
+        after_warmup[name] = memory(process.pid)
+    share = max(args.requests // args.rounds, args.clients)
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for r in range(args.rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            process, port, path = servers[name]
+            cpu_before = cpu_seconds(process.pid)
+            batches_before = forward_passes(port)
+            result = asyncio.run(load(port, path, bodies, size, share, args.clients))
+            result["server_cpu_s"] = cpu_seconds(process.pid) - cpu_before
+            result["passes"] = forward_passes(port) - batches_before
+            rounds[name].append(result)
+    rows = []
+    for name in names:
+        process = servers[name][0]
+        done = rounds[name]
+        requests = sum(d["requests"] for d in done)
+        seconds = sum(d["seconds"] for d in done)
+        lat = np.concatenate([d["latencies_ms"] for d in done])
         at_end = memory(process.pid)
-        result.update(
-            contender=name,
-            texts_per_request=size,
-            clients=args.clients,
-            warmup_errors=warm["errors"],
-            rss_after_warmup_kb=after_warmup["VmRSS"],
-            rss_at_end_kb=at_end["VmRSS"],
-            rss_file_at_end_kb=at_end.get("RssFile"),
-            rss_growth=at_end["VmRSS"] / after_warmup["VmRSS"] - 1,
-            server_cpu_us_per_request=server_cpu / args.requests * 1e6,
-            requests_per_forward_pass=args.requests / max(passes, 1),
-        )
-        rows.append(result)
+        row = {
+            "contender": name,
+            "texts_per_request": size,
+            "clients": args.clients,
+            "requests": requests,
+            "seconds": seconds,
+            "requests_per_second": requests / seconds,
+            "texts_per_second": requests * size / seconds,
+            "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99)),
+            "errors": sum(d["errors"] for d in done),
+            "warmup_errors": warm_errors[name],
+            "rss_after_warmup_kb": after_warmup[name]["VmRSS"],
+            "rss_at_end_kb": at_end["VmRSS"],
+            "rss_file_at_end_kb": at_end.get("RssFile"),
+            "rss_growth": at_end["VmRSS"] / after_warmup[name]["VmRSS"] - 1,
+            "server_cpu_us_per_request": sum(d["server_cpu_s"] for d in done) / requests * 1e6,
+            "requests_per_forward_pass": requests / max(sum(d["passes"] for d in done), 1),
+            "round_requests_per_second": [d["requests_per_second"] for d in done],
+        }
+        rows.append(row)
         print(
-            f"{name:14s} {size:3d} text(s)/request: {result['requests_per_second']:8.0f} req/s "
-            f"{result['texts_per_second']:9.0f} texts/s  p50 {result['p50_ms']:6.2f} ms  "
-            f"p99 {result['p99_ms']:6.2f} ms  errors {result['errors'] + warm['errors']}  "
-            f"server CPU {result['server_cpu_us_per_request']:5.0f} us/request  "
-            f"{result['requests_per_forward_pass']:5.1f} requests/forward pass  RSS "
-            f"{after_warmup['VmRSS'] / 1024:.0f} -> {at_end['VmRSS'] / 1024:.0f} MiB",
+            f"{name:14s} {size:3d} text(s)/request: {row['requests_per_second']:8.0f} req/s "
+            f"{row['texts_per_second']:9.0f} texts/s  p50 {row['p50_ms']:6.2f} ms  "
+            f"p99 {row['p99_ms']:6.2f} ms  errors {row['errors'] + row['warmup_errors']}  "
+            f"server CPU {row['server_cpu_us_per_request']:5.0f} us/request  "
+            f"{row['requests_per_forward_pass']:5.1f} requests/forward pass  RSS "
+            f"{row['rss_after_warmup_kb'] / 1024:.0f} -> {row['rss_at_end_kb'] / 1024:.0f} MiB",
             flush=True,
         )
     return rows
@@ -317,6 +356,9 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=20_000, help="requests per measurement")
     ap.add_argument("--clients", type=int, default=32, help="concurrent clients")
     ap.add_argument("--batch", type=int, default=64, help="texts per request of the second shape")
+    ap.add_argument(
+        "--rounds", type=int, default=5, help="rounds the requests of a measurement are cut into"
+    )
     ap.add_argument("--quick", action="store_true", help="2,000 requests from 8 clients")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "serve.json")
     ap.add_argument("--serve-fasttext", help=argparse.SUPPRESS)  # internal: the fastText server
@@ -353,23 +395,38 @@ def main() -> None:
             ("fastText", [sys.executable, __file__, "--serve-fasttext", str(ft_model)],
              "/v1/fasttext/predict"),
         ]  # fmt: skip
-        for name, command, path in contenders:
-            env_note = os.environ.get("OMP_NUM_THREADS")
-            if env_note is None:
-                os.environ["OMP_NUM_THREADS"] = "1"
-            process, port = start(command, folder / f"{name.replace(' ', '_')}.log")
-            try:
-                rows += bench_server(name, process, port, path, texts, args)
-            finally:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        servers: dict[str, tuple[subprocess.Popen[bytes], int, str]] = {}
+        try:
+            for name, command, path in contenders:  # all up at once; one is loaded at a time
+                process, port = start(command, folder / f"{name.replace(' ', '_')}.log")
+                servers[name] = (process, port, path)
+            for size in (1, args.batch):
+                rows += bench_shape(servers, size, texts, args)
+        finally:
+            for process, _, _ in servers.values():
                 stop(process)
     by = {(r["contender"], r["texts_per_request"]): r for r in rows}
-    print("\nffnlp / fastText throughput (requests/s), same run:")
+    print("\nffnlp / fastText throughput (requests/s), same run: all rounds together, and each")
+    print("round's (the contenders in turn within a round), with their median:")
     for name in ("ffnlp mlp", "ffnlp pooled"):
-        ratios = [
-            f"{size} text(s): {by[(name, size)]['requests_per_second'] / by[('fastText', size)]['requests_per_second']:.2f}x"
-            for size in (1, args.batch)
-        ]
-        print(f"  {name:14s} " + "   ".join(ratios))
+        for size in (1, args.batch):
+            mine, peer = by[(name, size)], by[("fastText", size)]
+            per_round = [
+                a / b
+                for a, b in zip(
+                    mine["round_requests_per_second"],
+                    peer["round_requests_per_second"],
+                    strict=True,
+                )
+            ]
+            mine["round_ratios"] = per_round
+            print(
+                f"  {name:14s} {size:3d} text(s): "
+                f"{mine['requests_per_second'] / peer['requests_per_second']:.2f}x   rounds "
+                + " ".join(f"{x:.2f}" for x in per_round)
+                + f"   median {float(np.median(per_round)):.2f}x"
+            )
     print("server CPU time per request, fastText / ffnlp (above 1: ffnlp's server spends less):")
     for name in ("ffnlp mlp", "ffnlp pooled"):
         ratios = [
