@@ -18,7 +18,8 @@ and takes the reference path when compiled code cannot be had:
   debugging); nothing is logged.
 
 Kernels release the GIL (``nogil``), so that threads started by the caller run them in parallel
-(the Hogwild word2vec step, featurising chunks of a file).
+(the Hogwild word2vec step, featurising chunks of a file); predict's fused kernels keep it (see
+:func:`kernel`'s ``nogil``).
 """
 
 from __future__ import annotations
@@ -107,7 +108,11 @@ class Kernel(Generic[F]):
 
 
 def kernel(
-    *, parallel: bool = False, fastmath: bool = False, error_model: str = "python"
+    *,
+    parallel: bool = False,
+    fastmath: bool = False,
+    error_model: str = "python",
+    nogil: bool = True,
 ) -> Callable[[F], Kernel[F]]:
     """Declare a Numba kernel: ``@kernel()`` above a nopython-compatible function.
 
@@ -115,7 +120,10 @@ def kernel(
     (sums in another order: only where the parity tests allow float tolerance).
     ``error_model="numpy"``: a float division by zero gives inf or nan as in NumPy instead of
     raising ZeroDivisionError; without that check in every division, loops that divide
-    vectorise (twice as fast for the bag classifiers' Adam step).
+    vectorise (twice as fast for the bag classifiers' Adam step). ``nogil=False`` keeps the GIL
+    during the call: for a short call made from a thread beside a busy event loop (a server's
+    micro-batch, some tens of microseconds), where releasing it lets the loop take it and the
+    call's return then waits until the loop gives it back.
     """
 
     def wrap(fn: F) -> Kernel[F]:
@@ -123,7 +131,7 @@ def kernel(
             fn,
             {
                 "cache": True,
-                "nogil": True,
+                "nogil": nogil,
                 "parallel": parallel,
                 "fastmath": fastmath,
                 "error_model": error_model,

@@ -322,7 +322,10 @@ def split_texts(
 # each (a compiled kernel cannot call another one that ffnlp.jit compiles on demand).
 
 
-@jit.kernel(error_model="numpy")  # as weigh_cells: a norm of 0 divides to nan
+# The GIL is kept during these calls: ``ffnlp serve`` makes them in a thread beside its event
+# loop, which would take a released GIL and keep it until its switch interval (5 ms) or its
+# next wait, while the call, done in tens of microseconds, waits to return its batch.
+@jit.kernel(error_model="numpy", nogil=False)  # as weigh_cells: a norm of 0 divides to nan
 def ngram_bag_sums(
     data,  # (bytes,) uint8 the texts' UTF-8 bytes, one byte between two texts (split_texts)
     text_bytes,  # (B,) int64 each text's length in bytes
@@ -473,7 +476,7 @@ def ngram_bag_sums(
     return out
 
 
-@jit.kernel()
+@jit.kernel(nogil=False)
 def id_bag_sums(
     data,  # (bytes,) uint8 the texts' UTF-8 bytes, one byte between two texts (split_texts)
     text_bytes,  # (B,) int64 each text's length in bytes
