@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ffnlp.features.weighting import weigh_counts
+from ffnlp.features.weighting import WEIGHTED, weigh_counts
 from ffnlp.text.tokenize import Tokenizer
 
 SEPARATOR = "\x00"  # the token put between two texts; a text holding it is tokenised on its own
@@ -306,11 +306,14 @@ class NgramRows:
         self.weighting: str = state["weighting"]
         self.sublinear_tf = bool(state["sublinear_tf"])
         norm = state["norm"]
-        self.l2 = norm == "l2" or (norm == "auto" and self.weighting == "tfidf")
+        self.l2 = norm == "l2" or (norm == "auto" and self.weighting in WEIGHTED)
         if layout is None:
             layout = ngram_layout(state["features"])
         idf = state.get("idf") if layout is None or layout.idf is None else layout.idf
-        self.idf = None if idf is None else np.asarray(idf, dtype=np.float64)  # (F,)
+        if self.weighting == "nbsvm":  # the log-count ratios, in vocab.json (also beside arrays)
+            idf = state.get("ratios")
+        # (F,) each feature's weight: its idf (tfidf) or its log-count ratio (nbsvm)
+        self.idf = None if idf is None else np.asarray(idf, dtype=np.float64)
         tokens = [] if layout is None else layout.tokens
         types = dict(zip(tokens, range(len(tokens)), strict=True))
         self.types = types  # every token some feature holds -> its number
@@ -323,9 +326,9 @@ class NgramRows:
             layout is not None
             and n_types ** max(high, 1) < 2**_MAX_KEY_BITS
             and 1 <= low <= high
-            and self.weighting in ("count", "binary", "tfidf")
+            and self.weighting in ("count", "binary", *WEIGHTED)
             and norm in ("auto", "l2", None)
-            and (self.idf is None) == (self.weighting != "tfidf")
+            and (self.idf is None) == (self.weighting not in WEIGHTED)
             and (self.idf is None or len(self.idf) == self.n_features)
             and (self.n_features == 0 or low <= int(layout.lengths.min()))
             and (self.n_features == 0 or int(layout.lengths.max()) <= high)
@@ -471,7 +474,7 @@ class NgramRows:
             row_of = np.repeat(np.arange(n_texts, dtype=np.int64), np.diff(offsets))
             weights = self._weigh(counts.astype(np.float64), col_of, row_of, n_texts)
             return col_of, offsets, weights.astype(np.float32)
-        style = {"count": 0, "binary": 1, "tfidf": 2}[self.weighting]
+        style = {"count": 0, "binary": 1, "tfidf": 2, "nbsvm": 3}[self.weighting]
         idf = _NO_IDF if self.idf is None else self.idf
         logs = self._logs_up_to(len(kind))  # a count is at most the tokens of the chunk
         weights = weigh(col_of, counts, offsets, style, self.sublinear_tf, idf, self.l2, logs)
