@@ -149,3 +149,19 @@ def test_member_seeds_differ_between_runs_of_consecutive_seeds() -> None:
     second = {member_seed(14, i) for i in range(5)}
     assert len(first) == 5 and not first & second
     assert os.environ.get("FFNLP_FAST_PREDICT", "1") != "0"
+
+
+def test_the_documented_command_trains_an_nbsvm_ensemble(sample, tmp_path) -> None:
+    """docs/classifiers.md's command, on the sample data (two epochs, for time)."""
+    text = (Path(__file__).resolve().parents[3] / "docs/classifiers.md").read_text("utf-8")
+    line = next(x for x in text.splitlines() if x.startswith("ffnlp classify train --ensemble 3"))
+    args = line.split()[1:]
+    for split in ("train", "dev", "test"):
+        args[args.index(f"../shared/data/sst2/stsa.binary.{split}")] = str(sample[split])
+    args[args.index("runs/sst2_nbsvm_x3")] = str(tmp_path / "run")
+    result = runner.invoke(app, [*args, "--set", "train.epochs=2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    clf = load(tmp_path / "run")
+    assert isinstance(clf.model, EnsembleClassifier) and len(clf.model.members) == 3
+    assert clf.featurizer.bag.weighting == "nbsvm"  # type: ignore[attr-defined]
+    assert clf.config.model.type == "mlp" and clf.config.model.mlp.hidden == [64]  # sst2_ffnn's
