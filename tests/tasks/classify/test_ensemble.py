@@ -5,7 +5,6 @@ as any run; NBSVM's ratios fitted on the training split and kept with the run.""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +147,11 @@ def test_member_seeds_differ_between_runs_of_consecutive_seeds() -> None:
     first = {member_seed(13, i) for i in range(5)}
     second = {member_seed(14, i) for i in range(5)}
     assert len(first) == 5 and not first & second
-    assert os.environ.get("FFNLP_FAST_PREDICT", "1") != "0"
+
+
+def test_an_ensemble_has_no_one_vector_of_a_text(ensemble_run: Path) -> None:
+    with pytest.raises(ConfigError, match="ensemble of 3 models"):
+        load(ensemble_run).vectors(TEXTS)
 
 
 def test_the_documented_command_trains_an_nbsvm_ensemble(sample, tmp_path) -> None:
