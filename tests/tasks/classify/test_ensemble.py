@@ -168,3 +168,24 @@ def test_the_documented_command_trains_an_nbsvm_ensemble(sample, tmp_path) -> No
     assert isinstance(clf.model, EnsembleClassifier) and len(clf.model.members) == 3
     assert clf.featurizer.bag.weighting == "nbsvm"  # type: ignore[attr-defined]
     assert clf.config.model.type == "mlp" and clf.config.model.mlp.hidden == [64]  # sst2_ffnn's
+
+
+def test_serve_maps_every_member_and_predicts_as_the_library(ensemble_run: Path) -> None:
+    pytest.importorskip("starlette", reason="needs the serve extra: pip install -e '.[serve]'")
+    import asyncio
+
+    from ffnlp.serve.limits import Limits
+    from ffnlp.serve.runs import ServedRun
+
+    served = ServedRun("ens", ensemble_run, Limits())
+    try:
+        assert served.mapped and served.task == "classify"
+        answer = asyncio.run(served.handle("predict", {"text": TEXTS, "k": 2}))
+        want = load(ensemble_run).predict(TEXTS, k=2)
+        got = [[(t["label"], t["prob"]) for t in r["top"]] for r in answer["results"]]
+        assert [[g[0] for g in row] for row in got] == [[w[0] for w in row] for row in want]
+        assert [g[1] for row in got for g in row] == pytest.approx(
+            [w[1] for row in want for w in row], rel=1e-6
+        )
+    finally:
+        asyncio.run(served.close())
