@@ -189,3 +189,16 @@ def test_serve_maps_every_member_and_predicts_as_the_library(ensemble_run: Path)
         )
     finally:
         asyncio.run(served.close())
+
+
+def test_explain_shapes_counts_every_member_s_pass(ensemble_run: Path) -> None:
+    from ffnlp.inspect.shapes import classifier_forward
+
+    clf = load(ensemble_run)
+    calls, macs = classifier_forward(clf, TEXTS)
+    assert isinstance(clf.model, EnsembleClassifier)
+    one = clf.model.members[0]
+    clf.model = one  # the first member alone, on the same features
+    _, alone = classifier_forward(clf, TEXTS)
+    assert macs == pytest.approx(3 * alone) and alone > 0
+    assert sum(c.name.startswith("members.2.") for c in calls) > 0
