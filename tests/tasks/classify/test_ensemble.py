@@ -202,3 +202,34 @@ def test_explain_shapes_counts_every_member_s_pass(ensemble_run: Path) -> None:
     _, alone = classifier_forward(clf, TEXTS)
     assert macs == pytest.approx(3 * alone) and alone > 0
     assert sum(c.name.startswith("members.2.") for c in calls) > 0
+
+
+def test_nbsvm_on_multilabel_data_weighs_by_the_largest_one_vs_rest_ratio(sample, tmp_path) -> None:
+    from tests.export.conftest import multilabel_file
+
+    data = multilabel_file(sample["train"], tmp_path / "ml.train")
+    clf = train_classifier(
+        data,
+        out=tmp_path / "ml",
+        overrides=[
+            *MLP,
+            'features.weighting="nbsvm"',
+            'data.format="fasttext"',
+            'train.monitor="train.loss"',
+        ],
+    )
+    assert clf.multilabel and len(clf.labels) == 4
+    bag = clf.featurizer.bag  # type: ignore[attr-defined]
+    lines = data.read_text(encoding="utf-8").splitlines()
+    tokens = [[w for w in line.split() if not w.startswith("__label__")] for line in lines]
+    y = np.zeros((len(lines), len(clf.labels)), dtype=bool)
+    for i, line in enumerate(lines):
+        for w in line.split():
+            if w.startswith("__label__"):
+                y[i, clf.labels.labels.index(w.removeprefix("__label__"))] = True
+    refit = type(bag)((1, 2), "nbsvm").fit(tokens, y)
+    np.testing.assert_allclose(bag.ratios_, refit.ratios_)
+    assert (bag.ratios_ >= 0).all() and bag.ratios_.max() > 0
+    np.testing.assert_allclose(
+        load(tmp_path / "ml").predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-6
+    )
