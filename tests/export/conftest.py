@@ -30,6 +30,12 @@ KINDS = {
     ],
     "mlp": ['model.type="mlp"', 'features.kind="ngrams"', "model.mlp.hidden=[8]"],
     "logreg": ['model.type="logreg"', 'features.kind="ngrams"'],
+    "mlp_nbsvm": [
+        'model.type="mlp"',
+        'features.kind="ngrams"',
+        'features.weighting="nbsvm"',
+        "model.mlp.hidden=[8]",
+    ],
 }
 
 

@@ -22,7 +22,7 @@ from ffnlp.features.subwords import fnv1a_32
 from ffnlp.text.ngrams import ngram_hashes
 
 runner = CliRunner()
-EXPORTED = ("pooled", "pooled_subwords_max", "mlp", "logreg", "multilabel")
+EXPORTED = ("pooled", "pooled_subwords_max", "mlp", "logreg", "multilabel", "mlp_nbsvm")
 
 
 def _spec(run) -> dict:
@@ -56,7 +56,7 @@ def test_the_reference_featurisation_gives_the_rows_ffnlp_gives(runs, texts, nam
         assert (inputs["mask"][i, n:] == 0).all()
 
 
-@pytest.mark.parametrize("name", ["mlp", "logreg"])
+@pytest.mark.parametrize("name", ["mlp", "logreg", "mlp_nbsvm"])
 def test_the_reference_featurisation_gives_the_tfidf_rows_ffnlp_gives(runs, texts, name) -> None:
     clf = ffnlp.load(runs[name])
     rows = clf.featurizer.bag.transform(clf.tokenizer.tokenize_all(texts)).to_dense().numpy()

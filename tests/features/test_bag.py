@@ -163,3 +163,64 @@ def test_sst2_tfidf_equals_sklearn():
     )
     assert mine.nnz == theirs.nnz
     assert abs(mine - theirs).max() < 1e-6
+
+
+# -- nbsvm: log-count ratios (Wang & Manning 2012)
+
+NB_DOCS = [["good", "film"], ["good", "fun"], ["bad", "film"], ["bad", "bad", "plot"]]
+
+
+def _ratio(holds_pos: list[int], holds_neg: list[int], alpha: float) -> np.ndarray:
+    """r = log((p / |p|_1) / (q / |q|_1)) from per-feature document counts, written out."""
+    p = np.asarray(holds_pos, dtype=float) + alpha
+    q = np.asarray(holds_neg, dtype=float) + alpha
+    return np.log(p / p.sum()) - np.log(q / q.sum())
+
+
+def test_nbsvm_values_are_the_log_count_ratio_of_each_feature_a_text_holds() -> None:
+    bag = BagOfNgrams((1, 1), "nbsvm", norm=None, alpha=0.5)
+    x = _dense(bag.fit_transform(NB_DOCS, np.array([1, 1, 0, 0])))
+    names = bag.feature_names
+    assert names == ["bad", "film", "fun", "good", "plot"]
+    # texts of label 1 holding each feature (binarised: "bad bad" counts once), then label 0
+    r = _ratio([0, 1, 1, 2, 0], [2, 1, 0, 0, 1], alpha=0.5)
+    np.testing.assert_allclose(bag.ratios_, r)
+    assert r[names.index("good")] > 0 > r[names.index("bad")]
+    want = np.zeros((4, 5))
+    for i, doc in enumerate(NB_DOCS):
+        for token in set(doc):
+            want[i, names.index(token)] = r[names.index(token)]
+    np.testing.assert_allclose(x, want, rtol=1e-6)
+
+
+def test_nbsvm_rows_are_l2_normalised_by_default() -> None:
+    x = _dense(BagOfNgrams((1, 2), "nbsvm").fit_transform(NB_DOCS, np.array([1, 1, 0, 0])))
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-6)
+
+
+def test_nbsvm_with_more_classes_takes_the_largest_one_vs_rest_ratio() -> None:
+    y = np.array([0, 1, 2, 2])
+    bag = BagOfNgrams((1, 1), "nbsvm", norm=None).fit(NB_DOCS, y)
+    holds = np.array([[0, 0, 2], [1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]])  # (F, 3) per class
+    rest = holds.sum(1, keepdims=True) - holds
+    per_class = np.stack([_ratio(holds[:, k], rest[:, k], 1.0) for k in range(3)], 1)
+    np.testing.assert_allclose(bag.ratios_, np.abs(per_class).max(1))
+    # multi-label targets as (N, K) 0/1: the same one-vs-rest ratios for one-label rows
+    multi = BagOfNgrams((1, 1), "nbsvm", norm=None).fit(NB_DOCS, np.eye(3, dtype=bool)[y])
+    np.testing.assert_allclose(multi.ratios_, bag.ratios_)
+
+
+def test_nbsvm_needs_the_labels_and_keeps_its_ratios_through_a_save() -> None:
+    with pytest.raises(ConfigError, match="training labels"):
+        BagOfNgrams(weighting="nbsvm").fit(NB_DOCS)
+    with pytest.raises(DataError, match="3 targets for 4 documents"):
+        BagOfNgrams(weighting="nbsvm").fit(NB_DOCS, np.array([0, 1, 0]))
+    bag = BagOfNgrams((1, 2), "nbsvm", min_count=1).fit(NB_DOCS, np.array([1, 1, 0, 0]))
+    again = BagOfNgrams.from_dict(json.loads(json.dumps(bag.to_dict())))
+    assert torch.equal(again.transform(NB_DOCS).to_dense(), bag.transform(NB_DOCS).to_dense())
+    state = bag.to_dict()
+    state["ratios"] = None
+    with pytest.raises(ModelFileError, match="one ratio per feature"):
+        BagOfNgrams.from_dict(state)
+    with pytest.raises(ConfigError, match="continued run cannot grow"):
+        bag.grow(NB_DOCS)

@@ -171,6 +171,8 @@ SETTINGS = [
     {"ngram_range": (1, 3), "weighting": "binary", "norm": "l2"},
     {"ngram_range": (2, 3), "weighting": "tfidf"},
     {"ngram_range": (1, 2), "weighting": "count", "min_count": 2},
+    {"ngram_range": (1, 2), "weighting": "nbsvm"},
+    {"ngram_range": (1, 3), "weighting": "nbsvm", "norm": None, "alpha": 0.5},
 ]
 
 
@@ -180,7 +182,8 @@ def test_ngram_rows_equal_the_bag_of_ngrams_on_hostile_texts(
 ) -> None:
     tokenizer = Tokenizer("whitespace")
     train = HOSTILE + ["a good film with tabs", "the film the film", "\x00 a good"]
-    bag = BagOfNgrams(**settings).fit(tokenizer.tokenize_all(train))
+    labels = np.arange(len(train)) % 3  # nbsvm's ratios are fitted on labels
+    bag = BagOfNgrams(**settings).fit(tokenizer.tokenize_all(train), labels)
     _ngram_parity(bag, tokenizer, HOSTILE + ["unseen words only", "a good a good film"], tmp_path)
 
 

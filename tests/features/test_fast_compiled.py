@@ -97,6 +97,8 @@ SETTINGS = [
     {"ngram_range": (1, 3), "weighting": "binary", "norm": "l2"},
     {"ngram_range": (2, 3), "weighting": "tfidf"},
     {"ngram_range": (1, 2), "weighting": "count", "sublinear_tf": True, "norm": "l2"},
+    {"ngram_range": (1, 2), "weighting": "nbsvm"},
+    {"ngram_range": (1, 3), "weighting": "nbsvm", "norm": None},
 ]
 
 
@@ -104,7 +106,8 @@ SETTINGS = [
 def test_ngram_rows_of_the_compiled_loops_are_the_numpy_ones(settings: dict) -> None:
     tokenizer = Tokenizer("whitespace")
     train = TEXTS + ["a good film with tabs", "the film the film", "\x00 a good", "\u00e9t\u00e9"]
-    bag = BagOfNgrams(**settings).fit(tokenizer.tokenize_all(train))
+    targets = np.arange(len(train)) % 2  # two classes, for nbsvm's log-count ratios
+    bag = BagOfNgrams(**settings).fit(tokenizer.tokenize_all(train), targets)
     _check_rows(NgramRows, bag.to_dict(), TEXTS)
 
 

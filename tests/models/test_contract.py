@@ -138,6 +138,13 @@ def toy_regression_case(hidden: int) -> Case:
     return Case("toy_regression", args, batch, lambda m, b: m(b), (5,))
 
 
+def ensemble_case(member: str, num_classes: int, multilabel: bool = False) -> Case:
+    """Two ``member`` classifiers averaged (model.ensemble = 2), on their own case's batch."""
+    case = classifier_case(registry.spec(member), num_classes, multilabel)
+    case.args = {"member": member, "member_args": case.args, "size": 2}
+    return case
+
+
 # model types that are not classifiers: name -> their cases
 OTHER_CASES: dict[str, dict[str, Callable[[], Case]]] = {
     "ffnn_lm": {"ffnn_lm": lm_case},
@@ -145,6 +152,11 @@ OTHER_CASES: dict[str, dict[str, Callable[[], Case]]] = {
     "fasttext": {
         "fasttext": lambda: fasttext_case(False),
         "fasttext-cbow": lambda: fasttext_case(True),
+    },
+    "ensemble": {
+        "ensemble-mlp-2classes": lambda: ensemble_case("mlp", 2),
+        "ensemble-logreg-3classes": lambda: ensemble_case("logreg", 3),
+        "ensemble-pooled-3labels-multilabel": lambda: ensemble_case("pooled", 3, True),
     },
     "toy_regressor": {
         "toy_regressor": lambda: toy_regression_case(0),

@@ -43,6 +43,8 @@ TRAIN, EVAL, PREDICT, VECTORS, CV = help_tables(
         "Arrow, a datasets folder).",
         "--dev": "Dev data: early stopping and the best epoch are chosen on it.",
         "--test": "Test data: evaluated once at the end.",
+        "--ensemble": "Train K models, each from its own seed, and save one model that "
+        "averages their probabilities (model.ensemble = K; K times the training time).",
     },
     eval={
         "--data": "Labelled data to evaluate on.",
@@ -97,6 +99,7 @@ def train(
     out: Annotated[Path | None, run_dir_option("classify")] = None,
     seed: Seed = None,
     seeds: Seeds = None,
+    ensemble: Annotated[int | None, TRAIN("--ensemble")] = None,
     data: dict[str, Any] = DATA,  # with_options: --format, --encoding, --skip-invalid
     run: RunOptions = RUN,  # with_options: the options every `train` command ends with
 ) -> None:
@@ -108,11 +111,15 @@ def train(
 
         ffnlp classify train --init-from runs/sst2 --train ../shared/data/mr/rt-polarity.all --encoding latin-1 --out runs/sst2_then_mr
 
+        ffnlp classify train --ensemble 3 --config sst2_ffnn --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --out runs/sst2_ensemble
+
         ffnlp classify train --seeds 0,1,2 --config sst2_logreg --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2_3seeds
     """
     common.begin_training(run)
     if train_file is None:
         raise typer.BadParameter("--train is required", param_hint="--train")
+    if ensemble is not None:  # as --set model.ensemble=K (checked with the configuration)
+        set_ = [*set_, f"model.ensemble={ensemble}"]
     if seeds is not None:
         overrides = settings(set_, run, data=data, one_run=False)
         splits = (train_file, dev, test)

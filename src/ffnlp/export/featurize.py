@@ -30,7 +30,8 @@ Two kinds of input exist (``spec["kind"]``):
   inputs are ``ids`` (B, L) int64 (feature columns) and ``weights`` (B, L) float32 (their
   values, 0 on padding). The n-grams of orders ``ngram_range`` are the tokens joined by one
   space; one not in ``features`` is left out; a feature's value is its count (``binary``: 1;
-  ``sublinear_tf``: 1 + ln(count)), times ``idf[column]`` for ``tfidf``, and with ``norm =
+  ``sublinear_tf``: 1 + ln(count)), times ``idf[column]`` for ``tfidf``; for ``nbsvm`` it is
+  ``ratios[column]`` (the n-gram's log-count ratio), whatever its count; and with ``norm =
   "l2"`` each text's values are divided by their Euclidean norm.
 
 Both start from the tokens: ``tokenizer.kind`` ``whitespace`` splits on the ASCII whitespace
@@ -139,6 +140,8 @@ def text_features(spec: dict[str, Any], tokens: Sequence[str]) -> tuple[list[int
     for column in columns:
         if spec["weighting"] == "binary":
             value = 1.0
+        elif spec["weighting"] == "nbsvm":
+            value = spec["ratios"][column]
         else:
             value = 1.0 + math.log(counts[column]) if spec["sublinear_tf"] else counts[column]
             if spec["weighting"] == "tfidf":
@@ -237,6 +240,7 @@ def feature_spec(classifier: Any) -> dict[str, Any]:
             sublinear_tf=bag.sublinear_tf,
             norm=bag.effective_norm,
             idf=None if bag.idf_ is None else [float(x) for x in bag.idf_],
+            ratios=None if bag.ratios_ is None else [float(x) for x in bag.ratios_],
         )
     else:
         raise ConfigError(

@@ -54,7 +54,8 @@ class PortableClassifier(nn.Module):
         else:
             raise ConfigError(
                 f"a {type(model).__name__} cannot be exported; ffnlp exports its pooled, "
-                "logistic-regression and feature-MLP classifiers"
+                "logistic-regression and feature-MLP classifiers (an ensemble run, model.ensemble > 1, "
+                "is K of them: train with model.ensemble = 1)"
             )
         self.table = nn.Parameter(table.detach().float().clone(), requires_grad=False)  # (R, D)
         self.bias = None if bias is None else nn.Parameter(bias.detach().float().clone(), False)

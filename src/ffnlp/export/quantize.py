@@ -86,7 +86,8 @@ def input_table(model: nn.Module) -> InputTable:
             return table
     raise ConfigError(
         f"a {type(model).__name__} cannot be quantised; ffnlp quantises its pooled, "
-        "logistic-regression and feature-MLP classifiers"
+        "logistic-regression and feature-MLP classifiers (an ensemble run, model.ensemble > 1, "
+        "is K of them: train with model.ensemble = 1)"
     )
 
 
@@ -238,8 +239,9 @@ def prune(
         keep = torch.nonzero(keep_mask).flatten()
         state = featurizer.to_dict()
         state["features"] = [state["features"][int(i)] for i in keep]
-        if state["idf"] is not None:
-            state["idf"] = [state["idf"][int(i)] for i in keep]
+        for per_feature in ("idf", "ratios"):  # one per feature: those of the features kept
+            if state.get(per_feature) is not None:
+                state[per_feature] = [state[per_feature][int(i)] for i in keep]
     else:
         raise ConfigError(
             f"--cutoff prunes the rows of a vocabulary: features.kind = "

@@ -8,8 +8,11 @@ spaces, which no ffnlp tokenizer produces). Features are sorted by name, as scik
 
 tf-idf is scikit-learn's ``TfidfVectorizer(smooth_idf=True)``: ``idf = ln((1 + n) / (1 + df)) + 1``
 over the n documents seen in ``fit``; ``tf`` is the count, or ``1 + ln(count)`` with
-``sublinear_tf``; then each row is divided by its L2 norm. ``norm="auto"`` (the default) means
-``"l2"`` for tf-idf and no normalisation for counts and binary features.
+``sublinear_tf``; then each row is divided by its L2 norm. ``nbsvm`` is NBSVM's scaling (Wang &
+Manning 2012, :mod:`ffnlp.features.weighting`): each n-gram a text holds has its log-count ratio
+as value, fitted with the training labels (``fit(token_lists, targets)``) and smoothed by
+``alpha``. ``norm="auto"`` (the default) means ``"l2"`` for tf-idf and nbsvm and no
+normalisation for counts and binary features.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import numpy as np
 import torch
 
 from ffnlp.errors import ConfigError, DataError, ModelFileError, NotFittedError
-from ffnlp.features.weighting import weigh_counts
+from ffnlp.features.weighting import log_count_ratios, weigh_counts
 
-WEIGHTINGS = ("count", "binary", "tfidf")
+WEIGHTINGS = ("count", "binary", "tfidf", "nbsvm")
 NORMS = ("auto", "l2", None)
 
 
@@ -47,11 +50,12 @@ class BagOfNgrams:
     def __init__(
         self,
         ngram_range: tuple[int, int] = (1, 2),  # unigrams + bigrams: the usual strong baseline
-        weighting: str = "count",  # "count" | "binary" | "tfidf"
+        weighting: str = "count",  # "count" | "binary" | "tfidf" | "nbsvm"
         sublinear_tf: bool = False,  # tf -> 1 + ln(tf): damps repeated words in long documents
         norm: str | None = "auto",  # "l2" | None | "auto" (= "l2" for tfidf, None otherwise)
         min_count: int = 1,  # drop n-grams seen fewer times than this in the training data
         max_features: int | None = None,  # keep only the most frequent n-grams (None = all)
+        alpha: float = 1.0,  # nbsvm: the smoothing added to each label's count of a feature
     ):
         self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
         self.weighting = weighting
@@ -59,9 +63,11 @@ class BagOfNgrams:
         self.norm = norm
         self.min_count = min_count
         self.max_features = max_features
+        self.alpha = float(alpha)
         self._check_params()
         self.vocabulary_: dict[str, int] | None = None  # n-gram -> column
         self.idf_: np.ndarray | None = None  # (F,) float64, tf-idf only
+        self.ratios_: np.ndarray | None = None  # (F,) float64 log-count ratios, nbsvm only
         self.n_documents_: int = 0
 
     def _check_params(self) -> None:
@@ -81,6 +87,8 @@ class BagOfNgrams:
             problems.append(f"min_count must be at least 1; got {self.min_count}")
         if self.max_features is not None and self.max_features < 1:
             problems.append(f"max_features must be at least 1 or None; got {self.max_features}")
+        if not self.alpha > 0:
+            problems.append(f"alpha must be > 0; got {self.alpha}")
         if problems:
             raise ConfigError("BagOfNgrams: " + "; ".join(problems))
 
@@ -88,7 +96,7 @@ class BagOfNgrams:
     def effective_norm(self) -> str | None:
         """The normalisation actually applied (``"auto"`` resolved)."""
         if self.norm == "auto":
-            return "l2" if self.weighting == "tfidf" else None
+            return "l2" if self.weighting in ("tfidf", "nbsvm") else None
         return self.norm
 
     # -- fitting -------------------------------------------------------------------------------
@@ -102,9 +110,10 @@ class BagOfNgrams:
 
     def _count(
         self, token_lists: Iterable[Sequence[str]]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
         """Every n-gram of ``token_lists`` (in first-seen order), its occurrences, the documents
-        containing it, and the number of documents."""
+        containing it, the number of documents, and each (document, n-gram) pair once, as
+        ``document * len(names) + n-gram``."""
         index: dict[str, int] = {}  # every n-gram seen -> provisional id
         rows, cols = [], []
         n_docs = 0
@@ -124,11 +133,20 @@ class BagOfNgrams:
         pairs, _ = _unique_counts(np.asarray(rows, dtype=np.int64) * len(index) + col)
         df = np.bincount(pairs % len(index), minlength=len(index))  # (V,) documents containing it
         names = np.array(list(index), dtype=object)
-        return names, counts, df, n_docs
+        return names, counts, df, n_docs, pairs
 
-    def fit(self, token_lists: Iterable[Sequence[str]]) -> BagOfNgrams:
-        """Learn the n-gram vocabulary (and the idf weights for tf-idf) from token lists."""
-        names, counts, df, n_docs = self._count(token_lists)
+    def fit(
+        self, token_lists: Iterable[Sequence[str]], targets: np.ndarray | None = None
+    ) -> BagOfNgrams:
+        """Learn the n-gram vocabulary (and the idf weights for tf-idf) from token lists; for
+        nbsvm also the log-count ratios, from ``targets``: each text's class id (N,), or its
+        label set as (N, K) 0/1 (multi-label)."""
+        if self.weighting == "nbsvm" and targets is None:
+            raise ConfigError(
+                "BagOfNgrams: weighting = 'nbsvm' weighs each n-gram by how its training texts' "
+                "labels differ: fit(token_lists, targets) needs the training labels"
+            )
+        names, counts, df, n_docs, pairs = self._count(token_lists)
         keep = np.flatnonzero(counts >= self.min_count)
         if self.max_features is not None and len(keep) > self.max_features:
             # most frequent first, ties by name: deterministic whatever the document order
@@ -145,6 +163,22 @@ class BagOfNgrams:
         self.idf_ = (
             np.log((1.0 + n_docs) / (1.0 + df[keep])) + 1.0 if self.weighting == "tfidf" else None
         )
+        self.ratios_ = None
+        if self.weighting == "nbsvm":
+            assert targets is not None
+            targets = np.asarray(targets)
+            if len(targets) != n_docs:
+                raise DataError(
+                    f"BagOfNgrams.fit: {len(targets)} targets for {n_docs} documents; give one "
+                    "label (or label set) per document"
+                )
+            column = np.full(len(names), -1, dtype=np.int64)
+            column[keep] = np.arange(len(keep))
+            cols = column[pairs % len(names)]
+            held = cols >= 0
+            self.ratios_ = log_count_ratios(
+                pairs[held] // len(names), cols[held], len(keep), targets, self.alpha
+            )
         return self
 
     def grow(self, token_lists: Iterable[Sequence[str]]) -> int:
@@ -155,7 +189,13 @@ class BagOfNgrams:
         document frequencies are read back from the idf) and these. Returns how many n-grams
         were added."""
         vocabulary = self._fitted()
-        names, counts, df, n_docs = self._count(token_lists)
+        if self.weighting == "nbsvm":
+            raise ConfigError(
+                "features.weighting = 'nbsvm' fits each n-gram's log-count ratio on the first "
+                "run's labelled data, which a continued run cannot grow: start a new run on all "
+                "the data (or continue a run of another weighting)"
+            )
+        names, counts, df, n_docs, _ = self._count(token_lists)
         new = [i for i in np.flatnonzero(counts >= self.min_count) if names[i] not in vocabulary]
         room = len(new) if self.max_features is None else self.max_features - len(vocabulary)
         if len(new) > room:
@@ -224,14 +264,16 @@ class BagOfNgrams:
             n_docs,
             weighting=self.weighting,
             sublinear_tf=self.sublinear_tf,
-            idf=self.idf_,
+            idf=self.ratios_ if self.weighting == "nbsvm" else self.idf_,
             l2=self.effective_norm == "l2",
         )
 
-    def fit_transform(self, token_lists: Iterable[Sequence[str]]) -> torch.Tensor:
+    def fit_transform(
+        self, token_lists: Iterable[Sequence[str]], targets: np.ndarray | None = None
+    ) -> torch.Tensor:
         """``fit`` then ``transform`` on the same token lists."""
         token_lists = list(token_lists)
-        return self.fit(token_lists).transform(token_lists)
+        return self.fit(token_lists, targets).transform(token_lists)
 
     # -- inspection and persistence ------------------------------------------------------------
 
@@ -257,6 +299,7 @@ class BagOfNgrams:
             "norm": self.norm,
             "min_count": self.min_count,
             "max_features": self.max_features,
+            "alpha": self.alpha,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -265,6 +308,7 @@ class BagOfNgrams:
             **self.params(),
             "features": self.feature_names,
             "idf": None if self.idf_ is None else self.idf_.tolist(),
+            "ratios": None if self.ratios_ is None else self.ratios_.tolist(),
             "n_documents": self.n_documents_,
         }
 
@@ -278,9 +322,11 @@ class BagOfNgrams:
                 norm=data["norm"],
                 min_count=data["min_count"],
                 max_features=data["max_features"],
+                alpha=data.get("alpha", 1.0),
             )
             features = list(data["features"])
             idf = data["idf"]
+            ratios = data.get("ratios")
             n_documents = int(data.get("n_documents", 0))
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"not a saved BagOfNgrams: {e!r}") from None
@@ -291,8 +337,16 @@ class BagOfNgrams:
                 f"a saved BagOfNgrams with weighting {bag.weighting!r} needs "
                 f"{'one idf value per feature' if bag.weighting == 'tfidf' else 'no idf values'}"
             )
+        if (ratios is None) != (bag.weighting != "nbsvm") or (
+            ratios is not None and len(ratios) != len(features)
+        ):
+            raise ModelFileError(
+                f"a saved BagOfNgrams with weighting {bag.weighting!r} needs "
+                f"{'one ratio per feature' if bag.weighting == 'nbsvm' else 'no ratios'}"
+            )
         bag.vocabulary_ = {name: i for i, name in enumerate(features)}
         bag.idf_ = None if idf is None else np.asarray(idf, dtype=np.float64)
+        bag.ratios_ = None if ratios is None else np.asarray(ratios, dtype=np.float64)
         bag.n_documents_ = n_documents
         return bag
 

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ffnlp.features.weighting import weigh_counts
+from ffnlp.features.weighting import WEIGHTED, weigh_counts
 from ffnlp.text.tokenize import Tokenizer
 
 SEPARATOR = "\x00"  # the token put between two texts; a text holding it is tokenised on its own
@@ -56,7 +56,7 @@ def _holds_any(text: str, chars: str) -> bool:
 
 _NO_LENGTHS = np.zeros(0, dtype=np.int64)  # the compiled kernels' "no lengths: split at separators"
 _NO_IDF = np.zeros(0, dtype=np.float64)  # weigh_cells' "no idf"
-_WEIGHTING = {"count": 0, "binary": 1, "tfidf": 2}  # weigh_cells' numbers of the weightings
+_WEIGHTING = {"count": 0, "binary": 1, "tfidf": 2, "nbsvm": 3}  # weigh_cells' numbers
 _MAX_KEY_BITS = 62  # n-gram keys are int64: types ** n must stay below 2 ** 62
 
 
@@ -316,11 +316,14 @@ class NgramRows:
         self.weighting: str = state["weighting"]
         self.sublinear_tf = bool(state["sublinear_tf"])
         norm = state["norm"]
-        self.l2 = norm == "l2" or (norm == "auto" and self.weighting == "tfidf")
+        self.l2 = norm == "l2" or (norm == "auto" and self.weighting in WEIGHTED)
         if layout is None:
             layout = ngram_layout(state["features"])
         idf = state.get("idf") if layout is None or layout.idf is None else layout.idf
-        self.idf = None if idf is None else np.asarray(idf, dtype=np.float64)  # (F,)
+        if self.weighting == "nbsvm":  # the log-count ratios, in vocab.json (also beside arrays)
+            idf = state.get("ratios")
+        # (F,) each feature's weight: its idf (tfidf) or its log-count ratio (nbsvm)
+        self.idf = None if idf is None else np.asarray(idf, dtype=np.float64)
         tokens = [] if layout is None else layout.tokens
         types = dict(zip(tokens, range(len(tokens)), strict=True))
         self.types = types  # every token some feature holds -> its number
@@ -333,9 +336,9 @@ class NgramRows:
             layout is not None
             and n_types ** max(high, 1) < 2**_MAX_KEY_BITS
             and 1 <= low <= high
-            and self.weighting in ("count", "binary", "tfidf")
+            and self.weighting in ("count", "binary", *WEIGHTED)
             and norm in ("auto", "l2", None)
-            and (self.idf is None) == (self.weighting != "tfidf")
+            and (self.idf is None) == (self.weighting not in WEIGHTED)
             and (self.idf is None or len(self.idf) == self.n_features)
             and (self.n_features == 0 or low <= int(layout.lengths.min()))
             and (self.n_features == 0 or int(layout.lengths.max()) <= high)

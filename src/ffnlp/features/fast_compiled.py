@@ -142,9 +142,9 @@ def weigh_cells(
     columns,  # (C,) int64 each cell's feature column (ngram_cells)
     counts,  # (C,) int64 its count
     offsets,  # (B+1,) int64 each text's first cell
-    weighting,  # 0: counts, 1: binary, 2: tf-idf
+    weighting,  # 0: counts, 1: binary, 2: tf-idf, 3: nbsvm (each cell its feature's ratio)
     sublinear,  # 1 + log(count) in place of the count
-    idf,  # (F,) float64 each feature's idf (tf-idf), or (0,)
+    idf,  # (F,) float64 each feature's idf (tf-idf) or log-count ratio (nbsvm), or (0,)
     l2,  # each text's values divided by their L2 norm
     logs,  # (L,) float64 logs[c] = NumPy's log(c), L above every count
 ):
@@ -158,6 +158,8 @@ def weigh_cells(
         for j in range(offsets[b], offsets[b + 1]):
             if weighting == 1:
                 v = 1.0
+            elif weighting == 3:
+                v = idf[columns[j]]
             else:
                 v = 1.0 + logs[counts[j]] if sublinear else np.float64(counts[j])
                 if weighting == 2:
@@ -460,6 +462,8 @@ def ngram_bag_sums(
         for j in range(cells):
             if weighting == 1:
                 v = 1.0
+            elif weighting == 3:
+                v = idf[columns[j]]
             else:
                 v = 1.0 + logs[counts[j]] if sublinear else np.float64(counts[j])
                 if weighting == 2:

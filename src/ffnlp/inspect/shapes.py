@@ -325,6 +325,9 @@ def classifier_macs(model: nn.Module, batch: dict[str, torch.Tensor]) -> float:
     if isinstance(model, PooledEmbeddingClassifier):
         pools = 2 if model.pooling == "mean_max" else 1
         return pools * per_row * model.embedding.embedding_dim + model.mlp.macs_per_example()
+    members = getattr(model, "members", None)
+    if isinstance(members, nn.ModuleList):  # an ensemble (model.ensemble): every member's pass
+        return sum(classifier_macs(member, batch) for member in members)
     raise TypeError(f"no cost model for {type(model).__name__}")
 
 

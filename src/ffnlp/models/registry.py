@@ -34,7 +34,15 @@ from torch import nn
 from ffnlp.errors import ConfigError
 
 # the modules of ffnlp that register models (imported on first use of the registry)
-BUILTIN_MODULES = ("logreg", "feature_mlp", "pooled", "lm", "skipgram", "subword_skipgram")
+BUILTIN_MODULES = (
+    "logreg",
+    "feature_mlp",
+    "pooled",
+    "ensemble",
+    "lm",
+    "skipgram",
+    "subword_skipgram",
+)
 
 M = TypeVar("M", bound=type[nn.Module])
 

@@ -108,6 +108,7 @@ class Summary(TypedDict, total=False):
     restarts: int  # torchrun --max-restarts: the attempt that completed the run (absent: first)
     warnings: list[str]  # train.diagnostics: the advice given during training (absent if none)
     init_from: dict[str, Any]  # a continued run: the run it started from and what grew
+    ensemble: dict[str, Any]  # classify, model.ensemble > 1: size, each member's seed and figures
     dev: dict[str, Any]  # the dev split's metrics with the final weights
     test: dict[str, Any]  # the test split's metrics
     # classify

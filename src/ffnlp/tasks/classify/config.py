@@ -94,8 +94,23 @@ class FeaturesConfig:
         choices=("ngrams", "ids", "lexicon", "ngrams+lexicon"),
     )
     ngram_range: list[int] = option([1, 2], "smallest and largest n of the word n-grams")
-    weighting: str = option("tfidf", "feature values", choices=("count", "binary", "tfidf"))
+    weighting: str = option(
+        "tfidf",
+        "feature values: count, binary, tfidf, or nbsvm (each n-gram a text holds valued by its "
+        "log-count ratio between the labels, fitted on the training split: Wang & Manning's "
+        "NBSVM scaling)",
+        choices=("count", "binary", "tfidf", "nbsvm"),
+    )
     sublinear_tf: bool = option(True, "tf-idf: use 1 + log(tf) instead of raw counts")
+    norm: str = option(
+        "auto",
+        "ngrams: divide each text's values by their L2 norm (l2), or not (none); auto: l2 for "
+        "tfidf and nbsvm, none for count and binary",
+        choices=("auto", "l2", "none"),
+    )
+    nb_alpha: float = option(
+        1.0, "weighting = nbsvm: the smoothing added to each label's count of an n-gram", gt=0
+    )
     min_count: int = option(1, "drop n-grams seen fewer times than this in training", ge=1)
     max_features: int = option(0, "keep only the most frequent n-grams (0 = all)", ge=0)
     buckets: int = option(
@@ -156,6 +171,14 @@ class ModelConfig:
         "logreg",
         "model family: logreg (logistic regression), mlp (feed-forward network over features), "
         "pooled (pooled word/n-gram embeddings -> MLP: DAN / fastText)",
+    )
+    ensemble: int = option(
+        1,
+        "train this many models of the type, each from its own seed (the first: train.seed), "
+        "and predict the mean of their probabilities: one run, one model (a seed ensemble; "
+        "training takes as many times as long)",
+        ge=1,
+        le=100,
     )
     init: InitConfig = section(InitConfig)
     mlp: MLPConfig = section(MLPConfig)  # read by mlp and pooled

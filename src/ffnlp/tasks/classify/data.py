@@ -97,7 +97,11 @@ class Featurizer(Protocol):
 
     kind: str
 
-    def fit(self, tokens: list[list[str]], texts: list[str]) -> None: ...
+    def fit(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor | None = None) -> None:
+        """Learn from the training split: its tokens, texts and labels ``y`` (class ids (N,), or
+        (N, K) 0/1 label sets), which only a featurizer that weighs features by the labels
+        (features.weighting = "nbsvm") reads."""
+        ...
 
     def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource: ...
 
@@ -115,7 +119,7 @@ class Featurizer(Protocol):
 
 
 class NgramFeaturizer:
-    """Bag of word n-grams (counts, binary or tf-idf) as sparse rows."""
+    """Bag of word n-grams (counts, binary, tf-idf or NBSVM's log-count ratios) as sparse rows."""
 
     kind = "ngrams"
 
@@ -135,10 +139,12 @@ class NgramFeaturizer:
                 sublinear_tf=cfg.sublinear_tf,
                 min_count=cfg.min_count,
                 max_features=cfg.max_features or None,
+                alpha=cfg.nb_alpha,
+                norm=None if cfg.norm == "none" else cfg.norm,
             )
 
-    def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
-        self.bag.fit(tokens)
+    def fit(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor | None = None) -> None:
+        self.bag.fit(tokens, None if y is None else y.numpy())
         if self.bag.n_features == 0:
             raise DataError(
                 "the training data has no n-gram that passes features.min_count; lower it"
@@ -206,7 +212,7 @@ class IdsFeaturizer:
             raise DataError("the ids featurizer is not fitted: fit it on the training split first")
         return self.vocab
 
-    def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
+    def fit(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor | None = None) -> None:
         self.vocab = Vocab.build(
             tokens, min_count=self.min_count, max_size=self.max_features or None, specials=()
         )
@@ -327,7 +333,7 @@ class LexiconFeatures:
         if state is not None:
             self.featurizer.load_state(state)
 
-    def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
+    def fit(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor | None = None) -> None:
         self.featurizer.fit(tokens)
 
     def source(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor) -> BatchSource:
@@ -362,8 +368,8 @@ class NgramLexiconFeatures:
             cfg, state["lexicon"] if state is not None else None, run_dir
         )
 
-    def fit(self, tokens: list[list[str]], texts: list[str]) -> None:
-        self.ngrams.fit(tokens, texts)
+    def fit(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor | None = None) -> None:
+        self.ngrams.fit(tokens, texts, y)
         self.lexicon.fit(tokens, texts)
 
     def grow(self, tokens: list[list[str]], texts: list[str]) -> RowMap:

@@ -43,6 +43,12 @@ def resolve_layer(model: nn.Module, layer: str) -> str:
     """``pooled`` or ``hidden`` for ``layer`` (``auto`` chooses), checked against the model."""
     if layer not in LAYERS:
         raise ConfigError(f"layer must be one of {', '.join(LAYERS)}; got {layer!r}")
+    if isinstance(getattr(model, "members", None), nn.ModuleList):
+        raise ConfigError(
+            f"this run's model is an ensemble of {len(getattr(model, 'members'))} models "  # noqa: B009
+            "(model.ensemble), each with its own representation of a text, and none of the "
+            "ensemble's: read the vectors of a run trained with model.ensemble = 1"
+        )
     pools = callable(getattr(model, "pool", None))
     if layer == "auto":
         layer = "pooled" if pools else "hidden"

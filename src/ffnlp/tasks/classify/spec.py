@@ -41,7 +41,9 @@ def unused_setting(cfg: ClassifyConfig, tuned: Sequence[str]) -> Callable[[str],
             return None
         section = key.split(".")[1]
         model = classifier_spec(cfg.model.type)
-        reads = {"init", "type"} | set(getattr(model.config, "__dataclass_fields__", {}))
+        reads = {"init", "type", "ensemble"} | set(
+            getattr(model.config, "__dataclass_fields__", {})
+        )
         if section in reads:
             return None
         return (

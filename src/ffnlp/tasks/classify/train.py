@@ -27,8 +27,10 @@ from torch import nn
 from ffnlp import config as cfgmod
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.folders.layout import CONFUSION_PLOT, LABEL_F1_PLOT, PLOTS
+from ffnlp.models.ensemble import EnsembleClassifier, member_seed
 from ffnlp.models.heads import ClassifierInputs, balanced_class_weight, output_size
 from ffnlp.models.init import initialize
+from ffnlp.runtime import seed_everything
 from ffnlp.tasks import continued
 from ffnlp.tasks.classify.config import (
     ClassifyConfig,
@@ -90,9 +92,18 @@ def train_classifier(
     [('1', 0.93)]
     """
     splits = {"--train": train, "--dev": dev, "--test": test}
-    with start_run(
-        "classify", resolve_config, config, keywords, check=check_features, inputs=splits
-    ) as run:
+    continues = bool(keywords.get("resume") or keywords.get("init_from"))
+
+    def check(cfg: ClassifyConfig) -> None:
+        check_features(cfg)
+        if continues and cfg.model.ensemble > 1:
+            raise ConfigError(
+                f"model.ensemble = {cfg.model.ensemble} trains its members one after the other "
+                "without checkpoints: an ensemble run can be neither resumed nor continued "
+                "(init_from); train it again from the start (or set model.ensemble = 1)"
+            )
+
+    with start_run("classify", resolve_config, config, keywords, check=check, inputs=splits) as run:
         return _train(run, train, dev, test)
 
 
@@ -106,36 +117,61 @@ def _train(run: Run, train: Split, dev: Split | None, test: Split | None) -> Cla
     prepared = prepare(cfg, data, start)
     prep_seconds = time.perf_counter() - started
 
-    model, args, embeddings = run.seeded(fresh_model, cfg, prepared)
-    if start is not None:
-        record = continue_model(start, model, prepared)
-        continued.write_lineage(run.dir, record)
     evaluate = make_evaluator(
         prepared.labels.labels, multilabel=prepared.multilabel, threshold=cfg.task.threshold
     )
-    # the model's compiled step where it makes the configured update (None: autograd); it
-    # updates the weights itself, so under torchrun (gradients averaged across ranks) autograd
-    step = None if distributed.is_distributed() else fused_step(model, cfg.train)
-    trainer = fit(
-        model,
-        cfg.train,
-        prepared.train,
-        prepared.dev,
-        evaluate,
-        run.callbacks,
-        run.dir,
-        run.resume,
-        step,
-        sharded=data.own is not None,
-    )
+    size = cfg.model.ensemble
+    members: list[dict[str, Any]] = []  # an ensemble's members, for summary.json
+    models: list[nn.Module] = []
+    trainers = []
+    for member in range(size):
+        member_cfg = cfg
+        if size > 1:  # each member from its own seed; no checkpoint (one file, K members)
+            seed = member_seed(cfg.train.seed, member)
+            member_cfg = cfgmod.replace(
+                cfg, train=cfgmod.to_dict(cfgmod.replace(cfg.train, seed=seed, checkpoint=False))
+            )
+            log.info("model.ensemble: member %d of %d, seed %d", member + 1, size, seed)
+        if member == 0:
+            model, args, embeddings = run.seeded(fresh_model, member_cfg, prepared)
+        else:
+            seed_everything(member_cfg.train.seed)
+            model, args, _ = fresh_model(member_cfg, prepared)
+        if start is not None:
+            record = continue_model(start, model, prepared)
+            continued.write_lineage(run.dir, record)
+        # the model's compiled step where it makes the configured update (None: autograd); it
+        # updates the weights itself, so under torchrun (gradients averaged across ranks) autograd
+        step = None if distributed.is_distributed() else fused_step(model, member_cfg.train)
+        trainer = fit(
+            model,
+            member_cfg.train,
+            prepared.train,
+            prepared.dev,
+            evaluate,
+            run.callbacks,
+            run.dir,
+            run.resume,
+            step,
+            sharded=data.own is not None,
+        )
+        models.append(trainer.model.cpu().eval())
+        trainers.append(trainer)
+        if size > 1:
+            members.append(member_record(member_cfg, trainer, evaluate, prepared))
 
-    model = trainer.model.cpu().eval()
+    if size > 1:
+        model, args = EnsembleClassifier.of(models, cfg.model.type, args)
+    else:
+        model = models[0]
     thresholds = label_thresholds(cfg, model, prepared)
     clf = Classifier(
         cfg, prepared.labels, prepared.featurizer, model, args, run.final_dir, thresholds=thresholds
     )
     clf.write(run.dir)
     summary = training_summary("classify", trainer, prep_seconds)
+    if size > 1:
+        ensemble_summary(summary, trainers, members)
     if start is not None:
         summary["init_from"] = record
     add_results(summary, clf, data, embeddings)
@@ -297,13 +333,6 @@ def prepare(cfg: ClassifyConfig, data: Splits, start: Start | None = None) -> Pr
             check_known_labels(split, labels, f"the training data {data.train.path}")
     tokenizer = Tokenizer(cfg.data.tokenizer, lowercase=cfg.data.lowercase)
     train_tokens = tokenizer.tokenize_all(data.train.texts)
-    rows = None
-    if start is None:
-        featurizer = make_featurizer(cfg)
-        featurizer.fit(train_tokens, data.train.texts)
-    else:  # the earlier run's state, with this run's settings (min_count...), then grown
-        featurizer = make_featurizer(cfg, start.classifier.featurizer.to_dict(), start.base.run_dir)
-        rows = featurizer.grow(train_tokens, data.train.texts)
 
     def targets(split: LabeledData) -> torch.Tensor:
         if not multilabel:
@@ -319,6 +348,13 @@ def prepare(cfg: ClassifyConfig, data: Splits, start: Start | None = None) -> Pr
         return y
 
     y_train = targets(data.train)
+    rows = None
+    if start is None:  # fitted on the training split only (nbsvm: with its labels)
+        featurizer = make_featurizer(cfg)
+        featurizer.fit(train_tokens, data.train.texts, y_train)
+    else:  # the earlier run's state, with this run's settings (min_count...), then grown
+        featurizer = make_featurizer(cfg, start.classifier.featurizer.to_dict(), start.base.run_dir)
+        rows = featurizer.grow(train_tokens, data.train.texts)
     if data.own is None:
         train = featurizer.source(train_tokens, data.train.texts, y_train)
     else:  # sharded under torchrun: this rank trains on its own shards' examples
@@ -365,6 +401,37 @@ def fresh_model(
     return model, args, embeddings
 
 
+# ------------------------------------------------------------------------------ ensembles
+
+
+def member_record(
+    cfg: ClassifyConfig, trainer: Any, evaluate: Any, prepared: Prepared
+) -> dict[str, Any]:
+    """What summary.json says of one member of an ensemble: its seed, its training, and its
+    own dev figures (beside the ensemble's, they show what averaging gained)."""
+    record: dict[str, Any] = {
+        "seed": cfg.train.seed,
+        "epochs": trainer.epoch,
+        "best_epoch": trainer.history.best_epoch,
+        "train_seconds": trainer.train_seconds,
+    }
+    if prepared.dev is not None:
+        figures = evaluate(trainer.model, prepared.dev)
+        record["dev"] = {k: v for k, v in figures.items() if isinstance(v, (int, float))}
+    return record
+
+
+def ensemble_summary(summary: Summary, trainers: list[Any], members: list[dict[str, Any]]) -> None:
+    """An ensemble's training in summary.json: the fit time, CPU time and steps of all its
+    members together (the time the model took to train), each member's record under
+    ``ensemble``."""
+    summary["train_seconds"] = sum(t.train_seconds for t in trainers)
+    summary["train_cpu_seconds"] = sum(t.cpu_seconds for t in trainers)
+    summary["steps"] = sum(t.step for t in trainers)
+    summary["epochs"] = sum(t.epoch for t in trainers)
+    summary["ensemble"] = {"size": len(members), "members": members}
+
+
 # ------------------------------------------------------------------------ continued training
 
 # the settings that lay out a classifier's input rows: a continued run keeps the earlier run's
@@ -373,6 +440,7 @@ KEPT_SETTINGS = (
     "features.ngram_range",
     "features.weighting",
     "features.sublinear_tf",
+    "features.norm",
     "features.buckets",
     "features.minn",
     "features.maxn",
@@ -396,6 +464,11 @@ def open_start(base: continued.Base, cfg: ClassifyConfig) -> Start:
     the earlier run's sizes, shaped as its weights."""
     classifier = Classifier.load(base.run_dir)
     old_cfg = classifier.config
+    if isinstance(classifier.model, EnsembleClassifier):
+        raise ConfigError(
+            f"{base.where} is an ensemble of {len(classifier.model.members)} models "
+            "(model.ensemble): a run continues one model; continue a run of model.ensemble = 1"
+        )
     continued.check_kept(base, old_cfg, cfg, KEPT_SETTINGS)
     inputs = ClassifierInputs(
         input_size=classifier.featurizer.input_size,
