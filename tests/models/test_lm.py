@@ -158,12 +158,38 @@ def test_tying_shares_the_parameter_with_fofe_and_residual_blocks() -> None:
             {"history": "fofe", "context_size": 4, "fofe_exact": 4},
             "model.fofe_exact = 4 must be below model.context_size = 4",
         ),
+        (
+            {"history": "fofe", "context_size": 5000},
+            "model.context_size = 5000 is more history than a FOFE code needs (at most 1024",
+        ),
     ],
 )
 def test_bad_history_and_block_settings_name_the_option(settings: dict, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         lm_config(None, [f"model.{k}={json.dumps(v)}" for k, v in settings.items()])
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_word_dropout_acts_on_the_history_words_before_the_fofe_sum(fused: bool) -> None:
+    # p = 0.9 over C = 4 words: all four dropped (a zero code and zero exact words) in
+    # 0.9^4 = 66% of the rows while training; never in evaluation
+    cfg = FFLMConfig(
+        context_size=4, embedding_dim=6, history="fofe", fofe_exact=1, word_dropout=0.9
+    )
+    model = FeedForwardLM(V, cfg, fused=fused)
+    seen: list[torch.Tensor] = []
+    model.hidden[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    context = torch.randint(1, V, (2000, 4))
+    torch.manual_seed(0)
+    model.train()
+    model(context)
+    model.eval()
+    model(context)
+    trained, evaluated = ((x.abs().sum(1) == 0).float().mean().item() for x in seen)
+    assert seen[0].shape == (2000, 12)
+    assert trained == pytest.approx(0.9**4, abs=0.04)
+    assert evaluated == 0.0
 
 
 def test_a_fofe_context_of_the_wrong_length_names_the_setting() -> None:

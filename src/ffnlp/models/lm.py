@@ -43,6 +43,8 @@ from ffnlp.models.kernels import lm_cpu
 from ffnlp.models.registry import register
 from ffnlp.precision import PRECISIONS, choose_precision
 
+MAX_FOFE_CONTEXT = 1024  # words of history a FOFE model looks up for every prediction
+
 
 @dataclass(frozen=True)
 class FFLMConfig:
@@ -131,6 +133,13 @@ class FFLMConfig:
             problems.append(
                 "model.tie_weights = true does not work with model.softmax = 'adaptive'; "
                 "set one of them differently"
+            )
+        if self.history == "fofe" and self.context_size > MAX_FOFE_CONTEXT:
+            problems.append(
+                f"model.context_size = {self.context_size} is more history than a FOFE code "
+                f"needs (at most {MAX_FOFE_CONTEXT}: even alpha = 0.99 weighs a word that far "
+                "back 0.00003, and every word of the window is looked up for every prediction); "
+                f"set model.context_size <= {MAX_FOFE_CONTEXT}"
             )
         if self.history == "fofe" and self.fofe_exact >= self.context_size:
             problems.append(
