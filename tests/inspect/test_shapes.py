@@ -88,6 +88,27 @@ def test_deep_lm_and_long_contexts_name_every_layer() -> None:
     assert lines[2].product == "(B, H1) @ (H1, H2) = (1, 7) @ (7, 6)"
 
 
+def test_fofe_and_residual_blocks_are_written_out() -> None:
+    model = lm(context_size=8, history="fofe", fofe_exact=2, residual_blocks=1, residual_inner=9)
+    lines = lm_computation(model, batch=2)
+    assert [(x.formula, x.product, x.output, x.macs) for x in lines] == [
+        ("x_k = E·x(t-k), k = 1..8", "8 look-ups of rows of E (V, D) = (20, 4)",
+         "(B, C, D) = (2, 8, 4)", 0),
+        ("z = Σ_k 0.7^(k-1) x_k   (FOFE code of the C words)",
+         "(B, D, C) @ (C) = (2, 4, 8) @ (8)", "(B, D) = (2, 4)", 32),
+        ("e = [x_2; x_1; z]", "", "(B, (K+1)·D) = (2, 12)", 0),
+        ("h = tanh(W e + b)", "(B, (K+1)·D) @ ((K+1)·D, H) = (2, 12) @ (12, 5)",
+         "(B, H) = (2, 5)", 60),
+        ("h = h + Wb1 tanh(Wa1 LN(h) + ba1) + bb1   (residual block 1)",
+         "(B, H) @ (H, R) @ (R, H) = (2, 5) @ (5, 9) @ (9, 5)", "(B, H) = (2, 5)", 90),
+        ("h = LN(h)", "", "(B, H) = (2, 5)", 0),
+        ("h' = P h", "(B, H) @ (H, D) = (2, 5) @ (5, 4)", "(B, D) = (2, 4)", 20),
+        ("z = U h' + b_z   (tied: U = E)", "(B, D) @ (D, V) = (2, 4) @ (4, 20)",
+         "(B, V) = (2, 20)", 80),
+        ("ŷ = softmax(z)", "", "(B, V) = (2, 20)", 0),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "settings",
     [
@@ -104,11 +125,15 @@ def test_deep_lm_and_long_contexts_name_every_layer() -> None:
             "hidden_sizes": [16],
             "adaptive_cutoffs": [5, 12],
         },
+        {"history": "fofe", "context_size": 8, "fofe_exact": 2},
+        {"history": "fofe", "context_size": 8, "fofe_exact": 0, "direct": True},
+        {"residual_blocks": 2, "residual_inner": 9},
+        {"history": "fofe", "context_size": 8, "residual_blocks": 1, "tie_weights": False},
     ],
 )
 def test_lm_cost_matches_torchs_flop_counter(settings: dict[str, Any]) -> None:
     model = lm(**settings)
-    context = torch.randint(0, 20, (5, 3))
+    context = torch.randint(0, 20, (5, model.config.context_size))
     counted = counted_macs(model, lambda: model.log_probs(context), 5)
     assert total_macs(lm_computation(model, 5)) == counted
 
@@ -261,7 +286,15 @@ def lm_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ]
     train_lm(corpus, overrides=small, out=root / "nn")
     train_lm(corpus, overrides=['kind="kneser_ney"', "kneser_ney.order=3"], out=root / "kn")
-    return {"nn": root / "nn", "kn": root / "kn"}
+    fofe = [
+        'model.history="fofe"',
+        "model.context_size=10",
+        "model.fofe_exact=1",
+        "model.residual_blocks=1",
+        "model.residual_inner=12",
+    ]
+    train_lm(corpus, overrides=[*small, *fofe], out=root / "fofe")
+    return {"nn": root / "nn", "kn": root / "kn", "fofe": root / "fofe"}
 
 
 def test_explain_shapes_for_an_lm(lm_runs: dict[str, Path]) -> None:
@@ -279,6 +312,25 @@ def test_explain_shapes_for_an_lm(lm_runs: dict[str, Path]) -> None:
     assert text.exit_code == 0, text.output
     assert "ŷ = softmax(z)" in text.stdout and "(tied: U = E)" in text.stdout
     assert "forward: 592 multiply-adds = 1,184 FLOPs per predicted word" in text.stdout
+
+
+def test_explain_shapes_shows_the_fofe_code_and_the_residual_block(
+    lm_runs: dict[str, Path],
+) -> None:
+    args = ["explain", "shapes", str(lm_runs["fofe"]), "--text", "the cat", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["sizes"] == {"B": 1, "C": 10, "D": 8, "K": 1, "H": 16, "R": 12, "V": 10}
+    formulas = [line["formula"] for line in out["lines"]]
+    assert formulas[:3] == [
+        "x_k = E·x(t-k), k = 1..10",
+        "z = Σ_k 0.7^(k-1) x_k   (FOFE code of the C words)",
+        "e = [x_1; z]",
+    ]
+    assert "h = h + Wb1 tanh(Wa1 LN(h) + ba1) + bb1   (residual block 1)" in formulas
+    # the code 10·8, the hidden layer 16·16, the block 2·16·12, P 16·8, the output 8·10
+    assert out["macs_per_example"] == 80 + 16 * 16 + 2 * 16 * 12 + 16 * 8 + 8 * 10
 
 
 def test_explain_shapes_refuses_a_kneser_ney_run(lm_runs: dict[str, Path]) -> None:

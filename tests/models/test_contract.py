@@ -85,11 +85,14 @@ def classifier_case(spec: registry.ModelSpec, num_classes: int, multilabel: bool
     )
 
 
-def lm_case() -> Case:
+def lm_case(**options: Any) -> Case:
+    """The feed-forward LM; ``options``: more of its [model] settings (FOFE, residual blocks)."""
     generator = torch.Generator().manual_seed(0)
     config = {"context_size": 3, "embedding_dim": 6, "hidden_sizes": [5], "dropout": 0.1}
+    config.update(options)
+    C = int(config["context_size"])
     batch = {
-        "context": torch.randint(0, 20, (4, 3), generator=generator),  # (B, C)
+        "context": torch.randint(0, 20, (4, C), generator=generator),  # (B, C)
         "target": torch.randint(0, 20, (4,), generator=generator),
     }  # (B,)
     return Case(
@@ -147,7 +150,12 @@ def ensemble_case(member: str, num_classes: int, multilabel: bool = False) -> Ca
 
 # model types that are not classifiers: name -> their cases
 OTHER_CASES: dict[str, dict[str, Callable[[], Case]]] = {
-    "ffnn_lm": {"ffnn_lm": lm_case},
+    "ffnn_lm": {
+        "ffnn_lm": lm_case,
+        "ffnn_lm-fofe-residual": lambda: lm_case(
+            history="fofe", context_size=7, fofe_exact=2, residual_blocks=2, residual_inner=9
+        ),
+    },
     "skipgram": {"skipgram": lambda: skipgram_case(False), "cbow": lambda: skipgram_case(True)},
     "fasttext": {
         "fasttext": lambda: fasttext_case(False),

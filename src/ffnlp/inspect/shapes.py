@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ffnlp.models.lm import FeedForwardLM
+from ffnlp.models.lm import FeedForwardLM, ResidualBlock
 from ffnlp.models.mlp import MLP
 from ffnlp.models.protocols import Scorer
 from ffnlp.models.skipgram import SkipGram
@@ -165,20 +165,27 @@ def lm_computation(model: FeedForwardLM, batch: int) -> list[Product]:
         h = act(W e + b)                (B, C·D) @ (C·D, H)   -> (B, H)
         z = U h + b_z                   (B, H) @ (H, V)       -> (B, V)   (tied: U = E)
         ŷ = softmax(z)                                           (B, V)
+
+    With ``history = "fofe"`` the input is written as the C look-ups, their code z and
+    e = [x_K; ...; x_1; z]; residual blocks add one line each (two products) and a layer norm.
     """
     cfg = model.config
     B, C = batch, cfg.context_size
     V, D = (int(n) for n in model.embedding.weight.shape)
     linears = [m for m in model.hidden if isinstance(m, nn.Linear)]
     act = cfg.activation
-    lines = [
-        Product(
-            f"e = {_context(C)}",
-            f"{C} look-ups of rows of E {_dims('V, D', (V, D))}",
-            _dims("B, C·D", (B, C * D)),
-        )
-    ]
-    x, x_letters, width = "e", "C·D", C * D
+    if cfg.history == "fofe":
+        lines, e_letters = _fofe_lines(cfg.fofe_alpha, cfg.fofe_exact, B, C, V, D), "(K+1)·D"
+    else:
+        e_letters = "C·D"
+        lines = [
+            Product(
+                f"e = {_context(C)}",
+                f"{C} look-ups of rows of E {_dims('V, D', (V, D))}",
+                _dims("B, C·D", (B, C * D)),
+            )
+        ]
+    x, x_letters, width = "e", e_letters, model.input_width
     for i, linear in enumerate(linears, start=1):
         h = "h" if len(linears) == 1 else f"h{i}"
         H = "H" if len(linears) == 1 else f"H{i}"
@@ -194,6 +201,8 @@ def lm_computation(model: FeedForwardLM, batch: int) -> list[Product]:
             )
         )
         x, x_letters, width = h, H, out
+    if model.blocks:
+        lines += _residual_lines(model, x, x_letters, B, width)
     if model.projection is not None:  # tied weights with H != D: back to D first
         lines.append(
             Product(
@@ -220,15 +229,66 @@ def lm_computation(model: FeedForwardLM, batch: int) -> list[Product]:
         )
     )
     if model.direct is not None:
+        width0 = model.input_width
         lines.append(
             Product(
                 "z = z + W_d e   (direct connections)",
-                _matmul("B, C·D", "C·D, V", (B, C * D), (C * D, V)),
+                _matmul(f"B, {e_letters}", f"{e_letters}, V", (B, width0), (width0, V)),
                 _dims("B, V", (B, V)),
-                C * D * V,
+                width0 * V,
             )
         )
     lines.append(Product("ŷ = softmax(z)", "", _dims("B, V", (B, V))))
+    return lines
+
+
+def _fofe_lines(alpha: float, K: int, B: int, C: int, V: int, D: int) -> list[Product]:
+    """The FOFE history: the C look-ups, their code z (a weighted sum: C·D multiply-adds per
+    example), and the input e = [the K most recent embeddings; z]."""
+    lines = [
+        Product(
+            f"x_k = E·x(t-k), k = 1..{C}",
+            f"{C} look-ups of rows of E {_dims('V, D', (V, D))}",
+            _dims("B, C, D", (B, C, D)),
+        ),
+        Product(
+            f"z = Σ_k {alpha:g}^(k-1) x_k   (FOFE code of the C words)",
+            f"(B, D, C) @ (C) = ({B}, {D}, {C}) @ ({C})",
+            _dims("B, D", (B, D)),
+            C * D,
+        ),
+    ]
+    words = [f"x_{k}" for k in range(K, 0, -1)]
+    shown = "; ".join(words) if K <= 4 else f"{words[0]}; ...; {words[-1]}"
+    lines.append(
+        Product(
+            f"e = [{shown}; z]" if K else "e = z",
+            "",
+            _dims("B, (K+1)·D", (B, (K + 1) * D)),
+        )
+    )
+    return lines
+
+
+def _residual_lines(
+    model: FeedForwardLM, x: str, letters: str, B: int, width: int
+) -> list[Product]:
+    """Each pre-norm residual block's two products, then the closing layer norm."""
+    lines = []
+    act = model.config.activation
+    for i, block in enumerate(model.blocks, start=1):
+        assert isinstance(block, ResidualBlock)
+        R = block.inner.out_features
+        lines.append(
+            Product(
+                f"{x} = {x} + Wb{i} {act}(Wa{i} LN({x}) + ba{i}) + bb{i}   (residual block {i})",
+                f"(B, {letters}) @ ({letters}, R) @ (R, {letters}) = ({B}, {width}) @ ({width}, {R}) "
+                f"@ ({R}, {width})",
+                _dims(f"B, {letters}", (B, width)),
+                2 * width * R,
+            )
+        )
+    lines.append(Product(f"{x} = LN({x})", "", _dims(f"B, {letters}", (B, width))))
     return lines
 
 
@@ -367,7 +427,12 @@ def lm_forward(lm: Any, texts: list[str]) -> tuple[list[Product], dict[str, int]
     assert tuple(out.shape) == (len(texts), net.vocab_size)
     hidden = [m.out_features for m in net.hidden if isinstance(m, nn.Linear)]
     sizes = {"B": len(texts), "C": C, "D": net.embedding.embedding_dim}
+    if net.config.history == "fofe":
+        sizes["K"] = net.config.fofe_exact
     sizes.update({"H" if len(hidden) == 1 else f"H{i}": h for i, h in enumerate(hidden, 1)})
+    inner = [b.inner.out_features for b in net.blocks if isinstance(b, ResidualBlock)]
+    if inner:
+        sizes["R"] = inner[0]
     sizes["V"] = net.vocab_size
     return lines, sizes
 

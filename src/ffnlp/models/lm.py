@@ -10,6 +10,18 @@ to the output; weight tying (U = E, with a linear projection H -> D when the siz
 dropout; and an adaptive softmax (Grave et al. 2017) that makes the output layer cheaper for large
 vocabularies by giving rare words smaller, clustered output matrices.
 
+Beyond the fixed window, still feed-forward:
+
+- ``history = "fofe"``: the fixed-size ordinally-forgetting encoding of Zhang et al. (2015) in
+  place of the concatenation, z = sum_{k=1..C} alpha^(k-1) E x_{t-k} (the recurrence
+  z_t = alpha z_{t-1} + E x_t unrolled over the C words of history, in closed form), beside the
+  ``fofe_exact`` most recent words' embeddings concatenated: e = [E x_{t-K}; ...; E x_{t-1}; z],
+  (B, (K+1)*D). With alpha = 0.7 a word 20 back weighs 0.001, so a long C covers the whole
+  useful history at the cost of C look-ups.
+- ``residual_blocks``: pre-norm residual blocks after the hidden layers (the modernised neural
+  LM of Sun & Iyyer 2021): h = h + dropout(W2 act(W1 LN(h) + b1) + b2), and a layer norm on
+  the last block's output.
+
 ``fused=True`` (the default) trains with the CPU kernels of :mod:`ffnlp.models.kernels.lm_cpu`
 (a dropout mask from random bytes; the output layer and its cross-entropy in one node with one
 (B, V) buffer; with bf16 products (``precision``) one bf16 copy of a tied table a step and the
@@ -30,6 +42,8 @@ from ffnlp.models.activations import ACTIVATIONS
 from ffnlp.models.kernels import lm_cpu
 from ffnlp.models.registry import register
 from ffnlp.precision import PRECISIONS, choose_precision
+
+MAX_FOFE_CONTEXT = 1024  # words of history a FOFE model looks up for every prediction
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,33 @@ class FFLMConfig:
         "adaptive softmax: word ranks where the tail clusters start (vocab sorted by frequency)",
     )
     adaptive_div_value: float = option(4.0, "adaptive softmax: each cluster's size divisor", gt=1)
+    history: str = option(
+        "window",
+        "how the C words of history reach the hidden layer: window = their embeddings "
+        "concatenated (Bengio), fofe = the ordinally-forgetting encoding of all C words "
+        "(sum of alpha^(k-1) E x(t-k)) beside the fofe_exact most recent words concatenated",
+        choices=("window", "fofe"),
+    )
+    fofe_alpha: float = option(
+        0.7, "history = 'fofe': the forgetting factor alpha (Zhang et al. 2015: 0.7)", gt=0, lt=1
+    )
+    fofe_exact: int = option(
+        2,
+        "history = 'fofe': the most recent words also given one by one (their embeddings "
+        "concatenated before the code); 0 = the code alone",
+        ge=0,
+    )
+    residual_blocks: int = option(
+        0,
+        "pre-norm residual blocks after the hidden layers: h = h + dropout(W2 act(W1 LN(h))), "
+        "a layer norm on the last one's output (Sun & Iyyer 2021); 0 = none",
+        ge=0,
+    )
+    residual_inner: int = option(
+        0,
+        "residual blocks: the inner width of W1 (0 = the blocks' width, the last hidden size)",
+        ge=0,
+    )
     precision: str = option(
         "auto",
         "matrix products while training: bf16 (autocast; about 2x faster where the hardware has "
@@ -92,6 +133,19 @@ class FFLMConfig:
             problems.append(
                 "model.tie_weights = true does not work with model.softmax = 'adaptive'; "
                 "set one of them differently"
+            )
+        if self.history == "fofe" and self.context_size > MAX_FOFE_CONTEXT:
+            problems.append(
+                f"model.context_size = {self.context_size} is more history than a FOFE code "
+                f"needs (at most {MAX_FOFE_CONTEXT}: even alpha = 0.99 weighs a word that far "
+                "back 0.00003, and every word of the window is looked up for every prediction); "
+                f"set model.context_size <= {MAX_FOFE_CONTEXT}"
+            )
+        if self.history == "fofe" and self.fofe_exact >= self.context_size:
+            problems.append(
+                f"model.fofe_exact = {self.fofe_exact} must be below model.context_size = "
+                f"{self.context_size} (the code covers all C words; the exact ones are the "
+                "most recent of them): raise context_size or lower fofe_exact"
             )
         if self.softmax == "adaptive" and self.direct:
             problems.append("model.direct = true needs model.softmax = 'full'")
@@ -124,11 +178,11 @@ class FeedForwardLM(nn.Module):
         self.fused = fused
         self._auto_precision: dict[str, str] = {}  # device -> what precision = "auto" chose there
         dropout = lm_cpu.ByteMaskDropout if fused else nn.Dropout
-        C, D = cfg.context_size, cfg.embedding_dim
+        D = cfg.embedding_dim
         self.embedding = nn.Embedding(vocab_size, D)
         self.dropout = dropout(cfg.dropout)
         layers: list[nn.Module] = []
-        width = C * D
+        width = self.input_width
         for size in cfg.hidden_sizes:
             layers += [
                 nn.Linear(width, size),
@@ -137,7 +191,12 @@ class FeedForwardLM(nn.Module):
             ]
             width = size
         self.hidden = nn.Sequential(*layers)
-        self.direct = nn.Linear(C * D, vocab_size, bias=False) if cfg.direct else None
+        self.blocks = nn.ModuleList(
+            ResidualBlock(width, cfg.residual_inner or width, cfg.activation, dropout(cfg.dropout))
+            for _ in range(cfg.residual_blocks)
+        )
+        self.final_norm = nn.LayerNorm(width) if cfg.residual_blocks else None
+        self.direct = nn.Linear(self.input_width, vocab_size, bias=False) if cfg.direct else None
         self.projection: nn.Linear | None = None
         self.output: nn.Linear | None = None
         self.adaptive: nn.AdaptiveLogSoftmaxWithLoss | None = None
@@ -154,6 +213,13 @@ class FeedForwardLM(nn.Module):
             if cfg.tie_weights:
                 self.output.weight = self.embedding.weight
         self._init_weights()
+
+    @property
+    def input_width(self) -> int:
+        """Width of what the first hidden layer reads: C*D (window) or (K+1)*D (fofe)."""
+        cfg = self.config
+        words = cfg.fofe_exact + 1 if cfg.history == "fofe" else cfg.context_size
+        return words * cfg.embedding_dim
 
     def _init_weights(self) -> None:
         nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
@@ -184,14 +250,39 @@ class FeedForwardLM(nn.Module):
                 mask = keep.unsqueeze(2) if mask is None else mask.mul_(keep.unsqueeze(2))
             if mask is not None:
                 e = e * mask
-        e = e.flatten(1)  # (B, C*D)
+        e = self.encode_history(e)  # (B, C*D), or (B, (K+1)*D) with FOFE
         h = self.hidden(e)  # (B, H)
+        for block in self.blocks:
+            h = block(h)
+        if self.final_norm is not None:
+            h = self.final_norm(h)
         if self.projection is not None:
             h = self.projection(h)  # (B, D)
         return h, e
 
+    def encode_history(self, e: torch.Tensor) -> torch.Tensor:
+        """The context words' embeddings (B, C, D) as the hidden layer reads them: concatenated
+        (B, C*D), or with FOFE [e_{t-K}; ...; e_{t-1}; z] (B, (K+1)*D)."""
+        if self.config.history != "fofe":
+            return e.flatten(1)
+        # alpha^(k-1) for the word k back, oldest word first: (C,)
+        C = e.shape[1]
+        powers = torch.arange(C - 1, -1, -1, dtype=torch.float64, device=e.device)
+        weights = torch.pow(self.config.fofe_alpha, powers).to(e.dtype)
+        z = torch.einsum("bcd,c->bd", e, weights)  # (B, D)
+        K = self.config.fofe_exact
+        if K == 0:
+            return z
+        return torch.cat([e[:, -K:].flatten(1), z], dim=1)  # (B, (K+1)*D)
+
     def _wrong_context(self, given: int) -> None:
         C, D = self.config.context_size, self.embedding.embedding_dim
+        if self.config.history == "fofe":
+            raise ConfigError(
+                f"this LM reads C = {C} context words (model.context_size = {C}; their FOFE code "
+                f"weighs word k back by alpha^(k-1)) but got contexts of {given}; pass (B, {C}) "
+                f"contexts, or train with model.context_size = {given}"
+            )
         first = next((m for m in self.hidden if isinstance(m, nn.Linear)), None)
         product = "the output product" if first is None else "the first hidden product"
         out = first.out_features if first is not None else self.vocab_size
@@ -283,3 +374,18 @@ class FeedForwardLM(nn.Module):
         if fast and self.fused:
             return lm_cpu.softmax_cross_entropy(z, target)
         return F.cross_entropy(z.float(), target)  # (no copy when z is fp32 already)
+
+
+class ResidualBlock(nn.Module):
+    """Pre-norm residual feed-forward block: h + dropout(W2 act(W1 LN(h) + b1) + b2)."""
+
+    def __init__(self, width: int, inner: int, activation: str, dropout: nn.Module):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.inner = nn.Linear(width, inner)
+        self.act = ACTIVATIONS[activation].make()
+        self.outer = nn.Linear(inner, width)
+        self.dropout = dropout
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.dropout(self.outer(self.act(self.inner(self.norm(h)))))
