@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
 import typer
+from rich.markup import escape
 
 from ffnlp import config as cfgmod
 
@@ -35,9 +36,10 @@ class HelpTable:
         self.texts = dict(texts)
 
     def __call__(self, *names: str, **settings: Any) -> Any:
+        text = escape(self.texts[names[0]])  # help is Rich markup: "ffnlp[tune]" stays as written
         if names[0].startswith("-"):
-            return typer.Option(*names, help=self.texts[names[0]], **settings)
-        return typer.Argument(help=self.texts[names[0]], **settings)
+            return typer.Option(*names, help=text, **settings)
+        return typer.Argument(help=text, **settings)
 
 
 def group(no_args_is_help: bool = True, **settings: Any) -> typer.Typer:
