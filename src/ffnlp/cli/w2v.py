@@ -141,7 +141,7 @@ def neighbors(
         from ffnlp.report.plots import plot_projection  # imports matplotlib
 
         plot_projection(wv, words or pos + neg, plot, neighbours=k)
-    print_result(result, json_, lambda r: screen.neighbors(r, plot))
+    print_result(result, json_, lambda r: screen.neighbors(r, plot, query=bool(pos)))
 
 
 def _query(

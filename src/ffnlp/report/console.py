@@ -296,12 +296,14 @@ class ConsoleReport:
             )
             self.say(table)
 
-    def neighbors(self, result: dict[str, Any], plot: Path | None = None) -> None:
-        """`w2v neighbors`: a line per query word, or one for the analogy query (``result``:
-        :func:`ffnlp.tasks.w2v.nearest_words`'); then where the projection went (--plot)."""
-        if "positive" in result:
-            query = " + ".join(result["positive"]) + "".join(f" - {w}" for w in result["negative"])
-            result = {query: result["neighbors"]}
+    def neighbors(
+        self, result: dict[str, Any], plot: Path | None = None, query: bool = False
+    ) -> None:
+        """`w2v neighbors`: a line per query word, or (``query``) one for the analogy query
+        (``result``: :func:`ffnlp.tasks.w2v.nearest_words`'); then where --plot went."""
+        if query:
+            asked = " + ".join(result["positive"]) + "".join(f" - {w}" for w in result["negative"])
+            result = {asked: result["neighbors"]}
         for w, ns in result.items():
             self.say(f"[bold]{w}[/bold]: " + ", ".join(f"{n} ({s:.3f})" for n, s in ns))
         if plot is not None:
