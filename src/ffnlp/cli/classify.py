@@ -137,14 +137,19 @@ def predict(
 
         echo "how long to rest a steak" | ffnlp classify predict runs/cooking --k 5 --threshold 0.3
     """
-    from ffnlp.tasks.fastpredict import check_threshold, predict_batches, predictor  # numpy
+    from ffnlp.tasks.fastpredict import check_threshold, open_run, predict_batches  # numpy
 
     if threshold is not None:
         check_threshold(threshold)  # before reading a whole input
     if k < 1 and k != -1:
         raise typer.BadParameter("--k must be at least 1, or -1 for every label", param_hint="--k")
+    clf: Any = open_run(run)  # NumPy, without PyTorch (start-up in a fraction of a second)
+    if clf is None:  # a run it does not cover, or FFNLP_FAST_PREDICT=0
+        from ffnlp.tasks.classify import load  # imports torch: only for the runs NumPy can't do
+
+        clf = load(run)
     lines = read_input_lines(input_, encoding)
-    batches = predict_batches(predictor(run), lines, k, threshold, batch_size)
+    batches = predict_batches(clf, lines, k, threshold, batch_size)
     for batch in nonempty(batches, f"{input_name(input_)} has no text to classify"):
         typer.echo("\n".join(prediction_line(text, top, json_) for text, top in batch))
 

@@ -207,17 +207,6 @@ class FastClassifier:
         return top_k(self.predict_proba(texts), self.labels, k, cut)
 
 
-def predictor(run_dir: str | Path) -> Any:
-    """The run's classifier for `ffnlp classify predict`: on the NumPy path when
-    :func:`open_run` covers it (start-up in a fraction of a second), else loaded with PyTorch."""
-    fast = open_run(run_dir)
-    if fast is not None:
-        return fast
-    from ffnlp.tasks.classify import load  # imports torch: only for the runs NumPy can't do
-
-    return load(run_dir)
-
-
 def predict_batches(
     clf: Any, texts: Iterable[str], k: int, threshold: float | None, batch_size: int
 ) -> Iterator[list[tuple[str, Prediction]]]:
