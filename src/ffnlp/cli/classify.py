@@ -13,7 +13,6 @@ from ffnlp.cli import common
 from ffnlp.cli import options as opt
 from ffnlp.cli.common import print_json, print_result, screen
 from ffnlp.report.console import prediction_line, vector_line
-from ffnlp.text.readers import input_name, nonempty, read_input_lines
 
 app = opt.group(help="Text classifiers: train, eval, predict, cv.")
 
@@ -138,6 +137,7 @@ def predict(
         echo "how long to rest a steak" | ffnlp classify predict runs/cooking --k 5 --threshold 0.3
     """
     from ffnlp.tasks.fastpredict import check_threshold, open_run, predict_batches  # numpy
+    from ffnlp.text.readers import input_name, nonempty, read_input_lines  # imports numpy
 
     if threshold is not None:
         check_threshold(threshold)  # before reading a whole input
@@ -173,6 +173,7 @@ def vectors(
         printf 'wonderful\nwonderfull\n' | ffnlp classify vectors runs/sst2_subwords --words
     """
     from ffnlp.tasks.classify import load  # imports torch
+    from ffnlp.text.readers import input_name, nonempty, read_input_lines
 
     if words and layer != "auto":
         raise typer.BadParameter(

@@ -37,13 +37,11 @@ class FfnlpGroup(TyperGroup):
             with _output_of_rank():
                 return super().invoke(ctx)
         except Interrupted as exc:
-            if exc.run_dir is None:
-                line = f"{exc.headline}; {exc.outcome}."
-            else:
+            line = f"{exc.headline}; {exc.outcome}."
+            if exc.run_dir is not None:
                 again = resume_command(ctx.meta.get("ffnlp.argv", []), str(exc.run_dir))
-                line = (
-                    f"{exc.headline}; the run is saved in {exc.run_dir}. Continue it with: {again}"
-                )
+                saved = f"the run is saved in {exc.run_dir}. Continue it with: {again}"
+                line = f"{exc.headline}; {saved}"
             typer.echo(_rank_prefix() + line, err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:

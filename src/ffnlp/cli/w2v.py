@@ -74,10 +74,8 @@ def train(
         ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config ptb_fasttext --similarity ../shared/data/word_similarity/wordsim353.tsv --out runs/ptb_fasttext
     """
     # the evaluation files given here replace the config's (as --set would)
-    files: dict[str, Any] = (
-        {"evaluation.similarity": list(map(str, similarity))} if similarity else {}
-    )
-    files |= {"evaluation.analogies": str(analogies)} if analogies is not None else {}
+    files: dict[str, Any] = {"evaluation.analogies": str(analogies)} if analogies else {}
+    files |= {"evaluation.similarity": list(map(str, similarity))} if similarity else {}
     common.train("w2v", (corpus,), run, config, set_, out, seed, **files)
 
 
