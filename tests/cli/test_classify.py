@@ -61,6 +61,13 @@ def test_every_command_has_help_with_an_example() -> None:
         assert "Example" in result.output, cmd
 
 
+def test_help_texts_show_square_brackets_as_written() -> None:
+    # help is Rich markup: unescaped, "pip install 'ffnlp[tensorboard]'" showed as 'ffnlp'
+    for cmd, text in ((["classify", "train"], "ffnlp[tensorboard]"), (["tune"], "ffnlp[postgres]")):
+        result = runner.invoke(app, [*cmd, "--help"])
+        assert result.exit_code == 0 and text in result.output, cmd
+
+
 def test_train_writes_the_run_directory(trained) -> None:
     for name in (
         "config.toml",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 from rich.console import Console
@@ -126,3 +127,16 @@ def test_explain_shapes_prints_the_layers_and_the_cost() -> None:
     text = out.getvalue()
     assert "(B, D) @ (D, H)" in text and "fc[0]" in text  # brackets shown, not read as markup
     assert "forward: 16 multiply-adds = 32 FLOPs per text" in text
+
+
+def test_neighbors_show_each_word_or_the_one_analogy_query() -> None:
+    report, out, _ = consoles()
+    report.neighbors({"positive": [["good", 0.5]]})  # a query word may be called "positive"
+    query = {"positive": ["king", "woman"], "negative": ["man"], "method": "3cosadd"}
+    report.neighbors({**query, "neighbors": [["queen", 0.9]]}, Path("p.png"), query=True)
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "positive: good (0.500)",
+        "king + woman - man: queen (0.900)",
+        "projection saved to p.png",
+    ]

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from ffnlp.errors import ConfigError, DataError
-from ffnlp.text.readers import detect_format, read_corpus, read_labeled, read_lines
+from ffnlp.text.readers import (
+    detect_format,
+    input_name,
+    nonempty,
+    read_corpus,
+    read_labeled,
+    read_lines,
+)
 from tests.conftest import shared_data
 
 # the same three examples in every format; the text holds a comma, quotes and non-ASCII
@@ -468,3 +475,10 @@ def test_csv_an_empty_label_between_separators_is_an_error(tmp_path):
     assert str(info.value).startswith(
         f"{path}:2: an empty label in 'a;;b' (labels separated by ';'); remove the extra ';'"
     )
+
+
+def test_nonempty_passes_a_stream_through_and_refuses_an_empty_one() -> None:
+    assert list(nonempty(iter("abc"), "unused")) == ["a", "b", "c"]
+    with pytest.raises(DataError, match="standard input has no text"):
+        list(nonempty(iter([]), f"{input_name('-')} has no text"))
+    assert input_name(Path("in.txt")) == "in.txt"

@@ -4,40 +4,19 @@ The task's modules import torch: each command imports them when it runs, so that
 and `classify predict` (NumPy alone, ffnlp.tasks.fastpredict) start quickly.
 """
 
-from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from ffnlp.cli import common
-from ffnlp.cli.commands import train_seeds
+from ffnlp.cli import options as opt
 from ffnlp.cli.common import print_json, print_result, screen
-from ffnlp.cli.options import (
-    DATA,
-    RUN,
-    SWEEP,
-    Config,
-    Input,
-    Json,
-    RunOptions,
-    Seed,
-    Seeds,
-    Set,
-    Sweep,
-    SweepJson,
-    data_options,
-    help_tables,
-    run_dir_option,
-    settings,
-    with_options,
-)
-from ffnlp.errors import DataError
+from ffnlp.report.console import prediction_line, vector_line
 
-app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+app = opt.group(help="Text classifiers: train, eval, predict, cv.")
 
-Run = Annotated[Path, typer.Argument(help="Run directory of a trained classifier.")]
-TRAIN, EVAL, PREDICT, VECTORS, CV = help_tables(
+TRAIN, EVAL, PREDICT, VECTORS, CV = opt.help_tables(
     train={
         "--train": "Training data (LABEL text lines, fastText, CSV/TSV, JSONL; .gz ok; Parquet, "
         "Arrow, a datasets folder).",
@@ -88,59 +67,40 @@ TRAIN, EVAL, PREDICT, VECTORS, CV = help_tables(
 
 
 @app.command("train")
-@with_options(RunOptions)
-@with_options(data_options, "data")
+@opt.with_options(opt.RunOptions)
+@opt.with_options(opt.data_options, "data")
 def train(
     train_file: Annotated[Path | None, TRAIN("--train")] = None,
     dev: Annotated[Path | None, TRAIN("--dev")] = None,
     test: Annotated[Path | None, TRAIN("--test")] = None,
-    config: Config = None,
-    set_: Set = [],  # noqa: B006 (typer copies it)
-    out: Annotated[Path | None, run_dir_option("classify")] = None,
-    seed: Seed = None,
-    seeds: Seeds = None,
+    config: opt.Config = None,
+    set_: opt.Set = [],  # noqa: B006 (typer copies it)
+    out: Annotated[Path | None, opt.run_dir_option("classify")] = None,
+    seed: opt.Seed = None,
+    seeds: opt.Seeds = None,
     ensemble: Annotated[int | None, TRAIN("--ensemble")] = None,
-    data: dict[str, Any] = DATA,  # with_options: --format, --encoding, --skip-invalid
-    run: RunOptions = RUN,  # with_options: the options every `train` command ends with
+    data: dict[str, Any] = opt.DATA,  # with_options: --format, --encoding, --skip-invalid
+    run: opt.RunOptions = opt.RUN,  # with_options: the options every `train` command ends with
 ) -> None:
     """Train a text classifier and write a run directory.
 
     Example:
 
         ffnlp classify train --config sst2_logreg --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2
-
-        ffnlp classify train --init-from runs/sst2 --train ../shared/data/mr/rt-polarity.all --encoding latin-1 --out runs/sst2_then_mr
-
-        ffnlp classify train --ensemble 3 --config sst2_ffnn --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --out runs/sst2_ensemble
-
-        ffnlp classify train --seeds 0,1,2 --config sst2_logreg --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2_3seeds
     """
-    common.begin_training(run)
-    if train_file is None:
-        raise typer.BadParameter("--train is required", param_hint="--train")
     if ensemble is not None:  # as --set model.ensemble=K (checked with the configuration)
         set_ = [*set_, f"model.ensemble={ensemble}"]
-    if seeds is not None:
-        overrides = settings(set_, run, data=data, one_run=False)
-        splits = (train_file, dev, test)
-        return train_seeds("classify", seeds, run, splits, config, overrides, out, seed)
-    from ffnlp.tasks.classify import train_classifier  # imports torch
-
-    overrides = settings(set_, run, data=data)
-    recipe = common.recipe_args(run, out)
-    clf = train_classifier(
-        train_file, dev=dev, test=test, config=config, overrides=overrides, seed=seed, **recipe
-    )
-    common.finish_training(clf, run, screen.classify_train)
+    inputs = (train_file, dev, test)
+    common.train("classify", inputs, run, config, set_, out, seed, seeds, data=data)
 
 
 @app.command("eval")
 def evaluate(
-    run: Run,
+    run: opt.ClassifierRun,
     data: Annotated[Path, EVAL("--data")],
     fmt: Annotated[str | None, EVAL("--format")] = None,
     encoding: Annotated[str | None, EVAL("--encoding")] = None,
-    json_: Json = False,
+    json_: opt.Json = False,
 ) -> None:
     """Evaluate a trained classifier on labelled data.
 
@@ -159,8 +119,8 @@ def evaluate(
 
 @app.command("predict")
 def predict(
-    run: Run,
-    input_: Input = "-",
+    run: opt.ClassifierRun,
+    input_: opt.Input = "-",
     k: Annotated[int, PREDICT("--k")] = 1,
     threshold: Annotated[float | None, PREDICT("--threshold")] = None,
     encoding: Annotated[str, PREDICT("--encoding")] = "utf-8",
@@ -181,36 +141,28 @@ def predict(
 
         echo "how long to rest a steak" | ffnlp classify predict runs/cooking --k 5 --threshold 0.3
     """
-    from ffnlp.report.console import prediction_line
-    from ffnlp.tasks.fastpredict import check_threshold, open_run  # imports numpy
-    from ffnlp.text.readers import read_input_lines
+    from ffnlp.tasks.fastpredict import check_threshold, open_run, predict_batches  # numpy
+    from ffnlp.text.readers import input_name, nonempty, read_input_lines  # imports numpy
 
     if threshold is not None:
         check_threshold(threshold)  # before reading a whole input
     if k < 1 and k != -1:
         raise typer.BadParameter("--k must be at least 1, or -1 for every label", param_hint="--k")
-    # the NumPy path reads the run without PyTorch (start-up in a fraction of a second); a run
-    # it does not cover, or FFNLP_FAST_PREDICT=0, is loaded and predicted with PyTorch
-    clf: Any = open_run(run)
-    if clf is None:
+    clf: Any = open_run(run)  # NumPy, without PyTorch (start-up in a fraction of a second)
+    if clf is None:  # a run it does not cover, or FFNLP_FAST_PREDICT=0
         from ffnlp.tasks.classify import load  # imports torch: only for the runs NumPy can't do
 
         clf = load(run)
     lines = read_input_lines(input_, encoding)
-    seen = 0
-    while batch := list(islice(lines, batch_size)):
-        seen += len(batch)
-        tops = clf.predict(batch, k=k, threshold=threshold)
-        pairs = zip(batch, tops, strict=True)
-        typer.echo("\n".join(prediction_line(text, top, json_) for text, top in pairs))
-    if not seen:
-        raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text to classify")
+    batches = predict_batches(clf, lines, k, threshold, batch_size)
+    for batch in nonempty(batches, f"{input_name(input_)} has no text to classify"):
+        typer.echo("\n".join(prediction_line(text, top, json_) for text, top in batch))
 
 
 @app.command("vectors")
 def vectors(
-    run: Run,
-    input_: Input = "-",
+    run: opt.ClassifierRun,
+    input_: opt.Input = "-",
     layer: Annotated[str, VECTORS("--layer")] = "auto",
     encoding: Annotated[str, VECTORS("--encoding")] = "utf-8",
     batch_size: Annotated[int, VECTORS("--batch-size", min=1)] = 1000,
@@ -226,44 +178,36 @@ def vectors(
         printf 'wonderful\nwonderfull\n' | ffnlp classify vectors runs/sst2_subwords --words
     """
     from ffnlp.tasks.classify import load  # imports torch
-    from ffnlp.text.readers import read_input_lines
+    from ffnlp.text.readers import input_name, nonempty, read_input_lines
 
     if words and layer != "auto":
         raise typer.BadParameter(
             "--words reads the embedding table, not a layer: leave out --layer",
             param_hint="--layer",
         )
-    clf = load(run)
-    lines = read_input_lines(input_, encoding)
+    clf, lines = load(run), read_input_lines(input_, encoding)
     if words:
         pairs = clf.word_vectors_stream(lines, batch_size)
     else:
         pairs = clf.vectors_stream(lines, layer, batch_size)
-    seen = 0
-    for text, vector in pairs:
-        seen += 1
-        if json_:
-            print_json({"word" if words else "text": text, "vector": [float(x) for x in vector]})
-        else:
-            typer.echo(" ".join(f"{x:.7g}" for x in vector.tolist()))
-    if not seen:
-        raise DataError(f"{input_ if input_ != '-' else 'standard input'} has no text")
+    for text, vector in nonempty(pairs, f"{input_name(input_)} has no text"):
+        typer.echo(vector_line(text, vector, json_, "word" if words else "text"))
 
 
 @app.command("cv")
-@with_options(data_options, "data_format")
+@opt.with_options(opt.data_options, "data_format")
 def cross_validate(
     data: Annotated[Path, CV("--data")],
     folds: Annotated[int, CV("--folds", "-k", min=2)] = 10,
-    config: Config = None,
-    set_: Set = [],  # noqa: B006 (typer copies it)
+    config: opt.Config = None,
+    set_: opt.Set = [],  # noqa: B006 (typer copies it)
     out: Annotated[Path | None, CV("--out", "-o")] = None,
     seed: Annotated[int | None, CV("--seed")] = None,
     dev_fraction: Annotated[float, CV("--dev-fraction")] = 0.1,
     keep_models: Annotated[bool, CV("--keep-models")] = False,
     tensorboard: Annotated[Path | None, CV("--tensorboard")] = None,
     init_from: Annotated[Path | None, CV("--init-from")] = None,
-    data_format: dict[str, Any] = DATA,  # with_options: --format, --encoding, --skip-invalid
+    data_format: dict[str, Any] = opt.DATA,  # with_options: --format, --encoding, --skip-invalid
     quiet: Annotated[bool, CV("--quiet", "-q")] = False,
     json_: Annotated[bool, CV("--json")] = False,
 ) -> None:
@@ -272,27 +216,16 @@ def cross_validate(
     Example:
 
         ffnlp classify cv --data ../shared/data/mr/rt-polarity.all --folds 10 --config mr_ffnn --set features.lexicon.path=../shared/data/opinion_lexicon --out runs/mr_cv
-
-        ffnlp classify cv --data ../shared/data/mr/rt-polarity.all --encoding latin-1 --init-from runs/sst2_ffnn --out runs/mr_cv_from_sst2
     """
     from ffnlp.experiments.cv import cross_validate as run_cv  # imports torch
 
     common.setup_logging(quiet or json_)
     shown = not (quiet or json_)
-    result = run_cv(
-        data,
-        folds=folds,
-        config=config,
-        overrides=settings(set_, data=data_format),
-        out=out,
-        seed=seed,
-        dev_fraction=dev_fraction,
-        keep_models=keep_models,
-        on_fold=lambda fold, scores: screen.cv_fold(fold, folds, scores) if shown else None,
-        callbacks=common.progress_callbacks(quiet or json_),
-        tensorboard=tensorboard,
-        init_from=init_from,
-    )
+    recipe: dict[str, Any] = {"config": config, "out": out, "seed": seed, "init_from": init_from}
+    recipe |= {"dev_fraction": dev_fraction, "keep_models": keep_models, "tensorboard": tensorboard}
+    recipe["overrides"] = opt.settings(set_, data=data_format)
+    recipe["on_fold"] = (lambda fold, s: screen.cv_fold(fold, folds, s)) if shown else None
+    result = run_cv(data, folds, **recipe, callbacks=common.progress_callbacks(not shown))
     if json_:
         print_json({k: v for k, v in result.items() if k != "config"})
     elif not quiet:
@@ -300,18 +233,18 @@ def cross_validate(
 
 
 @app.command("lr-find")
-@with_options(Sweep, "sweep")
-@with_options(data_options, "data")
+@opt.with_options(opt.Sweep, "sweep")
+@opt.with_options(opt.data_options, "data")
 def lr_find(
     train_file: Annotated[
         Path, typer.Option("--train", help="Training data (as for classify train).")
     ],
-    config: Config = None,
-    set_: Set = [],  # noqa: B006 (typer copies it)
-    seed: Seed = None,
-    sweep: Sweep = SWEEP,  # with_options: --min-lr ... --out
-    data: dict[str, Any] = DATA,  # with_options: --format, --encoding, --skip-invalid
-    json_: SweepJson = False,
+    config: opt.Config = None,
+    set_: opt.Set = [],  # noqa: B006 (typer copies it)
+    seed: opt.Seed = None,
+    sweep: opt.Sweep = opt.SWEEP,  # with_options: --min-lr ... --out
+    data: dict[str, Any] = opt.DATA,  # with_options: --format, --encoding, --skip-invalid
+    json_: opt.SweepJson = False,
 ) -> None:
     """Learning-rate range test: train the configured model a few batches at a growing learning rate, plot the loss, suggest a rate.
 
@@ -324,7 +257,4 @@ def lr_find(
     """
     from ffnlp.tasks.classify.lr_find import find_lr  # imports torch
 
-    overrides = settings(set_, data=data)
-    common.lr_range_test(
-        find_lr, train_file, sweep, json_, config=config, overrides=overrides, seed=seed
-    )
+    common.lr_range_test(find_lr, train_file, sweep, json_, config, set_, seed, data)

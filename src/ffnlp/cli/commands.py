@@ -3,12 +3,9 @@ its small groups `config` and `presets`: thin wrappers over the library."""
 
 import contextlib
 import dataclasses
-import itertools
 import logging
 import signal
 import sys
-import textwrap
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,37 +13,47 @@ import typer
 
 from ffnlp import config as C
 from ffnlp import presets
-from ffnlp.cli.common import (
-    out_console,
-    print_json,
-    print_result,
-    progress_callbacks,
-    screen,
-    setup_logging,
-)
-from ffnlp.cli.options import (
-    CONFIG_HELP,
-    DATA,
-    Config,
-    RunOptions,
-    Set,
-    Tensorboard,
-    command_settings,
-    data_options,
-    help_tables,
-    settings,
-    with_options,
-)
+from ffnlp.cli import common
+from ffnlp.cli import options as opt
+from ffnlp.cli.common import screen
 from ffnlp.errors import ConfigError, Interrupted
 from ffnlp.outputs import check_output_dir
+from ffnlp.report.console import preset_lines
 from ffnlp.tasks import registry
+
+DEMO, REPORT, EXPORT, CONFIG, PRESETS = opt.help_tables(
+    demo={"--out": "Folder for the sample data and the runs.", "--quiet": "No progress bars."},
+    report={
+        "RUN": "A run directory (any task), an `ffnlp repeat` or `ffnlp classify cv` folder, or "
+        "an `ffnlp tune` study folder.",
+        "--out": "Where to write the page (default DIR/report.html).",
+        "--storage": "Tune study only: the Optuna storage URL the study was run with, to read its "
+        "trials from (default: the folder's own study.db, else trials.csv). The URL in tune.json "
+        "is never opened on its own: a report reads only the folder's files.",
+    },
+    export={
+        "RUN": "Run directory of a trained (or quantised) classifier.",
+        "--onnx": "Write the network as ONNX (opset 17) to this file (needs pip install "
+        "'ffnlp[export]').",
+        "--torchscript": "Write the network as TorchScript to this file.",
+        "--features": "Write the featurisation spec (JSON) here (default: the first file + "
+        ".features.json).",
+        "--force": "Replace files that already exist.",
+    },
+    config={
+        "TASK": "classify, lm or w2v.",
+        "--config": "A TOML file to resolve on top of the defaults.",
+        "--set": "key=value overrides (repeatable).",
+    },
+    presets={
+        "NAME": "A preset's name, as `ffnlp presets` lists it.",
+    },
+)
 
 
 def demo(
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for the sample data and the runs.")
-    ] = Path("runs/demo"),
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    out: Annotated[Path, DEMO("--out", "-o")] = Path("runs/demo"),
+    quiet: Annotated[bool, DEMO("--quiet", "-q")] = False,
 ) -> None:
     """The tour: write a small sample; train a classifier, a language model and word vectors.
 
@@ -57,28 +64,16 @@ def demo(
     from ffnlp.tasks.demo import tour  # imports torch
 
     check_output_dir(out, "--out")  # before the work: a file, below a file, read-only
-    setup_logging(quiet)
-    bars = progress_callbacks(quiet)
-    out_console.rule("[bold]ffnlp demo")
-    tour(out, out_console.print, out_console.rule, bars)
+    common.setup_logging(quiet)
+    bars = common.progress_callbacks(quiet)
+    common.out_console.rule("[bold]ffnlp demo")
+    tour(out, common.out_console.print, common.out_console.rule, bars)
 
 
 def report(
-    run: Path = typer.Argument(
-        ...,
-        help="A run directory (any task), an `ffnlp repeat` or `ffnlp classify cv` folder, "
-        "or an `ffnlp tune` study folder.",
-    ),
-    out: Path = typer.Option(
-        None, "--out", "-o", help="Where to write the page (default DIR/report.html)."
-    ),
-    storage: str = typer.Option(
-        None,
-        "--storage",
-        help="Tune study only: the Optuna storage URL the study was run with, to read its trials "
-        "from (default: the folder's own study.db, else trials.csv). The URL in tune.json is "
-        "never opened on its own: a report reads only the folder's files.",
-    ),
+    run: Annotated[Path, REPORT("RUN")],
+    out: Annotated[Path | None, REPORT("--out", "-o")] = None,
+    storage: Annotated[str | None, REPORT("--storage")] = None,
 ) -> None:
     """Write a self-contained HTML report (results, curves, plots, configuration) for a run.
 
@@ -95,7 +90,7 @@ def report(
     typer.echo(str(write_report(run, out, storage)))
 
 
-COMPARE, QUANTIZE, REPEAT, STUDY = help_tables(
+COMPARE, QUANTIZE, REPEAT, STUDY = opt.help_tables(
     compare={
         "RUN_A": "A classifier run directory, or an `ffnlp repeat` folder.",
         "RUN_B": "The other one (of the same kind).",
@@ -105,10 +100,8 @@ COMPARE, QUANTIZE, REPEAT, STUDY = help_tables(
         "--bootstrap": "Two classifier runs: resamples of the paired bootstrap of B - A (0 = none; "
         "at most 1,000,000).",
         "--seed": "Seed of the bootstrap's resamples.",
-        "--json": "Print the result as JSON.",
     },
     quantize={
-        "RUN": "Run directory of a trained classifier.",
         "--out": "The new, quantised run folder.",
         "--method": "int8: every matrix as int8 rows with a scale each; pq: the input table "
         "product-quantised (fastText's method), the other matrices int8.",
@@ -126,7 +119,6 @@ COMPARE, QUANTIZE, REPEAT, STUDY = help_tables(
         "--qnorm/--no-qnorm": "pq: quantise the rows' norms apart from their directions "
         "(fastText's -qnorm).",
         "--force": "Replace the run already in --out.",
-        "--json": "Print the comparison as JSON.",
     },
     repeat={
         "TASK": "classify or lm.",
@@ -139,14 +131,13 @@ COMPARE, QUANTIZE, REPEAT, STUDY = help_tables(
         "--out": "Folder for the runs (default runs/TASK-repeat-<date>).",
         "--keep-models": "Keep every seed's weights and checkpoint.",
         "--quiet": "No per-seed lines or progress.",
-        "--json": "Print the summary as JSON.",
     },
     study={
         "--out": "Study folder (the same one continues the study).",
         "--space": "Search space: a TOML file of config keys and their distributions (see "
         "configs/spaces/), or auto: the shipped space of the task (pooled for a pooled "
         "classifier).",
-        "--config": "Base configuration. " + CONFIG_HELP,
+        "--config": "Base configuration. " + opt.CONFIG_HELP,
         "--train": "classify, lm: training data.",
         "--dev": "classify, lm: dev data; every trial is scored on it.",
         "--test": "classify, lm: test data, read only by --refit and --seeds, never by a trial.",
@@ -154,31 +145,26 @@ COMPARE, QUANTIZE, REPEAT, STUDY = help_tables(
         "--similarity": "w2v: word-similarity file; a trial's score is its Spearman correlation.",
         "--cv": "classify: score each trial by K-fold cross-validation of --train (the mean dev "
         "metric over the folds) instead of on --dev.",
-        "--trial-seeds": "Runs per trial, with seeds train.seed, +1, ... "
-        "(DIR/trials/NNNN/seed_K/); a trial scores the mean dev metric over them, so that one "
-        "seed's luck does not choose the configuration. auto: 3 for classify without --cv, 1 for "
-        "lm, w2v and with --cv (a study continued: as before).",
-        "--rescore": "After the search, train the K best trials (and the base configuration's) "
-        "again with --rescore-seeds fresh seeds; the best configuration is the best mean over them "
-        "among the candidates that beat the base on the same seeds (paired t-test, p < 0.05), else "
-        "the base (the best of many noisy trials was partly lucky). auto: 5 for classify without "
-        "--cv, else 0 (off). The time budget includes it.",
+        "--trial-seeds": "Runs per trial (seeds train.seed, +1, ...: DIR/trials/NNNN/seed_K/), "
+        "scored by their mean dev metric. auto: 3 for classify without --cv, else 1 (a study "
+        "continued: as before).",
+        "--rescore": "After the search, train the K best trials and the base configuration again "
+        "with --rescore-seeds fresh seeds; the best mean among those that beat the base on them "
+        "(paired t-test, p < 0.05) is chosen, else the base. auto: 5 for classify without --cv, "
+        "else 0 (off). Within the time budget.",
         "--rescore-seeds": "Fresh seeds for each re-scored trial (DIR/rescore/).",
         "--base-trial/--no-base-trial": "A new study's first trial is the base configuration "
-        "(--config with --set), where the space can give its values; the study ends with it unless "
-        "a trial beats it.",
+        "(--config with --set); the study ends with it unless a trial beats it.",
         "--trials": "Trials this process runs (a rerun adds as many; 0 = none: only the results).",
-        "--total-trials": "Trials of the study, all workers together: a worker starts no trial "
-        "once the study holds this many that completed, were pruned, are running or wait (failed "
-        "ones do not count), and waits for the other workers' running trials before it ends, so "
-        "that it can run again a trial whose worker died.",
+        "--total-trials": "Trials of the study, all workers together (completed, pruned, running "
+        "or waiting; failed ones do not count); a worker then waits for the others' running trials, "
+        "to run again one whose worker died.",
         "--timeout": "Time budget in seconds; the running trial is stopped (pruned) when it runs "
         "out. Without --trials and --timeout: 300 s.",
-        "--storage": "Where the study lives (default: sqlite:///DIR/study.db, one worker). For "
-        "several workers: journal:PATH (Optuna's journal file, on one machine or a shared file "
-        "system) or postgresql://USER@HOST:PORT/DB (needs ffnlp[postgres]; mysql+pymysql://... "
-        "with ffnlp[mysql]). An in-memory database is refused: a study must outlive the process. "
-        "See docs/tuning.md.",
+        "--storage": "Where the study lives (default: sqlite:///DIR/study.db, one worker); for "
+        "several workers journal:PATH (a file, local or shared) or postgresql://USER@HOST:PORT/DB "
+        "(needs ffnlp[postgres]; mysql+pymysql://... with ffnlp[mysql]); never in memory. See "
+        "docs/tuning.md.",
         "--study-name": "Study name (default: DIR's name).",
         "--seed": "Seed of the sampler (and of the --cv folds).",
         "--pruner": "median (stop a trial worse than the median of the completed ones at the same "
@@ -189,16 +175,14 @@ COMPARE, QUANTIZE, REPEAT, STUDY = help_tables(
         "--refit-on": "train+dev (for the best trial's number of epochs, no early stopping) or "
         "train.",
         "--seeds": "Run the best configuration over K seeds into DIR/seeds: mean ± CI.",
-        "--metric": "The dev metric to optimise, one the trials report (default: the "
-        "configuration's train.monitor: dev.accuracy; dev.perplexity for lm; the --similarity "
-        "Spearman for w2v); checked before the first trial.",
+        "--metric": "The dev metric to optimise (default: train.monitor's: dev.accuracy; "
+        "dev.perplexity for lm; the --similarity Spearman for w2v).",
         "--direction": "maximize or minimize (default: from the metric).",
         "--heartbeat": "Seconds between a worker's heartbeats; a trial silent for twice as long is "
         "marked failed by the next worker (a killed process) and queued again (--retries).",
         "--retries": "Times a trial whose worker died is run again, with the same parameters under "
         "a new number (0: never).",
         "--quiet": "No per-trial lines or tables.",
-        "--json": "Print the outcome as one JSON object.",
     },
 )
 
@@ -210,14 +194,11 @@ def compare(
     metric: Annotated[str, COMPARE("--metric")] = "test.accuracy",
     bootstrap: Annotated[int, COMPARE("--bootstrap", min=0, max=1_000_000)] = 10_000,
     seed: Annotated[int, COMPARE("--seed", min=0)] = 0,
-    json_: Annotated[bool, COMPARE("--json")] = False,
+    json_: opt.Json = False,
 ) -> None:
     """Compare two runs: two classifiers on the same test examples (McNemar's exact test and a
     paired bootstrap of the accuracy and macro-F1 differences), or two `ffnlp repeat` folders
     (a permutation test over seeds).
-
-    Two classifier runs are compared on --data, or without it on the predictions.jsonl that each
-    wrote for its test data (same examples, same order).
 
     Example:
 
@@ -226,34 +207,21 @@ def compare(
     from ffnlp.experiments.compare import compare_runs  # imports numpy
 
     result = compare_runs(run_a, run_b, data, metric, resamples=bootstrap, seed=seed)
-    print_result(result, json_, screen.compare)
+    common.print_result(result, json_, screen.compare)
 
 
 def export(
-    run: Path = typer.Argument(..., help="Run directory of a trained (or quantised) classifier."),
-    onnx: Path = typer.Option(
-        None,
-        "--onnx",
-        help="Write the network as ONNX (opset 17) to this file (needs pip install 'ffnlp[export]').",
-    ),
-    torchscript: Path = typer.Option(
-        None, "--torchscript", help="Write the network as TorchScript to this file."
-    ),
-    features: Path = typer.Option(
-        None,
-        "--features",
-        help="Write the featurisation spec (JSON) here (default: the first file + .features.json).",
-    ),
-    force: bool = typer.Option(False, "--force", help="Replace files that already exist."),
-    json_: bool = typer.Option(False, "--json", help="Print the files written as JSON."),
+    run: Annotated[Path, EXPORT("RUN")],
+    onnx: Annotated[Path | None, EXPORT("--onnx")] = None,
+    torchscript: Annotated[Path | None, EXPORT("--torchscript")] = None,
+    features: Annotated[Path | None, EXPORT("--features")] = None,
+    force: Annotated[bool, EXPORT("--force")] = False,
+    json_: opt.Json = False,
 ) -> None:
     """Export a classifier's network (ONNX and/or TorchScript) and its featurisation (JSON).
 
-    The network takes padded inputs, ids (batch, length) int64 and mask (pooled runs) or
-    weights (n-gram runs) (batch, length) float32, both axes dynamic, and gives logits and
-    probabilities (batch, labels). The JSON file says how a text becomes those inputs
-    (tokeniser, vocabulary, n-gram hashing, tf-idf weights): docs/export.md describes what a
-    consumer reimplements; ffnlp.export.featurize.featurize is a reference in plain Python.
+    The network's inputs and outputs, and what the JSON file says of how a text becomes them
+    (what a consumer reimplements; ffnlp.export.featurize.featurize is a reference): docs/export.md.
 
     Example:
 
@@ -262,15 +230,13 @@ def export(
     from ffnlp.export.exporter import export_run  # imports torch (and ONNX when asked)
 
     written = export_run(run, onnx=onnx, torchscript=torchscript, features=features, force=force)
-    if json_:
-        print_json({key: str(path) for key, path in written.items()})
-        return
-    for key, path in written.items():
-        out_console.print(f"{key:<12} {path}  ({path.stat().st_size:,} bytes)", highlight=False)
+    common.print_result(
+        {key: str(path) for key, path in written.items()}, json_, screen.files_written
+    )
 
 
 def quantize_options(
-    run: Annotated[Path, QUANTIZE("RUN")],
+    run: opt.ClassifierRun,
     out: Annotated[Path, QUANTIZE("--out", "-o")],
     method: Annotated[str, QUANTIZE("--method")] = "pq",
     cutoff: Annotated[int, QUANTIZE("--cutoff")] = 0,
@@ -288,8 +254,8 @@ def quantize_options(
     return locals()
 
 
-@with_options(quantize_options, "options")
-def quantize(options: dict[str, Any], json_: Annotated[bool, QUANTIZE("--json")] = False) -> None:
+@opt.with_options(quantize_options, "options")
+def quantize(options: dict[str, Any], json_: opt.Json = False) -> None:
     """Make a smaller copy of a classifier run: prune its vocabulary, optionally retrain,
     quantise its weights. The result is a run like any other (classify predict/eval, export,
     ffnlp.load read it); its size, scores and predict speed are shown beside the original's.
@@ -303,12 +269,10 @@ def quantize(options: dict[str, Any], json_: Annotated[bool, QUANTIZE("--json")]
 
     report = quantize_run(**options)
     run, out = str(options["run"]), str(options["out"])
-    print_result(report, json_, lambda r: screen.quantize(r, run, out))
+    common.print_result(report, json_, lambda r: screen.quantize(r, run, out))
 
 
-config_app = typer.Typer(
-    no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]}
-)
+config_app = opt.group(help="Show the configuration of a task, or the reference of every option.")
 
 
 def config_class(task: str) -> type:
@@ -320,11 +284,9 @@ def config_class(task: str) -> type:
 
 @config_app.command("show")
 def show_config(
-    task: str = typer.Argument(..., help="classify, lm or w2v."),
-    config: Path = typer.Option(
-        None, "--config", "-c", help="A TOML file to resolve on top of the defaults."
-    ),
-    set_: list[str] = typer.Option([], "--set", "-s", help="key=value overrides (repeatable)."),
+    task: Annotated[str, CONFIG("TASK")],
+    config: Annotated[Path | None, CONFIG("--config", "-c")] = None,
+    set_: Annotated[list[str], CONFIG("--set", "-s")] = [],  # noqa: B006 (typer copies it)
 ) -> None:
     """Print the resolved configuration of a task as TOML (defaults, then --config, then --set).
 
@@ -334,7 +296,7 @@ def show_config(
     """
     cls = config_class(task)
     data = C.load_config_file(config) if config else {}
-    typer.echo(C.dump_toml(C.build(cls, data, command_settings(set_))), nl=False)
+    typer.echo(C.dump_toml(C.build(cls, data, opt.command_settings(set_))), nl=False)
 
 
 @config_app.command("reference")
@@ -350,44 +312,31 @@ def reference() -> None:
     typer.echo(reference_markdown(), nl=False)
 
 
-presets_app = typer.Typer(
-    invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+presets_app = opt.group(
+    no_args_is_help=False,
+    invoke_without_command=True,
+    help="The presets shipped with ffnlp (--config NAME): list, show.",
 )
 
 
 @presets_app.callback()
-def list_presets(
-    ctx: typer.Context,
-    json_: bool = typer.Option(False, "--json", help="Print the list as JSON."),
-) -> None:
+def list_presets(ctx: typer.Context, json_: opt.Json = False) -> None:
     """List the presets shipped with ffnlp: task, what each is for, its documented result and
-    the data it expects. Use one with --config NAME (a file of that name in the working folder
-    wins); `ffnlp presets show NAME` prints it, to copy and edit.
+    the data it expects. Use one with --config NAME; `ffnlp presets show NAME` prints it.
 
-    Examples:
-
-        ffnlp presets
+    Example:
 
         ffnlp classify train --config sst2_ffnn --train train.txt --dev dev.txt --test test.txt
     """
-    if ctx.invoked_subcommand is not None:
-        return
-    found = presets.all_presets()
-    if json_:
-        print_json([{**dataclasses.asdict(p), "file": str(p.path)} for p in found])
-        return
-    typer.echo("Presets shipped with ffnlp (use one with --config NAME):\n")
-    for p in found:
-        typer.echo(f"{p.name}  ({p.task})")
-        for label, text in (("for", p.about), ("result", p.result), ("data", p.data)):
-            head = f"  {label + ':':<8}"
-            typer.echo(textwrap.fill(text, 96, initial_indent=head, subsequent_indent=" " * 10))
-        typer.echo("")
+    if ctx.invoked_subcommand is None:
+        found = presets.all_presets()
+        listed = [{**dataclasses.asdict(p), "file": str(p.path)} for p in found]
+        common.print_result(listed, json_, lambda _: typer.echo("\n".join(preset_lines(found))))
 
 
 @presets_app.command("show")
 def show_preset(
-    name: str = typer.Argument(..., help="A preset's name, as `ffnlp presets` lists it."),
+    name: Annotated[str, PRESETS("NAME")],
 ) -> None:
     """Print a preset's TOML file, comments included, to copy and edit.
 
@@ -398,46 +347,20 @@ def show_preset(
     typer.echo(presets.get(name).text(), nl=False)
 
 
-def parse_seeds(text: str, first_seed: int = 0, option: str = "--seeds") -> list[int]:
-    """``"5"``: five seeds from ``first_seed``; ``"0,1,2"``: those seeds. A usage error (exit 2)
-    naming ``option`` when it is neither."""
-    try:
-        numbers = [int(part) for part in text.split(",")]
-    except ValueError:
-        numbers = []
-    if not numbers or any(n < 0 for n in numbers):
-        raise typer.BadParameter(
-            f"give a number of seeds (e.g. 5) or a list of seeds (e.g. 0,1,2); got {text!r}",
-            param_hint=option,
-        )
-    if len(numbers) == 1:  # a count
-        if numbers[0] < 1:
-            raise typer.BadParameter(
-                f"at least one seed is needed; got {text!r}", param_hint=option
-            )
-        return list(range(first_seed, first_seed + numbers[0]))
-    if first_seed:
-        raise typer.BadParameter(
-            "--first-seed goes with a number of seeds; a list names every seed itself",
-            param_hint="--first-seed",
-        )
-    return numbers
-
-
 def repeat(
     task: Annotated[str, REPEAT("TASK")],
     train: Annotated[Path, REPEAT("--train")],
     dev: Annotated[Path | None, REPEAT("--dev")] = None,
     test: Annotated[Path | None, REPEAT("--test")] = None,
-    config: Config = None,
-    set_: Set = [],  # noqa: B006 (typer copies it)
+    config: opt.Config = None,
+    set_: opt.Set = [],  # noqa: B006 (typer copies it)
     seeds: Annotated[str, REPEAT("--seeds")] = "5",
     first_seed: Annotated[int, REPEAT("--first-seed", min=0)] = 0,
     out: Annotated[Path | None, REPEAT("--out", "-o")] = None,
     keep_models: Annotated[bool, REPEAT("--keep-models")] = False,
-    tensorboard: Tensorboard = None,
+    tensorboard: opt.Tensorboard = None,
     quiet: Annotated[bool, REPEAT("--quiet", "-q")] = False,
-    json_: Annotated[bool, REPEAT("--json")] = False,
+    json_: opt.Json = False,
 ) -> None:
     """Train the same configuration with several seeds; report mean ± sd and 95% CI.
 
@@ -445,92 +368,20 @@ def repeat(
 
         ffnlp repeat classify --seeds 5 --config sst2_ffnn --train ../shared/data/sst2/stsa.binary.train --dev ../shared/data/sst2/stsa.binary.dev --test ../shared/data/sst2/stsa.binary.test --out runs/sst2_ffnn_5seeds
     """
-    sets = settings(set_)
-    seed_list = parse_seeds(seeds, first_seed)
-    data = (train, dev, test)
-    run_repeat(task, data, config, sets, seed_list, out, keep_models, tensorboard, quiet, json_)
+    recipe = {"config": config, "overrides": opt.settings(set_), "tensorboard": tensorboard}
+    runs = {"train": train, "dev": dev, "test": test, "out": out, "keep_models": keep_models}
+    common.run_repeat(task, common.parse_seeds(seeds, first_seed), quiet, json_, **runs, **recipe)
 
 
-def train_seeds(
-    task: str,
-    seeds: str,
-    run: RunOptions,
-    data: tuple[Path, Path | None, Path | None],
-    config: Path | None,
-    overrides: Mapping[str, Any],
-    out: Path | None,
-    seed: int | None = None,
-) -> None:
-    """``train --seeds``: the runs of `ffnlp repeat` (the options that make a single run refused)."""
-    given = {
-        "--seed": seed is not None,
-        "--resume": run.resume is not None,
-        "--force": run.force,
-        "--init-from": run.init_from is not None,
-    }
-    clashing = [option for option, present in given.items() if present]
-    if clashing:
-        raise typer.BadParameter(
-            f"--seeds trains one run per seed (as `ffnlp repeat`); {clashing[0]} is for a single "
-            "run: leave one of them out",
-            param_hint="--seeds",
-        )
-    seed_list = parse_seeds(seeds)
-    run_repeat(
-        task, data, config, overrides, seed_list, out, False, run.tensorboard, run.quiet, run.json
-    )
-
-
-def run_repeat(
-    task: str,
-    data: tuple[Path, Path | None, Path | None],
-    config: Path | None,
-    overrides: Mapping[str, Any],
-    seeds: list[int],
-    out: Path | None,
-    keep_models: bool,
-    tensorboard: Path | None,
-    quiet: bool,
-    json_: bool,
-) -> None:
-    """Train once per seed and print a line per seed, then the table of mean, sd and 95% CI (or
-    the summary as JSON)."""
-    from ffnlp.experiments.repeat import repeat as repeat_runs  # imports torch
-
-    setup_logging(quiet or json_)
-    done = itertools.count(1)  # the runs finished
-
-    def progress(seed: int, row: dict[str, Any]) -> None:
-        if not (quiet or json_):
-            screen.repeat_seed(seed, next(done), len(seeds), row)
-
-    train, dev, test = data
-    result = repeat_runs(
-        task,
-        train,
-        dev=dev,
-        test=test,
-        config=config,
-        overrides=overrides,
-        seeds=seeds,
-        out=out,
-        keep_models=keep_models,
-        on_run=progress,
-        callbacks=progress_callbacks(quiet or json_),
-        tensorboard=tensorboard,
-    )
-    print_result(result, json_, lambda r: screen.repeat(task, len(seeds), r))
-
-
-@with_options(data_options, "data")
+@opt.with_options(opt.data_options, "data")
 def study_options(
     space: Annotated[str, STUDY("--space")] = "auto",
     config: Annotated[Path | None, STUDY("--config", "-c")] = None,
-    set_: Set = [],  # noqa: B006 (typer copies it)
+    set_: opt.Set = [],  # noqa: B006 (typer copies it)
     train: Annotated[Path | None, STUDY("--train")] = None,
     dev: Annotated[Path | None, STUDY("--dev")] = None,
     test: Annotated[Path | None, STUDY("--test")] = None,
-    data: dict[str, Any] = DATA,  # with_options: --format, --encoding, --skip-invalid
+    data: dict[str, Any] = opt.DATA,  # with_options: --format, --encoding, --skip-invalid
     corpus: Annotated[Path | None, STUDY("--corpus")] = None,
     similarity: Annotated[Path | None, STUDY("--similarity")] = None,
     cv: Annotated[int | None, STUDY("--cv")] = None,
@@ -559,13 +410,13 @@ def study_options(
     return locals()
 
 
-@with_options(study_options, "study")
+@opt.with_options(study_options, "study")
 def tune(
     ctx: typer.Context,
     task: Annotated[str, typer.Argument(help="classify, lm or w2v.")],
     study: dict[str, Any],
     quiet: Annotated[bool, STUDY("--quiet", "-q")] = False,
-    json_: Annotated[bool, STUDY("--json")] = False,
+    json_: opt.Json = False,
 ) -> None:
     """Search hyper-parameters with Optuna (TPE, pruning); every trial is a run folder.
 
@@ -581,8 +432,7 @@ def tune(
         raise typer.BadParameter(
             f"choose one of {', '.join(registry.names())}; got {task!r}", param_hint="TASK"
         )
-    setup_logging(quiet or json_)
-    logging.getLogger("ffnlp").setLevel(logging.ERROR if quiet or json_ else logging.WARNING)
+    common.setup_logging(quiet or json_, logging.WARNING)
     with contextlib.suppress(ImportError):
         import optuna  # an optional extra; ffnlp.tune says so when it is missing
 
@@ -604,7 +454,7 @@ def tune(
         )
         raise typer.Exit(128 + int(signum)) from None
     if json_ or show:
-        print_result(result, json_, screen.tune)
+        common.print_result(result, json_, screen.tune)
 
 
 def tune_options(task: str, study: dict[str, Any], command: list[str]) -> Any:
@@ -615,7 +465,7 @@ def tune_options(task: str, study: dict[str, Any], command: list[str]) -> Any:
 
     values = dict(study)
     data = values.pop("data")
-    overrides = settings(values.pop("set_"), data=data)
+    overrides = opt.settings(values.pop("set_"), data=data)
     if not reads_examples(task) and data:  # the [data] options of labelled files
         raise typer.BadParameter("--format, --encoding and --skip-invalid are classify options")
     names = ("train", "dev", "test", "corpus", "similarity")

@@ -2,17 +2,19 @@
 
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ffnlp.cli.common import err_console, out_console, print_result, screen
-from ffnlp.cli.options import help_tables
+from ffnlp.cli import options as opt
+from ffnlp.cli.common import print_result, screen
 
-app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+app = opt.group(
+    help="See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, "
+    "NumPy vs PyTorch training, linear collapse."
+)
 
-Run = Annotated[Path, typer.Argument(help="Run directory of a trained classifier.")]
-SHAPES, BACKPROP, GRAPH, NUMPY_VS_TORCH, COLLAPSE = help_tables(
+SHAPES, BACKPROP, GRAPH, NUMPY_VS_TORCH, COLLAPSE = opt.help_tables(
     shapes={
         "RUN": "Run directory of a trained classifier, feed-forward LM or word2vec model.",
         "--text": "Texts to push through the network (repeatable): a classifier reads each as a "
@@ -50,7 +52,6 @@ SHAPES, BACKPROP, GRAPH, NUMPY_VS_TORCH, COLLAPSE = help_tables(
     collapse={
         "RUN": "Run directory of a trained classifier (mlp, pooled or logreg).",
         "--data": "Labelled data to run the network and its collapsed layer on.",
-        "--json": "Print one JSON object.",
     },
 )
 
@@ -82,9 +83,9 @@ def shapes(
 
 @app.command("dead")
 def dead(
-    run: Run,
+    run: opt.ClassifierRun,
     data: Annotated[Path, typer.Option("--data", help="Labelled data to run through the network.")],
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_: opt.Json = False,
 ) -> None:
     """Dead ReLUs: hidden units that output zero for every example of --data.
 
@@ -92,13 +93,9 @@ def dead(
 
         ffnlp explain dead runs/sst2_ffnn --data ../shared/data/sst2/stsa.binary.dev
     """
-    from ffnlp.inspect.diagnostics import dead_units  # imports torch
-    from ffnlp.tasks.classify import load, read_split  # imports torch
+    from ffnlp.tasks.classify.explain import dead_units_of_run  # imports torch
 
-    clf = load(run)
-    examples = read_split(data, clf.config)
-    report = dead_units(clf.model, clf.source(examples.texts))  # the inputs; no label read
-    print_result(report, json_, screen.dead_units)
+    print_result(dead_units_of_run(run, data), json_, screen.dead_units)
 
 
 @app.command("backprop")
@@ -133,29 +130,13 @@ def graph(
 
         ffnlp explain graph "c*(a+2*b)" a=3 b=1 c=-2
     """
-    from ffnlp.inspect.graph import (  # a large module: loaded when the command runs (start-up)
-        autograd_max_diff,
-        check_dot_path,
-        explain,
-        fmt,
-        parse_assignments,
-        write_dot,
-    )
+    from ffnlp.inspect.graph import explain_command, fmt  # a large module: when it runs
 
-    if dot is not None:
-        check_dot_path(dot)  # before the work: a folder, a link, a read-only place
-    result = explain(expression, parse_assignments(values or []))
-    diff = autograd_max_diff(result)
-    drawn = write_dot(result, dot) if dot is not None else None
-    report = {**result.to_dict(), "autograd_max_abs_diff": diff}
+    result, report, drawn = explain_command(expression, values or [], dot)
+    diff = report["autograd_max_abs_diff"]
     print_result(report, json_, lambda _: screen.graph(expression, result, diff, fmt))
     if drawn is not None:
-        dot_path, png = drawn
-        note = f"wrote {dot_path}" + (
-            f" and {png}" if png else " (PNG skipped: Graphviz's dot is not on PATH)"
-        )
-        console = err_console if json_ else out_console
-        console.print(note, markup=False, highlight=False, soft_wrap=True)
+        screen.dot_written(*drawn, on_err=json_)
 
 
 @app.command("numpy-vs-torch")
@@ -182,20 +163,10 @@ def numpy_vs_torch(
     """
     from ffnlp.inspect.numpy_learner import numpy_vs_torch as side_by_side  # imports torch
 
-    result = side_by_side(
-        train,
-        dev,
-        max_features,
-        hidden,
-        activation,
-        plot,
-        on_start=None if json_ else partial(screen.numpy_vs_torch_start, lr, batch_size),
-        on_epoch=None if json_ else screen.numpy_vs_torch_epoch,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-    )
+    on_start = None if json_ else partial(screen.numpy_vs_torch_start, lr, batch_size)
+    training: dict[str, Any] = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+    training["on_epoch"] = None if json_ else screen.numpy_vs_torch_epoch
+    result = side_by_side(train, dev, max_features, hidden, activation, plot, on_start, **training)
     print_result(result, json_, lambda r: screen.numpy_vs_torch(r, plot))
 
 
@@ -203,7 +174,7 @@ def numpy_vs_torch(
 def collapse(
     run: Annotated[Path, COLLAPSE("RUN")],
     data: Annotated[Path | None, COLLAPSE("--data")] = None,
-    json_: Annotated[bool, COLLAPSE("--json")] = False,
+    json_: opt.Json = False,
 ) -> None:
     """The single layer W0 x + b0 a linear network equals (W0 = WL...W2 W1, b0 = WL(...W2 b1 + b2...) + bL), and its outputs against the network's.
 
@@ -215,15 +186,6 @@ def collapse(
 
         ffnlp explain collapse runs/sst2_linear --data ../shared/data/sst2/stsa.binary.dev
     """
-    from ffnlp.inspect.collapse import collapsed_classifier, compare, describe  # imports torch
-    from ffnlp.tasks.classify import load, read_split  # imports torch
+    from ffnlp.tasks.classify.explain import collapse_run  # imports torch
 
-    clf = load(run)
-    if data is None:
-        network, _ = collapsed_classifier(clf.model)
-        report = describe(clf.model, network)
-    else:
-        split = read_split(data, clf.config)
-        report = compare(clf.model, clf.source(split.texts, split.labels))
-        report["data"] = str(data)
-    print_result(report, json_, lambda r: screen.collapse(run, r))
+    print_result(collapse_run(run, data), json_, lambda r: screen.collapse(run, r))

@@ -1,40 +1,23 @@
 """`ffnlp lm train|eval|generate|export|lr-find`: thin wrappers over ffnlp.tasks.lm."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ffnlp.cli import common
-from ffnlp.cli.commands import train_seeds
+from ffnlp.cli import options as opt
 from ffnlp.cli.common import print_json, print_result, screen
-from ffnlp.cli.options import (
-    CONFIG_HELP,
-    RUN,
-    SWEEP,
-    Config,
-    Json,
-    RunOptions,
-    Seed,
-    Seeds,
-    Set,
-    Sweep,
-    SweepJson,
-    help_tables,
-    run_dir_option,
-    settings,
-    with_options,
-)
 from ffnlp.outputs import check_output_file
 
-app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+app = opt.group(help="Feed-forward language model and Kneser-Ney baseline: train, eval, generate.")
 
-TRAIN, EVAL, GENERATE, EXPORT = help_tables(
+TRAIN, EVAL, GENERATE, EXPORT = opt.help_tables(
     train={
         "--train": "Training corpus: one sentence a line, tokens separated by spaces (.gz ok).",
         "--dev": "Dev corpus: perplexity each epoch, the best epoch, the interpolation weight.",
         "--test": "Test corpus: perplexity once at the end.",
-        "--config": CONFIG_HELP
+        "--config": opt.CONFIG_HELP
         + " configs/ptb_lm.toml (neural), configs/ptb_kn5.toml (Kneser-Ney).",
         "--interpolate-with": "Run directory of another LM on the same vocabulary to mix with; "
         "the weight is fitted on --dev.",
@@ -59,7 +42,6 @@ TRAIN, EVAL, GENERATE, EXPORT = help_tables(
         "--count": "How many samples (seeds seed, seed+1, ...).",
         "--until-eos/--no-until-eos": "Stop at the end of the sentence (</s>).",
         "--interpolate-with": "Sample from the mixture with this LM run.",
-        "--json": "Print the samples as JSON.",
     },
     export={
         "RUN": 'Run directory of a Kneser-Ney LM (kind = "kneser_ney").',
@@ -70,44 +52,29 @@ TRAIN, EVAL, GENERATE, EXPORT = help_tables(
 
 
 @app.command("train")
-@with_options(RunOptions)
+@opt.with_options(opt.RunOptions)
 def train(
     train_file: Annotated[Path, TRAIN("--train")],
     dev: Annotated[Path | None, TRAIN("--dev")] = None,
     test: Annotated[Path | None, TRAIN("--test")] = None,
     config: Annotated[Path | None, TRAIN("--config", "-c")] = None,
-    set_: Set = [],  # noqa: B006 (typer copies it)
-    out: Annotated[Path | None, run_dir_option("lm")] = None,
-    seed: Seed = None,
-    seeds: Seeds = None,
+    set_: opt.Set = [],  # noqa: B006 (typer copies it)
+    out: Annotated[Path | None, opt.run_dir_option("lm")] = None,
+    seed: opt.Seed = None,
+    seeds: opt.Seeds = None,
     interpolate_with: Annotated[Path | None, TRAIN("--interpolate-with")] = None,
-    run: RunOptions = RUN,  # with_options: the options every `train` command ends with
+    run: opt.RunOptions = opt.RUN,  # with_options: the options every `train` command ends with
 ) -> None:
     """Train a feed-forward LM, or fit a Kneser-Ney n-gram model (kind = "kneser_ney").
 
     Example:
 
         ffnlp lm train --config ptb_lm --train ../shared/data/ptb/ptb.train.txt.gz --dev ../shared/data/ptb/ptb.valid.txt --test ../shared/data/ptb/ptb.test.txt --out runs/ptb_lm
-
-        ffnlp lm train --init-from runs/ptb_lm --train more_text.txt --out runs/ptb_lm_more
     """
-    common.begin_training(run)
-    if seeds is not None:
-        overrides = settings(set_, run, interpolate_with=interpolate_with, one_run=False)
-        return train_seeds("lm", seeds, run, (train_file, dev, test), config, overrides, out, seed)
-    from ffnlp.tasks.lm import train_lm  # imports torch
-
-    lm = train_lm(
-        train_file,
-        dev=dev,
-        test=test,
-        config=config,
-        overrides=settings(set_, run),
-        seed=seed,
-        interpolate_with=interpolate_with,
-        **common.recipe_args(run, out),
+    inputs = (train_file, dev, test)
+    common.train(
+        "lm", inputs, run, config, set_, out, seed, seeds, interpolate_with=interpolate_with
     )
-    common.finish_training(lm, run, screen.lm_train)
 
 
 @app.command("eval")
@@ -117,15 +84,13 @@ def evaluate(
     interpolate_with: Annotated[Path | None, EVAL("--interpolate-with")] = None,
     weight: Annotated[float | None, EVAL("--weight")] = None,
     dev: Annotated[Path | None, EVAL("--dev")] = None,
-    json_: Json = False,
+    json_: opt.Json = False,
 ) -> None:
     """Perplexity of a trained LM or an ARPA file (optionally mixed with another) on a corpus.
 
-    Examples:
+    Example:
 
         ffnlp lm eval runs/ptb_lm --data ../shared/data/ptb/ptb.test.txt --interpolate-with runs/ptb_kn5 --dev ../shared/data/ptb/ptb.valid.txt
-
-        ffnlp lm eval ptb_kn5.arpa --data ../shared/data/ptb/ptb.test.txt
     """
     from ffnlp.tasks.lm import load as load_lm  # imports torch
 
@@ -145,7 +110,7 @@ def generate(
     count: Annotated[int, GENERATE("--count")] = 1,
     until_eos: Annotated[bool, GENERATE("--until-eos/--no-until-eos")] = True,
     interpolate_with: Annotated[Path | None, GENERATE("--interpolate-with")] = None,
-    json_: Annotated[bool, GENERATE("--json")] = False,
+    json_: opt.Json = False,
 ) -> None:
     """Sample text from a trained LM.
 
@@ -156,17 +121,8 @@ def generate(
     from ffnlp.tasks.lm import load as load_lm  # imports torch
 
     lm = load_lm(run, interpolate_with=interpolate_with)
-    samples = [
-        lm.generate(
-            prompt,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            seed=seed + i,
-            stop_at_eos=until_eos,
-        )
-        for i in range(count)
-    ]
+    how: dict[str, Any] = {"temperature": temperature, "top_k": top_k, "stop_at_eos": until_eos}
+    samples = [lm.generate(prompt, max_tokens, seed=seed + i, **how) for i in range(count)]
     screen.unknown_words(samples[0].unknown if samples else [])
     if json_:
         print_json([{"text": s.text, "tokens": s.tokens, "unknown": s.unknown} for s in samples])
@@ -176,14 +132,14 @@ def generate(
 
 
 @app.command("lr-find")
-@with_options(Sweep, "sweep")
+@opt.with_options(opt.Sweep, "sweep")
 def lr_find(
     train_file: Annotated[Path, typer.Option("--train", help="Training corpus (as for lm train).")],
-    config: Config = None,
-    set_: Set = [],  # noqa: B006 (typer copies it)
-    seed: Seed = None,
-    sweep: Sweep = SWEEP,  # with_options: --min-lr ... --out
-    json_: SweepJson = False,
+    config: opt.Config = None,
+    set_: opt.Set = [],  # noqa: B006 (typer copies it)
+    seed: opt.Seed = None,
+    sweep: opt.Sweep = opt.SWEEP,  # with_options: --min-lr ... --out
+    json_: opt.SweepJson = False,
 ) -> None:
     """Learning-rate range test for the feed-forward LM: a few batches at a growing learning rate, the loss plotted, a rate suggested.
 
@@ -196,10 +152,7 @@ def lr_find(
     """
     from ffnlp.tasks.lm.lr_find import find_lr  # imports torch
 
-    overrides = settings(set_)
-    common.lr_range_test(
-        find_lr, train_file, sweep, json_, config=config, overrides=overrides, seed=seed
-    )
+    common.lr_range_test(find_lr, train_file, sweep, json_, config, set_, seed)
 
 
 @app.command("export")
@@ -219,5 +172,4 @@ def export(
     check_output_file(arpa, "--arpa")  # before the work: a folder, a link, read-only
     lm = load_lm(run, standalone=True)
     counts = lm.export_arpa(arpa)
-    result = {"arpa": str(arpa), "ngrams": counts}
-    print_result(result, json_, lambda _: screen.arpa(arpa, counts))
+    print_result({"arpa": str(arpa), "ngrams": counts}, json_, lambda _: screen.arpa(arpa, counts))

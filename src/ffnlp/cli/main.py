@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 
 from ffnlp import __version__
 from ffnlp.cli.common import COMMAND_LINE, without_options
+from ffnlp.cli.options import HELP_OPTIONS
 from ffnlp.errors import FfnlpError, Interrupted, bounded_message
 from ffnlp.fileio import os_error_line
 
@@ -36,13 +37,11 @@ class FfnlpGroup(TyperGroup):
             with _output_of_rank():
                 return super().invoke(ctx)
         except Interrupted as exc:
-            if exc.run_dir is None:
-                line = f"{exc.headline}; {exc.outcome}."
-            else:
+            line = f"{exc.headline}; {exc.outcome}."
+            if exc.run_dir is not None:
                 again = resume_command(ctx.meta.get("ffnlp.argv", []), str(exc.run_dir))
-                line = (
-                    f"{exc.headline}; the run is saved in {exc.run_dir}. Continue it with: {again}"
-                )
+                saved = f"the run is saved in {exc.run_dir}. Continue it with: {again}"
+                line = f"{exc.headline}; {saved}"
             typer.echo(_rank_prefix() + line, err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:
@@ -57,25 +56,17 @@ class FfnlpGroup(TyperGroup):
             raise typer.Exit(1) from None
 
 
-def _other_rank() -> str | None:
-    """This process's rank when it is one of several under torchrun and not the first."""
-    r = os.environ.get("RANK", "")
-    return r if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and r not in ("", "0") else None
-
-
 def _rank_prefix() -> str:
-    return (
-        ""
-        if os.environ.get("WORLD_SIZE", "1") in ("", "1")
-        else f"[rank {os.environ.get('RANK', '?')}] "
-    )
+    """``[rank N] `` in a process of several under torchrun, else nothing."""
+    several = os.environ.get("WORLD_SIZE", "1") not in ("", "1")
+    return f"[rank {os.environ.get('RANK', '?')}] " if several else ""
 
 
 @contextlib.contextmanager
 def _output_of_rank() -> Iterator[None]:
     """Under torchrun the first rank alone prints results (tables, JSON): the others' standard
     output goes nowhere; their errors still reach stderr, prefixed with their rank."""
-    if _other_rank() is None:
+    if not _rank_prefix() or os.environ.get("RANK", "") in ("", "0"):
         yield
         return
     with open(os.devnull, "w", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
@@ -96,7 +87,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=HELP_OPTIONS,
 )
 
 
@@ -117,38 +108,26 @@ def _root(
 
 from ffnlp.cli import classify, commands, explain, lm, serve, w2v  # noqa: E402
 
-EXPLAIN_HELP = (
-    "See inside: layer shapes, dead ReLUs, backprop by hand vs autograd, computation graphs, "
-    "NumPy vs PyTorch training, linear collapse."
-)
-# every command and group of `ffnlp`, in the order of its help: (name, command or group, help)
-COMMANDS: tuple[tuple[str, Any, str | None], ...] = (
-    ("demo", commands.demo, None),
-    ("repeat", commands.repeat, None),
-    ("compare", commands.compare, None),
-    ("report", commands.report, None),
-    ("serve", serve.serve, None),
-    ("tune", commands.tune, None),
-    ("export", commands.export, None),
-    ("quantize", commands.quantize, None),
-    ("classify", classify.app, "Text classifiers: train, eval, predict, cv."),
-    ("lm", lm.app, "Feed-forward language model and Kneser-Ney baseline: train, eval, generate."),
-    ("w2v", w2v.app, "Skip-gram word2vec: train, eval, neighbors, export."),
-    ("explain", explain.app, EXPLAIN_HELP),
-    (
-        "config",
-        commands.config_app,
-        "Show the configuration of a task, or the reference of every option.",
-    ),
-    (
-        "presets",
-        commands.presets_app,
-        "The presets shipped with ffnlp (--config NAME): list, show.",
-    ),
-)
-for name, command, help_ in COMMANDS:
+# every command and group of `ffnlp`, in the order of its help (a group's help is its own)
+COMMANDS: dict[str, Any] = {
+    "demo": commands.demo,
+    "repeat": commands.repeat,
+    "compare": commands.compare,
+    "report": commands.report,
+    "serve": serve.serve,
+    "tune": commands.tune,
+    "export": commands.export,
+    "quantize": commands.quantize,
+    "classify": classify.app,
+    "lm": lm.app,
+    "w2v": w2v.app,
+    "explain": explain.app,
+    "config": commands.config_app,
+    "presets": commands.presets_app,
+}
+for name, command in COMMANDS.items():
     if isinstance(command, typer.Typer):
-        app.add_typer(command, name=name, help=help_)
+        app.add_typer(command, name=name)
     else:
         app.command(name)(command)
 

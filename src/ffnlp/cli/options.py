@@ -1,14 +1,11 @@
 """The options several commands share, declared once, and the one conversion of options into
-settings (typed: dotted key -> value; only --set's ``key=value`` text is parsed, by
+settings (dotted key -> typed value; --set's ``key=value`` text read by
 :func:`ffnlp.config.parse_settings`).
 
-A group's options read like its manual page: the help texts of each command's options in one table
-(a :class:`HelpTable`, keyed by the option's name; a group's tables made together by
-:func:`help_tables`), and each parameter one line that calls the table with the option's names
-(``k: Annotated[int, PREDICT("--k")] = 1``). An option several commands
-share is an ``Annotated`` alias (``config: Config = None``); the block every `train` command ends
-with is one dataclass, :class:`RunOptions`, whose fields :func:`with_options` puts in the place
-of a command's ``run: RunOptions`` parameter.
+A group's help texts are one table per command (:class:`HelpTable`, by option name), each
+parameter one line naming its option (``k: Annotated[int, PREDICT("--k")] = 1``); a shared option
+is an ``Annotated`` alias (``config: Config = None``); a block of options (:class:`RunOptions`,
+the end of every `train` command) is put in a command's signature by :func:`with_options`.
 """
 
 from __future__ import annotations
@@ -21,10 +18,12 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
 import typer
+from rich.markup import escape
 
 from ffnlp import config as cfgmod
 
 F = TypeVar("F", bound=Callable[..., Any])
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
 
 class HelpTable:
@@ -37,9 +36,15 @@ class HelpTable:
         self.texts = dict(texts)
 
     def __call__(self, *names: str, **settings: Any) -> Any:
+        text = escape(self.texts[names[0]])  # help is Rich markup: "ffnlp[tune]" stays as written
         if names[0].startswith("-"):
-            return typer.Option(*names, help=self.texts[names[0]], **settings)
-        return typer.Argument(help=self.texts[names[0]], **settings)
+            return typer.Option(*names, help=text, **settings)
+        return typer.Argument(help=text, **settings)
+
+
+def group(no_args_is_help: bool = True, **settings: Any) -> typer.Typer:
+    """A command group (`ffnlp classify`, ...): its help without arguments, -h as --help."""
+    return typer.Typer(no_args_is_help=no_args_is_help, context_settings=HELP_OPTIONS, **settings)
 
 
 def help_tables(**tables: Mapping[str, str]) -> tuple[HelpTable, ...]:
@@ -56,7 +61,7 @@ SHARED, RUN_HELP, SWEEP_HELP = help_tables(
         "--seed": "Random seed (same as --set train.seed=N).",
         "--seeds": "Train once per seed, as `ffnlp repeat` does (same folders and summary): a "
         "count N (seeds 0 to N-1) or a list such as 0,1,2; --out is the folder of the runs.",
-        "--json": "Print the metrics as one JSON object.",
+        "--json": "Print the result as JSON.",
         "--input": "Text file, one text a line ('-' = stdin); lines of up to 10 MiB "
         "(FFNLP_MAX_LINE_BYTES changes the limit).",
         "--format": "Input format: auto, label-text, fasttext, csv, tsv, jsonl, parquet, arrow.",
@@ -70,8 +75,7 @@ SHARED, RUN_HELP, SWEEP_HELP = help_tables(
         "--resume": "Continue the interrupted run in this directory.",
         "--init-from": "Continue a finished run of this task on new data: its weights and its "
         "configuration are the start (--config and --set apply over it), new words and labels "
-        "get fresh rows; summary.json records the run under init_from. Not with --resume. See "
-        "docs/continue.md.",
+        "get fresh rows. Not with --resume. See docs/continue.md.",
         "--diagnostics": "Record dead/saturated units, gradient norms and update ratios at every "
         "evaluation, with warnings and advice (same as --set train.diagnostics=true).",
         "--force": "Replace the run already in --out (the old one is deleted once the new one is "
@@ -102,7 +106,9 @@ Seed = Annotated[int | None, SHARED("--seed")]
 Seeds = Annotated[str | None, SHARED("--seeds")]
 Json = Annotated[bool, SHARED("--json")]
 Input = Annotated[str, SHARED("--input", "-i")]
-VectorsFormat = Annotated[str, typer.Option("--format", help="Vectors file format (see eval).")]
+ClassifierRun = Annotated[Path, typer.Argument(help="Run directory of a trained classifier.")]
+VECTORS_FORMATS = "Vectors file format: auto, word2vec-text, word2vec-binary, glove, fasttext-vec."
+VectorsFormat = Annotated[str, typer.Option("--format", help=VECTORS_FORMATS)]
 # the data options of every command that reads labelled files (classify train, cv, lr-find; tune)
 Format = Annotated[str | None, SHARED("--format")]
 Encoding = Annotated[str | None, SHARED("--encoding")]
@@ -142,9 +148,7 @@ def data_options(
 
 def with_options(builder: Callable[..., Any], name: str = "run") -> Callable[[F], F]:
     """Put ``builder``'s parameters (options; a dataclass's fields) in the place of the command's
-    parameter ``name``, and hand the command ``name=builder(**their values)``: a block of options
-    declared once (for several commands, or a long one apart), shown in the command's help where
-    that parameter stands."""
+    parameter ``name`` (in its help too), and hand the command ``name=builder(**their values)``."""
     block = inspect.signature(builder, eval_str=True).parameters
 
     def decorate(command: F) -> F:
@@ -165,9 +169,8 @@ def with_options(builder: Callable[..., Any], name: str = "run") -> Callable[[F]
 
 
 def command_settings(*parts: Mapping[str, Any] | Sequence[str]) -> dict[str, Any]:
-    """The settings a command's options stand for, applied in order, a later one winning:
-    ``--set``'s ``key=value`` strings (read by :func:`ffnlp.config.parse_settings`, the one
-    reader of that text) and the typed settings of other options (--format, --diagnostics ...)."""
+    """The settings of a command's options, a later part winning: --set's ``key=value`` strings
+    (read by :func:`ffnlp.config.parse_settings`) or other options' typed settings."""
     return cfgmod.merge(*(p if isinstance(p, Mapping) else cfgmod.parse_settings(p) for p in parts))
 
 
@@ -179,11 +182,9 @@ def settings(
     interpolate_with: Path | None = None,
     one_run: bool = True,
 ) -> dict[str, Any]:
-    """The command line's options as the recipes' settings: the data options (--format,
-    --encoding, --skip-invalid: :func:`data_options`), then --set (which wins over them), then
-    --diagnostics and (``one_run``) --tensorboard, which win over --set; ``interpolate_with`` as a
-    setting (for the runs of --seeds). --seed is not among them: it goes to the recipe as its
-    ``seed=``, which sets ``train.seed`` last."""
+    """The options as the recipes' settings, a later one winning: the data options, --set,
+    --diagnostics and (``one_run``) --tensorboard; ``interpolate_with`` (for the runs of --seeds).
+    --seed goes to the recipe as its ``seed=``, which sets ``train.seed`` last."""
     return command_settings(
         data or {},
         set_,

@@ -7,7 +7,7 @@ from ffnlp.cli.options import HelpTable as Help
 from ffnlp.cli.options import with_options
 from ffnlp.serve.limits import Limits
 
-_DEFAULTS = Limits()
+LIMITS = Limits()
 
 HELP = Help(
     {
@@ -34,14 +34,14 @@ HELP = Help(
 
 
 def limits_options(
-    max_body_bytes: Annotated[int, HELP("--max-body-bytes", min=1)] = _DEFAULTS.max_body_bytes,
-    max_texts: Annotated[int, HELP("--max-texts", min=1)] = _DEFAULTS.max_texts,
-    max_text_chars: Annotated[int, HELP("--max-text-chars", min=1)] = _DEFAULTS.max_text_chars,
-    max_tokens: Annotated[int, HELP("--max-tokens", min=1)] = _DEFAULTS.max_tokens,
+    max_body_bytes: Annotated[int, HELP("--max-body-bytes", min=1)] = LIMITS.max_body_bytes,
+    max_texts: Annotated[int, HELP("--max-texts", min=1)] = LIMITS.max_texts,
+    max_text_chars: Annotated[int, HELP("--max-text-chars", min=1)] = LIMITS.max_text_chars,
+    max_tokens: Annotated[int, HELP("--max-tokens", min=1)] = LIMITS.max_tokens,
     batch_wait_ms: Annotated[
         float, HELP("--batch-wait-ms", min=0, max=1000)
-    ] = _DEFAULTS.batch_wait_ms,
-    max_batch_texts: Annotated[int, HELP("--max-batch-texts", min=1)] = _DEFAULTS.max_batch_texts,
+    ] = LIMITS.batch_wait_ms,
+    max_batch_texts: Annotated[int, HELP("--max-batch-texts", min=1)] = LIMITS.max_batch_texts,
 ) -> Limits:
     """What one request may ask for (each option a field of ffnlp.serve.limits.Limits)."""
     return Limits(**locals())
@@ -54,18 +54,16 @@ def serve(
     port: Annotated[int, HELP("--port")] = 8000,
     workers: Annotated[int, HELP("--workers", min=1)] = 1,
     threads: Annotated[int, HELP("--threads", min=1)] = 1,
-    limits: Limits = _DEFAULTS,  # with_options: --max-body-bytes ... --max-batch-texts
+    limits: Limits = LIMITS,  # with_options: --max-body-bytes ... --max-batch-texts
     shutdown_timeout: Annotated[float, HELP("--shutdown-timeout", min=0)] = 30.0,
     log_requests: Annotated[bool, HELP("--log-requests")] = False,
 ) -> None:
     """Serve trained runs over HTTP: predict, score, generate, neighbours, vectors, and a page.
 
-    Endpoints (JSON): POST /v1/<run>/predict {"text": "..." or [...], "k", "threshold"} for a
-    classifier; /score {"text"} and /generate {"prompt", "max_tokens", "temperature", "top_k",
-    "seed"} for a language model; /neighbors {"word", "negative", "k"} and /vector {"word"} for
-    word vectors. GET /health, GET /v1/models (task, labels, config hash, sizes), GET / (a page
-    to try them). Concurrent requests to a run are batched into one forward pass. Stop with
-    Ctrl-C or SIGTERM: the requests in flight finish first. See docs/deploy.md.
+    POST /v1/<run>/predict (classify), /score and /generate (lm), /neighbors and /vector (w2v);
+    GET /health, /v1/models, / (a page to try them): fields and answers in docs/deploy.md.
+    Concurrent requests to a run are batched into one forward pass. Stop with Ctrl-C or SIGTERM:
+    the requests in flight finish first.
 
     Example:
 

@@ -6,22 +6,11 @@ from typing import Annotated, Any
 import typer
 
 from ffnlp.cli import common
+from ffnlp.cli import options as opt
 from ffnlp.cli.common import out_console, print_json, print_result, screen
-from ffnlp.cli.options import (
-    RUN,
-    Config,
-    RunOptions,
-    Seed,
-    Set,
-    VectorsFormat,
-    help_tables,
-    run_dir_option,
-    settings,
-    with_options,
-)
 from ffnlp.outputs import check_output_file
 
-app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+app = opt.group(help="Skip-gram word2vec: train, eval, neighbors, export.")
 
 VECTORS_HELP = (
     "An ffnlp w2v run directory or a vectors file (word2vec text/binary, GloVe, fastText .vec). "
@@ -29,7 +18,7 @@ VECTORS_HELP = (
     "their character n-grams."
 )
 Vectors = Annotated[Path, typer.Argument(help=VECTORS_HELP)]
-TRAIN, EVAL, NEIGHBORS, ODD = help_tables(
+TRAIN, EVAL, NEIGHBORS, ODD = opt.help_tables(
     train={
         "--corpus": "Plain-text corpus, one sentence a line, tokens separated by spaces (.gz ok).",
         "--similarity": "A word-similarity file (word, word, score a line) evaluated after every "
@@ -42,9 +31,6 @@ TRAIN, EVAL, NEIGHBORS, ODD = help_tables(
         "--analogies": "Analogy questions (questions-words.txt format).",
         "--restrict": "Analogies: search among this many most frequent words (gensim's "
         "restrict_vocab).",
-        "--format": "Vectors file format: auto, word2vec-text, word2vec-binary, glove, "
-        "fasttext-vec.",
-        "--json": "Print the results as JSON.",
     },
     neighbors={
         "WORDS": "Query words, each answered on its own.",
@@ -65,49 +51,32 @@ TRAIN, EVAL, NEIGHBORS, ODD = help_tables(
 
 
 @app.command("train")
-@with_options(RunOptions)
+@opt.with_options(opt.RunOptions)
 def train(
     corpus: Annotated[Path, TRAIN("--corpus")],
-    config: Config = None,
+    config: opt.Config = None,
     similarity: Annotated[list[Path], TRAIN("--similarity")] = [],  # noqa: B006 (typer copies it)
     analogies: Annotated[Path | None, TRAIN("--analogies")] = None,
-    set_: Set = [],  # noqa: B006 (typer copies it)
-    out: Annotated[Path | None, run_dir_option("w2v")] = None,
-    seed: Seed = None,
-    run: RunOptions = RUN,  # with_options: the options every `train` command ends with
+    set_: opt.Set = [],  # noqa: B006 (typer copies it)
+    out: Annotated[Path | None, opt.run_dir_option("w2v")] = None,
+    seed: opt.Seed = None,
+    run: opt.RunOptions = opt.RUN,  # with_options: the options every `train` command ends with
 ) -> None:
     """Train skip-gram (or CBOW) word vectors with negative sampling; with model.type =
     fasttext, over words and their character n-grams, so that unseen words get vectors too.
 
-    Skip-gram trains pair by pair, as gensim does, in a compiled kernel on model.workers threads.
-    FFNLP_JIT=0, CBOW, model.shared_negatives and torchrun take the PyTorch step.
+    How it trains (a compiled kernel on model.workers threads, or PyTorch): docs/w2v.md.
 
     Examples:
 
         ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config ptb_w2v --out runs/ptb_w2v
 
         ffnlp w2v train --corpus ../shared/data/ptb/ptb.train.txt.gz --config ptb_fasttext --similarity ../shared/data/word_similarity/wordsim353.tsv --out runs/ptb_fasttext
-
-        ffnlp w2v train --init-from runs/ptb_w2v --corpus ../shared/data/lee_corpus/lee_background.cor --out runs/ptb_then_lee
     """
-    from ffnlp.tasks.w2v import train_word2vec  # imports torch
-
-    common.begin_training(run)
     # the evaluation files given here replace the config's (as --set would)
-    evaluation: dict[str, Any] = {}
-    if similarity:
-        evaluation["evaluation.similarity"] = [str(p) for p in similarity]
-    if analogies is not None:
-        evaluation["evaluation.analogies"] = str(analogies)
-    vectors = train_word2vec(
-        corpus,
-        config=config,
-        overrides=settings(set_, run),
-        seed=seed,
-        **evaluation,
-        **common.recipe_args(run, out),
-    )
-    common.finish_training(vectors, run, screen.w2v_train)
+    files: dict[str, Any] = {"evaluation.analogies": str(analogies)} if analogies else {}
+    files |= {"evaluation.similarity": list(map(str, similarity))} if similarity else {}
+    common.train("w2v", (corpus,), run, config, set_, out, seed, **files)
 
 
 @app.command("eval")
@@ -116,8 +85,8 @@ def evaluate(
     similarity: Annotated[list[Path], EVAL("--similarity")] = [],  # noqa: B006 (typer copies it)
     analogies: Annotated[Path | None, EVAL("--analogies")] = None,
     restrict: Annotated[int, EVAL("--restrict")] = 30000,
-    fmt: Annotated[str, EVAL("--format")] = "auto",
-    json_: Annotated[bool, EVAL("--json")] = False,
+    fmt: opt.VectorsFormat = "auto",
+    json_: opt.Json = False,
 ) -> None:
     """Word similarity (Spearman, OOV rate) and analogies (3CosAdd, 3CosMul, per section).
 
@@ -148,7 +117,7 @@ def neighbors(
     method: Annotated[str, NEIGHBORS("--method")] = "3cosadd",
     k: Annotated[int, NEIGHBORS("--k", "-k")] = 10,
     plot: Annotated[Path | None, NEIGHBORS("--plot")] = None,
-    fmt: VectorsFormat = "auto",
+    fmt: opt.VectorsFormat = "auto",
     json_: Annotated[bool, NEIGHBORS("--json")] = False,
 ) -> None:
     """Nearest neighbours by cosine similarity, or of an analogy query (king - man + woman).
@@ -159,63 +128,43 @@ def neighbors(
 
         ffnlp w2v neighbors runs/ptb_w2v --positive king,woman --negative man --method 3cosmul
     """
-    from ffnlp.tasks.w2v import load_word_vectors  # imports torch
+    from ffnlp.tasks.w2v import load_word_vectors, nearest_words  # imports torch
 
     pos, neg = _query(words, positive, negative, method, k)
     if plot is not None:
         check_output_file(plot, "--plot")
     wv = load_word_vectors(vectors, format=fmt)
-    if pos:
-        query = " + ".join(pos) + "".join(f" - {w}" for w in neg)
-        result = {query: wv.most_similar(pos, k, negative=neg, method=method)}
-    else:
-        result = {w: wv.most_similar(w, k, method=method) for w in words or []}
+    result = nearest_words(wv, words or [], pos, neg, k, method)
     if plot is not None:
         from ffnlp.report.plots import plot_projection  # imports matplotlib
 
         plot_projection(wv, words or pos + neg, plot, neighbours=k)
-    found = {w: [[n, s] for n, s in ns] for w, ns in result.items()}
-    if json_ and pos:
-        query_json = {"positive": pos, "negative": neg, "method": method}
-        print_json({**query_json, "neighbors": next(iter(found.values()))})
-    elif json_:
-        print_json(found)
-    else:
-        screen.neighbors(result)
-        if plot is not None:
-            out_console.print(f"projection saved to {plot}")
+    print_result(result, json_, lambda r: screen.neighbors(r, plot, query=bool(pos)))
 
 
 def _query(
     words: list[str] | None, positive: str | None, negative: str | None, method: str, k: int
 ) -> tuple[list[str], list[str]]:
-    """The --positive and --negative words, once the query's options are checked."""
-    if k < 1:
-        raise typer.BadParameter("--k must be at least 1", param_hint="--k")
-    if method not in ("3cosadd", "3cosmul"):
-        raise typer.BadParameter("--method must be 3cosadd or 3cosmul", param_hint="--method")
-    pos, neg = _word_list(positive), _word_list(negative)
-    if neg and not pos:
-        raise typer.BadParameter("--negative needs --positive words", param_hint="--negative")
-    if pos and words:
-        raise typer.BadParameter(
-            "give query words or --positive/--negative, not both", param_hint="--positive"
-        )
-    if not pos and not words:
-        raise typer.BadParameter("give query words or --positive WORDS", param_hint="WORDS")
+    """The --positive and --negative words (comma-separated), once the query's options are
+    checked."""
+    pos, neg = (
+        [w.strip() for w in (text or "").split(",") if w.strip()] for text in (positive, negative)
+    )
+    common.refuse(
+        (k < 1, "--k must be at least 1", "--k"),
+        (method not in ("3cosadd", "3cosmul"), "--method must be 3cosadd or 3cosmul", "--method"),
+        (neg and not pos, "--negative needs --positive words", "--negative"),
+        (pos and words, "give query words or --positive/--negative, not both", "--positive"),
+        (not pos and not words, "give query words or --positive WORDS", "WORDS"),
+    )
     return pos, neg
-
-
-def _word_list(text: str | None) -> list[str]:
-    """Comma-separated words (spaces around them ignored)."""
-    return [w.strip() for w in (text or "").split(",") if w.strip()]
 
 
 @app.command("doesnt-match")
 def doesnt_match(
     vectors: Vectors,
     words: Annotated[list[str], ODD("WORDS")],
-    fmt: VectorsFormat = "auto",
+    fmt: opt.VectorsFormat = "auto",
     json_: Annotated[bool, ODD("--json")] = False,
 ) -> None:
     """The word that goes least with the others: the farthest from the mean of their unit vectors.
@@ -229,12 +178,9 @@ def doesnt_match(
     wv = load_word_vectors(vectors, format=fmt)
     ranked = wv.rank_by_centrality(words)
     if json_:
-        print_json({"odd": ranked[-1][0], "centrality": [[w, s] for w, s in ranked]})
-        return
+        return print_json({"odd": ranked[-1][0], "centrality": [[w, s] for w, s in ranked]})
     typer.echo(ranked[-1][0])
-    out_console.print(
-        "cosine to the mean: " + ", ".join(f"{w} {s:.3f}" for w, s in ranked), style="dim"
-    )
+    screen.centrality(ranked)
 
 
 FORMATS = "word2vec-text or word2vec-binary (both read by gensim's load_word2vec_format)."

@@ -749,3 +749,18 @@ def write_dot(graph: Graph, path: str | Path) -> tuple[Path, Path | None]:
 
             outputs.write_with(png, draw)
     return dot_path, png
+
+
+def explain_command(
+    expression: str, assignments: Iterable[str], dot: str | Path | None = None
+) -> tuple[Graph, dict[str, Any], tuple[Path, Path | None] | None]:
+    """What `ffnlp explain graph` shows: the graph of ``expression`` at the values of
+    ``assignments`` (``name=NUMBER``), its report (every node and step, and the largest
+    difference from PyTorch autograd), and the files written when ``dot`` is given (the DOT file
+    and its PNG, see :func:`write_dot`; the path checked before any work)."""
+    if dot is not None:
+        check_dot_path(dot)  # before the work: a folder, a link, a read-only place
+    result = explain(expression, parse_assignments(assignments))
+    diff = autograd_max_diff(result)
+    drawn = write_dot(result, dot) if dot is not None else None
+    return result, {**result.to_dict(), "autograd_max_abs_diff": diff}, drawn

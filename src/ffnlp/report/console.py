@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,26 @@ def prediction_line(text: str, top: list[tuple[str, float]], json_: bool) -> str
             "top": [{"label": lab, "prob": p} for lab, p in top],
         }
     )
+
+
+def vector_line(text: str, vector: Any, json_: bool, key: str = "text") -> str:
+    """One line of `classify vectors`: the vector's numbers (7 significant digits), or
+    (``json_``) one JSON object: ``key`` (the text, or the word) and the vector."""
+    if json_:
+        return json.dumps({key: text, "vector": [float(x) for x in vector]})
+    return " ".join(f"{x:.7g}" for x in vector.tolist())
+
+
+def preset_lines(found: Iterable[Any]) -> Iterator[str]:
+    """`ffnlp presets`: a heading, then each preset's name and task, what it is for, its
+    documented result and the data it expects (wrapped at 96 columns), a blank line after each."""
+    yield "Presets shipped with ffnlp (use one with --config NAME):\n"
+    for p in found:
+        yield f"{p.name}  ({p.task})"
+        for label, text in (("for", p.about), ("result", p.result), ("data", p.data)):
+            head = f"  {label + ':':<8}"
+            yield textwrap.fill(text, 96, initial_indent=head, subsequent_indent=" " * 10)
+        yield ""
 
 
 NUMPY_VS_TORCH = (
@@ -275,9 +296,32 @@ class ConsoleReport:
             )
             self.say(table)
 
-    def neighbors(self, result: dict[str, list[tuple[str, float]]]) -> None:
+    def neighbors(
+        self, result: dict[str, Any], plot: Path | None = None, query: bool = False
+    ) -> None:
+        """`w2v neighbors`: a line per query word, or (``query``) one for the analogy query
+        (``result``: :func:`ffnlp.tasks.w2v.nearest_words`'); then where --plot went."""
+        if query:
+            asked = " + ".join(result["positive"]) + "".join(f" - {w}" for w in result["negative"])
+            result = {asked: result["neighbors"]}
         for w, ns in result.items():
             self.say(f"[bold]{w}[/bold]: " + ", ".join(f"{n} ({s:.3f})" for n, s in ns))
+        if plot is not None:
+            self.say(f"projection saved to {plot}")
+
+    def centrality(self, ranked: list[tuple[str, float]]) -> None:
+        """`w2v doesnt-match`: each word's cosine to the mean, after the odd one out."""
+        line = ", ".join(f"{w} {s:.3f}" for w, s in ranked)
+        self.say("cosine to the mean: " + line, style="dim")
+
+    def dot_written(self, dot: Path, png: Path | None, on_err: bool = False) -> None:
+        """`explain graph --dot`: the files written (on ``err`` when the result is --json)."""
+        note = f"wrote {dot}" + (
+            f" and {png}" if png else " (PNG skipped: Graphviz's dot is not on PATH)"
+        )
+        (self.err if on_err else self.out).print(
+            note, markup=False, highlight=False, soft_wrap=True
+        )
 
     # experiments: repeat, compare, tune
 
@@ -455,6 +499,12 @@ class ConsoleReport:
         self.say(f"chosen: trial {table['best']}, {table['why']}", soft_wrap=True)
 
     # after training: quantize, export
+
+    def files_written(self, written: dict[str, str]) -> None:
+        """`ffnlp export`: each file written (by what it holds) and its size."""
+        for key, path in written.items():
+            size = Path(path).stat().st_size
+            self.say(f"{key:<12} {path}  ({size:,} bytes)", highlight=False)
 
     def quantize(self, report: dict[str, Any], run: str, out: str) -> None:
         """The original and the quantised run, side by side."""

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,16 @@ class FastClassifier:
         """Top-k (label, probability) pairs of every text (see ``Classifier.predict``)."""
         cut = self.decision_thresholds(threshold)
         return top_k(self.predict_proba(texts), self.labels, k, cut)
+
+
+def predict_batches(
+    clf: Any, texts: Iterable[str], k: int, threshold: float | None, batch_size: int
+) -> Iterator[list[tuple[str, Prediction]]]:
+    """The texts of a stream ``batch_size`` at a time, each with its top labels
+    (``clf.predict``): memory stays that of one batch, whatever the stream's length."""
+    stream = iter(texts)
+    while batch := list(islice(stream, batch_size)):
+        yield list(zip(batch, clf.predict(batch, k=k, threshold=threshold), strict=True))
 
 
 def open_run(run_dir: str | Path) -> FastClassifier | None:

@@ -134,8 +134,12 @@ def spec(name: str) -> TaskSpec:
 
 
 def find(name: str) -> TaskSpec | None:
-    """The registered task ``name``, None when there is none."""
-    _load_builtin()
+    """The registered task ``name``, None when there is none. For a task of ffnlp only its own
+    package is imported (`ffnlp classify train` loads neither lm nor w2v)."""
+    if name in BUILTIN_TASKS:
+        importlib.import_module(f"ffnlp.tasks.{name}")
+    else:
+        _load_builtin()
     return TASKS.get(name)
 
 

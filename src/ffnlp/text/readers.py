@@ -46,10 +46,12 @@ import sys
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, TypeVar, cast
 
 from ffnlp.errors import ConfigError, DataError, shown
 from ffnlp.text.labeled import MAX_REPORTED_SKIPS, LabeledData
+
+T = TypeVar("T")
 
 FORMATS = ("auto", "label-text", "fasttext", "csv", "tsv", "jsonl", "parquet", "arrow")
 FASTTEXT_PREFIX = "__label__"
@@ -107,6 +109,23 @@ def read_stream_lines(
     first = next(lines, b"")
     rest = itertools.chain([first] if first else [], lines)
     return _decode_lines(rest, lambda: first, name, encoding, info)
+
+
+def input_name(source: str | Path) -> str:
+    """How a message names the ``source`` of :func:`read_input_lines`: its path, or standard
+    input for ``"-"``."""
+    return "standard input" if str(source) == "-" else str(source)
+
+
+def nonempty(items: Iterable[T], message: str) -> Iterator[T]:
+    """``items`` as they come; once they end, a DataError saying ``message`` if there was none
+    (an input with no text, found while streaming it)."""
+    empty = True
+    for item in items:
+        empty = False
+        yield item
+    if empty:
+        raise DataError(message)
 
 
 def read_input_lines(source: str | Path, encoding: str = "utf-8") -> Iterator[str]:

@@ -15,7 +15,7 @@ from ffnlp.cli.main import app
 from ffnlp.errors import ConfigError, DataError
 from ffnlp.features.wordvec_eval import WordVectors
 from ffnlp.models.skipgram import SkipGram
-from ffnlp.tasks.w2v import W2VConfig, Word2VecRun
+from ffnlp.tasks.w2v import W2VConfig, Word2VecRun, nearest_words
 from ffnlp.text.vocab import Vocab
 from tests.extras import needs
 
@@ -98,6 +98,20 @@ def test_a_known_analogy_is_answered() -> None:
     for method in ("3cosadd", "3cosmul"):
         top = vectors.most_similar(["king", "woman"], 1, negative=["man"], method=method)
         assert top[0][0] == "queen"
+
+
+def test_nearest_words_is_the_answer_of_w2v_neighbors(wv: WordVectors) -> None:
+    words = nearest_words(wv, ["w7", "w9"], k=3)
+    assert list(words) == ["w7", "w9"]
+    assert words["w7"] == [[n, s] for n, s in wv.most_similar("w7", 3)]
+    query = nearest_words(wv, [], ["w1", "w2"], ["w3"], k=4, method="3cosmul")
+    expected = wv.most_similar(["w1", "w2"], 4, negative=["w3"], method="3cosmul")
+    assert query == {
+        "positive": ["w1", "w2"],
+        "negative": ["w3"],
+        "method": "3cosmul",
+        "neighbors": [[n, s] for n, s in expected],
+    }
 
 
 def test_bad_queries_say_what_to_do(wv: WordVectors) -> None:

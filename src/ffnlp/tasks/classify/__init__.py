@@ -6,6 +6,7 @@ both call this package, so neither holds logic of its own:
 - :mod:`.config`: the configuration ([data], [features], [model], [loss], [train]);
 - :mod:`.data`: reading a split, and the featurizers (bag of n-grams, ids, lexicon features);
 - :mod:`.evaluate`: loss, accuracy, macro-F1 of a model on a split;
+- :mod:`.explain`: what `ffnlp explain dead` and `collapse` show of a run;
 - :mod:`.pretrained`: word vectors from a file into the pooled classifier's table;
 - :mod:`.result`: :class:`Classifier`, the trained object (predict, test, save, load);
 - :mod:`.train`: the recipe, :func:`train_classifier`.

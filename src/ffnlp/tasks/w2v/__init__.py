@@ -19,7 +19,7 @@ from ffnlp.tasks.w2v.config import (
     resolve_config,
 )
 from ffnlp.tasks.w2v.corpus import EncodedCorpus
-from ffnlp.tasks.w2v.evaluate import evaluate_vectors
+from ffnlp.tasks.w2v.evaluate import evaluate_vectors, nearest_words
 from ffnlp.tasks.w2v.result import Word2VecRun, load, load_word_vectors
 from ffnlp.tasks.w2v.train import train_word2vec
 
@@ -35,6 +35,7 @@ __all__ = [
     "evaluate_vectors",
     "load",
     "load_word_vectors",
+    "nearest_words",
     "resolve_config",
     "train_word2vec",
 ]

@@ -23,6 +23,24 @@ from ffnlp.text.vocab import Vocab
 from ffnlp.training.trainer import Evaluate
 
 
+def nearest_words(
+    wv: WordVectors,
+    words: Sequence[str],
+    positive: Sequence[str] = (),
+    negative: Sequence[str] = (),
+    k: int = 10,
+    method: str = "3cosadd",
+) -> dict[str, Any]:
+    """The answer of `ffnlp w2v neighbors` (its --json): each word's ``k`` nearest,
+    ``{word: [[neighbour, score], ...]}``; with ``positive`` words the one analogy query,
+    ``{"positive", "negative", "method", "neighbors": [[neighbour, score], ...]}``."""
+    if positive:
+        found = wv.most_similar(list(positive), k, negative=list(negative), method=method)
+        query = {"positive": list(positive), "negative": list(negative), "method": method}
+        return {**query, "neighbors": [[n, s] for n, s in found]}
+    return {w: [[n, s] for n, s in wv.most_similar(w, k, method=method)] for w in words}
+
+
 def evaluate_vectors(
     wv: WordVectors,
     similarity: Sequence[str | Path] = (),
