@@ -194,8 +194,13 @@ def predict_rows(out: Path, load: int, quick: bool) -> list[Row]:
     return rows
 
 
+# rounds of bench/w2v.py, with --quick too: its Spearman differences are means over rounds (one
+# seed each), and a single seed's difference spreads about +-0.02, the tolerance itself
+W2V_ROUNDS = 3
+
+
 def w2v_rows(out: Path, load: int, quick: bool) -> list[Row]:
-    rounds = "1" if quick else "3"
+    rounds = str(W2V_ROUNDS)
     # both models at 1 and 2 threads (bench/w2v.py's default); it exits 1 when a target is missed,
     # with its result still on stdout
     args = ["--rounds", rounds, "--out", str(out), "--json"]
@@ -218,6 +223,7 @@ def w2v_rows(out: Path, load: int, quick: bool) -> list[Row]:
                 f"{peers.get(res['model'], 'gensim')}",
                 f"{mean[judged]['words_per_second']:,.0f} vs "
                 f"{mean['gensim']['words_per_second']:,.0f} words/s; Spearman diff "
+                f"(mean of {res['rounds']} rounds) "
                 + ", ".join(f"{k} {v:+.3f}" for k, v in diffs.items()),
                 ratio,
                 "words/s ≥ 1.0×, Spearman ±0.02",

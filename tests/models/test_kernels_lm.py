@@ -48,7 +48,9 @@ def test_tied_lookup_gives_the_gradients_of_autograd() -> None:
     torch.testing.assert_close(ours, weight.grad)
 
 
-def test_tied_lookup_only_acts_under_autocast() -> None:
+def test_tied_lookup_acts_under_autocast_or_when_the_weight_trains() -> None:
+    """A bf16 copy under autocast; outside it the weight itself (no copy) when its gradient is
+    wanted; None when there is no gradient to make (a frozen table, or no_grad)."""
     weight = torch.randn(V, 4)
     ids = torch.randint(0, V, (5, 2))
     assert tied_lookup(ids, weight) is None
@@ -58,6 +60,33 @@ def test_tied_lookup_only_acts_under_autocast() -> None:
     table, e = pair
     assert table.dtype == e.dtype == torch.bfloat16
     torch.testing.assert_close(e, weight.to(torch.bfloat16)[ids])
+    weight.requires_grad_()
+    with torch.no_grad():
+        assert tied_lookup(ids, weight) is None
+    pair = tied_lookup(ids, weight)
+    assert pair is not None
+    table, e = pair
+    assert table.dtype == torch.float32 and table.data_ptr() == weight.data_ptr()
+    torch.testing.assert_close(e, weight.detach()[ids], rtol=0, atol=0)
+
+
+def test_tied_lookup_in_fp32_gives_the_gradients_of_autograd() -> None:
+    """Outside autocast (the table is the weight itself): the look-up's rows are added into the
+    output product's gradient, against autograd's dense look-up gradient + sum; the same ids
+    several times (rows that accumulate)."""
+    torch.manual_seed(0)
+    weight = torch.randn(V, 5, requires_grad=True)
+    ids = torch.randint(0, V, (6, 3))
+    ids[0] = ids[1]
+    h = torch.randn(6, 5)
+    grads = []
+    for ours in (True, False):
+        pair = tied_lookup(ids, weight) if ours else None
+        table, e = pair if pair is not None else (weight, F.embedding(ids, weight))
+        ((h @ table.t()).sin().sum() + (e**2).sum()).backward()
+        grads.append(weight.grad.clone())
+        weight.grad = None
+    torch.testing.assert_close(grads[0], grads[1])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -24,8 +24,9 @@ Beyond the fixed window, still feed-forward:
 
 ``fused=True`` (the default) trains with the CPU kernels of :mod:`ffnlp.models.kernels.lm_cpu`
 (a dropout mask from random bytes; the output layer and its cross-entropy in one node with one
-(B, V) buffer; with bf16 products (``precision``) one bf16 copy of a tied table a step and the
-softmax kept in bf16); ``fused=False`` runs the plain PyTorch reference.
+(B, V) buffer; a tied table's look-up rows added into the output product's gradient, with no
+dense (V, D) look-up gradient; with bf16 products (``precision``) one bf16 copy of a tied table a
+step and the softmax kept in bf16); ``fused=False`` runs the plain PyTorch reference.
 """
 
 from __future__ import annotations
@@ -300,8 +301,9 @@ class FeedForwardLM(nn.Module):
         table's low-precision copy when the fused path made one (else None)."""
         table = e = None
         if self.fused and self.config.tie_weights and self.output is not None:
-            # under autocast: one low-precision copy of the tied table a step, for the look-up
-            # and the output product
+            # one node for the look-up and the table the output product uses (under autocast a
+            # low-precision copy of it, made once a step), whose backward adds the looked-up rows
+            # into the product's gradient
             tied = lm_cpu.tied_lookup(context, self.embedding.weight)
             if tied is not None:
                 table, e = tied

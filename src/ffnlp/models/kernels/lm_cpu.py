@@ -62,13 +62,19 @@ class ByteMaskDropout(nn.Module):
 def tied_lookup(
     ids: torch.Tensor, weight: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(table, e)`` under autocast: the tied table in the autocast dtype (V, D) and the rows of
-    ``ids`` in it (..., D), made in one autograd node (:class:`TiedLookup`); None outside autocast,
-    where the table is used as it is."""
+    """``(table, e)``: the tied table (V, D) and the rows of ``ids`` in it (..., D), made in one
+    autograd node (:class:`TiedLookup`). Under autocast the table is a copy in autocast's dtype;
+    outside it, when the weight's gradient is wanted, the table is the weight itself (a view of
+    it) and the node only saves the dense look-up gradient. None otherwise (no gradient to
+    make), where the plain look-up does the same."""
     device = ids.device.type
-    if not torch.is_autocast_enabled(device):
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+    elif torch.is_grad_enabled() and weight.requires_grad:
+        dtype = weight.dtype
+    else:
         return None
-    table, e = TiedLookup.apply(ids, weight, torch.get_autocast_dtype(device))
+    table, e = TiedLookup.apply(ids, weight, dtype)
     return table, e
 
 
@@ -107,13 +113,16 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
 
 
 class TiedLookup(torch.autograd.Function):
-    """A low-precision copy of the tied table and the context words' rows of it, in one node.
+    """The tied table (a low-precision copy of it, or itself) and the context words' rows of it,
+    in one node.
 
-    Returns ``(table, e)``: ``table = weight.to(dtype)`` for the output product, ``e =
-    table[ids]`` for the input.  Autograd would give the look-up a dense (V, D) gradient (a
-    zero-filled table with the rows added in) and then add it to the output product's: two passes
-    over the table a step for a few thousand rows.  Here the output product's gradient, cast to
-    the table's dtype, becomes the table's gradient and the rows are added into it in place.
+    Returns ``(table, e)``: ``table = weight.to(dtype)`` for the output product (the weight
+    itself when ``dtype`` is its own), ``e = table[ids]`` for the input.  Autograd would give the
+    look-up a dense (V, D) gradient (a zero-filled table with the rows added in) and then add it
+    to the output product's: two passes over the table a step for a few thousand rows (and, in
+    fp32, a third: the zero fill).  Here the output product's gradient, cast to the table's dtype
+    (no copy when it is the weight's already: the product's backward made it, and this node is
+    its only reader), becomes the table's gradient and the rows are added into it in place.
     """
 
     @staticmethod
