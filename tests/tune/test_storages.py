@@ -221,16 +221,18 @@ def _load(storage_url: str, name: str) -> list[optuna.trial.FrozenTrial]:
     return []
 
 
-def _wait_for_a_trial_of(pid: int, out: Path, url: str, others: list[object]) -> int:
-    """Until the worker ``pid`` trains a trial (after a first trial has completed); its
-    number."""
+def _wait_for_a_trial_of(
+    pid: int, out: Path, url: str, others: list[object], after_one: bool = True
+) -> int:
+    """Until the worker ``pid`` trains a trial (with ``after_one``: after a first trial has
+    completed); its number."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         for proc in others:
             assert proc.poll() is None, proc.communicate()[1]  # type: ignore[attr-defined]
         with contextlib.suppress(Exception):  # the storage may be busy: ask again
             known = _load(url, out.name)
-            if any(t.state == TrialState.COMPLETE for t in known):
+            if not after_one or any(t.state == TrialState.COMPLETE for t in known):
                 for t in known:
                     folder = out / "trials" / f".{t.number:04d}.tmp-{pid}"
                     if t.state == TrialState.RUNNING and (folder / "metrics.jsonl").is_file():
@@ -264,6 +266,9 @@ def _two_workers_one_killed(data: dict[str, Path], out: Path, url: str, total: i
     argv += ["--retries", "3"]
     argv += ["--total-trials", str(total), "--rescore", "0", "--quiet"]
     first = start(argv)
+    # the second worker starts once the first trains: on a loaded machine a worker's start-up
+    # (Python, torch, Optuna) can take so long that the other has run the whole study meanwhile
+    _wait_for_a_trial_of(first.pid, out, url, [first], after_one=False)
     second = start(argv)
     killed = _wait_for_a_trial_of(first.pid, out, url, [first, second])
     first.send_signal(signal.SIGKILL)
