@@ -200,6 +200,21 @@ def test_a_fofe_context_of_the_wrong_length_names_the_setting() -> None:
     assert "got contexts of 4; pass (B, 6) contexts" in str(err.value)
 
 
+def _fit_tiny_corpus(model: FeedForwardLM, context_size: int) -> LMBatches:
+    """150 full-batch Adam steps on a corpus in which each word follows from the previous one
+    (13 types; a model that learns it reaches a perplexity near 1); the corpus's batches."""
+    sentence = [3, 7, 1, 9, 4, 12, 5, 8, 2, 6]
+    stream = torch.tensor([0] + (sentence + [0]) * 20, dtype=torch.int32)
+    source = LMBatches(stream, context_size, 0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    (whole,) = source.batches(len(source), None)
+    for _ in range(150):
+        opt.zero_grad()
+        model.loss(whole).backward()
+        opt.step()
+    return source
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -210,19 +225,11 @@ def test_a_fofe_context_of_the_wrong_length_names_the_setting() -> None:
 )
 def test_fofe_and_residual_memorise_a_tiny_corpus(options: dict) -> None:
     # each word follows from the previous one: perplexity -> 1 (fused path, dropout on)
-    sentence = [3, 7, 1, 9, 4, 12, 5, 8, 2, 6]
-    stream = torch.tensor([0] + (sentence + [0]) * 20, dtype=torch.int32)
     cfg = FFLMConfig(
         **{"embedding_dim": 16, "hidden_sizes": [32], "dropout": 0.05, "context_size": 2, **options}
     )
     model = FeedForwardLM(13, cfg)
-    source = LMBatches(stream, cfg.context_size, 0)
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    (whole,) = source.batches(len(source), None)
-    for _ in range(150):
-        opt.zero_grad()
-        model.loss(whole).backward()
-        opt.step()
+    source = _fit_tiny_corpus(model, cfg.context_size)
     assert make_evaluator(64)(model, source)["perplexity"] < 1.3
 
 
@@ -259,8 +266,6 @@ def test_a_uniform_model_has_perplexity_equal_to_the_vocabulary_size() -> None:
 @pytest.mark.parametrize("softmax", ["full", "adaptive"])
 def test_memorises_a_tiny_corpus(softmax: str) -> None:
     # a deterministic sequence: each word follows from the previous one, so perplexity -> 1
-    sentence = [3, 7, 1, 9, 4, 12, 5, 8, 2, 6]
-    stream = torch.tensor([0] + (sentence + [0]) * 20, dtype=torch.int32)
     cfg = FFLMConfig(
         context_size=2,
         embedding_dim=16,
@@ -271,13 +276,7 @@ def test_memorises_a_tiny_corpus(softmax: str) -> None:
         adaptive_cutoffs=[4, 8],
     )
     model = FeedForwardLM(13, cfg)
-    source = LMBatches(stream, 2, 0)
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    (whole,) = source.batches(len(source), None)
-    for _ in range(150):
-        opt.zero_grad()
-        model.loss(whole).backward()
-        opt.step()
+    source = _fit_tiny_corpus(model, 2)
     assert perplexity_of(token_log_probs_nn(model, source)) < 1.05
 
 
