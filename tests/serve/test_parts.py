@@ -161,11 +161,49 @@ def test_an_internal_failure_is_a_500_without_traceback(served_runs: dict[str, P
     }
 
 
-async def _asgi_post(app: Any, path: str, payload: Any) -> tuple[int, bytes]:
+def test_the_prediction_route_read_in_parts(served_runs: dict[str, Path]) -> None:
+    """POST /v1/... is read straight from the ASGI messages: a body in several parts is joined;
+    one over the limit is refused (413) whether its length is declared or found while reading;
+    a client gone before its body arrived gets a 400 (nobody reads it) and nothing is raised."""
+    pytest.importorskip("starlette", reason="needs the serve extra: pip install -e '.[serve]'")
+    from ffnlp.serve.app import build_app, load_runs
+
+    limits = Limits(max_body_bytes=1000)
+    app = build_app(load_runs([served_runs["clf"]], limits), limits)
+    data = json.dumps({"text": ["a good film", "a bad film"]}).encode()
+    status, body = asyncio.run(_asgi_post(app, "/v1/clf/predict", parts=[data[:7], data[7:]]))
+    assert status == 200 and len(json.loads(body)["results"]) == 2
+    big = json.dumps({"text": "a" * 2000}).encode()
+    status, body = asyncio.run(_asgi_post(app, "/v1/clf/predict", parts=[big[:900], big[900:]]))
+    assert status == 413 and json.loads(body)["limit"] == "max_body_bytes"
+    status, body = asyncio.run(_asgi_post(app, "/v1/clf/predict", parts=[big], length=len(big)))
+    assert status == 413 and f"is {len(big)} bytes" in json.loads(body)["error"]
+    status, body = asyncio.run(_asgi_post(app, "/v1/clf/predict", parts=[data[:7]], gone=True))
+    assert status == 400 and json.loads(body)["status"] == 400
+    status, body = asyncio.run(_asgi_post(app, "/v1/nope/predict", {"text": "good"}))
+    assert status == 404 and json.loads(body)["field"] == "run"
+
+
+async def _asgi_post(
+    app: Any,
+    path: str,
+    payload: Any = None,
+    parts: list[bytes] | None = None,
+    length: int | None = None,
+    gone: bool = False,
+) -> tuple[int, bytes]:
     """One POST through the ASGI interface (no socket), with the lifespan around it."""
-    data = json.dumps(payload).encode()
+    if parts is None:
+        parts = [json.dumps(payload).encode()]
+    if length is None:
+        length = sum(map(len, parts))
     sent: list[dict[str, Any]] = []
-    given = [{"type": "http.request", "body": data, "more_body": False}]
+    given: list[dict[str, Any]] = [
+        {"type": "http.request", "body": part, "more_body": i < len(parts) - 1 or gone}
+        for i, part in enumerate(parts)
+    ]
+    if gone:
+        given.append({"type": "http.disconnect"})
 
     async def receive() -> dict[str, Any]:
         if given:
@@ -181,7 +219,7 @@ async def _asgi_post(app: Any, path: str, payload: Any) -> tuple[int, bytes]:
         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
         "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
         "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(data)).encode())],
+                    (b"content-length", str(length).encode())],
     }  # fmt: skip
     await app(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")

@@ -1,4 +1,4 @@
-"""The ASGI application of ``ffnlp serve`` (Starlette): routes, reading a request, errors.
+"""The ASGI application of ``ffnlp serve``: routes, reading a request, errors.
 
 Routes:
 
@@ -8,6 +8,9 @@ Routes:
 - ``GET /v1/models``: every run: name, task, type, endpoints, labels (classify), config hash,
   sizes, whether its weights are memory-mapped;
 - ``POST /v1/<name>/<endpoint>``: see :mod:`ffnlp.serve.runs`.
+
+The prediction route (``POST /v1/...``) is answered by :class:`ServeApp` straight on the ASGI
+messages; the others, and a wrong method or path, by Starlette's router.
 
 Reading a request: a body declared or found larger than ``max_body_bytes`` is refused (413)
 without being kept in memory; up to :data:`DRAIN_BYTES` of it is read and dropped first, so that
@@ -27,15 +30,17 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ffnlp.serve.limits import ApiError, Limits, too_large
 from ffnlp.serve.page import render_page
@@ -59,15 +64,25 @@ def load_runs(paths: Sequence[str | Path], limits: Limits) -> list[ServedRun]:
     return [ServedRun(name, path, limits) for name, path in zip(names, folders, strict=True)]
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_ENCODE_FINITE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+INTERNAL = {"error": "internal error in the server; its log has the details", "status": 500}
+
+
+def render(content: Any) -> bytes:
+    """``content`` as compact UTF-8 JSON; a non-finite number (not JSON) is written as null."""
+    try:
+        text = _ENCODE(content)
+    except ValueError:
+        text = _ENCODE_FINITE(_finite(content))
+    return text.encode("utf-8")
+
+
 class Answer(JSONResponse):
-    """JSON without NaN or infinity (not JSON): a non-finite number is written as null."""
+    """A JSON response written by :func:`render`."""
 
     def render(self, content: Any) -> bytes:
-        try:
-            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        except ValueError:
-            text = json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":"))
-        return text.encode("utf-8")
+        return render(content)
 
 
 def _finite(value: Any) -> Any:
@@ -80,7 +95,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def build_app(runs: list[ServedRun], limits: Limits) -> Starlette:
+def build_app(runs: list[ServedRun], limits: Limits) -> ServeApp:
     """The application serving ``runs`` (already loaded) under ``limits``."""
     by_name = {run.name: run for run in runs}
     page = render_page([run.describe() for run in runs])
@@ -102,32 +117,6 @@ def build_app(runs: list[ServedRun], limits: Limits) -> Starlette:
     async def models(request: Request) -> Response:
         return Answer({"models": [run.describe() for run in runs]})
 
-    async def call(request: Request) -> Response:
-        name = request.path_params["run"]
-        endpoint = request.path_params["endpoint"]
-        try:
-            run = by_name.get(name)
-            if run is None:
-                raise ApiError(
-                    404,
-                    f"no run named {name!r} is served here (served: {', '.join(by_name)}); "
-                    "GET /v1/models lists them",
-                    "run",
-                )
-            body = parse_json(await read_body(request, limits.max_body_bytes))
-            return Answer(await run.handle(endpoint, body))
-        except ApiError as exc:
-            return Answer(exc.body(), status_code=exc.status)
-        except ClientDisconnect:
-            log.info("a client went away before its request to %s/%s was read", name, endpoint)
-            return Response(status_code=400)  # nobody reads it
-        except Exception:
-            log.exception("request to /v1/%s/%s failed", name, endpoint)
-            return Answer(
-                {"error": "internal error in the server; its log has the details", "status": 500},
-                status_code=500,
-            )
-
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
@@ -142,10 +131,7 @@ def build_app(runs: list[ServedRun], limits: Limits) -> Starlette:
         return Answer({"error": message, "status": exc.status_code}, status_code=exc.status_code)
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        return Answer(
-            {"error": "internal error in the server; its log has the details", "status": 500},
-            status_code=500,
-        )
+        return Answer(INTERNAL, status_code=500)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -158,46 +144,128 @@ def build_app(runs: list[ServedRun], limits: Limits) -> Starlette:
         for run in runs:  # after the last request in flight has been answered
             await run.close()
 
-    return Starlette(
+    routes = Starlette(
         routes=[
             Route("/", index, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/v1/models", models, methods=["GET"]),
-            Route("/v1/{run}/{endpoint}", call, methods=["POST"]),
+            # POST is answered by ServeApp before Starlette; any other method gets the 405
+            Route("/v1/{run}/{endpoint}", _never, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+    return ServeApp(routes, by_name, limits)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request's body, refused (413) past ``limit`` bytes without keeping it."""
-    declared = request.headers.get("content-length", "")
+async def _never(request: Request) -> Response:  # pragma: no cover - ServeApp answers first
+    raise RuntimeError("POST /v1/<run>/<endpoint> reached Starlette's router")
+
+
+_CALL = re.compile(r"/v1/([^/]+)/([^/]+)\Z")
+_JSON_HEADER = (b"content-type", b"application/json")
+
+
+class _Gone(Exception):
+    """The client went away before its request's body was read."""
+
+
+class ServeApp:
+    """The ASGI application: ``POST /v1/<run>/<endpoint>`` answered here, straight on the ASGI
+    messages; every other request (the page, /health, /v1/models, a wrong method or path, the
+    lifespan) by Starlette's router (``routes``).
+
+    The prediction route is the one a busy server spends its time on: without Starlette's
+    middleware, routing and request objects between uvicorn and the run, a request costs the
+    server a good part less CPU (``python bench/serve.py``: the server's CPU time per request),
+    with the same answers, errors and limits (tests/serve)."""
+
+    def __init__(self, routes: Starlette, runs: dict[str, ServedRun], limits: Limits):
+        self.routes = routes
+        self.runs = runs
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            found = _CALL.match(scope["path"])
+            if found is not None:
+                await self.call(found[1], found[2], scope, receive, send)
+                return
+        await self.routes(scope, receive, send)
+
+    async def call(
+        self, name: str, endpoint: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        status = 200
+        try:
+            run = self.runs.get(name)
+            if run is None:
+                raise ApiError(
+                    404,
+                    f"no run named {name!r} is served here (served: {', '.join(self.runs)}); "
+                    "GET /v1/models lists them",
+                    "run",
+                )
+            body = parse_json(await receive_body(scope, receive, self.limits.max_body_bytes))
+            answer = await run.handle(endpoint, body)
+        except ApiError as exc:
+            status, answer = exc.status, exc.body()
+        except _Gone:
+            log.info("a client went away before its request to %s/%s was read", name, endpoint)
+            status, answer = 400, {"error": "the request's body did not arrive", "status": 400}
+        except Exception:
+            log.exception("request to /v1/%s/%s failed", name, endpoint)
+            status, answer = 500, INTERNAL
+        data = render(answer)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [_JSON_HEADER, (b"content-length", str(len(data)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+
+async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request's body, refused (413) past ``limit`` bytes without keeping it; ``_Gone``
+    when the client goes away first."""
+    declared = b""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            declared = value
+            break
     if declared.isdigit() and int(declared) > limit:
-        await _drain(request, 0)
+        await _drain(receive, 0)
         raise too_large(
             f"the body is {int(declared)} bytes; at most {limit}", "max_body_bytes", "body"
         )
     parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _Gone
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            await _drain(request, size)
+            if message.get("more_body", False):
+                await _drain(receive, size)
             raise too_large(f"the body is over {limit} bytes", "max_body_bytes", "body")
         parts.append(chunk)
-    return b"".join(parts)
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-async def _drain(request: Request, seen: int) -> None:
+async def _drain(receive: Receive, seen: int) -> None:
     """Read and drop the rest of the body, up to DRAIN_BYTES in all."""
-    if seen >= DRAIN_BYTES:
-        return
-    with contextlib.suppress(ClientDisconnect):
-        async for chunk in request.stream():
-            seen += len(chunk)
-            if seen >= DRAIN_BYTES:
-                return
+    while seen < DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -209,7 +277,7 @@ def parse_json(raw: bytes) -> dict[str, Any]:
             422, f"the body is not UTF-8 text (byte {exc.start}); send a JSON object", "body"
         ) from None
     try:
-        data = json.loads(text, parse_constant=_not_json)
+        data = _DECODE(text)
     except json.JSONDecodeError as exc:
         raise ApiError(
             422,
@@ -232,7 +300,10 @@ def _not_json(name: str) -> Any:
     raise ApiError(422, f"the body is not JSON: {name} is not a JSON value", "body")
 
 
-def app_from_environment() -> Starlette:
+_DECODE = json.JSONDecoder(parse_constant=_not_json).decode
+
+
+def app_from_environment() -> ServeApp:
     """The application a worker process builds (uvicorn's factory): runs, limits and threads
     from the ``FFNLP_SERVE_SPEC`` variable that :func:`ffnlp.serve.server.serve` sets."""
     spec = json.loads(os.environ[SPEC_VARIABLE])
