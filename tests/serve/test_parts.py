@@ -264,3 +264,25 @@ def test_what_was_made_before_serving_is_left_out_of_the_collector(
         gc.unfreeze()
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert frozen > 10_000  # PyTorch's modules and the run, at least
+
+
+def test_a_served_classifier_predicts_on_its_numpy_path(served_runs: dict[str, Path]) -> None:
+    """The server takes the run's NumPy path once (its weights do not change) and each batch
+    goes straight to it: the same labels and probabilities as Classifier.predict, for every k
+    and threshold, on texts that are empty, unknown, non-ASCII or long."""
+    from ffnlp.serve.runs import ServedRun
+
+    run = ServedRun("clf", served_runs["clf"], Limits())
+    assert run.fast is not None and run.fast is run.model.fast_path()
+    clf = ffnlp.load(served_runs["clf"])
+    texts = ["a good film", "", "qqq zzz", "très bon — 映画", "good " * 500, "bad\tfilm\n"]
+    for k, threshold in [(1, None), (-1, None), (2, 0.3), (1, 0.99)]:
+        got = run._predict_batch(texts, (k, threshold))
+        want = clf.predict(texts, k=k, threshold=threshold)
+        assert [[label for label, _ in top] for top in got] == [
+            [label for label, _ in top] for top in want
+        ]
+        assert [p for top in got for _, p in top] == pytest.approx(
+            [p for top in want for _, p in top], rel=1e-6
+        )
+    asyncio.run(run.close())
