@@ -10,9 +10,11 @@ Contenders, each a server process of its own on 127.0.0.1 (one worker, one PyTor
 - fastText: the same application (:func:`ffnlp.serve.app.build_app`: the same routes, request
   reading, limits, micro-batching, JSON answers) with the run's predict replaced by fastText's
   Python ``predict`` on a list (fasttext-wheel; trained here on SST-2 train: wordNgrams 2, dim
-  100, epoch 10, lr 0.5, as bench/classify.py).
+  100, epoch 10, lr 0.5, as bench/classify.py);
+- no model: the same application with a predict that answers a constant at once: the server's
+  own cost, which the others' server CPU per request is also given above.
 
-A run folder that does not exist is trained first with its config on SST-2 (--data). The three
+A run folder that does not exist is trained first with its config on SST-2 (--data). The four
 servers are started together (an idle one costs nothing) and measured one at a time. For each
 request shape (one text; ``--batch`` texts, 64 by default), each contender gets a warm-up of a
 tenth of ``--requests``, then ``--requests`` requests (texts of SST-2 test, in turn) from
@@ -75,8 +77,19 @@ class FastTextModel:
         ]
 
 
+class ConstantModel:
+    """A model that answers every text with one label at once: what is left of a server's cost
+    a request without any prediction (HTTP, ASGI, JSON, the micro-batch's hand-over)."""
+
+    labels = ["0", "1"]
+
+    def predict(self, texts: list[str], k: int = 1, threshold: float | None = None) -> list[Any]:
+        return [[("1", 0.5)] for _ in texts]
+
+
 def serve_fasttext(model_path: str, port: int) -> None:
-    """The application of ffnlp serve with one run whose model is fastText's."""
+    """The application of ffnlp serve with one run whose model is fastText's (or, with the
+    path ``constant``, :class:`ConstantModel`)."""
     import uvicorn
 
     from ffnlp.serve.app import build_app
@@ -88,7 +101,8 @@ def serve_fasttext(model_path: str, port: int) -> None:
             from concurrent.futures import ThreadPoolExecutor
 
             self.name, self.path, self.limits, self.task = name, path, limits, "classify"
-            self.model = FastTextModel(str(path))
+            constant = str(path) == "constant"
+            self.model = ConstantModel() if constant else FastTextModel(str(path))
             self.mapped = False
             self.fast = None  # no ffnlp classifier: every batch goes to the model's predict
             self.executor = ThreadPoolExecutor(max_workers=1)
@@ -104,7 +118,8 @@ def serve_fasttext(model_path: str, port: int) -> None:
             }
 
     limits = Limits()
-    app = build_app([FastTextRun("fasttext", Path(model_path), limits)], limits)
+    name = "constant" if model_path == "constant" else "fasttext"
+    app = build_app([FastTextRun(name, Path(model_path), limits)], limits)
     uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False)
 
 
@@ -406,6 +421,8 @@ def main() -> None:
              f"/v1/{args.pooled.name}/predict"),
             ("fastText", [sys.executable, __file__, "--serve-fasttext", str(ft_model)],
              "/v1/fasttext/predict"),
+            ("no model", [sys.executable, __file__, "--serve-fasttext", "constant"],
+             "/v1/constant/predict"),
         ]  # fmt: skip
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         servers: dict[str, tuple[subprocess.Popen[bytes], int, str]] = {}
@@ -446,6 +463,13 @@ def main() -> None:
             for size in (1, args.batch)
         ]
         print(f"  {name:14s} " + "   ".join(ratios))
+    print("server CPU per request above the server without a model (its predict's share), us:")
+    for name in ("ffnlp mlp", "ffnlp pooled", "fastText"):
+        shares = [
+            f"{size} text(s): {by[(name, size)]['server_cpu_us_per_request'] - by[('no model', size)]['server_cpu_us_per_request']:6.1f}"
+            for size in (1, args.batch)
+        ]
+        print(f"  {name:14s} " + "   ".join(shares))
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
