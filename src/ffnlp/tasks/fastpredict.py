@@ -3,7 +3,7 @@
 :class:`FastClassifier` is what ``Classifier.predict`` / ``predict_proba`` (and so ``ffnlp
 serve``) and ``ffnlp classify predict`` run when the run is one it covers: a ``logreg``, ``mlp``
 or ``pooled`` model in float32 over ``features.kind = "ngrams"`` or ``"ids"`` (without character
-n-grams). For a chunk of texts (:data:`CHUNK` at a time) it tokenises and featurises every text
+n-grams), or a seed ensemble of such models (the mean of the members' probabilities). For a chunk of texts (:data:`CHUNK` at a time) it tokenises and featurises every text
 at once (:mod:`ffnlp.features.fast`), runs one forward pass in NumPy
 (:mod:`ffnlp.models.numpy_forward`) and picks the top labels with array operations. Anything
 else (lexicon features, subwords, a GELU, a float64 or quantised model file) takes the PyTorch
@@ -151,10 +151,14 @@ class FastClassifier:
         multilabel: bool,
         thresholds: Sequence[float] | None = None,
         task_threshold: float = 0.5,
+        more: Sequence[numpy_forward.NumpyForward] = (),
     ):
         self.tokenizer = tokenizer
         self.features = rows
         self.forward = forward
+        # a seed ensemble's members (``more``: every member but the first): the probabilities
+        # are the mean of theirs, as EnsembleClassifier predicts
+        self.forwards = [forward, *more]
         self.labels = list(labels)
         self.multilabel = multilabel
         self.thresholds = None if thresholds is None else list(thresholds)
@@ -168,34 +172,40 @@ class FastClassifier:
         else:
             pruned = rows.row_map
             width = rows.n_words + rows.buckets if pruned is None else int((pruned >= 0).sum())
-        return width == self.forward.rows and len(self.labels) == self.forward.num_classes
+        return all(width == f.rows and len(self.labels) == f.num_classes for f in self.forwards)
 
-    def logits_of_chunk(self, texts: Sequence[str]) -> np.ndarray:
+    def logits_of_chunk(
+        self, texts: Sequence[str], forward: numpy_forward.NumpyForward | None = None
+    ) -> np.ndarray:
+        """(B, K') logits of ``texts`` by ``forward`` (default: the first or only network)."""
+        forward = self.forward if forward is None else forward
         # texts to the sums of their rows in one compiled call where the featuriser and the
         # network allow (fused_sums); else the compiled split and look-up where the featuriser
         # has them on, else split_chunk's tokens (the same numbers every way)
-        sums = self.fused_sums(texts)
+        sums = self.fused_sums(texts, forward)
         if sums is not None:
-            return self.forward.from_sums(sums)
+            return forward.from_sums(sums)
         if isinstance(self.features, NgramRows):
             cells = self.features.rows_of_texts(self.tokenizer, texts)
             if cells is None:
                 cells = self.features.rows(*split_chunk(self.tokenizer, texts))
             ids, offsets, weights = cells
-            return self.forward.logits(ids, offsets, weights)
+            return forward.logits(ids, offsets, weights)
         bags = self.features.rows_of_texts(self.tokenizer, texts)
         if bags is None:
             bags = self.features.rows(*split_chunk(self.tokenizer, texts))
         ids, offsets = bags
-        return self.forward.logits(ids, offsets, None)
+        return forward.logits(ids, offsets, None)
 
-    def fused_sums(self, texts: Sequence[str]) -> np.ndarray | None:
+    def fused_sums(
+        self, texts: Sequence[str], forward: numpy_forward.NumpyForward | None = None
+    ) -> np.ndarray | None:
         """(B, width): the first step of the forward pass (:meth:`NumpyForward.summed`: each
         text's rows added up, or averaged) straight from the texts, by one compiled call of
         the featuriser (``bag_sums_of_texts``) that splits, looks up and adds; ``None`` where
         the compiled loops are off, the texts are not split by the kernels (see
         :meth:`~ffnlp.features.fast.TokenTable.encode`) or the network pools by maximum."""
-        forward = self.forward
+        forward = self.forward if forward is None else forward
         if not forward.compiled or (forward.kind == "pooled" and forward.pooling not in _SUMS):
             return None
         table, mode = forward.summed()
@@ -208,10 +218,16 @@ class FastClassifier:
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         parts = [
-            self.forward.probabilities(self.logits_of_chunk(texts[i : i + CHUNK]))
-            for i in range(0, len(texts), CHUNK)
+            self._chunk_probabilities(texts[i : i + CHUNK]) for i in range(0, len(texts), CHUNK)
         ]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _chunk_probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        if len(self.forwards) == 1:
+            return self.forward.probabilities(self.logits_of_chunk(texts))
+        each = [f.probabilities(self.logits_of_chunk(texts, f)) for f in self.forwards]
+        mean: np.ndarray = np.stack(each).mean(axis=0, dtype=np.float32)  # (B, K)
+        return mean
 
     def decision_thresholds(self, threshold: float | None = None) -> np.ndarray:
         return decision_thresholds(
@@ -257,6 +273,13 @@ def _open(run: Path) -> FastClassifier | None:
         return None
     arch = json.loads((run / ARCH).read_text(encoding="utf-8"))
     kind, args = arch.get("type"), arch.get("args")
+    members = 0  # a seed ensemble's size (model.json type "ensemble"); 0: a single network
+    if kind == "ensemble" and isinstance(args, dict):
+        if set(args) != {"member", "member_args", "size"} or not _is_int(args["size"]):
+            return None
+        kind, members, args = args["member"], args["size"], args["member_args"]
+        if not 1 <= members <= _MAX_MEMBERS:
+            return None
     if (
         arch.get("task") != "classify"
         or kind not in COVERED_TYPES
@@ -307,8 +330,13 @@ def _open(run: Path) -> FastClassifier | None:
     if arrays is None:
         return None
     multilabel = bool(args.get("multilabel", False))
-    forward = numpy_forward.build(kind, arrays, args, int(args["num_classes"]), multilabel)
-    if forward is None or not _weights_fit(kind, args, arrays, forward):
+    forwards = []
+    for tensors in _member_arrays(arrays, members):
+        forward = numpy_forward.build(kind, tensors, args, int(args["num_classes"]), multilabel)
+        if forward is None or not _weights_fit(kind, args, tensors, forward):
+            return None
+        forwards.append(forward)
+    if not forwards:
         return None
     if thresholds is not None and (
         not isinstance(thresholds, list)
@@ -317,12 +345,36 @@ def _open(run: Path) -> FastClassifier | None:
     ):
         return None
     clf = FastClassifier(
-        tokenizer, rows, forward, labels, multilabel, thresholds, float(task["threshold"])
+        tokenizer,
+        rows,
+        forwards[0],
+        labels,
+        multilabel,
+        thresholds,
+        float(task["threshold"]),
+        more=forwards[1:],
     )
     return clf if clf.fits() else None
 
 
+def _member_arrays(arrays: dict[str, np.ndarray], members: int) -> list[dict[str, np.ndarray]]:
+    """The tensors of each network: all of them for a single one; for an ensemble of
+    ``members``, those under ``members.<i>.`` for each i, without the prefix (nothing may be
+    left over: else ``[]``)."""
+    if members == 0:
+        return [arrays]
+    groups: list[dict[str, np.ndarray]] = [{} for _ in range(members)]
+    for name, array in arrays.items():
+        head, _, rest = name.partition(".")
+        number, _, key = rest.partition(".")
+        if head != "members" or not number.isdigit() or int(number) >= members or not key:
+            return []
+        groups[int(number)][key] = array
+    return groups
+
+
 # safetensors' names of the types a model file may hold here (little-endian, as it stores them)
+_MAX_MEMBERS = 100  # ffnlp.models.ensemble.MAX_MEMBERS (that module imports torch)
 _DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8", "I32": "<i4", "U8": "u1"}
 _MAX_HEADER = 100 * 1024 * 1024
 

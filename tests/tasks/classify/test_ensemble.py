@@ -114,6 +114,61 @@ def test_the_numpy_predict_path_equals_the_pytorch_one_for_nbsvm(sample, tmp_pat
     np.testing.assert_allclose(clf.predict_proba(TEXTS), fast, atol=1e-6)
 
 
+HOSTILE = [*TEXTS, "", "zzz qqq", "très — 映画 bon", "film " * 300, "a\tgood\nfilm"]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "pooled"])
+def test_an_ensemble_predicts_on_the_numpy_path_as_on_pytorch_s(
+    kind: str, ensemble_run: Path, sample, tmp_path, monkeypatch
+) -> None:
+    """Every member on the NumPy path (compiled loops), their probabilities averaged: the
+    same as the ensemble's PyTorch forward to float rounding, labels included."""
+    run = ensemble_run
+    if kind == "pooled":
+        run = tmp_path / "pooled"
+        sets = [
+            'model.type="pooled"',
+            'features.kind="ids"',
+            "model.pooled.dim=8",
+            "train.epochs=2",
+        ]
+        train_classifier(sample["train"], dev=sample["dev"], out=run, overrides=sets + [
+            "model.ensemble=3"
+        ])  # fmt: skip
+    clf = load(run)
+    fast = clf.fast_path()
+    assert fast is not None and len(fast.forwards) == 3
+    got = clf.predict_proba(HOSTILE)
+    monkeypatch.setenv("FFNLP_FAST_PREDICT", "0")
+    reference = load(run)
+    assert reference.fast_path() is None
+    np.testing.assert_allclose(got, reference.predict_proba(HOSTILE), atol=1e-6)
+    assert [p[0][0] for p in clf.predict(HOSTILE)] == [p[0][0] for p in reference.predict(HOSTILE)]
+
+
+def test_classify_predict_reads_an_ensemble_without_pytorch(ensemble_run: Path, tmp_path) -> None:
+    """``open_run`` (what ``ffnlp classify predict`` reads a run with, NumPy only) reads every
+    member of an ensemble run, and predicts as the loaded run; a model file with a tensor
+    beyond the members' is left to the checked path (``None``)."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    from ffnlp.tasks.fastpredict import open_run
+
+    fast = open_run(ensemble_run)
+    assert fast is not None and len(fast.forwards) == 3
+    np.testing.assert_allclose(
+        fast.predict_proba(HOSTILE), load(ensemble_run).predict_proba(HOSTILE), atol=1e-6
+    )
+    odd = tmp_path / "odd"
+    shutil.copytree(ensemble_run, odd)
+    tensors = load_file(str(odd / "model.safetensors"))
+    tensors["members.3.input_bias"] = tensors["members.0.input_bias"]
+    save_file(tensors, str(odd / "model.safetensors"))
+    assert open_run(odd) is None
+
+
 def test_an_ensemble_is_neither_resumed_nor_continued(ensemble_run, sample, tmp_path) -> None:
     before = sorted(p.name for p in ensemble_run.iterdir())
     with pytest.raises(ConfigError, match="can be neither resumed nor continued"):

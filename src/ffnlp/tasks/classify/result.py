@@ -125,7 +125,7 @@ class Classifier:
         if self._fast_rows is None or self._fast_rows[0] != key:
             rows = None
             state = self.featurizer.to_dict()
-            if type(self.model).__name__ in _FAST_MODELS:
+            if _fast_members(self.model) is not None:
                 rows = fastpredict.feature_rows(
                     self.config.features.kind, state, getattr(self.featurizer, "max_n", 1)
                 )
@@ -139,31 +139,41 @@ class Classifier:
         weights_key = (id(rows), id(self.tokenizer), id(self.labels), *_tensor_state(self.model))
         if self._fast_forward is not None and self._fast_forward[0] == weights_key:
             return self._fast_forward[1]
-        state = self.model.state_dict()
-        if any(v.device.type != "cpu" for v in state.values()):
+        members = _fast_members(self.model)
+        if members is None or any(
+            v.device.type != "cpu" for m in members for v in m.state_dict().values()
+        ):
             return None
         head = head_of(as_classifier(self.model))
-        forward = numpy_forward.build(
-            _FAST_MODELS[type(self.model).__name__],
-            {k: v.detach().numpy() for k, v in state.items()},
-            self.model_args,
-            int(getattr(head, "num_classes", len(self.labels))),
-            self.multilabel,
-        )
+        args = self.model_args if len(members) == 1 and members[0] is self.model else None
+        forwards = [
+            numpy_forward.build(
+                _FAST_MODELS[type(member).__name__],
+                {k: v.detach().numpy() for k, v in member.state_dict().items()},
+                args if args is not None else getattr(self.model, "member_args", {}),
+                int(getattr(head, "num_classes", len(self.labels))),
+                self.multilabel,
+            )
+            for member in members
+        ]
         fast = None
-        if forward is not None:
-            # PyTorch's import took longer than SciPy's: its sparse product from two texts on
-            forward.sparse_from = 0
-            # and the compiled loops (ffnlp.jit; Numba's import is paid once, on first use)
-            forward.compiled = rows.compiled = True
+        if all(f is not None for f in forwards):
+            built = [f for f in forwards if f is not None]
+            for forward in built:
+                # PyTorch's import took longer than SciPy's: its sparse product from two texts
+                # on, and the compiled loops (ffnlp.jit; Numba's import is paid once, on use)
+                forward.sparse_from = 0
+                forward.compiled = True
+            rows.compiled = True
             fast = fastpredict.FastClassifier(
                 self.tokenizer,
                 rows,
-                forward,
+                built[0],
                 self.labels.labels,
                 self.multilabel,
                 self.thresholds,
                 self.config.task.threshold,
+                more=built[1:],
             )
             if not fast.fits():
                 fast = None
@@ -476,6 +486,21 @@ def _check_sizes(
             f"{run_dir / 'vocab.json'} does not fit {run_dir / 'model.json'}: "
             f"{'; '.join(problems)}; the files come from different runs"
         )
+
+
+def _fast_members(model: nn.Module) -> list[nn.Module] | None:
+    """The networks the NumPy path computes for ``model``: the model itself when it is of a
+    covered class, a seed ensemble's members when they all are; else ``None``."""
+    if type(model).__name__ in _FAST_MODELS:
+        return [model]
+    members = (
+        getattr(model, "members", None) if type(model).__name__ == "EnsembleClassifier" else None
+    )
+    if isinstance(members, nn.ModuleList) and all(
+        type(m).__name__ in _FAST_MODELS for m in members
+    ):
+        return list(members)
+    return None
 
 
 def _tensor_state(model: nn.Module) -> list[tuple[int, int]]:
