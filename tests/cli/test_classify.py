@@ -176,3 +176,24 @@ def test_preset_configs_are_valid() -> None:
 
     cfg = C.build(ClassifyConfig, C.load_toml(ROOT / "configs/sst2_logreg.toml"))
     assert cfg.model.type == "logreg"
+
+
+def test_predict_into_a_pipe_closed_early_stops_quietly(trained, tmp_path) -> None:
+    """``ffnlp classify predict RUN --input big.txt | head -1``: the reader goes away, the
+    command stops without a message or traceback, exit code 141 (128 + SIGPIPE)."""
+    import subprocess
+    import sys
+
+    lines = tmp_path / "many.txt"
+    lines.write_text("a good film with a fine cast\n" * 200_000, encoding="utf-8")
+    command = [sys.executable, "-m", "ffnlp", "classify", "predict", str(trained)]
+    with subprocess.Popen(
+        [*command, "--input", str(lines)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # as head does after its line
+        errors = process.stderr.read().decode()
+        code = process.wait(timeout=300)
+    assert first.count(b"\t") == 2, first  # one answer came: label, probability, text
+    assert code == 141 and errors == "", (code, errors)

@@ -4,7 +4,9 @@ Library errors (FfnlpError) become one line ``Error: ...`` on stderr and exit co
 here (FfnlpGroup.invoke), and so does an OSError that no command turned into its own message (the
 path and what the system said); usage errors keep click's exit code 2. An interrupted training
 (Ctrl-C, SIGTERM) is one line saying how to continue it, and exit code 128 + the signal's number
-(130 for SIGINT, 143 for SIGTERM), as shells report a process a signal ended.
+(130 for SIGINT, 143 for SIGTERM), as shells report a process a signal ended. Output whose reader
+went away (``ffnlp classify predict RUN --input big.txt | head``) stops without a message, exit
+code 141 (128 + SIGPIPE), as a command the signal ended.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import os
 import shlex
 import signal
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,6 +54,10 @@ class FfnlpGroup(TyperGroup):
         except FfnlpError as exc:
             typer.echo(f"{_rank_prefix()}Error: {bounded_message(str(exc))}", err=True)
             raise typer.Exit(1) from None
+        except BrokenPipeError:  # what reads the output went away (`... | head`): stop quietly
+            with contextlib.suppress(OSError, ValueError):  # the unwritten rest goes nowhere
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None  # 128 + SIGPIPE (13)
         except OSError as exc:  # a file operation no command turned into its own message
             typer.echo(f"Error: {os_error_line(exc)}", err=True)
             raise typer.Exit(1) from None
