@@ -144,21 +144,25 @@ def test_an_internal_failure_is_a_500_without_traceback(served_runs: dict[str, P
     from ffnlp.serve.app import build_app, load_runs
 
     limits = Limits()
-    runs = load_runs([served_runs["clf"]], limits)
 
     def broken(texts: list[str], options: Any) -> list[Any]:
         raise RuntimeError("secret internals /etc/passwd")
 
-    assert runs[0].batcher is not None
-    runs[0].batcher.function = broken
-    app = build_app(runs, limits)
-    status, body = asyncio.run(_asgi_post(app, "/v1/clf/predict", {"text": "good"}))
-    assert status == 500
-    answer = json.loads(body)
-    assert answer == {
-        "error": "internal error in the server; its log has the details",
-        "status": 500,
-    }
+    def unwritable(texts: list[str], options: Any) -> list[Any]:
+        return [[("good", object())] for _ in texts]  # no JSON for it
+
+    for function in (broken, unwritable):
+        runs = load_runs([served_runs["clf"]], limits)  # a batcher serves one event loop
+        assert runs[0].batcher is not None
+        runs[0].batcher.function = function
+        app = build_app(runs, limits)
+        status, body = asyncio.run(_asgi_post(app, "/v1/clf/predict", {"text": "good"}))
+        assert status == 500
+        answer = json.loads(body)
+        assert answer == {
+            "error": "internal error in the server; its log has the details",
+            "status": 500,
+        }
 
 
 def test_the_prediction_route_read_in_parts(served_runs: dict[str, Path]) -> None:

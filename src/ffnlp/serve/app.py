@@ -216,7 +216,11 @@ class ServeApp:
         except Exception:
             log.exception("request to /v1/%s/%s failed", name, endpoint)
             status, answer = 500, INTERNAL
-        data = render(answer)
+        try:
+            data = render(answer)
+        except Exception:  # an answer JSON cannot hold: the server's fault, said as any other
+            log.exception("the answer to /v1/%s/%s could not be written", name, endpoint)
+            status, data = 500, render(INTERNAL)
         await send(
             {
                 "type": "http.response.start",
