@@ -3,7 +3,8 @@
 :class:`FastClassifier` is what ``Classifier.predict`` / ``predict_proba`` (and so ``ffnlp
 serve``) and ``ffnlp classify predict`` run when the run is one it covers: a ``logreg``, ``mlp``
 or ``pooled`` model in float32 over ``features.kind = "ngrams"`` or ``"ids"`` (without character
-n-grams), or a seed ensemble of such models (the mean of the members' probabilities). For a chunk of texts (:data:`CHUNK` at a time) it tokenises and featurises every text
+n-grams), or a seed ensemble of such models (the mean of the members' probabilities). For a
+chunk of texts (:data:`CHUNK` at a time) it tokenises and featurises every text
 at once (:mod:`ffnlp.features.fast`), runs one forward pass in NumPy
 (:mod:`ffnlp.models.numpy_forward`) and picks the top labels with array operations. Anything
 else (lexicon features, subwords, a GELU, a float64 or quantised model file) takes the PyTorch
