@@ -123,7 +123,17 @@ def ngram_cells(
                 if column >= 0:
                     found[m] = column
                     m += 1
-        mine = np.sort(found[:m])
+        if m <= 64:  # a sentence's few columns: sorted in place (np.sort allocates)
+            for j in range(1, m):
+                v = found[j]
+                q = j - 1
+                while q >= 0 and found[q] > v:
+                    found[q + 1] = found[q]
+                    q -= 1
+                found[q + 1] = v
+            mine = found
+        else:
+            mine = np.sort(found[:m])
         j = 0
         while j < m:
             c = 1
@@ -446,7 +456,17 @@ def ngram_bag_sums(
                 if column >= 0:
                     found[m] = column
                     m += 1
-        mine = np.sort(found[:m])
+        if m <= 64:  # a sentence's few columns: sorted in place (np.sort allocates)
+            for j in range(1, m):
+                v = found[j]
+                q = j - 1
+                while q >= 0 and found[q] > v:
+                    found[q + 1] = found[q]
+                    q -= 1
+                found[q + 1] = v
+            mine = found
+        else:
+            mine = np.sort(found[:m])
         cells = 0
         j = 0
         while j < m:

@@ -199,7 +199,8 @@ class NumpyForward:
         self.num_classes = num_classes
         self.multilabel = multilabel
         self.binary = num_classes == 2 and not multilabel
-        activation = ACTIVATIONS[args.get("activation", "relu")]
+        self.activation_name = str(args.get("activation", "relu"))
+        activation = ACTIVATIONS[self.activation_name]
         self.activation = activation
         self.bias: Array | None = None
         self.pooling: str = args.get("pooling", "mean")
@@ -216,6 +217,7 @@ class NumpyForward:
             layers = _linears(arrays, "mlp.")
         self.activate_first = kind == "mlp" and bool(layers)
         self._projected: Array | None = None  # (R, K') table @ W.T, made on first use
+        self._plan: tuple[Any, ...] | None = None  # _head_plan's, made on first use; (): none
         self.rest = Linears(layers, activation)
         self.rows = int(self.table.shape[0])
         self.out_size = 1 if self.binary else num_classes
@@ -269,6 +271,57 @@ class NumpyForward:
         if self.activate_first:
             h = self.activation(h)
         return self.rest(h)  # (B, K')
+
+    def probabilities_of_sums(self, h: Array) -> Array:
+        """(B, K) float32: ``probabilities(from_sums(h))`` (``h`` may be changed), by one
+        compiled call (:func:`~ffnlp.models.kernels.dense_head.dense_probabilities`) where
+        :attr:`compiled` is set and the activation is one it covers."""
+        plan = self._head_plan() if self.compiled else None
+        if plan is None or h.dtype != np.float32 or h.ndim != 2 or h.shape[1] != plan[3][0]:
+            return self.probabilities(self.from_sums(h))
+        from ffnlp.models.kernels import dense_head
+
+        kernel = dense_head.dense_probabilities.compiled()
+        if kernel is None:
+            return self.probabilities(self.from_sums(h))
+        probs: Array = kernel(h, *plan)
+        return probs
+
+    def _head_plan(self) -> tuple[Any, ...] | None:
+        """:func:`dense_probabilities`' arguments after the sums, made once; ``None`` where it
+        does not cover this network (an activation it lacks)."""
+        if self._plan is not None:
+            return self._plan or None
+        from ffnlp.models.kernels import dense_head
+
+        code = dense_head.ACTIVATION_CODES.get(self.activation_name)
+        if code is None:
+            self._plan = ()
+            return None
+        layers = self.rest.layers
+        first_bias = self.bias
+        if self.projects():
+            first_bias, layers = layers[0][1], []
+        width = int(self.table.shape[1]) if not self.projects() else self.out_size
+        dims = [width] + [int(w.shape[0]) for w, _ in layers]
+        none = np.zeros(0, dtype=np.float32)
+        head = (
+            dense_head.HEAD_BINARY
+            if self.binary
+            else dense_head.HEAD_MULTILABEL
+            if self.multilabel
+            else dense_head.HEAD_SOFTMAX
+        )
+        self._plan = (
+            none if first_bias is None else np.ascontiguousarray(first_bias, dtype=np.float32),
+            self.activate_first,
+            code,
+            np.asarray(dims, dtype=np.int64),
+            np.concatenate([w.ravel() for w, _ in layers]).astype(np.float32) if layers else none,
+            np.concatenate([b for _, b in layers]).astype(np.float32) if layers else none,
+            head,
+        )
+        return self._plan
 
     def projects(self) -> bool:
         """A pooled model whose pooled vector goes straight to fewer logits than it has

@@ -225,10 +225,20 @@ class FastClassifier:
 
     def _chunk_probabilities(self, texts: Sequence[str]) -> np.ndarray:
         if len(self.forwards) == 1:
-            return self.forward.probabilities(self.logits_of_chunk(texts))
-        each = [f.probabilities(self.logits_of_chunk(texts, f)) for f in self.forwards]
+            return self._probabilities(texts, self.forward)
+        each = [self._probabilities(texts, f) for f in self.forwards]
         mean: np.ndarray = np.stack(each).mean(axis=0, dtype=np.float32)  # (B, K)
         return mean
+
+    def _probabilities(
+        self, texts: Sequence[str], forward: numpy_forward.NumpyForward
+    ) -> np.ndarray:
+        """(B, K) of ``texts`` by ``forward``: from the fused sums through the compiled head
+        where both run (two compiled calls for the whole chunk), else from the logits."""
+        sums = self.fused_sums(texts, forward)
+        if sums is not None:
+            return forward.probabilities_of_sums(sums)
+        return forward.probabilities(self.logits_of_chunk(texts, forward))
 
     def decision_thresholds(self, threshold: float | None = None) -> np.ndarray:
         return decision_thresholds(
