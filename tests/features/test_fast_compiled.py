@@ -211,3 +211,21 @@ def test_rows_of_sst2_are_the_numpy_ones() -> None:
                 want = reference.rows(*split_chunk(tokenizer, chunk))
                 _same(compiled.rows_of_texts(tokenizer, chunk), want)
                 _check_sums(compiled, tokenizer, chunk, want)
+
+
+def test_token_records_hold_every_known_token_once() -> None:
+    """TokenTable.records (the fused kernels' packed table): each known token in one slot with
+    its bytes' place and length, its value and ``extra[value]``; the other slots empty."""
+    from ffnlp.features.fast import TokenTable
+
+    tokens = {f"w{i}": i for i in range(300)} | {"caf\u00e9": 300, "\u00e9t\u00e9": 301, "a": 302}
+    extra = np.arange(303, dtype=np.int64) * 7 - 5
+    table = TokenTable(tokens)
+    records = table.records(extra)
+    held = records[records[:, 0] >= 0]
+    assert len(records) == len(table.slots) and len(held) == len(tokens)
+    assert (records[records[:, 0] < 0, 1:] == 0).all()
+    pool = table.pool.tobytes()
+    got = {pool[s : s + n].decode("utf-8"): (v, e) for s, n, v, e in held.tolist()}
+    assert got == {t: (v, int(extra[v])) for t, v in tokens.items()}
+    assert (table.records()[:, 3] == 0).all()  # no extra: zeros

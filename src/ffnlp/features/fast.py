@@ -231,6 +231,24 @@ class TokenTable:
         if hashes is not None and slots is not None:
             self.slots = slots(hashes(self.pool, self.starts), size)
 
+    def records(self, extra: np.ndarray | None = None) -> np.ndarray:
+        """(S, 4) int64, one row per slot of the table, for the fused kernels: ``[start,
+        length, value, extra]`` of the token the slot holds (its bytes in :attr:`pool`, its
+        value, ``extra[value]``: 0 without ``extra``), ``start`` -1 for an empty slot. One
+        look-up then reads one cache line of the table where the slots, starts and values
+        arrays cost three (made once per ``extra`` by the caller, which keeps it)."""
+        assert self.slots is not None
+        held = self.slots >= 0
+        index = self.slots[held]
+        out = np.zeros((len(self.slots), 4), dtype=np.int64)
+        out[:, 0] = -1
+        out[held, 0] = self.starts[index]
+        out[held, 1] = self.starts[index + 1] - self.starts[index]
+        out[held, 2] = self.values[index]
+        if extra is not None:
+            out[held, 3] = extra[self.values[index]]
+        return out
+
     def split(
         self, tokenizer: Tokenizer, texts: Sequence[str]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
@@ -351,6 +369,7 @@ class NgramRows:
         # is paid on the first); the hash tables back to back for them, made on first use
         self.compiled = False
         self._flat_tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._packed_tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._table: TokenTable | None = None  # the types for rows_of_texts, made on first use
         self._logs = np.zeros(0, dtype=np.float64)  # NumPy's logs of counts, for the kernel
         if not self.supported:
@@ -426,18 +445,31 @@ class NgramRows:
         if encoded is None:
             return None
         data, sizes = encoded
-        keys, values, start, mask = self._tables_back_to_back()
+        records, pairs, start, mask = self._packed()
         style = _WEIGHTING[self.weighting]
         idf = _NO_IDF if self.idf is None else self.idf
         longest = int(sizes.max()) if len(sizes) else 0
         logs = self._logs_up_to(longest // 2 + 1)  # a text's tokens at most
-        table_ = self._table
         sums: np.ndarray = fused(
-            data, sizes, table_.slots, table_.pool, table_.starts, table_.values, self.low,
-            self.high, self.n_types, self.unigram, keys, values, start, mask, style,
-            self.sublinear_tf, idf, self.l2, logs, table,
+            data, sizes, records, self._table.pool, self.low, self.high, self.n_types, pairs,
+            start, mask, style, self.sublinear_tf, idf, self.l2, logs, table,
         )  # fmt: skip
         return sums
+
+    def _packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The fused kernel's tables, made once: the known tokens' records (each with its
+        type and its unigram's column, :meth:`TokenTable.records`), and the n-gram tables of
+        :meth:`_tables_back_to_back` with each slot's key and column side by side (S, 2)."""
+        if self._packed_tables is None:
+            assert self._table is not None
+            keys, values, start, mask = self._tables_back_to_back()
+            self._packed_tables = (
+                self._table.records(self.unigram),
+                np.ascontiguousarray(np.stack([keys, values], axis=1)),
+                start,
+                mask,
+            )
+        return self._packed_tables
 
     def _rows_of_kinds(
         self, kind: np.ndarray, lengths: np.ndarray | None, n_texts: int
@@ -612,6 +644,7 @@ class IdRows:
         # rows() through fast_compiled's loop where ffnlp.jit allows (see NgramRows.compiled)
         self.compiled = False
         self._table: TokenTable | None = None  # the words for rows_of_texts, made on first use
+        self._records: np.ndarray | None = None  # its records for id_bag_sums, made on first use
         self._forget()
 
     _MAX_SEEN = 200_000  # tokens remembered across chunks (about 20 MB); then forgotten
@@ -780,10 +813,11 @@ class IdRows:
         if encoded is None:
             return None
         row_map = _NO_LENGTHS if self.row_map is None else self.row_map
-        words = self._table
+        if self._records is None:
+            self._records = self._table.records()
         sums: np.ndarray = fused(
-            *encoded, words.slots, words.pool, words.starts, words.values, self.max_n,
-            self.buckets, self.n_words, row_map, table, mean,
+            *encoded, self._records, self._table.pool, self.max_n, self.buckets, self.n_words,
+            row_map, table, mean,
         )  # fmt: skip
         return sums
 

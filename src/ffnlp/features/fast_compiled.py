@@ -331,7 +331,11 @@ def split_texts(
 # id_bags), then ffnlp.models.kernels.bag_sum.bag_sums do one after the other: the same loops in
 # the same order, so the same numbers bit for bit (the parity tests compare them), without the
 # intermediate arrays and with one call's overhead instead of four. The split is written out in
-# each (a compiled kernel cannot call another one that ffnlp.jit compiles on demand).
+# each (a compiled kernel cannot call another one that ffnlp.jit compiles on demand). Their
+# tables are packed for the few cache lines a look-up may read on a server, where the work
+# between two calls has emptied the caches: a known token's slot holds its bytes' place, length,
+# value and (n-grams) unigram column side by side (TokenTable.records: one line read where the
+# slots, starts, values and unigram arrays took four), an n-gram slot its key and column.
 
 
 # The GIL is kept during these calls: ``ffnlp serve`` makes them in a thread beside its event
@@ -341,16 +345,13 @@ def split_texts(
 def ngram_bag_sums(
     data,  # (bytes,) uint8 the texts' UTF-8 bytes, one byte between two texts (split_texts)
     text_bytes,  # (B,) int64 each text's length in bytes
-    slots,  # token_slots' table of the known tokens
+    records,  # (S, 4) int64 the known tokens' table (TokenTable.records): value = the type,
+    # extra = its unigram's column
     pool,  # their bytes back to back
-    starts,  # (N+1,) int64 where each starts in pool
-    values,  # (N,) int64 each one's type
     low,  # the n-gram orders counted (ngram_cells)
     high,
     n_types,
-    unigram,
-    table_keys,
-    table_values,
+    table_pairs,  # (S', 2) int64 ngram_cells' tables, each slot's key and column side by side
     table_start,
     table_mask,
     weighting,  # weigh_cells' arguments
@@ -371,11 +372,12 @@ def ngram_bag_sums(
     most = longest // 2 + 1  # a text's tokens at most
     orders = max(high - low + 1, 0)
     kind = np.empty(most, dtype=np.int64)
+    unigram_column = np.empty(most, dtype=np.int64)
     found = np.empty(most * orders, dtype=np.int64)
     columns = np.empty(most * orders, dtype=np.int64)
     counts = np.empty(most * orders, dtype=np.int64)
     weights = np.empty(most * orders, dtype=np.float64)
-    mask = np.uint64(slots.shape[0] - 1)
+    mask = np.uint64(records.shape[0] - 1)
     at = 0
     for b in range(n_texts):
         # the text's tokens, each looked up (split_texts)
@@ -405,20 +407,23 @@ def ngram_bag_sums(
                 j += 1
             length = j - first
             value = -1
+            column = -1
             slot = ((h * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
-            while slots[slot] != -1:
-                i = slots[slot]
-                if starts[i + 1] - starts[i] == length:
+            while records[slot, 0] != -1:
+                if records[slot, 1] == length:
+                    at_pool = records[slot, 0]
                     same = True
                     for q in range(length):
-                        if pool[starts[i] + q] != data[first + q]:
+                        if pool[at_pool + q] != data[first + q]:
                             same = False
                             break
                     if same:
-                        value = values[i]
+                        value = records[slot, 2]
+                        column = records[slot, 3]
                         break
                 slot = (slot + np.uint64(1)) & mask
             kind[t] = value
+            unigram_column[t] = column
             t += 1
         at = stop + 1
         # its n-grams' columns, sorted and counted (ngram_cells)
@@ -438,7 +443,7 @@ def ngram_bag_sums(
                 if not ok:
                     continue
                 if n == 1:
-                    column = unigram[key]
+                    column = unigram_column[i]
                 else:
                     tmask = table_mask[n]
                     tstart = table_start[n]
@@ -446,9 +451,9 @@ def ngram_bag_sums(
                     tslot = np.int64(mixed >> np.uint64(32)) & tmask
                     column = -1
                     while True:
-                        held = table_keys[tstart + tslot]
+                        held = table_pairs[tstart + tslot, 0]
                         if held == key:
-                            column = table_values[tstart + tslot]
+                            column = table_pairs[tstart + tslot, 1]
                             break
                         if held == -1:
                             break
@@ -504,10 +509,8 @@ def ngram_bag_sums(
 def id_bag_sums(
     data,  # (bytes,) uint8 the texts' UTF-8 bytes, one byte between two texts (split_texts)
     text_bytes,  # (B,) int64 each text's length in bytes
-    slots,  # token_slots' table of the known words
+    records,  # (S, 4) int64 the known words' table (TokenTable.records): value = the row
     pool,  # their bytes back to back
-    starts,  # (N+1,) int64 where each starts in pool
-    values,  # (N,) int64 each one's row
     max_n,  # id_bags' arguments
     buckets,
     n_words,
@@ -529,7 +532,7 @@ def id_bag_sums(
     wide = np.empty(most, dtype=np.uint64)
     ids = np.empty(most * max(max_n, 1), dtype=np.int64)
     pruned = row_map.shape[0] > 0
-    mask = np.uint64(slots.shape[0] - 1)
+    mask = np.uint64(records.shape[0] - 1)
     at = 0
     for b in range(n_texts):
         # the text's words, each looked up, and their hashes (split_texts)
@@ -560,16 +563,16 @@ def id_bag_sums(
             length = j - first
             value = -1
             slot = ((h * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
-            while slots[slot] != -1:
-                i = slots[slot]
-                if starts[i + 1] - starts[i] == length:
+            while records[slot, 0] != -1:
+                if records[slot, 1] == length:
+                    at_pool = records[slot, 0]
                     same = True
                     for q in range(length):
-                        if pool[starts[i] + q] != data[first + q]:
+                        if pool[at_pool + q] != data[first + q]:
                             same = False
                             break
                     if same:
-                        value = values[i]
+                        value = records[slot, 2]
                         break
                 slot = (slot + np.uint64(1)) & mask
             word_row[t] = value
