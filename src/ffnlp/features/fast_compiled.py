@@ -373,6 +373,11 @@ def ngram_bag_sums(
     orders = max(high - low + 1, 0)
     kind = np.empty(most, dtype=np.int64)
     unigram_column = np.empty(most, dtype=np.int64)
+    token_first = np.empty(most, dtype=np.int64)
+    token_length = np.empty(most, dtype=np.int64)
+    token_slot = np.empty(most, dtype=np.uint64)
+    gram_key = np.empty(most, dtype=np.int64)
+    gram_slot = np.empty(most, dtype=np.int64)
     found = np.empty(most * orders, dtype=np.int64)
     columns = np.empty(most * orders, dtype=np.int64)
     counts = np.empty(most * orders, dtype=np.int64)
@@ -405,10 +410,24 @@ def ngram_bag_sums(
                     byte |= np.uint64(0xFFFFFF00)
                 h = ((h ^ byte) * np.uint64(16777619)) & np.uint64(0xFFFFFFFF)
                 j += 1
-            length = j - first
+            token_first[t] = first
+            token_length[t] = j - first
+            token_slot[t] = ((h * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
+            t += 1
+        at = stop + 1
+        # every token's slot read once before any is compared: the reads (cache misses on a
+        # busy server) run side by side instead of one after the other (never < -t: each >= -1)
+        touched = 0
+        for i in range(t):
+            touched += records[token_slot[i], 0]
+        if touched < -t:
+            return out
+        for i in range(t):
+            first = token_first[i]
+            length = token_length[i]
+            slot = token_slot[i]
             value = -1
             column = -1
-            slot = ((h * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
             while records[slot, 0] != -1:
                 if records[slot, 1] == length:
                     at_pool = records[slot, 0]
@@ -422,15 +441,24 @@ def ngram_bag_sums(
                         column = records[slot, 3]
                         break
                 slot = (slot + np.uint64(1)) & mask
-            kind[t] = value
-            unigram_column[t] = column
-            t += 1
-        at = stop + 1
+            kind[i] = value
+            unigram_column[i] = column
         # its n-grams' columns, sorted and counted (ngram_cells)
         m = 0
         for n in range(low, high + 1):
             if n > 1 and table_mask[n] < 0:
                 continue
+            if n == 1:
+                for i in range(t):
+                    if kind[i] >= 0 and unigram_column[i] >= 0:
+                        found[m] = unigram_column[i]
+                        m += 1
+                continue
+            # the n-grams' keys and first slots, their slots read side by side (as the
+            # tokens' above), then each probed
+            tmask = table_mask[n]
+            tstart = table_start[n]
+            grams = 0
             for i in range(0, t - n + 1):
                 key = 0
                 ok = True
@@ -440,27 +468,30 @@ def ngram_bag_sums(
                         ok = False
                         break
                     key = key * n_types + kk
-                if not ok:
-                    continue
-                if n == 1:
-                    column = unigram_column[i]
-                else:
-                    tmask = table_mask[n]
-                    tstart = table_start[n]
+                if ok:
                     mixed = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
-                    tslot = np.int64(mixed >> np.uint64(32)) & tmask
-                    column = -1
-                    while True:
-                        held = table_pairs[tstart + tslot, 0]
-                        if held == key:
-                            column = table_pairs[tstart + tslot, 1]
-                            break
-                        if held == -1:
-                            break
-                        tslot = (tslot + 1) & tmask
-                if column >= 0:
-                    found[m] = column
-                    m += 1
+                    gram_key[grams] = key
+                    gram_slot[grams] = np.int64(mixed >> np.uint64(32)) & tmask
+                    grams += 1
+            touched = 0
+            for g in range(grams):
+                touched += table_pairs[tstart + gram_slot[g], 0]
+            if touched < -grams:
+                return out
+            for g in range(grams):
+                key = gram_key[g]
+                tslot = gram_slot[g]
+                while True:
+                    held = table_pairs[tstart + tslot, 0]
+                    if held == key:
+                        column = table_pairs[tstart + tslot, 1]
+                        if column >= 0:
+                            found[m] = column
+                            m += 1
+                        break
+                    if held == -1:
+                        break
+                    tslot = (tslot + 1) & tmask
         if m <= 64:  # a sentence's few columns: sorted in place (np.sort allocates)
             for j in range(1, m):
                 v = found[j]
