@@ -74,6 +74,12 @@ def test_the_compiled_head_gives_the_numpy_steps_probabilities(
     # logits of tens (weights scaled up) carry float32 rounding of a few 1e-6 either way
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
     assert (got.argmax(1) == want.argmax(1)).all()
+    # each row's best column and its probability from the same call: argmax's (the first of
+    # equal maxima: saturated rows tie at 1.0)
+    found = forward.best_of_sums(sums.copy())
+    assert found is not None
+    assert found[0] == got.argmax(1).tolist()
+    assert found[1] == got[np.arange(len(got)), got.argmax(1)].tolist()
     # and what the PyTorch module gives in evaluation mode, from the same sums
     if kind == "mlp":
         module.eval()
@@ -91,6 +97,7 @@ def test_an_activation_the_kernel_lacks_takes_the_numpy_steps() -> None:
     forward.compiled = True
     assert forward._head_plan() is None
     sums = np.random.default_rng(0).standard_normal((4, 7)).astype(np.float32)
+    assert forward.best_of_sums(sums.copy()) is None  # the caller takes the NumPy steps
     want = forward.probabilities(forward.from_sums(sums.copy()))
     assert np.array_equal(forward.probabilities_of_sums(sums.copy()), want)
 

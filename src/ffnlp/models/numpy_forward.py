@@ -284,8 +284,24 @@ class NumpyForward:
         kernel = dense_head.dense_probabilities.compiled()
         if kernel is None:
             return self.probabilities(self.from_sums(h))
-        probs: Array = kernel(h, *plan)
+        probs: Array = kernel(h, *plan)[0]
         return probs
+
+    def best_of_sums(self, h: Array) -> tuple[list[int], list[float]] | None:
+        """Each text's most probable column (the first of equal maxima) and its probability,
+        from (B, width) sums, as ``probabilities_of_sums`` then ``argmax`` give them, in the
+        same compiled call; ``None`` where that call does not run (the caller takes
+        :meth:`probabilities_of_sums`)."""
+        plan = self._head_plan() if self.compiled else None
+        if plan is None or h.dtype != np.float32 or h.ndim != 2 or h.shape[1] != plan[3][0]:
+            return None
+        from ffnlp.models.kernels import dense_head
+
+        kernel = dense_head.dense_probabilities.compiled()
+        if kernel is None:
+            return None
+        _, best, top = kernel(h, *plan)
+        return best.tolist(), top.tolist()
 
     def _head_plan(self) -> tuple[Any, ...] | None:
         """:func:`dense_probabilities`' arguments after the sums, made once; ``None`` where it

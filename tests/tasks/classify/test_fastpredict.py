@@ -603,3 +603,34 @@ def test_runs_the_numpy_path_does_not_cover_are_predicted_with_torch(
     out = _cli(["classify", "predict", str(copy)], stdin=b"a funny film\n")
     assert out.returncode == 0 and out.stdout.decode().endswith("\ta funny film\n")
     assert clf.predict("a funny film")[0][0] in ("0", "1")
+
+
+@pytest.mark.parametrize("name", [*NAMES, "multiclass_mlp"])
+def test_the_best_label_path_is_top_k_of_the_probabilities(
+    runs: dict[str, Path], name: str
+) -> None:
+    """``predict(k=1)`` of a single-label run takes each text's best label from the compiled
+    head (no (B, K) probabilities in NumPy): the labels and numbers of ``top_k`` over
+    ``predict_proba``, with and without a threshold, and the same error for a bad one."""
+    from ffnlp.errors import ConfigError
+
+    fast = load(runs[name]).fast_path()
+    assert fast is not None
+    texts = _lines(120) + ["", "caf\u00e9 \u00a0 x", "unseen zzz"]
+    probs = fast.predict_proba(texts)
+    for threshold in (None, 0.0, 0.6, 1.0):
+        cut = fast.decision_thresholds(threshold)
+        want = fastpredict.top_k(probs, fast.labels, 1, cut)
+        for size in (1, 7, len(texts)):
+            got = [
+                p
+                for i in range(0, len(texts), size)
+                for p in fast.predict(texts[i : i + size], k=1, threshold=threshold)
+            ]
+            assert got == want
+    if jit.enabled() and name != "multilabel":
+        sums = fast.fused_sums(texts)
+        assert sums is None or fast.forward.best_of_sums(sums) is not None  # the path ran
+    with pytest.raises(ConfigError, match="threshold"):
+        fast.predict(texts[:2], k=1, threshold=1.5)
+    assert fast.predict([], k=1) == []

@@ -44,7 +44,9 @@ def dense_probabilities(
     biases,  # float32 their biases, back to back
     head,  # HEAD_BINARY, HEAD_SOFTMAX or HEAD_MULTILABEL
 ):
-    """(B, K) float32 probabilities; K is 2 for HEAD_BINARY (one logit), else dims[-1]."""
+    """``(probs, best, top)``: (B, K) float32 probabilities (K is 2 for HEAD_BINARY, one
+    logit; else dims[-1]), each row's most probable column (the first of equal maxima, as
+    ``argmax``) and its probability."""
     n = h.shape[0]
     layers = dims.shape[0] - 1
     widest = 0
@@ -53,6 +55,8 @@ def dense_probabilities(
     logits = dims[layers]
     width = 2 if head == HEAD_BINARY else logits
     out = np.empty((n, width), dtype=np.float32)
+    best = np.zeros(n, dtype=np.int64)
+    top_p = np.empty(n, dtype=np.float32)
     x = np.empty(widest, dtype=np.float32)
     y = np.empty(widest, dtype=np.float32)
     z = np.empty(logits, dtype=np.float64)
@@ -112,4 +116,10 @@ def dense_probabilities(
                 total += z[o]
             for o in range(logits):
                 out[b, o] = np.float32(z[o] / total)
-    return out
+        j = 0
+        for o in range(1, width):
+            if out[b, o] > out[b, j]:
+                j = o
+        best[b] = j
+        top_p[b] = out[b, j]
+    return out, best, top_p
