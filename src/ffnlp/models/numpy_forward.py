@@ -276,15 +276,10 @@ class NumpyForward:
         """(B, K) float32: ``probabilities(from_sums(h))`` (``h`` may be changed), by one
         compiled call (:func:`~ffnlp.models.kernels.dense_head.dense_probabilities`) where
         :attr:`compiled` is set and the activation is one it covers."""
-        plan = self._head_plan() if self.compiled else None
-        if plan is None or h.dtype != np.float32 or h.ndim != 2 or h.shape[1] != plan[3][0]:
+        found = self._compiled_head(h)
+        if found is None:
             return self.probabilities(self.from_sums(h))
-        from ffnlp.models.kernels import dense_head
-
-        kernel = dense_head.dense_probabilities.compiled()
-        if kernel is None:
-            return self.probabilities(self.from_sums(h))
-        probs: Array = kernel(h, *plan)[0]
+        probs: Array = found[0]
         return probs
 
     def best_of_sums(self, h: Array) -> tuple[list[int], list[float]] | None:
@@ -292,6 +287,15 @@ class NumpyForward:
         from (B, width) sums, as ``probabilities_of_sums`` then ``argmax`` give them, in the
         same compiled call; ``None`` where that call does not run (the caller takes
         :meth:`probabilities_of_sums`)."""
+        found = self._compiled_head(h)
+        if found is None:
+            return None
+        _, best, top = found
+        return best.tolist(), top.tolist()
+
+    def _compiled_head(self, h: Array) -> tuple[Array, Array, Array] | None:
+        """``dense_probabilities(h, ...)``'s ``(probs, best, top)``, or ``None`` where it does
+        not run (compiled loops off, an activation it lacks, sums of another width or type)."""
         plan = self._head_plan() if self.compiled else None
         if plan is None or h.dtype != np.float32 or h.ndim != 2 or h.shape[1] != plan[3][0]:
             return None
@@ -300,8 +304,8 @@ class NumpyForward:
         kernel = dense_head.dense_probabilities.compiled()
         if kernel is None:
             return None
-        _, best, top = kernel(h, *plan)
-        return best.tolist(), top.tolist()
+        found: tuple[Array, Array, Array] = kernel(h, *plan)
+        return found
 
     def _head_plan(self) -> tuple[Any, ...] | None:
         """:func:`dense_probabilities`' arguments after the sums, made once; ``None`` where it
