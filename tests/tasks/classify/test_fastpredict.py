@@ -634,3 +634,19 @@ def test_the_best_label_path_is_top_k_of_the_probabilities(
     with pytest.raises(ConfigError, match="threshold"):
         fast.predict(texts[:2], k=1, threshold=1.5)
     assert fast.predict([], k=1) == []
+
+
+def test_the_best_label_path_without_the_compiled_head_is_top_k(
+    runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A head the compiled call lacks (``best_of_sums`` gives ``None``: a tanh network):
+    ``predict(k=1)`` takes the probabilities of the sums it already has, the same answers."""
+    fast = load(runs["mlp"]).fast_path()
+    assert fast is not None
+    texts = _lines(40)
+    want = fastpredict.top_k(fast.predict_proba(texts), fast.labels, 1, np.zeros(2))
+    monkeypatch.setattr(fast.forward, "best_of_sums", lambda sums: None)
+    assert fast.predict(texts, k=1) == want
+    assert fast.predict(texts, k=1, threshold=0.7) == fastpredict.top_k(
+        fast.predict_proba(texts), fast.labels, 1, np.full(2, 0.7)
+    )

@@ -35,7 +35,7 @@ HEAD_BINARY, HEAD_SOFTMAX, HEAD_MULTILABEL = 0, 1, 2
 # this in a thread beside its event loop, and the call is over in microseconds.
 @jit.kernel(nogil=False)
 def dense_probabilities(
-    h,  # (B, dims[0]) float32 the sums of the first layer's rows; changed in place
+    h,  # (B, dims[0]) float32 the sums of the first layer's rows (read only)
     first_bias,  # (dims[0],) float32 added to h first; (0,): none
     activate_first,  # apply the activation to h before the first layer of ``weights``
     activation,  # ACTIVATION_CODES' code, also applied between two layers
