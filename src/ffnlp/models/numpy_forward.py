@@ -320,9 +320,9 @@ class NumpyForward:
             return None
         layers = self.rest.layers
         first_bias = self.bias
+        width = int(self.table.shape[1])
         if self.projects():
-            first_bias, layers = layers[0][1], []
-        width = int(self.table.shape[1]) if not self.projects() else self.out_size
+            first_bias, layers, width = layers[0][1], [], self.out_size
         dims = [width] + [int(w.shape[0]) for w, _ in layers]
         none = np.zeros(0, dtype=np.float32)
         head = (

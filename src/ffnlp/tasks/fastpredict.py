@@ -108,14 +108,7 @@ def top_k(probs: np.ndarray, names: Sequence[str], k: int, cut: np.ndarray) -> l
         return []
     if k == 1:  # the usual case: every text's best label
         best = probs.argmax(axis=1)  # (N,) the first of equal maxima, as a stable sort
-        p = probs[np.arange(n), best]
-        if not cut.any():
-            return [[(names[j], q)] for j, q in zip(best.tolist(), p.tolist(), strict=True)]
-        keep = (p >= cut[best]).tolist()
-        return [
-            [(names[j], q)] if ok else []
-            for j, q, ok in zip(best.tolist(), p.tolist(), keep, strict=True)
-        ]
+        return best_pairs(best.tolist(), probs[np.arange(n), best].tolist(), names, cut)
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (N, k)
     top = np.take_along_axis(probs, order, axis=1)  # (N, k)
     ok = (top >= cut[order]).tolist()
@@ -123,6 +116,17 @@ def top_k(probs: np.ndarray, names: Sequence[str], k: int, cut: np.ndarray) -> l
         [(names[j], q) for j, q, keep in zip(js, qs, oks, strict=True) if keep]
         for js, qs, oks in zip(order.tolist(), top.tolist(), ok, strict=True)
     ]
+
+
+def best_pairs(
+    columns: list[int], probs: list[float], names: Sequence[str], cut: np.ndarray
+) -> list[Prediction]:
+    """Each text's best label as ``top_k(..., k=1)`` gives it, from its column and
+    probability: ``[(name, probability)]``, or ``[]`` below the label's ``cut``."""
+    if not cut.any():
+        return [[(names[j], q)] for j, q in zip(columns, probs, strict=True)]
+    keep = (np.asarray(probs, dtype=np.float32) >= cut[columns]).tolist()
+    return [[(names[j], q)] if ok else [] for j, q, ok in zip(columns, probs, keep, strict=True)]
 
 
 def feature_rows(
@@ -253,20 +257,13 @@ class FastClassifier:
             # a server's usual call: each text's best label from the compiled head, without
             # the (B, K) probabilities' trip through NumPy (the same labels and numbers)
             sums = self.fused_sums(texts)
-            found = None if sums is None else self.forward.best_of_sums(sums)
-            if sums is not None and found is None:  # a head the compiled call lacks
-                every = self.forward.probabilities_of_sums(sums)
-                return top_k(every, self.labels, 1, self.decision_thresholds(threshold))
-            if found is not None:
-                names = self.labels
-                columns, probs = found
-                if threshold is None:
-                    return [[(names[j], p)] for j, p in zip(columns, probs, strict=True)]
-                check_threshold(threshold)
-                return [
-                    [(names[j], p)] if p >= threshold else []
-                    for j, p in zip(columns, probs, strict=True)
-                ]
+            if sums is not None:
+                cut = self.decision_thresholds(threshold)
+                found = self.forward.best_of_sums(sums)
+                if found is None:  # a head the compiled call lacks
+                    every = self.forward.probabilities_of_sums(sums)
+                    return top_k(every, self.labels, 1, cut)
+                return best_pairs(*found, self.labels, cut)
         cut = self.decision_thresholds(threshold)
         return top_k(self.predict_proba(texts), self.labels, k, cut)
 
