@@ -224,3 +224,77 @@ def test_nbsvm_needs_the_labels_and_keeps_its_ratios_through_a_save() -> None:
         BagOfNgrams.from_dict(state)
     with pytest.raises(ConfigError, match="continued run cannot grow"):
         bag.grow(NB_DOCS)
+
+
+# -- character n-grams ------------------------------------------------------------------------
+
+
+def _char_analyzer(low: int, high: int):
+    """scikit-learn's analyzer for the same character n-grams, written here on its own: the
+    tokens joined by one space, a space at each end, every n-gram of orders low..high."""
+
+    def grams(tokens: list[str]) -> list[str]:
+        if not tokens:
+            return []
+        text = " " + " ".join(tokens) + " "
+        return [text[i : i + n] for n in range(low, high + 1) for i in range(len(text) - n + 1)]
+
+    return grams
+
+
+@pytest.mark.parametrize("weighting", ["count", "binary", "tfidf"])
+def test_character_ngrams_follow_the_words_and_equal_sklearn(weighting: str) -> None:
+    bag = BagOfNgrams((1, 2), weighting, sublinear_tf=False, char_range=(2, 4))
+    ours = _dense(bag.fit_transform(DOCS))
+    words, word_values = _sklearn(
+        sklearn_text.CountVectorizer, DOCS, (1, 2), binary=weighting == "binary"
+    )
+    chars_vec = sklearn_text.CountVectorizer(
+        analyzer=_char_analyzer(2, 4), binary=weighting == "binary"
+    )
+    char_values = chars_vec.fit_transform(DOCS).toarray()
+    chars = list(chars_vec.get_feature_names_out())
+    # the word n-grams' columns, then the character n-grams', each block sorted by name
+    assert bag.feature_names == words + [f"chars:{c!r}" for c in chars]
+    assert bag.to_dict()["features"] == words and bag.to_dict()["char_features"] == chars
+    assert "chars:' ca'" in bag.feature_names and "chars:'t s'" in bag.feature_names
+    counts = np.hstack([word_values, char_values]).astype(float)
+    if weighting == "tfidf":  # the idf and the L2 norm over both kinds together
+        df = (counts > 0).sum(0)
+        counts = counts * (np.log((1 + len(DOCS)) / (1 + df)) + 1)
+        norms = np.linalg.norm(counts, axis=1, keepdims=True)
+        counts = counts / np.where(norms == 0, 1, norms)
+    np.testing.assert_allclose(ours, counts, rtol=1e-6, atol=1e-7)
+
+
+def test_character_ngrams_never_share_a_column_with_a_word() -> None:
+    # the word bigram "a b" and the character trigram "a b" of the text " a b " are two features
+    bag = BagOfNgrams((1, 2), "count", char_range=(3, 3)).fit([["a", "b"]])
+    assert bag.feature_names == ["a", "a b", "b", "chars:' a '", "chars:' b '", "chars:'a b'"]
+    x = _dense(bag.transform([["a", "b"]]))
+    assert x.sum() == 3 + 3  # three word n-grams, three character trigrams
+
+
+def test_character_ngrams_keep_through_a_save_and_refuse_to_grow() -> None:
+    y = np.array([1, 1, 0, 0])
+    bag = BagOfNgrams((1, 2), "nbsvm", char_range=(2, 5), alpha=0.5).fit(NB_DOCS, y)
+    assert bag.n_features == len(bag.ratios_) > len(bag.to_dict()["features"])
+    again = BagOfNgrams.from_dict(json.loads(json.dumps(bag.to_dict())))
+    assert again.char_range == (2, 5) and again.feature_names == bag.feature_names
+    assert torch.equal(again.transform(NB_DOCS).to_dense(), bag.transform(NB_DOCS).to_dense())
+    # a saved state from before character n-grams (no such keys) reads as none
+    words_only = BagOfNgrams((1, 2), "count").fit(NB_DOCS).to_dict()
+    del words_only["char_ngram_range"]
+    assert BagOfNgrams.from_dict(words_only).char_range == (0, 0)
+    broken = BagOfNgrams((1, 2), "count").fit(NB_DOCS).to_dict()
+    broken["char_features"] = ["ab"]
+    with pytest.raises(ModelFileError, match="char_ngram_range"):
+        BagOfNgrams.from_dict(broken)
+    with pytest.raises(ConfigError, match="character n-grams cannot be continued"):
+        BagOfNgrams((1, 1), "count", char_range=(2, 3)).fit(NB_DOCS).grow(NB_DOCS)
+
+
+@pytest.mark.parametrize("char_range", [(0, 3), (3, 2), (1, 11), (-1, 2)])
+def test_bad_character_ranges_are_refused(char_range: tuple[int, int]) -> None:
+    with pytest.raises(ConfigError, match="char_range"):
+        BagOfNgrams(char_range=char_range)

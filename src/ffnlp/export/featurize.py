@@ -231,6 +231,12 @@ def feature_spec(classifier: Any) -> dict[str, Any]:
         )
     elif isinstance(featurizer, NgramFeaturizer):
         bag = featurizer.bag
+        if bag.has_chars:
+            raise ConfigError(
+                f"features.char_ngram_range = {list(bag.char_range)}: the exported feature spec "
+                "covers word n-grams only, not character n-grams; export a run trained without "
+                "them (features.char_ngram_range = [0, 0])"
+            )
         spec.update(
             kind="ngrams",
             inputs=["ids", "weights"],

@@ -238,7 +238,11 @@ def prune(
     elif isinstance(featurizer, NgramFeaturizer):
         keep = torch.nonzero(keep_mask).flatten()
         state = featurizer.to_dict()
-        state["features"] = [state["features"][int(i)] for i in keep]
+        # the word n-grams' columns first, then the character n-grams' (to_dict's layout)
+        words, chars = state["features"], state.get("char_features")
+        state["features"] = [words[int(i)] for i in keep if i < len(words)]
+        if chars is not None:
+            state["char_features"] = [chars[int(i) - len(words)] for i in keep if i >= len(words)]
         for per_feature in ("idf", "ratios"):  # one per feature: those of the features kept
             if state.get(per_feature) is not None:
                 state[per_feature] = [state[per_feature][int(i)] for i in keep]

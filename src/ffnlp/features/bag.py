@@ -13,6 +13,13 @@ Manning 2012, :mod:`ffnlp.features.weighting`): each n-gram a text holds has its
 as value, fitted with the training labels (``fit(token_lists, targets)``) and smoothed by
 ``alpha``. ``norm="auto"`` (the default) means ``"l2"`` for tf-idf and nbsvm and no
 normalisation for counts and binary features.
+
+``char_range`` adds character n-grams (orders ``char_range``; ``(0, 0)``: none) of each text's
+tokens joined by one space, with a space at each end: ``" a fine film "`` holds ``" a"``,
+``"a f"``, ``"film "``... They cross word boundaries, so they see a word's stem and endings, its
+spelling variants and the words beside it at once. Their columns follow the word n-grams'
+(``to_dict`` keeps their names apart, under ``"char_features"``); the values, weights and norm
+are computed over both kinds together.
 """
 
 from __future__ import annotations
@@ -25,10 +32,18 @@ import numpy as np
 import torch
 
 from ffnlp.errors import ConfigError, DataError, ModelFileError, NotFittedError
-from ffnlp.features.weighting import log_count_ratios, weigh_counts
+from ffnlp.features.weighting import MAX_CHAR_N, log_count_ratios, weigh_counts
 
 WEIGHTINGS = ("count", "binary", "tfidf", "nbsvm")
 NORMS = ("auto", "l2", None)
+# the key of a character n-gram in ``vocabulary_``: this mark, then its characters. No word
+# n-gram starts with a tab (tokens hold no whitespace), so the two kinds never share a key.
+CHAR_MARK = "\t"
+
+
+def char_name(key: str) -> str:
+    """How a character n-gram's key is shown among feature names: ``chars:' fil'``."""
+    return f"chars:{key[len(CHAR_MARK) :]!r}"
 
 
 def _unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +71,7 @@ class BagOfNgrams:
         min_count: int = 1,  # drop n-grams seen fewer times than this in the training data
         max_features: int | None = None,  # keep only the most frequent n-grams (None = all)
         alpha: float = 1.0,  # nbsvm: the smoothing added to each label's count of a feature
+        char_range: tuple[int, int] = (0, 0),  # character n-grams of these orders; (0, 0) none
     ):
         self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
         self.weighting = weighting
@@ -64,6 +80,7 @@ class BagOfNgrams:
         self.min_count = min_count
         self.max_features = max_features
         self.alpha = float(alpha)
+        self.char_range = (int(char_range[0]), int(char_range[1]))
         self._check_params()
         self.vocabulary_: dict[str, int] | None = None  # n-gram -> column
         self.idf_: np.ndarray | None = None  # (F,) float64, tf-idf only
@@ -89,6 +106,12 @@ class BagOfNgrams:
             problems.append(f"max_features must be at least 1 or None; got {self.max_features}")
         if not self.alpha > 0:
             problems.append(f"alpha must be > 0; got {self.alpha}")
+        c_low, c_high = self.char_range
+        if self.char_range != (0, 0) and not 1 <= c_low <= c_high <= MAX_CHAR_N:
+            problems.append(
+                f"char_range must be (0, 0) (no character n-grams) or (low, high) with "
+                f"1 <= low <= high <= {MAX_CHAR_N}; got {self.char_range}"
+            )
         if problems:
             raise ConfigError("BagOfNgrams: " + "; ".join(problems))
 
@@ -101,11 +124,22 @@ class BagOfNgrams:
 
     # -- fitting -------------------------------------------------------------------------------
 
+    @property
+    def has_chars(self) -> bool:
+        """Whether the features include character n-grams."""
+        return self.char_range != (0, 0)
+
     def _ngrams(self, tokens: Sequence[str]) -> list[str]:
         low, high = self.ngram_range
         out = list(tokens) if low == 1 else []
         for n in range(max(low, 2), high + 1):
             out.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+        if self.has_chars and tokens:
+            text = f"{CHAR_MARK} {' '.join(tokens)} "  # the mark, then the text padded
+            c_low, c_high = self.char_range
+            for n in range(c_low, c_high + 1):
+                # the key of the n characters from i: the mark and text[i + 1 : i + 1 + n]
+                out.extend(CHAR_MARK + text[i : i + n] for i in range(1, len(text) - n + 1))
         return out
 
     def _count(
@@ -157,7 +191,10 @@ class BagOfNgrams:
                 f"BagOfNgrams.fit: no n-gram occurs at least min_count={self.min_count} times "
                 f"in {n_docs} documents; lower min_count"
             )
-        keep = keep[np.argsort(names[keep].astype(str), kind="stable")]  # sorted by name
+        # sorted by name, the word n-grams first and then the character n-grams
+        kept = names[keep].astype(str)
+        is_char = np.char.startswith(kept, CHAR_MARK) if self.has_chars else np.zeros(len(kept))
+        keep = keep[np.lexsort((kept, is_char))]
         self.vocabulary_ = {name: c for c, name in enumerate(names[keep].tolist())}
         self.n_documents_ = n_docs
         self.idf_ = (
@@ -189,6 +226,12 @@ class BagOfNgrams:
         document frequencies are read back from the idf) and these. Returns how many n-grams
         were added."""
         vocabulary = self._fitted()
+        if self.has_chars:
+            raise ConfigError(
+                "features.char_ngram_range: a run with character n-grams cannot be continued "
+                "(its columns are laid out words first, then characters): start a new run on "
+                "all the data, or continue a run without character n-grams"
+            )
         if self.weighting == "nbsvm":
             raise ConfigError(
                 "features.weighting = 'nbsvm' fits each n-gram's log-count ratio on the first "
@@ -288,8 +331,18 @@ class BagOfNgrams:
 
     @property
     def feature_names(self) -> list[str]:
-        """The n-gram of each column, in column order."""
-        return list(self._fitted())
+        """The n-gram of each column, in column order (a character n-gram as ``chars:' fil'``)."""
+        return [char_name(name) if name.startswith(CHAR_MARK) else name for name in self._fitted()]
+
+    def _names_by_kind(self) -> tuple[list[str], list[str]]:
+        """The word n-grams' names and the character n-grams' characters, in column order."""
+        names = list(self._fitted())
+        split = (
+            sum(1 for name in names if not name.startswith(CHAR_MARK))
+            if self.has_chars
+            else len(names)
+        )
+        return names[:split], [name[len(CHAR_MARK) :] for name in names[split:]]
 
     def params(self) -> dict[str, Any]:
         return {
@@ -300,13 +353,18 @@ class BagOfNgrams:
             "min_count": self.min_count,
             "max_features": self.max_features,
             "alpha": self.alpha,
+            "char_ngram_range": list(self.char_range),
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """Parameters and learned state as JSON-able values (rebuild with :meth:`from_dict`)."""
+        """Parameters and learned state as JSON-able values (rebuild with :meth:`from_dict`):
+        ``features`` the word n-grams, then (with character n-grams) ``char_features`` the
+        characters of the columns after them."""
+        words, chars = self._names_by_kind()
         return {
             **self.params(),
-            "features": self.feature_names,
+            "features": words,
+            **({"char_features": chars} if self.has_chars else {}),
             "idf": None if self.idf_ is None else self.idf_.tolist(),
             "ratios": None if self.ratios_ is None else self.ratios_.tolist(),
             "n_documents": self.n_documents_,
@@ -323,8 +381,15 @@ class BagOfNgrams:
                 min_count=data["min_count"],
                 max_features=data["max_features"],
                 alpha=data.get("alpha", 1.0),
+                char_range=tuple(data.get("char_ngram_range", (0, 0))),
             )
             features = list(data["features"])
+            chars = list(data.get("char_features", []))
+            if chars and not bag.has_chars:
+                raise ValueError("char_features without a char_ngram_range")
+            if not all(isinstance(c, str) for c in chars):
+                raise TypeError("char_features must be strings")
+            features += [CHAR_MARK + c for c in chars]
             idf = data["idf"]
             ratios = data.get("ratios")
             n_documents = int(data.get("n_documents", 0))

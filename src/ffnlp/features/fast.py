@@ -352,6 +352,8 @@ class NgramRows:
         self.n_features = 0 if layout is None else len(layout.lengths)
         self.supported = (
             layout is not None
+            and not state.get("char_features")  # character n-grams: the reference path
+            and list(state.get("char_ngram_range", [0, 0])) == [0, 0]
             and n_types ** max(high, 1) < 2**_MAX_KEY_BITS
             and 1 <= low <= high
             and self.weighting in ("count", "binary", *WEIGHTED)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 _LABELS_AT_ONCE = 256
+MAX_CHAR_N = 10  # the longest character n-gram a bag of n-grams may hold (char_range)
 WEIGHTED = ("tfidf", "nbsvm")  # the weightings that multiply each cell by a per-feature weight
 
 

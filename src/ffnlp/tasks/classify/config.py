@@ -19,6 +19,7 @@ from ffnlp.config import option, section
 from ffnlp.errors import ConfigError
 from ffnlp.features.lexicon import LexiconConfig
 from ffnlp.features.subwords import check_subword_settings
+from ffnlp.features.weighting import MAX_CHAR_N
 from ffnlp.models import registry
 from ffnlp.models.init import InitConfig
 from ffnlp.models.mlp import MLPConfig
@@ -94,6 +95,13 @@ class FeaturesConfig:
         choices=("ngrams", "ids", "lexicon", "ngrams+lexicon"),
     )
     ngram_range: list[int] = option([1, 2], "smallest and largest n of the word n-grams")
+    char_ngram_range: list[int] = option(
+        [0, 0],
+        "kind = ngrams: smallest and largest n of character n-grams added to the word n-grams, "
+        "taken over each text's tokens joined by spaces (so they cross word boundaries), valued "
+        "and normalised with them; [0, 0] = none. [2, 5] reads stems, endings and misspellings; "
+        "predict then takes the reference featuriser (slower than the word-only fast path)",
+    )
     weighting: str = option(
         "tfidf",
         "feature values: count, binary, tfidf, or nbsvm (each n-gram a text holds valued by its "
@@ -139,6 +147,21 @@ class FeaturesConfig:
         if len(self.ngram_range) != 2 or not 1 <= lo <= hi:
             problems.append(
                 f"features.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n; got {self.ngram_range}"
+            )
+        c_lo, c_hi = (self.char_ngram_range + [0, 0])[:2]
+        if self.char_ngram_range != [0, 0] and (
+            len(self.char_ngram_range) != 2 or not 1 <= c_lo <= c_hi <= MAX_CHAR_N
+        ):
+            problems.append(
+                "features.char_ngram_range must be [0, 0] (no character n-grams) or [min_n, "
+                f"max_n] with 1 <= min_n <= max_n <= {MAX_CHAR_N}; got {self.char_ngram_range}"
+            )
+        elif self.char_ngram_range != [0, 0] and self.kind not in ("ngrams", "ngrams+lexicon"):
+            problems.append(
+                f"features.char_ngram_range = {self.char_ngram_range} adds character n-grams to "
+                f"the bag of word n-grams, which features.kind = {self.kind!r} has none of: use "
+                'features.kind = "ngrams" (or "ngrams+lexicon"), or for the pooled classifier '
+                "features.minn / features.maxn"
             )
         problems += check_subword_settings(self.minn, self.maxn, self.buckets, where="features")
         if self.maxn > 0 and self.kind != "ids":

@@ -141,6 +141,7 @@ class NgramFeaturizer:
                 max_features=cfg.max_features or None,
                 alpha=cfg.nb_alpha,
                 norm=None if cfg.norm == "none" else cfg.norm,
+                char_range=(cfg.char_ngram_range[0], cfg.char_ngram_range[1]),
             )
 
     def fit(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor | None = None) -> None:

@@ -438,6 +438,7 @@ def ensemble_summary(summary: Summary, trainers: list[Any], members: list[dict[s
 KEPT_SETTINGS = (
     "features.kind",
     "features.ngram_range",
+    "features.char_ngram_range",
     "features.weighting",
     "features.sublinear_tf",
     "features.norm",
