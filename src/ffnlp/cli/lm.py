@@ -26,17 +26,17 @@ TRAIN, EVAL, GENERATE, EXPORT = opt.help_tables(
         "RUN": "Run directory of a trained LM, or an ARPA file (KenLM, SRILM, lm export).",
         "--data": "Corpus to compute the perplexity of (one sentence a line).",
         "--interpolate-with": "Mix with this LM run or ARPA file (same words as RUN's vocabulary).",
-        "--weight": "λ, the feed-forward model's share in the mixture, whichever run it is (this "
-        "run's when both or neither are feed-forward); default: fitted on --dev, else the weight "
-        "fitted at training.",
-        "--dev": "Fit the mixture weight on this corpus.",
+        "--weight": "λ, the feed-forward model's share in the mixture (this run's when both or "
+        "neither are feed-forward); default: fitted on --dev, else at training.",
+        "--dev": "Fit the mixture weight (and the cache's share) on this corpus.",
+        "--cache": "Mix in a unigram cache of the text's last N words (0: none; default: the run's).",
+        "--cache-weight": "The cache's share, 0..0.999 (default: fitted on --dev, else the run's).",
     },
     generate={
         "RUN": "Run directory of a trained LM.",
         "--prompt": "Words to continue (unknown ones are read as <unk>).",
         "--max-tokens": "Most tokens to sample (at most 100,000).",
-        "--temperature": "Sharpen (<1) or flatten (>1) the distribution; 0 = always the likeliest "
-        "word.",
+        "--temperature": "Sharpen (<1) or flatten (>1) the distribution; 0: the likeliest word.",
         "--top-k": "Sample among the k likeliest words only (0 = all).",
         "--seed": "Random seed: the same seed gives the same text.",
         "--count": "How many samples (seeds seed, seed+1, ...).",
@@ -84,6 +84,8 @@ def evaluate(
     interpolate_with: Annotated[Path | None, EVAL("--interpolate-with")] = None,
     weight: Annotated[float | None, EVAL("--weight")] = None,
     dev: Annotated[Path | None, EVAL("--dev")] = None,
+    cache: Annotated[int | None, EVAL("--cache")] = None,
+    cache_weight: Annotated[float | None, EVAL("--cache-weight")] = None,
     json_: opt.Json = False,
 ) -> None:
     """Perplexity of a trained LM or an ARPA file (optionally mixed with another) on a corpus.
@@ -94,9 +96,8 @@ def evaluate(
     """
     from ffnlp.tasks.lm import load as load_lm  # imports torch
 
-    lm = load_lm(run, interpolate_with=interpolate_with, tune_on=dev, weight=weight)
-    metrics = lm.evaluate(data)
-    print_result(metrics, json_, lambda m: screen.perplexity(run, data, lm, m))
+    lm = load_lm(run, interpolate_with, dev, weight, False, cache, cache_weight)
+    print_result(lm.evaluate(data), json_, lambda m: screen.perplexity(run, data, lm, m))
 
 
 @app.command("generate")

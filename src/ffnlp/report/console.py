@@ -234,6 +234,8 @@ class ConsoleReport:
             if lm.partner is not None
             else ""
         )
+        if lm.cache_size > 0:
+            mixed += f" with a cache of {lm.cache_size} words (share {lm.cache_weight:.3f})"
         self.say(
             f"{run}{mixed} on {data}: perplexity {metrics['perplexity']:.2f} over "
             f"{metrics['tokens']} tokens ({metrics['sentences']} sentences, {EOS} counted; OOV rate "

@@ -131,6 +131,7 @@ class Summary(TypedDict, total=False):
     ngrams: list[int]  # Kneser-Ney: n-grams kept per order
     discounts: list[list[float]]  # Kneser-Ney: D1, D2, D3+ per order
     interpolated: dict[str, Any]  # mixture with another LM: weight, dev/test perplexity
+    cache: dict[str, Any]  # lm, cache.size > 0: size, the share fitted on dev, dev/test perplexity
     samples: list[str]
     # w2v
     model_type: str  # "word2vec" or "fasttext" (model.type)

@@ -17,7 +17,7 @@ from ffnlp.cli.main import app
 from ffnlp.errors import DataError
 from ffnlp.tasks.lm import load, train_lm
 from ffnlp.tasks.lm import result as lm_result
-from ffnlp.tasks.lm.evaluate import perplexity_of
+from ffnlp.tasks.lm.evaluate import cache_probs, perplexity_of
 from ffnlp.text.corpus import (
     EOS,
     CorpusConfig,
@@ -29,6 +29,7 @@ from ffnlp.text.corpus import (
 )
 from ffnlp.text.vocab import Vocab
 
+runner = CliRunner()
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "in", "park", "<unk>"]
 TINY = [
     "model.embedding_dim=8",
@@ -249,3 +250,123 @@ def test_the_command_prints_the_streamed_figures(runs: dict[str, Path]) -> None:
     want = _whole(load(runs["nn"]), runs["test"])[1]
     assert got["tokens"] == want["tokens"] and got["sentences"] == want["sentences"]
     assert got["perplexity"] == pytest.approx(want["perplexity"], rel=1e-9, abs=0)
+
+
+# -- the unigram cache ---------------------------------------------------------------------------
+
+
+def test_cache_probs_are_the_share_of_the_words_before(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 6, size=120)
+    for size, first, real_from in ((1, 1, 0), (5, 5, 0), (5, 9, 7), (30, 40, 40), (7, 7, 7)):
+        got = cache_probs(ids, first, size, real_from)
+        want = []
+        for t in range(first, len(ids)):
+            before = ids[max(real_from, t - size) : t]
+            want.append(np.mean(before == ids[t]) if len(before) else np.nan)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError):
+        cache_probs(ids, 3, 5)  # fewer than size ids of history
+
+
+def test_the_cache_mixes_in_and_its_share_is_fitted(runs: dict[str, Path]) -> None:
+    lm = load(runs["nn"])
+    corpus = lm.encode(runs["test"])
+    plain = lm.log_probs(corpus)
+    cache = cache_probs(np.concatenate([np.full(20, -1), corpus.ids[1:].numpy()]), 20, 20, 20)
+    lm.set_cache(20, 0.25)
+    mixed = lm.log_probs(corpus)
+    has = ~np.isnan(cache)
+    np.testing.assert_allclose(np.exp(mixed[has]), 0.75 * np.exp(plain[has]) + 0.25 * cache[has])
+    assert mixed[0] == plain[0] and np.isnan(cache[0])  # nothing before the first word
+    share = lm.fit_cache(corpus)
+    assert 0 < share < 1
+    best = perplexity_of(lm.log_probs(corpus))
+    for other in (share / 2, min(share * 2, 0.9), 0.0):  # EM's share beats its neighbours
+        lm.set_cache(20, other)
+        assert perplexity_of(lm.log_probs(corpus)) >= best - 1e-9
+
+
+CACHED = {
+    "nn": lambda r: load(r["nn"], cache=25, cache_weight=0.2),
+    "nn_sentences": lambda r: load(r["nn_sentences"], cache=3, cache_weight=0.5),
+    "kn": lambda r: load(r["kn"], standalone=True, cache=40, tune_on=r["dev"]),
+    "nn_with_kn": lambda r: load(r["nn"], interpolate_with=r["kn"], tune_on=r["dev"], cache=25),
+}
+
+
+@pytest.mark.parametrize("chunk", [lm_result.EVAL_CHUNK, 8, 1])
+@pytest.mark.parametrize("case", list(CACHED))
+def test_the_streamed_cache_is_the_whole_text_s(
+    runs: dict[str, Path], case: str, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lm_result, "EVAL_CHUNK", chunk)  # the cache reaches across chunks
+    lm = CACHED[case](runs)
+    assert lm.cache_size > 0 and 0 < lm.cache_weight < 1
+    whole, want = _whole(lm, runs["test"])
+    got = lm.evaluate(runs["test"])
+    assert got["perplexity"] == pytest.approx(want["perplexity"], rel=1e-9, abs=0)
+    assert got["cache"] == {"size": lm.cache_size, "weight": lm.cache_weight}
+    lm.set_cache(0)
+    assert lm.evaluate(runs["test"])["perplexity"] != got["perplexity"]
+
+
+def test_the_next_word_distribution_holds_the_cache(runs: dict[str, Path]) -> None:
+    lm = load(runs["nn"])
+    history = [lm.eos_id, *lm.vocab.encode(["the", "cat", "sat", "on", "the", "mat"])]
+    plain = lm.next_distribution(history)
+    lm.set_cache(4, 0.3)
+    p = lm.next_distribution(history)
+    recent = np.bincount(history[-4:], minlength=len(p)) / 4  # sat on the mat
+    np.testing.assert_allclose(p, 0.7 * plain + 0.3 * recent)
+    assert p.sum() == pytest.approx(1.0)
+    assert lm.generate("the cat", max_tokens=5, seed=1).tokens  # sampling reads it too
+
+
+def test_a_cache_in_the_config_is_fitted_on_dev_and_read_back(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    train = _corpus(tmp_path / "train.txt", 300, 0)
+    out = tmp_path / "cached"
+    lm = train_lm(train, runs["dev"], runs["test"], overrides=[*TINY, "cache.size=30"], out=out)
+    summary = json.loads((out / "summary.json").read_text())
+    cache = summary["cache"]
+    assert cache["size"] == 30 and cache["weight_fitted_on"] == "dev" and 0 < cache["weight"] < 1
+    # the summary's dev and test are the network's alone; the cache's fitted share helps on dev
+    assert cache["dev"]["perplexity"] <= summary["dev"]["perplexity"]
+    again = load(out)
+    assert (again.cache_size, again.cache_weight) == (30, cache["weight"]) == (30, lm.cache_weight)
+    assert again.perplexity(runs["test"]) == pytest.approx(cache["test"]["perplexity"], rel=1e-9)
+    off = runner.invoke(
+        app, ["lm", "eval", str(out), "--data", str(runs["test"]), "--cache", "0", "--json"]
+    )
+    assert off.exit_code == 0, off.output
+    assert json.loads(off.stdout)["perplexity"] == pytest.approx(
+        summary["test"]["perplexity"], rel=1e-9
+    )
+    shown = runner.invoke(app, ["lm", "eval", str(out), "--data", str(runs["test"])])
+    assert f"with a cache of 30 words (share {cache['weight']:.3f})" in " ".join(
+        shown.output.split()
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cache", "-1"], "'cache' parameter of load must be an int >= 0"),
+        (
+            ["--cache-weight", "1"],
+            "'cache_weight' parameter of load must be a finite number >= 0 and <= 0.999",
+        ),
+        (
+            ["--cache-weight", "nan"],
+            "'cache_weight' parameter of load must be a finite number >= 0 and <= 0.999",
+        ),
+    ],
+)
+def test_bad_cache_options_are_refused_naming_them(
+    runs: dict[str, Path], args: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["lm", "eval", str(runs["nn"]), "--data", str(runs["test"]), *args])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "Traceback" not in result.output

@@ -23,6 +23,26 @@ class KNConfig:
     )
 
 
+@dataclass(frozen=True)
+class CacheConfig:
+    size: int = option(
+        0,
+        "a unigram cache (Kuhn & De Mori 1990): each word's probability is mixed with its share "
+        "of the last `size` words of the text being scored, p = (1 - w) p_model + w "
+        "count(word) / size; 0 = none. Words of a text recur (names, topics): on PTB a cache of "
+        "200 lowers the perplexity of the feed-forward LMs by about a tenth",
+        ge=0,
+        le=100_000,
+    )
+    weight: float = option(
+        0.1,
+        "w, the cache's share: fitted on --dev at the end of training (and by `lm eval --dev`) "
+        "when there is one; this value otherwise",
+        ge=0,
+        lt=1,
+    )
+
+
 def _lm_train_defaults() -> TrainConfig:
     return TrainConfig(batch_size=512, monitor="dev.perplexity", log_every=200)
 
@@ -40,6 +60,7 @@ class LMConfig:
     data: CorpusConfig = section(CorpusConfig)
     model: FFLMConfig = section(FFLMConfig)
     kneser_ney: KNConfig = section(KNConfig)
+    cache: CacheConfig = section(CacheConfig)
     train: TrainConfig = field(default_factory=_lm_train_defaults)
 
 

@@ -1,5 +1,5 @@
 """Scoring text with a language model: per-token log-probabilities, perplexity, the trainer's dev
-evaluation, and the mixture of two models (weight fitted by EM).
+evaluation, the mixture of two models (weight fitted by EM), and the unigram cache.
 
 The perplexity convention is :mod:`ffnlp.text.corpus`'s: exp(mean negative log-likelihood per
 predicted token over the whole text), every word and one ``</s>`` per sentence predicted.
@@ -66,6 +66,57 @@ def chunk_log_probs_nn(
         nll = scorer.token_nll({"context": context.to(device), "target": target.to(device)})
         parts.append(-nll.double().cpu())  # (B,)
     return torch.cat(parts).numpy() if parts else np.zeros(0)
+
+
+CACHE_BLOCK = 8192  # targets whose cache windows are compared at a time (8192 x size bools)
+
+
+def cache_probs(ids: np.ndarray, first: int, size: int, real_from: int = 0) -> np.ndarray:
+    """The unigram cache (Kuhn & De Mori 1990) of every target ``ids[first:]``: the share of the
+    ``size`` ids just before it that are the same word, counting only ids from ``real_from`` on
+    (those before are padding); NaN for a target with no id before it. (n,) float64."""
+    n = len(ids) - first
+    if n <= 0:
+        return np.zeros(0)
+    if size < 1 or first < size or not 0 <= real_from <= first:
+        raise ValueError(
+            "cache_probs needs size >= 1 and real_from <= first, with size ids of history"
+        )
+    arr = np.asarray(ids, dtype=np.int64).copy()
+    arr[:real_from] = -1  # never a word
+    out = np.empty(n)
+    for s in range(0, n, CACHE_BLOCK):
+        e = min(n, s + CACHE_BLOCK)
+        # the size ids before each target first + s .. first + e - 1: (e - s, size), a view
+        before = np.lib.stride_tricks.sliding_window_view(
+            arr[first + s - size : first + e - 1], size
+        )
+        counts = (before == arr[first + s : first + e, None]).sum(axis=1)
+        seen = np.minimum(size, np.arange(first + s, first + e) - real_from)  # real ids before
+        out[s:e] = np.where(seen > 0, counts / np.maximum(seen, 1), np.nan)
+    return out
+
+
+def with_cache(log_probs: np.ndarray, cache: np.ndarray, weight: float) -> np.ndarray:
+    """log((1 - weight) p + weight p_cache) per target, from the model's log-probabilities and
+    :func:`cache_probs`; the model's own where the cache is NaN (nothing before the target)."""
+    if weight <= 0:
+        return log_probs
+    has = ~np.isnan(cache)
+    out = np.array(log_probs, dtype=np.float64)
+    with np.errstate(divide="ignore"):  # a word not in the cache: log 0 = -inf, then logaddexp
+        out[has] = np.logaddexp(np.log1p(-weight) + out[has], np.log(weight) + np.log(cache[has]))
+    return out
+
+
+def fit_cache_weight(log_probs: np.ndarray, cache: np.ndarray) -> float:
+    """The cache's share maximising the likelihood of the targets (EM, as the mixture's)."""
+    has = ~np.isnan(cache)
+    if not has.any():
+        return 0.0
+    with np.errstate(divide="ignore"):
+        share = fit_mixture_weight(np.log(cache[has]), np.asarray(log_probs)[has])
+    return min(share, 0.999)
 
 
 def perplexity_of(log_probs: np.ndarray) -> float:

@@ -24,11 +24,14 @@ from ffnlp.models.lm import FeedForwardLM
 from ffnlp.params import check_bool, check_int, check_number, check_path, check_str
 from ffnlp.tasks.lm.config import LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import (
+    cache_probs,
     chunk_log_probs_nn,
+    fit_cache_weight,
     fit_mixture_weight,
     mix_log_probs,
     perplexity_of,
     token_log_probs_nn,
+    with_cache,
 )
 from ffnlp.tasks.runfolder import expect_task, read_config
 from ffnlp.text.corpus import (
@@ -79,6 +82,34 @@ class LanguageModel:
         self.weight = weight
         self.summary = summary or {}
         self.eos_id = vocab.stoi(EOS)
+        # the unigram cache mixed into every probability given (cache.size words; 0 = none)
+        # and its share: the one fitted at training when there is one, else the configured one
+        self.cache_size = int(config.cache.size)
+        self.cache_weight = float(config.cache.weight)
+
+    def set_cache(self, size: int, weight: float | None = None) -> None:
+        """Mix a unigram cache of the last ``size`` words (0: none) into every probability
+        given, with share ``weight`` (default: the one held)."""
+        self.cache_size = check_int(size, "size", "LanguageModel.set_cache", ge=0, le=100_000)
+        if weight is not None:
+            self.cache_weight = check_number(
+                weight, "weight", "LanguageModel.set_cache", ge=0, le=0.999
+            )
+
+    def fit_cache(self, corpus: Corpus) -> float:
+        """Fit the cache's share on ``corpus`` (the probabilities before it: the model's, mixed
+        with the partner's when there is one); returns it."""
+        self.cache_weight = fit_cache_weight(
+            self.log_probs(corpus, cache=False), self._cache_of(corpus)
+        )
+        return self.cache_weight
+
+    def _cache_of(self, corpus: Corpus) -> np.ndarray:
+        """:func:`cache_probs` of every target of a whole corpus (nothing before its first)."""
+        size = self.cache_size
+        targets = corpus.ids[1:].numpy()
+        ids = np.concatenate([np.full(size, -1, dtype=np.int64), targets])
+        return cache_probs(ids, size, size, real_from=size)
 
     def set_weight(self, weight: float) -> None:
         """λ, the feed-forward model's weight in the mixture with the partner (this model's
@@ -139,12 +170,15 @@ class LanguageModel:
         assert self.ngram is not None
         return self.ngram.log_probs(corpus.ids.numpy())
 
-    def log_probs(self, corpus: Corpus) -> np.ndarray:
-        """log p of every target, mixed with the partner model when there is one."""
-        own = self.own_log_probs(corpus)
-        if self.partner is None:
-            return own
-        return mix_log_probs(own, self.partner.own_log_probs(corpus), self.own_share())
+    def log_probs(self, corpus: Corpus, cache: bool = True) -> np.ndarray:
+        """log p of every target, mixed with the partner model when there is one, and with the
+        cache when there is one (and ``cache``)."""
+        lp = self.own_log_probs(corpus)
+        if self.partner is not None:
+            lp = mix_log_probs(lp, self.partner.own_log_probs(corpus), self.own_share())
+        if cache and self.cache_size > 0:
+            lp = with_cache(lp, self._cache_of(corpus), self.cache_weight)
+        return lp
 
     def score(self, texts: str | Sequence[str]) -> list[dict[str, Any]]:
         """Each text scored as one sentence on its own: ``log_prob`` (natural log of
@@ -192,13 +226,17 @@ class LanguageModel:
         those of the whole text scored at once."""
         check_path(path, "path", "LanguageModel.evaluate")
         counts = CorpusCounts()
-        history = max(m._history() for m in self._models())
+        history = max(*(m._history() for m in self._models()), self.cache_size)
         size = self._chunk_size()
         pieces = stream_ids(path, self.vocab, self.config.data, counts, size)
         sums, targets = [], 0
         with self._evaluating():
             for chunk in target_chunks(pieces, self.eos_id, history, size):
                 lp = self._chunk_log_probs(chunk, history)
+                if self.cache_size > 0:  # the ids before the text's first target are padding
+                    real_from = history - min(history, targets)
+                    cache = cache_probs(chunk, history, self.cache_size, real_from)
+                    lp = with_cache(lp, cache, self.cache_weight)
                 sums.append(float(np.sum(lp)))
                 targets += len(lp)
         loss = -math.fsum(sums) / targets
@@ -212,6 +250,8 @@ class LanguageModel:
         if self.partner is not None:
             out["weight"] = self.weight  # λ
             out["weight_of"] = str(self.weighted_model.run_dir)
+        if self.cache_size > 0:
+            out["cache"] = {"size": self.cache_size, "weight": self.cache_weight}
         return out
 
     # -- streamed scoring (evaluate) ----------------------------------------------------------
@@ -285,6 +325,10 @@ class LanguageModel:
         if self.partner is not None:
             share = self.own_share()
             p = share * p + (1 - share) * self.partner._own_distribution(history)
+        recent = np.asarray(history[1:], dtype=np.int64)[-self.cache_size :]
+        if self.cache_size > 0 and len(recent) > 0 and self.cache_weight > 0:
+            cache = np.bincount(recent, minlength=len(p)) / len(recent)
+            p = (1 - self.cache_weight) * p + self.cache_weight * cache
         return p
 
     def _own_distribution(self, history: Sequence[int]) -> np.ndarray:
@@ -378,6 +422,8 @@ def load(
     tune_on: str | Path | None = None,
     weight: float | None = None,
     standalone: bool = False,
+    cache: int | None = None,
+    cache_weight: float | None = None,
 ) -> LanguageModel:
     """Load a trained LM (either kind) from its run directory.
 
@@ -386,7 +432,9 @@ def load(
     that run or ARPA file: the mixture weight λ (the feed-forward model's share, whichever run it is; this
     run's when both or neither are feed-forward) is ``weight`` if given, else fitted on
     ``tune_on``, else the weight fitted at training time.  ``standalone`` ignores the run's own
-    ``interpolate_with``.
+    ``interpolate_with``. ``cache`` (a number of words; 0: none) replaces the run's unigram cache
+    (``cache.size``); its share is ``cache_weight`` if given, else fitted on ``tune_on`` (after
+    the mixture), else the run's.
 
     >>> lm = load("runs/ptb_lm", interpolate_with="runs/ptb_kn5", tune_on="ptb.valid.txt")  # doctest: +SKIP
     >>> load("kenlm.arpa").perplexity("ptb.test.txt")  # doctest: +SKIP
@@ -396,6 +444,26 @@ def load(
     if weight is not None:
         weight = check_number(weight, "weight", "load", ge=0, le=1)
     standalone = check_bool(standalone, "standalone", "load")
+    if cache is not None:
+        cache = check_int(cache, "cache", "load", ge=0, le=100_000)
+    if cache_weight is not None:
+        cache_weight = check_number(cache_weight, "cache_weight", "load", ge=0, le=0.999)
+    lm = _load_mixed(run_dir, interpolate_with, tune_on, weight, standalone)
+    if cache is not None or cache_weight is not None:
+        lm.set_cache(lm.cache_size if cache is None else cache, cache_weight)
+    if tune_on is not None and cache_weight is None and lm.cache_size > 0:
+        lm.fit_cache(lm.encode(tune_on))
+    return lm
+
+
+def _load_mixed(
+    run_dir: str | Path,
+    interpolate_with: str | Path | None,
+    tune_on: str | Path | None,
+    weight: float | None,
+    standalone: bool,
+) -> LanguageModel:
+    """:func:`load` without the cache's settings."""
     run_dir = run_path(run_dir)
     if run_dir.is_file():  # an ARPA file; mixed, it takes its partner's word ids
         if interpolate_with is None:
@@ -466,6 +534,14 @@ def _load_alone(run_dir: Path) -> LanguageModel:
             )
         lm = LanguageModel(cfg, vocab, run_dir, network=network, summary=summary)
         size = network.vocab_size
+    fitted = summary.get("cache")
+    if isinstance(fitted, dict) and fitted.get("size") == lm.cache_size:
+        weight = fitted.get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < 1:
+            raise ModelFileError(
+                f"{run_dir}/summary.json: cache.weight must be a number from 0 to 1; got {weight!r}"
+            )
+        lm.cache_weight = float(weight)  # fitted on dev at training
     if len(vocab) != size:
         raise ModelFileError(
             f"{run_dir}: vocab.json has {len(vocab)} words but the model {size}; the files come "

@@ -144,6 +144,8 @@ def _add_figures(
         summary["dev"] = _split_figures(lm, dev_corpus)
     if test_corpus is not None:
         summary["test"] = _split_figures(lm, test_corpus)
+    if cfg.cache.size > 0:
+        summary["cache"] = _cache_figures(lm, dev_corpus, test_corpus)
     if partner is not None:
         summary["interpolated"] = _interpolate(lm, partner, dev_corpus, test_corpus, run_dir)
     if cfg.samples:
@@ -316,6 +318,20 @@ def _split_figures(lm: LanguageModel, corpus: Corpus) -> dict[str, Any]:
         "tokens": corpus.targets,
         "oov_rate": corpus.unknown / max(corpus.words, 1),
     }
+
+
+def _cache_figures(lm: LanguageModel, dev: Corpus | None, test: Corpus | None) -> dict[str, Any]:
+    """The cache's share, fitted on dev (else cache.weight), and the dev/test perplexities with
+    the cache (``dev`` and ``test`` of the summary are the model's alone)."""
+    out: dict[str, Any] = {"size": lm.cache_size}
+    if dev is not None:
+        lm.fit_cache(dev)
+    out["weight"] = lm.cache_weight
+    out["weight_fitted_on"] = "dev" if dev is not None else "cache.weight"
+    for name, corpus in (("dev", dev), ("test", test)):
+        if corpus is not None:
+            out[name] = {"perplexity": perplexity_of(lm.log_probs(corpus))}
+    return out
 
 
 def _interpolate(
