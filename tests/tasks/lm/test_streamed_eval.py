@@ -267,6 +267,21 @@ def test_cache_probs_are_the_share_of_the_words_before(tmp_path: Path) -> None:
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
     with pytest.raises(ValueError):
         cache_probs(ids, 3, 5)  # fewer than size ids of history
+    # decaying counts, and words left out: neither counted nor predicted
+    skipped = np.zeros(6, dtype=bool)
+    skipped[[0, 3]] = True
+    for size, first, real_from, decay in ((5, 5, 0, 0.5), (30, 40, 12, 0.9), (8, 8, 8, 1.0)):
+        got = cache_probs(ids, first, size, real_from, decay, skipped)
+        want = []
+        for t in range(first, len(ids)):
+            num = den = 0.0
+            for k in range(1, size + 1):  # the word k back
+                if t - k >= real_from and not skipped[ids[t - k]]:
+                    den += decay ** (k - 1)
+                    num += decay ** (k - 1) * (ids[t - k] == ids[t])
+            want.append(num / den if den else np.nan)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        assert np.all(got[skipped[ids[first:]] & ~np.isnan(got)] == 0)
 
 
 def test_the_cache_mixes_in_and_its_share_is_fitted(runs: dict[str, Path]) -> None:
@@ -287,8 +302,15 @@ def test_the_cache_mixes_in_and_its_share_is_fitted(runs: dict[str, Path]) -> No
         assert perplexity_of(lm.log_probs(corpus)) >= best - 1e-9
 
 
+def _decaying(run: Path) -> lm_result.LanguageModel:
+    lm = load(run)
+    lm.set_cache(25, 0.2, decay=0.9, skip=3)
+    return lm
+
+
 CACHED = {
     "nn": lambda r: load(r["nn"], cache=25, cache_weight=0.2),
+    "nn_decay_skip": lambda r: _decaying(r["nn"]),
     "nn_sentences": lambda r: load(r["nn_sentences"], cache=3, cache_weight=0.5),
     "kn": lambda r: load(r["kn"], standalone=True, cache=40, tune_on=r["dev"]),
     "nn_with_kn": lambda r: load(r["nn"], interpolate_with=r["kn"], tune_on=r["dev"], cache=25),
@@ -306,7 +328,10 @@ def test_the_streamed_cache_is_the_whole_text_s(
     whole, want = _whole(lm, runs["test"])
     got = lm.evaluate(runs["test"])
     assert got["perplexity"] == pytest.approx(want["perplexity"], rel=1e-9, abs=0)
-    assert got["cache"] == {"size": lm.cache_size, "weight": lm.cache_weight}
+    assert {k: got["cache"][k] for k in ("size", "weight")} == {
+        "size": lm.cache_size,
+        "weight": lm.cache_weight,
+    }
     lm.set_cache(0)
     assert lm.evaluate(runs["test"])["perplexity"] != got["perplexity"]
 
@@ -321,6 +346,13 @@ def test_the_next_word_distribution_holds_the_cache(runs: dict[str, Path]) -> No
     np.testing.assert_allclose(p, 0.7 * plain + 0.3 * recent)
     assert p.sum() == pytest.approx(1.0)
     assert lm.generate("the cat", max_tokens=5, seed=1).tokens  # sampling reads it too
+    # decaying, with </s> and the most frequent word left out
+    lm.set_cache(4, 0.3, decay=0.5, skip=1)
+    top = int(np.argmax(lm.vocab.counts))
+    weights = np.array([0.125, 0.25, 0.5, 1.0])  # sat on the mat: the oldest first
+    weights[[lm.vocab.stoi(w) in (top, lm.eos_id) for w in ["sat", "on", "the", "mat"]]] = 0
+    cache = np.bincount(history[-4:], weights, minlength=len(plain)) / weights.sum()
+    np.testing.assert_allclose(lm.next_distribution(history), 0.7 * plain + 0.3 * cache)
 
 
 def test_a_cache_in_the_config_is_fitted_on_dev_and_read_back(

@@ -41,6 +41,20 @@ class CacheConfig:
         ge=0,
         lt=1,
     )
+    decay: float = option(
+        1.0,
+        "weigh the word k back by decay^(k-1) in the cache's counts (1: every word of the last "
+        "`size` alike); recent words then count more",
+        gt=0,
+        le=1,
+    )
+    skip: int = option(
+        0,
+        "leave </s> and the `skip` most frequent words of the training vocabulary out of the "
+        "cache (neither counted nor predicted by it: the model predicts them well already); 0: "
+        "none left out",
+        ge=0,
+    )
 
 
 def _lm_train_defaults() -> TrainConfig:

@@ -71,10 +71,19 @@ def chunk_log_probs_nn(
 CACHE_BLOCK = 8192  # targets whose cache windows are compared at a time (8192 x size bools)
 
 
-def cache_probs(ids: np.ndarray, first: int, size: int, real_from: int = 0) -> np.ndarray:
+def cache_probs(
+    ids: np.ndarray,
+    first: int,
+    size: int,
+    real_from: int = 0,
+    decay: float = 1.0,
+    skipped: np.ndarray | None = None,
+) -> np.ndarray:
     """The unigram cache (Kuhn & De Mori 1990) of every target ``ids[first:]``: the share of the
     ``size`` ids just before it that are the same word, counting only ids from ``real_from`` on
-    (those before are padding); NaN for a target with no id before it. (n,) float64."""
+    (those before are padding). ``decay`` < 1 weighs the word k back by decay^(k-1); ``skipped``
+    (V,) bool marks words the cache neither counts nor predicts (their share is 0). NaN for a
+    target with no counted word before it. (n,) float64."""
     n = len(ids) - first
     if n <= 0:
         return np.zeros(0)
@@ -84,16 +93,20 @@ def cache_probs(ids: np.ndarray, first: int, size: int, real_from: int = 0) -> n
         )
     arr = np.asarray(ids, dtype=np.int64).copy()
     arr[:real_from] = -1  # never a word
+    counted = arr >= 0
+    if skipped is not None:
+        counted &= ~skipped[np.maximum(arr, 0)]
+    weights = decay ** np.arange(size - 1, -1, -1, dtype=np.float64)  # the oldest first
+    view = np.lib.stride_tricks.sliding_window_view
     out = np.empty(n)
     for s in range(0, n, CACHE_BLOCK):
         e = min(n, s + CACHE_BLOCK)
-        # the size ids before each target first + s .. first + e - 1: (e - s, size), a view
-        before = np.lib.stride_tricks.sliding_window_view(
-            arr[first + s - size : first + e - 1], size
-        )
-        counts = (before == arr[first + s : first + e, None]).sum(axis=1)
-        seen = np.minimum(size, np.arange(first + s, first + e) - real_from)  # real ids before
-        out[s:e] = np.where(seen > 0, counts / np.maximum(seen, 1), np.nan)
+        # the size ids before each target first + s .. first + e - 1: (e - s, size), views
+        before = view(arr[first + s - size : first + e - 1], size)
+        used = view(counted[first + s - size : first + e - 1], size)
+        hits = (before == arr[first + s : first + e, None]) & used
+        total = used @ weights  # (e - s,) the counted words' weight
+        out[s:e] = np.where(total > 0, (hits @ weights) / np.where(total > 0, total, 1), np.nan)
     return out
 
 

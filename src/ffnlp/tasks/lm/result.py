@@ -86,15 +86,44 @@ class LanguageModel:
         # and its share: the one fitted at training when there is one, else the configured one
         self.cache_size = int(config.cache.size)
         self.cache_weight = float(config.cache.weight)
+        self.cache_decay = float(config.cache.decay)
+        self.cache_skip = int(config.cache.skip)
 
-    def set_cache(self, size: int, weight: float | None = None) -> None:
+    def set_cache(
+        self,
+        size: int,
+        weight: float | None = None,
+        decay: float | None = None,
+        skip: int | None = None,
+    ) -> None:
         """Mix a unigram cache of the last ``size`` words (0: none) into every probability
-        given, with share ``weight`` (default: the one held)."""
-        self.cache_size = check_int(size, "size", "LanguageModel.set_cache", ge=0, le=100_000)
+        given, with share ``weight``, ``decay`` and ``skip`` as ``[cache]`` says (each default:
+        the one held)."""
+        owner = "LanguageModel.set_cache"
+        self.cache_size = check_int(size, "size", owner, ge=0, le=100_000)
         if weight is not None:
-            self.cache_weight = check_number(
-                weight, "weight", "LanguageModel.set_cache", ge=0, le=0.999
-            )
+            self.cache_weight = check_number(weight, "weight", owner, ge=0, le=0.999)
+        if decay is not None:
+            self.cache_decay = check_number(decay, "decay", owner, gt=0, le=1)
+        if skip is not None:
+            self.cache_skip = check_int(skip, "skip", owner, ge=0)
+
+    def _cache_skipped(self) -> np.ndarray | None:
+        """(V,) bool: ``</s>`` and the ``cache_skip`` most frequent words (ties: the first
+        ids), or None when none is skipped."""
+        if self.cache_skip == 0:
+            return None
+        counts = np.asarray(self.vocab.counts, dtype=np.int64)
+        order = np.argsort(-counts, kind="stable")[: self.cache_skip]
+        skipped = np.zeros(len(counts), dtype=bool)
+        skipped[order] = True
+        skipped[self.eos_id] = True
+        return skipped
+
+    def _cache_probs(self, ids: np.ndarray, first: int, real_from: int) -> np.ndarray:
+        return cache_probs(
+            ids, first, self.cache_size, real_from, self.cache_decay, self._cache_skipped()
+        )
 
     def fit_cache(self, corpus: Corpus) -> float:
         """Fit the cache's share on ``corpus`` (the probabilities before it: the model's, mixed
@@ -109,7 +138,7 @@ class LanguageModel:
         size = self.cache_size
         targets = corpus.ids[1:].numpy()
         ids = np.concatenate([np.full(size, -1, dtype=np.int64), targets])
-        return cache_probs(ids, size, size, real_from=size)
+        return self._cache_probs(ids, size, real_from=size)
 
     def set_weight(self, weight: float) -> None:
         """λ, the feed-forward model's weight in the mixture with the partner (this model's
@@ -235,7 +264,7 @@ class LanguageModel:
                 lp = self._chunk_log_probs(chunk, history)
                 if self.cache_size > 0:  # the ids before the text's first target are padding
                     real_from = history - min(history, targets)
-                    cache = cache_probs(chunk, history, self.cache_size, real_from)
+                    cache = self._cache_probs(chunk, history, real_from)
                     lp = with_cache(lp, cache, self.cache_weight)
                 sums.append(float(np.sum(lp)))
                 targets += len(lp)
@@ -252,6 +281,8 @@ class LanguageModel:
             out["weight_of"] = str(self.weighted_model.run_dir)
         if self.cache_size > 0:
             out["cache"] = {"size": self.cache_size, "weight": self.cache_weight}
+            if (self.cache_decay, self.cache_skip) != (1.0, 0):
+                out["cache"].update(decay=self.cache_decay, skip=self.cache_skip)
         return out
 
     # -- streamed scoring (evaluate) ----------------------------------------------------------
@@ -327,8 +358,13 @@ class LanguageModel:
             p = share * p + (1 - share) * self.partner._own_distribution(history)
         recent = np.asarray(history[1:], dtype=np.int64)[-self.cache_size :]
         if self.cache_size > 0 and len(recent) > 0 and self.cache_weight > 0:
-            cache = np.bincount(recent, minlength=len(p)) / len(recent)
-            p = (1 - self.cache_weight) * p + self.cache_weight * cache
+            weights = self.cache_decay ** np.arange(len(recent) - 1, -1, -1, dtype=np.float64)
+            skipped = self._cache_skipped()
+            if skipped is not None:
+                weights[skipped[recent]] = 0.0
+            if weights.sum() > 0:
+                cache = np.bincount(recent, weights, minlength=len(p)) / weights.sum()
+                p = (1 - self.cache_weight) * p + self.cache_weight * cache
         return p
 
     def _own_distribution(self, history: Sequence[int]) -> np.ndarray:

@@ -323,7 +323,7 @@ def _split_figures(lm: LanguageModel, corpus: Corpus) -> dict[str, Any]:
 def _cache_figures(lm: LanguageModel, dev: Corpus | None, test: Corpus | None) -> dict[str, Any]:
     """The cache's share, fitted on dev (else cache.weight), and the dev/test perplexities with
     the cache (``dev`` and ``test`` of the summary are the model's alone)."""
-    out: dict[str, Any] = {"size": lm.cache_size}
+    out: dict[str, Any] = {"size": lm.cache_size, "decay": lm.cache_decay, "skip": lm.cache_skip}
     if dev is not None:
         lm.fit_cache(dev)
     out["weight"] = lm.cache_weight
