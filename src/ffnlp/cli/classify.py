@@ -132,8 +132,8 @@ def predict(
     A multi-label run gives every label among the top --k whose probability reaches the
     threshold (possibly none); its probabilities are independent and need not sum to 1.
 
-    logreg, mlp and pooled runs over n-gram or id features are predicted in NumPy without
-    loading PyTorch (quick to start); others, or FFNLP_FAST_PREDICT=0, with PyTorch.
+    logreg, mlp and pooled runs over word n-gram or id features are predicted in NumPy without
+    PyTorch (quick to start); others (character n-grams too), or FFNLP_FAST_PREDICT=0, with it.
 
     Example:
 
