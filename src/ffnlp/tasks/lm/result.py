@@ -125,13 +125,20 @@ class LanguageModel:
             ids, first, self.cache_size, real_from, self.cache_decay, self._cache_skipped()
         )
 
-    def fit_cache(self, corpus: Corpus) -> float:
-        """Fit the cache's share on ``corpus`` (the probabilities before it: the model's, mixed
-        with the partner's when there is one); returns it."""
-        self.cache_weight = fit_cache_weight(
-            self.log_probs(corpus, cache=False), self._cache_of(corpus)
-        )
+    def fit_cache(self, corpus: Corpus, log_probs: np.ndarray | None = None) -> float:
+        """Fit the cache's share on ``corpus``; returns it. ``log_probs``: the probabilities
+        the cache is mixed into, when already computed (default: ``log_probs(corpus,
+        cache=False)``, the model's, mixed with the partner's when there is one)."""
+        base = self.log_probs(corpus, cache=False) if log_probs is None else log_probs
+        self.cache_weight = fit_cache_weight(base, self._cache_of(corpus))
         return self.cache_weight
+
+    def add_cache(self, corpus: Corpus, log_probs: np.ndarray) -> np.ndarray:
+        """``log_probs`` of the targets of ``corpus`` with the cache mixed in (as they are
+        without a cache)."""
+        if self.cache_size == 0:
+            return log_probs
+        return with_cache(log_probs, self._cache_of(corpus), self.cache_weight)
 
     def _cache_of(self, corpus: Corpus) -> np.ndarray:
         """:func:`cache_probs` of every target of a whole corpus (nothing before its first)."""
@@ -205,9 +212,7 @@ class LanguageModel:
         lp = self.own_log_probs(corpus)
         if self.partner is not None:
             lp = mix_log_probs(lp, self.partner.own_log_probs(corpus), self.own_share())
-        if cache and self.cache_size > 0:
-            lp = with_cache(lp, self._cache_of(corpus), self.cache_weight)
-        return lp
+        return self.add_cache(corpus, lp) if cache else lp
 
     def score(self, texts: str | Sequence[str]) -> list[dict[str, Any]]:
         """Each text scored as one sentence on its own: ``log_prob`` (natural log of

@@ -139,15 +139,21 @@ def _add_figures(
     test_corpus: Corpus | None,
     run_dir: Path,
 ) -> None:
-    """The trained model's dev/test perplexities, its mixture with ``partner``, and samples."""
-    if dev_corpus is not None:
-        summary["dev"] = _split_figures(lm, dev_corpus)
-    if test_corpus is not None:
-        summary["test"] = _split_figures(lm, test_corpus)
+    """The trained model's dev/test perplexities, with its cache, its mixture with
+    ``partner``, and samples (each split scored by the model once, for all of them)."""
+    own = {
+        name: (corpus, lm.own_log_probs(corpus))
+        for name, corpus in (("dev", dev_corpus), ("test", test_corpus))
+        if corpus is not None
+    }
+    if "dev" in own:
+        summary["dev"] = _split_figures(*own["dev"])
+    if "test" in own:
+        summary["test"] = _split_figures(*own["test"])
     if cfg.cache.size > 0:
-        summary["cache"] = _cache_figures(lm, dev_corpus, test_corpus)
+        summary["cache"] = _cache_figures(lm, own)
     if partner is not None:
-        summary["interpolated"] = _interpolate(lm, partner, dev_corpus, test_corpus, run_dir)
+        summary["interpolated"] = _interpolate(lm, partner, own, run_dir)
     if cfg.samples:
         summary["samples"] = [
             lm.generate("", max_tokens=40, seed=i).text for i in range(cfg.samples)
@@ -310,8 +316,10 @@ def _fit_kneser_ney(
     return LanguageModel(cfg, vocab, run.final_dir, ngram=ngram), summary
 
 
-def _split_figures(lm: LanguageModel, corpus: Corpus) -> dict[str, Any]:
-    lp = lm.own_log_probs(corpus)
+Scored = dict[str, tuple[Corpus, np.ndarray]]  # "dev" / "test" -> the split, the model's log p
+
+
+def _split_figures(corpus: Corpus, lp: np.ndarray) -> dict[str, Any]:
     return {
         "perplexity": perplexity_of(lp),
         "loss": -float(np.mean(lp)),
@@ -320,33 +328,32 @@ def _split_figures(lm: LanguageModel, corpus: Corpus) -> dict[str, Any]:
     }
 
 
-def _cache_figures(lm: LanguageModel, dev: Corpus | None, test: Corpus | None) -> dict[str, Any]:
+def _cache_figures(lm: LanguageModel, own: Scored) -> dict[str, Any]:
     """The cache's share, fitted on dev (else cache.weight), and the dev/test perplexities with
     the cache (``dev`` and ``test`` of the summary are the model's alone)."""
     out: dict[str, Any] = {"size": lm.cache_size, "decay": lm.cache_decay, "skip": lm.cache_skip}
-    if dev is not None:
-        lm.fit_cache(dev)
+    if "dev" in own:
+        lm.fit_cache(*own["dev"])
     out["weight"] = lm.cache_weight
-    out["weight_fitted_on"] = "dev" if dev is not None else "cache.weight"
-    for name, corpus in (("dev", dev), ("test", test)):
-        if corpus is not None:
-            out[name] = {"perplexity": perplexity_of(lm.log_probs(corpus))}
+    out["weight_fitted_on"] = "dev" if "dev" in own else "cache.weight"
+    for name, (corpus, lp) in own.items():
+        out[name] = {"perplexity": perplexity_of(lm.add_cache(corpus, lp))}
     return out
 
 
 def _interpolate(
     lm: LanguageModel,
     partner: LanguageModel,
-    dev: Corpus | None,
-    test: Corpus | None,
+    own: Scored,
     run_dir: Path,
 ) -> dict[str, Any]:
     """Fit the mixture weight on dev; report λ (the feed-forward model's share, ``weight_of``
     names its run) and the mixture's dev/test perplexity (also written to ``interpolation.json``,
     which :func:`load` reads back)."""
-    if dev is None:
+    if "dev" not in own:
         raise ConfigError("interpolate_with needs --dev: the mixture weight is fitted on dev data")
-    own_dev, other_dev = lm.own_log_probs(dev), partner.own_log_probs(dev)
+    dev, own_dev = own["dev"]
+    other_dev = partner.own_log_probs(dev)
     share = fit_mixture_weight(own_dev, other_dev)  # this model's share
     lm.mix_with(partner, share)
     out: dict[str, Any] = {
@@ -355,8 +362,9 @@ def _interpolate(
         "weight_of": str(lm.weighted_model.run_dir),
         "dev": {"perplexity": perplexity_of(mix_log_probs(own_dev, other_dev, share))},
     }
-    if test is not None:
-        mixed = mix_log_probs(lm.own_log_probs(test), partner.own_log_probs(test), share)
+    if "test" in own:
+        test, own_test = own["test"]
+        mixed = mix_log_probs(own_test, partner.own_log_probs(test), share)
         out["test"] = {"perplexity": perplexity_of(mixed)}
     write_atomic(run_dir / INTERPOLATION, json.dumps(out, indent=2), within=run_dir)
     return out
