@@ -29,8 +29,8 @@ TRAIN, EVAL, GENERATE, EXPORT = opt.help_tables(
         "--weight": "λ, the feed-forward model's share in the mixture (this run's when both or "
         "neither are feed-forward); default: fitted on --dev, else at training.",
         "--dev": "Fit the mixture weight (and the cache's share) on this corpus.",
-        "--cache": "Mix in a unigram cache of the text's last N words (0: none; default: the run's).",
-        "--cache-weight": "The cache's share, 0..0.999 (default: fitted on --dev, else the run's).",
+        "--cache": "Mix in the run's cache over the text's last N words (0: none; default: its size).",
+        "--cache-weight": "The cache's share, 0..0.999, split over its orders (default: fitted on --dev).",
     },
     generate={
         "RUN": "Run directory of a trained LM.",

@@ -235,7 +235,12 @@ class ConsoleReport:
             else ""
         )
         if lm.cache_size > 0:
-            mixed += f" with a cache of {lm.cache_size} words (share {lm.cache_weight:.3f})"
+            mixed += f" with a cache of {lm.cache_size} words (share {lm.cache_weight:.3f}"
+            if lm.cache_order > 1:  # each order's share
+                mixed += ": orders 1-{} {}".format(
+                    lm.cache_order, " / ".join(f"{w:.3f}" for w in lm.cache_weights)
+                )
+            mixed += ")"
         self.say(
             f"{run}{mixed} on {data}: perplexity {metrics['perplexity']:.2f} over "
             f"{metrics['tokens']} tokens ({metrics['sentences']} sentences, {EOS} counted; OOV rate "

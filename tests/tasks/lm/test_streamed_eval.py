@@ -14,10 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ffnlp.cli.main import app
-from ffnlp.errors import DataError
+from ffnlp.errors import ConfigError, DataError, ModelFileError
 from ffnlp.tasks.lm import load, train_lm
 from ffnlp.tasks.lm import result as lm_result
-from ffnlp.tasks.lm.evaluate import cache_probs, perplexity_of
+from ffnlp.tasks.lm.evaluate import cache_probs, fit_cache_weight, perplexity_of, with_cache
 from ffnlp.text.corpus import (
     EOS,
     CorpusConfig,
@@ -308,8 +308,15 @@ def _decaying(run: Path) -> lm_result.LanguageModel:
     return lm
 
 
+def _ngram_cache(run: Path) -> lm_result.LanguageModel:
+    lm = load(run)
+    lm.set_cache(25, (0.1, 0.15, 0.05), decay=0.95, skip=2, order=3)
+    return lm
+
+
 CACHED = {
     "nn": lambda r: load(r["nn"], cache=25, cache_weight=0.2),
+    "nn_trigram_cache": lambda r: _ngram_cache(r["nn"]),
     "nn_decay_skip": lambda r: _decaying(r["nn"]),
     "nn_sentences": lambda r: load(r["nn_sentences"], cache=3, cache_weight=0.5),
     "kn": lambda r: load(r["kn"], standalone=True, cache=40, tune_on=r["dev"]),
@@ -402,3 +409,136 @@ def test_bad_cache_options_are_refused_naming_them(
     result = runner.invoke(app, ["lm", "eval", str(runs["nn"]), "--data", str(runs["test"]), *args])
     assert result.exit_code != 0 and message in result.output, result.output
     assert "Traceback" not in result.output
+
+
+# -- the n-gram caches (cache.order) ------------------------------------------------------------
+
+
+def _direct_ngram_cache(
+    ids: np.ndarray, first: int, size: int, real_from: int, decay: float, order: int
+) -> list[float]:
+    """Among the `size` positions before each target, those whose order - 1 words before them
+    are the target's (all real words): the decayed share holding the target."""
+    out = []
+    for t in range(first, len(ids)):
+        context = [ids[t - i] for i in range(1, order)]
+        num = den = 0.0
+        if all(t - i >= real_from for i in range(1, order)):
+            for k in range(1, size + 1):  # the position k back
+                j = t - k
+                if j < real_from or any(j - i < real_from for i in range(1, order)):
+                    continue
+                if [ids[j - i] for i in range(1, order)] == context:
+                    den += decay ** (k - 1)
+                    num += decay ** (k - 1) * (ids[j] == ids[t])
+        out.append(num / den if den else np.nan)
+    return out
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_ngram_cache_probs_are_a_direct_count(order: int) -> None:
+    rng = np.random.default_rng(order)
+    ids = rng.integers(0, 3, size=150)  # three words: contexts recur
+    skipped = np.array([True, False, False])  # the unigram cache's; n-gram caches keep it
+    seen = []
+    for size, first, real_from, decay in ((6, 9, 0, 1.0), (20, 40, 33, 0.9), (9, 12, 12, 0.5)):
+        got = cache_probs(ids, first, size, real_from, decay, skipped, order=order)
+        want = _direct_ngram_cache(ids, first, size, real_from, decay, order)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        seen.extend(got)
+    assert np.isnan(seen).sum() >= 3 and (np.asarray(seen) > 0).sum() >= 20
+    with pytest.raises(ValueError, match="size \\+ order - 1 ids of history"):
+        cache_probs(ids, 6, 6, order=order)  # the context of the oldest position is missing
+
+
+def test_caches_with_nothing_to_say_give_their_share_back() -> None:
+    lp = np.log(np.array([0.2, 0.5, 0.1, 0.3]))
+    caches = np.array([[0.5, np.nan, 0.0, np.nan], [1.0, np.nan, np.nan, 0.25]])
+    got = np.exp(with_cache(lp, caches, (0.1, 0.3)))
+    want = [
+        (0.6 * 0.2 + 0.1 * 0.5 + 0.3 * 1.0) / 1.0,
+        0.5,  # no cache: the model's own
+        (0.6 * 0.1 + 0.1 * 0.0) / 0.7,
+        (0.6 * 0.3 + 0.3 * 0.25) / 0.9,
+    ]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    # one order: the unigram cache's mixture as it was
+    np.testing.assert_allclose(
+        np.exp(with_cache(lp, caches[0], 0.1)), [0.9 * 0.2 + 0.1 * 0.5, 0.5, 0.9 * 0.1, 0.3]
+    )
+
+
+def test_the_ngram_caches_shares_are_fitted_together(runs: dict[str, Path]) -> None:
+    lm = load(runs["nn"])
+    corpus = lm.encode(runs["test"])
+    lm.set_cache(30, decay=0.95, order=3)
+    shares = lm.fit_cache(corpus)
+    weights = lm.cache_weights
+    assert (
+        len(weights) == 3 and all(w > 0 for w in weights) and shares == pytest.approx(sum(weights))
+    )
+    best = perplexity_of(lm.log_probs(corpus))
+    plain = perplexity_of(lm.log_probs(corpus, cache=False))
+    lm.set_cache(30, weights[0] + weights[1] + weights[2], order=1)
+    unigram_only = perplexity_of(lm.log_probs(corpus))
+    assert best < unigram_only < plain  # (this corpus' words follow one another at random)
+    for k in range(3):  # the fitted shares beat their neighbours, one order at a time
+        for factor in (0.5, 1.5):
+            moved = list(weights)
+            moved[k] *= factor
+            lm.set_cache(30, moved, order=3)
+            assert perplexity_of(lm.log_probs(corpus)) >= best - 1e-9
+    raw = lm._cache_of(corpus)
+    assert fit_cache_weight(lm.log_probs(corpus, cache=False), raw) == pytest.approx(weights)
+
+
+def test_the_next_word_distribution_holds_the_ngram_caches(runs: dict[str, Path]) -> None:
+    lm = load(runs["nn"])
+    lm.set_cache(12, (0.1, 0.2, 0.15), decay=0.8, skip=2, order=3)
+    corpus = lm.encode(runs["test"])
+    ids = corpus.ids.numpy()
+    lp = lm.log_probs(corpus)
+    for t in (1, 2, 3, 4, 7, 40, 200):  # a target at position t reads ids[:t]
+        p = lm.next_distribution(list(ids[:t]))
+        assert p.sum() == pytest.approx(1.0)
+        assert np.log(p[ids[t]]) == pytest.approx(lp[t - 1], rel=1e-9)
+
+
+def test_bad_ngram_cache_settings_are_refused_naming_them(runs: dict[str, Path]) -> None:
+    lm = load(runs["nn"])
+    with pytest.raises(ConfigError, match="one share per cache order \\(3\\); got 2"):
+        lm.set_cache(10, (0.1, 0.2), order=3)
+    with pytest.raises(ConfigError, match="sum to 1.2; at most 0.999"):
+        lm.set_cache(10, (0.4, 0.8), order=2)
+    with pytest.raises(ConfigError, match="'order' parameter of LanguageModel.set_cache"):
+        lm.set_cache(10, order=9)
+    lm.set_cache(10, 0.3, order=3)
+    assert lm.cache_weights == pytest.approx((0.1, 0.1, 0.1))
+
+
+def test_ngram_caches_in_the_config_are_fitted_on_dev_and_read_back(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    train = _corpus(tmp_path / "train.txt", 300, 0)
+    out = tmp_path / "cached"
+    overrides = [*TINY, "cache.size=30", "cache.order=2"]
+    lm = train_lm(train, runs["dev"], runs["test"], overrides=overrides, out=out)
+    cache = json.loads((out / "summary.json").read_text())["cache"]
+    assert cache["order"] == 2 and len(cache["weights"]) == 2
+    assert cache["weight"] == pytest.approx(sum(cache["weights"]))
+    again = load(out)
+    assert again.cache_weights == tuple(cache["weights"]) == lm.cache_weights
+    assert again.perplexity(runs["test"]) == pytest.approx(cache["test"]["perplexity"], rel=1e-9)
+    got = runner.invoke(app, ["lm", "eval", str(out), "--data", str(runs["test"]), "--json"])
+    assert got.exit_code == 0, got.output
+    shown = json.loads(got.stdout)["cache"]
+    assert shown["order"] == 2 and shown["weights"] == cache["weights"]
+    said = runner.invoke(app, ["lm", "eval", str(out), "--data", str(runs["test"])])
+    w1, w2 = cache["weights"]
+    assert f"(share {w1 + w2:.3f}: orders 1-2 {w1:.3f} / {w2:.3f})" in " ".join(said.output.split())
+    # a summary whose shares do not fit the order is refused, naming the file
+    summary = json.loads((out / "summary.json").read_text())
+    summary["cache"]["weights"] = [0.1, 0.2, 0.3]
+    (out / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ModelFileError, match="summary.json: cache.weights must be 2 number"):
+        load(out)

@@ -23,21 +23,25 @@ class KNConfig:
     )
 
 
+MAX_CACHE_ORDER = 5
+
+
 @dataclass(frozen=True)
 class CacheConfig:
     size: int = option(
         0,
-        "a unigram cache (Kuhn & De Mori 1990): each word's probability is mixed with its share "
-        "of the last `size` words of the text being scored, p = (1 - w) p_model + w "
-        "count(word) / size; 0 = none. Words of a text recur (names, topics): on PTB a cache of "
+        "a cache (Kuhn & De Mori 1990): each word's probability is mixed with its share of the "
+        "last `size` words of the text being scored, p = (1 - w) p_model + w count(word) / size "
+        "(and with n-gram caches of that window: see order); 0 = none. Words of a text recur (names, topics): on PTB a cache of "
         "200 lowers the perplexity of the feed-forward LMs by about a tenth",
         ge=0,
         le=100_000,
     )
     weight: float = option(
         0.1,
-        "w, the cache's share: fitted on --dev at the end of training (and by `lm eval --dev`) "
-        "when there is one; this value otherwise",
+        "w, the cache's share (split evenly over its orders): fitted on --dev at the end of "
+        "training (and by `lm eval --dev`) when there is one, each order's share apart; this "
+        "value otherwise",
         ge=0,
         lt=1,
     )
@@ -51,9 +55,18 @@ class CacheConfig:
     skip: int = option(
         0,
         "leave </s> and the `skip` most frequent words of the training vocabulary out of the "
-        "cache (neither counted nor predicted by it: the model predicts them well already); 0: "
-        "none left out",
+        "unigram cache (neither counted nor predicted by it: the model predicts them well "
+        "already; the n-gram caches of order 2 and up keep them); 0: none left out",
         ge=0,
+    )
+    order: int = option(
+        1,
+        "the cache's n-gram order: 1, the unigram cache alone; 2 adds a bigram cache (of the "
+        "positions in the window that follow the word just read, the share holding the word), "
+        "3 a trigram cache (those that follow the last two words), and so on; each order its own "
+        "share, fitted together, a cache with nothing to say giving its share back to the others",
+        ge=1,
+        le=MAX_CACHE_ORDER,
     )
 
 

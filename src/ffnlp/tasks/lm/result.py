@@ -22,7 +22,7 @@ from ffnlp.models.io import NGRAM_TYPE, load_model, load_ngram
 from ffnlp.models.kneser_ney import KneserNey
 from ffnlp.models.lm import FeedForwardLM
 from ffnlp.params import check_bool, check_int, check_number, check_path, check_str
-from ffnlp.tasks.lm.config import LMConfig, resolve_config
+from ffnlp.tasks.lm.config import MAX_CACHE_ORDER, LMConfig, resolve_config
 from ffnlp.tasks.lm.evaluate import (
     cache_probs,
     chunk_log_probs_nn,
@@ -82,27 +82,40 @@ class LanguageModel:
         self.weight = weight
         self.summary = summary or {}
         self.eos_id = vocab.stoi(EOS)
-        # the unigram cache mixed into every probability given (cache.size words; 0 = none)
-        # and its share: the one fitted at training when there is one, else the configured one
+        # the cache mixed into every probability given (cache.size words; 0 = none), of orders
+        # 1..cache.order, and their shares: the ones fitted at training when there are, else
+        # the configured share split evenly
         self.cache_size = int(config.cache.size)
-        self.cache_weight = float(config.cache.weight)
+        self.cache_order = int(config.cache.order)
+        self.cache_weights = _split_share(float(config.cache.weight), self.cache_order)
         self.cache_decay = float(config.cache.decay)
         self.cache_skip = int(config.cache.skip)
+
+    @property
+    def cache_weight(self) -> float:
+        """The caches' share in all (the sum of ``cache_weights``, one per order)."""
+        return float(sum(self.cache_weights))
 
     def set_cache(
         self,
         size: int,
-        weight: float | None = None,
+        weight: float | Sequence[float] | None = None,
         decay: float | None = None,
         skip: int | None = None,
+        order: int | None = None,
     ) -> None:
-        """Mix a unigram cache of the last ``size`` words (0: none) into every probability
-        given, with share ``weight``, ``decay`` and ``skip`` as ``[cache]`` says (each default:
-        the one held)."""
+        """Mix a cache of the last ``size`` words (0: none) into every probability given, with
+        ``decay``, ``skip`` and ``order`` as ``[cache]`` says, and share ``weight``: one number
+        (split evenly over the orders) or one per order (each default: the one held; a new
+        order without a weight splits the share held evenly)."""
         owner = "LanguageModel.set_cache"
         self.cache_size = check_int(size, "size", owner, ge=0, le=100_000)
+        if order is not None:
+            self.cache_order = check_int(order, "order", owner, ge=1, le=MAX_CACHE_ORDER)
+            if weight is None and len(self.cache_weights) != self.cache_order:
+                self.cache_weights = _split_share(self.cache_weight, self.cache_order)
         if weight is not None:
-            self.cache_weight = check_number(weight, "weight", owner, ge=0, le=0.999)
+            self.cache_weights = _check_shares(weight, self.cache_order, owner)
         if decay is not None:
             self.cache_decay = check_number(decay, "decay", owner, gt=0, le=1)
         if skip is not None:
@@ -121,8 +134,15 @@ class LanguageModel:
         return skipped
 
     def _cache_probs(self, ids: np.ndarray, first: int, real_from: int) -> np.ndarray:
-        return cache_probs(
-            ids, first, self.cache_size, real_from, self.cache_decay, self._cache_skipped()
+        """(cache_order, n): each order's :func:`cache_probs` of the targets ``ids[first:]``."""
+        skipped = self._cache_skipped()
+        return np.vstack(
+            [
+                cache_probs(
+                    ids, first, self.cache_size, real_from, self.cache_decay, skipped, order
+                )
+                for order in range(1, self.cache_order + 1)
+            ]
         )
 
     def fit_cache(self, corpus: Corpus, log_probs: np.ndarray | None = None) -> float:
@@ -130,7 +150,7 @@ class LanguageModel:
         the cache is mixed into, when already computed (default: ``log_probs(corpus,
         cache=False)``, the model's, mixed with the partner's when there is one)."""
         base = self.log_probs(corpus, cache=False) if log_probs is None else log_probs
-        self.cache_weight = fit_cache_weight(base, self._cache_of(corpus))
+        self.cache_weights = fit_cache_weight(base, self._cache_of(corpus))
         return self.cache_weight
 
     def add_cache(self, corpus: Corpus, log_probs: np.ndarray) -> np.ndarray:
@@ -138,14 +158,18 @@ class LanguageModel:
         without a cache)."""
         if self.cache_size == 0:
             return log_probs
-        return with_cache(log_probs, self._cache_of(corpus), self.cache_weight)
+        return with_cache(log_probs, self._cache_of(corpus), self.cache_weights)
 
     def _cache_of(self, corpus: Corpus) -> np.ndarray:
         """:func:`cache_probs` of every target of a whole corpus (nothing before its first)."""
-        size = self.cache_size
+        pad = self._cache_history()
         targets = corpus.ids[1:].numpy()
-        ids = np.concatenate([np.full(size, -1, dtype=np.int64), targets])
-        return self._cache_probs(ids, size, real_from=size)
+        ids = np.concatenate([np.full(pad, -1, dtype=np.int64), targets])
+        return self._cache_probs(ids, pad, real_from=pad)
+
+    def _cache_history(self) -> int:
+        """The ids before a target that the cache reads (0 without one)."""
+        return self.cache_size + self.cache_order - 1 if self.cache_size > 0 else 0
 
     def set_weight(self, weight: float) -> None:
         """λ, the feed-forward model's weight in the mixture with the partner (this model's
@@ -260,7 +284,7 @@ class LanguageModel:
         those of the whole text scored at once."""
         check_path(path, "path", "LanguageModel.evaluate")
         counts = CorpusCounts()
-        history = max(*(m._history() for m in self._models()), self.cache_size)
+        history = max(*(m._history() for m in self._models()), self._cache_history())
         size = self._chunk_size()
         pieces = stream_ids(path, self.vocab, self.config.data, counts, size)
         sums, targets = [], 0
@@ -270,7 +294,7 @@ class LanguageModel:
                 if self.cache_size > 0:  # the ids before the text's first target are padding
                     real_from = history - min(history, targets)
                     cache = self._cache_probs(chunk, history, real_from)
-                    lp = with_cache(lp, cache, self.cache_weight)
+                    lp = with_cache(lp, cache, self.cache_weights)
                 sums.append(float(np.sum(lp)))
                 targets += len(lp)
         loss = -math.fsum(sums) / targets
@@ -288,6 +312,8 @@ class LanguageModel:
             out["cache"] = {"size": self.cache_size, "weight": self.cache_weight}
             if (self.cache_decay, self.cache_skip) != (1.0, 0):
                 out["cache"].update(decay=self.cache_decay, skip=self.cache_skip)
+            if self.cache_order > 1:
+                out["cache"].update(order=self.cache_order, weights=list(self.cache_weights))
         return out
 
     # -- streamed scoring (evaluate) ----------------------------------------------------------
@@ -361,16 +387,32 @@ class LanguageModel:
         if self.partner is not None:
             share = self.own_share()
             p = share * p + (1 - share) * self.partner._own_distribution(history)
-        recent = np.asarray(history[1:], dtype=np.int64)[-self.cache_size :]
-        if self.cache_size > 0 and len(recent) > 0 and self.cache_weight > 0:
-            weights = self.cache_decay ** np.arange(len(recent) - 1, -1, -1, dtype=np.float64)
-            skipped = self._cache_skipped()
-            if skipped is not None:
-                weights[skipped[recent]] = 0.0
-            if weights.sum() > 0:
-                cache = np.bincount(recent, weights, minlength=len(p)) / weights.sum()
-                p = (1 - self.cache_weight) * p + self.cache_weight * cache
+        if self.cache_size > 0 and self.cache_weight > 0:
+            p = self._with_next_cache(p, np.asarray(history[1:], dtype=np.int64))
         return p
+
+    def _with_next_cache(self, p: np.ndarray, text: np.ndarray) -> np.ndarray:
+        """``p`` (V,) mixed with each order's cache of the word after ``text`` (the words read
+        so far), as :func:`with_cache` mixes the figures of :func:`cache_probs`."""
+        end = len(text)  # the next word's position
+        pos = np.arange(max(0, end - self.cache_size), end)  # the window
+        weights = self.cache_decay ** (end - 1 - pos).astype(np.float64)
+        skipped = self._cache_skipped()
+        rest = 1.0 - self.cache_weight
+        out, norm = rest * p, rest
+        for order, share in enumerate(self.cache_weights, start=1):
+            used = np.ones(len(pos), dtype=bool)
+            if order == 1 and skipped is not None:
+                used &= ~skipped[text[pos]]
+            for i in range(1, min(order, end + 1)):  # positions whose word i back is the next's
+                used &= (pos >= i) & (text[np.maximum(pos - i, 0)] == text[end - i])
+            if order - 1 > end:  # fewer words read than the order needs before the next
+                used[:] = False
+            w = weights * used
+            if share > 0 and w.sum() > 0:
+                out = out + share * np.bincount(text[pos], w, minlength=len(p)) / w.sum()
+                norm += share
+        return out / norm
 
     def _own_distribution(self, history: Sequence[int]) -> np.ndarray:
         if self.ngram is not None:
@@ -577,12 +619,14 @@ def _load_alone(run_dir: Path) -> LanguageModel:
         size = network.vocab_size
     fitted = summary.get("cache")
     if isinstance(fitted, dict) and fitted.get("size") == lm.cache_size:
-        weight = fitted.get("weight")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < 1:
+        weight = fitted.get("weights", fitted.get("weight"))
+        try:  # fitted on dev at training
+            lm.cache_weights = _check_shares(weight, lm.cache_order, "summary.json")
+        except ConfigError as e:
             raise ModelFileError(
-                f"{run_dir}/summary.json: cache.weight must be a number from 0 to 1; got {weight!r}"
-            )
-        lm.cache_weight = float(weight)  # fitted on dev at training
+                f"{run_dir}/summary.json: cache.weights must be {lm.cache_order} number(s) from 0 "
+                f"to 1, summing below 1; got {weight!r}"
+            ) from e
     if len(vocab) != size:
         raise ModelFileError(
             f"{run_dir}: vocab.json has {len(vocab)} words but the model {size}; the files come "
@@ -639,3 +683,24 @@ def _attach_partner(
 def _saved_partner(saved: dict[str, Any]) -> Path | None:
     partner = saved.get("with")
     return Path(partner).resolve() if isinstance(partner, str) and partner else None
+
+
+def _split_share(share: float, order: int) -> tuple[float, ...]:
+    """One share of the caches split evenly over orders 1..order."""
+    return (share / order,) * order
+
+
+def _check_shares(weight: object, order: int, owner: str) -> tuple[float, ...]:
+    """The caches' shares: one number (split evenly over the orders) or one per order, each
+    from 0, summing to at most 0.999."""
+    if isinstance(weight, (list, tuple)):
+        if len(weight) != order:
+            raise ConfigError(
+                f"'weight' of {owner}: one share per cache order ({order}); got {len(weight)}"
+            )
+        shares = tuple(check_number(w, "weight", owner, ge=0, le=0.999) for w in weight)
+    else:
+        shares = _split_share(check_number(weight, "weight", owner, ge=0, le=0.999), order)
+    if sum(shares) > 0.999 + 1e-12:
+        raise ConfigError(f"'weight' of {owner}: the shares sum to {sum(shares):g}; at most 0.999")
+    return shares

@@ -335,6 +335,8 @@ def _cache_figures(lm: LanguageModel, own: Scored) -> dict[str, Any]:
     if "dev" in own:
         lm.fit_cache(*own["dev"])
     out["weight"] = lm.cache_weight
+    if lm.cache_order > 1:
+        out.update(order=lm.cache_order, weights=list(lm.cache_weights))
     out["weight_fitted_on"] = "dev" if "dev" in own else "cache.weight"
     for name, (corpus, lp) in own.items():
         out[name] = {"perplexity": perplexity_of(lm.add_cache(corpus, lp))}
