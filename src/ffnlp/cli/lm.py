@@ -31,6 +31,7 @@ TRAIN, EVAL, GENERATE, EXPORT = opt.help_tables(
         "--dev": "Fit the mixture weight (and the cache's share) on this corpus.",
         "--cache": "Mix in the run's cache over the text's last N words (0: none; default: its size).",
         "--cache-weight": "The cache's share, 0..0.999, split over its orders (default: fitted on --dev).",
+        "--cache-order": "The cache's n-gram order, 1..5: 1 unigram, 2 + bigram... (default: the run's).",
     },
     generate={
         "RUN": "Run directory of a trained LM.",
@@ -71,10 +72,8 @@ def train(
 
         ffnlp lm train --config ptb_lm --train ../shared/data/ptb/ptb.train.txt.gz --dev ../shared/data/ptb/ptb.valid.txt --test ../shared/data/ptb/ptb.test.txt --out runs/ptb_lm
     """
-    inputs = (train_file, dev, test)
-    common.train(
-        "lm", inputs, run, config, set_, out, seed, seeds, interpolate_with=interpolate_with
-    )
+    mixed = {"interpolate_with": interpolate_with}
+    common.train("lm", (train_file, dev, test), run, config, set_, out, seed, seeds, **mixed)
 
 
 @app.command("eval")
@@ -86,6 +85,7 @@ def evaluate(
     dev: Annotated[Path | None, EVAL("--dev")] = None,
     cache: Annotated[int | None, EVAL("--cache")] = None,
     cache_weight: Annotated[float | None, EVAL("--cache-weight")] = None,
+    cache_order: Annotated[int | None, EVAL("--cache-order")] = None,
     json_: opt.Json = False,
 ) -> None:
     """Perplexity of a trained LM or an ARPA file (optionally mixed with another) on a corpus.
@@ -96,7 +96,7 @@ def evaluate(
     """
     from ffnlp.tasks.lm import load as load_lm  # imports torch
 
-    lm = load_lm(run, interpolate_with, dev, weight, False, cache, cache_weight)
+    lm = load_lm(run, interpolate_with, dev, weight, False, cache, cache_weight, cache_order)
     print_result(lm.evaluate(data), json_, lambda m: screen.perplexity(run, data, lm, m))
 
 

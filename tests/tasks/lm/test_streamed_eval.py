@@ -401,6 +401,8 @@ def test_a_cache_in_the_config_is_fitted_on_dev_and_read_back(
             ["--cache-weight", "nan"],
             "'cache_weight' parameter of load must be a finite number >= 0 and <= 0.999",
         ),
+        (["--cache-order", "0"], "'cache_order' parameter of load must be an int >= 1"),
+        (["--cache-order", "6"], "'cache_order' parameter of load must be an int >= 1 and <= 5"),
     ],
 )
 def test_bad_cache_options_are_refused_naming_them(
@@ -542,3 +544,29 @@ def test_ngram_caches_in_the_config_are_fitted_on_dev_and_read_back(
     (out / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(ModelFileError, match="summary.json: cache.weights must be 2 number"):
         load(out)
+
+
+def test_lm_eval_takes_the_cache_order(runs: dict[str, Path]) -> None:
+    args = ["lm", "eval", str(runs["nn"]), "--data", str(runs["test"]), "--cache", "25"]
+    args += ["--cache-order", "3", "--dev", str(runs["dev"]), "--json"]
+    got = runner.invoke(app, args)
+    assert got.exit_code == 0, got.output
+    figures = json.loads(got.stdout)
+    want = load(runs["nn"], tune_on=runs["dev"], cache=25, cache_order=3)
+    assert figures["cache"]["order"] == 3 and figures["cache"]["weights"] == list(
+        want.cache_weights
+    )
+    assert figures["perplexity"] == pytest.approx(want.perplexity(runs["test"]), rel=1e-9)
+    unigram = load(runs["nn"], tune_on=runs["dev"], cache=25)
+    assert figures["perplexity"] != pytest.approx(unigram.perplexity(runs["test"]), rel=1e-6)
+
+
+@pytest.mark.parametrize("model", ["kn", "arpa"])
+def test_n_gram_models_take_the_n_gram_caches_too(runs: dict[str, Path], model: str) -> None:
+    args = ["lm", "eval", str(runs[model]), "--data", str(runs["test"]), "--cache", "25"]
+    plain = runner.invoke(app, [*args, "--cache", "0", "--json"])
+    got = runner.invoke(app, [*args, "--cache-order", "2", "--dev", str(runs["dev"]), "--json"])
+    assert plain.exit_code == 0 and got.exit_code == 0, got.output
+    figures = json.loads(got.stdout)
+    assert figures["cache"]["order"] == 2 and all(w > 0 for w in figures["cache"]["weights"])
+    assert figures["perplexity"] < json.loads(plain.stdout)["perplexity"]

@@ -507,6 +507,7 @@ def load(
     standalone: bool = False,
     cache: int | None = None,
     cache_weight: float | None = None,
+    cache_order: int | None = None,
 ) -> LanguageModel:
     """Load a trained LM (either kind) from its run directory.
 
@@ -516,8 +517,9 @@ def load(
     run's when both or neither are feed-forward) is ``weight`` if given, else fitted on
     ``tune_on``, else the weight fitted at training time.  ``standalone`` ignores the run's own
     ``interpolate_with``. ``cache`` (a number of words; 0: none) replaces the run's unigram cache
-    (``cache.size``); its share is ``cache_weight`` if given, else fitted on ``tune_on`` (after
-    the mixture), else the run's.
+    (``cache.size``) and ``cache_order`` its order (``cache.order``: 2 adds a bigram cache...);
+    its share is ``cache_weight`` if given (split evenly over the orders), else fitted on
+    ``tune_on`` (after the mixture), else the run's.
 
     >>> lm = load("runs/ptb_lm", interpolate_with="runs/ptb_kn5", tune_on="ptb.valid.txt")  # doctest: +SKIP
     >>> load("kenlm.arpa").perplexity("ptb.test.txt")  # doctest: +SKIP
@@ -532,8 +534,10 @@ def load(
     if cache_weight is not None:
         cache_weight = check_number(cache_weight, "cache_weight", "load", ge=0, le=0.999)
     lm = _load_mixed(run_dir, interpolate_with, tune_on, weight, standalone)
-    if cache is not None or cache_weight is not None:
-        lm.set_cache(lm.cache_size if cache is None else cache, cache_weight)
+    if cache_order is not None:
+        cache_order = check_int(cache_order, "cache_order", "load", ge=1, le=MAX_CACHE_ORDER)
+    if cache is not None or cache_weight is not None or cache_order is not None:
+        lm.set_cache(lm.cache_size if cache is None else cache, cache_weight, order=cache_order)
     if tune_on is not None and cache_weight is None and lm.cache_size > 0:
         lm.fit_cache(lm.encode(tune_on))
     return lm
