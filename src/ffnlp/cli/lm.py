@@ -72,7 +72,7 @@ def train(
 
         ffnlp lm train --config ptb_lm --train ../shared/data/ptb/ptb.train.txt.gz --dev ../shared/data/ptb/ptb.valid.txt --test ../shared/data/ptb/ptb.test.txt --out runs/ptb_lm
     """
-    mixed = {"interpolate_with": interpolate_with}
+    mixed: dict[str, Any] = {"interpolate_with": interpolate_with}
     common.train("lm", (train_file, dev, test), run, config, set_, out, seed, seeds, **mixed)
 
 
