@@ -570,3 +570,23 @@ def test_n_gram_models_take_the_n_gram_caches_too(runs: dict[str, Path], model: 
     figures = json.loads(got.stdout)
     assert figures["cache"]["order"] == 2 and all(w > 0 for w in figures["cache"]["weights"])
     assert figures["perplexity"] < json.loads(plain.stdout)["perplexity"]
+
+
+def test_load_scores_the_tuning_text_once_for_the_mixture_and_the_cache(
+    runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scored: list[Path | None] = []
+    own = lm_result.LanguageModel.own_log_probs
+
+    def counting(self: lm_result.LanguageModel, corpus: object) -> np.ndarray:
+        scored.append(self.run_dir)
+        return own(self, corpus)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lm_result.LanguageModel, "own_log_probs", counting)
+    lm = load(runs["nn"], interpolate_with=runs["kn"], tune_on=runs["dev"], cache=25, cache_order=2)
+    assert sorted(map(str, scored)) == sorted([str(runs["nn"]), str(runs["kn"])])  # once each
+    monkeypatch.setattr(lm_result.LanguageModel, "own_log_probs", own)
+    again = load(runs["nn"], interpolate_with=runs["kn"], tune_on=runs["dev"])
+    again.set_cache(25, order=2)
+    again.fit_cache(again.encode(runs["dev"]))  # the mixture scored anew: the same shares
+    assert again.weight == lm.weight and again.cache_weights == pytest.approx(lm.cache_weights)

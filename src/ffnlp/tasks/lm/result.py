@@ -533,14 +533,21 @@ def load(
         cache = check_int(cache, "cache", "load", ge=0, le=100_000)
     if cache_weight is not None:
         cache_weight = check_number(cache_weight, "cache_weight", "load", ge=0, le=0.999)
-    lm = _load_mixed(run_dir, interpolate_with, tune_on, weight, standalone)
     if cache_order is not None:
         cache_order = check_int(cache_order, "cache_order", "load", ge=1, le=MAX_CACHE_ORDER)
+    lm, tuned = _load_mixed(run_dir, interpolate_with, tune_on, weight, standalone)
     if cache is not None or cache_weight is not None or cache_order is not None:
         lm.set_cache(lm.cache_size if cache is None else cache, cache_weight, order=cache_order)
     if tune_on is not None and cache_weight is None and lm.cache_size > 0:
-        lm.fit_cache(lm.encode(tune_on))
+        # the mixture's fit scored tune_on already: the cache is fitted over those figures
+        if tuned is not None:
+            lm.fit_cache(*tuned)
+        else:
+            lm.fit_cache(lm.encode(tune_on))
     return lm
+
+
+Tuned = tuple[Corpus, np.ndarray]  # the text a mixture was fitted on, the mixture's log p
 
 
 def _load_mixed(
@@ -549,24 +556,24 @@ def _load_mixed(
     tune_on: str | Path | None,
     weight: float | None,
     standalone: bool,
-) -> LanguageModel:
-    """:func:`load` without the cache's settings."""
+) -> tuple[LanguageModel, Tuned | None]:
+    """:func:`load` without the cache's settings; with the mixture's figures on ``tune_on`` when
+    its weight was fitted there."""
     run_dir = run_path(run_dir)
     if run_dir.is_file():  # an ARPA file; mixed, it takes its partner's word ids
         if interpolate_with is None:
-            return load_arpa(run_dir)
+            return load_arpa(run_dir), None
         other = Path(interpolate_with)
         partner = load_arpa(other) if other.is_file() else load(other, standalone=True)
         lm = load_arpa(run_dir, partner.vocab)
-        _attach_partner(lm, run_dir, other, tune_on, weight, partner)
-        return lm
+        return lm, _attach_partner(lm, run_dir, other, tune_on, weight, partner)
     lm = _load_alone(run_dir)
     partner_dir = interpolate_with
     if partner_dir is None and lm.config.interpolate_with and not standalone:
         partner_dir = lm.config.interpolate_with
-    if partner_dir is not None:
-        _attach_partner(lm, run_dir, Path(partner_dir), tune_on, weight)
-    return lm
+    if partner_dir is None:
+        return lm, None
+    return lm, _attach_partner(lm, run_dir, Path(partner_dir), tune_on, weight)
 
 
 def load_lm(
@@ -646,10 +653,11 @@ def _attach_partner(
     tune_on: str | Path | None,
     weight: float | None,
     partner: LanguageModel | None = None,
-) -> None:
+) -> Tuned | None:
     """Mix ``lm`` with the LM of ``partner_dir`` (a run or an ARPA file; ``partner`` when already
     loaded), at the weight given, fitted on ``tune_on``, or fitted at training time
-    (interpolation.json), in that order of preference."""
+    (interpolation.json), in that order of preference; the mixture's figures on ``tune_on``
+    when fitted there."""
     if partner is None and partner_dir.is_file():  # ARPA: indexed by this model's vocabulary
         partner = load_arpa(partner_dir, lm.vocab)
     elif partner is None:
@@ -666,9 +674,9 @@ def _attach_partner(
         lm.set_weight(weight)
     elif tune_on is not None:
         corpus = lm.encode(tune_on)
-        lm.mix_with(
-            partner, fit_mixture_weight(lm.own_log_probs(corpus), partner.own_log_probs(corpus))
-        )
+        own, other = lm.own_log_probs(corpus), partner.own_log_probs(corpus)
+        lm.mix_with(partner, fit_mixture_weight(own, other))
+        return corpus, mix_log_probs(own, other, lm.own_share())
     elif saved and _saved_partner(saved) == partner_dir.resolve():
         weight = saved.get("weight")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
@@ -682,6 +690,7 @@ def _attach_partner(
             f"no mixture weight for {run_dir} with {partner_dir}: pass --dev FILE to fit it, "
             "or --weight W (λ, the feed-forward model's share, between 0 and 1)"
         )
+    return None
 
 
 def _saved_partner(saved: dict[str, Any]) -> Path | None:
