@@ -590,3 +590,28 @@ def test_load_scores_the_tuning_text_once_for_the_mixture_and_the_cache(
     again.set_cache(25, order=2)
     again.fit_cache(again.encode(runs["dev"]))  # the mixture scored anew: the same shares
     assert again.weight == lm.weight and again.cache_weights == pytest.approx(lm.cache_weights)
+
+
+def test_a_mixed_run_fits_its_cache_over_the_mixture_and_loads_it(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    train = _corpus(tmp_path / "train.txt", 300, 0)
+    out = tmp_path / "mixed"
+    overrides = [*TINY, "cache.size=30", "cache.order=2"]
+    lm = train_lm(
+        train, runs["dev"], runs["test"], overrides=overrides, out=out, interpolate_with=runs["kn"]
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    alone, mixed = summary["cache"], summary["interpolated"]["cache"]
+    assert mixed == json.loads((out / "interpolation.json").read_text())["cache"]
+    assert mixed["weights"] != alone["weights"]  # fitted again, over the mixture
+    assert mixed["dev"]["perplexity"] < summary["interpolated"]["dev"]["perplexity"]
+    assert lm.partner is not None and lm.cache_weights == tuple(mixed["weights"])
+    again = load(out)  # the saved mixture, with the cache's shares fitted over it
+    assert again.partner is not None and again.cache_weights == tuple(mixed["weights"])
+    assert again.perplexity(runs["test"]) == pytest.approx(mixed["test"]["perplexity"], rel=1e-9)
+    alone_run = load(out, standalone=True)  # the network alone keeps the shares fitted on it
+    assert alone_run.cache_weights == tuple(alone["weights"])
+    assert alone_run.perplexity(runs["test"]) == pytest.approx(
+        alone["test"]["perplexity"], rel=1e-9
+    )

@@ -628,16 +628,7 @@ def _load_alone(run_dir: Path) -> LanguageModel:
             )
         lm = LanguageModel(cfg, vocab, run_dir, network=network, summary=summary)
         size = network.vocab_size
-    fitted = summary.get("cache")
-    if isinstance(fitted, dict) and fitted.get("size") == lm.cache_size:
-        weight = fitted.get("weights", fitted.get("weight"))
-        try:  # fitted on dev at training
-            lm.cache_weights = _check_shares(weight, lm.cache_order, "summary.json")
-        except ConfigError as e:
-            raise ModelFileError(
-                f"{run_dir}/summary.json: cache.weights must be {lm.cache_order} number(s) from 0 "
-                f"to 1, summing below 1; got {weight!r}"
-            ) from e
+    _read_cache_shares(lm, summary.get("cache"), run_dir / "summary.json")
     if len(vocab) != size:
         raise ModelFileError(
             f"{run_dir}: vocab.json has {len(vocab)} words but the model {size}; the files come "
@@ -685,12 +676,28 @@ def _attach_partner(
             lm.set_weight(float(weight))
         else:  # written before λ had one meaning: then "weight" was this run's share
             lm.mix_with(partner, float(weight))
+        _read_cache_shares(lm, saved.get("cache"), interp)  # the cache over the mixture
     else:
         raise ConfigError(
             f"no mixture weight for {run_dir} with {partner_dir}: pass --dev FILE to fit it, "
             "or --weight W (λ, the feed-forward model's share, between 0 and 1)"
         )
     return None
+
+
+def _read_cache_shares(lm: LanguageModel, fitted: object, path: Path) -> None:
+    """The cache's shares fitted at training (a ``cache`` block of summary.json, or of
+    interpolation.json for the mixture), when it is of the cache ``lm`` holds."""
+    if not isinstance(fitted, dict) or fitted.get("size") != lm.cache_size:
+        return
+    weight = fitted.get("weights", fitted.get("weight"))
+    try:
+        lm.cache_weights = _check_shares(weight, lm.cache_order, path.name)
+    except ConfigError as e:
+        raise ModelFileError(
+            f"{path}: cache.weights must be {lm.cache_order} number(s) from 0 to 1, summing "
+            f"below 1; got {weight!r}"
+        ) from e
 
 
 def _saved_partner(saved: dict[str, Any]) -> Path | None:

@@ -351,7 +351,8 @@ def _interpolate(
 ) -> dict[str, Any]:
     """Fit the mixture weight on dev; report λ (the feed-forward model's share, ``weight_of``
     names its run) and the mixture's dev/test perplexity (also written to ``interpolation.json``,
-    which :func:`load` reads back)."""
+    which :func:`load` reads back), and with the cache, when there is one, over the mixture
+    (``cache``: its shares fitted on the mixture's dev, the ones a mixed run's LM takes)."""
     if "dev" not in own:
         raise ConfigError("interpolate_with needs --dev: the mixture weight is fitted on dev data")
     dev, own_dev = own["dev"]
@@ -364,9 +365,12 @@ def _interpolate(
         "weight_of": str(lm.weighted_model.run_dir),
         "dev": {"perplexity": perplexity_of(mix_log_probs(own_dev, other_dev, share))},
     }
+    mixed: Scored = {"dev": (dev, mix_log_probs(own_dev, other_dev, share))}
     if "test" in own:
         test, own_test = own["test"]
-        mixed = mix_log_probs(own_test, partner.own_log_probs(test), share)
-        out["test"] = {"perplexity": perplexity_of(mixed)}
+        mixed["test"] = (test, mix_log_probs(own_test, partner.own_log_probs(test), share))
+        out["test"] = {"perplexity": perplexity_of(mixed["test"][1])}
+    if lm.cache_size > 0:  # the cache over the mixture: its shares fitted on the mixture's dev
+        out["cache"] = _cache_figures(lm, mixed)
     write_atomic(run_dir / INTERPOLATION, json.dumps(out, indent=2), within=run_dir)
     return out
