@@ -209,10 +209,14 @@ class ConsoleReport:
                 s = summary[split]
                 table.add_row(split, f"{s['perplexity']:.2f}", str(s["tokens"]))
         interp = summary.get("interpolated")
-        for split in ("dev", "test") if interp else ():
-            if split in interp:
-                mixed = f"{split} (mixed, λ={interp['weight']:.3f})"
-                table.add_row(mixed, f"{interp[split]['perplexity']:.2f}", "")
+        blocks = [(summary.get("cache"), "{} (with the cache)")]
+        if interp:
+            mix = f"{{}} (mixed, λ={interp['weight']:.3f})"
+            blocks += [(interp, mix), (interp.get("cache"), mix[:-1] + ", with the cache)")]
+        for block, name in blocks:
+            for split in ("dev", "test") if block else ():
+                if split in block:
+                    table.add_row(name.format(split), f"{block[split]['perplexity']:.2f}", "")
         self.say(table)
         if interp:
             self.say(f"λ: the weight of {interp['weight_of']} in the mixture", markup=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import tracemalloc
 from pathlib import Path
 
@@ -615,3 +616,26 @@ def test_a_mixed_run_fits_its_cache_over_the_mixture_and_loads_it(
     assert alone_run.perplexity(runs["test"]) == pytest.approx(
         alone["test"]["perplexity"], rel=1e-9
     )
+
+
+def test_lm_train_prints_the_cache_s_figures(runs: dict[str, Path], tmp_path: Path) -> None:
+    train = _corpus(tmp_path / "train.txt", 300, 0)
+    out = tmp_path / "printed"
+    args = ["lm", "train", "--train", str(train), "--dev", str(runs["dev"]), "--test"]
+    args += [str(runs["test"]), "--interpolate-with", str(runs["kn"]), "--out", str(out)]
+    for item in [*TINY, "cache.size=30", "cache.order=2"]:
+        args += ["--set", item]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    lam = summary["interpolated"]["weight"]
+    rows = {
+        "test (with the cache)": summary["cache"]["test"]["perplexity"],
+        f"test (mixed, λ={lam:.3f})": summary["interpolated"]["test"]["perplexity"],
+        f"test (mixed, λ={lam:.3f}, with the cache)": summary["interpolated"]["cache"]["test"][
+            "perplexity"
+        ],
+    }
+    for name, value in rows.items():
+        row = rf"{re.escape(name)}\s*│\s*{value:.2f}\s*│"
+        assert re.search(row, result.output), (name, result.output)
