@@ -491,7 +491,7 @@ def test_the_ngram_caches_shares_are_fitted_together(runs: dict[str, Path]) -> N
             moved[k] *= factor
             lm.set_cache(30, moved, order=3)
             assert perplexity_of(lm.log_probs(corpus)) >= best - 1e-9
-    raw = lm._cache_of(corpus)
+    raw = lm.cache_of(corpus)
     assert fit_cache_weight(lm.log_probs(corpus, cache=False), raw) == pytest.approx(weights)
 
 

@@ -32,8 +32,9 @@ class CacheConfig:
         0,
         "a cache (Kuhn & De Mori 1990): each word's probability is mixed with its share of the "
         "last `size` words of the text being scored, p = (1 - w) p_model + w count(word) / size "
-        "(and with n-gram caches of that window: see order); 0 = none. Words of a text recur (names, topics): on PTB a cache of "
-        "200 lowers the perplexity of the feed-forward LMs by about a tenth",
+        "(and with n-gram caches of that window: see order); 0 = none. Words of a text recur "
+        "(names, topics): on PTB a cache of 200 lowers the perplexity of the feed-forward LMs "
+        "by about a tenth",
         ge=0,
         le=100_000,
     )

@@ -145,23 +145,35 @@ class LanguageModel:
             ]
         )
 
-    def fit_cache(self, corpus: Corpus, log_probs: np.ndarray | None = None) -> float:
+    def fit_cache(
+        self,
+        corpus: Corpus,
+        log_probs: np.ndarray | None = None,
+        caches: np.ndarray | None = None,
+    ) -> float:
         """Fit the cache's share on ``corpus``; returns it. ``log_probs``: the probabilities
         the cache is mixed into, when already computed (default: ``log_probs(corpus,
-        cache=False)``, the model's, mixed with the partner's when there is one)."""
+        cache=False)``, the model's, mixed with the partner's when there is one); ``caches``:
+        :meth:`cache_of` the corpus, when already computed."""
         base = self.log_probs(corpus, cache=False) if log_probs is None else log_probs
-        self.cache_weights = fit_cache_weight(base, self._cache_of(corpus))
+        made = self.cache_of(corpus) if caches is None else caches
+        self.cache_weights = fit_cache_weight(base, made)
         return self.cache_weight
 
-    def add_cache(self, corpus: Corpus, log_probs: np.ndarray) -> np.ndarray:
+    def add_cache(
+        self, corpus: Corpus, log_probs: np.ndarray, caches: np.ndarray | None = None
+    ) -> np.ndarray:
         """``log_probs`` of the targets of ``corpus`` with the cache mixed in (as they are
-        without a cache)."""
+        without a cache); ``caches``: :meth:`cache_of` the corpus, when already computed."""
         if self.cache_size == 0:
             return log_probs
-        return with_cache(log_probs, self._cache_of(corpus), self.cache_weights)
+        made = self.cache_of(corpus) if caches is None else caches
+        return with_cache(log_probs, made, self.cache_weights)
 
-    def _cache_of(self, corpus: Corpus) -> np.ndarray:
-        """:func:`cache_probs` of every target of a whole corpus (nothing before its first)."""
+    def cache_of(self, corpus: Corpus) -> np.ndarray:
+        """(cache.order, targets): each order's :func:`cache_probs` of every target of a whole
+        corpus (nothing before its first). They depend on the text and the cache's settings
+        alone, not on the model's probabilities or the shares."""
         pad = self._cache_history()
         targets = corpus.ids[1:].numpy()
         ids = np.concatenate([np.full(pad, -1, dtype=np.int64), targets])

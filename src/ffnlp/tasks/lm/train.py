@@ -150,10 +150,13 @@ def _add_figures(
         summary["dev"] = _split_figures(*own["dev"])
     if "test" in own:
         summary["test"] = _split_figures(*own["test"])
+    # the caches' probabilities depend on the text alone: made once, for the model and mixture
+    caches = {}
     if cfg.cache.size > 0:
-        summary["cache"] = _cache_figures(lm, own)
+        caches = {name: lm.cache_of(corpus) for name, (corpus, _) in own.items()}
+        summary["cache"] = _cache_figures(lm, own, caches)
     if partner is not None:
-        summary["interpolated"] = _interpolate(lm, partner, own, run_dir)
+        summary["interpolated"] = _interpolate(lm, partner, own, caches, run_dir)
     if cfg.samples:
         summary["samples"] = [
             lm.generate("", max_tokens=40, seed=i).text for i in range(cfg.samples)
@@ -328,18 +331,19 @@ def _split_figures(corpus: Corpus, lp: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _cache_figures(lm: LanguageModel, own: Scored) -> dict[str, Any]:
+def _cache_figures(lm: LanguageModel, own: Scored, caches: dict[str, np.ndarray]) -> dict[str, Any]:
     """The cache's share, fitted on dev (else cache.weight), and the dev/test perplexities with
-    the cache (``dev`` and ``test`` of the summary are the model's alone)."""
+    the cache (``dev`` and ``test`` of the summary are the model's alone); ``caches``: each
+    split's :meth:`~LanguageModel.cache_of`."""
     out: dict[str, Any] = {"size": lm.cache_size, "decay": lm.cache_decay, "skip": lm.cache_skip}
     if "dev" in own:
-        lm.fit_cache(*own["dev"])
+        lm.fit_cache(*own["dev"], caches["dev"])
     out["weight"] = lm.cache_weight
     if lm.cache_order > 1:
         out.update(order=lm.cache_order, weights=list(lm.cache_weights))
     out["weight_fitted_on"] = "dev" if "dev" in own else "cache.weight"
     for name, (corpus, lp) in own.items():
-        out[name] = {"perplexity": perplexity_of(lm.add_cache(corpus, lp))}
+        out[name] = {"perplexity": perplexity_of(lm.add_cache(corpus, lp, caches[name]))}
     return out
 
 
@@ -347,6 +351,7 @@ def _interpolate(
     lm: LanguageModel,
     partner: LanguageModel,
     own: Scored,
+    caches: dict[str, np.ndarray],
     run_dir: Path,
 ) -> dict[str, Any]:
     """Fit the mixture weight on dev; report λ (the feed-forward model's share, ``weight_of``
@@ -359,18 +364,18 @@ def _interpolate(
     other_dev = partner.own_log_probs(dev)
     share = fit_mixture_weight(own_dev, other_dev)  # this model's share
     lm.mix_with(partner, share)
+    mixed: Scored = {"dev": (dev, mix_log_probs(own_dev, other_dev, share))}
     out: dict[str, Any] = {
         "with": str(partner.run_dir),
         "weight": lm.weight,  # λ: the feed-forward model's share (see LanguageModel.weight)
         "weight_of": str(lm.weighted_model.run_dir),
-        "dev": {"perplexity": perplexity_of(mix_log_probs(own_dev, other_dev, share))},
+        "dev": {"perplexity": perplexity_of(mixed["dev"][1])},
     }
-    mixed: Scored = {"dev": (dev, mix_log_probs(own_dev, other_dev, share))}
     if "test" in own:
         test, own_test = own["test"]
         mixed["test"] = (test, mix_log_probs(own_test, partner.own_log_probs(test), share))
         out["test"] = {"perplexity": perplexity_of(mixed["test"][1])}
     if lm.cache_size > 0:  # the cache over the mixture: its shares fitted on the mixture's dev
-        out["cache"] = _cache_figures(lm, mixed)
+        out["cache"] = _cache_figures(lm, mixed, caches)
     write_atomic(run_dir / INTERPOLATION, json.dumps(out, indent=2), within=run_dir)
     return out
