@@ -153,6 +153,15 @@ def test_label_order_numeric_when_all_integers():
     assert LabelVocab.build(["b", "a"]).labels == LabelVocab.build(["a", "b"]).labels == ["a", "b"]
 
 
+def test_iterating_a_vocabulary_gives_its_entries_in_id_order():
+    # list() of a vocabulary once fell back to __getitem__(0), which looked 0 up as a label
+    # ("unknown label 0") instead of iterating
+    assert list(LabelVocab.build(["1", "0", "1"])) == ["0", "1"]
+    assert [label for label in LabelVocab.build(["pos", "neg"])] == ["neg", "pos"]
+    vocab = Vocab.build([["b", "a", "b"]], specials=["<unk>"])
+    assert list(vocab) == vocab.itos and list(vocab)[0] == "<unk>" and "b" in list(vocab)
+
+
 def test_label_encode_decode_and_unseen_labels():
     labels = LabelVocab.build(["pos", "neg", "pos"])
     assert labels.encode(["neg", "pos"]) == [0, 1] and labels["pos"] == 1 and len(labels) == 2

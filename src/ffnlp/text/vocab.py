@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,10 @@ class Vocab:
     def __getitem__(self, token: str) -> int:
         return self.stoi(token)
 
+    def __iter__(self) -> Iterator[str]:
+        """The tokens in id order (``list(vocab)`` is ``vocab.itos``)."""
+        return iter(self.itos)
+
     def __repr__(self) -> str:
         return f"Vocab(size={len(self)}, specials={self.specials})"
 
@@ -249,6 +253,10 @@ class LabelVocab:
 
     def __getitem__(self, label: str) -> int:
         return self.encode([label])[0]
+
+    def __iter__(self) -> Iterator[str]:
+        """The labels in id order (``list(clf.labels)`` is ``clf.labels.labels``)."""
+        return iter(self.labels)
 
     def __repr__(self) -> str:
         return f"LabelVocab({self.labels})"
