@@ -24,7 +24,8 @@ Contenders:
 - scikit-learn tf-idf over word uni+bigrams (sublinear tf) + LogisticRegression(C=10);
 - ffnlp logreg: logistic regression over tf-idf n-grams (configs/sst2_logreg.toml; SST-2 only);
 - ffnlp mlp: the MLP over tf-idf n-grams (configs/sst2_ffnn.toml, configs/mr_ffnn.toml);
-- ffnlp best: the same with NBSVM's log-count-ratio features and a seed ensemble of 5, one model
+- ffnlp best: the same with character 2..5-grams, the n-grams of the clause after "but" marked
+  apart, NBSVM's log-count-ratio features and a seed ensemble of 5, one model
   (configs/sst2_best.toml, configs/mr_best.toml); its fit time is the 5 members' together;
 - ffnlp pooled: the pooled-embedding network (configs/sst2_pooled.toml, configs/mr_pooled.toml);
 - SST-2 only, character n-gram subwords: ffnlp pooled+subwords (configs/sst2_pooled_subwords.toml)

@@ -237,6 +237,12 @@ def feature_spec(classifier: Any) -> dict[str, Any]:
                 "covers word n-grams only, not character n-grams; export a run trained without "
                 "them (features.char_ngram_range = [0, 0])"
             )
+        if bag.contrast_words:
+            raise ConfigError(
+                f"features.contrast_words = {list(bag.contrast_words)}: the exported feature "
+                "spec covers a text's word n-grams only, not those of the clause after a "
+                "contrast word; export a run trained without them (features.contrast_words = [])"
+            )
         spec.update(
             kind="ngrams",
             inputs=["ids", "weights"],

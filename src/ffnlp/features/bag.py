@@ -20,6 +20,15 @@ tokens joined by one space, with a space at each end: ``" a fine film "`` holds 
 spelling variants and the words beside it at once. Their columns follow the word n-grams'
 (``to_dict`` keeps their names apart, under ``"char_features"``); the values, weights and norm
 are computed over both kinds together.
+
+``contrast_words`` (e.g. ``("but",)``) adds the n-grams of a text's last clause after a contrast:
+when a text holds one of these words (compared case-insensitively), the word n-grams of the
+tokens after its last occurrence, and with ``char_range`` their character n-grams, are counted a
+second time as features of their own, marked apart from the same n-grams anywhere in the text.
+In "the cast is fine , but the plot is a mess" the clause after "but" usually carries the verdict
+(Hu et al. 2016 write this as a rule; here the model learns how much to trust it). Their keys
+start with :data:`CLAUSE_MARK` (a character's after the :data:`CHAR_MARK`), their names with
+``clause:``; a text without a contrast word has none of them.
 """
 
 from __future__ import annotations
@@ -39,11 +48,40 @@ NORMS = ("auto", "l2", None)
 # the key of a character n-gram in ``vocabulary_``: this mark, then its characters. No word
 # n-gram starts with a tab (tokens hold no whitespace), so the two kinds never share a key.
 CHAR_MARK = "\t"
+# the key of an n-gram of the clause after a contrast word: this mark, then the n-gram (a word
+# n-gram), or CHAR_MARK, this mark, then its characters (a character n-gram). Vertical tab: no
+# token holds it, so no other n-gram's key starts with it or holds it after CHAR_MARK.
+CLAUSE_MARK = "\v"
 
 
 def char_name(key: str) -> str:
-    """How a character n-gram's key is shown among feature names: ``chars:' fil'``."""
-    return f"chars:{key[len(CHAR_MARK) :]!r}"
+    """How a character n-gram's key is shown among feature names: ``chars:' fil'`` (one of
+    the clause after a contrast word: ``clause:chars:' fil'``)."""
+    chars = key[len(CHAR_MARK) :]
+    if chars.startswith(CLAUSE_MARK):
+        return f"clause:chars:{chars[len(CLAUSE_MARK) :]!r}"
+    return f"chars:{chars!r}"
+
+
+def feature_name(key: str) -> str:
+    """How a feature's key is shown: a word n-gram as itself (``good film``), one of the clause
+    after a contrast word as ``clause:good film``, a character n-gram as :func:`char_name`."""
+    if key.startswith(CHAR_MARK):
+        return char_name(key)
+    if key.startswith(CLAUSE_MARK):
+        return "clause:" + key[len(CLAUSE_MARK) :]
+    return key
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    """A saved list of words (contrast_words), checked: a list of strings."""
+    if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+        raise TypeError(f"contrast_words must be a list of words; got {value!r}")
+    return tuple(value)
+
+
+def _has_space(word: str) -> bool:
+    return any(c.isspace() for c in word)
 
 
 def _unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +110,7 @@ class BagOfNgrams:
         max_features: int | None = None,  # keep only the most frequent n-grams (None = all)
         alpha: float = 1.0,  # nbsvm: the smoothing added to each label's count of a feature
         char_range: tuple[int, int] = (0, 0),  # character n-grams of these orders; (0, 0) none
+        contrast_words: Sequence[str] = (),  # the last clause after one of these: marked again
     ):
         self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
         self.weighting = weighting
@@ -81,6 +120,7 @@ class BagOfNgrams:
         self.max_features = max_features
         self.alpha = float(alpha)
         self.char_range = (int(char_range[0]), int(char_range[1]))
+        self.contrast_words = tuple(contrast_words)
         self._check_params()
         self.vocabulary_: dict[str, int] | None = None  # n-gram -> column
         self.idf_: np.ndarray | None = None  # (F,) float64, tf-idf only
@@ -112,8 +152,15 @@ class BagOfNgrams:
                 f"char_range must be (0, 0) (no character n-grams) or (low, high) with "
                 f"1 <= low <= high <= {MAX_CHAR_N}; got {self.char_range}"
             )
+        bad = [w for w in self.contrast_words if not isinstance(w, str) or not w or _has_space(w)]
+        if bad:
+            problems.append(
+                "contrast_words must be words (non-empty strings without spaces, as the "
+                f"tokenizer gives them); got {bad[0]!r}"
+            )
         if problems:
             raise ConfigError("BagOfNgrams: " + "; ".join(problems))
+        self._contrast = frozenset(w.lower() for w in self.contrast_words)
 
     @property
     def effective_norm(self) -> str | None:
@@ -130,16 +177,35 @@ class BagOfNgrams:
         return self.char_range != (0, 0)
 
     def _ngrams(self, tokens: Sequence[str]) -> list[str]:
+        out = self._grams(tokens, "")
+        if self._contrast:
+            clause = self._clause(tokens)
+            if clause:
+                out += self._grams(clause, CLAUSE_MARK)
+        return out
+
+    def _clause(self, tokens: Sequence[str]) -> Sequence[str]:
+        """The tokens after the last contrast word in ``tokens`` (none: no contrast word)."""
+        contrast = self._contrast
+        for i in range(len(tokens) - 1, -1, -1):
+            if tokens[i].lower() in contrast:
+                return tokens[i + 1 :]
+        return ()
+
+    def _grams(self, tokens: Sequence[str], mark: str) -> list[str]:
+        """The keys of the word (and character) n-grams of ``tokens``, each after ``mark``."""
         low, high = self.ngram_range
-        out = list(tokens) if low == 1 else []
+        out = [mark + t for t in tokens] if low == 1 else []
         for n in range(max(low, 2), high + 1):
-            out.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+            out.extend(mark + " ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
         if self.has_chars and tokens:
-            text = f"{CHAR_MARK} {' '.join(tokens)} "  # the mark, then the text padded
+            # the marks, then the text padded: each key is the marks and text[i : i + n]
+            marks = CHAR_MARK + mark
+            text = f"{marks} {' '.join(tokens)} "
+            start = len(marks)
             c_low, c_high = self.char_range
             for n in range(c_low, c_high + 1):
-                # the key of the n characters from i: the mark and text[i + 1 : i + 1 + n]
-                out.extend(CHAR_MARK + text[i : i + n] for i in range(1, len(text) - n + 1))
+                out.extend(marks + text[i : i + n] for i in range(start, len(text) - n + 1))
         return out
 
     def _count(
@@ -332,7 +398,7 @@ class BagOfNgrams:
     @property
     def feature_names(self) -> list[str]:
         """The n-gram of each column, in column order (a character n-gram as ``chars:' fil'``)."""
-        return [char_name(name) if name.startswith(CHAR_MARK) else name for name in self._fitted()]
+        return [feature_name(name) for name in self._fitted()]
 
     def _names_by_kind(self) -> tuple[list[str], list[str]]:
         """The word n-grams' names and the character n-grams' characters, in column order."""
@@ -354,6 +420,7 @@ class BagOfNgrams:
             "max_features": self.max_features,
             "alpha": self.alpha,
             "char_ngram_range": list(self.char_range),
+            **({"contrast_words": list(self.contrast_words)} if self.contrast_words else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -382,6 +449,7 @@ class BagOfNgrams:
                 max_features=data["max_features"],
                 alpha=data.get("alpha", 1.0),
                 char_range=tuple(data.get("char_ngram_range", (0, 0))),
+                contrast_words=_words(data.get("contrast_words", [])),
             )
             features = list(data["features"])
             chars = list(data.get("char_features", []))
@@ -393,8 +461,8 @@ class BagOfNgrams:
             idf = data["idf"]
             ratios = data.get("ratios")
             n_documents = int(data.get("n_documents", 0))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ModelFileError(f"not a saved BagOfNgrams: {e!r}") from None
+        except (KeyError, TypeError, ValueError, ConfigError) as e:
+            raise ModelFileError(f"not a saved BagOfNgrams: {e}") from None
         if (idf is None) != (bag.weighting != "tfidf") or (
             idf is not None and len(idf) != len(features)
         ):

@@ -354,6 +354,7 @@ class NgramRows:
             layout is not None
             and not state.get("char_features")  # character n-grams: the reference path
             and list(state.get("char_ngram_range", [0, 0])) == [0, 0]
+            and not state.get("contrast_words")  # the clause after a contrast: the reference path
             and n_types ** max(high, 1) < 2**_MAX_KEY_BITS
             and 1 <= low <= high
             and self.weighting in ("count", "binary", *WEIGHTED)

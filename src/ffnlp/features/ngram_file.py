@@ -62,8 +62,8 @@ def encode(vocab: dict[str, Any], vocab_bytes: bytes) -> bytes | None:
     state = vocab.get("features")
     if not isinstance(state, dict) or not isinstance(state.get("features"), list):
         return None
-    if state.get("char_features"):  # character n-grams: vocab.json alone holds them
-        return None
+    if state.get("char_features") or state.get("contrast_words"):
+        return None  # character n-grams, marked clauses: vocab.json alone holds them
     layout = ngram_layout(state["features"])
     if layout is None or len(layout.tokens) >= 2**31:
         return None

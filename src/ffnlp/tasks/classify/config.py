@@ -102,6 +102,15 @@ class FeaturesConfig:
         "and normalised with them; [0, 0] = none. [2, 5] reads stems, endings and misspellings; "
         "predict then takes the reference featuriser (slower than the word-only fast path)",
     )
+    contrast_words: list[str] = option(
+        [],
+        'kind = ngrams: words that turn a sentence (e.g. ["but"]): in a text that holds one '
+        "(compared case-insensitively), the word n-grams of the clause after the last one, and "
+        "their character n-grams with char_ngram_range, count again as features of their own, "
+        "so the model can weigh what follows the contrast apart from the rest (in 'the cast is "
+        "fine, but the plot is a mess' it carries the verdict); [] = none. Predict then takes "
+        "the reference featuriser",
+    )
     weighting: str = option(
         "tfidf",
         "feature values: count, binary, tfidf, or nbsvm (each n-gram a text holds valued by its "
@@ -162,6 +171,18 @@ class FeaturesConfig:
                 f"the bag of word n-grams, which features.kind = {self.kind!r} has none of: use "
                 'features.kind = "ngrams" (or "ngrams+lexicon"), or for the pooled classifier '
                 "features.minn / features.maxn"
+            )
+        bad = [w for w in self.contrast_words if not w or any(c.isspace() for c in w)]
+        if bad:
+            problems.append(
+                f"features.contrast_words must be words (no spaces, not empty); got {bad[0]!r} "
+                f"in {self.contrast_words}"
+            )
+        elif self.contrast_words and self.kind not in ("ngrams", "ngrams+lexicon"):
+            problems.append(
+                f"features.contrast_words = {self.contrast_words} marks n-grams of the bag of "
+                f"word n-grams, which features.kind = {self.kind!r} has none of: use "
+                'features.kind = "ngrams" (or "ngrams+lexicon"), or features.contrast_words = []'
             )
         problems += check_subword_settings(self.minn, self.maxn, self.buckets, where="features")
         if self.maxn > 0 and self.kind != "ids":

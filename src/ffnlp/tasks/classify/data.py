@@ -142,6 +142,7 @@ class NgramFeaturizer:
                 alpha=cfg.nb_alpha,
                 norm=None if cfg.norm == "none" else cfg.norm,
                 char_range=(cfg.char_ngram_range[0], cfg.char_ngram_range[1]),
+                contrast_words=tuple(cfg.contrast_words),
             )
 
     def fit(self, tokens: list[list[str]], texts: list[str], y: torch.Tensor | None = None) -> None:

@@ -439,6 +439,7 @@ KEPT_SETTINGS = (
     "features.kind",
     "features.ngram_range",
     "features.char_ngram_range",
+    "features.contrast_words",
     "features.weighting",
     "features.sublinear_tf",
     "features.norm",
