@@ -22,7 +22,7 @@ spelling variants and the words beside it at once. Their columns follow the word
 are computed over both kinds together.
 
 ``contrast_words`` (e.g. ``("but",)``) adds the n-grams of a text's last clause after a contrast:
-when a text holds one of these words (compared case-insensitively), the word n-grams of the
+when a text holds one of these words (in any case, punctuation attached ignored), the word n-grams of the
 tokens after its last occurrence, and with ``char_range`` their character n-grams, are counted a
 second time as features of their own, marked apart from the same n-grams anywhere in the text.
 In "the cast is fine , but the plot is a mess" the clause after "but" usually carries the verdict
@@ -33,6 +33,7 @@ start with :data:`CLAUSE_MARK` (a character's after the :data:`CHAR_MARK`), thei
 
 from __future__ import annotations
 
+import string
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -52,6 +53,7 @@ CHAR_MARK = "\t"
 # n-gram), or CHAR_MARK, this mark, then its characters (a character n-gram). Vertical tab: no
 # token holds it, so no other n-gram's key starts with it or holds it after CHAR_MARK.
 CLAUSE_MARK = "\v"
+_PUNCTUATION = string.punctuation  # what a contrast word may have attached: "but," is "but"
 
 
 def char_name(key: str) -> str:
@@ -185,10 +187,13 @@ class BagOfNgrams:
         return out
 
     def _clause(self, tokens: Sequence[str]) -> Sequence[str]:
-        """The tokens after the last contrast word in ``tokens`` (none: no contrast word)."""
+        """The tokens after the last contrast word in ``tokens`` (none: no contrast word). A
+        token is one in any case, and with punctuation attached ("But," of a text split at
+        spaces only)."""
         contrast = self._contrast
         for i in range(len(tokens) - 1, -1, -1):
-            if tokens[i].lower() in contrast:
+            token = tokens[i].lower()
+            if token in contrast or token.strip(_PUNCTUATION) in contrast:
                 return tokens[i + 1 :]
         return ()
 

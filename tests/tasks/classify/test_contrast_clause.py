@@ -40,7 +40,9 @@ def direct_keys(tokens: list[str], words: set[str], n_max: int, chars: tuple[int
                 out += [CHAR_MARK + mark + text[i : i + n] for i in range(len(text) - n + 1)]
         return out
 
-    last = [i for i, t in enumerate(tokens) if t.lower() in words]
+    last = [
+        i for i, t in enumerate(tokens) if t.lower() in words or t.lower().strip(".,!?\"'") in words
+    ]
     clause = tokens[last[-1] + 1 :] if last else []
     return grams(tokens, "") + grams(clause, CLAUSE_MARK)
 
@@ -48,7 +50,7 @@ def direct_keys(tokens: list[str], words: set[str], n_max: int, chars: tuple[int
 @pytest.mark.parametrize("chars", [(0, 0), (2, 4)])
 def test_the_keys_are_the_texts_then_the_last_clauses(chars: tuple[int, int]) -> None:
     rng = random.Random(3)
-    pool = ["good", "dull", "but", "But", "plot", ",", "yet", "not"]
+    pool = ["good", "dull", "but", "But", "plot", ",", "yet", "not", "but,", '"Yet', "butter"]
     bag = BagOfNgrams(ngram_range=(1, 2), char_range=chars, contrast_words=["but", "YET"])
     texts = [[rng.choice(pool) for _ in range(rng.randint(0, 9))] for _ in range(300)]
     texts += [["but"], ["good", "but"], ["but", "but", "dull"]]

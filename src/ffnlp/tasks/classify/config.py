@@ -105,7 +105,7 @@ class FeaturesConfig:
     contrast_words: list[str] = option(
         [],
         'kind = ngrams: words that turn a sentence (e.g. ["but"]): in a text that holds one '
-        "(compared case-insensitively), the word n-grams of the clause after the last one, and "
+        "(in any case, punctuation attached ignored: 'But,' is 'but'), the word n-grams of the clause after the last one, and "
         "their character n-grams with char_ngram_range, count again as features of their own, "
         "so the model can weigh what follows the contrast apart from the rest (in 'the cast is "
         "fine, but the plot is a mess' it carries the verdict); [] = none. Predict then takes "
