@@ -22,9 +22,10 @@ spelling variants and the words beside it at once. Their columns follow the word
 are computed over both kinds together.
 
 ``contrast_words`` (e.g. ``("but",)``) adds the n-grams of a text's last clause after a contrast:
-when a text holds one of these words (in any case, punctuation attached ignored), the word n-grams of the
-tokens after its last occurrence, and with ``char_range`` their character n-grams, are counted a
-second time as features of their own, marked apart from the same n-grams anywhere in the text.
+when a text holds one of these words (in any case, punctuation attached ignored), the word
+n-grams of the tokens after its last occurrence, and with ``char_range`` their character n-grams,
+are counted a second time as features of their own, marked apart from the same n-grams anywhere
+in the text.
 In "the cast is fine , but the plot is a mess" the clause after "but" usually carries the verdict
 (Hu et al. 2016 write this as a rule; here the model learns how much to trust it). Their keys
 start with :data:`CLAUSE_MARK` (a character's after the :data:`CHAR_MARK`), their names with
@@ -42,7 +43,7 @@ import numpy as np
 import torch
 
 from ffnlp.errors import ConfigError, DataError, ModelFileError, NotFittedError
-from ffnlp.features.weighting import MAX_CHAR_N, log_count_ratios, weigh_counts
+from ffnlp.features.weighting import MAX_CHAR_N, log_count_ratios, not_words, weigh_counts
 
 WEIGHTINGS = ("count", "binary", "tfidf", "nbsvm")
 NORMS = ("auto", "l2", None)
@@ -80,10 +81,6 @@ def _words(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
         raise TypeError(f"contrast_words must be a list of words; got {value!r}")
     return tuple(value)
-
-
-def _has_space(word: str) -> bool:
-    return any(c.isspace() for c in word)
 
 
 def _unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +151,7 @@ class BagOfNgrams:
                 f"char_range must be (0, 0) (no character n-grams) or (low, high) with "
                 f"1 <= low <= high <= {MAX_CHAR_N}; got {self.char_range}"
             )
-        bad = [w for w in self.contrast_words if not isinstance(w, str) or not w or _has_space(w)]
+        bad = not_words(self.contrast_words)
         if bad:
             problems.append(
                 "contrast_words must be words (non-empty strings without spaces, as the "

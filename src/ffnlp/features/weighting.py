@@ -21,6 +21,15 @@ import numpy as np
 
 _LABELS_AT_ONCE = 256
 MAX_CHAR_N = 10  # the longest character n-gram a bag of n-grams may hold (char_range)
+
+
+def not_words(words: object) -> list[object]:
+    """The entries of ``words`` (features.contrast_words) that are not words as a tokenizer gives
+    them: not a string, empty, or holding whitespace. The config's check and the bag's share it."""
+    seq = words if isinstance(words, (list, tuple)) else [words]
+    return [w for w in seq if not isinstance(w, str) or not w or any(c.isspace() for c in w)]
+
+
 WEIGHTED = ("tfidf", "nbsvm")  # the weightings that multiply each cell by a per-feature weight
 
 

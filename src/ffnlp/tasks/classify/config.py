@@ -19,7 +19,7 @@ from ffnlp.config import option, section
 from ffnlp.errors import ConfigError
 from ffnlp.features.lexicon import LexiconConfig
 from ffnlp.features.subwords import check_subword_settings
-from ffnlp.features.weighting import MAX_CHAR_N
+from ffnlp.features.weighting import MAX_CHAR_N, not_words
 from ffnlp.models import registry
 from ffnlp.models.init import InitConfig
 from ffnlp.models.mlp import MLPConfig
@@ -105,8 +105,9 @@ class FeaturesConfig:
     contrast_words: list[str] = option(
         [],
         'kind = ngrams: words that turn a sentence (e.g. ["but"]): in a text that holds one '
-        "(in any case, punctuation attached ignored: 'But,' is 'but'), the word n-grams of the clause after the last one, and "
-        "their character n-grams with char_ngram_range, count again as features of their own, "
+        "(in any case, punctuation attached ignored: 'But,' is 'but'), the word n-grams of the "
+        "clause after the last one, and their character n-grams with char_ngram_range, count "
+        "again as features of their own, "
         "so the model can weigh what follows the contrast apart from the rest (in 'the cast is "
         "fine, but the plot is a mess' it carries the verdict); [] = none. Predict then takes "
         "the reference featuriser",
@@ -172,7 +173,7 @@ class FeaturesConfig:
                 'features.kind = "ngrams" (or "ngrams+lexicon"), or for the pooled classifier '
                 "features.minn / features.maxn"
             )
-        bad = [w for w in self.contrast_words if not w or any(c.isspace() for c in w)]
+        bad = not_words(self.contrast_words)
         if bad:
             problems.append(
                 f"features.contrast_words must be words (no spaces, not empty); got {bad[0]!r} "
