@@ -90,6 +90,7 @@ def test_a_rank_killed_mid_epoch_is_restarted_and_the_run_continues_as_one(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run")] == []
 
 
+@pytest.mark.slow  # a long end-to-end run (several processes): python3 -m pytest -m slow
 def test_without_restarts_the_killed_run_waits_for_resume(
     data, one_classifier: Path, tmp_path: Path
 ) -> None:
@@ -145,6 +146,7 @@ def test_max_restarts_without_nproc_is_one_clear_error(data, tmp_path: Path) -> 
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # a long end-to-end run (several processes): python3 -m pytest -m slow
 def test_a_sharded_run_restarted_after_a_kill_ends_as_the_uninterrupted_one(
     data, tmp_path: Path
 ) -> None:

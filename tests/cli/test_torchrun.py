@@ -161,6 +161,7 @@ def test_two_ranks_of_the_language_model_end_with_one_process_weights(data, tmp_
     assert s["dev"]["perplexity"] == pytest.approx(summary(one)["dev"]["perplexity"], rel=1e-4)
 
 
+@pytest.mark.slow  # a long end-to-end run (several processes): python3 -m pytest -m slow
 def test_a_rank_killed_mid_epoch_stops_the_other_and_resume_ends_as_one_run(
     data, one_classifier: Path, tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ def classify_args(data: dict[str, Path], out: Path) -> list[str]:
     return args
 
 
+@pytest.mark.slow  # a long end-to-end run (several processes): python3 -m pytest -m slow
 def test_a_study_prints_a_line_per_trial_then_the_top_trials(
     data: dict[str, Path], tmp_path: Path
 ) -> None:

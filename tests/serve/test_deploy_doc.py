@@ -81,6 +81,7 @@ def _predicts(server: Server) -> None:
     assert status == 200 and answer["label"] is not None, answer
 
 
+@pytest.mark.slow  # a long end-to-end run (several processes): python3 -m pytest -m slow
 def test_the_systemd_unit_s_command_serves_and_stops(
     served_runs: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -41,6 +41,7 @@ def test_sigterm_lets_the_request_in_flight_finish(
         running.request("GET", "/health", timeout=5)
 
 
+@pytest.mark.slow  # a long end-to-end run (several processes): python3 -m pytest -m slow
 def test_workers_share_the_mapped_weights(served_runs: dict[str, Path], tmp_path: Path) -> None:
     """Two worker processes both answer, and both map the same model.safetensors."""
     running = start_server([served_runs["clf"]], tmp_path / "log", "--workers", "2")

@@ -311,12 +311,14 @@ def _two_workers_one_killed(data: dict[str, Path], out: Path, url: str, total: i
     )
 
 
+@pytest.mark.slow  # a long end-to-end run (several processes): python3 -m pytest -m slow
 def test_two_workers_on_postgresql_one_killed(
     data: dict[str, Path], tmp_path: Path, postgres: Server
 ) -> None:
     _two_workers_one_killed(data, tmp_path / "pg_killed", postgres.create("killed"), 4)
 
 
+@pytest.mark.slow  # a long end-to-end run (several processes): python3 -m pytest -m slow
 def test_two_workers_on_a_journal_one_killed(data: dict[str, Path], tmp_path: Path) -> None:
     _two_workers_one_killed(data, tmp_path / "journal_killed", _journal(tmp_path), 4)
 

@@ -51,6 +51,7 @@ def trials(out: Path) -> list[optuna.trial.FrozenTrial]:
     return []
 
 
+@pytest.mark.slow  # a long end-to-end run (several processes): python3 -m pytest -m slow
 def test_two_workers_on_one_study_run_every_trial_once(
     data: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -87,6 +88,7 @@ def wait_for_a_running_trial(out: Path, proc: subprocess.Popen[str]) -> int:
     raise AssertionError("no trial started")
 
 
+@pytest.mark.slow  # a long end-to-end run (several processes): python3 -m pytest -m slow
 def test_a_killed_worker_loses_its_trial_and_nothing_else(
     data: dict[str, Path], tmp_path: Path
 ) -> None:
