@@ -96,6 +96,123 @@ def _unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[starts], counts
 
 
+_DIRECT_KEYS = 1 << 20  # an order with at most this many possible keys: a direct table
+
+
+class _CharGramIndex:
+    """A fitted bag's character n-grams for looking up every window of many texts at once.
+
+    Each character some feature holds gets a number (its rank among them by code point); an
+    n-gram of ``n`` such characters is the key ``sum(number_k * base ** (n - 1 - k))`` with
+    ``base`` the number of characters, kept sorted with its column in one table per order and
+    per kind (the text's own n-grams, or the marked ones of the clause after a contrast word).
+    A window holding a character no feature holds matches nothing, as the string lookup finds
+    nothing for it."""
+
+    def __init__(
+        self,
+        codes: np.ndarray,
+        tables: dict[tuple[bool, int], tuple[np.ndarray, np.ndarray]],
+        orders: range,
+    ):
+        self.codes = codes  # (A,) int64 sorted code points of the characters the features hold
+        # (max code point + 2,) the number of each code point's character, -1 where no feature
+        # holds it (the last entry: every code point past the largest)
+        self.numbers = np.full(int(codes.max()) + 2 if len(codes) else 1, -1, dtype=np.int64)
+        self.numbers[codes] = np.arange(len(codes))
+        self.tables = tables  # (in_clause, n) -> (sorted keys, their columns), int64 each
+        self.orders = orders
+
+    @classmethod
+    def of(cls, vocabulary: dict[str, int], char_range: tuple[int, int]) -> _CharGramIndex | None:
+        entries: list[tuple[bool, str, int]] = []
+        for key, column in vocabulary.items():
+            if key.startswith(CHAR_MARK):
+                body = key[len(CHAR_MARK) :]
+                in_clause = body.startswith(CLAUSE_MARK)
+                entries.append((in_clause, body[1:] if in_clause else body, column))
+        alphabet = sorted({c for _, gram, _ in entries for c in gram})
+        base = max(len(alphabet), 1)
+        low, high = char_range
+        if base ** max(high, 1) >= 2**62:
+            return None
+        number = {c: i for i, c in enumerate(alphabet)}
+        grouped: dict[tuple[bool, int], list[tuple[int, int]]] = {}
+        for in_clause, gram, column in entries:
+            if not low <= len(gram) <= high:  # no window has its length: it never matches
+                continue
+            code = 0
+            for c in gram:
+                code = code * base + number[c]
+            grouped.setdefault((in_clause, len(gram)), []).append((code, column))
+        tables: dict[tuple[bool, int], tuple[np.ndarray, np.ndarray]] = {}
+        for kind, pairs in grouped.items():
+            keys = np.array([k for k, _ in pairs], dtype=np.int64)
+            columns = np.array([c for _, c in pairs], dtype=np.int64)
+            if base ** kind[1] <= _DIRECT_KEYS:  # every key's column in one array (-1: none)
+                direct = np.full(base ** kind[1], -1, dtype=np.int64)
+                direct[keys] = columns
+                tables[kind] = (np.zeros(0, dtype=np.int64), direct)
+            else:  # the keys sorted, found by binary search
+                order = np.argsort(keys, kind="stable")
+                tables[kind] = (keys[order], columns[order])
+        codes = np.array([ord(c) for c in alphabet], dtype=np.int64)
+        return cls(codes, tables, range(low, high + 1))
+
+    def cells(
+        self, texts: list[str], text_rows: list[int], in_clause: list[bool]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The (row, column) of every character n-gram window of ``texts`` that is a feature
+        (a window once per occurrence): ``text_rows[t]`` is the row of text ``t``,
+        ``in_clause[t]`` whether it is the clause after a contrast word (its marked features)."""
+        if not texts or not self.tables:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        joined = "".join(texts).encode("utf-32-le", "surrogatepass")
+        points = np.frombuffer(joined, dtype="<u4")  # one code point per character
+        # each character's number, -1 for one no feature holds (past the table: none does)
+        number = self.numbers[np.minimum(points, len(self.numbers) - 1)]
+        text_of = np.repeat(np.arange(len(texts)), lengths)  # (C,) the text of each character
+        rows_of_text = np.asarray(text_rows, dtype=np.int64)
+        clause_of_text = np.asarray(in_clause, dtype=bool)
+        has_clauses = bool(clause_of_text.any())
+        base = len(self.codes)
+        rows, columns = [], []
+        for n in self.orders:
+            count = len(points) - n + 1
+            if count <= 0:
+                break
+            inside = text_of[:count] == text_of[n - 1 :]  # the window within one text
+            key = np.zeros(count, dtype=np.int64)
+            for k in range(n):
+                digit = number[k : k + count]
+                inside &= digit >= 0
+                key = key * base + digit
+            start = np.flatnonzero(inside)
+            key = key[start]
+            clause = clause_of_text[text_of[start]] if has_clauses else clause_of_text[:0]
+            for kind in (False, True) if has_clauses else (False,):
+                table = self.tables.get((kind, n))
+                if table is None:
+                    continue
+                keys, table_columns = table
+                mine = (clause if kind else ~clause) if has_clauses else slice(None)
+                wanted = key[mine]
+                if len(keys) == 0:  # a direct table: the column of every key
+                    found = table_columns[wanted]
+                    hit = found >= 0
+                    found = found[hit]
+                else:
+                    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+                    hit = keys[at] == wanted
+                    found = table_columns[at[hit]]
+                rows.append(rows_of_text[text_of[start[mine][hit]]])
+                columns.append(found)
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(rows), np.concatenate(columns)
+
+
 class BagOfNgrams:
     """Word n-gram features: ``fit(token_lists)`` then ``transform(token_lists) -> (N, F) CSR``."""
 
@@ -125,6 +242,8 @@ class BagOfNgrams:
         self.idf_: np.ndarray | None = None  # (F,) float64, tf-idf only
         self.ratios_: np.ndarray | None = None  # (F,) float64 log-count ratios, nbsvm only
         self.n_documents_: int = 0
+        # transform's character n-gram index: (the vocabulary it was made of, its size, index)
+        self._chars_cache: tuple[dict[str, int], int, _CharGramIndex | None] | None = None
 
     def _check_params(self) -> None:
         low, high = self.ngram_range
@@ -188,18 +307,26 @@ class BagOfNgrams:
         token is one in any case, and with punctuation attached ("But," of a text split at
         spaces only)."""
         contrast = self._contrast
+        text = " ".join(tokens).lower()
+        if not any(word in text for word in contrast):  # no token can be one
+            return ()
         for i in range(len(tokens) - 1, -1, -1):
             token = tokens[i].lower()
             if token in contrast or token.strip(_PUNCTUATION) in contrast:
                 return tokens[i + 1 :]
         return ()
 
-    def _grams(self, tokens: Sequence[str], mark: str) -> list[str]:
-        """The keys of the word (and character) n-grams of ``tokens``, each after ``mark``."""
+    def _word_grams(self, tokens: Sequence[str], mark: str) -> list[str]:
+        """The keys of the word n-grams of ``tokens``, each after ``mark``."""
         low, high = self.ngram_range
         out = [mark + t for t in tokens] if low == 1 else []
         for n in range(max(low, 2), high + 1):
             out.extend(mark + " ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+        return out
+
+    def _grams(self, tokens: Sequence[str], mark: str) -> list[str]:
+        """The keys of the word (and character) n-grams of ``tokens``, each after ``mark``."""
+        out = self._word_grams(tokens, mark)
         if self.has_chars and tokens:
             # the marks, then the text padded: each key is the marks and text[i : i + n]
             marks = CHAR_MARK + mark
@@ -342,13 +469,38 @@ class BagOfNgrams:
         get = vocabulary.get
         rows, cols = [], []
         n_docs = 0
-        for row, tokens in enumerate(token_lists):
-            ids = [i for i in map(get, self._ngrams(tokens)) if i is not None]
-            cols.extend(ids)
-            rows.extend([row] * len(ids))
-            n_docs = row + 1
+        chars = self._char_index(vocabulary)
+        if chars is None:
+            for row, tokens in enumerate(token_lists):
+                ids = [i for i in map(get, self._ngrams(tokens)) if i is not None]
+                cols.extend(ids)
+                rows.extend([row] * len(ids))
+                n_docs = row + 1
+        else:  # the word n-grams here, the character n-grams of every text at once (arrays)
+            texts: list[str] = []  # each text's tokens padded as _grams pads them, then clauses'
+            text_rows: list[int] = []
+            in_clause: list[bool] = []
+            for row, tokens in enumerate(token_lists):
+                grams = self._word_grams(tokens, "")
+                if tokens:
+                    texts.append(f" {' '.join(tokens)} ")
+                    text_rows.append(row)
+                    in_clause.append(False)
+                clause = self._clause(tokens) if self._contrast else ()
+                if clause:
+                    grams += self._word_grams(clause, CLAUSE_MARK)
+                    texts.append(f" {' '.join(clause)} ")
+                    text_rows.append(row)
+                    in_clause.append(True)
+                ids = [i for i in map(get, grams) if i is not None]
+                cols.extend(ids)
+                rows.extend([row] * len(ids))
+                n_docs = row + 1
+            char_rows, char_cols = chars.cells(texts, text_rows, in_clause)
         n_features = len(vocabulary)
         keys = np.asarray(rows, dtype=np.int64) * n_features + np.asarray(cols, dtype=np.int64)
+        if chars is not None:
+            keys = np.concatenate((keys, char_rows * n_features + char_cols))
         cells, tf = _unique_counts(keys)  # sorted: row-major, columns ascending
         row_of = cells // n_features  # (nnz,)
         col_of = cells % n_features  # (nnz,)
@@ -364,6 +516,20 @@ class BagOfNgrams:
                 size=(n_docs, n_features),
                 check_invariants=False,  # built sorted and in range just above
             )
+
+    def _char_index(self, vocabulary: dict[str, int]) -> _CharGramIndex | None:
+        """The character n-grams of ``vocabulary`` as integer keys (made once per vocabulary),
+        or None: no character n-grams, or an alphabet too large for int64 keys (then the
+        n-grams are looked up one by one as strings)."""
+        if not self.has_chars:
+            return None
+        cached = self._chars_cache
+        if cached is not None and cached[0] is vocabulary and cached[1] == len(vocabulary):
+            index: _CharGramIndex | None = cached[2]
+            return index
+        index = _CharGramIndex.of(vocabulary, self.char_range)
+        self._chars_cache = (vocabulary, len(vocabulary), index)
+        return index
 
     def _weigh(
         self, tf: np.ndarray, col_of: np.ndarray, row_of: np.ndarray, n_docs: int
