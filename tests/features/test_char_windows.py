@@ -51,13 +51,15 @@ def test_the_windows_are_the_keys_fit_counted(
     bag = BagOfNgrams(
         char_range=chars, contrast_words=contrast, weighting="count", norm=None, min_count=2
     ).fit(train, targets)
-    assert bag._char_index(bag.vocabulary_) is not None  # the array path is the one tested
+    # the index made now (not after _INDEX_AFTER texts): the array path is the one tested
+    assert bag._char_index(bag.vocabulary_, bag_module._INDEX_AFTER) is not None
     for token_lists in (train, new):
         got = bag.transform(token_lists).to_dense().numpy()
         assert np.array_equal(got, _one_by_one(bag, token_lists))
     # the weighted rows go through the same cells
     nbsvm = BagOfNgrams(char_range=chars, contrast_words=contrast, weighting="nbsvm")
     nbsvm.fit(train, targets)
+    assert nbsvm._char_index(nbsvm.vocabulary_, bag_module._INDEX_AFTER) is not None
     got = nbsvm.transform(new).to_dense().numpy()
     nbsvm._chars_cache = (nbsvm.vocabulary_, len(nbsvm.vocabulary_), None)  # strings instead
     assert np.allclose(got, nbsvm.transform(new).to_dense().numpy(), rtol=0, atol=1e-7)
@@ -68,15 +70,20 @@ def test_an_alphabet_too_large_for_integer_keys_is_looked_up_as_strings() -> Non
     letters = [chr(0x4E00 + i) for i in range(6000)]
     train = [["".join(letters[i : i + 6])] for i in range(0, 6000, 3)]
     bag = BagOfNgrams(char_range=(2, 5), weighting="count", norm=None).fit(train)
-    assert bag._char_index(bag.vocabulary_) is None
+    assert bag._char_index(bag.vocabulary_, bag_module._INDEX_AFTER) is None
     new = [["".join(letters[i + 1 : i + 8]), "a"] for i in range(0, 6000, 301)]
     assert np.array_equal(bag.transform(new).to_dense().numpy(), _one_by_one(bag, new))
 
 
-def test_the_index_follows_a_new_vocabulary() -> None:
+def test_the_index_is_made_after_enough_texts_and_follows_a_new_vocabulary() -> None:
     bag = BagOfNgrams(char_range=(2, 3), weighting="count", norm=None).fit([["abc"], ["abd"]])
-    first = bag._char_index(bag.vocabulary_)
-    assert bag._char_index(bag.vocabulary_) is first  # made once
+    few = [["abc", "abd"]] * (bag_module._INDEX_AFTER // 2)
+    for _ in range(2):  # the first call looks the strings up; the second makes the index
+        assert bag._chars_cache is None
+        assert np.array_equal(bag.transform(few).to_dense().numpy(), _one_by_one(bag, few))
+    first = bag._char_index(bag.vocabulary_, 1)
+    assert first is not None and bag._char_index(bag.vocabulary_, 1) is first  # made once
     bag.fit([["xyz"], ["xyw"]])
-    assert np.array_equal(bag.transform([["xyz"]]).to_dense().numpy(), _one_by_one(bag, [["xyz"]]))
-    assert bag._char_index(bag.vocabulary_) is not first
+    many = [["xyz"]] * bag_module._INDEX_AFTER
+    assert np.array_equal(bag.transform(many).to_dense().numpy(), _one_by_one(bag, many))
+    assert bag._char_index(bag.vocabulary_, 1) not in (None, first)

@@ -96,6 +96,7 @@ def _unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[starts], counts
 
 
+_INDEX_AFTER = 512  # texts transformed (in all) before the character n-gram index is made
 _DIRECT_KEYS = 1 << 20  # an order with at most this many possible keys: a direct table
 
 
@@ -125,38 +126,41 @@ class _CharGramIndex:
 
     @classmethod
     def of(cls, vocabulary: dict[str, int], char_range: tuple[int, int]) -> _CharGramIndex | None:
-        entries: list[tuple[bool, str, int]] = []
+        grams, columns, in_clause = [], [], []
         for key, column in vocabulary.items():
             if key.startswith(CHAR_MARK):
-                body = key[len(CHAR_MARK) :]
-                in_clause = body.startswith(CLAUSE_MARK)
-                entries.append((in_clause, body[1:] if in_clause else body, column))
-        alphabet = sorted({c for _, gram, _ in entries for c in gram})
-        base = max(len(alphabet), 1)
+                clause = key.startswith(CLAUSE_MARK, len(CHAR_MARK))
+                grams.append(key[len(CHAR_MARK) + clause :])
+                columns.append(column)
+                in_clause.append(clause)
+        lengths = np.fromiter(map(len, grams), dtype=np.int64, count=len(grams))
+        joined = "".join(grams).encode("utf-32-le", "surrogatepass")
+        points = np.frombuffer(joined, dtype="<u4").astype(np.int64)
+        codes = np.unique(points)  # the alphabet: every character a feature holds, sorted
+        base = max(len(codes), 1)
         low, high = char_range
         if base ** max(high, 1) >= 2**62:
             return None
-        number = {c: i for i, c in enumerate(alphabet)}
-        grouped: dict[tuple[bool, int], list[tuple[int, int]]] = {}
-        for in_clause, gram, column in entries:
-            if not low <= len(gram) <= high:  # no window has its length: it never matches
-                continue
-            code = 0
-            for c in gram:
-                code = code * base + number[c]
-            grouped.setdefault((in_clause, len(gram)), []).append((code, column))
+        number = np.searchsorted(codes, points)  # each character's rank in the alphabet
+        starts = np.cumsum(lengths) - lengths  # where each gram's characters begin
+        column_of = np.asarray(columns, dtype=np.int64)
+        clause_of = np.asarray(in_clause, dtype=bool)
         tables: dict[tuple[bool, int], tuple[np.ndarray, np.ndarray]] = {}
-        for kind, pairs in grouped.items():
-            keys = np.array([k for k, _ in pairs], dtype=np.int64)
-            columns = np.array([c for _, c in pairs], dtype=np.int64)
-            if base ** kind[1] <= _DIRECT_KEYS:  # every key's column in one array (-1: none)
-                direct = np.full(base ** kind[1], -1, dtype=np.int64)
-                direct[keys] = columns
-                tables[kind] = (np.zeros(0, dtype=np.int64), direct)
-            else:  # the keys sorted, found by binary search
-                order = np.argsort(keys, kind="stable")
-                tables[kind] = (keys[order], columns[order])
-        codes = np.array([ord(c) for c in alphabet], dtype=np.int64)
+        for n in range(low, high + 1):  # a gram of another length matches no window
+            for kind in (False, True):
+                which = np.flatnonzero((lengths == n) & (clause_of == kind))
+                if len(which) == 0:
+                    continue
+                keys = np.zeros(len(which), dtype=np.int64)
+                for k in range(n):
+                    keys = keys * base + number[starts[which] + k]
+                if base**n <= _DIRECT_KEYS:  # every key's column in one array (-1: none)
+                    direct = np.full(base**n, -1, dtype=np.int64)
+                    direct[keys] = column_of[which]
+                    tables[kind, n] = (np.zeros(0, dtype=np.int64), direct)
+                else:  # the keys sorted, found by binary search
+                    order = np.argsort(keys, kind="stable")
+                    tables[kind, n] = (keys[order], column_of[which][order])
         return cls(codes, tables, range(low, high + 1))
 
     def cells(
@@ -244,6 +248,7 @@ class BagOfNgrams:
         self.n_documents_: int = 0
         # transform's character n-gram index: (the vocabulary it was made of, its size, index)
         self._chars_cache: tuple[dict[str, int], int, _CharGramIndex | None] | None = None
+        self._char_texts = 0  # texts transformed before the index was made
 
     def _check_params(self) -> None:
         low, high = self.ngram_range
@@ -469,7 +474,9 @@ class BagOfNgrams:
         get = vocabulary.get
         rows, cols = [], []
         n_docs = 0
-        chars = self._char_index(vocabulary)
+        if not isinstance(token_lists, Sequence):
+            token_lists = list(token_lists)
+        chars = self._char_index(vocabulary, len(token_lists))
         if chars is None:
             for row, tokens in enumerate(token_lists):
                 ids = [i for i in map(get, self._ngrams(tokens)) if i is not None]
@@ -517,16 +524,21 @@ class BagOfNgrams:
                 check_invariants=False,  # built sorted and in range just above
             )
 
-    def _char_index(self, vocabulary: dict[str, int]) -> _CharGramIndex | None:
-        """The character n-grams of ``vocabulary`` as integer keys (made once per vocabulary),
-        or None: no character n-grams, or an alphabet too large for int64 keys (then the
-        n-grams are looked up one by one as strings)."""
+    def _char_index(self, vocabulary: dict[str, int], texts: int) -> _CharGramIndex | None:
+        """The character n-grams of ``vocabulary`` as integer keys (made once per vocabulary,
+        when ``_INDEX_AFTER`` texts have been transformed: a few texts are looked up sooner as
+        strings than the index is made), or None: no character n-grams, too few texts yet, or
+        an alphabet too large for int64 keys (then the n-grams are looked up one by one as
+        strings)."""
         if not self.has_chars:
             return None
         cached = self._chars_cache
         if cached is not None and cached[0] is vocabulary and cached[1] == len(vocabulary):
             index: _CharGramIndex | None = cached[2]
             return index
+        self._char_texts += texts
+        if self._char_texts < _INDEX_AFTER:
+            return None
         index = _CharGramIndex.of(vocabulary, self.char_range)
         self._chars_cache = (vocabulary, len(vocabulary), index)
         return index
