@@ -32,6 +32,10 @@ TRAIN, EVAL, GENERATE, EXPORT = opt.help_tables(
         "--cache": "Mix in the run's cache over the text's last N words (0: none; default: its size).",
         "--cache-weight": "The cache's share, 0..0.999, split over its orders (default: fitted on --dev).",
         "--cache-order": "The cache's n-gram order, 1..5: 1 unigram, 2 + bigram... (default: the run's).",
+        "--cache-decay": "Weigh the word k back by decay^(k-1) in the cache, 0 < decay <= 1 "
+        "(default: the run's).",
+        "--cache-skip": "Leave the N most frequent training words out of the cache (default: "
+        "the run's).",
     },
     generate={
         "RUN": "Run directory of a trained LM.",
@@ -86,6 +90,8 @@ def evaluate(
     cache: Annotated[int | None, EVAL("--cache")] = None,
     cache_weight: Annotated[float | None, EVAL("--cache-weight")] = None,
     cache_order: Annotated[int | None, EVAL("--cache-order")] = None,
+    cache_decay: Annotated[float | None, EVAL("--cache-decay")] = None,
+    cache_skip: Annotated[int | None, EVAL("--cache-skip")] = None,
     json_: opt.Json = False,
 ) -> None:
     """Perplexity of a trained LM or an ARPA file (optionally mixed with another) on a corpus.
@@ -96,7 +102,8 @@ def evaluate(
     """
     from ffnlp.tasks.lm import load as load_lm  # imports torch
 
-    lm = load_lm(run, interpolate_with, dev, weight, False, cache, cache_weight, cache_order)
+    caching = (cache, cache_weight, cache_order, cache_decay, cache_skip)
+    lm = load_lm(run, interpolate_with, dev, weight, False, *caching)
     print_result(lm.evaluate(data), json_, lambda m: screen.perplexity(run, data, lm, m))
 
 

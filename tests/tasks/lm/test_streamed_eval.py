@@ -404,6 +404,10 @@ def test_a_cache_in_the_config_is_fitted_on_dev_and_read_back(
         ),
         (["--cache-order", "0"], "'cache_order' parameter of load must be an int >= 1"),
         (["--cache-order", "6"], "'cache_order' parameter of load must be an int >= 1 and <= 5"),
+        (["--cache-decay", "0"], "'cache_decay' parameter of load must be a finite number > 0"),
+        (["--cache-decay", "nan"], "'cache_decay' parameter of load must be a finite number > 0"),
+        (["--cache-decay", "1.5"], "'cache_decay' parameter of load must be a finite number > 0"),
+        (["--cache-skip", "-1"], "'cache_skip' parameter of load must be an int >= 0"),
     ],
 )
 def test_bad_cache_options_are_refused_naming_them(
@@ -560,6 +564,21 @@ def test_lm_eval_takes_the_cache_order(runs: dict[str, Path]) -> None:
     assert figures["perplexity"] == pytest.approx(want.perplexity(runs["test"]), rel=1e-9)
     unigram = load(runs["nn"], tune_on=runs["dev"], cache=25)
     assert figures["perplexity"] != pytest.approx(unigram.perplexity(runs["test"]), rel=1e-6)
+
+
+def test_lm_eval_takes_the_cache_decay_and_skip(runs: dict[str, Path]) -> None:
+    args = ["lm", "eval", str(runs["nn"]), "--data", str(runs["test"]), "--cache", "25"]
+    args += ["--cache-decay", "0.9", "--cache-skip", "3", "--dev", str(runs["dev"]), "--json"]
+    got = runner.invoke(app, args)
+    assert got.exit_code == 0, got.output
+    figures = json.loads(got.stdout)
+    assert figures["cache"]["decay"] == 0.9 and figures["cache"]["skip"] == 3
+    want = load(runs["nn"], tune_on=runs["dev"], cache=25, cache_decay=0.9, cache_skip=3)
+    assert (want.cache_decay, want.cache_skip) == (0.9, 3)
+    assert figures["perplexity"] == pytest.approx(want.perplexity(runs["test"]), rel=1e-9)
+    for changed in ({"cache_decay": 0.9}, {"cache_skip": 3}):  # each one moves the figure
+        other = load(runs["nn"], tune_on=runs["dev"], cache=25, **changed)  # type: ignore[arg-type]
+        assert figures["perplexity"] != pytest.approx(other.perplexity(runs["test"]), rel=1e-6)
 
 
 @pytest.mark.parametrize("model", ["kn", "arpa"])

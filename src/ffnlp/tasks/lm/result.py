@@ -520,6 +520,8 @@ def load(
     cache: int | None = None,
     cache_weight: float | None = None,
     cache_order: int | None = None,
+    cache_decay: float | None = None,
+    cache_skip: int | None = None,
 ) -> LanguageModel:
     """Load a trained LM (either kind) from its run directory.
 
@@ -529,9 +531,10 @@ def load(
     run's when both or neither are feed-forward) is ``weight`` if given, else fitted on
     ``tune_on``, else the weight fitted at training time.  ``standalone`` ignores the run's own
     ``interpolate_with``. ``cache`` (a number of words; 0: none) replaces the run's unigram cache
-    (``cache.size``) and ``cache_order`` its order (``cache.order``: 2 adds a bigram cache...);
-    its share is ``cache_weight`` if given (split evenly over the orders), else fitted on
-    ``tune_on`` (after the mixture), else the run's.
+    (``cache.size``) and ``cache_order`` its order (``cache.order``: 2 adds a bigram cache...),
+    ``cache_decay`` and ``cache_skip`` its ``cache.decay`` and ``cache.skip``; its share is
+    ``cache_weight`` if given (split evenly over the orders), else fitted on ``tune_on`` (after
+    the mixture), else the run's.
 
     >>> lm = load("runs/ptb_lm", interpolate_with="runs/ptb_kn5", tune_on="ptb.valid.txt")  # doctest: +SKIP
     >>> load("kenlm.arpa").perplexity("ptb.test.txt")  # doctest: +SKIP
@@ -547,9 +550,15 @@ def load(
         cache_weight = check_number(cache_weight, "cache_weight", "load", ge=0, le=0.999)
     if cache_order is not None:
         cache_order = check_int(cache_order, "cache_order", "load", ge=1, le=MAX_CACHE_ORDER)
+    if cache_decay is not None:
+        cache_decay = check_number(cache_decay, "cache_decay", "load", gt=0, le=1)
+    if cache_skip is not None:
+        cache_skip = check_int(cache_skip, "cache_skip", "load", ge=0)
     lm, tuned = _load_mixed(run_dir, interpolate_with, tune_on, weight, standalone)
-    if cache is not None or cache_weight is not None or cache_order is not None:
-        lm.set_cache(lm.cache_size if cache is None else cache, cache_weight, order=cache_order)
+    changes = (cache, cache_weight, cache_order, cache_decay, cache_skip)
+    if any(change is not None for change in changes):
+        size = lm.cache_size if cache is None else cache
+        lm.set_cache(size, cache_weight, cache_decay, cache_skip, order=cache_order)
     if tune_on is not None and cache_weight is None and lm.cache_size > 0:
         # the mixture's fit scored tune_on already: the cache is fitted over those figures
         if tuned is not None:
