@@ -7,7 +7,7 @@ import typer
 
 from ffnlp.cli import common
 from ffnlp.cli import options as opt
-from ffnlp.cli.common import print_json, print_result, screen
+from ffnlp.cli.common import print_result, screen
 from ffnlp.outputs import check_output_file
 
 app = opt.group(help="Feed-forward language model and Kneser-Ney baseline: train, eval, generate.")
@@ -17,25 +17,20 @@ TRAIN, EVAL, GENERATE, EXPORT = opt.help_tables(
         "--train": "Training corpus: one sentence a line, tokens separated by spaces (.gz ok).",
         "--dev": "Dev corpus: perplexity each epoch, the best epoch, the interpolation weight.",
         "--test": "Test corpus: perplexity once at the end.",
-        "--config": opt.CONFIG_HELP
-        + " configs/ptb_lm.toml (neural), configs/ptb_kn5.toml (Kneser-Ney).",
-        "--interpolate-with": "Run directory of another LM on the same vocabulary to mix with; "
-        "the weight is fitted on --dev.",
+        "--config": f"{opt.CONFIG_HELP} configs/ptb_lm.toml (neural), configs/ptb_kn5.toml (Kneser-Ney).",
+        "--interpolate-with": "Run directory of another LM on the same vocabulary to mix with; the weight is fitted on --dev.",
     },
     eval={
         "RUN": "Run directory of a trained LM, or an ARPA file (KenLM, SRILM, lm export).",
         "--data": "Corpus to compute the perplexity of (one sentence a line).",
         "--interpolate-with": "Mix with this LM run or ARPA file (same words as RUN's vocabulary).",
-        "--weight": "λ, the feed-forward model's share in the mixture (this run's when both or "
-        "neither are feed-forward); default: fitted on --dev, else at training.",
+        "--weight": "λ, the feed-forward model's share in the mixture (this run's when both or neither are feed-forward); default: fitted on --dev, else at training.",
         "--dev": "Fit the mixture weight (and the cache's share) on this corpus.",
         "--cache": "Mix in the run's cache over the text's last N words (0: none; default: its size).",
         "--cache-weight": "The cache's share, 0..0.999, split over its orders (default: fitted on --dev).",
         "--cache-order": "The cache's n-gram order, 1..5: 1 unigram, 2 + bigram... (default: the run's).",
-        "--cache-decay": "Weigh the word k back by decay^(k-1) in the cache, 0 < decay <= 1 "
-        "(default: the run's).",
-        "--cache-skip": "Leave the N most frequent training words out of the cache (default: "
-        "the run's).",
+        "--cache-decay": "Weigh the word k back by decay^(k-1) in the cache, 0 < decay <= 1 (default: the run's).",
+        "--cache-skip": "Leave the N most frequent training words out of the cache (default: the run's).",
     },
     generate={
         "RUN": "Run directory of a trained LM.",
@@ -132,11 +127,8 @@ def generate(
     how: dict[str, Any] = {"temperature": temperature, "top_k": top_k, "stop_at_eos": until_eos}
     samples = [lm.generate(prompt, max_tokens, seed=seed + i, **how) for i in range(count)]
     screen.unknown_words(samples[0].unknown if samples else [])
-    if json_:
-        print_json([{"text": s.text, "tokens": s.tokens, "unknown": s.unknown} for s in samples])
-        return
-    for s in samples:
-        typer.echo(s.text)
+    rows = [{"text": s.text, "tokens": s.tokens, "unknown": s.unknown} for s in samples]
+    print_result(rows, json_, screen.samples)
 
 
 @app.command("lr-find")

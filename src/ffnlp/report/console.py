@@ -259,6 +259,12 @@ class ConsoleReport:
             words = ", ".join(repr(w) for w in sorted(set(unknown)))
             self.err.print(f"note: not in the vocabulary, read as {UNK}: {words}", markup=False)
 
+    def samples(self, rows: list[dict[str, Any]]) -> None:
+        """`lm generate`: each sample's text on a line of its own, as sampled (no markup, no
+        wrapping)."""
+        for row in rows:
+            self.out.print(row["text"], markup=False, highlight=False, emoji=False, soft_wrap=True)
+
     def arpa(self, arpa: Path, counts: list[int]) -> None:
         """`lm export`: the ARPA file written and its n-gram counts."""
         listed = ", ".join(f"{c:,} {n}-grams" for n, c in enumerate(counts, start=1))
