@@ -6,6 +6,7 @@ table, and an alphabet too large for integer keys."""
 
 from __future__ import annotations
 
+import pickle
 import random
 
 import numpy as np
@@ -87,3 +88,21 @@ def test_the_index_is_made_after_enough_texts_and_follows_a_new_vocabulary() -> 
     many = [["xyz"]] * bag_module._INDEX_AFTER
     assert np.array_equal(bag.transform(many).to_dense().numpy(), _one_by_one(bag, many))
     assert bag._char_index(bag.vocabulary_, 1) not in (None, first)
+
+
+def test_a_pickled_bag_leaves_its_index_behind_and_makes_it_again() -> None:
+    rng = random.Random(5)
+    texts = _texts(rng, 600)
+    bag = BagOfNgrams(char_range=(2, 5), contrast_words=("but",), weighting="count", norm=None)
+    bag.fit(texts, np.zeros(len(texts)))
+    before = bag.transform(texts).to_dense().numpy()  # 600 texts: the index is made
+    assert bag._chars_cache is not None
+    again = pickle.loads(pickle.dumps(bag))
+    assert again._chars_cache is None and again._char_texts == 0
+    assert np.array_equal(again.transform(texts).to_dense().numpy(), before)
+    assert again._chars_cache is not None
+    # a bag pickled before the index existed (no such attributes) still transforms
+    state = {k: v for k, v in bag.__dict__.items() if k not in ("_chars_cache", "_char_texts")}
+    old = BagOfNgrams.__new__(BagOfNgrams)
+    old.__setstate__(state)
+    assert np.array_equal(old.transform(texts).to_dense().numpy(), before)

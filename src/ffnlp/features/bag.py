@@ -250,6 +250,13 @@ class BagOfNgrams:
         self._chars_cache: tuple[dict[str, int], int, _CharGramIndex | None] | None = None
         self._char_texts = 0  # texts transformed before the index was made
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the character n-gram index (made again on use)."""
+        return {**self.__dict__, "_chars_cache": None, "_char_texts": 0}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"_chars_cache": None, "_char_texts": 0, **state})
+
     def _check_params(self) -> None:
         low, high = self.ngram_range
         problems = []
