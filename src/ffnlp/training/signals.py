@@ -26,6 +26,12 @@ class SignalExit(KeyboardInterrupt):
         self.signum = signum
 
 
+# the signals whose SignalExit was raised inside interrupts_as_exceptions and has not come out of
+# it yet: one raised where Python cannot pass an exception on (a __del__, a weakref callback,
+# which print "Exception ignored" and go on) would otherwise be lost, and the run with it
+_PENDING: list[int] = []
+
+
 def _install(handler: Any, signals: tuple[int, ...]) -> dict[int, Any]:
     previous = {}
     try:
@@ -51,6 +57,9 @@ def interrupts_as_flag(target: Interruptible) -> Iterator[None]:
         target.interrupt_signal = signum
 
     previous = _install(handler, (signal.SIGINT, signal.SIGTERM))
+    if _PENDING and previous:  # one arrived before the loop and was lost on the way: stop now
+        target.interrupted, target.interrupt_signal = True, _PENDING[-1]
+        _PENDING.clear()
     try:
         yield
     finally:
@@ -62,9 +71,13 @@ def interrupts_as_flag(target: Interruptible) -> Iterator[None]:
 def interrupts_as_exceptions() -> Iterator[None]:
     """Inside: SIGTERM raises :class:`SignalExit` as SIGINT raises KeyboardInterrupt, instead of
     ending the process on the spot, so that ``finally`` blocks run. A handler someone else
-    installed (not the default one) is left in place."""
+    installed (not the default one) is left in place. A signal whose exception was raised where
+    Python drops exceptions (a ``__del__``: "Exception ignored in ...") is not lost: a training
+    loop started after it stops at once (:func:`interrupts_as_flag`), and the block raises it at
+    its end."""
 
     def handler(signum: int, frame: Any) -> None:
+        _PENDING.append(signum)
         raise SignalExit(signum)
 
     wanted = tuple(
@@ -73,8 +86,16 @@ def interrupts_as_exceptions() -> Iterator[None]:
         if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler)
     )
     previous = _install(handler, wanted)
+    _PENDING.clear()
     try:
         yield
+    except BaseException:
+        _PENDING.clear()  # on its way out (this one, or another error ending the block)
+        raise
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+    if _PENDING:  # raised where it could not come out, and the block went on: it comes out here
+        signum = _PENDING[-1]
+        _PENDING.clear()
+        raise SignalExit(signum)
