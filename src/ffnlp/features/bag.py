@@ -96,6 +96,14 @@ def _unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[starts], counts
 
 
+def _code_points(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) uint32 every character's code point of ``strings`` back to back (a lone surrogate
+    too), and (S,) int64 each string's length."""
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+    joined = "".join(strings).encode("utf-32-le", "surrogatepass")
+    return np.frombuffer(joined, dtype="<u4"), lengths
+
+
 _INDEX_AFTER = 512  # texts transformed (in all) before the character n-gram index is made
 _DIRECT_KEYS = 1 << 20  # an order with at most this many possible keys: a direct table
 
@@ -133,10 +141,10 @@ class _CharGramIndex:
                 grams.append(key[len(CHAR_MARK) + clause :])
                 columns.append(column)
                 in_clause.append(clause)
-        lengths = np.fromiter(map(len, grams), dtype=np.int64, count=len(grams))
-        joined = "".join(grams).encode("utf-32-le", "surrogatepass")
-        points = np.frombuffer(joined, dtype="<u4").astype(np.int64)
-        codes = np.unique(points)  # the alphabet: every character a feature holds, sorted
+        points, lengths = _code_points(grams)
+        codes = np.unique(points).astype(
+            np.int64
+        )  # the alphabet: every character a feature holds, sorted
         base = max(len(codes), 1)
         low, high = char_range
         if base ** max(high, 1) >= 2**62:
@@ -171,9 +179,7 @@ class _CharGramIndex:
         ``in_clause[t]`` whether it is the clause after a contrast word (its marked features)."""
         if not texts or not self.tables:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        joined = "".join(texts).encode("utf-32-le", "surrogatepass")
-        points = np.frombuffer(joined, dtype="<u4")  # one code point per character
+        points, lengths = _code_points(texts)
         # each character's number, -1 for one no feature holds (past the table: none does)
         number = self.numbers[np.minimum(points, len(self.numbers) - 1)]
         text_of = np.repeat(np.arange(len(texts)), lengths)  # (C,) the text of each character
@@ -484,36 +490,31 @@ class BagOfNgrams:
         if not isinstance(token_lists, Sequence):
             token_lists = list(token_lists)
         chars = self._char_index(vocabulary, len(token_lists))
-        if chars is None:
-            for row, tokens in enumerate(token_lists):
-                ids = [i for i in map(get, self._ngrams(tokens)) if i is not None]
-                cols.extend(ids)
-                rows.extend([row] * len(ids))
-                n_docs = row + 1
-        else:  # the word n-grams here, the character n-grams of every text at once (arrays)
-            texts: list[str] = []  # each text's tokens padded as _grams pads them, then clauses'
-            text_rows: list[int] = []
-            in_clause: list[bool] = []
-            for row, tokens in enumerate(token_lists):
+        # with the index: the word n-grams here, the character n-grams of every text at once
+        texts: list[str] = []  # each text's tokens padded as _grams pads them, then clauses'
+        text_rows: list[int] = []
+        in_clause: list[bool] = []
+        for row, tokens in enumerate(token_lists):
+            if chars is None:
+                grams = self._ngrams(tokens)
+            else:
                 grams = self._word_grams(tokens, "")
-                if tokens:
-                    texts.append(f" {' '.join(tokens)} ")
-                    text_rows.append(row)
-                    in_clause.append(False)
                 clause = self._clause(tokens) if self._contrast else ()
                 if clause:
                     grams += self._word_grams(clause, CLAUSE_MARK)
-                    texts.append(f" {' '.join(clause)} ")
-                    text_rows.append(row)
-                    in_clause.append(True)
-                ids = [i for i in map(get, grams) if i is not None]
-                cols.extend(ids)
-                rows.extend([row] * len(ids))
-                n_docs = row + 1
-            char_rows, char_cols = chars.cells(texts, text_rows, in_clause)
+                for part, marked in ((tokens, False), (clause, True)):
+                    if part:
+                        texts.append(f" {' '.join(part)} ")
+                        text_rows.append(row)
+                        in_clause.append(marked)
+            ids = [i for i in map(get, grams) if i is not None]
+            cols.extend(ids)
+            rows.extend([row] * len(ids))
+            n_docs = row + 1
         n_features = len(vocabulary)
         keys = np.asarray(rows, dtype=np.int64) * n_features + np.asarray(cols, dtype=np.int64)
         if chars is not None:
+            char_rows, char_cols = chars.cells(texts, text_rows, in_clause)
             keys = np.concatenate((keys, char_rows * n_features + char_cols))
         cells, tf = _unique_counts(keys)  # sorted: row-major, columns ascending
         row_of = cells // n_features  # (nnz,)
